@@ -5,7 +5,7 @@
  * and basic auth (a bcrypt htpasswd file).
  */
 import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
-import { existsSync, openSync, closeSync } from "node:fs";
+import { existsSync, openSync, closeSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { run } from "../../src/sys/exec.ts";
@@ -49,6 +49,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
   const bin = opts.bin ?? REGISTRY_BIN;
   if (!existsSync(bin)) throw new Error(`${bin} is missing: install the Debian package docker-registry (apt-get install -y docker-registry)`);
   const dir = await mkdtemp(join(tmpdir(), "crio-registry-"));
+  liveDirs.add(dir);
   try {
     await mkdir(join(dir, "storage"));
     const tls = opts.tls ? await makeCerts(dir) : undefined;
@@ -72,6 +73,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
     throw lastErr;
   } catch (e) {
     await rm(dir, { recursive: true, force: true });
+    liveDirs.delete(dir);
     throw e;
   }
 }
@@ -118,8 +120,10 @@ type Proc = ReturnType<typeof Bun.spawn>;
 
 /** Registries still running when the test process exits are killed (a failing test must not leak one). */
 const live = new Set<Proc>();
+const liveDirs = new Set<string>();
 process.on("exit", () => {
   for (const p of live) p.kill("SIGKILL");
+  for (const d of liveDirs) rmSync(d, { recursive: true, force: true });
 });
 
 function makeHandle(
@@ -139,6 +143,7 @@ function makeHandle(
       clearTimeout(t);
       live.delete(proc);
       await rm(dir, { recursive: true, force: true });
+      liveDirs.delete(dir);
     })());
   return {
     host: `127.0.0.1:${port}`,

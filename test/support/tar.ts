@@ -34,7 +34,7 @@ export interface TarEntry {
 export const TAR_MTIME = 1672531200;
 
 /** Serialises entries into an uncompressed tar archive, ending with two zero blocks. */
-export function writeTar(entries: readonly TarEntry[]): Uint8Array {
+export function writeTar(entries: readonly TarEntry[]): Uint8Array<ArrayBuffer> {
   const chunks: Uint8Array[] = [];
   for (const e of entries) {
     const type = e.type ?? "file";
@@ -245,7 +245,7 @@ function isAscii(s: string): boolean {
   return /^[\x01-\x7f]*$/.test(s);
 }
 
-function concat(chunks: Uint8Array[]): Uint8Array {
+function concat(chunks: Uint8Array[]): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
   let off = 0;
   for (const c of chunks) {
