@@ -1,0 +1,35 @@
+/**
+ * Builds ONE executable, dist/crio, with `bun build --compile` and code splitting, so that a
+ * role loads only its own code (the conmon role never evaluates gRPC or image code). The binary
+ * does not auto-load .env, bunfig.toml, tsconfig.json or package.json from its working directory.
+ * Do not `strip` the result: that breaks a compiled Bun binary.
+ */
+const commit = (await Bun.$`git rev-parse --short HEAD`.nothrow().quiet().text()).trim() || "unknown";
+const pkg = await Bun.file(new URL("./package.json", import.meta.url)).json();
+const target = (process.env.CRIO_BUILD_TARGET ?? `bun-linux-${process.arch === "arm64" ? "arm64" : "x64"}`) as Bun.Build.CompileTarget;
+const outfile = process.env.CRIO_BUILD_OUT ?? "dist/crio";
+
+const r = await Bun.build({
+  entrypoints: ["src/main.ts"],
+  compile: {
+    target,
+    outfile,
+    autoloadDotenv: false,
+    autoloadBunfig: false,
+    autoloadTsconfig: false,
+    autoloadPackageJson: false,
+  },
+  splitting: true,
+  minify: true,
+  sourcemap: "none",
+  define: {
+    CRIO_VERSION: JSON.stringify(pkg.version),
+    CRIO_COMMIT: JSON.stringify(commit),
+    CRIO_BUILD_DATE: JSON.stringify(new Date().toISOString()),
+  },
+});
+if (!r.success) {
+  for (const l of r.logs) console.error(l);
+  process.exit(1);
+}
+console.log(`built ${outfile} (${target}, commit ${commit})`);

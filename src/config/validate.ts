@@ -1,0 +1,99 @@
+import { isIP } from "node:net";
+import { isAbsolute } from "node:path";
+import { ConfigError } from "./error.ts";
+import { TABLE_PATH, allFields, type Config } from "./schema.ts";
+
+/** Linux capability names (without CAP_), for default_capabilities. */
+export const CAPABILITIES = [
+  "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
+  "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
+  "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+  "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
+  "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF",
+  "CHECKPOINT_RESTORE",
+];
+
+/** rlimit names accepted in default_ulimits. */
+export const ULIMITS = ["core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack", "as"];
+
+/**
+ * Semantic checks of a loaded configuration; no side effects. Throws ConfigError naming where the
+ * value came from (file, flag or environment), the key, the value and what was expected.
+ */
+export function validate(c: Config, sources: Map<string, string> = new Map()): void {
+  const fail = (table: string, key: string, value: unknown, expected: string): never => {
+    const full = `${table}.${key}`;
+    let src: string | undefined;
+    for (let k = full; k && src === undefined; k = k.includes(".") ? k.slice(0, k.lastIndexOf(".")) : "") src = sources.get(k);
+    const where = src ? (src.startsWith("flag") || src.startsWith("environment") ? src : `config file "${src}"`) : "default";
+    throw new ConfigError(`${where}: key "${full}": value ${JSON.stringify(value)} is not valid: expected ${expected}`);
+  };
+
+  for (const { table, name, field } of allFields()) {
+    const v = (c[table] as Record<string, unknown>)[name];
+    const tp = TABLE_PATH[table];
+    if (field.values && typeof v === "string" && !field.values.includes(v)) fail(tp, field.toml, v, `one of ${field.values.filter((x) => x).join(", ")}`);
+    if (field.kind === "int" && field.min !== undefined && (v as number) < field.min) fail(tp, field.toml, v, `an integer of at least ${field.min}`);
+    if (field.kind === "duration" && typeof v === "string" && v !== "" && parseDuration(v) === undefined)
+      fail(tp, field.toml, v, `a duration such as "30s", "5m" or "1h30m"`);
+    if (field.kind === "path" && typeof v === "string" && v !== "" && !isAbsolute(v)) fail(tp, field.toml, v, "an absolute path");
+  }
+
+  if (!c.crio.root) fail("crio", "root", c.crio.root, "an absolute path");
+  if (!c.crio.runroot) fail("crio", "runroot", c.crio.runroot, "an absolute path");
+  if (!c.api.listen) fail("crio.api", "listen", c.api.listen, "an absolute path");
+  if (!/^\d+$/.test(c.api.streamPort) || Number(c.api.streamPort) > 65535) fail("crio.api", "stream_port", c.api.streamPort, "a port number from 0 to 65535");
+  if (c.api.streamAddress !== "" && isIP(c.api.streamAddress) === 0 && c.api.streamAddress !== "localhost")
+    fail("crio.api", "stream_address", c.api.streamAddress, "an IP address");
+  if (c.api.streamEnableTls && (!c.api.streamTlsCert || !c.api.streamTlsKey))
+    fail("crio.api", "stream_enable_tls", true, "stream_tls_cert and stream_tls_key to be set");
+  if (c.metrics.metricsPort > 65535) fail("crio.metrics", "metrics_port", c.metrics.metricsPort, "a port number from 0 to 65535");
+  if (c.runtime.logSizeMax >= 0 && c.runtime.logSizeMax < 8192) fail("crio.runtime", "log_size_max", c.runtime.logSizeMax, "-1 (unlimited) or at least 8192 bytes");
+  try {
+    new RegExp(c.runtime.logFilter);
+  } catch (e) {
+    fail("crio.runtime", "log_filter", c.runtime.logFilter, `a regular expression (${(e as Error).message})`);
+  }
+  for (const cap of c.runtime.defaultCapabilities) {
+    const n = cap.toUpperCase().replace(/^CAP_/, "");
+    if (!CAPABILITIES.includes(n)) fail("crio.runtime", "default_capabilities", cap, "capability names such as CHOWN or NET_BIND_SERVICE");
+  }
+  for (const kv of c.runtime.defaultSysctls) if (!/^[a-z0-9_.\/-]+=.*/i.test(kv)) fail("crio.runtime", "default_sysctls", kv, "KEY=VALUE");
+  for (const kv of c.runtime.defaultEnv) if (!/^[^=\s]+=.*/.test(kv)) fail("crio.runtime", "default_env", kv, "KEY=VALUE");
+  for (const u of c.runtime.defaultUlimits) {
+    const m = /^([a-z]+)=(-?\d+)(?::(-?\d+))?$/.exec(u);
+    if (!m || !ULIMITS.includes(m[1]!)) fail("crio.runtime", "default_ulimits", u, `name=soft[:hard] with name one of ${ULIMITS.join(", ")}`);
+    else if (m[3] !== undefined && Number(m[3]) !== -1 && Number(m[2]) > Number(m[3])) fail("crio.runtime", "default_ulimits", u, "a soft limit not above the hard limit");
+  }
+  for (const d of c.runtime.additionalDevices) if (!/^\/[^:]+(:\/[^:]+)?(:[rwm]+)?$/.test(d)) fail("crio.runtime", "additional_devices", d, "HOST[:CONTAINER[:PERMISSIONS]] with absolute paths and permissions from rwm");
+
+  const runtimes = c.runtime.runtimes;
+  if (!runtimes[c.runtime.defaultRuntime])
+    fail("crio.runtime", "default_runtime", c.runtime.defaultRuntime, `the name of a runtime handler (${Object.keys(runtimes).join(", ") || "none configured"})`);
+  for (const [name, h] of Object.entries(runtimes)) {
+    const key = `runtimes.${name}`;
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) fail("crio.runtime", key, name, "a handler name of letters, digits, '.', '_' and '-'");
+    if (h.runtimeType !== "oci") fail("crio.runtime", `${key}.runtime_type`, h.runtimeType, `"oci" (vm and pod runtimes are not supported)`);
+    if (h.runtimePath && !isAbsolute(h.runtimePath)) fail("crio.runtime", `${key}.runtime_path`, h.runtimePath, "an absolute path");
+    if (!h.runtimeRoot || !isAbsolute(h.runtimeRoot)) fail("crio.runtime", `${key}.runtime_root`, h.runtimeRoot, "an absolute path");
+    if (h.containerMinMemory < 0) fail("crio.runtime", `${key}.container_min_memory`, h.containerMinMemory, "a non-negative number of bytes");
+    if (h.containerCreateTimeout < 1) fail("crio.runtime", `${key}.container_create_timeout`, h.containerCreateTimeout, "at least 1 second");
+  }
+  for (const p of c.image.pinnedImages) if (p.trim() === "") fail("crio.image", "pinned_images", p, "image names or globs");
+  if (c.image.pauseImage.trim() === "") fail("crio.image", "pause_image", c.image.pauseImage, "an image reference");
+}
+
+/** Parses a Go duration ("1h30m", "500ms", "0s", "10") into milliseconds; a bare number is seconds. */
+export function parseDuration(s: string): number | undefined {
+  if (s === "") return 0;
+  if (/^\d+$/.test(s)) return Number(s) * 1000;
+  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
+  let total = 0;
+  let pos = 0;
+  for (let m = re.exec(s); m; m = re.exec(s)) {
+    total += Number(m[1]) * unit[m[2]!]!;
+    pos = re.lastIndex;
+  }
+  return pos === s.length && pos > 0 ? total : undefined;
+}

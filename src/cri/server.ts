@@ -1,0 +1,83 @@
+import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { chmod, mkdir, stat, unlink } from "node:fs/promises";
+import { connect } from "node:net";
+import { dirname } from "node:path";
+import { RuntimeError } from "../errors.ts";
+import { log } from "../log/index.ts";
+import { ImageService, RuntimeService } from "../gen/runtime/v1/api_pb.ts";
+import { bridge, type Gate } from "./bridge.ts";
+import { imageService } from "./image-service.ts";
+import { runtimeService, type Services } from "./runtime-service.ts";
+
+export interface ServeOptions {
+  socket: string;
+  maxSendBytes: number;
+  maxRecvBytes: number;
+  services: Services;
+  gate: Gate;
+}
+
+/** The CRI gRPC server on a unix socket. */
+export interface CriServer {
+  /** Stops accepting, lets calls in flight finish (bounded), removes the socket. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Listens on the unix socket: creates its directory, refuses a socket another live daemon
+ * answers on, replaces a stale one, and sets mode 0660.
+ */
+export async function serve(o: ServeOptions): Promise<CriServer> {
+  await mkdir(dirname(o.socket), { recursive: true, mode: 0o755 });
+  await claimSocket(o.socket);
+  const server = new Server({
+    "grpc.max_send_message_length": o.maxSendBytes,
+    "grpc.max_receive_message_length": o.maxRecvBytes,
+  });
+  const rt = bridge(RuntimeService, runtimeService(o.services) as unknown as Record<string, unknown>, o.gate);
+  const img = bridge(ImageService, imageService(o.services) as unknown as Record<string, unknown>, o.gate);
+  server.addService(rt.definition, rt.implementation);
+  server.addService(img.definition, img.implementation);
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(`unix:${o.socket}`, ServerCredentials.createInsecure(), (err) => (err ? reject(new RuntimeError("unavailable", `listen on "${o.socket}": ${err.message}`, { cause: err })) : resolve())),
+  );
+  await chmod(o.socket, 0o660);
+  return {
+    async stop(graceMs = 10_000) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          log.warn("calls still in flight at shutdown; closing them", { graceMs });
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+      await unlink(o.socket).catch(() => {});
+    },
+  };
+}
+
+// --- internal ---
+
+async function claimSocket(path: string): Promise<void> {
+  let st;
+  try {
+    st = await stat(path);
+  } catch {
+    return;
+  }
+  if (!st.isSocket()) throw new RuntimeError("failed-precondition", `"${path}" exists and is not a socket`);
+  const alive = await new Promise<boolean>((resolve) => {
+    const s = connect(path);
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+  if (alive) throw new RuntimeError("already-exists", `another daemon is already listening on "${path}"`);
+  await unlink(path);
+}

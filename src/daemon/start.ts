@@ -1,0 +1,162 @@
+import { access, constants, mkdir } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { delimiter, join } from "node:path";
+import { loadConfig, type LoadOptions } from "../config/load.ts";
+import { renderConfig } from "../config/render.ts";
+import type { Config } from "../config/schema.ts";
+import { serve, type CriServer } from "../cri/server.ts";
+import type { Condition, Services } from "../cri/runtime-service.ts";
+import { RuntimeError, messageOf } from "../errors.ts";
+import { log, setLogFilter, setLogFormat, setLogLevel, type LogFormat, type LogLevelName } from "../log/index.ts";
+import { COMMIT, VERSION } from "../version.ts";
+import { applyReloadable, reloadableChanges } from "./reload.ts";
+
+export interface DaemonOptions {
+  load: LoadOptions;
+  logFormat: LogFormat;
+}
+
+/**
+ * The composition root: loads the configuration, builds the services, recovers state, serves
+ * the CRI socket, and handles SIGHUP (reload) and SIGTERM/SIGINT (graceful stop). Resolves with
+ * the process exit code when the daemon has stopped.
+ */
+export async function runDaemon(o: DaemonOptions): Promise<number> {
+  setLogFormat(o.logFormat);
+  let loaded;
+  try {
+    loaded = await loadConfig(o.load);
+  } catch (e) {
+    log.fatal(`invalid configuration: ${messageOf(e)}`);
+    return 1;
+  }
+  let config = loaded.config;
+  applyLogConfig(config);
+  log.info(`Starting crio, version: ${VERSION}, git commit: ${COMMIT}`);
+  for (const f of loaded.files) log.info(`Loaded configuration file "${f}"`);
+  if (loaded.files.length === 0) log.info(`No configuration file found at "${o.load.configFile}"; using defaults`);
+  for (const w of loaded.warnings) log.warn(w);
+
+  const cgroupDriver = pickCgroupDriver(config);
+  let podCidr = "";
+  let ready = false;
+  const services: Services = {
+    conditions: async () => [await runtimeCondition(config), networkCondition()],
+    handlers: () => {
+      const names = Object.keys(config.runtime.runtimes);
+      const entry = (name: string) => ({ name, recursiveReadOnlyMounts: false, userNamespaces: false });
+      return [entry(""), ...names.map(entry)];
+    },
+    configJson: () => JSON.stringify(config),
+    cgroupDriver: () => cgroupDriver,
+    setPodCidr: (cidr) => {
+      if (cidr !== podCidr) log.info(`pod CIDR set to "${cidr}"`);
+      podCidr = cidr;
+    },
+  };
+
+  let server: CriServer;
+  try {
+    await mkdir(config.crio.root, { recursive: true, mode: 0o711 });
+    await mkdir(config.crio.runroot, { recursive: true, mode: 0o711 });
+    server = await serve({
+      socket: config.api.listen,
+      maxSendBytes: config.api.grpcMaxSendMsgSize,
+      maxRecvBytes: config.api.grpcMaxRecvMsgSize,
+      services,
+      gate: (method) => (ready || method === "Version" ? undefined : new RuntimeError("unavailable", "the runtime is starting: state recovery is not finished")),
+    });
+  } catch (e) {
+    log.fatal(`cannot start: ${messageOf(e)}`);
+    return 1;
+  }
+  ready = true;
+  log.info(`Listening on "${config.api.listen}"`);
+
+  return await new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = async (sig: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info(`Received ${sig}: shutting down`);
+      await server.stop();
+      log.info("Stopped");
+      resolve(0);
+    };
+    process.on("SIGTERM", () => void stop("SIGTERM"));
+    process.on("SIGINT", () => void stop("SIGINT"));
+    process.on("SIGHUP", () => {
+      void (async () => {
+        log.info(`reloading configuration "${o.load.configFile}"`);
+        try {
+          const next = await loadConfig(o.load);
+          for (const w of next.warnings) log.warn(w);
+          const changes = reloadableChanges(config, next.config);
+          config = applyReloadable(config, next.config);
+          applyLogConfig(config);
+          for (const c of changes) log.info(`set config ${c.key} to ${JSON.stringify(c.value)}`);
+          if (changes.length === 0) log.info("configuration reloaded: no reloadable option changed");
+        } catch (e) {
+          log.error(`configuration reload failed; keeping the running configuration: ${messageOf(e)}`);
+        }
+      })();
+    });
+  });
+}
+
+/** Prints the effective configuration (or the defaults) as commented TOML. */
+export async function printConfig(load: LoadOptions): Promise<number> {
+  try {
+    const { config } = await loadConfig(load);
+    process.stdout.write(renderConfig(config));
+    return 0;
+  } catch (e) {
+    process.stderr.write(`crio config: ${messageOf(e)}\n`);
+    return 1;
+  }
+}
+
+// --- internal ---
+
+function applyLogConfig(c: Config): void {
+  const level = (c.runtime.logLevel === "warning" ? "warn" : c.runtime.logLevel) as LogLevelName;
+  setLogLevel(level);
+  setLogFilter(c.runtime.logFilter);
+}
+
+function pickCgroupDriver(c: Config): "systemd" | "cgroupfs" {
+  if (c.runtime.cgroupManager === "cgroupfs") return "cgroupfs";
+  if (existsSync("/run/systemd/system")) return "systemd";
+  log.warn("cgroup_manager is \"systemd\" but systemd is not running as PID 1; falling back to \"cgroupfs\"");
+  return "cgroupfs";
+}
+
+async function runtimeCondition(c: Config): Promise<Condition> {
+  const name = c.runtime.defaultRuntime;
+  const h = c.runtime.runtimes[name];
+  const path = h?.runtimePath || (await lookPath(name));
+  if (!path) return { type: "RuntimeReady", status: false, reason: "RuntimeNotFound", message: `runtime "${name}" not found in $PATH` };
+  try {
+    await access(path, constants.X_OK);
+  } catch {
+    return { type: "RuntimeReady", status: false, reason: "RuntimeNotExecutable", message: `runtime "${name}" at "${path}" is not executable` };
+  }
+  return { type: "RuntimeReady", status: true, reason: "", message: "" };
+}
+
+function networkCondition(): Condition {
+  return { type: "NetworkReady", status: false, reason: "NetworkPluginNotReady", message: "Network plugin returns error: cni plugin not initialized" };
+}
+
+/** Finds an executable in $PATH. */
+export async function lookPath(name: string): Promise<string | undefined> {
+  for (const dir of (process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(delimiter)) {
+    const p = join(dir, name);
+    try {
+      await access(p, constants.X_OK);
+      return p;
+    } catch {}
+  }
+  return undefined;
+}
+

@@ -1,0 +1,14 @@
+/**
+ * The one executable. `crio conmon …` (the container monitor, once per container) is
+ * dispatched before anything else is loaded, so that role never evaluates the CLI, gRPC or
+ * image code; every other command goes through the CLI, whose subcommands load lazily.
+ */
+const argv = process.argv.slice(2);
+if (argv[0] === "conmon") {
+  const { runConmon } = await import("./conmon/main.ts");
+  process.exit(await runConmon(argv.slice(1)));
+} else {
+  const { runCli } = await import("./cli/index.ts");
+  process.exit(await runCli(argv));
+}
+export {};
