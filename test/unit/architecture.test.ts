@@ -1,0 +1,44 @@
+// The layering rules of STYLE.md §3.2, as a test: a rule that is not tested won't hold.
+import { expect, test } from "bun:test";
+
+const DOMAIN_FORBIDDEN = /@grpc\/grpc-js|from "(\.\.\/)+cri\/|^import (?!type)[^;]*\/gen\//m;
+const rules: Array<[string, RegExp, string]> = [
+  ["src/conmon/", /from "(\.\.\/)+(cri|gen|image|sandbox|container|daemon|network|config|cli|storage|oci)\/|@grpc|@bufbuild|citty|smol-toml/, "the monitor imports only sys/, util/, log/, errors.ts and its own files"],
+  ["src/sandbox/", DOMAIN_FORBIDDEN, "no gRPC and only type imports of generated code"],
+  ["src/container/", DOMAIN_FORBIDDEN, "no gRPC and only type imports of generated code"],
+  ["src/image/", DOMAIN_FORBIDDEN, "no gRPC and only type imports of generated code"],
+  ["src/network/", DOMAIN_FORBIDDEN, "no gRPC and only type imports of generated code"],
+  ["src/storage/", DOMAIN_FORBIDDEN, "no gRPC and only type imports of generated code"],
+  ["src/oci/", DOMAIN_FORBIDDEN, "no gRPC and only type imports of generated code"],
+  ["src/monitor/", DOMAIN_FORBIDDEN, "no gRPC and only type imports of generated code"],
+  ["src/store/", DOMAIN_FORBIDDEN, "no gRPC"],
+];
+
+test.each(rules)("%s respects the import rules (%#)", async (dir, re) => {
+  const bad: string[] = [];
+  for await (const f of new Bun.Glob(`${dir}**/*.ts`).scan(".")) if (re.test(await Bun.file(f).text())) bad.push(f);
+  expect(bad).toEqual([]);
+});
+
+test("gRPC is imported only under src/cri/", async () => {
+  const bad: string[] = [];
+  for await (const f of new Bun.Glob("src/**/*.ts").scan("."))
+    if (!f.startsWith("src/cri/") && /@grpc\/grpc-js/.test(await Bun.file(f).text())) bad.push(f);
+  expect(bad).toEqual([]);
+});
+
+test("bun:ffi is used only under src/sys/", async () => {
+  const bad: string[] = [];
+  for await (const f of new Bun.Glob("src/**/*.ts").scan("."))
+    if (!f.startsWith("src/sys/") && /from "bun:ffi"/.test(await Bun.file(f).text())) bad.push(f);
+  expect(bad).toEqual([]);
+});
+
+test("nothing below cli/ imports daemon/ or cri/", async () => {
+  const bad: string[] = [];
+  for await (const f of new Bun.Glob("src/**/*.ts").scan(".")) {
+    if (/^src\/(cli|daemon|cri)\//.test(f) || f === "src/main.ts") continue;
+    if (/from "(\.\.\/)+(daemon|cri)\//.test(await Bun.file(f).text())) bad.push(f);
+  }
+  expect(bad).toEqual([]);
+});
