@@ -1,0 +1,243 @@
+/**
+ * Pinned pod namespaces (net, ipc, uts): namespaces bind-mounted onto files so they outlive every
+ * process, as CRI-O's `pinns` helper does. The daemon never unshares itself (a Bun process is
+ * multi-threaded; see DESIGN.md), so ONE child process does all the work:
+ *
+ *   unshare --net=<dir>/net/<id> --ipc=<dir>/ipc/<id> --uts=<dir>/uts/<id> -- /bin/sh -c SCRIPT …
+ *
+ * util-linux `unshare` creates the namespaces and bind-mounts them onto the files; the shell, which
+ * already lives inside them, brings `lo` up (`ip link set lo up`), writes the hostname to
+ * /proc/sys/kernel/hostname and the sysctls to /proc/sys/… (/proc/sys/net, kernel/shm*, kernel/msg*,
+ * kernel/sem, fs/mqueue and kernel/hostname reflect the namespaces of the writing process).
+ *
+ * The pin directory is made a private bind mount of itself first, so the nsfs mounts do not
+ * propagate into (and are not kept alive by) mount namespaces that copy the host's tree.
+ * Unpinning is umount2(MNT_DETACH) through bun:ffi plus unlink, and is idempotent.
+ */
+import { dlopen, FFIType, read, type Pointer } from "bun:ffi";
+import { mkdirSync, readFileSync, realpathSync, statSync, unlinkSync, writeFileSync, existsSync } from "node:fs";
+import { join, delimiter } from "node:path";
+import { RuntimeError, invalid } from "../errors.ts";
+import { run, runRaw, ExecError } from "./exec.ts";
+
+/** Which namespaces to pin, and what to set inside them. */
+export interface PinOptions {
+  net?: boolean;
+  ipc?: boolean;
+  uts?: boolean;
+  /** Set in the new UTS namespace (requires uts). */
+  hostname?: string;
+  /** Namespaced sysctls ("net.ipv4.ip_unprivileged_port_start" → "0"); each needs its namespace pinned. */
+  sysctls?: Record<string, string>;
+}
+
+/** Paths of the pinned namespace files (only the kinds that were asked for). */
+export interface PinnedNamespaces {
+  net?: string;
+  ipc?: string;
+  uts?: string;
+}
+
+/** Pins new net/ipc/uts namespaces under `dir` (<dir>/<kind>/<id>) with one child process; undone on failure. */
+export async function pinNamespaces(dir: string, id: string, o: PinOptions): Promise<PinnedNamespaces> {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(id)) throw invalid(`invalid namespace pin id "${id}"`);
+  const kinds = (["net", "ipc", "uts"] as const).filter((k) => o[k]);
+  if (kinds.length === 0) return {};
+  if (o.hostname !== undefined && !o.uts) throw invalid("a hostname needs a pinned uts namespace");
+  if (o.hostname !== undefined && (o.hostname.length > 64 || !/^[^\x00-\x20/]*$/.test(o.hostname)))
+    throw invalid(`invalid hostname "${o.hostname}"`);
+  const sysctls = Object.entries(o.sysctls ?? {}).map(([k, v]) => [sysctlPath(k, o), String(v)] as const);
+
+  const tools = requireTools(o.net ? ["unshare", "ip"] : ["unshare"]);
+  mkdirSync(dir, { recursive: true, mode: 0o711 });
+  dir = realpathSync(dir); // mountinfo shows resolved paths
+  await ensurePrivateMount(dir);
+  const paths: PinnedNamespaces = {};
+  for (const k of kinds) {
+    mkdirSync(join(dir, k), { recursive: true, mode: 0o711 });
+    const p = join(dir, k, id);
+    if (isMountPoint(p)) throw new RuntimeError("already-exists", `${k} namespace for "${id}" is already pinned at ${p}`);
+    writeFileSync(p, "", { mode: 0o444 });
+    paths[k] = p;
+  }
+  const argv = [tools.unshare!, ...kinds.map((k) => `--${k}=${paths[k]}`), "--", "/bin/sh", "-c", SCRIPT, "pin"];
+  argv.push(o.net ? tools.ip! : "", o.hostname ?? "");
+  for (const [p, v] of sysctls) argv.push(p, v);
+  const r = await runRaw(argv, { timeoutMs: 30_000 });
+  if (r.code !== 0) {
+    await unpinNamespaces(paths).catch(() => {});
+    throw new RuntimeError("internal", `pin namespaces of "${id}": ${tools.unshare} failed (exit ${r.code ?? "?"}): ${r.stderr.trim().slice(-2000)}`);
+  }
+  return paths;
+}
+
+/** Unmounts (MNT_DETACH) and removes pinned namespace files; missing or unmounted files are fine. */
+export async function unpinNamespaces(paths: PinnedNamespaces): Promise<void> {
+  const failures: string[] = [];
+  for (const p of [paths.net, paths.ipc, paths.uts]) {
+    if (!p) continue;
+    if (isMountPoint(p)) {
+      const rc = libc().umount2(Buffer.from(p + "\0"), MNT_DETACH);
+      if (rc !== 0 && isMountPoint(p)) {
+        failures.push(`umount ${p}: errno ${errno()}`);
+        continue;
+      }
+    }
+    try {
+      unlinkSync(p);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") failures.push(`remove ${p}: ${(e as Error).message}`);
+    }
+  }
+  if (failures.length) throw new RuntimeError("internal", `unpin namespaces: ${failures.join("; ")}`);
+}
+
+/** True when `path` is a live pinned namespace (a mount point, as nsfs bind mounts are). */
+export function isNamespacePinned(path: string): boolean {
+  return existsSync(path) && isMountPoint(path);
+}
+
+/** Undoes the private bind mount of a pin directory (tests, uninstall); pins inside are detached too. */
+export async function releasePinDir(dir: string): Promise<void> {
+  let real: string;
+  try {
+    real = realpathSync(dir);
+  } catch {
+    return;
+  }
+  privateDirs.delete(real);
+  if (isMountPoint(real) && libc().umount2(Buffer.from(real + "\0"), MNT_DETACH) !== 0 && isMountPoint(real))
+    throw new RuntimeError("internal", `umount ${real}: errno ${errno()}`);
+}
+
+/** argv that runs `argv` inside the given pinned namespaces (nsenter from util-linux). */
+export function nsenterCommand(ns: PinnedNamespaces, argv: string[]): string[] {
+  const { nsenter } = requireTools(["nsenter"]);
+  const flags = (["net", "ipc", "uts"] as const).filter((k) => ns[k]).map((k) => `--${k}=${ns[k]}`);
+  return [nsenter!, ...flags, "--", ...argv];
+}
+
+/** Resolves the helper binaries by name; throws failed-precondition naming the package when one is missing. */
+export function requireTools(names: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  const missing: string[] = [];
+  for (const n of names) {
+    const p = which(n);
+    if (p) out[n] = p;
+    else missing.push(`${n} (${PACKAGE_OF[n] ?? n})`);
+  }
+  if (missing.length)
+    throw new RuntimeError("failed-precondition", `pod namespaces need ${missing.join(", ")}: not found in PATH or ${SBIN.join(":")}`);
+  return out;
+}
+
+// --- internal ---
+
+// $1 = path of ip (bring lo up) or "", $2 = hostname or "", then pairs of /proc/sys-relative path and value.
+const SCRIPT = `ip=$1; h=$2; shift 2
+if [ -n "$ip" ]; then "$ip" link set lo up || exit 1; fi
+if [ -n "$h" ]; then printf %s "$h" > /proc/sys/kernel/hostname || exit 1; fi
+while [ $# -gt 1 ]; do
+  printf %s "$2" > "/proc/sys/$1" || { echo "cannot set sysctl $1=$2" >&2; exit 1; }
+  shift 2
+done`;
+
+const PACKAGE_OF: Record<string, string> = { unshare: "util-linux", nsenter: "util-linux", ip: "iproute2", mount: "util-linux" };
+const SBIN = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+const MNT_DETACH = 2;
+const privateDirs = new Set<string>();
+const whichCache = new Map<string, string | undefined>();
+
+function which(name: string): string | undefined {
+  if (whichCache.has(name)) return whichCache.get(name);
+  const dirs = [...(process.env.PATH ?? "").split(delimiter).filter(Boolean), ...SBIN];
+  let found: string | undefined;
+  for (const d of dirs) {
+    try {
+      const p = join(d, name);
+      if (statSync(p).isFile()) {
+        found = p;
+        break;
+      }
+    } catch {
+      // not in this directory
+    }
+  }
+  whichCache.set(name, found);
+  return found;
+}
+
+/** Maps a sysctl name to its /proc/sys path and checks it belongs to a pinned namespace (as runc does). */
+function sysctlPath(key: string, o: PinOptions): string {
+  if (!/^[A-Za-z0-9_\-./]+$/.test(key) || key.includes("..") || key.startsWith(".") || key.startsWith("/"))
+    throw invalid(`invalid sysctl name "${key}"`);
+  // Kubernetes' convention: "." separates levels and "/" stands for a literal dot (net.ipv4.conf.eth0/100.forwarding).
+  const path = key.replace(/[./]/g, (c) => (c === "." ? "/" : "."));
+  const dotted = path.replace(/\//g, ".");
+  const ipc = dotted === "kernel.sem" || /^kernel\.(shm|msg)/.test(dotted) || dotted.startsWith("fs.mqueue.");
+  const uts = dotted === "kernel.hostname" || dotted === "kernel.domainname";
+  if (dotted.startsWith("net.")) {
+    if (!o.net) throw invalid(`sysctl "${key}" needs a pod network namespace (host network pods cannot set it)`);
+  } else if (ipc) {
+    if (!o.ipc) throw invalid(`sysctl "${key}" needs a pod ipc namespace (host ipc pods cannot set it)`);
+  } else if (uts) {
+    if (!o.uts) throw invalid(`sysctl "${key}" needs a pod uts namespace`);
+  } else throw invalid(`sysctl "${key}" is not namespaced and cannot be set for a pod`);
+  return path;
+}
+
+/** Makes `dir` a private bind mount of itself, once per process (like `ip netns` does for /run/netns). */
+async function ensurePrivateMount(dir: string): Promise<void> {
+  if (privateDirs.has(dir)) return;
+  const { mount } = requireTools(["mount"]);
+  try {
+    if (!isMountPoint(dir)) await run([mount!, "--bind", dir, dir]);
+    await run([mount!, "--make-private", dir]);
+  } catch (e) {
+    const msg = e instanceof ExecError ? e.message : String(e);
+    throw new RuntimeError("internal", `make ${dir} a private mount: ${msg}`, { cause: e });
+  }
+  privateDirs.add(dir);
+}
+
+/** True when `path` is a mount point in our mount namespace (/proc/self/mountinfo, field 5). */
+function isMountPoint(path: string): boolean {
+  let info: string;
+  try {
+    info = readFileSync("/proc/self/mountinfo", "utf8");
+  } catch {
+    return false;
+  }
+  for (const line of info.split("\n")) {
+    const mp = line.split(" ")[4];
+    if (mp && unescapeMountPath(mp) === path) return true;
+  }
+  return false;
+}
+
+function unescapeMountPath(s: string): string {
+  return s.includes("\\") ? s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))) : s;
+}
+
+type Libc = { umount2: (target: Buffer, flags: number) => number; errnoPtr: () => Pointer | null };
+let libcCache: Libc | undefined;
+
+/** libc, opened on first use so importing this module never loads it. */
+function libc(): Libc {
+  if (libcCache) return libcCache;
+  const lib = dlopen("libc.so.6", {
+    umount2: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+    __errno_location: { args: [], returns: FFIType.ptr },
+  });
+  libcCache = {
+    umount2: (t, f) => lib.symbols.umount2(t, f) as number,
+    errnoPtr: () => lib.symbols.__errno_location() as Pointer | null,
+  };
+  return libcCache;
+}
+
+/** errno right after a failed call (best effort: read through __errno_location). */
+function errno(): number {
+  const p = libc().errnoPtr();
+  return p ? read.i32(p, 0) : -1;
+}
