@@ -1,5 +1,5 @@
 /** Persistence primitives used by the domain folders. */
 export { writeFileAtomic, fsyncDir } from "./atomic-file.ts";
-export { Record, RecordDir } from "./record-file.ts";
+export { StoredRecord, RecordDir } from "./record-file.ts";
 export { NameIndex } from "./names.ts";
 export { IdIndex } from "./id-index.ts";

@@ -11,7 +11,7 @@ const VERSION = 1;
  * `<dir>/status.json` (versioned, replaced atomically on every change). Updates run one at a
  * time and are published in memory only after they are on disk.
  */
-export class Record<M, S> {
+export class StoredRecord<M, S> {
   readonly #serial = new Serial();
   #status: Readonly<S>;
   constructor(
@@ -42,7 +42,7 @@ export class RecordDir<M, S> {
   constructor(readonly root: string) {}
 
   /** Creates `<root>/<id>/` with its meta and first status; fails if the id exists. */
-  async create(id: string, meta: M, status: S): Promise<Record<M, S>> {
+  async create(id: string, meta: M, status: S): Promise<StoredRecord<M, S>> {
     const dir = join(this.root, id);
     await mkdir(this.root, { recursive: true, mode: 0o700 });
     try {
@@ -54,11 +54,11 @@ export class RecordDir<M, S> {
     await writeFileAtomic(join(dir, "status.json"), JSON.stringify({ v: VERSION, data: status }));
     // meta.json last: a directory without it is an unfinished creation, removed at load.
     await writeFileAtomic(join(dir, "meta.json"), JSON.stringify({ v: VERSION, data: meta }));
-    return new Record(dir, meta, status);
+    return new StoredRecord(dir, meta, status);
   }
 
   /** Loads every complete record; unfinished ones (no meta.json) are removed and reported. */
-  async loadAll(onBroken: (id: string, why: string) => void): Promise<Array<Record<M, S>>> {
+  async loadAll(onBroken: (id: string, why: string) => void): Promise<Array<StoredRecord<M, S>>> {
     let ids: string[];
     try {
       ids = await readdir(this.root);
@@ -66,13 +66,13 @@ export class RecordDir<M, S> {
       if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
       throw e;
     }
-    const out: Array<Record<M, S>> = [];
+    const out: Array<StoredRecord<M, S>> = [];
     for (const id of ids) {
       const dir = join(this.root, id);
       try {
         const meta = unwrap<M>(await readFile(join(dir, "meta.json"), "utf8"));
         const status = unwrap<S>(await readFile(join(dir, "status.json"), "utf8"));
-        out.push(new Record(dir, meta, status));
+        out.push(new StoredRecord(dir, meta, status));
       } catch (e) {
         onBroken(id, (e as Error).message);
         await rm(dir, { recursive: true, force: true });

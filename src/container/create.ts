@@ -1,0 +1,161 @@
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { dirname, isAbsolute, join, normalize } from "node:path";
+import type { ContainerConfig, PodSandboxConfig } from "../gen/runtime/v1/api_pb.ts";
+import { invalid, notFound, precondition, wrap } from "../errors.ts";
+import { NS, type SandboxView } from "../sandbox/index.ts";
+import type { StoredRecord } from "../store/index.ts";
+import { readInRoot } from "../sys/securejoin.ts";
+import { newId } from "../util/id.ts";
+import { Undo } from "../util/undo.ts";
+import type { ContainerDeps } from "./deps.ts";
+import type { ContainerMeta, ContainerRunState } from "./record.ts";
+import type { NamespaceRef, PodNamespaces } from "./spec/types.ts";
+
+/** What CreateContainer hands the domain. */
+export interface CreateInput {
+  podSandboxId: string;
+  config: ContainerConfig;
+  /** The request's sandbox config (or the stored one when the request had none). */
+  sandboxConfig: PodSandboxConfig;
+  configJson: unknown;
+}
+
+/**
+ * CreateContainer: reserve the name, resolve the image, mount the root filesystem, build the
+ * OCI spec and bundle, and have a monitor run `runtime create`. Every step is undone on failure.
+ */
+export async function createContainer(d: ContainerDeps, input: CreateInput, targetPid: (id: string) => number | undefined, onCreated: (rec: StoredRecord<ContainerMeta, ContainerRunState>) => void): Promise<StoredRecord<ContainerMeta, ContainerRunState>> {
+  const { config } = input;
+  const md = config.metadata;
+  if (!md?.name) throw invalid("ContainerConfig.Metadata.Name is required");
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(md.name)) throw invalid(`invalid container name "${md.name}"`);
+  const ref = config.image?.image ?? "";
+  if (!ref) throw invalid("ContainerConfig.Image.Image is required");
+  const sb = d.sandboxes.get(input.podSandboxId);
+  if (sb.status.state !== "ready") throw precondition(`pod sandbox "${sb.meta.id}" is not ready`);
+  const logRel = config.logPath;
+  if (logRel && (isAbsolute(logRel) || normalize(logRel).startsWith(".."))) throw invalid(`invalid log path "${logRel}": it must stay inside the pod's log directory`);
+  for (const m of config.mounts) if (!isAbsolute(m.containerPath) || (m.hostPath && !isAbsolute(m.hostPath))) throw invalid(`mount paths must be absolute: "${m.hostPath}" → "${m.containerPath}"`);
+
+  const pod = sb.meta.metadata;
+  const name = `k8s_${md.name}_${pod.name}_${pod.namespace}_${pod.uid}_${md.attempt}`;
+  const id = newId();
+  const log = d.log.withTag("container");
+  const settings = d.settings();
+  await using undo = new Undo(log);
+  d.names.reserve(name, id);
+  undo.defer("release name", () => d.names.release(name, id));
+
+  const image = await d.images.forCreate(ref);
+  if (!image) throw notFound("image", ref);
+
+  const rootfs = await d.rootfs.create(id, image.layers).catch((e) => { throw wrap(e, "create root filesystem"); });
+  undo.defer("remove root filesystem", () => d.rootfs.remove(id));
+  const bundle = join(d.paths.runroot, "containers", id);
+  await mkdir(bundle, { recursive: true, mode: 0o700 });
+  undo.defer("remove bundle", () => rm(bundle, { recursive: true, force: true }));
+
+  const logPath = sb.meta.logDirectory && logRel ? join(sb.meta.logDirectory, logRel) : join(settings.logDir, sb.meta.id, `${id}.log`);
+  await mkdir(dirname(logPath), { recursive: true, mode: 0o755 });
+
+  for (const m of config.mounts) {
+    if (m.hostPath && !existsSync(m.hostPath)) await mkdir(m.hostPath, { recursive: true, mode: 0o755 }).catch((e) => { throw wrap(e, `create mount source "${m.hostPath}"`); });
+  }
+
+  const nso = config.linux?.securityContext?.namespaceOptions;
+  let targetPidNs: string | undefined;
+  if (nso?.pid === NS.TARGET) {
+    const pid = targetPid(nso.targetId);
+    if (!pid) throw notFound("target container", nso.targetId);
+    targetPidNs = `/proc/${pid}/ns/pid`;
+  }
+  const runtime = d.runtime(sb.meta.runtimeHandler);
+  const created = new Date();
+  const built = (() => {
+    try {
+      return d.buildSpec({
+        id, name, config,
+        sandbox: sandboxInput(sb, input.sandboxConfig),
+        image: { config: image.config, id: image.id, name: image.name, userRequested: ref },
+        rootfs, runDir: bundle, logPath,
+        cgroupManager: settings.cgroupManager,
+        etcPasswd: readInRoot(rootfs, "/etc/passwd"),
+        etcGroup: readInRoot(rootfs, "/etc/group"),
+        targetPidNamespace: targetPidNs,
+        created: created.toISOString(),
+        defaults: settings.defaults,
+        host: d.host,
+        io: d.io,
+      });
+    } catch (e) {
+      throw wrap(e, "build OCI spec");
+    }
+  })();
+  for (const w of built.warnings) log.warn(w, { id });
+  for (const f of built.files) {
+    await mkdir(dirname(f.path), { recursive: true });
+    await writeFile(f.path, f.content, { mode: f.mode });
+  }
+  await writeFile(join(bundle, "config.json"), JSON.stringify(built.spec), { mode: 0o600 });
+
+  undo.defer("delete runtime container", async () => {
+    await runtime.delete(id, true).catch(() => {});
+    await d.monitor.cleanup(id);
+  });
+  const { pid } = await d.monitor
+    .create({ id, bundle, runtime, logPath, terminal: config.tty, stdin: config.stdin, stdinOnce: config.stdinOnce, logSizeMax: settings.logSizeMax, timeoutMs: settings.containerCreateTimeoutS * 1000 })
+    .catch((e) => { throw wrap(e, "runtime create"); });
+
+  const meta: ContainerMeta = {
+    id, name,
+    sandboxId: sb.meta.id,
+    metadata: { name: md.name, attempt: md.attempt },
+    configJson: input.configJson,
+    image: { id: image.id, name: image.name, userRequested: ref },
+    logPath,
+    createdAt: created.getTime(),
+    labels: { ...config.labels },
+    annotations: { ...config.annotations },
+    stopSignal: built.stopSignal,
+    user: built.user,
+    mounts: config.mounts.map((m) => ({ containerPath: m.containerPath, hostPath: m.hostPath, readonly: m.readonly, propagation: m.propagation, selinuxRelabel: m.selinuxRelabel })),
+    tty: config.tty,
+    stdin: config.stdin,
+    stdinOnce: config.stdinOnce,
+    runtimeHandler: sb.meta.runtimeHandler,
+    bundle,
+    seccomp: built.seccompRef,
+  };
+  const rec = await d.records.create(id, meta, { state: "created", pid }).catch((e) => { throw wrap(e, "write container record"); });
+  onCreated(rec);
+  undo.commit();
+  log.info(`Created container ${id}: ${pod.namespace}/${pod.name}/${md.name}`, { id });
+  return rec;
+}
+
+/** The spec builder's view of a pod. */
+export function sandboxInput(sb: SandboxView, config: PodSandboxConfig) {
+  const o = sb.meta.namespaceOptions;
+  const path = (p: string | undefined): NamespaceRef => (p ? { path: p } : "new");
+  const namespaces: PodNamespaces = {
+    network: o.network === NS.NODE ? "host" : path(sb.status.namespaces.net),
+    ipc: o.ipc === NS.NODE ? "host" : path(sb.status.namespaces.ipc),
+    uts: o.network === NS.NODE ? "host" : path(sb.status.namespaces.uts),
+    pid: o.pid === NS.NODE ? "host" : o.pid === NS.POD && sb.status.infraPid ? { path: `/proc/${sb.status.infraPid}/ns/pid` } : "new",
+  };
+  return {
+    id: sb.meta.id,
+    name: sb.meta.name,
+    config,
+    hostname: sb.meta.hostname,
+    namespaces,
+    shmPath: sb.status.shmPath === "/dev/shm" ? undefined : sb.status.shmPath,
+    hostnamePath: sb.status.hostnamePath,
+    resolvConfPath: sb.status.resolvConfPath,
+    cgroupParent: sb.meta.cgroupParent,
+    ips: sb.status.ips,
+    runtimeHandler: sb.meta.runtimeHandler,
+  };
+}
+

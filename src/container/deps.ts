@@ -1,0 +1,86 @@
+import type { ContainerSpecInput, ContainerSpecResult, ImageConfig, SpecDefaults, SpecHost, SpecIo } from "./spec/types.ts";
+import type { Logger } from "../log/index.ts";
+import type { Paths } from "../paths.ts";
+import type { SandboxService } from "../sandbox/index.ts";
+import type { NameIndex, RecordDir } from "../store/index.ts";
+import type { ContainerMeta, ContainerRunState } from "./record.ts";
+
+/** An exit as the monitor recorded it. */
+export interface ExitInfo {
+  exitCode: number;
+  exitedAt: number;
+  oomKilled: boolean;
+}
+
+/** The image a container is created from. */
+export interface ImageForCreate {
+  id: string;
+  name: string;
+  config: ImageConfig;
+  /** Unpacked layer directories, lowest first. */
+  layers: string[];
+}
+
+/** The image store as containers need it. */
+export interface ImagePort {
+  /** Resolves a reference or id to a stored image; undefined when it is not in the store. */
+  forCreate(ref: string): Promise<ImageForCreate | undefined>;
+}
+
+/** Container root filesystems. */
+export interface RootfsPort {
+  create(id: string, lowerDirs: string[]): Promise<string>;
+  remove(id: string): Promise<void>;
+}
+
+/** One OCI runtime handler (runc, crun). */
+export interface RuntimePort {
+  readonly name: string;
+  readonly path: string;
+  readonly root: string;
+  start(id: string): Promise<void>;
+  kill(id: string, signal: string, all?: boolean): Promise<void>;
+  delete(id: string, force: boolean): Promise<void>;
+  /** undefined when the runtime does not know the container. */
+  state(id: string): Promise<{ status: string; pid: number } | undefined>;
+  update(id: string, resources: unknown): Promise<void>;
+}
+
+/** The monitor (`crio conmon`) as the daemon drives it. */
+export interface MonitorPort {
+  create(o: { id: string; bundle: string; runtime: RuntimePort; logPath: string; terminal: boolean; stdin: boolean; stdinOnce: boolean; logSizeMax: number; timeoutMs: number }): Promise<{ pid: number }>;
+  execSync(o: { id: string; runtime: RuntimePort; process: unknown; timeoutMs: number; terminal: boolean }): Promise<{ exitCode: number; stdout: Uint8Array; stderr: Uint8Array; timedOut: boolean }>;
+  reopenLog(id: string): Promise<void>;
+  readExit(id: string): Promise<ExitInfo | undefined>;
+  /** Removes the monitor's files of a container (exit file, sockets). */
+  cleanup(id: string): Promise<void>;
+}
+
+/** The configuration containers read, re-read on every call. */
+export interface ContainerSettings {
+  defaults: SpecDefaults;
+  cgroupManager: "cgroupfs" | "systemd";
+  logSizeMax: number;
+  logDir: string;
+  ctrStopTimeoutS: number;
+  pauseImage: string;
+  pauseCommand: string;
+  containerCreateTimeoutS: number;
+}
+
+/** Everything the container service uses. */
+export interface ContainerDeps {
+  paths: Paths;
+  log: Logger;
+  records: RecordDir<ContainerMeta, ContainerRunState>;
+  names: NameIndex;
+  sandboxes: SandboxService;
+  images: ImagePort;
+  rootfs: RootfsPort;
+  runtime(handler: string): RuntimePort;
+  monitor: MonitorPort;
+  buildSpec(input: ContainerSpecInput): ContainerSpecResult;
+  host: SpecHost;
+  io: SpecIo;
+  settings(): ContainerSettings;
+}

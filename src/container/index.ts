@@ -1,0 +1,7 @@
+/** Containers: the public surface other folders import. */
+export { ContainerService } from "./service.ts";
+export type { ContainerDeps, ExitInfo, ImageForCreate, ImagePort, MonitorPort, RootfsPort, RuntimePort, ContainerSettings } from "./deps.ts";
+export type { ContainerMeta, ContainerRunState, ContainerView } from "./record.ts";
+export { exitReason } from "./record.ts";
+export type { ContainerFilter } from "./list.ts";
+export type { CreateInput } from "./create.ts";

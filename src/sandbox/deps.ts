@@ -1,0 +1,70 @@
+import type { Logger } from "../log/index.ts";
+import type { Paths } from "../paths.ts";
+import type { NameIndex, RecordDir } from "../store/index.ts";
+import type { PinOptions, PinnedNamespaces } from "../sys/namespaces.ts";
+import type { SandboxMeta, SandboxState, SandboxView } from "./record.ts";
+
+/** Pod networking as the sandbox needs it (the CNI manager behind it). */
+export interface NetworkPort {
+  waitReady(timeoutMs: number, signal?: AbortSignal): Promise<void>;
+  setUp(pod: PodNet, signal?: AbortSignal): Promise<{ ips: string[] }>;
+  tearDown(pod: PodNet): Promise<void>;
+  /** The node's own addresses, reported for host-network pods. */
+  hostAddresses(): Promise<string[]>;
+}
+
+/** A pod as the network sees it. */
+export interface PodNet {
+  id: string;
+  name: string;
+  namespace: string;
+  uid: string;
+  netns: string;
+  portMappings: Array<{ hostPort: number; containerPort: number; protocol: string; hostIP?: string }>;
+  cgroupPath?: string;
+  dns?: { servers: string[]; searches: string[]; options: string[] };
+}
+
+/** The pod's infra (pause) container, run only when the pod needs one. */
+export interface InfraPort {
+  start(sb: SandboxView, signal?: AbortSignal): Promise<{ containerId: string; pid: number }>;
+  /** Stops and removes the infra container (idempotent). */
+  remove(sb: SandboxView): Promise<void>;
+  /** Stops it, keeping its records (idempotent). */
+  stop(sb: SandboxView): Promise<void>;
+}
+
+/** What the sandbox needs of the containers of a pod (set after construction: they depend on us). */
+export interface PodContainers {
+  /** Stops every container of the pod (force: timeout 0). */
+  stopAll(sandboxId: string): Promise<void>;
+  /** Removes every container of the pod. */
+  removeAll(sandboxId: string): Promise<void>;
+}
+
+/** The configuration the sandbox reads, re-read on every call (SIGHUP may change it). */
+export interface SandboxSettings {
+  dropInfraCtr: boolean;
+  defaultSysctls: string[];
+  runtimeHandlers: string[];
+  defaultRuntime: string;
+  /** How long RunPodSandbox waits for the network to become ready. */
+  networkWaitMs: number;
+}
+
+/** Everything the sandbox service uses. */
+export interface SandboxDeps {
+  paths: Paths;
+  log: Logger;
+  records: RecordDir<SandboxMeta, SandboxState>;
+  names: NameIndex;
+  namespaces: {
+    pin(dir: string, id: string, o: PinOptions): Promise<PinnedNamespaces>;
+    unpin(p: PinnedNamespaces): Promise<void>;
+    isPinned(path: string): boolean;
+  };
+  shm: { mount(path: string, sizeBytes: number): Promise<void>; unmount(path: string): Promise<void> };
+  network: NetworkPort;
+  infra: InfraPort;
+  settings(): SandboxSettings;
+}

@@ -1,0 +1,170 @@
+import { mkdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { PodSandboxConfig } from "../gen/runtime/v1/api_pb.ts";
+import { invalid, wrap } from "../errors.ts";
+import { newId } from "../util/id.ts";
+import { Undo } from "../util/undo.ts";
+import type { StoredRecord } from "../store/index.ts";
+import type { SandboxDeps } from "./deps.ts";
+import { podHostname, writeHostname, writeResolvConf } from "./files.ts";
+import { NS, type SandboxMeta, type SandboxState, type SandboxView } from "./record.ts";
+
+/** The pod's /dev/shm size when no annotation asks otherwise (CRI-O: 64 MiB). */
+export const DEFAULT_SHM_BYTES = 64 * 1024 * 1024;
+
+/** What RunPodSandbox hands the domain: the config, its protobuf JSON, the handler. */
+export interface RunSandboxInput {
+  config: PodSandboxConfig;
+  configJson: unknown;
+  runtimeHandler: string;
+}
+
+/**
+ * RunPodSandbox: validate, reserve the name, pin namespaces, shm, hostname and resolv.conf,
+ * network (CNI ADD), the infra container when needed, then the record. Every step registers
+ * its undo: a failure leaves nothing behind and the error names the step.
+ */
+export async function runSandbox(d: SandboxDeps, input: RunSandboxInput, signal: AbortSignal, onCreated: (rec: StoredRecord<SandboxMeta, SandboxState>) => void): Promise<StoredRecord<SandboxMeta, SandboxState>> {
+  const { config } = input;
+  const md = config.metadata;
+  if (!md || !md.name || !md.namespace) throw invalid("PodSandboxConfig.Metadata.Name and Namespace are required");
+  if (!/^[^\s/]+$/.test(md.name) || !/^[^\s/]+$/.test(md.namespace) || /[\s/]/.test(md.uid)) throw invalid(`invalid pod metadata name "${md.name}", namespace "${md.namespace}" or uid "${md.uid}"`);
+  const settings = d.settings();
+  const handler = input.runtimeHandler || settings.defaultRuntime;
+  if (!settings.runtimeHandlers.includes(handler))
+    throw invalid(`runtime handler "${input.runtimeHandler}" is not configured (configured: ${settings.runtimeHandlers.join(", ")})`);
+
+  const nso = config.linux?.securityContext?.namespaceOptions;
+  const namespaceOptions = { network: nso?.network ?? NS.POD, pid: nso?.pid ?? NS.POD, ipc: nso?.ipc ?? NS.POD, targetId: nso?.targetId ?? "" };
+  if (namespaceOptions.pid === NS.TARGET) throw invalid("pod-level PID namespace mode TARGET is not valid");
+  const hostNet = namespaceOptions.network === NS.NODE;
+  const hostIpc = namespaceOptions.ipc === NS.NODE;
+  const sysctls = podSysctls(settings.defaultSysctls, config.linux?.sysctls ?? {}, hostNet, hostIpc);
+
+  const id = newId();
+  const name = `k8s_${md.name}_${md.namespace}_${md.uid}_${md.attempt}`;
+  const log = d.log.withTag("sandbox");
+  await using undo = new Undo(log);
+  d.names.reserve(name, id);
+  undo.defer("release name", () => d.names.release(name, id));
+
+  const runDir = join(d.paths.sandboxRun, id);
+  await mkdir(runDir, { recursive: true, mode: 0o711 });
+  undo.defer("remove run dir", () => rm(runDir, { recursive: true, force: true }));
+  if (config.logDirectory) await mkdir(config.logDirectory, { recursive: true, mode: 0o755 }).catch((e) => { throw wrap(e, `create pod log directory "${config.logDirectory}"`); });
+
+  const hostname = podHostname(config.hostname, md.name);
+  const namespaces = await d.namespaces
+    .pin(d.paths.namespaces, id, { net: !hostNet, ipc: !hostIpc, uts: !hostNet, hostname: hostNet ? undefined : hostname, sysctls })
+    .catch((e) => { throw wrap(e, "pin pod namespaces"); });
+  undo.defer("unpin namespaces", () => d.namespaces.unpin(namespaces));
+
+  let shmPath = "/dev/shm";
+  if (!hostIpc) {
+    shmPath = join(runDir, "shm");
+    await mkdir(shmPath, { recursive: true, mode: 0o755 });
+    await d.shm.mount(shmPath, shmSize(config.annotations)).catch((e) => { throw wrap(e, "mount pod shm"); });
+    undo.defer("unmount shm", () => d.shm.unmount(shmPath));
+  }
+  const hostnamePath = join(runDir, "hostname");
+  const resolvConfPath = join(runDir, "resolv.conf");
+  await writeHostname(hostnamePath, hostNet ? (await hostHostname()) : hostname);
+  await writeResolvConf(resolvConfPath, config.dnsConfig ? { servers: config.dnsConfig.servers, searches: config.dnsConfig.searches, options: config.dnsConfig.options } : undefined);
+
+  const meta: SandboxMeta = {
+    id, name,
+    metadata: { name: md.name, uid: md.uid, namespace: md.namespace, attempt: md.attempt },
+    configJson: input.configJson,
+    labels: { ...config.labels },
+    annotations: { ...config.annotations },
+    runtimeHandler: handler,
+    hostname,
+    logDirectory: config.logDirectory,
+    cgroupParent: config.linux?.cgroupParent ?? "",
+    namespaceOptions,
+    createdAt: Date.now(),
+  };
+  const status: SandboxState = { state: "ready", ips: [], namespaces, shmPath, hostnamePath, resolvConfPath, networkPending: false };
+
+  if (!hostNet) {
+    await d.network.waitReady(settings.networkWaitMs, signal).catch((e) => { throw wrap(e, "wait for the network"); });
+    const pod = podNet(meta, status);
+    // CNI ADD: the record says the network is owed until ADD has been undone or the pod removed.
+    undo.defer("network teardown", () => d.network.tearDown(pod));
+    const r = await d.network.setUp(pod, signal).catch((e) => { throw wrap(e, "set up pod network"); });
+    status.ips = r.ips;
+  } else {
+    status.ips = await d.network.hostAddresses().catch(() => []);
+  }
+
+  if (!settings.dropInfraCtr || namespaceOptions.pid === NS.POD) {
+    const view: SandboxView = { meta, status };
+    const infra = await d.infra.start(view, signal).catch((e) => { throw wrap(e, "start infra container"); });
+    undo.defer("remove infra container", () => d.infra.remove({ meta, status: { ...status, infraContainerId: infra.containerId } }));
+    status.infraContainerId = infra.containerId;
+    status.infraPid = infra.pid;
+  }
+
+  const rec = await d.records.create(id, meta, status).catch((e) => { throw wrap(e, "write sandbox record"); });
+  onCreated(rec);
+  undo.commit();
+  log.info(`Ran pod sandbox ${id} with infra container ${status.infraContainerId ?? "(none)"}`, { pod: `${md.namespace}/${md.name}` });
+  return rec;
+}
+
+/** The network's view of a pod. */
+export function podNet(meta: SandboxMeta, status: SandboxState): import("./deps.ts").PodNet {
+  const cfg = meta.configJson as { portMappings?: Array<{ protocol?: string; containerPort?: number; hostPort?: number; hostIp?: string }>; dnsConfig?: { servers?: string[]; searches?: string[]; options?: string[] } };
+  return {
+    id: meta.id,
+    name: meta.metadata.name,
+    namespace: meta.metadata.namespace,
+    uid: meta.metadata.uid,
+    netns: status.namespaces.net ?? "",
+    portMappings: (cfg.portMappings ?? [])
+      .filter((p) => (p.hostPort ?? 0) > 0)
+      .map((p) => ({ hostPort: p.hostPort!, containerPort: p.containerPort ?? 0, protocol: (p.protocol ?? "TCP").toLowerCase(), ...(p.hostIp ? { hostIP: p.hostIp } : {}) })),
+    cgroupPath: meta.cgroupParent || undefined,
+    dns: cfg.dnsConfig ? { servers: cfg.dnsConfig.servers ?? [], searches: cfg.dnsConfig.searches ?? [], options: cfg.dnsConfig.options ?? [] } : undefined,
+  };
+}
+
+// --- internal ---
+
+/** Sorts sysctls into namespaces; refuses ones the pod's namespaces cannot hold. */
+function podSysctls(defaults: string[], asked: Record<string, string>, hostNet: boolean, hostIpc: boolean): Record<string, string> {
+  const all: Record<string, string> = {};
+  for (const kv of defaults) {
+    const i = kv.indexOf("=");
+    all[kv.slice(0, i).trim()] = kv.slice(i + 1).trim();
+  }
+  Object.assign(all, asked);
+  for (const key of Object.keys(all)) {
+    const k = key.replaceAll("/", ".");
+    const ipc = /^(kernel\.(shm|msg|sem)|fs\.mqueue\.)/.test(k);
+    const net = k.startsWith("net.");
+    const uts = k === "kernel.hostname" || k === "kernel.domainname";
+    if (!ipc && !net && !uts) throw invalid(`sysctl "${key}" is not namespaced and cannot be set for a pod`);
+    if (net && hostNet) throw invalid(`sysctl "${key}" cannot be set in a pod that uses the host's network namespace`);
+    if (uts && hostNet) throw invalid(`sysctl "${key}" cannot be set in a pod that uses the host's UTS namespace`);
+    if (ipc && hostIpc) throw invalid(`sysctl "${key}" cannot be set in a pod that uses the host's IPC namespace`);
+  }
+  return all;
+}
+
+function shmSize(annotations: Record<string, string>): number {
+  const v = annotations["io.kubernetes.cri-o.ShmSize"] ?? annotations["shm-size.crio.io"];
+  if (!v) return DEFAULT_SHM_BYTES;
+  const m = /^(\d+)([kmg]i?)?$/i.exec(v.trim());
+  if (!m) throw invalid(`invalid shm size annotation "${v}"`);
+  const mult: Record<string, number> = { k: 1e3, ki: 1024, m: 1e6, mi: 1024 ** 2, g: 1e9, gi: 1024 ** 3 };
+  const n = Number(m[1]) * (m[2] ? mult[m[2].toLowerCase()]! : 1);
+  if (n <= 0) throw invalid(`invalid shm size annotation "${v}"`);
+  return n;
+}
+
+async function hostHostname(): Promise<string> {
+  const { hostname } = await import("node:os");
+  return hostname();
+}
+

@@ -1,0 +1,185 @@
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { RuntimeError, messageOf, wrap } from "../errors.ts";
+import { IdIndex, type StoredRecord } from "../store/index.ts";
+import { KeyedSerial } from "../util/wait.ts";
+import type { PodContainers, SandboxDeps } from "./deps.ts";
+import { filterSandboxes, type SandboxFilter } from "./list.ts";
+import type { SandboxMeta, SandboxState, SandboxView } from "./record.ts";
+import { podNet, runSandbox, type RunSandboxInput } from "./run.ts";
+
+type Rec = StoredRecord<SandboxMeta, SandboxState>;
+
+/** Pod sandboxes: one method per CRI verb; state lives in records, this is their index. */
+export class SandboxService {
+  readonly #d: SandboxDeps;
+  readonly #index = new IdIndex<Rec>();
+  readonly #serial = new KeyedSerial();
+  /** Creations in flight by reserved name, so a kubelet retry waits for the first attempt. */
+  readonly #inFlight = new Map<string, Promise<SandboxView>>();
+  /** Pods whose creation finished after the caller gave up: a retry gets them back (CRI-O's resource store). */
+  readonly #orphans = new Map<string, string>();
+  #containers?: PodContainers;
+
+  constructor(d: SandboxDeps) {
+    this.#d = d;
+  }
+
+  /** Wires the containers of pods (they depend on the sandbox service, so this comes later). */
+  setContainers(c: PodContainers): void {
+    this.#containers = c;
+  }
+
+  /** RunPodSandbox. A retry of a creation in flight, or of one whose caller gave up, gets the same pod. */
+  async run(input: RunSandboxInput, signal: AbortSignal): Promise<SandboxView> {
+    const md = input.config.metadata;
+    const name = md ? `k8s_${md.name}_${md.namespace}_${md.uid}_${md.attempt}` : "";
+    const orphan = this.#orphans.get(name);
+    if (orphan && this.#index.find(orphan)) {
+      this.#orphans.delete(name);
+      return this.#view(this.#index.get("pod sandbox", orphan));
+    }
+    const pending = this.#inFlight.get(name);
+    if (pending) {
+      this.#d.log.info(`Creation of sandbox ${name} not yet finished; waiting for it`);
+      return await Promise.race([pending, abortPromise(signal)]);
+    }
+    // The creation runs to its end even when the caller gives up; a retry then gets the pod.
+    const p = runSandbox(this.#d, input, new AbortController().signal, (rec) => this.#index.add(rec.meta.id, rec));
+    if (name) this.#inFlight.set(name, p);
+    try {
+      const view = await Promise.race([p, abortPromise(signal)]);
+      return view;
+    } catch (e) {
+      if (signal.aborted) p.then((v) => this.#orphans.set(name, v.meta.id), () => {});
+      throw e;
+    } finally {
+      p.finally(() => this.#inFlight.delete(name)).catch(() => {});
+    }
+  }
+
+  /** StopPodSandbox: containers, infra container, network, shm, namespaces. Idempotent. */
+  async stop(id: string): Promise<void> {
+    const rec = this.#index.find(id);
+    // StopPodSandbox is idempotent: an unknown pod is not an error (api.proto, rpc StopPodSandbox).
+    if (!rec) return;
+    await this.#serial.run(rec.meta.id, () => this.#stop(rec));
+  }
+
+  /** RemovePodSandbox: stops it when needed, then removes every trace. Idempotent. */
+  async remove(id: string): Promise<void> {
+    const rec = this.#index.find(id);
+    // RemovePodSandbox is idempotent (api.proto, rpc RemovePodSandbox).
+    if (!rec) return;
+    await this.#serial.run(rec.meta.id, async () => {
+      await this.#stop(rec, true);
+      await this.#containers?.removeAll(rec.meta.id);
+      await this.#d.infra.remove(this.#view(rec));
+      await rm(join(this.#d.paths.sandboxRun, rec.meta.id), { recursive: true, force: true });
+      await this.#d.records.remove(rec.meta.id);
+      this.#index.delete(rec.meta.id);
+      this.#d.names.release(rec.meta.name, rec.meta.id);
+      this.#d.log.withTag("sandbox").info(`Removed pod sandbox ${rec.meta.id}`, { pod: `${rec.meta.metadata.namespace}/${rec.meta.metadata.name}` });
+    });
+  }
+
+  /** The pod with this id or unique id prefix; NOT_FOUND otherwise. */
+  get(id: string): SandboxView {
+    return this.#view(this.#index.get("pod sandbox", id));
+  }
+
+  /** Like get, but undefined when unknown. */
+  find(id: string): SandboxView | undefined {
+    const r = this.#index.find(id);
+    return r ? this.#view(r) : undefined;
+  }
+
+  /** ListPodSandbox. */
+  list(filter?: SandboxFilter): SandboxView[] {
+    return filterSandboxes([...this.#index.values()].map((r) => this.#view(r)), filter);
+  }
+
+  /**
+   * Loads the records at start. A pod whose namespaces are gone (reboot: empty runroot) comes
+   * back NOTREADY; a network teardown still owed is retried.
+   */
+  async recover(): Promise<void> {
+    const log = this.#d.log.withTag("sandbox");
+    const recs = await this.#d.records.loadAll((id, why) => log.warn(`removing unfinished sandbox record ${id}: ${why}`));
+    for (const rec of recs) {
+      this.#index.add(rec.meta.id, rec);
+      this.#d.names.reserve(rec.meta.name, rec.meta.id);
+      const ns = rec.status.namespaces;
+      const lost = [ns.net, ns.ipc, ns.uts].some((p) => p !== undefined && !this.#d.namespaces.isPinned(p));
+      if (rec.status.state === "ready" && lost) {
+        log.info(`pod sandbox ${rec.meta.id} lost its namespaces (reboot?): marking it NOTREADY`);
+        await rec.update((s) => ({ ...s, state: "notready", namespaces: {}, stoppedAt: Date.now() }));
+      }
+    }
+  }
+
+  /** Retries owed network teardowns (after recovery, in the background). */
+  async retryPendingTeardowns(): Promise<void> {
+    for (const rec of this.#index.values()) {
+      if (!rec.status.networkPending) continue;
+      await this.#serial.run(rec.meta.id, () => this.#teardownNetwork(rec)).catch(() => {});
+    }
+  }
+
+  // --- internal ---
+
+  async #stop(rec: Rec, forRemoval = false): Promise<void> {
+    const log = this.#d.log.withTag("sandbox");
+    await this.#containers?.stopAll(rec.meta.id);
+    await this.#d.infra.stop(this.#view(rec));
+    let netErr: unknown;
+    if (rec.status.state === "ready" || rec.status.networkPending) {
+      try {
+        await this.#teardownNetwork(rec);
+      } catch (e) {
+        netErr = e;
+      }
+    }
+    if (rec.status.shmPath && rec.status.shmPath !== "/dev/shm") await this.#d.shm.unmount(rec.status.shmPath).catch((e) => log.warn(`unmount shm of ${rec.meta.id}: ${messageOf(e)}`));
+    if (Object.keys(rec.status.namespaces).length) {
+      if (!rec.status.networkPending) {
+        await this.#d.namespaces.unpin(rec.status.namespaces);
+        await rec.update((s) => ({ ...s, namespaces: {} }));
+      }
+    }
+    if (rec.status.state === "ready") {
+      await rec.update((s) => ({ ...s, state: "notready", stoppedAt: Date.now() }));
+      log.info(`Stopped pod sandbox ${rec.meta.id}`, { pod: `${rec.meta.metadata.namespace}/${rec.meta.metadata.name}` });
+    }
+    if (netErr) {
+      if (!forRemoval) throw wrap(netErr, `stop pod sandbox "${rec.meta.id}": network teardown (will be retried)`);
+      // Pod deletion is never blocked forever by a dead plugin: the pod goes, the failure is logged.
+      log.warn(`network teardown of pod sandbox ${rec.meta.id} failed; removing the pod anyway: ${messageOf(netErr)}`);
+      if (Object.keys(rec.status.namespaces).length) await this.#d.namespaces.unpin(rec.status.namespaces);
+    }
+  }
+
+  async #teardownNetwork(rec: Rec): Promise<void> {
+    const hostNet = rec.meta.namespaceOptions.network === 2;
+    if (hostNet) return;
+    try {
+      await this.#d.network.tearDown(podNet(rec.meta, rec.status));
+      if (rec.status.networkPending) await rec.update((s) => ({ ...s, networkPending: false }));
+    } catch (e) {
+      if (!rec.status.networkPending) await rec.update((s) => ({ ...s, networkPending: true }));
+      throw e;
+    }
+  }
+
+  #view(r: Rec): SandboxView {
+    return r;
+  }
+}
+
+function abortPromise(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(signal.reason ?? new RuntimeError("canceled", "the call was cancelled"));
+    signal.addEventListener("abort", () => reject(signal.reason ?? new RuntimeError("canceled", "the call was cancelled")), { once: true });
+  });
+}
+
