@@ -3,7 +3,7 @@
  * stdin, the protocol parameters in CNI_* environment variables, the result or error JSON on stdout.
  * A list is run in order for ADD/CHECK/STATUS/GC and in reverse for DEL, as libcni does.
  */
-import { RuntimeError, type ErrorKind } from "../errors.ts";
+import { RuntimeError, messageOf, type ErrorKind } from "../errors.ts";
 import { runRaw } from "../sys/exec.ts";
 import { findPlugin, versionAtLeast, type NetworkList, type PluginConf } from "./conf.ts";
 
@@ -89,6 +89,8 @@ export async function invokePlugin(
     env.CNI_ARGS = att.cniArgs;
   }
   const r = await runRaw([path], { stdin: JSON.stringify(conf), env, signal: o.signal, timeoutMs: o.timeoutMs ?? 120_000 });
+  if (o.signal?.aborted && r.code !== 0)
+    throw new CniPluginError("canceled", `${where}: canceled: ${messageOf(o.signal.reason)}`, plugin.type, command, r.code);
   if (r.code === 0) {
     if (command !== "ADD") return undefined;
     try {

@@ -46,23 +46,25 @@ export async function pinNamespaces(dir: string, id: string, o: PinOptions): Pro
   if (o.hostname !== undefined && !o.uts) throw invalid("a hostname needs a pinned uts namespace");
   if (o.hostname !== undefined && (o.hostname.length > 64 || !/^[^\x00-\x20/]*$/.test(o.hostname)))
     throw invalid(`invalid hostname "${o.hostname}"`);
-  const sysctls = Object.entries(o.sysctls ?? {}).map(([k, v]) => [sysctlPath(k, o), String(v)] as const);
+  const sysctls = Object.entries(o.sysctls ?? {}).map(([k, v]) => [k, sysctlPath(k, o), String(v)] as const);
 
   const tools = requireTools(o.net ? ["unshare", "ip"] : ["unshare"]);
   mkdirSync(dir, { recursive: true, mode: 0o711 });
   dir = realpathSync(dir); // mountinfo shows resolved paths
   await ensurePrivateMount(dir);
   const paths: PinnedNamespaces = {};
+  const mounted = mountPoints();
+  for (const k of kinds) {
+    const p = join(dir, k, id);
+    if (mounted.has(p)) throw new RuntimeError("already-exists", `${k} namespace for "${id}" is already pinned at ${p}`);
+  }
   for (const k of kinds) {
     mkdirSync(join(dir, k), { recursive: true, mode: 0o711 });
-    const p = join(dir, k, id);
-    if (isMountPoint(p)) throw new RuntimeError("already-exists", `${k} namespace for "${id}" is already pinned at ${p}`);
-    writeFileSync(p, "", { mode: 0o444 });
-    paths[k] = p;
+    writeFileSync((paths[k] = join(dir, k, id)), "", { mode: 0o444 });
   }
   const argv = [tools.unshare!, ...kinds.map((k) => `--${k}=${paths[k]}`), "--", "/bin/sh", "-c", SCRIPT, "pin"];
   argv.push(o.net ? tools.ip! : "", o.hostname ?? "");
-  for (const [p, v] of sysctls) argv.push(p, v);
+  for (const t of sysctls) argv.push(...t);
   const r = await runRaw(argv, { timeoutMs: 30_000 });
   if (r.code !== 0) {
     await unpinNamespaces(paths).catch(() => {});
@@ -74,12 +76,14 @@ export async function pinNamespaces(dir: string, id: string, o: PinOptions): Pro
 /** Unmounts (MNT_DETACH) and removes pinned namespace files; missing or unmounted files are fine. */
 export async function unpinNamespaces(paths: PinnedNamespaces): Promise<void> {
   const failures: string[] = [];
+  const mounted = mountPoints();
   for (const p of [paths.net, paths.ipc, paths.uts]) {
     if (!p) continue;
-    if (isMountPoint(p)) {
+    if (mounted.has(p)) {
       const rc = libc().umount2(Buffer.from(p + "\0"), MNT_DETACH);
+      const err = rc === 0 ? 0 : errno(); // read before anything else can clobber it
       if (rc !== 0 && isMountPoint(p)) {
-        failures.push(`umount ${p}: errno ${errno()}`);
+        failures.push(`umount ${p}: errno ${err}`);
         continue;
       }
     }
@@ -106,8 +110,9 @@ export async function releasePinDir(dir: string): Promise<void> {
     return;
   }
   privateDirs.delete(real);
-  if (isMountPoint(real) && libc().umount2(Buffer.from(real + "\0"), MNT_DETACH) !== 0 && isMountPoint(real))
-    throw new RuntimeError("internal", `umount ${real}: errno ${errno()}`);
+  if (!isMountPoint(real) || libc().umount2(Buffer.from(real + "\0"), MNT_DETACH) === 0) return;
+  const err = errno();
+  if (isMountPoint(real)) throw new RuntimeError("internal", `umount ${real}: errno ${err}`);
 }
 
 /** argv that runs `argv` inside the given pinned namespaces (nsenter from util-linux). */
@@ -133,23 +138,25 @@ export function requireTools(names: string[]): Record<string, string> {
 
 // --- internal ---
 
-// $1 = path of ip (bring lo up) or "", $2 = hostname or "", then pairs of /proc/sys-relative path and value.
+// $1 = path of ip (bring lo up) or "", $2 = hostname or "", then triples: sysctl name, /proc/sys path, value.
 const SCRIPT = `ip=$1; h=$2; shift 2
 if [ -n "$ip" ]; then "$ip" link set lo up || exit 1; fi
 if [ -n "$h" ]; then printf %s "$h" > /proc/sys/kernel/hostname || exit 1; fi
-while [ $# -gt 1 ]; do
-  printf %s "$2" > "/proc/sys/$1" || { echo "cannot set sysctl $1=$2" >&2; exit 1; }
-  shift 2
+while [ $# -gt 2 ]; do
+  [ -e "/proc/sys/$2" ] || { echo "sysctl $1 does not exist" >&2; exit 1; }
+  { printf %s "$3" > "/proc/sys/$2"; } 2>/dev/null || { echo "sysctl $1: the kernel refused the value '$3'" >&2; exit 1; }
+  shift 3
 done`;
 
 const PACKAGE_OF: Record<string, string> = { unshare: "util-linux", nsenter: "util-linux", ip: "iproute2", mount: "util-linux" };
 const SBIN = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
 const MNT_DETACH = 2;
-const privateDirs = new Set<string>();
-const whichCache = new Map<string, string | undefined>();
+const privateDirs = new Map<string, Promise<void>>();
+const whichCache = new Map<string, string>();
 
 function which(name: string): string | undefined {
-  if (whichCache.has(name)) return whichCache.get(name);
+  const cached = whichCache.get(name);
+  if (cached) return cached;
   const dirs = [...(process.env.PATH ?? "").split(delimiter).filter(Boolean), ...SBIN];
   let found: string | undefined;
   for (const d of dirs) {
@@ -163,7 +170,7 @@ function which(name: string): string | undefined {
       // not in this directory
     }
   }
-  whichCache.set(name, found);
+  if (found) whichCache.set(name, found); // a missing tool may be installed later
   return found;
 }
 
@@ -186,33 +193,45 @@ function sysctlPath(key: string, o: PinOptions): string {
   return path;
 }
 
-/** Makes `dir` a private bind mount of itself, once per process (like `ip netns` does for /run/netns). */
-async function ensurePrivateMount(dir: string): Promise<void> {
-  if (privateDirs.has(dir)) return;
-  const { mount } = requireTools(["mount"]);
-  try {
-    if (!isMountPoint(dir)) await run([mount!, "--bind", dir, dir]);
-    await run([mount!, "--make-private", dir]);
-  } catch (e) {
-    const msg = e instanceof ExecError ? e.message : String(e);
-    throw new RuntimeError("internal", `make ${dir} a private mount: ${msg}`, { cause: e });
+/** Makes `dir` a private bind mount of itself, once per process (concurrent callers share the work). */
+function ensurePrivateMount(dir: string): Promise<void> {
+  let p = privateDirs.get(dir);
+  if (!p) {
+    p = (async () => {
+      const { mount } = requireTools(["mount"]);
+      try {
+        if (!isMountPoint(dir)) await run([mount!, "--bind", dir, dir]);
+        await run([mount!, "--make-private", dir]);
+      } catch (e) {
+        privateDirs.delete(dir);
+        const msg = e instanceof ExecError ? e.message : String(e);
+        throw new RuntimeError("internal", `make ${dir} a private mount: ${msg}`, { cause: e });
+      }
+    })();
+    privateDirs.set(dir, p);
   }
-  privateDirs.add(dir);
+  return p;
 }
 
-/** True when `path` is a mount point in our mount namespace (/proc/self/mountinfo, field 5). */
+/** True when `path` is a mount point in our mount namespace. */
 function isMountPoint(path: string): boolean {
+  return mountPoints().has(path);
+}
+
+/** Every mount point of our mount namespace (/proc/self/mountinfo, field 5). */
+function mountPoints(): Set<string> {
+  const out = new Set<string>();
   let info: string;
   try {
     info = readFileSync("/proc/self/mountinfo", "utf8");
   } catch {
-    return false;
+    return out;
   }
   for (const line of info.split("\n")) {
     const mp = line.split(" ")[4];
-    if (mp && unescapeMountPath(mp) === path) return true;
+    if (mp) out.add(unescapeMountPath(mp));
   }
-  return false;
+  return out;
 }
 
 function unescapeMountPath(s: string): string {
