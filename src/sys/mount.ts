@@ -1,0 +1,182 @@
+import { dlopen, FFIType, read } from "bun:ffi";
+import { mkdirSync, readFileSync } from "node:fs";
+import { RuntimeError } from "../errors.ts";
+import { run } from "./exec.ts";
+
+/**
+ * mount(2) and umount2(2) through bun:ffi, /proc/self/mountinfo parsing, and the two mounts the
+ * runtime makes itself: a pod's /dev/shm tmpfs and a container's overlay root filesystem.
+ */
+
+/** mount(2) flags. */
+export const MS = {
+  RDONLY: 0x1, NOSUID: 0x2, NODEV: 0x4, NOEXEC: 0x8, REMOUNT: 0x20, BIND: 0x1000, MOVE: 0x2000,
+  REC: 0x4000, PRIVATE: 0x40000, SLAVE: 0x80000, SHARED: 0x100000,
+} as const;
+
+/** umount2(2) flags. */
+export const MNT_FORCE = 0x1;
+export const MNT_DETACH = 0x2;
+
+/** The pod /dev/shm size when the pod asks for none: 64 MiB. */
+export const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
+
+/** A failed mount-related syscall, with its errno name ("EBUSY"). */
+export class MountError extends RuntimeError {
+  constructor(
+    readonly op: string,
+    readonly path: string,
+    readonly code: string,
+  ) {
+    super(code === "ENOSPC" ? "resource-exhausted" : code === "EPERM" || code === "EACCES" ? "permission-denied" : "internal",
+      `${op} "${path}": ${code}`);
+  }
+}
+
+/** Mounts `source` on `target` (mount(2)); throws MountError. */
+export function mount(source: string, target: string, fstype: string, flags: number, data?: string): void {
+  const l = libc();
+  const rc = l.symbols.mount(cstr(source), cstr(target), cstr(fstype), flags, data === undefined ? null : cstr(data));
+  if (rc !== 0) throw new MountError(`mount ${fstype}`, target, errnoName(errno()));
+}
+
+/**
+ * Unmounts `target`; returns false when nothing was mounted there (EINVAL/ENOENT). With `detach`
+ * (or when the mount is busy) it falls back to a lazy MNT_DETACH unmount.
+ */
+export function unmount(target: string, o: { detach?: boolean } = {}): boolean {
+  const l = libc();
+  if (l.symbols.umount2(cstr(target), o.detach ? MNT_DETACH : 0) === 0) return true;
+  const code = errnoName(errno());
+  if (code === "EINVAL" || code === "ENOENT") return false;
+  if (code === "EBUSY" && !o.detach) return unmount(target, { detach: true });
+  throw new MountError("unmount", target, code);
+}
+
+/** One line of /proc/self/mountinfo. */
+export interface MountInfo {
+  id: number;
+  parent: number;
+  /** The root of the mount within its filesystem. */
+  root: string;
+  mountPoint: string;
+  options: string;
+  fsType: string;
+  source: string;
+  superOptions: string;
+}
+
+/** Parses mountinfo text (octal escapes like \040 decoded). */
+export function parseMountinfo(text: string): MountInfo[] {
+  const out: MountInfo[] = [];
+  for (const line of text.split("\n")) {
+    if (!line) continue;
+    const [pre = "", post = ""] = line.split(" - ");
+    const f = pre.split(" ");
+    const g = post.split(" ");
+    if (f.length < 6 || g.length < 3) continue;
+    out.push({
+      id: Number(f[0]), parent: Number(f[1]), root: unescape(f[3] ?? ""), mountPoint: unescape(f[4] ?? ""),
+      options: f[5] ?? "", fsType: g[0] ?? "", source: unescape(g[1] ?? ""), superOptions: g[2] ?? "",
+    });
+  }
+  return out;
+}
+
+/** Reads this process's mount table. */
+export function readMountinfo(): MountInfo[] {
+  return parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8"));
+}
+
+/** True when something is mounted exactly at `path` (per /proc/self/mountinfo). */
+export function isMounted(path: string, table: MountInfo[] = readMountinfo()): boolean {
+  const p = path.length > 1 ? path.replace(/\/+$/, "") : path;
+  return table.some((m) => m.mountPoint === p);
+}
+
+/** Creates `path` and mounts a tmpfs of `sizeBytes` on it (nosuid, nodev, noexec, mode 1777) for a pod's /dev/shm. */
+export function mountShm(path: string, sizeBytes = DEFAULT_SHM_SIZE): void {
+  if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) throw new RuntimeError("invalid-argument", `invalid shm size ${sizeBytes}`);
+  mkdirSync(path, { recursive: true, mode: 0o755 });
+  if (isMounted(path)) return;
+  mount("shm", path, "tmpfs", MS.NOSUID | MS.NODEV | MS.NOEXEC, `mode=1777,size=${sizeBytes}`);
+}
+
+/** Options of mountOverlay. */
+export interface OverlayMount {
+  /** Lower directories, highest (topmost) first, as overlayfs wants them. */
+  lower: string[];
+  upper: string;
+  work: string;
+  /** Extra mount options ("nodev", "metacopy=on", …). */
+  options?: string[];
+  /**
+   * For option strings longer than a page: a directory against which `relativeLower` resolves;
+   * the mount then runs util-linux mount(8) with that working directory.
+   */
+  cwd?: string;
+  relativeLower?: string[];
+}
+
+/** The kernel copies at most one page of mount data. */
+export const MAX_MOUNT_DATA = 4095;
+
+/** Mounts an overlay at `target`; falls back to relative lower paths when the option string is too long. */
+export async function mountOverlay(target: string, o: OverlayMount): Promise<void> {
+  const extra = o.options?.length ? `,${o.options.join(",")}` : "";
+  const data = `lowerdir=${o.lower.join(":")},upperdir=${o.upper},workdir=${o.work}${extra}`;
+  if (data.length <= MAX_MOUNT_DATA) {
+    mount("overlay", target, "overlay", 0, data);
+    return;
+  }
+  if (!o.cwd || !o.relativeLower) throw new MountError("mount overlay", target, "E2BIG");
+  const rel = `lowerdir=${o.relativeLower.join(":")},upperdir=${o.upper},workdir=${o.work}${extra}`;
+  if (rel.length > MAX_MOUNT_DATA) throw new MountError("mount overlay", target, "E2BIG");
+  await run(["mount", "-t", "overlay", "overlay", "-o", rel, target], { cwd: o.cwd });
+}
+
+// --- internal ---
+
+type Libc = ReturnType<typeof open>;
+let lib: Libc | undefined;
+
+function open() {
+  const symbols = {
+    mount: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
+    umount2: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+    __errno_location: { args: [], returns: FFIType.ptr },
+  } as const;
+  try {
+    return dlopen("libc.so.6", symbols);
+  } catch {
+    return dlopen("libc.so", symbols);
+  }
+}
+
+function libc(): Libc {
+  lib ??= open();
+  return lib;
+}
+
+function errno(): number {
+  const p = libc().symbols.__errno_location();
+  return p ? read.i32(p, 0) : 0;
+}
+
+function cstr(s: string): Buffer {
+  return Buffer.from(`${s}\0`);
+}
+
+const ERRNO_NAMES: Record<number, string> = {
+  1: "EPERM", 2: "ENOENT", 5: "EIO", 7: "E2BIG", 12: "ENOMEM", 13: "EACCES", 15: "ENOTBLK", 16: "EBUSY",
+  17: "EEXIST", 19: "ENODEV", 20: "ENOTDIR", 22: "EINVAL", 24: "EMFILE", 28: "ENOSPC", 30: "EROFS",
+  36: "ENAMETOOLONG", 40: "ELOOP", 95: "EOPNOTSUPP",
+};
+
+function errnoName(n: number): string {
+  return ERRNO_NAMES[n] ?? `errno ${n}`;
+}
+
+function unescape(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
+}
