@@ -88,9 +88,16 @@ export async function invokePlugin(
     env.CNI_IFNAME = att.ifName;
     env.CNI_ARGS = att.cniArgs;
   }
-  const r = await runRaw([path], { stdin: JSON.stringify(conf), env, signal: o.signal, timeoutMs: o.timeoutMs ?? 120_000 });
-  if (o.signal?.aborted && r.code !== 0)
-    throw new CniPluginError("canceled", `${where}: canceled: ${messageOf(o.signal.reason)}`, plugin.type, command, r.code);
+  const canceled = () => new CniPluginError("canceled", `${where}: canceled: ${messageOf(o.signal?.reason)}`, plugin.type, command, null);
+  if (o.signal?.aborted) throw canceled();
+  let r: Awaited<ReturnType<typeof runRaw>>;
+  try {
+    r = await runRaw([path], { stdin: JSON.stringify(conf), env, signal: o.signal, timeoutMs: o.timeoutMs ?? 120_000 });
+  } catch (e) {
+    if (o.signal?.aborted) throw canceled();
+    throw new CniPluginError("internal", `${where}: cannot run ${path}: ${messageOf(e)}`, plugin.type, command, null);
+  }
+  if (o.signal?.aborted && r.code !== 0) throw canceled();
   if (r.code === 0) {
     if (command !== "ADD") return undefined;
     try {

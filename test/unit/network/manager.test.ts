@@ -125,6 +125,15 @@ describe("setUp", () => {
     expect(err.message).toMatch(/cni plugin "bridge" \(network "testnet", ADD\) failed \(exit 1\): no output$/);
   });
 
+  test("a canceled request is canceled, and its partial ADD is still undone", async () => {
+    const e = env();
+    e.writeList("10-test.conflist", list());
+    const m = e.manager();
+    await expect(m.setUp(e.pod, AbortSignal.abort())).rejects.toMatchObject({ kind: "canceled" });
+    expect(e.fake.calls().map((c) => c.cmd)).toEqual(["DEL", "DEL"]);
+    expect(m.attachedPods()).toEqual([]);
+  });
+
   test("refuses bad input before running anything", async () => {
     const e = env();
     e.writeList("10-test.conflist", list());
