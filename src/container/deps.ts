@@ -4,6 +4,7 @@ import type { Paths } from "../paths.ts";
 import type { SandboxService } from "../sandbox/index.ts";
 import type { NameIndex, RecordDir } from "../store/index.ts";
 import type { ContainerMeta, ContainerRunState } from "./record.ts";
+import type { InfraSpecInput } from "../sandbox/spec.ts";
 
 /** An exit as the monitor recorded it. */
 export interface ExitInfo {
@@ -25,6 +26,8 @@ export interface ImageForCreate {
 export interface ImagePort {
   /** Resolves a reference or id to a stored image; undefined when it is not in the store. */
   forCreate(ref: string): Promise<ImageForCreate | undefined>;
+  /** Like forCreate, pulling the image first when it is missing (the pause image). */
+  ensure(ref: string, authFile: string, signal?: AbortSignal): Promise<ImageForCreate>;
 }
 
 /** Container root filesystems. */
@@ -65,6 +68,8 @@ export interface ContainerSettings {
   ctrStopTimeoutS: number;
   pauseImage: string;
   pauseCommand: string;
+  pauseImageAuthFile: string;
+  infraCtrCpuset: string;
   containerCreateTimeoutS: number;
 }
 
@@ -80,6 +85,7 @@ export interface ContainerDeps {
   runtime(handler: string): RuntimePort;
   monitor: MonitorPort;
   buildSpec(input: ContainerSpecInput): ContainerSpecResult;
+  buildInfraSpec(input: InfraSpecInput): { spec: unknown; warnings: string[]; seccompRef: string; stopSignal: string };
   host: SpecHost;
   io: SpecIo;
   settings(): ContainerSettings;

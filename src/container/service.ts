@@ -8,6 +8,11 @@ import type { ContainerDeps, ExitInfo } from "./deps.ts";
 import { filterContainers, type ContainerFilter } from "./list.ts";
 import type { ContainerMeta, ContainerRunState, ContainerView } from "./record.ts";
 import { can } from "./state.ts";
+import { containerResources } from "./spec/resources.ts";
+import { startInfra } from "./infra.ts";
+import type { SandboxView } from "../sandbox/index.ts";
+import type { PodSandboxConfig } from "../gen/runtime/v1/api_pb.ts";
+import type { LinuxContainerResources } from "../gen/runtime/v1/api_pb.ts";
 
 type Rec = StoredRecord<ContainerMeta, ContainerRunState>;
 
@@ -103,6 +108,19 @@ export class ContainerService implements PodContainers {
     return [...this.#index.values()].filter((c) => c.meta.sandboxId === sandboxId);
   }
 
+  /** InfraPort: the pod's pause container. */
+  readonly infra = {
+    start: (sb: SandboxView, config: PodSandboxConfig, signal?: AbortSignal) => startInfra(this.#d, sb, config, signal, (r) => this.#index.add(r.meta.id, r)),
+    stop: async (sb: SandboxView) => {
+      const rec = this.#index.find(sb.meta.id);
+      if (rec?.meta.infra) await this.#stop(rec, 0);
+    },
+    remove: async (sb: SandboxView) => {
+      const rec = this.#index.find(sb.meta.id);
+      if (rec?.meta.infra) await this.remove(rec.meta.id);
+    },
+  };
+
   /** PodContainers: stops every container of a pod (no grace: the pod is going). */
   async stopAll(sandboxId: string): Promise<void> {
     await Promise.all(this.ofPod(sandboxId).filter((c) => !c.meta.infra).map((c) => this.#stop(c as Rec, 0)));
@@ -133,10 +151,13 @@ export class ContainerService implements PodContainers {
   }
 
   /** UpdateContainerResources: `runtime update` on a created or running container. */
-  async updateResources(id: string, ociResources: unknown, resourcesJson: unknown): Promise<void> {
+  async updateResources(id: string, resources: LinuxContainerResources | undefined, resourcesJson: unknown): Promise<void> {
     const rec = this.#index.get("container", id);
     if (!can.update(rec.status.state)) throw precondition(`container "${rec.meta.id}" is ${rec.status.state}: only created or running containers can be updated`);
-    await this.#d.runtime(rec.meta.runtimeHandler).update(rec.meta.id, ociResources);
+    const st = this.#d.settings();
+    const oci = containerResources({ resources, minMemory: st.defaults.containerMinMemory, minOomScoreAdj: this.#d.host.minOomScoreAdj, cgroup: this.#d.host.cgroup, pidsLimit: st.defaults.pidsLimit });
+    for (const w of oci.warnings) this.#d.log.withTag("container").warn(w, { id: rec.meta.id });
+    await this.#d.runtime(rec.meta.runtimeHandler).update(rec.meta.id, oci.resources);
     await rec.update((s) => ({ ...s, resources: resourcesJson }));
   }
 

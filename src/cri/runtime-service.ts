@@ -1,4 +1,14 @@
-import { CgroupDriver, type RuntimeService } from "../gen/runtime/v1/api_pb.ts";
+import { fromJson, toJson } from "@bufbuild/protobuf";
+import {
+  CgroupDriver, ContainerConfigSchema, ContainerState, LinuxContainerResourcesSchema, PodSandboxConfigSchema, PodSandboxState,
+  type RuntimeService,
+} from "../gen/runtime/v1/api_pb.ts";
+import type { ContainerService } from "../container/index.ts";
+import { invalid } from "../errors.ts";
+import type { SandboxService } from "../sandbox/index.ts";
+import { toContainer, toContainerStatus } from "./convert/container.ts";
+import { toPodSandbox, toPodSandboxStatus } from "./convert/sandbox.ts";
+import { toSeconds } from "./convert/time.ts";
 import { CRI_API_VERSION, RUNTIME_NAME, VERSION } from "../version.ts";
 import { notBuilt, type Handlers } from "./bridge.ts";
 
@@ -22,7 +32,11 @@ export interface Services {
   cgroupDriver(): "systemd" | "cgroupfs";
   /** UpdateRuntimeConfig: the node's pod CIDR. */
   setPodCidr(cidr: string): void;
+  sandboxes: SandboxService;
+  containers: ContainerService;
 }
+
+const CONTAINER_STATE = { [ContainerState.CONTAINER_CREATED]: "created", [ContainerState.CONTAINER_RUNNING]: "running", [ContainerState.CONTAINER_EXITED]: "exited", [ContainerState.CONTAINER_UNKNOWN]: "unknown" } as const;
 
 /** RuntimeService handlers: validate → delegate → convert. */
 export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
@@ -39,22 +53,62 @@ export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
       d.setPodCidr(req.runtimeConfig?.networkConfig?.podCidr ?? "");
       return {};
     },
-    runPodSandbox: notBuilt,
-    stopPodSandbox: notBuilt,
-    removePodSandbox: notBuilt,
-    podSandboxStatus: notBuilt,
-    listPodSandbox: notBuilt,
-    streamPodSandboxes: notBuilt,
-    createContainer: notBuilt,
-    startContainer: notBuilt,
-    stopContainer: notBuilt,
-    removeContainer: notBuilt,
-    listContainers: notBuilt,
-    streamContainers: notBuilt,
-    containerStatus: notBuilt,
-    updateContainerResources: notBuilt,
-    reopenContainerLog: notBuilt,
-    execSync: notBuilt,
+    runPodSandbox: async (req, ctx) => {
+      if (!req.config) throw invalid("RunPodSandboxRequest.Config is required");
+      const sb = await d.sandboxes.run({ config: req.config, configJson: toJson(PodSandboxConfigSchema, req.config), runtimeHandler: req.runtimeHandler }, ctx.signal);
+      return { podSandboxId: sb.meta.id };
+    },
+    stopPodSandbox: async (req) => {
+      await d.sandboxes.stop(need(req.podSandboxId, "PodSandboxId"));
+      return {};
+    },
+    removePodSandbox: async (req) => {
+      await d.sandboxes.remove(need(req.podSandboxId, "PodSandboxId"));
+      return {};
+    },
+    podSandboxStatus: async (req) => toPodSandboxStatus(d.sandboxes.get(need(req.podSandboxId, "PodSandboxId")), req.verbose),
+    listPodSandbox: async (req) => ({ items: d.sandboxes.list(sandboxFilter(req.filter)).map(toPodSandbox) }),
+    streamPodSandboxes: async (req, _ctx, send) => {
+      const items = d.sandboxes.list(sandboxFilter(req.filter)).map(toPodSandbox);
+      for (let i = 0; i < items.length || i === 0; i += CHUNK) await send({ podSandboxes: items.slice(i, i + CHUNK) });
+    },
+    createContainer: async (req) => {
+      if (!req.config) throw invalid("CreateContainerRequest.Config is required");
+      const sb = d.sandboxes.get(need(req.podSandboxId, "PodSandboxId"));
+      const sandboxConfig = req.sandboxConfig ?? fromJson(PodSandboxConfigSchema, sb.meta.configJson as never);
+      const c = await d.containers.create({ podSandboxId: sb.meta.id, config: req.config, sandboxConfig, configJson: toJson(ContainerConfigSchema, req.config) });
+      return { containerId: c.meta.id };
+    },
+    startContainer: async (req) => {
+      await d.containers.start(need(req.containerId, "ContainerId"));
+      return {};
+    },
+    stopContainer: async (req) => {
+      await d.containers.stop(need(req.containerId, "ContainerId"), toSeconds(req.timeout));
+      return {};
+    },
+    removeContainer: async (req) => {
+      await d.containers.remove(need(req.containerId, "ContainerId"));
+      return {};
+    },
+    listContainers: async (req) => ({ containers: d.containers.list(containerFilter(req.filter)).map(toContainer) }),
+    streamContainers: async (req, _ctx, send) => {
+      const items = d.containers.list(containerFilter(req.filter)).map(toContainer);
+      for (let i = 0; i < items.length || i === 0; i += CHUNK) await send({ containers: items.slice(i, i + CHUNK) });
+    },
+    containerStatus: async (req) => toContainerStatus(d.containers.get(need(req.containerId, "ContainerId")), req.verbose),
+    updateContainerResources: async (req) => {
+      await d.containers.updateResources(need(req.containerId, "ContainerId"), req.linux, req.linux ? toJson(LinuxContainerResourcesSchema, req.linux) : null);
+      return {};
+    },
+    reopenContainerLog: async (req) => {
+      await d.containers.reopenLog(need(req.containerId, "ContainerId"));
+      return {};
+    },
+    execSync: async (req) => {
+      const r = await d.containers.execSync(need(req.containerId, "ContainerId"), req.cmd, toSeconds(req.timeout));
+      return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };
+    },
     exec: notBuilt,
     attach: notBuilt,
     portForward: notBuilt,
@@ -70,5 +124,34 @@ export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
     listPodSandboxMetrics: notBuilt,
     streamPodSandboxMetrics: notBuilt,
     updatePodSandboxResources: notBuilt,
+  };
+}
+
+// --- internal ---
+
+/** Items per message of the Stream* list RPCs. */
+const CHUNK = 500;
+
+function need(v: string, field: string): string {
+  if (!v) throw invalid(`${field} is required`);
+  return v;
+}
+
+function sandboxFilter(f: { id: string; state?: { state: PodSandboxState }; labelSelector: Record<string, string> } | undefined) {
+  if (!f) return undefined;
+  return {
+    id: f.id || undefined,
+    state: f.state ? (f.state.state === PodSandboxState.SANDBOX_READY ? ("ready" as const) : ("notready" as const)) : undefined,
+    labelSelector: Object.keys(f.labelSelector).length ? f.labelSelector : undefined,
+  };
+}
+
+function containerFilter(f: { id: string; state?: { state: ContainerState }; podSandboxId: string; labelSelector: Record<string, string> } | undefined) {
+  if (!f) return undefined;
+  return {
+    id: f.id || undefined,
+    state: f.state ? CONTAINER_STATE[f.state.state] : undefined,
+    podSandboxId: f.podSandboxId || undefined,
+    labelSelector: Object.keys(f.labelSelector).length ? f.labelSelector : undefined,
   };
 }

@@ -1,3 +1,4 @@
+import type { PodSandboxConfig } from "../gen/runtime/v1/api_pb.ts";
 import type { Logger } from "../log/index.ts";
 import type { Paths } from "../paths.ts";
 import type { NameIndex, RecordDir } from "../store/index.ts";
@@ -27,7 +28,7 @@ export interface PodNet {
 
 /** The pod's infra (pause) container, run only when the pod needs one. */
 export interface InfraPort {
-  start(sb: SandboxView, signal?: AbortSignal): Promise<{ containerId: string; pid: number }>;
+  start(sb: SandboxView, config: PodSandboxConfig, signal?: AbortSignal): Promise<{ containerId: string; pid: number }>;
   /** Stops and removes the infra container (idempotent). */
   remove(sb: SandboxView): Promise<void>;
   /** Stops it, keeping its records (idempotent). */

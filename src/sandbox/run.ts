@@ -99,7 +99,7 @@ export async function runSandbox(d: SandboxDeps, input: RunSandboxInput, signal:
 
   if (!settings.dropInfraCtr || namespaceOptions.pid === NS.POD) {
     const view: SandboxView = { meta, status };
-    const infra = await d.infra.start(view, signal).catch((e) => { throw wrap(e, "start infra container"); });
+    const infra = await d.infra.start(view, config, signal).catch((e) => { throw wrap(e, "start infra container"); });
     undo.defer("remove infra container", () => d.infra.remove({ meta, status: { ...status, infraContainerId: infra.containerId } }));
     status.infraContainerId = infra.containerId;
     status.infraPid = infra.pid;

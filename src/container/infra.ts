@@ -1,0 +1,72 @@
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import type { PodSandboxConfig } from "../gen/runtime/v1/api_pb.ts";
+import { wrap } from "../errors.ts";
+import type { SandboxView } from "../sandbox/index.ts";
+import type { StoredRecord } from "../store/index.ts";
+import { Undo } from "../util/undo.ts";
+import { sandboxInput } from "./create.ts";
+import type { ContainerDeps } from "./deps.ts";
+import type { ContainerMeta, ContainerRunState } from "./record.ts";
+
+/**
+ * Creates and starts a pod's infra (pause) container under a monitor: the pause image (pulled
+ * first when missing, with pause_image_auth_file), its own root filesystem, the infra spec, then
+ * `runtime create` and `start`. It has the sandbox's id and is recorded as an infra container.
+ */
+export async function startInfra(d: ContainerDeps, sb: SandboxView, config: PodSandboxConfig, signal: AbortSignal | undefined, onCreated: (rec: StoredRecord<ContainerMeta, ContainerRunState>) => void): Promise<{ containerId: string; pid: number }> {
+  const st = d.settings();
+  const id = sb.meta.id;
+  const log = d.log.withTag("sandbox");
+  await using undo = new Undo(log);
+  const image = await d.images.ensure(st.pauseImage, st.pauseImageAuthFile, signal).catch((e) => { throw wrap(e, `pause image "${st.pauseImage}"`); });
+  const rootfs = await d.rootfs.create(id, image.layers);
+  undo.defer("remove infra root filesystem", () => d.rootfs.remove(id));
+  const bundle = join(d.paths.runroot, "containers", id);
+  await mkdir(bundle, { recursive: true, mode: 0o700 });
+  undo.defer("remove infra bundle", () => rm(bundle, { recursive: true, force: true }));
+  const pod = sandboxInput(sb, config);
+  const built = d.buildInfraSpec({
+    id, name: sb.meta.name, config,
+    image: { config: image.config, id: image.id, name: image.name, userRequested: st.pauseImage },
+    pauseCommand: st.pauseCommand,
+    rootfs,
+    hostname: sb.meta.hostname,
+    namespaces: pod.namespaces,
+    shmPath: pod.shmPath,
+    hostnamePath: pod.hostnamePath,
+    resolvConfPath: pod.resolvConfPath,
+    cgroupParent: sb.meta.cgroupParent,
+    cgroupManager: st.cgroupManager,
+    cpuset: st.infraCtrCpuset || undefined,
+    created: new Date(sb.meta.createdAt).toISOString(),
+    runtimeHandler: sb.meta.runtimeHandler,
+    defaults: st.defaults,
+    host: d.host,
+    io: d.io,
+  });
+  for (const w of built.warnings) log.warn(w, { id });
+  await writeFile(join(bundle, "config.json"), JSON.stringify(built.spec), { mode: 0o600 });
+  const runtime = d.runtime(sb.meta.runtimeHandler);
+  undo.defer("delete infra container", async () => {
+    await runtime.delete(id, true).catch(() => {});
+    await d.monitor.cleanup(id);
+  });
+  const logPath = join(d.paths.runroot, "containers", id, "infra.log");
+  await mkdir(dirname(logPath), { recursive: true });
+  const { pid } = await d.monitor.create({ id, bundle, runtime, logPath, terminal: false, stdin: false, stdinOnce: false, logSizeMax: 1 << 20, timeoutMs: st.containerCreateTimeoutS * 1000 });
+  await runtime.start(id);
+  const meta: ContainerMeta = {
+    id, name: sb.meta.name, sandboxId: id,
+    metadata: { name: "POD", attempt: sb.meta.metadata.attempt },
+    configJson: null,
+    image: { id: image.id, name: image.name, userRequested: st.pauseImage },
+    logPath, createdAt: Date.now(), labels: {}, annotations: {},
+    stopSignal: built.stopSignal, user: { uid: 0, gid: 0, additionalGids: [] }, mounts: [],
+    tty: false, stdin: false, stdinOnce: false, runtimeHandler: sb.meta.runtimeHandler, bundle, seccomp: built.seccompRef, infra: true,
+  };
+  const rec = await d.records.create(id, meta, { state: "running", pid, startedAt: Date.now() });
+  onCreated(rec);
+  undo.commit();
+  return { containerId: id, pid };
+}

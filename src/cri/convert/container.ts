@@ -1,0 +1,66 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { ContainerState, type ContainerSchema, type ContainerStatusResponseSchema } from "../../gen/runtime/v1/api_pb.ts";
+import { exitReason, type ContainerView } from "../../container/index.ts";
+import { toNanos } from "./time.ts";
+
+const STATE: Record<string, ContainerState> = {
+  created: ContainerState.CONTAINER_CREATED,
+  running: ContainerState.CONTAINER_RUNNING,
+  exited: ContainerState.CONTAINER_EXITED,
+  unknown: ContainerState.CONTAINER_UNKNOWN,
+};
+
+/** A container in ListContainers. */
+export function toContainer(c: ContainerView): MessageInitShape<typeof ContainerSchema> {
+  return {
+    id: c.meta.id,
+    podSandboxId: c.meta.sandboxId,
+    metadata: c.meta.metadata,
+    image: { image: c.meta.image.userRequested },
+    imageRef: c.meta.image.id,
+    imageId: c.meta.image.id,
+    state: STATE[c.status.state],
+    createdAt: toNanos(c.meta.createdAt),
+    labels: c.meta.labels,
+    annotations: c.meta.annotations,
+  };
+}
+
+/** ContainerStatusResponse, with CRI-O-style verbose info. */
+export function toContainerStatus(c: ContainerView, verbose: boolean): MessageInitShape<typeof ContainerStatusResponseSchema> {
+  const s = c.status;
+  return {
+    status: {
+      id: c.meta.id,
+      metadata: c.meta.metadata,
+      state: STATE[s.state],
+      createdAt: toNanos(c.meta.createdAt),
+      startedAt: toNanos(s.startedAt),
+      finishedAt: toNanos(s.finishedAt),
+      exitCode: s.exitCode ?? 0,
+      image: { image: c.meta.image.userRequested },
+      imageRef: c.meta.image.id,
+      imageId: c.meta.image.id,
+      reason: exitReason(s),
+      message: s.message ?? "",
+      labels: c.meta.labels,
+      annotations: c.meta.annotations,
+      mounts: c.meta.mounts,
+      logPath: c.meta.logPath,
+      user: { linux: { uid: BigInt(c.meta.user.uid), gid: BigInt(c.meta.user.gid), supplementalGroups: c.meta.user.additionalGids.map((g) => BigInt(g)) } },
+    },
+    info: verbose
+      ? {
+          info: JSON.stringify({
+            sandboxID: c.meta.sandboxId,
+            pid: s.state === "running" ? (s.pid ?? 0) : 0,
+            privileged: false,
+            bundle: c.meta.bundle,
+            seccomp: c.meta.seccomp,
+            runtimeHandler: c.meta.runtimeHandler,
+            config: c.meta.configJson,
+          }),
+        }
+      : {},
+  };
+}
