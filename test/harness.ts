@@ -115,6 +115,16 @@ export async function startDaemon(o: DaemonOptions = {}): Promise<TestDaemon> {
   void (async () => {
     for await (const chunk of proc.stdout) logs += new TextDecoder().decode(chunk);
   })();
+  // Connect only once the socket exists: grpc-js backs off ~1 s after a failed first connect.
+  if (!o.noWait) {
+    await waitFor(() => {
+      if (proc.exitCode !== null) throw new Error(`daemon exited with ${proc.exitCode}: ${logs.slice(-2000)}`);
+      return existsSync(socket) && (!o.dir || logs.includes("Listening on"));
+    }, 20_000, "the daemon's socket file").catch(async (e) => {
+      proc.kill("SIGKILL");
+      throw e;
+    });
+  }
   const cri = criClient(socket);
   const d: TestDaemon = {
     dir, socket, configFile, configDir, root, runroot, proc, cri,
