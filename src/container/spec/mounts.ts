@@ -64,7 +64,7 @@ export function containerMounts(m: MountInput): MountResult {
   const criDest = new Set<string>();
   for (const c of m.cri) {
     if (!c.containerPath) throw invalid("mount.container_path is empty");
-    criDest.add(normalize(c.containerPath));
+    criDest.add(cleanPath(c.containerPath));
   }
   const list = new MountList();
   for (const d of defaultMounts()) list.add(d);
@@ -105,7 +105,7 @@ export function containerMounts(m: MountInput): MountResult {
 // --- internal ---
 
 function criMount(c: CriMount, m: MountInput, mkdirs: string[]): { mount: Mount; propagation: string } {
-  const dest = normalize(c.containerPath);
+  const dest = cleanPath(c.containerPath);
   if (!dest.startsWith("/")) throw invalid(`mount container path "${c.containerPath}" is not absolute`);
   if (c.image?.image) throw unimplemented(`image volume mount of "${c.image.image}" at "${dest}"`);
   if (!c.hostPath) throw invalid(`mount.host_path is empty for container path "${dest}"`);
@@ -113,7 +113,7 @@ function criMount(c: CriMount, m: MountInput, mkdirs: string[]): { mount: Mount;
     throw invalid(`idmap mounts are not supported by the OCI runtime (container path "${dest}")`);
   let source = m.realpath(c.hostPath);
   if (source === undefined) {
-    source = normalize(c.hostPath);
+    source = cleanPath(c.hostPath);
     mkdirs.push(source);
   }
   const options = ["rbind"];
@@ -140,7 +140,13 @@ function criMount(c: CriMount, m: MountInput, mkdirs: string[]): { mount: Mount;
 }
 
 function depth(p: string): number {
-  return normalize(p).split("/").filter(Boolean).length;
+  return cleanPath(p).split("/").filter(Boolean).length;
+}
+
+/** filepath.Clean: normalised, without a trailing slash (except "/"). */
+function cleanPath(p: string): string {
+  const n = normalize(p);
+  return n.length > 1 ? n.replace(/\/+$/, "") : n;
 }
 
 function clearReadOnly(mount: Mount): void {

@@ -49,7 +49,7 @@ export function processEnv(e: EnvInput): string[] {
   set(`HOSTNAME=${e.hostname}`);
   e.defaults.forEach(set);
   const criKeys = new Set(e.cri.filter((kv) => kv.key !== "").map((kv) => kv.key));
-  for (const kv of e.cri) if (kv.key !== "") set(`${kv.key}=${kv.value}`);
+  for (const kv of e.cri) if (kv.key !== "") set(`${kv.key}=${UTF8.decode(kv.value)}`);
   for (const kv of e.image) {
     const k = kv.split("=", 1)[0] ?? "";
     if (!criKeys.has(k)) set(kv);
@@ -97,6 +97,8 @@ export function stopSignalName(criSignal: number, imageSignal: string | undefine
 }
 
 // --- internal ---
+
+const UTF8 = new TextDecoder();
 
 const ULIMITS: Record<string, string> = {
   core: "RLIMIT_CORE", cpu: "RLIMIT_CPU", data: "RLIMIT_DATA", fsize: "RLIMIT_FSIZE",

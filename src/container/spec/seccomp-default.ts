@@ -7,9 +7,17 @@ import type { ProfileSyscall, SeccompProfile } from "./seccomp-profile.ts";
  * with EPERM. Namespace creation is hardened as CRI-O does: without CAP_SYS_ADMIN, clone is allowed
  * only without CLONE_NEW* flags, clone3 returns ENOSYS (libc then uses clone) and unshare fails.
  */
-export const DEFAULT_SECCOMP_PROFILE: SeccompProfile = buildDefaultProfile();
+export function defaultSeccompProfile(): SeccompProfile {
+  cached ??= buildDefaultProfile();
+  return cached;
+}
+
+/** The same profile as a value (built on first import of this module's data, below). */
+export let DEFAULT_SECCOMP_PROFILE: SeccompProfile;
 
 // --- internal ---
+
+let cached: SeccompProfile | undefined;
 
 const EPERM = 1;
 const EINVAL = 22;
@@ -196,3 +204,5 @@ function socketRules(): ProfileSyscall[] {
     { names: ["socket"], action: "SCMP_ACT_ALLOW", includes: audit, args: [{ index: 0, value: AF_VSOCK, op: "SCMP_CMP_NE" }] },
   ];
 }
+
+DEFAULT_SECCOMP_PROFILE = defaultSeccompProfile();

@@ -91,7 +91,7 @@ export function compileSeccomp(p: SeccompProfile, t: ProfileTarget): Seccomp {
     const rule: SeccompSyscall = { names, action: s.action };
     const errnoRet = s.errnoRet ?? (s.errno ? ERRNO[s.errno] : undefined);
     if (errnoRet !== undefined && (s.action === "SCMP_ACT_ERRNO" || s.action === "SCMP_ACT_TRACE")) rule.errnoRet = errnoRet;
-    if (s.args?.length) rule.args = s.args.map((a) => ({ index: a.index, value: a.value, ...(a.valueTwo ? { valueTwo: a.valueTwo } : {}), op: a.op }));
+    if (s.args?.length) rule.args = s.args.map((a) => ({ index: a.index, value: a.value, ...(a.valueTwo !== undefined ? { valueTwo: a.valueTwo } : {}), op: a.op }));
     syscalls.push(rule);
   }
   const out: Seccomp = { defaultAction: p.defaultAction };

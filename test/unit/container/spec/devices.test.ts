@@ -1,0 +1,49 @@
+import { expect, test } from "bun:test";
+import { create } from "@bufbuild/protobuf";
+import { DeviceSchema } from "../../../../src/gen/runtime/v1/api_pb.ts";
+import { containerDevices } from "../../../../src/container/spec/devices.ts";
+import type { Device } from "../../../../src/oci/spec-types.ts";
+
+const table: Record<string, Device[]> = {
+  "/dev/fuse": [{ type: "c", path: "/dev/fuse", major: 10, minor: 229, fileMode: 0o666, uid: 0, gid: 0 }],
+  "/dev/snd": [
+    { type: "c", path: "/dev/snd/controlC0", major: 116, minor: 0, fileMode: 0o660, uid: 0, gid: 29 },
+    { type: "c", path: "/dev/snd/timer", major: 116, minor: 33, fileMode: 0o660, uid: 0, gid: 29 },
+  ],
+};
+const io = {
+  devicesAt: (p: string) => {
+    const d = table[p];
+    if (!d) throw new Error(`ENOENT: no such file or directory, stat '${p}'`);
+    return d;
+  },
+  hostDevices: () => [...(table["/dev/fuse"] ?? []), ...(table["/dev/snd"] ?? [])],
+};
+const dev = (containerPath: string, hostPath: string, permissions = "") => create(DeviceSchema, { containerPath, hostPath, permissions });
+
+test("no devices: deny all (runc adds its standard set)", () => {
+  expect(containerDevices({ cri: [], privileged: false, ...io })).toEqual({ devices: [], rules: [{ allow: false, access: "rwm" }] });
+});
+
+test("a device node and a directory of them, with permissions", () => {
+  const r = containerDevices({ cri: [dev("/dev/fuse", "/dev/fuse", "rw"), dev("/dev/sound", "/dev/snd")], privileged: false, ...io });
+  expect(r.devices.map((d) => d.path)).toEqual(["/dev/fuse", "/dev/sound/controlC0", "/dev/sound/timer"]);
+  expect(r.rules).toEqual([
+    { allow: false, access: "rwm" },
+    { allow: true, type: "c", major: 10, minor: 229, access: "rw" },
+    { allow: true, type: "c", major: 116, minor: 0, access: "rwm" },
+    { allow: true, type: "c", major: 116, minor: 33, access: "rwm" },
+  ]);
+});
+
+test("privileged: every host device and allow-all", () => {
+  const r = containerDevices({ cri: [dev("/dev/fuse", "/dev/fuse")], privileged: true, ...io });
+  expect(r.rules).toEqual([{ allow: true, access: "rwm" }]);
+  expect(r.devices).toHaveLength(3);
+});
+
+test("missing device or bad permissions are invalid-argument", () => {
+  expect(() => containerDevices({ cri: [dev("/dev/x", "/dev/nope")], privileged: false, ...io })).toThrow(
+    expect.objectContaining({ kind: "invalid-argument", message: expect.stringContaining('failed to add device "/dev/nope"') }));
+  expect(() => containerDevices({ cri: [dev("/dev/fuse", "/dev/fuse", "rwx")], privileged: false, ...io })).toThrow(/invalid device permissions/);
+});
