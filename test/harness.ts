@@ -50,6 +50,8 @@ export interface TestDaemon {
   configDir: string;
   root: string;
   runroot: string;
+  /** runtime_root of the runc handler. */
+  runcRoot: string;
   proc: Subprocess<"ignore", "pipe", "pipe">;
   cri: CriClient;
   /** Everything the daemon wrote to stderr so far. */
@@ -83,6 +85,10 @@ export async function startDaemon(o: DaemonOptions = {}): Promise<TestDaemon> {
         "[crio.runtime]",
         `log_level = ${JSON.stringify(o.logLevel ?? "debug")}`,
         `cgroup_manager = "cgroupfs"`,
+        "[crio.runtime.runtimes.runc]",
+        `runtime_root = ${JSON.stringify(join(dir, "runc"))}`,
+        "[crio.runtime.runtimes.crun]",
+        `runtime_root = ${JSON.stringify(join(dir, "crun"))}`,
         "[crio.image]",
         `signature_policy = ${JSON.stringify(join(dir, "policy.json"))}`,
         `registries_conf = ${JSON.stringify(join(dir, "registries.conf"))}`,
@@ -127,7 +133,7 @@ export async function startDaemon(o: DaemonOptions = {}): Promise<TestDaemon> {
   }
   const cri = criClient(socket);
   const d: TestDaemon = {
-    dir, socket, configFile, configDir, root, runroot, proc, cri,
+    dir, socket, configFile, configDir, root, runroot, proc, cri, runcRoot: join(dir, "runc"),
     logs: () => logs,
     async waitForLog(re, timeoutMs = 20_000) {
       return await waitFor(() => logs.split("\n").find((l) => re.test(l)), timeoutMs, `log line ${re}`);

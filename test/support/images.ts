@@ -24,6 +24,7 @@ export const IMAGE_NAMES = {
   dockerv2: "dockerv2",
   big: "big",
   hostile: "hostile",
+  pause: "pause",
 } as const;
 
 /** The PATH every image sets. */
@@ -63,6 +64,23 @@ export function uncompressedImage(): Promise<TestImage> {
 export function dockerv2Image(): Promise<TestImage> {
   return cachedImage("dockerv2", async (w) =>
     w.image("dockerv2", [await w.layer(await busyboxEntries(), "gzip", MEDIA.dockerLayerGzip)], baseConfig("dockerv2"), "docker"),
+  );
+}
+
+/**
+ * pause: a look-alike of the infra image for the daemon's pause_image — the busybox layer plus
+ * /pause, a shell loop that sleeps until SIGTERM/SIGINT (set pause_command = "/pause").
+ */
+export function pauseImage(): Promise<TestImage> {
+  return cachedImage("pause", async (w) =>
+    w.image(
+      "pause",
+      [
+        await w.layer(await busyboxEntries(), "gzip"),
+        await w.layer([file("pause", "#!/bin/sh\ntrap 'exit 0' TERM INT\nwhile :; do sleep 86400 & wait $!; done\n", 0o755)], "gzip"),
+      ],
+      { ...baseConfig("pause"), Entrypoint: ["/pause"], Cmd: null },
+    ),
   );
 }
 
@@ -192,6 +210,7 @@ export const STANDARD_IMAGES = {
   uncompressed: uncompressedImage,
   multiplatform: multiplatformImage,
   dockerv2: dockerv2Image,
+  pause: pauseImage,
 } as const;
 
 /** Names of the standard set. */
