@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, rmSync, symlinkSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, rmSync, statSync, symlinkSync } from "node:fs";
 import { lstat, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { invalid, RuntimeError, wrap } from "../errors.ts";
@@ -49,7 +49,7 @@ export async function createRootfs(storageDir: string, id: string, lowerDirs: st
   if (isMounted(p.merged)) return p.merged;
   const fresh = !existsSync(p.dir);
   try {
-    for (const d of [p.upper, p.work, p.merged]) mkdirSync(d, { recursive: true, mode: 0o700 });
+    for (const d of [p.work, p.merged]) mkdirSync(d, { recursive: true, mode: 0o700 });
     let lower = [...lowerDirs].reverse(); // overlayfs lists the topmost layer first
     if (lower.length === 0) {
       const empty = join(p.dir, "empty");
@@ -57,6 +57,14 @@ export async function createRootfs(storageDir: string, id: string, lowerDirs: st
       lower = [empty];
     }
     for (const d of lower) if (!existsSync(d)) throw invalid(`layer directory "${d}" does not exist`);
+    if (!existsSync(p.upper)) {
+      // The merged root takes the upper dir's owner and mode: copy them from the top layer's root
+      // (a 0700 root would lock every non-root container user out of "/").
+      const top = statSync(lower[0] as string);
+      mkdirSync(p.upper, { mode: 0o755 });
+      chmodSync(p.upper, top.mode & 0o7777);
+      chownSync(p.upper, top.uid, top.gid);
+    }
     const options = opts.mountOptions;
     const data = `lowerdir=${lower.join(":")},upperdir=${p.upper},workdir=${p.work}${options?.length ? "," + options.join(",") : ""}`;
     if (data.length <= MAX_MOUNT_DATA) {
