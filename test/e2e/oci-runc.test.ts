@@ -3,10 +3,12 @@
 // runc (and crun once); the container reports its identity and its /proc/self/status, which must
 // show the caps, NoNewPrivs, seccomp mode and user the spec asked for. Everything is removed after,
 // and no mount or cgroup is left behind.
+import { create } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DeviceSchema, MountSchema } from "../../src/gen/runtime/v1/api_pb.ts";
 import { buildContainerSpec, detectSpecHost, realSpecIo, type ContainerSpecInput, type SpecHost } from "../../src/container/spec/index.ts";
 import { OciRuntime, writeBundle, type Spec } from "../../src/oci/index.ts";
 import { createRootfs, removeRootfs } from "../../src/storage/index.ts";
@@ -101,14 +103,25 @@ function statusField(out: string, name: string): string | undefined {
 
 describe.if(isRoot())("runc runs our spec", () => {
   test("a non-root container: user, groups, caps, NoNewPrivs and seccomp as asked", async () => {
+    const vol = join(dir, "volumes");
+    mkdirSync(join(vol, "ro", "sub"), { recursive: true });
+    writeFileSync(join(vol, "ro", "hello"), "from-host\n");
     const { bundle } = await prepare("nonroot", (i) => {
       i.config.command = ["sh", "-c"];
-      i.config.args = ["id; hostname; cat /marker; cat /proc/self/status"];
+      i.config.args = [[
+        "id", "hostname", "cat /marker", "cat /ro/hello", "(echo x > /ro/f) 2>/dev/null || echo RO-DENIED",
+        "cat /proc/sys/net/ipv4/ip_unprivileged_port_start", "echo HOME=$HOME MODE=$MODE", "ls -l /dev/fuse",
+        "cat /proc/self/status",
+      ].join("; ")];
+      i.config.mounts = [create(MountSchema, { containerPath: "/ro", hostPath: join(vol, "ro"), readonly: true, recursiveReadOnly: true })];
+      i.config.devices = [create(DeviceSchema, { containerPath: "/dev/fuse", hostPath: "/dev/fuse", permissions: "rw" })];
     });
     const { code, out } = await runToEnd(runc(), "nonroot", bundle);
     expect({ code, out }).toMatchObject({ code: 0 });
     expect(out).toContain("uid=1000(app) gid=1000(app) groups=1000(app),2000(extra)");
-    expect(out).toContain("e2e-pod\nlayer2\n");
+    expect(out).toContain("e2e-pod\nlayer2\nfrom-host\nRO-DENIED\n0\n");
+    expect(out).toContain("MODE=test");
+    expect(out).toMatch(/crw-------\s+1 root\s+root\s+10,\s+229 .* \/dev\/fuse/);
     expect(statusField(out, "CapBnd")).toBe("00000000000015db"); // the nine + NET_ADMIN − KILL (the fixture's add/drop)
     expect(statusField(out, "CapEff")).toBe("0000000000000000"); // a non-root user holds no effective caps
     expect(statusField(out, "NoNewPrivs")).toBe("1");
@@ -162,7 +175,7 @@ describe.if(isRoot())("runc runs our spec", () => {
     for (const d of cgroupDirsForPath(layout, spec.linux!.cgroupsPath!)) expect(existsSync(d)).toBe(false);
     await removeCgroupDirs(cgroupDirsForPath(layout, `/crio-e2e-${process.pid}`));
     await cleanup(id);
-    expect(readMountinfo().filter((m) => m.mountPoint.startsWith(join(dir, "storage")))).toEqual([]);
+    expect(readMountinfo().filter((m) => m.mountPoint.startsWith(join(dir, "storage", id)))).toEqual([]);
   });
 
   test("a privileged container gets every capability this daemon holds", async () => {
