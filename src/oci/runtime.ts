@@ -128,9 +128,10 @@ export class OciRuntime {
   }
 
   /** Deletes the container's runtime state; `force` kills it first. Idempotent: an unknown id is fine. */
-  async delete(id: string, o: { force?: boolean } = {}): Promise<void> {
+  async delete(id: string, o: boolean | { force?: boolean } = {}): Promise<void> {
+    const force = typeof o === "boolean" ? o : (o.force ?? false);
     try {
-      await this.#run("delete", [...(o.force ? ["--force"] : []), id], id);
+      await this.#run("delete", [...(force ? ["--force"] : []), id], id);
     } catch (e) {
       if (e instanceof RuntimeError && e.kind === "not-found") return;
       throw e;

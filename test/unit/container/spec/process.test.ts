@@ -3,6 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { KeyValueSchema } from "../../../../src/gen/runtime/v1/api_pb.ts";
 import { DEFAULT_PATH, parseUlimits, processArgs, processCwd, processEnv, stopSignalName } from "../../../../src/container/spec/process.ts";
 import { RLIM_INFINITY } from "../../../../src/oci/spec-types.ts";
+import type { ImageConfig } from "../../../../src/container/spec/types.ts";
 
 const image = { Entrypoint: ["/entry"], Cmd: ["--default"] };
 const kv = (key: string, value: string) => create(KeyValueSchema, { key, value: new TextEncoder().encode(value) });
@@ -16,7 +17,7 @@ describe("processArgs follows the kubelet/CRI-O merge", () => {
     ["no Entrypoint: Cmd", [], [], { Cmd: ["sh"] }, ["sh"]],
     ["no Entrypoint, args replace Cmd", [], ["ls"], { Cmd: ["sh"], Entrypoint: null }, ["ls"]],
   ] as const)("%s", (_name, command, args, img, want) => {
-    expect(processArgs(command, args, img)).toEqual([...want]);
+    expect(processArgs(command, args, img as ImageConfig)).toEqual([...want]);
   });
 
   test("nothing to run is invalid-argument", () => {
