@@ -1,4 +1,6 @@
 import { describe, expect, test } from "bun:test";
+import { create } from "@bufbuild/protobuf";
+import { ContainerConfigSchema, PodSandboxConfigSchema } from "../../../../src/gen/runtime/v1/api_pb.ts";
 import { buildContainerSpec, type ContainerSpecResult } from "../../../../src/container/spec/index.ts";
 import { specToJson } from "../../../../src/oci/bundle.ts";
 import { containerConfig, expectGolden, fakeHost, fakeIo, sandboxConfig, specInput } from "./fixtures.ts";
@@ -36,6 +38,15 @@ describe("buildContainerSpec", () => {
     expect(r.spec.hostname).toBeUndefined();
     expect(r.spec.linux?.maskedPaths).toEqual([]);
     expect(r.spec.process?.capabilities?.bounding).not.toContain("CAP_SYS_RESOURCE");
+  });
+
+  test("a minimal crictl-style config (no security context, no passwd) runs the image command unconfined", () => {
+    const i = specInput({ config: create(ContainerConfigSchema, { metadata: { name: "x" }, image: { image: "busybox" } }), etcPasswd: undefined, etcGroup: undefined });
+    i.sandbox.config = create(PodSandboxConfigSchema, { metadata: { name: "p" } });
+    const r = buildContainerSpec(i);
+    expect(r.spec.process).toMatchObject({ args: ["sh"], user: { uid: 0, gid: 0, additionalGids: [0] }, noNewPrivileges: false, cwd: "/" });
+    expect(r.seccompRef).toBe("Unconfined");
+    expect(r.spec.process?.oomScoreAdj).toBeUndefined();
   });
 
   test("cgroup v2 adds a cgroup namespace and keeps unified keys", () => {
