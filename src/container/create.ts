@@ -1,11 +1,11 @@
 import { mkdir, rm, writeFile } from "node:fs/promises";
-import { existsSync } from "node:fs";
 import { dirname, isAbsolute, join, normalize } from "node:path";
 import type { ContainerConfig, PodSandboxConfig } from "../gen/runtime/v1/api_pb.ts";
 import { invalid, notFound, precondition, wrap } from "../errors.ts";
 import { NS, type SandboxView } from "../sandbox/index.ts";
 import type { StoredRecord } from "../store/index.ts";
 import { readInRoot } from "../sys/securejoin.ts";
+import { writeBundle } from "../oci/index.ts";
 import { newId } from "../util/id.ts";
 import { Undo } from "../util/undo.ts";
 import type { ContainerDeps } from "./deps.ts";
@@ -59,10 +59,6 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
   const logPath = sb.meta.logDirectory && logRel ? join(sb.meta.logDirectory, logRel) : join(settings.logDir, sb.meta.id, `${id}.log`);
   await mkdir(dirname(logPath), { recursive: true, mode: 0o755 });
 
-  for (const m of config.mounts) {
-    if (m.hostPath && !existsSync(m.hostPath)) await mkdir(m.hostPath, { recursive: true, mode: 0o755 }).catch((e) => { throw wrap(e, `create mount source "${m.hostPath}"`); });
-  }
-
   const nso = config.linux?.securityContext?.namespaceOptions;
   let targetPidNs: string | undefined;
   if (nso?.pid === NS.TARGET) {
@@ -93,11 +89,12 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
     }
   })();
   for (const w of built.warnings) log.warn(w, { id });
+  for (const dir of built.mkdirs) await mkdir(dir, { recursive: true, mode: 0o755 }).catch((e) => { throw wrap(e, `create mount source "${dir}"`); });
   for (const f of built.files) {
     await mkdir(dirname(f.path), { recursive: true });
     await writeFile(f.path, f.content, { mode: f.mode });
   }
-  await writeFile(join(bundle, "config.json"), JSON.stringify(built.spec), { mode: 0o600 });
+  await writeBundle(bundle, built.spec);
 
   undo.defer("delete runtime container", async () => {
     await runtime.delete(id, true).catch(() => {});

@@ -1,4 +1,5 @@
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
+import { writeBundle, type Spec } from "../oci/index.ts";
 import { dirname, join } from "node:path";
 import type { PodSandboxConfig } from "../gen/runtime/v1/api_pb.ts";
 import { wrap } from "../errors.ts";
@@ -46,7 +47,7 @@ export async function startInfra(d: ContainerDeps, sb: SandboxView, config: PodS
     io: d.io,
   });
   for (const w of built.warnings) log.warn(w, { id });
-  await writeFile(join(bundle, "config.json"), JSON.stringify(built.spec), { mode: 0o600 });
+  await writeBundle(bundle, built.spec as Spec);
   const runtime = d.runtime(sb.meta.runtimeHandler);
   undo.defer("delete infra container", async () => {
     await runtime.delete(id, true).catch(() => {});
