@@ -1,0 +1,258 @@
+import { availableParallelism } from "node:os";
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { RuntimeError, notFound } from "../errors.ts";
+import { log } from "../log/index.ts";
+import type { LayerProgress, PullContext } from "./fetch-image.ts";
+import { ImageStore, type ImageEntry } from "./image-store.ts";
+import { findImage, isPinned } from "./lookup.ts";
+import { hostPlatform, parsePlatform, type Platform } from "./manifest.ts";
+import { loadPolicy, type Policy } from "./policy.ts";
+import { pullImage } from "./pull.ts";
+import { candidates } from "./pull-sources.ts";
+import { formatRef } from "./reference.ts";
+import { loadRegistriesConf, type RegistriesConf } from "./registries-conf.ts";
+import { Semaphore } from "./semaphore.ts";
+import { SharedJobs } from "./shared-jobs.ts";
+import type { ImageFsInfo, ImageRecord, ImageServiceOptions, OciImageConfig, PullOptions, PullProgress } from "./types.ts";
+
+/** Default containers-certs.d(5) directory. */
+export const DEFAULT_CERTS_DIR = "/etc/containers/certs.d";
+
+/**
+ * The image service: pull, status, list, remove, fsInfo, and what containers need (layer dirs,
+ * config). One per process; the daemon and `crio pull` may each have one on the same root.
+ * Call init() once before use (it cleans what a crash left).
+ */
+export class ImageService {
+  readonly store: ImageStore;
+  #o: ImageServiceOptions;
+  #registries!: RegistriesConf;
+  #policy?: Policy;
+  #policyError?: RuntimeError;
+  #platform!: Platform;
+  #downloads!: Semaphore;
+  #unpacks = new Semaphore(Math.max(1, Math.min(4, availableParallelism())));
+  #layerJobs = new SharedJobs<void, LayerProgress>();
+  #pulls = new SharedJobs<ImageEntry, PullProgress>();
+  #holds = new Map<string, number>();
+  #configs = new Map<string, OciImageConfig>();
+
+  /** Reads the configuration files; throws invalid-argument for a malformed registries.conf or platform. */
+  constructor(o: ImageServiceOptions) {
+    this.#o = { ...o };
+    this.store = new ImageStore(o.root);
+    this.#configure();
+  }
+
+  /** Start-up: removes what an interrupted pull left (temp dirs, layers without an image). */
+  async init(): Promise<void> {
+    await this.store.init();
+  }
+
+  /**
+   * Pulls an image (mirrors, then the registry) and returns it. Concurrent pulls of the same
+   * name, platform and credentials share one download.
+   */
+  async pull(ref: string, o: PullOptions = {}): Promise<ImageRecord> {
+    const key = JSON.stringify([ref.trim(), o.platform ?? "", o.auth ?? null]);
+    const entry = await this.#pulls.run(
+      key,
+      o.signal,
+      (signal, progress) => pullImage(this.#deps(), ref, { ...o, signal, onProgress: progress }),
+      o.onProgress,
+    );
+    return this.#record(this.store.read().images[entry.id] ?? entry);
+  }
+
+  /** The image `refOrId` names (id, id prefix, name:tag, name@digest, short name), or undefined. */
+  status(refOrId: string): ImageRecord | undefined {
+    const hit = findImage(this.store.read(), this.#registries, refOrId);
+    return hit ? this.#record(hit.image) : undefined;
+  }
+
+  /** Every image, or those matching `filterRef` (same forms as status). */
+  list(filterRef?: string): ImageRecord[] {
+    if (filterRef) {
+      const one = this.status(filterRef);
+      return one ? [one] : [];
+    }
+    return Object.values(this.store.read().images).map((i) => this.#record(i));
+  }
+
+  /**
+   * Removes an image. A tag of an image that has other tags only loses that tag; an id or digest
+   * removes the image with all its names. Idempotent: an unknown image is not an error (see
+   * api.proto, rpc RemoveImage). An image in use (isInUse) is refused with failed-precondition.
+   */
+  async remove(refOrId: string, isInUse: (imageId: string) => boolean): Promise<void> {
+    const first = findImage(this.store.read(), this.#registries, refOrId);
+    if (!first) return;
+    await this.store.update(async (idx) => {
+      const hit = findImage(idx, this.#registries, refOrId);
+      if (!hit) return;
+      const img = idx.images[hit.image.id]!;
+      if (hit.by === "tag" && img.repoTags.length > 1) {
+        img.repoTags = img.repoTags.filter((t) => t !== hit.name);
+        return;
+      }
+      if (isInUse(img.id))
+        throw new RuntimeError("failed-precondition", `image "${refOrId}" (${img.id}) is in use by a container; remove the containers that use it first`);
+      delete idx.images[img.id];
+      this.#configs.delete(img.id);
+      await this.store.gc(idx, (d) => (this.#holds.get(d) ?? 0) > 0);
+    });
+  }
+
+  /** Usage of the image store (ImageFsInfo): unpacked layers plus stored blobs. */
+  fsInfo(): ImageFsInfo {
+    const idx = this.store.read();
+    let used = 0;
+    let inodes = 0;
+    for (const e of Object.values(idx.layers)) {
+      used += e.usage;
+      inodes += e.entries + 1;
+    }
+    const blobs = join(this.store.root, "blobs", "sha256");
+    for (const f of readdirSync(blobs)) {
+      try {
+        used += Math.ceil(statSync(join(blobs, f)).size / 4096) * 4096;
+        inodes++;
+      } catch {
+        // removed meanwhile
+      }
+    }
+    return { mountpoint: this.store.root, usedBytes: used, inodesUsed: inodes, timestamp: Date.now() };
+  }
+
+  /** The image's unpacked layer directories, lowest first (overlay lowerdir is the reverse). Throws not-found. */
+  layers(imageId: string): string[] {
+    return this.#entry(imageId).layers.map((d) => this.store.layers.dir(d));
+  }
+
+  /** The image's OCI config. Throws not-found. */
+  imageConfig(imageId: string): OciImageConfig {
+    return this.#config(this.#entry(imageId));
+  }
+
+  /** The fully qualified name a reference means (its first candidate), e.g. "docker.io/library/busybox:latest". Throws invalid-argument. */
+  resolve(ref: string): string {
+    return this.candidates(ref)[0]!;
+  }
+
+  /** Every fully qualified name a (short) reference may mean, in the order a pull tries them. Throws invalid-argument. */
+  candidates(ref: string): string[] {
+    return candidates(this.#registries, ref).map(formatRef);
+  }
+
+  /**
+   * Re-reads registries.conf (+ .d) and policy.json, applying reloadable option changes first
+   * (SIGHUP). On a malformed file the previous configuration stays and the error is thrown.
+   */
+  reload(update: Partial<Omit<ImageServiceOptions, "root">> = {}): void {
+    const prev = this.#o;
+    this.#o = { ...this.#o, ...update };
+    try {
+      this.#configure();
+    } catch (e) {
+      this.#o = prev;
+      this.#configure();
+      throw e;
+    }
+  }
+
+  // --- internal ---
+
+  #configure(): void {
+    const o = this.#o;
+    const registries = loadRegistriesConf(o.registriesConfPath, o.registriesConfDir);
+    if (o.shortNameMode) registries.shortNameMode = o.shortNameMode;
+    const platform = o.platform ? parsePlatform(o.platform) : hostPlatform();
+    let policy: Policy | undefined;
+    let policyError: RuntimeError | undefined;
+    if (o.policyPath) {
+      try {
+        policy = loadPolicy(o.policyPath);
+      } catch (e) {
+        const r = RuntimeError.from(e);
+        if (r.kind !== "failed-precondition") throw r; // malformed: refuse the configuration
+        policyError = r; // missing: pulls fail with this message
+        l.warn("signature policy unavailable; pulls will be refused", { error: r.message });
+      }
+    }
+    this.#registries = registries;
+    this.#platform = platform;
+    this.#policy = policy;
+    this.#policyError = policyError;
+    this.#downloads = new Semaphore(o.maxParallelDownloads ?? 3);
+  }
+
+  #deps() {
+    const o = this.#o;
+    const ctx: PullContext = {
+      store: this.store,
+      certsDir: o.certsDir ?? DEFAULT_CERTS_DIR,
+      authFiles: [o.globalAuthFile ?? "", ...(o.authFiles ?? [])].filter(Boolean),
+      downloads: this.#downloads,
+      unpacks: this.#unpacks,
+      layerJobs: this.#layerJobs,
+      holds: this.#holds,
+      userAgent: o.userAgent,
+    };
+    return {
+      ...ctx,
+      registries: this.#registries,
+      policy: this.#policy,
+      policyError: this.#policyError,
+      platform: this.#platform,
+      progressTimeoutMs: o.pullProgressTimeoutMs ?? 0,
+    };
+  }
+
+  #entry(imageId: string): ImageEntry {
+    const id = imageId.startsWith("sha256:") ? imageId : `sha256:${imageId}`;
+    const img = this.store.read().images[id];
+    if (!img) throw notFound("image", imageId);
+    return img;
+  }
+
+  #config(img: ImageEntry): OciImageConfig {
+    let c = this.#configs.get(img.id);
+    if (!c) {
+      const bytes = this.store.readBlob(img.id);
+      if (!bytes) throw new RuntimeError("internal", `config blob of image ${img.id} is missing from the store`);
+      c = JSON.parse(new TextDecoder().decode(bytes)) as OciImageConfig;
+      this.#configs.set(img.id, c);
+    }
+    return c;
+  }
+
+  #record(img: ImageEntry): ImageRecord {
+    const config = this.#config(img);
+    const idx = this.store.read();
+    const size = img.layers.reduce((n, d) => n + (idx.layers[d]?.size ?? 0), 0);
+    const rec: ImageRecord = {
+      id: img.id,
+      repoTags: [...img.repoTags],
+      repoDigests: [...img.repoDigests],
+      size,
+      pinned: isPinned(img, this.#o.pinnedImages ?? [], this.#o.pauseImage),
+      config,
+      manifestDigest: img.manifestDigest,
+      layers: [...img.layers],
+      pulledAt: img.pulledAt,
+    };
+    const user = config.config?.User;
+    if (user) {
+      rec.user = user;
+      const name = user.split(":")[0]!;
+      if (/^\d+$/.test(name)) rec.uid = Number(name);
+      else if (name) rec.username = name;
+    }
+    return rec;
+  }
+}
+
+// --- internal ---
+
+const l = log.withTag("image");
