@@ -6,6 +6,7 @@ import { RuntimeError } from "../errors.ts";
 import { log } from "../log/index.ts";
 import { ImageService, RuntimeService } from "../gen/runtime/v1/api_pb.ts";
 import { bridge, type Gate } from "./bridge.ts";
+import { listenH2Front } from "./h2-front.ts";
 import { imageService } from "./image-service.ts";
 import { runtimeService, type Services } from "./runtime-service.ts";
 
@@ -38,23 +39,25 @@ export async function serve(o: ServeOptions): Promise<CriServer> {
   const img = bridge(ImageService, imageService(o.services) as unknown as Record<string, unknown>, o.gate);
   server.addService(rt.definition, rt.implementation);
   server.addService(img.definition, img.implementation);
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`unix:${o.socket}`, ServerCredentials.createInsecure(), (err) => (err ? reject(new RuntimeError("unavailable", `listen on "${o.socket}": ${err.message}`, { cause: err })) : resolve())),
-  );
+  // The socket is served by h2-front.ts, which hands each connection to grpc-js in-process after
+  // fixing the :authority older grpc-go clients send (critest v1.26 sends the socket path).
+  const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
+  const front = await listenH2Front(o.socket, (conn) => injector.injectConnection(conn));
   await chmod(o.socket, 0o660);
   return {
     async stop(graceMs = 10_000) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => {
-          log.warn("calls still in flight at shutdown; closing them", { graceMs });
-          server.forceShutdown();
-          resolve();
-        }, graceMs);
-        server.tryShutdown(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
+      // Connections come from the front, so grpc-js's tryShutdown callback does not wait for
+      // them; the front's close does: it resolves once every connection has ended, which each
+      // does when its session, told to go away, has finished its calls.
+      const closed = front.close();
+      server.tryShutdown(() => {});
+      const t = setTimeout(() => {
+        log.warn("calls still in flight at shutdown; closing them", { graceMs });
+        server.forceShutdown();
+        front.destroyConnections();
+      }, graceMs);
+      await closed;
+      clearTimeout(t);
       await unlink(o.socket).catch(() => {});
     },
   };
