@@ -14,6 +14,7 @@ export class SharedJobs<T, P = number> {
     if (!job) {
       const ac = new AbortController();
       const listeners = new Set<(p: P) => void>();
+      if (onProgress) listeners.add(onProgress); // before fn runs: it may report synchronously
       const created: Job<T, P> = { ac, waiters: 0, listeners, promise: Promise.resolve() as Promise<T> };
       created.promise = (async () => {
         try {
@@ -39,12 +40,12 @@ export class SharedJobs<T, P = number> {
   // --- internal ---
 
   async #wait(job: Job<T, P>, signal: AbortSignal | undefined, onProgress?: (p: P) => void): Promise<T> {
-    if (signal?.aborted) throw RuntimeError.from(signal.reason);
     job.waiters++;
-    if (onProgress) job.listeners.add(onProgress);
+    if (onProgress) job.listeners.add(onProgress); // a Set: adding the starter's listener again is a no-op
     let onAbort: (() => void) | undefined;
     try {
       if (!signal) return await job.promise;
+      if (signal.aborted) throw RuntimeError.from(signal.reason);
       return await Promise.race([
         job.promise,
         new Promise<never>((_, reject) => {
