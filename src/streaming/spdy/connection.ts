@@ -92,6 +92,8 @@ export class SpdyConnection extends EventEmitter implements StreamOwner {
     if (this.#isClosed) return;
     if (!this.#goneAway) {
       this.#goneAway = true;
+      this.#blocked.clear();
+      this.#socket.resume(); // the client's hang-up must be seen even if a reader lagged
       for (const s of [...this.#streams.values()]) s.reset();
       const sent = this.#send(goAwayFrame(this.#lastStreamId, GoAwayStatus.OK));
       await sent.catch(() => {});

@@ -87,6 +87,7 @@ export class SpdyStream extends Duplex {
     if (this.#remoteFin) return;
     this.#remoteFin = true;
     if (!this.destroyed) this.push(null);
+    this.#owner.wantRead(this); // nothing more can land here, so this stream no longer holds the socket
     this.#maybeDone();
   }
 

@@ -55,6 +55,12 @@ export class Channel extends Duplex {
     if (this.#ended) return;
     this.#ended = true;
     if (!this.destroyed) this.push(null);
+    this.mux.wantRead(this); // nothing more can land here, so this channel no longer holds the socket
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.mux.wantRead(this);
+    cb(err);
   }
 
   #ended = false;

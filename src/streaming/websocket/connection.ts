@@ -83,6 +83,7 @@ export class WebSocketConnection extends EventEmitter {
   async close(code: number = CloseCode.NORMAL, reason = ""): Promise<CloseInfo> {
     if (!this.#done && !this.#closeSent) {
       this.#closeSent = true;
+      this.#socket.resume(); // the peer's close frame must be read even if a consumer lagged
       await this.#write(encodeFrame(Opcode.CLOSE, closePayload(code, reason))).catch(() => {});
       if (this.#closeReceived) this.#socket.end();
       this.#lingerTimer = setTimeout(() => this.destroy(), this.#o.lingerMs ?? 5000);
