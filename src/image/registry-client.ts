@@ -69,8 +69,8 @@ export class RegistryClient {
     try {
       let hasher = hasherFor(algo, what);
       let got = 0;
-      const attempts = this.#o.attempts ?? 4;
-      let delay = this.#o.retryBaseMs ?? 250;
+      const attempts = this.#o.attempts ?? 3;
+      let delay = this.#o.retryBaseMs ?? 200;
       for (let attempt = 1; ; attempt++) {
         const headers: Record<string, string> = { "accept-encoding": "identity" };
         if (got > 0) headers.range = `bytes=${got}-`;

@@ -18,9 +18,9 @@ export interface HttpOptions {
   credentials?: Credentials;
   certsDir?: string;
   signal?: AbortSignal;
-  /** Tries per request, including the first (default 4). */
+  /** Tries per request, including the first (default 3). */
   attempts?: number;
-  /** First backoff delay; doubles each retry (default 250 ms). */
+  /** First backoff delay; doubles each retry (default 200 ms). */
   retryBaseMs?: number;
   userAgent?: string;
 }
@@ -121,8 +121,8 @@ export class RegistryHttp {
     registry: boolean,
     signal: AbortSignal | undefined,
   ): Promise<Response> {
-    const attempts = this.#o.attempts ?? 4;
-    let delay = this.#o.retryBaseMs ?? 250;
+    const attempts = this.#o.attempts ?? 3;
+    let delay = this.#o.retryBaseMs ?? 200;
     for (let attempt = 1; ; attempt++) {
       let res: Response;
       try {
