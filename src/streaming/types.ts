@@ -61,10 +61,11 @@ export interface StreamingBackend {
   /** Attaches the client's streams to the container's main process until either side ends. */
   attach(req: AttachRequest, io: StreamIO): Promise<void>;
   /**
-   * Copies bytes between `conn` and `port` inside the pod's network namespace until both
-   * directions ended: conn's readable side ends when the client stops sending (end the TCP
-   * write side then), and ending conn's writable side tells the client the pod closed.
-   * `signal` aborts when the client connection goes away.
+   * Copies bytes between `conn` and `port` inside the pod's network namespace. When conn's
+   * readable side ends (the client stopped sending; SPDY only), half-close the pod connection
+   * and keep passing on what the pod sends; when the pod closes, end conn and resolve. A
+   * rejection (e.g. connection refused) is reported to the client on the error stream.
+   * `signal` aborts when the client connection goes away: close the pod connection and return.
    */
   portForward(podSandboxId: string, port: number, conn: Duplex, signal: AbortSignal): Promise<void>;
 }

@@ -59,18 +59,23 @@ export function localBackend(): StreamingBackend & { log: BackendLog } {
       log.forwards.push({ podSandboxId, port });
       return new Promise<void>((resolve, reject) => {
         const sock = net.connect(port, "127.0.0.1");
-        let open = 2;
-        const done = () => --open === 0 && (sock.destroy(), resolve());
         sock.on("error", (e) => {
           conn.end();
           reject(e);
         });
-        signal.addEventListener("abort", () => sock.destroy(), { once: true });
+        signal.addEventListener(
+          "abort",
+          () => {
+            log.aborted.push(`forward:${podSandboxId}:${port}`);
+            sock.destroy();
+            resolve();
+          },
+          { once: true },
+        );
         sock.on("connect", () => {
-          conn.pipe(sock); // ends the TCP write side when the client stops sending
-          sock.pipe(conn); // ends conn's writable side when the target closes
-          conn.on("end", done);
-          sock.on("end", done);
+          conn.pipe(sock); // the client stopped sending: half-close the pod connection
+          sock.pipe(conn); // the pod closed: end what the client reads
+          sock.on("close", () => resolve());
           conn.on("close", () => sock.destroy());
         });
       });

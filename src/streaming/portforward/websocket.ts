@@ -60,12 +60,18 @@ export async function serveWebSocketPortForward(
     b.writeUInt16LE(port);
     return b;
   };
+  try {
+    for (const [i, port] of ports.entries()) {
+      await mux.send(2 * i, prefix(port));
+      await mux.send(2 * i + 1, prefix(port));
+    }
+  } catch {
+    return ws.destroy(); // the client is already gone
+  }
   await Promise.allSettled(
     ports.map(async (port, i) => {
       const data = mux.channels[2 * i]!;
       try {
-        await mux.send(2 * i, prefix(port));
-        await mux.send(2 * i + 1, prefix(port));
         await backend.portForward(podSandboxId, port, data, ac.signal);
       } catch (e) {
         if (ac.signal.aborted) return;
