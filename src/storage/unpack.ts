@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { RuntimeError, messageOf } from "../errors.ts";
 import { TarGuard, type LayerStats } from "./tar-guard.ts";
@@ -62,7 +63,7 @@ export async function unpackLayer(o: UnpackOptions): Promise<LayerStats> {
   let source: ReadableStream<Uint8Array>;
   let zstd: ReturnType<typeof Bun.spawn> | undefined;
   if (compression === "zstd") {
-    zstd = Bun.spawn(["zstd", "-d", "-c", "-q", "--no-progress"], { stdin: Bun.file(o.blobFile), stdout: "pipe", stderr: "pipe" });
+    zstd = Bun.spawn([...DIE_WITH_PARENT, "zstd", "-d", "-c", "-q", "--no-progress"], { stdin: Bun.file(o.blobFile), stdout: "pipe", stderr: "pipe" });
     procs.push(zstd);
     source = zstd.stdout as ReadableStream<Uint8Array>;
   } else {
@@ -90,7 +91,7 @@ export async function unpackLayer(o: UnpackOptions): Promise<LayerStats> {
     },
   });
   const input = source.pipeThrough(filter);
-  const tar = Bun.spawn(tarExtractArgv(o.dest), { stdin: input, stdout: "ignore", stderr: "pipe", env: { ...process.env, LC_ALL: "C" } });
+  const tar = Bun.spawn([...DIE_WITH_PARENT, ...tarExtractArgv(o.dest)], { stdin: input, stdout: "ignore", stderr: "pipe", env: { ...process.env, LC_ALL: "C" } });
   procs.push(tar);
   const onAbort = () => {
     failure ??= o.signal!.reason ?? new RuntimeError("canceled", `unpacking layer ${o.layer} was cancelled`);
@@ -121,6 +122,12 @@ export async function unpackLayer(o: UnpackOptions): Promise<LayerStats> {
 }
 
 // --- internal ---
+
+/**
+ * tar and zstd die with us (SIGKILL on parent death), so a killed pull cannot leave them writing
+ * into a temp dir that the next start removes. util-linux setpriv; without it they end at EOF.
+ */
+const DIE_WITH_PARENT = existsSync("/usr/bin/setpriv") ? ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--"] : [];
 
 function tarError(layer: string, code: number | null, stderr: string): RuntimeError {
   const tail = stderr.trim().split("\n").slice(-5).join("; ");
