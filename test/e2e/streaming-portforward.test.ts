@@ -17,7 +17,7 @@ beforeAll(async () => {
   await server.start();
   // echo: answers every chunk with "echo:" + chunk and ends when the client ends
   echoPort = await listen((s) => {
-    s.on("data", (d) => s.write(Buffer.concat([Buffer.from("echo:"), d])));
+    s.on("data", (d: Buffer) => s.write(Buffer.concat([Buffer.from("echo:"), d])));
     s.on("end", () => s.end());
   });
   // greet: says hello, then closes

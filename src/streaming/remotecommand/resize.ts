@@ -12,17 +12,12 @@ import type { TerminalSize } from "../types.ts";
 export function pumpResizeEvents(r: Readable, q: AsyncQueue<TerminalSize>): void {
   const scanner = new JsonObjectScanner();
   const onData = (chunk: Buffer) => {
-    let objs: string[];
-    try {
-      objs = scanner.push(chunk.toString("utf8"));
-    } catch {
-      return stop();
-    }
-    for (const text of objs) {
+    for (const text of scanner.push(chunk.toString("utf8"))) {
       const size = parseTerminalSize(text);
       if (!size) return stop();
       q.push(size);
     }
+    if (scanner.failed) stop();
   };
   const stop = () => {
     r.off("data", onData);
@@ -52,17 +47,20 @@ export function parseTerminalSize(text: string): TerminalSize | undefined {
   return { width, height };
 }
 
-/** Splits a character stream into top-level JSON object texts. Throws on non-object input. */
+/** Splits a character stream into top-level JSON object texts; stops at anything else. */
 export class JsonObjectScanner {
+  /** Set once the input held something other than objects (what came before is still returned). */
+  failed = false;
   #buf = "";
   #depth = 0;
   #inString = false;
   #escape = false;
   #start = -1;
 
-  /** Feeds text; returns the objects completed by it. */
+  /** Feeds text; returns the objects completed by it, up to the first malformed byte. */
   push(text: string): string[] {
     const out: string[] = [];
+    if (this.failed) return out;
     const base = this.#buf.length;
     this.#buf += text;
     for (let i = base; i < this.#buf.length; i++) {
@@ -77,16 +75,22 @@ export class JsonObjectScanner {
       else if (c === "{") {
         if (this.#depth++ === 0) this.#start = i;
       } else if (c === "}") {
-        if (this.#depth === 0) throw new Error("unbalanced json");
+        if (this.#depth === 0) return this.#fail(out);
         if (--this.#depth === 0) out.push(this.#buf.slice(this.#start, i + 1));
-      } else if (this.#depth === 0 && !/\s/.test(c)) throw new Error("json value is not an object");
+      } else if (this.#depth === 0 && !/\s/.test(c)) return this.#fail(out);
     }
     if (this.#depth === 0) this.#buf = "";
     else if (this.#start > 0) {
       this.#buf = this.#buf.slice(this.#start);
       this.#start = 0;
     }
-    if (this.#buf.length > 64 * 1024) throw new Error("resize message too long");
+    if (this.#buf.length > 64 * 1024) return this.#fail(out);
+    return out;
+  }
+
+  #fail(out: string[]): string[] {
+    this.failed = true;
+    this.#buf = "";
     return out;
   }
 }
