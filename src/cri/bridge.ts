@@ -3,7 +3,7 @@ import type { ServerUnaryCall, ServerWritableStream, ServiceDefinition, UntypedS
 import { Metadata } from "@grpc/grpc-js";
 import { randomUUID } from "node:crypto";
 import { RuntimeError, unimplemented } from "../errors.ts";
-import { log } from "../log/index.ts";
+import { log, logEnabled } from "../log/index.ts";
 import { CODE } from "./status.ts";
 
 /** What a handler learns about its call. */
@@ -63,7 +63,7 @@ export function bridge<S extends DescService>(svc: S, handlers: Record<string, u
     const begin = (req: unknown, call: { cancelled: boolean; on(ev: "cancelled", f: () => void): unknown; getDeadline(): Date | number }) => {
       const id = randomUUID();
       const ctx: CallContext = { signal: callSignal(call), method: m.name, id };
-      if (log.level >= 4) log.debug(`${m.input.name} ${toJsonString(m.input, req as never)}`, { id, name: `/${svc.typeName}/${m.name}` });
+      if (logEnabled("debug")) log.debug(`${m.input.name} ${toJsonString(m.input, req as never)}`, { id, name: `/${svc.typeName}/${m.name}` });
       return ctx;
     };
     const failed = (ctx: CallContext, e: unknown) => {
@@ -82,7 +82,7 @@ export function bridge<S extends DescService>(svc: S, handlers: Record<string, u
         handler(call.request, ctx).then(
           (res) => {
             const msg = create(m.output, res as never);
-            if (log.level >= 4) log.debug(`${m.output.name} ${toJsonString(m.output, msg as never)}`, { id: ctx.id, name: `/${svc.typeName}/${m.name}` });
+            if (logEnabled("debug")) log.debug(`${m.output.name} ${toJsonString(m.output, msg as never)}`, { id: ctx.id, name: `/${svc.typeName}/${m.name}` });
             cb(null, msg);
           },
           (e) => cb(failed(ctx, e), null),

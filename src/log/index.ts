@@ -20,20 +20,30 @@ const NAME_OF_TYPE: Record<string, string> = {
   start: "info", box: "info", debug: "debug", trace: "trace", verbose: "trace", fail: "error",
 };
 
-const state: { format: LogFormat; filter?: RegExp; out: (line: string) => void } = {
+const state: { format: LogFormat; filter?: RegExp; level: number; out: (line: string) => void } = {
   format: "text",
+  level: CONSOLA_LEVEL.info,
   out: (line) => process.stderr.write(line),
 };
 
-/** The root logger. */
+/**
+ * The root logger. consola copies the level into every child made with withTag(), so the
+ * instances pass everything and the reporter applies the one process-wide level: a child taken
+ * at module load still follows a later SIGHUP level change.
+ */
 export const log: Logger = createConsola({
-  level: CONSOLA_LEVEL.info,
+  level: 999,
   reporters: [{ log: (o: LogObject) => report(o) }],
 });
 
 /** Sets the process-wide level. */
 export function setLogLevel(level: LogLevelName): void {
-  log.level = CONSOLA_LEVEL[level];
+  state.level = CONSOLA_LEVEL[level];
+}
+
+/** True when messages of this level are printed (guard expensive debug formatting with it). */
+export function logEnabled(level: LogLevelName): boolean {
+  return CONSOLA_LEVEL[level] <= state.level;
 }
 
 /** Sets text or JSON output. */
@@ -54,6 +64,7 @@ export function setLogSink(out: (line: string) => void): void {
 // --- internal ---
 
 function report(o: LogObject): void {
+  if (o.level > state.level) return;
   const args = [...o.args];
   let fields: Record<string, unknown> = {};
   const last = args[args.length - 1];
