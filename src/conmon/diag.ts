@@ -1,0 +1,40 @@
+import { write } from "../sys/libc.ts";
+import { nowRfc3339Nano } from "../util/time.ts";
+
+/**
+ * The monitor's own diagnostics: logrus-style lines (`time="…" level=warning msg="…" id=…`) on
+ * fd 2, which the daemon points at `<dir>/monitor.log` or /dev/null. Deliberately not consola:
+ * every module this role loads is paid once per container.
+ */
+
+/** Severity of a diagnostic line. */
+export type DiagLevel = "debug" | "info" | "warning" | "error";
+
+/** Sets fields added to every line (e.g. the container id). */
+export function setDiagFields(fields: Record<string, string>): void {
+  base = Object.entries(fields)
+    .map(([k, v]) => ` ${k}=${quote(v)}`)
+    .join("");
+}
+
+/** Writes one diagnostic line; never throws. */
+export function diag(level: DiagLevel, msg: string, fields: Record<string, unknown> = {}): void {
+  let line = `time="${nowRfc3339Nano()}" level=${level} msg=${JSON.stringify(msg)}${base}`;
+  for (const [k, v] of Object.entries(fields)) {
+    if (v === undefined) continue;
+    line += ` ${k}=${quote(v instanceof Error ? v.message : typeof v === "string" ? v : JSON.stringify(v))}`;
+  }
+  try {
+    write(2, new TextEncoder().encode(line + "\n"));
+  } catch {
+    // fd 2 closed or full: diagnostics are best effort
+  }
+}
+
+// --- internal ---
+
+let base = "";
+
+function quote(s: string): string {
+  return s !== "" && /^[A-Za-z0-9_.\-/:@+,]+$/.test(s) ? s : JSON.stringify(s);
+}

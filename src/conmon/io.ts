@@ -1,0 +1,108 @@
+import { close, write } from "../sys/libc.ts";
+
+/**
+ * Moving bytes between the monitor and a process. A Pump reads a non-blocking fd (pipe or pty
+ * master) through Bun's poller until end of stream — EIO on a pty whose slave side is closed
+ * counts as the end. A Writer feeds a non-blocking fd with write(2) and retries on a short timer
+ * while the reader is slow; Bun's FileSink is not used because it makes a tty fd blocking, which
+ * would stall the monitor on a container that does not read its terminal (measured).
+ */
+export class Pump {
+  /** Settles when the stream ended, failed or was cancelled. */
+  readonly done: Promise<void>;
+  #reader: ReadableStreamDefaultReader<Uint8Array>;
+  #cancelled = false;
+
+  /** Starts reading `fd`; each chunk is handed to `onData`, whose promise is awaited first. */
+  constructor(
+    readonly fd: number,
+    onData: (chunk: Uint8Array) => void | Promise<void>,
+  ) {
+    const reader = Bun.file(fd).stream().getReader() as ReadableStreamDefaultReader<Uint8Array>;
+    this.#reader = reader;
+    this.done = (async () => {
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done || this.#cancelled) return;
+          await onData(value);
+        }
+      } catch {
+        // EIO (pty hung up) or a read error: either way the stream is over
+      }
+    })();
+  }
+
+  /** Stops reading (the fd stays open: its owner closes it). */
+  cancel(): void {
+    this.#cancelled = true;
+    this.#reader.cancel().catch(() => {});
+  }
+}
+
+/** Writes to a non-blocking fd in order without ever blocking the monitor. */
+export class Writer {
+  #queue: Uint8Array[] = [];
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #state: "open" | "closing" | "closed" | "failed" = "open";
+  #flushed: Array<() => void> = [];
+
+  /** Wraps `fd` (already O_NONBLOCK); close() closes it unless `ownsFd` is false. */
+  constructor(
+    readonly fd: number,
+    private readonly ownsFd = true,
+  ) {}
+
+  /** Bytes waiting for the reader. */
+  get pending(): number {
+    let n = 0;
+    for (const b of this.#queue) n += b.length;
+    return n;
+  }
+
+  /** Queues bytes; they are dropped once the reader went away (EPIPE) or after close(). */
+  write(data: Uint8Array): void {
+    if (this.#state !== "open" || data.length === 0) return;
+    this.#queue.push(data);
+    if (!this.#timer) this.#flush();
+  }
+
+  /** Writes what is queued (waiting ≤ `graceMs` for a slow reader), then closes the fd. */
+  async close(graceMs = 1000): Promise<void> {
+    if (this.#state === "closed" || this.#state === "closing") return;
+    if (this.#state === "open" && this.#queue.length) {
+      this.#state = "closing";
+      await Promise.race([new Promise<void>((r) => this.#flushed.push(r)), Bun.sleep(graceMs)]);
+    }
+    this.#state = "closed";
+    clearTimeout(this.#timer);
+    this.#queue = [];
+    if (this.ownsFd) close(this.fd);
+  }
+
+  // --- internal ---
+
+  #flush(): void {
+    this.#timer = undefined;
+    try {
+      while (this.#queue.length) {
+        const head = this.#queue[0]!;
+        const n = write(this.fd, head);
+        if (n < 0) {
+          this.#timer = setTimeout(() => this.#flush(), RETRY_MS);
+          return;
+        }
+        if (n < head.length) this.#queue[0] = head.subarray(n);
+        else this.#queue.shift();
+      }
+    } catch {
+      this.#state = "failed";
+      this.#queue = [];
+    }
+    for (const r of this.#flushed.splice(0)) r();
+  }
+}
+
+// --- internal ---
+
+const RETRY_MS = 10;

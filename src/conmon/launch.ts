@@ -1,0 +1,142 @@
+import { accept, close, pipe, pollIn, read, readText, recvFd, setNonBlocking, unixListen, unlink } from "../sys/libc.ts";
+import { EXEC_STDERR_FD, EXEC_STDOUT_FD, monitorFiles, type MonitorArgs } from "./protocol.ts";
+import type { Reaper } from "./reaper.ts";
+
+/** The process the runtime created, and our ends of its stdio. */
+export interface Launched {
+  /** The container's init (create) or the exec'd process. */
+  pid: number;
+  /** Read ends of its stdout and stderr pipes (no terminal; not exec-sync). */
+  stdout?: number;
+  stderr?: number;
+  /** Write end of its stdin pipe (stdin requested, no terminal). */
+  stdin?: number;
+  /** The pty master (terminal). */
+  master?: number;
+}
+
+/** The runtime failed; the message is its own error text. */
+export class LaunchError extends Error {
+  override name = "LaunchError";
+}
+
+/**
+ * Runs `<runtime> create` (create mode) or `<runtime> exec -d` (exec modes) for `a`, with the
+ * process's stdio wired as the mode needs:
+ * - pipes we hold (stdin only when asked), which the runtime passes through to the process;
+ * - with a terminal, a console socket on which the runtime sends the pty master (SCM_RIGHTS);
+ * - exec-sync: our fds 4 and 5, the daemon's pipes, so output bypasses the monitor.
+ * The runtime logs JSON to `<dir>/runtime.log`; on failure its last error is the message.
+ * The process is re-parented to us (subreaper) when the runtime exits.
+ */
+export async function launch(a: MonitorArgs, reaper: Reaper): Promise<Launched> {
+  const f = monitorFiles(a.dir);
+  unlink(f.pid);
+  unlink(f.runtimeLog);
+  const argv = [a.runtime, "--root", a.runtimeRoot, "--log", f.runtimeLog, "--log-format", "json"];
+  if (a.mode === "create") argv.push("create", "--bundle", a.bundle!, "--pid-file", f.pid);
+  else argv.push("exec", "--detach", "--pid-file", f.pid, "--process", f.process);
+  if (a.terminal) argv.push("--console-socket", f.console);
+  argv.push(a.container);
+
+  const ours: number[] = []; // fds we keep on success
+  const theirs: number[] = []; // fds only the runtime needs
+  let consoleFd = -1;
+  try {
+    let stdio: Array<number | "ignore" | "pipe">;
+    const out: Partial<Launched> = {};
+    if (a.mode === "exec-sync") stdio = ["ignore", EXEC_STDOUT_FD, EXEC_STDERR_FD];
+    else if (a.terminal) {
+      unlink(f.console);
+      consoleFd = unixListen(f.console, 1);
+      stdio = ["ignore", "ignore", "pipe"];
+    } else {
+      // the process gets one end of each pipe (through the runtime), we keep the other
+      const pair = (weRead: boolean): [mine: number, theirs: number] => {
+        const [r, w] = pipe();
+        const mine = weRead ? r : w;
+        ours.push(mine);
+        theirs.push(weRead ? w : r);
+        setNonBlocking(mine);
+        return [mine, weRead ? w : r];
+      };
+      stdio = ["ignore", 0, 0];
+      if (a.stdin) [out.stdin, stdio[0]] = pair(false);
+      [out.stdout, stdio[1]] = pair(true);
+      [out.stderr, stdio[2]] = pair(true);
+    }
+
+    const p = Bun.spawn(argv, { stdio: stdio as ["ignore", "ignore", "pipe"], env: process.env });
+    reaper.own(p.pid);
+    for (const fd of theirs.splice(0)) close(fd);
+    if (a.mode === "exec-sync") for (const fd of [EXEC_STDOUT_FD, EXEC_STDERR_FD]) close(fd);
+    const stderr = p.stderr instanceof ReadableStream ? new Response(p.stderr).text() : Promise.resolve("");
+    let exited = false;
+    const code = p.exited.then((c) => ((exited = true), c));
+
+    if (consoleFd >= 0) {
+      const master = await receiveMaster(consoleFd, () => exited);
+      if (master >= 0) ours.push((out.master = master));
+    }
+    const status = await code;
+    reaper.disown(p.pid);
+    if (status !== 0) throw new LaunchError(runtimeError(f.runtimeLog, out.stderr, await stderr, status));
+    if (a.terminal && out.master === undefined) throw new LaunchError("the runtime did not send a terminal on the console socket");
+    const pid = Number((readText(f.pid) ?? "").trim());
+    if (!(pid > 0)) throw new LaunchError(`the runtime wrote no pid to ${f.pid}`);
+    if (out.master !== undefined) setNonBlocking(out.master);
+    return { pid, ...out };
+  } catch (e) {
+    for (const fd of [...ours, ...theirs]) close(fd);
+    throw e;
+  } finally {
+    if (consoleFd >= 0) {
+      close(consoleFd);
+      unlink(f.console);
+    }
+  }
+}
+
+// --- internal ---
+
+/** Waits for the runtime to connect to the console socket and send the pty master. */
+async function receiveMaster(listener: number, runtimeExited: () => boolean): Promise<number> {
+  for (;;) {
+    const conn = accept(listener);
+    if (conn >= 0) {
+      try {
+        // the runtime sends right after connecting; a dead runtime gives EOF, not a hang
+        if (!pollIn(conn, 10_000)) throw new LaunchError("the runtime connected to the console socket but sent nothing");
+        return recvFd(conn).fd;
+      } finally {
+        close(conn);
+      }
+    }
+    if (runtimeExited()) return -1;
+    await Bun.sleep(2);
+  }
+}
+
+/** The runtime's own words for a failure: its JSON log, else what it printed, else its status. */
+function runtimeError(logPath: string, stderrFd: number | undefined, stderrText: string, status: number): string {
+  const log = readText(logPath) ?? "";
+  let msg = "";
+  for (const line of log.split("\n")) {
+    try {
+      const r = JSON.parse(line) as { level?: string; msg?: string };
+      if ((r.level === "error" || r.level === "fatal") && r.msg) msg = r.msg;
+    } catch {
+      // not JSON (a Go panic, say): ignore here, stderr has it
+    }
+  }
+  if (msg) return msg;
+  let text = stderrText;
+  if (stderrFd !== undefined) {
+    // without a terminal the runtime's stderr is the process's stderr pipe (ours is non-blocking)
+    const buf = new Uint8Array(65536);
+    const n = read(stderrFd, buf);
+    if (n > 0) text += new TextDecoder().decode(buf.subarray(0, n));
+  }
+  text = text.trim();
+  return text ? text.slice(-4096) : `runtime exited with status ${status}`;
+}

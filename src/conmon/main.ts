@@ -1,0 +1,190 @@
+import { messageOf } from "../errors.ts";
+import { close, mkdirp, rmdir, setWinsize, unlink, write } from "../sys/libc.ts";
+import { AttachServer } from "./attach.ts";
+import { CriLog } from "./cri-log.ts";
+import { CtlServer } from "./ctl.ts";
+import { diag, setDiagFields } from "./diag.ts";
+import { writeAtomic, writeExitRecord } from "./exit-file.ts";
+import { Pump, Writer } from "./io.ts";
+import { killTree } from "./kill-tree.ts";
+import { launch, LaunchError, type Launched } from "./launch.ts";
+import { OomWatch } from "./oom.ts";
+import { encodeSync, Frame, monitorFiles, parseArgs, PROTOCOL, SYNC_FD, type MonitorArgs, type SyncMessage } from "./protocol.ts";
+import { Reaper, type ProcessExit } from "./reaper.ts";
+
+/**
+ * The monitor role, `crio conmon ARGS…` (DESIGN.md §4, contract in protocol.ts). Returns the
+ * process exit code; the caller exits with it. 0: the process ran and its exit was recorded
+ * (whatever its own exit code); 1: the runtime failed (reported on fd 3); 2: bad arguments.
+ */
+export async function runConmon(args: string[]): Promise<number> {
+  if (args[0] === "--version" || args[0] === "version") {
+    write(1, new TextEncoder().encode(`crio conmon protocol ${PROTOCOL}\n`));
+    return 0;
+  }
+  let a: MonitorArgs;
+  try {
+    a = parseArgs(args);
+  } catch (e) {
+    report({ error: `invalid monitor arguments: ${messageOf(e)}` }, true);
+    return 2;
+  }
+  setDiagFields({ id: a.id });
+  const reaper = new Reaper();
+  try {
+    reaper.start();
+    return a.mode === "exec-sync" ? await execSync(a, reaper) : await supervise(a, reaper);
+  } catch (e) {
+    if (!(e instanceof LaunchError)) diag("error", "monitor failed", { error: e });
+    report({ error: messageOf(e) }, true);
+    if (a.mode !== "create") removeDir(a.dir);
+    return 1;
+  } finally {
+    reaper.stop();
+  }
+}
+
+// --- internal ---
+
+/** How long output may keep flowing after the process exited (orphans holding the pipes). */
+const DRAIN_MS = 2000;
+
+/** create and exec: hold stdio, log, serve attach and ctl, record the exit. */
+async function supervise(a: MonitorArgs, reaper: Reaper): Promise<number> {
+  const f = monitorFiles(a.dir);
+  mkdirp(a.dir);
+  writeAtomic(f.monitorPid, String(process.pid));
+  const proc = await launch(a, reaper);
+  const exited = reaper.wait(proc.pid);
+  let log: CriLog | undefined;
+  let attach: AttachServer | undefined;
+  let ctl: CtlServer | undefined;
+  let oom: OomWatch | undefined;
+  const stdin = proc.stdin ?? proc.master;
+  const input = stdin !== undefined ? new Writer(stdin, stdin !== proc.master) : undefined;
+  try {
+    if (a.logPath) log = new CriLog(a.logPath, a.logSizeMax);
+    const resize = (rows: number, cols: number) => {
+      if (proc.master === undefined) throw new Error("the process has no terminal");
+      setWinsize(proc.master, rows, cols);
+    };
+    attach = new AttachServer(
+      f.attach,
+      {
+        stdin: (d) => input?.write(d),
+        // a terminal has no separate stdin to close: stdin-once then only stops forwarding input
+        closeStdin: () => void (proc.master === undefined && input?.close()),
+        resize: (r, c) => tryIt(() => resize(r, c)),
+      },
+      { stdin: a.stdin, stdinOnce: a.stdinOnce },
+    );
+    ctl = new CtlServer(f.ctl, {
+      resize,
+      reopenLog: () => {
+        if (!log) throw new Error("the process has no log file");
+        log.reopen();
+      },
+    });
+    if (a.mode === "create") oom = tryIt(() => OomWatch.forPid(proc.pid));
+  } catch (e) {
+    // the process exists but cannot be served: kill it, then report the failure
+    attach?.close();
+    ctl?.close();
+    await killTree(proc.pid);
+    await exited;
+    closeAll(proc);
+    throw e;
+  }
+  report({ pid: proc.pid }, true);
+
+  if (a.mode === "exec" && !(await attach.firstClient(a.attachTimeoutMs))) {
+    diag("warning", "no client attached to the exec session in time; killing it", { pid: proc.pid });
+    await killTree(proc.pid);
+  }
+  const pumps = startPumps(a, proc, log, attach);
+  const exit: ProcessExit = await exited;
+  await Promise.race([Promise.all(pumps.map((p) => p.done)), Bun.sleep(DRAIN_MS)]);
+  for (const p of pumps) p.cancel();
+  tryIt(() => log?.close());
+  const oomKilled = tryIt(() => oom?.killed()) ?? false;
+  if (a.exitDir) writeExitRecord(a.exitDir, a.id, exit.exitCode, exit.at, oomKilled);
+  await input?.close(0);
+  await attach.finish(exit.exitCode);
+  ctl.close();
+  closeAll(proc);
+  if (a.mode === "exec") removeDir(a.dir);
+  return 0;
+}
+
+/** Reads the process's output into the log and to attached clients. */
+function startPumps(a: MonitorArgs, proc: Launched, log: CriLog | undefined, attach: AttachServer): Pump[] {
+  const sink = (stream: "stdout" | "stderr", type: typeof Frame.STDOUT | typeof Frame.STDERR) => (chunk: Uint8Array) => {
+    if (log) tryIt(() => log.write(stream, chunk));
+    attach.send(type, chunk);
+    // an exec session has one reader that matters: slow the process down rather than drop output
+    if (a.mode === "exec") return attach.drained();
+  };
+  const streams: Array<[number | undefined, "stdout" | "stderr", typeof Frame.STDOUT | typeof Frame.STDERR]> = [
+    [proc.master, "stdout", Frame.STDOUT],
+    [proc.stdout, "stdout", Frame.STDOUT],
+    [proc.stderr, "stderr", Frame.STDERR],
+  ];
+  const pumps: Pump[] = [];
+  for (const [fd, stream, type] of streams) {
+    if (fd === undefined) continue;
+    const p = new Pump(fd, sink(stream, type));
+    // an unterminated last line is logged when its stream ends
+    void p.done.then(() => tryIt(() => log?.flush(stream)));
+    pumps.push(p);
+  }
+  return pumps;
+}
+
+/** exec-sync: output goes straight to the daemon's pipes; enforce the timeout; report the exit. */
+async function execSync(a: MonitorArgs, reaper: Reaper): Promise<number> {
+  const proc = await launch(a, reaper);
+  const exited = reaper.wait(proc.pid);
+  report({ pid: proc.pid }, false);
+  let timedOut = false;
+  if (a.timeoutMs > 0) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const expired = new Promise<true>((r) => (timer = setTimeout(() => r(true), a.timeoutMs)));
+    timedOut = (await Promise.race([exited, expired])) === true;
+    clearTimeout(timer);
+    if (timedOut) await killTree(proc.pid);
+  }
+  const exit = await exited;
+  report({ exitCode: exit.exitCode, timedOut }, true);
+  removeDir(a.dir);
+  return 0;
+}
+
+/** Sends one message on the sync pipe; a daemon that went away is not an error. */
+function report(m: SyncMessage, last: boolean): void {
+  try {
+    write(SYNC_FD, new TextEncoder().encode(encodeSync(m)));
+  } catch (e) {
+    diag("warning", "cannot report to the daemon", { error: e });
+  }
+  if (last) close(SYNC_FD);
+}
+
+function closeAll(proc: Launched): void {
+  for (const fd of [proc.stdout, proc.stderr, proc.master]) if (fd !== undefined) close(fd);
+}
+
+/** Removes an exec session's monitor dir (its files are all ours or the runtime's). */
+function removeDir(dir: string): void {
+  const f = monitorFiles(dir);
+  for (const p of [f.attach, f.ctl, f.pid, f.monitorPid, f.console, f.runtimeLog, f.diag, f.process]) tryIt(() => unlink(p));
+  tryIt(() => rmdir(dir));
+}
+
+function tryIt<T>(fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch (e) {
+    diag("warning", "ignored failure", { error: e });
+    return undefined;
+  }
+}

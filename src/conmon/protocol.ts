@@ -1,0 +1,310 @@
+/**
+ * The contract between the daemon (src/monitor/) and the monitor role (`crio conmon …`,
+ * src/conmon/). Both sides import this file and nothing else of each other. It is all argv, one
+ * pipe, files and two unix sockets, so moving to one monitor per pod later only changes how a
+ * `MonitorArgs` request reaches the monitor (argv today, a socket message then).
+ *
+ * 1. argv: `crio conmon --mode create|exec|exec-sync --id ID …` (buildArgs / parseArgs).
+ *    `crio conmon --version` prints PROTOCOL and exits 0.
+ * 2. fd 3 (SYNC_FD), a pipe the daemon reads, one JSON line per message (encodeSync/parseSync):
+ *    create, exec: `{"pid":N}` once the runtime created the process (after the log, attach and
+ *                  ctl sockets are ready), or `{"error":"<runtime's message>"}`; then fd 3 closes.
+ *    exec-sync:    `{"pid":N}` then `{"exitCode":N,"timedOut":bool}` when the process is gone
+ *                  (after a timeout: killed with its descendants and reaped first).
+ *    exec-sync hands fd 4 and 5 (EXEC_STDOUT_FD/EXEC_STDERR_FD, pipes the daemon reads) straight
+ *    to the runtime: the output never passes through the monitor. Its fds 0-2 are not used.
+ *    The monitor's fd 2 is its diagnostics log (logrus-style lines); the daemon points it at
+ *    `<dir>/monitor.log` or /dev/null.
+ * 3. Files in the monitor dir `<socketDir>/<id>/` (monitorFiles): `pid` (the container's, written
+ *    by the runtime), `monitor.pid`, `attach` and `ctl` sockets, `runtime.log` (the runtime's JSON
+ *    log, read for its error text), `console.sock` (transient), `process.json` (exec modes; the
+ *    daemon writes it). Exec modes remove the whole dir when they end.
+ * 4. Exit files, written atomically when the process has been reaped and its output drained:
+ *    `<exitDir>/<id>` holds the decimal exit code (128 + signal when killed, conmon's
+ *    get_exit_status); its mtime is the moment of the exit. `<exitDir>/<id>.oom` (empty) exists
+ *    when the cgroup's OOM killer killed a process of the container; it is written before the
+ *    exit file. Temporary files start with a dot. exec-sync writes no exit file.
+ * 5. The log file (create mode, or exec with --log-path), CRI format, one line per record:
+ *    `<RFC3339Nano> <stdout|stderr> <F|P> <bytes>\n`. F ends a line; P is a piece of a line longer
+ *    than LOG_LINE_MAX bytes (pieces of exactly LOG_LINE_MAX, then F with the rest). A line is
+ *    written as soon as its newline arrives; an unterminated tail is written as F at end of
+ *    stream. With a terminal everything is `stdout`. When the file would grow beyond
+ *    --log-size-max it is truncated to zero and writing goes on (conmon's behaviour).
+ * 6. `ctl` socket (SOCK_STREAM), lines as conmon's ctl FIFO: `1 <rows> <cols>\n` resizes the
+ *    terminal, `2 0 0\n` reopens the log file (kubelet rotation). Each line is answered with
+ *    `ok\n` or `error <message>\n`.
+ * 7. `attach` socket (SOCK_STREAM), frames of [type u8][length u32 big-endian][payload]:
+ *    client → monitor: STDIN bytes, RESIZE (rows u16, cols u16, big-endian), CLOSE_STDIN;
+ *    monitor → client: STDOUT / STDERR bytes (terminal output is STDOUT), then EXIT with JSON
+ *    `{"exitCode":N}` when the process ended, after which the monitor closes the connection.
+ *    Output written before a client connects is not replayed, except in exec mode, where the
+ *    monitor starts reading the process's output only once the first client is attached.
+ *    stdin-once: when the first client that attached leaves (or sends CLOSE_STDIN), the
+ *    container's stdin is closed.
+ */
+
+/** Bumped when this contract changes incompatibly. */
+export const PROTOCOL = 1;
+
+/** The fd on which the monitor reports to the daemon. */
+export const SYNC_FD = 3;
+/** exec-sync: the fds the daemon passes for the process's stdout and stderr. */
+export const EXEC_STDOUT_FD = 4;
+export const EXEC_STDERR_FD = 5;
+
+/** Longest log record payload; longer lines are split into P pieces (containerd's default). */
+export const LOG_LINE_MAX = 16384;
+/** ExecSync output cap per stream (CRI-O's maxExecSyncSize). */
+export const EXEC_SYNC_OUTPUT_MAX = 16 * 1024 * 1024;
+/** Largest attach frame payload accepted. */
+export const FRAME_MAX = 1 << 20;
+
+/** What the monitor runs: a container (`runtime create`), or a process in one (`runtime exec`). */
+export type MonitorMode = "create" | "exec" | "exec-sync";
+
+/** Everything a monitor needs, as carried on its command line. */
+export interface MonitorArgs {
+  mode: MonitorMode;
+  /** Container id (create) or exec session id (exec modes): names the monitor dir and exit file. */
+  id: string;
+  /** The container the runtime acts on (equals `id` in create mode). */
+  container: string;
+  runtime: string;
+  runtimeRoot: string;
+  /** create: the OCI bundle. */
+  bundle?: string;
+  /** Monitor dir (sockets, pid files), normally `<socketDir>/<id>`. */
+  dir: string;
+  /** CRI log file (create; optional for exec). */
+  logPath?: string;
+  /** Where `<id>` and `<id>.oom` are written (create; optional for exec). */
+  exitDir?: string;
+  terminal: boolean;
+  stdin: boolean;
+  stdinOnce: boolean;
+  /** Log size cap in bytes; 0 or less is unlimited. */
+  logSizeMax: number;
+  /** exec-sync: kill the process after this many ms; 0 = never. */
+  timeoutMs: number;
+  /** exec: kill the process when no client attached within this many ms; 0 = wait forever. */
+  attachTimeoutMs: number;
+}
+
+/** Turns MonitorArgs into the argv that follows `crio conmon`. */
+export function buildArgs(a: MonitorArgs): string[] {
+  const argv = ["--mode", a.mode, "--id", a.id, "--container", a.container, "--runtime", a.runtime];
+  argv.push("--runtime-root", a.runtimeRoot, "--dir", a.dir);
+  if (a.bundle !== undefined) argv.push("--bundle", a.bundle);
+  if (a.logPath !== undefined) argv.push("--log-path", a.logPath);
+  if (a.exitDir !== undefined) argv.push("--exit-dir", a.exitDir);
+  if (a.terminal) argv.push("--terminal");
+  if (a.stdin) argv.push("--stdin");
+  if (a.stdinOnce) argv.push("--stdin-once");
+  if (a.logSizeMax > 0) argv.push("--log-size-max", String(a.logSizeMax));
+  if (a.timeoutMs > 0) argv.push("--timeout-ms", String(a.timeoutMs));
+  if (a.attachTimeoutMs > 0) argv.push("--attach-timeout-ms", String(a.attachTimeoutMs));
+  return argv;
+}
+
+/** Parses the argv that follows `crio conmon`; throws an Error naming the bad flag. */
+export function parseArgs(argv: readonly string[]): MonitorArgs {
+  const v = new Map<string, string>();
+  const flags = new Set<string>();
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i]!;
+    if (BOOLEAN.has(k)) flags.add(k);
+    else if (VALUED.has(k)) {
+      const val = argv[++i];
+      if (val === undefined) throw new Error(`flag ${k} needs a value`);
+      v.set(k, val);
+    } else throw new Error(`unknown argument ${JSON.stringify(k)}`);
+  }
+  const need = (k: string) => {
+    const x = v.get(k);
+    if (!x) throw new Error(`flag ${k} is required`);
+    return x;
+  };
+  const num = (k: string) => {
+    const x = v.get(k);
+    if (x === undefined) return 0;
+    if (!/^-?\d+$/.test(x)) throw new Error(`flag ${k} needs an integer, got ${JSON.stringify(x)}`);
+    return Number(x);
+  };
+  const mode = need("--mode");
+  if (mode !== "create" && mode !== "exec" && mode !== "exec-sync") throw new Error(`unknown mode ${JSON.stringify(mode)}`);
+  const id = need("--id");
+  const container = need("--container");
+  for (const x of [id, container]) if (!isValidId(x)) throw new Error(`invalid id ${JSON.stringify(x)}`);
+  const a: MonitorArgs = {
+    mode,
+    id,
+    container,
+    runtime: need("--runtime"),
+    runtimeRoot: need("--runtime-root"),
+    bundle: v.get("--bundle"),
+    dir: need("--dir"),
+    logPath: v.get("--log-path"),
+    exitDir: v.get("--exit-dir"),
+    terminal: flags.has("--terminal"),
+    stdin: flags.has("--stdin"),
+    stdinOnce: flags.has("--stdin-once"),
+    logSizeMax: num("--log-size-max"),
+    timeoutMs: num("--timeout-ms"),
+    attachTimeoutMs: num("--attach-timeout-ms"),
+  };
+  if (mode === "create" && (!a.bundle || !a.logPath || !a.exitDir))
+    throw new Error("create mode needs --bundle, --log-path and --exit-dir");
+  if (mode === "exec-sync" && a.terminal) throw new Error("exec-sync does not support --terminal");
+  return a;
+}
+
+/** Ids (container and exec session) name files and sockets: letters, digits, `_` and `-`. */
+export function isValidId(id: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/.test(id);
+}
+
+/** The files of one monitor dir. */
+export function monitorFiles(dir: string) {
+  return {
+    dir,
+    attach: `${dir}/attach`,
+    ctl: `${dir}/ctl`,
+    pid: `${dir}/pid`,
+    monitorPid: `${dir}/monitor.pid`,
+    console: `${dir}/console.sock`,
+    runtimeLog: `${dir}/runtime.log`,
+    diag: `${dir}/monitor.log`,
+    process: `${dir}/process.json`,
+  };
+}
+
+/** A message on SYNC_FD. */
+export type SyncMessage = { pid: number } | { error: string } | { exitCode: number; timedOut: boolean };
+
+/** One sync line. */
+export function encodeSync(m: SyncMessage): string {
+  return JSON.stringify(m) + "\n";
+}
+
+/** Parses one sync line; throws on anything that is not a SyncMessage. */
+export function parseSync(line: string): SyncMessage {
+  const m = JSON.parse(line) as Record<string, unknown>;
+  if (typeof m.error === "string") return { error: m.error };
+  if (Number.isInteger(m.pid) && (m.pid as number) > 0) return { pid: m.pid as number };
+  if (Number.isInteger(m.exitCode)) return { exitCode: m.exitCode as number, timedOut: m.timedOut === true };
+  throw new Error(`bad sync message ${JSON.stringify(line.slice(0, 200))}`);
+}
+
+/** What an exit file says. `exitedAt` is milliseconds since the epoch. */
+export interface ExitRecord {
+  exitCode: number;
+  exitedAt: number;
+  oomKilled: boolean;
+}
+
+/** `<exitDir>/<id>`: the decimal exit code. */
+export const exitFilePath = (exitDir: string, id: string) => `${exitDir}/${id}`;
+/** `<exitDir>/<id>.oom`: present when the OOM killer ended the container. */
+export const oomFilePath = (exitDir: string, id: string) => `${exitDir}/${id}.oom`;
+
+/** Parses an exit file's content; undefined when it is not a decimal integer. */
+export function parseExitCode(text: string): number | undefined {
+  const t = text.trim();
+  return /^-?\d+$/.test(t) ? Number(t) : undefined;
+}
+
+/** Attach frame types. */
+export const Frame = { STDIN: 1, STDOUT: 2, STDERR: 3, RESIZE: 4, CLOSE_STDIN: 5, EXIT: 6 } as const;
+export type FrameType = (typeof Frame)[keyof typeof Frame];
+
+/** One attach frame. */
+export function encodeFrame(type: FrameType, payload: Uint8Array = EMPTY): Uint8Array {
+  const out = new Uint8Array(5 + payload.length);
+  out[0] = type;
+  new DataView(out.buffer).setUint32(1, payload.length);
+  out.set(payload, 5);
+  return out;
+}
+
+/** A RESIZE frame. */
+export function encodeResize(rows: number, cols: number): Uint8Array {
+  const p = new Uint8Array(4);
+  const d = new DataView(p.buffer);
+  d.setUint16(0, rows);
+  d.setUint16(2, cols);
+  return encodeFrame(Frame.RESIZE, p);
+}
+
+/** Reads rows and cols from a RESIZE payload. */
+export function decodeResize(p: Uint8Array): { rows: number; cols: number } | undefined {
+  if (p.length !== 4) return undefined;
+  const d = new DataView(p.buffer, p.byteOffset, 4);
+  return { rows: d.getUint16(0), cols: d.getUint16(2) };
+}
+
+/** Splits a byte stream into frames; throws on a frame larger than FRAME_MAX. */
+export class FrameDecoder {
+  #buf: Uint8Array = EMPTY;
+  /** Feeds bytes; returns the frames completed by them. */
+  push(chunk: Uint8Array): Array<{ type: number; payload: Uint8Array }> {
+    let buf = this.#buf.length ? join(this.#buf, chunk) : chunk;
+    const out: Array<{ type: number; payload: Uint8Array }> = [];
+    while (buf.length >= 5) {
+      const len = new DataView(buf.buffer, buf.byteOffset + 1, 4).getUint32(0);
+      if (len > FRAME_MAX) throw new Error(`attach frame of ${len} bytes is too large`);
+      if (buf.length < 5 + len) break;
+      out.push({ type: buf[0]!, payload: buf.slice(5, 5 + len) });
+      buf = buf.subarray(5 + len);
+    }
+    this.#buf = buf.length ? buf.slice() : EMPTY;
+    return out;
+  }
+}
+
+/** ctl commands (conmon's numbering). */
+export const Ctl = { RESIZE: 1, REOPEN_LOG: 2 } as const;
+
+/** One ctl line. */
+export function encodeCtl(kind: number, a = 0, b = 0): string {
+  return `${kind} ${a} ${b}\n`;
+}
+
+/** Parses one ctl line (without its newline). */
+export function parseCtl(line: string): { kind: number; a: number; b: number } | undefined {
+  const m = /^\s*(\d+)\s+(\d+)\s+(\d+)\s*$/.exec(line);
+  return m ? { kind: Number(m[1]), a: Number(m[2]), b: Number(m[3]) } : undefined;
+}
+
+/** The two output streams of a process. */
+export type LogStream = "stdout" | "stderr";
+
+/** One parsed CRI log record. */
+export interface LogRecord {
+  time: string;
+  stream: LogStream;
+  partial: boolean;
+  text: string;
+}
+
+/** Parses one CRI log line (without its newline); undefined when malformed. */
+export function parseLogLine(line: string): LogRecord | undefined {
+  const m = /^(\S+) (stdout|stderr) ([FP]) (.*)$/s.exec(line);
+  if (!m) return undefined;
+  return { time: m[1]!, stream: m[2] as LogStream, partial: m[3] === "P", text: m[4]! };
+}
+
+// --- internal ---
+
+const EMPTY = new Uint8Array(0);
+const BOOLEAN = new Set(["--terminal", "--stdin", "--stdin-once"]);
+const VALUED = new Set([
+  "--mode", "--id", "--container", "--runtime", "--runtime-root", "--bundle", "--dir", "--log-path",
+  "--exit-dir", "--log-size-max", "--timeout-ms", "--attach-timeout-ms",
+]);
+
+function join(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}

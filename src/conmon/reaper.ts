@@ -1,0 +1,108 @@
+import { exitCodeOf, readText, setChildSubreaper, waitpidNoHang } from "../sys/libc.ts";
+
+/** How one process ended. */
+export interface ProcessExit {
+  pid: number;
+  /** Exit code, or 128 + signal when killed. */
+  exitCode: number;
+  /** Milliseconds since the epoch when the exit was collected. */
+  at: number;
+}
+
+/**
+ * The monitor as child subreaper: the container's init (orphaned when `runtime create` exits)
+ * becomes our child, and so does anything else orphaned below us. Exits are collected with
+ * waitpid on specific pids only — never -1, which would steal the children Bun itself waits for
+ * (the runtime process) — on every SIGCHLD, with a slow timer as a safety net.
+ */
+export class Reaper {
+  #waiters = new Map<number, Array<(e: ProcessExit) => void>>();
+  #own = new Set<number>();
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #onSignal = () => this.check();
+
+  /** Becomes child subreaper and starts listening for SIGCHLD (before anything is spawned). */
+  start(): void {
+    setChildSubreaper();
+    process.on("SIGCHLD", this.#onSignal);
+  }
+
+  /** Marks a pid that Bun.spawn owns (Bun reaps it); the reaper never waits for it. */
+  own(pid: number): void {
+    this.#own.add(pid);
+  }
+
+  /** Forgets a pid marked with own() once Bun has reaped it. */
+  disown(pid: number): void {
+    this.#own.delete(pid);
+  }
+
+  /** Resolves when child `pid` exits; the pid must be our child (directly or re-parented). */
+  wait(pid: number): Promise<ProcessExit> {
+    const p = new Promise<ProcessExit>((resolve) => {
+      const list = this.#waiters.get(pid) ?? [];
+      list.push(resolve);
+      this.#waiters.set(pid, list);
+    });
+    this.#timer ??= setInterval(() => this.check(), SAFETY_POLL_MS);
+    this.check();
+    return p;
+  }
+
+  /** Collects exited children now: the awaited pids, then any other zombie child not Bun's. */
+  check(): void {
+    for (const [pid, list] of this.#waiters) {
+      let status: number | undefined;
+      try {
+        status = waitpidNoHang(pid);
+      } catch {
+        // ECHILD: not our child (we were not its subreaper); all we can learn is when it is gone
+        status = alive(pid) ? undefined : UNKNOWN_STATUS;
+      }
+      if (status === undefined) continue;
+      this.#waiters.delete(pid);
+      const e = { pid, exitCode: exitCodeOf(status), at: Date.now() };
+      for (const resolve of list) resolve(e);
+    }
+    for (const pid of this.children()) {
+      if (this.#own.has(pid) || this.#waiters.has(pid)) continue;
+      try {
+        waitpidNoHang(pid);
+      } catch {
+        // raced with another collector: nothing to do
+      }
+    }
+    if (this.#waiters.size === 0 && this.#timer) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  /** Our current children (orphans are re-parented to the thread-group leader). */
+  children(): number[] {
+    const text = readText(`/proc/self/task/${process.pid}/children`) ?? "";
+    return text.split(" ").filter(Boolean).map(Number);
+  }
+
+  /** Stops listening; pending waits stay pending. */
+  stop(): void {
+    process.off("SIGCHLD", this.#onSignal);
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
+// --- internal ---
+
+const SAFETY_POLL_MS = 2000;
+/** Reported (as exit code 255) for a process that is gone but was not ours to wait for. */
+const UNKNOWN_STATUS = 255 << 8;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * The daemon's side of the container monitor (DESIGN.md §4): starting `crio conmon` for
+ * containers and exec sessions, talking to running monitors, and learning of exits from the
+ * exits directory. The contract with the monitor is src/conmon/protocol.ts.
+ */
+import type { ExitRecord } from "../conmon/protocol.ts";
+import { attach, type AttachConnection, type AttachOutput } from "./attach-client.ts";
+import { attachSocketPath, removeMonitorDir, reopenLog, resize } from "./control.ts";
+import { spawnExec, type SpawnExecOptions } from "./exec.ts";
+import { execSync, type ExecSyncOptions, type ExecSyncResult } from "./exec-sync.ts";
+import { ExitWatcher, readExitFile, removeExitFile } from "./exits.ts";
+import { spawnMonitor, type MonitorBase, type SpawnMonitorOptions } from "./spawn.ts";
+
+export type { ExitRecord } from "../conmon/protocol.ts";
+export { EXEC_SYNC_OUTPUT_MAX, LOG_LINE_MAX, parseLogLine, type LogRecord } from "../conmon/protocol.ts";
+export { attach, type AttachConnection, type AttachOutput } from "./attach-client.ts";
+export { attachSocketPath, removeMonitorDir, reopenLog, resize } from "./control.ts";
+export { spawnExec, type SpawnExecOptions } from "./exec.ts";
+export { execSync, type ExecSyncOptions, type ExecSyncResult } from "./exec-sync.ts";
+export { ExitWatcher, readExitFile, removeExitFile } from "./exits.ts";
+export { selfCommand, spawnMonitor, type MonitorBase, type SpawnMonitorOptions } from "./spawn.ts";
+
+/** Node-wide monitor settings: how to run the monitor, the runtime, and the runroot dirs. */
+export interface MonitorConfig extends MonitorBase {
+  /** paths.exits */
+  exitDir: string;
+}
+
+type PerCall<T> = Omit<T, keyof MonitorBase | "exitDir">;
+
+/** The monitor functions bound to one MonitorConfig (what the daemon wires into the domain). */
+export class Monitors {
+  constructor(readonly config: MonitorConfig) {}
+
+  /** spawnMonitor for a container: resolves with its init pid and the monitor's pid. */
+  spawn(o: PerCall<SpawnMonitorOptions>): Promise<{ pid: number; monitorPid: number }> {
+    return spawnMonitor({ ...this.config, ...o });
+  }
+
+  /** execSync in a running container. */
+  execSync(o: PerCall<ExecSyncOptions>): Promise<ExecSyncResult> {
+    return execSync({ ...this.config, ...o });
+  }
+
+  /** spawnExec: a streaming exec session; attach to the returned attachPath. */
+  spawnExec(o: PerCall<SpawnExecOptions> & { exitDir?: string }) {
+    return spawnExec({ ...this.config, exitDir: undefined, ...o });
+  }
+
+  /** Reopens the container's log file (ReopenContainerLog). */
+  reopenLog(id: string): Promise<void> {
+    return reopenLog(this.config.socketDir, id);
+  }
+
+  /** Resizes the container's terminal. */
+  resize(id: string, rows: number, cols: number): Promise<void> {
+    return resize(this.config.socketDir, id, rows, cols);
+  }
+
+  /** The container's attach socket. */
+  attachSocketPath(id: string): string {
+    return attachSocketPath(this.config.socketDir, id);
+  }
+
+  /** Attaches to container (or exec session) `id`. */
+  attach(id: string, out: AttachOutput): Promise<AttachConnection> {
+    return attach(this.attachSocketPath(id), out);
+  }
+
+  /** The exit of container `id`, once its monitor recorded it. */
+  readExit(id: string): Promise<ExitRecord | undefined> {
+    return readExitFile(this.config.exitDir, id);
+  }
+
+  /** Removes what the monitor of `id` left: its dir and its exit files. */
+  async remove(id: string): Promise<void> {
+    removeMonitorDir(this.config.socketDir, id);
+    await removeExitFile(this.config.exitDir, id);
+  }
+
+  /** A watcher of the exits directory; call start() on it. */
+  watchExits(onExit: (id: string, exit: ExitRecord) => void, rescanMs?: number): ExitWatcher {
+    return new ExitWatcher(this.config.exitDir, onExit, rescanMs);
+  }
+}
