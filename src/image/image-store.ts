@@ -103,6 +103,10 @@ export class ImageStore {
     await this.layers.cleanup(keep);
     for (const d of Object.keys(idx.layers)) if (!keep.has(d) || !this.layers.has(d)) delete idx.layers[d];
     await this.#gcBlobs(idx);
+    for (const name of readdirSync(this.root)) {
+      const tmp = /^images\.json\.tmp-(\d+)-/.exec(name); // an index write cut short by a crash
+      if (tmp && !pidAlive(Number(tmp[1]))) await rm(join(this.root, name), { force: true });
+    }
   }
 
   /** The current index (cached; re-read when the file changed on disk). Never locks. */

@@ -2,12 +2,21 @@
 // manifest and layer format, content through a real overlay mount, status/list/remove
 // semantics, and concurrent pulls sharing one download.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync } from "node:fs";
+import { dlopen, FFIType, ptr } from "bun:ffi";
 import { join } from "node:path";
 import { run } from "../../src/sys/exec.ts";
 import { startRegistry, type Registry } from "../support/registry.ts";
-import { MULTILAYER_EXPECT, busyboxImage, pushAll, pushImage, type PushedImage, type StandardImageName } from "../support/images.ts";
+import { MULTILAYER_EXPECT, busyboxImage, hostileImage, pushAll, pushImage, type PushedImage, type StandardImageName } from "../support/images.ts";
 import { rejection, startProxy, testImages } from "./image-support.ts";
+
+/** lgetxattr(2) as a latin1 string (no getfattr on the machine); undefined when absent. */
+function xattr(path: string, name: string): string | undefined {
+  const buf = new Uint8Array(1024);
+  const n = Number(libc.symbols.lgetxattr(ptr(Buffer.from(`${path}\0`)), ptr(Buffer.from(`${name}\0`)), ptr(buf), buf.length));
+  return n < 0 ? undefined : Buffer.from(buf.subarray(0, n)).toString("latin1");
+}
+const libc = dlopen("libc.so.6", { lgetxattr: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.i64 } });
 
 let reg: Registry;
 let imgs: Record<StandardImageName, PushedImage>;
@@ -104,6 +113,47 @@ describe("pull", () => {
   });
 });
 
+describe("unpack fidelity", () => {
+  // vfs_cap_data revision 2 (magic 0x02000000 | effective), CAP_NET_RAW (bit 13) permitted: `setcap cap_net_raw+ep`
+  const CAP = "\u0001\u0000\u0000\u0002\u0000\u0020" + "\u0000".repeat(14);
+  const long = "fid/" + "long-directory-name/".repeat(6) + "file";
+
+  test("owners, modes, times, xattrs (security.capability), devices, fifos, hard and absolute symlinks, long names", async () => {
+    const img = await pushImage(
+      reg,
+      await hostileImage(
+        [
+          { name: "fid/", type: "dir", mode: 0o750, uid: 1234, gid: 5678, mtime: 1600000000 },
+          { name: "fid/setuid", data: "#!/bin/sh\n", mode: 0o4755, mtime: 1234567890 },
+          { name: "fid/cap", data: "elf", mode: 0o755, pax: { "SCHILY.xattr.security.capability": CAP, "SCHILY.xattr.user.note": "hello" } },
+          { name: "fid/null", type: "char", devmajor: 1, devminor: 3, mode: 0o666 },
+          { name: "fid/loop", type: "block", devmajor: 7, devminor: 0, mode: 0o660, gid: 6 },
+          { name: "fid/pipe", type: "fifo", mode: 0o620 },
+          { name: "fid/big-ids", data: "x", uid: 3_000_000, gid: 3_000_001 },
+          { name: "fid/hl", type: "hardlink", linkname: "fid/setuid" },
+          { name: "fid/abs", type: "symlink", linkname: "/usr/lib/target" },
+          { name: long, data: "deep\n" },
+        ],
+        { name: "fidelity" }, // the tag is a hash of the entries, so the cached layout follows them
+      ),
+    );
+    await using t = await testImages([reg.host]);
+    const [layer] = t.svc.layers((await t.svc.pull(img.ref)).id);
+    const p = (x: string) => join(layer!, x);
+    const st = (x: string) => lstatSync(p(x));
+    expect([st("fid").mode & 0o7777, st("fid").uid, st("fid").gid, st("fid").mtimeMs / 1000]).toEqual([0o750, 1234, 5678, 1600000000]);
+    expect([st("fid/setuid").mode & 0o7777, st("fid/setuid").mtimeMs / 1000, st("fid/setuid").nlink]).toEqual([0o4755, 1234567890, 2]);
+    expect(st("fid/hl").ino).toBe(st("fid/setuid").ino);
+    expect([st("fid/null").isCharacterDevice(), st("fid/null").rdev, st("fid/null").mode & 0o777]).toEqual([true, (1 << 8) | 3, 0o666]);
+    expect([st("fid/loop").isBlockDevice(), st("fid/loop").rdev, st("fid/loop").gid]).toEqual([true, 7 << 8, 6]);
+    expect([st("fid/pipe").isFIFO(), st("fid/pipe").mode & 0o777]).toEqual([true, 0o620]);
+    expect([st("fid/big-ids").uid, st("fid/big-ids").gid]).toEqual([3_000_000, 3_000_001]);
+    expect(readlinkSync(p("fid/abs"))).toBe("/usr/lib/target");
+    expect(readFileSync(p(long), "utf8")).toBe("deep\n");
+    expect([xattr(p("fid/cap"), "security.capability"), xattr(p("fid/cap"), "user.note")]).toEqual([CAP, "hello"]);
+  });
+});
+
 describe("status, list, remove", () => {
   test("untag, remove by id, idempotence, in-use refusal, shared layers kept", async () => {
     await using t = await testImages([reg.host]);
@@ -142,6 +192,34 @@ describe("status, list, remove", () => {
     expect(fs.mountpoint).toBe(t.root);
     expect(fs.usedBytes).toBeGreaterThan(2_000_000);
     expect(fs.inodesUsed).toBeGreaterThan(300);
+  });
+});
+
+describe("errors", () => {
+  test("an unknown tag or repository is not-found and names it", async () => {
+    await using t = await testImages([reg.host]);
+    const tag = await rejection(t.svc.pull(`${reg.host}/busybox:no-such-tag`));
+    expect([tag.kind, tag.message]).toEqual(["not-found", expect.stringMatching(/manifest 127\.0\.0\.1:\d+\/busybox:no-such-tag not found \(MANIFEST_UNKNOWN/)]);
+    const repo = await rejection(t.svc.pull(`${reg.host}/no/such/repo`));
+    expect([repo.kind, repo.message]).toEqual(["not-found", expect.stringMatching(/no\/such\/repo:latest not found \((NAME|MANIFEST)_UNKNOWN/)]);
+    expect((await rejection(t.svc.pull("UPPER/case"))).kind).toBe("invalid-argument");
+  });
+
+  test("a full disk is resource-exhausted and leaves no image, layer or temp file", async () => {
+    await using t = await testImages([reg.host]);
+    const small = join(t.dir, "small");
+    mkdirSync(small);
+    await run(["mount", "-t", "tmpfs", "-o", "size=1200k", "tmpfs", small]);
+    try {
+      await using s = await testImages([reg.host], { root: join(small, "images") });
+      const e = await rejection(s.svc.pull(imgs.busybox.ref));
+      expect([e.kind, e.message]).toEqual(["resource-exhausted", expect.stringMatching(/no space left on device/i)]);
+      expect(s.svc.list()).toEqual([]);
+      expect(readdirSync(join(small, "images", "layers"))).toEqual([]);
+      expect(readdirSync(join(small, "images", "tmp"))).toEqual([]);
+    } finally {
+      await run(["umount", small]);
+    }
   });
 });
 

@@ -13,10 +13,10 @@ const manifest = new TextEncoder().encode(JSON.stringify({ schemaVersion: 2, med
 const log: Array<{ path: string; auth: string | null; range: string | null }> = [];
 let failNext = 0;
 let dropMidway = 0;
-const server = Bun.serve({
+const server: ReturnType<typeof Bun.serve> = Bun.serve({
   hostname: "127.0.0.1",
   port: 0,
-  async fetch(req) {
+  async fetch(req): Promise<Response> {
     const u = new URL(req.url);
     log.push({ path: u.pathname + u.search, auth: req.headers.get("authorization"), range: req.headers.get("range") });
     if (u.pathname === "/token") {
