@@ -1,0 +1,77 @@
+// Exec under the monitor with real runc: ExecSync (output, exit code, cap, timeout that leaves
+// nothing running) and streaming exec sessions (stdin, terminal, exit code over attach).
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { existsSync, readdirSync } from "node:fs";
+import { Monitors } from "../../src/monitor/index.ts";
+import { waitFor } from "../harness.ts";
+import { canRun, MonitorWorld } from "./monitor-support.ts";
+
+setDefaultTimeout(30_000);
+
+const proc = (args: string[], terminal = false) => ({ args, env: ["PATH=/bin", "TERM=xterm"], cwd: "/", user: { uid: 0, gid: 0 }, terminal });
+
+describe.skipIf(!canRun())("monitor: exec", () => {
+  test("ExecSync: output, exit code, cap, timeout", async () => {
+    await using w = new MonitorWorld();
+    const m = new Monitors(w.config);
+    const id = w.id();
+    await m.spawn({ id, bundle: w.bundle(id, ["sleep", "1000"]), logPath: w.logPath(id) });
+    await w.runc("start", id);
+    const dec = new TextDecoder();
+
+    const r = await m.execSync({ containerId: id, process: proc(["sh", "-c", "echo out; echo err >&2; exit 6"]) });
+    expect({ ...r, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) }).toEqual({ exitCode: 6, stdout: "out\n", stderr: "err\n", timedOut: false });
+
+    const big = await m.execSync({ containerId: id, process: proc(["head", "-c", "300000", "/dev/zero"]), maxOutput: 100_000 });
+    expect([big.exitCode, big.stdout.length]).toEqual([0, 100_000]);
+
+    const t0 = Date.now();
+    const slow = await m.execSync({ containerId: id, process: proc(["sh", "-c", "sleep 4321 & sleep 4322; echo never"]), timeoutMs: 500 });
+    expect(slow.timedOut).toBe(true);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(dec.decode(slow.stdout)).toBe("");
+    // nothing of it is left running: critest looks right after the timeout (ps sees sleeps: control)
+    const control = await m.execSync({ containerId: id, process: proc(["sh", "-c", "ps -o args | grep '[s]leep 1000'"]) });
+    expect(new TextDecoder().decode(control.stdout)).toContain("sleep 1000");
+    const left = await m.execSync({ containerId: id, process: proc(["sh", "-c", "ps -o args | grep '[s]leep 432' || true"]) });
+    expect(dec.decode(left.stdout)).toBe("");
+
+    const missing = await m.execSync({ containerId: id, process: proc(["/bin/nope"]) }).catch((e) => e);
+    expect(missing).toMatchObject({ name: "RuntimeError", kind: "unknown" });
+    expect(missing.message).toContain("nope");
+    expect(readdirSync(w.config.socketDir)).toEqual([id]); // exec sessions leave no dir behind
+  });
+
+  test("streaming exec: output held until attach, stdin, exit code", async () => {
+    await using w = new MonitorWorld();
+    const m = new Monitors(w.config);
+    const id = w.id();
+    await m.spawn({ id, bundle: w.bundle(id, ["sleep", "1000"]), logPath: w.logPath(id) });
+    await w.runc("start", id);
+    const s = await m.spawnExec({ containerId: id, process: proc(["sh", "-c", "echo early; cat; echo late >&2; exit 9"]), stdin: true });
+    let out = "";
+    let err = "";
+    const c = await m.attach(s.execId, { stdout: (d) => (out += new TextDecoder().decode(d)), stderr: (d) => (err += new TextDecoder().decode(d)) });
+    await waitFor(() => out === "early\n", 10_000, "output written before attach");
+    c.stdin("piped\n");
+    c.closeStdin();
+    expect(await c.exit).toBe(9);
+    expect([out, err]).toEqual(["early\npiped\n", "late\n"]);
+    await waitFor(() => !existsSync(`${w.config.socketDir}/${s.execId}`), 10_000, "session dir removed");
+  });
+
+  test("streaming exec with a terminal", async () => {
+    await using w = new MonitorWorld();
+    const m = new Monitors(w.config);
+    const id = w.id();
+    await m.spawn({ id, bundle: w.bundle(id, ["sleep", "1000"]), logPath: w.logPath(id) });
+    await w.runc("start", id);
+    const s = await m.spawnExec({ containerId: id, process: proc(["sh"], true), stdin: true, terminal: true });
+    let out = "";
+    const c = await m.attach(s.execId, { stdout: (d) => (out += new TextDecoder().decode(d)) });
+    c.resize(20, 77);
+    c.stdin("stty size; exit 2\r");
+    expect(await c.exit).toBe(2);
+    expect(out).toContain("20 77\r\n");
+  });
+});
