@@ -21,12 +21,15 @@ export interface UpgradeResult {
 }
 
 /** Sends one request to `url` and reads the response head (and, unless 101, the body). */
-export async function rawRequest(url: string, o: { method?: string; headers?: Array<[string, string]>; ca?: Buffer } = {}): Promise<UpgradeResult> {
+export async function rawRequest(
+  url: string,
+  o: { method?: string; headers?: Array<[string, string]>; ca?: Buffer; tls?: tls.ConnectionOptions } = {},
+): Promise<UpgradeResult> {
   const u = new URL(url);
   const socket: net.Socket = await new Promise((resolve, reject) => {
     const s =
       u.protocol === "https:"
-        ? tls.connect({ host: u.hostname.replace(/^\[|\]$/g, ""), port: Number(u.port), ca: o.ca, rejectUnauthorized: !!o.ca }, () => resolve(s))
+        ? tls.connect({ host: u.hostname.replace(/^\[|\]$/g, ""), port: Number(u.port), ca: o.ca, rejectUnauthorized: !!o.ca, ...o.tls }, () => resolve(s))
         : net.connect(Number(u.port), u.hostname.replace(/^\[|\]$/g, ""), () => resolve(s));
     s.once("error", reject);
   });
@@ -126,11 +129,16 @@ export class SpdyClient {
     const onBytes = (c: Buffer) => {
       for (const f of parser.push(c)) pump = pump.then(() => this.#onFrame(f));
     };
-    this.closed = new Promise((r) => socket.on("close", () => r()));
-    socket.on("close", () => {
-      for (const s of this.streams.values()) s.finish(true);
-      for (const r of this.replies.values()) r.reject(new Error("connection closed"));
-    });
+    // Frames still queued behind header inflation are handled before the close is.
+    this.closed = new Promise((r) =>
+      socket.on("close", () => {
+        pump = pump.then(() => {
+          for (const s of this.streams.values()) s.finish(true);
+          for (const r of this.replies.values()) r.reject(new Error("connection closed"));
+          r();
+        });
+      }),
+    );
     socket.on("error", () => {});
     socket.on("data", onBytes);
     if (rest.length) onBytes(rest);
@@ -199,9 +207,11 @@ export class SpdyClient {
     if (f.kind === "syn_reply" || f.kind === "headers" || f.kind === "syn_stream") await this.#inflate.decompress(f.headerBlock);
     if (f.kind === "syn_reply") {
       this.replies.get(f.streamId)?.resolve();
+      this.replies.delete(f.streamId);
       if (f.flags & FLAG_FIN) this.streams.get(f.streamId)?.finish(false);
     } else if (f.kind === "rst_stream") {
       this.replies.get(f.streamId)?.reject(new Error(`stream ${f.streamId} reset (${f.status})`));
+      this.replies.delete(f.streamId);
       this.streams.get(f.streamId)?.finish(true);
     } else if (f.kind === "data") {
       const s = this.streams.get(f.streamId);
