@@ -3,7 +3,7 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { RuntimeError, messageOf } from "../errors.ts";
 import { log } from "../log/index.ts";
-import { LayerStore } from "../storage/layers.ts";
+import { LayerStore } from "../storage/index.ts";
 import { writeFileAtomic } from "../store/atomic-file.ts";
 import { FileLock } from "./file-lock.ts";
 

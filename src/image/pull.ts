@@ -43,7 +43,8 @@ export async function pullImage(d: PullDeps, input: string, o: PullOptions = {})
       const where = formatRef(source.ref);
       emit({ type: "resolving", ref: formatRef(logical), source: where });
       try {
-        return await pullFromSource(d, { logical, source, platform, credentials, signal: watchdog.signal, emit, touch: watchdog.touch });
+        const ctx = o.authFile ? { ...d, authFiles: [o.authFile, ...d.authFiles] } : d;
+        return await pullFromSource(ctx, { logical, source, platform, credentials, signal: watchdog.signal, emit, touch: watchdog.touch });
       } catch (e) {
         if (watchdog.signal.aborted) throw RuntimeError.from(watchdog.signal.reason);
         const error = RuntimeError.from(e);

@@ -55,7 +55,7 @@ export class ImageService {
    * name, platform and credentials share one download.
    */
   async pull(ref: string, o: PullOptions = {}): Promise<ImageRecord> {
-    const key = JSON.stringify([ref.trim(), o.platform ?? "", o.auth ?? null]);
+    const key = JSON.stringify([ref.trim(), o.platform ?? "", o.auth ?? null, o.authFile ?? ""]);
     const entry = await this.#pulls.run(
       key,
       o.signal,

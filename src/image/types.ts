@@ -36,6 +36,8 @@ export interface ImageServiceOptions {
 export interface PullOptions {
   /** The CRI AuthConfig, if the kubelet sent one. */
   auth?: PullAuth;
+  /** An auth file consulted before global_auth_file for this pull (pause_image_auth_file). */
+  authFile?: string;
   /** "os/arch[/variant]" for this pull. */
   platform?: string;
   signal?: AbortSignal;

@@ -60,6 +60,9 @@ describe("TLS with a certs.d CA and basic auth", () => {
     t.svc.reload({ globalAuthFile: join(t.dir, "missing.json"), authFiles: [other] });
     expect((await rejection(t.svc.pull(busybox.ref))).kind).toBe("unauthenticated");
     expect((await t.svc.pull(busybox.ref, { auth: { username: user, password } })).id).toBe(busybox.imageId);
+    // a per-pull auth file (pause_image_auth_file) comes before the configured ones
+    await t.svc.remove(busybox.imageId, () => false);
+    expect((await t.svc.pull(busybox.ref, { authFile: good })).id).toBe(busybox.imageId);
   });
 
   test("an untrusted certificate is refused with a hint; insecure = true skips verification", async () => {
