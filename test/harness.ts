@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync, writeFileSync, existsSync, mkdirSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
@@ -67,10 +68,12 @@ export interface TestDaemon {
 export async function startDaemon(o: DaemonOptions = {}): Promise<TestDaemon> {
   const dir = o.dir ?? mkdtempSync(join(process.env.CRIO_TEST_TMP ?? tmpdir(), "crio-d-"));
   const socket = join(dir, "crio.sock");
-  const root = join(dir, "root");
-  const runroot = join(dir, "run");
   const configFile = join(dir, "crio.conf");
   const configDir = join(dir, "crio.conf.d");
+  const root = join(dir, "root");
+  // runroot holds unix sockets (monitor/<64-hex id>/attach): keep it short, under /run.
+  const runroot = existsSync(configFile) ? (/^runroot = "(.*)"$/m.exec(readFileSync(configFile, "utf8"))?.[1] ?? join(dir, "run")) : `/run/crt-${randomBytes(4).toString("hex")}`;
+
   mkdirSync(configDir, { recursive: true });
   if (!o.dir || !existsSync(configFile))
     writeFileSync(
@@ -150,7 +153,7 @@ export async function startDaemon(o: DaemonOptions = {}): Promise<TestDaemon> {
         await proc.exited;
         clearTimeout(t);
       }
-      if (!o.dir && !process.env.CRIO_TEST_KEEP) rmSync(dir, { recursive: true, force: true });
+      if (!o.dir && !process.env.CRIO_TEST_KEEP) removeDaemonDirs(dir, runroot);
     },
   };
   if (!o.noWait) {
@@ -165,4 +168,16 @@ export async function startDaemon(o: DaemonOptions = {}): Promise<TestDaemon> {
     }
   }
   return d;
+}
+
+/** Removes a test daemon's directories: unmounts what is left below them first. */
+export function removeDaemonDirs(dir: string, runroot: string): void {
+  const mounts = readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[4] ?? "")
+    .filter((m) => m.startsWith(dir + "/") || m.startsWith(runroot + "/") || m === runroot)
+    .sort((a, b) => b.length - a.length);
+  for (const m of mounts) Bun.spawnSync(["umount", "-l", m]);
+  rmSync(runroot, { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true });
 }

@@ -9,6 +9,7 @@ import { filterContainers, type ContainerFilter } from "./list.ts";
 import type { ContainerMeta, ContainerRunState, ContainerView } from "./record.ts";
 import { can } from "./state.ts";
 import { containerResources } from "./spec/resources.ts";
+import { readBundle } from "../oci/index.ts";
 import { startInfra } from "./infra.ts";
 import type { SandboxView } from "../sandbox/index.ts";
 import type { PodSandboxConfig } from "../gen/runtime/v1/api_pb.ts";
@@ -103,6 +104,12 @@ export class ContainerService implements PodContainers {
     return filterContainers(this.#index.values(), filter);
   }
 
+  /** True when a container (in any state) was created from the image: RemoveImage refuses it. */
+  usesImage(imageId: string): boolean {
+    for (const c of this.#index.values()) if (c.meta.image.id === imageId) return true;
+    return false;
+  }
+
   /** Every container of a pod, infra included. */
   ofPod(sandboxId: string): ContainerView[] {
     return [...this.#index.values()].filter((c) => c.meta.sandboxId === sandboxId);
@@ -137,7 +144,10 @@ export class ContainerService implements PodContainers {
     if (!can.exec(rec.status.state)) throw precondition(`container "${rec.meta.id}" is not running`);
     if (cmd.length === 0) throw new RuntimeError("invalid-argument", "ExecSync needs a command");
     const rt = this.#d.runtime(rec.meta.runtimeHandler);
-    const process = { args: cmd, cwd: "", terminal: false };
+    // The exec'd process runs as the container's own: its user, env, cwd, capabilities, rlimits.
+    const spec = await readBundle(rec.meta.bundle).catch((e) => { throw wrap(e, `read bundle of "${rec.meta.id}"`); });
+    const { consoleSize: _c, ...base } = (spec.process ?? {}) as { consoleSize?: unknown } & Record<string, unknown>;
+    const process = { ...base, args: cmd, terminal: false };
     const r = await this.#d.monitor.execSync({ id: rec.meta.id, runtime: rt, process, timeoutMs: timeoutS > 0 ? timeoutS * 1000 : 0, terminal: false });
     if (r.timedOut) throw new RuntimeError("deadline-exceeded", `command ${JSON.stringify(cmd)} timed out after ${timeoutS}s`);
     return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr };

@@ -1,15 +1,55 @@
 import type { ImageService } from "../gen/runtime/v1/api_pb.ts";
-import { notBuilt, type Handlers } from "./bridge.ts";
+import { invalid } from "../errors.ts";
+import type { Handlers } from "./bridge.ts";
+import { imageInfo, toImage } from "./convert/image.ts";
+import { toNanos } from "./convert/time.ts";
 import type { Services } from "./runtime-service.ts";
 
+/** Items per message of StreamImages. */
+const CHUNK = 500;
+
 /** ImageService handlers: validate → delegate → convert. */
-export function imageService(_d: Services): Handlers<typeof ImageService> {
+export function imageService(d: Services): Handlers<typeof ImageService> {
   return {
-    listImages: notBuilt,
-    streamImages: notBuilt,
-    imageStatus: notBuilt,
-    pullImage: notBuilt,
-    removeImage: notBuilt,
-    imageFsInfo: notBuilt,
+    listImages: async (req) => ({ images: d.images.list(req.filter?.image?.image || undefined).map(toImage) }),
+    streamImages: async (req, _ctx, send) => {
+      const all = d.images.list(req.filter?.image?.image || undefined).map(toImage);
+      for (let i = 0; i < all.length || i === 0; i += CHUNK) await send({ images: all.slice(i, i + CHUNK) });
+    },
+    imageStatus: async (req) => {
+      const ref = req.image?.image ?? "";
+      if (!ref) throw invalid("ImageSpec.Image is required");
+      // A missing image is an empty answer, not an error (api.proto, rpc ImageStatus).
+      const r = d.images.status(ref);
+      if (!r) return {};
+      return { image: toImage(r), info: req.verbose ? imageInfo(r) : {} };
+    },
+    pullImage: async (req, ctx) => {
+      const ref = req.image?.image ?? "";
+      if (!ref) throw invalid("ImageSpec.Image is required");
+      const a = req.auth;
+      const r = await d.images.pull(ref, {
+        signal: ctx.signal,
+        auth: a ? { username: a.username, password: a.password, auth: a.auth, serverAddress: a.serverAddress, identityToken: a.identityToken, registryToken: a.registryToken } : undefined,
+      });
+      return { imageRef: r.id };
+    },
+    removeImage: async (req) => {
+      const ref = req.image?.image ?? "";
+      if (!ref) throw invalid("ImageSpec.Image is required");
+      await d.images.remove(ref, (id) => d.containers.usesImage(id));
+      return {};
+    },
+    imageFsInfo: async () => {
+      const img = d.images.fsInfo();
+      const ctr = await d.containerFs();
+      const fs = (u: { mountpoint: string; usedBytes: number; inodesUsed: number; timestamp: number }) => ({
+        timestamp: toNanos(u.timestamp),
+        fsId: { mountpoint: u.mountpoint },
+        usedBytes: { value: BigInt(u.usedBytes) },
+        inodesUsed: { value: BigInt(u.inodesUsed) },
+      });
+      return { imageFilesystems: [fs(img)], containerFilesystems: [fs(ctr)] };
+    },
   };
 }

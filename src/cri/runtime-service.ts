@@ -6,6 +6,7 @@ import {
 import type { ContainerService } from "../container/index.ts";
 import { invalid } from "../errors.ts";
 import type { SandboxService } from "../sandbox/index.ts";
+import type { ImageService } from "../image/index.ts";
 import { toContainer, toContainerStatus } from "./convert/container.ts";
 import { toPodSandbox, toPodSandboxStatus } from "./convert/sandbox.ts";
 import { toSeconds } from "./convert/time.ts";
@@ -34,6 +35,9 @@ export interface Services {
   setPodCidr(cidr: string): void;
   sandboxes: SandboxService;
   containers: ContainerService;
+  images: ImageService;
+  /** Usage of the containers' writable layers (ImageFsInfo container_filesystems). */
+  containerFs(): Promise<{ mountpoint: string; usedBytes: number; inodesUsed: number; timestamp: number }>;
 }
 
 const CONTAINER_STATE = { [ContainerState.CONTAINER_CREATED]: "created", [ContainerState.CONTAINER_RUNNING]: "running", [ContainerState.CONTAINER_EXITED]: "exited", [ContainerState.CONTAINER_UNKNOWN]: "unknown" } as const;

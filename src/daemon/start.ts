@@ -10,6 +10,9 @@ import { RuntimeError, messageOf } from "../errors.ts";
 import { log, setLogFilter, setLogFormat, setLogLevel, type LogFormat, type LogLevelName } from "../log/index.ts";
 import { COMMIT, VERSION } from "../version.ts";
 import { applyReloadable, reloadableChanges } from "./reload.ts";
+import { buildServices, imageOptions, type Built } from "./services.ts";
+import { pathsFor } from "../paths.ts";
+import { dirUsage } from "../storage/usage.ts";
 
 export interface DaemonOptions {
   load: LoadOptions;
@@ -38,10 +41,25 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
   for (const w of loaded.warnings) log.warn(w);
 
   const cgroupDriver = pickCgroupDriver(config);
-  let podCidr = "";
+  const paths = pathsFor(config.crio.root, config.crio.runroot);
   let ready = false;
+  let built: Built;
+  try {
+    await mkdir(config.crio.root, { recursive: true, mode: 0o711 });
+    await mkdir(config.crio.runroot, { recursive: true, mode: 0o711 });
+    built = await buildServices(() => config, paths, cgroupDriver, log);
+  } catch (e) {
+    log.fatal(`cannot start: ${messageOf(e)}`);
+    return 1;
+  }
+  if (!config.runtime.seccompProfile) log.info("no seccomp profile specified, using the internal default");
+  if (!built.host.apparmor) log.info("AppArmor is disabled by the system or at CRI-O build-time");
   const services: Services = {
-    conditions: async () => [await runtimeCondition(config), networkCondition()],
+    sandboxes: built.sandboxes,
+    containers: built.containers,
+    images: built.images,
+    containerFs: () => dirUsage(paths.storage),
+    conditions: async () => [await runtimeCondition(config), await networkCondition(built)],
     handlers: () => {
       const names = Object.keys(config.runtime.runtimes);
       const entry = (name: string) => ({ name, recursiveReadOnlyMounts: false, userNamespaces: false });
@@ -50,15 +68,13 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     configJson: () => JSON.stringify(config),
     cgroupDriver: () => cgroupDriver,
     setPodCidr: (cidr) => {
-      if (cidr !== podCidr) log.info(`pod CIDR set to "${cidr}"`);
-      podCidr = cidr;
+      if (cidr !== built.network.podCidr) log.info(`pod CIDR set to "${cidr}"`);
+      built.network.podCidr = cidr;
     },
   };
 
   let server: CriServer;
   try {
-    await mkdir(config.crio.root, { recursive: true, mode: 0o711 });
-    await mkdir(config.crio.runroot, { recursive: true, mode: 0o711 });
     server = await serve({
       socket: config.api.listen,
       maxSendBytes: config.api.grpcMaxSendMsgSize,
@@ -70,8 +86,20 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     log.fatal(`cannot start: ${messageOf(e)}`);
     return 1;
   }
-  ready = true;
   log.info(`Listening on "${config.api.listen}"`);
+  const exits = built.monitors(config.runtime.defaultRuntime).watchExits((id, exit) => void built.containers.onExit(id, exit).catch((e) => log.warn(`recording the exit of ${id}: ${messageOf(e)}`)));
+  try {
+    await built.sandboxes.recover();
+    await built.containers.recover();
+    await exits.start();
+  } catch (e) {
+    log.fatal(`state recovery failed: ${messageOf(e)}`);
+    await server.stop(1000);
+    return 1;
+  }
+  ready = true;
+  log.info("State recovery finished: serving every RPC");
+  void built.sandboxes.retryPendingTeardowns();
 
   return await new Promise<number>((resolve) => {
     let stopping = false;
@@ -80,6 +108,8 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
       stopping = true;
       log.info(`Received ${sig}: shutting down`);
       await server.stop();
+      exits.close();
+      built.close();
       log.info("Stopped");
       resolve(0);
     };
@@ -94,6 +124,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
           const changes = reloadableChanges(config, next.config);
           config = applyReloadable(config, next.config);
           applyLogConfig(config);
+          built.images.reload(imageOptions(config, paths));
           for (const c of changes) log.info(`set config ${c.key} to ${JSON.stringify(c.value)}`);
           if (changes.length === 0) log.info("configuration reloaded: no reloadable option changed");
         } catch (e) {
@@ -144,8 +175,10 @@ async function runtimeCondition(c: Config): Promise<Condition> {
   return { type: "RuntimeReady", status: true, reason: "", message: "" };
 }
 
-function networkCondition(): Condition {
-  return { type: "NetworkReady", status: false, reason: "NetworkPluginNotReady", message: "Network plugin returns error: cni plugin not initialized" };
+async function networkCondition(b: Built): Promise<Condition> {
+  const st = await b.network.status();
+  if (st.ready) return { type: "NetworkReady", status: true, reason: "", message: "" };
+  return { type: "NetworkReady", status: false, reason: st.reason ?? "NetworkPluginNotReady", message: `Network plugin returns error: ${st.message ?? "cni plugin not initialized"}` };
 }
 
 /** Finds an executable in $PATH. */

@@ -19,7 +19,7 @@ afterAll(async () => {
 
 async function runningContainer(name: string, cmd: string[], extra = {}, pod = podConfig(name, env.d.dir)) {
   const { podSandboxId } = await env.d.cri.runPodSandbox({ config: pod });
-  const { containerId } = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, cmd, extra), sandboxConfig: pod });
+  const { containerId } = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, cmd, extra, pod), sandboxConfig: pod });
   await env.d.cri.startContainer({ containerId });
   return { podSandboxId, containerId, pod, logPath: join(pod.logDirectory!, `${name}.log`) };
 }
@@ -39,7 +39,7 @@ describe("pods and containers", () => {
     expect(ps.status).toMatchObject({ id: podSandboxId, state: PodSandboxState.SANDBOX_READY, metadata: { name: "walk", namespace: "default" } });
     expect(JSON.parse(ps.info.info!).infraContainerId).toBe(podSandboxId); // shared PID namespace needs the infra container
 
-    const cfg = ctrConfig("web", env.busybox, ["sh", "-c", "echo hello; echo oops >&2; exec sleep 3600"], { labels: { tier: "front" } });
+    const cfg = ctrConfig("web", env.busybox, ["sh", "-c", "echo hello; echo oops >&2; exec sleep 3600"], { labels: { tier: "front" } }, pod);
     const { containerId } = await env.d.cri.createContainer({ podSandboxId, config: cfg, sandboxConfig: pod });
     expect((await env.d.cri.containerStatus({ containerId })).status?.state).toBe(ContainerState.CONTAINER_CREATED);
     await env.d.cri.startContainer({ containerId });

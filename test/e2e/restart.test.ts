@@ -14,7 +14,7 @@ test("kill -9 of the daemon: containers keep running and logging; exits while do
   const pod = podConfig("survivor", d.dir, { sharedPid: true });
   const { podSandboxId } = await d.cri.runPodSandbox({ config: pod });
   const mk = async (name: string, cmd: string[]) => {
-    const { containerId } = await d.cri.createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, cmd), sandboxConfig: pod });
+    const { containerId } = await d.cri.createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, cmd, {}, pod), sandboxConfig: pod });
     await d.cri.startContainer({ containerId });
     return containerId;
   };

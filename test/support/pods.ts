@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { ContainerConfigSchema, PodSandboxConfigSchema } from "../../src/gen/runtime/v1/api_pb.ts";
 import { NamespaceMode } from "../../src/gen/runtime/v1/api_pb.ts";
-import { startDaemon, type DaemonOptions, type TestDaemon } from "../harness.ts";
+import { removeDaemonDirs, startDaemon, type DaemonOptions, type TestDaemon } from "../harness.ts";
 import { pushImage, busyboxImage, pauseImage, imageRef } from "./images.ts";
 import { startRegistry, type Registry } from "./registry.ts";
 
@@ -33,9 +33,14 @@ export function podConfig(name: string, dir: string, o: { hostNetwork?: boolean;
   };
 }
 
-/** A container config running `command` from `image`, logging to <name>.log. */
-export function ctrConfig(name: string, image: string, command: string[], extra: Partial<CtrConfig> = {}): CtrConfig {
-  return { metadata: { name, attempt: 0 }, image: { image }, command, logPath: `${name}.log`, ...extra };
+/**
+ * A container config running `command` from `image`, logging to <name>.log. Like the kubelet, it
+ * copies the pod's namespace options into the container's security context.
+ */
+export function ctrConfig(name: string, image: string, command: string[], extra: Partial<CtrConfig> = {}, pod?: PodConfig): CtrConfig {
+  const ns = pod?.linux?.securityContext?.namespaceOptions;
+  const linux = ns ? { ...extra.linux, securityContext: { namespaceOptions: ns, ...extra.linux?.securityContext } } : extra.linux;
+  return { metadata: { name, attempt: 0 }, image: { image }, command, logPath: `${name}.log`, ...extra, ...(linux ? { linux } : {}) };
 }
 
 /** A daemon plus a loopback registry holding busybox and a pause look-alike, mirrored as insecure. */
@@ -68,7 +73,7 @@ export async function startEnv(o: DaemonOptions & { cniConf?: string } = {}): Pr
       await cleanupPods(d);
       await d[Symbol.asyncDispose]();
       await reg.stop();
-      if (!o.dir && !process.env.CRIO_TEST_KEEP) Bun.spawnSync(["rm", "-rf", dir]);
+      if (!o.dir && !process.env.CRIO_TEST_KEEP) removeDaemonDirs(dir, d.runroot);
     },
   };
 }

@@ -1,0 +1,220 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Config } from "../config/schema.ts";
+import { parseDuration } from "../config/validate.ts";
+import { ContainerService, type ContainerSettings, type ImagePort, type MonitorPort, type RuntimePort } from "../container/index.ts";
+import { buildContainerSpec, detectSpecHost, parseSeccompProfile, realSpecIo, type SpecHost } from "../container/spec/index.ts";
+import type { ContainerMeta, ContainerRunState } from "../container/record.ts";
+import { RuntimeError, invalid, messageOf } from "../errors.ts";
+import { ImageService } from "../image/index.ts";
+import type { Logger } from "../log/index.ts";
+import { Monitors, selfCommand } from "../monitor/index.ts";
+import { CniManager } from "../network/index.ts";
+import { OciRuntime } from "../oci/index.ts";
+import type { Paths } from "../paths.ts";
+import { SandboxService, type SandboxMeta, type SandboxState } from "../sandbox/index.ts";
+import { buildInfraSpec } from "../sandbox/spec.ts";
+import { createRootfs, removeRootfs } from "../storage/index.ts";
+import { NameIndex, RecordDir } from "../store/index.ts";
+import { mountShm, unmount } from "../sys/mount.ts";
+import { isNamespacePinned, pinNamespaces, unpinNamespaces } from "../sys/namespaces.ts";
+import { lookPathSync } from "./look-path.ts";
+
+/** Everything the daemon runs, built from the configuration. */
+export interface Built {
+  images: ImageService;
+  sandboxes: SandboxService;
+  containers: ContainerService;
+  network: CniManager;
+  monitors: (handler: string) => Monitors;
+  runtimes: Map<string, OciRuntime>;
+  host: SpecHost;
+  /** Stops watchers. */
+  close(): void;
+}
+
+/**
+ * The composition root's wiring: adapters from the domain's ports to the image store, the
+ * monitor, the OCI runtimes, storage, namespaces and CNI. `config()` is read on every call, so
+ * SIGHUP changes apply to the next request.
+ */
+export async function buildServices(config: () => Config, paths: Paths, cgroupManager: "systemd" | "cgroupfs", log: Logger): Promise<Built> {
+  const c0 = config();
+  const runtimes = new Map<string, OciRuntime>();
+  const runtimeFor = (name: string): OciRuntime => {
+    const h = config().runtime.runtimes[name];
+    if (!h) throw invalid(`runtime handler "${name}" is not configured`);
+    let rt = runtimes.get(name);
+    const path = h.runtimePath || lookPathSync(name) || "";
+    if (!rt || rt.path !== path || rt.root !== h.runtimeRoot) {
+      if (!path) throw new RuntimeError("failed-precondition", `runtime "${name}" not found: set runtime_path or install it in $PATH`);
+      rt = new OciRuntime({ name, path, root: h.runtimeRoot, systemdCgroup: cgroupManager === "systemd" });
+      runtimes.set(name, rt);
+    }
+    return rt;
+  };
+  const features = await runtimeFor(c0.runtime.defaultRuntime).features().catch(() => undefined);
+  const host = detectSpecHost({ rro: features?.mountOptions.includes("rro") ?? false });
+
+  const images = new ImageService(imageOptions(c0, paths));
+  await images.init();
+
+  const monitorsByHandler = new Map<string, Monitors>();
+  const monitors = (handler: string): Monitors => {
+    const rt = runtimeFor(handler);
+    let m = monitorsByHandler.get(handler);
+    if (!m || m.config.runtimePath !== rt.path || m.config.runtimeRoot !== rt.root) {
+      const h = config().runtime.runtimes[handler]!;
+      m = new Monitors({
+        selfCommand: h.monitorPath ? [h.monitorPath] : selfCommand(),
+        runtimePath: rt.path,
+        runtimeRoot: rt.root,
+        socketDir: paths.monitors,
+        exitDir: paths.exits,
+        env: Object.fromEntries(h.monitorEnv.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])),
+      });
+      monitorsByHandler.set(handler, m);
+    }
+    return m;
+  };
+  const monitorPort: MonitorPort = {
+    create: (o) => monitors(o.runtime.name).spawn({ id: o.id, bundle: o.bundle, logPath: o.logPath, terminal: o.terminal, stdin: o.stdin, stdinOnce: o.stdinOnce, logSizeMax: o.logSizeMax, timeoutMs: o.timeoutMs }),
+    execSync: (o) => monitors(o.runtime.name).execSync({ containerId: o.id, process: o.process as object, timeoutMs: o.timeoutMs }),
+    reopenLog: (id) => monitors(config().runtime.defaultRuntime).reopenLog(id),
+    readExit: (id) => monitors(config().runtime.defaultRuntime).readExit(id),
+    cleanup: (id) => monitors(config().runtime.defaultRuntime).remove(id),
+  };
+  const runtimePort = (name: string): RuntimePort => {
+    const rt = runtimeFor(name);
+    return {
+      name, path: rt.path, root: rt.root,
+      start: (id) => rt.start(id),
+      kill: (id, sig, all) => rt.kill(id, sig, all),
+      delete: (id, force) => rt.delete(id, force),
+      state: async (id) => {
+        const s = await rt.state(id);
+        return s ? { status: s.status, pid: s.pid } : undefined;
+      },
+      update: (id, res) => rt.update(id, res as never),
+    };
+  };
+  const imagePort: ImagePort = {
+    forCreate: async (ref) => {
+      const rec = images.status(ref);
+      if (!rec) return undefined;
+      return { id: rec.id, name: rec.repoTags[0] ?? rec.repoDigests[0] ?? "", config: (rec.config.config ?? {}) as never, layers: images.layers(rec.id) };
+    },
+    ensure: async (ref, authFile, signal) => {
+      let rec = images.status(ref);
+      if (!rec) {
+        log.info(`Pulling image ${ref}`, { authFile: authFile || undefined });
+        rec = await images.pull(ref, { signal, authFile: authFile || undefined } as never);
+      }
+      return { id: rec.id, name: rec.repoTags[0] ?? ref, config: (rec.config.config ?? {}) as never, layers: images.layers(rec.id) };
+    },
+  };
+
+  const network = new CniManager({
+    networkDir: c0.network.networkDir,
+    pluginDirs: c0.network.pluginDirs,
+    defaultNetwork: c0.network.cniDefaultNetwork || undefined,
+    cacheDir: join(paths.root, "cni-cache"),
+    log: log.withTag("network"),
+  });
+
+  const names = new NameIndex();
+  const sandboxes = new SandboxService({
+    paths, log, names,
+    records: new RecordDir<SandboxMeta, SandboxState>(paths.sandboxes),
+    namespaces: { pin: pinNamespaces, unpin: unpinNamespaces, isPinned: isNamespacePinned },
+    shm: { mount: async (p, size) => mountShm(p, size), unmount: async (p) => void unmount(p, { detach: true }) },
+    network: {
+      waitReady: (ms, signal) => network.waitReady(ms, signal),
+      setUp: async (pod, signal) => ({ ips: (await network.setUp({ ...pod, portMappings: pod.portMappings }, signal)).ips }),
+      tearDown: (pod) => network.tearDown({ id: pod.id, netns: pod.netns }),
+      hostAddresses: () => network.hostAddresses(),
+    },
+    infra: { start: (sb, cfg, signal) => containers.infra.start(sb, cfg, signal), stop: (sb) => containers.infra.stop(sb), remove: (sb) => containers.infra.remove(sb) },
+    settings: () => {
+      const c = config();
+      return {
+        dropInfraCtr: c.runtime.dropInfraCtr,
+        defaultSysctls: c.runtime.defaultSysctls,
+        runtimeHandlers: Object.keys(c.runtime.runtimes),
+        defaultRuntime: c.runtime.defaultRuntime,
+        networkWaitMs: Math.max(parseDuration(c.network.cniStatusGracePeriod) ?? 0, 10_000),
+      };
+    },
+  });
+  let seccompCache: { path: string; profile: ReturnType<typeof parseSeccompProfile> } | undefined;
+  const containers: ContainerService = new ContainerService({
+    paths, log, names, sandboxes,
+    records: new RecordDir<ContainerMeta, ContainerRunState>(paths.containers),
+    images: imagePort,
+    rootfs: { create: (id, lower) => createRootfs(paths.storage, id, lower), remove: (id) => removeRootfs(paths.storage, id) },
+    runtime: runtimePort,
+    monitor: monitorPort,
+    buildSpec: buildContainerSpec,
+    buildInfraSpec,
+    host,
+    io: realSpecIo,
+    settings: (): ContainerSettings => {
+      const c = config();
+      const h = c.runtime.runtimes[c.runtime.defaultRuntime];
+      if (c.runtime.seccompProfile && seccompCache?.path !== c.runtime.seccompProfile) {
+        try {
+          seccompCache = { path: c.runtime.seccompProfile, profile: parseSeccompProfile(readFileSync(c.runtime.seccompProfile, "utf8"), c.runtime.seccompProfile) };
+        } catch (e) {
+          throw new RuntimeError("failed-precondition", `seccomp_profile "${c.runtime.seccompProfile}": ${messageOf(e)}`);
+        }
+      }
+      return {
+        defaults: {
+          capabilities: c.runtime.defaultCapabilities,
+          addInheritableCapabilities: c.runtime.addInheritableCapabilities,
+          env: c.runtime.defaultEnv,
+          ulimits: c.runtime.defaultUlimits,
+          sysctls: c.runtime.defaultSysctls,
+          containerMinMemory: h?.containerMinMemory ?? 12 * 1024 * 1024,
+          pidsLimit: c.runtime.pidsLimit > 0 ? c.runtime.pidsLimit : undefined,
+          readOnly: c.runtime.readOnly,
+          apparmorProfile: c.runtime.apparmorProfile,
+          seccompProfile: c.runtime.seccompProfile ? seccompCache?.profile : undefined,
+        },
+        cgroupManager,
+        logSizeMax: c.runtime.logSizeMax,
+        logDir: c.crio.logDir,
+        ctrStopTimeoutS: c.runtime.ctrStopTimeout,
+        pauseImage: c.image.pauseImage,
+        pauseCommand: c.image.pauseCommand,
+        pauseImageAuthFile: c.image.pauseImageAuthFile,
+        infraCtrCpuset: c.runtime.infraCtrCpuset,
+        containerCreateTimeoutS: h?.containerCreateTimeout ?? 240,
+      };
+    },
+  });
+  sandboxes.setContainers(containers);
+  return {
+    images, sandboxes, containers, network, monitors, runtimes, host,
+    close: () => network.close(),
+  };
+}
+
+/** The image store's options from [crio.image], honouring CONTAINERS_REGISTRIES_CONF(_DIR). */
+export function imageOptions(c: Config, paths: Paths) {
+  const env = process.env;
+  return {
+    root: paths.images,
+    registriesConfPath: c.image.registriesConf || env.CONTAINERS_REGISTRIES_CONF || "/etc/containers/registries.conf",
+    registriesConfDir: c.image.registriesConfDir || env.CONTAINERS_REGISTRIES_CONF_DIR || "/etc/containers/registries.conf.d",
+    policyPath: c.image.signaturePolicy || "/etc/containers/policy.json",
+    globalAuthFile: c.image.globalAuthFile || undefined,
+    authFiles: [join("/run/containers", String(process.getuid?.() ?? 0), "auth.json")].filter((p) => existsSync(p)),
+    certsDir: c.image.certsDir,
+    maxParallelDownloads: c.image.maxParallelDownloads,
+    pullProgressTimeoutMs: parseDuration(c.image.pullProgressTimeout) || undefined,
+    pinnedImages: c.image.pinnedImages,
+    pauseImage: c.image.pauseImage,
+    shortNameMode: c.image.shortNameMode as "enforcing" | "permissive" | "disabled",
+  };
+}
