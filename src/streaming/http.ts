@@ -98,7 +98,13 @@ export function parseRequestHead(text: string): RequestHead {
     const name = line.slice(0, i).toLowerCase();
     headers.set(name, [...(headers.get(name) ?? []), line.slice(i + 1).trim()]);
   }
-  const target = m[2]!;
+  let target = m[2]!;
+  // A proxy may send the absolute form (RFC 9112 section 3.2.2); only the path and query matter here.
+  if (/^https?:\/\//i.test(target)) {
+    const u = URL.parse(target);
+    if (!u) throw new HttpRequestError(400, "malformed request target");
+    target = `${u.pathname}${u.search}`;
+  }
   const q = target.indexOf("?");
   let path = q < 0 ? target : target.slice(0, q);
   try {

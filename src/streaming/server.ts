@@ -22,7 +22,7 @@ import type { AttachRequest, ExecRequest, PortForwardRequest, StreamingBackend }
 /** Options of the streaming server (CRI-O's stream_* settings). */
 export interface StreamingServerOptions {
   backend: StreamingBackend;
-  /** Address to listen on (stream_address); default 127.0.0.1. */
+  /** Address to listen on (stream_address); default (and when empty) 127.0.0.1. */
   address?: string;
   /** Port to listen on (stream_port); 0 picks a free one. */
   port?: number;
@@ -64,6 +64,7 @@ export class StreamingServer {
       ...o,
       log: o.log ?? rootLog.withTag("streaming"),
     };
+    if (!this.#o.address) this.#o.address = "127.0.0.1"; // CRI-O's default; an empty host would make unusable URLs
     this.#tokens = new TokenCache({ ttlMs: this.#o.tokenTtlMs, max: this.#o.maxTokens });
   }
 

@@ -39,6 +39,7 @@ export function localBackend(): StreamingBackend & { log: BackendLog } {
       const onAbort = () => {
         log.aborted.push(label);
         child.kill("SIGKILL");
+        child.once("spawn", () => child.kill("SIGKILL")); // an abort can beat the process start
       };
       io.signal.addEventListener("abort", onAbort, { once: true });
       child.on("close", (code, sig) => {

@@ -11,6 +11,7 @@ test("request heads: path, query, repeated and comma-separated headers", () => {
   expect({ method: h.method, path: h.path, cmd: h.query.getAll("command") }).toEqual({ method: "POST", path: "/exec/abc", cmd: ["sh", "-c"] });
   expect(headerList(h, "X-Stream-Protocol-Version")).toEqual(["v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io"]);
   expect(isWebSocketRequest(h)).toBe(true);
+  expect(parseRequestHead("GET http://127.0.0.1:1234/attach/t0k?x=1 HTTP/1.1").target).toBe("/attach/t0k?x=1");
   expect(() => parseRequestHead("GARBAGE")).toThrow(HttpRequestError);
   expect(() => parseRequestHead("GET / HTTP/1.1\r\nno colon")).toThrow(HttpRequestError);
 });
