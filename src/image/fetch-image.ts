@@ -75,7 +75,7 @@ export async function pullFromSource(ctx: PullContext, req: SourceRequest): Prom
   req.touch();
   const config = parseConfig(cfgBytes, what, m.layers.length);
   blobs.set(cfg.digest, cfgBytes);
-  req.emit({ type: "manifest", ref: formatRef(req.logical), source: what, manifestDigest, layers: m.layers.map((l) => ({ digest: l.digest, size: l.size })) });
+  req.emit({ type: "manifest", ref: formatRef(req.logical), source: what, manifestDigest, layers: m.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType })) });
   const layers = m.layers.map((desc, i) => ({ desc, diffId: config.rootfs.diff_ids[i]! }));
 
   // A failed layer cancels its siblings (their shared jobs stop when no other pull waits on them).

@@ -47,7 +47,7 @@ export interface PullOptions {
 /** What a pull reports as it goes (for `crio pull` progress bars and logs). */
 export type PullProgress =
   | { type: "resolving"; ref: string; source: string }
-  | { type: "manifest"; ref: string; source: string; manifestDigest: string; layers: Array<{ digest: string; size: number }> }
+  | { type: "manifest"; ref: string; source: string; manifestDigest: string; layers: Array<{ digest: string; size: number; mediaType: string }> }
   | { type: "layer"; digest: string; state: "exists" | "downloading" | "unpacking" | "done"; current: number; total: number }
   | { type: "done"; ref: string; id: string };
 
