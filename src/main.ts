@@ -7,6 +7,9 @@ const argv = process.argv.slice(2);
 if (argv[0] === "conmon") {
   const { runConmon } = await import("./conmon/main.ts");
   process.exit(await runConmon(argv.slice(1)));
+} else if (argv[0] === "nsdial") {
+  const { runNsDial } = await import("./sys/ns-dial.ts");
+  process.exit(await runNsDial(argv.slice(1)));
 } else {
   const { runCli } = await import("./cli/index.ts");
   process.exit(await runCli(argv));

@@ -7,6 +7,7 @@ import type { ContainerService } from "../container/index.ts";
 import { invalid } from "../errors.ts";
 import type { SandboxService } from "../sandbox/index.ts";
 import type { ImageService } from "../image/index.ts";
+import type { StreamingServer } from "../streaming/index.ts";
 import { toContainer, toContainerStatus } from "./convert/container.ts";
 import { toPodSandbox, toPodSandboxStatus } from "./convert/sandbox.ts";
 import { toSeconds } from "./convert/time.ts";
@@ -36,6 +37,7 @@ export interface Services {
   sandboxes: SandboxService;
   containers: ContainerService;
   images: ImageService;
+  streaming: StreamingServer;
   /** Usage of the containers' writable layers (ImageFsInfo container_filesystems). */
   containerFs(): Promise<{ mountpoint: string; usedBytes: number; inodesUsed: number; timestamp: number }>;
 }
@@ -113,9 +115,18 @@ export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
       const r = await d.containers.execSync(need(req.containerId, "ContainerId"), req.cmd, toSeconds(req.timeout));
       return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };
     },
-    exec: notBuilt,
-    attach: notBuilt,
-    portForward: notBuilt,
+    exec: async (req) => {
+      d.containers.get(need(req.containerId, "ContainerId"));
+      return { url: d.streaming.getExecUrl({ containerId: req.containerId, cmd: req.cmd, tty: req.tty, stdin: req.stdin, stdout: req.stdout, stderr: req.stderr }) };
+    },
+    attach: async (req) => {
+      d.containers.get(need(req.containerId, "ContainerId"));
+      return { url: d.streaming.getAttachUrl({ containerId: req.containerId, tty: req.tty, stdin: req.stdin, stdout: req.stdout, stderr: req.stderr }) };
+    },
+    portForward: async (req) => {
+      d.sandboxes.get(need(req.podSandboxId, "PodSandboxId"));
+      return { url: d.streaming.getPortForwardUrl({ podSandboxId: req.podSandboxId, ports: req.port }) };
+    },
     containerStats: notBuilt,
     listContainerStats: notBuilt,
     streamContainerStats: notBuilt,

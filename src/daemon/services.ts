@@ -108,7 +108,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
       let rec = images.status(ref);
       if (!rec) {
         log.info(`Pulling image ${ref}`, { authFile: authFile || undefined });
-        rec = await images.pull(ref, { signal, authFile: authFile || undefined } as never);
+        rec = await images.pull(ref, { signal, authFile: authFile || undefined });
       }
       return { id: rec.id, name: rec.repoTags[0] ?? ref, config: (rec.config.config ?? {}) as never, layers: images.layers(rec.id) };
     },

@@ -13,6 +13,9 @@ import { applyReloadable, reloadableChanges } from "./reload.ts";
 import { buildServices, imageOptions, type Built } from "./services.ts";
 import { pathsFor } from "../paths.ts";
 import { dirUsage } from "../storage/usage.ts";
+import { StreamingServer } from "../streaming/index.ts";
+import { streamingBackend } from "./streaming-backend.ts";
+import { parseDuration } from "../config/validate.ts";
 
 export interface DaemonOptions {
   load: LoadOptions;
@@ -52,12 +55,28 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     log.fatal(`cannot start: ${messageOf(e)}`);
     return 1;
   }
+  const streaming = new StreamingServer({
+    backend: streamingBackend(built, log),
+    address: config.api.streamAddress || "127.0.0.1",
+    port: Number(config.api.streamPort),
+    tls: config.api.streamEnableTls ? { cert: config.api.streamTlsCert, key: config.api.streamTlsKey, ca: config.api.streamTlsCa || undefined } : undefined,
+    idleTimeoutMs: config.api.streamIdleTimeout ? parseDuration(config.api.streamIdleTimeout) : undefined,
+  });
+  try {
+    await streaming.start();
+  } catch (e) {
+    log.fatal(`cannot start the streaming server: ${messageOf(e)}`);
+    built.close();
+    return 1;
+  }
+  log.info(`Streaming server listening on ${streaming.url}`);
   if (!config.runtime.seccompProfile) log.info("no seccomp profile specified, using the internal default");
   if (!built.host.apparmor) log.info("AppArmor is disabled by the system or at CRI-O build-time");
   const services: Services = {
     sandboxes: built.sandboxes,
     containers: built.containers,
     images: built.images,
+    streaming,
     containerFs: () => dirUsage(paths.storage),
     conditions: async () => [await runtimeCondition(config), await networkCondition(built)],
     handlers: () => {
@@ -108,6 +127,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
       stopping = true;
       log.info(`Received ${sig}: shutting down`);
       await server.stop();
+      await streaming.stop();
       exits.close();
       built.close();
       log.info("Stopped");

@@ -6,7 +6,7 @@ import { existsSync, readFileSync, renameSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { ContainerState, NamespaceMode, PodSandboxState } from "../../src/gen/runtime/v1/api_pb.ts";
 import { waitFor } from "../harness.ts";
-import { ctrConfig, logLines, podConfig, startEnv, type Env } from "../support/pods.ts";
+import { ctrConfig, logLines, podConfig, startEnv, type Env, type PodConfig } from "../support/pods.ts";
 
 let env: Env;
 beforeAll(async () => {
@@ -153,7 +153,8 @@ describe("pods and containers", () => {
     expect(await code(env.d.cri.podSandboxStatus({ podSandboxId: "f".repeat(64) }))).toBe(grpc.NOT_FOUND);
     expect(await code(env.d.cri.startContainer({ containerId: "../../etc" }))).toBe(grpc.NOT_FOUND);
     expect(await code(env.d.cri.runPodSandbox({ config: { metadata: { name: "", namespace: "x" } } }))).toBe(grpc.INVALID_ARGUMENT);
-    expect(await code(env.d.cri.runPodSandbox({ config: { ...podConfig("badsysctl", env.d.dir), linux: { sysctls: { "kernel.panic": "1" }, securityContext: { namespaceOptions: { network: NamespaceMode.NODE, pid: NamespaceMode.CONTAINER } } } } }))).toBe(grpc.INVALID_ARGUMENT);
+    const badSysctl = { ...podConfig("badsysctl", env.d.dir), linux: { sysctls: { "kernel.panic": "1" }, securityContext: { namespaceOptions: { network: NamespaceMode.NODE, pid: NamespaceMode.CONTAINER } } } } as PodConfig;
+    expect(await code(env.d.cri.runPodSandbox({ config: badSysctl }))).toBe(grpc.INVALID_ARGUMENT);
     const pod = podConfig("badctr", env.d.dir);
     const { podSandboxId } = await env.d.cri.runPodSandbox({ config: pod });
     expect(await code(env.d.cri.createContainer({ podSandboxId, config: ctrConfig("x", "", ["true"]), sandboxConfig: pod }))).toBe(grpc.INVALID_ARGUMENT);

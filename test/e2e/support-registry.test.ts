@@ -26,6 +26,7 @@ const EXPECT: Record<StandardImageName, { mediaType: string; layers: string[] }>
   uncompressed: { mediaType: MEDIA.ociManifest, layers: [MEDIA.layerTar] },
   multiplatform: { mediaType: MEDIA.ociIndex, layers: [MEDIA.layerGzip] },
   dockerv2: { mediaType: MEDIA.dockerManifest, layers: [MEDIA.dockerLayerGzip] },
+  pause: { mediaType: MEDIA.ociManifest, layers: [MEDIA.layerGzip, MEDIA.layerGzip] },
 };
 
 let plain: Registry;

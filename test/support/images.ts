@@ -79,7 +79,7 @@ export function pauseImage(): Promise<TestImage> {
         await w.layer(await busyboxEntries(), "gzip"),
         await w.layer([file("pause", "#!/bin/sh\ntrap 'exit 0' TERM INT\nwhile :; do sleep 86400 & wait $!; done\n", 0o755)], "gzip"),
       ],
-      { ...baseConfig("pause"), Entrypoint: ["/pause"], Cmd: null },
+      { ...baseConfig("pause"), Entrypoint: ["/pause"], Cmd: [] },
     ),
   );
 }

@@ -30,7 +30,7 @@ export function podConfig(name: string, dir: string, o: { hostNetwork?: boolean;
       },
     },
     ...o.extra,
-  };
+  } as PodConfig;
 }
 
 /**
@@ -40,7 +40,7 @@ export function podConfig(name: string, dir: string, o: { hostNetwork?: boolean;
 export function ctrConfig(name: string, image: string, command: string[], extra: Partial<CtrConfig> = {}, pod?: PodConfig): CtrConfig {
   const ns = pod?.linux?.securityContext?.namespaceOptions;
   const linux = ns ? { ...extra.linux, securityContext: { namespaceOptions: ns, ...extra.linux?.securityContext } } : extra.linux;
-  return { metadata: { name, attempt: 0 }, image: { image }, command, logPath: `${name}.log`, ...extra, ...(linux ? { linux } : {}) };
+  return { metadata: { name, attempt: 0 }, image: { image }, command, logPath: `${name}.log`, ...extra, ...(linux ? { linux } : {}) } as CtrConfig;
 }
 
 /** A daemon plus a loopback registry holding busybox and a pause look-alike, mirrored as insecure. */
