@@ -93,7 +93,7 @@ export function readText(path: string, max = 1 << 20): string | undefined {
     throw e;
   }
   try {
-    const buf = new Uint8Array(Math.min(max, 65536));
+    const buf = new Uint8Array(Math.min(max, 8192)); // /proc and pid files are small
     const parts: Uint8Array[] = [];
     let total = 0;
     for (let n; total < max && (n = read(fd, buf)) > 0; total += n) parts.push(buf.slice(0, n));

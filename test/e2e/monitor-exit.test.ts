@@ -20,7 +20,7 @@ describe.skipIf(!canRun())("monitor: exits", () => {
       await m.spawn({ id, bundle: w.bundle(id, ["sleep", "1000"]), logPath: w.logPath(id) });
       await w.runc("start", id);
       await w.runc("kill", id, "KILL");
-      const [[sid, exit]] = await waitFor(() => seen.length > 0 && seen, 10_000, "watcher event");
+      const [sid, exit] = await waitFor(() => seen[0], 10_000, "watcher event");
       expect(sid).toBe(id);
       expect(exit).toMatchObject({ exitCode: 137, oomKilled: false });
       await watcher.rescan();
