@@ -107,7 +107,14 @@ async function supervise(a: MonitorArgs, reaper: Reaper): Promise<number> {
   for (const p of pumps) p.cancel();
   tryIt(() => log?.close());
   const oomKilled = tryIt(() => oom?.killed()) ?? false;
-  if (a.exitDir) writeExitRecord(a.exitDir, a.id, exit.exitCode, exit.at, oomKilled);
+  if (a.exitDir) {
+    try {
+      writeExitRecord(a.exitDir, a.id, exit.exitCode, exit.at, oomKilled);
+    } catch (e) {
+      // the daemon will fall back to the runtime's state; attached clients still get the exit
+      diag("error", "cannot write the exit file", { error: e, exitCode: exit.exitCode });
+    }
+  }
   await input?.close(0);
   await attach.finish(exit.exitCode);
   ctl.close();

@@ -108,6 +108,7 @@ export function startMonitor(base: MonitorBase, args: MonitorArgs, diagPath: str
     const proc = Bun.spawn([...base.selfCommand, "conmon", ...buildArgs(args)], {
       stdio: stdio as ["ignore", "ignore", "ignore"],
       detached: true,
+      cwd: "/", // a monitor lives for the container's life: hold no directory of the daemon's
       env: monitorEnv(base.env),
     });
     proc.unref();
