@@ -94,7 +94,7 @@ export class Reaper {
 
 // --- internal ---
 
-const SAFETY_POLL_MS = 2000;
+const SAFETY_POLL_MS = 5000;
 /** Reported (as exit code 255) for a process that is gone but was not ours to wait for. */
 const UNKNOWN_STATUS = 255 << 8;
 

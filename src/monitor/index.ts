@@ -18,7 +18,7 @@ export { attachSocketPath, removeMonitorDir, reopenLog, resize } from "./control
 export { spawnExec, type SpawnExecOptions } from "./exec.ts";
 export { execSync, type ExecSyncOptions, type ExecSyncResult } from "./exec-sync.ts";
 export { ExitWatcher, readExitFile, removeExitFile } from "./exits.ts";
-export { selfCommand, spawnMonitor, type MonitorBase, type SpawnMonitorOptions } from "./spawn.ts";
+export { monitorPidOf, selfCommand, spawnMonitor, type MonitorBase, type SpawnMonitorOptions } from "./spawn.ts";
 
 /** Node-wide monitor settings: how to run the monitor, the runtime, and the runroot dirs. */
 export interface MonitorConfig extends MonitorBase {

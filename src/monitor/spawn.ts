@@ -45,6 +45,8 @@ export interface SpawnMonitorOptions extends MonitorBase {
  * and the runtime are then killed), or internal when the monitor died without a word.
  */
 export async function spawnMonitor(o: SpawnMonitorOptions): Promise<{ pid: number; monitorPid: number }> {
+  const running = monitorPidOf(o.socketDir, o.id);
+  if (running) throw new RuntimeError("already-exists", `a monitor (pid ${running}) already runs container "${o.id}"`);
   const dir = monitorDir(o.socketDir, o.id);
   mkdirSync(o.exitDir, { recursive: true, mode: 0o700 });
   const args: MonitorArgs = {
@@ -68,6 +70,18 @@ export async function spawnMonitor(o: SpawnMonitorOptions): Promise<{ pid: numbe
 }
 
 // --- shared with exec-sync.ts and exec.ts ---
+
+/** The pid of the live monitor of `id` (from its monitor.pid), or undefined. */
+export function monitorPidOf(socketDir: string, id: string): number | undefined {
+  if (!isValidId(id)) return undefined;
+  try {
+    const pid = Number(readFileSync(monitorFiles(join(socketDir, id)).monitorPid, "utf8").trim());
+    // a recycled pid is not our monitor: check that it runs `… conmon …`
+    return pid > 0 && readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes("conmon") ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Validates an id and makes `<socketDir>/<id>/`; the attach socket path must fit sun_path. */
 export function monitorDir(socketDir: string, id: string): string {

@@ -1,7 +1,7 @@
 // The monitor with real runc: CRI log records, exit codes, log reopen and size cap.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { renameSync, readFileSync } from "node:fs";
-import { LOG_LINE_MAX, Monitors, readExitFile } from "../../src/monitor/index.ts";
+import { LOG_LINE_MAX, monitorPidOf, Monitors, readExitFile } from "../../src/monitor/index.ts";
 import { waitFor } from "../harness.ts";
 import { canRun, MonitorWorld, records } from "./monitor-support.ts";
 
@@ -15,7 +15,10 @@ describe.skipIf(!canRun())("monitor: logs and exits", () => {
     const bundle = w.bundle(id, "echo one; echo two >&2; printf 'a\\nb\\n'; exit 3");
     const { pid, monitorPid } = await m.spawn({ id, bundle, logPath: w.logPath(id) });
     expect(pid).toBeGreaterThan(0);
-    expect(monitorPid).toBeGreaterThan(0);
+    expect(monitorPidOf(w.config.socketDir, id)).toBe(monitorPid);
+    // a second monitor for the same container is refused, and the first one's files stay
+    await expect(m.spawn({ id, bundle, logPath: w.logPath(id) })).rejects.toMatchObject({ kind: "already-exists" });
+    expect(monitorPidOf(w.config.socketDir, id)).toBe(monitorPid);
     expect((await w.state(id))?.status).toBe("created");
     await w.runc("start", id);
     const exit = await waitFor(() => m.readExit(id), 10_000, "exit file");

@@ -8,8 +8,13 @@ import type { MonitorConfig } from "../../src/monitor/index.ts";
 /** The OCI runtime the monitor tests drive. */
 export const RUNC = Bun.which("runc") ?? "/usr/sbin/runc";
 
-/** The monitor run from source: `bun src/conmon/dev-entry.ts conmon …`. */
-export const SELF = [process.execPath, resolve(import.meta.dir, "../../src/conmon/dev-entry.ts")];
+/**
+ * How the tests run the monitor: from source (`bun src/conmon/dev-entry.ts conmon …`), or the
+ * compiled binary named by $CRIO_MONITOR_BINARY (e.g. dist/crio).
+ */
+export const SELF = process.env.CRIO_MONITOR_BINARY
+  ? [resolve(process.env.CRIO_MONITOR_BINARY)]
+  : [process.execPath, resolve(import.meta.dir, "../../src/conmon/dev-entry.ts")];
 
 /** True when these tests can run here (root, runc, busybox). */
 export function canRun(): boolean {
