@@ -6,6 +6,7 @@ import { globalArgs } from "./flags.ts";
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const SUBCOMMANDS: Record<string, () => Promise<CommandDef<any>>> = {
   daemon: () => import("./daemon.ts").then((m) => m.default),
+  pull: () => import("./pull.ts").then((m) => m.default),
   config: () => import("./config.ts").then((m) => m.default),
   version: () => import("./version.ts").then((m) => m.default),
 };

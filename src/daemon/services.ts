@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "../config/schema.ts";
 import { parseDuration } from "../config/validate.ts";
@@ -6,7 +6,7 @@ import { ContainerService, type ContainerSettings, type ImagePort, type MonitorP
 import { buildContainerSpec, detectSpecHost, parseSeccompProfile, realSpecIo, type SpecHost } from "../container/spec/index.ts";
 import type { ContainerMeta, ContainerRunState } from "../container/record.ts";
 import { RuntimeError, invalid, messageOf } from "../errors.ts";
-import { ImageService } from "../image/index.ts";
+import { ImageService, imageOptions } from "../image/index.ts";
 import type { Logger } from "../log/index.ts";
 import { Monitors, selfCommand } from "../monitor/index.ts";
 import { CniManager } from "../network/index.ts";
@@ -197,24 +197,5 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
   return {
     images, sandboxes, containers, network, monitors, runtimes, host,
     close: () => network.close(),
-  };
-}
-
-/** The image store's options from [crio.image], honouring CONTAINERS_REGISTRIES_CONF(_DIR). */
-export function imageOptions(c: Config, paths: Paths) {
-  const env = process.env;
-  return {
-    root: paths.images,
-    registriesConfPath: c.image.registriesConf || env.CONTAINERS_REGISTRIES_CONF || "/etc/containers/registries.conf",
-    registriesConfDir: c.image.registriesConfDir || env.CONTAINERS_REGISTRIES_CONF_DIR || "/etc/containers/registries.conf.d",
-    policyPath: c.image.signaturePolicy || "/etc/containers/policy.json",
-    globalAuthFile: c.image.globalAuthFile || undefined,
-    authFiles: [join("/run/containers", String(process.getuid?.() ?? 0), "auth.json")].filter((p) => existsSync(p)),
-    certsDir: c.image.certsDir,
-    maxParallelDownloads: c.image.maxParallelDownloads,
-    pullProgressTimeoutMs: parseDuration(c.image.pullProgressTimeout) || undefined,
-    pinnedImages: c.image.pinnedImages,
-    pauseImage: c.image.pauseImage,
-    shortNameMode: c.image.shortNameMode as "enforcing" | "permissive" | "disabled",
   };
 }
