@@ -8,7 +8,7 @@ import type { PodSandboxConfig } from "../gen/runtime/v1/api_pb.ts";
 import { invalid } from "../errors.ts";
 import { OCI_VERSION, type Mount, type Spec } from "../oci/spec-types.ts";
 import {
-  ANN, apparmorProfile, cgroupsPath, clampOom, containerCapabilities, containerSeccomp, defaultMounts, infraNamespaces,
+  ANN, apparmorProfile, cgroupsPath, clampOom, containerCapabilities, containerSeccomp, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, defaultMounts, infraNamespaces,
   maskedPaths, parseUlimits, podSysctls, processEnv, readonlyPaths, selinuxLabels, sorted, stopSignalName,
 } from "../container/spec/index.ts";
 import type { ImageConfig, PodNamespaces, SpecDefaults, SpecHost, SpecIo } from "../container/spec/index.ts";
@@ -106,8 +106,9 @@ export function buildInfraSpec(i: InfraSpecInput): { spec: Spec; warnings: strin
       cgroupsPath: cgroupsPath(i.cgroupManager, i.cgroupParent, i.id),
       namespaces: infraNamespaces(i.namespaces, i.host.cgroup.v2 && !privileged),
       ...(seccomp.seccomp ? { seccomp: seccomp.seccomp } : {}),
-      maskedPaths: maskedPaths([], privileged, i.host.extraMaskedPaths),
-      readonlyPaths: readonlyPaths([], privileged),
+      // The infra container has no CRI lists: it always gets the defaults.
+      maskedPaths: maskedPaths(DEFAULT_MASKED_PATHS, privileged, i.host.extraMaskedPaths),
+      readonlyPaths: readonlyPaths(DEFAULT_READONLY_PATHS, privileged),
       ...(selinux.mount ? { mountLabel: selinux.mount } : {}),
     },
   };

@@ -89,16 +89,21 @@ export function containerCapabilities(c: CapabilityInput): { capabilities: Capab
   };
 }
 
-/** Masked paths: none when privileged; the defaults merged with the CRI's list (sorted, deduplicated). */
+/**
+ * Masked paths as CRI-O sets them: none when privileged, and none when the CRI lists none — the
+ * kubelet sends its defaults for ProcMount Default and an empty list for Unmasked (nested
+ * containers need a fully visible /proc); otherwise the defaults merged with the CRI's list
+ * (sorted, deduplicated).
+ */
 export function maskedPaths(cri: readonly string[], privileged: boolean, extra: readonly string[] = []): string[] {
-  if (privileged) return [];
+  if (privileged || cri.length === 0) return [];
   return [...new Set([...DEFAULT_MASKED_PATHS, ...extra, ...cri])].sort();
 }
 
-/** Read-only paths: none when privileged; the defaults plus the CRI's list. */
+/** Read-only paths: the CRI's list (the kubelet sends the defaults, or none for Unmasked); none when privileged. */
 export function readonlyPaths(cri: readonly string[], privileged: boolean): string[] {
   if (privileged) return [];
-  return [...new Set([...DEFAULT_READONLY_PATHS, ...cri])];
+  return [...new Set(cri)];
 }
 
 /**

@@ -80,8 +80,12 @@ describe("masked and read-only paths", () => {
     expect(maskedPaths(["/x"], true)).toEqual([]);
     expect(readonlyPaths(["/x"], true)).toEqual([]);
   });
-  test("read-only defaults plus the CRI's", () => {
-    expect(readonlyPaths(["/proc/sys", "/proc/extra"], false)).toEqual(["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger", "/proc/extra"]);
+  test("empty CRI lists (ProcMount Unmasked): nothing masked or read-only", () => {
+    expect(maskedPaths([], false, ["/sys/devices/system/cpu/cpu0/thermal_throttle"])).toEqual([]);
+    expect(readonlyPaths([], false)).toEqual([]);
+  });
+  test("read-only paths are the CRI's, deduplicated", () => {
+    expect(readonlyPaths(["/proc/sys", "/proc/extra", "/proc/sys"], false)).toEqual(["/proc/sys", "/proc/extra"]);
   });
 });
 
