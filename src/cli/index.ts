@@ -4,11 +4,14 @@ import { globalArgs } from "./flags.ts";
 
 /** Subcommand name → loader; each loads only its own code. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-const SUBCOMMANDS: Record<string, () => Promise<CommandDef<any>>> = {
+export const SUBCOMMANDS: Record<string, () => Promise<CommandDef<any>>> = {
   daemon: () => import("./daemon.ts").then((m) => m.default),
   pull: () => import("./pull.ts").then((m) => m.default),
   config: () => import("./config.ts").then((m) => m.default),
   version: () => import("./version.ts").then((m) => m.default),
+  status: () => import("./status.ts").then((m) => m.default),
+  wipe: () => import("./wipe.ts").then((m) => m.default),
+  completion: () => import("./completion.ts").then((m) => m.default),
 };
 
 /**

@@ -49,6 +49,8 @@ export class ContainerService implements PodContainers {
     await this.#serial.run(rec.meta.id, async () => {
       if (!can.start(rec.status.state)) throw precondition(`container "${rec.meta.id}" is ${rec.status.state}, not created`);
       const rt = this.#d.runtime(rec.meta.runtimeHandler);
+      // Taken before `runtime start`: a process that exits at once must not end before it began.
+      const startedAt = Date.now();
       try {
         await rt.start(rec.meta.id);
       } catch (e) {
@@ -56,7 +58,7 @@ export class ContainerService implements PodContainers {
         throw wrap(e, `start container "${rec.meta.id}"`);
       }
       // An exit noticed meanwhile (a process that ended at once) wins over RUNNING.
-      await rec.update((s) => (s.state === "created" ? { ...s, state: "running", startedAt: Date.now() } : { ...s, startedAt: s.startedAt ?? Date.now() }));
+      await rec.update((s) => (s.state === "created" ? { ...s, state: "running", startedAt } : { ...s, startedAt: s.startedAt ?? startedAt }));
       this.#d.log.withTag("container").info(`Started container ${rec.meta.id}`, { id: rec.meta.id });
     });
     this.#emit("started", rec);
