@@ -1,4 +1,4 @@
-import { RuntimeError, type ErrorKind } from "../errors.ts";
+import { RuntimeError, wrap, type ErrorKind } from "../errors.ts";
 import { log } from "../log/index.ts";
 import { credentialsFromPullAuth } from "./auth.ts";
 import { pullFromSource, type PullContext } from "./fetch-image.ts";
@@ -48,7 +48,8 @@ export async function pullImage(d: PullDeps, input: string, o: PullOptions = {})
       } catch (e) {
         if (watchdog.signal.aborted) throw RuntimeError.from(watchdog.signal.reason);
         const error = RuntimeError.from(e);
-        if (FATAL.has(error.kind)) throw error;
+        // A bad image (e.g. a hostile layer) is named in the error, as every other failure is.
+        if (FATAL.has(error.kind)) throw error.kind === "invalid-argument" ? wrap(error, `pulling image "${input}"${where === input ? "" : ` from ${where}`}`) : error;
         l.info("pull source failed", { image: input, source: where, error: error.message });
         failures.push({ source: where, error });
       }
