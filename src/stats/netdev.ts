@@ -1,0 +1,69 @@
+import { readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { run } from "../sys/exec.ts";
+import { nsenterCommand } from "../sys/namespaces.ts";
+import type { InterfaceCounters } from "./types.ts";
+
+/** Parses /proc/net/dev; the loopback interface is left out (as cAdvisor does). */
+export function parseNetDev(text: string): InterfaceCounters[] {
+  const out: InterfaceCounters[] = [];
+  for (const line of text.split("\n")) {
+    const i = line.indexOf(":");
+    if (i < 0 || line.includes("|")) continue;
+    const name = line.slice(0, i).trim();
+    const f = line.slice(i + 1).trim().split(/\s+/).map(Number);
+    if (!name || name === "lo" || f.length < 16 || f.some((n) => !Number.isFinite(n))) continue;
+    out.push({
+      name,
+      rxBytes: f[0]!, rxPackets: f[1]!, rxErrors: f[2]!, rxDropped: f[3]!,
+      txBytes: f[8]!, txPackets: f[9]!, txErrors: f[10]!, txDropped: f[11]!,
+    });
+  }
+  return out;
+}
+
+/** How a pod's interface counters are read. */
+export interface NetDevReader {
+  /**
+   * /proc/net/dev as seen inside the network namespace pinned at `netns`. `pids` are processes
+   * that may live in it (infra and containers): when one does, /proc/<pid>/net/dev is read
+   * directly; otherwise a helper process reads it inside the namespace (the daemon never
+   * enters namespaces itself).
+   */
+  read(netns: string, pids: number[]): Promise<string>;
+}
+
+/** The real reader: /proc/<pid>/net/dev when a process shares the namespace, else `nsenter --net … cat /proc/net/dev`. */
+export function netDevReader(o: { procRoot?: string; helper?: (netns: string) => Promise<string> } = {}): NetDevReader {
+  const procRoot = o.procRoot ?? "/proc";
+  const helper = o.helper ?? ((netns: string) => run(nsenterCommand({ net: netns }, ["cat", "/proc/net/dev"]), { timeoutMs: 10_000 }));
+  return {
+    async read(netns, pids) {
+      const want = nsId(netns);
+      if (want) {
+        for (const pid of pids) {
+          // The namespace identity is checked first, so a recycled pid cannot report another pod.
+          if (nsId(join(procRoot, String(pid), "ns", "net")) !== want) continue;
+          try {
+            const text = readFileSync(join(procRoot, String(pid), "net", "dev"), "utf8");
+            if (nsId(join(procRoot, String(pid), "ns", "net")) === want) return text;
+          } catch {
+            // exited meanwhile
+          }
+        }
+      }
+      return await helper(netns);
+    },
+  };
+}
+
+// --- internal ---
+
+function nsId(path: string): string | undefined {
+  try {
+    const st = statSync(path);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,247 @@
+import { statfsSync } from "node:fs";
+import type { ContainerView } from "../container/record.ts";
+import { messageOf, notFound } from "../errors.ts";
+import type { Logger } from "../log/index.ts";
+import type { SandboxView } from "../sandbox/record.ts";
+import { detectCgroupLayout, type CgroupLayout } from "../sys/cgroup.ts";
+import { preciseNow } from "./cgroup-sample.ts";
+import { Collector } from "./collector.ts";
+import { LayerCache } from "./layer-cache.ts";
+import { descriptorsFor, resolveGroups, type MetricGroup } from "./metrics.ts";
+import { netDevReader, type NetDevReader } from "./netdev.ts";
+import type { ContainerStatsView, MetricDescriptorView, PodMetricsView, PodStatsView } from "./types.ts";
+
+/** [crio.stats] as the service reads it (on every use). */
+export interface StatsSettings {
+  /** Seconds between background collections; 0: collected on each call. */
+  collectionPeriodS: number;
+  /** included_pod_metrics: groups served by ListPodSandboxMetrics; empty or "all": every group. */
+  includedPodMetrics: readonly string[];
+}
+
+/** What the stats service reads from the rest of the daemon. */
+export interface StatsDeps {
+  containers: {
+    list(f?: { id?: string; podSandboxId?: string; labelSelector?: Record<string, string> }): ContainerView[];
+    get(id: string): ContainerView;
+    ofPod(sandboxId: string): ContainerView[];
+  };
+  sandboxes: {
+    list(f?: { id?: string; state?: "ready" | "notready"; labelSelector?: Record<string, string> }): SandboxView[];
+    get(id: string): SandboxView;
+  };
+  /** Usage of a container's writable layer (a directory walk: the service caches it). */
+  layerUsage(id: string): Promise<{ bytes: number; inodes: number; mountpoint: string }>;
+  /** The directory holding writable layers, for the disk metrics' statfs. */
+  storageDir?: string;
+  settings(): StatsSettings;
+  log: Logger;
+  /** Tests: fixture cgroup layout, /proc, network reader, clock. */
+  layout?: CgroupLayout;
+  procRoot?: string;
+  netDev?: NetDevReader;
+  now?: () => number;
+}
+
+/** Filter of ListContainerStats (id and pod id are prefixes). */
+export interface ContainerStatsFilter {
+  id?: string;
+  podSandboxId?: string;
+  labelSelector?: Record<string, string>;
+}
+
+/** Filter of ListPodSandboxStats (id is a prefix). */
+export interface PodStatsFilter {
+  id?: string;
+  labelSelector?: Record<string, string>;
+}
+
+/**
+ * Container and pod statistics and CRI metrics. With collection_period 0 every call reads the
+ * cgroups; otherwise a background collection refreshes a snapshot every period and calls answer
+ * from it (anything missing from the snapshot is read on the spot).
+ */
+export class StatsService {
+  readonly #d: StatsDeps;
+  readonly #c: Collector;
+  readonly #layers: LayerCache;
+  readonly #podResources = new Map<string, { overhead?: unknown; resources?: unknown; at: number }>();
+  #snapshot?: { pods: Map<string, PodStatsView>; containers: Map<string, ContainerStatsView>; metrics: Map<string, PodMetricsView> };
+  #timer?: ReturnType<typeof setTimeout>;
+  #closed = false;
+  #warned = new Set<string>();
+  #fs?: { at: number; value?: { bytes: number; inodes: number; inodesFree: number } };
+  #prunedAt = 0;
+
+  constructor(d: StatsDeps) {
+    this.#d = d;
+    const now = d.now ?? preciseNow;
+    this.#layers = new LayerCache((id) => d.layerUsage(id), 10_000, 10 * 60_000, now);
+    this.#c = new Collector({
+      layout: d.layout ?? detectCgroupLayout(),
+      procRoot: d.procRoot ?? "/proc",
+      ofPod: (id) => d.containers.ofPod(id),
+      layers: this.#layers,
+      netDev: d.netDev ?? netDevReader(),
+      filesystem: () => this.#filesystem(),
+      log: d.log,
+      now,
+    });
+  }
+
+  /** Starts the background collection when collection_period > 0. */
+  start(): void {
+    if (this.#closed || this.#timer || this.#period() <= 0) return;
+    const tick = async () => {
+      try {
+        await this.refresh();
+      } catch (e) {
+        this.#d.log.warn(`stats collection failed: ${messageOf(e)}`);
+      }
+      if (!this.#closed) (this.#timer = setTimeout(tick, Math.max(1, this.#period()) * 1000)).unref?.();
+    };
+    (this.#timer = setTimeout(tick, 0)).unref?.();
+  }
+
+  /** Stops the background collection. */
+  close(): void {
+    this.#closed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+  }
+
+  /** Collects every ready pod now and replaces the snapshot (the background loop's step). */
+  async refresh(): Promise<void> {
+    const want = { groups: this.#groups() };
+    const pods = new Map<string, PodStatsView>();
+    const containers = new Map<string, ContainerStatsView>();
+    const metrics = new Map<string, PodMetricsView>();
+    const list = this.#d.sandboxes.list({ state: "ready" });
+    for (let i = 0; i < list.length; i++) {
+      const sb = list[i]!;
+      const r = await this.#c.pod(sb, want);
+      pods.set(sb.meta.id, r.stats);
+      for (const c of r.stats.containers) containers.set(c.container.meta.id, c);
+      if (r.metrics) metrics.set(sb.meta.id, r.metrics);
+      if (i % 10 === 9) await new Promise<void>((res) => setImmediate(res)); // let RPCs in between pods
+    }
+    this.#snapshot = { pods, containers, metrics };
+    this.#prune();
+  }
+
+  /** ContainerStats: NOT_FOUND for an unknown container (or a pod's infra container). */
+  async container(id: string): Promise<ContainerStatsView> {
+    const c = this.#d.containers.get(id);
+    if (c.meta.infra) throw notFound("container", id);
+    return this.#cached(c) ?? (await this.#c.container(c)).stats;
+  }
+
+  /** ListContainerStats: the containers that are not exited, filtered. */
+  async listContainers(f?: ContainerStatsFilter): Promise<ContainerStatsView[]> {
+    this.#maybePrune();
+    const list = this.#d.containers.list(clean(f)).filter((c) => c.status.state !== "exited");
+    return await Promise.all(list.map(async (c) => this.#cached(c) ?? (await this.#c.container(c)).stats));
+  }
+
+  /** PodSandboxStats: NOT_FOUND for an unknown pod. */
+  async pod(id: string): Promise<PodStatsView> {
+    const sb = this.#d.sandboxes.get(id);
+    return this.#cachedPod(sb) ?? (await this.#c.pod(sb)).stats;
+  }
+
+  /** ListPodSandboxStats: ready pods, filtered. */
+  async listPods(f?: PodStatsFilter): Promise<PodStatsView[]> {
+    this.#maybePrune();
+    const list = this.#d.sandboxes.list({ ...clean(f), state: "ready" });
+    return await Promise.all(list.map(async (sb) => this.#cachedPod(sb) ?? (await this.#c.pod(sb)).stats));
+  }
+
+  /** ListMetricDescriptors: the descriptors of included_pod_metrics. */
+  descriptors(): MetricDescriptorView[] {
+    return descriptorsFor(this.#groups());
+  }
+
+  /** ListPodSandboxMetrics: metrics of every ready pod and its live containers. */
+  async podMetrics(): Promise<PodMetricsView[]> {
+    const want = { groups: this.#groups() };
+    const list = this.#d.sandboxes.list({ state: "ready" });
+    return await Promise.all(list.map(async (sb) => this.#snapshot?.metrics.get(sb.meta.id) ?? (await this.#c.pod(sb, want)).metrics!));
+  }
+
+  /** UpdatePodSandboxResources: recorded (in memory) and logged; the kubelet already changed the pod cgroup. */
+  updatePodResources(id: string, r: { overhead?: unknown; resources?: unknown }): void {
+    const sb = this.#d.sandboxes.get(id);
+    this.#podResources.set(sb.meta.id, { ...r, at: Date.now() });
+    this.#d.log.info(`Updated pod sandbox ${sb.meta.id} resources`, { pod: `${sb.meta.metadata.namespace}/${sb.meta.metadata.name}`, resources: JSON.stringify(r.resources ?? null), overhead: JSON.stringify(r.overhead ?? null) });
+  }
+
+  /** The pod-level resources last given by UpdatePodSandboxResources, if any. */
+  podResources(id: string): { overhead?: unknown; resources?: unknown; at: number } | undefined {
+    return this.#podResources.get(id);
+  }
+
+  // --- internal ---
+
+  #period(): number {
+    return this.#d.settings().collectionPeriodS;
+  }
+
+  #groups(): Set<MetricGroup> {
+    const { groups, unknown } = resolveGroups(this.#d.settings().includedPodMetrics);
+    for (const u of unknown) {
+      if (this.#warned.has(u)) continue;
+      this.#warned.add(u);
+      this.#d.log.warn(`included_pod_metrics: unknown metric group "${u}" ignored`);
+    }
+    return groups;
+  }
+
+  #cached(c: ContainerView): ContainerStatsView | undefined {
+    if (this.#period() <= 0) return undefined;
+    return this.#snapshot?.containers.get(c.meta.id);
+  }
+
+  #cachedPod(sb: SandboxView): PodStatsView | undefined {
+    if (this.#period() <= 0) return undefined;
+    return this.#snapshot?.pods.get(sb.meta.id);
+  }
+
+  #filesystem(): { bytes: number; inodes: number; inodesFree: number } | undefined {
+    const dir = this.#d.storageDir;
+    if (!dir) return undefined;
+    const now = Date.now();
+    if (this.#fs && now - this.#fs.at < 10_000) return this.#fs.value;
+    let value: { bytes: number; inodes: number; inodesFree: number } | undefined;
+    try {
+      const st = statfsSync(dir);
+      value = { bytes: st.blocks * st.bsize, inodes: st.files, inodesFree: st.ffree };
+    } catch {
+      value = undefined;
+    }
+    this.#fs = { at: now, value };
+    return value;
+  }
+
+  #maybePrune(): void {
+    // Background collections prune; on-demand mode does it here, at most once a minute.
+    if (Date.now() - this.#prunedAt > 60_000) this.#prune();
+  }
+
+  #prune(): void {
+    this.#prunedAt = Date.now();
+    const keep = new Set<string>();
+    for (const sb of this.#d.sandboxes.list()) {
+      keep.add(sb.meta.id);
+      for (const c of this.#d.containers.ofPod(sb.meta.id)) keep.add(c.meta.id);
+    }
+    this.#c.prune(keep);
+    this.#layers.prune(keep);
+    for (const id of this.#podResources.keys()) if (!keep.has(id)) this.#podResources.delete(id);
+  }
+}
+
+// --- internal ---
+
+function clean<T extends object>(f: T | undefined): T | undefined {
+  if (!f) return undefined;
+  return Object.fromEntries(Object.entries(f).filter(([, v]) => v !== undefined && v !== "" && !(typeof v === "object" && Object.keys(v).length === 0))) as T;
+}

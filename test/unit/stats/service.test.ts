@@ -1,0 +1,194 @@
+import { describe, expect, test } from "bun:test";
+import type { ContainerView } from "../../../src/container/record.ts";
+import { log } from "../../../src/log/index.ts";
+import type { SandboxView } from "../../../src/sandbox/record.ts";
+import { StatsService, type StatsSettings } from "../../../src/stats/service.ts";
+import { descriptorsFor, resolveGroups } from "../../../src/stats/metrics.ts";
+import { netdevText, tree, writeCgroup, writeProc, type Tree } from "./fixtures.ts";
+
+const MB = 1024 * 1024;
+
+/** Fake domain: pods with containers whose pids point into the fixture cgroup tree. */
+function world(t: Tree, o: { settings?: Partial<StatsSettings> } = {}) {
+  const pods = new Map<string, SandboxView>();
+  const ctrs = new Map<string, ContainerView>();
+  let clock = 1_700_000_000_000;
+  const layerCalls: string[] = [];
+  const helperCalls: string[] = [];
+  const settings: StatsSettings = { collectionPeriodS: 0, includedPodMetrics: [], ...o.settings };
+  let nextPid = 100;
+  const svc = new StatsService({
+    containers: {
+      list: (f) => [...ctrs.values()].filter((c) => !c.meta.infra && (!f?.id || c.meta.id.startsWith(f.id)) && (!f?.podSandboxId || c.meta.sandboxId.startsWith(f.podSandboxId)) && Object.entries(f?.labelSelector ?? {}).every(([k, v]) => c.meta.labels[k] === v)),
+      get: (id) => {
+        const c = [...ctrs.values()].find((x) => x.meta.id.startsWith(id));
+        if (!c) throw Object.assign(new Error(`container "${id}" not found`), { kind: "not-found" });
+        return c;
+      },
+      ofPod: (id) => [...ctrs.values()].filter((c) => c.meta.sandboxId === id),
+    },
+    sandboxes: {
+      list: (f) => [...pods.values()].filter((p) => (!f?.id || p.meta.id.startsWith(f.id)) && (!f?.state || p.status.state === f.state)),
+      get: (id) => {
+        const p = pods.get(id);
+        if (!p) throw new Error(`pod sandbox "${id}" not found`);
+        return p;
+      },
+    },
+    layerUsage: async (id) => (layerCalls.push(id), { bytes: 4096, inodes: 3, mountpoint: `/merged/${id}` }),
+    settings: () => settings,
+    log,
+    layout: t.layout,
+    procRoot: t.proc,
+    netDev: { read: async (ns) => (helperCalls.push(ns), netdevText(1000, 2000)) },
+    now: () => clock,
+  });
+  return {
+    svc, settings, layerCalls, helperCalls,
+    tick: (ms: number) => (clock += ms),
+    pod(id: string, o: { parent?: string; labels?: Record<string, string> } = {}) {
+      pods.set(id, { meta: { id, name: `k8s_${id}`, metadata: { name: id, namespace: "default", uid: "u", attempt: 0 }, labels: o.labels ?? {}, annotations: {}, cgroupParent: o.parent ?? "" }, status: { state: "ready", namespaces: { net: `/run/netns/${id}` } } } as unknown as SandboxView);
+    },
+    ctr(id: string, pod: string, usageNs: number, o: { infra?: boolean; labels?: Record<string, string>; state?: string } = {}) {
+      const pid = nextPid++;
+      const rel = `/crio/crio-${id}`;
+      writeCgroup(t, rel, { usageNs, memUsage: 10 * MB, inactiveFile: 2 * MB, rss: 6 * MB, pids: 2, procs: [pid] });
+      writeProc(t, pid, rel, { fds: 3, sockets: 1 });
+      ctrs.set(id, { meta: { id, name: `k8s_${id}`, sandboxId: pod, metadata: { name: id, attempt: 0 }, labels: o.labels ?? {}, annotations: {}, image: { id: "img", name: "busybox:latest", userRequested: "busybox" }, bundle: "/nonexistent", infra: o.infra }, status: { state: o.state ?? "running", pid } } as unknown as ContainerView);
+      return rel;
+    },
+    remove: (id: string) => ctrs.delete(id),
+  };
+}
+
+describe("StatsService (collected on each call)", () => {
+  test("container stats: cgroup values, writable layer, CPU rate between samples ≥ 1 s apart", async () => {
+    using t = tree("hybrid");
+    const w = world(t);
+    w.pod("p1");
+    const rel = w.ctr("c1", "p1", 1e9);
+    const a = await w.svc.container("c1");
+    expect(a.sample?.cpu?.usageNs).toBe(1e9);
+    expect(a.sample?.memory).toMatchObject({ usage: 10 * MB, workingSet: 8 * MB, rss: 6 * MB });
+    expect(a.layer).toMatchObject({ bytes: 4096, inodes: 3, mountpoint: "/merged/c1" });
+    expect(a.nanoCores).toBeUndefined(); // nothing to compare with yet
+    writeCgroup(t, rel, { usageNs: 1.5e9, memUsage: 10 * MB, inactiveFile: 2 * MB, rss: 6 * MB, pids: 2 });
+    w.tick(100);
+    expect((await w.svc.container("c1")).nanoCores).toBeUndefined(); // too close: no rate from a 100 ms gap
+    w.tick(900);
+    expect((await w.svc.container("c1")).nanoCores).toBe(0.5e9); // 0.5 s of CPU in 1 s
+    w.tick(50);
+    expect((await w.svc.container("c1")).nanoCores).toBe(0.5e9); // within the interval: the last rate
+  });
+
+  test("list filters (id prefix, pod prefix, labels); exited containers are left out; infra is NOT_FOUND", async () => {
+    using t = tree("v2");
+    const w = world(t);
+    w.pod("p1");
+    w.pod("p2");
+    w.ctr("aa1", "p1", 1, { labels: { app: "x" } });
+    w.ctr("ab2", "p1", 1);
+    w.ctr("b3", "p2", 1, { labels: { app: "x" } });
+    w.ctr("b4", "p2", 1, { state: "exited" });
+    w.ctr("p1", "p1", 1, { infra: true });
+    const ids = async (f?: object) => (await w.svc.listContainers(f)).map((s) => s.container.meta.id).sort();
+    expect(await ids()).toEqual(["aa1", "ab2", "b3"]);
+    expect(await ids({ id: "a" })).toEqual(["aa1", "ab2"]);
+    expect(await ids({ podSandboxId: "p2" })).toEqual(["b3"]);
+    expect(await ids({ labelSelector: { app: "x" } })).toEqual(["aa1", "b3"]);
+    expect(await w.svc.container("p1").catch((e) => e.message)).toBe('container "p1" not found');
+    const exited = await w.svc.container("b4");
+    expect(exited.sample).toBeUndefined();
+  });
+
+  test("pod stats: the sum of its containers (infra included) without a cgroup parent; the parent's cgroup when there is one", async () => {
+    using t = tree("hybrid");
+    const w = world(t);
+    w.pod("p1");
+    w.ctr("c1", "p1", 1e9);
+    w.ctr("c2", "p1", 2e9);
+    w.ctr("p1", "p1", 5e8, { infra: true });
+    const s = await w.svc.pod("p1");
+    expect(s.sample?.cpu?.usageNs).toBe(3.5e9);
+    expect(s.processCount?.value).toBe(6);
+    expect(s.containers.map((c) => c.container.meta.id).sort()).toEqual(["c1", "c2"]);
+    expect(s.network?.interfaces.map((i) => [i.name, i.rxBytes, i.txBytes])).toEqual([["eth0", 1000, 2000]]);
+    expect(w.helperCalls).toEqual(["/run/netns/p1"]);
+
+    w.pod("p2", { parent: "/kubepods/pod2" });
+    writeCgroup(t, "/kubepods/pod2", { usageNs: 7e9, memUsage: 50 * MB, inactiveFile: 0, rss: 1, pids: 9 });
+    const s2 = await w.svc.pod("p2");
+    expect([s2.sample?.cpu?.usageNs, s2.processCount?.value, s2.containers]).toEqual([7e9, 9, []]);
+    expect(await w.svc.pod("nope").catch((e) => e.message)).toBe('pod sandbox "nope" not found');
+  });
+
+  test("metrics: every value has a descriptor with as many label keys as it has labels", async () => {
+    using t = tree("v2");
+    const w = world(t);
+    w.pod("p1");
+    w.ctr("c1", "p1", 3e9);
+    const [m] = await w.svc.podMetrics();
+    const desc = new Map(w.svc.descriptors().map((d) => [d.name, d]));
+    const all = [...m!.metrics, ...m!.containers.flatMap((c) => c.metrics)];
+    for (const v of all) expect([v.name, v.labels.length]).toEqual([v.name, desc.get(v.name)?.labelKeys.length ?? -1]);
+    const byName = (n: string) => all.filter((v) => v.name === n);
+    expect(byName("container_cpu_usage_seconds_total")).toMatchObject([{ type: "counter", labels: ["c1", "k8s_c1", "busybox:latest", "total"], value: 3 }]);
+    expect(byName("container_memory_working_set_bytes")).toMatchObject([{ type: "gauge", value: 8 * MB }]);
+    expect(byName("container_network_receive_bytes_total")).toMatchObject([{ type: "counter", labels: ["p1", "POD", "", "eth0"], value: 1000 }]);
+    expect(byName("container_processes")).toMatchObject([{ type: "gauge", value: 1 }]);
+    expect(byName("container_sockets")).toMatchObject([{ value: 1 }]);
+    expect(byName("container_fs_usage_bytes")).toMatchObject([{ value: 4096 }]);
+  });
+
+  test("included_pod_metrics selects groups; unknown names are ignored", () => {
+    expect(resolveGroups(["cpu", "network", "bogus"])).toEqual({ groups: new Set(["cpu", "network"]), unknown: ["bogus"] });
+    expect(resolveGroups([]).groups.size).toBe(resolveGroups(["all"]).groups.size);
+    const names = descriptorsFor(resolveGroups(["cpu"]).groups).map((d) => d.name);
+    expect(names).toContain("container_cpu_usage_seconds_total");
+    expect(names.some((n) => n.startsWith("container_memory"))).toBe(false);
+  });
+});
+
+describe("StatsService (collection_period > 0)", () => {
+  test("answers from the background snapshot; new containers are read on the spot", async () => {
+    using t = tree("v2");
+    const w = world(t, { settings: { collectionPeriodS: 10 } });
+    w.pod("p1");
+    const rel = w.ctr("c1", "p1", 1e9);
+    await w.svc.refresh();
+    writeCgroup(t, rel, { usageNs: 9e9, memUsage: 1, inactiveFile: 0, rss: 0, pids: 1 });
+    expect((await w.svc.container("c1")).sample?.cpu?.usageNs).toBe(1e9); // cached
+    w.ctr("c2", "p1", 4e9);
+    expect((await w.svc.listContainers()).map((s) => s.sample?.cpu?.usageNs).sort()).toEqual([1e9, 4e9]);
+    w.tick(10_000);
+    await w.svc.refresh();
+    const c1 = await w.svc.container("c1");
+    expect([c1.sample?.cpu?.usageNs, c1.nanoCores]).toEqual([9e9, 0.8e9]);
+  });
+
+  test("100 pods: ListContainerStats and ListPodSandboxStats from the snapshot take well under 50 ms", async () => {
+    using t = tree("hybrid");
+    const w = world(t, { settings: { collectionPeriodS: 10 } });
+    for (let i = 0; i < 100; i++) {
+      w.pod(`p${i}`);
+      w.ctr(`c${i}`, `p${i}`, i * 1e6);
+    }
+    await w.svc.refresh();
+    const t0 = performance.now();
+    const [cs, ps] = [await w.svc.listContainers(), await w.svc.listPods()];
+    const took = performance.now() - t0;
+    expect([cs.length, ps.length]).toEqual([100, 100]);
+    expect(took).toBeLessThan(50);
+  });
+});
+
+describe("UpdatePodSandboxResources", () => {
+  test("recorded for a known pod; NOT_FOUND otherwise", () => {
+    using t = tree("v2");
+    const w = world(t);
+    w.pod("p1");
+    w.svc.updatePodResources("p1", { resources: { cpuShares: "512" } });
+    expect(w.svc.podResources("p1")?.resources).toEqual({ cpuShares: "512" });
+    expect(() => w.svc.updatePodResources("zz", {})).toThrow('pod sandbox "zz" not found');
+  });
+});
