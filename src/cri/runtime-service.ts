@@ -11,6 +11,8 @@ import type { StreamingServer } from "../streaming/index.ts";
 import { toContainer, toContainerStatus } from "./convert/container.ts";
 import { toPodSandbox, toPodSandboxStatus } from "./convert/sandbox.ts";
 import { toSeconds } from "./convert/time.ts";
+import { containerStatsFilter, inChunks, podStatsFilter, toContainerEvent, toContainerStats, toMetricDescriptor, toPodSandboxMetrics, toPodSandboxStats } from "./convert/stats.ts";
+import type { ContainerEvents, StatsService } from "../stats/index.ts";
 import { CRI_API_VERSION, RUNTIME_NAME, VERSION } from "../version.ts";
 import { notBuilt, type Handlers } from "./bridge.ts";
 
@@ -40,6 +42,10 @@ export interface Services {
   streaming: StreamingServer;
   /** Usage of the containers' writable layers (ImageFsInfo container_filesystems). */
   containerFs(): Promise<{ mountpoint: string; usedBytes: number; inodesUsed: number; timestamp: number }>;
+  /** Container and pod stats and CRI metrics (src/stats). */
+  stats: StatsService;
+  /** GetContainerEvents broadcaster (src/stats/events.ts). */
+  events: ContainerEvents;
 }
 
 const CONTAINER_STATE = { [ContainerState.CONTAINER_CREATED]: "created", [ContainerState.CONTAINER_RUNNING]: "running", [ContainerState.CONTAINER_EXITED]: "exited", [ContainerState.CONTAINER_UNKNOWN]: "unknown" } as const;
@@ -127,18 +133,18 @@ export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
       d.sandboxes.get(need(req.podSandboxId, "PodSandboxId"));
       return { url: d.streaming.getPortForwardUrl({ podSandboxId: req.podSandboxId, ports: req.port }) };
     },
-    containerStats: notBuilt,
-    listContainerStats: notBuilt,
-    streamContainerStats: notBuilt,
-    podSandboxStats: notBuilt,
-    listPodSandboxStats: notBuilt,
-    streamPodSandboxStats: notBuilt,
+    containerStats: async (req) => ({ stats: toContainerStats(await d.stats.container(need(req.containerId, "ContainerId"))) }),
+    listContainerStats: async (req) => ({ stats: (await d.stats.listContainers(containerStatsFilter(req.filter))).map(toContainerStats) }),
+    streamContainerStats: async (req, _ctx, send) => inChunks((await d.stats.listContainers(containerStatsFilter(req.filter))).map(toContainerStats), (c) => send({ containerStats: c })),
+    podSandboxStats: async (req) => ({ stats: toPodSandboxStats(await d.stats.pod(need(req.podSandboxId, "PodSandboxId"))) }),
+    listPodSandboxStats: async (req) => ({ stats: (await d.stats.listPods(podStatsFilter(req.filter))).map(toPodSandboxStats) }),
+    streamPodSandboxStats: async (req, _ctx, send) => inChunks((await d.stats.listPods(podStatsFilter(req.filter))).map(toPodSandboxStats), (c) => send({ podSandboxStats: c })),
     checkpointContainer: notBuilt,
-    getContainerEvents: notBuilt,
-    listMetricDescriptors: notBuilt,
-    listPodSandboxMetrics: notBuilt,
-    streamPodSandboxMetrics: notBuilt,
-    updatePodSandboxResources: notBuilt,
+    getContainerEvents: async (_req, ctx, send) => d.events.serve(ctx.signal, (e) => send(toContainerEvent(e))),
+    listMetricDescriptors: async () => ({ descriptors: d.stats.descriptors().map(toMetricDescriptor) }),
+    listPodSandboxMetrics: async () => ({ podMetrics: (await d.stats.podMetrics()).map(toPodSandboxMetrics) }),
+    streamPodSandboxMetrics: async (_req, _ctx, send) => inChunks((await d.stats.podMetrics()).map(toPodSandboxMetrics), (c) => send({ podSandboxMetrics: c })),
+    updatePodSandboxResources: async (req) => (d.stats.updatePodResources(need(req.podSandboxId, "PodSandboxId"), { overhead: req.overhead && toJson(LinuxContainerResourcesSchema, req.overhead), resources: req.resources && toJson(LinuxContainerResourcesSchema, req.resources) }), {}),
   };
 }
 

@@ -14,7 +14,8 @@ import { OciRuntime } from "../oci/index.ts";
 import type { Paths } from "../paths.ts";
 import { SandboxService, type SandboxMeta, type SandboxState } from "../sandbox/index.ts";
 import { buildInfraSpec } from "../sandbox/spec.ts";
-import { createRootfs, removeRootfs } from "../storage/index.ts";
+import { createRootfs, diskUsage, removeRootfs, rootfsPaths } from "../storage/index.ts";
+import { ContainerEvents, StatsService } from "../stats/index.ts";
 import { NameIndex, RecordDir } from "../store/index.ts";
 import { mountShm, unmount } from "../sys/mount.ts";
 import { isNamespacePinned, pinNamespaces, unpinNamespaces } from "../sys/namespaces.ts";
@@ -29,6 +30,10 @@ export interface Built {
   monitors: (handler: string) => Monitors;
   runtimes: Map<string, OciRuntime>;
   host: SpecHost;
+  /** Container/pod stats and CRI metrics (src/stats). */
+  stats: StatsService;
+  /** GetContainerEvents broadcaster (src/stats). */
+  events: ContainerEvents;
   /** Stops watchers. */
   close(): void;
 }
@@ -194,8 +199,23 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
     },
   });
   sandboxes.setContainers(containers);
+  // --- stats and events (src/stats) ---
+  const stats = new StatsService({
+    containers, sandboxes,
+    layerUsage: async (id) => ({ ...(await diskUsage(paths.storage, id)), mountpoint: rootfsPaths(paths.storage, id).merged }),
+    storageDir: paths.storage,
+    settings: () => ({ collectionPeriodS: config().stats.collectionPeriod || config().stats.statsCollectionPeriod, includedPodMetrics: config().stats.includedPodMetrics }),
+    log: log.withTag("stats"),
+  });
+  const events = new ContainerEvents({ enabled: () => config().runtime.enablePodEvents, log: log.withTag("events") });
+  events.attach({ containers, sandboxes });
+  // --- end stats and events ---
   return {
-    images, sandboxes, containers, network, monitors, runtimes, host,
-    close: () => network.close(),
+    images, sandboxes, containers, network, monitors, runtimes, host, stats, events,
+    close: () => {
+      network.close();
+      stats.close();
+      events.close();
+    },
   };
 }

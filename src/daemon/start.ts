@@ -79,6 +79,8 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     images: built.images,
     streaming,
     containerFs: () => dirUsage(paths.storage),
+    stats: built.stats,
+    events: built.events,
     conditions: async () => [await runtimeCondition(config), await networkCondition(built)],
     handlers: () => {
       const names = Object.keys(config.runtime.runtimes);
@@ -119,6 +121,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
   }
   ready = true;
   log.info("State recovery finished: serving every RPC");
+  built.stats.start();
   void built.sandboxes.retryPendingTeardowns();
 
   return await new Promise<number>((resolve) => {
@@ -127,6 +130,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
       if (stopping) return;
       stopping = true;
       log.info(`Received ${sig}: shutting down`);
+      built.events.close(); // ends GetContainerEvents streams, which would hold the graceful stop
       await server.stop();
       await streaming.stop();
       exits.close();
