@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, readdirSync } from "node:fs";
-import { mkdir, mkdtemp, rename, rm } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { RuntimeError } from "../errors.ts";
 import { log } from "../log/index.ts";
@@ -53,6 +53,9 @@ export class LayerStore {
   async unpackToTemp(blobFile: string, diffId: string, o: { layer: string; signal?: AbortSignal; onBytes?: (n: number) => void }): Promise<{ dir: string; stats: LayerStats }> {
     const dir = await mkdtemp(join(this.tmpDir, `${process.pid}.unpack.`));
     try {
+      // mkdtemp makes 0700; a layer without a "./" entry keeps its root's mode, and the overlay
+      // root takes it: non-root container users could not even resolve "/" (containers/storage: 0755).
+      await chmod(dir, 0o755);
       const stats = await unpackLayer({ blobFile, diffId, dest: dir, layer: o.layer, signal: o.signal, onBytes: o.onBytes });
       return { dir, stats };
     } catch (e) {

@@ -10,8 +10,11 @@ import { SecurityProfile_ProfileType as Profile, SupplementalGroupsPolicy } from
 import { ctrConfig, podConfig, startEnv, type CtrConfig, type Env, type PodConfig } from "../support/pods.ts";
 
 let env: Env;
+// A loopback-only network: pods get their own network namespace without bridges or iptables rules.
+const LOOPBACK_NET = JSON.stringify({ cniVersion: "1.0.0", name: "sec-lo", plugins: [{ type: "loopback" }] });
+
 beforeAll(async () => {
-  env = await startEnv();
+  env = await startEnv({ cniConf: LOOPBACK_NET });
   await env.d.cri.pullImage({ image: { image: env.busybox } });
 }, 120_000);
 afterAll(async () => {
@@ -209,5 +212,116 @@ describe("file system", () => {
     const c = await running({ maskedPaths: [], readonlyPaths: [] });
     expect(Number((await c.exec("wc -c < /proc/interrupts")).out)).toBeGreaterThan(0);
     expect((await c.exec("grep -c ' /proc/' /proc/self/mounts")).out).toBe("0");
+  });
+});
+
+describe("users and groups", () => {
+  // busybox-static cannot resolve names (no NSS in a static glibc binary): compare numbers; the
+  // daemon resolved the names from the image's files.
+  const id = async (c: Awaited<ReturnType<typeof running>>) => (await c.exec("id -u; id -g; id -G")).out.split("\n");
+  const statusUser = async (containerId: string) => (await env.d.cri.containerStatus({ containerId })).status?.user?.linux;
+
+  test("run_as_user 1000 resolves through the image's passwd and group files; ContainerStatus reports the user", async () => {
+    const c = await running({ runAsUser: { value: 1000n } });
+    expect(await id(c)).toEqual(["1000", "1000", "1000 2000"]);
+    expect((await c.exec("ls -d /etc/passwd /home/app && touch /tmp/mine && stat -c %u:%g /tmp/mine")).out).toBe("/etc/passwd\n/home/app\n1000:1000");
+    expect(await statusUser(c.containerId)).toMatchObject({ uid: 1000n, gid: 1000n, supplementalGroups: [1000n, 2000n] });
+    expect((await caps(c)).CapEff).toBe("0".repeat(16)); // a non-root user keeps no effective capability
+  });
+
+  test("run_as_username, run_as_group and supplemental groups: Merge keeps the image's groups, Strict does not", async () => {
+    const merge = await running({ runAsUsername: "app", runAsGroup: { value: 3000n }, supplementalGroups: [4000n] });
+    expect(await id(merge)).toEqual(["1000", "3000", "3000 2000 4000"]);
+    expect(await statusUser(merge.containerId)).toMatchObject({ uid: 1000n, gid: 3000n, supplementalGroups: [3000n, 2000n, 4000n] });
+    const strict = await running({ runAsUsername: "app", runAsGroup: { value: 3000n }, supplementalGroups: [4000n], supplementalGroupsPolicy: SupplementalGroupsPolicy.Strict });
+    expect((await strict.exec("id -G")).out).toBe("3000 4000");
+    expect(await statusUser(strict.containerId)).toMatchObject({ uid: 1000n, gid: 3000n, supplementalGroups: [3000n, 4000n] });
+    const st = await env.d.cri.status({});
+    expect(st.features?.supplementalGroupsPolicy).toBe(true);
+  });
+
+  test("a uid without a passwd entry gets one (generated file), so the shell knows it", async () => {
+    const c = await running({ runAsUser: { value: 4242n } });
+    expect((await c.exec("id -u; grep ':4242:' /etc/passwd")).out).toBe("4242\ndefault:x:4242:0:default user:/:/sbin/nologin");
+  });
+
+  test("an unknown user name and a group without a user are INVALID_ARGUMENT", async () => {
+    let err = await running({ runAsUsername: "nobody-here" }).catch((e) => e);
+    expect(err.code).toBe(grpc.INVALID_ARGUMENT);
+    expect(err.details).toContain("unable to find user nobody-here");
+    err = await running({ runAsGroup: { value: 5n } }).catch((e) => e);
+    expect(err.code).toBe(grpc.INVALID_ARGUMENT);
+    expect(err.details).toContain("user group is specified without user or username");
+  });
+});
+
+describe("sysctls", () => {
+  test("namespaced sysctls of the pod: net.* in its network namespace, kernel.shm* in its IPC namespace", async () => {
+    const pod = podConfig(`sysctl${seq}`, env.d.dir, { hostNetwork: false });
+    pod.linux!.sysctls = { "net.ipv4.ip_unprivileged_port_start": "80", "kernel.shmmni": "2048" };
+    const hostPort = readFileSync("/proc/sys/net/ipv4/ip_unprivileged_port_start", "utf8").trim();
+    const hostShm = readFileSync("/proc/sys/kernel/shmmni", "utf8").trim();
+    const c = await running({}, { pod });
+    expect((await c.exec("cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shmmni")).out).toBe("80\n2048");
+    expect(readFileSync("/proc/sys/net/ipv4/ip_unprivileged_port_start", "utf8").trim()).toBe(hostPort);
+    expect(readFileSync("/proc/sys/kernel/shmmni", "utf8").trim()).toBe(hostShm);
+  });
+
+  test("a host-network pod asking for net.* and any pod asking for a node-wide sysctl are INVALID_ARGUMENT", async () => {
+    const host = podConfig(`sysctlh${seq}`, env.d.dir);
+    host.linux!.sysctls = { "net.ipv4.ip_forward": "1" };
+    let err = await env.d.cri.runPodSandbox({ config: host }).catch((e) => e);
+    expect(err.code).toBe(grpc.INVALID_ARGUMENT);
+    expect(err.details).toContain('sysctl "net.ipv4.ip_forward"');
+    const node = podConfig(`sysctln${seq}`, env.d.dir, { hostNetwork: false });
+    node.linux!.sysctls = { "kernel.panic": "1" };
+    err = await env.d.cri.runPodSandbox({ config: node }).catch((e) => e);
+    expect(err.code).toBe(grpc.INVALID_ARGUMENT);
+    expect(err.details).toContain('sysctl "kernel.panic" is not namespaced');
+    expect((await env.d.cri.listPodSandbox({ filter: { labelSelector: {} } })).items.some((p) => p.metadata?.name === host.metadata!.name)).toBe(false);
+  });
+});
+
+describe("devices", () => {
+  test("a host device mapped at another path: rwm works; r-only refuses writes through the device cgroup", async () => {
+    const rw = await running({}, { extra: { devices: [{ hostPath: "/dev/null", containerPath: "/dev/mynull", permissions: "rwm" }] } as Partial<CtrConfig> });
+    expect((await rw.exec("echo x > /dev/mynull && stat -c '%t:%T %F' /dev/mynull")).out).toBe("1:3 character special file");
+    // /dev/null and /dev/net/tun are in runc's always-allowed set; /dev/loop-control (10:237) is not.
+    const ro = await running({}, { extra: { devices: [{ hostPath: "/dev/loop-control", containerPath: "/dev/myloop", permissions: "r" }] } as Partial<CtrConfig> });
+    expect((await ro.exec("exec 3</dev/myloop && echo read-ok")).out).toBe("read-ok");
+    const w = await ro.exec("exec 3>/dev/myloop");
+    expect(w.code).not.toBe(0);
+    expect(w.err).toContain("Operation not permitted");
+    // Not mapped at all: even with CAP_MKNOD the node can be made but not opened.
+    const none = await running({ capabilities: { addCapabilities: ["MKNOD"], dropCapabilities: [], addAmbientCapabilities: [] } });
+    const r = await none.exec("mknod /tmp/lc c 10 237 && echo made && exec 3</tmp/lc");
+    expect(r.out).toBe("made");
+    expect(r.err).toContain("Operation not permitted");
+  });
+
+  test("a missing host device is INVALID_ARGUMENT", async () => {
+    const err = await running({}, { extra: { devices: [{ hostPath: "/dev/no-such-device", containerPath: "/dev/x", permissions: "rwm" }] } as Partial<CtrConfig> }).catch((e) => e);
+    expect(err.code).toBe(grpc.INVALID_ARGUMENT);
+    expect(err.details).toContain('failed to add device "/dev/no-such-device"');
+  });
+});
+
+describe("AppArmor and SELinux are off on this kernel", () => {
+  const bundle = (id: string) => JSON.parse(readFileSync(join(env.d.runroot, "containers", id, "config.json"), "utf8"));
+
+  test("the daemon says once that AppArmor is off; a Localhost profile is ignored, not an error", async () => {
+    const c = await running({ apparmor: { profileType: Profile.Localhost, localhostRef: "localhost/my-profile" } });
+    expect((await c.exec("echo up")).out).toBe("up");
+    expect(bundle(c.containerId).process.apparmorProfile).toBeUndefined();
+    const lines = env.d.logs().split("\n").filter((l) => l.includes("AppArmor is disabled"));
+    expect(lines).toHaveLength(1);
+  });
+
+  test("SELinux options are a clean no-op", async () => {
+    const c = await running({ selinuxOptions: { user: "system_u", role: "system_r", type: "container_t", level: "s0:c1,c2" } });
+    expect((await c.exec("echo up")).out).toBe("up");
+    const spec = bundle(c.containerId);
+    expect(spec.process.selinuxLabel).toBeUndefined();
+    expect(spec.linux.mountLabel).toBeUndefined();
   });
 });
