@@ -34,17 +34,22 @@ export const notBuilt = async (_req: unknown, ctx: CallContext): Promise<never> 
 /** Gate: while it returns an error, every call except the allowed ones fails with it. */
 export type Gate = (method: string) => RuntimeError | undefined;
 
+/** Told of every finished call (metrics): the RPC name, its duration, and its error if it failed. */
+export type CallObserver = (method: string, seconds: number, error?: RuntimeError) => void;
+
 /** RPCs whose success is logged at debug level (they are polled). */
 const QUIET = /^(List|Stream|Version|Status|ImageStatus|ContainerStatus|PodSandboxStatus|ContainerStats|PodSandboxStats|ImageFsInfo|ExecSync|RuntimeConfig|GetContainerEvents)/;
 
 /**
  * Builds the grpc-js service definition and implementation for a protobuf-es service: decode,
  * readiness gate, request/response logging at debug level with one request id, errors mapped
- * to gRPC codes through cri/status.ts.
+ * to gRPC codes through cri/status.ts; `observe` (optional) is told of each call's outcome.
  */
-export function bridge<S extends DescService>(svc: S, handlers: Record<string, unknown>, gate: Gate): { definition: ServiceDefinition; implementation: UntypedServiceImplementation } {
+export function bridge<S extends DescService>(svc: S, handlers: Record<string, unknown>, gate: Gate, observe?: CallObserver): { definition: ServiceDefinition; implementation: UntypedServiceImplementation } {
   const definition: Record<string, unknown> = {};
   const implementation: UntypedServiceImplementation = {};
+  const started = new WeakMap<CallContext, number>();
+  const observed = (ctx: CallContext, e?: RuntimeError) => observe?.(ctx.method, (performance.now() - (started.get(ctx) ?? performance.now())) / 1000, e);
   for (const m of svc.methods) {
     const streaming = m.methodKind === "server_streaming";
     if (m.methodKind !== "unary" && !streaming) continue;
@@ -63,11 +68,13 @@ export function bridge<S extends DescService>(svc: S, handlers: Record<string, u
     const begin = (req: unknown, call: { cancelled: boolean; on(ev: "cancelled", f: () => void): unknown; getDeadline(): Date | number }) => {
       const id = randomUUID();
       const ctx: CallContext = { signal: callSignal(call), method: m.name, id };
+      if (observe) started.set(ctx, performance.now());
       if (logEnabled("debug")) log.debug(`${m.input.name} ${toJsonString(m.input, req as never)}`, { id, name: `/${svc.typeName}/${m.name}` });
       return ctx;
     };
     const failed = (ctx: CallContext, e: unknown) => {
       const r = RuntimeError.from(e);
+      observed(ctx, r);
       const line = `${m.name} failed: ${r.message}`;
       if (quiet || r.kind === "not-found") log.debug(line, { id: ctx.id });
       else log.info(line, { id: ctx.id, error_kind: r.kind });
@@ -83,6 +90,7 @@ export function bridge<S extends DescService>(svc: S, handlers: Record<string, u
           (res) => {
             const msg = create(m.output, res as never);
             if (logEnabled("debug")) log.debug(`${m.output.name} ${toJsonString(m.output, msg as never)}`, { id: ctx.id, name: `/${svc.typeName}/${m.name}` });
+            observed(ctx);
             cb(null, msg);
           },
           (e) => cb(failed(ctx, e), null),
@@ -101,7 +109,10 @@ export function bridge<S extends DescService>(svc: S, handlers: Record<string, u
             else call.once("drain", () => resolve());
           });
         handler(call.request, ctx, send).then(
-          () => call.end(),
+          () => {
+            observed(ctx);
+            call.end();
+          },
           (e) => {
             const f = failed(ctx, e);
             call.destroy(Object.assign(new Error(f.details), f));

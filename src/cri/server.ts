@@ -5,7 +5,7 @@ import { dirname } from "node:path";
 import { RuntimeError } from "../errors.ts";
 import { log } from "../log/index.ts";
 import { ImageService, RuntimeService } from "../gen/runtime/v1/api_pb.ts";
-import { bridge, type Gate } from "./bridge.ts";
+import { bridge, type CallObserver, type Gate } from "./bridge.ts";
 import { listenH2Front } from "./h2-front.ts";
 import { imageService } from "./image-service.ts";
 import { runtimeService, type Services } from "./runtime-service.ts";
@@ -16,6 +16,8 @@ export interface ServeOptions {
   maxRecvBytes: number;
   services: Services;
   gate: Gate;
+  /** Told of every finished call (the metrics' operation counters). */
+  observe?: CallObserver;
 }
 
 /** The CRI gRPC server on a unix socket. */
@@ -35,8 +37,8 @@ export async function serve(o: ServeOptions): Promise<CriServer> {
     "grpc.max_send_message_length": o.maxSendBytes,
     "grpc.max_receive_message_length": o.maxRecvBytes,
   });
-  const rt = bridge(RuntimeService, runtimeService(o.services) as unknown as Record<string, unknown>, o.gate);
-  const img = bridge(ImageService, imageService(o.services) as unknown as Record<string, unknown>, o.gate);
+  const rt = bridge(RuntimeService, runtimeService(o.services) as unknown as Record<string, unknown>, o.gate, o.observe);
+  const img = bridge(ImageService, imageService(o.services) as unknown as Record<string, unknown>, o.gate, o.observe);
   server.addService(rt.definition, rt.implementation);
   server.addService(img.definition, img.implementation);
   // The socket is served by h2-front.ts, which hands each connection to grpc-js in-process after

@@ -17,6 +17,7 @@ import { dirUsage } from "../storage/usage.ts";
 import { StreamingServer } from "../streaming/index.ts";
 import { streamingBackend } from "./streaming-backend.ts";
 import { parseDuration } from "../config/validate.ts";
+import { OperatorSide } from "./operator.ts";
 
 export interface DaemonOptions {
   load: LoadOptions;
@@ -39,6 +40,8 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
   }
   let config = loaded.config;
   applyLogConfig(config);
+  const ops = new OperatorSide(log); // systemd notify + watchdog, metrics, info API
+
   log.info(`Starting crio, version: ${VERSION}, git commit: ${COMMIT}`);
   for (const f of loaded.files) log.info(`Loaded configuration file "${f}"`);
   if (loaded.files.length === 0) log.info(`No configuration file found at "${o.load.configFile}"; using defaults`);
@@ -103,6 +106,11 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
       maxRecvBytes: config.api.grpcMaxRecvMsgSize,
       services,
       gate: (method) => (ready || method === "Version" ? undefined : new RuntimeError("unavailable", "the runtime is starting: state recovery is not finished")),
+      observe: ops.instrument(config, built),
+    });
+    await ops.serve(() => config, built, cgroupDriver, paths).catch(async (e) => {
+      await server.stop(1000);
+      throw e;
     });
   } catch (e) {
     log.fatal(`cannot start: ${messageOf(e)}`);
@@ -121,6 +129,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
   }
   ready = true;
   log.info("State recovery finished: serving every RPC");
+  await ops.ready(config);
   built.stats.start();
   void built.sandboxes.retryPendingTeardowns();
 
@@ -129,12 +138,14 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     const stop = async (sig: string) => {
       if (stopping) return;
       stopping = true;
+      ops.stopping();
       log.info(`Received ${sig}: shutting down`);
       built.events.close(); // ends GetContainerEvents streams, which would hold the graceful stop
       await server.stop();
       await streaming.stop();
       exits.close();
       built.close();
+      await ops.close();
       log.info("Stopped");
       resolve(0);
     };
@@ -143,6 +154,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     process.on("SIGHUP", () => {
       void (async () => {
         log.info(`reloading configuration "${o.load.configFile}"`);
+        ops.notify.reloading();
         try {
           const next = await loadConfig(o.load);
           for (const w of next.warnings) log.warn(w);
@@ -155,6 +167,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
         } catch (e) {
           log.error(`configuration reload failed; keeping the running configuration: ${messageOf(e)}`);
         }
+        ops.notify.ready();
       })();
     });
   });
