@@ -100,7 +100,10 @@ export class ContainerEvents {
    */
   async serve(signal: AbortSignal, send: (ev: ContainerEvent) => Promise<void>): Promise<void> {
     if (!this.#o.enabled() || signal.aborted) return;
-    const sub = new Subscriber(this.#o.bufferSize ?? 1000, () => this.#dropped++);
+    const sub = new Subscriber(this.#o.bufferSize ?? 1000, (first) => {
+      this.#dropped++;
+      if (first) this.#o.log?.warn("a GetContainerEvents subscriber is not keeping up: dropping its events");
+    });
     this.#subs.add(sub);
     const stop = () => sub.end();
     signal.addEventListener("abort", stop, { once: true });
@@ -173,12 +176,14 @@ class Subscriber {
   #wake?: () => void;
   #ended = false;
 
-  constructor(private readonly cap: number, private readonly onDrop: () => void) {}
+  #drops = 0;
+
+  constructor(private readonly cap: number, private readonly onDrop: (first: boolean) => void) {}
 
   push(ev: ContainerEvent): void {
     if (this.#ended) return;
     if (this.#q.length >= this.cap) {
-      this.onDrop();
+      this.onDrop(this.#drops++ === 0);
       return;
     }
     this.#q.push(ev);
