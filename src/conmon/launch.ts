@@ -42,14 +42,20 @@ export async function launch(a: MonitorArgs, reaper: Reaper): Promise<Launched> 
   const ours: number[] = []; // fds we keep on success
   const theirs: number[] = []; // fds only the runtime needs
   let consoleFd = -1;
+  let runtimeStderr = -1; // with a terminal: a pipe for the runtime's own stderr
   try {
-    let stdio: Array<number | "ignore" | "pipe">;
+    let stdio: Array<number | "ignore">;
     const out: Partial<Launched> = {};
     if (a.mode === "exec-sync") stdio = ["ignore", EXEC_STDOUT_FD, EXEC_STDERR_FD];
     else if (a.terminal) {
       unlink(f.console);
       consoleFd = unixListen(f.console, 1);
-      stdio = ["ignore", "ignore", "pipe"];
+      // a real pipe read only on failure: Bun's "pipe" would start two pool threads for good
+      const [r, w] = pipe();
+      runtimeStderr = r;
+      theirs.push(w);
+      setNonBlocking(r);
+      stdio = ["ignore", "ignore", w];
     } else {
       // the process gets one end of each pipe (through the runtime), we keep the other
       const pair = (weRead: boolean): [mine: number, theirs: number] => {
@@ -66,11 +72,10 @@ export async function launch(a: MonitorArgs, reaper: Reaper): Promise<Launched> 
       [out.stderr, stdio[2]] = pair(true);
     }
 
-    const p = Bun.spawn(argv, { stdio: stdio as ["ignore", "ignore", "pipe"], env: process.env });
+    const p = Bun.spawn(argv, { stdio: stdio as ["ignore", "ignore", "ignore"], env: process.env });
     reaper.own(p.pid);
     for (const fd of theirs.splice(0)) close(fd);
     if (a.mode === "exec-sync") for (const fd of [EXEC_STDOUT_FD, EXEC_STDERR_FD]) close(fd);
-    const stderr = p.stderr instanceof ReadableStream ? new Response(p.stderr).text() : Promise.resolve("");
     let exited = false;
     const code = p.exited.then((c) => ((exited = true), c));
 
@@ -80,7 +85,7 @@ export async function launch(a: MonitorArgs, reaper: Reaper): Promise<Launched> 
     }
     const status = await code;
     reaper.disown(p.pid);
-    if (status !== 0) throw new LaunchError(runtimeError(f.runtimeLog, out.stderr, await stderr, status));
+    if (status !== 0) throw new LaunchError(runtimeError(f.runtimeLog, runtimeStderr >= 0 ? runtimeStderr : out.stderr, status));
     if (a.terminal && out.master === undefined) throw new LaunchError("the runtime did not send a terminal on the console socket");
     const pid = Number((readText(f.pid) ?? "").trim());
     if (!(pid > 0)) throw new LaunchError(`the runtime wrote no pid to ${f.pid}`);
@@ -90,6 +95,7 @@ export async function launch(a: MonitorArgs, reaper: Reaper): Promise<Launched> 
     for (const fd of [...ours, ...theirs]) close(fd);
     throw e;
   } finally {
+    close(runtimeStderr);
     if (consoleFd >= 0) {
       close(consoleFd);
       unlink(f.console);
@@ -102,7 +108,9 @@ export async function launch(a: MonitorArgs, reaper: Reaper): Promise<Launched> 
 /** Waits for the runtime to connect to the console socket and send the pty master. */
 async function receiveMaster(listener: number, runtimeExited: () => boolean): Promise<number> {
   for (;;) {
-    const conn = accept(listener);
+    // block in poll(2) for short slices rather than spin: the runtime connects within ~30 ms,
+    // and few iterations keep the JIT (and its threads) out of a process that lives for days
+    const conn = pollIn(listener, 50) ? accept(listener) : -1;
     if (conn >= 0) {
       try {
         // the runtime sends right after connecting; a dead runtime gives EOF, not a hang
@@ -113,12 +121,12 @@ async function receiveMaster(listener: number, runtimeExited: () => boolean): Pr
       }
     }
     if (runtimeExited()) return -1;
-    await Bun.sleep(2);
+    await Bun.sleep(0); // let the runtime's exit be noticed
   }
 }
 
 /** The runtime's own words for a failure: its JSON log, else what it printed, else its status. */
-function runtimeError(logPath: string, stderrFd: number | undefined, stderrText: string, status: number): string {
+function runtimeError(logPath: string, stderrFd: number | undefined, status: number): string {
   const log = readText(logPath) ?? "";
   let msg = "";
   for (const line of log.split("\n")) {
@@ -130,7 +138,7 @@ function runtimeError(logPath: string, stderrFd: number | undefined, stderrText:
     }
   }
   if (msg) return msg;
-  let text = stderrText;
+  let text = "";
   if (stderrFd !== undefined) {
     // without a terminal the runtime's stderr is the process's stderr pipe (ours is non-blocking)
     const buf = new Uint8Array(65536);
