@@ -122,12 +122,13 @@ async function runPull(args: Record<string, unknown>): Promise<number> {
     process.stderr.write(`crio pull: ${msg}\n`);
     return code;
   };
-  const [{ loadConfig }, { ImageService, imageOptions }, { pathsFor }, { messageOf, RuntimeError }, logs] = await Promise.all([
+  const [{ loadConfig }, { ImageService, imageOptions }, { pathsFor }, { messageOf, RuntimeError }, logs, { withTimeout }] = await Promise.all([
     import("../config/load.ts"),
     import("../image/index.ts"),
     import("../paths.ts"),
     import("../errors.ts"),
     import("../log/index.ts"),
+    import("../util/wait.ts"),
   ]);
   const image = String(args.image ?? "").trim();
   if (!image) return fail("an image reference is required", 2);
@@ -155,8 +156,9 @@ async function runPull(args: Record<string, unknown>): Promise<number> {
   process.on("SIGTERM", onTerm);
   const err = process.stderr;
   const view = process.stdout.isTTY && err.isTTY ? barView((s) => err.write(s), () => err.columns || 80) : lineView((s) => err.write(s));
+  let svc: InstanceType<typeof ImageService> | undefined;
   try {
-    const svc = new ImageService(imageOptions(config, pathsFor(config.crio.root, config.crio.runroot)));
+    svc = new ImageService(imageOptions(config, pathsFor(config.crio.root, config.crio.runroot)));
     await svc.init();
     const rec = await svc.pull(image, {
       authFile: typeof args["auth-file"] === "string" ? args["auth-file"] : undefined,
@@ -169,6 +171,9 @@ async function runPull(args: Record<string, unknown>): Promise<number> {
     return 0;
   } catch (e) {
     view.finish();
+    // A cancelled pull returns before its downloads have wound down: let them clean up, then
+    // collect what they left (a layer placed just before the cancellation) before exiting.
+    if (svc) await withTimeout(svc.idle().then(() => svc!.init()), 15_000, "cleanup").catch(() => {});
     return fail(messageOf(e), interrupted ? 130 : 1);
   } finally {
     process.off("SIGINT", onInt);

@@ -65,6 +65,18 @@ export class ImageService {
     return this.#record(this.store.read().images[entry.id] ?? entry);
   }
 
+  /**
+   * Resolves when every pull and layer download of this process has ended, cleanup included: a
+   * cancelled caller returns at once while its jobs wind down, so a process about to exit
+   * (`crio pull` after SIGINT) waits for this, then runs init() to drop what they left.
+   */
+  async idle(): Promise<void> {
+    while (this.#pulls.size > 0 || this.#layerJobs.size > 0) {
+      await this.#pulls.idle();
+      await this.#layerJobs.idle();
+    }
+  }
+
   /** The image `refOrId` names (id, id prefix, name:tag, name@digest, short name), or undefined. */
   status(refOrId: string): ImageRecord | undefined {
     const hit = findImage(this.store.read(), this.#registries, refOrId);

@@ -32,6 +32,11 @@ export class SharedJobs<T, P = number> {
     return this.#wait(job, signal, onProgress);
   }
 
+  /** Resolves once no job is running, each one finished with its cleanup (jobs started meanwhile too). */
+  async idle(): Promise<void> {
+    while (this.#jobs.size > 0) await Promise.allSettled([...this.#jobs.values()].map((j) => j.promise));
+  }
+
   /** Number of jobs running (tests). */
   get size(): number {
     return this.#jobs.size;

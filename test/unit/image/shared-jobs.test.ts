@@ -65,3 +65,25 @@ test("a semaphore bounds concurrency and lets a cancelled waiter leave the queue
   await expect(queued).rejects.toThrow("gone");
   await Promise.all([hold, hold2]);
 });
+
+test("idle() waits for a job whose caller gave up until its cleanup has run", async () => {
+  const jobs = new SharedJobs<string>();
+  const steps: string[] = [];
+  const fn = (s: AbortSignal) =>
+    new Promise<string>((_, reject) =>
+      s.addEventListener("abort", () => {
+        // cleanup takes a moment after the abort
+        setTimeout(() => {
+          steps.push("cleaned");
+          reject(s.reason);
+        }, 30);
+      }),
+    );
+  const ac = new AbortController();
+  const p = jobs.run("k", ac.signal, fn);
+  ac.abort(new Error("interrupted"));
+  await expect(p).rejects.toThrow("interrupted");
+  expect(steps).toEqual([]); // the caller returned before the job wound down
+  await jobs.idle();
+  expect([steps, jobs.size]).toEqual([["cleaned"], 0]);
+});
