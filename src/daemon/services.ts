@@ -18,7 +18,7 @@ import { createRootfs, diskUsage, removeRootfs, rootfsPaths } from "../storage/i
 import { ContainerEvents, StatsService } from "../stats/index.ts";
 import { NameIndex, RecordDir } from "../store/index.ts";
 import { mountShm, unmount } from "../sys/mount.ts";
-import { isNamespacePinned, pinNamespaces, unpinNamespaces } from "../sys/namespaces.ts";
+import { isNamespacePinned, listPinned, pinNamespaces, unpinNamespaces } from "../sys/namespaces.ts";
 import { lookPathSync } from "./look-path.ts";
 
 /** Everything the daemon runs, built from the configuration. */
@@ -131,13 +131,14 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
   const sandboxes = new SandboxService({
     paths, log, names,
     records: new RecordDir<SandboxMeta, SandboxState>(paths.sandboxes),
-    namespaces: { pin: pinNamespaces, unpin: unpinNamespaces, isPinned: isNamespacePinned },
+    namespaces: { pin: pinNamespaces, unpin: unpinNamespaces, isPinned: isNamespacePinned, list: listPinned },
     shm: { mount: async (p, size) => mountShm(p, size), unmount: async (p) => void unmount(p, { detach: true }) },
     network: {
       waitReady: (ms, signal) => network.waitReady(ms, signal),
       setUp: async (pod, signal) => ({ ips: (await network.setUp({ ...pod, portMappings: pod.portMappings }, signal)).ips }),
       tearDown: (pod) => network.tearDown({ id: pod.id, netns: pod.netns }),
       hostAddresses: () => network.hostAddresses(),
+      attachedPods: () => network.attachedPods(),
     },
     infra: { start: (sb, cfg, signal) => containers.infra.start(sb, cfg, signal), stop: (sb) => containers.infra.stop(sb), remove: (sb) => containers.infra.remove(sb) },
     settings: () => {

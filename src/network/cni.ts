@@ -3,6 +3,7 @@
  * stdin, the protocol parameters in CNI_* environment variables, the result or error JSON on stdout.
  * A list is run in order for ADD/CHECK/STATUS/GC and in reverse for DEL, as libcni does.
  */
+import { existsSync } from "node:fs";
 import { RuntimeError, messageOf, type ErrorKind } from "../errors.ts";
 import { runRaw } from "../sys/exec.ts";
 import { findPlugin, versionAtLeast, type NetworkList, type PluginConf } from "./conf.ts";
@@ -92,7 +93,7 @@ export async function invokePlugin(
   if (o.signal?.aborted) throw canceled();
   let r: Awaited<ReturnType<typeof runRaw>>;
   try {
-    r = await runRaw([path], { stdin: JSON.stringify(conf), env, signal: o.signal, timeoutMs: o.timeoutMs ?? 120_000 });
+    r = await runRaw([...DIE_WITH_DAEMON, path], { stdin: JSON.stringify(conf), env, signal: o.signal, timeoutMs: o.timeoutMs ?? 120_000 });
   } catch (e) {
     if (o.signal?.aborted) throw canceled();
     throw new CniPluginError("internal", `${where}: cannot run ${path}: ${messageOf(e)}`, plugin.type, command, null);
@@ -166,6 +167,13 @@ export async function gcList(list: NetworkList, valid: Array<{ containerID: stri
 }
 
 // --- internal ---
+
+/**
+ * Plugins die with the daemon (PR_SET_PDEATHSIG through util-linux setpriv): a plugin left running
+ * after a kill -9 could finish its ADD after the restarted daemon cleaned the pod up, leaking the
+ * veth, the address and the iptables rules. A plugin killed half-way is undone by the DEL at recovery.
+ */
+const DIE_WITH_DAEMON = existsSync("/usr/bin/setpriv") ? ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--"] : [];
 
 function pluginError(where: string, type: string, command: CniCommand, r: { code: number | null; stdout: string; stderr: string }): CniPluginError {
   let cni: { code?: unknown; msg?: unknown; details?: unknown } | undefined;

@@ -12,6 +12,8 @@ export interface NetworkPort {
   tearDown(pod: PodNet): Promise<void>;
   /** The node's own addresses, reported for host-network pods. */
   hostAddresses(): Promise<string[]>;
+  /** Pod ids that hold a CNI attachment (set up, being set up, or a teardown still owed). */
+  attachedPods(): string[];
 }
 
 /** A pod as the network sees it. */
@@ -63,6 +65,8 @@ export interface SandboxDeps {
     pin(dir: string, id: string, o: PinOptions): Promise<PinnedNamespaces>;
     unpin(p: PinnedNamespaces): Promise<void>;
     isPinned(path: string): boolean;
+    /** Pinned namespace files under `dir`, by pod id (recovery looks for ones without a record). */
+    list(dir: string): Map<string, PinnedNamespaces>;
   };
   shm: { mount(path: string, sizeBytes: number): Promise<void>; unmount(path: string): Promise<void> };
   network: NetworkPort;

@@ -4,6 +4,7 @@ import { RuntimeError, messageOf, wrap } from "../errors.ts";
 import { IdIndex, type StoredRecord } from "../store/index.ts";
 import { KeyedSerial } from "../util/wait.ts";
 import type { PodContainers, SandboxDeps } from "./deps.ts";
+import { Leftovers } from "./leftovers.ts";
 import { filterSandboxes, type SandboxFilter } from "./list.ts";
 import type { SandboxMeta, SandboxState, SandboxView } from "./record.ts";
 import { podNet, runSandbox, type RunSandboxInput } from "./run.ts";
@@ -20,9 +21,12 @@ export class SandboxService {
   /** Pods whose creation finished after the caller gave up: a retry gets them back (CRI-O's resource store). */
   readonly #orphans = new Map<string, string>();
   #containers?: PodContainers;
+  /** Pods without a record still owed a network teardown or an unpin (crash mid-run, failed teardown at removal). */
+  readonly #leftovers: Leftovers;
 
   constructor(d: SandboxDeps) {
     this.#d = d;
+    this.#leftovers = new Leftovers(d);
   }
 
   /** Wires the containers of pods (they depend on the sandbox service, so this comes later). */
@@ -80,6 +84,8 @@ export class SandboxService {
       this.#index.delete(rec.meta.id);
       this.#d.names.release(rec.meta.name, rec.meta.id);
       this.#d.log.withTag("sandbox").info(`Removed pod sandbox ${rec.meta.id}`, { pod: `${rec.meta.metadata.namespace}/${rec.meta.metadata.name}` });
+      // A teardown that failed during removal stays owed: retried in the background, the namespaces kept for it.
+      if (rec.status.networkPending) this.#leftovers.add(rec.meta.id, rec.status.namespaces);
     });
   }
 
@@ -101,7 +107,9 @@ export class SandboxService {
 
   /**
    * Loads the records at start. A pod whose namespaces are gone (reboot: empty runroot) comes
-   * back NOTREADY; a network teardown still owed is retried.
+   * back NOTREADY; a network teardown still owed is retried. CNI attachments, pinned namespaces
+   * and run directories of pods without a record (a crash during RunPodSandbox) are collected for
+   * cleaning by retryPendingTeardowns().
    */
   async recover(): Promise<void> {
     const log = this.#d.log.withTag("sandbox");
@@ -116,14 +124,21 @@ export class SandboxService {
         await rec.update((s) => ({ ...s, state: "notready", namespaces: {}, stoppedAt: Date.now() }));
       }
     }
+    await this.#leftovers.find(new Set(recs.map((r) => r.meta.id)));
   }
 
-  /** Retries owed network teardowns (after recovery, in the background). */
+  /** Retries owed network teardowns, and cleans up after pods without a record (after recovery, in the background). */
   async retryPendingTeardowns(): Promise<void> {
+    await this.#leftovers.clean();
     for (const rec of this.#index.values()) {
       if (!rec.status.networkPending) continue;
       await this.#serial.run(rec.meta.id, () => this.#teardownNetwork(rec)).catch(() => {});
     }
+  }
+
+  /** Pod ids without a record whose cleanup is still owed (see retryPendingTeardowns). */
+  pendingLeftovers(): string[] {
+    return this.#leftovers.pending;
   }
 
   // --- internal ---
@@ -153,9 +168,9 @@ export class SandboxService {
     }
     if (netErr) {
       if (!forRemoval) throw wrap(netErr, `stop pod sandbox "${rec.meta.id}": network teardown (will be retried)`);
-      // Pod deletion is never blocked forever by a dead plugin: the pod goes, the failure is logged.
-      log.warn(`network teardown of pod sandbox ${rec.meta.id} failed; removing the pod anyway: ${messageOf(netErr)}`);
-      if (Object.keys(rec.status.namespaces).length) await this.#d.namespaces.unpin(rec.status.namespaces);
+      // Pod deletion is never blocked forever by a dead plugin: the pod goes, the failure is logged,
+      // and remove() hands the teardown (with the still-pinned namespaces) to the leftovers.
+      log.warn(`network teardown of pod sandbox ${rec.meta.id} failed; removing the pod anyway (the teardown is retried in the background): ${messageOf(netErr)}`);
     }
   }
 

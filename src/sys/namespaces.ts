@@ -15,7 +15,7 @@
  * Unpinning is umount2(MNT_DETACH) through bun:ffi plus unlink, and is idempotent.
  */
 import { dlopen, FFIType, read, type Pointer } from "bun:ffi";
-import { mkdirSync, readFileSync, realpathSync, statSync, unlinkSync, writeFileSync, existsSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, realpathSync, statSync, unlinkSync, writeFileSync, existsSync } from "node:fs";
 import { join, delimiter } from "node:path";
 import { RuntimeError, invalid } from "../errors.ts";
 import { run, runRaw, ExecError } from "./exec.ts";
@@ -99,6 +99,27 @@ export async function unpinNamespaces(paths: PinnedNamespaces): Promise<void> {
 /** True when `path` is a live pinned namespace (a mount point, as nsfs bind mounts are). */
 export function isNamespacePinned(path: string): boolean {
   return existsSync(path) && isMountPoint(path);
+}
+
+/** The namespace files under `dir` (as pinNamespaces lays them out), by id; mounted or not. */
+export function listPinned(dir: string): Map<string, PinnedNamespaces> {
+  const out = new Map<string, PinnedNamespaces>();
+  let real: string;
+  try {
+    real = realpathSync(dir); // the paths pinNamespaces recorded (and mountinfo shows)
+  } catch {
+    return out;
+  }
+  for (const k of ["net", "ipc", "uts"] as const) {
+    let ids: string[];
+    try {
+      ids = readdirSync(join(real, k));
+    } catch {
+      continue;
+    }
+    for (const id of ids) out.set(id, { ...out.get(id), [k]: join(real, k, id) });
+  }
+  return out;
 }
 
 /** Undoes the private bind mount of a pin directory (tests, uninstall); pins inside are detached too. */

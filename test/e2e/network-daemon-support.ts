@@ -58,9 +58,15 @@ export function pluginDir(dir: string, names = ["bridge", "host-local", "portmap
     break(n: string) {
       replace(n, `#!/bin/sh\ncat >/dev/null\necho '{"cniVersion":"1.0.0","code":999,"msg":"${n} is broken","details":"fault injected by the test"}'\nexit 1\n`);
     },
-    /** Replaces `n` with a wrapper that touches `marker` then sleeps `seconds` before running the real plugin. */
-    slow(n: string, seconds: number, marker: string) {
-      replace(n, `#!/bin/sh\nif [ "$CNI_COMMAND" = ADD ]; then touch '${marker}'; sleep ${seconds}; fi\nexec ${join(CNI_BIN, n)}\n`);
+    /**
+     * Replaces `n` with a wrapper whose ADD writes its pid to `marker`, then waits (short sleeps, at
+     * most 60 s) until `release` exists before running the real plugin; other commands run it at once.
+     */
+    slow(n: string, marker: string, release: string) {
+      replace(
+        n,
+        `#!/bin/sh\nif [ "$CNI_COMMAND" = ADD ]; then\n  echo $$ > '${marker}'\n  i=0; while [ ! -e '${release}' ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\nfi\nexec ${join(CNI_BIN, n)}\n`,
+      );
     },
     /** Puts the real plugin back. */
     fix(n: string) {
@@ -119,33 +125,18 @@ export function pinFiles(runroot: string): string[] {
 }
 
 /**
- * Removes what a run leaves on the host after its daemon is gone: the bridge, the IPAM dir, and
- * portmap's shared chains when this run created them and they are empty (other files may be
- * using them right now: a chain with rules is left alone).
+ * Removes what a run leaves on the host after its daemon is gone: the bridge and the IPAM dir.
+ * The per-pod chains go with each pod's DEL (the tests check that). portmap's shared top-level
+ * chains (CNI-HOSTPORT-DNAT/-MASQ/-SETMARK) are left, as on any CNI node: other e2e files use them
+ * at the same time, and deleting them under a concurrent portmap ADD makes that ADD fail.
  */
-export async function cleanupNet(net: TestNet, sharedChainsBefore: { v4: boolean; v6: boolean }): Promise<void> {
+export async function cleanupNet(net: TestNet, _sharedChainsBefore?: { v4: boolean; v6: boolean }): Promise<void> {
   await runRaw(["ip", "link", "del", net.bridge]);
   rmSync(net.ipamDir, { recursive: true, force: true });
-  for (const [cmd, save, before] of [["iptables", "iptables-save", sharedChainsBefore.v4], ["ip6tables", "ip6tables-save", sharedChainsBefore.v6]] as const) {
-    if (before) continue;
-    const lines = await tableLines(save);
-    // CNI-HOSTPORT-DNAT holds one jump per pod with hostPorts: someone else's pod is using the chains.
-    if (lines.some((l) => l.startsWith("-A CNI-HOSTPORT-DNAT "))) continue;
-    for (const rule of lines.filter((l) => /^-A (PREROUTING|OUTPUT|POSTROUTING) .*-j CNI-HOSTPORT-(DNAT|MASQ)$/.test(l)))
-      await runRaw([cmd, "-t", "nat", "-D", ...splitRule(rule.slice(3))]);
-    for (const c of ["CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-MASQ", "CNI-HOSTPORT-SETMARK"]) {
-      await runRaw([cmd, "-t", "nat", "-F", c]);
-      await runRaw([cmd, "-t", "nat", "-X", c]);
-    }
-  }
 }
 
-/** Whether portmap's shared chains exist now (v4, v6): call before the run. */
+/** Whether portmap's shared chains exist now (v4, v6). Kept for callers; cleanupNet no longer needs it. */
 export async function sharedChains(): Promise<{ v4: boolean; v6: boolean }> {
   const has = (lines: string[]) => lines.some((l) => l.startsWith(":CNI-HOSTPORT-DNAT"));
   return { v4: has(await tableLines("iptables-save")), v6: has(await tableLines("ip6tables-save")) };
-}
-
-function splitRule(rule: string): string[] {
-  return (rule.match(/"(?:[^"\\]|\\.)*"|\S+/g) ?? []).map((t) => (t.startsWith('"') ? JSON.parse(t) : t));
 }

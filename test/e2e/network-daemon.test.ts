@@ -13,7 +13,7 @@ import { run } from "../../src/sys/exec.ts";
 import { waitFor } from "../harness.ts";
 import { ctrConfig, podConfig, startEnv, type Env, type PodConfig } from "../support/pods.ts";
 import {
-  canRun, cleanupNet, ipamReservations, mountsUnder, pinFiles, rulesMentioning, sharedChains, tableLines, testNet, vethsOn, type TestNet,
+  canRun, cleanupNet, ipamReservations, mountsUnder, pinFiles, rulesMentioning, tableLines, testNet, vethsOn, type TestNet,
 } from "./network-daemon-support.ts";
 
 if (!canRun) console.warn("network-daemon e2e: skipped, needs root and /usr/lib/cni (containernetworking-plugins)");
@@ -22,7 +22,6 @@ setDefaultTimeout(60_000);
 const HOST_PORT = 20000 + Math.floor(Math.random() * 10000);
 let net: TestNet;
 let env: Env;
-let chainsBefore: { v4: boolean; v6: boolean };
 /** Every CNI pod id this file made, and the per-pod iptables chains seen while they were up. */
 const podIds: string[] = [];
 const perPodChains = new Set<string>();
@@ -70,7 +69,6 @@ async function nodeIPv4(): Promise<string> {
 
 beforeAll(async () => {
   if (!canRun) return;
-  chainsBefore = await sharedChains();
   net = testNet();
   env = await startEnv({ cniConf: net.conflist });
   await env.d.cri.pullImage({ image: { image: env.busybox } });
@@ -79,7 +77,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (!canRun) return;
   await env?.[Symbol.asyncDispose]();
-  if (net) await cleanupNet(net, chainsBefore);
+  if (net) await cleanupNet(net);
 });
 
 describe.skipIf(!canRun)("pod networking through the daemon", () => {
