@@ -9,6 +9,7 @@ import { writeBundle } from "../oci/index.ts";
 import { newId } from "../util/id.ts";
 import { Undo } from "../util/undo.ts";
 import type { ContainerDeps } from "./deps.ts";
+import { addHooks } from "./hooks.ts";
 import type { ContainerMeta, ContainerRunState } from "./record.ts";
 import type { NamespaceRef, PodNamespaces } from "./spec/types.ts";
 
@@ -89,6 +90,8 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
     }
   })();
   for (const w of built.warnings) log.warn(w, { id });
+  const hooked = addHooks(settings.hooksDir ?? [], built.spec, { hasBindMounts: config.mounts.length > 0 }, d.log.withTag("hooks"));
+  if (hooked.length > 0) log.debug(`Added OCI hooks ${hooked.join(", ")} to container ${id}`, { id });
   for (const dir of built.mkdirs) await mkdir(dir, { recursive: true, mode: 0o755 }).catch((e) => { throw wrap(e, `create mount source "${dir}"`); });
   for (const f of built.files) {
     await mkdir(dirname(f.path), { recursive: true });

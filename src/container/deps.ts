@@ -71,6 +71,8 @@ export interface ContainerSettings {
   pauseImageAuthFile: string;
   infraCtrCpuset: string;
   containerCreateTimeoutS: number;
+  /** hooks_dir: directories of OCI hook definitions (later ones mask earlier ones by file name). */
+  hooksDir?: string[];
 }
 
 /** Everything the container service uses. */

@@ -1,9 +1,9 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "../config/schema.ts";
 import { parseDuration } from "../config/validate.ts";
 import { ContainerService, type ContainerSettings, type ImagePort, type MonitorPort, type RuntimePort } from "../container/index.ts";
-import { buildContainerSpec, detectSpecHost, parseSeccompProfile, realSpecIo, type SpecHost } from "../container/spec/index.ts";
+import { buildContainerSpec, detectSpecHost, parseSeccompProfile, realSpecIo, type SeccompProfile, type SpecHost } from "../container/spec/index.ts";
 import type { ContainerMeta, ContainerRunState } from "../container/record.ts";
 import { RuntimeError, invalid, messageOf } from "../errors.ts";
 import { ImageService, imageOptions } from "../image/index.ts";
@@ -152,7 +152,37 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
       };
     },
   });
-  let seccompCache: { path: string; profile: ReturnType<typeof parseSeccompProfile> } | undefined;
+  // seccomp_profile: loaded at start (a missing or invalid file stops the daemon, as in CRI-O); a
+  // reload that names a file which fails to load is logged and the previous profile stays.
+  const loadSeccomp = (path: string) => {
+    const stamp = seccompStamp(path);
+    return { path, stamp, profile: parseSeccompProfile(readFileSync(path, "utf8"), path) };
+  };
+  let seccomp: { path: string; stamp: string; profile: SeccompProfile } | undefined;
+  let seccompRefused = "";
+  if (c0.runtime.seccompProfile) {
+    try {
+      seccomp = loadSeccomp(c0.runtime.seccompProfile);
+    } catch (e) {
+      throw invalid(`invalid seccomp_profile "${c0.runtime.seccompProfile}": ${messageOf(e)}`);
+    }
+    log.info(`Using seccomp profile "${seccomp.path}" for RuntimeDefault`);
+  }
+  const seccompProfile = (path: string): SeccompProfile | undefined => {
+    if (!path) return undefined;
+    const stamp = seccompStamp(path);
+    if (seccomp?.path === path && seccomp.stamp === stamp) return seccomp.profile;
+    if (seccompRefused === `${path}@${stamp}`) return seccomp?.profile;
+    try {
+      seccomp = loadSeccomp(path);
+      seccompRefused = "";
+      log.info(`Using seccomp profile "${path}" for RuntimeDefault`);
+    } catch (e) {
+      seccompRefused = `${path}@${stamp}`;
+      log.error(`invalid seccomp_profile "${path}", keeping the previous profile: ${messageOf(e)}`);
+    }
+    return seccomp?.profile;
+  };
   const containers: ContainerService = new ContainerService({
     paths, log, names, sandboxes,
     records: new RecordDir<ContainerMeta, ContainerRunState>(paths.containers),
@@ -167,13 +197,6 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
     settings: (): ContainerSettings => {
       const c = config();
       const h = c.runtime.runtimes[c.runtime.defaultRuntime];
-      if (c.runtime.seccompProfile && seccompCache?.path !== c.runtime.seccompProfile) {
-        try {
-          seccompCache = { path: c.runtime.seccompProfile, profile: parseSeccompProfile(readFileSync(c.runtime.seccompProfile, "utf8"), c.runtime.seccompProfile) };
-        } catch (e) {
-          throw new RuntimeError("failed-precondition", `seccomp_profile "${c.runtime.seccompProfile}": ${messageOf(e)}`);
-        }
-      }
       return {
         defaults: {
           capabilities: c.runtime.defaultCapabilities,
@@ -185,7 +208,8 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
           pidsLimit: c.runtime.pidsLimit > 0 ? c.runtime.pidsLimit : undefined,
           readOnly: c.runtime.readOnly,
           apparmorProfile: c.runtime.apparmorProfile,
-          seccompProfile: c.runtime.seccompProfile ? seccompCache?.profile : undefined,
+          seccompProfile: seccompProfile(c.runtime.seccompProfile),
+          additionalDevices: c.runtime.additionalDevices,
         },
         cgroupManager,
         logSizeMax: c.runtime.logSizeMax,
@@ -196,6 +220,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
         pauseImageAuthFile: c.image.pauseImageAuthFile,
         infraCtrCpuset: c.runtime.infraCtrCpuset,
         containerCreateTimeoutS: h?.containerCreateTimeout ?? 240,
+        hooksDir: c.runtime.hooksDir,
       };
     },
   });
@@ -219,4 +244,14 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
       events.close();
     },
   };
+}
+
+/** A file's size and mtime, to notice a changed seccomp profile; "" when it cannot be read. */
+function seccompStamp(path: string): string {
+  try {
+    const st = statSync(path);
+    return `${st.size}/${st.mtimeMs}`;
+  } catch {
+    return "";
+  }
 }

@@ -6,17 +6,27 @@ import type { Device, DeviceCgroup } from "../../oci/spec-types.ts";
 /** Options of containerDevices. */
 export interface DeviceInput {
   cri: readonly CriDevice[];
+  /** additional_devices of the configuration ("HOST[:CONTAINER[:PERMISSIONS]]"), added before the CRI's. */
+  additional?: readonly string[];
   privileged: boolean;
   /** The device nodes at a host path (one node, or all below a directory, with paths relative-joined). */
   devicesAt: (path: string) => Device[];
   hostDevices: () => Device[];
 }
 
+/** Parses an additional_devices entry "HOST[:CONTAINER[:PERMISSIONS]]" (CONTAINER defaults to HOST, PERMISSIONS to rwm). */
+export function parseDeviceSpec(entry: string): { hostPath: string; containerPath: string; permissions: string } {
+  const [hostPath = "", containerPath, permissions] = entry.split(":");
+  if (!hostPath.startsWith("/") || (containerPath !== undefined && !containerPath.startsWith("/")) || entry.split(":").length > 3)
+    throw invalid(`invalid device "${entry}": expected HOST[:CONTAINER[:PERMISSIONS]] with absolute paths`);
+  return { hostPath, containerPath: containerPath || hostPath, permissions: permissions || "rwm" };
+}
+
 /**
  * Device nodes and device-cgroup rules: everything is denied first (runc then adds its standard
- * set: null, zero, full, tty, random, urandom, pts, ptmx); privileged containers get every host
- * device and access to all; CRI devices are looked up on the host (a directory adds each device
- * below it) with the permissions asked ("rwm" by default).
+ * set: null, zero, full, tty, random, urandom, pts, ptmx, net/tun); privileged containers get
+ * every host device and access to all; additional_devices, then the CRI's devices, are looked up
+ * on the host (a directory adds each device below it) with the permissions asked ("rwm" default).
  */
 export function containerDevices(d: DeviceInput): { devices: Device[]; rules: DeviceCgroup[] } {
   const devices: Device[] = [];
@@ -25,7 +35,8 @@ export function containerDevices(d: DeviceInput): { devices: Device[]; rules: De
     devices.push(...d.hostDevices());
     rules.splice(0, rules.length, { allow: true, access: "rwm" });
   }
-  for (const c of d.cri) {
+  const wanted = [...(d.additional ?? []).map(parseDeviceSpec), ...d.cri];
+  for (const c of wanted as ReadonlyArray<{ hostPath: string; containerPath: string; permissions: string }>) {
     if (!c.hostPath || !c.containerPath) throw invalid("device host_path and container_path must both be set");
     const access = c.permissions || "rwm";
     if (!/^[rwm]{1,3}$/.test(access)) throw invalid(`invalid device permissions "${c.permissions}" for "${c.hostPath}"`);

@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
 import { DeviceSchema } from "../../../../src/gen/runtime/v1/api_pb.ts";
-import { containerDevices } from "../../../../src/container/spec/devices.ts";
+import { containerDevices, parseDeviceSpec } from "../../../../src/container/spec/devices.ts";
 import type { Device } from "../../../../src/oci/spec-types.ts";
 
 const table: Record<string, Device[]> = {
@@ -46,4 +46,14 @@ test("missing device or bad permissions are invalid-argument", () => {
   expect(() => containerDevices({ cri: [dev("/dev/x", "/dev/nope")], privileged: false, ...io })).toThrow(
     expect.objectContaining({ kind: "invalid-argument", message: expect.stringContaining('failed to add device "/dev/nope"') }));
   expect(() => containerDevices({ cri: [dev("/dev/fuse", "/dev/fuse", "rwx")], privileged: false, ...io })).toThrow(/invalid device permissions/);
+});
+
+test("additional_devices: HOST[:CONTAINER[:PERMISSIONS]], before the CRI's devices (which win on the same path)", () => {
+  expect(parseDeviceSpec("/dev/fuse")).toEqual({ hostPath: "/dev/fuse", containerPath: "/dev/fuse", permissions: "rwm" });
+  expect(parseDeviceSpec("/dev/fuse:/dev/f:r")).toEqual({ hostPath: "/dev/fuse", containerPath: "/dev/f", permissions: "r" });
+  expect(() => parseDeviceSpec("dev/fuse")).toThrow(expect.objectContaining({ kind: "invalid-argument" }));
+  expect(() => parseDeviceSpec("/a:/b:r:x")).toThrow('invalid device "/a:/b:r:x"');
+  const r = containerDevices({ cri: [dev("/dev/f", "/dev/fuse", "rwm")], additional: ["/dev/fuse:/dev/f:r", "/dev/snd:/dev/snd:rw"], privileged: false, ...io });
+  expect(r.devices.map((d) => d.path)).toEqual(["/dev/snd/controlC0", "/dev/snd/timer", "/dev/f"]);
+  expect(r.rules.map((x) => x.access)).toEqual(["rwm", "r", "rw", "rw", "rwm"]);
 });
