@@ -1,5 +1,5 @@
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import { ContainerState, type ContainerSchema, type ContainerStatusResponseSchema } from "../../gen/runtime/v1/api_pb.ts";
+import { fromJson, type JsonValue, type MessageInitShape } from "@bufbuild/protobuf";
+import { ContainerState, LinuxContainerResourcesSchema, type ContainerSchema, type ContainerStatusResponseSchema } from "../../gen/runtime/v1/api_pb.ts";
 import { exitReason, type ContainerView } from "../../container/index.ts";
 import { toNanos } from "./time.ts";
 
@@ -48,6 +48,7 @@ export function toContainerStatus(c: ContainerView, verbose: boolean): MessageIn
       mounts: c.meta.mounts,
       logPath: c.meta.logPath,
       user: { linux: { uid: BigInt(c.meta.user.uid), gid: BigInt(c.meta.user.gid), supplementalGroups: c.meta.user.additionalGids.map((g) => BigInt(g)) } },
+      resources: resourcesOf(c),
     },
     info: verbose
       ? {
@@ -63,4 +64,15 @@ export function toContainerStatus(c: ContainerView, verbose: boolean): MessageIn
         }
       : {},
   };
+}
+
+/** The container's resources: the last UpdateContainerResources, else the create request's (protobuf JSON). */
+function resourcesOf(c: ContainerView) {
+  const json = (c.status.resources ?? (c.meta.configJson as { linux?: { resources?: unknown } } | null)?.linux?.resources) as JsonValue | undefined;
+  if (!json || typeof json !== "object") return undefined;
+  try {
+    return { linux: fromJson(LinuxContainerResourcesSchema, json, { ignoreUnknownFields: true }) };
+  } catch {
+    return undefined;
+  }
 }
