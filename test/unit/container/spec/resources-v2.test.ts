@@ -6,7 +6,7 @@ import { create } from "@bufbuild/protobuf";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ContainerConfigSchema, LinuxContainerResourcesSchema } from "../../../../src/gen/runtime/v1/api_pb.ts";
+import { LinuxContainerResourcesSchema } from "../../../../src/gen/runtime/v1/api_pb.ts";
 import { buildContainerSpec } from "../../../../src/container/spec/index.ts";
 import { containerResources, DEFAULT_MIN_MEMORY } from "../../../../src/container/spec/resources.ts";
 import { cgroupDirsForPath, cgroupFacts, detectCgroupLayout } from "../../../../src/sys/cgroup.ts";
@@ -68,8 +68,8 @@ describe("cgroup v2 nodes (fixture trees)", () => {
   }));
 
   test("the spec on a v2 node: unified in linux.resources, a private cgroup namespace unless privileged, one cgroup dir", withV2Tree({ controllers: "cpuset cpu io memory hugetlb pids", swap: true }, (facts, root) => {
-    const cfg = containerConfig();
-    const config = create(ContainerConfigSchema, { ...cfg, linux: { ...cfg.linux, resources: asked } });
+    const config = containerConfig();
+    config.linux!.resources = asked;
     const r = buildContainerSpec(specInput({ config, host: fakeHost({ cgroup: facts }) }));
     expect(r.spec.linux?.resources?.unified).toEqual({ "memory.high": "50331648", "io.weight": "200" });
     expect(r.spec.linux?.resources?.hugepageLimits).toEqual([{ pageSize: "2MB", limit: Number(8n * MiB) }]);
