@@ -17,7 +17,7 @@
  *    `<dir>/monitor.log` or /dev/null.
  * 3. Files in the monitor dir `<socketDir>/<id>/` (monitorFiles): `pid` (the container's, written
  *    by the runtime), `monitor.pid`, `attach` and `ctl` sockets, `runtime.log` (the runtime's JSON
- *    log, read for its error text), `console.sock` (transient), `process.json` (exec modes; the
+ *    log, read for its error text), `con` (the console socket, transient; short so deep runroots still fit sun_path), `process.json` (exec modes; the
  *    daemon writes it). Exec modes remove the whole dir when they end.
  * 4. Exit files, written atomically when the process has been reaped and its output drained:
  *    `<exitDir>/<id>` holds the decimal exit code (128 + signal when killed, conmon's
@@ -171,7 +171,7 @@ export function monitorFiles(dir: string) {
     ctl: `${dir}/ctl`,
     pid: `${dir}/pid`,
     monitorPid: `${dir}/monitor.pid`,
-    console: `${dir}/console.sock`,
+    console: `${dir}/con`,
     runtimeLog: `${dir}/runtime.log`,
     diag: `${dir}/monitor.log`,
     process: `${dir}/process.json`,

@@ -87,7 +87,8 @@ export function monitorPidOf(socketDir: string, id: string): number | undefined 
 export function monitorDir(socketDir: string, id: string): string {
   if (!isValidId(id)) throw invalid(`invalid container or exec id "${id}"`);
   const dir = join(socketDir, id);
-  if (Buffer.byteLength(monitorFiles(dir).console) > 107)
+  const f = monitorFiles(dir);
+  if (Math.max(...[f.console, f.attach, f.ctl].map((p) => Buffer.byteLength(p))) > 107)
     throw invalid(`socket dir "${socketDir}" is too long for unix socket paths (107 bytes)`);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   return dir;
