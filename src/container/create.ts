@@ -105,7 +105,7 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
   });
   const { pid } = await d.monitor
     .create({ id, bundle, runtime, logPath, terminal: config.tty, stdin: config.stdin, stdinOnce: config.stdinOnce, logSizeMax: settings.logSizeMax, timeoutMs: settings.containerCreateTimeoutS * 1000 })
-    .catch((e) => { throw wrap(e, "runtime create"); });
+    .catch((e) => { throw wrap(e, `runtime create with handler "${runtime.name}" (${runtime.path})`); });
 
   const meta: ContainerMeta = {
     id, name,

@@ -24,12 +24,19 @@ export interface Condition {
   message: string;
 }
 
+/** A runtime handler and its features, as Status lists it. */
+export interface HandlerInfo {
+  name: string;
+  recursiveReadOnlyMounts: boolean;
+  userNamespaces: boolean;
+}
+
 /** What the CRI handlers delegate to; the daemon (composition root) provides it. */
 export interface Services {
   /** Runtime and network conditions from real probes. */
   conditions(): Promise<Condition[]>;
   /** The runtime handlers with their features; the default handler also appears with name "". */
-  handlers(): Array<{ name: string; recursiveReadOnlyMounts: boolean; userNamespaces: boolean }>;
+  handlers(): Array<HandlerInfo> | Promise<Array<HandlerInfo>>;
   /** The effective configuration as JSON (Status verbose info "config"). */
   configJson(): string;
   /** The cgroup driver in effect (after the systemd fallback). */
@@ -56,7 +63,7 @@ export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
     version: async () => ({ version: "0.1.0", runtimeName: RUNTIME_NAME, runtimeVersion: VERSION, runtimeApiVersion: CRI_API_VERSION }),
     status: async (req) => ({
       status: { conditions: await d.conditions() },
-      runtimeHandlers: d.handlers().map((h) => ({ name: h.name, features: { recursiveReadOnlyMounts: h.recursiveReadOnlyMounts, userNamespaces: h.userNamespaces } })),
+      runtimeHandlers: (await d.handlers()).map((h) => ({ name: h.name, features: { recursiveReadOnlyMounts: h.recursiveReadOnlyMounts, userNamespaces: h.userNamespaces } })),
       features: { supplementalGroupsPolicy: true },
       info: req.verbose ? { config: d.configJson() } : ({} as Record<string, string>),
     }),

@@ -1,4 +1,5 @@
 import { readFileSync, statSync } from "node:fs";
+import { release } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../config/schema.ts";
 import { parseDuration } from "../config/validate.ts";
@@ -36,6 +37,17 @@ export interface Built {
   events: ContainerEvents;
   /** Stops watchers. */
   close(): void;
+  /** Each configured runtime handler's Status features; the default handler comes first, named "". */
+  handlers(): Promise<HandlerFeatures[]>;
+}
+
+/** A runtime handler as the Status RPC lists it. */
+export interface HandlerFeatures {
+  name: string;
+  /** The runtime knows "rro" (`features`, or a static record by version) and the kernel has mount_setattr (≥ 5.12). */
+  recursiveReadOnlyMounts: boolean;
+  /** Pods in user namespaces: not supported by this runtime. */
+  userNamespaces: boolean;
 }
 
 /**
@@ -238,6 +250,16 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
   // --- end stats and events ---
   return {
     images, sandboxes, containers, network, monitors, runtimes, host, stats, events,
+    handlers: async () => {
+      const c = config();
+      const one = async (name: string): Promise<HandlerFeatures> => {
+        const f = await Promise.resolve().then(() => runtimeFor(name).features()).catch(() => undefined);
+        return { name, recursiveReadOnlyMounts: kernelAtLeast(release(), 5, 12) && (f?.rro ?? false), userNamespaces: false };
+      };
+      const list = await Promise.all(Object.keys(c.runtime.runtimes).map(one));
+      const def = list.find((h) => h.name === c.runtime.defaultRuntime) ?? { recursiveReadOnlyMounts: false, userNamespaces: false };
+      return [{ ...def, name: "" }, ...list];
+    },
     close: () => {
       network.close();
       stats.close();
@@ -254,4 +276,10 @@ function seccompStamp(path: string): string {
   } catch {
     return "";
   }
+}
+
+/** The kernel release ("6.1.0-18-amd64") is at least major.minor. */
+function kernelAtLeast(rel: string, major: number, minor: number): boolean {
+  const [a = 0, b = 0] = rel.split(/[.-]/).map((x) => Number.parseInt(x, 10) || 0);
+  return a > major || (a === major && b >= minor);
 }

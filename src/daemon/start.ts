@@ -85,11 +85,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     stats: built.stats,
     events: built.events,
     conditions: async () => [await runtimeCondition(config), await networkCondition(built)],
-    handlers: () => {
-      const names = Object.keys(config.runtime.runtimes);
-      const entry = (name: string) => ({ name, recursiveReadOnlyMounts: false, userNamespaces: false });
-      return [entry(""), ...names.map(entry)];
-    },
+    handlers: () => built.handlers(),
     configJson: () => JSON.stringify(config),
     cgroupDriver: () => cgroupDriver,
     setPodCidr: (cidr) => {
