@@ -12,10 +12,10 @@ import { globalArgs, loadOptionsFrom } from "./flags.ts";
 export default defineCommand({
   meta: { name: "pull", description: "Pull an image into the runtime's image store (safe while the daemon runs)" },
   args: {
-    ...globalArgs(),
     "auth-file": { type: "string", description: "Registry credentials (auth.json format) for this pull, consulted before global_auth_file" },
     platform: { type: "string", description: "Platform to pull, os/arch[/variant] (default: this machine's)" },
     image: { type: "positional", required: true, description: "The image: NAME[:TAG] or NAME@DIGEST" },
+    ...globalArgs(),
   },
   async run({ args }) {
     return await runPull(args);
