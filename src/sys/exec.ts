@@ -38,7 +38,9 @@ export async function runRaw(argv: string[], o: RunOptions = {}): Promise<{ code
       stdin: o.stdin !== undefined ? (typeof o.stdin === "string" ? new TextEncoder().encode(o.stdin) : o.stdin) : "ignore",
       stdout: "pipe",
       stderr: "pipe",
-      env: o.env as Record<string, string> | undefined,
+      // process.env, not Bun's default (the environment at start-up): the daemon deletes what its
+      // children must not see (NOTIFY_SOCKET: `runc start` would set up a notify socket and fail).
+      env: (o.env ?? process.env) as Record<string, string>,
       cwd: o.cwd,
       signal: o.signal,
       timeout: o.timeoutMs,
