@@ -49,7 +49,8 @@ test("bars: a block of one line per layer, redrawn in place with cursor-up, with
     `aaaaaaaaaaaa downloading [${"=".repeat(14)}>${" ".repeat(13)}] 1.00 MB / 2.00 MB`,
     `bbbbbbbbbbbb exists      [${"=".repeat(28)}] 500 B`,
   ]);
-  for (const l of out.split("\n")) expect(l.replace(/\x1b\[\d*[A-Z]|\r/g, "").length).toBeLessThan(80);
+  // bar lines never wrap (the cursor-up count would be off); messages above may
+  for (const l of out.split("\n").filter((x) => x.includes("\x1b[2K"))) expect(l.replace(/\x1b\[\d*[A-Z]|\r/g, "").length).toBeLessThan(80);
   for (const e of events.slice(5)) v.event(e);
   v.finish();
   expect(out).toEndWith(`Stored example.com/app:1 as sha256:${"c".repeat(64)}\n`);
