@@ -6,12 +6,14 @@ import type { CgroupSample, Psi, PsiLine } from "./types.ts";
 /**
  * Reads a cgroup's CPU, memory, pids, hugetlb and pressure statistics, cgroup v1 or v2, the way
  * runc's libcontainer and cAdvisor interpret them (working set = usage − inactive file pages).
+ * Without `detail` only what CRI stats report is read (about half the files); metrics need the
+ * rest (throttling, limits and shares, kernel memory, peak, failcnt, OOM kills).
  * Reads are synchronous: cgroupfs files are generated in memory and never block on a disk.
  * Undefined when the cgroup does not exist (the container is gone).
  */
-export function readSample(dirs: CgroupDirs, o: { hugetlb?: boolean; now?: () => number } = {}): CgroupSample | undefined {
+export function readSample(dirs: CgroupDirs, o: { detail?: boolean; hugetlb?: boolean; now?: () => number } = {}): CgroupSample | undefined {
   const at = (o.now ?? preciseNow)();
-  const s = dirs.mode === "v2" ? readV2(dirs, at, !!o.hugetlb) : readV1(dirs, at, !!o.hugetlb);
+  const s = dirs.mode === "v2" ? readV2(dirs, at, !!o.detail, !!o.hugetlb) : readV1(dirs, at, !!o.detail, !!o.hugetlb);
   if (!s.cpu && !s.memory && !s.pids) return undefined;
   return s;
 }
@@ -105,29 +107,30 @@ function num(dir: string | undefined, file: string): number | undefined {
 
 const limited = (n: number | undefined, cap: number) => (n === undefined || !Number.isFinite(n) || n >= cap ? undefined : n);
 
-function readV1(d: CgroupDirs, at: number, hugetlb: boolean): CgroupSample {
+function readV1(d: CgroupDirs, at: number, detail: boolean, hugetlb: boolean): CgroupSample {
   const s: CgroupSample = { at, hugetlb: [] };
   const usageNs = num(d.cpuacct, "cpuacct.usage");
   if (usageNs !== undefined) {
-    let userNs = num(d.cpuacct, "cpuacct.usage_user");
-    let systemNs = num(d.cpuacct, "cpuacct.usage_sys");
-    if (userNs === undefined || systemNs === undefined) {
+    let userNs = detail ? num(d.cpuacct, "cpuacct.usage_user") : undefined;
+    let systemNs = detail ? num(d.cpuacct, "cpuacct.usage_sys") : undefined;
+    if (detail && (userNs === undefined || systemNs === undefined)) {
       // cpuacct.stat is in USER_HZ (100 per second on every Linux architecture).
       const st = parseKeyValues(read(d.cpuacct, "cpuacct.stat"));
       userNs = (st.get("user") ?? 0) * 10_000_000;
       systemNs = (st.get("system") ?? 0) * 10_000_000;
     }
-    const perCpu = read(d.cpuacct, "cpuacct.usage_percpu")?.trim().split(/\s+/).filter(Boolean).map(Number);
-    const st = parseKeyValues(read(d.cpu, "cpu.stat"));
+    const st = parseKeyValues(detail ? read(d.cpu, "cpu.stat") : undefined);
     s.cpu = {
-      usageNs, userNs, systemNs, perCpuNs: perCpu,
+      usageNs, userNs, systemNs,
       periods: st.get("nr_periods") ?? 0,
       throttledPeriods: st.get("nr_throttled") ?? 0,
       throttledNs: st.get("throttled_time") ?? 0,
       psi: parsePsi(read(d.unified, "cpu.pressure")),
     };
-    const quota = num(d.cpu, "cpu.cfs_quota_us");
-    s.cpuSpec = { shares: num(d.cpu, "cpu.shares"), periodUs: num(d.cpu, "cpu.cfs_period_us"), quotaUs: quota !== undefined && quota >= 0 ? quota : undefined };
+    if (detail) {
+      const quota = num(d.cpu, "cpu.cfs_quota_us");
+      s.cpuSpec = { shares: num(d.cpu, "cpu.shares"), periodUs: num(d.cpu, "cpu.cfs_period_us"), quotaUs: quota !== undefined && quota >= 0 ? quota : undefined };
+    }
   }
   const usage = num(d.memory, "memory.usage_in_bytes");
   if (usage !== undefined) {
@@ -144,28 +147,28 @@ function readV1(d: CgroupDirs, at: number, hugetlb: boolean): CgroupSample {
       rss: k("rss"),
       cache: k("cache"),
       mappedFile: k("mapped_file"),
-      kernel: num(d.memory, "memory.kmem.usage_in_bytes") ?? 0,
+      kernel: (detail ? num(d.memory, "memory.kmem.usage_in_bytes") : undefined) ?? 0,
       pageFaults: k("pgfault"),
       majorPageFaults: k("pgmajfault"),
-      maxUsage: num(d.memory, "memory.max_usage_in_bytes"),
-      failcnt: num(d.memory, "memory.failcnt") ?? 0,
+      maxUsage: detail ? num(d.memory, "memory.max_usage_in_bytes") : undefined,
+      failcnt: (detail ? num(d.memory, "memory.failcnt") : undefined) ?? 0,
       limit,
-      reservation: limited(num(d.memory, "memory.soft_limit_in_bytes"), V1_UNLIMITED),
+      reservation: detail ? limited(num(d.memory, "memory.soft_limit_in_bytes"), V1_UNLIMITED) : undefined,
       swapUsage: memsw !== undefined ? Math.max(0, memsw - usage) : undefined,
       swapLimit: memswLimit !== undefined && limit !== undefined ? Math.max(0, memswLimit - limit) : undefined,
-      oomKills: parseKeyValues(read(d.memory, "memory.oom_control")).get("oom_kill"),
+      oomKills: detail ? parseKeyValues(read(d.memory, "memory.oom_control")).get("oom_kill") : undefined,
       psi: parsePsi(read(d.unified, "memory.pressure")),
     };
   }
   const pids = num(d.pids, "pids.current");
-  if (pids !== undefined) s.pids = { current: pids, limit: limited(num(d.pids, "pids.max"), Infinity) };
+  if (pids !== undefined) s.pids = { current: pids, limit: detail ? limited(num(d.pids, "pids.max"), Infinity) : undefined };
   const ioPsi = parsePsi(read(d.unified, "io.pressure"));
   if (ioPsi) s.io = { psi: ioPsi };
   if (hugetlb) s.hugetlb = d.hugetlb ? readHugetlb(d.hugetlb, "usage_in_bytes", "max_usage_in_bytes") : d.unified ? readHugetlb(d.unified, "current") : [];
   return s;
 }
 
-function readV2(d: CgroupDirs, at: number, hugetlb: boolean): CgroupSample {
+function readV2(d: CgroupDirs, at: number, detail: boolean, hugetlb: boolean): CgroupSample {
   const s: CgroupSample = { at, hugetlb: [] };
   const dir = d.unified;
   const cpu = parseKeyValues(read(dir, "cpu.stat"));
@@ -180,19 +183,21 @@ function readV2(d: CgroupDirs, at: number, hugetlb: boolean): CgroupSample {
       throttledNs: (cpu.get("throttled_usec") ?? 0) * 1000,
       psi: parsePsi(read(dir, "cpu.pressure")),
     };
-    const [quota, period] = (read(dir, "cpu.max")?.trim() ?? "").split(/\s+/);
-    const weight = num(dir, "cpu.weight");
-    s.cpuSpec = {
-      // cpu.weight 1..10000 ↔ cpu.shares 2..262144 (the conversion runc and cAdvisor use).
-      shares: weight !== undefined ? Math.round(2 + ((weight - 1) * 262142) / 9999) : undefined,
-      periodUs: period ? Number(period) : undefined,
-      quotaUs: quota && quota !== "max" ? Number(quota) : undefined,
-    };
+    if (detail) {
+      const [quota, period] = (read(dir, "cpu.max")?.trim() ?? "").split(/\s+/);
+      const weight = num(dir, "cpu.weight");
+      s.cpuSpec = {
+        // cpu.weight 1..10000 ↔ cpu.shares 2..262144 (the conversion runc and cAdvisor use).
+        shares: weight !== undefined ? Math.round(2 + ((weight - 1) * 262142) / 9999) : undefined,
+        periodUs: period ? Number(period) : undefined,
+        quotaUs: quota && quota !== "max" ? Number(quota) : undefined,
+      };
+    }
   }
   const usage = num(dir, "memory.current");
   if (usage !== undefined) {
     const st = parseKeyValues(read(dir, "memory.stat"));
-    const ev = parseKeyValues(read(dir, "memory.events"));
+    const ev = parseKeyValues(detail ? read(dir, "memory.events") : undefined);
     const kernel = st.get("kernel") ?? (st.get("kernel_stack") ?? 0) + (st.get("slab") ?? 0) + (st.get("sock") ?? 0) + (st.get("percpu") ?? 0);
     s.memory = {
       usage,
@@ -203,10 +208,10 @@ function readV2(d: CgroupDirs, at: number, hugetlb: boolean): CgroupSample {
       kernel,
       pageFaults: st.get("pgfault") ?? 0,
       majorPageFaults: st.get("pgmajfault") ?? 0,
-      maxUsage: num(dir, "memory.peak"),
+      maxUsage: detail ? num(dir, "memory.peak") : undefined,
       failcnt: ev.get("max") ?? 0,
       limit: limited(num(dir, "memory.max"), Infinity),
-      reservation: limited(num(dir, "memory.low"), Infinity) || undefined,
+      reservation: detail ? limited(num(dir, "memory.low"), Infinity) || undefined : undefined,
       swapUsage: num(dir, "memory.swap.current"),
       swapLimit: limited(num(dir, "memory.swap.max"), Infinity),
       oomKills: ev.get("oom_kill"),
@@ -214,7 +219,7 @@ function readV2(d: CgroupDirs, at: number, hugetlb: boolean): CgroupSample {
     };
   }
   const pids = num(dir, "pids.current");
-  if (pids !== undefined) s.pids = { current: pids, limit: limited(num(dir, "pids.max"), Infinity) };
+  if (pids !== undefined) s.pids = { current: pids, limit: detail ? limited(num(dir, "pids.max"), Infinity) : undefined };
   const ioPsi = parsePsi(read(dir, "io.pressure"));
   if (ioPsi) s.io = { psi: ioPsi };
   if (hugetlb && dir) s.hugetlb = readHugetlb(dir, "current");

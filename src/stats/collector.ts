@@ -53,7 +53,7 @@ export class Collector {
   async container(c: ContainerView, want?: MetricsWanted): Promise<{ stats: ContainerStatsView; metrics?: MetricValue[] }> {
     const layer = await this.#d.layers.get(c.meta.id);
     const dirs = this.#dirsOf(c);
-    const sample = dirs ? readSample(dirs, { hugetlb: want?.groups.has("hugetlb"), now: this.#d.now }) : undefined;
+    const sample = dirs ? readSample(dirs, { detail: !!want, hugetlb: want?.groups.has("hugetlb"), now: this.#d.now }) : undefined;
     const stats: ContainerStatsView = { container: c, sample, nanoCores: this.#rate(`c:${c.meta.id}`, sample), layer };
     if (!want) return { stats };
     const processes = dirs && want.groups.has("process") ? readProcesses(dirs, this.#d.procRoot) : undefined;

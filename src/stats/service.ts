@@ -116,13 +116,12 @@ export class StatsService {
     const containers = new Map<string, ContainerStatsView>();
     const metrics = new Map<string, PodMetricsView>();
     const list = this.#d.sandboxes.list({ state: "ready" });
-    for (let i = 0; i < list.length; i++) {
-      const sb = list[i]!;
+    for (const sb of list) {
       const r = await this.#c.pod(sb, want);
       pods.set(sb.meta.id, r.stats);
       for (const c of r.stats.containers) containers.set(c.container.meta.id, c);
       if (r.metrics) metrics.set(sb.meta.id, r.metrics);
-      if (i % 10 === 9) await new Promise<void>((res) => setImmediate(res)); // let RPCs in between pods
+      await new Promise<void>((res) => setImmediate(res)); // let RPCs in between pods
     }
     this.#snapshot = { pods, containers, metrics };
     this.#prune();

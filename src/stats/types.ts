@@ -23,7 +23,6 @@ export interface CgroupSample {
     usageNs: number;
     userNs?: number;
     systemNs?: number;
-    perCpuNs?: number[];
     periods: number;
     throttledPeriods: number;
     throttledNs: number;

@@ -44,7 +44,7 @@ describe.each(["hybrid", "v2"] as const)("readSample on %s", (kind) => {
   test("cpu, memory (working set = usage - inactive_file), swap, pids, limits, oom, spec", () => {
     using t = tree(kind);
     writeCgroup(t, "/crio/crio-a", { usageNs: 5e9, userNs: 3e9, systemNs: 2e9, memUsage: 80 * MB, inactiveFile: 20 * MB, rss: 50 * MB, cache: 25 * MB, limit: 128 * MB, pids: 3, swap: MB, oomKills: 2 });
-    const s = readSample(dirsForPath(t.layout, "/crio/crio-a"), { now, hugetlb: true })!;
+    const s = readSample(dirsForPath(t.layout, "/crio/crio-a"), { now, detail: true, hugetlb: true })!;
     expect(s.at).toBe(now());
     expect(s.cpu).toMatchObject({ usageNs: 5e9, userNs: 3e9, systemNs: 2e9, periods: 10, throttledPeriods: 2, throttledNs: 5e6 });
     expect(s.memory).toMatchObject({
@@ -55,6 +55,16 @@ describe.each(["hybrid", "v2"] as const)("readSample on %s", (kind) => {
     expect(s.pids).toEqual({ current: 3, limit: undefined });
     expect(s.cpuSpec).toEqual({ shares: kind === "v2" ? 2597 : 1024, periodUs: 100000, quotaUs: 50000 });
     if (kind === "v2") expect(s.hugetlb).toEqual([{ pageSize: "1GB", usage: 0, maxUsage: undefined }, { pageSize: "2MB", usage: 2097152, maxUsage: undefined }]);
+  });
+
+  test("without detail only what CRI stats report is read", () => {
+    using t = tree(kind);
+    writeCgroup(t, "/crio/crio-a", { usageNs: 5e9, userNs: 3e9, memUsage: 80 * MB, inactiveFile: 20 * MB, rss: 50 * MB, limit: 128 * MB, pids: 3, swap: MB, oomKills: 2 });
+    const s = readSample(dirsForPath(t.layout, "/crio/crio-a"), { now })!;
+    // v2's cpu.stat is one file holding everything; v1 spreads it over several.
+    expect(s.cpu).toMatchObject(kind === "v2" ? { usageNs: 5e9, userNs: 3e9, periods: 10 } : { usageNs: 5e9, userNs: undefined, periods: 0 });
+    expect(s.memory).toMatchObject({ usage: 80 * MB, workingSet: 60 * MB, limit: 128 * MB, swapUsage: MB, oomKills: undefined, maxUsage: undefined });
+    expect(s.cpuSpec).toBeUndefined();
   });
 
   test("unlimited memory has no limit; the working set never goes below 0", () => {
