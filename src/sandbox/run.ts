@@ -5,6 +5,7 @@ import { invalid, wrap } from "../errors.ts";
 import { newId } from "../util/id.ts";
 import { Undo } from "../util/undo.ts";
 import type { StoredRecord } from "../store/index.ts";
+import type { PinnedNamespaces } from "../sys/namespaces.ts";
 import type { SandboxDeps } from "./deps.ts";
 import { podHostname, writeHostname, writeResolvConf } from "./files.ts";
 import { NS, type SandboxMeta, type SandboxState, type SandboxView } from "./record.ts";
@@ -22,9 +23,16 @@ export interface RunSandboxInput {
 /**
  * RunPodSandbox: validate, reserve the name, pin namespaces, shm, hostname and resolv.conf,
  * network (CNI ADD), the infra container when needed, then the record. Every step registers
- * its undo: a failure leaves nothing behind and the error names the step.
+ * its undo: a failure leaves nothing behind and the error names the step. When undoing the ADD
+ * fails too, the namespaces stay pinned and the teardown is handed to `owe` (retried later).
  */
-export async function runSandbox(d: SandboxDeps, input: RunSandboxInput, signal: AbortSignal, onCreated: (rec: StoredRecord<SandboxMeta, SandboxState>) => void): Promise<StoredRecord<SandboxMeta, SandboxState>> {
+export async function runSandbox(
+  d: SandboxDeps,
+  input: RunSandboxInput,
+  signal: AbortSignal,
+  onCreated: (rec: StoredRecord<SandboxMeta, SandboxState>) => void,
+  owe: (id: string, namespaces: PinnedNamespaces) => void = () => {},
+): Promise<StoredRecord<SandboxMeta, SandboxState>> {
   const { config } = input;
   const md = config.metadata;
   if (!md || !md.name || !md.namespace) throw invalid("PodSandboxConfig.Metadata.Name and Namespace are required");
@@ -57,7 +65,8 @@ export async function runSandbox(d: SandboxDeps, input: RunSandboxInput, signal:
   const namespaces = await d.namespaces
     .pin(d.paths.namespaces, id, { net: !hostNet, ipc: !hostIpc, uts: !hostNet, hostname: hostNet ? undefined : hostname, sysctls })
     .catch((e) => { throw wrap(e, "pin pod namespaces"); });
-  undo.defer("unpin namespaces", () => d.namespaces.unpin(namespaces));
+  let networkOwed = false; // a failed undo of the ADD keeps the netns for the DEL still owed
+  undo.defer("unpin namespaces", () => (networkOwed ? undefined : d.namespaces.unpin(namespaces)));
 
   let shmPath = "/dev/shm";
   if (!hostIpc) {
@@ -90,7 +99,15 @@ export async function runSandbox(d: SandboxDeps, input: RunSandboxInput, signal:
     await d.network.waitReady(settings.networkWaitMs, signal).catch((e) => { throw wrap(e, "wait for the network"); });
     const pod = podNet(meta, status);
     // CNI ADD: the record says the network is owed until ADD has been undone or the pod removed.
-    undo.defer("network teardown", () => d.network.tearDown(pod));
+    undo.defer("network teardown", async () => {
+      try {
+        await d.network.tearDown(pod);
+      } catch (e) {
+        networkOwed = true;
+        owe(id, namespaces);
+        throw e;
+      }
+    });
     const r = await d.network.setUp(pod, signal).catch((e) => { throw wrap(e, "set up pod network"); });
     status.ips = r.ips;
   } else {

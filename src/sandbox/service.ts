@@ -49,7 +49,7 @@ export class SandboxService {
       return await Promise.race([pending, abortPromise(signal)]);
     }
     // The creation runs to its end even when the caller gives up; a retry then gets the pod.
-    const p = runSandbox(this.#d, input, new AbortController().signal, (rec) => this.#index.add(rec.meta.id, rec));
+    const p = runSandbox(this.#d, input, new AbortController().signal, (rec) => this.#index.add(rec.meta.id, rec), (id, ns) => this.#leftovers.add(id, ns));
     if (name) this.#inFlight.set(name, p);
     try {
       const view = await Promise.race([p, abortPromise(signal)]);

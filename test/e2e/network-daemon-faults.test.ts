@@ -159,6 +159,42 @@ describe.skipIf(!canRun)("pod networking faults through the daemon", () => {
     await expectNoLeaks();
   });
 
+  test("RunPodSandbox whose portmap ADD fails returns the plugin's error and undoes the bridge ADD", async () => {
+    bin.breakAdd("portmap");
+    try {
+      const pod = cniPod("addfail");
+      const err = await d.cri.runPodSandbox({ config: pod }).catch((e) => e);
+      expect(err.details).toContain(`set up pod network: set up network of pod "`);
+      expect(err.details).toContain(`cni plugin "portmap" (network "${net.name}", ADD) failed (exit 1): portmap ADD is broken: fault injected by the test (cni error code 999)`);
+      const id = /set up network of pod "([0-9a-f]+)"/.exec(err.details)![1]!;
+      ids.push(id);
+      expect((await d.cri.listPodSandbox({})).items).toEqual([]);
+      await expectNoLeaks();
+    } finally {
+      bin.fix("portmap");
+    }
+  });
+
+  test("RunPodSandbox whose portmap fails ADD and DEL: the error is returned, the owed teardown is done once the plugin works", async () => {
+    bin.break("portmap");
+    let id: string;
+    try {
+      const err = await d.cri.runPodSandbox({ config: cniPod("addneverdel") }).catch((e) => e);
+      expect(err.details).toContain("portmap is broken");
+      id = /set up network of pod "([0-9a-f]+)"/.exec(err.details)![1]!;
+      ids.push(id);
+      await remember([id]);
+      expect((await d.cri.listPodSandbox({})).items).toEqual([]);
+      // what the DEL needs is kept: the cached attachment and the pinned netns
+      expect(cacheIds()).toEqual([id]);
+      expect(pinFiles(runroot)).toContain(`net/${id}`);
+    } finally {
+      bin.fix("portmap");
+    }
+    await d.waitForLog(new RegExp(`Cleaned up the network and namespaces of pod sandbox ${id}`), 30_000);
+    await expectNoLeaks();
+  });
+
   for (const plugin of ["bridge", "portmap"] as const) {
     test(`kill -9 of the daemon while RunPodSandbox waits on a slow ${plugin}: the restarted daemon leaves nothing behind`, async () => {
       const marker = join(dir, `${plugin}.pid`);

@@ -58,6 +58,13 @@ export function pluginDir(dir: string, names = ["bridge", "host-local", "portmap
     break(n: string) {
       replace(n, `#!/bin/sh\ncat >/dev/null\necho '{"cniVersion":"1.0.0","code":999,"msg":"${n} is broken","details":"fault injected by the test"}'\nexit 1\n`);
     },
+    /** Replaces `n` with a script whose ADD fails with a CNI error; other commands run the real plugin. */
+    breakAdd(n: string) {
+      replace(
+        n,
+        `#!/bin/sh\nif [ "$CNI_COMMAND" = ADD ]; then\n  cat >/dev/null\n  echo '{"cniVersion":"1.0.0","code":999,"msg":"${n} ADD is broken","details":"fault injected by the test"}'\n  exit 1\nfi\nexec ${join(CNI_BIN, n)}\n`,
+      );
+    },
     /**
      * Replaces `n` with a wrapper whose ADD writes its pid to `marker`, then waits (short sleeps, at
      * most 60 s) until `release` exists before running the real plugin; other commands run it at once.
