@@ -221,6 +221,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
           readOnly: c.runtime.readOnly,
           apparmorProfile: c.runtime.apparmorProfile,
           seccompProfile: seccompProfile(c.runtime.seccompProfile),
+          seccompUseDefaultWhenEmpty: c.runtime.seccompUseDefaultWhenEmpty,
           additionalDevices: c.runtime.additionalDevices,
         },
         cgroupManager,

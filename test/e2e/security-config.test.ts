@@ -1,5 +1,6 @@
 // Node-wide security settings of crio.conf on the compiled daemon with real runc: seccomp_profile
-// replacing the built-in RuntimeDefault (and refusing a missing or invalid file), default_ulimits,
+// replacing the built-in RuntimeDefault (and refusing a missing or invalid file),
+// seccomp_use_default_when_empty, default_ulimits,
 // additional_devices, read_only, and OCI hooks from hooks_dir (containers-common hooks.d files).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -41,6 +42,7 @@ beforeAll(async () => {
     config: [
       "[crio.runtime]",
       `seccomp_profile = ${JSON.stringify(P.profile)}`,
+      "seccomp_use_default_when_empty = true",
       `default_ulimits = ["nofile=1024:2048"]`,
       `additional_devices = ["/dev/loop-control:/dev/extra-loop:r"]`,
       `hooks_dir = ${JSON.stringify([P.hooksA, P.hooksB])}`,
@@ -83,6 +85,12 @@ describe("seccomp_profile", () => {
     expect((await c.exec("unshare -U true && echo allowed")).out).toBe("allowed");
     const u = await running(seccomp(Profile.Unconfined));
     expect((await u.exec("mkdir /tmp/d && echo made")).out).toBe("made");
+  });
+
+  test("seccomp_use_default_when_empty: a container naming no profile gets RuntimeDefault", async () => {
+    const c = await running();
+    expect((await c.exec("grep ^Seccomp: /proc/self/status")).out).toBe("Seccomp:\t2");
+    expect((await c.exec("mkdir /tmp/d")).err).toContain("Operation not permitted");
   });
 
   test("a reload naming a file that fails to load keeps the previous profile, with an error", async () => {

@@ -85,7 +85,7 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpecResu
   const seccomp = containerSeccomp({
     profile: sc?.seccomp, deprecatedPath: sc?.seccompProfilePath ?? "", privileged, enabled: host.seccomp,
     capabilities: caps.capabilities.bounding ?? [], arch: host.arch, kernel: host.kernel,
-    defaultProfile: defaults.seccompProfile, readFile: io.readFile,
+    defaultProfile: defaults.seccompProfile, useDefaultWhenEmpty: defaults.seccompUseDefaultWhenEmpty, readFile: io.readFile,
   });
   const apparmor = apparmorProfile(sc?.apparmor, sc?.apparmorProfile ?? "", {
     enabled: host.apparmor, privileged, defaultProfile: defaults.apparmorProfile ?? "crio-default",

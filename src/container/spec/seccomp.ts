@@ -18,19 +18,22 @@ export interface SeccompInput {
   kernel?: string;
   /** Replaces the built-in RuntimeDefault profile (seccomp_profile of the configuration). */
   defaultProfile?: SeccompProfile;
+  /** seccomp_use_default_when_empty: a container that names no profile gets RuntimeDefault. */
+  useDefaultWhenEmpty?: boolean;
   readFile: (path: string) => string;
 }
 
 /**
  * The container's seccomp filter and its reference ("RuntimeDefault", "Unconfined" or the
  * localhost path): none for privileged containers, for Unconfined and for an absent profile (the
- * CRI's "unset" means unconfined, which critest checks); RuntimeDefault = our default profile;
+ * CRI's "unset" means unconfined, which critest checks) unless seccomp_use_default_when_empty;
+ * RuntimeDefault = our default profile;
  * Localhost = the file at localhost_ref, read and parsed here (invalid-argument when it is
  * missing or is not a profile).
  */
 export function containerSeccomp(s: SeccompInput): { seccomp?: Seccomp; ref: string } {
   if (s.privileged) return { ref: "Unconfined" };
-  const want = selectProfile(s.profile, s.deprecatedPath);
+  const want = !s.profile && !s.deprecatedPath && s.useDefaultWhenEmpty ? ({ kind: "default" } as const) : selectProfile(s.profile, s.deprecatedPath);
   if (want.kind === "unconfined") return { ref: "Unconfined" };
   if (!s.enabled) {
     if (want.kind === "localhost") throw precondition("seccomp is not enabled, cannot run with a custom profile");

@@ -55,6 +55,8 @@ export interface SpecDefaults {
   additionalDevices?: string[];
   /** seccomp_profile: a node-wide replacement for the built-in RuntimeDefault profile (parsed JSON). */
   seccompProfile?: SeccompProfile;
+  /** seccomp_use_default_when_empty: containers that name no seccomp profile get RuntimeDefault. */
+  seccompUseDefaultWhenEmpty?: boolean;
 }
 
 /** Facts about the node and the daemon's own privileges (see host.ts detectSpecHost). */

@@ -36,6 +36,11 @@ describe("containerSeccomp", () => {
   test("an absent profile is unconfined (critest: seccomp default is unconfined)", () => {
     expect(containerSeccomp(input({}))).toEqual({ ref: "Unconfined" });
   });
+  test("seccomp_use_default_when_empty: an absent profile is RuntimeDefault; Unconfined and privileged stay unfiltered", () => {
+    expect(containerSeccomp(input({ useDefaultWhenEmpty: true })).ref).toBe("RuntimeDefault");
+    expect(containerSeccomp(input({ useDefaultWhenEmpty: true, profile: prof(1) }))).toEqual({ ref: "Unconfined" });
+    expect(containerSeccomp(input({ useDefaultWhenEmpty: true, privileged: true }))).toEqual({ ref: "Unconfined" });
+  });
   test("Unconfined, privileged, and a kernel without seccomp", () => {
     expect(containerSeccomp(input({ profile: prof(1) }))).toEqual({ ref: "Unconfined" });
     expect(containerSeccomp(input({ profile: prof(0), privileged: true }))).toEqual({ ref: "Unconfined" });
