@@ -172,6 +172,10 @@ describe("seccomp", () => {
     expect(err.details).toContain(`seccomp profile "${bad}" is not valid JSON`);
     err = await running(profile(Profile.Localhost, "relative.json")).catch((e) => e);
     expect(err.code).toBe(grpc.INVALID_ARGUMENT);
+    // The deprecated path field needs the localhost/ prefix (critest checks this).
+    err = await running({ seccompProfilePath: bad }).catch((e) => e);
+    expect(err.code).toBe(grpc.INVALID_ARGUMENT);
+    expect(err.details).toContain(`unknown seccomp profile path "${bad}"`);
   });
 });
 

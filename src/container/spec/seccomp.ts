@@ -65,7 +65,8 @@ function selectProfile(p: SecurityProfile | undefined, deprecated: string): Want
     }
     return { kind: "default" };
   }
+  if (deprecated === "" || deprecated === "unconfined") return { kind: "unconfined" };
   if (deprecated === "runtime/default" || deprecated === "docker/default") return { kind: "default" };
   if (deprecated.startsWith("localhost/")) return selectProfile({ profileType: 2, localhostRef: deprecated } as SecurityProfile, "");
-  return { kind: "unconfined" };
+  throw invalid(`unknown seccomp profile path "${deprecated}": expected runtime/default, docker/default, unconfined or localhost/<path>`);
 }

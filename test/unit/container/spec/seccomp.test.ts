@@ -36,6 +36,12 @@ describe("containerSeccomp", () => {
   test("an absent profile is unconfined (critest: seccomp default is unconfined)", () => {
     expect(containerSeccomp(input({}))).toEqual({ ref: "Unconfined" });
   });
+  test("the deprecated seccomp_profile_path: known values, localhost/ files; anything else is invalid-argument", () => {
+    expect(containerSeccomp(input({ deprecatedPath: "unconfined" }))).toEqual({ ref: "Unconfined" });
+    expect(containerSeccomp(input({ deprecatedPath: "docker/default" })).ref).toBe("RuntimeDefault");
+    expect(() => containerSeccomp(input({ deprecatedPath: "/profiles/block-chmod.json" }))).toThrow(
+      expect.objectContaining({ kind: "invalid-argument", message: expect.stringContaining('unknown seccomp profile path "/profiles/block-chmod.json"') }));
+  });
   test("seccomp_use_default_when_empty: an absent profile is RuntimeDefault; Unconfined and privileged stay unfiltered", () => {
     expect(containerSeccomp(input({ useDefaultWhenEmpty: true })).ref).toBe("RuntimeDefault");
     expect(containerSeccomp(input({ useDefaultWhenEmpty: true, profile: prof(1) }))).toEqual({ ref: "Unconfined" });
