@@ -3,7 +3,7 @@
 // --auth-file, one-line failures, and cancellation with SIGINT.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createCipheriv, createHash } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CRIO, waitFor } from "../harness.ts";
@@ -23,6 +23,8 @@ let zstd: PushedImage;
 let multiplatform: PushedImage;
 let ttyImage: PushedImage;
 let sigintImage: PushedImage;
+let bothImage: PushedImage;
+let besideImage: PushedImage;
 const tmp = mkdtempSync(join(tmpdir(), "crio-pull-cli-"));
 
 beforeAll(async () => {
@@ -35,6 +37,8 @@ beforeAll(async () => {
   ]);
   // the busybox-based images share one layer (one diff_id): these have a layer of their own
   ttyImage = await pushImage(reg, await freshImage("tty", 1024));
+  bothImage = await pushImage(reg, await freshImage("both", 1024));
+  besideImage = await pushImage(reg, await freshImage("beside", 64, false));
   sigintImage = await pushImage(reg, await freshImage("sigint", 1024));
   await pushImage(authReg, await busyboxImage());
   proxy = startThrottleProxy(reg);
@@ -51,18 +55,35 @@ const cri = () => env.d.cri;
 const through = (img: PushedImage) => img.ref.replace(reg.host, proxy.host);
 
 describe("crio pull beside a running daemon", () => {
+  test("a crio pull starting while the daemon is mid-pull leaves the daemon's placed layers alone", async () => {
+    proxy.rate = 256 * 1024; // multilayer: two tiny layers land at once, the ~1 MB one takes ~4 s
+    const daemonPull = cri().pullImage({ image: { image: through(multilayer) } });
+    try {
+      await waitFor(() => storeState(env.store).strayLayers.length >= 2, 20_000, "the daemon to place two layers");
+      const placed = storeState(env.store).strayLayers;
+      // the CLI's start-up cleanup runs now: layers held by a live pull of another process stay
+      const r = await crioPull(env.d, [besideImage.ref]);
+      expect([r.code, r.stdout]).toEqual([0, `${besideImage.imageId}\n`]);
+      expect(placed.filter((l) => existsSync(join(env.store, "layers", l)))).toEqual(placed);
+    } finally {
+      proxy.rate = 0;
+    }
+    expect((await daemonPull).imageRef).toBe(multilayer.imageId);
+    expect(storeState(env.store)).toEqual({ images: [multilayer.imageId, besideImage.imageId].sort(), strayLayers: [], temps: [] });
+  }, 60_000);
+
   test("both pull the same image at once; the daemon sees what the CLI pulled; the store stays consistent", async () => {
-    proxy.rate = 512 * 1024; // ~2 s for the busybox layer: the two pulls overlap
-    const ref = through(multilayer);
+    proxy.rate = 512 * 1024; // ~2 s for the fresh layer: the two pulls overlap
+    const ref = through(bothImage);
     const [cli, rpc] = await Promise.all([crioPull(env.d, [ref]), cri().pullImage({ image: { image: ref } })]);
     proxy.rate = 0;
-    expect([cli.code, cli.stdout, rpc.imageRef]).toEqual([0, `${multilayer.imageId}\n`, multilayer.imageId]);
+    expect([cli.code, cli.stdout, rpc.imageRef]).toEqual([0, `${bothImage.imageId}\n`, bothImage.imageId]);
     const alone = await crioPull(env.d, [zstd.ref]);
     expect([alone.code, alone.stdout]).toEqual([0, `${zstd.imageId}\n`]);
     const st = await cri().imageStatus({ image: { image: zstd.ref } });
     expect([st.image?.id, st.image?.repoTags]).toEqual([zstd.imageId, [zstd.ref]]);
-    expect((await cri().listImages({})).images.map((i) => i.id).sort()).toEqual([multilayer.imageId, zstd.imageId].sort());
-    expect(storeState(env.store)).toEqual({ images: [multilayer.imageId, zstd.imageId].sort(), strayLayers: [], temps: [] });
+    expect((await cri().listImages({})).images.map((i) => i.id)).toEqual(expect.arrayContaining([bothImage.imageId, zstd.imageId]));
+    expect(storeState(env.store)).toMatchObject({ strayLayers: [], temps: [] });
     // a removal by the daemon, then the CLI pulls the image again
     await cri().removeImage({ image: { image: zstd.ref } });
     expect((await cri().imageStatus({ image: { image: zstd.ref } })).image).toBeUndefined();
@@ -141,11 +162,11 @@ describe("crio pull beside a running daemon", () => {
   }, 60_000);
 });
 
-/** busybox plus one layer of `kib` KiB of incompressible bytes, unique to `name`. */
-function freshImage(name: string, kib: number) {
+/** (busybox plus) one layer of `kib` KiB of incompressible bytes, unique to `name`. */
+function freshImage(name: string, kib: number, base = true) {
   const key = createHash("sha256").update(name).digest().subarray(0, 16);
   const data = createCipheriv("aes-128-ctr", key, Buffer.alloc(16)).update(Buffer.alloc(kib * 1024));
-  return hostileImage([{ name: "data/", type: "dir" }, { name: "data/blob.bin", data }], { name, tag: "latest", base: true });
+  return hostileImage([{ name: "data/", type: "dir" }, { name: "data/blob.bin", data }], { name, tag: "latest", base });
 }
 
 function lastLine(s: string): string {
