@@ -154,6 +154,7 @@ describe.skipIf(!canRun)("pod networking faults through the daemon", () => {
     } finally {
       bin.fix("portmap");
     }
+    d.cri.close();
     d = await startDaemon({ dir });
     await d.waitForLog(new RegExp(`Cleaned up the network and namespaces of pod sandbox ${id}`), 30_000);
     await expectNoLeaks();
@@ -230,6 +231,7 @@ describe.skipIf(!canRun)("pod networking faults through the daemon", () => {
         bin.fix(plugin);
         rmSync(marker, { force: true });
       }
+      d.cri.close();
       d = await startDaemon({ dir });
       await expectNoLeaks(30_000);
       await d.waitForLog(/found leftovers of 1 pod sandbox\(es\) without a record/);
