@@ -1,0 +1,338 @@
+/**
+ * The reference runtime for the benchmarks: Debian's containerd 1.6 (`apt-get install containerd`)
+ * with its CRI plugin, run as root with every path (root, state, sockets, runc root, CNI config,
+ * registry hosts, the opt plugin) in one temp dir, so the machine's /etc/containerd,
+ * /var/lib/containerd and /run/containerd are never read or written. It is configured like our
+ * daemon in the benches: cgroupfs, runc through the runc v2 shim, overlayfs, the pause look-alike
+ * on the loopback registry as sandbox image, that registry spoken to over plain HTTP.
+ */
+import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { runRaw } from "../../src/sys/exec.ts";
+import { criClient } from "../../test/support/cri-client.ts";
+
+/** The containerd binary the reference runs (Debian's package puts it here). */
+export const CONTAINERD_BIN = process.env.CONTAINERD_BINARY ?? "/usr/bin/containerd";
+
+/** The shim containerd starts per pod (runtime_type io.containerd.runc.v2). */
+export const SHIM_NAME = "containerd-shim-runc-v2";
+
+/** Options for {@link startContainerd}. */
+export interface ContainerdOptions {
+  /** "127.0.0.1:PORT" of the loopback registry: marked as a plain-HTTP registry in hosts.toml. */
+  registryHost: string;
+  /** The sandbox (pause) image reference, e.g. "127.0.0.1:PORT/pause:latest". */
+  pauseImage: string;
+  /** CNI configs (*.conf, *.conflist) to copy into containerd's own temp conf_dir; default none (host-network pods only). */
+  cniConfDir?: string;
+  /** Write a bridge conflist with a bridge name and a private /24 of its own into the conf_dir (the bridge is deleted on stop). */
+  bridge?: boolean;
+  /** Where the CNI plugins are; default /usr/lib/cni. */
+  cniBinDir?: string;
+  /** containerd's log level; default "warn". */
+  logLevel?: string;
+}
+
+/** A running containerd; stop() (or `await using`) ends it and everything it started, and removes its dir. */
+export interface Containerd {
+  /** The CRI (and containerd API) unix socket. */
+  socket: string;
+  /** containerd's pid. */
+  pid: number;
+  /** The temp dir holding config, root, state, sockets and the log; put pod log directories below it. */
+  dir: string;
+  /** containerd's log file (stdout and stderr). */
+  logFile: string;
+  /** The bridge the `bridge` option configured, if any. */
+  bridgeName?: string;
+  /** Pids of the runc v2 shims this containerd started (found by their -address argument). */
+  shimPids(): number[];
+  /** SIGTERM containerd (SIGKILL after 10 s), kill its leftover containers and shims, unmount and remove the dir. Idempotent. */
+  stop(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Whether the reference can run here: the containerd binary and its runc v2 shim are installed. */
+export function containerdAvailable(): boolean {
+  return existsSync(CONTAINERD_BIN) && existsSync(`/usr/bin/${SHIM_NAME}`);
+}
+
+/** containerd's version line, e.g. "1.6.20~ds1". */
+export async function containerdVersion(): Promise<string> {
+  const r = await runRaw([CONTAINERD_BIN, "--version"]);
+  return r.stdout.trim().split(/\s+/)[2] ?? "unknown";
+}
+
+/**
+ * A bridge CNI conflist with a bridge name and a private /24 of its own (no masquerade, so no
+ * iptables rules; host-local leases kept in `ipamDir`). Returns the file text and the bridge name.
+ */
+export function bridgeConflist(ipamDir: string): { text: string; bridge: string } {
+  const tag = randomBytes(3).toString("hex");
+  const bridge = `ctdbr${tag}`;
+  const subnet = `10.${200 + (parseInt(tag.slice(0, 2), 16) % 50)}.${parseInt(tag.slice(2, 4), 16)}.0/24`;
+  const text = JSON.stringify({
+    cniVersion: "1.0.0",
+    name: `ctd-bench-${tag}`,
+    plugins: [
+      { type: "bridge", bridge, isGateway: true, ipMasq: false, hairpinMode: true, ipam: { type: "host-local", ranges: [[{ subnet }]], dataDir: ipamDir } },
+      { type: "loopback" },
+    ],
+  });
+  return { text, bridge };
+}
+
+/** Writes containerd's config.toml (version 2) for a temp dir `dir`. */
+export function containerdConfig(dir: string, o: ContainerdOptions, cniConfDir: string): string {
+  const s = (x: string) => JSON.stringify(x);
+  const cri = `plugins."io.containerd.grpc.v1.cri"`;
+  return `version = 2
+root = ${s(join(dir, "root"))}
+state = ${s(join(dir, "state"))}
+plugin_dir = ""
+
+[grpc]
+  address = ${s(join(dir, "containerd.sock"))}
+
+[ttrpc]
+  address = ${s(join(dir, "containerd.sock.ttrpc"))}
+
+[debug]
+  address = ""
+  level = ${s(o.logLevel ?? "warn")}
+
+[metrics]
+  address = ""
+
+[plugins]
+  [plugins."io.containerd.internal.v1.opt"]
+    path = ${s(join(dir, "opt"))}
+  [${cri}]
+    sandbox_image = ${s(o.pauseImage)}
+    netns_mounts_under_state_dir = true
+    stream_server_address = "127.0.0.1"
+    stream_server_port = "0"
+    enable_selinux = false
+    disable_apparmor = true
+    # This machine refuses a lower oom_score_adj than the caller's (the sandbox oom_score_adj -998 fails).
+    restrict_oom_score_adj = true
+    [${cri}.containerd]
+      snapshotter = "overlayfs"
+      default_runtime_name = "runc"
+      [${cri}.containerd.runtimes.runc]
+        runtime_type = "io.containerd.runc.v2"
+        [${cri}.containerd.runtimes.runc.options]
+          SystemdCgroup = false
+          BinaryName = "runc"
+          Root = ${s(join(dir, "runc"))}
+    [${cri}.cni]
+      bin_dir = ${s(o.cniBinDir ?? "/usr/lib/cni")}
+      conf_dir = ${s(cniConfDir)}
+      max_conf_num = 1
+    [${cri}.registry]
+      config_path = ${s(join(dir, "certs.d"))}
+`;
+}
+
+/**
+ * The shell script that starts containerd in its own mount namespace. containerd 1.6's shims put
+ * their sockets in /run/containerd/s whatever the config says, so /run is shadowed there by a
+ * tmpfs that holds bind mounts of the host's /run entries (same inodes: locks and sockets stay
+ * shared) plus a private, empty /run/containerd. The host's /run is never written.
+ */
+function privateRunScript(hostRun: string, configFile: string): string {
+  const q = (x: string) => `'${x.replace(/'/g, "'\\''")}'`;
+  return `set -e
+H=${q(hostRun)}
+mkdir -p "$H"
+mount -n --rbind /run "$H"
+mount -n -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
+for e in "$H"/* "$H"/.[!.]*; do
+  [ -e "$e" ] || [ -L "$e" ] || continue
+  case "\${e##*/}" in containerd) continue ;; esac
+  n="/run/\${e##*/}"
+  if [ -L "$e" ]; then cp -P "$e" "$n"
+  elif [ -d "$e" ]; then mkdir -p "$n"; mount -n --rbind "$e" "$n"
+  else : > "$n"; mount -n --bind "$e" "$n"; fi
+done
+mkdir -m 0711 /run/containerd
+exec ${q(CONTAINERD_BIN)} --config ${q(configFile)}
+`;
+}
+
+/** hosts.toml for the loopback registry: plain HTTP, pull and resolve. */
+function hostsToml(host: string): string {
+  return `server = "http://${host}"\n\n[host."http://${host}"]\n  capabilities = ["pull", "resolve"]\n  skip_verify = true\n`;
+}
+
+const live = new Set<Containerd>();
+process.on("exit", () => {
+  for (const c of live) {
+    try {
+      process.kill(c.pid, "SIGKILL");
+    } catch {}
+    for (const p of c.shimPids()) {
+      try {
+        process.kill(p, "SIGKILL");
+      } catch {}
+    }
+  }
+});
+
+/** Starts containerd on a temp socket; resolves once its CRI Status call answers (within 20 s). */
+export async function startContainerd(o: ContainerdOptions): Promise<Containerd> {
+  if (!containerdAvailable()) throw new Error(`${CONTAINERD_BIN} is missing: install the Debian package containerd (apt-get install -y containerd)`);
+  const dir = mkdtempSync(join(process.env.CRIO_TEST_TMP ?? tmpdir(), "ctd-"));
+  const socket = join(dir, "containerd.sock");
+  const logFile = join(dir, "containerd.log");
+  const confDir = join(dir, "net.d");
+  mkdirSync(confDir, { recursive: true });
+  if (o.cniConfDir)
+    for (const f of readdirSync(o.cniConfDir).filter((f) => /\.(conf|conflist|json)$/.test(f))) copyFileSync(join(o.cniConfDir, f), join(confDir, f));
+  const br = o.bridge ? bridgeConflist(join(dir, "ipam")) : undefined;
+  if (br) writeFileSync(join(confDir, "10-bench-bridge.conflist"), br.text);
+  mkdirSync(join(dir, "certs.d", o.registryHost), { recursive: true });
+  writeFileSync(join(dir, "certs.d", o.registryHost, "hosts.toml"), hostsToml(o.registryHost));
+  const configFile = join(dir, "config.toml");
+  writeFileSync(configFile, containerdConfig(dir, o, confDir));
+
+  const startScript = join(dir, "start.sh");
+  writeFileSync(startScript, privateRunScript(join(dir, "host-run"), configFile), { mode: 0o700 });
+
+  const fd = openSync(logFile, "a");
+  let proc: ReturnType<typeof Bun.spawn>;
+  try {
+    // setpriv --pdeathsig: containerd dies with the bench even when that one is SIGKILLed.
+    // unshare (no --fork) and sh's exec keep one pid: proc.pid is containerd's.
+    const pre = existsSync("/usr/bin/setpriv") ? ["/usr/bin/setpriv", "--pdeathsig", "TERM"] : [];
+    proc = Bun.spawn([...pre, "unshare", "--mount", "--propagation", "private", "/bin/sh", startScript], {
+      stdin: "ignore",
+      stdout: fd,
+      stderr: fd,
+      cwd: dir,
+      env: { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", TMPDIR: dir },
+    });
+  } finally {
+    closeSync(fd);
+  }
+
+  const newCgroups = absentCgroupParents();
+  const shimPids = () => findShims(socket);
+  let stopped: Promise<void> | undefined;
+  const c: Containerd = {
+    socket, pid: proc.pid, dir, logFile, shimPids, bridgeName: br?.bridge,
+    stop: () => (stopped ??= stopAll(c, proc, newCgroups)),
+    [Symbol.asyncDispose]: () => c.stop(),
+  };
+  live.add(c);
+  try {
+    await waitReady(socket, proc, logFile);
+  } catch (e) {
+    await c.stop();
+    throw e;
+  }
+  return c;
+}
+
+async function waitReady(socket: string, proc: ReturnType<typeof Bun.spawn>, logFile: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  const tail = () => readFileSync(logFile, "utf8").trim().split("\n").slice(-10).join("\n");
+  // Connect only once the socket exists: grpc-js backs off ~1 s after a failed first connect.
+  while (!existsSync(socket)) {
+    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`containerd exited with ${proc.exitCode ?? proc.signalCode}: ${tail()}`);
+    if (Date.now() > deadline) throw new Error(`containerd made no socket at ${socket} within 20 s: ${tail()}`);
+    await Bun.sleep(5);
+  }
+  const cri = criClient(socket);
+  try {
+    for (;;) {
+      try {
+        await cri.status({}, { timeoutMs: 1000 });
+        return;
+      } catch (e) {
+        if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`containerd's CRI did not answer on ${socket}: ${String(e)}: ${tail()}`);
+        await Bun.sleep(5);
+      }
+    }
+  } finally {
+    cri.close();
+  }
+}
+
+/** Shim pids whose command line names `socket` as the containerd address. */
+function findShims(socket: string): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync("/proc")) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const argv = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
+      if (!argv[0]?.endsWith(SHIM_NAME)) continue;
+      const i = argv.indexOf("-address");
+      if (i >= 0 && argv[i + 1] === socket) out.push(Number(p));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/**
+ * Without a cgroup_parent in the pod config, containerd puts containers under /k8s.io/<id> in
+ * every hierarchy; runc removes the leaves, not that parent. The parents absent now are the ones
+ * this containerd will make, and stop() removes them again when they are empty.
+ */
+function absentCgroupParents(): string[] {
+  const roots = existsSync("/sys/fs/cgroup/cgroup.controllers") ? ["/sys/fs/cgroup"] : readdirSync("/sys/fs/cgroup").map((h) => join("/sys/fs/cgroup", h));
+  return roots.map((r) => join(r, CGROUP_PARENT)).filter((d) => !existsSync(d));
+}
+
+/** The cgroup parent containerd's CRI plugin uses for pods without cgroup_parent (its namespace). */
+const CGROUP_PARENT = "k8s.io";
+
+async function stopAll(c: Containerd, proc: ReturnType<typeof Bun.spawn>, newCgroups: string[]): Promise<void> {
+  if (proc.exitCode === null && proc.signalCode === null) {
+    proc.kill("SIGTERM");
+    const t = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+    await proc.exited;
+    clearTimeout(t);
+  }
+  // Containers the caller did not remove: kill and delete them through runc with our root.
+  const runcRoot = join(c.dir, "runc");
+  if (existsSync(runcRoot)) {
+    for (const ns of readdirSync(runcRoot)) {
+      const root = join(runcRoot, ns);
+      for (const id of readdirSync(root)) {
+        await runRaw(["runc", "--root", root, "kill", id, "KILL"], { timeoutMs: 10_000 });
+        await runRaw(["runc", "--root", root, "delete", "--force", id], { timeoutMs: 10_000 });
+      }
+    }
+  }
+  for (const pid of c.shimPids()) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {}
+  }
+  const deadline = Date.now() + 5000;
+  while (c.shimPids().length > 0 && Date.now() < deadline) await Bun.sleep(20);
+  unmountBelow(c.dir);
+  if (c.bridgeName) await runRaw(["ip", "link", "del", c.bridgeName], { timeoutMs: 10_000 });
+  for (const d of newCgroups) {
+    try {
+      rmdirSync(d); // fails (EBUSY) while another containerd's containers are below it: then it stays
+    } catch {}
+  }
+  if (!process.env.CRIO_TEST_KEEP) rmSync(c.dir, { recursive: true, force: true });
+  live.delete(c);
+}
+
+/** Unmounts (lazily, deepest first) every mount at or below `dir`: rootfs overlays, shm, netns files. */
+function unmountBelow(dir: string): void {
+  const mounts = readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[4] ?? "")
+    .filter((m) => m.startsWith(dir + "/"))
+    .sort((a, b) => b.length - a.length);
+  for (const m of mounts) Bun.spawnSync(["umount", "-l", m]);
+}
