@@ -27,7 +27,8 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => {
   await env?.[Symbol.asyncDispose]();
-  for (const c of Object.values(layout.v1)) {
+  // runc makes the parent in every hierarchy, the (controller-less) cgroup2 one of a hybrid node too.
+  for (const c of [...Object.values(layout.v1), ...(layout.unified ? [layout.unified] : [])]) {
     const dir = join(c.mountPoint, PARENT);
     if (!existsSync(dir)) continue;
     for (const sub of readdirSync(dir, { withFileTypes: true })) if (sub.isDirectory()) rmdirSync(join(dir, sub.name));
