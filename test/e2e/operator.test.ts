@@ -150,6 +150,7 @@ describe("completion and help", () => {
     const r = runCmd([CRIO, "completion", shell]);
     expect(r.code).toBe(0);
     const file = { bash: "crio.bash", zsh: "_crio", fish: "crio.fish" }[shell]!;
+    // When this fails after a CLI change: sh contrib/completion/generate.sh (after bun run build).
     expect(r.stdout).toBe(readFileSync(resolve(import.meta.dir, "../../contrib/completion", file), "utf8"));
     expect(r.stdout).toContain("status");
     expect(r.stdout).toContain("metrics-port");
