@@ -223,6 +223,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
           seccompProfile: seccompProfile(c.runtime.seccompProfile),
           seccompUseDefaultWhenEmpty: c.runtime.seccompUseDefaultWhenEmpty,
           additionalDevices: c.runtime.additionalDevices,
+          privilegedWithoutHostDevices: Object.entries(c.runtime.runtimes).filter(([, rh]) => rh.privilegedWithoutHostDevices).map(([name]) => name),
         },
         cgroupManager,
         logSizeMax: c.runtime.logSizeMax,

@@ -18,7 +18,7 @@ const hybrid = detectCgroupLayout().kind !== "v2";
 
 let env: Env;
 beforeAll(async () => {
-  env = await startEnv({ config: `[crio.runtime.runtimes.myrunc]\nruntime_path = "/usr/bin/runc"\nruntime_root = ${JSON.stringify(MY_ROOT)}\n` });
+  env = await startEnv({ config: `[crio.runtime.runtimes.myrunc]\nruntime_path = "/usr/bin/runc"\nruntime_root = ${JSON.stringify(MY_ROOT)}\nprivileged_without_host_devices = true\n` });
   await env.d.cri.pullImage({ image: { image: env.busybox } });
 }, 120_000);
 afterAll(async () => {
@@ -34,9 +34,13 @@ async function pod(handler: string) {
   return { name, p, podSandboxId };
 }
 
-async function runIn(handler: string) {
-  const { name, p, podSandboxId } = await pod(handler);
-  const { containerId } = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, ["sleep", "3600"], {}, p), sandboxConfig: p });
+async function runIn(handler: string, o: { privileged?: boolean } = {}) {
+  const name = `h${++seq}`;
+  const p = podConfig(name, env.d.dir);
+  if (o.privileged) p.linux!.securityContext!.privileged = true;
+  const { podSandboxId } = await env.d.cri.runPodSandbox({ config: p, runtimeHandler: handler });
+  const extra = o.privileged ? { linux: { securityContext: { privileged: true } } } : {};
+  const { containerId } = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, ["sleep", "3600"], extra, p), sandboxConfig: p });
   await env.d.cri.startContainer({ containerId });
   return { podSandboxId, containerId };
 }
@@ -110,5 +114,16 @@ describe.skipIf(!existsSync("/usr/bin/crun"))("crun", () => {
     expect(err.details).toContain("cgroups in hybrid mode not supported");
     // Nothing is left behind: no container record, nothing in crun's root.
     expect((await env.d.cri.listContainers({ filter: { podSandboxId } })).containers).toEqual([]);
+  });
+});
+
+describe("privileged_without_host_devices", () => {
+  test("a privileged container of myrunc gets no host devices; under runc it gets them all", async () => {
+    const devs = async (containerId: string) => new TextDecoder().decode((await env.d.cri.execSync({ containerId, cmd: ["ls", "/dev"], timeout: 10n })).stdout).split("\n").filter(Boolean);
+    const withHost = await devs((await runIn("runc", { privileged: true })).containerId);
+    const without = await devs((await runIn("myrunc", { privileged: true })).containerId);
+    expect(withHost).toContain("loop-control");
+    expect(without).not.toContain("loop-control");
+    expect(without).toContain("null"); // runc's standard set is still there
   });
 });

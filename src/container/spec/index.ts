@@ -75,7 +75,8 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpecResu
     privileged, readonlyRootfs, tmpfsDirs: defaults.readOnly ?? false, generated: u.mounts, rro: host.rro, realpath: io.realpath,
   });
 
-  const dev = containerDevices({ cri: cfg.devices, additional: defaults.additionalDevices, privileged, devicesAt: io.devicesAt, hostDevices: io.hostDevices });
+  const hostDevices = privileged && !(defaults.privilegedWithoutHostDevices ?? []).includes(sb.runtimeHandler ?? "");
+  const dev = containerDevices({ cri: cfg.devices, additional: defaults.additionalDevices, privileged: hostDevices, devicesAt: io.devicesAt, hostDevices: io.hostDevices });
   const r = containerResources({
     resources: cfg.linux?.resources, minMemory: defaults.containerMinMemory, minOomScoreAdj: host.minOomScoreAdj,
     cgroup: host.cgroup, pidsLimit: defaults.pidsLimit,

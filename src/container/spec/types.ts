@@ -51,6 +51,8 @@ export interface SpecDefaults {
   readOnly?: boolean;
   /** apparmor_profile used for RuntimeDefault (CRI-O: "crio-default"). */
   apparmorProfile?: string;
+  /** Runtime handlers with privileged_without_host_devices: their privileged containers get no host devices. */
+  privilegedWithoutHostDevices?: string[];
   /** additional_devices: "HOST[:CONTAINER[:PERMISSIONS]]" entries added to every container. */
   additionalDevices?: string[];
   /** seccomp_profile: a node-wide replacement for the built-in RuntimeDefault profile (parsed JSON). */

@@ -40,6 +40,22 @@ describe("buildContainerSpec", () => {
     expect(r.spec.process?.capabilities?.bounding).not.toContain("CAP_SYS_RESOURCE");
   });
 
+  test("privileged_without_host_devices: a privileged container of that handler gets no host devices", () => {
+    const priv = (runtimeHandler: string, without: string[]) => buildContainerSpec(specInput({
+      config: containerConfig("spec-container-privileged.json"),
+      sandbox: { ...specInput().sandbox, config: sandboxConfig("spec-sandbox-privileged.json"), runtimeHandler },
+      defaults: { ...specInput().defaults, privilegedWithoutHostDevices: without },
+      io: fakeIo({ devices: { "/dev/fuse": [{ type: "c", path: "/dev/fuse", major: 10, minor: 229, fileMode: 0o666, uid: 0, gid: 0 }] } }),
+    }));
+    const plain = priv("runc", ["kata"]);
+    expect(plain.spec.linux?.devices?.map((d) => d.path)).toContain("/dev/kmsg");
+    expect(plain.spec.linux?.resources?.devices).toEqual([{ allow: true, access: "rwm" }]);
+    const without = priv("kata", ["kata"]);
+    expect(without.spec.linux?.devices?.map((d) => d.path)).toEqual(["/dev/fuse"]); // only the CRI's device
+    expect(without.spec.linux?.resources?.devices).toEqual([{ allow: false, access: "rwm" }, { allow: true, type: "c", major: 10, minor: 229, access: "rw" }]);
+    expect(without.spec.process?.capabilities?.bounding).toEqual(plain.spec.process?.capabilities?.bounding);
+  });
+
   test("a minimal crictl-style config (no security context, no passwd) runs the image command unconfined", () => {
     const i = specInput({ config: create(ContainerConfigSchema, { metadata: { name: "x" }, image: { image: "busybox" } }), etcPasswd: undefined, etcGroup: undefined });
     i.sandbox.config = create(PodSandboxConfigSchema, { metadata: { name: "p" } });
