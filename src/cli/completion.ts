@@ -78,9 +78,15 @@ function positionalWords(args: Record<string, ArgDef>): string[] {
   return p?.valueHint ? p.valueHint.split("|") : [];
 }
 
-/** The first sentence, without the "(env …)" note, on one line. */
+/** The first sentence, without the environment variable note, on one line. */
 function oneLine(s: string): string {
-  return s.replace(/\s*\(env [^)]*\)\s*$/, "").replace(/\s+/g, " ").replace(/^(.*?[.;:])\s.*$/, "$1").replace(/[.;:]$/, "").trim();
+  return s
+    .replace(/;\s*env [A-Z_]+/g, "")
+    .replace(/\s*\(env [A-Z_]+\)/g, "")
+    .replace(/\s+/g, " ")
+    .replace(/^(.*?\.)\s+[A-Z].*$/, "$1")
+    .replace(/\.$/, "")
+    .trim();
 }
 
 function bash(cmds: Cmd[], root: Flag[]): string {
@@ -127,7 +133,7 @@ function zsh(cmds: Cmd[], root: Flag[]): string {
     const tail = f.value ? `:${f.long}:${f.files ? "_files" : " "}` : "";
     const specs = [`'--${f.long}${f.value ? "=" : ""}[${d(f.description)}]${tail}'`];
     if (f.short) specs.push(`'-${f.short}${f.value ? "+" : ""}[${d(f.description)}]${tail}'`);
-    return specs.map((s) => `        ${s}`).join("\n");
+    return specs.map((s) => `        ${s}`).join(" \\\n");
   };
   const cases = cmds.map((c) => {
     const words = c.words.length ? `\n        '1:${c.name} argument:(${c.words.join(" ")})'` : "";
