@@ -6,7 +6,7 @@
 //  - the reference: containerd 1.6 with its CRI plugin (when installed), running the same conflist.
 // CRI-O is not installed on this machine: its figures are not measured.
 // Usage (root, after `bun run build`): bun bench/runp.ts   (BENCH_N=20 by default)
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CriClient } from "../test/support/cri-client.ts";
@@ -48,6 +48,8 @@ async function measure(cri: CriClient, dir: string, hostNetwork: boolean, label:
 }
 
 const rows: Array<{ what: string; f: Figures }> = [];
+const load = () => readFileSync("/proc/loadavg", "utf8").split(" ")[0];
+const loadBefore = load();
 
 // Ours: the shipped default conflist (renamed bridge, private subnets and IPAM dir).
 for (const infra of [false, true]) {
@@ -98,7 +100,7 @@ const row = ({ what, f }: { what: string; f: Figures }) =>
 const ours = rows[0]!.f;
 const md = `## RunPodSandbox with the bridge CNI plugin — \`bun bench/runp.ts\`
 
-${machine()}. N = ${N} pods one after the other (after ${WARMUP} warm-up pods), each run, checked for its IP, then stopped and removed; latencies from the CRI client. The default conflist is contrib/cni/10-crio-bridge.conflist (bridge + host-local with an IPv4 and an IPv6 range + portmap, ipMasq) with the bridge, subnets and IPAM dir made private; containernetworking-plugins ${Bun.spawnSync(["dpkg-query", "-W", "-f", "${Version}", "containernetworking-plugins"]).stdout.toString() || "?"}.
+${machine()}; 1-minute load average ${loadBefore} before, ${load()} after (other work shares the machine: compare rows of one run, not runs). N = ${N} pods one after the other (after ${WARMUP} warm-up pods), each run, checked for its IP, then stopped and removed; latencies from the CRI client. The default conflist is contrib/cni/10-crio-bridge.conflist (bridge + host-local with an IPv4 and an IPv6 range + portmap, ipMasq) with the bridge, subnets and IPAM dir made private; containernetworking-plugins ${Bun.spawnSync(["dpkg-query", "-W", "-f", "${Version}", "containernetworking-plugins"]).stdout.toString() || "?"}.
 
 | setup | RunPodSandbox median (ms) | p90 | StopPodSandbox + RemovePodSandbox median (ms) | p90 |
 |---|---|---|---|---|
@@ -108,6 +110,6 @@ ${rows.map(row).join("\n")}
 |---|---|---|---|
 | RunPodSandbox with the bridge plugin, median (ms) | ${fmt(median(ours.runp), 1)} | CRI-O 1.26: not installed on this machine, not measured; ${reference} | no slower than CRI-O |
 
-The CNI part of RunPodSandbox is the difference between the first and the host-network row (the plugins themselves: bridge, host-local twice, portmap, each a Go binary exec'd per pod).`;
+The CNI part of RunPodSandbox is the difference between the first and the host-network row (mostly the plugins themselves: bridge, which runs host-local, then portmap, each a Go binary exec'd per pod).`;
 writeSection("runp", md);
 console.log(md);
