@@ -3,7 +3,7 @@
 // `crio status`, `crio wipe` refusing a running daemon, completion scripts and --help.
 import { describe, expect, test } from "bun:test";
 import { status as grpc } from "@grpc/grpc-js";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { CRIO, startDaemon, tempDir } from "../harness.ts";
 import { NotifyReceiver, getUnix, runCmd, sample } from "./operator-support.ts";
@@ -142,6 +142,23 @@ describe("crio wipe", () => {
     const w = runCmd([CRIO, ...args, "wipe"]);
     expect(w).toMatchObject({ code: 0 });
     expect(w.stderr + w.stdout).toContain("version unchanged and node not rebooted; no wipe needed");
+  });
+
+  test("a version file from another minor version wipes containers, and images when it is the persistent one", async () => {
+    using vf = versionFiles();
+    await using d = await startDaemon({ args: vf.args });
+    await d.stop();
+    const args = [CRIO, "--config", d.configFile, "--config-dir", d.configDir, ...vf.args, "wipe"];
+    writeFileSync(vf.file, JSON.stringify("0.0.9"));
+    const ctr = runCmd(args);
+    expect(ctr.code).toBe(0);
+    expect(ctr.stderr + ctr.stdout).toContain(`version file \\"${vf.file}\\" says 0.0.9, this is `);
+    expect(ctr.stderr + ctr.stdout).not.toContain("wiping images");
+    writeFileSync(vf.file + "-persist", JSON.stringify("v0.0.9"));
+    const img = runCmd(args);
+    expect(img.code).toBe(0);
+    expect(img.stderr + img.stdout).toContain("wiping images");
+    expect(img.stderr + img.stdout).toContain("wiped 0 pods, 0 containers and 0 images");
   });
 });
 
