@@ -278,7 +278,7 @@ install_packages() {
 		if ! pkg_installed "$p"; then missing="$missing $p"; fi
 	done
 	if [ -z "$missing" ]; then
-		say "packages already installed:$(printf ' %s' $pkgs)"
+		say "packages already installed: $pkgs"
 	else
 		say "installing packages:$missing"
 		if [ "$PM" = apt ]; then
