@@ -64,6 +64,7 @@ cat > "$D/crio.conf" <<CONF
 root = "$D/root"
 runroot = "$RR"
 log_dir = "$D/logs"
+version_file = "$D/version"
 [crio.api]
 listen = "$D/crio.sock"
 stream_address = "127.0.0.1"

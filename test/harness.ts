@@ -83,6 +83,8 @@ export async function startDaemon(o: DaemonOptions = {}): Promise<TestDaemon> {
         `root = ${JSON.stringify(root)}`,
         `runroot = ${JSON.stringify(runroot)}`,
         `log_dir = ${JSON.stringify(join(dir, "logs"))}`,
+        `version_file = ${JSON.stringify(join(dir, "version"))}`,
+        `clean_shutdown_file = ${JSON.stringify(join(dir, "clean.shutdown"))}`,
         "[crio.api]",
         `listen = ${JSON.stringify(socket)}`,
         "[crio.runtime]",
