@@ -61,6 +61,8 @@ async function pattern(env: Env, seconds: number, withStats: boolean): Promise<{
   return { self: ((b.self - a.self) / CLK_TCK / wall) * 100, all: ((b.all - a.all) / CLK_TCK / wall) * 100 };
 }
 
+const loadavg = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+const loadBefore = loadavg();
 const chainsBefore = await sharedChains();
 const net = testNet({ dualStack: false });
 const dir = mkdtempSync(join(tmpdir(), "crio-bench-stats-"));
@@ -109,6 +111,6 @@ ${machine()}. ${PODS} pods on a CNI bridge, one \`sleep\` container each; ${CALL
 ${row("on each call (collection_period = 0)", results.ondemand!)}
 ${row("background, collection_period = 10", results.cached!)}
 
-Relist only (ListPodSandbox + ListContainers every 1 s, no stats): ${fmt(baseline.self, 2)}% (${fmt(baseline.all, 2)}%). Network counters are read from /proc/<pid>/net/dev of a process in the pod (no helper process while a container runs); writable-layer sizes are cached for 10 s.`;
+Relist only (ListPodSandbox + ListContainers every 1 s, no stats): ${fmt(baseline.self, 2)}% (${fmt(baseline.all, 2)}%). Machine load average at start / end: ${loadBefore} / ${loadavg()} (the machine is shared: latencies grow with it, CPU time much less). Network counters are read from /proc/<pid>/net/dev of a process in the pod (no helper process while a container runs); writable-layer sizes are cached for 10 s.`;
 writeSection("stats", table);
 console.log(table);
