@@ -26,6 +26,7 @@ export class AttachServer {
   #waiters: Array<() => void> = [];
   #firstWaiters: Array<() => void> = [];
   #closed = false;
+  #exitFrame: Uint8Array | undefined;
 
   /** Listens at `path` (an old socket file there is replaced). */
   constructor(
@@ -67,7 +68,7 @@ export class AttachServer {
   send(type: typeof Frame.STDOUT | typeof Frame.STDERR, data: Uint8Array): void {
     if (this.#clients.size === 0) return;
     const frame = encodeFrame(type, data);
-    for (const s of this.#clients) this.#write(s, frame);
+    for (const s of this.#clients) if (!s.data.ending) this.#write(s, frame);
   }
 
   /** Resolves when no client has more than HIGH_WATER bytes queued. */
@@ -75,15 +76,18 @@ export class AttachServer {
     while ([...this.#clients].some((s) => s.data.queued > HIGH_WATER)) await new Promise<void>((r) => this.#waiters.push(r));
   }
 
-  /** Sends EXIT to every client, lets them read it (≤ 2 s), then closes everything. */
+  /**
+   * Sends EXIT to every client (and to any that attaches meanwhile), then half-closes: the
+   * connection stays open, its input read and dropped, until the client closes it (≤ 2 s), and
+   * only then is everything closed. Closing first would make a client whose connect() the
+   * monitor accepted but whose event loop has not seen it yet fail to connect at all (Bun
+   * reports a connect that completes on a hung-up socket as a failure), and would reset a
+   * client that still had input in flight, losing the EXIT frame.
+   */
   async finish(exitCode: number): Promise<void> {
-    const frame = encodeFrame(Frame.EXIT, new TextEncoder().encode(JSON.stringify({ exitCode })));
-    for (const s of this.#clients) {
-      this.#write(s, frame);
-      s.data.ending = true;
-      if (s.data.queued === 0) s.end();
-    }
-    const deadline = Date.now() + 2000;
+    this.#exitFrame = encodeFrame(Frame.EXIT, new TextEncoder().encode(JSON.stringify({ exitCode })));
+    for (const s of this.#clients) this.#sendExit(s);
+    const deadline = Date.now() + FINISH_GRACE_MS;
     while (this.#clients.size > 0 && Date.now() < deadline) await Bun.sleep(10);
     this.close();
   }
@@ -109,6 +113,15 @@ export class AttachServer {
       this.#first = s;
       for (const f of this.#firstWaiters.splice(0)) f();
     }
+    if (this.#exitFrame) this.#sendExit(s);
+  }
+
+  /** Queues EXIT and half-closes once everything queued is written. */
+  #sendExit(s: Socket<Client>): void {
+    if (s.data.ending) return;
+    this.#write(s, this.#exitFrame!);
+    s.data.ending = true;
+    if (s.data.queued === 0) s.shutdown();
   }
 
   #data(s: Socket<Client>, d: Uint8Array): void {
@@ -131,6 +144,7 @@ export class AttachServer {
 
   #drain(s: Socket<Client>): void {
     const c = s.data;
+    if (c.queue.length === 0) return this.#wake();
     while (c.queue.length) {
       const head = c.queue[0]!;
       const n = s.write(head);
@@ -141,7 +155,7 @@ export class AttachServer {
       }
       c.queue.shift();
     }
-    if (c.queue.length === 0 && c.ending) s.end();
+    if (c.queue.length === 0 && c.ending) s.shutdown();
     this.#wake();
   }
 
@@ -190,4 +204,6 @@ interface Client {
 }
 
 const HIGH_WATER = 256 * 1024;
+/** How long finish() waits for clients to read EXIT and close their end. */
+const FINISH_GRACE_MS = 2000;
 const DROP_BYTES = 8 * 1024 * 1024;

@@ -1,11 +1,13 @@
 import { accept, close, pipe, pollIn, read, readText, recvFd, setNonBlocking, unixListen, unlink } from "../sys/libc.ts";
 import { EXEC_STDERR_FD, EXEC_STDOUT_FD, monitorFiles, type MonitorArgs } from "./protocol.ts";
-import type { Reaper } from "./reaper.ts";
+import type { ProcessExit, Reaper } from "./reaper.ts";
 
 /** The process the runtime created, and our ends of its stdio. */
 export interface Launched {
   /** The container's init (create) or the exec'd process. */
   pid: number;
+  /** Settles when `pid` has exited and been reaped (registered before any other reaping). */
+  exited: Promise<ProcessExit>;
   /** Read ends of its stdout and stderr pipes (no terminal; not exec-sync). */
   stdout?: number;
   stderr?: number;
@@ -27,9 +29,21 @@ export class LaunchError extends Error {
  * - with a terminal, a console socket on which the runtime sends the pty master (SCM_RIGHTS);
  * - exec-sync: our fds 4 and 5, the daemon's pipes, so output bypasses the monitor.
  * The runtime logs JSON to `<dir>/runtime.log`; on failure its last error is the message.
- * The process is re-parented to us (subreaper) when the runtime exits.
+ * The process is re-parented to us (subreaper) when the runtime exits; a quick one may already
+ * be a zombie by then, so the reaper is held until its exit is awaited (`exited`).
  */
 export async function launch(a: MonitorArgs, reaper: Reaper): Promise<Launched> {
+  const release = reaper.hold();
+  try {
+    return await launchHeld(a, reaper);
+  } finally {
+    release();
+  }
+}
+
+// --- internal ---
+
+async function launchHeld(a: MonitorArgs, reaper: Reaper): Promise<Launched> {
   const f = monitorFiles(a.dir);
   unlink(f.pid);
   unlink(f.runtimeLog);
@@ -90,7 +104,7 @@ export async function launch(a: MonitorArgs, reaper: Reaper): Promise<Launched> 
     const pid = Number((readText(f.pid) ?? "").trim());
     if (!(pid > 0)) throw new LaunchError(`the runtime wrote no pid to ${f.pid}`);
     if (out.master !== undefined) setNonBlocking(out.master);
-    return { pid, ...out };
+    return { pid, exited: reaper.wait(pid), ...out };
   } catch (e) {
     for (const fd of [...ours, ...theirs]) close(fd);
     throw e;
@@ -102,8 +116,6 @@ export async function launch(a: MonitorArgs, reaper: Reaper): Promise<Launched> 
     }
   }
 }
-
-// --- internal ---
 
 /** Waits for the runtime to connect to the console socket and send the pty master. */
 async function receiveMaster(listener: number, runtimeExited: () => boolean): Promise<number> {

@@ -54,8 +54,10 @@ async function supervise(a: MonitorArgs, reaper: Reaper): Promise<number> {
   const f = monitorFiles(a.dir);
   mkdirp(a.dir);
   writeAtomic(f.monitorPid, String(process.pid));
+  trace("launching", { mode: a.mode, terminal: a.terminal, stdin: a.stdin, attachTimeoutMs: a.attachTimeoutMs });
   const proc = await launch(a, reaper);
-  const exited = reaper.wait(proc.pid);
+  const exited = proc.exited;
+  trace("launched", { pid: proc.pid });
   let log: CriLog | undefined;
   let attach: AttachServer | undefined;
   let ctl: CtlServer | undefined;
@@ -95,14 +97,17 @@ async function supervise(a: MonitorArgs, reaper: Reaper): Promise<number> {
     closeAll(proc);
     throw e;
   }
+  // the attach and ctl sockets listen already: the daemon may connect as soon as it reads this
   report({ pid: proc.pid }, true);
 
   if (a.mode === "exec" && !(await attach.firstClient(a.attachTimeoutMs))) {
-    diag("warning", "no client attached to the exec session in time; killing it", { pid: proc.pid });
+    diag("warning", "no client attached to the exec session in time; killing it", { pid: proc.pid, timeoutMs: a.attachTimeoutMs });
     await killTree(proc.pid);
   }
+  trace("serving", { clients: attach.clients });
   const pumps = startPumps(a, proc, log, attach);
   const exit: ProcessExit = await exited;
+  trace("exited", { exitCode: exit.exitCode });
   await Promise.race([Promise.all(pumps.map((p) => p.done)), Bun.sleep(DRAIN_MS)]);
   for (const p of pumps) p.cancel();
   tryIt(() => log?.close());
@@ -117,6 +122,7 @@ async function supervise(a: MonitorArgs, reaper: Reaper): Promise<number> {
   }
   await input?.close(0);
   await attach.finish(exit.exitCode);
+  trace("finished", { exitCode: exit.exitCode });
   ctl.close();
   closeAll(proc);
   if (a.mode === "exec") removeDir(a.dir);
@@ -150,7 +156,7 @@ function startPumps(a: MonitorArgs, proc: Launched, log: CriLog | undefined, att
 /** exec-sync: output goes straight to the daemon's pipes; enforce the timeout; report the exit. */
 async function execSync(a: MonitorArgs, reaper: Reaper): Promise<number> {
   const proc = await launch(a, reaper);
-  const exited = reaper.wait(proc.pid);
+  const exited = proc.exited;
   report({ pid: proc.pid }, false);
   let timedOut = false;
   if (a.timeoutMs > 0) {
@@ -180,11 +186,26 @@ function closeAll(proc: Launched): void {
   for (const fd of [proc.stdout, proc.stderr, proc.master]) if (fd !== undefined) close(fd);
 }
 
-/** Removes an exec session's monitor dir (its files are all ours or the runtime's). */
+/**
+ * Removes an exec session's monitor dir (its files are all ours or the runtime's). With
+ * CRIO_MONITOR_DEBUG set the diagnostics log (`monitor.log`) and so the dir are kept.
+ */
 function removeDir(dir: string): void {
   const f = monitorFiles(dir);
-  for (const p of [f.attach, f.ctl, f.pid, f.monitorPid, f.console, f.runtimeLog, f.diag, f.process]) tryIt(() => unlink(p));
+  for (const p of [f.attach, f.ctl, f.pid, f.monitorPid, f.console, f.runtimeLog, f.process]) tryIt(() => unlink(p));
+  if (DEBUG) return;
+  tryIt(() => unlink(f.diag));
   tryIt(() => rmdir(dir));
+}
+
+/**
+ * CRIO_MONITOR_DEBUG (inherited from the daemon's environment): trace the session's steps in
+ * the diagnostics log and keep an exec session's log when it ends, for post-mortems.
+ */
+const DEBUG = !!process.env.CRIO_MONITOR_DEBUG;
+
+function trace(msg: string, fields: Record<string, unknown>): void {
+  if (DEBUG) diag("debug", msg, fields);
 }
 
 function tryIt<T>(fn: () => T): T | undefined {

@@ -36,12 +36,17 @@
  * 7. `attach` socket (SOCK_STREAM), frames of [type u8][length u32 big-endian][payload]:
  *    client → monitor: STDIN bytes, RESIZE (rows u16, cols u16, big-endian), CLOSE_STDIN;
  *    monitor → client: STDOUT / STDERR bytes (terminal output is STDOUT), then EXIT with JSON
- *    `{"exitCode":N}` when the process ended, after which the monitor closes the connection.
+ *    `{"exitCode":N}` when the process ended (also to a client that connects after that), after
+ *    which the monitor shuts down its sending side and closes the connection once the client
+ *    closed its own (or after 2 s): the client should close when it has read EXIT.
  *    Output written before a client connects is not replayed, except in exec mode, where the
  *    monitor starts reading the process's output only once the first client is attached.
  *    stdin-once: when the first client that attached leaves (or sends CLOSE_STDIN), the
  *    container's stdin is closed.
  */
+
+/** The longest timeout a monitor accepts (setTimeout's limit); buildArgs clamps to it. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Bumped when this contract changes incompatibly. */
 export const PROTOCOL = 1;
@@ -101,8 +106,8 @@ export function buildArgs(a: MonitorArgs): string[] {
   if (a.stdin) argv.push("--stdin");
   if (a.stdinOnce) argv.push("--stdin-once");
   if (a.logSizeMax > 0) argv.push("--log-size-max", String(a.logSizeMax));
-  if (a.timeoutMs > 0) argv.push("--timeout-ms", String(a.timeoutMs));
-  if (a.attachTimeoutMs > 0) argv.push("--attach-timeout-ms", String(a.attachTimeoutMs));
+  if (a.timeoutMs > 0) argv.push("--timeout-ms", msArg(a.timeoutMs));
+  if (a.attachTimeoutMs > 0) argv.push("--attach-timeout-ms", msArg(a.attachTimeoutMs));
   return argv;
 }
 
@@ -130,6 +135,12 @@ export function parseArgs(argv: readonly string[]): MonitorArgs {
     if (!/^-?\d+$/.test(x)) throw new Error(`flag ${k} needs an integer, got ${JSON.stringify(x)}`);
     return Number(x);
   };
+  // a timer longer than 2^31-1 ms fires at once (setTimeout's overflow), so refuse one
+  const ms = (k: string) => {
+    const n = num(k);
+    if (n < 0 || n > MAX_TIMER_MS) throw new Error(`flag ${k} needs 0 to ${MAX_TIMER_MS} ms, got ${n}`);
+    return n;
+  };
   const mode = need("--mode");
   if (mode !== "create" && mode !== "exec" && mode !== "exec-sync") throw new Error(`unknown mode ${JSON.stringify(mode)}`);
   const id = need("--id");
@@ -149,8 +160,8 @@ export function parseArgs(argv: readonly string[]): MonitorArgs {
     stdin: flags.has("--stdin"),
     stdinOnce: flags.has("--stdin-once"),
     logSizeMax: num("--log-size-max"),
-    timeoutMs: num("--timeout-ms"),
-    attachTimeoutMs: num("--attach-timeout-ms"),
+    timeoutMs: ms("--timeout-ms"),
+    attachTimeoutMs: ms("--attach-timeout-ms"),
   };
   if (mode === "create" && (!a.bundle || !a.logPath || !a.exitDir))
     throw new Error("create mode needs --bundle, --log-path and --exit-dir");
@@ -301,6 +312,11 @@ const VALUED = new Set([
   "--mode", "--id", "--container", "--runtime", "--runtime-root", "--bundle", "--dir", "--log-path",
   "--exit-dir", "--log-size-max", "--timeout-ms", "--attach-timeout-ms",
 ]);
+
+/** A positive timeout as an integer flag value (rounded up, at most MAX_TIMER_MS). */
+function msArg(n: number): string {
+  return String(Math.min(Math.ceil(n), MAX_TIMER_MS));
+}
 
 function join(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.length + b.length);

@@ -14,10 +14,14 @@ export interface ProcessExit {
  * becomes our child, and so does anything else orphaned below us. Exits are collected with
  * waitpid on specific pids only — never -1, which would steal the children Bun itself waits for
  * (the runtime process) — on every SIGCHLD, with a slow timer as a safety net.
+ * Other zombie children are reaped too, except while a hold() is in force: between the runtime's
+ * exit and wait(pid) the process it started is already our child (and may already be a zombie,
+ * a quick exec), and reaping it then would lose its exit status.
  */
 export class Reaper {
   #waiters = new Map<number, Array<(e: ProcessExit) => void>>();
   #own = new Set<number>();
+  #holds = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
   #onSignal = () => this.check();
 
@@ -37,6 +41,18 @@ export class Reaper {
     this.#own.delete(pid);
   }
 
+  /** Leaves zombie children that nobody waits for alone until the returned release is called. */
+  hold(): () => void {
+    this.#holds++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#holds--;
+      this.check();
+    };
+  }
+
   /** Resolves when child `pid` exits; the pid must be our child (directly or re-parented). */
   wait(pid: number): Promise<ProcessExit> {
     const p = new Promise<ProcessExit>((resolve) => {
@@ -49,7 +65,7 @@ export class Reaper {
     return p;
   }
 
-  /** Collects exited children now: the awaited pids, then any other zombie child not Bun's. */
+  /** Collects exited children now: the awaited pids, then (unless held) any other zombie child not Bun's. */
   check(): void {
     for (const [pid, list] of this.#waiters) {
       let status: number | undefined;
@@ -64,7 +80,7 @@ export class Reaper {
       const e = { pid, exitCode: exitCodeOf(status), at: Date.now() };
       for (const resolve of list) resolve(e);
     }
-    for (const pid of this.children()) {
+    for (const pid of this.#holds > 0 ? [] : this.children()) {
       if (this.#own.has(pid) || this.#waiters.has(pid)) continue;
       try {
         waitpidNoHang(pid);

@@ -26,9 +26,15 @@ export function streamingBackend(b: Built, log: Logger): StreamingBackend {
           process.kill(session.pid, "SIGKILL");
         } catch {}
       };
-      io.signal.addEventListener("abort", killExec, { once: true });
+      // the client may have left while the process was being started: an abort then is past
+      if (io.signal.aborted) killExec();
+      else io.signal.addEventListener("abort", killExec, { once: true });
       try {
-        const code = await pump(await attach(session.attachPath, sinks(io)), io, true);
+        const conn = await attach(session.attachPath, sinks(io)).catch((e: unknown) => {
+          killExec(); // nobody will ever read it: do not leave it running until the attach timeout
+          throw e;
+        });
+        const code = await pump(conn, io, true);
         return { exitCode: code ?? 255 };
       } finally {
         io.signal.removeEventListener("abort", killExec);
@@ -75,7 +81,8 @@ async function pump(conn: AttachConnection, io: StreamIO, isExec: boolean): Prom
     io.stdin.on("end", () => conn.closeStdin());
   }
   try {
-    const code = await Promise.race([conn.exit, new Promise<undefined>((r) => io.signal.addEventListener("abort", () => r(undefined), { once: true }))]);
+    const gone = io.signal.aborted ? Promise.resolve(undefined) : new Promise<undefined>((r) => io.signal.addEventListener("abort", () => r(undefined), { once: true }));
+    const code = await Promise.race([conn.exit, gone]);
     return isExec ? code : undefined;
   } finally {
     io.signal.removeEventListener("abort", onAbort);

@@ -35,7 +35,8 @@ export async function spawnExec(o: SpawnExecOptions): Promise<{ execId: string; 
       exitDir: o.exitDir, terminal: !!o.terminal, stdin: !!o.stdin, stdinOnce: true, logSizeMax: 0, timeoutMs: 0,
       attachTimeoutMs: o.attachTimeoutMs ?? 60_000,
     };
-    const m = startMonitor(o, args, undefined);
+    // its diagnostics go to <dir>/monitor.log, removed with the dir (kept with CRIO_MONITOR_DEBUG)
+    const m = startMonitor(o, args, monitorFiles(dir).diag);
     try {
       const what = `exec in container "${o.containerId}"`;
       const [first] = await m.messages(1, 60_000, what);
