@@ -30,7 +30,7 @@ if [ "$(id -u)" != 0 ]; then
   echo "e2e tests need root (they run containers); skipped as a failure"; fail=$((fail + 1))
 else
   step "e2e tests (${CRIO_E2E_JOBS:=3} at once)"
-  mapfile -t files < <(ls test/e2e/*.test.ts | sort)
+  mapfile -t files < <(ls test/e2e/*.test.ts test/regression/*.test.ts 2>/dev/null | sort)
   for f in "${files[@]}"; do
     ( bun test --timeout 180000 "$f" >"$out/e2e-$(basename "$f").log" 2>&1 ) &
     while [ "$(jobs -rp | wc -l)" -ge "$CRIO_E2E_JOBS" ]; do wait -n 2>/dev/null || true; done
