@@ -17,13 +17,15 @@ const CNI = (bridge: string, subnet: string, dataDir: string) =>
   });
 
 let env: Env;
+const tag = Math.random().toString(16).slice(2, 8);
 beforeAll(async () => {
-  const tag = Math.random().toString(16).slice(2, 8);
   env = await startEnv({ cniConf: CNI(`crt${tag}`, `10.${200 + (parseInt(tag, 16) % 50)}.${parseInt(tag.slice(0, 2), 16)}.0/24`, `/run/crt-ipam-${tag}`) });
   await env.d.cri.pullImage({ image: { image: env.busybox } });
 }, 120_000);
 afterAll(async () => {
   await env?.[Symbol.asyncDispose]();
+  Bun.spawnSync(["ip", "link", "del", `crt${tag}`]);
+  Bun.spawnSync(["rm", "-rf", `/run/crt-ipam-${tag}`]);
 });
 
 async function running(name: string, cmd: string[], extra = {}, hostNetwork = true) {
@@ -113,7 +115,7 @@ describe("streaming through the daemon", () => {
     const c = await running("gone", ["sleep", "3600"]);
     const { url } = await env.d.cri.exec({ containerId: c.containerId, cmd: ["sh", "-c", "while :; do echo y; sleep 0.05; done"], stdout: true, stderr: true });
     const { ws } = await WsClient.connect(url, ["v5.channel.k8s.io"]);
-    await ws.waitFor(() => channelData(ws.messages).get(1)?.length);
+    await ws.waitFor(() => (channelData(ws.messages).get(1)?.length ?? 0) > 0);
     ws.socket.destroy();
     await waitFor(async () => {
       const r = await env.d.cri.execSync({ containerId: c.containerId, cmd: ["ps", "-o", "args"], timeout: 5n });
