@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync, existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -107,6 +107,7 @@ export async function startDaemon(o: DaemonOptions = {}): Promise<TestDaemon> {
   if (o.config) writeFileSync(join(configDir, "00-test.conf"), o.config);
   if (!existsSync(join(dir, "policy.json"))) writeFileSync(join(dir, "policy.json"), JSON.stringify({ default: [{ type: "insecureAcceptAnything" }] }));
   if (!existsSync(join(dir, "registries.conf"))) writeFileSync(join(dir, "registries.conf"), "");
+  const staleIno = existsSync(socket) ? statSync(socket).ino : -1;
   const proc = Bun.spawn([CRIO, "--config", configFile, "--config-dir", configDir, ...(o.args ?? [])], {
     stdin: "ignore",
     stdout: "pipe",
@@ -130,7 +131,8 @@ export async function startDaemon(o: DaemonOptions = {}): Promise<TestDaemon> {
   if (!o.noWait) {
     await waitFor(() => {
       if (proc.exitCode !== null) throw new Error(`daemon exited with ${proc.exitCode}: ${logs.slice(-2000)}`);
-      return existsSync(socket) && (!o.dir || logs.includes("Listening on"));
+      // A restart reuses the directory: wait for a new socket, not the stale one left behind.
+      return existsSync(socket) && statSync(socket).ino !== staleIno;
     }, 20_000, "the daemon's socket file").catch(async (e) => {
       proc.kill("SIGKILL");
       throw e;
