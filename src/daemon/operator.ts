@@ -39,7 +39,7 @@ export class OperatorSide {
     if (!c.metrics.enableMetrics) return undefined;
     const { unknown } = selectCollectors(c.metrics.metricsCollectors);
     for (const n of unknown) this.#log.warn(`metrics_collectors: unknown collector "${n}" ignored`);
-    const m = (this.metrics = new CrioMetrics({ collectors: c.metrics.metricsCollectors }));
+    const m = (this.metrics = new CrioMetrics({ collectors: c.metrics.metricsCollectors, eventsDropped: () => built.events.dropped() }));
     instrumentPulls(built.images, m);
     built.containers.onChange((kind, ctr) => {
       if (kind === "stopped" && ctr.status.oomKilled) m.containerOom(ctr.meta.name);

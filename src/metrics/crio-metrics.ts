@@ -22,6 +22,7 @@ export const COLLECTORS = [
   "image_layer_reuse_total",
   "containers_oom_total",
   "containers_oom_count_total",
+  "containers_events_dropped_total",
   "processes_defunct",
   "process",
 ] as const;
@@ -67,8 +68,8 @@ export class CrioMetrics {
   readonly oomTotal = new Counter(`${METRIC_PREFIX}containers_oom_total`, "Amount of containers killed because they ran out of memory (OOM)");
   readonly oomCount = new Counter(`${METRIC_PREFIX}containers_oom_count_total`, "Amount of containers killed because they ran out of memory (OOM) by their name", ["name"]);
 
-  /** Registers the selected collectors (all when `collectors` is empty). */
-  constructor(o: { collectors?: readonly string[] } = {}) {
+  /** Registers the selected collectors (all when `collectors` is empty); `eventsDropped` reads GetContainerEvents' drop count. */
+  constructor(o: { collectors?: readonly string[]; eventsDropped?: () => number } = {}) {
     const { keys } = selectCollectors(o.collectors ?? []);
     const byKey: Record<Exclude<CollectorKey, "process">, Collector> = {
       operations_total: this.operations,
@@ -83,6 +84,7 @@ export class CrioMetrics {
       image_layer_reuse_total: this.layerReuse,
       containers_oom_total: this.oomTotal,
       containers_oom_count_total: this.oomCount,
+      containers_events_dropped_total: new FuncMetric(`${METRIC_PREFIX}containers_events_dropped_total`, "Amount of container events dropped because a GetContainerEvents subscriber fell behind", "counter", () => o.eventsDropped?.() ?? 0),
       processes_defunct: new FuncMetric(`${METRIC_PREFIX}processes_defunct`, "Total number of defunct processes in the node", "gauge", () => defunctProcesses()),
     };
     for (const [k, c] of Object.entries(byKey)) if (keys.has(k as CollectorKey)) this.registry.register(c);

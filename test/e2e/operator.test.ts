@@ -72,6 +72,7 @@ describe("metrics", () => {
     expect(sample(text, `${P}operations_latency_seconds_total`, { operation: "Version", quantile: "0.99" })).toBeLessThan(5);
     expect(sample(text, `${P}operations_latency_seconds`, { operation: "ContainerStatus" })).toBeGreaterThanOrEqual(0);
     expect(sample(text, `${P}containers_oom_total`)).toBe(0);
+    expect(sample(text, `${P}containers_events_dropped_total`)).toBe(0);
     expect(sample(text, "process_resident_memory_bytes")).toBeGreaterThan(10 * 1024 * 1024);
     expect(sample(text, "process_open_fds")).toBeGreaterThan(3);
     expect(sample(text, "process_cpu_seconds_total")).toBeGreaterThan(0);

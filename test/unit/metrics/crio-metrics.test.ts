@@ -18,6 +18,7 @@ test("operations feed the counter, the last-latency gauge, the summary and the e
   expect(text).toContain(`${P}operations_latency_seconds_total_count{operation="RunPodSandbox"} 2`);
   expect(text).toContain(`${P}operations_errors_total{operation="RunPodSandbox"} 1`);
   expect(text).toContain(`${P}containers_oom_total 0`);
+  expect(text).toContain(`${P}containers_events_dropped_total 0`);
   expect(text).toMatch(/\nprocess_resident_memory_bytes \d+\n/);
   expect(text).toMatch(/\nprocess_cpu_seconds_total [\d.]+\n/);
   expect(text).toMatch(/\nprocess_open_fds \d+\n/);
