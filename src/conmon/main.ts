@@ -1,5 +1,5 @@
 import { messageOf } from "../errors.ts";
-import { close, mkdirp, rmdir, setWinsize, unlink, write } from "../sys/libc.ts";
+import { close, mkdirp, pollIn, read, rmdir, setWinsize, unlink, write } from "../sys/libc.ts";
 import { AttachServer } from "./attach.ts";
 import { CriLog } from "./cri-log.ts";
 import { CtlServer } from "./ctl.ts";
@@ -9,7 +9,7 @@ import { Pump, Writer } from "./io.ts";
 import { killTree } from "./kill-tree.ts";
 import { launch, LaunchError, type Launched } from "./launch.ts";
 import { OomWatch } from "./oom.ts";
-import { encodeSync, Frame, monitorFiles, parseArgs, PROTOCOL, SYNC_FD, type MonitorArgs, type SyncMessage } from "./protocol.ts";
+import { applyExecRequest, encodeSync, Frame, monitorFiles, parseArgs, PROTOCOL, SYNC_FD, type MonitorArgs, type SyncMessage } from "./protocol.ts";
 import { Reaper, type ProcessExit } from "./reaper.ts";
 
 /**
@@ -29,15 +29,25 @@ export async function runConmon(args: string[]): Promise<number> {
     report({ error: `invalid monitor arguments: ${messageOf(e)}` }, true);
     return 2;
   }
-  setDiagFields({ id: a.id });
   const reaper = new Reaper();
   try {
-    reaper.start();
+    reaper.start(); // before a standby's wait: its request then finds the subreaper set up
+    if (a.standby) {
+      const line = awaitRequest();
+      if (line === undefined) return 0; // the daemon closed the pipe (shut down or died): not needed
+      try {
+        a = applyExecRequest(a, line);
+      } catch (e) {
+        report({ error: `invalid exec-sync request: ${messageOf(e)}` }, true);
+        return 2;
+      }
+    }
+    setDiagFields({ id: a.id });
     return a.mode === "exec-sync" ? await execSync(a, reaper) : await supervise(a, reaper);
   } catch (e) {
     if (!(e instanceof LaunchError)) diag("error", "monitor failed", { error: e });
     report({ error: messageOf(e) }, true);
-    if (a.mode !== "create") removeDir(a.dir);
+    if (a.mode !== "create" && a.dir) removeDir(a.dir); // a standby without its request has no dir
     return 1;
   } finally {
     reaper.stop();
@@ -171,6 +181,35 @@ async function execSync(a: MonitorArgs, reaper: Reaper): Promise<number> {
   removeDir(a.dir);
   return 0;
 }
+
+/**
+ * A standby monitor's wait: blocks in poll(2) on fd 0 — no timer, no wakeup, nothing else to do
+ * — until the daemon's request line arrives. Undefined at end of file before a full line (the
+ * daemon closed its end, or died: the kernel closes it then) or on a line beyond REQUEST_MAX.
+ */
+function awaitRequest(): string | undefined {
+  const buf = new Uint8Array(REQUEST_MAX);
+  const dec = new TextDecoder();
+  let text = "";
+  try {
+    for (;;) {
+      if (!pollIn(0, -1)) continue; // EINTR
+      const n = read(0, buf);
+      if (n === 0) return undefined;
+      if (n < 0) continue;
+      text += dec.decode(buf.subarray(0, n), { stream: true });
+      const nl = text.indexOf("\n");
+      if (nl >= 0) return text.slice(0, nl);
+      if (text.length > REQUEST_MAX) return undefined;
+    }
+  } catch (e) {
+    diag("warning", "cannot read the exec-sync request", { error: e });
+    return undefined;
+  }
+}
+
+/** A request is one short JSON line (ids and a socket-length dir); anything longer is refused. */
+const REQUEST_MAX = 8192;
 
 /** Sends one message on the sync pipe; a daemon that went away is not an error. */
 function report(m: SyncMessage, last: boolean): void {

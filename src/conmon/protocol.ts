@@ -6,6 +6,13 @@
  *
  * 1. argv: `crio conmon --mode create|exec|exec-sync --id ID …` (buildArgs / parseArgs).
  *    `crio conmon --version` prints PROTOCOL and exits 0.
+ *    Standby exec-sync (`--mode exec-sync --standby`, no --id/--container/--dir/--timeout-ms):
+ *    the monitor starts with its fds 3-5 wired, then blocks in poll(2) on fd 0, a pipe from the
+ *    daemon, until one ExecSyncRequest line arrives (encodeExecRequest: id, container, dir,
+ *    timeoutMs); from there it is an ordinary exec-sync monitor with those arguments. End of
+ *    file on fd 0 before a full line (the daemon closed it, or died) makes it exit 0 at once,
+ *    silently; a bad request is reported as `{"error":…}` on fd 3 (exit 2). The daemon keeps one
+ *    such monitor warm per runtime handler so an ExecSync does not wait for a process start.
  * 2. fd 3 (SYNC_FD), a pipe the daemon reads, one JSON line per message (encodeSync/parseSync):
  *    create, exec: `{"pid":N}` once the runtime created the process (after the log, attach and
  *                  ctl sockets are ready), or `{"error":"<runtime's message>"}`; then fd 3 closes.
@@ -93,12 +100,43 @@ export interface MonitorArgs {
   timeoutMs: number;
   /** exec: kill the process when no client attached within this many ms; 0 = wait forever. */
   attachTimeoutMs: number;
+  /** exec-sync: wait for an ExecSyncRequest on fd 0 (id, container and dir are "" until then). */
+  standby?: boolean;
+}
+
+/** What a standby exec-sync monitor reads on fd 0: the arguments it started without. */
+export interface ExecSyncRequest {
+  id: string;
+  container: string;
+  dir: string;
+  timeoutMs: number;
+}
+
+/** One request line for a standby monitor (the timeout clamped as buildArgs does). */
+export function encodeExecRequest(r: ExecSyncRequest): string {
+  const timeoutMs = r.timeoutMs > 0 ? Number(msArg(r.timeoutMs)) : 0;
+  return JSON.stringify({ id: r.id, container: r.container, dir: r.dir, timeoutMs }) + "\n";
+}
+
+/** Parses a request line into the standby's full arguments; throws an Error naming what is wrong. */
+export function applyExecRequest(a: MonitorArgs, line: string): MonitorArgs {
+  if (!a.standby) throw new Error("not a standby monitor");
+  const r = JSON.parse(line) as Record<string, unknown>;
+  for (const k of ["id", "container"] as const)
+    if (typeof r[k] !== "string" || !isValidId(r[k])) throw new Error(`invalid ${k} ${JSON.stringify(r[k])}`);
+  if (typeof r.dir !== "string" || !r.dir.startsWith("/")) throw new Error(`invalid dir ${JSON.stringify(r.dir)}`);
+  const t = r.timeoutMs;
+  if (!Number.isInteger(t) || (t as number) < 0 || (t as number) > MAX_TIMER_MS) throw new Error(`timeoutMs needs 0 to ${MAX_TIMER_MS} ms, got ${JSON.stringify(t)}`);
+  return { ...a, standby: false, id: r.id as string, container: r.container as string, dir: r.dir, timeoutMs: t as number };
 }
 
 /** Turns MonitorArgs into the argv that follows `crio conmon`. */
 export function buildArgs(a: MonitorArgs): string[] {
-  const argv = ["--mode", a.mode, "--id", a.id, "--container", a.container, "--runtime", a.runtime];
-  argv.push("--runtime-root", a.runtimeRoot, "--dir", a.dir);
+  const argv = ["--mode", a.mode];
+  if (a.standby) argv.push("--standby");
+  else argv.push("--id", a.id, "--container", a.container);
+  argv.push("--runtime", a.runtime, "--runtime-root", a.runtimeRoot);
+  if (!a.standby) argv.push("--dir", a.dir);
   if (a.bundle !== undefined) argv.push("--bundle", a.bundle);
   if (a.logPath !== undefined) argv.push("--log-path", a.logPath);
   if (a.exitDir !== undefined) argv.push("--exit-dir", a.exitDir);
@@ -143,9 +181,15 @@ export function parseArgs(argv: readonly string[]): MonitorArgs {
   };
   const mode = need("--mode");
   if (mode !== "create" && mode !== "exec" && mode !== "exec-sync") throw new Error(`unknown mode ${JSON.stringify(mode)}`);
-  const id = need("--id");
-  const container = need("--container");
-  for (const x of [id, container]) if (!isValidId(x)) throw new Error(`invalid id ${JSON.stringify(x)}`);
+  const standby = flags.has("--standby");
+  if (standby) {
+    if (mode !== "exec-sync") throw new Error("--standby needs --mode exec-sync");
+    for (const k of ["--id", "--container", "--dir", "--timeout-ms"]) if (v.has(k)) throw new Error(`a standby monitor gets ${k} in its request`);
+  }
+  // a standby monitor learns these from its request (applyExecRequest)
+  const id = standby ? "" : need("--id");
+  const container = standby ? "" : need("--container");
+  if (!standby) for (const x of [id, container]) if (!isValidId(x)) throw new Error(`invalid id ${JSON.stringify(x)}`);
   const a: MonitorArgs = {
     mode,
     id,
@@ -153,7 +197,7 @@ export function parseArgs(argv: readonly string[]): MonitorArgs {
     runtime: need("--runtime"),
     runtimeRoot: need("--runtime-root"),
     bundle: v.get("--bundle"),
-    dir: need("--dir"),
+    dir: standby ? "" : need("--dir"),
     logPath: v.get("--log-path"),
     exitDir: v.get("--exit-dir"),
     terminal: flags.has("--terminal"),
@@ -163,6 +207,7 @@ export function parseArgs(argv: readonly string[]): MonitorArgs {
     timeoutMs: ms("--timeout-ms"),
     attachTimeoutMs: ms("--attach-timeout-ms"),
   };
+  if (standby) a.standby = true;
   if (mode === "create" && (!a.bundle || !a.logPath || !a.exitDir))
     throw new Error("create mode needs --bundle, --log-path and --exit-dir");
   if (mode === "exec-sync" && a.terminal) throw new Error("exec-sync does not support --terminal");
@@ -307,7 +352,7 @@ export function parseLogLine(line: string): LogRecord | undefined {
 // --- internal ---
 
 const EMPTY = new Uint8Array(0);
-const BOOLEAN = new Set(["--terminal", "--stdin", "--stdin-once"]);
+const BOOLEAN = new Set(["--terminal", "--stdin", "--stdin-once", "--standby"]);
 const VALUED = new Set([
   "--mode", "--id", "--container", "--runtime", "--runtime-root", "--bundle", "--dir", "--log-path",
   "--exit-dir", "--log-size-max", "--timeout-ms", "--attach-timeout-ms",

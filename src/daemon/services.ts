@@ -81,6 +81,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
     const rt = runtimeFor(handler);
     let m = monitorsByHandler.get(handler);
     if (!m || m.config.runtimePath !== rt.path || m.config.runtimeRoot !== rt.root) {
+      m?.close(); // its warm exec-sync monitor runs the old runtime
       const h = config().runtime.runtimes[handler]!;
       m = new Monitors({
         selfCommand: h.monitorPath ? [h.monitorPath] : selfCommand(),
@@ -263,6 +264,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
       return [{ ...def, name: "" }, ...list];
     },
     close: () => {
+      for (const m of monitorsByHandler.values()) m.close(); // kills the warm exec-sync monitors
       network.close();
       stats.close();
       events.close();

@@ -1,9 +1,9 @@
 import { rmSync } from "node:fs";
-import { EXEC_SYNC_OUTPUT_MAX, type MonitorArgs } from "../conmon/protocol.ts";
+import { EXEC_SYNC_OUTPUT_MAX } from "../conmon/protocol.ts";
 import { RuntimeError } from "../errors.ts";
-import { close, pipe } from "../sys/libc.ts";
 import { newId } from "../util/id.ts";
-import { monitorDir, pidOf, startMonitor, writeProcessSpec, type MonitorBase } from "./spawn.ts";
+import { monitorDir, pidOf, writeProcessSpec, type MonitorBase } from "./spawn.ts";
+import { startExecSyncMonitor, type ExecSyncMonitor, type ExecSyncStandby } from "./standby.ts";
 
 /** A command to run to completion in a running container (CRI ExecSync). */
 export interface ExecSyncOptions extends MonitorBase {
@@ -29,51 +29,48 @@ export interface ExecSyncResult {
 /**
  * Runs a process in a container under an exec-sync monitor (`runtime exec -d`): its stdout and
  * stderr go straight into pipes read here, each capped at `maxOutput`; the monitor enforces the
- * timeout by killing the process tree and waits until it is gone before reporting. Rejects with
- * the runtime's error (kind unknown) when the process could not be started.
+ * timeout by killing the process tree and waits until it is gone before reporting. The monitor
+ * is a warm one from `standby` when one waits (else one started now); either gets its request
+ * on fd 0 (protocol.ts §1), and `standby` is topped up afterwards. Rejects with the runtime's
+ * error (kind unknown) when the process could not be started.
  */
-export async function execSync(o: ExecSyncOptions): Promise<ExecSyncResult> {
+export async function execSync(o: ExecSyncOptions, standby?: ExecSyncStandby): Promise<ExecSyncResult> {
   const execId = o.execId ?? newId();
   const dir = monitorDir(o.socketDir, execId);
   const max = o.maxOutput ?? EXEC_SYNC_OUTPUT_MAX;
-  const fds: number[] = [];
+  let m: ExecSyncMonitor | undefined;
   try {
     writeProcessSpec(dir, o.process, false);
-    const [outR, outW] = pipe();
-    const [errR, errW] = pipe();
-    fds.push(outR, errR);
-    const args: MonitorArgs = {
-      mode: "exec-sync", id: execId, container: o.containerId, runtime: o.runtimePath, runtimeRoot: o.runtimeRoot,
-      dir, terminal: false, stdin: false, stdinOnce: false, logSizeMax: 0, timeoutMs: o.timeoutMs ?? 0, attachTimeoutMs: 0,
-    };
-    let m;
-    try {
-      m = startMonitor(o, args, undefined, [outW, errW]);
-    } finally {
-      close(outW);
-      close(errW);
+    const request = { id: execId, container: o.containerId, dir, timeoutMs: o.timeoutMs ?? 0 };
+    m = standby?.take();
+    if (!m?.hand(request)) {
+      // none waiting, or it died since (EPIPE): a fresh one, which reads the request once loaded
+      m?.kill();
+      m = startExecSyncMonitor(o);
+      if (!m.hand(request)) throw new RuntimeError("internal", `exec in container "${o.containerId}": the monitor exited before its request`);
     }
-    const stdout = collect(outR, max);
-    const stderr = collect(errR, max);
+    const stdout = collect(m.stdout, max);
+    const stderr = collect(m.stderr, max);
     try {
       const what = `exec in container "${o.containerId}"`;
-      const [started] = await m.messages(1, 60_000, what);
-      pidOf(started, m, what);
+      const [started] = await m.monitor.messages(1, 60_000, what);
+      pidOf(started, m.monitor, what);
       // the monitor kills at timeoutMs; allow it time to do so before giving up on it
       const limit = (o.timeoutMs || 0) > 0 ? o.timeoutMs! + 30_000 : 2 ** 31 - 1;
-      const [done] = await m.messages(1, limit, what);
+      const [done] = await m.monitor.messages(1, limit, what);
       if (!done || !("exitCode" in done)) throw new RuntimeError("internal", `${what}: the monitor exited without reporting the exit code`);
       // output ends when the last holder of the pipes is gone; a backgrounded child may keep them
       await Promise.race([Promise.all([stdout.done, stderr.done]), Bun.sleep(DRAIN_MS)]);
       return { exitCode: done.exitCode, stdout: stdout.take(), stderr: stderr.take(), timedOut: done.timedOut };
     } finally {
-      m.closeSync();
       stdout.cancel();
       stderr.cancel();
     }
   } finally {
-    for (const fd of fds) close(fd);
+    m?.close();
     rmSync(dir, { recursive: true, force: true });
+    // the replacement starts after this reply, off the critical path (lazily: the first call starts it)
+    standby?.fill();
   }
 }
 

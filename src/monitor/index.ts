@@ -10,6 +10,7 @@ import { spawnExec, type SpawnExecOptions } from "./exec.ts";
 import { execSync, type ExecSyncOptions, type ExecSyncResult } from "./exec-sync.ts";
 import { ExitWatcher, readExitFile, removeExitFile } from "./exits.ts";
 import { spawnMonitor, type MonitorBase, type SpawnMonitorOptions } from "./spawn.ts";
+import { ExecSyncStandby } from "./standby.ts";
 
 export type { ExitRecord } from "../conmon/protocol.ts";
 export { EXEC_SYNC_OUTPUT_MAX, LOG_LINE_MAX, parseLogLine, type LogRecord } from "../conmon/protocol.ts";
@@ -19,18 +20,31 @@ export { spawnExec, type SpawnExecOptions } from "./exec.ts";
 export { execSync, type ExecSyncOptions, type ExecSyncResult } from "./exec-sync.ts";
 export { ExitWatcher, readExitFile, removeExitFile } from "./exits.ts";
 export { monitorPidOf, selfCommand, spawnMonitor, type MonitorBase, type SpawnMonitorOptions } from "./spawn.ts";
+export { ExecSyncStandby, startExecSyncMonitor, type ExecSyncMonitor, type StandbyStats } from "./standby.ts";
 
 /** Node-wide monitor settings: how to run the monitor, the runtime, and the runroot dirs. */
 export interface MonitorConfig extends MonitorBase {
   /** paths.exits */
   exitDir: string;
+  /** Exec-sync monitors kept warm (standby.ts); default 1, 0 = start each one on demand. */
+  execSyncStandby?: number;
 }
 
 type PerCall<T> = Omit<T, keyof MonitorBase | "exitDir">;
 
 /** The monitor functions bound to one MonitorConfig (what the daemon wires into the domain). */
 export class Monitors {
-  constructor(readonly config: MonitorConfig) {}
+  /** The warm exec-sync monitors of this runtime; close() kills them. */
+  readonly standby: ExecSyncStandby;
+
+  constructor(readonly config: MonitorConfig) {
+    this.standby = new ExecSyncStandby(config, config.execSyncStandby ?? 1);
+  }
+
+  /** Kills the waiting exec-sync monitors (daemon shutdown; a replaced runtime). */
+  close(): void {
+    this.standby.close();
+  }
 
   /** spawnMonitor for a container: resolves with its init pid and the monitor's pid. */
   spawn(o: PerCall<SpawnMonitorOptions>): Promise<{ pid: number; monitorPid: number }> {
@@ -39,7 +53,7 @@ export class Monitors {
 
   /** execSync in a running container. */
   execSync(o: PerCall<ExecSyncOptions>): Promise<ExecSyncResult> {
-    return execSync({ ...this.config, ...o });
+    return execSync({ ...this.config, ...o }, this.standby);
   }
 
   /** spawnExec: a streaming exec session; attach to the returned attachPath. */

@@ -112,14 +112,14 @@ export interface StartedMonitor {
   diagTail(): string;
 }
 
-/** Spawns the monitor with fd 3 (and for exec-sync fds 4 and 5) wired; detached, unref'd. */
-export function startMonitor(base: MonitorBase, args: MonitorArgs, diagPath: string | undefined, extraFds: number[] = []): StartedMonitor {
+/** Spawns the monitor with fd 3 (and for exec-sync fds 4 and 5; a standby's fd 0) wired; detached, unref'd. */
+export function startMonitor(base: MonitorBase, args: MonitorArgs, diagPath: string | undefined, extraFds: number[] = [], stdinFd?: number): StartedMonitor {
   const [syncR, syncW] = pipe();
   let diagFd: number | "ignore" = "ignore";
   try {
     if (diagPath) diagFd = openSync(diagPath, "a", 0o600);
     // fd 3 is the sync pipe; exec-sync adds the output pipes as fds 4 and 5 (protocol.ts §2)
-    const stdio: Array<number | "ignore"> = ["ignore", "ignore", diagFd, syncW, ...extraFds];
+    const stdio: Array<number | "ignore"> = [stdinFd ?? "ignore", "ignore", diagFd, syncW, ...extraFds];
     const proc = Bun.spawn([...base.selfCommand, "conmon", ...buildArgs(args)], {
       stdio: stdio as ["ignore", "ignore", "ignore"],
       detached: true,

@@ -1,0 +1,199 @@
+import { readdirSync } from "node:fs";
+import { setPriority } from "node:os";
+import { encodeExecRequest, type ExecSyncRequest, type MonitorArgs } from "../conmon/protocol.ts";
+import { close, pipe, write } from "../sys/libc.ts";
+import { startMonitor, type MonitorBase, type StartedMonitor } from "./spawn.ts";
+
+/**
+ * An exec-sync monitor started in standby (protocol.ts §1): it waits on its fd 0 for the
+ * request; the daemon holds the read ends of its output pipes (its fds 4 and 5) from the start.
+ */
+export interface ExecSyncMonitor {
+  monitor: StartedMonitor;
+  /** Read ends of the process's stdout and stderr pipes (non-blocking not required: streamed). */
+  stdout: number;
+  stderr: number;
+  /** True once the monitor process has exited. */
+  readonly gone: boolean;
+  /** Sends the request and closes the request pipe; false (nothing sent) when the monitor is gone. */
+  hand(r: ExecSyncRequest): boolean;
+  /** Closes every daemon-side fd (after use: the caller has stopped reading the pipes). */
+  close(): void;
+  /** SIGKILLs an unused monitor (it leads its own process group) and closes every fd. */
+  kill(): void;
+}
+
+/**
+ * Starts an exec-sync monitor in standby for `base`'s runtime; it exits when the request pipe
+ * closes unused. `background`: it starts at the lowest CPU priority (nice 19), so that its
+ * start-up yields to the work in flight, and is put back to normal when handed its request.
+ */
+export function startExecSyncMonitor(base: MonitorBase, background = false): ExecSyncMonitor {
+  const args: MonitorArgs = {
+    mode: "exec-sync", standby: true, id: "", container: "", runtime: base.runtimePath, runtimeRoot: base.runtimeRoot,
+    dir: "", terminal: false, stdin: false, stdinOnce: false, logSizeMax: 0, timeoutMs: 0, attachTimeoutMs: 0,
+  };
+  const fds: number[] = [];
+  let reqR = -1;
+  let outW = -1;
+  let errW = -1;
+  try {
+    let reqW: number, outR: number, errR: number;
+    [reqR, reqW] = pipe();
+    fds.push(reqW);
+    [outR, outW] = pipe();
+    fds.push(outR);
+    [errR, errW] = pipe();
+    fds.push(errR);
+    const monitor = startMonitor(base, args, undefined, [outW, errW], reqR);
+    if (background) renice(monitor.pid, BACKGROUND_NICE);
+    let gone = false;
+    let request = reqW;
+    void monitor.exited.then(() => (gone = true));
+    let closed = false;
+    const closeAll = () => {
+      if (closed) return; // each fd once: a number closed twice may be someone else's by then
+      closed = true;
+      monitor.closeSync();
+      for (const fd of [request, outR, errR]) close(fd);
+      request = -1;
+    };
+    return {
+      monitor, stdout: outR, stderr: errR,
+      get gone() {
+        return gone;
+      },
+      hand(r) {
+        if (gone || request < 0) return false;
+        if (background) renice(monitor.pid, 0);
+        try {
+          // one short line into an empty pipe: written whole (PIPE_BUF), never blocks
+          write(request, new TextEncoder().encode(encodeExecRequest(r)));
+          return true;
+        } catch {
+          return false; // EPIPE: the monitor is gone
+        } finally {
+          close(request);
+          request = -1;
+        }
+      },
+      close: closeAll,
+      kill() {
+        if (!gone) {
+          try {
+            process.kill(-monitor.pid, "SIGKILL");
+          } catch {
+            // already gone
+          }
+        }
+        closeAll();
+      },
+    };
+  } catch (e) {
+    for (const fd of fds) close(fd);
+    throw e;
+  } finally {
+    // the monitor has its own copies (or failed to start)
+    for (const fd of [reqR, outW, errW]) close(fd);
+  }
+}
+
+/** How many warm monitors were used, how many ExecSyncs started one cold, and the waiting pids. */
+export interface StandbyStats {
+  hits: number;
+  misses: number;
+  pids: number[];
+}
+
+/**
+ * Up to `size` exec-sync monitors kept waiting for one runtime (root): take() hands one out,
+ * fill() starts replacements in the background. The first is started lazily, by fill() after
+ * the first ExecSync. After three standbys in a row died unused (a monitor binary that does not
+ * know --standby, say) no more are started: ExecSyncs then start their monitors as before.
+ */
+export class ExecSyncStandby {
+  #warm: ExecSyncMonitor[] = [];
+  #closed = false;
+  #scheduled = false;
+  #deadUnused = 0;
+  #hits = 0;
+  #misses = 0;
+
+  constructor(
+    readonly base: MonitorBase,
+    readonly size = 1,
+  ) {}
+
+  /** A live waiting monitor, or undefined (the caller starts one; counts a miss). */
+  take(): ExecSyncMonitor | undefined {
+    for (let m; (m = this.#warm.shift()); ) {
+      if (m.gone) {
+        m.close();
+        continue;
+      }
+      this.#hits++;
+      this.#deadUnused = 0;
+      return m;
+    }
+    this.#misses++;
+    return undefined;
+  }
+
+  /** Tops the pool up to `size` on a later turn of the event loop (after the caller's reply). */
+  fill(): void {
+    if (this.#closed || this.#scheduled || this.size <= 0 || this.#deadUnused >= 3) return;
+    this.#scheduled = true;
+    setTimeout(() => {
+      this.#scheduled = false;
+      while (!this.#closed && this.#warm.length < this.size && this.#deadUnused < 3) {
+        let m: ExecSyncMonitor;
+        try {
+          m = startExecSyncMonitor(this.base, true);
+        } catch {
+          this.#deadUnused++;
+          continue;
+        }
+        this.#warm.push(m);
+        void m.monitor.exited.then(() => {
+          const i = this.#warm.indexOf(m);
+          if (i < 0) return; // taken (its user closes it) or killed by close()
+          this.#warm.splice(i, 1);
+          m.close();
+          this.#deadUnused++;
+        });
+      }
+    }, 0);
+  }
+
+  /** Kills the waiting monitors and starts no more (daemon shutdown, or a changed runtime). */
+  close(): void {
+    this.#closed = true;
+    for (const m of this.#warm.splice(0)) m.kill();
+  }
+
+  /** Counters and the pids of the monitors waiting now. */
+  stats(): StandbyStats {
+    return { hits: this.#hits, misses: this.#misses, pids: this.#warm.filter((m) => !m.gone).map((m) => m.monitor.pid) };
+  }
+}
+
+// --- internal ---
+
+const BACKGROUND_NICE = 19;
+
+/** Sets the nice value of every thread of `pid` (Linux keeps one per thread); best effort. */
+function renice(pid: number, nice: number): void {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return; // gone
+  }
+  for (const tid of tids) {
+    try {
+      setPriority(Number(tid), nice);
+    } catch {
+      // the thread ended, or no CAP_SYS_NICE to raise it again (then it stays low: still correct)
+    }
+  }
+}

@@ -1,0 +1,165 @@
+// The warm exec-sync monitor (src/monitor/standby.ts, protocol.ts §1) with real runc: the
+// second ExecSync runs on the monitor the first left waiting, concurrent ones start their own,
+// a standby whose request pipe closes exits, and the daemon leaves none behind when it stops
+// (SIGTERM) or is killed (SIGKILL: the standby sees its pipe close).
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { readdirSync, readFileSync } from "node:fs";
+import { applyExecRequest, buildArgs, encodeExecRequest, parseArgs, type MonitorArgs } from "../../src/conmon/protocol.ts";
+import { Monitors, startExecSyncMonitor } from "../../src/monitor/index.ts";
+import { cleanupPods, ctrConfig, podConfig, startEnv } from "../support/pods.ts";
+import { removeDaemonDirs, startDaemon, waitFor, type TestDaemon } from "../harness.ts";
+import { canRun, MonitorWorld } from "./monitor-support.ts";
+
+setDefaultTimeout(60_000);
+
+const proc = (args: string[]) => ({ args, env: ["PATH=/bin"], cwd: "/", user: { uid: 0, gid: 0 }, terminal: false });
+const dec = new TextDecoder();
+const alive = (pid: number) => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+};
+/** Standby monitors (anyone's) for this runtime root, from /proc. */
+const standbys = (runtimeRoot: string) =>
+  readdirSync("/proc")
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        const argv = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
+        return argv.includes("conmon") && argv.includes("--standby") && argv[argv.indexOf("--runtime-root") + 1] === runtimeRoot;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+
+test("protocol: a standby's argv and its request", () => {
+  const base: MonitorArgs = {
+    mode: "exec-sync", standby: true, id: "", container: "", runtime: "/usr/sbin/runc", runtimeRoot: "/run/r", dir: "",
+    terminal: false, stdin: false, stdinOnce: false, logSizeMax: 0, timeoutMs: 0, attachTimeoutMs: 0,
+  };
+  const argv = buildArgs(base);
+  expect(argv).not.toContain("--id");
+  expect(parseArgs(argv)).toEqual(base);
+  const a = applyExecRequest(parseArgs(argv), encodeExecRequest({ id: "e1", container: "c1", dir: "/run/m/e1", timeoutMs: 1500.2 }).trim());
+  expect(a).toEqual({ ...base, standby: false, id: "e1", container: "c1", dir: "/run/m/e1", timeoutMs: 1501 });
+  expect(() => applyExecRequest(base, JSON.stringify({ id: "../x", container: "c1", dir: "/d", timeoutMs: 0 }))).toThrow("invalid id");
+  expect(() => applyExecRequest(base, JSON.stringify({ id: "e", container: "c1", dir: "rel", timeoutMs: 0 }))).toThrow("invalid dir");
+  expect(() => applyExecRequest(base, JSON.stringify({ id: "e", container: "c1", dir: "/d", timeoutMs: -1 }))).toThrow("timeoutMs");
+  expect(() => parseArgs([...argv, "--id", "x"])).toThrow("request");
+  expect(() => parseArgs(["--mode", "exec", "--standby", "--runtime", "r", "--runtime-root", "/r"])).toThrow("exec-sync");
+});
+
+describe.skipIf(!canRun())("monitor: warm exec-sync standby", () => {
+  test("the second ExecSync uses the warm monitor; concurrent ones start their own; close kills it", async () => {
+    await using w = new MonitorWorld();
+    const m = new Monitors(w.config);
+    try {
+      const id = w.id();
+      await m.spawn({ id, bundle: w.bundle(id, ["sleep", "1000"]), logPath: w.logPath(id) });
+      await w.runc("start", id);
+      expect(m.standby.stats()).toEqual({ hits: 0, misses: 0, pids: [] }); // lazy: none before the first ExecSync
+
+      const first = await m.execSync({ containerId: id, process: proc(["echo", "cold"]) });
+      expect(dec.decode(first.stdout)).toBe("cold\n");
+      const [warm] = await waitFor(() => m.standby.stats().pids.length === 1 && m.standby.stats().pids, 10_000, "a standby");
+      expect(m.standby.stats()).toMatchObject({ hits: 0, misses: 1 });
+
+      const r = await m.execSync({ containerId: id, process: proc(["sh", "-c", "echo out; echo err >&2; exit 6"]) });
+      expect({ ...r, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) }).toEqual({ exitCode: 6, stdout: "out\n", stderr: "err\n", timedOut: false });
+      expect(m.standby.stats()).toMatchObject({ hits: 1, misses: 1 });
+      await waitFor(() => !alive(warm!), 10_000, "the used standby to exit");
+      const [next] = await waitFor(() => m.standby.stats().pids.length === 1 && m.standby.stats().pids, 10_000, "a replacement");
+      expect(next).not.toBe(warm);
+
+      // the same timeout kill-tree and cap through a warm monitor
+      const t0 = Date.now();
+      const slow = await m.execSync({ containerId: id, process: proc(["sh", "-c", "sleep 4321 & sleep 4322"]), timeoutMs: 500 });
+      expect([slow.timedOut, Date.now() - t0 < 5000]).toEqual([true, true]);
+      await waitFor(() => m.standby.stats().pids.length === 1, 10_000, "a replacement");
+      const big = await m.execSync({ containerId: id, process: proc(["head", "-c", "300000", "/dev/zero"]), maxOutput: 100_000 });
+      expect([big.exitCode, big.stdout.length]).toEqual([0, 100_000]);
+      expect(m.standby.stats()).toMatchObject({ hits: 3, misses: 1 });
+      const left = await m.execSync({ containerId: id, process: proc(["sh", "-c", "ps -o args | grep '[s]leep 432' || true"]) });
+      expect(dec.decode(left.stdout)).toBe("");
+
+      // three at once: one takes the standby, the others start monitors as before
+      await waitFor(() => m.standby.stats().pids.length === 1, 10_000, "a replacement");
+      const before = m.standby.stats();
+      const many = await Promise.all([1, 2, 3].map((n) => m.execSync({ containerId: id, process: proc(["sh", "-c", `echo ${n}; exit ${n}`]) })));
+      expect(many.map((x) => [x.exitCode, dec.decode(x.stdout)])).toEqual([[1, "1\n"], [2, "2\n"], [3, "3\n"]]);
+      expect(m.standby.stats()).toMatchObject({ hits: before.hits + 1, misses: before.misses + 2 });
+      expect(readdirSync(w.config.socketDir)).toEqual([id]); // exec sessions leave no dir behind
+
+      const [last] = await waitFor(() => m.standby.stats().pids.length === 1 && m.standby.stats().pids, 10_000, "a replacement");
+      m.close();
+      await waitFor(() => !alive(last!), 10_000, "close() to kill the standby");
+      expect(m.standby.stats().pids).toEqual([]);
+      // after close() an ExecSync still works (cold) and leaves nothing waiting
+      expect((await m.execSync({ containerId: id, process: proc(["true"]) })).exitCode).toBe(0);
+      await Bun.sleep(100);
+      expect(standbys(w.config.runtimeRoot)).toEqual([]);
+    } finally {
+      m.close();
+    }
+  });
+
+  test("a standby exits when its request pipe closes unused; a bad request is refused", async () => {
+    await using w = new MonitorWorld();
+    const idle = startExecSyncMonitor(w.config);
+    await waitFor(() => standbys(w.config.runtimeRoot).includes(idle.monitor.pid), 10_000, "the standby to start");
+    idle.close(); // what the kernel does for a daemon killed with SIGKILL
+    expect(await idle.monitor.exited).toBe(0);
+
+    const bad = startExecSyncMonitor(w.config);
+    try {
+      expect(bad.hand({ id: "no/slash", container: "c", dir: "/tmp/x", timeoutMs: 0 })).toBe(true);
+      const [msg] = await bad.monitor.messages(1, 10_000, "bad request");
+      expect(msg).toMatchObject({ error: expect.stringContaining("invalid exec-sync request") });
+      expect(await bad.monitor.exited).toBe(2);
+    } finally {
+      bad.kill();
+    }
+  });
+
+  test("the daemon: SIGTERM kills its standby; a SIGKILLed daemon's standby exits by itself", async () => {
+    const env = await startEnv({ logLevel: "info" });
+    let d: TestDaemon = env.d;
+    const { dir, runroot, runcRoot } = d;
+    try {
+      await d.cri.pullImage({ image: { image: env.busybox } });
+      const pod = podConfig("standby", dir, { hostNetwork: true });
+      const { podSandboxId } = await d.cri.runPodSandbox({ config: pod });
+      const { containerId } = await d.cri.createContainer({ podSandboxId, config: ctrConfig("c", env.busybox, ["sleep", "3600"], {}, pod), sandboxConfig: pod });
+      await d.cri.startContainer({ containerId });
+      const twice = async () => {
+        for (const n of [1, 2]) {
+          const r = await d.cri.execSync({ containerId, cmd: ["sh", "-c", `echo hi${n}; exit ${n}`], timeout: 10n });
+          expect([r.exitCode, dec.decode(r.stdout)]).toEqual([n, `hi${n}\n`]);
+        }
+        return await waitFor(() => standbys(runcRoot).length === 1 && standbys(runcRoot), 10_000, "the daemon's standby");
+      };
+
+      const [byTerm] = await twice();
+      expect(await d.stop("SIGTERM")).toBe(0);
+      await waitFor(() => !alive(byTerm!), 10_000, "SIGTERM to kill the standby");
+
+      d = await startDaemon({ dir, logLevel: "info" });
+      const [byKill] = await twice();
+      d.proc.kill("SIGKILL");
+      await d.proc.exited;
+      await waitFor(() => !alive(byKill!), 10_000, "the standby of a killed daemon to exit");
+      expect(standbys(runcRoot)).toEqual([]);
+
+      d = await startDaemon({ dir, logLevel: "info" }); // to remove the pod
+    } finally {
+      await cleanupPods(d);
+      await d[Symbol.asyncDispose]();
+      await env.reg.stop();
+      removeDaemonDirs(dir, runroot);
+    }
+  });
+});
