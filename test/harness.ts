@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync, writeFileSync, existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { connect } from "node:net";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -107,7 +108,6 @@ export async function startDaemon(o: DaemonOptions = {}): Promise<TestDaemon> {
   if (o.config) writeFileSync(join(configDir, "00-test.conf"), o.config);
   if (!existsSync(join(dir, "policy.json"))) writeFileSync(join(dir, "policy.json"), JSON.stringify({ default: [{ type: "insecureAcceptAnything" }] }));
   if (!existsSync(join(dir, "registries.conf"))) writeFileSync(join(dir, "registries.conf"), "");
-  const staleIno = existsSync(socket) ? statSync(socket).ino : -1;
   const proc = Bun.spawn([CRIO, "--config", configFile, "--config-dir", configDir, ...(o.args ?? [])], {
     stdin: "ignore",
     stdout: "pipe",
@@ -131,8 +131,8 @@ export async function startDaemon(o: DaemonOptions = {}): Promise<TestDaemon> {
   if (!o.noWait) {
     await waitFor(() => {
       if (proc.exitCode !== null) throw new Error(`daemon exited with ${proc.exitCode}: ${logs.slice(-2000)}`);
-      // A restart reuses the directory: wait for a new socket, not the stale one left behind.
-      return existsSync(socket) && statSync(socket).ino !== staleIno;
+      // Wait until something accepts on the socket (a restart may find a stale socket file).
+      return existsSync(socket) && accepts(socket);
     }, 20_000, "the daemon's socket file").catch(async (e) => {
       proc.kill("SIGKILL");
       throw e;
@@ -184,4 +184,16 @@ export function removeDaemonDirs(dir: string, runroot: string): void {
   for (const m of mounts) Bun.spawnSync(["umount", "-l", m]);
   rmSync(runroot, { recursive: true, force: true });
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** True when a unix socket accepts a connection now. */
+function accepts(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
 }
