@@ -84,10 +84,18 @@ plugin_dir = ""
  * temp dir. One mount, so the wrapper costs tens of ms, not hundreds; the time just before the
  * exec of containerd is written to `execNsFile` (ns since the epoch) for start-up figures.
  */
-export function privateRunScript(dir: string, bin: string, configFile: string): string {
+export function privateRunScript(dir: string, bin: string, configFile: string, sharedDir?: string): string {
   const q = (x: string) => `'${x.replace(/'/g, "'\\''")}'`;
+  // With a shared dir the namespace was made with --propagation unchanged: every mount but that
+  // peer (and what lies below it) is made private before anything is mounted here.
+  const privatize = sharedDir
+    ? `awk '{print $5}' /proc/self/mountinfo | while read -r m; do
+  case "$m" in ${q(sharedDir)}|${q(sharedDir)}/*) ;; *) mount --make-private "$m" 2>/dev/null || true ;; esac
+done
+`
+    : "";
   return `set -e
-mkdir -p ${q(join(dir, "run-upper"))} ${q(join(dir, "run-work"))}
+${privatize}mkdir -p ${q(join(dir, "run-upper"))} ${q(join(dir, "run-work"))}
 mount -n -t overlay overlay -o lowerdir=/run,upperdir=${q(join(dir, "run-upper"))},workdir=${q(join(dir, "run-work"))} /run
 mkdir -p -m 0711 /run/containerd
 date +%s%N > ${q(join(dir, EXEC_NS_FILE))}
@@ -98,7 +106,11 @@ exec ${q(bin)} --config ${q(configFile)}
 /** The file in the temp dir where the start script notes the time of containerd's exec. */
 export const EXEC_NS_FILE = "exec-ns";
 
-/** hosts.toml for the loopback registry: plain HTTP, pull and resolve. */
+/**
+ * hosts.toml sending pulls to the loopback registry `host`: plain HTTP, pull and resolve. Written
+ * for that host itself and for each upstream it stands in for (containerd keeps the repository
+ * path and drops the upstream host; `server` is the loopback too, so nothing falls back upstream).
+ */
 export function hostsToml(host: string): string {
   return `server = "http://${host}"\n\n[host."http://${host}"]\n  capabilities = ["pull", "resolve"]\n  skip_verify = true\n`;
 }

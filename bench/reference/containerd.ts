@@ -33,6 +33,18 @@ export interface ContainerdOptions {
   cniBinDir?: string;
   /** containerd's log level; default "warn". */
   logLevel?: string;
+  /**
+   * Upstream registry hosts (e.g. "registry.k8s.io", "docker.io") whose pulls all go to
+   * `registryHost` over plain HTTP, repository paths unchanged (the upstream host is dropped):
+   * one hosts.toml per upstream under the temp certs.d. Default none.
+   */
+  mirrors?: string[];
+  /**
+   * Make `<dir>/shared` a shared bind mount on the host whose copy in containerd's private mount
+   * namespace is its peer (every other mount there is made private), so mounts below it propagate
+   * both ways: critest's mount propagation specs need their host paths there (TMPDIR). Default off.
+   */
+  sharedDir?: boolean;
 }
 
 /** A running containerd; stop() (or `await using`) ends it and everything it started, and removes its dir. */
@@ -45,6 +57,8 @@ export interface Containerd {
   dir: string;
   /** containerd's log file (stdout and stderr). */
   logFile: string;
+  /** `<dir>/shared` when the `sharedDir` option is on: a mount peer between the host and containerd's namespace. */
+  sharedDir?: string;
   /** The bridge the `bridge` option configured, if any. */
   bridgeName?: string;
   /** ms from the spawn of the wrapper (setpriv, unshare, sh, mount) to the exec of containerd: not containerd's own start-up. */
@@ -93,13 +107,27 @@ export async function startContainerd(o: ContainerdOptions): Promise<Containerd>
     for (const f of readdirSync(o.cniConfDir).filter((f) => /\.(conf|conflist|json)$/.test(f))) copyFileSync(join(o.cniConfDir, f), join(confDir, f));
   const br = o.bridge ? bridgeConflist(join(dir, "ipam")) : undefined;
   if (br) writeFileSync(join(confDir, "10-bench-bridge.conflist"), br.text);
-  mkdirSync(join(dir, "certs.d", o.registryHost), { recursive: true });
-  writeFileSync(join(dir, "certs.d", o.registryHost, "hosts.toml"), hostsToml(o.registryHost));
+  for (const host of [o.registryHost, ...(o.mirrors ?? [])]) {
+    mkdirSync(join(dir, "certs.d", host), { recursive: true });
+    writeFileSync(join(dir, "certs.d", host, "hosts.toml"), hostsToml(o.registryHost));
+  }
   const configFile = join(dir, "config.toml");
   writeFileSync(configFile, containerdConfig(dir, o, confDir));
 
   const startScript = join(dir, "start.sh");
-  writeFileSync(startScript, privateRunScript(dir, CONTAINERD_BIN, configFile), { mode: 0o700 });
+  const sharedDir = o.sharedDir ? join(dir, "shared") : undefined;
+  writeFileSync(startScript, privateRunScript(dir, CONTAINERD_BIN, configFile, sharedDir), { mode: 0o700 });
+  if (sharedDir) {
+    mkdirSync(sharedDir, { mode: 0o755 });
+    for (const argv of [["mount", "--bind", sharedDir, sharedDir], ["mount", "--make-shared", sharedDir]]) {
+      const r = await runRaw(argv, { timeoutMs: 10_000 });
+      if (r.code !== 0) {
+        unmountBelow(dir);
+        rmSync(dir, { recursive: true, force: true });
+        throw new Error(`${argv.join(" ")} failed: ${r.stderr.trim()}`);
+      }
+    }
+  }
 
   const newCgroups = absentCgroupParents();
   const fd = openSync(logFile, "a");
@@ -109,7 +137,7 @@ export async function startContainerd(o: ContainerdOptions): Promise<Containerd>
     // setpriv --pdeathsig: containerd dies with the bench even when that one is SIGKILLed.
     // unshare (no --fork) and sh's exec keep one pid: proc.pid is containerd's.
     const pre = existsSync("/usr/bin/setpriv") ? ["/usr/bin/setpriv", "--pdeathsig", "TERM"] : [];
-    proc = Bun.spawn([...pre, "unshare", "--mount", "--propagation", "private", "/bin/sh", startScript], {
+    proc = Bun.spawn([...pre, "unshare", "--mount", "--propagation", sharedDir ? "unchanged" : "private", "/bin/sh", startScript], {
       stdin: "ignore",
       stdout: fd,
       stderr: fd,
@@ -123,7 +151,7 @@ export async function startContainerd(o: ContainerdOptions): Promise<Containerd>
   const shimPids = () => findShims(socket);
   let stopped: Promise<void> | undefined;
   const c: Containerd = {
-    socket, pid: proc.pid, dir, logFile, shimPids, bridgeName: br?.bridge, wrapperMs: NaN,
+    socket, pid: proc.pid, dir, logFile, shimPids, bridgeName: br?.bridge, sharedDir, wrapperMs: NaN,
     stop: () => (stopped ??= stopAll(c, proc, newCgroups)),
     [Symbol.asyncDispose]: () => c.stop(),
   };

@@ -1,0 +1,225 @@
+// critest's own benchmark suite (`critest -benchmark`, cri-tools v1.26.1) against the compiled
+// daemon and against containerd 1.6 in the same session, side by side in bench/RESULTS.md
+// (section "critest-benchmark"), through the steering repo's conformance harness
+// (shared/conformance: registry.sh, images.sh, run-critest.sh).
+//   - ours: conformance/run.sh benchmark (dist/crio, mirrors → 127.0.0.1:5000, bridge CNI, temp dirs);
+//   - containerd: bench/reference/containerd.ts with hosts.toml mirrors for the same upstream names,
+//     sandbox_image registry.k8s.io/pause:3.9 and a bridge + portmap conflist like ours (10.89.0.0/16);
+//   - --validate: also the validation suite against containerd once (result "containerd").
+// Usage (root; critest in $ANCHORS/bin, default /var/tmp/crio-conformance/bin; containerd installed):
+//   bun bench/critest-benchmark.ts [--rounds N] [--validate] [--report-only]
+// Rounds alternate the order (ours first in odd rounds); samples of all rounds are pooled.
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { runRaw } from "../src/sys/exec.ts";
+import { readBenchRun, runComplete, pool, sideBySide, specLines, validationSummary, type BenchRun } from "./critest-report.ts";
+import { machine, writeSection } from "./lib.ts";
+import { containerdAvailable, containerdVersion, startContainerd } from "./reference/containerd.ts";
+
+const REPO = join(import.meta.dir, "..");
+const SHARED = process.env.CRIO_CONFORMANCE_SHARED ?? join(REPO, "../shared/conformance");
+const ANCHORS = process.env.ANCHORS ?? "/var/tmp/crio-conformance";
+const RESULTS_DIR = join(ANCHORS, "results");
+const REGISTRY = "127.0.0.1:5000";
+const MIRRORS = ["registry.k8s.io", "gcr.io", "public.ecr.aws", "docker.io"];
+const BRIDGE = "ctd-critest0";
+/** One critest run: at most 15 min waiting for a quiet machine (run-critest.sh) plus the run itself. */
+const RUN_TIMEOUT_S = 40 * 60;
+
+const { values: args } = parseArgs({
+  options: { rounds: { type: "string", default: "1" }, validate: { type: "boolean", default: false }, "report-only": { type: "boolean", default: false } },
+});
+const ROUNDS = Number(args.rounds);
+const loadavg = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+const say = (m: string) => console.log(`[critest-benchmark ${new Date().toISOString().slice(11, 19)}] ${m}`);
+const oursName = (r: number) => `bench-ours-r${r}`;
+const ctdName = (r: number) => `bench-containerd-r${r}`;
+
+/** Runs argv with inherited output (bounded by `timeout`); resolves to its exit code. */
+async function sh(argv: string[], env: Record<string, string> = {}): Promise<number> {
+  const p = Bun.spawn(["timeout", "-k", "30", String(RUN_TIMEOUT_S), ...argv], {
+    stdout: "inherit",
+    stderr: "inherit",
+    env: { ...process.env, PATH: `${join(ANCHORS, "bin")}:${REPO}/node_modules/.bin:${process.env.PATH}`, ...env },
+  });
+  return await p.exited;
+}
+
+/** Another session's critest or conformance run (this machine is shared): their pids and command lines. */
+function othersRunning(): string[] {
+  const out: string[] = [];
+  for (const p of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      const argv = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0").filter(Boolean);
+      if (argv[0]?.endsWith("/critest") || argv[0] === "critest" || argv.some((a) => a.endsWith("conformance/run.sh") || a.endsWith("run-critest.sh")))
+        out.push(`${p} ${argv.join(" ").slice(0, 120)}`);
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/** Waits (up to 30 min) until no other critest/conformance run is going and ports 12000–12003 are free. */
+async function waitExclusive(): Promise<void> {
+  const deadline = Date.now() + 30 * 60_000;
+  for (let said = false; ; said = true) {
+    const others = othersRunning();
+    const ports = (await runRaw(["ss", "-Hltn", "( sport >= :12000 and sport <= :12003 )"])).stdout.trim();
+    const bridges = (await runRaw(["ip", "-br", "link", "show", "type", "bridge"])).stdout;
+    const busy = [...others, ...(ports ? [`ports: ${ports}`] : []), ...(/^(crio-critest0|ctd-critest0)\s/m.test(bridges) ? ["a critest bridge exists"] : [])];
+    if (busy.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`the machine stayed busy with other critest runs: ${busy.join("; ")}`);
+    if (!said) say(`waiting for other critest runs to end: ${busy.join("; ")}`);
+    await Bun.sleep(5000);
+  }
+}
+
+/** The pod egress guard of the harness (FORWARD drop from 10.88.0.0/15) on or off. */
+async function egressGuard(on: boolean): Promise<void> {
+  await runRaw(["bash", "-c", `. "$1/common.sh"; egress_guard_${on ? "on" : "off"}`, "_", SHARED]);
+}
+
+/** Ours: `conformance/run.sh benchmark` under the result name `name`; resolves to its exit code. */
+async function runOurs(name: string): Promise<number> {
+  return sh(["bash", join(REPO, "conformance/run.sh"), "benchmark"], { CRIO_CONFORMANCE_NAME: name, CRIO_CONFORMANCE_SHARED: SHARED });
+}
+
+/**
+ * containerd: started in temp dirs, critest run against it through run-critest.sh, then everything
+ * removed. For validation critest's host paths (TMPDIR) go to a mount peer of containerd's private
+ * namespace, so its mount propagation specs can pass (see ContainerdOptions.sharedDir).
+ */
+export async function runContainerd(mode: "benchmark" | "validate", name: string, extra: string[] = []): Promise<number> {
+  const tmp = mkdtempSync(join(process.env.TMPDIR ?? "/var/tmp", "ctd-critest-"));
+  mkdirSync(join(tmp, "net.d"));
+  const conflist = {
+    cniVersion: "1.0.0",
+    name: "ctd-critest",
+    plugins: [
+      { type: "bridge", bridge: BRIDGE, isGateway: true, ipMasq: true, hairpinMode: true,
+        ipam: { type: "host-local", dataDir: join(tmp, "ipam"), routes: [{ dst: "0.0.0.0/0" }], ranges: [[{ subnet: "10.89.0.0/16", gateway: "10.89.0.1" }]] } },
+      { type: "portmap", capabilities: { portMappings: true }, snat: true },
+    ],
+  };
+  writeFileSync(join(tmp, "net.d", "10-ctd-critest.conflist"), JSON.stringify(conflist, null, 2));
+  await egressGuard(true);
+  try {
+    const c = await startContainerd({
+      registryHost: REGISTRY, mirrors: MIRRORS, pauseImage: "registry.k8s.io/pause:3.9", cniConfDir: join(tmp, "net.d"), sharedDir: mode === "validate",
+    });
+    try {
+      say(`containerd pid ${c.pid} on ${c.socket}`);
+      return await sh(["bash", join(SHARED, "run-critest.sh"), mode, name, `unix://${c.socket}`, ...extra], c.sharedDir ? { TMPDIR: c.sharedDir } : {});
+    } finally {
+      await c.stop();
+    }
+  } finally {
+    await runRaw(["ip", "link", "del", BRIDGE]);
+    await egressGuard(false);
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/**
+ * One run, retried once when it leaves no complete result (meant for causes outside the runtime,
+ * e.g. a port taken meanwhile); the failed attempt's folder is kept as NAME.attempt1 and its last
+ * critest step quoted in the returned note.
+ */
+async function attempt(label: string, name: string, mode: "benchmark" | "validate", fn: () => Promise<number>): Promise<string> {
+  const dir = join(RESULTS_DIR, name);
+  const done = () => (mode === "benchmark" ? runComplete(dir) : existsSync(join(dir, "specs.tsv")));
+  let note = "";
+  for (let i = 1; i <= 2; i++) {
+    await waitExclusive();
+    say(`${label}: ${mode} run ${i} (loadavg ${loadavg()})`);
+    const rc = await fn();
+    say(`${label}: exit code ${rc} (loadavg ${loadavg()})`);
+    if (done()) return note;
+    if (i === 2) throw new Error(`${label}: two attempts left no complete result in ${dir}`);
+    const kept = `${dir}.attempt1`;
+    rmSync(kept, { recursive: true, force: true });
+    if (existsSync(dir)) renameSync(dir, kept);
+    note = `${label}: the first attempt left no complete result (critest exit code ${rc}; ${failureLine(join(kept, "critest.log"))}; kept in ${kept}), the retry did`;
+    say(note);
+  }
+  return note;
+}
+
+/** The first panic or failure line of a critest log (critest -benchmark forces ginkgo's succinct output: no steps). */
+function failureLine(log: string): string {
+  if (!existsSync(log)) return "no critest.log";
+  const bad = readFileSync(log, "utf8").split("\n").find((l) => /panic|Timed out|\[FAILED\]|\[PANICKED\]|configuration issues/.test(l));
+  return bad ? bad.trim().slice(0, 200) : "no failure line in critest.log";
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error("run as root");
+  if (!existsSync(join(ANCHORS, "bin/critest"))) throw new Error(`critest not found in ${ANCHORS}/bin (cri-tools v1.26.1; never built by this repository)`);
+  if (!containerdAvailable()) throw new Error("containerd missing: apt-get install -y containerd");
+  if (!existsSync(join(REPO, "dist/crio"))) throw new Error("dist/crio missing: bun run build");
+  const notes: string[] = [];
+  const loads: string[] = [`start ${loadavg()}`];
+  if (!args["report-only"]) {
+    if ((await sh(["bash", join(SHARED, "registry.sh"), "start"])) !== 0) throw new Error("registry.sh start failed");
+    if ((await sh(["bash", "-c", `bash "$1/images.sh" > /dev/null`, "_", SHARED])) !== 0) throw new Error("images.sh failed");
+    for (let r = 1; r <= ROUNDS; r++) {
+      const ours = () => attempt(`ours r${r}`, oursName(r), "benchmark", () => runOurs(oursName(r)));
+      const ctd = () => attempt(`containerd r${r}`, ctdName(r), "benchmark", () => runContainerd("benchmark", ctdName(r)));
+      for (const step of r % 2 === 1 ? [ours, ctd] : [ctd, ours]) notes.push(await step());
+      loads.push(`after round ${r} ${loadavg()}`);
+    }
+    if (args.validate) {
+      notes.push(await attempt("containerd validate", "containerd", "validate", () => runContainerd("validate", "containerd")));
+      loads.push(`after validation ${loadavg()}`);
+    }
+  }
+  const rounds = Array.from({ length: ROUNDS }, (_, i) => i + 1);
+  const oursRuns = rounds.map((r) => readBenchRun(join(RESULTS_DIR, oursName(r)), oursName(r)));
+  const ctdRuns = rounds.map((r) => readBenchRun(join(RESULTS_DIR, ctdName(r)), ctdName(r)));
+  writeSection("critest-benchmark", await section(oursRuns, ctdRuns, loads, notes.filter(Boolean)));
+  say(`wrote the critest-benchmark section of bench/RESULTS.md`);
+}
+
+async function section(ours: BenchRun[], ctd: BenchRun[], loads: string[], notes: string[]): Promise<string> {
+  const head = (await runRaw(["git", "-C", REPO, "rev-parse", "--short", "HEAD"])).stdout.trim();
+  const loadLines = [...ours, ...ctd].map((r) => `- \`${r.name}\`: ${r.load.join("; ") || "no load.txt"}`).join("\n");
+  const v = validationSummary(join(RESULTS_DIR, "containerd"));
+  const vText = Object.keys(v.counts).length
+    ? `critest validation (same harness, \`run-critest.sh validate containerd\`) against containerd ${await containerdVersion()} as configured here ` +
+      `(critest's TMPDIR on a mount peer of containerd's private mount namespace, so the mount propagation specs see the host's mounts): ` +
+      `${Object.entries(v.counts).map(([s, n]) => `${n} ${s}`).join(", ")}.${v.failed.length ? `\n\n${v.failed.map((f) => `- ${f}`).join("\n")}` : ""}`
+    : "critest validation against containerd: not run (`--validate`).";
+  return `## critest -benchmark (cri-tools v1.26.1) beside containerd 1.6 — \`bun bench/critest-benchmark.ts\`
+
+${machine()}; dist/crio built ${statSync(join(REPO, "dist/crio")).mtime.toISOString().slice(0, 16)}Z (checkout at ${head}); containerd ${await containerdVersion()}; ${ours.length} round(s), alternating which runtime goes first.
+critest's own benchmark specs, serial (50 pods, 50 containers, 20 image pulls, 20 image lists), through the
+steering repo's harness: ours via \`conformance/run.sh benchmark\`, containerd via bench/reference/containerd.ts
+(temp dirs, private /run, hosts.toml mirrors for ${MIRRORS.join(", ")} → ${REGISTRY}, sandbox_image
+registry.k8s.io/pause:3.9, a bridge + portmap conflist like ours on 10.89.0.0/16), each with the loopback
+registry of look-alike images. CRI-O 1.26 is not installable here, so containerd is the only reference column.
+Milliseconds per call; ratio = ours / containerd (below 1: ours faster). "pod + container from scratch" is one
+timed RunPodSandbox + CreateContainer + StartContainer + StopPodSandbox + RemovePodSandbox per run.
+
+The machine is shared (2 cores; other sessions ran tests meanwhile): read the ratios, not the absolute times.
+run-critest.sh waits (up to 15 min) for a nearly idle machine before each run and notes the load:
+${loadLines}
+- this script's load averages: ${loads.join("; ")}
+
+${sideBySide(pool(ours), pool(ctd))}
+
+Benchmark specs:
+${specLines([...ours, ...ctd])}
+
+By design: critest's pods leave the PID namespace mode at the CRI default (POD), so both runtimes start an
+infra (pause) container in RunPodSandbox here (ours despite drop_infra_ctr = true) and stop it in StopPodSandbox;
+containerd's CreateContainer defers \`runc create\` to StartContainer (ours runs it in CreateContainer, with
+the \`crio conmon\` monitor), hence the opposite ratios of those two rows; containerd pulls through its
+content store and snapshotter, ours into its own layer store.
+${notes.length ? `\nRetries: ${notes.join("; ")}\n` : ""}
+${vText}
+`;
+}
+
+if (import.meta.main) await main();
