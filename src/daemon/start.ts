@@ -18,6 +18,7 @@ import { StreamingServer } from "../streaming/index.ts";
 import { streamingBackend } from "./streaming-backend.ts";
 import { parseDuration } from "../config/validate.ts";
 import { OperatorSide } from "./operator.ts";
+import { ensureDefaultProfile } from "../sys/apparmor.ts";
 
 export interface DaemonOptions {
   load: LoadOptions;
@@ -59,6 +60,16 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     log.fatal(`cannot start: ${messageOf(e)}`);
     return 1;
   }
+  if (!built.host.apparmor) log.info("AppArmor is disabled by the system or at CRI-O build-time");
+  else {
+    try {
+      await ensureDefaultProfile(config.runtime.apparmorProfile, { enabled: true, log });
+    } catch (e) {
+      log.fatal(`cannot start: ${messageOf(e)}`);
+      built.close();
+      return 1;
+    }
+  }
   const streaming = new StreamingServer({
     backend: streamingBackend(built, log),
     address: config.api.streamAddress || "127.0.0.1",
@@ -75,7 +86,6 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
   }
   log.info(`Streaming server listening on ${streaming.url}`);
   if (!config.runtime.seccompProfile) log.info("no seccomp profile specified, using the internal default");
-  if (!built.host.apparmor) log.info("AppArmor is disabled by the system or at CRI-O build-time");
   const services: Services = {
     sandboxes: built.sandboxes,
     containers: built.containers,
@@ -155,6 +165,9 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
           const next = await loadConfig(o.load);
           for (const w of next.warnings) log.warn(w);
           const changes = reloadableChanges(config, next.config);
+          if (built.host.apparmor && next.config.runtime.apparmorProfile !== config.runtime.apparmorProfile) {
+            await ensureDefaultProfile(next.config.runtime.apparmorProfile, { enabled: true, log });
+          }
           config = applyReloadable(config, next.config);
           applyLogConfig(config);
           built.images.reload(imageOptions(config, paths));

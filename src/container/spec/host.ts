@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from "n
 import { arch, release } from "node:os";
 import { join } from "node:path";
 import type { Device } from "../../oci/spec-types.ts";
+import { apparmorEnabled, profileLoaded } from "../../sys/apparmor.ts";
 import { cgroupFacts, detectCgroupLayout } from "../../sys/cgroup.ts";
 import { ALL_CAPABILITIES } from "./security.ts";
 import type { SpecHost, SpecIo } from "./types.ts";
@@ -20,7 +21,7 @@ export function detectSpecHost(o: { rro?: boolean } = {}): SpecHost {
   return {
     capabilities: capBnd,
     minOomScoreAdj: capEff.includes("CAP_SYS_RESOURCE") ? -1000 : ownOom,
-    apparmor: readOr("/sys/module/apparmor/parameters/enabled", "N").trim() === "Y",
+    apparmor: apparmorEnabled(),
     selinux: existsSync("/sys/fs/selinux/enforce"),
     seccomp: /^Seccomp:/m.test(status),
     cgroup: cgroupFacts(layout),
@@ -43,6 +44,7 @@ export const realSpecIo: SpecIo = {
   },
   hostDevices: () => walkDevices("/dev", new Set(["/dev/pts", "/dev/shm", "/dev/fd", "/dev/mqueue", "/dev/.lxc", "/dev/.lxd-mounts", "/dev/.udev", "/dev/console"])),
   realpath: (path) => realpathOrUndefined(path),
+  apparmorLoaded: (name) => profileLoaded(name),
 };
 
 /** Resolves symlinks of a host path; undefined when it does not exist. */

@@ -89,7 +89,7 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpecResu
     defaultProfile: defaults.seccompProfile, useDefaultWhenEmpty: defaults.seccompUseDefaultWhenEmpty, readFile: io.readFile,
   });
   const apparmor = apparmorProfile(sc?.apparmor, sc?.apparmorProfile ?? "", {
-    enabled: host.apparmor, privileged, defaultProfile: defaults.apparmorProfile ?? "crio-default",
+    enabled: host.apparmor, privileged, defaultProfile: defaults.apparmorProfile || "crio-default", loaded: io.apparmorLoaded,
   });
   const selinux = selinuxLabels(sc?.selinuxOptions, host.selinux, privileged);
   const sysctls = podSysctls(defaults.sysctls, sb.config.linux?.sysctls ?? {}, { network: hostNetwork, ipc: hostIpc });

@@ -108,25 +108,31 @@ export function readonlyPaths(cri: readonly string[], privileged: boolean): stri
 
 /**
  * The AppArmor profile name, or undefined when AppArmor is off or the container is privileged.
- * RuntimeDefault (and nothing set) = the configured default profile; Localhost = its ref.
+ * RuntimeDefault (and nothing set, or the deprecated "runtime/default") = the configured default
+ * profile; Localhost = its ref without "localhost/"; a bare name in the deprecated field is that
+ * profile. As in CRI-O, every profile but "unconfined" must be loaded in the kernel: with `loaded`
+ * given, a missing one is invalid-argument "apparmor profile <name> not loaded".
  */
 export function apparmorProfile(
   p: SecurityProfile | undefined,
   deprecated: string,
-  o: { enabled: boolean; privileged: boolean; defaultProfile: string },
+  o: { enabled: boolean; privileged: boolean; defaultProfile: string; loaded?: (name: string) => boolean },
 ): string | undefined {
   if (!o.enabled || o.privileged) return undefined;
+  let name: string;
   if (p) {
     if (p.profileType === 1) return "unconfined";
     if (p.profileType === 2) {
-      if (!p.localhostRef) throw invalid("apparmor profile type Localhost requires a localhost_ref");
-      return p.localhostRef.replace(/^localhost\//, "");
-    }
-    return o.defaultProfile;
-  }
-  if (deprecated === "unconfined") return "unconfined";
-  if (deprecated.startsWith("localhost/")) return deprecated.slice("localhost/".length);
-  return o.defaultProfile;
+      name = p.localhostRef.replace(/^localhost\//, "");
+      if (!name) throw invalid("apparmor profile type Localhost requires a localhost_ref");
+    } else name = o.defaultProfile;
+  } else if (deprecated === "unconfined") return "unconfined";
+  else if (deprecated.startsWith("localhost/")) {
+    name = deprecated.slice("localhost/".length);
+    if (!name) throw invalid(`apparmor profile "${deprecated}" names no profile`);
+  } else name = deprecated === "" || deprecated === "runtime/default" ? o.defaultProfile : deprecated;
+  if (name !== "unconfined" && o.loaded && !o.loaded(name)) throw invalid(`apparmor profile ${name} not loaded`);
+  return name;
 }
 
 /** SELinux process and mount labels from the CRI options, only when SELinux is enabled. */

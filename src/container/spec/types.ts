@@ -92,6 +92,8 @@ export interface SpecIo {
   hostDevices(): Device[];
   /** Resolves a host path's symlinks; undefined when it does not exist. */
   realpath(path: string): string | undefined;
+  /** Whether the kernel holds an AppArmor profile of this name; absent = not checked. */
+  apparmorLoaded?(name: string): boolean;
 }
 
 /** The pod a container joins. */

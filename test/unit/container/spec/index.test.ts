@@ -80,6 +80,16 @@ describe("buildContainerSpec", () => {
     expect(on.spec.process?.apparmorProfile).toBe("crio-default");
   });
 
+  test("AppArmor profiles are checked through io.apparmorLoaded only when AppArmor is on", () => {
+    const cfg = containerConfig();
+    cfg.linux!.securityContext!.apparmor = { profileType: 2, localhostRef: "localhost/absent" } as never;
+    const io = { ...fakeIo(), apparmorLoaded: (n: string) => n === "crio-default" };
+    expect(() => buildContainerSpec(specInput({ config: cfg, io, host: fakeHost({ apparmor: true }) }))).toThrow("apparmor profile absent not loaded");
+    expect(buildContainerSpec(specInput({ config: cfg, io })).spec.process?.apparmorProfile).toBeUndefined();
+    const def = buildContainerSpec(specInput({ io, host: fakeHost({ apparmor: true }) }));
+    expect(def.spec.process?.apparmorProfile).toBe("crio-default");
+  });
+
   test("a uid missing from the image's passwd produces generated files mounted over /etc/passwd", () => {
     const cfg = containerConfig();
     cfg.linux!.securityContext!.runAsUser = { value: 4242n } as never;

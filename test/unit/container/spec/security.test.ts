@@ -5,6 +5,7 @@ import {
   ALL_CAPABILITIES, apparmorProfile, containerCapabilities, CRIO_DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, maskedPaths,
   readonlyPaths, selinuxLabels,
 } from "../../../../src/container/spec/security.ts";
+import type { RuntimeError } from "../../../../src/errors.ts";
 import { fakeHost } from "./fixtures.ts";
 
 const host = fakeHost().capabilities;
@@ -103,6 +104,38 @@ describe("apparmorProfile", () => {
     expect(apparmorProfile(prof(2, "localhost/my-prof"), "", on)).toBe("my-prof");
     expect(apparmorProfile(undefined, "localhost/old", on)).toBe("old");
     expect(() => apparmorProfile(prof(2), "", on)).toThrow(/localhost_ref/);
+  });
+  test("the deprecated field: runtime/default, a bare name, an empty localhost/", () => {
+    expect(apparmorProfile(undefined, "runtime/default", on)).toBe("crio-default");
+    expect(apparmorProfile(undefined, "unconfined", on)).toBe("unconfined");
+    expect(apparmorProfile(undefined, "my-prof", on)).toBe("my-prof");
+    expect(() => apparmorProfile(undefined, "localhost/", on)).toThrow(/apparmor profile "localhost\/" names no profile/);
+    expect(() => apparmorProfile(prof(2, "localhost/"), "", on)).toThrow(/localhost_ref/);
+  });
+  test("every profile but unconfined must be loaded when a check is given", () => {
+    const loaded = (n: string) => n === "crio-default" || n === "my-prof";
+    const chk = { ...on, loaded };
+    expect(apparmorProfile(prof(0), "", chk)).toBe("crio-default");
+    expect(apparmorProfile(prof(2, "localhost/my-prof"), "", chk)).toBe("my-prof");
+    expect(apparmorProfile(prof(1), "", { ...on, loaded: () => false })).toBe("unconfined");
+    const missing = (() => {
+      try {
+        apparmorProfile(prof(2, "localhost/absent"), "", chk);
+      } catch (e) {
+        return e as RuntimeError;
+      }
+    })();
+    expect(missing?.kind).toBe("invalid-argument");
+    expect(missing?.message).toBe("apparmor profile absent not loaded");
+    expect(() => apparmorProfile(prof(0), "", { ...chk, defaultProfile: "unloaded-default" })).toThrow("apparmor profile unloaded-default not loaded");
+    expect(() => apparmorProfile(undefined, "not-exists", chk)).toThrow("apparmor profile not-exists not loaded");
+  });
+  test("AppArmor off or privileged: profiles are not checked", () => {
+    const never = () => {
+      throw new Error("checked");
+    };
+    expect(apparmorProfile(prof(2, "localhost/absent"), "", { ...on, enabled: false, loaded: never })).toBeUndefined();
+    expect(apparmorProfile(prof(2, "localhost/absent"), "", { ...on, privileged: true, loaded: never })).toBeUndefined();
   });
 });
 
