@@ -237,6 +237,7 @@ export class ContainerService implements PodContainers {
   async #waitExit(rec: Rec, ms: number): Promise<boolean> {
     const end = Date.now() + ms;
     const rt = this.#d.runtime(rec.meta.runtimeHandler);
+    let stoppedSince: number | undefined;
     while (rec.status.state !== "exited") {
       const left = end - Date.now();
       if (left <= 0) return false;
@@ -254,8 +255,16 @@ export class ContainerService implements PodContainers {
       if (isExited(rec)) break;
       // Safety net: an exit file may be there without a notification yet.
       const exit = await this.#d.monitor.readExit(rec.meta.id).catch(() => undefined);
-      if (exit) await this.onExit(rec.meta.id, exit);
-      else if ((await rt.state(rec.meta.id).catch(() => undefined)) === undefined && !isExited(rec)) {
+      if (exit) {
+        await this.onExit(rec.meta.id, exit);
+        continue;
+      }
+      // No exit file: when the runtime no longer knows the process, or has reported it stopped for
+      // a few seconds (its monitor died without writing one), the container is gone all the same.
+      const st = await rt.state(rec.meta.id).catch(() => undefined);
+      if (st?.status === "stopped") stoppedSince ??= Date.now();
+      if (!isExited(rec) && (st === undefined || (stoppedSince !== undefined && Date.now() - stoppedSince > 3000))) {
+        this.#d.log.withTag("container").warn(`container ${rec.meta.id} is gone but its monitor recorded no exit; reporting exit code 137`, { id: rec.meta.id });
         await this.onExit(rec.meta.id, { exitCode: 137, exitedAt: Date.now(), oomKilled: false });
       }
     }

@@ -152,6 +152,8 @@ describe.skipIf(!canRun())("monitor: warm exec-sync standby", () => {
       d.proc.kill("SIGKILL");
       await d.proc.exited;
       await waitFor(() => !alive(byKill!), 10_000, "the standby of a killed daemon to exit");
+      // A replacement may have been starting when the daemon died: it too must go on its own.
+      await waitFor(() => standbys(runcRoot).length === 0, 10_000, "every standby of the killed daemon to exit");
       expect(standbys(runcRoot)).toEqual([]);
 
       d = await startDaemon({ dir, logLevel: "info" }); // to remove the pod
