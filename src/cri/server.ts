@@ -1,8 +1,7 @@
 import { Server, ServerCredentials } from "@grpc/grpc-js";
-import { chmod, mkdir, stat, unlink } from "node:fs/promises";
-import { connect } from "node:net";
+import { chmod, mkdir, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
-import { RuntimeError } from "../errors.ts";
+import { claimUnixSocket } from "../sys/unix-socket.ts";
 import { log } from "../log/index.ts";
 import { ImageService, RuntimeService } from "../gen/runtime/v1/api_pb.ts";
 import { bridge, type CallObserver, type Gate } from "./bridge.ts";
@@ -32,7 +31,7 @@ export interface CriServer {
  */
 export async function serve(o: ServeOptions): Promise<CriServer> {
   await mkdir(dirname(o.socket), { recursive: true, mode: 0o755 });
-  await claimSocket(o.socket);
+  await claimUnixSocket(o.socket, "another daemon");
   const server = new Server({
     "grpc.max_send_message_length": o.maxSendBytes,
     "grpc.max_receive_message_length": o.maxRecvBytes,
@@ -63,26 +62,4 @@ export async function serve(o: ServeOptions): Promise<CriServer> {
       await unlink(o.socket).catch(() => {});
     },
   };
-}
-
-// --- internal ---
-
-async function claimSocket(path: string): Promise<void> {
-  let st;
-  try {
-    st = await stat(path);
-  } catch {
-    return;
-  }
-  if (!st.isSocket()) throw new RuntimeError("failed-precondition", `"${path}" exists and is not a socket`);
-  const alive = await new Promise<boolean>((resolve) => {
-    const s = connect(path);
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
-  if (alive) throw new RuntimeError("already-exists", `another daemon is already listening on "${path}"`);
-  await unlink(path);
 }

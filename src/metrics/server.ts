@@ -1,7 +1,7 @@
-import { chmod, mkdir, stat, unlink } from "node:fs/promises";
-import { connect } from "node:net";
+import { chmod, mkdir, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import { RuntimeError, messageOf } from "../errors.ts";
+import { claimUnixSocket } from "../sys/unix-socket.ts";
 import { EXPOSITION_CONTENT_TYPE } from "./registry.ts";
 
 /** Where and how to serve /metrics ([crio.metrics]). */
@@ -76,22 +76,4 @@ export async function serveMetrics(o: MetricsServerOptions): Promise<MetricsServ
  * Removes a socket file no process answers on (a crash left it); refuses a live one or a
  * file that is not a socket. Shared by the metrics and the info endpoints.
  */
-export async function removeUnusedSocket(path: string): Promise<void> {
-  let st;
-  try {
-    st = await stat(path);
-  } catch {
-    return;
-  }
-  if (!st.isSocket()) throw new RuntimeError("failed-precondition", `"${path}" exists and is not a socket`);
-  const alive = await new Promise<boolean>((resolve) => {
-    const s = connect(path);
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
-  if (alive) throw new RuntimeError("already-exists", `another process is listening on "${path}"`);
-  await unlink(path);
-}
+export const removeUnusedSocket = (path: string): Promise<void> => claimUnixSocket(path);

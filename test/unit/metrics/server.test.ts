@@ -41,7 +41,7 @@ test("removeUnusedSocket removes a stale socket, refuses a live one and a regula
   const live = join(dir, "live.sock");
   const srv = createServer(() => {}).listen(live);
   await new Promise((r) => srv.once("listening", r));
-  await expect(removeUnusedSocket(live)).rejects.toThrow(/another process is listening/);
+  await expect(removeUnusedSocket(live)).rejects.toThrow(/another process is already listening/);
   await new Promise((r) => srv.close(r));
   // a socket whose owner died without unlinking it (a crash): a child bound it and was SIGKILLed
   const stale = join(dir, "stale.sock");
