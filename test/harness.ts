@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
-import { connect } from "node:net";
+import { socketAnswers } from "../src/sys/unix-socket.ts";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -132,7 +132,7 @@ export async function startDaemon(o: DaemonOptions = {}): Promise<TestDaemon> {
     await waitFor(() => {
       if (proc.exitCode !== null) throw new Error(`daemon exited with ${proc.exitCode}: ${logs.slice(-2000)}`);
       // Wait until something accepts on the socket (a restart may find a stale socket file).
-      return existsSync(socket) && accepts(socket);
+      return existsSync(socket) && socketAnswers(socket);
     }, 20_000, "the daemon's socket file").catch(async (e) => {
       proc.kill("SIGKILL");
       throw e;
@@ -184,16 +184,4 @@ export function removeDaemonDirs(dir: string, runroot: string): void {
   for (const m of mounts) Bun.spawnSync(["umount", "-l", m]);
   rmSync(runroot, { recursive: true, force: true });
   rmSync(dir, { recursive: true, force: true });
-}
-
-/** True when a unix socket accepts a connection now. */
-function accepts(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
 }

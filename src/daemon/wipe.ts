@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
-import { connect } from "node:net";
+import { socketAnswers } from "../sys/unix-socket.ts";
 import { dirname } from "node:path";
 import type { Config } from "../config/schema.ts";
 import { RuntimeError, messageOf } from "../errors.ts";
@@ -137,15 +137,4 @@ function versionChange(path: string, version: string): string | undefined {
 
 function majorMinor(v: string): string | undefined {
   return /^v?(\d+)\.(\d+)(?:\.|$|-)/.exec(v.trim())?.slice(1, 3).join(".");
-}
-
-function socketAnswers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
 }
