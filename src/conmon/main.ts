@@ -1,5 +1,5 @@
 import { messageOf } from "../errors.ts";
-import { close, mkdirp, pollIn, read, rmdir, setWinsize, unlink, write } from "../sys/libc.ts";
+import { close, dup2, mkdirp, O, open, pollIn, read, rmdir, setWinsize, unlink, write } from "../sys/libc.ts";
 import { AttachServer } from "./attach.ts";
 import { CriLog } from "./cri-log.ts";
 import { CtlServer } from "./ctl.ts";
@@ -38,9 +38,11 @@ export async function runConmon(args: string[]): Promise<number> {
       try {
         a = applyExecRequest(a, line);
       } catch (e) {
-        report({ error: `invalid exec-sync request: ${messageOf(e)}` }, true);
+        report({ error: `invalid ${a.mode} request: ${messageOf(e)}` }, true);
         return 2;
       }
+      // a cold exec monitor's fd 2 is <dir>/monitor.log from the start (removed with the dir)
+      if (a.mode === "exec") tryIt(() => divertDiag(monitorFiles(a.dir).diag));
     }
     setDiagFields({ id: a.id });
     return a.mode === "exec-sync" ? await execSync(a, reaper) : await supervise(a, reaper);
@@ -203,8 +205,18 @@ function awaitRequest(): string | undefined {
       if (text.length > REQUEST_MAX) return undefined;
     }
   } catch (e) {
-    diag("warning", "cannot read the exec-sync request", { error: e });
+    diag("warning", "cannot read the standby request", { error: e });
     return undefined;
+  }
+}
+
+/** Points fd 2 (diagnostics) at `path`, appending. */
+function divertDiag(path: string): void {
+  const fd = open(path, O.WRONLY | O.APPEND | O.CREAT, 0o600);
+  try {
+    dup2(fd, 2);
+  } finally {
+    close(fd);
   }
 }
 

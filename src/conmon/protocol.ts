@@ -13,6 +13,10 @@
  *    file on fd 0 before a full line (the daemon closed it, or died) makes it exit 0 at once,
  *    silently; a bad request is reported as `{"error":…}` on fd 3 (exit 2). The daemon keeps one
  *    such monitor warm per runtime handler so an ExecSync does not wait for a process start.
+ *    Standby exec (`--mode exec --standby`, nor --terminal/--stdin/--attach-timeout-ms either):
+ *    the same wait, fd 0 only, for one ExecSessionRequest line (id, container, dir, terminal,
+ *    stdin, attachTimeoutMs); it then points its fd 2 at `<dir>/monitor.log` and is an ordinary
+ *    exec monitor. The daemon keeps one warm per runtime handler for streaming exec sessions.
  * 2. fd 3 (SYNC_FD), a pipe the daemon reads, one JSON line per message (encodeSync/parseSync):
  *    create, exec: `{"pid":N}` once the runtime created the process (after the log, attach and
  *                  ctl sockets are ready), or `{"error":"<runtime's message>"}`; then fd 3 closes.
@@ -100,7 +104,7 @@ export interface MonitorArgs {
   timeoutMs: number;
   /** exec: kill the process when no client attached within this many ms; 0 = wait forever. */
   attachTimeoutMs: number;
-  /** exec-sync: wait for an ExecSyncRequest on fd 0 (id, container and dir are "" until then). */
+  /** exec-sync, exec: wait for the request on fd 0 (id, container and dir are "" until then). */
   standby?: boolean;
 }
 
@@ -112,10 +116,23 @@ export interface ExecSyncRequest {
   timeoutMs: number;
 }
 
-/** One request line for a standby monitor (the timeout clamped as buildArgs does). */
-export function encodeExecRequest(r: ExecSyncRequest): string {
-  const timeoutMs = r.timeoutMs > 0 ? Number(msArg(r.timeoutMs)) : 0;
-  return JSON.stringify({ id: r.id, container: r.container, dir: r.dir, timeoutMs }) + "\n";
+/** What a standby exec (session) monitor reads on fd 0. */
+export interface ExecSessionRequest {
+  id: string;
+  container: string;
+  dir: string;
+  terminal: boolean;
+  stdin: boolean;
+  /** Kill the process when no client attached within this many ms; 0 = wait forever. */
+  attachTimeoutMs: number;
+}
+
+/** One request line for a standby monitor (timeouts clamped as buildArgs does). */
+export function encodeExecRequest(r: ExecSyncRequest | ExecSessionRequest): string {
+  const ms = (n: number) => (n > 0 ? Number(msArg(n)) : 0);
+  const { id, container, dir } = r;
+  if ("timeoutMs" in r) return JSON.stringify({ id, container, dir, timeoutMs: ms(r.timeoutMs) }) + "\n";
+  return JSON.stringify({ id, container, dir, terminal: r.terminal, stdin: r.stdin, attachTimeoutMs: ms(r.attachTimeoutMs) }) + "\n";
 }
 
 /** Parses a request line into the standby's full arguments; throws an Error naming what is wrong. */
@@ -125,9 +142,15 @@ export function applyExecRequest(a: MonitorArgs, line: string): MonitorArgs {
   for (const k of ["id", "container"] as const)
     if (typeof r[k] !== "string" || !isValidId(r[k])) throw new Error(`invalid ${k} ${JSON.stringify(r[k])}`);
   if (typeof r.dir !== "string" || !r.dir.startsWith("/")) throw new Error(`invalid dir ${JSON.stringify(r.dir)}`);
-  const t = r.timeoutMs;
-  if (!Number.isInteger(t) || (t as number) < 0 || (t as number) > MAX_TIMER_MS) throw new Error(`timeoutMs needs 0 to ${MAX_TIMER_MS} ms, got ${JSON.stringify(t)}`);
-  return { ...a, standby: false, id: r.id as string, container: r.container as string, dir: r.dir, timeoutMs: t as number };
+  const ms = (k: string) => {
+    const t = r[k];
+    if (!Number.isInteger(t) || (t as number) < 0 || (t as number) > MAX_TIMER_MS) throw new Error(`${k} needs 0 to ${MAX_TIMER_MS} ms, got ${JSON.stringify(t)}`);
+    return t as number;
+  };
+  const out = { ...a, standby: false, id: r.id as string, container: r.container as string, dir: r.dir };
+  if (a.mode === "exec-sync") return { ...out, timeoutMs: ms("timeoutMs") };
+  for (const k of ["terminal", "stdin"] as const) if (typeof r[k] !== "boolean") throw new Error(`invalid ${k} ${JSON.stringify(r[k])}`);
+  return { ...out, terminal: r.terminal as boolean, stdin: r.stdin as boolean, attachTimeoutMs: ms("attachTimeoutMs") };
 }
 
 /** Turns MonitorArgs into the argv that follows `crio conmon`. */
@@ -183,8 +206,9 @@ export function parseArgs(argv: readonly string[]): MonitorArgs {
   if (mode !== "create" && mode !== "exec" && mode !== "exec-sync") throw new Error(`unknown mode ${JSON.stringify(mode)}`);
   const standby = flags.has("--standby");
   if (standby) {
-    if (mode !== "exec-sync") throw new Error("--standby needs --mode exec-sync");
-    for (const k of ["--id", "--container", "--dir", "--timeout-ms"]) if (v.has(k)) throw new Error(`a standby monitor gets ${k} in its request`);
+    if (mode !== "exec-sync" && mode !== "exec") throw new Error("--standby needs --mode exec-sync or exec");
+    const late = mode === "exec" ? ["--id", "--container", "--dir", "--timeout-ms", "--attach-timeout-ms", "--terminal", "--stdin"] : ["--id", "--container", "--dir", "--timeout-ms"];
+    for (const k of late) if (v.has(k) || flags.has(k)) throw new Error(`a standby monitor gets ${k} in its request`);
   }
   // a standby monitor learns these from its request (applyExecRequest)
   const id = standby ? "" : need("--id");

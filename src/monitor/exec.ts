@@ -1,7 +1,8 @@
 import { rmSync } from "node:fs";
 import { monitorFiles, type MonitorArgs } from "../conmon/protocol.ts";
 import { newId } from "../util/id.ts";
-import { monitorDir, pidOf, startMonitor, writeProcessSpec, type MonitorBase } from "./spawn.ts";
+import { monitorDir, pidOf, startMonitor, writeProcessSpec, type MonitorBase, type StartedMonitor } from "./spawn.ts";
+import type { ExecSessionMonitor, ExecSessionStandby } from "./standby.ts";
 
 /** A streaming exec session (CRI Exec, served by the streaming server). */
 export interface SpawnExecOptions extends MonitorBase {
@@ -23,29 +24,45 @@ export interface SpawnExecOptions extends MonitorBase {
  * process runs at once, but its output is held (in the pipe or pty) until the first client
  * attaches, so nothing is lost; the client gets STDOUT/STDERR frames and finally EXIT with the
  * exit code (protocol.ts §7). The client's CLOSE_STDIN (or leaving) closes the process's stdin.
- * The monitor removes the session dir when it ends.
+ * The monitor removes the session dir when it ends. The monitor is a warm one from `standby`
+ * when one waits (handed its request on fd 0, protocol.ts §1; not with `exitDir`), else one
+ * started now; `standby` is topped up afterwards.
  */
-export async function spawnExec(o: SpawnExecOptions): Promise<{ execId: string; pid: number; monitorPid: number; attachPath: string }> {
+export async function spawnExec(o: SpawnExecOptions, standby?: ExecSessionStandby): Promise<{ execId: string; pid: number; monitorPid: number; attachPath: string }> {
   const execId = o.execId ?? newId();
   const dir = monitorDir(o.socketDir, execId);
+  let warm: ExecSessionMonitor | undefined;
   try {
     writeProcessSpec(dir, o.process, !!o.terminal);
-    const args: MonitorArgs = {
-      mode: "exec", id: execId, container: o.containerId, runtime: o.runtimePath, runtimeRoot: o.runtimeRoot, dir,
-      exitDir: o.exitDir, terminal: !!o.terminal, stdin: !!o.stdin, stdinOnce: true, logSizeMax: 0, timeoutMs: 0,
-      attachTimeoutMs: o.attachTimeoutMs ?? 60_000,
-    };
-    // its diagnostics go to <dir>/monitor.log, removed with the dir (kept with CRIO_MONITOR_DEBUG)
-    const m = startMonitor(o, args, monitorFiles(dir).diag);
+    const request = { id: execId, container: o.containerId, dir, terminal: !!o.terminal, stdin: !!o.stdin, attachTimeoutMs: o.attachTimeoutMs ?? 60_000 };
+    warm = o.exitDir === undefined ? standby?.take() : undefined;
+    if (warm && !warm.hand(request)) {
+      warm.kill(); // it died since it was started: start one now
+      warm = undefined;
+    }
+    let m: StartedMonitor;
+    if (warm) m = warm.monitor;
+    else {
+      const args: MonitorArgs = {
+        mode: "exec", runtime: o.runtimePath, runtimeRoot: o.runtimeRoot, exitDir: o.exitDir, stdinOnce: true, logSizeMax: 0, timeoutMs: 0,
+        ...request,
+      };
+      // its diagnostics go to <dir>/monitor.log, removed with the dir (kept with CRIO_MONITOR_DEBUG)
+      m = startMonitor(o, args, monitorFiles(dir).diag);
+    }
     try {
       const what = `exec in container "${o.containerId}"`;
       const [first] = await m.messages(1, 60_000, what);
       return { execId, pid: pidOf(first, m, what), monitorPid: m.pid, attachPath: monitorFiles(dir).attach };
     } finally {
-      m.closeSync();
+      if (warm) warm.close();
+      else m.closeSync();
     }
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
     throw e;
+  } finally {
+    // the replacement starts after this reply, off the critical path (lazily: the first call starts it)
+    standby?.fill();
   }
 }

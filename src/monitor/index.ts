@@ -10,7 +10,7 @@ import { spawnExec, type SpawnExecOptions } from "./exec.ts";
 import { execSync, type ExecSyncOptions, type ExecSyncResult } from "./exec-sync.ts";
 import { ExitWatcher, readExitFile, removeExitFile } from "./exits.ts";
 import { spawnMonitor, type MonitorBase, type SpawnMonitorOptions } from "./spawn.ts";
-import { ExecSyncStandby } from "./standby.ts";
+import { ExecSessionStandby, ExecSyncStandby } from "./standby.ts";
 
 export type { ExitRecord } from "../conmon/protocol.ts";
 export { EXEC_SYNC_OUTPUT_MAX, LOG_LINE_MAX, parseLogLine, type LogRecord } from "../conmon/protocol.ts";
@@ -20,7 +20,10 @@ export { spawnExec, type SpawnExecOptions } from "./exec.ts";
 export { execSync, type ExecSyncOptions, type ExecSyncResult } from "./exec-sync.ts";
 export { ExitWatcher, readExitFile, removeExitFile } from "./exits.ts";
 export { monitorPidOf, selfCommand, spawnMonitor, type MonitorBase, type SpawnMonitorOptions } from "./spawn.ts";
-export { ExecSyncStandby, startExecSyncMonitor, type ExecSyncMonitor, type StandbyStats } from "./standby.ts";
+export {
+  ExecSessionStandby, ExecSyncStandby, StandbyPool, startExecSessionMonitor, startExecSyncMonitor,
+  type ExecSessionMonitor, type ExecSyncMonitor, type StandbyStats, type WaitingMonitor,
+} from "./standby.ts";
 
 /** Node-wide monitor settings: how to run the monitor, the runtime, and the runroot dirs. */
 export interface MonitorConfig extends MonitorBase {
@@ -28,6 +31,8 @@ export interface MonitorConfig extends MonitorBase {
   exitDir: string;
   /** Exec-sync monitors kept warm (standby.ts); default 1, 0 = start each one on demand. */
   execSyncStandby?: number;
+  /** Exec (session) monitors kept warm for streaming exec; default 1, 0 = start each on demand. */
+  execStandby?: number;
 }
 
 type PerCall<T> = Omit<T, keyof MonitorBase | "exitDir">;
@@ -36,14 +41,18 @@ type PerCall<T> = Omit<T, keyof MonitorBase | "exitDir">;
 export class Monitors {
   /** The warm exec-sync monitors of this runtime; close() kills them. */
   readonly standby: ExecSyncStandby;
+  /** The warm exec (session) monitors of this runtime; close() kills them. */
+  readonly execStandby: ExecSessionStandby;
 
   constructor(readonly config: MonitorConfig) {
     this.standby = new ExecSyncStandby(config, config.execSyncStandby ?? 1);
+    this.execStandby = new ExecSessionStandby(config, config.execStandby ?? 1);
   }
 
-  /** Kills the waiting exec-sync monitors (daemon shutdown; a replaced runtime). */
+  /** Kills the waiting exec-sync and exec monitors (daemon shutdown; a replaced runtime). */
   close(): void {
     this.standby.close();
+    this.execStandby.close();
   }
 
   /** spawnMonitor for a container: resolves with its init pid and the monitor's pid. */
@@ -58,7 +67,7 @@ export class Monitors {
 
   /** spawnExec: a streaming exec session; attach to the returned attachPath. */
   spawnExec(o: PerCall<SpawnExecOptions> & { exitDir?: string }) {
-    return spawnExec({ ...this.config, exitDir: undefined, ...o });
+    return spawnExec({ ...this.config, exitDir: undefined, ...o }, this.execStandby);
   }
 
   /** Reopens the container's log file (ReopenContainerLog). */

@@ -1,26 +1,50 @@
 import { readdirSync } from "node:fs";
 import { setPriority } from "node:os";
-import { encodeExecRequest, type ExecSyncRequest, type MonitorArgs } from "../conmon/protocol.ts";
+import { encodeExecRequest, type ExecSessionRequest, type ExecSyncRequest, type MonitorArgs } from "../conmon/protocol.ts";
 import { close, pipe, write } from "../sys/libc.ts";
 import { startMonitor, type MonitorBase, type StartedMonitor } from "./spawn.ts";
 
-/**
- * An exec-sync monitor started in standby (protocol.ts §1): it waits on its fd 0 for the
- * request; the daemon holds the read ends of its output pipes (its fds 4 and 5) from the start.
- */
-export interface ExecSyncMonitor {
+/** A monitor started in standby (protocol.ts §1): it waits on its fd 0 for a request `R`. */
+export interface WaitingMonitor<R> {
   monitor: StartedMonitor;
-  /** Read ends of the process's stdout and stderr pipes (non-blocking not required: streamed). */
-  stdout: number;
-  stderr: number;
   /** True once the monitor process has exited. */
   readonly gone: boolean;
   /** Sends the request and closes the request pipe; false (nothing sent) when the monitor is gone. */
-  hand(r: ExecSyncRequest): boolean;
+  hand(r: R): boolean;
   /** Closes every daemon-side fd (after use: the caller has stopped reading the pipes). */
   close(): void;
   /** SIGKILLs an unused monitor (it leads its own process group) and closes every fd. */
   kill(): void;
+}
+
+/** A standby exec-sync monitor; the daemon holds the read ends of its output pipes (its fds 4 and 5). */
+export interface ExecSyncMonitor extends WaitingMonitor<ExecSyncRequest> {
+  /** Read ends of the process's stdout and stderr pipes (non-blocking not required: streamed). */
+  stdout: number;
+  stderr: number;
+}
+
+/** A standby exec (session) monitor: it serves an attach socket once handed its request. */
+export type ExecSessionMonitor = WaitingMonitor<ExecSessionRequest>;
+
+/**
+ * Starts an exec (session) monitor in standby for `base`'s runtime; it exits when the request
+ * pipe closes unused. `background` as for startExecSyncMonitor.
+ */
+export function startExecSessionMonitor(base: MonitorBase, background = false): ExecSessionMonitor {
+  const args: MonitorArgs = {
+    mode: "exec", standby: true, id: "", container: "", runtime: base.runtimePath, runtimeRoot: base.runtimeRoot,
+    dir: "", terminal: false, stdin: false, stdinOnce: true, logSizeMax: 0, timeoutMs: 0, attachTimeoutMs: 0,
+  };
+  const [reqR, reqW] = pipe();
+  try {
+    return waiting(startMonitor(base, args, undefined, [], reqR), reqW, [], background);
+  } catch (e) {
+    close(reqW);
+    throw e;
+  } finally {
+    close(reqR); // the monitor has its own copy (or failed to start)
+  }
 }
 
 /**
@@ -46,49 +70,7 @@ export function startExecSyncMonitor(base: MonitorBase, background = false): Exe
     [errR, errW] = pipe();
     fds.push(errR);
     const monitor = startMonitor(base, args, undefined, [outW, errW], reqR);
-    if (background) renice(monitor.pid, BACKGROUND_NICE);
-    let gone = false;
-    let request = reqW;
-    void monitor.exited.then(() => (gone = true));
-    let closed = false;
-    const closeAll = () => {
-      if (closed) return; // each fd once: a number closed twice may be someone else's by then
-      closed = true;
-      monitor.closeSync();
-      for (const fd of [request, outR, errR]) close(fd);
-      request = -1;
-    };
-    return {
-      monitor, stdout: outR, stderr: errR,
-      get gone() {
-        return gone;
-      },
-      hand(r) {
-        if (gone || request < 0) return false;
-        if (background) renice(monitor.pid, 0);
-        try {
-          // one short line into an empty pipe: written whole (PIPE_BUF), never blocks
-          write(request, new TextEncoder().encode(encodeExecRequest(r)));
-          return true;
-        } catch {
-          return false; // EPIPE: the monitor is gone
-        } finally {
-          close(request);
-          request = -1;
-        }
-      },
-      close: closeAll,
-      kill() {
-        if (!gone) {
-          try {
-            process.kill(-monitor.pid, "SIGKILL");
-          } catch {
-            // already gone
-          }
-        }
-        closeAll();
-      },
-    };
+    return Object.assign(waiting<ExecSyncRequest>(monitor, reqW, [outR, errR], background), { stdout: outR, stderr: errR });
   } catch (e) {
     for (const fd of fds) close(fd);
     throw e;
@@ -98,7 +80,7 @@ export function startExecSyncMonitor(base: MonitorBase, background = false): Exe
   }
 }
 
-/** How many warm monitors were used, how many ExecSyncs started one cold, and the waiting pids. */
+/** How many warm monitors were used, how many callers started one cold, and the waiting pids. */
 export interface StandbyStats {
   hits: number;
   misses: number;
@@ -106,13 +88,13 @@ export interface StandbyStats {
 }
 
 /**
- * Up to `size` exec-sync monitors kept waiting for one runtime (root): take() hands one out,
+ * Up to `size` standby monitors kept waiting for one runtime (root): take() hands one out,
  * fill() starts replacements in the background. The first is started lazily, by fill() after
- * the first ExecSync. After three standbys in a row died unused (a monitor binary that does not
- * know --standby, say) no more are started: ExecSyncs then start their monitors as before.
+ * the first use. After three standbys in a row died unused (a monitor binary that does not
+ * know --standby, say) no more are started: callers then start their monitors as before.
  */
-export class ExecSyncStandby {
-  #warm: ExecSyncMonitor[] = [];
+export class StandbyPool<M extends WaitingMonitor<never>> {
+  #warm: M[] = [];
   #closed = false;
   #scheduled = false;
   #deadUnused = 0;
@@ -120,12 +102,12 @@ export class ExecSyncStandby {
   #misses = 0;
 
   constructor(
-    readonly base: MonitorBase,
+    readonly start: (background: boolean) => M,
     readonly size = 1,
   ) {}
 
   /** A live waiting monitor, or undefined (the caller starts one; counts a miss). */
-  take(): ExecSyncMonitor | undefined {
+  take(): M | undefined {
     for (let m; (m = this.#warm.shift()); ) {
       if (m.gone) {
         m.close();
@@ -146,9 +128,9 @@ export class ExecSyncStandby {
     setTimeout(() => {
       this.#scheduled = false;
       while (!this.#closed && this.#warm.length < this.size && this.#deadUnused < 3) {
-        let m: ExecSyncMonitor;
+        let m: M;
         try {
-          m = startExecSyncMonitor(this.base, true);
+          m = this.start(true);
         } catch {
           this.#deadUnused++;
           continue;
@@ -177,7 +159,71 @@ export class ExecSyncStandby {
   }
 }
 
+/** The warm exec-sync monitors of one runtime (execSync's standby). */
+export class ExecSyncStandby extends StandbyPool<ExecSyncMonitor> {
+  constructor(base: MonitorBase, size = 1) {
+    super((background) => startExecSyncMonitor(base, background), size);
+  }
+}
+
+/** The warm exec (session) monitors of one runtime (spawnExec's standby). */
+export class ExecSessionStandby extends StandbyPool<ExecSessionMonitor> {
+  constructor(base: MonitorBase, size = 1) {
+    super((background) => startExecSessionMonitor(base, background), size);
+  }
+}
+
 // --- internal ---
+
+/**
+ * The waiting side of a started standby `monitor`: `reqW` is the write end of its request pipe,
+ * `fds` more daemon-side fds closed with it. `background`: reniced to 19 until handed a request.
+ */
+function waiting<R extends ExecSyncRequest | ExecSessionRequest>(monitor: StartedMonitor, reqW: number, fds: number[], background: boolean): WaitingMonitor<R> {
+  if (background) renice(monitor.pid, BACKGROUND_NICE);
+  let gone = false;
+  let request = reqW;
+  void monitor.exited.then(() => (gone = true));
+  let closed = false;
+  const closeAll = () => {
+    if (closed) return; // each fd once: a number closed twice may be someone else's by then
+    closed = true;
+    monitor.closeSync();
+    for (const fd of [request, ...fds]) close(fd);
+    request = -1;
+  };
+  return {
+    monitor,
+    get gone() {
+      return gone;
+    },
+    hand(r) {
+      if (gone || request < 0) return false;
+      if (background) renice(monitor.pid, 0);
+      try {
+        // one short line into an empty pipe: written whole (PIPE_BUF), never blocks
+        write(request, new TextEncoder().encode(encodeExecRequest(r)));
+        return true;
+      } catch {
+        return false; // EPIPE: the monitor is gone
+      } finally {
+        close(request);
+        request = -1;
+      }
+    },
+    close: closeAll,
+    kill() {
+      if (!gone) {
+        try {
+          process.kill(-monitor.pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+      closeAll();
+    },
+  };
+}
 
 const BACKGROUND_NICE = 19;
 

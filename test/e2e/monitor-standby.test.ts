@@ -1,11 +1,13 @@
 // The warm exec-sync monitor (src/monitor/standby.ts, protocol.ts §1) with real runc: the
 // second ExecSync runs on the monitor the first left waiting, concurrent ones start their own,
 // a standby whose request pipe closes exits, and the daemon leaves none behind when it stops
-// (SIGTERM) or is killed (SIGKILL: the standby sees its pipe close).
+// (SIGTERM) or is killed (SIGKILL: the standby sees its pipe close). The warm exec (session)
+// monitor likewise serves the second streaming exec, with and without a terminal.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import type { AttachConnection } from "../../src/monitor/index.ts";
 import { applyExecRequest, buildArgs, encodeExecRequest, parseArgs, type MonitorArgs } from "../../src/conmon/protocol.ts";
-import { Monitors, startExecSyncMonitor } from "../../src/monitor/index.ts";
+import { Monitors, startExecSessionMonitor, startExecSyncMonitor } from "../../src/monitor/index.ts";
 import { cleanupPods, ctrConfig, podConfig, startEnv } from "../support/pods.ts";
 import { removeDaemonDirs, startDaemon, waitFor, type TestDaemon } from "../harness.ts";
 import { canRun, MonitorWorld } from "./monitor-support.ts";
@@ -50,7 +52,23 @@ test("protocol: a standby's argv and its request", () => {
   expect(() => applyExecRequest(base, JSON.stringify({ id: "e", container: "c1", dir: "rel", timeoutMs: 0 }))).toThrow("invalid dir");
   expect(() => applyExecRequest(base, JSON.stringify({ id: "e", container: "c1", dir: "/d", timeoutMs: -1 }))).toThrow("timeoutMs");
   expect(() => parseArgs([...argv, "--id", "x"])).toThrow("request");
-  expect(() => parseArgs(["--mode", "exec", "--standby", "--runtime", "r", "--runtime-root", "/r"])).toThrow("exec-sync");
+  expect(() => parseArgs(["--mode", "create", "--standby", "--runtime", "r", "--runtime-root", "/r"])).toThrow("exec-sync or exec");
+});
+
+test("protocol: a standby exec (session) monitor's argv and its request", () => {
+  const base: MonitorArgs = {
+    mode: "exec", standby: true, id: "", container: "", runtime: "/usr/sbin/runc", runtimeRoot: "/run/r", dir: "",
+    terminal: false, stdin: false, stdinOnce: true, logSizeMax: 0, timeoutMs: 0, attachTimeoutMs: 0,
+  };
+  const argv = buildArgs(base);
+  expect(parseArgs(argv)).toEqual(base);
+  const line = encodeExecRequest({ id: "e1", container: "c1", dir: "/run/m/e1", terminal: true, stdin: true, attachTimeoutMs: 60_000.5 }).trim();
+  expect(applyExecRequest(parseArgs(argv), line)).toEqual({ ...base, standby: false, id: "e1", container: "c1", dir: "/run/m/e1", terminal: true, stdin: true, attachTimeoutMs: 60_001 });
+  const ok = { id: "e", container: "c1", dir: "/d", terminal: false, stdin: false, attachTimeoutMs: 0 };
+  expect(applyExecRequest(base, JSON.stringify(ok))).toMatchObject({ attachTimeoutMs: 0, terminal: false });
+  expect(() => applyExecRequest(base, JSON.stringify({ ...ok, terminal: "yes" }))).toThrow("invalid terminal");
+  expect(() => applyExecRequest(base, JSON.stringify({ ...ok, attachTimeoutMs: -1 }))).toThrow("attachTimeoutMs");
+  for (const extra of [["--terminal"], ["--stdin"], ["--attach-timeout-ms", "5"]]) expect(() => parseArgs([...argv, ...extra])).toThrow("request");
 });
 
 describe.skipIf(!canRun())("monitor: warm exec-sync standby", () => {
@@ -107,6 +125,62 @@ describe.skipIf(!canRun())("monitor: warm exec-sync standby", () => {
     }
   });
 
+  test("streaming exec sessions on warm monitors: held output, stdin, exit code, terminal; close kills it", async () => {
+    await using w = new MonitorWorld();
+    const m = new Monitors(w.config);
+    try {
+      const id = w.id();
+      await m.spawn({ id, bundle: w.bundle(id, ["sleep", "1000"]), logPath: w.logPath(id) });
+      await w.runc("start", id);
+      const session = async (cmd: string[], o: { stdin?: boolean; terminal?: boolean }, send: (c: AttachConnection) => void) => {
+        const s = await m.spawnExec({ containerId: id, process: { ...proc(cmd), env: ["PATH=/bin", "TERM=xterm"] }, ...o });
+        let out = "";
+        let err = "";
+        const c = await m.attach(s.execId, { stdout: (d) => (out += dec.decode(d)), stderr: (d) => (err += dec.decode(d)) });
+        await waitFor(() => out.length > 0, 10_000, "output written before attach");
+        send(c);
+        const code = await c.exit;
+        await waitFor(() => !existsSync(`${w.config.socketDir}/${s.execId}`), 10_000, "session dir removed");
+        return { code, out, err };
+      };
+      const plain = (c: AttachConnection) => {
+        c.stdin("piped\n");
+        c.closeStdin();
+      };
+      // the first one starts cold, and leaves one waiting
+      expect(await session(["sh", "-c", "echo early; cat; echo late >&2; exit 9"], { stdin: true }, plain)).toEqual({ code: 9, out: "early\npiped\n", err: "late\n" });
+      expect(m.execStandby.stats()).toMatchObject({ hits: 0, misses: 1 });
+      const [warm] = await waitFor(() => m.execStandby.stats().pids.length === 1 && m.execStandby.stats().pids, 10_000, "a standby");
+
+      expect(await session(["sh", "-c", "echo early; cat; echo late >&2; exit 9"], { stdin: true }, plain)).toEqual({ code: 9, out: "early\npiped\n", err: "late\n" });
+      expect(m.execStandby.stats()).toMatchObject({ hits: 1, misses: 1 });
+      await waitFor(() => !alive(warm!), 10_000, "the used standby to exit");
+      const [next] = await waitFor(() => m.execStandby.stats().pids.length === 1 && m.execStandby.stats().pids, 10_000, "a replacement");
+      expect(next).not.toBe(warm);
+
+      const tty = await session(["sh", "-c", "echo ready; read x; stty size; exit 2"], { stdin: true, terminal: true }, (c) => {
+        c.resize(20, 77);
+        c.stdin("go\r");
+      });
+      expect([tty.code, tty.out]).toEqual([2, expect.stringContaining("20 77\r\n")]);
+      expect(m.execStandby.stats()).toMatchObject({ hits: 2, misses: 1 });
+
+      // a failing start reports the runtime's error through a warm monitor too
+      await waitFor(() => m.execStandby.stats().pids.length === 1, 10_000, "a replacement");
+      const missing = await m.spawnExec({ containerId: id, process: proc(["/bin/nope"]) }).catch((e) => e);
+      expect(missing).toMatchObject({ name: "RuntimeError", kind: "unknown" });
+      expect(m.execStandby.stats()).toMatchObject({ hits: 3, misses: 1 });
+      expect(readdirSync(w.config.socketDir)).toEqual([id]);
+
+      const [last] = await waitFor(() => m.execStandby.stats().pids.length === 1 && m.execStandby.stats().pids, 10_000, "a replacement");
+      m.close();
+      await waitFor(() => !alive(last!), 10_000, "close() to kill the standby");
+      expect(standbys(w.config.runtimeRoot)).toEqual([]);
+    } finally {
+      m.close();
+    }
+  });
+
   test("a standby exits when its request pipe closes unused; a bad request is refused", async () => {
     await using w = new MonitorWorld();
     const idle = startExecSyncMonitor(w.config);
@@ -123,6 +197,10 @@ describe.skipIf(!canRun())("monitor: warm exec-sync standby", () => {
     } finally {
       bad.kill();
     }
+    const idleExec = startExecSessionMonitor(w.config);
+    await waitFor(() => standbys(w.config.runtimeRoot).includes(idleExec.monitor.pid), 10_000, "the exec standby to start");
+    idleExec.close();
+    expect(await idleExec.monitor.exited).toBe(0);
   });
 
   test("the daemon: SIGTERM kills its standby; a SIGKILLed daemon's standby exits by itself", async () => {
