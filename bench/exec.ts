@@ -10,7 +10,7 @@ import { ctrConfig, podConfig, startEnv } from "../test/support/pods.ts";
 import { startRegistry, type Registry } from "../test/support/registry.ts";
 import { WsClient, channelData } from "../test/e2e/streaming-client.ts";
 import { fmt, machine, median, quantile, writeSection } from "./lib.ts";
-import { containerdAvailable, containerdVersion, startContainerd, type Containerd } from "./reference/containerd.ts";
+import { containerdAvailable, containerdVersion, removeAllPods, startContainerd, type Containerd } from "./reference/containerd.ts";
 
 const N = Number(process.env.BENCH_N ?? 60);
 const REFERENCE = process.env.BENCH_REFERENCE ?? (containerdAvailable() ? "containerd" : "none");
@@ -79,14 +79,7 @@ try {
   }
   for (const t of targets) results.get(t.name)!.cpuMsPerExec = (cpuMs(t.pid) - cpu0.get(t.name)!) / (2 * N);
 } finally {
-  if (ctdCri) {
-    const { items } = await ctdCri.listPodSandbox({}).catch(() => ({ items: [] }));
-    for (const p of items) {
-      await ctdCri.stopPodSandbox({ podSandboxId: p.id }, { timeoutMs: 60_000 }).catch(() => {});
-      await ctdCri.removePodSandbox({ podSandboxId: p.id }, { timeoutMs: 60_000 }).catch(() => {});
-    }
-    ctdCri.close();
-  }
+  if (ctdCri) await removeAllPods(ctdCri);
   await ctd?.stop();
   await reg?.stop();
   await env[Symbol.asyncDispose]();

@@ -13,7 +13,7 @@ import { busyboxImage, imageRef, pauseImage, pushImage } from "../test/support/i
 import { ctrConfig, podConfig, startEnv } from "../test/support/pods.ts";
 import { startRegistry, type Registry } from "../test/support/registry.ts";
 import { fmt, machine, median, quantile, writeSection } from "./lib.ts";
-import { containerdAvailable, containerdVersion, startContainerd, type Containerd } from "./reference/containerd.ts";
+import { containerdAvailable, containerdVersion, removeAllPods, startContainerd, type Containerd } from "./reference/containerd.ts";
 
 const N = Number(process.env.BENCH_N ?? 15);
 const PODS = Number(process.env.BENCH_PODS ?? 50);
@@ -181,14 +181,7 @@ try {
   for (const { t, r } of runs) await dense(t, r);
   for (let i = 0; i < 10; i++) for (const { t, r } of alternate(i)) await createOnce(t, i, r);
 } finally {
-  if (ctdCri) {
-    const { items } = await ctdCri.listPodSandbox({}).catch(() => ({ items: [] }));
-    for (const p of items) {
-      await ctdCri.stopPodSandbox({ podSandboxId: p.id }, { timeoutMs: 60_000 }).catch(() => {});
-      await ctdCri.removePodSandbox({ podSandboxId: p.id }, { timeoutMs: 60_000 }).catch(() => {});
-    }
-    ctdCri.close();
-  }
+  if (ctdCri) await removeAllPods(ctdCri);
   await ctd?.stop();
   await reg?.stop();
   await env[Symbol.asyncDispose]();

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runRaw } from "../../src/sys/exec.ts";
 import { bridgeConflist, containerdConfig, EXEC_NS_FILE, hostsToml, privateRunScript } from "./containerd-config.ts";
-import { criClient } from "../../test/support/cri-client.ts";
+import { criClient, type CriClient } from "../../test/support/cri-client.ts";
 
 /** The containerd binary the reference runs (Debian's package puts it here). */
 export const CONTAINERD_BIN = process.env.CONTAINERD_BINARY ?? "/usr/bin/containerd";
@@ -71,6 +71,16 @@ export interface Containerd {
 }
 
 /** Whether the reference can run here: the containerd binary and its runc v2 shim are installed. */
+/** Stops and removes every pod a reference runtime still has, then closes the client (bench clean-up). */
+export async function removeAllPods(cri: CriClient): Promise<void> {
+  const { items } = await cri.listPodSandbox({}).catch(() => ({ items: [] }));
+  for (const p of items) {
+    await cri.stopPodSandbox({ podSandboxId: p.id }, { timeoutMs: 60_000 }).catch(() => {});
+    await cri.removePodSandbox({ podSandboxId: p.id }, { timeoutMs: 60_000 }).catch(() => {});
+  }
+  cri.close();
+}
+
 export function containerdAvailable(): boolean {
   return existsSync(CONTAINERD_BIN) && existsSync(`/usr/bin/${SHIM_NAME}`);
 }

@@ -9,6 +9,7 @@
  * sending, and memory is bounded by TCP: the socket is paused while a stream's reader lags.
  */
 import { EventEmitter } from "node:events";
+import { SerialWriter } from "../serial-writer.ts";
 import type { Duplex } from "node:stream";
 import type { Logger } from "../../log/index.ts";
 import {
@@ -51,7 +52,7 @@ export class SpdyConnection extends EventEmitter implements StreamOwner {
   #lastStreamId = 0;
   #goneAway = false;
   #isClosed = false;
-  #sendChain: Promise<void> = Promise.resolve();
+  readonly #writer: SerialWriter;
   #sessionCredit = 0;
   #credit = new Map<number, number>();
   #lastActivity = Date.now();
@@ -61,6 +62,7 @@ export class SpdyConnection extends EventEmitter implements StreamOwner {
   constructor(socket: Duplex, head: Buffer, o: SpdyConnectionOptions) {
     super();
     this.#socket = socket;
+    this.#writer = new SerialWriter(socket, () => this.#isClosed, "spdy connection", () => (this.#lastActivity = Date.now()));
     this.#o = o;
     this.closed = new Promise((r) => (this.#resolveClosed = r));
     socket.on("data", (chunk: Buffer) => this.#onBytes(chunk));
@@ -143,24 +145,7 @@ export class SpdyConnection extends EventEmitter implements StreamOwner {
   // --- internal ---
 
   #send(frame: Buffer | Promise<Buffer>): Promise<void> {
-    const next = this.#sendChain.then(async () => {
-      const buf = await frame;
-      if (this.#isClosed || this.#socket.destroyed || this.#socket.writableEnded) throw new Error("spdy connection is closed");
-      this.#lastActivity = Date.now();
-      if (!this.#socket.write(buf)) {
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            this.#socket.off("drain", done);
-            this.#socket.off("close", done);
-            resolve();
-          };
-          this.#socket.on("drain", done);
-          this.#socket.on("close", done);
-        });
-      }
-    });
-    this.#sendChain = next.catch(() => {});
-    return next;
+    return this.#writer.write(frame);
   }
 
   #onBytes(chunk: Buffer): void {

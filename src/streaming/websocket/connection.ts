@@ -5,6 +5,7 @@
  * k8s wsstream).
  */
 import { EventEmitter } from "node:events";
+import { SerialWriter } from "../serial-writer.ts";
 import type { Duplex } from "node:stream";
 import type { Logger } from "../../log/index.ts";
 import { CloseCode, Opcode, WsFrameParser, WsProtocolError, closePayload, encodeFrame, parseClosePayload } from "./frames.ts";
@@ -43,7 +44,7 @@ export class WebSocketConnection extends EventEmitter {
   #closeSent = false;
   #closeReceived?: { code: number; reason: string };
   #done = false;
-  #sendChain: Promise<void> = Promise.resolve();
+  readonly #writer: SerialWriter;
   #lastActivity = Date.now();
   #idleTimer?: ReturnType<typeof setTimeout>;
   #lingerTimer?: ReturnType<typeof setTimeout>;
@@ -52,6 +53,7 @@ export class WebSocketConnection extends EventEmitter {
   constructor(socket: Duplex, head: Buffer, o: WebSocketOptions) {
     super();
     this.#socket = socket;
+    this.#writer = new SerialWriter(socket, () => this.#done, "websocket", () => (this.#lastActivity = Date.now()));
     this.#o = o;
     this.#max = o.maxMessageBytes ?? 32 << 20;
     this.#parser = new WsFrameParser({ requireMask: true, maxPayload: this.#max });
@@ -110,23 +112,7 @@ export class WebSocketConnection extends EventEmitter {
   // --- internal ---
 
   #write(frame: Buffer): Promise<void> {
-    const next = this.#sendChain.then(async () => {
-      if (this.#done || this.#socket.destroyed || this.#socket.writableEnded) throw new Error("websocket is closed");
-      this.#lastActivity = Date.now();
-      if (!this.#socket.write(frame)) {
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            this.#socket.off("drain", done);
-            this.#socket.off("close", done);
-            resolve();
-          };
-          this.#socket.on("drain", done);
-          this.#socket.on("close", done);
-        });
-      }
-    });
-    this.#sendChain = next.catch(() => {});
-    return next;
+    return this.#writer.write(frame);
   }
 
   #onBytes(chunk: Buffer): void {
@@ -156,7 +142,7 @@ export class WebSocketConnection extends EventEmitter {
           const echo = this.#closeReceived.code === CloseCode.NO_STATUS ? Buffer.alloc(0) : closePayload(this.#closeReceived.code);
           this.#write(encodeFrame(Opcode.CLOSE, echo)).catch(() => {});
         }
-        this.#sendChain.then(() => this.#socket.end());
+        this.#writer.idle().then(() => this.#socket.end());
         clearTimeout(this.#lingerTimer);
         this.#lingerTimer = setTimeout(() => this.destroy(), this.#o.lingerMs ?? 5000);
         return;
