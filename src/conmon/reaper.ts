@@ -13,7 +13,9 @@ export interface ProcessExit {
  * The monitor as child subreaper: the container's init (orphaned when `runtime create` exits)
  * becomes our child, and so does anything else orphaned below us. Exits are collected with
  * waitpid on specific pids only — never -1, which would steal the children Bun itself waits for
- * (the runtime process) — on every SIGCHLD, with a slow timer as a safety net.
+ * (the runtime process) — on every SIGCHLD. A process that turns out not to be our child (no
+ * SIGCHLD will come for it) is polled on a slow timer until it is gone; otherwise nothing wakes
+ * the monitor: an idle monitor stays idle (and keeps its memory small, see settle in main.ts).
  * Other zombie children are reaped too, except while a hold() is in force: between the runtime's
  * exit and wait(pid) the process it started is already our child (and may already be a zombie,
  * a quick exec), and reaping it then would lose its exit status.
@@ -60,13 +62,13 @@ export class Reaper {
       list.push(resolve);
       this.#waiters.set(pid, list);
     });
-    this.#timer ??= setInterval(() => this.check(), SAFETY_POLL_MS);
     this.check();
     return p;
   }
 
   /** Collects exited children now: the awaited pids, then (unless held) any other zombie child not Bun's. */
   check(): void {
+    let polled = false; // a waiter no SIGCHLD will wake
     for (const [pid, list] of this.#waiters) {
       let status: number | undefined;
       try {
@@ -74,6 +76,7 @@ export class Reaper {
       } catch {
         // ECHILD: not our child (we were not its subreaper); all we can learn is when it is gone
         status = alive(pid) ? undefined : UNKNOWN_STATUS;
+        if (status === undefined) polled = true;
       }
       if (status === undefined) continue;
       this.#waiters.delete(pid);
@@ -88,7 +91,8 @@ export class Reaper {
         // raced with another collector: nothing to do
       }
     }
-    if (this.#waiters.size === 0 && this.#timer) {
+    if (polled) this.#timer ??= setInterval(() => this.check(), NOT_OURS_POLL_MS);
+    else if (this.#timer) {
       clearInterval(this.#timer);
       this.#timer = undefined;
     }
@@ -110,7 +114,8 @@ export class Reaper {
 
 // --- internal ---
 
-const SAFETY_POLL_MS = 5000;
+/** How often a waited-for process that is not our child is checked for. */
+const NOT_OURS_POLL_MS = 1000;
 /** Reported (as exit code 255) for a process that is gone but was not ours to wait for. */
 const UNKNOWN_STATUS = 255 << 8;
 

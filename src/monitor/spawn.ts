@@ -159,7 +159,9 @@ export function pidOf(m: SyncMessage | undefined, monitor: StartedMonitor, what:
  * plus JSC settings that shrink each monitor, which runs for days doing little: JSC's mini VM
  * mode (footprint over throughput; it also stops the JSCWarmUp thread that keeps pre-faulted
  * heap blocks, ≈ −700 KB), no concurrent-JIT thread (≈ −130 KB) and one GC marker (≈ −80 KB) —
- * anonymous memory per monitor, measured on the compiled binary. The OCI runtime ignores them.
+ * anonymous memory per monitor, measured on the compiled binary — and mimalloc returning freed
+ * pages at once rather than after a delay (the monitor's settle step relies on it). The OCI
+ * runtime ignores them.
  */
 function monitorEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = { ...MONITOR_JSC };
@@ -167,7 +169,7 @@ function monitorEnv(extra: Record<string, string> = {}): Record<string, string> 
   return { ...env, ...extra };
 }
 
-const MONITOR_JSC = { BUN_JSC_forceMiniVMMode: "1", BUN_JSC_useConcurrentJIT: "0", BUN_JSC_numberOfGCMarkers: "1" };
+const MONITOR_JSC = { BUN_JSC_forceMiniVMMode: "1", BUN_JSC_useConcurrentJIT: "0", BUN_JSC_numberOfGCMarkers: "1", MIMALLOC_PURGE_DELAY: "0" };
 
 const DAEMON_ONLY = new Set(["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID"]);
 

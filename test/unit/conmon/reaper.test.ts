@@ -49,3 +49,27 @@ function running(pid: number): boolean {
     return false;
   }
 }
+
+test("the reaper notices its children's exits through SIGCHLD alone: no timer keeps an idle monitor awake", async () => {
+  const script = `
+    import { Reaper } from ${JSON.stringify(`${import.meta.dir}/../../../src/conmon/reaper.ts`)};
+    const r = new Reaper();
+    r.start();
+    const p = Bun.spawn(["sh", "-c", "sleep 0.3 >/dev/null 2>&1 & echo $!"], { stdio: ["ignore", "pipe", "inherit"] });
+    r.own(p.pid);
+    const pid = Number((await new Response(p.stdout).text()).trim());
+    await p.exited;
+    r.disown(p.pid);
+    const t0 = performance.now();
+    const e = await r.wait(pid);
+    // with nothing else scheduled, the process would exit here if no timer were pending
+    console.log(JSON.stringify({ code: e.exitCode, waitedMs: Math.round(performance.now() - t0) }));
+    r.stop();
+    process.exit(0);`;
+  const p = Bun.spawn([process.execPath, "-e", script], { stdout: "pipe", stderr: "pipe" });
+  const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  expect(err).toBe("");
+  const r = JSON.parse(out);
+  expect(r.code).toBe(0);
+  expect(r.waitedMs).toBeLessThan(1500); // SIGCHLD, not a poll
+});
