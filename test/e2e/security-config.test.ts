@@ -127,7 +127,10 @@ describe("seccomp_profile", () => {
 describe("other node-wide settings", () => {
   test("default_ulimits become the container's rlimits", async () => {
     const c = await running();
-    expect((await c.exec("ulimit -n; ulimit -Hn")).out).toBe("1024\n2048");
+    // The container's own process (pid 1), not the exec'd shell: runc 1.1.5 (Debian's) sets an
+    // exec'd process's NOFILE from outside while Go's start-up raises it, and now and then Go
+    // wins (runc#4195, fixed in runc 1.1.13), so an exec may see a soft limit of 2048.
+    expect((await c.exec("grep 'open files' /proc/1/limits")).out).toMatch(/^Max open files\s+1024\s+2048\s+files$/);
   });
 
   test("additional_devices are added to every container with their permissions", async () => {
