@@ -69,7 +69,7 @@ export async function execSync(o: ExecSyncOptions, standby?: ExecSyncStandby): P
   } finally {
     m?.close();
     rmSync(dir, { recursive: true, force: true });
-    // the replacement starts after this reply, off the critical path (lazily: the first call starts it)
+    // take() started the replacement already; this only retries after a failed start
     standby?.fill();
   }
 }

@@ -32,6 +32,7 @@ export async function spawnExec(o: SpawnExecOptions, standby?: ExecSessionStandb
   const execId = o.execId ?? newId();
   const dir = monitorDir(o.socketDir, execId);
   let warm: ExecSessionMonitor | undefined;
+  let started: StartedMonitor | undefined;
   try {
     writeProcessSpec(dir, o.process, !!o.terminal);
     const request = { id: execId, container: o.containerId, dir, terminal: !!o.terminal, stdin: !!o.stdin, attachTimeoutMs: o.attachTimeoutMs ?? 60_000 };
@@ -41,14 +42,14 @@ export async function spawnExec(o: SpawnExecOptions, standby?: ExecSessionStandb
       warm = undefined;
     }
     let m: StartedMonitor;
-    if (warm) m = warm.monitor;
+    if (warm) started = m = warm.monitor;
     else {
       const args: MonitorArgs = {
         mode: "exec", runtime: o.runtimePath, runtimeRoot: o.runtimeRoot, exitDir: o.exitDir, stdinOnce: true, logSizeMax: 0, timeoutMs: 0,
         ...request,
       };
       // its diagnostics go to <dir>/monitor.log, removed with the dir (kept with CRIO_MONITOR_DEBUG)
-      m = startMonitor(o, args, monitorFiles(dir).diag);
+      started = m = startMonitor(o, args, monitorFiles(dir).diag);
     }
     try {
       const what = `exec in container "${o.containerId}"`;
@@ -59,10 +60,16 @@ export async function spawnExec(o: SpawnExecOptions, standby?: ExecSessionStandb
       else m.closeSync();
     }
   } catch (e) {
+    // a monitor that failed cleans its dir up as it exits: let it finish first, or the two
+    // removals race and an emptied dir can outlive both
+    if (started) await Promise.race([started.exited, Bun.sleep(EXIT_WAIT_MS)]);
     rmSync(dir, { recursive: true, force: true });
     throw e;
   } finally {
-    // the replacement starts after this reply, off the critical path (lazily: the first call starts it)
+    // take() started the replacement already; this only retries after a failed start
     standby?.fill();
   }
 }
+
+/** How long a failed start waits for its monitor to exit before removing the session dir. */
+const EXIT_WAIT_MS = 2000;
