@@ -109,7 +109,13 @@ export async function pullFromSource(ctx: PullContext, req: SourceRequest): Prom
       if (n > 0) ctx.holds.set(l.diffId, n);
       else ctx.holds.delete(l.diffId);
     }
-    if (!ok) await ctx.store.update((idx) => ctx.store.gc(idx, (d) => (ctx.holds.get(d) ?? 0) > 0)).catch(() => {});
+    if (!ok) {
+      // the layers cancelled with the failure are still removing their temp files: let them
+      // (after one turn of the event loop, by which their waits have seen the cancellation)
+      await Bun.sleep(0);
+      await Promise.all(layers.map((l) => ctx.layerJobs.unwound(l.diffId, UNWIND_WAIT_MS)));
+      await ctx.store.update((idx) => ctx.store.gc(idx, (d) => (ctx.holds.get(d) ?? 0) > 0)).catch(() => {});
+    }
   }
 }
 
@@ -130,6 +136,9 @@ export function parseConfig(bytes: Uint8Array, what: string, layerCount: number)
 }
 
 // --- internal ---
+
+/** How long a failed pull waits for its cancelled layer jobs to clean up before it reports. */
+const UNWIND_WAIT_MS = 5000;
 
 async function ensureLayer(ctx: PullContext, client: RegistryClient, repo: string, desc: Descriptor, diffId: string, req: SourceRequest, signal: AbortSignal): Promise<void> {
   const present = () => ctx.store.layers.has(diffId) && !!ctx.store.read().layers[diffId];

@@ -37,6 +37,19 @@ export class SharedJobs<T, P = number> {
     while (this.#jobs.size > 0) await Promise.allSettled([...this.#jobs.values()].map((j) => j.promise));
   }
 
+  /**
+   * Resolves once the job for `key` has finished its cleanup, if it was cancelled (no caller
+   * wants it any more) and is still unwinding; at once otherwise, and after `timeoutMs` at most.
+   * A caller whose own wait was cut short by its signal uses it to leave nothing behind.
+   */
+  async unwound(key: string, timeoutMs: number): Promise<void> {
+    const job = this.#jobs.get(key);
+    if (!job || !job.ac.signal.aborted) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([job.promise.catch(() => {}), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
+  }
+
   /** Number of jobs running (tests). */
   get size(): number {
     return this.#jobs.size;

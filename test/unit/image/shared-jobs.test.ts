@@ -87,3 +87,38 @@ test("idle() waits for a job whose caller gave up until its cleanup has run", as
   await jobs.idle();
   expect([steps, jobs.size]).toEqual([["cleaned"], 0]);
 });
+
+test("unwound() waits for a cancelled job's cleanup, not for a job others still want, and is bounded", async () => {
+  const jobs = new SharedJobs<string>();
+  const steps: string[] = [];
+  const slowCleanup = (ms: number) => (s: AbortSignal) =>
+    new Promise<string>((_, reject) =>
+      s.addEventListener("abort", () => setTimeout(() => (steps.push(`cleaned ${ms}`), reject(s.reason)), ms)),
+    );
+  // cancelled: the only waiter gave up
+  const ac = new AbortController();
+  const p = jobs.run("a", ac.signal, slowCleanup(30));
+  ac.abort(new Error("cancelled"));
+  await expect(p).rejects.toThrow("cancelled");
+  await jobs.unwound("a", 5000);
+  expect(steps).toEqual(["cleaned 30"]);
+  // still wanted by a second waiter: not waited for
+  const one = new AbortController();
+  const first = jobs.run("b", one.signal, () => new Promise<string>((r) => setTimeout(() => r("done"), 200)));
+  const second = jobs.run("b", undefined, () => Promise.resolve("unused"));
+  one.abort(new Error("gave up"));
+  await expect(first).rejects.toThrow("gave up");
+  const t0 = performance.now();
+  await jobs.unwound("b", 5000);
+  expect(performance.now() - t0).toBeLessThan(100);
+  expect(await second).toBe("done");
+  // bounded
+  const late = new AbortController();
+  const q = jobs.run("c", late.signal, slowCleanup(500));
+  late.abort(new Error("x"));
+  await expect(q).rejects.toThrow("x");
+  const t1 = performance.now();
+  await jobs.unwound("c", 50);
+  expect(performance.now() - t1).toBeLessThan(300);
+  await jobs.idle();
+});
