@@ -48,8 +48,9 @@ export async function runConmon(args: string[]): Promise<number> {
     return a.mode === "exec-sync" ? await execSync(a, reaper) : await supervise(a, reaper);
   } catch (e) {
     if (!(e instanceof LaunchError)) diag("error", "monitor failed", { error: e });
-    report({ error: messageOf(e) }, true);
+    // an exec's dir goes before the report: once the daemon reads it, nothing of ours is left
     if (a.mode !== "create" && a.dir) removeDir(a.dir); // a standby without its request has no dir
+    report({ error: messageOf(e) }, true);
     return 1;
   } finally {
     reaper.stop();
@@ -200,8 +201,8 @@ async function execSync(a: MonitorArgs, reaper: Reaper): Promise<number> {
     if (timedOut) await killTree(proc.pid);
   }
   const exit = await exited;
+  removeDir(a.dir); // before the report: the daemon's answer then leaves nothing behind
   report({ exitCode: exit.exitCode, timedOut }, true);
-  removeDir(a.dir);
   return 0;
 }
 
