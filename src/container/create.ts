@@ -1,10 +1,11 @@
+import { existsSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, normalize } from "node:path";
 import type { ContainerConfig, PodSandboxConfig } from "../gen/runtime/v1/api_pb.ts";
 import { invalid, notFound, precondition, wrap } from "../errors.ts";
 import { NS, type SandboxView } from "../sandbox/index.ts";
 import type { StoredRecord } from "../store/index.ts";
-import { readInRoot } from "../sys/securejoin.ts";
+import { readInRoot, secureJoin } from "../sys/securejoin.ts";
 import { writeBundle } from "../oci/index.ts";
 import { newId } from "../util/id.ts";
 import { Undo } from "../util/undo.ts";
@@ -52,7 +53,8 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
   if (!image) throw notFound("image", ref);
 
   const rootfs = await d.rootfs.create(id, image.layers).catch((e) => { throw wrap(e, "create root filesystem"); });
-  undo.defer("remove root filesystem", () => d.rootfs.remove(id));
+  undo.defer("remove root filesystem", () => d.rootfs.remove(id)); // with the image volumes below
+  const volumes = await mountImageVolumes(d, id, config);
   const bundle = join(d.paths.runroot, "containers", id);
   await mkdir(bundle, { recursive: true, mode: 0o700 });
   undo.defer("remove bundle", () => rm(bundle, { recursive: true, force: true }));
@@ -75,7 +77,7 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
         id, name, config,
         sandbox: sandboxInput(sb, input.sandboxConfig),
         image: { config: image.config, id: image.id, name: image.name, userRequested: ref },
-        rootfs, runDir: bundle, logPath,
+        rootfs, runDir: bundle, logPath, imageVolumes: volumes.sources,
         cgroupManager: settings.cgroupManager,
         etcPasswd: readInRoot(rootfs, "/etc/passwd"),
         etcGroup: readInRoot(rootfs, "/etc/group"),
@@ -119,7 +121,10 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
     annotations: { ...config.annotations },
     stopSignal: built.stopSignal,
     user: built.user,
-    mounts: config.mounts.map((m) => ({ containerPath: m.containerPath, hostPath: m.hostPath, readonly: m.readonly, propagation: m.propagation, selinuxRelabel: m.selinuxRelabel })),
+    mounts: config.mounts.map((m, i) => ({
+      containerPath: m.containerPath, hostPath: m.hostPath, readonly: m.readonly, propagation: m.propagation, selinuxRelabel: m.selinuxRelabel,
+      ...(m.image?.image ? { image: m.image.image, imageSubPath: m.imageSubPath || undefined, imageId: volumes.imageIds.get(i) } : {}),
+    })),
     tty: config.tty,
     stdin: config.stdin,
     stdinOnce: config.stdinOnce,
@@ -132,6 +137,35 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
   undo.commit();
   log.info(`Created container ${id}: ${pod.namespace}/${pod.name}/${md.name}`, { id });
   return rec;
+}
+
+/**
+ * Image volumes (CRI Mount.image, KEP-4639): each image must be in the store already (the kubelet
+ * pulls it first); its layers are mounted read-only under the container's storage dir, and the
+ * mount's source is that dir or the image_sub_path inside it, which must exist.
+ */
+async function mountImageVolumes(d: ContainerDeps, id: string, config: ContainerConfig): Promise<{ sources: Map<number, string>; imageIds: Map<number, string> }> {
+  const sources = new Map<number, string>();
+  const imageIds = new Map<number, string>();
+  for (const [i, m] of config.mounts.entries()) {
+    const ref = m.image?.image;
+    if (!ref) {
+      if (m.imageSubPath) throw invalid(`image_sub_path "${m.imageSubPath}" is set for "${m.containerPath}", which is not an image volume`);
+      continue;
+    }
+    if (m.hostPath) throw invalid(`mount at "${m.containerPath}" has both host_path and image`);
+    const img = await d.images.forCreate(ref);
+    if (!img) throw notFound("image", ref);
+    const root = await d.rootfs.mountImage(id, i, img.layers).catch((e) => { throw wrap(e, `mount image volume "${ref}" at "${m.containerPath}"`); });
+    let source = root;
+    if (m.imageSubPath) {
+      source = secureJoin(root, m.imageSubPath);
+      if (!existsSync(source)) throw invalid(`image_sub_path "${m.imageSubPath}" does not exist in image "${ref}"`);
+    }
+    sources.set(i, source);
+    imageIds.set(i, img.id);
+  }
+  return { sources, imageIds };
 }
 
 /** The spec builder's view of a pod. */

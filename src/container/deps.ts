@@ -33,6 +33,8 @@ export interface ImagePort {
 /** Container root filesystems. */
 export interface RootfsPort {
   create(id: string, lowerDirs: string[]): Promise<string>;
+  /** Mounts an image's layers read-only as the container's image volume `n`; removed with the rootfs. */
+  mountImage(id: string, n: number, lowerDirs: string[]): Promise<string>;
   remove(id: string): Promise<void>;
 }
 

@@ -14,7 +14,8 @@ export interface ContainerMeta {
   annotations: Record<string, string>;
   stopSignal: string;
   user: { uid: number; gid: number; additionalGids: number[] };
-  mounts: Array<{ containerPath: string; hostPath: string; readonly: boolean; propagation: number; selinuxRelabel: boolean }>;
+  /** The CRI mounts; `image` (and `imageSubPath`) for an image volume, with `imageId` the image it resolved to. */
+  mounts: Array<{ containerPath: string; hostPath: string; readonly: boolean; propagation: number; selinuxRelabel: boolean; image?: string; imageSubPath?: string; imageId?: string }>;
   tty: boolean;
   stdin: boolean;
   stdinOnce: boolean;

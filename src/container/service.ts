@@ -108,7 +108,8 @@ export class ContainerService implements PodContainers {
 
   /** True when a container (in any state) was created from the image: RemoveImage refuses it. */
   usesImage(imageId: string): boolean {
-    for (const c of this.#index.values()) if (c.meta.image.id === imageId) return true;
+    // its own image, or one it mounts as a volume (the mount holds the image's layers)
+    for (const c of this.#index.values()) if (c.meta.image.id === imageId || c.meta.mounts.some((m) => m.imageId === imageId)) return true;
     return false;
   }
 

@@ -15,7 +15,7 @@ import { OciRuntime } from "../oci/index.ts";
 import type { Paths } from "../paths.ts";
 import { SandboxService, type SandboxMeta, type SandboxState } from "../sandbox/index.ts";
 import { buildInfraSpec } from "../sandbox/spec.ts";
-import { createRootfs, diskUsage, removeRootfs, rootfsPaths } from "../storage/index.ts";
+import { createRootfs, diskUsage, mountImageVolume, removeRootfs, rootfsPaths } from "../storage/index.ts";
 import { ContainerEvents, StatsService } from "../stats/index.ts";
 import { NameIndex, RecordDir } from "../store/index.ts";
 import { mountShm, unmount } from "../sys/mount.ts";
@@ -200,7 +200,11 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
     paths, log, names, sandboxes,
     records: new RecordDir<ContainerMeta, ContainerRunState>(paths.containers),
     images: imagePort,
-    rootfs: { create: (id, lower) => createRootfs(paths.storage, id, lower), remove: (id) => removeRootfs(paths.storage, id) },
+    rootfs: {
+      create: (id, lower) => createRootfs(paths.storage, id, lower),
+      mountImage: (id, n, lower) => mountImageVolume(paths.storage, id, n, lower),
+      remove: (id) => removeRootfs(paths.storage, id),
+    },
     runtime: runtimePort,
     monitor: monitorPort,
     buildSpec: buildContainerSpec,

@@ -1,9 +1,10 @@
-import { chmodSync, chownSync, existsSync, mkdirSync, rmSync, statSync, symlinkSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync } from "node:fs";
 import { lstat, readdir } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { invalid, RuntimeError, wrap } from "../errors.ts";
 import { log } from "../log/index.ts";
-import { isMounted, MAX_MOUNT_DATA, mountOverlay, unmount } from "../sys/mount.ts";
+import { isMounted, MAX_MOUNT_DATA, mount, mountOverlay, MS, unmount } from "../sys/mount.ts";
+import { run } from "../sys/exec.ts";
 
 /**
  * Container root filesystems: one overlay mount per container over the image's unpacked layers.
@@ -13,6 +14,8 @@ import { isMounted, MAX_MOUNT_DATA, mountOverlay, unmount } from "../sys/mount.t
  *   <storage>/<id>/merged/  the mount point = the container's rootfs
  *   <storage>/<id>/l/<n>    short links to the lower dirs, used when the option string exceeds a page
  *   <storage>/<id>/empty/   the only lower dir of an image without layers
+ *   <storage>/<id>/image-volumes/<n>/  read-only overlays of the images the container mounts
+ *                           as volumes (CRI Mount.image, KEP-4639)
  */
 
 const l = log.withTag("storage");
@@ -87,15 +90,67 @@ export async function createRootfs(storageDir: string, id: string, lowerDirs: st
 }
 
 /**
- * Unmounts (lazily when busy) and deletes the container's rootfs and writable layer. Idempotent:
- * a missing rootfs is not an error.
+ * Mounts image `lowerDirs` (an image's unpacked layers, base first) read-only, nosuid and nodev
+ * as the container's image volume `n`, and returns the mount point. Nothing there is writable:
+ * the overlay has no upper dir (an empty dir below the layers makes the two lower dirs a
+ * read-only overlay needs). Idempotent; on failure nothing of it is left.
+ */
+export async function mountImageVolume(storageDir: string, id: string, n: number, lowerDirs: string[]): Promise<string> {
+  if (!Number.isInteger(n) || n < 0) throw invalid(`invalid image volume index ${n}`);
+  const p = rootfsPaths(storageDir, id);
+  const base = join(p.dir, "image-volumes");
+  const target = join(base, String(n));
+  if (isMounted(target)) return target;
+  const empty = join(base, "empty");
+  try {
+    for (const d of [target, empty]) mkdirSync(d, { recursive: true, mode: 0o755 });
+    const lower = [...[...lowerDirs].reverse(), empty]; // topmost first
+    for (const d of lower) if (!existsSync(d)) throw invalid(`layer directory "${d}" does not exist`);
+    const data = `lowerdir=${lower.join(":")}`;
+    const flags = MS.RDONLY | MS.NOSUID | MS.NODEV;
+    if (data.length <= MAX_MOUNT_DATA) mount("overlay", target, "overlay", flags, data);
+    else {
+      // too long for one page: short links, resolved against the dir mount(8) runs in
+      const links = join(base, `l${n}`);
+      rmSync(links, { recursive: true, force: true });
+      mkdirSync(links, { mode: 0o700 });
+      const rel = lower.map((t, i) => (symlinkSync(t, join(links, String(i))), `l${n}/${i}`));
+      await run(["mount", "-t", "overlay", "overlay", "-o", `ro,nosuid,nodev,lowerdir=${rel.join(":")}`, target], { cwd: base });
+    }
+    return target;
+  } catch (e) {
+    if (!isMounted(target)) rmSync(target, { recursive: true, force: true });
+    throw wrap(e, `mount image volume ${n} of container "${id}"`);
+  }
+}
+
+/**
+ * Unmounts (lazily when busy) and deletes the container's rootfs, image volumes and writable
+ * layer. Idempotent: a missing rootfs is not an error.
  */
 export async function removeRootfs(storageDir: string, id: string): Promise<void> {
   const p = rootfsPaths(storageDir, id);
   if (!existsSync(p.dir)) return;
+  unmountImageVolumes(p.dir);
   unmountRootfs(storageDir, id);
   if (isMounted(p.merged)) throw new RuntimeError("failed-precondition", `rootfs of container "${id}" is still mounted at "${p.merged}"`);
   rmSync(p.dir, { recursive: true, force: true });
+}
+
+/** Unmounts every image volume below `dir`; throws when one stays mounted (never delete through a mount). */
+function unmountImageVolumes(dir: string): void {
+  const base = join(dir, "image-volumes");
+  let names: string[];
+  try {
+    names = readdirSync(base);
+  } catch {
+    return; // none
+  }
+  for (const name of names) {
+    const target = join(base, name);
+    for (let i = 0; i < 8 && isMounted(target); i++) if (!unmount(target)) break;
+    if (isMounted(target)) throw new RuntimeError("failed-precondition", `image volume of container "${basename(dir)}" is still mounted at "${target}"`);
+  }
 }
 
 /** Unmounts the container's rootfs and keeps its writable layer (container stopped, or shutdown). */

@@ -1,6 +1,6 @@
 import { normalize } from "node:path";
 import type { Mount as CriMount } from "../../gen/runtime/v1/api_pb.ts";
-import { invalid, unimplemented } from "../../errors.ts";
+import { invalid } from "../../errors.ts";
 import type { Mount } from "../../oci/spec-types.ts";
 
 /** CRI MountPropagation values (api.proto enum MountPropagation). */
@@ -44,6 +44,8 @@ export interface MountInput {
   rro: boolean;
   /** Resolves a host path (symlinks) or returns undefined when it does not exist. */
   realpath: (path: string) => string | undefined;
+  /** The host directory mounted for an image volume (CRI Mount.image); undefined when none was. */
+  imageVolume?: (c: CriMount) => string | undefined;
 }
 
 /** The spec's mounts, the rootfs propagation they need, and host directories to create first. */
@@ -107,7 +109,14 @@ export function containerMounts(m: MountInput): MountResult {
 function criMount(c: CriMount, m: MountInput, mkdirs: string[]): { mount: Mount; propagation: string } {
   const dest = cleanPath(c.containerPath);
   if (!dest.startsWith("/")) throw invalid(`mount container path "${c.containerPath}" is not absolute`);
-  if (c.image?.image) throw unimplemented(`image volume mount of "${c.image.image}" at "${dest}"`);
+  if (c.image?.image) {
+    // KEP-4639: the image's files, read-only, and nothing in them runs with privileges or at all
+    const source = m.imageVolume?.(c);
+    if (!source) throw invalid(`image volume "${c.image.image}" at "${dest}" is not mounted`);
+    if (c.hostPath) throw invalid(`mount at "${dest}" has both host_path and image`);
+    return { mount: { destination: dest, type: "bind", source, options: ["rbind", "rprivate", "ro", "nosuid", "nodev", "noexec"] }, propagation: "rprivate" };
+  }
+  if (c.imageSubPath) throw invalid(`image_sub_path is set for "${dest}", which is not an image volume`);
   if (!c.hostPath) throw invalid(`mount.host_path is empty for container path "${dest}"`);
   if (c.uidMappings.length > 0 || c.gidMappings.length > 0)
     throw invalid(`idmap mounts are not supported by the OCI runtime (container path "${dest}")`);

@@ -134,6 +134,11 @@ export interface ContainerSpecInput {
   };
   /** Mounted root filesystem (overlay merged dir). */
   rootfs: string;
+  /**
+   * Image volumes (CRI Mount.image): the index in config.mounts → the host directory to bind
+   * (the image's read-only mount, or the image_sub_path in it), mounted by the caller.
+   */
+  imageVolumes?: ReadonlyMap<number, string>;
   /** Per-container runtime dir where generated files (passwd, group) are written by the caller. */
   runDir: string;
   logPath?: string;

@@ -45,7 +45,7 @@ export function toContainerStatus(c: ContainerView, verbose: boolean): MessageIn
       message: s.message ?? "",
       labels: c.meta.labels,
       annotations: c.meta.annotations,
-      mounts: c.meta.mounts,
+      mounts: c.meta.mounts.map(({ image, imageSubPath, imageId: _i, ...m }) => (image ? { ...m, image: { image }, imageSubPath: imageSubPath ?? "" } : m)),
       logPath: c.meta.logPath,
       user: { linux: { uid: BigInt(c.meta.user.uid), gid: BigInt(c.meta.user.gid), supplementalGroups: c.meta.user.additionalGids.map((g) => BigInt(g)) } },
       resources: resourcesOf(c),

@@ -49,11 +49,23 @@ describe("containerMounts", () => {
     expect(bad({ recursiveReadOnly: true, readonly: true, propagation: 1 })).toThrow(/requires private propagation/);
   });
 
-  test("bad CRI mounts are invalid-argument; image volumes are unimplemented", () => {
+  test("bad CRI mounts are invalid-argument", () => {
     expect(() => containerMounts(input({ cri: [mnt({ containerPath: "", hostPath: "/x" })] }))).toThrow(expect.objectContaining({ kind: "invalid-argument" }));
     expect(() => containerMounts(input({ cri: [mnt({ containerPath: "/x", hostPath: "" })] }))).toThrow(/host_path is empty/);
     expect(() => containerMounts(input({ cri: [mnt({ containerPath: "/x", hostPath: "/run", uidMappings: [{ hostId: 1, containerId: 0, length: 1 }] })] }))).toThrow(/idmap/);
-    expect(() => containerMounts(input({ cri: [mnt({ containerPath: "/x", image: { image: "busybox" } })] }))).toThrow(expect.objectContaining({ kind: "unimplemented" }));
+    expect(() => containerMounts(input({ cri: [mnt({ containerPath: "/x", hostPath: "/run", imageSubPath: "bin" })] }))).toThrow(/not an image volume/);
+  });
+
+  test("image volumes: a read-only, nosuid, nodev, noexec bind of what the caller mounted; never unmounted ones", () => {
+    const vol = mnt({ containerPath: "/models", image: { image: "registry.example/models:1" }, readonly: true });
+    const r = containerMounts(input({ cri: [vol], imageVolume: (c) => (c === vol ? "/var/lib/crio/storage/c1/image-volumes/0" : undefined) }));
+    expect(r.mounts.at(-1)).toEqual({
+      destination: "/models", type: "bind", source: "/var/lib/crio/storage/c1/image-volumes/0", options: ["rbind", "rprivate", "ro", "nosuid", "nodev", "noexec"],
+    });
+    expect(r.mkdirs).toEqual([]);
+    expect(() => containerMounts(input({ cri: [vol] }))).toThrow(expect.objectContaining({ kind: "invalid-argument", message: expect.stringContaining("is not mounted") }));
+    const both = mnt({ containerPath: "/m", hostPath: "/run", image: { image: "x" } });
+    expect(() => containerMounts(input({ cri: [both], imageVolume: () => "/somewhere" }))).toThrow(/both host_path and image/);
   });
 
   test("privileged: writable sysfs and cgroupfs, every base mount read-write", () => {
