@@ -28,6 +28,8 @@ interface Started {
 interface Result {
   startups: number[];
   rss: number[];
+  /** Anonymous (private) memory: what the process costs beyond the file pages it shares. */
+  anon: number[];
   seq: number[];
   seqRate: number;
   par: number[];
@@ -35,10 +37,11 @@ interface Result {
 }
 
 const rssOf = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
+const anonOf = (pid: number) => Number(/^Anonymous:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))![1]) / 1024;
 
 /** An empty result. */
 function newResult(): Result {
-  return { startups: [], rss: [], seq: [], seqRate: 0, par: [], parRate: 0 };
+  return { startups: [], rss: [], anon: [], seq: [], seqRate: 0, par: [], parRate: 0 };
 }
 
 /** One start to Status answering, then the RSS 500 ms later; stops the runtime. */
@@ -48,6 +51,7 @@ async function startOnce(start: () => Promise<Started>, r: Result): Promise<void
   r.startups.push(performance.now() - t0 - (d.wrapperMs ?? 0));
   await Bun.sleep(500);
   r.rss.push(rssOf(d.pid));
+  r.anon.push(anonOf(d.pid));
 }
 
 /** `n` sequential Version calls; returns their wall time (ms). */
@@ -162,6 +166,7 @@ The machine is shared with other engineers' test runs: load average ${load0} at 
 | ${INFLIGHT} in flight p50 / p99 (ms) | ${p(ours.par)} | ${ref ? p(ref.par) : NA} | ${ref ? `${r(quantile(ours.par, 0.5), quantile(ref.par, 0.5))} / ${r(quantile(ours.par, 0.99), quantile(ref.par, 0.99))}` : "—"} | — | — |
 | exec → socket answering (median of 5, ms) | ${fmt(median(ours.startups), 0)} | ${ref ? fmt(median(ref.startups), 0) : NA} | ${r(median(ours.startups), ref && median(ref.startups))} | ~130 (listening) | ${fmt(median(ours.startups) / 130, 2)} |
 | idle RSS (median of 5, MB) | ${fmt(median(ours.rss), 1)} | ${ref ? fmt(median(ref.rss), 1) : NA} | ${r(median(ours.rss), ref && median(ref.rss))} | ~40 | ${fmt(median(ours.rss) / 40, 2)} |
+| idle anonymous memory (median of 5, MB; RSS less the executable's and libraries' shared file pages) | ${fmt(median(ours.anon), 1)} | ${ref ? fmt(median(ref.anon), 1) : NA} | ${r(median(ours.anon), ref && median(ref.anon))} | — | — |
 
 Start-up here is measured to the first successful Status call (recovery finished; for containerd, its
 CRI plugin loaded), which is later than "listening"; both include writing a config into a fresh temp dir
