@@ -44,12 +44,12 @@ function newResult(): Result {
   return { startups: [], rss: [], anon: [], seq: [], seqRate: 0, par: [], parRate: 0 };
 }
 
-/** One start to Status answering, then the RSS 500 ms later; stops the runtime. */
+/** One start to Status answering, then the idle memory 3 s later (both settled); stops the runtime. */
 async function startOnce(start: () => Promise<Started>, r: Result): Promise<void> {
   const t0 = performance.now();
   await using d = await start();
   r.startups.push(performance.now() - t0 - (d.wrapperMs ?? 0));
-  await Bun.sleep(500);
+  await Bun.sleep(3000);
   r.rss.push(rssOf(d.pid));
   r.anon.push(anonOf(d.pid));
 }
@@ -174,6 +174,6 @@ and are polled alike (socket file, then Status, every 5 ms).
 Ratios are ours/containerd: above 1 is better for calls/s, below 1 is better for times and memory.
 containerd runs behind a wrapper (\`unshare\`, a shell and an overlay mount that shadows /run in a private
 mount namespace: see bench/reference/containerd.ts); its start-up excludes the wrapper's time to the exec
-of containerd (median ${fmt(median(wrapperMs.slice(0, 5)), 0)} ms here). Idle RSS is read 500 ms after the first answer.`;
+of containerd (median ${fmt(median(wrapperMs.slice(0, 5)), 0)} ms here). Idle memory is read 3 s after the first answer (ours drops its start-up code and garbage 1.3 s after start).`;
 writeSection("rpc", table);
 console.log(table);

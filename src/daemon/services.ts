@@ -9,7 +9,7 @@ import type { ContainerMeta, ContainerRunState } from "../container/record.ts";
 import { RuntimeError, invalid, messageOf } from "../errors.ts";
 import { ImageService, imageOptions } from "../image/index.ts";
 import type { Logger } from "../log/index.ts";
-import { Monitors, selfCommand } from "../monitor/index.ts";
+import { Monitors, selfCommand, type StandbyStats } from "../monitor/index.ts";
 import { CniManager } from "../network/index.ts";
 import { OciRuntime } from "../oci/index.ts";
 import type { Paths } from "../paths.ts";
@@ -37,6 +37,8 @@ export interface Built {
   events: ContainerEvents;
   /** Stops watchers. */
   close(): void;
+  /** Warm standby monitors per runtime handler (used, started cold, waiting): the debug dump. */
+  standbyStats(): Record<string, { execSync: StandbyStats; exec: StandbyStats }>;
   /** Each configured runtime handler's Status features; the default handler comes first, named "". */
   handlers(): Promise<HandlerFeatures[]>;
 }
@@ -257,6 +259,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
   // --- end stats and events ---
   return {
     images, sandboxes, containers, network, monitors, runtimes, host, stats, events,
+    standbyStats: () => Object.fromEntries([...monitorsByHandler].map(([h, m]) => [h, { execSync: m.standby.stats(), exec: m.execStandby.stats() }])),
     handlers: async () => {
       const c = config();
       const one = async (name: string): Promise<HandlerFeatures> => {

@@ -10,6 +10,7 @@ import { RuntimeError, messageOf } from "../errors.ts";
 import { log, setLogFilter, setLogFormat, setLogLevel, type LogFormat, type LogLevelName } from "../log/index.ts";
 import { COMMIT, VERSION } from "../version.ts";
 import { applyReloadable, reloadableChanges } from "./reload.ts";
+import { installDebugDump } from "./debug-dump.ts";
 import { buildServices, type Built } from "./services.ts";
 import { imageOptions } from "../image/index.ts";
 import { pathsFor } from "../paths.ts";
@@ -138,6 +139,12 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
   await ops.ready(config);
   built.stats.start();
   void built.sandboxes.retryPendingTeardowns();
+  // Start-up (configuration, recovery, module evaluation) ran a lot of code once and left garbage:
+  // drop that code and collect (measured idle: JS heap 9 → 5 MB, anonymous memory 19 → 16 MB).
+  setTimeout(() => {
+    Bun.shrink();
+    setTimeout(() => Bun.gc(true), 300).unref();
+  }, 1000).unref();
 
   return await new Promise<number>((resolve) => {
     let stopping = false;
@@ -155,6 +162,11 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
       log.info("Stopped");
       resolve(0);
     };
+    installDebugDump(log, () => ({
+      sandboxes: built.sandboxes.list().length,
+      containers: built.containers.list().length,
+      standbyMonitors: built.standbyStats(),
+    }));
     process.on("SIGTERM", () => void stop("SIGTERM"));
     process.on("SIGINT", () => void stop("SIGINT"));
     process.on("SIGHUP", () => {

@@ -3,7 +3,7 @@
 // `crio status`, `crio wipe` refusing a running daemon, completion scripts and --help.
 import { describe, expect, test } from "bun:test";
 import { status as grpc } from "@grpc/grpc-js";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { CRIO, startDaemon, tempDir } from "../harness.ts";
 import { NotifyReceiver, getUnix, runCmd, sample } from "./operator-support.ts";
@@ -127,6 +127,25 @@ describe("crio status and the info API", () => {
     const down = runCmd([CRIO, "status", "--socket", d.socket, "info"]);
     expect(down.code).toBe(1);
     expect(down.stderr).toContain(`cannot reach the daemon's info API on "${info}"`);
+  });
+});
+
+describe("SIGUSR1 debug dump", () => {
+  test("writes memory, heap and monitor figures to $TMPDIR/crio-debug-*.json (0600) and keeps serving", async () => {
+    using tmp = tempDir("crio-dump-");
+    await using d = await startDaemon({ env: { TMPDIR: tmp.path } });
+    d.proc.kill("SIGUSR1");
+    const line = await d.waitForLog(/wrote debug dump to [^"\s]+/, 10_000);
+    const path = /wrote debug dump to ([^"\s]+)/.exec(line)![1]!;
+    expect(path.startsWith(join(tmp.path, "crio-debug-"))).toBe(true);
+    const dump = JSON.parse(readFileSync(path, "utf8"));
+    expect(dump).toMatchObject({ pid: d.proc.pid, sandboxes: 0, containers: 0, standbyMonitors: {} });
+    expect(dump.memoryKiB.Rss).toBeGreaterThan(1000);
+    expect(dump.memoryKiB.Anonymous).toBeGreaterThan(1000);
+    expect(dump.heap.objects).toBeGreaterThan(1000);
+    expect(Object.keys(dump.heap.objectTypes).length).toBeGreaterThan(5);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect((await d.cri.version({})).runtimeName).toBe("cri-o");
   });
 });
 
