@@ -44,6 +44,13 @@
  * 6. `ctl` socket (SOCK_STREAM), lines as conmon's ctl FIFO: `1 <rows> <cols>\n` resizes the
  *    terminal, `2 0 0\n` reopens the log file (kubelet rotation). Each line is answered with
  *    `ok\n` or `error <message>\n`.
+ *    `exec-sync <json>\n` (CtlExecSyncRequest: id, dir, timeoutMs; a container's monitor only)
+ *    runs `<runtime> exec -d` in the monitor's container with `<dir>/process.json` (the daemon
+ *    writes it, and creates the dir), as an exec-sync monitor would, without starting a process
+ *    for the monitor: the connection then carries §7 frames, STDOUT and STDERR, and last EXIT
+ *    with `{"exitCode":N,"timedOut":bool}` or `{"error":"<the runtime's message>"}`, after which
+ *    the monitor closes it. The dir is gone when EXIT is sent. A monitor that predates this
+ *    answers `error unknown request …` as text (a first byte that is no frame type).
  * 7. `attach` socket (SOCK_STREAM), frames of [type u8][length u32 big-endian][payload]:
  *    client → monitor: STDIN bytes, RESIZE (rows u16, cols u16, big-endian), CLOSE_STDIN;
  *    monitor → client: STDOUT / STDERR bytes (terminal output is STDOUT), then EXIT with JSON
@@ -353,6 +360,32 @@ export function encodeCtl(kind: number, a = 0, b = 0): string {
 export function parseCtl(line: string): { kind: number; a: number; b: number } | undefined {
   const m = /^\s*(\d+)\s+(\d+)\s+(\d+)\s*$/.exec(line);
   return m ? { kind: Number(m[1]), a: Number(m[2]), b: Number(m[3]) } : undefined;
+}
+
+/** ctl `exec-sync`: what to run (the process is `<dir>/process.json`). */
+export interface CtlExecSyncRequest {
+  /** The exec's id (names its dir; the runtime does not see it). */
+  id: string;
+  dir: string;
+  /** Kill the process and its descendants after this many ms; 0 = never. */
+  timeoutMs: number;
+}
+
+export const CTL_EXEC_SYNC = "exec-sync";
+
+/** The ctl line of an exec-sync request. */
+export function encodeCtlExecSync(r: CtlExecSyncRequest): string {
+  return `${CTL_EXEC_SYNC} ${JSON.stringify({ id: r.id, dir: r.dir, timeoutMs: r.timeoutMs > 0 ? Number(msArg(r.timeoutMs)) : 0 })}\n`;
+}
+
+/** Parses the JSON after `exec-sync `; throws an Error naming what is wrong. */
+export function parseCtlExecSync(json: string): CtlExecSyncRequest {
+  const r = JSON.parse(json) as Record<string, unknown>;
+  if (typeof r.id !== "string" || !isValidId(r.id)) throw new Error(`invalid id ${JSON.stringify(r.id)}`);
+  if (typeof r.dir !== "string" || !r.dir.startsWith("/") || r.dir.includes("/../")) throw new Error(`invalid dir ${JSON.stringify(r.dir)}`);
+  const t = r.timeoutMs;
+  if (!Number.isInteger(t) || (t as number) < 0 || (t as number) > MAX_TIMER_MS) throw new Error(`timeoutMs needs 0 to ${MAX_TIMER_MS} ms, got ${JSON.stringify(t)}`);
+  return { id: r.id, dir: r.dir, timeoutMs: t as number };
 }
 
 /** The two output streams of a process. */

@@ -1,5 +1,5 @@
-import { rmSync } from "node:fs";
-import { EXEC_SYNC_OUTPUT_MAX } from "../conmon/protocol.ts";
+import { existsSync, rmSync } from "node:fs";
+import { encodeCtlExecSync, EXEC_SYNC_OUTPUT_MAX, Frame, FrameDecoder, monitorFiles } from "../conmon/protocol.ts";
 import { RuntimeError } from "../errors.ts";
 import { newId } from "../util/id.ts";
 import { monitorDir, pidOf, writeProcessSpec, type MonitorBase } from "./spawn.ts";
@@ -71,6 +71,74 @@ export async function execSync(o: ExecSyncOptions, standby?: ExecSyncStandby): P
     rmSync(dir, { recursive: true, force: true });
     // take() started the replacement already; this only retries after a failed start
     standby?.fill();
+  }
+}
+
+/**
+ * ExecSync through the container's own monitor (ctl `exec-sync`, protocol.ts §6): no monitor
+ * process is started, so an exec costs the runtime's `exec` and little else. Resolves undefined
+ * when that monitor cannot do it (it predates the request, or is not there): the caller then
+ * runs the exec under an exec-sync monitor. Output is capped per stream as in execSync.
+ */
+export async function execSyncInContainerMonitor(o: ExecSyncOptions): Promise<ExecSyncResult | undefined> {
+  const ctl = monitorFiles(monitorDir(o.socketDir, o.containerId)).ctl;
+  if (!existsSync(ctl)) return undefined;
+  const execId = o.execId ?? newId();
+  const dir = monitorDir(o.socketDir, execId);
+  const max = o.maxOutput ?? EXEC_SYNC_OUTPUT_MAX;
+  const what = `exec in container "${o.containerId}"`;
+  writeProcessSpec(dir, o.process, false);
+  const out = { stdout: [] as Uint8Array[], stderr: [] as Uint8Array[], kept: { stdout: 0, stderr: 0 } };
+  const keep = (k: "stdout" | "stderr", p: Uint8Array) => {
+    if (out.kept[k] >= max) return;
+    const part = p.length <= max - out.kept[k] ? p : p.subarray(0, max - out.kept[k]);
+    out[k].push(part);
+    out.kept[k] += part.length;
+  };
+  let settle!: (r: Record<string, unknown> | "unsupported" | Error) => void;
+  const ended = new Promise<Record<string, unknown> | "unsupported" | Error>((r) => (settle = r));
+  const decoder = new FrameDecoder();
+  let first = true;
+  let sock: Awaited<ReturnType<typeof Bun.connect>> | undefined;
+  try {
+    try {
+      sock = await Bun.connect({
+        unix: ctl,
+        socket: {
+          data: (_s, d) => {
+            // a monitor without exec-sync answers a text line, whose first byte is no frame type
+            if (first && (first = false, d[0]! < Frame.STDIN || d[0]! > Frame.EXIT)) return settle("unsupported");
+            try {
+              for (const f of decoder.push(d)) {
+                if (f.type === Frame.STDOUT) keep("stdout", f.payload);
+                else if (f.type === Frame.STDERR) keep("stderr", f.payload);
+                else if (f.type === Frame.EXIT) settle(JSON.parse(new TextDecoder().decode(f.payload)) as Record<string, unknown>);
+              }
+            } catch (e) {
+              settle(e as Error);
+            }
+          },
+          close: () => settle(new Error("the monitor closed the connection before the exit")),
+          error: (_s, e) => settle(e),
+        },
+      });
+    } catch {
+      return undefined; // not listening: a monitor that is gone (the caller's fallback reports it)
+    }
+    sock.write(encodeCtlExecSync({ id: execId, dir, timeoutMs: o.timeoutMs ?? 0 }));
+    // the monitor kills at timeoutMs; allow it time to do so before giving up on it
+    const limit = (o.timeoutMs || 0) > 0 ? o.timeoutMs! + 30_000 : 2 ** 31 - 1;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const r = await Promise.race([ended, new Promise<Error>((res) => (timer = setTimeout(() => res(new Error(`no exit within ${limit} ms`)), limit)))]);
+    clearTimeout(timer);
+    if (r === "unsupported") return undefined;
+    if (r instanceof Error) throw new RuntimeError("internal", `${what}: ${r.message}`);
+    if (typeof r.error === "string") throw new RuntimeError("unknown", `${what}: ${r.error}`);
+    if (!Number.isInteger(r.exitCode)) throw new RuntimeError("internal", `${what}: the monitor sent no exit code`);
+    return { exitCode: r.exitCode as number, stdout: Buffer.concat(out.stdout), stderr: Buffer.concat(out.stderr), timedOut: r.timedOut === true };
+  } finally {
+    sock?.end();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

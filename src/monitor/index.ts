@@ -7,7 +7,7 @@ import type { ExitRecord } from "../conmon/protocol.ts";
 import { attach, type AttachConnection, type AttachOutput } from "./attach-client.ts";
 import { attachSocketPath, removeMonitorDir, reopenLog, resize } from "./control.ts";
 import { spawnExec, type SpawnExecOptions } from "./exec.ts";
-import { execSync, type ExecSyncOptions, type ExecSyncResult } from "./exec-sync.ts";
+import { execSync, execSyncInContainerMonitor, type ExecSyncOptions, type ExecSyncResult } from "./exec-sync.ts";
 import { ExitWatcher, readExitFile, removeExitFile } from "./exits.ts";
 import { spawnMonitor, type MonitorBase, type SpawnMonitorOptions } from "./spawn.ts";
 import { ExecSessionStandby, ExecSyncStandby } from "./standby.ts";
@@ -33,6 +33,8 @@ export interface MonitorConfig extends MonitorBase {
   execSyncStandby?: number;
   /** Exec (session) monitors kept warm for streaming exec; default 1, 0 = start each on demand. */
   execStandby?: number;
+  /** ExecSync through the container's own monitor when it can (default); false: always an exec-sync monitor. */
+  execSyncInContainerMonitor?: boolean;
 }
 
 type PerCall<T> = Omit<T, keyof MonitorBase | "exitDir">;
@@ -60,9 +62,17 @@ export class Monitors {
     return spawnMonitor({ ...this.config, ...o });
   }
 
-  /** execSync in a running container. */
-  execSync(o: PerCall<ExecSyncOptions>): Promise<ExecSyncResult> {
-    return execSync({ ...this.config, ...o }, this.standby);
+  /**
+   * execSync in a running container: through the container's own monitor (no process started),
+   * else — a monitor from before that existed — under an exec-sync monitor (a warm one).
+   */
+  async execSync(o: PerCall<ExecSyncOptions>): Promise<ExecSyncResult> {
+    const full = { ...this.config, ...o };
+    if (this.config.execSyncInContainerMonitor !== false) {
+      const r = await execSyncInContainerMonitor(full);
+      if (r) return r;
+    }
+    return execSync(full, this.standby);
   }
 
   /** spawnExec: a streaming exec session; attach to the returned attachPath. */

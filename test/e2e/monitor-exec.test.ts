@@ -11,9 +11,12 @@ setDefaultTimeout(30_000);
 const proc = (args: string[], terminal = false) => ({ args, env: ["PATH=/bin", "TERM=xterm"], cwd: "/", user: { uid: 0, gid: 0 }, terminal });
 
 describe.skipIf(!canRun())("monitor: exec", () => {
-  test("ExecSync: output, exit code, cap, timeout", async () => {
+  test.each([
+    ["through the container's monitor", true],
+    ["under an exec-sync monitor", false],
+  ])("ExecSync %s: output, exit code, cap, timeout", async (_how, inContainerMonitor) => {
     await using w = new MonitorWorld();
-    const m = new Monitors(w.config);
+    const m = new Monitors({ ...w.config, execSyncInContainerMonitor: inContainerMonitor });
     const id = w.id();
     await m.spawn({ id, bundle: w.bundle(id, ["sleep", "1000"]), logPath: w.logPath(id) });
     await w.runc("start", id);
@@ -40,6 +43,10 @@ describe.skipIf(!canRun())("monitor: exec", () => {
     expect(missing).toMatchObject({ name: "RuntimeError", kind: "unknown" });
     expect(missing.message).toContain("nope");
     expect(readdirSync(w.config.socketDir)).toEqual([id]); // exec sessions leave no dir behind
+    // the container's monitor ran them all: no exec-sync monitor was ever started
+    if (inContainerMonitor) expect(m.standby.stats()).toEqual({ hits: 0, misses: 0, pids: [] });
+    else expect(m.standby.stats().hits + m.standby.stats().misses).toBe(6);
+    m.close();
   });
 
   test("streaming exec: output held until attach, stdin, exit code", async () => {

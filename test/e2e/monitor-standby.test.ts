@@ -11,6 +11,7 @@ import { Monitors, startExecSessionMonitor, startExecSyncMonitor } from "../../s
 import { cleanupPods, ctrConfig, podConfig, startEnv } from "../support/pods.ts";
 import { removeDaemonDirs, startDaemon, waitFor, type TestDaemon } from "../harness.ts";
 import { canRun, MonitorWorld } from "./monitor-support.ts";
+import { channelData, WsClient } from "./streaming-client.ts";
 
 setDefaultTimeout(60_000);
 
@@ -74,7 +75,7 @@ test("protocol: a standby exec (session) monitor's argv and its request", () => 
 describe.skipIf(!canRun())("monitor: warm exec-sync standby", () => {
   test("the second ExecSync uses the warm monitor; concurrent ones start their own; close kills it", async () => {
     await using w = new MonitorWorld();
-    const m = new Monitors(w.config);
+    const m = new Monitors({ ...w.config, execSyncInContainerMonitor: false });
     try {
       const id = w.id();
       await m.spawn({ id, bundle: w.bundle(id, ["sleep", "1000"]), logPath: w.logPath(id) });
@@ -127,7 +128,7 @@ describe.skipIf(!canRun())("monitor: warm exec-sync standby", () => {
 
   test("streaming exec sessions on warm monitors: held output, stdin, exit code, terminal; close kills it", async () => {
     await using w = new MonitorWorld();
-    const m = new Monitors(w.config);
+    const m = new Monitors({ ...w.config, execSyncInContainerMonitor: false });
     try {
       const id = w.id();
       await m.spawn({ id, bundle: w.bundle(id, ["sleep", "1000"]), logPath: w.logPath(id) });
@@ -213,10 +214,15 @@ describe.skipIf(!canRun())("monitor: warm exec-sync standby", () => {
       const { podSandboxId } = await d.cri.runPodSandbox({ config: pod });
       const { containerId } = await d.cri.createContainer({ podSandboxId, config: ctrConfig("c", env.busybox, ["sleep", "3600"], {}, pod), sandboxConfig: pod });
       await d.cri.startContainer({ containerId });
+      // streaming exec sessions use the daemon's warm exec monitor (ExecSync runs in the container's own)
       const twice = async () => {
         for (const n of [1, 2]) {
           const r = await d.cri.execSync({ containerId, cmd: ["sh", "-c", `echo hi${n}; exit ${n}`], timeout: 10n });
           expect([r.exitCode, dec.decode(r.stdout)]).toEqual([n, `hi${n}\n`]);
+          const { url } = await d.cri.exec({ containerId, cmd: ["sh", "-c", `echo hi${n}`], stdout: true, stderr: true });
+          const { ws } = await WsClient.connect(url, ["v4.channel.k8s.io"]);
+          await ws.closed;
+          expect(channelData(ws.messages).get(1)?.toString()).toBe(`hi${n}\n`);
         }
         return await waitFor(() => standbys(runcRoot).length === 1 && standbys(runcRoot), 10_000, "the daemon's standby");
       };
