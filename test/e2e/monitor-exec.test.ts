@@ -3,6 +3,8 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { Monitors } from "../../src/monitor/index.ts";
+import { CTL_EXEC_SYNC, Frame, FrameDecoder, monitorFiles } from "../../src/conmon/protocol.ts";
+import { join } from "node:path";
 import { waitFor } from "../harness.ts";
 import { canRun, MonitorWorld } from "./monitor-support.ts";
 
@@ -45,6 +47,21 @@ describe.skipIf(!canRun())("monitor: exec", () => {
     expect(readdirSync(w.config.socketDir)).toEqual([id]); // exec sessions leave no dir behind
     // the container's monitor ran them all: no exec-sync monitor was ever started
     if (inContainerMonitor) expect(m.standby.stats()).toEqual({ hits: 0, misses: 0, pids: [] });
+    if (inContainerMonitor) {
+      // a bad request on the ctl socket gets an EXIT frame with the error; the monitor goes on
+      const frames = new FrameDecoder();
+      let exit = "";
+      const sock = await Bun.connect({
+        unix: monitorFiles(join(w.config.socketDir, id)).ctl,
+        socket: { data: (_s, d) => { for (const f of frames.push(d)) if (f.type === Frame.EXIT) exit = dec.decode(f.payload); } },
+      });
+      sock.write(`${CTL_EXEC_SYNC} {"id":"../x","dir":"/tmp","timeoutMs":0}\n`);
+      await waitFor(() => exit !== "", 10_000, "the EXIT frame");
+      expect(JSON.parse(exit).error).toContain("invalid exec-sync request: invalid id");
+      sock.end();
+      const again = await m.execSync({ containerId: id, process: proc(["echo", "still here"]) });
+      expect(dec.decode(again.stdout)).toBe("still here\n");
+    }
     else expect(m.standby.stats().hits + m.standby.stats().misses).toBe(6);
     m.close();
   });

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import {
-  buildArgs, decodeResize, encodeCtl, encodeFrame, encodeResize, encodeSync, Frame, FrameDecoder, FRAME_MAX, parseArgs,
-  parseCtl, parseExitCode, parseLogLine, parseSync, type MonitorArgs,
+  buildArgs, CTL_EXEC_SYNC, decodeResize, encodeCtl, encodeCtlExecSync, encodeFrame, encodeResize, encodeSync, Frame, FrameDecoder, FRAME_MAX, parseArgs,
+  parseCtl, parseCtlExecSync, parseExitCode, parseLogLine, parseSync, type MonitorArgs,
 } from "../../../src/conmon/protocol.ts";
 
 const create: MonitorArgs = {
@@ -62,4 +62,18 @@ test("ctl lines, exit files, log lines", () => {
   expect([parseExitCode("137"), parseExitCode(" 0\n"), parseExitCode("x")]).toEqual([137, 0, undefined]);
   expect(parseLogLine("2026-11-29T06:47:05.162950123Z stderr P a b ")).toEqual({ time: "2026-11-29T06:47:05.162950123Z", stream: "stderr", partial: true, text: "a b " });
   expect(parseLogLine("nonsense")).toBeUndefined();
+});
+
+test("ctl exec-sync: the request line round-trips; bad ids, dirs and timeouts are refused", () => {
+  const line = encodeCtlExecSync({ id: "e1", dir: "/run/crio/monitor/e1", timeoutMs: 1500.2 });
+  expect(line.startsWith(`${CTL_EXEC_SYNC} `) && line.endsWith("\n")).toBe(true);
+  expect(parseCtlExecSync(line.slice(CTL_EXEC_SYNC.length + 1).trim())).toEqual({ id: "e1", dir: "/run/crio/monitor/e1", timeoutMs: 1501 });
+  const ok = { id: "e1", dir: "/d", timeoutMs: 0 };
+  expect(parseCtlExecSync(JSON.stringify(ok))).toEqual(ok);
+  expect(() => parseCtlExecSync(JSON.stringify({ ...ok, id: "../x" }))).toThrow("invalid id");
+  expect(() => parseCtlExecSync(JSON.stringify({ ...ok, dir: "relative" }))).toThrow("invalid dir");
+  expect(() => parseCtlExecSync(JSON.stringify({ ...ok, dir: "/run/../etc" }))).toThrow("invalid dir");
+  expect(() => parseCtlExecSync(JSON.stringify({ ...ok, timeoutMs: -1 }))).toThrow("timeoutMs");
+  expect(() => parseCtlExecSync(JSON.stringify({ ...ok, timeoutMs: "5" }))).toThrow("timeoutMs");
+  expect(() => parseCtlExecSync("not json")).toThrow();
 });
