@@ -23,6 +23,9 @@ export class ContainerService implements PodContainers {
   readonly #index = new IdIndex<Rec>();
   readonly #serial = new KeyedSerial();
   readonly #exitWaiters = new Map<string, Set<() => void>>();
+  #watchdog: ReturnType<typeof setInterval> | undefined;
+  /** Running containers already reported as running without their monitor. */
+  readonly #unmonitored = new Set<string>();
   /** Observers of state changes (events for GetContainerEvents, metrics). */
   readonly #listeners = new Set<(kind: "created" | "started" | "stopped" | "deleted", c: ContainerView) => void>();
 
@@ -187,6 +190,52 @@ export class ContainerService implements PodContainers {
     this.#emit("stopped", rec);
   }
 
+  /**
+   * Watches for running containers whose monitor died (killed, OOM-killed, crashed): nothing
+   * would record their exit. Every `intervalMs` each running container's monitor is checked;
+   * when it is gone, an exit file it left wins; else a container the runtime reports stopped
+   * (or no longer knows) is EXITED with code 255 and a message saying why; one still running is
+   * logged once (its output is no longer logged) and checked again until it ends.
+   */
+  startWatchdog(intervalMs = WATCHDOG_MS): void {
+    this.stopWatchdog();
+    this.#watchdog = setInterval(() => void this.checkMonitors().catch((e) => this.#d.log.withTag("container").warn(`monitor check failed: ${messageOf(e)}`)), intervalMs);
+    this.#watchdog.unref();
+  }
+
+  stopWatchdog(): void {
+    clearInterval(this.#watchdog);
+    this.#watchdog = undefined;
+  }
+
+  /** One pass of the watchdog (startWatchdog). */
+  async checkMonitors(): Promise<void> {
+    const log = this.#d.log.withTag("container");
+    for (const rec of [...this.#index.values()]) {
+      if (rec.status.state !== "running" || this.#d.monitor.alive(rec.meta.id)) {
+        this.#unmonitored.delete(rec.meta.id);
+        continue;
+      }
+      const exit = await this.#d.monitor.readExit(rec.meta.id).catch(() => undefined);
+      if (exit) {
+        await this.onExit(rec.meta.id, exit);
+        continue;
+      }
+      const st = await this.#d.runtime(rec.meta.runtimeHandler).state(rec.meta.id).catch(() => undefined);
+      if (rec.status.state !== "running") continue; // ended meanwhile through the usual path
+      if (!st || st.status === "stopped") {
+        log.warn(`container ${rec.meta.id} exited after its monitor died: exit code unknown, reporting 255`, { id: rec.meta.id });
+        await rec.update((s) => ({ ...s, state: "exited", finishedAt: Date.now(), exitCode: 255, message: "the container's monitor died before the container exited: its exit code is unknown" }));
+        this.#unmonitored.delete(rec.meta.id);
+        this.#wake(rec.meta.id);
+        this.#emit("stopped", rec);
+      } else if (!this.#unmonitored.has(rec.meta.id)) {
+        this.#unmonitored.add(rec.meta.id);
+        log.warn(`container ${rec.meta.id} is running without its monitor (it died): its output is no longer logged and its exit code will be unknown`, { id: rec.meta.id });
+      }
+    }
+  }
+
   /** Loads records and reconciles them with the runtime and the exit files written while we were down. */
   async recover(): Promise<void> {
     const log = this.#d.log.withTag("container");
@@ -284,6 +333,9 @@ export class ContainerService implements PodContainers {
     }
   }
 }
+
+/** How often the watchdog checks the monitors of running containers. */
+const WATCHDOG_MS = 5000;
 
 function isExited(rec: { status: { state: string } }): boolean {
   return rec.status.state === "exited";

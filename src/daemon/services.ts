@@ -9,7 +9,7 @@ import type { ContainerMeta, ContainerRunState } from "../container/record.ts";
 import { RuntimeError, invalid, messageOf } from "../errors.ts";
 import { ImageService, imageOptions } from "../image/index.ts";
 import type { Logger } from "../log/index.ts";
-import { Monitors, selfCommand, type StandbyStats } from "../monitor/index.ts";
+import { monitorPidOf, Monitors, selfCommand, type StandbyStats } from "../monitor/index.ts";
 import { CniManager } from "../network/index.ts";
 import { OciRuntime } from "../oci/index.ts";
 import type { Paths } from "../paths.ts";
@@ -102,6 +102,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
     execSync: (o) => monitors(o.runtime.name).execSync({ containerId: o.id, process: o.process as object, timeoutMs: o.timeoutMs }),
     reopenLog: (id) => monitors(config().runtime.defaultRuntime).reopenLog(id),
     readExit: (id) => monitors(config().runtime.defaultRuntime).readExit(id),
+    alive: (id) => monitorPidOf(paths.monitors, id) !== undefined,
     cleanup: (id) => monitors(config().runtime.defaultRuntime).remove(id),
   };
   const runtimePort = (name: string): RuntimePort => {
@@ -271,6 +272,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
       return [{ ...def, name: "" }, ...list];
     },
     close: () => {
+      containers.stopWatchdog();
       for (const m of monitorsByHandler.values()) m.close(); // kills the warm exec-sync monitors
       network.close();
       stats.close();
