@@ -1,6 +1,8 @@
 import type { Socket, UnixSocketListener } from "bun";
 import { unlink } from "../sys/libc.ts";
-import { Ctl, CTL_EXEC_SYNC, encodeFrame, Frame, parseCtl, parseCtlExecSync, type CtlExecSyncRequest } from "./protocol.ts";
+import {
+  Ctl, CTL_EXEC, CTL_EXEC_SYNC, encodeFrame, Frame, FrameDecoder, parseCtl, parseCtlExec, parseCtlExecSync, type CtlExecRequest, type CtlExecSyncRequest,
+} from "./protocol.ts";
 
 /** Where an exec-sync run writes its frames (protocol.ts §6, §7). */
 export interface FrameSink {
@@ -10,12 +12,22 @@ export interface FrameSink {
   end(): void;
 }
 
+/** An exec session's connection: frames out, and the client's frames and departure in. */
+export interface SessionConn extends FrameSink {
+  /** Receives the client's frames (STDIN, RESIZE, CLOSE_STDIN). */
+  onFrame(fn: (type: number, payload: Uint8Array) => void): void;
+  /** Called once when the client has gone (closed, or the connection failed). */
+  onGone(fn: () => void): void;
+}
+
 /** What the control socket can ask for. */
 export interface CtlHandlers {
   resize(rows: number, cols: number): void;
   reopenLog(): void;
   /** Runs a process in the container, streaming frames; absent where the monitor has no container. */
   execSync?(r: CtlExecSyncRequest, out: FrameSink): Promise<void>;
+  /** Runs a streaming exec session in the container; absent where the monitor has no container. */
+  exec?(r: CtlExecRequest, conn: SessionConn): Promise<void>;
 }
 
 /**
@@ -35,7 +47,7 @@ export class CtlServer {
     this.#server = Bun.listen<Conn>({
       unix: path,
       socket: {
-        open: (s) => void (s.data = { buf: "", exec: undefined }),
+        open: (s) => void (s.data = { raw: EMPTY, exec: undefined }),
         data: (s, d) => this.#data(s, d),
         drain: (s) => this.#drain(s),
         close: (s) => this.#gone(s),
@@ -53,21 +65,62 @@ export class CtlServer {
   // --- internal ---
 
   #data(s: Socket<Conn>, d: Uint8Array): void {
-    if (s.data.exec) return; // an exec-sync connection: nothing more is read
-    s.data.buf += new TextDecoder().decode(d);
-    if (s.data.buf.length > 4096) return void s.terminate();
-    for (let nl; !s.data.exec && (nl = s.data.buf.indexOf("\n")) >= 0; ) {
-      const line = s.data.buf.slice(0, nl);
-      s.data.buf = s.data.buf.slice(nl + 1);
+    const x = s.data.exec;
+    if (x) return this.#frames(s, x, d); // an exec connection: frames (exec-sync: ignored)
+    // bytes, not text: an exec request may be followed at once by the session's binary frames
+    s.data.raw = s.data.raw.length ? join(s.data.raw, d) : d;
+    if (s.data.raw.length > 4096 && s.data.raw.indexOf(10) < 0) return void s.terminate();
+    for (let nl; !s.data.exec && (nl = s.data.raw.indexOf(10)) >= 0; ) {
+      const line = new TextDecoder().decode(s.data.raw.subarray(0, nl));
+      s.data.raw = s.data.raw.subarray(nl + 1);
       if (line.startsWith(`${CTL_EXEC_SYNC} `) && this.h.execSync) this.#execSync(s, line.slice(CTL_EXEC_SYNC.length + 1));
+      else if (line.startsWith(`${CTL_EXEC} `) && this.h.exec) this.#exec(s, line.slice(CTL_EXEC.length + 1));
       else s.write(this.#run(line) + "\n");
     }
+    const rest = s.data.raw;
+    s.data.raw = EMPTY;
+    if (s.data.exec && rest.length) this.#frames(s, s.data.exec, rest);
+    else if (!s.data.exec) s.data.raw = rest;
   }
 
-  #execSync(s: Socket<Conn>, json: string): void {
+  #frames(s: Socket<Conn>, x: ExecConn, d: Uint8Array): void {
+    if (!x.decoder) return;
+    let frames;
+    try {
+      frames = x.decoder.push(d);
+    } catch {
+      return void s.terminate();
+    }
+    for (const f of frames) x.onFrame?.(f.type, f.payload);
+  }
+
+  #exec(s: Socket<Conn>, json: string): void {
+    const x = this.#open(s);
+    x.decoder = new FrameDecoder();
+    const conn: SessionConn = {
+      ...this.#sink(s, x),
+      onFrame: (fn) => void (x.onFrame = fn),
+      onGone: (fn) => void (x.onGone = fn),
+    };
+    let req: CtlExecRequest;
+    try {
+      req = parseCtlExec(json);
+    } catch (e) {
+      void conn.send(Frame.EXIT, new TextEncoder().encode(JSON.stringify({ error: `invalid exec request: ${(e as Error).message}` })));
+      conn.end();
+      return;
+    }
+    void this.h.exec!(req, conn).catch(() => conn.end());
+  }
+
+  #open(s: Socket<Conn>): ExecConn {
     const x: ExecConn = { queue: [], queued: 0, ending: false, gone: false, waiters: [] };
     s.data.exec = x;
-    const out: FrameSink = {
+    return x;
+  }
+
+  #sink(s: Socket<Conn>, x: ExecConn): FrameSink {
+    return {
       send: (type, payload) => {
         if (x.gone || x.ending) return Promise.resolve();
         this.#write(s, encodeFrame(type as never, payload));
@@ -79,6 +132,11 @@ export class CtlServer {
         if (x.queued === 0) s.end();
       },
     };
+  }
+
+  #execSync(s: Socket<Conn>, json: string): void {
+    const x = this.#open(s);
+    const out = this.#sink(s, x);
     let req: CtlExecSyncRequest;
     try {
       req = parseCtlExecSync(json);
@@ -120,11 +178,12 @@ export class CtlServer {
 
   #gone(s: Socket<Conn>): void {
     const x = s.data?.exec;
-    if (!x) return;
-    x.gone = true; // the daemon went away: the run goes on, its output is dropped
+    if (!x || x.gone) return;
+    x.gone = true; // the daemon went away: output is dropped (an exec session is ended by its handler)
     x.queue = [];
     x.queued = 0;
     for (const w of x.waiters.splice(0)) w();
+    x.onGone?.();
   }
 
   #run(line: string): string {
@@ -148,11 +207,24 @@ interface ExecConn {
   ending: boolean;
   gone: boolean;
   waiters: Array<() => void>;
+  /** exec sessions: the client's frames */
+  decoder?: FrameDecoder;
+  onFrame?: (type: number, payload: Uint8Array) => void;
+  onGone?: () => void;
 }
 
 interface Conn {
-  buf: string;
+  raw: Uint8Array;
   exec: ExecConn | undefined;
+}
+
+const EMPTY = new Uint8Array(0);
+
+function join(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
 }
 
 /** Output queued for a slow daemon before the exec'd process is slowed down. */

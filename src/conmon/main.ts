@@ -2,14 +2,14 @@ import { messageOf } from "../errors.ts";
 import { close, dup2, mkdirp, O, open, pollIn, read, releaseCleanFilePages, rmdir, setWinsize, unlink, write } from "../sys/libc.ts";
 import { AttachServer } from "./attach.ts";
 import { CriLog } from "./cri-log.ts";
-import { CtlServer, type FrameSink } from "./ctl.ts";
+import { CtlServer, type FrameSink, type SessionConn } from "./ctl.ts";
 import { diag, setDiagFields } from "./diag.ts";
 import { writeAtomic, writeExitRecord } from "./exit-file.ts";
 import { Pump, Writer } from "./io.ts";
 import { killTree } from "./kill-tree.ts";
 import { launch, LaunchError, type Launched } from "./launch.ts";
 import { OomWatch } from "./oom.ts";
-import { applyExecRequest, encodeSync, Frame, monitorFiles, parseArgs, PROTOCOL, SYNC_FD, type CtlExecSyncRequest, type MonitorArgs, type SyncMessage } from "./protocol.ts";
+import { applyExecRequest, decodeResize, encodeSync, Frame, monitorFiles, parseArgs, PROTOCOL, SYNC_FD, type CtlExecRequest, type CtlExecSyncRequest, type MonitorArgs, type SyncMessage } from "./protocol.ts";
 import { Reaper, type ProcessExit } from "./reaper.ts";
 
 /**
@@ -100,6 +100,7 @@ async function supervise(a: MonitorArgs, reaper: Reaper): Promise<number> {
         log.reopen();
       },
       execSync: a.mode === "create" ? (r, out) => execInContainer(a, reaper, r, out) : undefined,
+      exec: a.mode === "create" ? (r, conn) => execSessionInContainer(a, reaper, r, conn) : undefined,
     });
     if (a.mode === "create") oom = tryIt(() => OomWatch.forPid(proc.pid));
   } catch (e) {
@@ -229,6 +230,66 @@ async function execInContainer(a: MonitorArgs, reaper: Reaper, r: CtlExecSyncReq
 }
 
 /**
+ * ctl `exec` (protocol.ts §6) in a container's monitor: a streaming exec session on the ctl
+ * connection — `runtime exec -d` under this monitor (with a terminal: the pty it hands over),
+ * STARTED with the pid, the client's STDIN / RESIZE / CLOSE_STDIN to the process, its output
+ * back, EXIT last. The client leaving kills the process tree. Failures become EXIT frames.
+ */
+async function execSessionInContainer(a: MonitorArgs, reaper: Reaper, r: CtlExecRequest, conn: SessionConn): Promise<void> {
+  const ea: MonitorArgs = {
+    ...a, mode: "exec", standby: false, id: r.id, dir: r.dir, terminal: r.terminal, stdin: r.stdin, stdinOnce: true,
+    logPath: undefined, exitDir: undefined, timeoutMs: 0, attachTimeoutMs: 0,
+  };
+  // the client's frames may come before the process exists: keep them until it does
+  const early: Array<[number, Uint8Array]> = [];
+  let handle: ((type: number, p: Uint8Array) => void) | undefined;
+  let gone = false;
+  let kill: (() => void) | undefined;
+  conn.onFrame((type, p) => (handle ? handle(type, p) : early.push([type, p])));
+  conn.onGone(() => {
+    gone = true;
+    kill?.();
+  });
+  let result: Record<string, unknown>;
+  try {
+    const proc = await launch(ea, reaper);
+    const input = r.stdin ? (proc.stdin ?? proc.master) : undefined;
+    const writer = input !== undefined ? new Writer(input, input !== proc.master) : undefined;
+    handle = (type, p) => {
+      if (type === Frame.STDIN) writer?.write(p);
+      else if (type === Frame.RESIZE) {
+        const size = decodeResize(p);
+        if (size && proc.master !== undefined) tryIt(() => setWinsize(proc.master!, size.rows, size.cols));
+      } else if (type === Frame.CLOSE_STDIN && proc.master === undefined) void writer?.close();
+    };
+    let killed = false;
+    kill = () => {
+      if (killed) return;
+      killed = true;
+      void killTree(proc.pid);
+    };
+    await conn.send(Frame.STARTED, new TextEncoder().encode(JSON.stringify({ pid: proc.pid })));
+    for (const [type, p] of early.splice(0)) handle(type, p);
+    if (gone) kill();
+    const streams = [[proc.master, Frame.STDOUT], [proc.stdout, Frame.STDOUT], [proc.stderr, Frame.STDERR]] as const;
+    const pumps = streams.filter(([fd]) => fd !== undefined).map(([fd, type]) => new Pump(fd!, (chunk) => conn.send(type, chunk)));
+    const exit = await proc.exited;
+    await Promise.race([Promise.all(pumps.map((p) => p.done)), Bun.sleep(DRAIN_MS)]);
+    for (const p of pumps) p.cancel();
+    await writer?.close(0);
+    closeAll(proc);
+    result = { exitCode: exit.exitCode };
+  } catch (e) {
+    if (!(e instanceof LaunchError)) diag("warning", "exec session failed", { error: e, exec: r.id });
+    result = { error: messageOf(e) };
+  }
+  removeDir(ea.dir); // before EXIT: once the client has it, nothing of this session is left
+  await conn.send(Frame.EXIT, new TextEncoder().encode(JSON.stringify(result)));
+  conn.end();
+  settleLater();
+}
+
+/**
  * Settles again once execs have stopped for SETTLE_AFTER_EXEC_MS: what the exec path mapped and
  * compiled is given back. Not sooner: an exec probe (every 10 s by default) would fault it all
  * back in each time — measured, settling 1 s after each exec doubled the monitor's CPU per exec
@@ -322,9 +383,12 @@ function closeAll(proc: Launched): void {
 function removeDir(dir: string): void {
   const f = monitorFiles(dir);
   for (const p of [f.attach, f.ctl, f.pid, f.monitorPid, f.console, f.runtimeLog, f.process]) tryIt(() => unlink(p));
-  if (DEBUG) return;
-  tryIt(() => unlink(f.diag));
-  tryIt(() => rmdir(dir));
+  if (!DEBUG) tryIt(() => unlink(f.diag));
+  try {
+    rmdir(dir); // with CRIO_MONITOR_DEBUG a dir holding its monitor.log stays (ENOTEMPTY)
+  } catch (e) {
+    if (!DEBUG) diag("warning", "ignored failure", { error: e });
+  }
 }
 
 /**

@@ -51,6 +51,13 @@
  *    with `{"exitCode":N,"timedOut":bool}` or `{"error":"<the runtime's message>"}`, after which
  *    the monitor closes it. The dir is gone when EXIT is sent. A monitor that predates this
  *    answers `error unknown request …` as text (a first byte that is no frame type).
+ *    `exec <json>\n` (CtlExecRequest: id, dir, terminal, stdin; a container's monitor only) is
+ *    a streaming exec session the same way: the monitor runs `<runtime> exec -d` (with a
+ *    terminal: the pty through the console socket `<dir>/con`) and answers STARTED with
+ *    `{"pid":N}`, or EXIT with `{"error":…}`; then the connection is the session, §7 frames both
+ *    ways — STDIN, RESIZE, CLOSE_STDIN from the client; STDOUT, STDERR and last EXIT
+ *    `{"exitCode":N}` from the monitor. The client closing the connection kills the process and
+ *    its descendants. The dir is gone when EXIT is sent.
  * 7. `attach` socket (SOCK_STREAM), frames of [type u8][length u32 big-endian][payload]:
  *    client → monitor: STDIN bytes, RESIZE (rows u16, cols u16, big-endian), CLOSE_STDIN;
  *    monitor → client: STDOUT / STDERR bytes (terminal output is STDOUT), then EXIT with JSON
@@ -301,7 +308,7 @@ export function parseExitCode(text: string): number | undefined {
 }
 
 /** Attach frame types. */
-export const Frame = { STDIN: 1, STDOUT: 2, STDERR: 3, RESIZE: 4, CLOSE_STDIN: 5, EXIT: 6 } as const;
+export const Frame = { STDIN: 1, STDOUT: 2, STDERR: 3, RESIZE: 4, CLOSE_STDIN: 5, EXIT: 6, STARTED: 7 } as const;
 export type FrameType = (typeof Frame)[keyof typeof Frame];
 
 /** One attach frame. */
@@ -372,6 +379,29 @@ export interface CtlExecSyncRequest {
 }
 
 export const CTL_EXEC_SYNC = "exec-sync";
+export const CTL_EXEC = "exec";
+
+/** ctl `exec`: a streaming session (the process is `<dir>/process.json`). */
+export interface CtlExecRequest {
+  id: string;
+  dir: string;
+  terminal: boolean;
+  stdin: boolean;
+}
+
+/** The ctl line of an exec session request. */
+export function encodeCtlExec(r: CtlExecRequest): string {
+  return `${CTL_EXEC} ${JSON.stringify({ id: r.id, dir: r.dir, terminal: r.terminal, stdin: r.stdin })}\n`;
+}
+
+/** Parses the JSON after `exec `; throws an Error naming what is wrong. */
+export function parseCtlExec(json: string): CtlExecRequest {
+  const r = JSON.parse(json) as Record<string, unknown>;
+  if (typeof r.id !== "string" || !isValidId(r.id)) throw new Error(`invalid id ${JSON.stringify(r.id)}`);
+  if (typeof r.dir !== "string" || !r.dir.startsWith("/") || r.dir.includes("/../")) throw new Error(`invalid dir ${JSON.stringify(r.dir)}`);
+  for (const k of ["terminal", "stdin"] as const) if (typeof r[k] !== "boolean") throw new Error(`invalid ${k} ${JSON.stringify(r[k])}`);
+  return { id: r.id, dir: r.dir, terminal: r.terminal as boolean, stdin: r.stdin as boolean };
+}
 
 /** The ctl line of an exec-sync request. */
 export function encodeCtlExecSync(r: CtlExecSyncRequest): string {

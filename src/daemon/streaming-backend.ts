@@ -19,7 +19,15 @@ export function streamingBackend(b: Built, log: Logger): StreamingBackend {
       const spec = await readBundle(c.meta.bundle);
       const { consoleSize: _c, ...base } = (spec.process ?? {}) as { consoleSize?: unknown } & Record<string, unknown>;
       const m = b.monitors(c.meta.runtimeHandler);
-      const session = await m.spawnExec({ containerId: c.meta.id, process: { ...base, args: req.cmd, terminal: req.tty }, terminal: req.tty, stdin: req.stdin });
+      const proc = { ...base, args: req.cmd, terminal: req.tty };
+      // In the container's own monitor when it can (no process started); else a monitor of its own.
+      const inMonitor = await m.execSessionInContainer({ containerId: c.meta.id, process: proc, terminal: req.tty, stdin: req.stdin }, sinks(io));
+      if (inMonitor) {
+        // the client leaving closes the connection (pump), on which the monitor kills the process
+        const code = await pump(inMonitor.conn, io, true);
+        return { exitCode: code ?? 255 };
+      }
+      const session = await m.spawnExec({ containerId: c.meta.id, process: proc, terminal: req.tty, stdin: req.stdin });
       // The client going away ends the session: the exec'd process is killed, not left behind.
       const killExec = () => {
         try {

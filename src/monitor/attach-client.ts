@@ -24,7 +24,52 @@ export interface AttachConnection {
 
 /** Attaches to the monitor listening at `path` (attachSocketPath, or spawnExec's attachPath). */
 export async function attach(path: string, out: AttachOutput): Promise<AttachConnection> {
+  return (await connectFrames(path, out)).conn;
+}
+
+/**
+ * Opens a streaming exec session in a container's monitor through its ctl socket (`ctl`,
+ * protocol.ts §6: `request` is the encodeCtlExec line): the connection once the monitor sent
+ * STARTED, with the process's pid; undefined when the monitor predates sessions (it answers a
+ * text line) or does not listen. Rejects with the runtime's error when the process could not start.
+ */
+export async function openSession(ctl: string, request: string, out: AttachOutput): Promise<{ conn: AttachConnection; pid: number } | undefined> {
+  let c: Awaited<ReturnType<typeof connectFrames>>;
+  try {
+    c = await connectFrames(ctl, out, request);
+  } catch {
+    return undefined;
+  }
+  const first = await c.first;
+  if (first === "unsupported" || first === undefined) {
+    c.conn.close();
+    return undefined;
+  }
+  if (first.type === Frame.STARTED) {
+    const pid = (JSON.parse(new TextDecoder().decode(first.payload)) as { pid?: unknown }).pid;
+    if (typeof pid === "number" && pid > 0) return { conn: c.conn, pid };
+  }
+  c.conn.close();
+  let msg = "the monitor did not start the process";
+  try {
+    const v = JSON.parse(new TextDecoder().decode(first.payload)) as { error?: unknown };
+    if (typeof v.error === "string") msg = v.error;
+  } catch {}
+  throw new RuntimeError("unknown", msg);
+}
+
+// --- internal ---
+
+/**
+ * Connects to a monitor socket that speaks §7 frames, after sending `preamble` (a ctl request)
+ * when given; `first` settles with the first frame, "unsupported" when the first byte is no
+ * frame type (a text answer), or undefined when the connection ended before any.
+ */
+async function connectFrames(path: string, out: AttachOutput, preamble?: string) {
   const decoder = new FrameDecoder();
+  let firstSeen = false;
+  let settleFirst!: (f: { type: number; payload: Uint8Array } | "unsupported" | undefined) => void;
+  const first = new Promise<{ type: number; payload: Uint8Array } | "unsupported" | undefined>((r) => (settleFirst = r));
   const queue: Uint8Array[] = [];
   let settle!: (code: number | undefined) => void;
   const exit = new Promise<number | undefined>((r) => (settle = r));
@@ -44,6 +89,11 @@ export async function attach(path: string, out: AttachOutput): Promise<AttachCon
       unix: path,
       socket: {
         data: (s, d) => {
+          if (!firstSeen && preamble !== undefined && (d[0]! < Frame.STDIN || d[0]! > Frame.STARTED)) {
+            firstSeen = true;
+            settleFirst("unsupported");
+            return void s.end();
+          }
           let frames;
           try {
             frames = decoder.push(d);
@@ -51,14 +101,18 @@ export async function attach(path: string, out: AttachOutput): Promise<AttachCon
             return void s.terminate();
           }
           for (const f of frames) {
+            if (!firstSeen) {
+              firstSeen = true;
+              settleFirst(f);
+            }
             if (f.type === Frame.STDOUT) out.stdout?.(f.payload);
             else if (f.type === Frame.STDERR) out.stderr?.(f.payload);
             else if (f.type === Frame.EXIT) settle(exitCodeOf(f.payload));
           }
         },
         drain: flush,
-        close: () => settle(undefined),
-        error: () => settle(undefined),
+        close: () => (settle(undefined), settleFirst(undefined)),
+        error: () => (settle(undefined), settleFirst(undefined)),
       },
     });
   } catch (e) {
@@ -68,16 +122,16 @@ export async function attach(path: string, out: AttachOutput): Promise<AttachCon
     queue.push(frame);
     if (queue.length === 1) flush(sock);
   };
-  return {
+  if (preamble !== undefined) sock.write(preamble);
+  const conn: AttachConnection = {
     stdin: (data) => send(encodeFrame(Frame.STDIN, typeof data === "string" ? new TextEncoder().encode(data) : data)),
     closeStdin: () => send(encodeFrame(Frame.CLOSE_STDIN)),
     resize: (rows, cols) => send(encodeResize(rows, cols)),
     exit,
     close: () => sock.end(),
   };
+  return { conn, first };
 }
-
-// --- internal ---
 
 function exitCodeOf(payload: Uint8Array): number | undefined {
   try {

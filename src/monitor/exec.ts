@@ -1,5 +1,6 @@
 import { rmSync } from "node:fs";
-import { monitorFiles, type MonitorArgs } from "../conmon/protocol.ts";
+import { encodeCtlExec, monitorFiles, type MonitorArgs } from "../conmon/protocol.ts";
+import { openSession, type AttachConnection, type AttachOutput } from "./attach-client.ts";
 import { newId } from "../util/id.ts";
 import { monitorDir, pidOf, startMonitor, writeProcessSpec, type MonitorBase, type StartedMonitor } from "./spawn.ts";
 import type { ExecSessionMonitor, ExecSessionStandby } from "./standby.ts";
@@ -73,3 +74,24 @@ export async function spawnExec(o: SpawnExecOptions, standby?: ExecSessionStandb
 
 /** How long a failed start waits for its monitor to exit before removing the session dir. */
 const EXIT_WAIT_MS = 2000;
+
+/**
+ * A streaming exec session in the container's own monitor (ctl `exec`, protocol.ts §6): no
+ * monitor process is started. Undefined when that monitor cannot run one (it predates sessions,
+ * or is gone): the caller then uses spawnExec. Rejects with the runtime's error (kind unknown)
+ * when the process could not be started. Closing the connection kills the process.
+ */
+export async function execSessionInContainerMonitor(o: SpawnExecOptions, out: AttachOutput): Promise<{ conn: AttachConnection; pid: number } | undefined> {
+  const execId = o.execId ?? newId();
+  const dir = monitorDir(o.socketDir, execId);
+  writeProcessSpec(dir, o.process, !!o.terminal);
+  const ctl = monitorFiles(monitorDir(o.socketDir, o.containerId)).ctl;
+  try {
+    const s = await openSession(ctl, encodeCtlExec({ id: execId, dir, terminal: !!o.terminal, stdin: !!o.stdin }), out);
+    if (!s) rmSync(dir, { recursive: true, force: true });
+    return s; // on success the monitor removes the dir when the session ends
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+}

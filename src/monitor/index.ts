@@ -6,7 +6,7 @@
 import type { ExitRecord } from "../conmon/protocol.ts";
 import { attach, type AttachConnection, type AttachOutput } from "./attach-client.ts";
 import { attachSocketPath, removeMonitorDir, reopenLog, resize } from "./control.ts";
-import { spawnExec, type SpawnExecOptions } from "./exec.ts";
+import { execSessionInContainerMonitor, spawnExec, type SpawnExecOptions } from "./exec.ts";
 import { execSync, execSyncInContainerMonitor, type ExecSyncOptions, type ExecSyncResult } from "./exec-sync.ts";
 import { ExitWatcher, readExitFile, removeExitFile } from "./exits.ts";
 import { spawnMonitor, type MonitorBase, type SpawnMonitorOptions } from "./spawn.ts";
@@ -33,7 +33,10 @@ export interface MonitorConfig extends MonitorBase {
   execSyncStandby?: number;
   /** Exec (session) monitors kept warm for streaming exec; default 1, 0 = start each on demand. */
   execStandby?: number;
-  /** ExecSync through the container's own monitor when it can (default); false: always an exec-sync monitor. */
+  /**
+   * ExecSync and streaming exec sessions through the container's own monitor when it can
+   * (default); false: always a monitor of their own (warm standbys).
+   */
   execSyncInContainerMonitor?: boolean;
 }
 
@@ -73,6 +76,15 @@ export class Monitors {
       if (r) return r;
     }
     return execSync(full, this.standby);
+  }
+
+  /**
+   * A streaming exec session in the container's own monitor; undefined when it cannot run one
+   * (the caller then uses spawnExec and attaches).
+   */
+  execSessionInContainer(o: PerCall<SpawnExecOptions>, out: AttachOutput): Promise<{ conn: AttachConnection; pid: number } | undefined> {
+    if (this.config.execSyncInContainerMonitor === false) return Promise.resolve(undefined);
+    return execSessionInContainerMonitor({ ...this.config, exitDir: undefined, ...o }, out);
   }
 
   /** spawnExec: a streaming exec session; attach to the returned attachPath. */

@@ -5,6 +5,7 @@
 // monitor likewise serves the second streaming exec, with and without a terminal.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import type { AttachConnection } from "../../src/monitor/index.ts";
 import { applyExecRequest, buildArgs, encodeExecRequest, parseArgs, type MonitorArgs } from "../../src/conmon/protocol.ts";
 import { Monitors, startExecSessionMonitor, startExecSyncMonitor } from "../../src/monitor/index.ts";
@@ -214,7 +215,10 @@ describe.skipIf(!canRun())("monitor: warm exec-sync standby", () => {
       const { podSandboxId } = await d.cri.runPodSandbox({ config: pod });
       const { containerId } = await d.cri.createContainer({ podSandboxId, config: ctrConfig("c", env.busybox, ["sleep", "3600"], {}, pod), sandboxConfig: pod });
       await d.cri.startContainer({ containerId });
-      // streaming exec sessions use the daemon's warm exec monitor (ExecSync runs in the container's own)
+      // Execs run in the container's own monitor; with that monitor gone (killed) the daemon falls
+      // back to monitors of their own, the warm standbys.
+      const monitorPid = Number(readFileSync(join(runroot, "monitor", containerId, "monitor.pid"), "utf8"));
+      process.kill(monitorPid, "SIGKILL");
       const twice = async () => {
         for (const n of [1, 2]) {
           const r = await d.cri.execSync({ containerId, cmd: ["sh", "-c", `echo hi${n}; exit ${n}`], timeout: 10n });
@@ -224,18 +228,18 @@ describe.skipIf(!canRun())("monitor: warm exec-sync standby", () => {
           await ws.closed;
           expect(channelData(ws.messages).get(1)?.toString()).toBe(`hi${n}\n`);
         }
-        return await waitFor(() => standbys(runcRoot).length === 1 && standbys(runcRoot), 10_000, "the daemon's standby");
+        return await waitFor(() => standbys(runcRoot).length === 2 && standbys(runcRoot), 10_000, "the daemon's standbys");
       };
 
-      const [byTerm] = await twice();
+      const byTerm = await twice();
       expect(await d.stop("SIGTERM")).toBe(0);
-      await waitFor(() => !alive(byTerm!), 10_000, "SIGTERM to kill the standby");
+      await waitFor(() => byTerm.every((p) => !alive(p)), 10_000, "SIGTERM to kill the standbys");
 
       d = await startDaemon({ dir, logLevel: "info" });
-      const [byKill] = await twice();
+      const byKill = await twice();
       d.proc.kill("SIGKILL");
       await d.proc.exited;
-      await waitFor(() => !alive(byKill!), 10_000, "the standby of a killed daemon to exit");
+      await waitFor(() => byKill.every((p) => !alive(p)), 10_000, "the standbys of a killed daemon to exit");
       // A replacement may have been starting when the daemon died: it too must go on its own.
       await waitFor(() => standbys(runcRoot).length === 0, 10_000, "every standby of the killed daemon to exit");
       expect(standbys(runcRoot)).toEqual([]);
