@@ -118,9 +118,9 @@ Reference: containerd ${c ? refVersion : "(not run)"} on the same pod and contai
 | daemon CPU per exec (ms; the runtime's own process, not its monitors/shims) | ${fmt(o.cpuMsPerExec, 2)} | ${c ? fmt(c.cpuMsPerExec, 2) : "not run"} | ${c ? fmt(o.cpuMsPerExec / c.cpuMsPerExec, 2) : "—"} |
 | machine CPU per ExecSync \`true\` (ms; every process: daemon, monitors or shim, runc, client; ${M} in a row) | ${fmt(o.machineCpuMsPerExecSync, 1)} | ${c ? fmt(c.machineCpuMsPerExecSync, 1) : "not run"} | ${c ? fmt(o.machineCpuMsPerExecSync / c.machineCpuMsPerExecSync, 2) : "—"} |
 
-Our ExecSync runs in the container's own monitor (\`crio conmon\`, asked on its control socket), which runs \`runc exec\`; a streaming
-exec runs under an exec monitor (a warm standby, handed its request on a pipe; taking it starts its replacement in the
-background at nice 19). containerd's go through its per-pod shim. \`runc exec\` itself
+Our ExecSync and streaming exec run in the container's own monitor (\`crio conmon\`, asked on its control socket, the session's
+frames on that connection), which runs \`runc exec\`; no process is started per exec besides runc (a warm standby monitor is
+used only when the container's monitor cannot do it). containerd's go through its per-pod shim. \`runc exec\` itself
 takes 15–45 ms here (median ~20 ms, run by hand), most of either runtime's round trip.`;
 writeSection("exec", md);
 console.log(md);

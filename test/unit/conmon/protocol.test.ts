@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import {
-  buildArgs, CTL_EXEC_SYNC, decodeResize, encodeCtl, encodeCtlExecSync, encodeFrame, encodeResize, encodeSync, Frame, FrameDecoder, FRAME_MAX, parseArgs,
-  parseCtl, parseCtlExecSync, parseExitCode, parseLogLine, parseSync, type MonitorArgs,
+  buildArgs, CTL_EXEC, CTL_EXEC_SYNC, decodeResize, encodeCtl, encodeCtlExec, encodeCtlExecSync, encodeFrame, encodeResize, encodeSync, Frame, FrameDecoder, FRAME_MAX, parseArgs,
+  parseCtl, parseCtlExec, parseCtlExecSync, parseExitCode, parseLogLine, parseSync, type MonitorArgs,
 } from "../../../src/conmon/protocol.ts";
 
 const create: MonitorArgs = {
@@ -76,4 +76,16 @@ test("ctl exec-sync: the request line round-trips; bad ids, dirs and timeouts ar
   expect(() => parseCtlExecSync(JSON.stringify({ ...ok, timeoutMs: -1 }))).toThrow("timeoutMs");
   expect(() => parseCtlExecSync(JSON.stringify({ ...ok, timeoutMs: "5" }))).toThrow("timeoutMs");
   expect(() => parseCtlExecSync("not json")).toThrow();
+});
+
+test("ctl exec: the session request round-trips; bad ids, dirs and flags are refused", () => {
+  const line = encodeCtlExec({ id: "e2", dir: "/run/crio/monitor/e2", terminal: true, stdin: false });
+  expect(line.startsWith(`${CTL_EXEC} `) && line.endsWith("\n")).toBe(true);
+  const ok = { id: "e2", dir: "/run/crio/monitor/e2", terminal: true, stdin: false };
+  expect(parseCtlExec(line.slice(CTL_EXEC.length + 1).trim())).toEqual(ok);
+  expect(() => parseCtlExec(JSON.stringify({ ...ok, id: "" }))).toThrow("invalid id");
+  expect(() => parseCtlExec(JSON.stringify({ ...ok, dir: "x" }))).toThrow("invalid dir");
+  expect(() => parseCtlExec(JSON.stringify({ ...ok, terminal: "yes" }))).toThrow("invalid terminal");
+  expect(() => parseCtlExec(JSON.stringify({ ...ok, stdin: 1 }))).toThrow("invalid stdin");
+  expect(Frame.STARTED).toBe(7);
 });
