@@ -51,6 +51,10 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
 
   const image = await d.images.forCreate(ref);
   if (!image) throw notFound("image", ref);
+  // The signature policy again, for this pod's namespace (CRI-O does the same): an image pulled
+  // under another namespace's policy is not run where the policy refuses it.
+  const policyName = config.image?.userSpecifiedImage || (isImageId(ref) ? image.name : ref);
+  if (policyName) d.images.checkPolicy(policyName, sb.meta.metadata.namespace);
 
   const rootfs = await d.rootfs.create(id, image.layers).catch((e) => { throw wrap(e, "create root filesystem"); });
   undo.defer("remove root filesystem", () => d.rootfs.remove(id)); // with the image volumes below
@@ -193,3 +197,7 @@ export function sandboxInput(sb: SandboxView, config: PodSandboxConfig) {
   };
 }
 
+/** An image id or id prefix (sha256:…, or hex) rather than a name. */
+function isImageId(ref: string): boolean {
+  return /^(sha256:)?[a-f0-9]{12,64}$/.test(ref);
+}

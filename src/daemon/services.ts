@@ -125,6 +125,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
       if (!rec) return undefined;
       return { id: rec.id, name: rec.repoTags[0] ?? rec.repoDigests[0] ?? "", config: (rec.config.config ?? {}) as never, layers: images.layers(rec.id) };
     },
+    checkPolicy: (name, namespace) => images.checkPolicyFor(name, namespace),
     ensure: async (ref, authFile, signal) => {
       let rec = images.status(ref);
       if (!rec) {

@@ -16,6 +16,7 @@ export function imageOptions(c: Config, paths: Paths, env: Record<string, string
     registriesConfPath: c.image.registriesConf || env.CONTAINERS_REGISTRIES_CONF || "/etc/containers/registries.conf",
     registriesConfDir: c.image.registriesConfDir || env.CONTAINERS_REGISTRIES_CONF_DIR || "/etc/containers/registries.conf.d",
     policyPath: c.image.signaturePolicy || "/etc/containers/policy.json",
+    policyDir: c.image.signaturePolicyDir || undefined,
     globalAuthFile: c.image.globalAuthFile || undefined,
     authFiles: [join("/run/containers", String(process.getuid?.() ?? 0), "auth.json")].filter((p) => existsSync(p)),
     certsDir: c.image.certsDir,

@@ -1,5 +1,5 @@
 import { availableParallelism } from "node:os";
-import { readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { RuntimeError, notFound } from "../errors.ts";
 import { log } from "../log/index.ts";
@@ -7,7 +7,7 @@ import type { LayerProgress, PullContext } from "./fetch-image.ts";
 import { ImageStore, type ImageEntry } from "./image-store.ts";
 import { findImage, isPinned } from "./lookup.ts";
 import { hostPlatform, parsePlatform, type Platform } from "./manifest.ts";
-import { loadPolicy, type Policy } from "./policy.ts";
+import { checkPolicy, loadPolicy, type Policy } from "./policy.ts";
 import { pullImage } from "./pull.ts";
 import { candidates } from "./pull-sources.ts";
 import { formatRef } from "./reference.ts";
@@ -55,11 +55,12 @@ export class ImageService {
    * name, platform and credentials share one download.
    */
   async pull(ref: string, o: PullOptions = {}): Promise<ImageRecord> {
-    const key = JSON.stringify([ref.trim(), o.platform ?? "", o.auth ?? null, o.authFile ?? ""]);
+    const nsPolicy = this.#namespacePolicy(o.namespace);
+    const key = JSON.stringify([ref.trim(), o.platform ?? "", o.auth ?? null, o.authFile ?? "", nsPolicy?.file ?? ""]);
     const entry = await this.#pulls.run(
       key,
       o.signal,
-      (signal, progress) => pullImage(this.#deps(), ref, { ...o, signal, onProgress: progress }),
+      (signal, progress) => pullImage(nsPolicy ? { ...this.#deps(), policy: nsPolicy, policyError: undefined } : this.#deps(), ref, { ...o, signal, onProgress: progress }),
       o.onProgress,
     );
     return this.#record(this.store.read().images[entry.id] ?? entry);
@@ -75,6 +76,22 @@ export class ImageService {
       await this.#pulls.idle();
       await this.#layerJobs.idle();
     }
+  }
+
+  /**
+   * Checks `name` (a reference the user gave) against the signature policy of pods in
+   * `namespace` — `<signature_policy_dir>/<namespace>.json` when it exists, else the global one —
+   * as CRI-O does again at container creation: an image pulled for one namespace cannot be run
+   * in another whose policy refuses it. Throws permission-denied (reject), failed-precondition
+   * (signatures required, or no usable policy) or invalid-argument (a malformed name).
+   */
+  checkPolicyFor(name: string, namespace?: string): void {
+    const policy = this.#namespacePolicy(namespace) ?? this.#policy;
+    if (!policy) {
+      if (this.#policyError) throw this.#policyError;
+      return;
+    }
+    for (const logical of candidates(this.#registries, name).slice(0, 1)) checkPolicy(policy, logical);
   }
 
   /** The image `refOrId` names (id, id prefix, name:tag, name@digest, short name), or undefined. */
@@ -174,6 +191,24 @@ export class ImageService {
   }
 
   // --- internal ---
+
+  /**
+   * `<policyDir>/<namespace>.json` when the namespace has one (read at each use: the files are
+   * small and operators edit them); undefined otherwise. A file that cannot be parsed throws
+   * failed-precondition naming it: that namespace's pulls and creations are refused.
+   */
+  #namespacePolicy(namespace: string | undefined): Policy | undefined {
+    const dir = this.#o.policyDir;
+    if (!dir || !namespace) return undefined;
+    if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) throw new RuntimeError("invalid-argument", `invalid namespace "${namespace}" for a signature policy lookup`);
+    const file = join(dir, `${namespace}.json`);
+    if (!existsSync(file)) return undefined;
+    try {
+      return loadPolicy(file);
+    } catch (e) {
+      throw new RuntimeError("failed-precondition", `the signature policy of namespace "${namespace}" cannot be used: ${RuntimeError.from(e).message}`);
+    }
+  }
 
   #configure(): void {
     const o = this.#o;

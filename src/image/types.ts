@@ -10,6 +10,11 @@ export interface ImageServiceOptions {
   registriesConfDir?: string;
   /** containers-policy.json(5); undefined = accept anything (no policy configured). A missing file refuses pulls. */
   policyPath?: string;
+  /**
+   * signature_policy_dir: `<dir>/<namespace>.json`, when it exists, is the policy of pulls (and
+   * container creations) for pods of that namespace instead of policyPath.
+   */
+  policyDir?: string;
   /** crio.conf global_auth_file: consulted after the pull's own credentials. */
   globalAuthFile?: string;
   /** More auth files (e.g. /run/containers/0/auth.json), consulted in order after globalAuthFile. */
@@ -40,6 +45,8 @@ export interface PullOptions {
   authFile?: string;
   /** "os/arch[/variant]" for this pull. */
   platform?: string;
+  /** The pod's namespace (PullImage's sandbox config): selects `<policyDir>/<namespace>.json`. */
+  namespace?: string;
   signal?: AbortSignal;
   onProgress?: (p: PullProgress) => void;
 }
