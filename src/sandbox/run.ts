@@ -95,6 +95,7 @@ export async function runSandbox(
   };
   const status: SandboxState = { state: "ready", ips: [], namespaces, shmPath, hostnamePath, resolvConfPath, networkPending: false };
 
+  let networkDone: Promise<void> | undefined;
   if (!hostNet) {
     await d.network.waitReady(settings.networkWaitMs, signal).catch((e) => { throw wrap(e, "wait for the network"); });
     const pod = podNet(meta, status);
@@ -108,19 +109,30 @@ export async function runSandbox(
         throw e;
       }
     });
-    const r = await d.network.setUp(pod, signal).catch((e) => { throw wrap(e, "set up pod network"); });
-    status.ips = r.ips;
+    networkDone = d.network.setUp(pod, signal).then(
+      (r) => void (status.ips = r.ips),
+      (e) => { throw wrap(e, "set up pod network"); },
+    );
   } else {
     status.ips = await d.network.hostAddresses().catch(() => []);
   }
 
+  // The infra container joins the pinned namespaces by path: it does not wait for the network,
+  // so the two run at once (a pod's start-up is then the longer of them, not their sum).
+  let infraDone: Promise<{ containerId: string; pid: number }> | undefined;
   if (!settings.dropInfraCtr || namespaceOptions.pid === NS.POD) {
     const view: SandboxView = { meta, status };
-    const infra = await d.infra.start(view, config, signal).catch((e) => { throw wrap(e, "start infra container"); });
-    undo.defer("remove infra container", () => d.infra.remove({ meta, status: { ...status, infraContainerId: infra.containerId } }));
-    status.infraContainerId = infra.containerId;
-    status.infraPid = infra.pid;
+    infraDone = d.infra.start(view, config, signal).catch((e) => { throw wrap(e, "start infra container"); });
   }
+  const [net, infra] = await Promise.allSettled([networkDone, infraDone]);
+  if (infra.status === "fulfilled" && infra.value) {
+    const started = infra.value;
+    undo.defer("remove infra container", () => d.infra.remove({ meta, status: { ...status, infraContainerId: started.containerId } }));
+    status.infraContainerId = started.containerId;
+    status.infraPid = started.pid;
+  }
+  if (net.status === "rejected") throw net.reason;
+  if (infra.status === "rejected") throw infra.reason;
 
   const rec = await d.records.create(id, meta, status).catch((e) => { throw wrap(e, "write sandbox record"); });
   onCreated(rec);
