@@ -1,5 +1,6 @@
 import type { Socket, UnixSocketListener } from "bun";
 import { unlink } from "../sys/libc.ts";
+import { SendQueue } from "./io.ts";
 import { decodeResize, encodeFrame, Frame, FrameDecoder } from "./protocol.ts";
 
 /** What the attach socket does with client input. */
@@ -73,7 +74,7 @@ export class AttachServer {
 
   /** Resolves when no client has more than HIGH_WATER bytes queued. */
   async drained(): Promise<void> {
-    while ([...this.#clients].some((s) => s.data.queued > HIGH_WATER)) await new Promise<void>((r) => this.#waiters.push(r));
+    while ([...this.#clients].some((s) => s.data.out.queued > HIGH_WATER)) await new Promise<void>((r) => this.#waiters.push(r));
   }
 
   /**
@@ -107,7 +108,7 @@ export class AttachServer {
   // --- internal ---
 
   #open(s: Socket<Client>): void {
-    s.data = { decoder: new FrameDecoder(), queue: [], queued: 0, ending: false, stdinDone: false };
+    s.data = { decoder: new FrameDecoder(), out: new SendQueue(), ending: false, stdinDone: false };
     this.#clients.add(s);
     if (!this.#first) {
       this.#first = s;
@@ -121,7 +122,7 @@ export class AttachServer {
     if (s.data.ending) return;
     this.#write(s, this.#exitFrame!);
     s.data.ending = true;
-    if (s.data.queued === 0) s.shutdown();
+    if (s.data.out.queued === 0) s.shutdown();
   }
 
   #data(s: Socket<Client>, d: Uint8Array): void {
@@ -144,31 +145,15 @@ export class AttachServer {
 
   #drain(s: Socket<Client>): void {
     const c = s.data;
-    if (c.queue.length === 0) return this.#wake();
-    while (c.queue.length) {
-      const head = c.queue[0]!;
-      const n = s.write(head);
-      if (n > 0) c.queued -= n;
-      if (n < head.length) {
-        if (n > 0) c.queue[0] = head.subarray(n);
-        break;
-      }
-      c.queue.shift();
-    }
-    if (c.queue.length === 0 && c.ending) s.shutdown();
+    // half-close once what was waiting has gone (sendExit half-closed at once when nothing was)
+    if (c.out.queued > 0 && c.out.flush(s) && c.ending) s.shutdown();
     this.#wake();
   }
 
   #write(s: Socket<Client>, frame: Uint8Array): void {
     const c = s.data;
-    if (c.queue.length === 0) {
-      const n = s.write(frame);
-      if (n >= frame.length) return;
-      frame = frame.subarray(Math.max(n, 0));
-    }
-    c.queue.push(frame);
-    c.queued += frame.length;
-    if (c.queued > DROP_BYTES) s.terminate();
+    c.out.write(s, frame);
+    if (c.out.queued > DROP_BYTES) s.terminate();
   }
 
   #gone(s: Socket<Client>): void {
@@ -197,8 +182,7 @@ export class AttachServer {
 
 interface Client {
   decoder: FrameDecoder;
-  queue: Uint8Array[];
-  queued: number;
+  out: SendQueue;
   ending: boolean;
   stdinDone: boolean;
 }

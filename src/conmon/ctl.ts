@@ -1,5 +1,6 @@
 import type { Socket, UnixSocketListener } from "bun";
 import { unlink } from "../sys/libc.ts";
+import { SendQueue } from "./io.ts";
 import {
   Ctl, CTL_EXEC, CTL_EXEC_SYNC, encodeFrame, Frame, FrameDecoder, parseCtl, parseCtlExec, parseCtlExecSync, type CtlExecRequest, type CtlExecSyncRequest,
 } from "./protocol.ts";
@@ -114,7 +115,7 @@ export class CtlServer {
   }
 
   #open(s: Socket<Conn>): ExecConn {
-    const x: ExecConn = { queue: [], queued: 0, ending: false, gone: false, waiters: [] };
+    const x: ExecConn = { out: new SendQueue(), ending: false, gone: false, waiters: [] };
     s.data.exec = x;
     return x;
   }
@@ -123,13 +124,13 @@ export class CtlServer {
     return {
       send: (type, payload) => {
         if (x.gone || x.ending) return Promise.resolve();
-        this.#write(s, encodeFrame(type as never, payload));
-        if (x.queued <= HIGH_WATER) return Promise.resolve();
+        x.out.write(s, encodeFrame(type as never, payload));
+        if (x.out.queued <= HIGH_WATER) return Promise.resolve();
         return new Promise<void>((r) => x.waiters.push(r));
       },
       end: () => {
         x.ending = true;
-        if (x.queued === 0) s.end();
+        if (x.out.queued === 0) s.end();
       },
     };
   }
@@ -148,40 +149,19 @@ export class CtlServer {
     void this.h.execSync!(req, out).catch(() => out.end());
   }
 
-  #write(s: Socket<Conn>, frame: Uint8Array): void {
-    const x = s.data.exec!;
-    if (x.queue.length === 0) {
-      const n = s.write(frame);
-      if (n >= frame.length) return;
-      frame = frame.subarray(Math.max(n, 0));
-    }
-    x.queue.push(frame);
-    x.queued += frame.length;
-  }
-
   #drain(s: Socket<Conn>): void {
     const x = s.data.exec;
     if (!x) return;
-    while (x.queue.length) {
-      const head = x.queue[0]!;
-      const n = s.write(head);
-      if (n > 0) x.queued -= n;
-      if (n < head.length) {
-        if (n > 0) x.queue[0] = head.subarray(n);
-        break;
-      }
-      x.queue.shift();
-    }
-    if (x.queued <= HIGH_WATER) for (const w of x.waiters.splice(0)) w();
-    if (x.queue.length === 0 && x.ending) s.end();
+    const empty = x.out.flush(s);
+    if (x.out.queued <= HIGH_WATER) for (const w of x.waiters.splice(0)) w();
+    if (empty && x.ending) s.end();
   }
 
   #gone(s: Socket<Conn>): void {
     const x = s.data?.exec;
     if (!x || x.gone) return;
     x.gone = true; // the daemon went away: output is dropped (an exec session is ended by its handler)
-    x.queue = [];
-    x.queued = 0;
+    x.out.clear();
     for (const w of x.waiters.splice(0)) w();
     x.onGone?.();
   }
@@ -202,8 +182,7 @@ export class CtlServer {
 // --- internal ---
 
 interface ExecConn {
-  queue: Uint8Array[];
-  queued: number;
+  out: SendQueue;
   ending: boolean;
   gone: boolean;
   waiters: Array<() => void>;

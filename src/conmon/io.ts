@@ -106,3 +106,45 @@ export class Writer {
 // --- internal ---
 
 const RETRY_MS = 10;
+
+/**
+ * Bytes for a socket whose reader may be slow: what the socket takes is written at once, the
+ * rest waits here, in order, and goes out as the socket drains (call flush from its drain handler).
+ */
+export class SendQueue {
+  #queue: Uint8Array[] = [];
+  /** Bytes waiting. */
+  queued = 0;
+
+  /** Writes `data` after what is waiting; queues what the socket does not take now. */
+  write(s: { write(b: Uint8Array): number }, data: Uint8Array): void {
+    if (this.#queue.length === 0) {
+      const n = s.write(data);
+      if (n >= data.length) return;
+      data = data.subarray(Math.max(n, 0));
+    }
+    this.#queue.push(data);
+    this.queued += data.length;
+  }
+
+  /** Writes what is waiting, as far as the socket takes it; true when nothing is left. */
+  flush(s: { write(b: Uint8Array): number }): boolean {
+    while (this.#queue.length) {
+      const head = this.#queue[0]!;
+      const n = s.write(head);
+      if (n > 0) this.queued -= n;
+      if (n < head.length) {
+        if (n > 0) this.#queue[0] = head.subarray(n);
+        return false;
+      }
+      this.#queue.shift();
+    }
+    return true;
+  }
+
+  /** Drops what is waiting (the reader went away). */
+  clear(): void {
+    this.#queue = [];
+    this.queued = 0;
+  }
+}

@@ -124,8 +124,7 @@ async function supervise(a: MonitorArgs, reaper: Reaper): Promise<number> {
   const pumps = startPumps(a, proc, log, attach);
   const exit: ProcessExit = await exited;
   trace("exited", { exitCode: exit.exitCode });
-  await Promise.race([Promise.all(pumps.map((p) => p.done)), Bun.sleep(DRAIN_MS)]);
-  for (const p of pumps) p.cancel();
+  await drain(pumps);
   tryIt(() => log?.close());
   const oomKilled = tryIt(() => oom?.killed()) ?? false;
   if (a.exitDir) {
@@ -215,18 +214,14 @@ async function execInContainer(a: MonitorArgs, reaper: Reaper, r: CtlExecSyncReq
       if (timedOut) await killTree(proc.pid);
     }
     const exit = await proc.exited;
-    await Promise.race([Promise.all(pumps.map((p) => p.done)), Bun.sleep(DRAIN_MS)]);
-    for (const p of pumps) p.cancel();
+    await drain(pumps);
     closeAll(proc);
     result = { exitCode: exit.exitCode, timedOut };
   } catch (e) {
     if (!(e instanceof LaunchError)) diag("warning", "exec-sync failed", { error: e, exec: r.id });
     result = { error: messageOf(e) };
   }
-  removeDir(ea.dir); // before EXIT: once the daemon has it, nothing of this exec is left
-  await out.send(Frame.EXIT, new TextEncoder().encode(JSON.stringify(result)));
-  out.end();
-  settleLater();
+  await endExec(ea.dir, out, result);
 }
 
 /**
@@ -274,8 +269,7 @@ async function execSessionInContainer(a: MonitorArgs, reaper: Reaper, r: CtlExec
     const streams = [[proc.master, Frame.STDOUT], [proc.stdout, Frame.STDOUT], [proc.stderr, Frame.STDERR]] as const;
     const pumps = streams.filter(([fd]) => fd !== undefined).map(([fd, type]) => new Pump(fd!, (chunk) => conn.send(type, chunk)));
     const exit = await proc.exited;
-    await Promise.race([Promise.all(pumps.map((p) => p.done)), Bun.sleep(DRAIN_MS)]);
-    for (const p of pumps) p.cancel();
+    await drain(pumps);
     await writer?.close(0);
     closeAll(proc);
     result = { exitCode: exit.exitCode };
@@ -283,10 +277,21 @@ async function execSessionInContainer(a: MonitorArgs, reaper: Reaper, r: CtlExec
     if (!(e instanceof LaunchError)) diag("warning", "exec session failed", { error: e, exec: r.id });
     result = { error: messageOf(e) };
   }
-  removeDir(ea.dir); // before EXIT: once the client has it, nothing of this session is left
-  await conn.send(Frame.EXIT, new TextEncoder().encode(JSON.stringify(result)));
-  conn.end();
+  await endExec(ea.dir, conn, result);
+}
+
+/** The end of an exec in a container's monitor: its dir goes, then EXIT, then the connection. */
+async function endExec(dir: string, out: FrameSink, result: Record<string, unknown>): Promise<void> {
+  removeDir(dir); // before EXIT: once the client has it, nothing of this exec is left
+  await out.send(Frame.EXIT, new TextEncoder().encode(JSON.stringify(result)));
+  out.end();
   settleLater();
+}
+
+/** Lets the output still in the pipes reach its readers (≤ DRAIN_MS after the exit), then stops reading. */
+async function drain(pumps: Pump[]): Promise<void> {
+  await Promise.race([Promise.all(pumps.map((p) => p.done)), Bun.sleep(DRAIN_MS)]);
+  for (const p of pumps) p.cancel();
 }
 
 /**
