@@ -18,6 +18,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# kubectl for the real-client streaming tests (test/e2e/streaming-kubectl.test.ts): Debian's
+# kubernetes-client when none is installed; best effort, the tests skip without it
+if ! command -v kubectl >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null 2>&1 ||
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null 2>&1; } ||
+    echo "setup: kubectl not installed (kubernetes-client unavailable): the kubectl tests will be skipped"
+fi
+
 if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm packages from the lockfile"
   npm ci --no-audit --no-fund >/dev/null

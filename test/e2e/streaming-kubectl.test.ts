@@ -10,6 +10,12 @@ import { tempDir, waitFor } from "../harness.ts";
 import { fakeApiServer, localBackend } from "./streaming-support.ts";
 
 const kubectl = Bun.which("kubectl");
+/** kubectl's minor version (1.N), 0 when unknown: WebSocket remote command came in 1.29. */
+const kubectlMinor = (() => {
+  if (!kubectl) return 0;
+  const out = Bun.spawnSync([kubectl, "version", "--client"]).stdout.toString();
+  return Number(/v1\.(\d+)/.exec(out)?.[1] ?? 0);
+})();
 const backend = localBackend();
 const server = new StreamingServer({ backend });
 const dir = tempDir("crio-kubectl-");
@@ -43,10 +49,12 @@ async function run(args: string[], o: { stdin?: string; env?: Record<string, str
   return { stdout, stderr, code };
 }
 
+// Debian's kubernetes-client (1.20) only speaks SPDY: the WebSocket variants need kubectl ≥ 1.29
 const transports = [
-  ["websocket", { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: "true" }],
+  ...(kubectlMinor >= 29 ? ([["websocket", { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: "true" }]] as const) : []),
   ["spdy", { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: "false" }],
 ] as const;
+if (kubectl && kubectlMinor < 29) console.warn(`streaming-kubectl: kubectl 1.${kubectlMinor} has no WebSocket remote command; SPDY only`);
 
 describe.skipIf(!kubectl)("kubectl", () => {
   for (const [name, env] of transports) {
