@@ -37,6 +37,8 @@ interface Target {
 interface Result {
   steps: Record<string, number[]>;
   daemonRss: number;
+  /** The daemon's anonymous (private) memory, MB: its RSS less shared file pages. */
+  daemonAnon: number;
   helperPss: number[];
   helperRss: number[];
   /** The same with only MONITORS pods running. */
@@ -64,7 +66,7 @@ function pod(name: string, dir: string) {
 
 /** An empty result. */
 function newResult(): Result {
-  return { steps: Object.fromEntries(ROWS.map((n) => [n, []])), daemonRss: NaN, helperPss: [], helperRss: [], helperPss20: [], helperPss20Probed: [], totalPss: NaN, creates: [] };
+  return { steps: Object.fromEntries(ROWS.map((n) => [n, []])), daemonRss: NaN, daemonAnon: NaN, helperPss: [], helperRss: [], helperPss20: [], helperPss20Probed: [], totalPss: NaN, creates: [] };
 }
 
 /** One runp → create → start → stop → rm → stopp → rmp round; iteration i < 2 is warm-up. */
@@ -115,6 +117,7 @@ async function dense(t: Target, r: Result): Promise<void> {
   // steady state: our monitors settle (give back start-up memory) ~1.3 s after their container starts
   await Bun.sleep(3000);
   r.daemonRss = rss(t.pid);
+  r.daemonAnon = Number(/^Anonymous:\s+(\d+)/m.exec(readFileSync(`/proc/${t.pid}/smaps_rollup`, "utf8"))![1]) / 1024;
   const helpers = t.helpers(podIds, ctrIds);
   if (helpers.length < PODS) console.warn(`found ${helpers.length} helper processes for ${PODS} pods`);
   // 20 of the pods started after the probed ones: idle helpers, as in the 20-pod row
@@ -223,6 +226,7 @@ ${ROWS.map(stepRow).join("\n")}
 |---|---|---|---|---|---|
 | lifecycle total, median (ms) | ${fmt(median(ours.steps.total!), 0)} | ${ref ? fmt(median(ref.steps.total!), 0) : NA} | ${ratio(median(ours.steps.total!), ref && median(ref.steps.total!))} | CRI-O 1.26: not installed on this machine, not measured | ≤ CRI-O's |
 | daemon RSS with ${PODS} running pods (MB) | ${fmt(ours.daemonRss, 1)} | ${ref ? fmt(ref.daemonRss, 1) : NA} | ${ratio(ours.daemonRss, ref?.daemonRss)} | CRI-O: not measured here | ≤ CRI-O's |
+| daemon anonymous memory with ${PODS} running pods (MB; RSS less shared file pages) | ${fmt(ours.daemonAnon, 1)} | ${ref ? fmt(ref.daemonAnon, 1) : NA} | ${ratio(ours.daemonAnon, ref?.daemonAnon)} | — | — |
 | per-pod helper PSS: our monitor per container / containerd's shim per pod (MB, median of ${MONITORS}, ${MONITORS} pods running) | ${fmt(median(ours.helperPss20), 2)} | ${ref ? fmt(median(ref.helperPss20), 2) : NA} | ${ratio(median(ours.helperPss20), ref && median(ref.helperPss20))} | conmon 0.4; a bare compiled Bun child-watcher 2.6 | ≤ containerd's shim; ≤ 3 MB |
 | the same after one ExecSync \`true\` in each container 3 s before (an exec probe; ours runs it in the container's monitor) | ${fmt(median(ours.helperPss20Probed), 2)} | ${ref ? fmt(median(ref.helperPss20Probed), 2) : NA} | ${ratio(median(ours.helperPss20Probed), ref && median(ref.helperPss20Probed))} | — | — |
 | per-pod helper PSS: our monitor per container / containerd's shim per pod (MB, median of ${MONITORS}, ${PODS} pods running) | ${fmt(median(ours.helperPss), 2)} (RSS ${fmt(median(ours.helperRss), 1)}) | ${ref ? `${fmt(median(ref.helperPss), 2)} (RSS ${fmt(median(ref.helperRss), 1)})` : NA} | ${ratio(median(ours.helperPss), ref && median(ref.helperPss))} | conmon 0.4; a bare compiled Bun child-watcher 2.6 | ≤ containerd's shim; ≤ 3 MB |
