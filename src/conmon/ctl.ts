@@ -107,9 +107,7 @@ export class CtlServer {
     try {
       req = parseCtlExec(json);
     } catch (e) {
-      void conn.send(Frame.EXIT, new TextEncoder().encode(JSON.stringify({ error: `invalid exec request: ${(e as Error).message}` })));
-      conn.end();
-      return;
+      return refuse(conn, CTL_EXEC, e);
     }
     void this.h.exec!(req, conn).catch(() => conn.end());
   }
@@ -142,9 +140,7 @@ export class CtlServer {
     try {
       req = parseCtlExecSync(json);
     } catch (e) {
-      void out.send(Frame.EXIT, new TextEncoder().encode(JSON.stringify({ error: `invalid exec-sync request: ${(e as Error).message}` })));
-      out.end();
-      return;
+      return refuse(out, CTL_EXEC_SYNC, e);
     }
     void this.h.execSync!(req, out).catch(() => out.end());
   }
@@ -198,6 +194,12 @@ interface Conn {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** Answers a malformed exec request with EXIT carrying the error, and ends the connection. */
+function refuse(out: FrameSink, what: string, e: unknown): void {
+  void out.send(Frame.EXIT, new TextEncoder().encode(JSON.stringify({ error: `invalid ${what} request: ${(e as Error).message}` })));
+  out.end();
+}
 
 function join(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.length + b.length);

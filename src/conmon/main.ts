@@ -339,7 +339,7 @@ function awaitRequest(): string | undefined {
   let text = "";
   try {
     for (;;) {
-      if (!pollIn(0, -1)) continue; // EINTR
+      pollIn(0, -1);
       const n = read(0, buf);
       if (n === 0) return undefined;
       if (n < 0) continue;

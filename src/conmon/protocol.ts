@@ -153,18 +153,9 @@ export function encodeExecRequest(r: ExecSyncRequest | ExecSessionRequest): stri
 export function applyExecRequest(a: MonitorArgs, line: string): MonitorArgs {
   if (!a.standby) throw new Error("not a standby monitor");
   const r = JSON.parse(line) as Record<string, unknown>;
-  for (const k of ["id", "container"] as const)
-    if (typeof r[k] !== "string" || !isValidId(r[k])) throw new Error(`invalid ${k} ${JSON.stringify(r[k])}`);
-  if (typeof r.dir !== "string" || !r.dir.startsWith("/")) throw new Error(`invalid dir ${JSON.stringify(r.dir)}`);
-  const ms = (k: string) => {
-    const t = r[k];
-    if (!Number.isInteger(t) || (t as number) < 0 || (t as number) > MAX_TIMER_MS) throw new Error(`${k} needs 0 to ${MAX_TIMER_MS} ms, got ${JSON.stringify(t)}`);
-    return t as number;
-  };
-  const out = { ...a, standby: false, id: r.id as string, container: r.container as string, dir: r.dir };
-  if (a.mode === "exec-sync") return { ...out, timeoutMs: ms("timeoutMs") };
-  for (const k of ["terminal", "stdin"] as const) if (typeof r[k] !== "boolean") throw new Error(`invalid ${k} ${JSON.stringify(r[k])}`);
-  return { ...out, terminal: r.terminal as boolean, stdin: r.stdin as boolean, attachTimeoutMs: ms("attachTimeoutMs") };
+  const out = { ...a, standby: false, id: requireId(r, "id"), container: requireId(r, "container"), dir: requireDir(r) };
+  if (a.mode === "exec-sync") return { ...out, timeoutMs: requireMs(r, "timeoutMs") };
+  return { ...out, terminal: requireBool(r, "terminal"), stdin: requireBool(r, "stdin"), attachTimeoutMs: requireMs(r, "attachTimeoutMs") };
 }
 
 /** Turns MonitorArgs into the argv that follows `crio conmon`. */
@@ -397,10 +388,7 @@ export function encodeCtlExec(r: CtlExecRequest): string {
 /** Parses the JSON after `exec `; throws an Error naming what is wrong. */
 export function parseCtlExec(json: string): CtlExecRequest {
   const r = JSON.parse(json) as Record<string, unknown>;
-  if (typeof r.id !== "string" || !isValidId(r.id)) throw new Error(`invalid id ${JSON.stringify(r.id)}`);
-  if (typeof r.dir !== "string" || !r.dir.startsWith("/") || r.dir.includes("/../")) throw new Error(`invalid dir ${JSON.stringify(r.dir)}`);
-  for (const k of ["terminal", "stdin"] as const) if (typeof r[k] !== "boolean") throw new Error(`invalid ${k} ${JSON.stringify(r[k])}`);
-  return { id: r.id, dir: r.dir, terminal: r.terminal as boolean, stdin: r.stdin as boolean };
+  return { id: requireId(r, "id"), dir: requireDir(r), terminal: requireBool(r, "terminal"), stdin: requireBool(r, "stdin") };
 }
 
 /** The ctl line of an exec-sync request. */
@@ -411,11 +399,34 @@ export function encodeCtlExecSync(r: CtlExecSyncRequest): string {
 /** Parses the JSON after `exec-sync `; throws an Error naming what is wrong. */
 export function parseCtlExecSync(json: string): CtlExecSyncRequest {
   const r = JSON.parse(json) as Record<string, unknown>;
-  if (typeof r.id !== "string" || !isValidId(r.id)) throw new Error(`invalid id ${JSON.stringify(r.id)}`);
-  if (typeof r.dir !== "string" || !r.dir.startsWith("/") || r.dir.includes("/../")) throw new Error(`invalid dir ${JSON.stringify(r.dir)}`);
-  const t = r.timeoutMs;
-  if (!Number.isInteger(t) || (t as number) < 0 || (t as number) > MAX_TIMER_MS) throw new Error(`timeoutMs needs 0 to ${MAX_TIMER_MS} ms, got ${JSON.stringify(t)}`);
-  return { id: r.id, dir: r.dir, timeoutMs: t as number };
+  return { id: requireId(r, "id"), dir: requireDir(r), timeoutMs: requireMs(r, "timeoutMs") };
+}
+
+/** `r[k]` when it is a valid id; throws naming the field otherwise. */
+function requireId(r: Record<string, unknown>, k: string): string {
+  const v = r[k];
+  if (typeof v !== "string" || !isValidId(v)) throw new Error(`invalid ${k} ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** `r[k]` when it is a boolean; throws naming the field otherwise. */
+function requireBool(r: Record<string, unknown>, k: string): boolean {
+  if (typeof r[k] !== "boolean") throw new Error(`invalid ${k} ${JSON.stringify(r[k])}`);
+  return r[k];
+}
+
+/** `r[k]` when it is a whole number of ms a timer can take (0 to MAX_TIMER_MS); throws otherwise. */
+function requireMs(r: Record<string, unknown>, k: string): number {
+  const t = r[k];
+  if (typeof t !== "number" || !Number.isInteger(t) || t < 0 || t > MAX_TIMER_MS) throw new Error(`${k} needs 0 to ${MAX_TIMER_MS} ms, got ${JSON.stringify(t)}`);
+  return t;
+}
+
+/** `r.dir` when it is an absolute path without `..`; throws otherwise. */
+function requireDir(r: Record<string, unknown>): string {
+  const v = r.dir;
+  if (typeof v !== "string" || !v.startsWith("/") || v.split("/").includes("..")) throw new Error(`invalid dir ${JSON.stringify(v)}`);
+  return v;
 }
 
 /** The two output streams of a process. */

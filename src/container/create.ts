@@ -153,11 +153,7 @@ async function mountImageVolumes(d: ContainerDeps, id: string, config: Container
   const imageIds = new Map<number, string>();
   for (const [i, m] of config.mounts.entries()) {
     const ref = m.image?.image;
-    if (!ref) {
-      if (m.imageSubPath) throw invalid(`image_sub_path "${m.imageSubPath}" is set for "${m.containerPath}", which is not an image volume`);
-      continue;
-    }
-    if (m.hostPath) throw invalid(`mount at "${m.containerPath}" has both host_path and image`);
+    if (!ref) continue; // (image_sub_path without an image, or with host_path too: the spec refuses them)
     const img = await d.images.forCreate(ref);
     if (!img) throw notFound("image", ref);
     const root = await d.rootfs.mountImage(id, i, img.layers).catch((e) => { throw wrap(e, `mount image volume "${ref}" at "${m.containerPath}"`); });

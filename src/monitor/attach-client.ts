@@ -34,31 +34,36 @@ export async function attach(path: string, out: AttachOutput): Promise<AttachCon
  * text line) or does not listen. Rejects with the runtime's error when the process could not start.
  */
 export async function openSession(ctl: string, request: string, out: AttachOutput): Promise<{ conn: AttachConnection; pid: number } | undefined> {
-  let c: Awaited<ReturnType<typeof connectFrames>>;
-  try {
-    c = await connectFrames(ctl, out, request);
-  } catch {
-    return undefined;
-  }
+  const c = await openCtl(ctl, request, out);
+  if (!c) return undefined;
   const first = await c.first;
   if (first === "unsupported" || first === undefined) {
     c.conn.close();
     return undefined;
   }
-  if (first.type === Frame.STARTED) {
-    const pid = (JSON.parse(new TextDecoder().decode(first.payload)) as { pid?: unknown }).pid;
-    if (typeof pid === "number" && pid > 0) return { conn: c.conn, pid };
-  }
+  const v = jsonOf(first.payload);
+  if (first.type === Frame.STARTED && typeof v.pid === "number" && v.pid > 0) return { conn: c.conn, pid: v.pid };
   c.conn.close();
-  let msg = "the monitor did not start the process";
+  throw new RuntimeError("unknown", typeof v.error === "string" ? v.error : "the monitor did not start the process");
+}
+
+/**
+ * Sends a ctl request whose answer is §7 frames (protocol.ts §6: exec-sync, exec): output goes
+ * to `out`; `first` settles with the first frame, or "unsupported" when the monitor answered a
+ * text line (it predates the request); `exitInfo` with the EXIT frame's JSON, or undefined when
+ * the connection ended without one. Undefined when no monitor listens at `ctl`.
+ */
+export async function openCtl(ctl: string, request: string, out: AttachOutput) {
   try {
-    const v = JSON.parse(new TextDecoder().decode(first.payload)) as { error?: unknown };
-    if (typeof v.error === "string") msg = v.error;
-  } catch {}
-  throw new RuntimeError("unknown", msg);
+    return await connectFrames(ctl, out, request);
+  } catch {
+    return undefined;
+  }
 }
 
 // --- internal ---
+
+type FirstFrame = { type: number; payload: Uint8Array } | "unsupported" | undefined;
 
 /**
  * Connects to a monitor socket that speaks §7 frames, after sending `preamble` (a ctl request)
@@ -68,11 +73,11 @@ export async function openSession(ctl: string, request: string, out: AttachOutpu
 async function connectFrames(path: string, out: AttachOutput, preamble?: string) {
   const decoder = new FrameDecoder();
   let firstSeen = false;
-  let settleFirst!: (f: { type: number; payload: Uint8Array } | "unsupported" | undefined) => void;
-  const first = new Promise<{ type: number; payload: Uint8Array } | "unsupported" | undefined>((r) => (settleFirst = r));
+  let settleFirst!: (f: FirstFrame) => void;
+  const first = new Promise<FirstFrame>((r) => (settleFirst = r));
   const queue: Uint8Array[] = [];
-  let settle!: (code: number | undefined) => void;
-  const exit = new Promise<number | undefined>((r) => (settle = r));
+  let settle!: (info: Record<string, unknown> | undefined) => void;
+  const exitInfo = new Promise<Record<string, unknown> | undefined>((r) => (settle = r));
   let sock: Socket<undefined>;
   const flush = (s: Socket<undefined>) => {
     while (queue.length) {
@@ -107,7 +112,7 @@ async function connectFrames(path: string, out: AttachOutput, preamble?: string)
             }
             if (f.type === Frame.STDOUT) out.stdout?.(f.payload);
             else if (f.type === Frame.STDERR) out.stderr?.(f.payload);
-            else if (f.type === Frame.EXIT) settle(exitCodeOf(f.payload));
+            else if (f.type === Frame.EXIT) settle(jsonOf(f.payload));
           }
         },
         drain: flush,
@@ -127,17 +132,18 @@ async function connectFrames(path: string, out: AttachOutput, preamble?: string)
     stdin: (data) => send(encodeFrame(Frame.STDIN, typeof data === "string" ? new TextEncoder().encode(data) : data)),
     closeStdin: () => send(encodeFrame(Frame.CLOSE_STDIN)),
     resize: (rows, cols) => send(encodeResize(rows, cols)),
-    exit,
+    exit: exitInfo.then((v) => (typeof v?.exitCode === "number" ? v.exitCode : undefined)),
     close: () => sock.end(),
   };
-  return { conn, first };
+  return { conn, first, exitInfo };
 }
 
-function exitCodeOf(payload: Uint8Array): number | undefined {
+/** An EXIT frame's JSON object ({} when it is not one). */
+function jsonOf(payload: Uint8Array): Record<string, unknown> {
   try {
-    const v = JSON.parse(new TextDecoder().decode(payload)) as { exitCode?: unknown };
-    return typeof v.exitCode === "number" ? v.exitCode : undefined;
+    const v = JSON.parse(new TextDecoder().decode(payload)) as unknown;
+    return v && typeof v === "object" ? (v as Record<string, unknown>) : {};
   } catch {
-    return undefined;
+    return {};
   }
 }

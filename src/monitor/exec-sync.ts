@@ -1,5 +1,6 @@
 import { existsSync, rmSync } from "node:fs";
-import { encodeCtlExecSync, EXEC_SYNC_OUTPUT_MAX, Frame, FrameDecoder, monitorFiles } from "../conmon/protocol.ts";
+import { encodeCtlExecSync, EXEC_SYNC_OUTPUT_MAX, monitorFiles } from "../conmon/protocol.ts";
+import { openCtl } from "./attach-client.ts";
 import { RuntimeError } from "../errors.ts";
 import { newId } from "../util/id.ts";
 import { monitorDir, pidOf, writeProcessSpec, type MonitorBase } from "./spawn.ts";
@@ -88,56 +89,28 @@ export async function execSyncInContainerMonitor(o: ExecSyncOptions): Promise<Ex
   const max = o.maxOutput ?? EXEC_SYNC_OUTPUT_MAX;
   const what = `exec in container "${o.containerId}"`;
   writeProcessSpec(dir, o.process, false);
-  const out = { stdout: [] as Uint8Array[], stderr: [] as Uint8Array[], kept: { stdout: 0, stderr: 0 } };
-  const keep = (k: "stdout" | "stderr", p: Uint8Array) => {
-    if (out.kept[k] >= max) return;
-    const part = p.length <= max - out.kept[k] ? p : p.subarray(0, max - out.kept[k]);
-    out[k].push(part);
-    out.kept[k] += part.length;
-  };
-  let settle!: (r: Record<string, unknown> | "unsupported" | Error) => void;
-  const ended = new Promise<Record<string, unknown> | "unsupported" | Error>((r) => (settle = r));
-  const decoder = new FrameDecoder();
-  let first = true;
-  let sock: Awaited<ReturnType<typeof Bun.connect>> | undefined;
+  const stdout = capped(max);
+  const stderr = capped(max);
   try {
+    const c = await openCtl(ctl, encodeCtlExecSync({ id: execId, dir, timeoutMs: o.timeoutMs ?? 0 }), { stdout: stdout.add, stderr: stderr.add });
+    if (!c) return undefined; // not listening: a monitor that is gone (the caller's fallback reports it)
     try {
-      sock = await Bun.connect({
-        unix: ctl,
-        socket: {
-          data: (_s, d) => {
-            // a monitor without exec-sync answers a text line, whose first byte is no frame type
-            if (first && (first = false, d[0]! < Frame.STDIN || d[0]! > Frame.EXIT)) return settle("unsupported");
-            try {
-              for (const f of decoder.push(d)) {
-                if (f.type === Frame.STDOUT) keep("stdout", f.payload);
-                else if (f.type === Frame.STDERR) keep("stderr", f.payload);
-                else if (f.type === Frame.EXIT) settle(JSON.parse(new TextDecoder().decode(f.payload)) as Record<string, unknown>);
-              }
-            } catch (e) {
-              settle(e as Error);
-            }
-          },
-          close: () => settle(new Error("the monitor closed the connection before the exit")),
-          error: (_s, e) => settle(e),
-        },
-      });
-    } catch {
-      return undefined; // not listening: a monitor that is gone (the caller's fallback reports it)
+      // the monitor kills at timeoutMs; allow it time to do so before giving up on it
+      const limit = (o.timeoutMs || 0) > 0 ? o.timeoutMs! + 30_000 : 2 ** 31 - 1;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const r = await Promise.race([c.exitInfo, new Promise<"late">((res) => (timer = setTimeout(() => res("late"), limit)))]);
+      clearTimeout(timer);
+      if (r === "late") throw new RuntimeError("internal", `${what}: no exit within ${limit} ms`);
+      // the connection ended or sent EXIT: the first answer is known ("unsupported": a text line)
+      if ((await c.first) === "unsupported") return undefined;
+      if (!r) throw new RuntimeError("internal", `${what}: the monitor closed the connection before the exit`);
+      if (typeof r.error === "string") throw new RuntimeError("unknown", `${what}: ${r.error}`);
+      if (!Number.isInteger(r.exitCode)) throw new RuntimeError("internal", `${what}: the monitor sent no exit code`);
+      return { exitCode: r.exitCode as number, stdout: stdout.take(), stderr: stderr.take(), timedOut: r.timedOut === true };
+    } finally {
+      c.conn.close();
     }
-    sock.write(encodeCtlExecSync({ id: execId, dir, timeoutMs: o.timeoutMs ?? 0 }));
-    // the monitor kills at timeoutMs; allow it time to do so before giving up on it
-    const limit = (o.timeoutMs || 0) > 0 ? o.timeoutMs! + 30_000 : 2 ** 31 - 1;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const r = await Promise.race([ended, new Promise<Error>((res) => (timer = setTimeout(() => res(new Error(`no exit within ${limit} ms`)), limit)))]);
-    clearTimeout(timer);
-    if (r === "unsupported") return undefined;
-    if (r instanceof Error) throw new RuntimeError("internal", `${what}: ${r.message}`);
-    if (typeof r.error === "string") throw new RuntimeError("unknown", `${what}: ${r.error}`);
-    if (!Number.isInteger(r.exitCode)) throw new RuntimeError("internal", `${what}: the monitor sent no exit code`);
-    return { exitCode: r.exitCode as number, stdout: Buffer.concat(out.stdout), stderr: Buffer.concat(out.stderr), timedOut: r.timedOut === true };
   } finally {
-    sock?.end();
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -148,19 +121,14 @@ const DRAIN_MS = 1000;
 
 /** Reads an fd to its end, keeping the first `max` bytes. */
 function collect(fd: number, max: number) {
-  const chunks: Uint8Array[] = [];
-  let kept = 0;
+  const out = capped(max);
   const reader = Bun.file(fd).stream().getReader() as ReadableStreamDefaultReader<Uint8Array>;
   const done = (async () => {
     try {
       for (;;) {
         const { done, value } = await reader.read();
         if (done) return;
-        if (kept < max) {
-          const part = value.length <= max - kept ? value : value.subarray(0, max - kept);
-          chunks.push(part);
-          kept += part.length;
-        }
+        out.add(value);
       }
     } catch {
       // cancelled or closed
@@ -168,7 +136,22 @@ function collect(fd: number, max: number) {
   })();
   return {
     done,
-    take: () => Buffer.concat(chunks) as Uint8Array,
+    take: out.take,
     cancel: () => void reader.cancel().catch(() => {}),
+  };
+}
+
+/** Keeps the first `max` bytes given to add(); the rest is dropped. */
+function capped(max: number) {
+  const chunks: Uint8Array[] = [];
+  let kept = 0;
+  return {
+    add: (data: Uint8Array) => {
+      if (kept >= max) return;
+      const part = data.length <= max - kept ? data : data.subarray(0, max - kept);
+      chunks.push(part);
+      kept += part.length;
+    },
+    take: () => Buffer.concat(chunks) as Uint8Array,
   };
 }

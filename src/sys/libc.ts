@@ -258,12 +258,17 @@ export function accept(fd: number): number {
   throw fail("accept4", `fd ${fd}`, e);
 }
 
-/** poll(2) one fd for input; true when readable (or hung up) within `timeoutMs`. */
+/** poll(2) one fd for input; true when readable (or hung up) within `timeoutMs` (-1: no limit). */
 export function pollIn(fd: number, timeoutMs: number): boolean {
   const pfd = new Int32Array([fd, 1 /* POLLIN */]);
-  const r = lib().poll(pfd, 1, timeoutMs);
-  if (r < 0 && errno() !== EINTR) throw fail("poll", `fd ${fd}`);
-  return r > 0;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    // a signal (SIGCHLD, say) ends poll(2) early: wait on for what is left of the timeout
+    const r = lib().poll(pfd, 1, timeoutMs < 0 ? -1 : Math.max(0, deadline - Date.now()));
+    if (r >= 0) return r > 0;
+    if (errno() !== EINTR) throw fail("poll", `fd ${fd}`);
+    if (timeoutMs >= 0 && Date.now() >= deadline) return false;
+  }
 }
 
 /** recvmsg(2) one message carrying a file descriptor (SCM_RIGHTS), as runc's --console-socket sends. */

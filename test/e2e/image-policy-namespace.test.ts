@@ -41,6 +41,9 @@ describe("signature_policy_dir", () => {
     expect(b).toBe(grpc.FAILED_PRECONDITION);
     expect(bmsg).toContain(`namespace "broken"`);
     expect(await code(env.d.cri.pullImage({ image: { image: env.busybox }, sandboxConfig: podIn("open", "p") }))).toEqual([0, ""]);
+    // a namespace that could name a file outside the directory is refused, not looked up
+    const [bad, badMsg] = await code(env.d.cri.pullImage({ image: { image: env.busybox }, sandboxConfig: podIn("../locked", "p") }));
+    expect([bad, badMsg]).toEqual([grpc.INVALID_ARGUMENT, `invalid namespace "../locked" for a signature policy lookup`]);
     expect(await code(env.d.cri.pullImage({ image: { image: env.busybox } }))).toEqual([0, ""]);
   });
 
