@@ -219,6 +219,9 @@ describe.skipIf(!canRun())("monitor: warm exec-sync standby", () => {
       // back to monitors of their own, the warm standbys.
       const monitorPid = Number(readFileSync(join(runroot, "monitor", containerId, "monitor.pid"), "utf8"));
       process.kill(monitorPid, "SIGKILL");
+      // kill() returns before the process is gone: an exec sent now may reach the dying monitor's
+      // still-open socket (and fail with INTERNAL, as it would on a node).
+      await waitFor(() => !alive(monitorPid), 10_000, "the killed monitor to be gone");
       const twice = async () => {
         for (const n of [1, 2]) {
           const r = await d.cri.execSync({ containerId, cmd: ["sh", "-c", `echo hi${n}; exit ${n}`], timeout: 10n });
