@@ -13,6 +13,39 @@ export const CAPABILITIES = [
   "CHECKPOINT_RESTORE",
 ];
 
+/**
+ * The valid allowed_annotations entries: CRI-O 1.26's experimental annotations (its
+ * pkg/annotations AllAllowedAnnotations), each with the newer *.crio.io name CRI-O later gave it.
+ * One entry is one annotation: naming either of its names allows both. An entry outside this
+ * list is a config error, as in CRI-O ("invalid allowed_annotation"). Of these, this runtime acts
+ * on the pod's shm size only; the others are accepted (a CRI-O config must load) and gated alike.
+ */
+export const EXPERIMENTAL_ANNOTATIONS: ReadonlyArray<readonly string[]> = [
+  ["io.kubernetes.cri-o.userns-mode", "userns-mode.crio.io"],
+  ["io.kubernetes.cri-o.cgroup2-mount-hierarchy-rw", "cgroup2-mount-hierarchy-rw.crio.io"],
+  ["io.kubernetes.cri-o.UnifiedCgroup", "unified-cgroup.crio.io"],
+  ["io.kubernetes.cri-o.ShmSize", "shm-size.crio.io"],
+  ["io.kubernetes.cri-o.Devices", "devices.crio.io"],
+  ["cpu-load-balancing.crio.io"],
+  ["cpu-quota.crio.io"],
+  ["irq-load-balancing.crio.io"],
+  ["io.containers.trace-syscall"],
+  ["io.kubernetes.cri.rdt-class"],
+  ["io.kubernetes.cri-o.TrySkipVolumeSELinuxLabel", "try-skip-volume-selinux-label.crio.io"],
+  ["cpu-c-states.crio.io"],
+  ["cpu-freq-governor.crio.io"],
+  ["io.kubernetes.cri-o.seccompNotifierAction", "seccomp-notifier-action.crio.io"],
+  ["io.kubernetes.cri-o.LinkLogs", "link-logs.crio.io"],
+];
+
+/**
+ * The annotation prefixes a handler with these allowed_annotations does not allow (CRI-O's
+ * DisallowedAnnotations): a pod's or container's annotation starting with one is dropped.
+ */
+export function disallowedAnnotations(allowed: readonly string[]): string[] {
+  return EXPERIMENTAL_ANNOTATIONS.filter((names) => !names.some((n) => allowed.includes(n))).flat();
+}
+
 /** rlimit names accepted in default_ulimits. */
 export const ULIMITS = ["core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack", "as"];
 
@@ -78,6 +111,14 @@ export function validate(c: Config, sources: Map<string, string> = new Map()): v
     if (!h.runtimeRoot || !isAbsolute(h.runtimeRoot)) fail("crio.runtime", `${key}.runtime_root`, h.runtimeRoot, "an absolute path");
     if (h.containerMinMemory < 0) fail("crio.runtime", `${key}.container_min_memory`, h.containerMinMemory, "a non-negative number of bytes");
     if (h.containerCreateTimeout < 1) fail("crio.runtime", `${key}.container_create_timeout`, h.containerCreateTimeout, "at least 1 second");
+    // CRI-O: "runtime_config_path can only be used with the 'vm' runtime type" (and only "oci" is supported here).
+    if (h.runtimeConfigPath !== "")
+      fail("crio.runtime", `${key}.runtime_config_path`, h.runtimeConfigPath, `no runtime_config_path: it is used only with runtime_type "vm", which is not supported (this handler's runtime_type is "${h.runtimeType}")`);
+    for (const a of h.allowedAnnotations)
+      if (!EXPERIMENTAL_ANNOTATIONS.some((names) => names.includes(a)))
+        fail("crio.runtime", `${key}.allowed_annotations`, a, `one of the experimental annotations ${EXPERIMENTAL_ANNOTATIONS.flat().join(", ")}`);
+    // OCI runtime spec: annotation keys must not be empty.
+    if (Object.hasOwn(h.defaultAnnotations, "")) fail("crio.runtime", `${key}.default_annotations`, h.defaultAnnotations, "annotations with non-empty keys");
   }
   for (const p of c.image.pinnedImages) if (p.trim() === "") fail("crio.image", "pinned_images", p, "image names or globs");
   if (c.image.pauseImage.trim() === "") fail("crio.image", "pause_image", c.image.pauseImage, "an image reference");

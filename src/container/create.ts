@@ -28,14 +28,17 @@ export interface CreateInput {
  * OCI spec and bundle, and have a monitor run `runtime create`. Every step is undone on failure.
  */
 export async function createContainer(d: ContainerDeps, input: CreateInput, targetPid: (id: string) => number | undefined, onCreated: (rec: StoredRecord<ContainerMeta, ContainerRunState>) => void): Promise<StoredRecord<ContainerMeta, ContainerRunState>> {
-  const { config } = input;
-  const md = config.metadata;
+  const md = input.config.metadata;
   if (!md?.name) throw invalid("ContainerConfig.Metadata.Name is required");
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(md.name)) throw invalid(`invalid container name "${md.name}"`);
-  const ref = config.image?.image ?? "";
+  const ref = input.config.image?.image ?? "";
   if (!ref) throw invalid("ContainerConfig.Image.Image is required");
   const sb = d.sandboxes.get(input.podSandboxId);
   if (sb.status.state !== "ready") throw precondition(`pod sandbox "${sb.meta.id}" is not ready`);
+  // The container's experimental annotations its pod's runtime handler does not allow are dropped
+  // from its spec and its status, as CRI-O does.
+  const owner = `${sb.meta.metadata.namespace}/${sb.meta.metadata.name}/${md.name}`;
+  const config: ContainerConfig = { ...input.config, annotations: d.sandboxes.allowedAnnotations(sb.meta.runtimeHandler, input.config.annotations, owner) };
   const logRel = config.logPath;
   if (logRel && (isAbsolute(logRel) || normalize(logRel).startsWith(".."))) throw invalid(`invalid log path "${logRel}": it must stay inside the pod's log directory`);
   for (const m of config.mounts) if (!isAbsolute(m.containerPath) || (m.hostPath && !isAbsolute(m.hostPath))) throw invalid(`mount paths must be absolute: "${m.hostPath}" → "${m.containerPath}"`);
@@ -181,7 +184,9 @@ export function sandboxInput(sb: SandboxView, config: PodSandboxConfig) {
   return {
     id: sb.meta.id,
     name: sb.meta.name,
-    config,
+    // The pod's annotations as it runs with them (CRI-O: the sandbox's, not the request's): the
+    // handler's defaults included, the experimental ones it does not allow left out.
+    config: { ...config, annotations: sb.meta.annotations },
     hostname: sb.meta.hostname,
     namespaces,
     shmPath: sb.status.shmPath === "/dev/shm" ? undefined : sb.status.shmPath,

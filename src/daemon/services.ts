@@ -2,7 +2,7 @@ import { readFileSync, statSync } from "node:fs";
 import { release } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../config/schema.ts";
-import { parseDuration } from "../config/validate.ts";
+import { disallowedAnnotations, parseDuration } from "../config/validate.ts";
 import { ContainerService, type ContainerSettings, type ImagePort, type MonitorPort, type RuntimePort } from "../container/index.ts";
 import { buildContainerSpec, detectSpecHost, parseSeccompProfile, realSpecIo, type SeccompProfile, type SpecHost } from "../container/spec/index.ts";
 import type { ContainerMeta, ContainerRunState } from "../container/record.ts";
@@ -166,6 +166,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
         runtimeHandlers: Object.keys(c.runtime.runtimes),
         defaultRuntime: c.runtime.defaultRuntime,
         networkWaitMs: Math.max(parseDuration(c.network.cniStatusGracePeriod) ?? 0, 10_000),
+        handlerAnnotations: Object.fromEntries(Object.entries(c.runtime.runtimes).map(([name, h]) => [name, { defaults: h.defaultAnnotations, disallowed: disallowedAnnotations(h.allowedAnnotations) }])),
       };
     },
   });

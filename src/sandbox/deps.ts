@@ -53,6 +53,16 @@ export interface SandboxSettings {
   defaultRuntime: string;
   /** How long RunPodSandbox waits for the network to become ready. */
   networkWaitMs: number;
+  /** Each runtime handler's annotation policy, by handler name (absent: no defaults, nothing gated). */
+  handlerAnnotations?: Record<string, HandlerAnnotations>;
+}
+
+/** A runtime handler's annotations: its default_annotations and what its allowed_annotations leave out. */
+export interface HandlerAnnotations {
+  /** default_annotations: added to every pod of the handler; the pod's own annotations win. */
+  defaults: Record<string, string>;
+  /** Prefixes of the experimental annotations the handler does not allow (dropped from requests). */
+  disallowed: string[];
 }
 
 /** Everything the sandbox service uses. */

@@ -1,6 +1,6 @@
 /** Pod sandboxes: the public surface other folders import. */
 export { SandboxService } from "./service.ts";
-export type { SandboxDeps, NetworkPort, InfraPort, PodContainers, SandboxSettings, PodNet } from "./deps.ts";
+export type { SandboxDeps, NetworkPort, InfraPort, PodContainers, SandboxSettings, PodNet, HandlerAnnotations } from "./deps.ts";
 export type { SandboxMeta, SandboxState, SandboxView } from "./record.ts";
 export { NS } from "./record.ts";
 export type { SandboxFilter } from "./list.ts";

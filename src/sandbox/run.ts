@@ -7,6 +7,7 @@ import { Undo } from "../util/undo.ts";
 import type { StoredRecord } from "../store/index.ts";
 import type { PinnedNamespaces } from "../sys/namespaces.ts";
 import type { SandboxDeps } from "./deps.ts";
+import { podAnnotations } from "./annotations.ts";
 import { podHostname, writeHostname, writeResolvConf } from "./files.ts";
 import { NS, type SandboxMeta, type SandboxState, type SandboxView } from "./record.ts";
 
@@ -52,6 +53,11 @@ export async function runSandbox(
   const id = newId();
   const name = `k8s_${md.name}_${md.namespace}_${md.uid}_${md.attempt}`;
   const log = d.log.withTag("sandbox");
+  // The handler's default annotations under the request's own; the request's experimental
+  // annotations its allowed_annotations leave out are dropped, said at debug level only.
+  const { annotations, dropped } = podAnnotations(config.annotations, settings.handlerAnnotations?.[handler]);
+  for (const k of dropped) log.debug(`Annotation "${k}" of pod ${md.namespace}/${md.name} is not in runtime handler "${handler}"'s allowed_annotations; ignored`);
+  const shmBytes = hostIpc ? 0 : shmSize(annotations); // a bad size fails before anything is made
   await using undo = new Undo(log);
   d.names.reserve(name, id);
   undo.defer("release name", () => d.names.release(name, id));
@@ -72,7 +78,7 @@ export async function runSandbox(
   if (!hostIpc) {
     shmPath = join(runDir, "shm");
     await mkdir(shmPath, { recursive: true, mode: 0o755 });
-    await d.shm.mount(shmPath, shmSize(config.annotations)).catch((e) => { throw wrap(e, "mount pod shm"); });
+    await d.shm.mount(shmPath, shmBytes).catch((e) => { throw wrap(e, "mount pod shm"); });
     undo.defer("unmount shm", () => d.shm.unmount(shmPath));
   }
   const hostnamePath = join(runDir, "hostname");
@@ -85,7 +91,7 @@ export async function runSandbox(
     metadata: { name: md.name, uid: md.uid, namespace: md.namespace, attempt: md.attempt },
     configJson: input.configJson,
     labels: { ...config.labels },
-    annotations: { ...config.annotations },
+    annotations,
     runtimeHandler: handler,
     hostname,
     logDirectory: config.logDirectory,
@@ -122,7 +128,7 @@ export async function runSandbox(
   let infraDone: Promise<{ containerId: string; pid: number }> | undefined;
   if (!settings.dropInfraCtr || namespaceOptions.pid === NS.POD) {
     const view: SandboxView = { meta, status };
-    infraDone = d.infra.start(view, config, signal).catch((e) => { throw wrap(e, "start infra container"); });
+    infraDone = d.infra.start(view, { ...config, annotations }, signal).catch((e) => { throw wrap(e, "start infra container"); });
   }
   const [net, infra] = await Promise.allSettled([networkDone, infraDone]);
   if (infra.status === "fulfilled" && infra.value) {
@@ -181,6 +187,7 @@ function podSysctls(defaults: string[], asked: Record<string, string>, hostNet: 
   return all;
 }
 
+/** The pod's /dev/shm size: the shm size annotation (either name), if it survived the handler's allowed_annotations. */
 function shmSize(annotations: Record<string, string>): number {
   const v = annotations["io.kubernetes.cri-o.ShmSize"] ?? annotations["shm-size.crio.io"];
   if (!v) return DEFAULT_SHM_BYTES;

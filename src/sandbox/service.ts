@@ -8,6 +8,7 @@ import { Leftovers } from "./leftovers.ts";
 import { filterSandboxes, type SandboxFilter } from "./list.ts";
 import type { SandboxMeta, SandboxState, SandboxView } from "./record.ts";
 import { podNet, runSandbox, type RunSandboxInput } from "./run.ts";
+import { withoutDisallowed } from "./annotations.ts";
 
 type Rec = StoredRecord<SandboxMeta, SandboxState>;
 
@@ -60,6 +61,17 @@ export class SandboxService {
     } finally {
       p.finally(() => this.#inFlight.delete(name)).catch(() => {});
     }
+  }
+
+  /**
+   * A container's own annotations, without the experimental ones its pod's runtime handler does
+   * not allow (CRI-O filters CreateContainer's annotations by the pod's handler); `owner` names
+   * the container in the debug line said for each one dropped.
+   */
+  allowedAnnotations(handler: string, annotations: Record<string, string>, owner: string): Record<string, string> {
+    const { kept, dropped } = withoutDisallowed(annotations, this.#d.settings().handlerAnnotations?.[handler]?.disallowed ?? []);
+    for (const k of dropped) this.#d.log.withTag("container").debug(`Annotation "${k}" of container ${owner} is not in runtime handler "${handler}"'s allowed_annotations; ignored`);
+    return kept;
   }
 
   /** StopPodSandbox: containers, infra container, network, shm, namespaces. Idempotent. */
