@@ -89,8 +89,8 @@ export const HANDLER_KEYS: Record<string, { field: keyof RuntimeHandler; kind: "
   container_min_memory: { field: "containerMinMemory", kind: "int", doc: "Smallest memory limit a container may ask for, in bytes." },
   monitor_path: { field: "monitorPath", kind: "path", doc: "Monitor binary; empty: this crio binary (`crio conmon`)." },
   monitor_env: { field: "monitorEnv", kind: "strings", doc: "Environment of the monitor process, KEY=VALUE." },
-  monitor_cgroup: { field: "monitorCgroup", kind: "string", doc: "Cgroup of the monitor process; empty or \"pod\": the pod's cgroup parent." },
-  no_sync_log: { field: "noSyncLog", kind: "bool", doc: "Do not fsync container logs on rotation and exit." },
+  monitor_cgroup: { field: "monitorCgroup", kind: "string", doc: "Where each container's monitor runs. cgroupfs: \"\" or \"pod\", a cgroup of its own under the pod's cgroup parent (crio-conmon-<id>). systemd: a scope crio-conmon-<id>.scope in the pod's slice (\"pod\"), in the slice named (\"*.slice\"), or in system.slice (\"\")." },
+  no_sync_log: { field: "noSyncLog", kind: "bool", doc: "Do not fsync a container's log file when it is reopened (rotation) and when the container exits." },
   container_create_timeout: { field: "containerCreateTimeout", kind: "int", doc: "Seconds CreateContainer may take before it fails." },
 };
 

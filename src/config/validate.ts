@@ -119,6 +119,10 @@ export function validate(c: Config, sources: Map<string, string> = new Map()): v
         fail("crio.runtime", `${key}.allowed_annotations`, a, `one of the experimental annotations ${EXPERIMENTAL_ANNOTATIONS.flat().join(", ")}`);
     // OCI runtime spec: annotation keys must not be empty.
     if (Object.hasOwn(h.defaultAnnotations, "")) fail("crio.runtime", `${key}.default_annotations`, h.defaultAnnotations, "annotations with non-empty keys");
+    // CRI-O's rule: cgroupfs places monitors under the pod only; systemd in the pod's slice or a named one
+    const mc = h.monitorCgroup;
+    if (c.runtime.cgroupManager === "cgroupfs" ? !["", "pod", "system.slice"].includes(mc) : !(mc === "" || mc === "pod" || /^[A-Za-z0-9:_.\\-]+\.slice$/.test(mc)))
+      fail("crio.runtime", `${key}.monitor_cgroup`, mc, c.runtime.cgroupManager === "cgroupfs" ? `"pod" or "" with cgroup_manager "cgroupfs"` : `"pod", "" (system.slice) or a systemd slice (*.slice)`);
   }
   for (const p of c.image.pinnedImages) if (p.trim() === "") fail("crio.image", "pinned_images", p, "image names or globs");
   if (c.image.pauseImage.trim() === "") fail("crio.image", "pause_image", c.image.pauseImage, "an image reference");

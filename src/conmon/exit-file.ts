@@ -12,15 +12,19 @@ export function writeExitRecord(exitDir: string, id: string, exitCode: number, e
   writeAtomic(exitFilePath(exitDir, id), String(exitCode), exitedAt);
 }
 
-/** Writes `path` atomically (dot-temp file, fsync, rename, fsync the directory). */
-export function writeAtomic(path: string, data: string, mtimeMs?: number): void {
+/**
+ * Writes `path` atomically (dot-temp file, fsync, rename, fsync the directory). `durable: false`
+ * skips both fsyncs, for files of the runroot, which does not outlive a reboot anyway (a tmpfs on
+ * a node; an fsync there is free, elsewhere it costs a disk flush).
+ */
+export function writeAtomic(path: string, data: string, mtimeMs?: number, durable = true): void {
   const slash = path.lastIndexOf("/");
   const dir = slash > 0 ? path.slice(0, slash) : ".";
   const tmp = `${dir}/.${path.slice(slash + 1)}.tmp-${process.pid}`;
   const fd = open(tmp, O.WRONLY | O.CREAT | O.TRUNC, 0o644);
   try {
     writeAll(fd, new TextEncoder().encode(data));
-    fsync(fd);
+    if (durable) fsync(fd);
   } catch (e) {
     close(fd);
     unlink(tmp);
@@ -29,6 +33,7 @@ export function writeAtomic(path: string, data: string, mtimeMs?: number): void 
   close(fd);
   if (mtimeMs !== undefined) setMtime(tmp, mtimeMs);
   rename(tmp, path);
+  if (!durable) return;
   const d = open(dir, O.RDONLY);
   try {
     fsync(d);

@@ -1,4 +1,5 @@
 import { messageOf } from "../errors.ts";
+import { setCmdline } from "../sys/proc-self.ts";
 import { close, dup2, mkdirp, O, open, pollIn, read, releaseCleanFilePages, rmdir, setWinsize, unlink, write } from "../sys/libc.ts";
 import { AttachServer } from "./attach.ts";
 import { CriLog } from "./cri-log.ts";
@@ -41,8 +42,10 @@ export async function runConmon(args: string[]): Promise<number> {
         report({ error: `invalid ${a.mode} request: ${messageOf(e)}` }, true);
         return 2;
       }
-      // a cold exec monitor's fd 2 is <dir>/monitor.log from the start (removed with the dir)
-      if (a.mode === "exec") tryIt(() => divertDiag(monitorFiles(a.dir).diag));
+      // a cold exec or create monitor's fd 2 is <dir>/monitor.log from the start (the daemon made the dir)
+      if (a.mode === "exec" || a.mode === "create") tryIt(() => divertDiag(monitorFiles(a.dir).diag));
+      // a container's monitor lives as long as it: let ps and tools find it by the container's id
+      if (a.mode === "create") tryIt(() => retitle(a));
     }
     setDiagFields({ id: a.id });
     return a.mode === "exec-sync" ? await execSync(a, reaper) : await supervise(a, reaper);
@@ -66,7 +69,7 @@ const DRAIN_MS = 2000;
 async function supervise(a: MonitorArgs, reaper: Reaper): Promise<number> {
   const f = monitorFiles(a.dir);
   mkdirp(a.dir);
-  writeAtomic(f.monitorPid, String(process.pid));
+  writeAtomic(f.monitorPid, String(process.pid), undefined, false); // the monitor dir is runroot state
   trace("launching", { mode: a.mode, terminal: a.terminal, stdin: a.stdin, attachTimeoutMs: a.attachTimeoutMs });
   const proc = await launch(a, reaper);
   const exited = proc.exited;
@@ -78,7 +81,7 @@ async function supervise(a: MonitorArgs, reaper: Reaper): Promise<number> {
   const stdin = proc.stdin ?? proc.master;
   const input = stdin !== undefined ? new Writer(stdin, stdin !== proc.master) : undefined;
   try {
-    if (a.logPath) log = new CriLog(a.logPath, a.logSizeMax);
+    if (a.logPath) log = new CriLog(a.logPath, a.logSizeMax, undefined, undefined, !!a.noSyncLog);
     const resize = (rows: number, cols: number) => {
       if (proc.master === undefined) throw new Error("the process has no terminal");
       setWinsize(proc.master, rows, cols);
@@ -352,6 +355,21 @@ function awaitRequest(): string | undefined {
     diag("warning", "cannot read the standby request", { error: e });
     return undefined;
   }
+}
+
+/**
+ * Shows a container monitor that started in standby (its argv names no container) as a cold one
+ * would be seen: `<exe> conmon --mode create --id <id> …`, as long as the original argv has room.
+ */
+function retitle(a: MonitorArgs): void {
+  const exe = process.execPath;
+  const tries = [
+    [exe, "conmon", "--mode", "create", "--id", a.id, "--container", a.container, "--runtime-root", a.runtimeRoot],
+    [exe, "conmon", "--mode", "create", "--id", a.id],
+    ["crio", "conmon", "--id", a.id],
+  ];
+  for (const t of tries) if (setCmdline(t)) return;
+  diag("warning", "no room to show the container id in the command line", { id: a.id });
 }
 
 /** Points fd 2 (diagnostics) at `path`, appending. */

@@ -17,6 +17,12 @@
  *    the same wait, fd 0 only, for one ExecSessionRequest line (id, container, dir, terminal,
  *    stdin, attachTimeoutMs); it then points its fd 2 at `<dir>/monitor.log` and is an ordinary
  *    exec monitor. The daemon keeps one warm per runtime handler for streaming exec sessions.
+ *    Standby create (`--mode create --standby` with --exit-dir, nothing about the container):
+ *    the same wait for one CreateRequest line (id, dir, bundle, logPath, terminal, stdin,
+ *    stdinOnce, logSizeMax, noSyncLog; the container is the id); it then points its fd 2 at
+ *    `<dir>/monitor.log` and is an ordinary container monitor, which outlives the daemon as any
+ *    does. The daemon keeps one warm per runtime handler so CreateContainer does not wait for a
+ *    process start (a compiled Bun program needs ~9 ms to reach its main).
  * 2. fd 3 (SYNC_FD), a pipe the daemon reads, one JSON line per message (encodeSync/parseSync):
  *    create, exec: `{"pid":N}` once the runtime created the process (after the log, attach and
  *                  ctl sockets are ready), or `{"error":"<runtime's message>"}`; then fd 3 closes.
@@ -114,11 +120,13 @@ export interface MonitorArgs {
   stdinOnce: boolean;
   /** Log size cap in bytes; 0 or less is unlimited. */
   logSizeMax: number;
+  /** Do not fsync the log file on reopen and at the end (the handler's no_sync_log). */
+  noSyncLog?: boolean;
   /** exec-sync: kill the process after this many ms; 0 = never. */
   timeoutMs: number;
   /** exec: kill the process when no client attached within this many ms; 0 = wait forever. */
   attachTimeoutMs: number;
-  /** exec-sync, exec: wait for the request on fd 0 (id, container and dir are "" until then). */
+  /** Wait for the request on fd 0 (id, container and dir are "" until then; §1). */
   standby?: boolean;
 }
 
@@ -141,9 +149,27 @@ export interface ExecSessionRequest {
   attachTimeoutMs: number;
 }
 
+/** What a standby create monitor reads on fd 0: the container it is to create and serve. */
+export interface CreateRequest {
+  /** The container id (also the runtime's name for it). */
+  id: string;
+  dir: string;
+  bundle: string;
+  logPath: string;
+  terminal: boolean;
+  stdin: boolean;
+  stdinOnce: boolean;
+  logSizeMax: number;
+  noSyncLog: boolean;
+}
+
 /** One request line for a standby monitor (timeouts clamped as buildArgs does). */
-export function encodeExecRequest(r: ExecSyncRequest | ExecSessionRequest): string {
+export function encodeExecRequest(r: ExecSyncRequest | ExecSessionRequest | CreateRequest): string {
   const ms = (n: number) => (n > 0 ? Number(msArg(n)) : 0);
+  if ("bundle" in r) {
+    const { id, dir, bundle, logPath, terminal, stdin, stdinOnce, noSyncLog } = r;
+    return JSON.stringify({ id, dir, bundle, logPath, terminal, stdin, stdinOnce, logSizeMax: Math.max(0, Math.trunc(r.logSizeMax)), noSyncLog }) + "\n";
+  }
   const { id, container, dir } = r;
   if ("timeoutMs" in r) return JSON.stringify({ id, container, dir, timeoutMs: ms(r.timeoutMs) }) + "\n";
   return JSON.stringify({ id, container, dir, terminal: r.terminal, stdin: r.stdin, attachTimeoutMs: ms(r.attachTimeoutMs) }) + "\n";
@@ -153,6 +179,15 @@ export function encodeExecRequest(r: ExecSyncRequest | ExecSessionRequest): stri
 export function applyExecRequest(a: MonitorArgs, line: string): MonitorArgs {
   if (!a.standby) throw new Error("not a standby monitor");
   const r = JSON.parse(line) as Record<string, unknown>;
+  if (a.mode === "create") {
+    const id = requireId(r, "id");
+    const out: MonitorArgs = {
+      ...a, standby: false, id, container: id, dir: requireDir(r), bundle: requirePath(r, "bundle"), logPath: requirePath(r, "logPath"),
+      terminal: requireBool(r, "terminal"), stdin: requireBool(r, "stdin"), stdinOnce: requireBool(r, "stdinOnce"), logSizeMax: requireSize(r, "logSizeMax"),
+    };
+    if (requireBool(r, "noSyncLog")) out.noSyncLog = true;
+    return out;
+  }
   const out = { ...a, standby: false, id: requireId(r, "id"), container: requireId(r, "container"), dir: requireDir(r) };
   if (a.mode === "exec-sync") return { ...out, timeoutMs: requireMs(r, "timeoutMs") };
   return { ...out, terminal: requireBool(r, "terminal"), stdin: requireBool(r, "stdin"), attachTimeoutMs: requireMs(r, "attachTimeoutMs") };
@@ -172,6 +207,7 @@ export function buildArgs(a: MonitorArgs): string[] {
   if (a.stdin) argv.push("--stdin");
   if (a.stdinOnce) argv.push("--stdin-once");
   if (a.logSizeMax > 0) argv.push("--log-size-max", String(a.logSizeMax));
+  if (a.noSyncLog) argv.push("--no-sync-log");
   if (a.timeoutMs > 0) argv.push("--timeout-ms", msArg(a.timeoutMs));
   if (a.attachTimeoutMs > 0) argv.push("--attach-timeout-ms", msArg(a.attachTimeoutMs));
   return argv;
@@ -211,9 +247,13 @@ export function parseArgs(argv: readonly string[]): MonitorArgs {
   if (mode !== "create" && mode !== "exec" && mode !== "exec-sync") throw new Error(`unknown mode ${JSON.stringify(mode)}`);
   const standby = flags.has("--standby");
   if (standby) {
-    if (mode !== "exec-sync" && mode !== "exec") throw new Error("--standby needs --mode exec-sync or exec");
-    const late = mode === "exec" ? ["--id", "--container", "--dir", "--timeout-ms", "--attach-timeout-ms", "--terminal", "--stdin"] : ["--id", "--container", "--dir", "--timeout-ms"];
+    const late = {
+      "exec-sync": ["--id", "--container", "--dir", "--timeout-ms"],
+      exec: ["--id", "--container", "--dir", "--timeout-ms", "--attach-timeout-ms", "--terminal", "--stdin"],
+      create: ["--id", "--container", "--dir", "--bundle", "--log-path", "--terminal", "--stdin", "--stdin-once", "--log-size-max", "--no-sync-log", "--timeout-ms", "--attach-timeout-ms"],
+    }[mode];
     for (const k of late) if (v.has(k) || flags.has(k)) throw new Error(`a standby monitor gets ${k} in its request`);
+    if (mode === "create" && !v.get("--exit-dir")) throw new Error("a standby create monitor needs --exit-dir");
   }
   // a standby monitor learns these from its request (applyExecRequest)
   const id = standby ? "" : need("--id");
@@ -237,7 +277,8 @@ export function parseArgs(argv: readonly string[]): MonitorArgs {
     attachTimeoutMs: ms("--attach-timeout-ms"),
   };
   if (standby) a.standby = true;
-  if (mode === "create" && (!a.bundle || !a.logPath || !a.exitDir))
+  if (flags.has("--no-sync-log")) a.noSyncLog = true;
+  if (mode === "create" && !standby && (!a.bundle || !a.logPath || !a.exitDir))
     throw new Error("create mode needs --bundle, --log-path and --exit-dir");
   if (mode === "exec-sync" && a.terminal) throw new Error("exec-sync does not support --terminal");
   return a;
@@ -422,6 +463,20 @@ function requireMs(r: Record<string, unknown>, k: string): number {
   return t;
 }
 
+/** `r[k]` when it is an absolute path without `..`; throws naming the field otherwise. */
+function requirePath(r: Record<string, unknown>, k: string): string {
+  const v = r[k];
+  if (typeof v !== "string" || !v.startsWith("/") || v.split("/").includes("..") || v.includes("\0")) throw new Error(`invalid ${k} ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** `r[k]` when it is a whole number (a size in bytes; 0 or less = unlimited); throws otherwise. */
+function requireSize(r: Record<string, unknown>, k: string): number {
+  const v = r[k];
+  if (typeof v !== "number" || !Number.isSafeInteger(v)) throw new Error(`invalid ${k} ${JSON.stringify(v)}`);
+  return v;
+}
+
 /** `r.dir` when it is an absolute path without `..`; throws otherwise. */
 function requireDir(r: Record<string, unknown>): string {
   const v = r.dir;
@@ -450,7 +505,7 @@ export function parseLogLine(line: string): LogRecord | undefined {
 // --- internal ---
 
 const EMPTY = new Uint8Array(0);
-const BOOLEAN = new Set(["--terminal", "--stdin", "--stdin-once", "--standby"]);
+const BOOLEAN = new Set(["--terminal", "--stdin", "--stdin-once", "--standby", "--no-sync-log"]);
 const VALUED = new Set([
   "--mode", "--id", "--container", "--runtime", "--runtime-root", "--bundle", "--dir", "--log-path",
   "--exit-dir", "--log-size-max", "--timeout-ms", "--attach-timeout-ms",

@@ -113,7 +113,7 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
     await d.monitor.cleanup(id);
   });
   const { pid } = await d.monitor
-    .create({ id, bundle, runtime, logPath, terminal: config.tty, stdin: config.stdin, stdinOnce: config.stdinOnce, logSizeMax: settings.logSizeMax, timeoutMs: settings.containerCreateTimeoutS * 1000 })
+    .create({ id, bundle, runtime, logPath, terminal: config.tty, stdin: config.stdin, stdinOnce: config.stdinOnce, logSizeMax: settings.logSizeMax, timeoutMs: settings.containerCreateTimeoutS * 1000, cgroupParent: sb.meta.cgroupParent })
     .catch((e) => { throw wrap(e, `runtime create with handler "${runtime.name}" (${runtime.path})`); });
 
   const meta: ContainerMeta = {

@@ -55,7 +55,8 @@ export interface RuntimePort {
 
 /** The monitor (`crio conmon`) as the daemon drives it. */
 export interface MonitorPort {
-  create(o: { id: string; bundle: string; runtime: RuntimePort; logPath: string; terminal: boolean; stdin: boolean; stdinOnce: boolean; logSizeMax: number; timeoutMs: number }): Promise<{ pid: number }>;
+  /** Runs the runtime's create under a new monitor, placed in the cgroup of `cgroupParent`'s pod (monitor_cgroup). */
+  create(o: { id: string; bundle: string; runtime: RuntimePort; logPath: string; terminal: boolean; stdin: boolean; stdinOnce: boolean; logSizeMax: number; timeoutMs: number; cgroupParent: string }): Promise<{ pid: number }>;
   execSync(o: { id: string; runtime: RuntimePort; process: unknown; timeoutMs: number; terminal: boolean }): Promise<{ exitCode: number; stdout: Uint8Array; stderr: Uint8Array; timedOut: boolean }>;
   reopenLog(id: string): Promise<void>;
   readExit(id: string): Promise<ExitInfo | undefined>;

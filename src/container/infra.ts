@@ -55,7 +55,7 @@ export async function startInfra(d: ContainerDeps, sb: SandboxView, config: PodS
   });
   const logPath = join(d.paths.runroot, "containers", id, "infra.log");
   await mkdir(dirname(logPath), { recursive: true });
-  const { pid } = await d.monitor.create({ id, bundle, runtime, logPath, terminal: false, stdin: false, stdinOnce: false, logSizeMax: 1 << 20, timeoutMs: st.containerCreateTimeoutS * 1000 });
+  const { pid } = await d.monitor.create({ id, bundle, runtime, logPath, terminal: false, stdin: false, stdinOnce: false, logSizeMax: 1 << 20, timeoutMs: st.containerCreateTimeoutS * 1000, cgroupParent: sb.meta.cgroupParent });
   await runtime.start(id);
   const meta: ContainerMeta = {
     id, name: sb.meta.name, sandboxId: id,

@@ -38,7 +38,7 @@ export interface Built {
   /** Stops watchers. */
   close(): void;
   /** Warm standby monitors per runtime handler (used, started cold, waiting): the debug dump. */
-  standbyStats(): Record<string, { execSync: StandbyStats; exec: StandbyStats }>;
+  standbyStats(): Record<string, { execSync: StandbyStats; exec: StandbyStats; create: StandbyStats }>;
   /** Each configured runtime handler's Status features; the default handler comes first, named "". */
   handlers(): Promise<HandlerFeatures[]>;
 }
@@ -98,7 +98,13 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
     return m;
   };
   const monitorPort: MonitorPort = {
-    create: (o) => monitors(o.runtime.name).spawn({ id: o.id, bundle: o.bundle, logPath: o.logPath, terminal: o.terminal, stdin: o.stdin, stdinOnce: o.stdinOnce, logSizeMax: o.logSizeMax, timeoutMs: o.timeoutMs }),
+    create: async (o) => {
+      const h = config().runtime.runtimes[o.runtime.name];
+      const cgroup = { manager: cgroupManager, setting: h?.monitorCgroup ?? "", parent: o.cgroupParent, id: o.id };
+      const r = await monitors(o.runtime.name).spawn({ id: o.id, bundle: o.bundle, logPath: o.logPath, terminal: o.terminal, stdin: o.stdin, stdinOnce: o.stdinOnce, logSizeMax: o.logSizeMax, timeoutMs: o.timeoutMs, noSyncLog: h?.noSyncLog, cgroup });
+      if (r.cgroupWarning) log.warn(r.cgroupWarning, { id: o.id });
+      return r;
+    },
     execSync: (o) => monitors(o.runtime.name).execSync({ containerId: o.id, process: o.process as object, timeoutMs: o.timeoutMs }),
     reopenLog: (id) => monitors(config().runtime.defaultRuntime).reopenLog(id),
     readExit: (id) => monitors(config().runtime.defaultRuntime).readExit(id),
@@ -262,7 +268,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
   // --- end stats and events ---
   return {
     images, sandboxes, containers, network, monitors, runtimes, host, stats, events,
-    standbyStats: () => Object.fromEntries([...monitorsByHandler].map(([h, m]) => [h, { execSync: m.standby.stats(), exec: m.execStandby.stats() }])),
+    standbyStats: () => Object.fromEntries([...monitorsByHandler].map(([h, m]) => [h, { execSync: m.standby.stats(), exec: m.execStandby.stats(), create: m.createStandby.stats() }])),
     handlers: async () => {
       const c = config();
       const one = async (name: string): Promise<HandlerFeatures> => {

@@ -3,26 +3,31 @@
  * containers and exec sessions, talking to running monitors, and learning of exits from the
  * exits directory. The contract with the monitor is src/conmon/protocol.ts.
  */
+import { join } from "node:path";
 import type { ExitRecord } from "../conmon/protocol.ts";
+import { detectCgroupLayout, type CgroupLayout } from "../sys/cgroup.ts";
+import { messageOf } from "../errors.ts";
 import { attach, type AttachConnection, type AttachOutput } from "./attach-client.ts";
+import { placeMonitor, removeMonitorCgroup, type MonitorCgroupRequest } from "./cgroup.ts";
 import { attachSocketPath, removeMonitorDir, reopenLog, resize } from "./control.ts";
 import { execSessionInContainerMonitor, spawnExec, type SpawnExecOptions } from "./exec.ts";
 import { execSync, execSyncInContainerMonitor, type ExecSyncOptions, type ExecSyncResult } from "./exec-sync.ts";
 import { ExitWatcher, readExitFile, removeExitFile } from "./exits.ts";
 import { spawnMonitor, type MonitorBase, type SpawnMonitorOptions } from "./spawn.ts";
-import { ExecSessionStandby, ExecSyncStandby } from "./standby.ts";
+import { CreateStandby, ExecSessionStandby, ExecSyncStandby } from "./standby.ts";
 
 export type { ExitRecord } from "../conmon/protocol.ts";
 export { EXEC_SYNC_OUTPUT_MAX, LOG_LINE_MAX, parseLogLine, type LogRecord } from "../conmon/protocol.ts";
 export { attach, type AttachConnection, type AttachOutput } from "./attach-client.ts";
+export type { MonitorCgroupRequest } from "./cgroup.ts";
 export { attachSocketPath, removeMonitorDir, reopenLog, resize } from "./control.ts";
 export { spawnExec, type SpawnExecOptions } from "./exec.ts";
 export { execSync, type ExecSyncOptions, type ExecSyncResult } from "./exec-sync.ts";
 export { ExitWatcher, readExitFile, removeExitFile } from "./exits.ts";
 export { monitorPidOf, selfCommand, spawnMonitor, type MonitorBase, type SpawnMonitorOptions } from "./spawn.ts";
 export {
-  ExecSessionStandby, ExecSyncStandby, StandbyPool, startExecSessionMonitor, startExecSyncMonitor,
-  type ExecSessionMonitor, type ExecSyncMonitor, type StandbyStats, type WaitingMonitor,
+  CreateStandby, ExecSessionStandby, ExecSyncStandby, StandbyPool, startCreateMonitor, startExecSessionMonitor, startExecSyncMonitor,
+  type CreateMonitor, type ExecSessionMonitor, type ExecSyncMonitor, type StandbyStats, type WaitingMonitor,
 } from "./standby.ts";
 
 /** Node-wide monitor settings: how to run the monitor, the runtime, and the runroot dirs. */
@@ -33,6 +38,8 @@ export interface MonitorConfig extends MonitorBase {
   execSyncStandby?: number;
   /** Exec (session) monitors kept warm for streaming exec; default 1, 0 = start each on demand. */
   execStandby?: number;
+  /** Container monitors kept warm for CreateContainer; default 1, 0 = start each on demand. */
+  createStandby?: number;
   /**
    * ExecSync and streaming exec sessions through the container's own monitor when it can
    * (default); false: always a monitor of their own (warm standbys).
@@ -48,21 +55,38 @@ export class Monitors {
   readonly standby: ExecSyncStandby;
   /** The warm exec (session) monitors of this runtime; close() kills them. */
   readonly execStandby: ExecSessionStandby;
+  /** The warm container monitors of this runtime; close() kills them. */
+  readonly createStandby: CreateStandby;
+
+  #layout: CgroupLayout | undefined;
 
   constructor(readonly config: MonitorConfig) {
     this.standby = new ExecSyncStandby(config, config.execSyncStandby ?? 1);
     this.execStandby = new ExecSessionStandby(config, config.execStandby ?? 1);
+    this.createStandby = new CreateStandby(config, config.createStandby ?? 1);
   }
 
-  /** Kills the waiting exec-sync and exec monitors (daemon shutdown; a replaced runtime). */
+  /** Kills the waiting exec-sync, exec and container monitors (daemon shutdown; a replaced runtime). */
   close(): void {
     this.standby.close();
     this.execStandby.close();
+    this.createStandby.close();
   }
 
-  /** spawnMonitor for a container: resolves with its init pid and the monitor's pid. */
-  spawn(o: PerCall<SpawnMonitorOptions>): Promise<{ pid: number; monitorPid: number }> {
-    return spawnMonitor({ ...this.config, ...o });
+  /**
+   * spawnMonitor for a container: resolves with its init pid and the monitor's pid; with
+   * `cgroup`, the monitor is then moved to its cgroup (monitor_cgroup, cgroup.ts): `cgroup` is
+   * where it went, or `cgroupWarning` why it stayed where it started (the container runs anyway).
+   */
+  async spawn(o: PerCall<SpawnMonitorOptions> & { cgroup?: MonitorCgroupRequest }): Promise<{ pid: number; monitorPid: number; cgroup?: string; cgroupWarning?: string }> {
+    const { cgroup, ...rest } = o;
+    const r = await spawnMonitor({ ...this.config, ...rest }, this.createStandby);
+    if (!cgroup) return r;
+    try {
+      return { ...r, cgroup: await placeMonitor(cgroup, r.monitorPid, join(this.config.socketDir, o.id), (this.#layout ??= detectCgroupLayout())) };
+    } catch (e) {
+      return { ...r, cgroupWarning: `monitor of container ${o.id} stays in the daemon's cgroup: ${messageOf(e)}` };
+    }
   }
 
   /**
@@ -117,8 +141,13 @@ export class Monitors {
     return readExitFile(this.config.exitDir, id);
   }
 
-  /** Removes what the monitor of `id` left: its dir and its exit files. */
+  /**
+   * Removes what the monitor of `id` left: its cgroup (waiting up to 5 s for an exiting monitor
+   * to leave it; else it throws and keeps the dir, so that a retry finds the cgroup), its dir
+   * and its exit files.
+   */
   async remove(id: string): Promise<void> {
+    await removeMonitorCgroup(join(this.config.socketDir, id));
     removeMonitorDir(this.config.socketDir, id);
     await removeExitFile(this.config.exitDir, id);
   }

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { buildArgs, isValidId, monitorFiles, parseSync, type MonitorArgs, type SyncMessage } from "../conmon/protocol.ts";
 import { RuntimeError, invalid } from "../errors.ts";
 import { close, pipe } from "../sys/libc.ts";
+import type { CreateStandby } from "./standby.ts";
 
 /** The command that runs this program again: `[execPath]` compiled, `[bun, main.ts]` from source. */
 export function selfCommand(): string[] {
@@ -34,6 +35,8 @@ export interface SpawnMonitorOptions extends MonitorBase {
   stdinOnce?: boolean;
   /** log_size_max in bytes; 0 or less = unlimited. */
   logSizeMax?: number;
+  /** The handler's no_sync_log: the monitor does not fsync the log on reopen and at the end. */
+  noSyncLog?: boolean;
   /** How long `runtime create` may take (container_create_timeout); default 240 s. */
   timeoutMs?: number;
 }
@@ -44,7 +47,7 @@ export interface SpawnMonitorOptions extends MonitorBase {
  * with the runtime's error text (kind unknown), deadline-exceeded after `timeoutMs` (the monitor
  * and the runtime are then killed), or internal when the monitor died without a word.
  */
-export async function spawnMonitor(o: SpawnMonitorOptions): Promise<{ pid: number; monitorPid: number }> {
+export async function spawnMonitor(o: SpawnMonitorOptions, standby?: CreateStandby): Promise<{ pid: number; monitorPid: number }> {
   const running = monitorPidOf(o.socketDir, o.id);
   if (running) throw new RuntimeError("already-exists", `a monitor (pid ${running}) already runs container "${o.id}"`);
   const dir = monitorDir(o.socketDir, o.id);
@@ -54,18 +57,31 @@ export async function spawnMonitor(o: SpawnMonitorOptions): Promise<{ pid: numbe
     dir, logPath: o.logPath, exitDir: o.exitDir, terminal: !!o.terminal, stdin: !!o.stdin, stdinOnce: !!o.stdinOnce,
     logSizeMax: o.logSizeMax ?? 0, timeoutMs: 0, attachTimeoutMs: 0,
   };
+  if (o.noSyncLog) args.noSyncLog = true;
+  const diag = monitorFiles(dir).diag;
   try {
-    const m = startMonitor(o, args, monitorFiles(dir).diag);
+    // a warm monitor when one waits (protocol.ts §1, standby create), else one started now
+    let warm = standby?.take(false); // its replacement starts once this create is done
+    if (warm && (warm.exitDir !== o.exitDir || !warm.hand({ id: o.id, dir, bundle: o.bundle, logPath: o.logPath, terminal: !!o.terminal, stdin: !!o.stdin, stdinOnce: !!o.stdinOnce, logSizeMax: args.logSizeMax, noSyncLog: !!o.noSyncLog }))) {
+      warm.kill();
+      warm = undefined;
+    }
+    const started = warm?.monitor ?? startMonitor(o, args, diag);
+    // a warm monitor opens <dir>/monitor.log itself once handed its request
+    const m = warm ? { ...started, diagTail: () => tail(diag) } : started;
     try {
       const [first] = await m.messages(1, o.timeoutMs ?? 240_000, `runtime create for container "${o.id}"`);
       return { pid: pidOf(first, m, `create container "${o.id}"`), monitorPid: m.pid };
     } finally {
-      m.closeSync();
+      if (warm) warm.close();
+      else m.closeSync();
     }
   } catch (e) {
     // nothing runs: leave nothing behind (the runtime's own state is the caller's to delete)
     rmSync(dir, { recursive: true, force: true });
     throw e;
+  } finally {
+    standby?.fill();
   }
 }
 

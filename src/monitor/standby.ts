@@ -1,6 +1,6 @@
 import { readdirSync } from "node:fs";
 import { setPriority } from "node:os";
-import { encodeExecRequest, type ExecSessionRequest, type ExecSyncRequest, type MonitorArgs } from "../conmon/protocol.ts";
+import { encodeExecRequest, type CreateRequest, type ExecSessionRequest, type ExecSyncRequest, type MonitorArgs } from "../conmon/protocol.ts";
 import { close, pipe, write } from "../sys/libc.ts";
 import { startMonitor, type MonitorBase, type StartedMonitor } from "./spawn.ts";
 
@@ -26,6 +26,32 @@ export interface ExecSyncMonitor extends WaitingMonitor<ExecSyncRequest> {
 
 /** A standby exec (session) monitor: it serves an attach socket once handed its request. */
 export type ExecSessionMonitor = WaitingMonitor<ExecSessionRequest>;
+
+/** A standby container monitor: once handed its CreateRequest it creates and serves the container. */
+export interface CreateMonitor extends WaitingMonitor<CreateRequest> {
+  /** Where it writes the container's exit file (fixed at its start). */
+  exitDir: string;
+}
+
+/**
+ * Starts a container monitor in standby for `base`'s runtime and exits dir; it exits when the
+ * request pipe closes unused. `background` as for startExecSyncMonitor.
+ */
+export function startCreateMonitor(base: MonitorBase & { exitDir: string }, background = false): CreateMonitor {
+  const args: MonitorArgs = {
+    mode: "create", standby: true, id: "", container: "", runtime: base.runtimePath, runtimeRoot: base.runtimeRoot,
+    dir: "", exitDir: base.exitDir, terminal: false, stdin: false, stdinOnce: false, logSizeMax: 0, timeoutMs: 0, attachTimeoutMs: 0,
+  };
+  const [reqR, reqW] = pipe();
+  try {
+    return Object.assign(waiting<CreateRequest>(startMonitor(base, args, undefined, [], reqR), reqW, [], background), { exitDir: base.exitDir });
+  } catch (e) {
+    close(reqW);
+    throw e;
+  } finally {
+    close(reqR); // the monitor has its own copy (or failed to start)
+  }
+}
 
 /**
  * Starts an exec (session) monitor in standby for `base`'s runtime; it exits when the request
@@ -111,9 +137,11 @@ export class StandbyPool<M extends WaitingMonitor<never>> {
    * is started at once (fill), in the background: it has the whole of this exec to get ready,
    * so the next call finds it waiting. Started only after this exec (the previous way), it was
    * still loading when back-to-back execs came (measured: streaming exec 1.1–1.3× → ~1.0×
-   * containerd's in bench/exec.ts).
+   * containerd's in bench/exec.ts). `refill: false` leaves that to the caller's fill(), for
+   * work the replacement's start-up would slow down (a container's `runtime create`, which keeps
+   * both cores of a small node busy).
    */
-  take(): M | undefined {
+  take(refill = true): M | undefined {
     try {
       for (let m; (m = this.#warm.shift()); ) {
         if (m.gone) {
@@ -127,7 +155,7 @@ export class StandbyPool<M extends WaitingMonitor<never>> {
       this.#misses++;
       return undefined;
     } finally {
-      this.fill();
+      if (refill) this.fill();
     }
   }
 
@@ -176,6 +204,13 @@ export class ExecSyncStandby extends StandbyPool<ExecSyncMonitor> {
   }
 }
 
+/** The warm container monitors of one runtime and exits dir (spawnMonitor's standby). */
+export class CreateStandby extends StandbyPool<CreateMonitor> {
+  constructor(base: MonitorBase & { exitDir: string }, size = 1) {
+    super((background) => startCreateMonitor(base, background), size);
+  }
+}
+
 /** The warm exec (session) monitors of one runtime (spawnExec's standby). */
 export class ExecSessionStandby extends StandbyPool<ExecSessionMonitor> {
   constructor(base: MonitorBase, size = 1) {
@@ -189,7 +224,7 @@ export class ExecSessionStandby extends StandbyPool<ExecSessionMonitor> {
  * The waiting side of a started standby `monitor`: `reqW` is the write end of its request pipe,
  * `fds` more daemon-side fds closed with it. `background`: reniced to 19 until handed a request.
  */
-function waiting<R extends ExecSyncRequest | ExecSessionRequest>(monitor: StartedMonitor, reqW: number, fds: number[], background: boolean): WaitingMonitor<R> {
+function waiting<R extends ExecSyncRequest | ExecSessionRequest | CreateRequest>(monitor: StartedMonitor, reqW: number, fds: number[], background: boolean): WaitingMonitor<R> {
   if (background) renice(monitor.pid, BACKGROUND_NICE);
   let gone = false;
   let request = reqW;

@@ -26,14 +26,14 @@ const alive = (pid: number) => {
     return false;
   }
 };
-/** Standby monitors (anyone's) for this runtime root, from /proc. */
-const standbys = (runtimeRoot: string) =>
+/** Standby monitors (anyone's) for this runtime root, from /proc: exec-sync and exec ones unless `modes` says. */
+const standbys = (runtimeRoot: string, modes = ["exec-sync", "exec"]) =>
   readdirSync("/proc")
     .filter((p) => /^\d+$/.test(p))
     .filter((p) => {
       try {
         const argv = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
-        return argv.includes("conmon") && argv.includes("--standby") && argv[argv.indexOf("--runtime-root") + 1] === runtimeRoot;
+        return argv.includes("conmon") && argv.includes("--standby") && argv[argv.indexOf("--runtime-root") + 1] === runtimeRoot && modes.includes(argv[argv.indexOf("--mode") + 1]!);
       } catch {
         return false;
       }
@@ -54,7 +54,29 @@ test("protocol: a standby's argv and its request", () => {
   expect(() => applyExecRequest(base, JSON.stringify({ id: "e", container: "c1", dir: "rel", timeoutMs: 0 }))).toThrow("invalid dir");
   expect(() => applyExecRequest(base, JSON.stringify({ id: "e", container: "c1", dir: "/d", timeoutMs: -1 }))).toThrow("timeoutMs");
   expect(() => parseArgs([...argv, "--id", "x"])).toThrow("request");
-  expect(() => parseArgs(["--mode", "create", "--standby", "--runtime", "r", "--runtime-root", "/r"])).toThrow("exec-sync or exec");
+  expect(() => parseArgs(["--mode", "create", "--standby", "--runtime", "r", "--runtime-root", "/r"])).toThrow("--exit-dir");
+});
+
+test("protocol: a standby create monitor's argv and its request", () => {
+  const base: MonitorArgs = {
+    mode: "create", standby: true, id: "", container: "", runtime: "/usr/sbin/runc", runtimeRoot: "/run/r", dir: "", exitDir: "/run/exits",
+    terminal: false, stdin: false, stdinOnce: false, logSizeMax: 0, timeoutMs: 0, attachTimeoutMs: 0,
+  };
+  const argv = buildArgs(base);
+  expect(argv).not.toContain("--id");
+  expect(parseArgs(argv)).toEqual(base);
+  const req = { id: "c1", dir: "/run/m/c1", bundle: "/var/b/c1", logPath: "/var/log/pods/p/c/0.log", terminal: true, stdin: true, stdinOnce: true, logSizeMax: 4096, noSyncLog: true };
+  expect(applyExecRequest(parseArgs(argv), encodeExecRequest(req).trim())).toEqual({
+    ...base, standby: false, id: "c1", container: "c1", dir: "/run/m/c1", bundle: "/var/b/c1", logPath: "/var/log/pods/p/c/0.log",
+    terminal: true, stdin: true, stdinOnce: true, logSizeMax: 4096, noSyncLog: true,
+  });
+  expect(applyExecRequest(base, JSON.stringify({ ...req, noSyncLog: false }))).not.toHaveProperty("noSyncLog");
+  expect(() => applyExecRequest(base, JSON.stringify({ ...req, id: "../c" }))).toThrow("invalid id");
+  expect(() => applyExecRequest(base, JSON.stringify({ ...req, bundle: "rel/b" }))).toThrow("invalid bundle");
+  expect(() => applyExecRequest(base, JSON.stringify({ ...req, logPath: "/var/log/../../etc/x" }))).toThrow("invalid logPath");
+  expect(() => applyExecRequest(base, JSON.stringify({ ...req, logSizeMax: 1.5 }))).toThrow("invalid logSizeMax");
+  expect(() => applyExecRequest(base, JSON.stringify({ ...req, stdinOnce: 1 }))).toThrow("invalid stdinOnce");
+  for (const extra of [["--id", "x"], ["--bundle", "/b"], ["--log-path", "/l"], ["--terminal"], ["--no-sync-log"]]) expect(() => parseArgs([...argv, ...extra])).toThrow("request");
 });
 
 test("protocol: a standby exec (session) monitor's argv and its request", () => {
@@ -71,6 +93,48 @@ test("protocol: a standby exec (session) monitor's argv and its request", () => 
   expect(() => applyExecRequest(base, JSON.stringify({ ...ok, terminal: "yes" }))).toThrow("invalid terminal");
   expect(() => applyExecRequest(base, JSON.stringify({ ...ok, attachTimeoutMs: -1 }))).toThrow("attachTimeoutMs");
   for (const extra of [["--terminal"], ["--stdin"], ["--attach-timeout-ms", "5"]]) expect(() => parseArgs([...argv, ...extra])).toThrow("request");
+});
+
+describe.skipIf(!canRun())("monitor: warm container monitor (create standby)", () => {
+  test("the second container's monitor is the warm one: its log, attach socket, exit file and ps title are a cold one's", async () => {
+    await using w = new MonitorWorld();
+    const m = new Monitors(w.config);
+    try {
+      const cold = w.id();
+      await m.spawn({ id: cold, bundle: w.bundle(cold, ["sleep", "1000"]), logPath: w.logPath(cold) });
+      expect(m.createStandby.stats()).toMatchObject({ hits: 0, misses: 1 });
+      const [warm] = await waitFor(() => m.createStandby.stats().pids.length === 1 && m.createStandby.stats().pids, 10_000, "a create standby");
+      expect(readFileSync(`/proc/${warm}/cmdline`, "utf8").split("\0")).toContain("--standby");
+
+      const id = w.id();
+      const r = await m.spawn({ id, bundle: w.bundle(id, "echo from-warm; echo err >&2; exit 7"), logPath: w.logPath(id) });
+      expect(r.monitorPid).toBe(warm!);
+      expect(m.createStandby.stats()).toMatchObject({ hits: 1, misses: 1 });
+      // ps shows it as a container's monitor, by id, no longer as a standby
+      const argv = readFileSync(`/proc/${warm}/cmdline`, "utf8").split("\0");
+      expect(argv.slice(1, 6)).toEqual(["conmon", "--mode", "create", "--id", id]);
+      expect(argv).not.toContain("--standby");
+      expect(Number(readFileSync(join(w.config.socketDir, id, "monitor.pid"), "utf8"))).toBe(warm!);
+      expect(existsSync(join(w.config.socketDir, id, "attach"))).toBe(true);
+      await w.runc("start", id);
+      const exit = await waitFor(() => m.readExit(id), 10_000, "the exit file");
+      expect(exit!.exitCode).toBe(7);
+      expect(w.logLines(id).map((l) => l.replace(/^\S+ /, ""))).toEqual(["stdout F from-warm", "stderr F err"]);
+      await waitFor(() => !alive(warm!), 10_000, "the monitor to exit after its container");
+
+      // a runtime error through a warm monitor is reported as through a cold one, dir removed
+      await waitFor(() => m.createStandby.stats().pids.length === 1, 10_000, "a replacement");
+      const bad = w.id();
+      const bundle = w.bundle(bad, ["/no/such/binary"]);
+      const err = await m.spawn({ id: bad, bundle: `${bundle}-missing`, logPath: w.logPath(bad) }).catch((e) => e);
+      expect(err).toMatchObject({ kind: "unknown" });
+      expect(existsSync(join(w.config.socketDir, bad))).toBe(false);
+      expect(m.createStandby.stats()).toMatchObject({ hits: 2 });
+    } finally {
+      m.close();
+    }
+    expect(standbys(w.config.runtimeRoot, ["create"])).toEqual([]);
+  });
 });
 
 describe.skipIf(!canRun())("monitor: warm exec-sync standby", () => {
@@ -235,17 +299,25 @@ describe.skipIf(!canRun())("monitor: warm exec-sync standby", () => {
       };
 
       const byTerm = await twice();
+      // the first CreateContainer started a warm container monitor for the next one
+      byTerm.push(...(await waitFor(() => standbys(runcRoot, ["create"]).length === 1 && standbys(runcRoot, ["create"]), 10_000, "the create standby")));
       expect(await d.stop("SIGTERM")).toBe(0);
       await waitFor(() => byTerm.every((p) => !alive(p)), 10_000, "SIGTERM to kill the standbys");
 
       d = await startDaemon({ dir, logLevel: "info" });
       const byKill = await twice();
+      const c2 = await d.cri.createContainer({ podSandboxId, config: ctrConfig("c2", env.busybox, ["sleep", "3600"], {}, pod), sandboxConfig: pod });
+      await d.cri.startContainer({ containerId: c2.containerId });
+      byKill.push(...(await waitFor(() => standbys(runcRoot, ["create"]).length === 1 && standbys(runcRoot, ["create"]), 10_000, "the create standby")));
       d.proc.kill("SIGKILL");
       await d.proc.exited;
       await waitFor(() => byKill.every((p) => !alive(p)), 10_000, "the standbys of a killed daemon to exit");
       // A replacement may have been starting when the daemon died: it too must go on its own.
-      await waitFor(() => standbys(runcRoot).length === 0, 10_000, "every standby of the killed daemon to exit");
-      expect(standbys(runcRoot)).toEqual([]);
+      const all = ["exec-sync", "exec", "create"];
+      await waitFor(() => standbys(runcRoot, all).length === 0, 10_000, "every standby of the killed daemon to exit");
+      expect(standbys(runcRoot, all)).toEqual([]);
+      // the container's monitor outlived the daemon, as every one does
+      expect(alive(Number(readFileSync(join(runroot, "monitor", c2.containerId, "monitor.pid"), "utf8")))).toBe(true);
 
       d = await startDaemon({ dir, logLevel: "info" }); // to remove the pod
     } finally {

@@ -14,7 +14,9 @@ describe("argv", () => {
   test("round-trips every mode", () => {
     const execSync: MonitorArgs = { ...create, mode: "exec-sync", id: "e1", bundle: undefined, logPath: undefined, exitDir: undefined, terminal: false, stdin: false, logSizeMax: 0, timeoutMs: 1500 };
     const exec: MonitorArgs = { ...execSync, mode: "exec", timeoutMs: 0, terminal: true, stdin: true, stdinOnce: true, attachTimeoutMs: 60000 };
-    for (const a of [create, execSync, exec]) expect(parseArgs(buildArgs(a))).toEqual(a);
+    for (const a of [create, execSync, exec, { ...create, noSyncLog: true }]) expect(parseArgs(buildArgs(a))).toEqual(a);
+    expect(buildArgs({ ...create, noSyncLog: true })).toContain("--no-sync-log");
+    expect(buildArgs(create)).not.toContain("--no-sync-log");
   });
 
   test("rejects what it does not know, with the flag named", () => {

@@ -1,0 +1,112 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, posix } from "node:path";
+import { RuntimeError } from "../errors.ts";
+import { cgroupDirsForPath, removeCgroupDirs, type CgroupLayout } from "../sys/cgroup.ts";
+import { run } from "../sys/exec.ts";
+
+/**
+ * Where a container's monitor lives: the handler's `monitor_cgroup` (CRI-O's conmon_cgroup).
+ * - cgroupfs: "" or "pod" — a cgroup of its own under the pod's cgroup parent,
+ *   `<parent>/crio-conmon-<id>`, in every hierarchy (its memory and CPU billed to the pod, as
+ *   CRI-O does). The daemon records the dirs in the monitor dir and removes them with it.
+ * - systemd: a transient scope `crio-conmon-<id>.scope` in the pod's slice ("pod"), or in the
+ *   slice named ("…slice"; "" is system.slice), made through systemd's D-Bus API (busctl);
+ *   systemd removes the scope when the monitor exits.
+ * A monitor that cannot be placed keeps running where it started (the daemon's cgroup), with a
+ * warning, as CRI-O does: the container works either way.
+ */
+
+/** What placing one monitor needs. */
+export interface MonitorCgroupRequest {
+  manager: "cgroupfs" | "systemd";
+  /** monitor_cgroup of the container's handler. */
+  setting: string;
+  /** The pod's cgroup parent (CRI LinuxPodSandboxConfig.cgroup_parent); "" when none. */
+  parent: string;
+  /** Container id. */
+  id: string;
+}
+
+/** The cgroupfs path (relative to each hierarchy's root) of a monitor's own cgroup. */
+export function monitorCgroupPath(parent: string, id: string): string {
+  if (parent.split("/").includes("..")) throw new RuntimeError("invalid-argument", `cgroup parent "${parent}" leaves the cgroup tree`);
+  return posix.join("/", parent || "/crio", `crio-conmon-${id}`);
+}
+
+/** The busctl argv that makes a transient scope holding `pid` in `slice` (systemd manager). */
+export function scopeCommand(unit: string, slice: string, pid: number): string[] {
+  return [
+    "busctl", "call", "--system", "org.freedesktop.systemd1", "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager",
+    "StartTransientUnit", "ssa(sv)a(sa(sv))", unit, "fail",
+    "4", "Slice", "s", slice, "PIDs", "au", "1", String(pid), "Delegate", "b", "true", "DefaultDependencies", "b", "false",
+    "0",
+  ];
+}
+
+/**
+ * Moves monitor `pid` into its cgroup (see above). cgroupfs: the dirs are written to
+ * `<monitorDir>/cgroup.json` before they are made, so removeMonitorCgroup finds even a partial
+ * placement. Throws with the reason when it could not (the caller warns and goes on).
+ */
+export async function placeMonitor(r: MonitorCgroupRequest, pid: number, monitorDir: string, layout: CgroupLayout): Promise<string> {
+  if (r.manager === "systemd") {
+    const slice = r.setting === "pod" ? r.parent || DEFAULT_SYSTEMD_SLICE : r.setting || DEFAULT_SYSTEMD_SLICE;
+    const unit = `crio-conmon-${r.id}.scope`;
+    await run(scopeCommand(unit, slice, pid), { timeoutMs: 10_000 });
+    return `${slice}/${unit}`;
+  }
+  const path = monitorCgroupPath(r.parent, r.id);
+  const dirs = cgroupDirsForPath(layout, path);
+  writeFileSync(join(monitorDir, RECORD), JSON.stringify({ path, dirs }), { mode: 0o600 });
+  const cpuset = layout.v1.cpuset?.mountPoint;
+  for (const dir of dirs) {
+    if (!existsSync(dir)) {
+      mkdirSync(dir, { recursive: true });
+      // a new v1 cpuset cgroup has no cpus or mems, and takes no process until it has
+      if (cpuset && dir.startsWith(`${cpuset}/`)) inheritCpuset(dir, cpuset);
+    }
+    writeFileSync(join(dir, "cgroup.procs"), String(pid));
+  }
+  return path;
+}
+
+/**
+ * Removes the cgroup dirs recorded in `monitorDir` (its monitor has exited, or is exiting:
+ * EBUSY is retried for `timeoutMs`). Nothing recorded: nothing to do.
+ */
+export async function removeMonitorCgroup(monitorDir: string, timeoutMs = 5_000): Promise<void> {
+  let dirs: string[];
+  try {
+    dirs = (JSON.parse(readFileSync(join(monitorDir, RECORD), "utf8")) as { dirs: string[] }).dirs;
+  } catch {
+    return;
+  }
+  // only what placeMonitor made: never a dir some edited record points elsewhere
+  if (!Array.isArray(dirs) || dirs.some((d) => typeof d !== "string" || !posix.basename(d).startsWith("crio-conmon-"))) return;
+  await removeCgroupDirs(dirs, { timeoutMs });
+}
+
+// --- internal ---
+
+const DEFAULT_SYSTEMD_SLICE = "system.slice";
+const RECORD = "cgroup.json";
+
+/** Copies cpuset.cpus and cpuset.mems down from the nearest ancestor that has them. */
+function inheritCpuset(dir: string, root: string): void {
+  const chain: string[] = [];
+  for (let d = dir; d.startsWith(`${root}/`); d = dirname(d)) chain.unshift(d);
+  for (const d of chain) {
+    for (const f of ["cpuset.cpus", "cpuset.mems"]) {
+      const own = readText(join(d, f));
+      if (own === "") writeFileSync(join(d, f), readText(join(dirname(d), f)));
+    }
+  }
+}
+
+function readText(path: string): string {
+  try {
+    return readFileSync(path, "utf8").trim();
+  } catch {
+    return "";
+  }
+}
