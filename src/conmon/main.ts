@@ -1,6 +1,5 @@
 import { messageOf } from "../errors.ts";
-import { setCmdline } from "../sys/proc-self.ts";
-import { close, dup2, mkdirp, O, open, pollIn, read, releaseCleanFilePages, rmdir, setWinsize, unlink, write } from "../sys/libc.ts";
+import { close, dup2, setCmdline, mkdirp, O, open, pollIn, read, releaseCleanFilePages, rmdir, setWinsize, unlink, write } from "../sys/libc.ts";
 import { AttachServer } from "./attach.ts";
 import { CriLog } from "./cri-log.ts";
 import { CtlServer, type FrameSink, type SessionConn } from "./ctl.ts";

@@ -1,4 +1,4 @@
-import { closeSync, openSync, readdirSync, readFileSync, writeSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 /**
  * What /proc says about this process (the numbers of Prometheus' standard process collector)
@@ -62,29 +62,3 @@ function statFields(stat: string): string[] {
   return [head, comm, ...stat.slice(close + 2).trim().split(" ")];
 }
 
-/**
- * Rewrites this process's command line as `ps` and /proc/<pid>/cmdline show it, in place: the
- * kernel reads it from the original argv area (arg_start..arg_end in /proc/self/stat), which a
- * process may overwrite through /proc/self/mem. It cannot grow: false (nothing written) when
- * `args` do not fit in the original argv. The rest of the area is zeroed.
- */
-export function setCmdline(args: string[]): boolean {
-  const stat = readFileSync("/proc/self/stat", "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // f[0] is field 3 (state)
-  const start = Number(f[ARG_START - 3]);
-  const end = Number(f[ARG_END - 3]);
-  const text = new TextEncoder().encode(args.join("\0") + "\0");
-  if (!(start > 0 && end > start) || text.length > end - start || !Number.isSafeInteger(end)) return false;
-  const area = new Uint8Array(end - start);
-  area.set(text);
-  const fd = openSync("/proc/self/mem", "r+");
-  try {
-    return writeSync(fd, area, 0, area.length, start) === area.length;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Fields of /proc/<pid>/stat (proc(5), 1-based). */
-const ARG_START = 48;
-const ARG_END = 49;

@@ -42,3 +42,22 @@ test("nothing below cli/ imports daemon/ or cri/", async () => {
   }
   expect(bad).toEqual([]);
 });
+
+test("the monitor role loads no node: module (node:fs alone costs each monitor ~0.35 MB)", async () => {
+  const seen = new Set<string>();
+  const nodeImports: string[] = [];
+  const walk = async (file: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    const text = await Bun.file(file).text();
+    // value imports only: `import type` is erased
+    for (const m of text.matchAll(/^import (?!type )[^;]*?from "([^"]+)";/gms)) {
+      const spec = m[1]!;
+      if (spec.startsWith("node:")) nodeImports.push(`${file}: ${spec}`);
+      else if (spec.startsWith(".")) await walk(new URL(spec, `file://${process.cwd()}/${file}`).pathname.slice(process.cwd().length + 1));
+    }
+  };
+  await walk("src/conmon/main.ts");
+  expect(seen.size).toBeGreaterThan(5);
+  expect(nodeImports).toEqual([]);
+});
