@@ -236,7 +236,9 @@ ${ROWS.map(stepRow).join("\n")}
 Notes. Ratios are ours/containerd: below 1 means we are faster or smaller.
 containerd's CreateContainer only records the container and prepares its snapshot: the shim's
 \`runc create\` happens in its StartContainer, so compare "create + start"; ours runs \`runc create\`
-under the monitor in CreateContainer.
+under the monitor in CreateContainer, handing the container to a monitor already waiting in standby
+(every create but the first: the exec of a new monitor is off the path; bench/monitor-start.ts), and
+moves that monitor into the pod's cgroup parent (monitor_cgroup; its cgroup is removed in rm).
 containerd always runs a pause container per pod (its sandbox; here the test suite's pause look-alike,
 a busybox \`sh\` loop, not the static pause binary), so its runp includes starting a shim and
 creating and starting that container, and its stopp/rmp stop and delete it; ours runs with

@@ -83,7 +83,8 @@ export async function removeMonitorCgroup(monitorDir: string, timeoutMs = 5_000)
   }
   // only what placeMonitor made: never a dir some edited record points elsewhere
   if (!Array.isArray(dirs) || dirs.some((d) => typeof d !== "string" || !posix.basename(d).startsWith("crio-conmon-"))) return;
-  await removeCgroupDirs(dirs, { timeoutMs });
+  // an exiting monitor leaves its cgroup within a few ms of its container's exit file: poll finely
+  await removeCgroupDirs(dirs, { timeoutMs, firstDelayMs: 1, leaf: true });
 }
 
 // --- internal ---

@@ -113,12 +113,14 @@ export function readCgroupValue(dir: string, file: string): string | undefined {
 
 /**
  * Removes cgroup directories, children first (rmdir only: cgroupfs dirs cannot be emptied by
- * unlinking). EBUSY (processes still exiting) is retried until `timeoutMs`; a missing dir is fine.
+ * unlinking). EBUSY (processes still exiting) is retried until `timeoutMs`, first after
+ * `firstDelayMs` (10), then backing off; a missing dir is fine. `leaf`: the dirs have no
+ * children of their own (not read; a child found later is removed then).
  */
-export async function removeCgroupDirs(dirs: string[], o: { timeoutMs?: number } = {}): Promise<void> {
+export async function removeCgroupDirs(dirs: string[], o: { timeoutMs?: number; firstDelayMs?: number; leaf?: boolean } = {}): Promise<void> {
   const end = Date.now() + (o.timeoutMs ?? 5_000);
-  const all = dirs.flatMap((d) => subtree(d)).sort((a, b) => b.length - a.length);
-  for (let delay = 10; ; delay = Math.min(delay * 2, 200)) {
+  let all = o.leaf ? [...dirs] : dirs.flatMap((d) => subtree(d)).sort((a, b) => b.length - a.length);
+  for (let delay = o.firstDelayMs ?? 10; ; delay = Math.min(delay * 2, 200)) {
     let busy: string | undefined;
     for (const d of all) {
       try {
@@ -127,6 +129,7 @@ export async function removeCgroupDirs(dirs: string[], o: { timeoutMs?: number }
         const code = (e as NodeJS.ErrnoException).code;
         if (code === "ENOENT") continue;
         if (code !== "EBUSY" && code !== "ENOTEMPTY") throw new RuntimeError("internal", `remove cgroup "${d}": ${code}`);
+        if (code === "ENOTEMPTY" && o.leaf) all = dirs.flatMap((x) => subtree(x)).sort((a, b) => b.length - a.length);
         busy ??= d;
       }
     }
