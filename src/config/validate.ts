@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
 import { isAbsolute } from "node:path";
+import { parseByteSize } from "../util/quantity.ts";
 import { ConfigError } from "./error.ts";
 import { TABLE_PATH, allFields, type Config } from "./schema.ts";
 
@@ -119,6 +120,11 @@ export function validate(c: Config, sources: Map<string, string> = new Map()): v
         fail("crio.runtime", `${key}.allowed_annotations`, a, `one of the experimental annotations ${EXPERIMENTAL_ANNOTATIONS.flat().join(", ")}`);
     // OCI runtime spec: annotation keys must not be empty.
     if (Object.hasOwn(h.defaultAnnotations, "")) fail("crio.runtime", `${key}.default_annotations`, h.defaultAnnotations, "annotations with non-empty keys");
+    // a default the pods act on must be valid, or every pod of the handler would be refused
+    for (const k of ["io.kubernetes.cri-o.ShmSize", "shm-size.crio.io"]) {
+      const v = h.defaultAnnotations[k];
+      if (v !== undefined && parseByteSize(v) === undefined) fail("crio.runtime", `${key}.default_annotations`, { [k]: v }, `a shm size such as "64Mi" or "1G" for "${k}"`);
+    }
     // CRI-O's rule: cgroupfs places monitors under the pod only; systemd in the pod's slice or a named one
     const mc = h.monitorCgroup;
     if (c.runtime.cgroupManager === "cgroupfs" ? !["", "pod", "system.slice"].includes(mc) : !(mc === "" || mc === "pod" || /^[A-Za-z0-9:_.\\-]+\.slice$/.test(mc)))

@@ -10,6 +10,7 @@ import type { SandboxDeps } from "./deps.ts";
 import { podAnnotations } from "./annotations.ts";
 import { podHostname, writeHostname, writeResolvConf } from "./files.ts";
 import { NS, type SandboxMeta, type SandboxState, type SandboxView } from "./record.ts";
+import { parseByteSize } from "../util/quantity.ts";
 
 /** The pod's /dev/shm size when no annotation asks otherwise (CRI-O: 64 MiB). */
 export const DEFAULT_SHM_BYTES = 64 * 1024 * 1024;
@@ -191,11 +192,8 @@ function podSysctls(defaults: string[], asked: Record<string, string>, hostNet: 
 function shmSize(annotations: Record<string, string>): number {
   const v = annotations["io.kubernetes.cri-o.ShmSize"] ?? annotations["shm-size.crio.io"];
   if (!v) return DEFAULT_SHM_BYTES;
-  const m = /^(\d+)([kmg]i?)?$/i.exec(v.trim());
-  if (!m) throw invalid(`invalid shm size annotation "${v}"`);
-  const mult: Record<string, number> = { k: 1e3, ki: 1024, m: 1e6, mi: 1024 ** 2, g: 1e9, gi: 1024 ** 3 };
-  const n = Number(m[1]) * (m[2] ? mult[m[2].toLowerCase()]! : 1);
-  if (n <= 0) throw invalid(`invalid shm size annotation "${v}"`);
+  const n = parseByteSize(v);
+  if (n === undefined) throw invalid(`invalid shm size annotation "${v}"`);
   return n;
 }
 

@@ -34,6 +34,8 @@ describe("runtime handler options at load", () => {
     ['[crio.runtime.runtimes.runc]\ndefault_annotations = { "a" = 1 }', "default_annotations", "a table of strings"],
     ['[crio.runtime.runtimes.runc]\ndefault_annotations = ["a=b"]', "default_annotations", "a table of strings"],
     ['[crio.runtime.runtimes.runc]\ndefault_annotations = { "" = "x" }', "default_annotations", "non-empty keys"],
+    ['[crio.runtime.runtimes.runc]\ndefault_annotations = { "io.kubernetes.cri-o.ShmSize" = "lots" }', "default_annotations", 'a shm size such as "64Mi"'],
+    ['[crio.runtime.runtimes.runc]\ndefault_annotations = { "shm-size.crio.io" = "0" }', "default_annotations", 'for "shm-size.crio.io"'],
   ])("%s is refused naming the key and the expectation", async (toml, key, expected) => {
     const { file, r } = await load(toml);
     expect(r).toBeInstanceOf(Error);
@@ -46,11 +48,11 @@ describe("runtime handler options at load", () => {
 
   test("every name of CRI-O's experimental annotations is accepted, and default_annotations loads as a map", async () => {
     const all = EXPERIMENTAL_ANNOTATIONS.flat();
-    const { r } = await load(`[crio.runtime.runtimes.runc]\nallowed_annotations = ${JSON.stringify(all)}\ndefault_annotations = { "a.example.com/x" = "1", "b" = "" }\nruntime_config_path = ""\n`);
+    const { r } = await load(`[crio.runtime.runtimes.runc]\nallowed_annotations = ${JSON.stringify(all)}\ndefault_annotations = { "a.example.com/x" = "1", "b" = "", "shm-size.crio.io" = "128Mi" }\nruntime_config_path = ""\n`);
     expect(r).not.toBeInstanceOf(Error);
     const h = (r as Awaited<ReturnType<typeof loadConfig>>).config.runtime.runtimes.runc!;
     expect(h.allowedAnnotations).toEqual(all);
-    expect(h.defaultAnnotations).toEqual({ "a.example.com/x": "1", b: "" });
+    expect(h.defaultAnnotations).toEqual({ "a.example.com/x": "1", b: "", "shm-size.crio.io": "128Mi" });
     expect(all).toEqual(expect.arrayContaining([SHM, SHM2, "io.kubernetes.cri-o.Devices", "io.containers.trace-syscall", "io.kubernetes.cri.rdt-class"]));
   });
 
