@@ -71,20 +71,41 @@ export async function placeMonitor(r: MonitorCgroupRequest, pid: number, monitor
 }
 
 /**
- * Removes the cgroup dirs recorded in `monitorDir` (its monitor has exited, or is exiting:
- * EBUSY is retried for `timeoutMs`). Nothing recorded: nothing to do.
+ * Removes the cgroup dirs recorded in `monitorDir`, once the container is gone (its runtime
+ * state deleted). Its monitor has exited or is exiting: EBUSY is retried for `timeoutMs`; what is
+ * still in the cgroup then (a stuck monitor, its runtime children) is SIGKILLed and the removal
+ * tried once more. Nothing recorded: nothing to do.
  */
 export async function removeMonitorCgroup(monitorDir: string, timeoutMs = 5_000): Promise<void> {
-  let dirs: string[];
+  const dirs = recordedDirs(monitorDir);
+  if (!dirs) return;
   try {
-    dirs = (JSON.parse(readFileSync(join(monitorDir, RECORD), "utf8")) as { dirs: string[] }).dirs;
+    // an exiting monitor leaves its cgroup within a few ms of its container's exit file: poll finely
+    await removeCgroupDirs(dirs, { timeoutMs, firstDelayMs: 1, leaf: true });
+  } catch (e) {
+    if (!(e instanceof RuntimeError && e.kind === "deadline-exceeded")) throw e;
+    for (const pid of new Set(dirs.flatMap((d) => readText(join(d, "cgroup.procs")).split("\n").filter(Boolean).map(Number)))) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone meanwhile
+      }
+    }
+    await removeCgroupDirs(dirs, { timeoutMs: 2_000, firstDelayMs: 1, leaf: true });
+  }
+}
+
+/** The dirs placeMonitor recorded in `monitorDir`; undefined when none (or not its own). */
+function recordedDirs(monitorDir: string): string[] | undefined {
+  let dirs: unknown;
+  try {
+    dirs = (JSON.parse(readFileSync(join(monitorDir, RECORD), "utf8")) as { dirs: unknown }).dirs;
   } catch {
-    return;
+    return undefined;
   }
   // only what placeMonitor made: never a dir some edited record points elsewhere
-  if (!Array.isArray(dirs) || dirs.some((d) => typeof d !== "string" || !posix.basename(d).startsWith("crio-conmon-"))) return;
-  // an exiting monitor leaves its cgroup within a few ms of its container's exit file: poll finely
-  await removeCgroupDirs(dirs, { timeoutMs, firstDelayMs: 1, leaf: true });
+  if (!Array.isArray(dirs) || dirs.some((d) => typeof d !== "string" || !posix.basename(d).startsWith("crio-conmon-"))) return undefined;
+  return dirs as string[];
 }
 
 // --- internal ---

@@ -142,9 +142,9 @@ export class Monitors {
   }
 
   /**
-   * Removes what the monitor of `id` left: its cgroup (waiting up to 5 s for an exiting monitor
-   * to leave it; else it throws and keeps the dir, so that a retry finds the cgroup), its dir
-   * and its exit files.
+   * Removes what the monitor of `id` left once its container is gone: its cgroup (waiting up to
+   * 5 s for an exiting monitor to leave it, then killing what is still there; should that fail
+   * too it throws and keeps the dir, so that a retry finds the cgroup), its dir and its exit files.
    */
   async remove(id: string): Promise<void> {
     await removeMonitorCgroup(join(this.config.socketDir, id));

@@ -8,7 +8,9 @@ import { existsSync, readFileSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { ContainerState } from "../../src/gen/runtime/v1/api_pb.ts";
 import { cgroupDirsForPath, detectCgroupLayout } from "../../src/sys/cgroup.ts";
+import { Monitors } from "../../src/monitor/index.ts";
 import { startDaemon, tempDir, waitFor } from "../harness.ts";
+import { MonitorWorld } from "./monitor-support.ts";
 import { ctrConfig, podConfig, startEnv, type Env } from "../support/pods.ts";
 
 const roots = tempDir("crio-moncg-");
@@ -114,6 +116,29 @@ describe("monitor_cgroup", () => {
       expect(await d.proc.exited).toBe(1);
       const line = d.logs().split("\n").find((l) => l.includes("monitor_cgroup"));
       expect(line).toContain(`crio.runtime.runtimes.runc.monitor_cgroup`);
+    }
+  });
+});
+
+describe("a stuck monitor", () => {
+  test("still in its cgroup 5 s after its container is gone: killed, and the cgroup removed", async () => {
+    await using w = new MonitorWorld();
+    const m = new Monitors({ ...w.config, createStandby: 0 });
+    try {
+      const id = w.id();
+      const r = await m.spawn({ id, bundle: w.bundle(id, ["sleep", "1000"]), logPath: w.logPath(id), cgroup: { manager: "cgroupfs", setting: "", parent: PARENT, id } });
+      expect(r.cgroup).toBe(`${PARENT}/crio-conmon-${id}`);
+      const dirs = cgroupDirsForPath(layout, r.cgroup!);
+      process.kill(r.monitorPid, "SIGSTOP"); // it will never leave its cgroup by itself
+      await w.runc("delete", "--force", id);
+      const t0 = Date.now();
+      await m.remove(id);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(4_500);
+      expect(dirs.some(existsSync)).toBe(false);
+      await waitFor(() => !existsSync(`/proc/${r.monitorPid}/status`) || /State:\s+Z/.test(readFileSync(`/proc/${r.monitorPid}/status`, "utf8")), 5_000, "the monitor to be killed");
+      expect(existsSync(join(w.config.socketDir, id))).toBe(false);
+    } finally {
+      m.close();
     }
   });
 });
