@@ -79,7 +79,9 @@ describe.skipIf(!canRun())("monitor: exits", () => {
     await w.runc("start", id);
     expect((await w.state(id))?.status).toBe("running");
     expect((await w.state(id))?.pid).toBe(pid);
-    await w.runc("exec", id, "touch", "/tmp/stop");
+    // the container may see the file and exit, killing its pid namespace, before runc exec has
+    // reported touch's exit (it then fails with 137): the exit code below is what is checked
+    await w.runc("exec", id, "touch", "/tmp/stop").catch(() => {});
     expect((await waitFor(() => readExitFile(w.config.exitDir, id), 10_000)).exitCode).toBe(5);
     await waitFor(() => !alive(monitorPid), 10_000, "monitor exit");
   });

@@ -62,7 +62,7 @@ describe.skipIf(!canRun())("monitor: logs and exits", () => {
     expect(readFileSync(w.logPath(id)).length).toBeLessThanOrEqual(8192);
     renameSync(w.logPath(id), `${w.logPath(id)}.1`);
     await m.reopenLog(id);
-    await w.runc("exec", id, "touch", "/tmp/stop");
+    await w.runc("exec", id, "touch", "/tmp/stop").catch(() => {}); // the container may exit first (137)
     await waitFor(() => m.readExit(id), 10_000);
     expect(records(w.logLines(id))).toEqual([["stdout", "F", "after"]]);
   });
