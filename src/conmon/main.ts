@@ -70,6 +70,19 @@ export async function runConmon(args: string[]): Promise<number> {
 /** How long output may keep flowing after the process exited (orphans holding the pipes). */
 const DRAIN_MS = 2000;
 
+/** How long a container's monitor waits, once its container is gone, for its execs to report. */
+const EXEC_END_MS = 2000;
+
+/** The execs running in this container's monitor (ctl exec-sync and exec). */
+const execs = new Set<Promise<void>>();
+
+function inFlight(p: Promise<void>): Promise<void> {
+  execs.add(p);
+  const done = () => void execs.delete(p);
+  p.then(done, done); // a rejection is the caller's to handle; this only forgets the exec
+  return p;
+}
+
 /** create and exec: hold stdio, log, serve attach and ctl, record the exit. */
 async function supervise(a: MonitorArgs, reaper: Reaper): Promise<number> {
   const f = monitorFiles(a.dir);
@@ -107,8 +120,8 @@ async function supervise(a: MonitorArgs, reaper: Reaper): Promise<number> {
         if (!log) throw new Error("the process has no log file");
         log.reopen();
       },
-      execSync: a.mode === "create" ? (r, out) => execInContainer(a, reaper, r, out) : undefined,
-      exec: a.mode === "create" ? (r, conn) => execSessionInContainer(a, reaper, r, conn) : undefined,
+      execSync: a.mode === "create" ? (r, out) => inFlight(execInContainer(a, reaper, r, out)) : undefined,
+      exec: a.mode === "create" ? (r, conn) => inFlight(execSessionInContainer(a, reaper, r, conn)) : undefined,
     });
     if (a.mode === "create") oom = tryIt(() => OomWatch.forPid(proc.pid));
   } catch (e) {
@@ -147,6 +160,8 @@ async function supervise(a: MonitorArgs, reaper: Reaper): Promise<number> {
   await attach.finish(exit.exitCode);
   trace("finished", { exitCode: exit.exitCode });
   ctl.close();
+  // execs die with the container's pid namespace: let them send their exit before this process goes
+  if (execs.size > 0) await Promise.race([Promise.allSettled([...execs]), Bun.sleep(EXEC_END_MS)]);
   closeAll(proc);
   if (a.mode === "exec") removeDir(a.dir);
   return 0;

@@ -110,6 +110,17 @@ describe("pods and containers", () => {
     expect(new TextDecoder().decode(ps.stdout)).not.toContain("sleep 30");
   });
 
+  test("an ExecSync running when its container stops gets the exec's exit status, not an error", async () => {
+    for (let i = 0; i < 5; i++) {
+      const c = await runningContainer(`exstop${i}`, ["sleep", "3600"]);
+      const exec = env.d.cri.execSync({ containerId: c.containerId, cmd: ["sleep", "30"], timeout: 20n });
+      await Bun.sleep(300); // the exec runs
+      await env.d.cri.stopContainer({ containerId: c.containerId, timeout: 0n });
+      // killed with the container's pid namespace: SIGKILL, 128 + 9
+      expect((await exec).exitCode).toBe(137);
+    }
+  });
+
   test("stop gives a process that ignores SIGTERM its grace period, then SIGKILL", async () => {
     const c = await runningContainer("stubborn", ["sh", "-c", "trap '' TERM; echo ready; while :; do sleep 1; done"]);
     await waitFor(() => existsSync(c.logPath) && readFileSync(c.logPath, "utf8").includes("ready"));
