@@ -64,6 +64,8 @@
  *    ways — STDIN, RESIZE, CLOSE_STDIN from the client; STDOUT, STDERR and last EXIT
  *    `{"exitCode":N}` from the monitor. The client closing the connection kills the process and
  *    its descendants. The dir is gone when EXIT is sent.
+ *    When the container exits, its monitor waits up to 2 s for the execs it runs (which die with
+ *    the container's pid namespace) to send their EXIT before it exits itself.
  * 7. `attach` socket (SOCK_STREAM), frames of [type u8][length u32 big-endian][payload]:
  *    client → monitor: STDIN bytes, RESIZE (rows u16, cols u16, big-endian), CLOSE_STDIN;
  *    monitor → client: STDOUT / STDERR bytes (terminal output is STDOUT), then EXIT with JSON
