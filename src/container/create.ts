@@ -3,7 +3,7 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, normalize } from "node:path";
 import type { ContainerConfig, PodSandboxConfig } from "../gen/runtime/v1/api_pb.ts";
 import { invalid, notFound, precondition, wrap } from "../errors.ts";
-import { NS, type SandboxView } from "../sandbox/index.ts";
+import { configWithAnnotations, NS, type SandboxView } from "../sandbox/index.ts";
 import type { StoredRecord } from "../store/index.ts";
 import { readInRoot, secureJoin } from "../sys/securejoin.ts";
 import { writeBundle } from "../oci/index.ts";
@@ -120,7 +120,7 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
     id, name,
     sandboxId: sb.meta.id,
     metadata: { name: md.name, attempt: md.attempt },
-    configJson: input.configJson,
+    configJson: configWithAnnotations(input.configJson, config.annotations),
     image: { id: image.id, name: image.name, userRequested: ref },
     logPath,
     createdAt: created.getTime(),

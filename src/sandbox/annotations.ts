@@ -25,3 +25,13 @@ export function withoutDisallowed(annotations: Record<string, string>, disallowe
   }
   return { kept, dropped };
 }
+
+/**
+ * A config as protobuf JSON (what verbose status shows as "config") with the annotations it runs
+ * with in place of the request's: the handler's defaults in, the disallowed ones out.
+ */
+export function configWithAnnotations(configJson: unknown, annotations: Record<string, string>): unknown {
+  if (!configJson || typeof configJson !== "object" || Array.isArray(configJson)) return configJson;
+  const { annotations: _asked, ...rest } = configJson as Record<string, unknown>;
+  return Object.keys(annotations).length > 0 ? { ...rest, annotations } : rest;
+}

@@ -7,7 +7,7 @@ import { Undo } from "../util/undo.ts";
 import type { StoredRecord } from "../store/index.ts";
 import type { PinnedNamespaces } from "../sys/namespaces.ts";
 import type { SandboxDeps } from "./deps.ts";
-import { podAnnotations } from "./annotations.ts";
+import { configWithAnnotations, podAnnotations } from "./annotations.ts";
 import { podHostname, writeHostname, writeResolvConf } from "./files.ts";
 import { NS, type SandboxMeta, type SandboxState, type SandboxView } from "./record.ts";
 import { parseByteSize } from "../util/quantity.ts";
@@ -90,7 +90,7 @@ export async function runSandbox(
   const meta: SandboxMeta = {
     id, name,
     metadata: { name: md.name, uid: md.uid, namespace: md.namespace, attempt: md.attempt },
-    configJson: input.configJson,
+    configJson: configWithAnnotations(input.configJson, annotations),
     labels: { ...config.labels },
     annotations,
     runtimeHandler: handler,

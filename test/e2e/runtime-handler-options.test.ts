@@ -62,6 +62,11 @@ async function shmBytes(containerId: string): Promise<number> {
 const specAnnotations = (id: string) => (JSON.parse(readFileSync(join(env.d.runroot, "containers", id, "config.json"), "utf8")) as { annotations: Record<string, string> }).annotations;
 const podAnns = async (podSandboxId: string) => (await env.d.cri.podSandboxStatus({ podSandboxId })).status!.annotations;
 const ctrAnns = async (containerId: string) => (await env.d.cri.containerStatus({ containerId })).status!.annotations;
+/** The annotations of the config in verbose PodSandboxStatus / ContainerStatus info. */
+const verboseConfigAnns = async (kind: "pod" | "container", id: string) => {
+  const info = kind === "pod" ? (await env.d.cri.podSandboxStatus({ podSandboxId: id, verbose: true })).info : (await env.d.cri.containerStatus({ containerId: id, verbose: true })).info;
+  return (JSON.parse(info.info ?? "{}") as { config?: { annotations?: Record<string, string> } }).config?.annotations;
+};
 
 describe("allowed_annotations gates the pod shm size", () => {
   test("without the allowance: the default 64 MiB /dev/shm, and the annotations are dropped (even a malformed size)", async () => {
@@ -75,6 +80,9 @@ describe("allowed_annotations gates the pod shm size", () => {
       expect(a[SHM2]).toBeUndefined();
     }
     expect(specAnnotations(containerId)).toMatchObject({ keep: "1", mine: "2" });
+    // verbose status shows the config with the annotations it runs with, not the request's
+    expect(await verboseConfigAnns("pod", podSandboxId)).toEqual({ keep: "1" });
+    expect(await verboseConfigAnns("container", containerId)).toEqual({ mine: "2" });
     expect(env.d.logs()).toContain(`Annotation \\"${SHM}\\" of pod default/rho${seq} is not in runtime handler \\"runc\\"'s allowed_annotations; ignored`);
 
     const bad = await run("runc", { pod: { [SHM]: "lots" } });
@@ -116,6 +124,7 @@ describe("default_annotations", () => {
     expect(specAnnotations(containerId)).toMatchObject({ ...pod, "owner.example.com/team": "app", ctronly: "c" });
     // ContainerStatus: the container's own annotations, as CRI-O reports them
     expect(await ctrAnns(containerId)).toEqual({ "owner.example.com/team": "app", ctronly: "c" });
+    expect(await verboseConfigAnns("pod", podSandboxId)).toEqual(pod);
     // listings carry the pod's annotations too
     expect((await env.d.cri.listPodSandbox({ filter: { id: podSandboxId } })).items[0]?.annotations).toEqual(pod);
   });
