@@ -9,6 +9,7 @@ import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSy
 import { join, resolve } from "node:path";
 import { CreateStandby, spawnMonitor, type MonitorBase } from "../src/monitor/index.ts";
 import { pipe } from "../src/sys/libc.ts";
+import { waitFor } from "../test/harness.ts";
 import { fmt, machine, median, quantile, writeSection } from "./lib.ts";
 
 const N = Number(process.env.BENCH_N ?? 40);
@@ -106,7 +107,7 @@ async function ours(): Promise<number> {
 async function warm(): Promise<number> {
   // a standby that has loaded and waits in poll(2), as one does between two CreateContainers
   standby.fill();
-  const [pid] = await waitUntil(() => standby.stats().pids);
+  const [pid] = await waitFor(() => standby.stats().pids.length > 0 && standby.stats().pids, 10_000, "a standby");
   await Bun.sleep(300); // it loads in ~10 ms, at nice 19
   const id = nextId("w");
   const t0 = performance.now();
@@ -116,16 +117,6 @@ async function warm(): Promise<number> {
   await finish(id, r.monitorPid);
   rmSync(join(base.socketDir, id), { recursive: true, force: true });
   return ms;
-}
-
-async function waitUntil<T>(f: () => T | false | undefined, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v && (!Array.isArray(v) || v.length > 0)) return v;
-    if (Date.now() > end) throw new Error("timed out");
-    await Bun.sleep(10);
-  }
 }
 
 async function conmon(): Promise<number> {

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, posix } from "node:path";
 import { RuntimeError } from "../errors.ts";
-import { cgroupDirsForPath, removeCgroupDirs, type CgroupLayout } from "../sys/cgroup.ts";
+import { cgroupDirsForPath, readCgroupValue, removeCgroupDirs, type CgroupLayout } from "../sys/cgroup.ts";
 import { run } from "../sys/exec.ts";
 
 /**
@@ -84,7 +84,7 @@ export async function removeMonitorCgroup(monitorDir: string, timeoutMs = 5_000)
     await removeCgroupDirs(dirs, { timeoutMs, firstDelayMs: 1, leaf: true });
   } catch (e) {
     if (!(e instanceof RuntimeError && e.kind === "deadline-exceeded")) throw e;
-    for (const pid of new Set(dirs.flatMap((d) => readText(join(d, "cgroup.procs")).split("\n").filter(Boolean).map(Number)))) {
+    for (const pid of new Set(dirs.flatMap((d) => (readCgroupValue(d, "cgroup.procs") ?? "").split("\n").filter(Boolean).map(Number)))) {
       try {
         process.kill(pid, "SIGKILL");
       } catch {
@@ -119,16 +119,7 @@ function inheritCpuset(dir: string, root: string): void {
   for (let d = dir; d.startsWith(`${root}/`); d = dirname(d)) chain.unshift(d);
   for (const d of chain) {
     for (const f of ["cpuset.cpus", "cpuset.mems"]) {
-      const own = readText(join(d, f));
-      if (own === "") writeFileSync(join(d, f), readText(join(dirname(d), f)));
+      if (!readCgroupValue(d, f)) writeFileSync(join(d, f), readCgroupValue(dirname(d), f) ?? "");
     }
-  }
-}
-
-function readText(path: string): string {
-  try {
-    return readFileSync(path, "utf8").trim();
-  } catch {
-    return "";
   }
 }
