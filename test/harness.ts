@@ -1,5 +1,6 @@
 import { mkdtempSync, rmSync, writeFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { socketAnswers } from "../src/sys/unix-socket.ts";
+import { shortSocketPath } from "../src/sys/short-path.ts";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -42,7 +43,16 @@ export interface DaemonOptions {
   /** Do not wait for the socket. */
   noWait?: boolean;
   logLevel?: string;
+  /**
+   * Every path deep: the daemon's dir gets LONG_PATH_PADDING more characters, so root, runroot
+   * (`<dir>/run`, not the short `/run/crt-…`), log_dir and the listen socket are each over 150
+   * characters, and every unix socket below them is far beyond sun_path's 107 bytes.
+   */
+  longPaths?: boolean;
 }
+
+/** Three directory levels (186 characters with their slashes) that make a path deep. */
+export const LONG_PATH_PADDING = Array.from({ length: 3 }, (_, i) => `${i}-a-directory-name-long-enough-to-push-unix-sockets-past-sun-path`).join("/");
 
 /** A daemon under test: the compiled binary on a temp socket with temp roots. */
 export interface TestDaemon {
@@ -67,13 +77,16 @@ export interface TestDaemon {
 
 /** Starts the compiled daemon with every path pointed at a temporary directory. */
 export async function startDaemon(o: DaemonOptions = {}): Promise<TestDaemon> {
-  const dir = o.dir ?? mkdtempSync(join(process.env.CRIO_TEST_TMP ?? tmpdir(), "crio-d-"));
+  const top = o.dir ? undefined : mkdtempSync(join(process.env.CRIO_TEST_TMP ?? tmpdir(), "crio-d-"));
+  const dir = o.dir ?? (o.longPaths ? join(top!, LONG_PATH_PADDING) : top!);
   const socket = join(dir, "crio.sock");
   const configFile = join(dir, "crio.conf");
   const configDir = join(dir, "crio.conf.d");
   const root = join(dir, "root");
-  // runroot holds unix sockets (monitor/<64-hex id>/attach): keep it short, under /run.
-  const runroot = existsSync(configFile) ? (/^runroot = "(.*)"$/m.exec(readFileSync(configFile, "utf8"))?.[1] ?? join(dir, "run")) : `/run/crt-${randomBytes(4).toString("hex")}`;
+  // runroot holds unix sockets (monitor/<64-hex id>/attach): short, under /run, unless asked deep.
+  const runroot = existsSync(configFile)
+    ? (/^runroot = "(.*)"$/m.exec(readFileSync(configFile, "utf8"))?.[1] ?? join(dir, "run"))
+    : o.longPaths ? join(dir, "run") : `/run/crt-${randomBytes(4).toString("hex")}`;
 
   mkdirSync(configDir, { recursive: true });
   if (!o.dir || !existsSync(configFile))
@@ -138,7 +151,9 @@ export async function startDaemon(o: DaemonOptions = {}): Promise<TestDaemon> {
       throw e;
     });
   }
-  const cri = criClient(socket);
+  // a socket path beyond sun_path: the client connects through a short alias of its dir
+  const alias = Buffer.byteLength(socket) > 107 ? shortSocketPath(socket) : undefined;
+  const cri = criClient(alias?.path ?? socket);
   const d: TestDaemon = {
     dir, socket, configFile, configDir, root, runroot, proc, cri, runcRoot: join(dir, "runc"),
     logs: () => logs,
@@ -151,13 +166,14 @@ export async function startDaemon(o: DaemonOptions = {}): Promise<TestDaemon> {
     },
     async [Symbol.asyncDispose]() {
       cri.close();
+      alias?.release();
       if (proc.exitCode === null && proc.signalCode === null) {
         proc.kill("SIGTERM");
         const t = setTimeout(() => proc.kill("SIGKILL"), 15_000);
         await proc.exited;
         clearTimeout(t);
       }
-      if (!o.dir && !process.env.CRIO_TEST_KEEP) removeDaemonDirs(dir, runroot);
+      if (!o.dir && !process.env.CRIO_TEST_KEEP) removeDaemonDirs(top!, runroot);
     },
   };
   if (!o.noWait) {

@@ -22,6 +22,7 @@ export default defineCommand({
       return 1;
     }
     const { infoSocketPath } = await import("../daemon/info-api.ts");
+    const { withShortSocketPath } = await import("../sys/short-path.ts");
     const given = typeof args.socket === "string" && args.socket ? args.socket : DEFAULT_STATUS_SOCKET;
     const socket = given.endsWith("-info.sock") ? given : infoSocketPath(given);
     if (what === "containers" && !args.id) {
@@ -31,7 +32,8 @@ export default defineCommand({
     const path = what === "containers" ? `/containers/${encodeURIComponent(String(args.id))}` : `/${what}`;
     let res: Response;
     try {
-      res = await fetch(`http://localhost${path}`, { unix: socket } as RequestInit);
+      // through a short alias of the socket's directory: any path length fits sun_path
+      res = await withShortSocketPath(socket, (unix) => fetch(`http://localhost${path}`, { unix } as RequestInit));
     } catch (e) {
       process.stderr.write(`crio status: cannot reach the daemon's info API on "${socket}" (is crio running with --listen "${given}"?): ${e instanceof Error ? e.message : String(e)}\n`);
       return 1;

@@ -1,5 +1,6 @@
 import type { Socket, UnixSocketListener } from "bun";
 import { unlink } from "../sys/libc.ts";
+import { shortSocketPath, type ShortSocketPath } from "../sys/short-path.ts";
 import { SendQueue } from "./io.ts";
 import { decodeResize, encodeFrame, Frame, FrameDecoder } from "./protocol.ts";
 
@@ -21,6 +22,8 @@ export interface AttachHandlers {
  */
 export class AttachServer {
   #server: UnixSocketListener<Client>;
+  /** The socket's short alias (any runroot depth), held until the listener stops. */
+  #alias: ShortSocketPath;
   #clients = new Set<Socket<Client>>();
   #first: Socket<Client> | undefined;
   #stdinClosed = false;
@@ -36,16 +39,22 @@ export class AttachServer {
     private readonly opts: { stdin: boolean; stdinOnce: boolean },
   ) {
     unlink(path);
-    this.#server = Bun.listen<Client>({
-      unix: path,
-      socket: {
-        open: (s) => this.#open(s),
-        data: (s, d) => this.#data(s, d),
-        drain: (s) => this.#drain(s),
-        close: (s) => this.#gone(s),
-        error: (s) => this.#gone(s),
-      },
-    });
+    this.#alias = shortSocketPath(path);
+    try {
+      this.#server = Bun.listen<Client>({
+        unix: this.#alias.path,
+        socket: {
+          open: (s) => this.#open(s),
+          data: (s, d) => this.#data(s, d),
+          drain: (s) => this.#drain(s),
+          close: (s) => this.#gone(s),
+          error: (s) => this.#gone(s),
+        },
+      });
+    } catch (e) {
+      this.#alias.release();
+      throw e;
+    }
   }
 
   /** How many clients are attached. */
@@ -97,7 +106,8 @@ export class AttachServer {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#server.stop(true);
+    this.#server.stop(true); // unlinks the socket through its alias: release the alias after
+    this.#alias.release();
     for (const s of this.#clients) s.terminate();
     this.#clients.clear();
     unlink(this.path);

@@ -1,5 +1,6 @@
 import type { Socket, UnixSocketListener } from "bun";
 import { unlink } from "../sys/libc.ts";
+import { shortSocketPath, type ShortSocketPath } from "../sys/short-path.ts";
 import { SendQueue } from "./io.ts";
 import {
   Ctl, CTL_EXEC, CTL_EXEC_SYNC, encodeFrame, Frame, FrameDecoder, parseCtl, parseCtlExec, parseCtlExecSync, type CtlExecRequest, type CtlExecSyncRequest,
@@ -38,6 +39,8 @@ export interface CtlHandlers {
  */
 export class CtlServer {
   #server: UnixSocketListener<Conn>;
+  /** The socket's short alias (any runroot depth), held until the listener stops. */
+  #alias: ShortSocketPath;
 
   /** Listens at `path` (an old socket file there is replaced). */
   constructor(
@@ -45,21 +48,28 @@ export class CtlServer {
     private readonly h: CtlHandlers,
   ) {
     unlink(path);
-    this.#server = Bun.listen<Conn>({
-      unix: path,
-      socket: {
-        open: (s) => void (s.data = { raw: EMPTY, exec: undefined }),
-        data: (s, d) => this.#data(s, d),
-        drain: (s) => this.#drain(s),
-        close: (s) => this.#gone(s),
-        error: (s) => this.#gone(s),
-      },
-    });
+    this.#alias = shortSocketPath(path);
+    try {
+      this.#server = Bun.listen<Conn>({
+        unix: this.#alias.path,
+        socket: {
+          open: (s) => void (s.data = { raw: EMPTY, exec: undefined }),
+          data: (s, d) => this.#data(s, d),
+          drain: (s) => this.#drain(s),
+          close: (s) => this.#gone(s),
+          error: (s) => this.#gone(s),
+        },
+      });
+    } catch (e) {
+      this.#alias.release();
+      throw e;
+    }
   }
 
   /** Closes the listener and removes the socket file (exec-sync runs finish on their own). */
   close(): void {
-    this.#server.stop(false);
+    this.#server.stop(false); // unlinks the socket through its alias: release the alias after
+    this.#alias.release();
     unlink(this.path);
   }
 

@@ -1,4 +1,5 @@
 import { accept, close, pipe, pollIn, read, readText, recvFd, setNonBlocking, unixListen, unlink } from "../sys/libc.ts";
+import { shortSocketPath } from "../sys/short-path.ts";
 import { EXEC_STDERR_FD, EXEC_STDOUT_FD, monitorFiles, type MonitorArgs } from "./protocol.ts";
 import type { ProcessExit, Reaper } from "./reaper.ts";
 
@@ -50,7 +51,10 @@ async function launchHeld(a: MonitorArgs, reaper: Reaper): Promise<Launched> {
   const argv = [a.runtime, "--root", a.runtimeRoot, "--log", f.runtimeLog, "--log-format", "json"];
   if (a.mode === "create") argv.push("create", "--bundle", a.bundle!, "--pid-file", f.pid);
   else argv.push("exec", "--detach", "--pid-file", f.pid, "--process", f.process);
-  if (a.terminal) argv.push("--console-socket", f.console);
+  // the console socket through a short alias of the monitor dir, for us and for the runtime
+  // (which connects to it from its own process: /proc/<our pid>/fd/…), so any dir depth fits
+  const con = a.terminal ? shortSocketPath(f.console) : undefined;
+  if (con) argv.push("--console-socket", con.childPath(process.pid));
   argv.push(a.container);
 
   const ours: number[] = []; // fds we keep on success
@@ -63,7 +67,7 @@ async function launchHeld(a: MonitorArgs, reaper: Reaper): Promise<Launched> {
     if (a.mode === "exec-sync") stdio = ["ignore", EXEC_STDOUT_FD, EXEC_STDERR_FD];
     else if (a.terminal) {
       unlink(f.console);
-      consoleFd = unixListen(f.console, 1);
+      consoleFd = unixListen(con!.path, 1);
       // a real pipe read only on failure: Bun's "pipe" would start two pool threads for good
       const [r, w] = pipe();
       runtimeStderr = r;
@@ -114,6 +118,7 @@ async function launchHeld(a: MonitorArgs, reaper: Reaper): Promise<Launched> {
       close(consoleFd);
       unlink(f.console);
     }
+    con?.release();
   }
 }
 

@@ -34,8 +34,10 @@
  *    `<dir>/monitor.log` or /dev/null.
  * 3. Files in the monitor dir `<socketDir>/<id>/` (monitorFiles): `pid` (the container's, written
  *    by the runtime), `monitor.pid`, `attach` and `ctl` sockets, `runtime.log` (the runtime's JSON
- *    log, read for its error text), `con` (the console socket, transient; short so deep runroots still fit sun_path), `process.json` (exec modes; the
- *    daemon writes it). Exec modes remove the whole dir when they end.
+ *    log, read for its error text), `con` (the console socket, transient), `process.json` (exec
+ *    modes; the daemon writes it). Exec modes remove the whole dir when they end. The dir may be
+ *    any depth: both sides bind and connect its sockets through `/proc/self/fd/<dir fd>/<name>`
+ *    (sys/short-path.ts), and the runtime is told `/proc/<monitor pid>/fd/<dir fd>/con`.
  * 4. Exit files, written atomically when the process has been reaped and its output drained:
  *    `<exitDir>/<id>` holds the decimal exit code (128 + signal when killed, conmon's
  *    get_exit_status); its mtime is the moment of the exit. `<exitDir>/<id>.oom` (empty) exists

@@ -13,6 +13,7 @@
 import { createServer, type Socket } from "node:net";
 import { Duplex } from "node:stream";
 import { RuntimeError, messageOf } from "../errors.ts";
+import { shortSocketPath } from "../sys/short-path.ts";
 import { log } from "../log/index.ts";
 import { encodeHeaderBlock, HpackDecoder, type HeaderBlock } from "./hpack.ts";
 
@@ -45,12 +46,25 @@ export async function listenH2Front(path: string, serve: (conn: Duplex) => void)
     client.once("close", () => open.delete(client));
     serve(frontConnection(client));
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", (e) => reject(new RuntimeError("unavailable", `listen on "${path}": ${messageOf(e)}`, { cause: e })));
-    server.listen(path, () => resolve());
-  });
+  // bound through a short alias of its directory (any path length), held while the server runs:
+  // closing the server unlinks the socket through it
+  let alias;
+  try {
+    alias = shortSocketPath(path);
+  } catch (e) {
+    throw new RuntimeError("unavailable", `listen on "${path}": ${messageOf(e)}`, { cause: e });
+  }
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", (e) => reject(new RuntimeError("unavailable", `listen on "${path}": ${messageOf(e)}`, { cause: e })));
+      server.listen(alias.path, () => resolve());
+    });
+  } catch (e) {
+    alias.release();
+    throw e;
+  }
   return {
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () => new Promise<void>((resolve) => server.close(() => (alias.release(), resolve()))),
     destroyConnections: () => open.forEach((c) => c.destroy()),
   };
 }

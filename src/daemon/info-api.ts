@@ -7,6 +7,7 @@ import { RuntimeError, messageOf } from "../errors.ts";
 import { removeUnusedSocket } from "../metrics/index.ts";
 import type { SandboxService } from "../sandbox/index.ts";
 import { rootfsPaths } from "../storage/index.ts";
+import { shortSocketPath } from "../sys/short-path.ts";
 
 /**
  * CRI-O's HTTP info API (what `crio status` reads): GET /info, /config and /containers/<id>.
@@ -73,12 +74,23 @@ export interface InfoServer {
 export async function serveInfo(socket: string, src: InfoSource): Promise<InfoServer> {
   await mkdir(dirname(socket), { recursive: true, mode: 0o755 });
   await removeUnusedSocket(socket);
-  const server = Bun.serve({ unix: socket, fetch: (req) => route(req, src) });
-  await chmod(socket, 0o660);
+  // bound through a short alias of its directory (any path length), held while it serves:
+  // stopping the server unlinks the socket through it
+  const alias = shortSocketPath(socket);
+  let server;
+  try {
+    server = Bun.serve({ unix: alias.path, fetch: (req) => route(req, src) });
+    await chmod(socket, 0o660);
+  } catch (e) {
+    server?.stop(true);
+    alias.release();
+    throw e;
+  }
   return {
     socket,
     async stop() {
       await server.stop(true);
+      alias.release();
       await unlink(socket).catch(() => {});
     },
   };

@@ -1,6 +1,7 @@
 import { chmod, mkdir, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import { RuntimeError, messageOf } from "../errors.ts";
+import { shortSocketPath, type ShortSocketPath } from "../sys/short-path.ts";
 import { claimUnixSocket } from "../sys/unix-socket.ts";
 import { EXPOSITION_CONTENT_TYPE } from "./registry.ts";
 
@@ -49,13 +50,19 @@ export async function serveMetrics(o: MetricsServerOptions): Promise<MetricsServ
     throw new RuntimeError("failed-precondition", `metrics endpoint on ${hostname}:${o.port}: ${messageOf(e)}`, { cause: e });
   }
   let unix: ReturnType<typeof Bun.serve> | undefined;
+  // the socket is bound through a short alias of its directory (any path length), held while it
+  // serves: stopping the server unlinks the socket through it
+  let alias: ShortSocketPath | undefined;
   if (o.socket) {
     try {
       await mkdir(dirname(o.socket), { recursive: true, mode: 0o755 });
       await removeUnusedSocket(o.socket);
-      unix = Bun.serve({ unix: o.socket, fetch });
+      alias = shortSocketPath(o.socket);
+      unix = Bun.serve({ unix: alias.path, fetch });
       await chmod(o.socket, 0o660);
     } catch (e) {
+      unix?.stop(true);
+      alias?.release();
       tcp.stop(true);
       throw new RuntimeError("failed-precondition", `metrics socket "${o.socket}": ${messageOf(e)}`, { cause: e });
     }
@@ -67,6 +74,7 @@ export async function serveMetrics(o: MetricsServerOptions): Promise<MetricsServ
     url: `${tls ? "https" : "http"}://${shownHost}:${port}/metrics`,
     async stop() {
       await Promise.all([tcp.stop(true), unix?.stop(true)]);
+      alias?.release();
       if (o.socket) await unlink(o.socket).catch(() => {});
     },
   };

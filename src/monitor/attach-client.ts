@@ -1,6 +1,7 @@
 import type { Socket } from "bun";
 import { encodeFrame, encodeResize, Frame, FrameDecoder } from "../conmon/protocol.ts";
 import { RuntimeError } from "../errors.ts";
+import { withShortSocketPath } from "../sys/short-path.ts";
 
 /** Where a client's output goes. */
 export interface AttachOutput {
@@ -90,8 +91,9 @@ async function connectFrames(path: string, out: AttachOutput, preamble?: string)
     }
   };
   try {
-    sock = await Bun.connect({
-      unix: path,
+    // through a short alias of the monitor dir: any runroot depth fits sun_path
+    sock = await withShortSocketPath(path, (unix) => Bun.connect({
+      unix,
       socket: {
         data: (s, d) => {
           if (!firstSeen && preamble !== undefined && (d[0]! < Frame.STDIN || d[0]! > Frame.STARTED)) {
@@ -119,7 +121,7 @@ async function connectFrames(path: string, out: AttachOutput, preamble?: string)
         close: () => (settle(undefined), settleFirst(undefined)),
         error: () => (settle(undefined), settleFirst(undefined)),
       },
-    });
+    }));
   } catch (e) {
     throw new RuntimeError("failed-precondition", `cannot attach: no monitor listens at ${path}`, { cause: e });
   }

@@ -2,6 +2,7 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { Ctl, encodeCtl, monitorFiles } from "../conmon/protocol.ts";
 import { RuntimeError } from "../errors.ts";
+import { withShortSocketPath } from "../sys/short-path.ts";
 
 /** The attach socket of container (or exec session) `id`. */
 export function attachSocketPath(socketDir: string, id: string): string {
@@ -33,8 +34,9 @@ async function ctlRequest(socketDir: string, id: string, line: string, timeoutMs
   const reply = new Promise<string | Error>((r) => (settle = r));
   let sock;
   try {
-    sock = await Bun.connect({
-      unix: path,
+    // through a short alias of the monitor dir: any runroot depth fits sun_path
+    sock = await withShortSocketPath(path, (unix) => Bun.connect({
+      unix,
       socket: {
         data: (_s, d) => {
           answer += new TextDecoder().decode(d);
@@ -44,7 +46,7 @@ async function ctlRequest(socketDir: string, id: string, line: string, timeoutMs
         close: () => settle(new Error("the monitor closed the connection")),
         error: (_s, e) => settle(e),
       },
-    });
+    }));
   } catch {
     throw new RuntimeError("failed-precondition", `the monitor of "${id}" is not running`);
   }

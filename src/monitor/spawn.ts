@@ -99,13 +99,13 @@ export function monitorPidOf(socketDir: string, id: string): number | undefined 
   }
 }
 
-/** Validates an id and makes `<socketDir>/<id>/`; the attach socket path must fit sun_path. */
+/**
+ * Validates an id and makes `<socketDir>/<id>/`. Its depth is free: the sockets in it are bound
+ * and connected through short aliases of the dir (sys/short-path.ts), never their full paths.
+ */
 export function monitorDir(socketDir: string, id: string): string {
   if (!isValidId(id)) throw invalid(`invalid container or exec id "${id}"`);
   const dir = join(socketDir, id);
-  const f = monitorFiles(dir);
-  if (Math.max(...[f.console, f.attach, f.ctl].map((p) => Buffer.byteLength(p))) > 107)
-    throw invalid(`socket dir "${socketDir}" is too long for unix socket paths (107 bytes)`);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   return dir;
 }

@@ -22,6 +22,8 @@ export const O = {
   APPEND: 0o2000,
   NONBLOCK: 0o4000,
   CLOEXEC: 0o2000000,
+  /** A descriptor that only names a file or directory (for /proc/self/fd/N/… aliases). */
+  PATH: 0o10000000,
 } as const;
 
 /** A failed libc call: `code` is the errno name (ENOENT, EAGAIN, …). */
@@ -262,7 +264,10 @@ export function waitpidNoHang(pid: number): number | undefined {
   }
 }
 
-/** A listening AF_UNIX SOCK_STREAM socket at `path` (non-blocking, close-on-exec). */
+/**
+ * A listening AF_UNIX SOCK_STREAM socket at `path` (non-blocking, close-on-exec); `path` must fit
+ * sun_path (107 bytes): pass a short alias (sys/short-path.ts) for a socket in a deep directory.
+ */
 export function unixListen(path: string, backlog = 4): number {
   const addr = sockaddrUn(path);
   const fd = lib().socket(1 /* AF_UNIX */, 1 | O.NONBLOCK | O.CLOEXEC, 0);

@@ -1,4 +1,6 @@
 import { dlopen, FFIType as T, read as peek, type Pointer } from "bun:ffi";
+import { SysError } from "./libc.ts";
+import { shortSocketPath } from "./short-path.ts";
 
 /**
  * sd_notify(3) without libsystemd: one datagram on the AF_UNIX socket named by $NOTIFY_SOCKET
@@ -71,17 +73,30 @@ export function createNotifier(o: { env?: Record<string, string | undefined>; un
  */
 export function sdNotify(socket: string, state: string): void {
   if (!socket.startsWith("/") && !socket.startsWith("@")) throw new Error(`NOTIFY_SOCKET "${socket}": only absolute paths and abstract (@) sockets are supported`);
-  const addr = sockaddrUn(socket);
+  // a path socket is reached through a short alias of its directory: any path length fits
+  let alias;
+  try {
+    alias = socket.startsWith("@") ? undefined : shortSocketPath(socket);
+  } catch (e) {
+    // as sendto would say: the socket's directory is missing or not one
+    const why = e instanceof SysError ? String(lib().strerror(e.errno)) : e instanceof Error ? e.message : String(e);
+    throw new Error(`sendto ${socket}: ${why}`, { cause: e });
+  }
+  const addr = sockaddrUn(alias?.path ?? socket);
   const msg = new TextEncoder().encode(state);
   const l = lib();
   const fd = l.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) throw sysFail("socket", socket);
+  if (fd < 0) {
+    alias?.release();
+    throw sysFail("socket", socket);
+  }
   try {
     const n = Number(l.sendto(fd, msg, msg.length, MSG_NOSIGNAL, addr, addr.length));
     if (n < 0) throw sysFail("sendto", socket);
     if (n !== msg.length) throw new Error(`sendto ${socket}: sent ${n} of ${msg.length} bytes`);
   } finally {
     l.close(fd);
+    alias?.release();
   }
 }
 

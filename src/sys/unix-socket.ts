@@ -1,6 +1,7 @@
 import { stat, unlink } from "node:fs/promises";
 import { connect } from "node:net";
 import { RuntimeError } from "../errors.ts";
+import { shortSocketPath } from "./short-path.ts";
 
 /**
  * Makes `path` free for a new unix socket listener: a socket file no process answers on (a crash
@@ -19,14 +20,21 @@ export async function claimUnixSocket(path: string, who = "another process"): Pr
   await unlink(path);
 }
 
-/** True when a unix socket accepts a connection now. */
+/** True when a unix socket accepts a connection now (any path length: connects through its short alias). */
 export function socketAnswers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
+  let alias;
+  try {
+    alias = shortSocketPath(path);
+  } catch {
+    return Promise.resolve(false); // no such directory, or no name a socket could have
+  }
+  const answers = new Promise<boolean>((resolve) => {
+    const s = connect(alias.path);
     s.once("connect", () => {
       s.destroy();
       resolve(true);
     });
     s.once("error", () => resolve(false));
   });
+  return answers.finally(() => alias.release());
 }
