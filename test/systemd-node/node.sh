@@ -165,7 +165,7 @@ in_node() {
 }
 
 down() {
-  local pid npid i
+  local pid npid i bad=0
   pid=$(node_pid)
   npid=$(cat "$dir/nspawn.pid" 2>/dev/null || true)
   if [ -n "$npid" ] && kill -0 "$npid" 2>/dev/null; then
@@ -191,12 +191,14 @@ down() {
     done
     while read -r cg; do
       [ -d "$cg" ] && find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || true
-      [ -d "$cg" ] && echo "node.sh: could not remove cgroup $cg" >&2
+      if [ -d "$cg" ]; then echo "node.sh: could not remove cgroup $cg" >&2; bad=1; fi
     done <"$dir/cgroups"
   fi
   for m in "$dir/root" "$dir/upper"; do
     if mountpoint -q "$m" 2>/dev/null; then umount "$m" 2>/dev/null || umount -l "$m"; fi
   done
+  # kept (with its list of cgroups) when a cgroup could not be removed: `down` again retries
+  [ "$bad" = 0 ] || return 1
   rm -rf "$dir"
 }
 
