@@ -171,7 +171,7 @@ try {
       t: {
         cri: env.d.cri, dir: env.d.dir, busybox: env.busybox, pid: env.d.proc.pid,
         helpers: (_pods, ctrs) => pidsWhere((cmd) => cmd.includes("conmon") && ctrs.some((id) => cmd.includes(id))),
-        standing: () => pidsWhere((cmd) => cmd.includes("conmon") && cmd.includes("--standby") && cmd[cmd.indexOf("--runtime-root") + 1] === join(env.d.dir, "runc")),
+        standing: () => pidsWhere((cmd) => cmd.includes("conmon") && cmd.includes("--standby") && (cmd[cmd.indexOf("--runtime-command") + 1] ?? "").includes(JSON.stringify(join(env.d.dir, "runc")))),
       },
     },
   ];

@@ -27,7 +27,7 @@ const dir = mkdtempSync(join(process.env.CRIO_TEST_TMP ?? "/var/tmp", "crio-benc
 mkdirSync(join(dir, "logs"));
 const run_ = mkdtempSync("/run/crio-bench-ms-");
 const runtimeRoot = join(run_, "runc");
-const base: MonitorBase = { selfCommand: [CRIO], runtimePath: RUNC, runtimeRoot, socketDir: join(run_, "mon") };
+const base: MonitorBase = { selfCommand: [CRIO], runtime: [RUNC, "--root", runtimeRoot], socketDir: join(run_, "mon") };
 const exitDir = join(run_, "exits");
 const bundle = makeBundle(join(dir, "bundle"));
 const loadStart = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");

@@ -43,6 +43,14 @@ else
     else grep -E '^ *[0-9]+ (pass|fail)$' "$log"; fi
     tally "$log"
   done
+
+  # crio.service under systemd with cgroup_manager = "systemd", in a systemd-nspawn node
+  step "systemd lane (test/systemd-node: crio.service in a systemd node)"
+  bash test/systemd-node/run.sh >"$out/systemd-lane.log" 2>&1; lane=$?
+  if grep -Eq '^ *[1-9][0-9]* fail$' "$out/systemd-lane.log" || ! grep -Eq '^ *[0-9]+ pass$' "$out/systemd-lane.log"; then tail -n 200 "$out/systemd-lane.log"
+  else grep -E '^ *[0-9]+ (pass|fail)$|^systemd lane' "$out/systemd-lane.log"; fi
+  tally "$out/systemd-lane.log"
+  if [ "$lane" != 0 ] && ! grep -Eq '^ *[1-9][0-9]* fail$' "$out/systemd-lane.log"; then echo "(the systemd lane exited $lane)"; fail=$((fail + 1)); fi
 fi
 rm -rf "$out"
 echo

@@ -1,4 +1,5 @@
 import { accept, close, pipe, pollIn, read, readText, recvFd, setNonBlocking, unixListen, unlink } from "../sys/libc.ts";
+import { RuntimeCommand } from "../oci/command.ts";
 import { shortSocketPath } from "../sys/short-path.ts";
 import { EXEC_STDERR_FD, EXEC_STDOUT_FD, monitorFiles, type MonitorArgs } from "./protocol.ts";
 import type { ProcessExit, Reaper } from "./reaper.ts";
@@ -48,14 +49,15 @@ async function launchHeld(a: MonitorArgs, reaper: Reaper): Promise<Launched> {
   const f = monitorFiles(a.dir);
   unlink(f.pid);
   unlink(f.runtimeLog);
-  const argv = [a.runtime, "--root", a.runtimeRoot, "--log", f.runtimeLog, "--log-format", "json"];
-  if (a.mode === "create") argv.push("create", "--bundle", a.bundle!, "--pid-file", f.pid);
-  else argv.push("exec", "--detach", "--pid-file", f.pid, "--process", f.process);
-  // the console socket through a short alias of the monitor dir, for us and for the runtime
-  // (which connects to it from its own process: /proc/<our pid>/fd/…), so any dir depth fits
+  // the daemon's prefix (MonitorArgs.runtime) through the one builder: no flag of it is dropped here.
+  // The console socket through a short alias of the monitor dir, for us and for the runtime
+  // (which connects to it from its own process: /proc/<our pid>/fd/…), so any dir depth fits.
+  const cmd = new RuntimeCommand(a.runtime);
   const con = a.terminal ? shortSocketPath(f.console) : undefined;
-  if (con) argv.push("--console-socket", con.childPath(process.pid));
-  argv.push(a.container);
+  const consoleSocket = con?.childPath(process.pid);
+  const argv = a.mode === "create"
+    ? cmd.create(a.container, { bundle: a.bundle!, pidFile: f.pid, consoleSocket, log: f.runtimeLog })
+    : cmd.exec(a.container, { processPath: f.process, detach: true, pidFile: f.pid, consoleSocket, log: f.runtimeLog });
 
   const ours: number[] = []; // fds we keep on success
   const theirs: number[] = []; // fds only the runtime needs

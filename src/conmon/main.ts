@@ -384,7 +384,7 @@ function awaitRequest(): string | undefined {
 function retitle(a: MonitorArgs): void {
   const exe = process.execPath;
   const tries = [
-    [exe, "conmon", "--mode", "create", "--id", a.id, "--container", a.container, "--runtime-root", a.runtimeRoot],
+    [exe, "conmon", "--mode", "create", "--id", a.id, "--container", a.container, "--runtime-command", JSON.stringify(a.runtime)],
     [exe, "conmon", "--mode", "create", "--id", a.id],
     ["crio", "conmon", "--id", a.id],
   ];

@@ -109,8 +109,12 @@ export interface MonitorArgs {
   id: string;
   /** The container the runtime acts on (equals `id` in create mode). */
   container: string;
-  runtime: string;
-  runtimeRoot: string;
+  /**
+   * The runtime's command prefix (binary and global flags: `--root`, `--systemd-cgroup`), made
+   * by the daemon's RuntimeCommand (src/oci/command.ts); the monitor builds its create/exec argv
+   * from it with the same builder, so it runs the runtime exactly as the daemon does.
+   */
+  runtime: string[];
   /** create: the OCI bundle. */
   bundle?: string;
   /** Monitor dir (sockets, pid files), normally `<socketDir>/<id>`. */
@@ -202,7 +206,7 @@ export function buildArgs(a: MonitorArgs): string[] {
   const argv = ["--mode", a.mode];
   if (a.standby) argv.push("--standby");
   else argv.push("--id", a.id, "--container", a.container);
-  argv.push("--runtime", a.runtime, "--runtime-root", a.runtimeRoot);
+  argv.push("--runtime-command", JSON.stringify(a.runtime));
   if (!a.standby) argv.push("--dir", a.dir);
   if (a.bundle !== undefined) argv.push("--bundle", a.bundle);
   if (a.logPath !== undefined) argv.push("--log-path", a.logPath);
@@ -267,8 +271,7 @@ export function parseArgs(argv: readonly string[]): MonitorArgs {
     mode,
     id,
     container,
-    runtime: need("--runtime"),
-    runtimeRoot: need("--runtime-root"),
+    runtime: runtimeCommand(need("--runtime-command")),
     bundle: v.get("--bundle"),
     dir: standby ? "" : need("--dir"),
     logPath: v.get("--log-path"),
@@ -511,9 +514,23 @@ export function parseLogLine(line: string): LogRecord | undefined {
 const EMPTY = new Uint8Array(0);
 const BOOLEAN = new Set(["--terminal", "--stdin", "--stdin-once", "--standby", "--no-sync-log"]);
 const VALUED = new Set([
-  "--mode", "--id", "--container", "--runtime", "--runtime-root", "--bundle", "--dir", "--log-path",
+  "--mode", "--id", "--container", "--runtime-command", "--bundle", "--dir", "--log-path",
   "--exit-dir", "--log-size-max", "--timeout-ms", "--attach-timeout-ms",
 ]);
+
+/** The value of --runtime-command: a JSON array of strings, the first an absolute path. */
+function runtimeCommand(v: string): string[] {
+  let a: unknown;
+  try {
+    a = JSON.parse(v);
+  } catch {
+    throw new Error(`flag --runtime-command needs a JSON array of strings, got ${JSON.stringify(v)}`);
+  }
+  if (!Array.isArray(a) || a.length === 0 || a.some((x) => typeof x !== "string" || x === ""))
+    throw new Error(`flag --runtime-command needs a JSON array of non-empty strings, got ${JSON.stringify(v)}`);
+  if (!(a[0] as string).startsWith("/")) throw new Error(`flag --runtime-command: the runtime must be an absolute path, got ${JSON.stringify(a[0])}`);
+  return a as string[];
+}
 
 /** A positive timeout as an integer flag value (rounded up, at most MAX_TIMER_MS). */
 function msArg(n: number): string {

@@ -82,13 +82,12 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
   const monitors = (handler: string): Monitors => {
     const rt = runtimeFor(handler);
     let m = monitorsByHandler.get(handler);
-    if (!m || m.config.runtimePath !== rt.path || m.config.runtimeRoot !== rt.root) {
+    if (!m || m.config.runtime.join("\0") !== rt.command.prefix.join("\0")) {
       m?.close(); // its warm exec-sync monitor runs the old runtime
       const h = config().runtime.runtimes[handler]!;
       m = new Monitors({
         selfCommand: h.monitorPath ? [h.monitorPath] : selfCommand(),
-        runtimePath: rt.path,
-        runtimeRoot: rt.root,
+        runtime: rt.command.prefix,
         socketDir: paths.monitors,
         exitDir: paths.exits,
         env: Object.fromEntries(h.monitorEnv.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])),

@@ -46,7 +46,7 @@ export async function spawnExec(o: SpawnExecOptions, standby?: ExecSessionStandb
     if (warm) started = m = warm.monitor;
     else {
       const args: MonitorArgs = {
-        mode: "exec", runtime: o.runtimePath, runtimeRoot: o.runtimeRoot, exitDir: o.exitDir, stdinOnce: true, logSizeMax: 0, timeoutMs: 0,
+        mode: "exec", runtime: [...o.runtime], exitDir: o.exitDir, stdinOnce: true, logSizeMax: 0, timeoutMs: 0,
         ...request,
       };
       // its diagnostics go to <dir>/monitor.log, removed with the dir (kept with CRIO_MONITOR_DEBUG)

@@ -14,8 +14,8 @@ export function selfCommand(): string[] {
 export interface MonitorBase {
   /** How to run `crio` again; `crio conmon` is appended (see selfCommand()). */
   selfCommand: string[];
-  runtimePath: string;
-  runtimeRoot: string;
+  /** The handler's runtime command prefix (OciRuntime.command.prefix), handed to the monitor as is. */
+  runtime: readonly string[];
   /** Parent of the per-monitor dirs `<socketDir>/<id>/` (paths.monitors). */
   socketDir: string;
   /** Extra environment for the monitor and the runtime. */
@@ -53,7 +53,7 @@ export async function spawnMonitor(o: SpawnMonitorOptions, standby?: CreateStand
   const dir = monitorDir(o.socketDir, o.id);
   mkdirSync(o.exitDir, { recursive: true, mode: 0o700 });
   const args: MonitorArgs = {
-    mode: "create", id: o.id, container: o.id, runtime: o.runtimePath, runtimeRoot: o.runtimeRoot, bundle: o.bundle,
+    mode: "create", id: o.id, container: o.id, runtime: [...o.runtime], bundle: o.bundle,
     dir, logPath: o.logPath, exitDir: o.exitDir, terminal: !!o.terminal, stdin: !!o.stdin, stdinOnce: !!o.stdinOnce,
     logSizeMax: o.logSizeMax ?? 0, timeoutMs: 0, attachTimeoutMs: 0,
   };

@@ -39,7 +39,7 @@ export interface CreateMonitor extends WaitingMonitor<CreateRequest> {
  */
 export function startCreateMonitor(base: MonitorBase & { exitDir: string }, background = false): CreateMonitor {
   const args: MonitorArgs = {
-    mode: "create", standby: true, id: "", container: "", runtime: base.runtimePath, runtimeRoot: base.runtimeRoot,
+    mode: "create", standby: true, id: "", container: "", runtime: [...base.runtime],
     dir: "", exitDir: base.exitDir, terminal: false, stdin: false, stdinOnce: false, logSizeMax: 0, timeoutMs: 0, attachTimeoutMs: 0,
   };
   const [reqR, reqW] = pipe();
@@ -59,7 +59,7 @@ export function startCreateMonitor(base: MonitorBase & { exitDir: string }, back
  */
 export function startExecSessionMonitor(base: MonitorBase, background = false): ExecSessionMonitor {
   const args: MonitorArgs = {
-    mode: "exec", standby: true, id: "", container: "", runtime: base.runtimePath, runtimeRoot: base.runtimeRoot,
+    mode: "exec", standby: true, id: "", container: "", runtime: [...base.runtime],
     dir: "", terminal: false, stdin: false, stdinOnce: true, logSizeMax: 0, timeoutMs: 0, attachTimeoutMs: 0,
   };
   const [reqR, reqW] = pipe();
@@ -80,7 +80,7 @@ export function startExecSessionMonitor(base: MonitorBase, background = false): 
  */
 export function startExecSyncMonitor(base: MonitorBase, background = false): ExecSyncMonitor {
   const args: MonitorArgs = {
-    mode: "exec-sync", standby: true, id: "", container: "", runtime: base.runtimePath, runtimeRoot: base.runtimeRoot,
+    mode: "exec-sync", standby: true, id: "", container: "", runtime: [...base.runtime],
     dir: "", terminal: false, stdin: false, stdinOnce: false, logSizeMax: 0, timeoutMs: 0, attachTimeoutMs: 0,
   };
   const fds: number[] = [];

@@ -1,11 +1,13 @@
 import { ExecError, run } from "../sys/exec.ts";
 import { RuntimeError, wrap, type ErrorKind } from "../errors.ts";
+import { RuntimeCommand } from "./command.ts";
 import type { Resources, RuntimeState } from "./spec-types.ts";
 
 /**
- * The OCI runtime driver: runc or crun, executed once per operation through sys/exec.ts. `create`
- * is run by the monitor (conmon role), which builds its argv with createArgv(); everything else
- * is here. Known error texts of both runtimes map to error kinds.
+ * The OCI runtime driver: runc or crun, executed once per operation through sys/exec.ts, every
+ * argv from the handler's RuntimeCommand (command.ts). `create` and `exec` are run by the monitor
+ * (conmon role) with the same command's prefix (`command.prefix`, MonitorArgs.runtime); everything
+ * else is here. Known error texts of both runtimes map to error kinds.
  */
 
 /** How to run one runtime handler. */
@@ -39,29 +41,14 @@ export interface RuntimeFeatures {
   cgroup: { v1: boolean; v2: boolean; systemd: boolean };
 }
 
-/** Options of createArgv. */
-export interface CreateOptions {
-  pidFile: string;
-  consoleSocket?: string;
-  noPivot?: boolean;
-}
-
-/** Options of execArgv. */
-export interface ExecOptions {
-  /** A file holding the OCI process JSON. */
-  processPath: string;
-  tty?: boolean;
-  detach?: boolean;
-  pidFile?: string;
-  consoleSocket?: string;
-}
-
 /** A runc/crun driver bound to one binary and state root. */
 export class OciRuntime {
   readonly name: string;
   readonly path: string;
   readonly root: string;
   readonly systemdCgroup: boolean;
+  /** The one builder of this handler's runtime command lines. */
+  readonly command: RuntimeCommand;
   #timeoutMs: number;
   #features?: Promise<RuntimeFeatures>;
 
@@ -70,40 +57,20 @@ export class OciRuntime {
     this.path = o.path;
     this.root = o.root;
     this.systemdCgroup = o.systemdCgroup ?? false;
+    this.command = RuntimeCommand.of({ path: o.path, root: o.root, systemdCgroup: this.systemdCgroup });
     this.#timeoutMs = o.timeoutMs ?? 60_000;
-  }
-
-  /** The argv prefix every command shares: binary, --root and the cgroup driver flag. */
-  globalArgs(): string[] {
-    return [this.path, "--root", this.root, ...(this.systemdCgroup ? ["--systemd-cgroup"] : [])];
-  }
-
-  /** The argv of `create` for the monitor to run (it owns the container's stdio). */
-  createArgv(id: string, bundle: string, o: CreateOptions): string[] {
-    return [
-      ...this.globalArgs(), "create", "--bundle", bundle, "--pid-file", o.pidFile,
-      ...(o.consoleSocket ? ["--console-socket", o.consoleSocket] : []), ...(o.noPivot ? ["--no-pivot"] : []), id,
-    ];
-  }
-
-  /** The argv of `exec` of a process JSON file in a running container. */
-  execArgv(id: string, o: ExecOptions): string[] {
-    return [
-      ...this.globalArgs(), "exec", "--process", o.processPath, ...(o.tty ? ["--tty"] : []), ...(o.detach ? ["--detach"] : []),
-      ...(o.pidFile ? ["--pid-file", o.pidFile] : []), ...(o.consoleSocket ? ["--console-socket", o.consoleSocket] : []), id,
-    ];
   }
 
   /** Starts a created container (runs its process). */
   async start(id: string): Promise<void> {
-    await this.#run("start", [id], id);
+    await this.#run(this.command.start(id), "start", id);
   }
 
   /** The container's state, or undefined when the runtime does not know it. */
   async state(id: string): Promise<RuntimeState | undefined> {
     let out: string;
     try {
-      out = await this.#run("state", [id], id);
+      out = await this.#run(this.command.state(id), "state", id);
     } catch (e) {
       if (e instanceof RuntimeError && e.kind === "not-found") return undefined;
       throw e;
@@ -117,21 +84,21 @@ export class OciRuntime {
 
   /** Every container the runtime knows under this root. */
   async list(): Promise<RuntimeState[]> {
-    const out = await this.#run("list", ["--format", "json"]);
+    const out = await this.#run(this.command.list(), "list");
     const v = JSON.parse(out.trim() || "null") as RuntimeState[] | null;
     return v ?? [];
   }
 
   /** Sends a signal ("SIGTERM", "KILL", 9) to the init process, or to all processes with `all`. */
   async kill(id: string, signal: string | number, all = false): Promise<void> {
-    await this.#run("kill", [...(all ? ["--all"] : []), id, String(signal)], id);
+    await this.#run(this.command.kill(id, signal, all), "kill", id);
   }
 
   /** Deletes the container's runtime state; `force` kills it first. Idempotent: an unknown id is fine. */
   async delete(id: string, o: boolean | { force?: boolean } = {}): Promise<void> {
     const force = typeof o === "boolean" ? o : (o.force ?? false);
     try {
-      await this.#run("delete", [...(force ? ["--force"] : []), id], id);
+      await this.#run(this.command.delete(id, force), "delete", id);
     } catch (e) {
       if (e instanceof RuntimeError && e.kind === "not-found") return;
       throw e;
@@ -141,17 +108,17 @@ export class OciRuntime {
   /** Applies new cgroup resources to a running container (`update --resources`). */
   async update(id: string, resources: Resources): Promise<void> {
     const file = this.name === "crun" || this.path.endsWith("/crun") ? "/dev/stdin" : "-";
-    await this.#run("update", ["--resources", file, id], id, JSON.stringify(resources));
+    await this.#run(this.command.update(id, file), "update", id, JSON.stringify(resources));
   }
 
   /** Freezes every process of the container. */
   async pause(id: string): Promise<void> {
-    await this.#run("pause", [id], id);
+    await this.#run(this.command.pause(id), "pause", id);
   }
 
   /** Thaws a paused container. */
   async resume(id: string): Promise<void> {
-    await this.#run("resume", [id], id);
+    await this.#run(this.command.resume(id), "resume", id);
   }
 
   /** What the runtime supports (cached): `features` when it has it, otherwise a static record. */
@@ -162,7 +129,7 @@ export class OciRuntime {
 
   /** The runtime's version facts from `--version`. */
   async version(): Promise<{ name: string; version: string; commit?: string; spec?: string }> {
-    const out = await this.#raw(["--version"], "version");
+    const out = await this.#run(this.command.version(), "version");
     const version = /version\s+(\S+)/.exec(out)?.[1] ?? "unknown";
     const commit = /^commit:\s*(\S+)/m.exec(out)?.[1];
     const spec = /^spec:\s*(\S+)/m.exec(out)?.[1];
@@ -171,13 +138,9 @@ export class OciRuntime {
 
   // --- internal ---
 
-  async #run(op: string, args: string[], id?: string, stdin?: string): Promise<string> {
-    return this.#raw([...this.globalArgs().slice(1), op, ...args], op, stdin, id);
-  }
-
-  async #raw(args: string[], op: string, stdin?: string, id?: string): Promise<string> {
+  async #run(argv: string[], op: string, id?: string, stdin?: string): Promise<string> {
     try {
-      return await run([this.path, ...args], { stdin, timeoutMs: this.#timeoutMs });
+      return await run(argv, { stdin, timeoutMs: this.#timeoutMs });
     } catch (e) {
       throw classify(e, this.name, op, id);
     }
@@ -185,7 +148,7 @@ export class OciRuntime {
 
   async #loadFeatures(): Promise<RuntimeFeatures> {
     try {
-      const out = await this.#raw(["features"], "features");
+      const out = await this.#run(this.command.features(), "features");
       return fromFeaturesJson(JSON.parse(out));
     } catch {
       return staticFeatures(this.name, (await this.version().catch(() => undefined))?.version);

@@ -33,7 +33,7 @@ const standbys = (runtimeRoot: string, modes = ["exec-sync", "exec"]) =>
     .filter((p) => {
       try {
         const argv = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
-        return argv.includes("conmon") && argv.includes("--standby") && argv[argv.indexOf("--runtime-root") + 1] === runtimeRoot && modes.includes(argv[argv.indexOf("--mode") + 1]!);
+        return argv.includes("conmon") && argv.includes("--standby") && (argv[argv.indexOf("--runtime-command") + 1] ?? "").includes(JSON.stringify(runtimeRoot)) && modes.includes(argv[argv.indexOf("--mode") + 1]!);
       } catch {
         return false;
       }
@@ -42,7 +42,7 @@ const standbys = (runtimeRoot: string, modes = ["exec-sync", "exec"]) =>
 
 test("protocol: a standby's argv and its request", () => {
   const base: MonitorArgs = {
-    mode: "exec-sync", standby: true, id: "", container: "", runtime: "/usr/sbin/runc", runtimeRoot: "/run/r", dir: "",
+    mode: "exec-sync", standby: true, id: "", container: "", runtime: ["/usr/sbin/runc", "--root", "/run/r"], dir: "",
     terminal: false, stdin: false, stdinOnce: false, logSizeMax: 0, timeoutMs: 0, attachTimeoutMs: 0,
   };
   const argv = buildArgs(base);
@@ -54,12 +54,12 @@ test("protocol: a standby's argv and its request", () => {
   expect(() => applyExecRequest(base, JSON.stringify({ id: "e", container: "c1", dir: "rel", timeoutMs: 0 }))).toThrow("invalid dir");
   expect(() => applyExecRequest(base, JSON.stringify({ id: "e", container: "c1", dir: "/d", timeoutMs: -1 }))).toThrow("timeoutMs");
   expect(() => parseArgs([...argv, "--id", "x"])).toThrow("request");
-  expect(() => parseArgs(["--mode", "create", "--standby", "--runtime", "r", "--runtime-root", "/r"])).toThrow("--exit-dir");
+  expect(() => parseArgs(["--mode", "create", "--standby", "--runtime-command", '["/r"]'])).toThrow("--exit-dir");
 });
 
 test("protocol: a standby create monitor's argv and its request", () => {
   const base: MonitorArgs = {
-    mode: "create", standby: true, id: "", container: "", runtime: "/usr/sbin/runc", runtimeRoot: "/run/r", dir: "", exitDir: "/run/exits",
+    mode: "create", standby: true, id: "", container: "", runtime: ["/usr/sbin/runc", "--root", "/run/r"], dir: "", exitDir: "/run/exits",
     terminal: false, stdin: false, stdinOnce: false, logSizeMax: 0, timeoutMs: 0, attachTimeoutMs: 0,
   };
   const argv = buildArgs(base);
@@ -81,7 +81,7 @@ test("protocol: a standby create monitor's argv and its request", () => {
 
 test("protocol: a standby exec (session) monitor's argv and its request", () => {
   const base: MonitorArgs = {
-    mode: "exec", standby: true, id: "", container: "", runtime: "/usr/sbin/runc", runtimeRoot: "/run/r", dir: "",
+    mode: "exec", standby: true, id: "", container: "", runtime: ["/usr/sbin/runc", "--root", "/run/r"], dir: "",
     terminal: false, stdin: false, stdinOnce: true, logSizeMax: 0, timeoutMs: 0, attachTimeoutMs: 0,
   };
   const argv = buildArgs(base);
@@ -133,7 +133,7 @@ describe.skipIf(!canRun())("monitor: warm container monitor (create standby)", (
     } finally {
       m.close();
     }
-    expect(standbys(w.config.runtimeRoot, ["create"])).toEqual([]);
+    expect(standbys(w.runtimeRoot, ["create"])).toEqual([]);
   });
 });
 
@@ -185,7 +185,7 @@ describe.skipIf(!canRun())("monitor: warm exec-sync standby", () => {
       // after close() an ExecSync still works (cold) and leaves nothing waiting
       expect((await m.execSync({ containerId: id, process: proc(["true"]) })).exitCode).toBe(0);
       await Bun.sleep(100);
-      expect(standbys(w.config.runtimeRoot)).toEqual([]);
+      expect(standbys(w.runtimeRoot)).toEqual([]);
     } finally {
       m.close();
     }
@@ -241,7 +241,7 @@ describe.skipIf(!canRun())("monitor: warm exec-sync standby", () => {
       const [last] = await waitFor(() => m.execStandby.stats().pids.length === 1 && m.execStandby.stats().pids, 10_000, "a replacement");
       m.close();
       await waitFor(() => !alive(last!), 10_000, "close() to kill the standby");
-      expect(standbys(w.config.runtimeRoot)).toEqual([]);
+      expect(standbys(w.runtimeRoot)).toEqual([]);
     } finally {
       m.close();
     }
@@ -250,7 +250,7 @@ describe.skipIf(!canRun())("monitor: warm exec-sync standby", () => {
   test("a standby exits when its request pipe closes unused; a bad request is refused", async () => {
     await using w = new MonitorWorld();
     const idle = startExecSyncMonitor(w.config);
-    await waitFor(() => standbys(w.config.runtimeRoot).includes(idle.monitor.pid), 10_000, "the standby to start");
+    await waitFor(() => standbys(w.runtimeRoot).includes(idle.monitor.pid), 10_000, "the standby to start");
     idle.close(); // what the kernel does for a daemon killed with SIGKILL
     expect(await idle.monitor.exited).toBe(0);
 
@@ -264,7 +264,7 @@ describe.skipIf(!canRun())("monitor: warm exec-sync standby", () => {
       bad.kill();
     }
     const idleExec = startExecSessionMonitor(w.config);
-    await waitFor(() => standbys(w.config.runtimeRoot).includes(idleExec.monitor.pid), 10_000, "the exec standby to start");
+    await waitFor(() => standbys(w.runtimeRoot).includes(idleExec.monitor.pid), 10_000, "the exec standby to start");
     idleExec.close();
     expect(await idleExec.monitor.exited).toBe(0);
   });

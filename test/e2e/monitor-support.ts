@@ -24,10 +24,11 @@ export function canRun(): boolean {
 /** A temp world for monitors: runc root, monitor dirs, exits, logs, bundles; removes it all. */
 export class MonitorWorld {
   readonly dir = mkdtempSync(join(tmpdir(), "crio-mon-"));
+  /** runc's state root for this world. */
+  readonly runtimeRoot = join(this.dir, "runc");
   readonly config: MonitorConfig = {
     selfCommand: SELF,
-    runtimePath: RUNC,
-    runtimeRoot: join(this.dir, "runc"),
+    runtime: [RUNC, "--root", this.runtimeRoot],
     socketDir: join(this.dir, "mon"),
     exitDir: join(this.dir, "exits"),
   };
@@ -66,14 +67,14 @@ export class MonitorWorld {
 
   /** runc state of `id` (undefined when runc does not know it). */
   async state(id: string): Promise<{ status: string; pid: number } | undefined> {
-    const p = Bun.spawn([RUNC, "--root", this.config.runtimeRoot, "state", id], { stdout: "pipe", stderr: "ignore" });
+    const p = Bun.spawn([RUNC, "--root", this.runtimeRoot, "state", id], { stdout: "pipe", stderr: "ignore" });
     const [out, code] = await Promise.all([new Response(p.stdout).text(), p.exited]);
     return code === 0 ? (JSON.parse(out) as { status: string; pid: number }) : undefined;
   }
 
   /** `runc start` / `runc kill`. */
   async runc(...args: string[]): Promise<void> {
-    const p = Bun.spawn([RUNC, "--root", this.config.runtimeRoot, ...args], { stdout: "ignore", stderr: "pipe" });
+    const p = Bun.spawn([RUNC, "--root", this.runtimeRoot, ...args], { stdout: "ignore", stderr: "pipe" });
     const [err, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
     if (code !== 0) throw new Error(`runc ${args.join(" ")}: ${err}`);
   }
@@ -85,7 +86,7 @@ export class MonitorWorld {
 
   async [Symbol.asyncDispose](): Promise<void> {
     for (const id of this.#ids) {
-      const p = Bun.spawn([RUNC, "--root", this.config.runtimeRoot, "delete", "--force", id], { stdout: "ignore", stderr: "ignore" });
+      const p = Bun.spawn([RUNC, "--root", this.runtimeRoot, "delete", "--force", id], { stdout: "ignore", stderr: "ignore" });
       await p.exited;
     }
     rmSync(this.dir, { recursive: true, force: true });

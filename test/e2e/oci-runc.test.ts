@@ -93,7 +93,7 @@ async function cleanup(id: string): Promise<void> {
 
 /** `runtime run` in the foreground; returns its output. */
 async function runToEnd(rt: OciRuntime, id: string, bundle: string, wrap: string[] = []): Promise<{ code: number | null; out: string }> {
-  const r = await runRaw([...wrap, ...rt.globalArgs(), "run", "--bundle", bundle, id], { timeoutMs: 30_000 });
+  const r = await runRaw([...wrap, ...rt.command.prefix, "run", "--bundle", bundle, id], { timeoutMs: 30_000 });
   return { code: r.code, out: r.stdout + r.stderr };
 }
 
@@ -153,7 +153,7 @@ describe.if(isRoot())("runc runs our spec", () => {
     });
     const rt = runc();
     // `create` is the monitor's job; here its argv runs with stdio detached.
-    const create = Bun.spawn(rt.createArgv(id, bundle, { pidFile: join(dir, `${id}.pid`) }), { stdio: ["ignore", "ignore", "pipe"] });
+    const create = Bun.spawn(rt.command.create(id, { bundle, pidFile: join(dir, `${id}.pid`) }), { stdio: ["ignore", "ignore", "pipe"] });
     expect(await create.exited).toBe(0);
     expect(await rt.state(id)).toMatchObject({ id, status: "created", bundle });
     await rt.start(id);

@@ -163,7 +163,7 @@ describe("the monitor's mechanisms", () => {
 
 test("attach and exec-sync timeouts survive the command line; one a timer cannot hold is refused", () => {
   const a: MonitorArgs = {
-    mode: "exec", id: "e1", container: "c1", runtime: "/bin/runc", runtimeRoot: "/run/runc", dir: "/run/m/e1",
+    mode: "exec", id: "e1", container: "c1", runtime: ["/bin/runc", "--root", "/run/runc"], dir: "/run/m/e1",
     terminal: true, stdin: true, stdinOnce: true, logSizeMax: 0, timeoutMs: 0, attachTimeoutMs: 60_000,
   };
   expect(parseArgs(buildArgs(a)).attachTimeoutMs).toBe(60_000);

@@ -3,7 +3,7 @@ import { expect, test } from "bun:test";
 
 const DOMAIN_FORBIDDEN = /@grpc\/grpc-js|from "(\.\.\/)+cri\/|^import (?!type)[^;]*\/gen\//m;
 const rules: Array<[string, RegExp, string]> = [
-  ["src/conmon/", /from "(\.\.\/)+(cri|gen|image|sandbox|container|daemon|network|config|cli|storage|oci)\/|@grpc|@bufbuild|citty|smol-toml/, "the monitor imports only sys/, util/, log/, errors.ts and its own files"],
+  ["src/conmon/", /from "(\.\.\/)+(cri|gen|image|sandbox|container|daemon|network|config|cli|storage)\/|from "(\.\.\/)+oci\/(?!command\.ts")|@grpc|@bufbuild|citty|smol-toml/, "the monitor imports only sys/, util/, log/, errors.ts, oci/command.ts and its own files"],
   ["src/sandbox/", DOMAIN_FORBIDDEN, "no gRPC and only type imports of generated code"],
   ["src/container/", DOMAIN_FORBIDDEN, "no gRPC and only type imports of generated code"],
   ["src/image/", DOMAIN_FORBIDDEN, "no gRPC and only type imports of generated code"],
@@ -60,4 +60,16 @@ test("the monitor role loads no node: module (node:fs alone costs each monitor ~
   await walk("src/conmon/main.ts");
   expect(seen.size).toBeGreaterThan(5);
   expect(nodeImports).toEqual([]);
+});
+
+test("one builder of runtime command lines: only src/oci/command.ts spells a runtime's global flags or verbs", async () => {
+  const bad: string[] = [];
+  // a runtime argv starts with "--root" (and --systemd-cgroup); --pid-file, --console-socket and
+  // --log-format are its create/exec flags: none of them belongs anywhere else in src/
+  const flags = /"--(root|systemd-cgroup|pid-file|console-socket|log-format)"/;
+  for await (const f of new Bun.Glob("src/**/*.ts").scan("."))
+    if (f !== "src/oci/command.ts" && flags.test(await Bun.file(f).text())) bad.push(f);
+  expect(bad).toEqual([]);
+  // the builder is a leaf the monitor may load
+  expect(await Bun.file("src/oci/command.ts").text()).not.toMatch(/^import /m);
 });

@@ -5,7 +5,7 @@ import {
 } from "../../../src/conmon/protocol.ts";
 
 const create: MonitorArgs = {
-  mode: "create", id: "abc", container: "abc", runtime: "/usr/bin/runc", runtimeRoot: "/run/runc", bundle: "/b",
+  mode: "create", id: "abc", container: "abc", runtime: ["/usr/bin/runc", "--root", "/run/runc", "--systemd-cgroup"], bundle: "/b",
   dir: "/run/crio/monitor/abc", logPath: "/var/log/pods/x/0.log", exitDir: "/run/crio/exits", terminal: true,
   stdin: true, stdinOnce: false, logSizeMax: 8192, timeoutMs: 0, attachTimeoutMs: 0,
 };
@@ -17,6 +17,8 @@ describe("argv", () => {
     for (const a of [create, execSync, exec, { ...create, noSyncLog: true }]) expect(parseArgs(buildArgs(a))).toEqual(a);
     expect(buildArgs({ ...create, noSyncLog: true })).toContain("--no-sync-log");
     expect(buildArgs(create)).not.toContain("--no-sync-log");
+    // the daemon's runtime prefix reaches the monitor whole (cgroup driver flag included)
+    expect(parseArgs(buildArgs(create)).runtime).toEqual(["/usr/bin/runc", "--root", "/run/runc", "--systemd-cgroup"]);
   });
 
   test("rejects what it does not know, with the flag named", () => {
@@ -28,6 +30,10 @@ describe("argv", () => {
       [["--mode", "run", "--id", "a"], 'unknown mode "run"'],
       [[...buildArgs(create), "--log-size-max", "lots"], 'flag --log-size-max needs an integer, got "lots"'],
       [buildArgs({ ...create, mode: "exec-sync" }), "exec-sync does not support --terminal"],
+      [buildArgs({ ...create, runtime: [] }), "flag --runtime-command needs a JSON array of non-empty strings"],
+      [buildArgs({ ...create, runtime: ["runc", "--root", "/r"] }), 'the runtime must be an absolute path, got "runc"'],
+      [[...buildArgs(create), "--runtime-command", "/usr/bin/runc"], "flag --runtime-command needs a JSON array of strings"],
+      [buildArgs(create).filter((x, i, all) => x !== "--runtime-command" && all[i - 1] !== "--runtime-command"), "flag --runtime-command is required"],
     ];
     for (const [argv, msg] of bad) expect(() => parseArgs(argv)).toThrow(msg);
   });

@@ -32,7 +32,7 @@ function fakeMonitor(answer: (req: string, write: (b: Uint8Array | string) => vo
       },
     },
   });
-  const base = { selfCommand: ["/bin/false"], runtimePath: "/bin/false", runtimeRoot: "/nonexistent", socketDir };
+  const base = { selfCommand: ["/bin/false"], runtime: ["/bin/false", "--root", "/nonexistent"], socketDir };
   return { socketDir, requests, base, stop: () => server.stop(true) };
 }
 
@@ -89,5 +89,5 @@ test("an error in EXIT is the runtime's error (kind unknown); a connection close
 test("no ctl socket (no monitor): undefined", async () => {
   const socketDir = mkdtempSync(join(tmpdir(), "crio-ctl-"));
   dirs.push(socketDir);
-  expect(await execSyncInContainerMonitor({ selfCommand: [], runtimePath: "", runtimeRoot: "", socketDir, containerId: "c1", process: proc })).toBeUndefined();
+  expect(await execSyncInContainerMonitor({ selfCommand: [], runtime: ["/bin/false"], socketDir, containerId: "c1", process: proc })).toBeUndefined();
 });

@@ -75,14 +75,9 @@ describe("OciRuntime (runc)", () => {
     ]);
   });
 
-  test("createArgv and execArgv for the monitor", () => {
-    const r = new OciRuntime({ name: "runc", path: "/usr/bin/runc", root: "/run/runc" });
-    expect(r.createArgv("c1", "/b/c1", { pidFile: "/p/c1.pid", consoleSocket: "/s/c1.sock" })).toEqual([
-      "/usr/bin/runc", "--root", "/run/runc", "create", "--bundle", "/b/c1", "--pid-file", "/p/c1.pid", "--console-socket", "/s/c1.sock", "c1",
-    ]);
-    expect(r.execArgv("c1", { processPath: "/p/exec.json", tty: true, detach: true, pidFile: "/p/e.pid" })).toEqual([
-      "/usr/bin/runc", "--root", "/run/runc", "exec", "--process", "/p/exec.json", "--tty", "--detach", "--pid-file", "/p/e.pid", "c1",
-    ]);
+  test("its commands come from the one builder, with the cgroup driver flag", () => {
+    expect(rt().command.prefix).toEqual([join(dir, "runc"), "--root", "/run/runc-test", "--systemd-cgroup"]);
+    expect(new OciRuntime({ name: "runc", path: "/usr/bin/runc", root: "/run/runc" }).command.prefix).toEqual(["/usr/bin/runc", "--root", "/run/runc"]);
   });
 
   test("state: parsed, or undefined when the container does not exist", async () => {
