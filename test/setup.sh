@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(runc crun containernetworking-plugins iptables docker-registry skopeo umoci busybox-static
-      zstd iproute2 util-linux openssl tar gzip ca-certificates procps psmisc strace)
+      zstd iproute2 util-linux openssl tar gzip ca-certificates procps psmisc strace gnupg)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
