@@ -14,7 +14,7 @@ import { CRIO, tempDir, waitFor } from "../harness.ts";
 import { busyboxImage, pushImage, type PushedImage, type TestImage } from "../support/images.ts";
 import { ctrConfig, podConfig, startEnv, type Env, type PodConfig } from "../support/pods.ts";
 import { skopeoFlags } from "../support/registry.ts";
-import { Gpg, simplePayload, writeLookaside, type GpgKey } from "../support/signing.ts";
+import { cosignKeyPair, cosignPayload, cosignSign, Gpg, pushCosignAttachment, simplePayload, writeLookaside, type GpgKey } from "../support/signing.ts";
 
 const tmp = tempDir("crio-trust-");
 const home = join(tmp.path, "home");
@@ -61,7 +61,7 @@ beforeAll(async () => {
   await env.d.waitForLog(/configuration reloaded/);
   writeFileSync(
     join(registriesD, "test.yaml"),
-    `docker:\n  ${host}:\n    lookaside: file://${lookaside}\n  upstream.invalid:\n    lookaside: file://${join(lookaside, "upstream")}\n`,
+    `docker:\n  ${host}:\n    lookaside: file://${lookaside}\n    use-sigstore-attachments: true\n  ${host}/cosign/noattach:\n    use-sigstore-attachments: false\n  upstream.invalid:\n    lookaside: file://${join(lookaside, "upstream")}\n`,
   );
   // skopeo signs one image the way an operator would
   const s = join(env.reg.dir, "skopeo");
@@ -132,6 +132,14 @@ async function skopeoAccepts(policy: object, image: string): Promise<boolean> {
   return r.code === 0;
 }
 
+/** Images, layers and blobs of the daemon's store. */
+function storeState(): { images: string[]; layers: string[]; blobs: string[] } {
+  const store = join(env.d.root, "images");
+  const list = (d: string) => (existsSync(join(store, d)) ? readdirSync(join(store, d)).sort() : []);
+  const idx = existsSync(join(store, "images.json")) ? JSON.parse(readFileSync(join(store, "images.json"), "utf8")) : { images: {} };
+  return { images: Object.keys(idx.images).sort(), layers: list("layers"), blobs: list(join("blobs", "sha256")) };
+}
+
 function storeIsEmpty(): boolean {
   const store = join(env.d.root, "images");
   const list = (d: string) => (existsSync(join(store, d)) ? readdirSync(join(store, d)) : []);
@@ -200,6 +208,7 @@ describe("signedBy (GPG keys, file:// lookaside)", () => {
     // through the mirror, verified against the name as written
     expect(await pullAs("mirrorok", policyDoc([signedBy(keys.good)], "upstream.invalid"), "upstream.invalid/trust/mirrored:latest")).toEqual([0, ""]);
     expect((await env.d.cri.imageStatus({ image: { image: signed.ref } })).image?.id).toBe(bb.imageId);
+    expect(storeIsEmpty()).toBe(false); // the check above can fail
   }, 240_000);
 });
 
@@ -256,5 +265,80 @@ describe("the same policy elsewhere", () => {
       await reload();
     }
     expect(await pullAs("hup", policyDoc([signedBy(keys.good)]), signed.ref)).toEqual([0, ""]);
+  }, 120_000);
+});
+
+describe("sigstoreSigned (cosign public keys, attachments)", () => {
+  const cosign = { good: cosignKeyPair(), other: cosignKeyPair() };
+  const pem = (k: { publicPem: string }, name: string) => {
+    const f = join(tmp.path, `${name}.pub`);
+    writeFileSync(f, k.publicPem);
+    return f;
+  };
+  const sigstore = (keyPath: string, extra: object = {}) => ({ type: "sigstoreSigned", keyPath, ...extra });
+  const cref = (repo: string) => `${host}/cosign/${repo}:latest`;
+  let goodPub: string;
+  let otherPub: string;
+
+  beforeAll(async () => {
+    goodPub = pem(cosign.good, "cosign");
+    otherPub = pem(cosign.other, "other-cosign");
+    const repos = ["signed", "unsigned", "otherdigest", "otherrepo", "truncated", "garbage", "badpayload", "two", "noattach"];
+    await Promise.all(repos.map((n) => pushImage(env.reg, bb, { name: `cosign/${n}` })));
+    const attach = (repo: string, layers: Array<{ payload: string; signature: string }>) => pushCosignAttachment(env.reg, `cosign/${repo}`, digest, layers);
+    const signedLayer = (repo: string, key = cosign.good.privateKey, p = cosignPayload(cref(repo), digest)) => ({ payload: p, signature: cosignSign(key, p) });
+    await attach("signed", [signedLayer("signed")]);
+    await attach("noattach", [signedLayer("noattach")]);
+    await attach("otherdigest", [signedLayer("otherdigest", undefined, cosignPayload(cref("otherdigest"), `sha256:${"cd".repeat(32)}`))]);
+    await attach("otherrepo", [signedLayer("otherrepo", undefined, cosignPayload(cref("elsewhere"), digest))]);
+    const good = signedLayer("truncated");
+    await attach("truncated", [{ payload: good.payload, signature: good.signature.slice(0, 40) }]);
+    await attach("garbage", [{ payload: good.payload, signature: randomBytes(70).toString("base64") }]);
+    const extra = JSON.stringify({ critical: { identity: { "docker-reference": cref("badpayload") }, image: { "docker-manifest-digest": digest }, type: "cosign container image signature", extra: 1 }, optional: null });
+    await attach("badpayload", [{ payload: extra, signature: cosignSign(cosign.good.privateKey, extra) }]);
+    await attach("two", [signedLayer("two", cosign.other.privateKey), signedLayer("two")]);
+  }, 120_000);
+
+  test("bad signatures are refused with nothing stored for the image", async () => {
+    // the pause image of the pods above stays; the busybox image goes
+    await env.d.cri.removeImage({ image: { image: bb.imageId } });
+    const before = storeState();
+    expect(before.images).not.toContain(bb.imageId);
+    expect(before.blobs).not.toContain(digest.slice("sha256:".length));
+    const cases: Array<[string, object[], string, RegExp]> = [
+      ["cs-unsigned", [sigstore(goodPub)], cref("unsigned"), /has no sigstore signature attached/],
+      ["cs-noattach", [sigstore(goodPub)], cref("noattach"), /has no sigstore signature attached/],
+      ["cs-otherdigest", [sigstore(goodPub)], cref("otherdigest"), /signs manifest sha256:cdcd.*, not the image's sha256:/],
+      ["cs-otherrepo", [sigstore(goodPub)], cref("otherrepo"), /identity ".*\/cosign\/elsewhere:latest" does not match/],
+      ["cs-truncated", [sigstore(goodPub)], cref("truncated"), /does not verify with the trusted public key/],
+      ["cs-garbage", [sigstore(goodPub)], cref("garbage"), /does not verify with the trusted public key/],
+      ["cs-badpayload", [sigstore(goodPub)], cref("badpayload"), /critical has an unexpected member "extra"/],
+      ["cs-wrongkey", [sigstore(otherPub)], cref("signed"), /does not verify with the trusted public key/],
+      ["cs-exactref", [sigstore(goodPub, { signedIdentity: { type: "exactReference", dockerReference: cref("x") } })], cref("signed"), /signedIdentity exactReference/],
+      ["cs-notkey", [sigstore(keys.good.keyring)], cref("signed"), /holds no PEM public key/],
+    ];
+    for (const [ns, reqs, image, reason] of cases) {
+      const [code, msg] = await pullAs(ns, policyDoc(reqs), image);
+      expect({ ns, code }).toEqual({ ns, code: grpc.FAILED_PRECONDITION });
+      expect(msg).toContain(`image "${image}" is refused by the signature policy ${join(policies, `${ns}.json`)} (scope ${host}: sigstoreSigned): `);
+      expect({ ns, msg }).toEqual({ ns, msg: expect.stringMatching(reason) });
+    }
+    expect(storeState()).toEqual(before);
+  }, 120_000);
+
+  test("good signatures are accepted: keyPath, keyPaths, keyData, by digest, one good among several", async () => {
+    const cases: Array<[string, object[], string]> = [
+      ["cs-keypath", [sigstore(goodPub)], cref("signed")],
+      ["cs-keypaths", [{ type: "sigstoreSigned", keyPaths: [otherPub, goodPub] }], cref("signed")],
+      ["cs-keydata", [{ type: "sigstoreSigned", keyData: Buffer.from(cosign.good.publicPem).toString("base64") }], cref("signed")],
+      ["cs-digest", [sigstore(goodPub)], `${host}/cosign/signed@${digest}`],
+      ["cs-two", [sigstore(goodPub)], cref("two")],
+      ["cs-both", [sigstore(goodPub), signedBy(keys.good, { signedIdentity: { type: "exactReference", dockerReference: signed.ref } })], cref("signed")],
+    ];
+    // cs-both: a GPG requirement too, met by trust/signed's lookaside signature copied to cosign/signed
+    const from = join(lookaside, "trust", "signed@" + digest.replace(":", "="), "signature-1");
+    copyFileSync(from, writeLookaside(lookaside, "cosign/signed", digest, 1, new Uint8Array()));
+    for (const [ns, reqs, image] of cases) expect({ ns, r: await pullAs(ns, policyDoc(reqs), image) }).toEqual({ ns, r: [0, ""] });
+    expect(storeState().images).toContain(bb.imageId);
   }, 120_000);
 });
