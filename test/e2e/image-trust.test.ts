@@ -28,6 +28,8 @@ let host: string;
 let bb: TestImage;
 let digest: string;
 let signed: PushedImage;
+/** An http:// lookaside: serves <lookaside>/http/…; paths under /fail/ answer 500. */
+let web: ReturnType<typeof Bun.serve> | undefined;
 const keys = {} as Record<"good" | "other" | "old" | "revoked", GpgKey>;
 
 /** A policy whose docker scope for the test registry (and upstream.invalid) is `reqs`; everything else accepted. */
@@ -59,6 +61,20 @@ beforeAll(async () => {
   writeFileSync(join(daemonDir, "registries.conf.d", "mirror.conf"), `[[registry]]\nlocation = "upstream.invalid"\n[[registry.mirror]]\nlocation = "${host}"\ninsecure = true\n`);
   env.d.proc.kill("SIGHUP"); // the mirror's registries.conf.d drop-in needs the registry's port
   await env.d.waitForLog(/configuration reloaded/);
+  web = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch(req) {
+      const path = decodeURIComponent(new URL(req.url).pathname);
+      if (path.startsWith("/fail/")) return new Response("boom", { status: 500 });
+      const f = Bun.file(join(lookaside, "http", path.replace(/^\/sigs\//, "")));
+      return f.exists().then((ok) => (ok ? new Response(f) : new Response("not found", { status: 404 })));
+    },
+  });
+  writeFileSync(
+    join(registriesD, "web.yaml"),
+    `docker:\n  ${host}/trust/http:\n    lookaside: http://127.0.0.1:${web.port}/sigs\n  ${host}/trust/httpfail:\n    lookaside: http://127.0.0.1:${web.port}/fail\n`,
+  );
   writeFileSync(
     join(registriesD, "test.yaml"),
     `docker:\n  ${host}:\n    lookaside: file://${lookaside}\n    use-sigstore-attachments: true\n  ${host}/cosign/noattach:\n    use-sigstore-attachments: false\n  upstream.invalid:\n    lookaside: file://${join(lookaside, "upstream")}\n`,
@@ -74,7 +90,7 @@ beforeAll(async () => {
   signed = { ...bb, name: "trust/signed", ref: `${host}/trust/signed:latest` };
   expect(existsSync(join(lookaside, "trust", "signed@" + digest.replace(":", "="), "signature-1"))).toBe(true);
   // the other repositories hold the same image; their signatures are made below
-  const repos = ["unsigned", "otherdigest", "otherrepo", "expired", "revoked", "truncated", "garbage", "noise", "alias", "twosigs", "mirrored", "mirrored-bad"];
+  const repos = ["unsigned", "otherdigest", "otherrepo", "expired", "revoked", "truncated", "garbage", "noise", "http", "httpfail", "alias", "twosigs", "mirrored", "mirrored-bad"];
   await Promise.all(repos.map((n) => pushImage(env.reg, bb, { name: `trust/${n}` })));
   const sig = (key: GpgKey, repo: string, d = digest, time?: string) => gpg.sign(key, simplePayload(`${host}/trust/${repo}:latest`, d), time);
   const put = (repo: string, data: Uint8Array, n = 1) => writeLookaside(lookaside, `trust/${repo}`, digest, n, data);
@@ -94,12 +110,14 @@ beforeAll(async () => {
   put("twosigs", await sig(keys.good, "twosigs"), 2);
   // alias: the signature names trust/signed (remapIdentity maps trust/alias onto it)
   copyFileSync(join(lookaside, "trust", "signed@" + digest.replace(":", "="), "signature-1"), put("alias", new Uint8Array()));
+  writeLookaside(join(lookaside, "http"), "trust/http", digest, 1, await sig(keys.good, "http"));
   // through the mirror: signatures name the upstream image, and live in upstream's lookaside
   writeLookaside(join(lookaside, "upstream"), "trust/mirrored", digest, 1, await gpg.sign(keys.good, simplePayload("upstream.invalid/trust/mirrored:latest", digest)));
   writeLookaside(join(lookaside, "upstream"), "trust/mirrored-bad", digest, 1, await gpg.sign(keys.good, simplePayload(`${host}/trust/mirrored-bad:latest`, digest)));
 }, 240_000);
 
 afterAll(async () => {
+  web?.stop(true);
   await env?.[Symbol.asyncDispose]();
   tmp[Symbol.dispose]();
 });
@@ -149,7 +167,7 @@ function storeIsEmpty(): boolean {
 
 const ref = (repo: string) => `${host}/trust/${repo}:latest`;
 
-describe("signedBy (GPG keys, file:// lookaside)", () => {
+describe("signedBy (GPG keys, file:// and http:// lookaside)", () => {
   test("each bad signature is refused with FAILED_PRECONDITION naming image, scope and reason; nothing is stored; skopeo agrees", async () => {
     const cases: Array<[string, object[], string, RegExp]> = [
       ["unsigned", [signedBy(keys.good)], ref("unsigned"), /has none in its lookaside/],
@@ -165,6 +183,7 @@ describe("signedBy (GPG keys, file:// lookaside)", () => {
       ["matchexact", [signedBy(keys.good, { signedIdentity: { type: "matchExact" } })], `${host}/trust/signed@${digest}`, /signedIdentity matchExact/],
       ["remapwrong", [signedBy(keys.good, { signedIdentity: { type: "remapIdentity", prefix: `${host}/trust/alias`, signedPrefix: `${host}/trust/other` } })], ref("alias"), /remapped from/],
       ["bothneeded", [signedBy(keys.good), signedBy(keys.other)], signed.ref, /not among the trusted keys/],
+      ["httpfail", [signedBy(keys.good)], ref("httpfail"), /its signatures cannot be checked: signature http:\/\/127\.0\.0\.1:\d+\/fail\/trust\/httpfail@sha256=[0-9a-f]{64}\/signature-1: the registry answered 500/],
     ];
     for (const [ns, reqs, image, reason] of cases) {
       const policy = policyDoc(reqs);
@@ -196,6 +215,7 @@ describe("signedBy (GPG keys, file:// lookaside)", () => {
       ["matchrepo", [signedBy(keys.good, { signedIdentity: { type: "matchRepository" } })], `${host}/trust/signed:other-tag-no-sig`],
       ["remap", [signedBy(keys.good, { signedIdentity: { type: "remapIdentity", prefix: `${host}/trust/alias`, signedPrefix: `${host}/trust/signed` } })], ref("alias")],
       ["twosigs", [signedBy(keys.good)], ref("twosigs")],
+      ["http", [signedBy(keys.good)], ref("http")],
       ["anything", [{ type: "insecureAcceptAnything" }], ref("unsigned")],
     ];
     // matchRepository: a tag that was never signed still carries the repository's signature (same digest)
