@@ -4,7 +4,9 @@
 // from the same registry (the reference column, bench/reference/containerd.ts), the two runtimes
 // alternating run by run; plus two ceilings measured on the same machine (the registry download
 // alone, GNU tar unpacking the same blobs from local files).
+// Then warm pulls of a signed busybox against an unsigned one (bench/pull-signed.ts).
 // Usage: bun bench/pull.ts  (after `bun run build`, as root; BENCH_RUNS=5).
+// BENCH_PULL=cold|signed runs only one part (default: both).
 // BENCH_REFERENCE=containerd|none (default: containerd when /usr/bin/containerd exists).
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,6 +17,7 @@ import { bigImage, imageRef, pushImage } from "../test/support/images.ts";
 import { startRegistry } from "../test/support/registry.ts";
 import { fmt, machine, median, writeSection } from "./lib.ts";
 import { containerdAvailable, containerdVersion, startContainerd, type Containerd } from "./reference/containerd.ts";
+import { benchSignedPull } from "./pull-signed.ts";
 
 const RUNS = Math.max(3, Number(process.env.BENCH_RUNS ?? 5));
 const TMP = process.env.CRIO_TEST_TMP ?? tmpdir();
@@ -24,6 +27,10 @@ if (REFERENCE === "containerd" && !containerdAvailable()) throw new Error("BENCH
 const loadavg = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
 const peakRssMb = (pid: number) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
 const load0 = loadavg();
+const PART = process.env.BENCH_PULL ?? "all";
+if (PART === "signed" || PART === "all") console.log(await benchSignedPull(TMP, Math.max(20, RUNS * 4)));
+if (PART === "signed") process.exit(0);
+if (PART !== "cold" && PART !== "all") throw new Error(`BENCH_PULL must be cold or signed, not ${PART}`);
 
 await using reg = await startRegistry();
 const img = await pushImage(reg, await bigImage());

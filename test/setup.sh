@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(runc crun containernetworking-plugins iptables docker-registry skopeo umoci busybox-static
-      zstd iproute2 util-linux openssl tar gzip ca-certificates procps psmisc strace nftables systemd-container)
+      zstd iproute2 util-linux openssl tar gzip ca-certificates procps psmisc strace nftables
+      systemd-container gnupg)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -57,7 +57,7 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
   // The signature policy again, for this pod's namespace (CRI-O does the same): an image pulled
   // under another namespace's policy is not run where the policy refuses it.
   const policyName = config.image?.userSpecifiedImage || (isImageId(ref) ? image.name : ref);
-  if (policyName) d.images.checkPolicy(policyName, sb.meta.metadata.namespace);
+  if (policyName) await d.images.checkPolicy(policyName, sb.meta.metadata.namespace);
 
   const rootfs = await d.rootfs.create(id, image.layers).catch((e) => { throw wrap(e, "create root filesystem"); });
   undo.defer("remove root filesystem", () => d.rootfs.remove(id)); // with the image volumes below

@@ -27,7 +27,7 @@ export interface ImagePort {
   /** Resolves a reference or id to a stored image; undefined when it is not in the store. */
   forCreate(ref: string): Promise<ImageForCreate | undefined>;
   /** Throws unless the signature policy of pods in `namespace` accepts image `name` (checked again at creation). */
-  checkPolicy(name: string, namespace: string): void;
+  checkPolicy(name: string, namespace: string): Promise<void>;
   /** Like forCreate, pulling the image first when it is missing (the pause image). */
   ensure(ref: string, authFile: string, signal?: AbortSignal): Promise<ImageForCreate>;
 }

@@ -48,6 +48,11 @@ export interface SourceRequest {
   emit: (p: PullProgress) => void;
   /** Called on every byte received (progress watchdog). */
   touch: () => void;
+  /**
+   * The signature policy's check of the image manifest (signedBy, sigstoreSigned), run before
+   * the config and layers are fetched; it throws to refuse the image. Absent: nothing to verify.
+   */
+  verify?: (v: { client: RegistryClient; repo: string; manifest: Uint8Array; digest: string }) => Promise<void>;
 }
 
 /** Pulls from one source; returns the committed image entry. */
@@ -70,6 +75,7 @@ export async function pullFromSource(ctx: PullContext, req: SourceRequest): Prom
     manifestDigest = child.digest;
     blobs.set(child.digest, child.bytes);
   }
+  if (req.verify) await req.verify({ client, repo: src.path, manifest: blobs.get(manifestDigest)!, digest: manifestDigest });
   const cfg = m.config;
   const cfgBytes = ctx.store.readBlob(cfg.digest) ?? (await client.blobBytes(src.path, cfg.digest, cfg.size));
   req.touch();

@@ -4,10 +4,14 @@ import { credentialsFromPullAuth } from "./auth.ts";
 import { pullFromSource, type PullContext } from "./fetch-image.ts";
 import type { ImageEntry } from "./image-store.ts";
 import { parsePlatform, type Platform } from "./manifest.ts";
-import { checkPolicy, type Policy } from "./policy.ts";
+import { checkPolicy, needsSignatures, type Policy } from "./policy.ts";
 import { candidates, pullSources } from "./pull-sources.ts";
-import { formatRef } from "./reference.ts";
+import { formatRef, type ImageRef } from "./reference.ts";
 import type { RegistriesConf } from "./registries-conf.ts";
+import { lookasideFor, usesSigstoreAttachments, type RegistriesD } from "./registries-d.ts";
+import type { RegistryClient } from "./registry-client.ts";
+import { readLookaside, readSigstoreAttachments } from "./signatures.ts";
+import { verifyImage } from "./verify.ts";
 import type { PullOptions } from "./types.ts";
 
 /**
@@ -23,6 +27,8 @@ export interface PullDeps extends PullContext {
   policy?: Policy;
   /** Set when the policy file could not be loaded: every pull fails with it. */
   policyError?: RuntimeError;
+  /** registries.d (where signatures are), read when a policy first needs it. */
+  registriesD: () => RegistriesD;
   platform: Platform;
   /** 0 = no progress timeout. */
   progressTimeoutMs: number;
@@ -38,15 +44,26 @@ export async function pullImage(d: PullDeps, input: string, o: PullOptions = {})
   using watchdog = new Watchdog(input, d.progressTimeoutMs, o.signal);
   const failures: Array<{ source: string; error: RuntimeError }> = [];
   for (const logical of names) {
-    if (d.policy) checkPolicy(d.policy, logical);
+    const verify = d.policy ? policyVerifier(d, d.policy, logical) : undefined;
+    let refused: RuntimeError | undefined;
     for (const source of pullSources(d.registries, logical)) {
       const where = formatRef(source.ref);
       emit({ type: "resolving", ref: formatRef(logical), source: where });
       try {
         const ctx = o.authFile ? { ...d, authFiles: [o.authFile, ...d.authFiles] } : d;
-        return await pullFromSource(ctx, { logical, source, platform, credentials, signal: watchdog.signal, emit, touch: watchdog.touch });
+        const check = verify && (async (v: Parameters<NonNullable<typeof verify>>[0]) => {
+          try {
+            await verify(v);
+          } catch (e) {
+            refused = RuntimeError.from(e);
+            throw e;
+          }
+        });
+        return await pullFromSource(ctx, { logical, source, platform, credentials, signal: watchdog.signal, emit, touch: watchdog.touch, verify: check });
       } catch (e) {
         if (watchdog.signal.aborted) throw RuntimeError.from(watchdog.signal.reason);
+        // refused by the signature policy: another source would be checked the same way
+        if (refused) throw refused;
         const error = RuntimeError.from(e);
         // A bad image (e.g. a hostile layer) is named in the error, as every other failure is.
         if (FATAL.has(error.kind)) throw error.kind === "invalid-argument" ? wrap(error, `pulling image "${input}"${where === input ? "" : ` from ${where}`}`) : error;
@@ -56,6 +73,27 @@ export async function pullImage(d: PullDeps, input: string, o: PullOptions = {})
     }
   }
   throw combine(input, failures);
+}
+
+/**
+ * The policy's checks for `logical` (the name as written): reject throws here, before any
+ * network; signature requirements give the verifier a source runs on the manifest it fetched.
+ * Lookaside signatures are found through registries.d by the logical name, sigstore attachments
+ * on the registry the image comes from (a mirror holds them beside the image).
+ */
+export function policyVerifier(d: Pick<PullDeps, "registriesD">, policy: Policy, logical: ImageRef): ((v: { client: RegistryClient; repo: string; manifest: Uint8Array; digest: string }) => Promise<void>) | undefined {
+  const decision = checkPolicy(policy, logical);
+  if (!decision.requirements.some(needsSignatures)) return undefined;
+  return async ({ client, repo, manifest, digest }) => {
+    const conf = d.registriesD();
+    await verifyImage(policy, decision, { ref: logical, manifest, digest }, {
+      lookaside: async () => {
+        const base = lookasideFor(conf, logical);
+        return base ? readLookaside(base, digest, client.signal) : [];
+      },
+      sigstore: async () => (usesSigstoreAttachments(conf, logical) ? readSigstoreAttachments(client, repo, digest) : []),
+    });
+  };
 }
 
 // --- internal ---

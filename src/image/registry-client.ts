@@ -32,6 +32,11 @@ export class RegistryClient {
     this.http = new RegistryHttp(o);
   }
 
+  /** The connection's cancellation signal, if any. */
+  get signal(): AbortSignal | undefined {
+    return this.#o.signal;
+  }
+
   /** GETs /v2/REPO/manifests/REFERENCE; when `reference` is a digest, the bytes must match it. */
   async manifest(repo: string, reference: string): Promise<FetchedManifest> {
     const what = `manifest ${this.#o.host}/${repo}${reference.includes(":") ? "@" : ":"}${reference}`;

@@ -7,11 +7,14 @@ import type { LayerProgress, PullContext } from "./fetch-image.ts";
 import { ImageStore, type ImageEntry } from "./image-store.ts";
 import { findImage, isPinned } from "./lookup.ts";
 import { hostPlatform, parsePlatform, type Platform } from "./manifest.ts";
-import { checkPolicy, loadPolicy, type Policy } from "./policy.ts";
-import { pullImage } from "./pull.ts";
-import { candidates } from "./pull-sources.ts";
+import { loadPolicy, type Policy } from "./policy.ts";
+import { policyVerifier, pullImage } from "./pull.ts";
+import { candidates, pullSources } from "./pull-sources.ts";
 import { formatRef } from "./reference.ts";
 import { loadRegistriesConf, type RegistriesConf } from "./registries-conf.ts";
+import { loadRegistriesD, registriesDirPath, type RegistriesD } from "./registries-d.ts";
+import { RegistryClient } from "./registry-client.ts";
+import { credentialsFromFiles } from "./auth.ts";
 import { Semaphore } from "./semaphore.ts";
 import { SharedJobs } from "./shared-jobs.ts";
 import type { ImageFsInfo, ImageRecord, ImageServiceOptions, OciImageConfig, PullOptions, PullProgress } from "./types.ts";
@@ -30,6 +33,7 @@ export class ImageService {
   #registries!: RegistriesConf;
   #policy?: Policy;
   #policyError?: RuntimeError;
+  #registriesD?: RegistriesD;
   #platform!: Platform;
   #downloads!: Semaphore;
   #unpacks = new Semaphore(Math.max(1, Math.min(4, availableParallelism())));
@@ -82,16 +86,28 @@ export class ImageService {
    * Checks `name` (a reference the user gave) against the signature policy of pods in
    * `namespace` — `<signature_policy_dir>/<namespace>.json` when it exists, else the global one —
    * as CRI-O does again at container creation: an image pulled for one namespace cannot be run
-   * in another whose policy refuses it. Throws permission-denied (reject), failed-precondition
-   * (signatures required, or no usable policy) or invalid-argument (a malformed name).
+   * in another whose policy refuses it. Signature requirements are verified against the stored
+   * manifest and the signatures of its registry (lookaside, attachments). Throws
+   * permission-denied (reject), failed-precondition (signatures missing or not accepted, or no
+   * usable policy) or invalid-argument (a malformed name).
    */
-  checkPolicyFor(name: string, namespace?: string): void {
+  async checkPolicyFor(name: string, namespace?: string): Promise<void> {
     const policy = this.#namespacePolicy(namespace) ?? this.#policy;
     if (!policy) {
       if (this.#policyError) throw this.#policyError;
       return;
     }
-    for (const logical of candidates(this.#registries, name).slice(0, 1)) checkPolicy(policy, logical);
+    const logical = candidates(this.#registries, name)[0]!;
+    const verify = policyVerifier(this.#deps(), policy, logical);
+    if (!verify) return;
+    const image = findImage(this.store.read(), this.#registries, name)?.image;
+    const manifest = image && this.store.readBlob(image.manifestDigest);
+    if (!image || !manifest) throw new RuntimeError("failed-precondition", `image "${name}" is not in the store with its manifest; pull it again to verify its signatures`);
+    // sigstore attachments live on the registry: the first source (a mirror holds them beside the image)
+    const src = pullSources(this.#registries, logical)[0]!;
+    const d = this.#deps();
+    const client = new RegistryClient({ host: src.ref.domain, insecure: src.insecure, credentials: credentialsFromFiles(d.authFiles, src.ref), certsDir: d.certsDir, userAgent: d.userAgent });
+    await verify({ client, repo: src.ref.path, manifest, digest: image.manifestDigest });
   }
 
   /** The image `refOrId` names (id, id prefix, name:tag, name@digest, short name), or undefined. */
@@ -231,6 +247,7 @@ export class ImageService {
     this.#platform = platform;
     this.#policy = policy;
     this.#policyError = policyError;
+    this.#registriesD = undefined; // read again when next needed
     this.#downloads = new Semaphore(o.maxParallelDownloads ?? 3);
   }
 
@@ -251,6 +268,7 @@ export class ImageService {
       registries: this.#registries,
       policy: this.#policy,
       policyError: this.#policyError,
+      registriesD: () => (this.#registriesD ??= loadRegistriesD(o.registriesDirPath ?? registriesDirPath())),
       platform: this.#platform,
       progressTimeoutMs: o.pullProgressTimeoutMs ?? 0,
     };

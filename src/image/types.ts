@@ -15,6 +15,11 @@ export interface ImageServiceOptions {
    * container creations) for pods of that namespace instead of policyPath.
    */
   policyDir?: string;
+  /**
+   * containers-registries.d(5) directory (signature storage); default
+   * `$HOME/.config/containers/registries.d` when it exists, else /etc/containers/registries.d.
+   */
+  registriesDirPath?: string;
   /** crio.conf global_auth_file: consulted after the pull's own credentials. */
   globalAuthFile?: string;
   /** More auth files (e.g. /run/containers/0/auth.json), consulted in order after globalAuthFile. */

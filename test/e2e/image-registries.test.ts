@@ -125,7 +125,7 @@ describe("access rules", () => {
     expect([e.kind, e.message]).toEqual(["permission-denied", expect.stringMatching(/is blocked in registries\.conf/)]);
   });
 
-  test("policy.json: reject and signature requirements refuse, insecureAcceptAnything allows; a missing file refuses", async () => {
+  test("policy.json: reject and unverifiable signature requirements refuse, insecureAcceptAnything allows; a missing file refuses", async () => {
     await using t = await testImages([reg.host]);
     const policy = join(t.dir, "policy.json");
     const write = (docker: object) => writeFileSync(policy, JSON.stringify({ default: [{ type: "insecureAcceptAnything" }], transports: { docker } }));
@@ -136,7 +136,7 @@ describe("access rules", () => {
     write({ [reg.host]: [{ type: "signedBy", keyType: "GPGKeys", keyPath: "/nonexistent.gpg" }] });
     t.svc.reload();
     const sig = await rejection(t.svc.pull(busybox.ref));
-    expect([sig.kind, sig.message]).toEqual(["failed-precondition", expect.stringMatching(/requires signedBy signatures .* not supported/)]);
+    expect([sig.kind, sig.message]).toEqual(["failed-precondition", expect.stringMatching(/is refused by the signature policy .* \(scope 127\.0\.0\.1:\d+: signedBy\): its signatures cannot be checked: key file \/nonexistent\.gpg cannot be read/)]);
     write({ [`${reg.host}/busybox:latest`]: [{ type: "insecureAcceptAnything" }], [reg.host]: [{ type: "reject" }] });
     t.svc.reload();
     expect((await t.svc.pull(busybox.ref)).id).toBe(busybox.imageId);
