@@ -4,6 +4,10 @@
 #
 #   conformance/run.sh [validate|benchmark] [extra critest/ginkgo flags…]
 #
+# CRIO_CONFORMANCE_RUNROOT=/a/path/that/does/not/exist/yet sets the daemon's runroot (default
+# /run/crio-critest-<pid>), e.g. one over 100 characters to check that deep paths work; it is
+# created, and removed afterwards. CRIO_CONFORMANCE_NAME names the results folder.
+#
 # Needs: root; `critest` (and optionally `crictl`) on PATH or in $ANCHORS/bin (default
 # /var/tmp/crio-conformance/bin) — this repository never builds or ships them; dist/crio
 # (`bun run build`); the steering repo's shared/conformance scripts beside this checkout
@@ -26,7 +30,11 @@ bash "$SHARED/registry.sh" start
 bash "$SHARED/images.sh" >/dev/null
 
 D=$(mktemp -d /var/tmp/crio-critest.XXXXXX)
-RR=/run/crio-critest-$$
+RR=${CRIO_CONFORMANCE_RUNROOT:-/run/crio-critest-$$}
+case "$RR" in /*) ;; *) echo "conformance: CRIO_CONFORMANCE_RUNROOT must be an absolute path"; exit 1 ;; esac
+[ ! -e "$RR" ] || { echo "conformance: runroot $RR already exists (give a new path: it is removed afterwards)"; exit 1; }
+mkdir -p "$RR"
+echo "runroot: $RR (${#RR} characters)"
 mkdir -p "$D/cni/net.d" "$D/conf.d"
 cat > "$D/registries.conf" <<CONF
 unqualified-search-registries = ["docker.io"]
