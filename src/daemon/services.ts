@@ -3,7 +3,7 @@ import { release } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../config/schema.ts";
 import { disallowedAnnotations, parseDuration } from "../config/validate.ts";
-import { ContainerService, type ContainerSettings, type ImagePort, type MonitorPort, type RuntimePort } from "../container/index.ts";
+import { CdiRegistry, ContainerService, type ContainerSettings, type ImagePort, type MonitorPort, type RuntimePort } from "../container/index.ts";
 import { buildContainerSpec, detectSpecHost, parseSeccompProfile, realSpecIo, type SeccompProfile, type SpecHost } from "../container/spec/index.ts";
 import type { ContainerMeta, ContainerRunState } from "../container/record.ts";
 import { RuntimeError, invalid, messageOf } from "../errors.ts";
@@ -221,6 +221,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
     buildInfraSpec,
     host,
     io: realSpecIo,
+    cdi: new CdiRegistry(() => config().runtime.cdiSpecDirs, log.withTag("cdi")),
     settings: (): ContainerSettings => {
       const c = config();
       const h = c.runtime.runtimes[c.runtime.defaultRuntime];
@@ -238,6 +239,8 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
           seccompProfile: seccompProfile(c.runtime.seccompProfile),
           seccompUseDefaultWhenEmpty: c.runtime.seccompUseDefaultWhenEmpty,
           additionalDevices: c.runtime.additionalDevices,
+          allowedDevices: c.runtime.allowedDevices,
+          deviceOwnershipFromSecurityContext: c.runtime.deviceOwnershipFromSecurityContext,
           privilegedWithoutHostDevices: Object.entries(c.runtime.runtimes).filter(([, rh]) => rh.privilegedWithoutHostDevices).map(([name]) => name),
         },
         cgroupManager,
