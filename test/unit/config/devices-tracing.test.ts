@@ -13,7 +13,8 @@ test("tracing_endpoint: host:port or an http(s) URL → the OTLP/HTTP traces URL
 });
 
 test("wrong values of the device and tracing keys are config errors naming the key", () => {
-  const cases: Array<[(c: ReturnType<typeof defaults>) => void, string]> = [
+  type Mutable = { tracing: Record<string, unknown>; runtime: Record<string, unknown> };
+  const cases: Array<[(c: Mutable) => void, string]> = [
     [(c) => (c.tracing.tracingSamplingRatePerMillion = 1_000_001), 'key "crio.tracing.tracing_sampling_rate_per_million": value 1000001 is not valid: expected an integer from 0 to 1000000'],
     [(c) => (c.tracing.tracingSamplingRatePerMillion = -5), "crio.tracing.tracing_sampling_rate_per_million"],
     [(c) => (c.tracing.tracingEndpoint = "nowhere"), 'key "crio.tracing.tracing_endpoint": value "nowhere" is not valid'],
@@ -22,7 +23,7 @@ test("wrong values of the device and tracing keys are config errors naming the k
   ];
   for (const [mutate, msg] of cases) {
     const c = defaults();
-    mutate(c);
+    mutate(c as unknown as Mutable);
     expect(() => validate(c)).toThrow(msg);
   }
   expect(() => validate(defaults())).not.toThrow();
