@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { Config } from "../config/schema.ts";
 import { disallowedAnnotations, parseDuration } from "../config/validate.ts";
 import { CdiRegistry, ContainerService, type ContainerSettings, type ImagePort, type MonitorPort, type RuntimePort } from "../container/index.ts";
-import { buildContainerSpec, detectSpecHost, parseSeccompProfile, realSpecIo, type SeccompProfile, type SpecHost } from "../container/spec/index.ts";
+import { buildContainerSpec, detectSpecHost, parseDeviceSpec, parseSeccompProfile, realSpecIo, type SeccompProfile, type SpecHost } from "../container/spec/index.ts";
 import type { ContainerMeta, ContainerRunState } from "../container/record.ts";
 import { RuntimeError, invalid, messageOf } from "../errors.ts";
 import { ImageService, imageOptions } from "../image/index.ts";
@@ -190,6 +190,15 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
       throw invalid(`invalid seccomp_profile "${c0.runtime.seccompProfile}": ${messageOf(e)}`);
     }
     log.info(`Using seccomp profile "${seccomp.path}" for RuntimeDefault`);
+  }
+  // additional_devices must name host devices (CRI-O's LoadDevices at start): a typo stops the
+  // daemon instead of failing every container.
+  for (const entry of c0.runtime.additionalDevices) {
+    try {
+      if (realSpecIo.devicesAt(parseDeviceSpec(entry).hostPath).length === 0) throw new Error("no device nodes found");
+    } catch (e) {
+      throw invalid(`invalid additional_devices entry "${entry}": ${messageOf(e)}`);
+    }
   }
   const seccompProfile = (path: string): SeccompProfile | undefined => {
     if (!path) return undefined;

@@ -222,5 +222,13 @@ describe("wrong values stop the daemon naming the key", () => {
       expect(line).toContain(key);
     }
   });
+
+  test("additional_devices naming no host device: the daemon does not start", async () => {
+    await using d = await startDaemon({ config: '[crio.runtime]\nadditional_devices = ["/dev/no-such-device:/dev/x:rw"]\n', noWait: true });
+    expect(await d.proc.exited).toBe(1);
+    const line = d.logs().split("\n").find((l) => l.includes("cannot start"));
+    expect(line).toContain('invalid additional_devices entry \\"/dev/no-such-device:/dev/x:rw\\"');
+    expect(line).toContain("no such file or directory");
+  });
 });
 
