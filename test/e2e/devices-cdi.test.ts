@@ -44,6 +44,7 @@ beforeAll(async () => {
     devices: [
       { name: "null0", containerEdits: { env: ["CDI_DEV=null0"], deviceNodes: [{ path: "/dev/cdi-null", hostPath: "/dev/null" }] } },
       { name: "shared", containerEdits: { env: ["SHARED=a"] } },
+      { name: "ghost", containerEdits: { deviceNodes: [{ path: "/dev/ghost-absent-on-host" }] } },
     ],
   }));
   // dir B, YAML, 0.8.0: "shared" again, which wins over dir A's.
@@ -145,6 +146,10 @@ describe("CDI", () => {
     const bad = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, ["true"], { annotations: { "cdi.k8s.io/x": "not-qualified" } } as Partial<CtrConfig>, p), sandboxConfig: p }).catch((e) => e);
     expect(bad.code).toBe(status.INVALID_ARGUMENT);
     expect(bad.details).toContain('invalid CDI device name "not-qualified"');
+    // a known device whose host node is missing fails while the spec is built: undone as well
+    const ghost = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, ["true"], cdi("example.com/dev=ghost"), p), sandboxConfig: p }).catch((e) => e);
+    expect(ghost.code).toBe(status.INVALID_ARGUMENT);
+    expect(ghost.details).toContain('failed to stat CDI host device "/dev/ghost-absent-on-host"');
     expect((await env.d.cri.listContainers({ filter: { podSandboxId } })).containers).toEqual([]);
     expect(readdirSync(join(env.d.root, "storage")).length).toBe(before);
     // the name was not kept reserved
