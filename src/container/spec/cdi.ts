@@ -7,7 +7,7 @@
  */
 import type { ContainerConfig } from "../../gen/runtime/v1/api_pb.ts";
 import { invalid } from "../../errors.ts";
-import type { Device, Hook, Hooks, Mount, Spec } from "../../oci/spec-types.ts";
+import type { Device, Hook, Hooks, IntelRdt, Mount, Spec } from "../../oci/spec-types.ts";
 
 /** The CDI spec versions this runtime reads. */
 export const CDI_VERSIONS = ["0.3.0", "0.4.0", "0.5.0", "0.6.0", "0.7.0", "0.8.0"];
@@ -45,13 +45,15 @@ export interface CdiHook {
   timeout?: number;
 }
 
-/** CDI ContainerEdits (intelRdt and netDevices are refused: this runtime cannot apply them). */
+/** CDI ContainerEdits (netDevices, of CDI 1.0, are refused: this runtime cannot move interfaces). */
 export interface CdiEdits {
   env?: string[];
   deviceNodes?: CdiDeviceNode[];
   mounts?: CdiMount[];
   hooks?: CdiHook[];
   additionalGIDs?: number[];
+  /** linux.intelRdt as it is; the last one applied wins (CDI 0.7.0). */
+  intelRdt?: IntelRdt;
 }
 
 /** A parsed, validated spec file. */
@@ -136,7 +138,8 @@ export function cdiRequests(config: Pick<ContainerConfig, "CDIDevices" | "annota
  * device node replaces one at the same path, gets its type, major/minor and mode from the host
  * node when absent, the process's uid/gid when it names none and they are not 0, and a cgroup
  * rule for "b"/"c" nodes; a mount replaces one at the same container path and mounts are sorted
- * by depth; hooks go to their stage; additional GIDs (0 ignored) are added once.
+ * by depth; hooks go to their stage; intelRdt replaces the spec's; additional GIDs (0 ignored)
+ * are added once.
  */
 export function applyCdiEdits(spec: Spec, resolved: readonly CdiResolved[], hostDevice: (path: string) => Device): void {
   const all: CdiEdits[] = [];
@@ -179,6 +182,7 @@ export function applyCdiEdits(spec: Spec, resolved: readonly CdiResolved[], host
       const stage = h.hookName as keyof Hooks;
       hooks[stage] = [...(hooks[stage] ?? []), hook];
     }
+    if (e.intelRdt) linux.intelRdt = { ...e.intelRdt };
     if (process) {
       for (const g of e.additionalGIDs ?? []) {
         if (g === 0) continue;
@@ -228,7 +232,6 @@ function parseEdits(v: unknown, where: string, fail: (why: string) => never): Cd
   if (v === undefined || v === null) return {};
   if (!isObject(v)) return fail(`${where} is not an object`);
   known(v, EDIT_KEYS, `${where}.`, fail);
-  if (v.intelRdt !== undefined && v.intelRdt !== null) fail(`${where}: intelRdt edits are not supported by this runtime`);
   if (Array.isArray(v.netDevices) && v.netDevices.length > 0) fail(`${where}: netDevices edits are not supported by this runtime`);
   const out: CdiEdits = {};
   const e = env(v.env, `${where}.env`, fail);
@@ -265,6 +268,26 @@ function parseEdits(v: unknown, where: string, fail: (why: string) => never): Cd
       return { hookName: h.hookName, path: h.path, ...(args ? { args } : {}), ...(henv ? { env: henv } : {}), ...(timeout !== undefined ? { timeout: timeout as number } : {}) };
     });
   }
+  if (v.intelRdt !== undefined && v.intelRdt !== null) {
+    const r = v.intelRdt;
+    const w = `${where}.intelRdt`;
+    if (!isObject(r)) return fail(`${w} is not an object`);
+    known(r, ["closID", "l3CacheSchema", "memBwSchema", "enableCMT", "enableMBM"], `${w}.`, fail);
+    const rdt: IntelRdt = {};
+    for (const k of ["closID", "l3CacheSchema", "memBwSchema"] as const) {
+      if (r[k] === undefined || r[k] === null) continue;
+      if (typeof r[k] !== "string") fail(`${w}.${k} must be a string`);
+      rdt[k] = r[k] as string;
+    }
+    for (const k of ["enableCMT", "enableMBM"] as const) {
+      if (r[k] === undefined || r[k] === null) continue;
+      if (typeof r[k] !== "boolean") fail(`${w}.${k} must be a boolean`);
+      rdt[k] = r[k] as boolean;
+    }
+    const c = rdt.closID;
+    if (c !== undefined && c !== "/" && (c.length >= 4096 || c === "." || c === ".." || /[/\n]/.test(c))) fail(`${w}: invalid closID ${JSON.stringify(c)}`);
+    out.intelRdt = rdt;
+  }
   if (v.additionalGIDs !== undefined && v.additionalGIDs !== null) {
     if (!Array.isArray(v.additionalGIDs)) return fail(`${where}.additionalGIDs must be a list`);
     out.additionalGIDs = v.additionalGIDs.map((g, i) => uint(g, `${where}.additionalGIDs[${i}]`, fail) as number);
@@ -294,7 +317,7 @@ function deviceNode(n: unknown, w: string, fail: (why: string) => never): CdiDev
 }
 
 function isEmpty(e: CdiEdits): boolean {
-  return !e.env?.length && !e.deviceNodes?.length && !e.mounts?.length && !e.hooks?.length && !e.additionalGIDs?.length;
+  return !e.env?.length && !e.deviceNodes?.length && !e.mounts?.length && !e.hooks?.length && !e.additionalGIDs?.length && !e.intelRdt;
 }
 
 /**

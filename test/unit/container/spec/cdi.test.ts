@@ -44,7 +44,8 @@ test("invalid specs are refused naming the file and the problem", () => {
     [{ cdiVersion: "0.6.0", kind: "v.com/c", devices: [{ name: "e", containerEdits: { deviceNodes: [{ path: "/dev/x", permissions: "rwx" }] } }] }, "invalid permissions"],
     [{ cdiVersion: "0.6.0", kind: "v.com/c", devices: [{ name: "e", containerEdits: { hooks: [{ hookName: "later", path: "/bin/true" }] } }] }, "invalid hook name"],
     [{ cdiVersion: "0.6.0", kind: "v.com/c", devices: [{ name: "e", containerEdits: { mounts: [{ hostPath: "/a" }] } }] }, "empty container path"],
-    [{ cdiVersion: "0.6.0", kind: "v.com/c", devices: [{ name: "e", containerEdits: { intelRdt: { closID: "x" } } }] }, "intelRdt edits are not supported"],
+    [{ cdiVersion: "0.7.0", kind: "v.com/c", devices: [{ name: "e", containerEdits: { intelRdt: { closID: "a/b" } } }] }, "invalid closID"],
+    [{ cdiVersion: "0.8.0", kind: "v.com/c", devices: [{ name: "e", containerEdits: { netDevices: [{ hostInterfaceName: "eth1", name: "net1" }] } }] }, "netDevices edits are not supported"],
     [{ cdiVersion: "0.6.0", kind: "v.com/c", devices: dev, bogus: 1 }, 'unknown field "bogus"'],
   ] as const) expect(() => spec(o)).toThrow(why);
   expect(() => parseCdiSpec("{ nope", "/etc/cdi/bad.json", 0, yaml)).toThrow('CDI spec "/etc/cdi/bad.json": cannot parse');
@@ -82,6 +83,13 @@ test("edits: spec-wide once then per device; nodes from the host, mounts by dept
   expect(out.mounts!.map((m) => m.destination)).toEqual(["/proc", "/srv", "/dev/shm", "/usr/lib/libcuda.so"]);
   expect(out.hooks).toEqual({ createContainer: [{ path: "/usr/bin/ldconfig-hook", args: ["ldconfig"] }] });
   expect(out.process!.user.additionalGids).toEqual([1000, 44]);
+});
+
+test("intelRdt: the last one applied is the container's", () => {
+  const s = spec({ cdiVersion: "0.7.0", kind: "v.com/rdt", containerEdits: { intelRdt: { closID: "base" } }, devices: [{ name: "gold", containerEdits: { intelRdt: { closID: "gold", l3CacheSchema: "L3:0=ff", enableMBM: true } } }] });
+  const out = base();
+  applyCdiEdits(out, [{ name: "v.com/rdt=gold", spec: s, edits: s.devices.get("gold")! }], hostDevice);
+  expect(out.linux!.intelRdt).toEqual({ closID: "gold", l3CacheSchema: "L3:0=ff", enableMBM: true });
 });
 
 test("a node with no host device and no type/major fails; with both it is taken as given", () => {
