@@ -232,10 +232,18 @@ async function startTracing(c: Config): Promise<void> {
   if (new URL(url).port === "4317") log.warn(`tracing_endpoint "${c.tracing.tracingEndpoint}": port 4317 is OTLP/gRPC's; this runtime exports OTLP over HTTP/protobuf (usually port 4318)`);
 }
 
+/** Flushes the spans still buffered, waiting at most 3 s (an unreachable collector must not hold the stop). */
 async function stopTracing(): Promise<void> {
   const tracer = currentTracer();
+  if (!tracer) return;
   setTracer(undefined);
-  await tracer?.shutdown();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<void>((resolve) => (timer = setTimeout(() => {
+    log.warn("tracing: spans still unexported after 3 s at shutdown; dropped");
+    resolve();
+  }, 3000)));
+  await Promise.race([tracer.shutdown(), late]);
+  clearTimeout(timer);
 }
 
 function applyLogConfig(c: Config): void {
