@@ -47,6 +47,27 @@ export function disallowedAnnotations(allowed: readonly string[]): string[] {
   return EXPERIMENTAL_ANNOTATIONS.filter((names) => !names.some((n) => allowed.includes(n))).flat();
 }
 
+/**
+ * The OTLP/HTTP traces URL of a tracing_endpoint: "host:port" → http://host:port/v1/traces; an
+ * http(s) URL as it is, with /v1/traces when it has no path. undefined when it is neither.
+ */
+export function tracingUrl(endpoint: string): string | undefined {
+  if (/^https?:\/\//i.test(endpoint)) {
+    let u: URL;
+    try {
+      u = new URL(endpoint);
+    } catch {
+      return undefined;
+    }
+    if (!u.hostname) return undefined;
+    if (u.pathname === "/" || u.pathname === "") u.pathname = "/v1/traces";
+    return u.toString();
+  }
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):(\d{1,5})$/.exec(endpoint);
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) return undefined;
+  return `http://${m[1]}:${m[2]}/v1/traces`;
+}
+
 /** rlimit names accepted in default_ulimits. */
 export const ULIMITS = ["core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack", "as"];
 
@@ -99,7 +120,13 @@ export function validate(c: Config, sources: Map<string, string> = new Map()): v
     if (!m || !ULIMITS.includes(m[1]!)) fail("crio.runtime", "default_ulimits", u, `name=soft[:hard] with name one of ${ULIMITS.join(", ")}`);
     else if (m[3] !== undefined && Number(m[3]) !== -1 && Number(m[2]) > Number(m[3])) fail("crio.runtime", "default_ulimits", u, "a soft limit not above the hard limit");
   }
+  for (const d of c.runtime.allowedDevices) if (!/^\/[^:,]+$/.test(d)) fail("crio.runtime", "allowed_devices", d, "absolute host device paths (without ':' or ',')");
+  for (const d of c.runtime.cdiSpecDirs) if (!isAbsolute(d)) fail("crio.runtime", "cdi_spec_dirs", d, "absolute directory paths");
   for (const d of c.runtime.additionalDevices) if (!/^\/[^:]+(:\/[^:]+)?(:[rwm]+)?$/.test(d)) fail("crio.runtime", "additional_devices", d, "HOST[:CONTAINER[:PERMISSIONS]] with absolute paths and permissions from rwm");
+
+  if (c.tracing.tracingSamplingRatePerMillion > 1_000_000) fail("crio.tracing", "tracing_sampling_rate_per_million", c.tracing.tracingSamplingRatePerMillion, "an integer from 0 to 1000000");
+  if (tracingUrl(c.tracing.tracingEndpoint) === undefined)
+    fail("crio.tracing", "tracing_endpoint", c.tracing.tracingEndpoint, "host:port (such as 127.0.0.1:4318) or an http:// or https:// URL");
 
   const runtimes = c.runtime.runtimes;
   if (!runtimes[c.runtime.defaultRuntime])

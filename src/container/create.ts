@@ -12,7 +12,9 @@ import { Undo } from "../util/undo.ts";
 import type { ContainerDeps } from "./deps.ts";
 import { addHooks } from "./hooks.ts";
 import type { ContainerMeta, ContainerRunState } from "./record.ts";
+import { cdiRequests } from "./spec/cdi.ts";
 import type { NamespaceRef, PodNamespaces } from "./spec/types.ts";
+import { traceAttrs, traced } from "../log/trace.ts";
 
 /** What CreateContainer hands the domain. */
 export interface CreateInput {
@@ -43,6 +45,9 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
   if (logRel && (isAbsolute(logRel) || normalize(logRel).startsWith(".."))) throw invalid(`invalid log path "${logRel}": it must stay inside the pod's log directory`);
   for (const m of config.mounts) if (!isAbsolute(m.containerPath) || (m.hostPath && !isAbsolute(m.hostPath))) throw invalid(`mount paths must be absolute: "${m.hostPath}" → "${m.containerPath}"`);
 
+  // CDI devices are resolved before anything is made: an unknown one is invalid-argument naming it.
+  const cdiDevices = d.cdi.resolve(cdiRequests(config));
+
   const pod = sb.meta.metadata;
   const name = `k8s_${md.name}_${pod.name}_${pod.namespace}_${pod.uid}_${md.attempt}`;
   const id = newId();
@@ -59,7 +64,8 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
   const policyName = config.image?.userSpecifiedImage || (isImageId(ref) ? image.name : ref);
   if (policyName) await d.images.checkPolicy(policyName, sb.meta.metadata.namespace);
 
-  const rootfs = await d.rootfs.create(id, image.layers).catch((e) => { throw wrap(e, "create root filesystem"); });
+  traceAttrs({ "container.id": id, "container.name": name });
+  const rootfs = await traced("storage.create_rootfs", () => d.rootfs.create(id, image.layers)).catch((e) => { throw wrap(e, "create root filesystem"); });
   undo.defer("remove root filesystem", () => d.rootfs.remove(id)); // with the image volumes below
   const volumes = await mountImageVolumes(d, id, config);
   const bundle = join(d.paths.runroot, "containers", id);
@@ -91,6 +97,7 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
         targetPidNamespace: targetPidNs,
         created: created.toISOString(),
         defaults: settings.defaults,
+        cdiDevices,
         host: d.host,
         io: d.io,
       });
@@ -112,8 +119,8 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
     await runtime.delete(id, true).catch(() => {});
     await d.monitor.cleanup(id);
   });
-  const { pid } = await d.monitor
-    .create({ id, bundle, runtime, logPath, terminal: config.tty, stdin: config.stdin, stdinOnce: config.stdinOnce, logSizeMax: settings.logSizeMax, timeoutMs: settings.containerCreateTimeoutS * 1000, cgroupParent: sb.meta.cgroupParent })
+  const { pid } = await traced("runtime.create", () => d.monitor
+    .create({ id, bundle, runtime, logPath, terminal: config.tty, stdin: config.stdin, stdinOnce: config.stdinOnce, logSizeMax: settings.logSizeMax, timeoutMs: settings.containerCreateTimeoutS * 1000, cgroupParent: sb.meta.cgroupParent }), { kind: "client", attrs: { "container.id": id, runtime: runtime.name } })
     .catch((e) => { throw wrap(e, `runtime create with handler "${runtime.name}" (${runtime.path})`); });
 
   const meta: ContainerMeta = {

@@ -1,3 +1,4 @@
+import type { CdiResolved } from "./spec/cdi.ts";
 import type { ContainerSpecInput, ContainerSpecResult, ImageConfig, SpecDefaults, SpecHost, SpecIo } from "./spec/types.ts";
 import type { Logger } from "../log/index.ts";
 import type { Paths } from "../paths.ts";
@@ -97,5 +98,7 @@ export interface ContainerDeps {
   buildInfraSpec(input: InfraSpecInput): { spec: unknown; warnings: string[]; seccompRef: string; stopSignal: string };
   host: SpecHost;
   io: SpecIo;
+  /** CDI devices by qualified name (cdi_spec_dirs); invalid-argument naming the unknown ones. */
+  cdi: { resolve(names: readonly string[]): CdiResolved[] };
   settings(): ContainerSettings;
 }

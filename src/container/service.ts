@@ -14,6 +14,7 @@ import { startInfra } from "./infra.ts";
 import type { SandboxView } from "../sandbox/index.ts";
 import type { PodSandboxConfig } from "../gen/runtime/v1/api_pb.ts";
 import type { LinuxContainerResources } from "../gen/runtime/v1/api_pb.ts";
+import { traced } from "../log/trace.ts";
 
 type Rec = StoredRecord<ContainerMeta, ContainerRunState>;
 
@@ -55,7 +56,7 @@ export class ContainerService implements PodContainers {
       // Taken before `runtime start`: a process that exits at once must not end before it began.
       const startedAt = Date.now();
       try {
-        await rt.start(rec.meta.id);
+        await traced("runtime.start", () => rt.start(rec.meta.id), { kind: "client", attrs: { "container.id": rec.meta.id, runtime: rt.name } });
       } catch (e) {
         await rec.update((s) => ({ ...s, state: "exited", finishedAt: Date.now(), exitCode: s.exitCode ?? 128, message: messageOf(e) }));
         throw wrap(e, `start container "${rec.meta.id}"`);

@@ -4,6 +4,7 @@ import { Metadata } from "@grpc/grpc-js";
 import { randomUUID } from "node:crypto";
 import { RuntimeError, unimplemented } from "../errors.ts";
 import { log, logEnabled } from "../log/index.ts";
+import { currentTracer, traceAttrs, traced } from "../log/trace.ts";
 import { CODE } from "./status.ts";
 
 /** What a handler learns about its call. */
@@ -65,6 +66,7 @@ export function bridge<S extends DescService>(svc: S, handlers: Record<string, u
     };
     const handler = (handlers[m.localName] ?? notBuilt) as (req: unknown, ctx: CallContext, send?: (x: unknown) => Promise<void>) => Promise<unknown>;
     const quiet = QUIET.test(m.name);
+    const spanName = `${svc.typeName}/${m.name}`;
     const begin = (req: unknown, call: { cancelled: boolean; on(ev: "cancelled", f: () => void): unknown; getDeadline(): Date | number }) => {
       const id = randomUUID();
       const ctx: CallContext = { signal: callSignal(call), method: m.name, id };
@@ -86,7 +88,7 @@ export function bridge<S extends DescService>(svc: S, handlers: Record<string, u
         const ctx = begin(call.request, call);
         const blocked = gate(m.name);
         if (blocked) return cb(failed(ctx, blocked), null);
-        handler(call.request, ctx).then(
+        inSpan(spanName, svc.typeName, m.name, call, () => handler(call.request, ctx)).then(
           (res) => {
             const msg = create(m.output, res as never);
             if (logEnabled("debug")) log.debug(`${m.output.name} ${toJsonString(m.output, msg as never)}`, { id: ctx.id, name: `/${svc.typeName}/${m.name}` });
@@ -108,7 +110,7 @@ export function bridge<S extends DescService>(svc: S, handlers: Record<string, u
             if (call.write(msg)) resolve();
             else call.once("drain", () => resolve());
           });
-        handler(call.request, ctx, send).then(
+        inSpan(spanName, svc.typeName, m.name, call, () => handler(call.request, ctx, send)).then(
           () => {
             observed(ctx);
             call.end();
@@ -125,6 +127,27 @@ export function bridge<S extends DescService>(svc: S, handlers: Record<string, u
 }
 
 // --- internal ---
+
+/**
+ * Runs a call in a span when tracing is on (named and attributed as OpenTelemetry's gRPC
+ * instrumentation does, as CRI-O's otelgrpc; continuing the caller's W3C traceparent), recording
+ * its gRPC status code. With tracing off it only runs the call.
+ */
+function inSpan<T>(name: string, service: string, method: string, call: { metadata: Metadata }, run: () => Promise<T>): Promise<T> {
+  if (!currentTracer()) return run();
+  const traceparent = String(call.metadata.get("traceparent")[0] ?? "") || undefined;
+  const attrs = { "rpc.system": "grpc", "rpc.service": service, "rpc.method": method };
+  return traced(name, () => run().then(
+    (r) => {
+      traceAttrs({ "rpc.grpc.status_code": 0 });
+      return r;
+    },
+    (e) => {
+      traceAttrs({ "rpc.grpc.status_code": CODE[RuntimeError.from(e).kind] });
+      throw e;
+    },
+  ), { kind: "server", attrs, traceparent });
+}
 
 function callSignal(call: { cancelled: boolean; on(ev: "cancelled", f: () => void): unknown; getDeadline(): Date | number }): AbortSignal {
   const ac = new AbortController();

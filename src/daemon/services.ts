@@ -3,8 +3,8 @@ import { release } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../config/schema.ts";
 import { disallowedAnnotations, parseDuration } from "../config/validate.ts";
-import { ContainerService, type ContainerSettings, type ImagePort, type MonitorPort, type RuntimePort } from "../container/index.ts";
-import { buildContainerSpec, detectSpecHost, parseSeccompProfile, realSpecIo, type SeccompProfile, type SpecHost } from "../container/spec/index.ts";
+import { CdiRegistry, ContainerService, type ContainerSettings, type ImagePort, type MonitorPort, type RuntimePort } from "../container/index.ts";
+import { buildContainerSpec, detectSpecHost, parseDeviceSpec, parseSeccompProfile, realSpecIo, type SeccompProfile, type SpecHost } from "../container/spec/index.ts";
 import type { ContainerMeta, ContainerRunState } from "../container/record.ts";
 import { RuntimeError, invalid, messageOf } from "../errors.ts";
 import { ImageService, imageOptions } from "../image/index.ts";
@@ -191,6 +191,15 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
     }
     log.info(`Using seccomp profile "${seccomp.path}" for RuntimeDefault`);
   }
+  // additional_devices must name host devices (CRI-O's LoadDevices at start): a typo stops the
+  // daemon instead of failing every container.
+  for (const entry of c0.runtime.additionalDevices) {
+    try {
+      if (realSpecIo.devicesAt(parseDeviceSpec(entry).hostPath).length === 0) throw new Error("no device nodes found");
+    } catch (e) {
+      throw invalid(`invalid additional_devices entry "${entry}": ${messageOf(e)}`);
+    }
+  }
   const seccompProfile = (path: string): SeccompProfile | undefined => {
     if (!path) return undefined;
     const stamp = seccompStamp(path);
@@ -221,6 +230,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
     buildInfraSpec,
     host,
     io: realSpecIo,
+    cdi: new CdiRegistry(() => config().runtime.cdiSpecDirs, log.withTag("cdi")),
     settings: (): ContainerSettings => {
       const c = config();
       const h = c.runtime.runtimes[c.runtime.defaultRuntime];
@@ -238,6 +248,8 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
           seccompProfile: seccompProfile(c.runtime.seccompProfile),
           seccompUseDefaultWhenEmpty: c.runtime.seccompUseDefaultWhenEmpty,
           additionalDevices: c.runtime.additionalDevices,
+          allowedDevices: c.runtime.allowedDevices,
+          deviceOwnershipFromSecurityContext: c.runtime.deviceOwnershipFromSecurityContext,
           privilegedWithoutHostDevices: Object.entries(c.runtime.runtimes).filter(([, rh]) => rh.privilegedWithoutHostDevices).map(([name]) => name),
         },
         cgroupManager,

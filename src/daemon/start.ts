@@ -17,7 +17,8 @@ import { pathsFor } from "../paths.ts";
 import { dirUsage } from "../storage/usage.ts";
 import { StreamingServer } from "../streaming/index.ts";
 import { streamingBackend } from "./streaming-backend.ts";
-import { parseDuration } from "../config/validate.ts";
+import { parseDuration, tracingUrl } from "../config/validate.ts";
+import { currentTracer, setTracer } from "../log/trace.ts";
 import { OperatorSide } from "./operator.ts";
 import { ensureDefaultProfile } from "../sys/apparmor.ts";
 
@@ -48,6 +49,15 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
   for (const f of loaded.files) log.info(`Loaded configuration file "${f}"`);
   if (loaded.files.length === 0) log.info(`No configuration file found at "${o.load.configFile}"; using defaults`);
   for (const w of loaded.warnings) log.warn(w);
+
+  if (config.tracing.enableTracing) {
+    try {
+      await startTracing(config);
+    } catch (e) {
+      log.fatal(`cannot start: tracing: ${messageOf(e)}`);
+      return 1;
+    }
+  }
 
   const cgroupDriver = pickCgroupDriver(config);
   const paths = pathsFor(config.crio.root, config.crio.runroot);
@@ -160,6 +170,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
       exits.close();
       built.close();
       await ops.close();
+      await stopTracing();
       log.info("Stopped");
       resolve(0);
     };
@@ -208,6 +219,32 @@ export async function printConfig(load: LoadOptions): Promise<number> {
 }
 
 // --- internal ---
+
+/**
+ * enable_tracing: the OpenTelemetry SDK is imported here and only here, so a daemon with tracing
+ * off never loads or evaluates it (its code is a separate chunk of the compiled binary).
+ */
+async function startTracing(c: Config): Promise<void> {
+  const url = tracingUrl(c.tracing.tracingEndpoint)!;
+  const { createTracer } = await import("./tracing.ts");
+  setTracer(createTracer({ url, samplingRatePerMillion: c.tracing.tracingSamplingRatePerMillion, log: log.withTag("tracing") }));
+  log.info(`Tracing: exporting OTLP/HTTP to ${url}, sampling ${c.tracing.tracingSamplingRatePerMillion} per million`);
+  if (new URL(url).port === "4317") log.warn(`tracing_endpoint "${c.tracing.tracingEndpoint}": port 4317 is OTLP/gRPC's; this runtime exports OTLP over HTTP/protobuf (usually port 4318)`);
+}
+
+/** Flushes the spans still buffered, waiting at most 3 s (an unreachable collector must not hold the stop). */
+async function stopTracing(): Promise<void> {
+  const tracer = currentTracer();
+  if (!tracer) return;
+  setTracer(undefined);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<void>((resolve) => (timer = setTimeout(() => {
+    log.warn("tracing: spans still unexported after 3 s at shutdown; dropped");
+    resolve();
+  }, 3000)));
+  await Promise.race([tracer.shutdown(), late]);
+  clearTimeout(timer);
+}
 
 function applyLogConfig(c: Config): void {
   const level = (c.runtime.logLevel === "warning" ? "warn" : c.runtime.logLevel) as LogLevelName;

@@ -18,6 +18,7 @@ import { credentialsFromFiles } from "./auth.ts";
 import { Semaphore } from "./semaphore.ts";
 import { SharedJobs } from "./shared-jobs.ts";
 import type { ImageFsInfo, ImageRecord, ImageServiceOptions, OciImageConfig, PullOptions, PullProgress } from "./types.ts";
+import { traced } from "../log/trace.ts";
 
 /** Default containers-certs.d(5) directory. */
 export const DEFAULT_CERTS_DIR = "/etc/containers/certs.d";
@@ -61,12 +62,12 @@ export class ImageService {
   async pull(ref: string, o: PullOptions = {}): Promise<ImageRecord> {
     const nsPolicy = this.#namespacePolicy(o.namespace);
     const key = JSON.stringify([ref.trim(), o.platform ?? "", o.auth ?? null, o.authFile ?? "", nsPolicy?.file ?? ""]);
-    const entry = await this.#pulls.run(
+    const entry = await traced("image.pull", () => this.#pulls.run(
       key,
       o.signal,
       (signal, progress) => pullImage(nsPolicy ? { ...this.#deps(), policy: nsPolicy, policyError: undefined } : this.#deps(), ref, { ...o, signal, onProgress: progress }),
       o.onProgress,
-    );
+    ), { attrs: { "image.ref": ref } });
     return this.#record(this.store.read().images[entry.id] ?? entry);
   }
 

@@ -16,6 +16,7 @@ import { hostAddresses } from "./host-addresses.ts";
 import { parseResult, type NetworkResult } from "./result.ts";
 import { buildRuntimeConfig, cniArgsOf, type PodNetwork } from "./pod.ts";
 import { DirWatcher } from "./watch.ts";
+import { traced } from "../log/trace.ts";
 
 /** Where CRI-O looks for plugins when none are configured. */
 export const DEFAULT_PLUGIN_DIRS = ["/opt/cni/bin", "/usr/libexec/cni", "/usr/lib/cni"];
@@ -137,7 +138,7 @@ export class CniManager {
       await this.#cache.put(rec); // the intent first: a crash mid-ADD still leaves enough to DEL
       let raw: unknown;
       try {
-        raw = await addList(net, rec, this.#invoke(signal));
+        raw = await traced("cni.add", () => addList(net, rec, this.#invoke(signal)), { kind: "client", attrs: { "cni.network": net.name, "pod.id": pod.id } });
       } catch (e) {
         await this.#undoAdd(rec, (e as { partial?: unknown }).partial);
         throw wrap(e, `set up network of pod "${pod.id}"`);
@@ -155,7 +156,7 @@ export class CniManager {
     await this.#op(pod.id, async () => {
       const rec = this.#cache.get(pod.id);
       if (!rec) return;
-      await this.#del(pod.netns ? { ...rec, netns: pod.netns } : rec, signal, 3);
+      await traced("cni.del", () => this.#del(pod.netns ? { ...rec, netns: pod.netns } : rec, signal, 3), { kind: "client", attrs: { "cni.network": rec.network.name, "pod.id": pod.id } });
       this.#log.info("pod network torn down", { id: pod.id, network: rec.network.name });
     });
   }

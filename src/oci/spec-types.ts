@@ -120,6 +120,17 @@ export interface Linux {
   maskedPaths?: string[];
   readonlyPaths?: string[];
   mountLabel?: string;
+  /** Intel RDT (resctrl) class of service; runc applies it when resctrl is mounted. */
+  intelRdt?: IntelRdt;
+}
+
+/** linux.intelRdt of the OCI runtime spec. */
+export interface IntelRdt {
+  closID?: string;
+  l3CacheSchema?: string;
+  memBwSchema?: string;
+  enableCMT?: boolean;
+  enableMBM?: boolean;
 }
 
 /** A device node created in the container's /dev. */

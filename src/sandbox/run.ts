@@ -11,6 +11,7 @@ import { configWithAnnotations, podAnnotations } from "./annotations.ts";
 import { podHostname, writeHostname, writeResolvConf } from "./files.ts";
 import { NS, type SandboxMeta, type SandboxState, type SandboxView } from "./record.ts";
 import { parseByteSize } from "../util/quantity.ts";
+import { traced } from "../log/trace.ts";
 
 /** The pod's /dev/shm size when no annotation asks otherwise (CRI-O: 64 MiB). */
 export const DEFAULT_SHM_BYTES = 64 * 1024 * 1024;
@@ -129,7 +130,7 @@ export async function runSandbox(
   let infraDone: Promise<{ containerId: string; pid: number }> | undefined;
   if (!settings.dropInfraCtr || namespaceOptions.pid === NS.POD) {
     const view: SandboxView = { meta, status };
-    infraDone = d.infra.start(view, { ...config, annotations }, signal).catch((e) => { throw wrap(e, "start infra container"); });
+    infraDone = traced("sandbox.start_infra", () => d.infra.start(view, { ...config, annotations }, signal)).catch((e) => { throw wrap(e, "start infra container"); });
   }
   const [net, infra] = await Promise.allSettled([networkDone, infraDone]);
   if (infra.status === "fulfilled" && infra.value) {

@@ -7,7 +7,8 @@
 import { invalid } from "../../errors.ts";
 import { OCI_VERSION, type Spec } from "../../oci/spec-types.ts";
 import { containerAnnotations } from "./annotations.ts";
-import { containerDevices } from "./devices.ts";
+import { applyCdiEdits } from "./cdi.ts";
+import { containerDevices, DEVICES_ANNOTATION } from "./devices.ts";
 import { containerMounts } from "./mounts.ts";
 import { containerNamespaces, NS_MODE, podSysctls } from "./namespaces.ts";
 import { parseUlimits, processArgs, processCwd, processEnv, stopSignalName } from "./process.ts";
@@ -25,9 +26,11 @@ export { parseSeccompProfile, type SeccompProfile } from "./seccomp-profile.ts";
 export { DEFAULT_SECCOMP_PROFILE } from "./seccomp-default.ts";
 export { containerSeccomp } from "./seccomp.ts";
 export { ANN, sorted } from "./annotations.ts";
+export { parseDeviceSpec } from "./devices.ts";
 export { defaultMounts } from "./mounts.ts";
 export { infraNamespaces, podSysctls } from "./namespaces.ts";
 export { parseUlimits, processEnv, stopSignalName } from "./process.ts";
+export { applyCdiEdits, cdiRequests, parseCdiSpec, CDI_ANNOTATION_PREFIX, CDI_VERSIONS, type CdiResolved, type CdiSpec } from "./cdi.ts";
 
 /**
  * Builds a container's OCI spec the way CRI-O's CreateContainer does. Throws invalid-argument for
@@ -77,7 +80,11 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpecResu
   });
 
   const hostDevices = privileged && !(defaults.privilegedWithoutHostDevices ?? []).includes(sb.runtimeHandler ?? "");
-  const dev = containerDevices({ cri: cfg.devices, additional: defaults.additionalDevices, privileged: hostDevices, devicesAt: io.devicesAt, hostDevices: io.hostDevices });
+  const dev = containerDevices({
+    cri: cfg.devices, additional: defaults.additionalDevices, privileged: hostDevices, devicesAt: io.devicesAt, hostDevices: io.hostDevices,
+    annotation: sb.config.annotations[DEVICES_ANNOTATION] ?? sb.config.annotations["devices.crio.io"], allowed: defaults.allowedDevices ?? [],
+    owner: defaults.deviceOwnershipFromSecurityContext && !privileged ? { uid: u.user.uid, gid: u.user.gid } : undefined,
+  });
   const r = containerResources({
     resources: cfg.linux?.resources, minMemory: defaults.containerMinMemory, minOomScoreAdj: host.minOomScoreAdj,
     cgroup: host.cgroup, pidsLimit: defaults.pidsLimit,
@@ -141,8 +148,16 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpecResu
       ...(selinux.mount ? { mountLabel: selinux.mount } : {}),
     },
   };
+  // CDI edits last, as CRI-O injects them after every other device (and with the process user set).
+  if (input.cdiDevices?.length) {
+    applyCdiEdits(spec, input.cdiDevices, (p) => {
+      const found = io.devicesAt(p);
+      if (found.length !== 1 || found[0]!.path !== p) throw new Error(`"${p}" is not a device node`);
+      return found[0]!;
+    });
+  }
   return {
     spec, warnings, files: u.files, mkdirs: m.mkdirs, stopSignal, seccompRef: seccomp.ref,
-    user: { uid: u.user.uid, gid: u.user.gid, additionalGids: u.user.additionalGids },
+    user: { uid: u.user.uid, gid: u.user.gid, additionalGids: spec.process?.user.additionalGids ?? u.user.additionalGids },
   };
 }

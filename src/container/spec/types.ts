@@ -1,5 +1,6 @@
 import type { ContainerConfig, PodSandboxConfig } from "../../gen/runtime/v1/api_pb.ts";
 import type { Device, Spec } from "../../oci/spec-types.ts";
+import type { CdiResolved } from "./cdi.ts";
 import type { SeccompProfile } from "./seccomp-profile.ts";
 
 /** The `config` section of an OCI image config (the fields the spec builder reads). */
@@ -55,6 +56,10 @@ export interface SpecDefaults {
   privilegedWithoutHostDevices?: string[];
   /** additional_devices: "HOST[:CONTAINER[:PERMISSIONS]]" entries added to every container. */
   additionalDevices?: string[];
+  /** allowed_devices: host device paths a pod may ask for with the io.kubernetes.cri-o.Devices annotation. */
+  allowedDevices?: string[];
+  /** device_ownership_from_security_context: a non-privileged container's CRI devices are owned by its uid/gid. */
+  deviceOwnershipFromSecurityContext?: boolean;
   /** seccomp_profile: a node-wide replacement for the built-in RuntimeDefault profile (parsed JSON). */
   seccompProfile?: SeccompProfile;
   /** seccomp_use_default_when_empty: containers that name no seccomp profile get RuntimeDefault. */
@@ -150,6 +155,8 @@ export interface ContainerSpecInput {
   targetPidNamespace?: string;
   /** RFC 3339 creation time for the Created annotation. */
   created: string;
+  /** CDI devices the container asked for, resolved from cdi_spec_dirs; their edits are applied last. */
+  cdiDevices?: readonly CdiResolved[];
   defaults: SpecDefaults;
   host: SpecHost;
   io: SpecIo;

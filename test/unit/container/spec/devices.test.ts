@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
 import { DeviceSchema } from "../../../../src/gen/runtime/v1/api_pb.ts";
-import { containerDevices, parseDeviceSpec } from "../../../../src/container/spec/devices.ts";
+import { annotationDevices, containerDevices, parseDeviceSpec } from "../../../../src/container/spec/devices.ts";
 import type { Device } from "../../../../src/oci/spec-types.ts";
 
 const table: Record<string, Device[]> = {
@@ -56,4 +56,19 @@ test("additional_devices: HOST[:CONTAINER[:PERMISSIONS]], before the CRI's devic
   const r = containerDevices({ cri: [dev("/dev/f", "/dev/fuse", "rwm")], additional: ["/dev/fuse:/dev/f:r", "/dev/snd:/dev/snd:rw"], privileged: false, ...io });
   expect(r.devices.map((d) => d.path)).toEqual(["/dev/snd/controlC0", "/dev/snd/timer", "/dev/f"]);
   expect(r.rules.map((x) => x.access)).toEqual(["rwm", "r", "rw", "rw", "rwm"]);
+});
+
+test("io.kubernetes.cri-o.Devices: devices of allowed_devices after additional_devices; others are invalid-argument", () => {
+  const r = containerDevices({ cri: [], additional: ["/dev/fuse"], annotation: "/dev/snd:/dev/audio:r,,/dev/fuse:/dev/fuse2", allowed: ["/dev/snd", "/dev/fuse"], privileged: false, ...io });
+  expect(r.devices.map((d) => d.path)).toEqual(["/dev/fuse", "/dev/audio/controlC0", "/dev/audio/timer", "/dev/fuse2"]);
+  expect(r.rules.map((x) => x.access)).toEqual(["rwm", "rwm", "r", "r", "rwm"]);
+  expect(annotationDevices("", [])).toEqual([]);
+  expect(() => annotationDevices("/dev/fuse", ["/dev/snd"])).toThrow(expect.objectContaining({ kind: "invalid-argument", message: "device /dev/fuse is specified but is not in allowed_devices" }));
+  expect(() => annotationDevices("/dev/fuse:/fuse", ["/dev/fuse"])).toThrow("the container path must be under /dev/");
+  expect(() => annotationDevices("fuse", ["fuse"])).toThrow(expect.objectContaining({ kind: "invalid-argument" }));
+});
+
+test("device ownership: the CRI's devices take the owner; additional and annotation devices keep the host's", () => {
+  const r = containerDevices({ cri: [dev("/dev/snd", "/dev/snd")], additional: ["/dev/fuse"], privileged: false, owner: { uid: 1234, gid: 5678 }, ...io });
+  expect(r.devices.map((d) => [d.path, d.uid, d.gid])).toEqual([["/dev/fuse", 0, 0], ["/dev/snd/controlC0", 1234, 5678], ["/dev/snd/timer", 1234, 5678]]);
 });

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
-import { ContainerConfigSchema, PodSandboxConfigSchema } from "../../../../src/gen/runtime/v1/api_pb.ts";
+import { ContainerConfigSchema, DeviceSchema, PodSandboxConfigSchema } from "../../../../src/gen/runtime/v1/api_pb.ts";
 import { buildContainerSpec, type ContainerSpecResult } from "../../../../src/container/spec/index.ts";
 import { specToJson } from "../../../../src/oci/bundle.ts";
 import { containerConfig, expectGolden, fakeHost, fakeIo, sandboxConfig, specInput } from "./fixtures.ts";
@@ -54,6 +54,19 @@ describe("buildContainerSpec", () => {
     expect(without.spec.linux?.devices?.map((d) => d.path)).toEqual(["/dev/fuse"]); // only the CRI's device
     expect(without.spec.linux?.resources?.devices).toEqual([{ allow: false, access: "rwm" }, { allow: true, type: "c", major: 10, minor: 229, access: "rw" }]);
     expect(without.spec.process?.capabilities?.bounding).toEqual(plain.spec.process?.capabilities?.bounding);
+  });
+
+  test("the pod's Devices annotation (allowed_devices) and device_ownership_from_security_context reach the spec", () => {
+    const fuse = { type: "c" as const, path: "/dev/fuse", major: 10, minor: 229, fileMode: 0o666, uid: 0, gid: 0 };
+    const io = fakeIo({ devices: { "/dev/fuse": [fuse] } });
+    const cfg = containerConfig();
+    cfg.devices = [create(DeviceSchema, { hostPath: "/dev/fuse", containerPath: "/dev/my-fuse", permissions: "rw" })];
+    const sb = { ...specInput().sandbox, config: { ...sandboxConfig(), annotations: { "io.kubernetes.cri-o.Devices": "/dev/fuse:/dev/pod-fuse:r" } } };
+    const build = (ownership: boolean) => buildContainerSpec(specInput({ config: cfg, sandbox: sb, io, defaults: { ...specInput().defaults, allowedDevices: ["/dev/fuse"], deviceOwnershipFromSecurityContext: ownership } }));
+    const on = build(true);
+    expect(on.spec.linux?.devices?.map((d) => [d.path, d.uid, d.gid])).toEqual([["/dev/pod-fuse", 0, 0], ["/dev/my-fuse", 1000, 1000]]);
+    expect(build(false).spec.linux?.devices?.map((d) => [d.path, d.uid, d.gid])).toEqual([["/dev/pod-fuse", 0, 0], ["/dev/my-fuse", 0, 0]]);
+    expect(() => buildContainerSpec(specInput({ sandbox: sb, io }))).toThrow("device /dev/fuse is specified but is not in allowed_devices");
   });
 
   test("a minimal crictl-style config (no security context, no passwd) runs the image command unconfined", () => {
