@@ -1,5 +1,7 @@
 import { isIP } from "node:net";
 import { isAbsolute } from "node:path";
+import { readFileSync } from "node:fs";
+import { parseMountsFile, zoneFile } from "../container/node-files.ts";
 import { parseByteSize } from "../util/quantity.ts";
 import { ConfigError } from "./error.ts";
 import { TABLE_PATH, allFields, type Config } from "./schema.ts";
@@ -130,6 +132,22 @@ export function validate(c: Config, sources: Map<string, string> = new Map()): v
     if (c.runtime.cgroupManager === "cgroupfs" ? !["", "pod", "system.slice"].includes(mc) : !(mc === "" || mc === "pod" || /^[A-Za-z0-9:_.\\-]+\.slice$/.test(mc)))
       fail("crio.runtime", `${key}.monitor_cgroup`, mc, c.runtime.cgroupManager === "cgroupfs" ? `"pod" or "" with cgroup_manager "cgroupfs"` : `"pod", "" (system.slice) or a systemd slice (*.slice)`);
   }
+  // --- keys of issue #16 (each does what CRI-O does with it) ---
+  if (c.runtime.timezone) {
+    try {
+      zoneFile(c.runtime.timezone);
+    } catch (e) {
+      fail("crio.runtime", "timezone", c.runtime.timezone, `"Local" or an IANA time zone name found under /usr/share/zoneinfo (${(e as Error).message})`);
+    }
+  }
+  if (c.runtime.defaultMountsFile) {
+    try {
+      parseMountsFile(readFileSync(c.runtime.defaultMountsFile, "utf8"), c.runtime.defaultMountsFile);
+    } catch (e) {
+      fail("crio.runtime", "default_mounts_file", c.runtime.defaultMountsFile, `a readable file of SRC[:DST] lines (${(e as Error).message})`);
+    }
+  }
+  for (const p of c.runtime.absentMountSourcesToReject) if (!isAbsolute(p)) fail("crio.runtime", "absent_mount_sources_to_reject", p, "absolute paths");
   for (const p of c.image.pinnedImages) if (p.trim() === "") fail("crio.image", "pinned_images", p, "image names or globs");
   if (c.image.pauseImage.trim() === "") fail("crio.image", "pause_image", c.image.pauseImage, "an image reference");
 }

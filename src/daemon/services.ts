@@ -6,6 +6,7 @@ import { disallowedAnnotations, parseDuration } from "../config/validate.ts";
 import { ContainerService, type ContainerSettings, type ImagePort, type MonitorPort, type RuntimePort } from "../container/index.ts";
 import { buildContainerSpec, detectSpecHost, parseSeccompProfile, realSpecIo, type SeccompProfile, type SpecHost } from "../container/spec/index.ts";
 import type { ContainerMeta, ContainerRunState } from "../container/record.ts";
+import { readMountsFile } from "../container/node-files.ts";
 import { RuntimeError, invalid, messageOf } from "../errors.ts";
 import { ImageService, imageOptions } from "../image/index.ts";
 import type { Logger } from "../log/index.ts";
@@ -207,6 +208,8 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
     }
     return seccomp?.profile;
   };
+  // default_mounts_file: read once at start (a missing or malformed file stops the daemon: validate.ts)
+  const defaultMounts = readMountsFile(c0.runtime.defaultMountsFile);
   const containers: ContainerService = new ContainerService({
     paths, log, names, sandboxes,
     records: new RecordDir<ContainerMeta, ContainerRunState>(paths.containers),
@@ -240,7 +243,11 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
           seccompUseDefaultWhenEmpty: c.runtime.seccompUseDefaultWhenEmpty,
           additionalDevices: c.runtime.additionalDevices,
           privilegedWithoutHostDevices: Object.entries(c.runtime.runtimes).filter(([, rh]) => rh.privilegedWithoutHostDevices).map(([name]) => name),
+          bindMountPrefix: c.runtime.bindMountPrefix || undefined,
+          absentMountSourcesToReject: c.runtime.absentMountSourcesToReject,
         },
+        timezone: c.runtime.timezone || undefined,
+        defaultMounts,
         cgroupManager,
         logSizeMax: c.runtime.logSizeMax,
         logDir: c.crio.logDir,

@@ -13,7 +13,7 @@ import { applyReloadable, reloadableChanges } from "./reload.ts";
 import { installDebugDump } from "./debug-dump.ts";
 import { buildServices, type Built } from "./services.ts";
 import { imageOptions } from "../image/index.ts";
-import { pathsFor } from "../paths.ts";
+import { pathsOf } from "../paths.ts";
 import { dirUsage } from "../storage/usage.ts";
 import { StreamingServer } from "../streaming/index.ts";
 import { streamingBackend } from "./streaming-backend.ts";
@@ -50,7 +50,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
   for (const w of loaded.warnings) log.warn(w);
 
   const cgroupDriver = pickCgroupDriver(config);
-  const paths = pathsFor(config.crio.root, config.crio.runroot);
+  const paths = pathsOf(config);
   let ready = false;
   let built: Built;
   try {

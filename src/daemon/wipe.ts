@@ -5,7 +5,7 @@ import { dirname } from "node:path";
 import type { Config } from "../config/schema.ts";
 import { RuntimeError, messageOf } from "../errors.ts";
 import type { Logger } from "../log/index.ts";
-import { pathsFor } from "../paths.ts";
+import { pathsOf } from "../paths.ts";
 import { writeFileAtomic } from "../store/index.ts";
 import { VERSION } from "../version.ts";
 import { buildServices } from "./services.ts";
@@ -60,7 +60,7 @@ export async function runWipe(c: Config, force: boolean, log: Logger): Promise<W
     log.info("version unchanged and node not rebooted; no wipe needed");
     return result;
   }
-  const paths = pathsFor(c.crio.root, c.crio.runroot);
+  const paths = pathsOf(c);
   if (!existsSync(c.crio.root)) {
     log.info(`nothing to wipe: "${c.crio.root}" does not exist`);
     return result;

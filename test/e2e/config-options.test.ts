@@ -1,0 +1,130 @@
+// crio.conf keys of issue #16 on the compiled daemon with real runc: each non-default value does
+// what CRI-O does with it. One daemon carries the container-side keys (container_attach_socket_dir,
+// container_exits_dir, namespaces_dir, timezone, default_mounts_file, bind_mount_prefix,
+// absent_mount_sources_to_reject); keys that act at start or stop get daemons of their own.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { startDaemon, tempDir, waitFor } from "../harness.ts";
+import { ctrConfig, podConfig, startEnv, type CtrConfig, type Env } from "../support/pods.ts";
+
+const files = tempDir("crio-opts-");
+// sockets live below the attach dir: keep it short (paths under 108 bytes), under /run
+const short = `/run/cao-${randomBytes(3).toString("hex")}`;
+const P = {
+  attach: join(short, "attach"),
+  exits: join(files.path, "exits-here"),
+  ns: join(short, "pins"),
+  prefix: join(files.path, "prefix"),
+  secretSrc: join(files.path, "secret-src"),
+  mountsConf: join(files.path, "mounts.conf"),
+};
+const sha = (b: Uint8Array | string) => createHash("sha256").update(b).digest("hex");
+
+let env: Env;
+beforeAll(async () => {
+  mkdirSync(join(P.prefix, "data"), { recursive: true });
+  writeFileSync(join(P.prefix, "data", "marker"), "from-the-prefix\n");
+  mkdirSync(P.secretSrc, { recursive: true });
+  writeFileSync(join(P.secretSrc, "token"), "s3cret\n");
+  writeFileSync(P.mountsConf, `# default mounts\n\n${P.secretSrc}:/run/secrets/test\n${join(files.path, "missing")}:/run/secrets/missing\n`);
+  env = await startEnv({
+    cniConf: JSON.stringify({ cniVersion: "1.0.0", name: "opts-lo", plugins: [{ type: "loopback" }] }),
+    config: [
+      "[crio.runtime]",
+      `container_attach_socket_dir = ${JSON.stringify(P.attach)}`,
+      `container_exits_dir = ${JSON.stringify(P.exits)}`,
+      `namespaces_dir = ${JSON.stringify(P.ns)}`,
+      `timezone = "Asia/Tokyo"`,
+      `default_mounts_file = ${JSON.stringify(P.mountsConf)}`,
+      `bind_mount_prefix = ${JSON.stringify(P.prefix)}`,
+      `absent_mount_sources_to_reject = [${JSON.stringify(join(P.prefix, "absent"))}]`,
+      "",
+    ].join("\n"),
+  });
+  await env.d.cri.pullImage({ image: { image: env.busybox } });
+}, 120_000);
+afterAll(async () => {
+  await env?.[Symbol.asyncDispose]();
+  for (const l of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
+    const m = l.split(" ")[4] ?? "";
+    if (m.startsWith(short + "/")) Bun.spawnSync(["umount", "-l", m]);
+  }
+  rmSync(short, { recursive: true, force: true });
+  files[Symbol.dispose]();
+});
+
+const dec = new TextDecoder();
+let seq = 0;
+
+async function running(extra: Partial<CtrConfig> = {}, o: { pod?: boolean } = {}) {
+  const name = `opt${++seq}`;
+  const pod = podConfig(name, env.d.dir, { hostNetwork: !o.pod });
+  const { podSandboxId } = await env.d.cri.runPodSandbox({ config: pod });
+  const { containerId } = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, ["sleep", "3600"], extra, pod), sandboxConfig: pod });
+  await env.d.cri.startContainer({ containerId });
+  const exec = async (c: string) => {
+    const r = await env.d.cri.execSync({ containerId, cmd: ["sh", "-c", c], timeout: 20n });
+    return { out: dec.decode(r.stdout).trim(), err: dec.decode(r.stderr).trim(), code: r.exitCode };
+  };
+  return { podSandboxId, containerId, exec };
+}
+
+describe("where the runtime's files live", () => {
+  test("container_attach_socket_dir holds <dir>/<id>/attach; container_exits_dir holds <dir>/<id>; namespaces_dir holds <dir>/{net,ipc,uts}ns/<pod id>", async () => {
+    const c = await running({}, { pod: false });
+    // a pod with its own network, IPC and UTS namespaces
+    const name = `opt${++seq}`;
+    const pod = podConfig(name, env.d.dir, { hostNetwork: false });
+    const { podSandboxId } = await env.d.cri.runPodSandbox({ config: pod });
+    for (const k of ["netns", "ipcns", "utsns"]) expect(readdirSync(join(P.ns, k))).toContain(podSandboxId);
+    expect(statSync(join(P.attach, c.containerId, "attach")).isSocket()).toBe(true);
+    expect(existsSync(join(env.d.runroot, "monitor", c.containerId))).toBe(false);
+    await env.d.cri.stopContainer({ containerId: c.containerId, timeout: 0n });
+    const code = await waitFor(() => existsSync(join(P.exits, c.containerId)) && readFileSync(join(P.exits, c.containerId), "utf8"));
+    expect(Number(code)).toBe(137);
+    expect(existsSync(join(env.d.runroot, "exits", c.containerId))).toBe(false);
+    await env.d.cri.removePodSandbox({ podSandboxId });
+    expect(readdirSync(join(P.ns, "ipcns"))).not.toContain(podSandboxId);
+    await env.d.cri.removePodSandbox({ podSandboxId: c.podSandboxId });
+  });
+});
+
+describe("timezone", () => {
+  test("the container's /etc/localtime is the zone's file", async () => {
+    const c = await running();
+    const r = await c.exec("sha256sum /etc/localtime; date +%z");
+    expect(r.out.split("\n")).toEqual([`${sha(readFileSync("/usr/share/zoneinfo/Asia/Tokyo"))}  /etc/localtime`, "+0900"]);
+    await env.d.cri.removePodSandbox({ podSandboxId: c.podSandboxId });
+  });
+});
+
+describe("mounts", () => {
+  test("default_mounts_file: its sources are copied in at their destinations; a missing source is skipped", async () => {
+    const c = await running();
+    expect((await c.exec("cat /run/secrets/test/token; ls /run/secrets")).out.split("\n")).toEqual(["s3cret", "test"]);
+    await env.d.cri.removePodSandbox({ podSandboxId: c.podSandboxId });
+  });
+
+  test("bind_mount_prefix is put in front of a mount's host path", async () => {
+    const c = await running({ mounts: [{ hostPath: "/data", containerPath: "/mnt/data", readonly: true }] as never });
+    expect((await c.exec("cat /mnt/data/marker")).out).toBe("from-the-prefix");
+    await env.d.cri.removePodSandbox({ podSandboxId: c.podSandboxId });
+  });
+
+  test("absent_mount_sources_to_reject: a missing listed source fails CreateContainer and is not created; others are created", async () => {
+    const name = `opt${++seq}`;
+    const pod = podConfig(name, env.d.dir);
+    const { podSandboxId } = await env.d.cri.runPodSandbox({ config: pod });
+    const bad = ctrConfig(name, env.busybox, ["true"], { mounts: [{ hostPath: "/absent", containerPath: "/x" }] as never }, pod);
+    const err = await env.d.cri.createContainer({ podSandboxId, config: bad, sandboxConfig: pod }, { timeoutMs: 15_000 }).then(() => undefined, (e) => e as Error);
+    if (!/cannot mount/.test(String(err))) console.log(env.d.logs().slice(-6000));
+    expect(String(err)).toMatch(/cannot mount .*\/prefix\/absent: path does not exist/);
+    expect(existsSync(join(P.prefix, "absent"))).toBe(false);
+    const ok = ctrConfig(`${name}b`, env.busybox, ["true"], { mounts: [{ hostPath: "/created", containerPath: "/x" }] as never }, pod);
+    await env.d.cri.createContainer({ podSandboxId, config: ok, sandboxConfig: pod });
+    expect(statSync(join(P.prefix, "created")).isDirectory()).toBe(true);
+    await env.d.cri.removePodSandbox({ podSandboxId });
+  });
+});

@@ -1,0 +1,38 @@
+// Wrong values of the crio.conf keys of issue #16: each is a start-up error naming the file, the
+// key and the value (the daemon prints it and exits 1: test/e2e/config-options.test.ts shows one).
+import { expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadConfig } from "../../../src/config/load.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "crio-opts-"));
+const badMounts = join(dir, "bad-mounts.conf");
+writeFileSync(badMounts, "/ok:/fine\nrelative:/x\n");
+
+/** [table, key, TOML value, what the message must also say] */
+export const WRONG: Array<[string, string, string, RegExp]> = [
+  ["crio.runtime", "container_attach_socket_dir", '"run/attach"', /absolute path/],
+  ["crio.runtime", "container_exits_dir", '"exits"', /absolute path/],
+  ["crio.runtime", "namespaces_dir", '"ns"', /absolute path/],
+  ["crio.runtime", "timezone", '"Mars/Olympus_Mons"', /IANA time zone/],
+  ["crio.runtime", "timezone", '"../../etc/passwd"', /IANA time zone/],
+  ["crio.runtime", "default_mounts_file", JSON.stringify(join(dir, "missing.conf")), /readable file/],
+  ["crio.runtime", "default_mounts_file", JSON.stringify(badMounts), /line 2: "relative:\/x"/],
+  ["crio.runtime", "absent_mount_sources_to_reject", '["etc/hostname"]', /absolute paths/],
+  ["crio.runtime", "bind_mount_prefix", '"host"', /absolute path/],
+];
+
+test.each(WRONG)("[%s] %s = %s is refused naming file, key and value", async (table, key, value, also) => {
+  const file = join(dir, "crio.conf");
+  writeFileSync(file, `[${table}]\n${key} = ${value}\n`);
+  const err = await loadConfig({ configFile: file, configDir: join(dir, "none") }).then(() => undefined, (e: Error) => e.message);
+  const shown = JSON.parse(value) as unknown;
+  const v = Array.isArray(shown) ? shown[0] : shown;
+  expect(err).toContain(`config file "${file}"`);
+  expect(err).toContain(`key "${table}.${key}"`);
+  expect(err).toContain(JSON.stringify(v));
+  expect(err).toMatch(also);
+});
+
+test("cleanup", () => rmSync(dir, { recursive: true, force: true }));
