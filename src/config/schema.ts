@@ -46,6 +46,12 @@ export interface Field<V> {
   min?: number;
   /** Deprecated in CRI-O, accepted for compatibility. */
   deprecated?: boolean;
+  /**
+   * The key cannot apply to this runtime, and why: a non-default value logs one start-up warning
+   * naming the key and this reason, and `crio config` says so in the key's comment. Only for keys
+   * that cannot work here; every other key does what CRI-O does (test/unit/config/key-proofs.ts).
+   */
+  noEffect?: string;
 }
 
 const str = (toml: string, def: string, doc: string, o: Partial<Field<string>> = {}): Field<string> => ({ kind: "string", toml, default: def, doc, ...o });
@@ -117,7 +123,7 @@ export const schema = {
     streamTlsCert: path("stream_tls_cert", "", "Certificate of the streaming server; reloaded when it changes."),
     streamTlsKey: path("stream_tls_key", "", "Key of the streaming server; reloaded when it changes."),
     streamTlsCa: path("stream_tls_ca", "", "CA used to verify client certificates of the streaming server."),
-    tlsMinVersion: str("tls_min_version", "VersionTLS12", "Oldest TLS version accepted.", { values: ["VersionTLS12", "VersionTLS13"] }),
+    tlsMinVersion: str("tls_min_version", "VersionTLS12", "Oldest TLS version the streaming server accepts (with stream_enable_tls).", { values: ["VersionTLS10", "VersionTLS11", "VersionTLS12", "VersionTLS13"] }),
     grpcMaxSendMsgSize: int("grpc_max_send_msg_size", 83886080, "Largest gRPC message sent, in bytes.", { min: 1 }),
     grpcMaxRecvMsgSize: int("grpc_max_recv_msg_size", 83886080, "Largest gRPC message received, in bytes.", { min: 1 }),
   },
@@ -153,16 +159,16 @@ export const schema = {
     dropInfraCtr: bool("drop_infra_ctr", true, "Run no infra (pause) container unless the pod shares its PID namespace."),
     infraCtrCpuset: str("infra_ctr_cpuset", "", "CPUs the infra container runs on."),
     namespacesDir: path("namespaces_dir", "", "Directory of pinned pod namespaces; empty: <runroot>/ns."),
-    pinnsPath: path("pinns_path", "", "Accepted for CRI-O compatibility; namespaces are pinned by this binary.", { deprecated: true }),
+    pinnsPath: path("pinns_path", "", "Path of CRI-O's pinns helper.", { deprecated: true, noEffect: "pod namespaces are pinned by this binary (util-linux unshare), not by pinns" }),
     absentMountSourcesToReject: strs("absent_mount_sources_to_reject", [], "Host paths that must exist when bind-mounted (never created)."),
     enablePodEvents: bool("enable_pod_events", false, "Serve GetContainerEvents (Evented PLEG)."),
     hostnetworkDisableSelinux: bool("hostnetwork_disable_selinux", true, "Host-network pods run without SELinux separation."),
     disableHostportMapping: bool("disable_hostport_mapping", false, "Do not set up hostPort mappings (the CNI plugin does it)."),
     timezone: str("timezone", "", "Timezone of containers (\"Local\": the host's)."),
     defaultUlimits: strs("default_ulimits", [], "Default rlimits of containers, name=soft:hard (e.g. nofile=1024:2048)."),
-    conmon: path("conmon", "", "Accepted for CRI-O compatibility; the monitor is built in.", { deprecated: true }),
-    conmonCgroup: str("conmon_cgroup", "", "Accepted for CRI-O compatibility.", { deprecated: true }),
-    conmonEnv: strs("conmon_env", [], "Accepted for CRI-O compatibility.", { deprecated: true }),
+    conmon: path("conmon", "", "Path of the conmon binary (CRI-O).", { deprecated: true, noEffect: "the container monitor is built into this binary (`crio conmon`); a handler's monitor_path names another build of it" }),
+    conmonCgroup: str("conmon_cgroup", "", "Older spelling of monitor_cgroup: when set, every runtime handler's monitors run there (CRI-O's rule).", { deprecated: true }),
+    conmonEnv: strs("conmon_env", [], "Environment of conmon (CRI-O).", { deprecated: true, noEffect: "the container monitor is built into this binary and does not run conmon; a handler's monitor_env sets the monitor's environment" }),
   },
   image: {
     defaultTransport: str("default_transport", "docker://", "Transport used for unqualified pulls."),
@@ -238,6 +244,18 @@ export type Config = {
 
 /** Tables CRI-O knows that we accept and ignore as a whole (one warning each key). */
 export const IGNORED_TABLES = ["crio.runtime.workloads", "crio.checkpoint_restore", "crio.nri.default_validator"];
+
+/** One warning per key marked noEffect whose value is not the default (logged once at start). */
+export function noEffectWarnings(c: Config): string[] {
+  const out: string[] = [];
+  for (const { table, name, field } of allFields()) {
+    if (!field.noEffect) continue;
+    const v = (c[table] as Record<string, unknown>)[name];
+    if (JSON.stringify(v) !== JSON.stringify(field.default))
+      out.push(`config key "${TABLE_PATH[table]}.${field.toml}" = ${JSON.stringify(v)} has no effect: ${field.noEffect}`);
+  }
+  return out;
+}
 
 /** A fresh copy of the defaults. */
 export function defaults(): Config {

@@ -2,7 +2,7 @@ import { readFileSync, statSync } from "node:fs";
 import { release } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../config/schema.ts";
-import { disallowedAnnotations, parseDuration } from "../config/validate.ts";
+import { disallowedAnnotations, monitorCgroupOf, parseDuration } from "../config/validate.ts";
 import { ContainerService, type ContainerSettings, type ImagePort, type MonitorPort, type RuntimePort } from "../container/index.ts";
 import { buildContainerSpec, detectSpecHost, parseSeccompProfile, realSpecIo, type SeccompProfile, type SpecHost } from "../container/spec/index.ts";
 import type { ContainerMeta, ContainerRunState } from "../container/record.ts";
@@ -101,7 +101,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
   const monitorPort: MonitorPort = {
     create: async (o) => {
       const h = config().runtime.runtimes[o.runtime.name];
-      const cgroup = { manager: cgroupManager, setting: h?.monitorCgroup ?? "", parent: o.cgroupParent, id: o.id };
+      const cgroup = { manager: cgroupManager, setting: h ? monitorCgroupOf(config(), h) : "", parent: o.cgroupParent, id: o.id };
       const r = await monitors(o.runtime.name).spawn({ id: o.id, bundle: o.bundle, logPath: o.logPath, terminal: o.terminal, stdin: o.stdin, stdinOnce: o.stdinOnce, logSizeMax: o.logSizeMax, timeoutMs: o.timeoutMs, noSyncLog: h?.noSyncLog, cgroup });
       if (r.cgroupWarning) log.warn(r.cgroupWarning, { id: o.id });
       return r;

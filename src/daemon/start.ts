@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { loadConfig, type LoadOptions } from "../config/load.ts";
 import { renderConfig } from "../config/render.ts";
-import type { Config } from "../config/schema.ts";
+import { noEffectWarnings, type Config } from "../config/schema.ts";
 import { serve, type CriServer } from "../cri/server.ts";
 import type { Condition, Services } from "../cri/runtime-service.ts";
 import { RuntimeError, messageOf } from "../errors.ts";
@@ -48,6 +48,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
   for (const f of loaded.files) log.info(`Loaded configuration file "${f}"`);
   if (loaded.files.length === 0) log.info(`No configuration file found at "${o.load.configFile}"; using defaults`);
   for (const w of loaded.warnings) log.warn(w);
+  for (const w of noEffectWarnings(config)) log.warn(w);
 
   const cgroupDriver = pickCgroupDriver(config);
   const paths = pathsOf(config);
@@ -77,6 +78,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     port: Number(config.api.streamPort),
     tls: config.api.streamEnableTls ? { cert: config.api.streamTlsCert, key: config.api.streamTlsKey, ca: config.api.streamTlsCa || undefined } : undefined,
     idleTimeoutMs: config.api.streamIdleTimeout ? parseDuration(config.api.streamIdleTimeout) : undefined,
+    minTlsVersion: TLS_VERSIONS[config.api.tlsMinVersion],
   });
   try {
     await streaming.start();
@@ -208,6 +210,9 @@ export async function printConfig(load: LoadOptions): Promise<number> {
 }
 
 // --- internal ---
+
+/** tls_min_version (Go's crypto/tls names, as CRI-O takes them) → Node's. */
+const TLS_VERSIONS: Record<string, "TLSv1" | "TLSv1.1" | "TLSv1.2" | "TLSv1.3"> = { VersionTLS10: "TLSv1", VersionTLS11: "TLSv1.1", VersionTLS12: "TLSv1.2", VersionTLS13: "TLSv1.3" };
 
 function applyLogConfig(c: Config): void {
   const level = (c.runtime.logLevel === "warning" ? "warn" : c.runtime.logLevel) as LogLevelName;

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { startDaemon, tempDir, waitFor } from "../harness.ts";
+import { CRIO, startDaemon, tempDir, waitFor } from "../harness.ts";
 import { ctrConfig, podConfig, startEnv, type CtrConfig, type Env } from "../support/pods.ts";
 
 const files = tempDir("crio-opts-");
@@ -126,5 +126,43 @@ describe("mounts", () => {
     await env.d.cri.createContainer({ podSandboxId, config: ok, sandboxConfig: pod });
     expect(statSync(join(P.prefix, "created")).isDirectory()).toBe(true);
     await env.d.cri.removePodSandbox({ podSandboxId });
+  });
+});
+
+describe("tls_min_version", () => {
+  test("the streaming server refuses TLS 1.2 with VersionTLS13 and serves TLS 1.3", async () => {
+    const tls = await import("node:tls");
+    const key = join(files.path, "s.key");
+    const cert = join(files.path, "s.pem");
+    const r = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1"], { stderr: "pipe" });
+    expect(r.exitCode).toBe(0);
+    await using d = await startDaemon({ config: `[crio.api]\nstream_enable_tls = true\nstream_tls_cert = ${JSON.stringify(cert)}\nstream_tls_key = ${JSON.stringify(key)}\ntls_min_version = "VersionTLS13"\n` });
+    const port = Number(/Streaming server listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(await d.waitForLog(/Streaming server listening/))![1]);
+    const hello = (maxVersion: "TLSv1.2" | "TLSv1.3") =>
+      new Promise<string>((resolve) => {
+        const s = tls.connect({ host: "127.0.0.1", port, maxVersion, rejectUnauthorized: false }, () => {
+          resolve(s.getProtocol() ?? "");
+          s.destroy();
+        });
+        s.on("error", (e) => resolve(`error: ${e.message}`));
+      });
+    expect(await hello("TLSv1.3")).toBe("TLSv1.3");
+    expect(await hello("TLSv1.2")).toMatch(/^error: .*(protocol version|alert)/i);
+  });
+});
+
+describe("keys that cannot apply here: conmon, conmon_env, pinns_path", () => {
+  test("a non-default value logs one start-up warning naming the key and why; crio config --default says so", async () => {
+    await using d = await startDaemon({ config: `[crio.runtime]\nconmon = "/usr/bin/conmon"\nconmon_env = ["PATH=/opt/bin"]\npinns_path = "/usr/bin/pinns"\n` });
+    await d.waitForLog(/State recovery finished/);
+    const lines = d.logs().split("\n").filter((l) => /has no effect/.test(l));
+    expect(lines.map((l) => /config key \\?"([a-z._]+)\\?"/.exec(l)?.[1])).toEqual(["crio.runtime.pinns_path", "crio.runtime.conmon", "crio.runtime.conmon_env"]);
+    expect(lines[1]).toContain("monitor is built into this binary");
+    expect(lines.every((l) => /level=warn/.test(l))).toBe(true);
+    const out = Bun.spawnSync([CRIO, "config", "--default"]).stdout.toString();
+    for (const key of ["conmon", "conmon_env", "pinns_path"]) {
+      const block = new RegExp(`((?:#[^\\n]*\\n)+)${key} = `).exec(out)?.[1] ?? "";
+      expect(block.replace(/\n# /g, " ")).toContain("Has no effect here:");
+    }
   });
 });

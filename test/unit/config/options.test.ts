@@ -5,6 +5,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../../../src/config/load.ts";
+import { defaults, noEffectWarnings } from "../../../src/config/schema.ts";
+import { monitorCgroupOf } from "../../../src/config/validate.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "crio-opts-"));
 const badMounts = join(dir, "bad-mounts.conf");
@@ -21,6 +23,8 @@ export const WRONG: Array<[string, string, string, RegExp]> = [
   ["crio.runtime", "default_mounts_file", JSON.stringify(badMounts), /line 2: "relative:\/x"/],
   ["crio.runtime", "absent_mount_sources_to_reject", '["etc/hostname"]', /absolute paths/],
   ["crio.runtime", "bind_mount_prefix", '"host"', /absolute path/],
+  ["crio.api", "tls_min_version", '"VersionTLS14"', /one of VersionTLS10, VersionTLS11, VersionTLS12, VersionTLS13/],
+  ["crio.runtime", "conmon_cgroup", '"not-a-slice"', /a systemd slice/],
 ];
 
 test.each(WRONG)("[%s] %s = %s is refused naming file, key and value", async (table, key, value, also) => {
@@ -33,6 +37,25 @@ test.each(WRONG)("[%s] %s = %s is refused naming file, key and value", async (ta
   expect(err).toContain(`key "${table}.${key}"`);
   expect(err).toContain(JSON.stringify(v));
   expect(err).toMatch(also);
+});
+
+test("conmon_cgroup, when set, is every handler's monitor_cgroup (CRI-O's TranslateMonitorFieldsForHandler); unit: the e2e lane has no systemd manager to tell the placements apart", async () => {
+  const file = join(dir, "crio.conf");
+  writeFileSync(file, `[crio.runtime]\nconmon_cgroup = "machine.slice"\n[crio.runtime.runtimes.runc]\nmonitor_cgroup = "pod"\n`);
+  const { config } = await loadConfig({ configFile: file, configDir: join(dir, "none") });
+  expect(monitorCgroupOf(config, config.runtime.runtimes.runc!)).toBe("machine.slice");
+  expect(monitorCgroupOf(config, config.runtime.runtimes.crun!)).toBe("machine.slice");
+  writeFileSync(file, `[crio.runtime.runtimes.runc]\nmonitor_cgroup = "pod"\n`);
+  const plain = (await loadConfig({ configFile: file, configDir: join(dir, "none") })).config;
+  expect([monitorCgroupOf(plain, plain.runtime.runtimes.runc!), monitorCgroupOf(plain, plain.runtime.runtimes.crun!)]).toEqual(["pod", ""]);
+});
+
+test("no-effect keys: one warning each for a non-default value, none for the defaults", async () => {
+  const file = join(dir, "crio.conf");
+  writeFileSync(file, `[crio.runtime]\nconmon = "/usr/bin/conmon"\n`);
+  const { config } = await loadConfig({ configFile: file, configDir: join(dir, "none") });
+  expect(noEffectWarnings(config)).toEqual([expect.stringMatching(/^config key "crio\.runtime\.conmon" = "\/usr\/bin\/conmon" has no effect: the container monitor is built into this binary/)]);
+  expect(noEffectWarnings(defaults())).toEqual([]);
 });
 
 test("cleanup", () => rmSync(dir, { recursive: true, force: true }));
