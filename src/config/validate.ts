@@ -2,6 +2,7 @@ import { isIP } from "node:net";
 import { isAbsolute } from "node:path";
 import { readFileSync } from "node:fs";
 import { parseMountsFile, zoneFile } from "../container/node-files.ts";
+import { validInsecureEntry } from "../image/insecure-registries.ts";
 import { parseByteSize } from "../util/quantity.ts";
 import { ConfigError } from "./error.ts";
 import { TABLE_PATH, allFields, type Config } from "./schema.ts";
@@ -149,6 +150,7 @@ export function validate(c: Config, sources: Map<string, string> = new Map()): v
     }
   }
   for (const p of c.runtime.absentMountSourcesToReject) if (!isAbsolute(p)) fail("crio.runtime", "absent_mount_sources_to_reject", p, "absolute paths");
+  for (const r of c.image.insecureRegistries) if (!validInsecureEntry(r)) fail("crio.image", "insecure_registries", r, "HOST[:PORT] or a CIDR such as 10.0.0.0/8");
   for (const p of c.image.pinnedImages) if (p.trim() === "") fail("crio.image", "pinned_images", p, "image names or globs");
   if (c.image.pauseImage.trim() === "") fail("crio.image", "pause_image", c.image.pauseImage, "an image reference");
 }

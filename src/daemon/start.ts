@@ -17,6 +17,7 @@ import { pathsOf } from "../paths.ts";
 import { dirUsage } from "../storage/usage.ts";
 import { StreamingServer } from "../streaming/index.ts";
 import { streamingBackend } from "./streaming-backend.ts";
+import { watchRegistries } from "./registries-watch.ts";
 import { parseDuration } from "../config/validate.ts";
 import { OperatorSide } from "./operator.ts";
 import { ensureDefaultProfile } from "../sys/apparmor.ts";
@@ -126,6 +127,12 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     return 1;
   }
   log.info(`Listening on "${config.api.listen}"`);
+  const regWatch = config.image.autoReloadRegistries
+    ? (() => {
+        const io = imageOptions(config, paths);
+        return watchRegistries({ file: io.registriesConfPath!, dir: io.registriesConfDir!, reload: () => built.images.reload(), log });
+      })()
+    : undefined;
   const exits = built.monitors(config.runtime.defaultRuntime).watchExits((id, exit) => void built.containers.onExit(id, exit).catch((e) => log.warn(`recording the exit of ${id}: ${messageOf(e)}`)));
   try {
     await built.sandboxes.recover();
@@ -160,6 +167,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
       await server.stop();
       await streaming.stop();
       exits.close();
+      regWatch?.close();
       built.close();
       await ops.close();
       log.info("Stopped");

@@ -210,7 +210,8 @@ export class ImageStore {
 
 const l = log.withTag("image");
 
-function pidAlive(pid: number): boolean {
+/** Whether process `pid` exists. */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -1,10 +1,11 @@
 import { availableParallelism } from "node:os";
 import { existsSync, readdirSync, statSync } from "node:fs";
+import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { RuntimeError, notFound } from "../errors.ts";
 import { log } from "../log/index.ts";
 import type { LayerProgress, PullContext } from "./fetch-image.ts";
-import { ImageStore, type ImageEntry } from "./image-store.ts";
+import { ImageStore, pidAlive, type ImageEntry } from "./image-store.ts";
 import { findImage, isPinned } from "./lookup.ts";
 import { hostPlatform, parsePlatform, type Platform } from "./manifest.ts";
 import { checkPolicy, loadPolicy, type Policy } from "./policy.ts";
@@ -48,6 +49,7 @@ export class ImageService {
   /** Start-up: removes what an interrupted pull left (temp dirs, layers without an image). */
   async init(): Promise<void> {
     await this.store.init();
+    if (this.#o.bigFilesTemporaryDir) await sweepBigFiles(this.#o.bigFilesTemporaryDir);
   }
 
   /**
@@ -245,6 +247,8 @@ export class ImageService {
       layerJobs: this.#layerJobs,
       holds: this.#holds,
       userAgent: o.userAgent,
+      insecureRegistries: o.insecureRegistries,
+      bigFilesDir: o.bigFilesTemporaryDir,
     };
     return {
       ...ctx,
@@ -303,3 +307,12 @@ export class ImageService {
 // --- internal ---
 
 const l = log.withTag("image");
+
+/** Creates big_files_temporary_dir and removes the blob temp files dead processes left in it. */
+async function sweepBigFiles(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  for (const name of await readdir(dir)) {
+    const m = /^(\d+)\.blob\./.exec(name);
+    if (m && !pidAlive(Number(m[1]))) await rm(join(dir, name), { force: true });
+  }
+}

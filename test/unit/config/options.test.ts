@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { loadConfig } from "../../../src/config/load.ts";
 import { defaults, noEffectWarnings } from "../../../src/config/schema.ts";
 import { monitorCgroupOf } from "../../../src/config/validate.ts";
+import { insecureByConfig } from "../../../src/image/insecure-registries.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "crio-opts-"));
 const badMounts = join(dir, "bad-mounts.conf");
@@ -25,6 +26,10 @@ export const WRONG: Array<[string, string, string, RegExp]> = [
   ["crio.runtime", "bind_mount_prefix", '"host"', /absolute path/],
   ["crio.api", "tls_min_version", '"VersionTLS14"', /one of VersionTLS10, VersionTLS11, VersionTLS12, VersionTLS13/],
   ["crio.runtime", "conmon_cgroup", '"not-a-slice"', /a systemd slice/],
+  ["crio.image", "default_transport", '"oci-archive:"', /one of docker:\/\//],
+  ["crio.image", "insecure_registries", '["https://registry.example/v2"]', /HOST\[:PORT\] or a CIDR/],
+  ["crio.image", "insecure_registries", '["10.0.0.0/33"]', /HOST\[:PORT\] or a CIDR/],
+  ["crio.image", "big_files_temporary_dir", '"tmp/big"', /absolute path/],
 ];
 
 test.each(WRONG)("[%s] %s = %s is refused naming file, key and value", async (table, key, value, also) => {
@@ -56,6 +61,16 @@ test("no-effect keys: one warning each for a non-default value, none for the def
   const { config } = await loadConfig({ configFile: file, configDir: join(dir, "none") });
   expect(noEffectWarnings(config)).toEqual([expect.stringMatching(/^config key "crio\.runtime\.conmon" = "\/usr\/bin\/conmon" has no effect: the container monitor is built into this binary/)]);
   expect(noEffectWarnings(defaults())).toEqual([]);
+});
+
+test("insecure_registries entries: HOST[:PORT] exactly, or a CIDR holding the host's address", async () => {
+  expect(await insecureByConfig(["reg.example:5000"], "reg.example:5000")).toBe(true);
+  expect(await insecureByConfig(["reg.example:5000"], "reg.example")).toBe(false);
+  expect(await insecureByConfig(["10.1.0.0/16"], "10.1.2.3:443")).toBe(true);
+  expect(await insecureByConfig(["10.1.0.0/16"], "10.2.0.1")).toBe(false);
+  expect(await insecureByConfig(["::1/128"], "[::1]:5000")).toBe(true);
+  expect(await insecureByConfig(["127.0.0.0/8"], "localhost:5000")).toBe(true); // resolved
+  expect(await insecureByConfig([], "10.1.2.3")).toBe(false);
 });
 
 test("cleanup", () => rmSync(dir, { recursive: true, force: true }));
