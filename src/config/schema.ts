@@ -110,9 +110,9 @@ export const schema = {
     logDir: path("log_dir", "/var/log/crio/pods", "Default directory for container logs when the kubelet gives none."),
     versionFile: path("version_file", "/var/run/crio/version", "File recording the running version; a change after a reboot triggers a wipe."),
     versionFilePersist: path("version_file_persist", "", "Like version_file, but kept across reboots."),
-    cleanShutdownFile: path("clean_shutdown_file", "/var/lib/crio/clean.shutdown", "Written on clean shutdown; its absence at start means the store is checked."),
-    internalWipe: bool("internal_wipe", true, "Wipe containers after a reboot inside the daemon (CRI-O compatibility).", { deprecated: true }),
-    internalRepair: bool("internal_repair", true, "Check and repair the store after an unclean shutdown."),
+    cleanShutdownFile: path("clean_shutdown_file", "/var/lib/crio/clean.shutdown", "Removed at start (and <file>.supported written), written on a clean stop after the root is synced; missing at the next start means the last stop was unclean (see internal_repair). Empty: no marker."),
+    internalWipe: bool("internal_wipe", true, "At start, after a reboot (version_file missing or of another major.minor) remove every pod and container; after an upgrade (version_file_persist) also the images. false: they stay (NOTREADY, EXITED) for crio wipe or the kubelet.", { deprecated: true }),
+    internalRepair: bool("internal_repair", true, "After an unclean stop (see clean_shutdown_file) check every image's blobs and layers at start, removing and logging damaged or incomplete images."),
   },
   api: {
     listen: path("listen", "/var/run/crio/crio.sock", "Path of the gRPC unix socket the kubelet connects to."),

@@ -58,7 +58,7 @@ export interface HandlerFeatures {
  * monitor, the OCI runtimes, storage, namespaces and CNI. `config()` is read on every call, so
  * SIGHUP changes apply to the next request.
  */
-export async function buildServices(config: () => Config, paths: Paths, cgroupManager: "systemd" | "cgroupfs", log: Logger): Promise<Built> {
+export async function buildServices(config: () => Config, paths: Paths, cgroupManager: "systemd" | "cgroupfs", log: Logger, o: { repairImages?: boolean } = {}): Promise<Built> {
   const c0 = config();
   const runtimes = new Map<string, OciRuntime>();
   const runtimeFor = (name: string): OciRuntime => {
@@ -77,7 +77,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
   const host = detectSpecHost({ rro: features?.mountOptions.includes("rro") ?? false });
 
   const images = new ImageService(imageOptions(c0, paths));
-  await images.init();
+  await images.init({ repair: o.repairImages });
 
   const monitorsByHandler = new Map<string, Monitors>();
   const monitors = (handler: string): Monitors => {

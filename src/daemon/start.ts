@@ -18,9 +18,11 @@ import { dirUsage } from "../storage/usage.ts";
 import { StreamingServer } from "../streaming/index.ts";
 import { streamingBackend } from "./streaming-backend.ts";
 import { watchRegistries } from "./registries-watch.ts";
+import { planWipe, wipeObjects } from "./wipe.ts";
 import { parseDuration } from "../config/validate.ts";
 import { OperatorSide } from "./operator.ts";
 import { ensureDefaultProfile } from "../sys/apparmor.ts";
+import { clearCleanShutdown, markCleanShutdown, shutdownWasUnclean } from "../sys/clean-shutdown.ts";
 
 export interface DaemonOptions {
   load: LoadOptions;
@@ -52,13 +54,20 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
   for (const w of noEffectWarnings(config)) log.warn(w);
 
   const cgroupDriver = pickCgroupDriver(config);
+  // internal_wipe (CRI-O 1.26's wipeIfAppropriate): decided from the version files before this
+  // start rewrites them; acted on once the state is recovered
+  const wipePlan = config.crio.internalWipe ? planWipe(config, false) : undefined;
   const paths = pathsOf(config);
   let ready = false;
   let built: Built;
   try {
     await mkdir(config.crio.root, { recursive: true, mode: 0o711 });
     await mkdir(config.crio.runroot, { recursive: true, mode: 0o711 });
-    built = await buildServices(() => config, paths, cgroupDriver, log);
+    // clean_shutdown_file: read before it is cleared; internal_repair checks the store after an unclean stop
+    const unclean = shutdownWasUnclean(config.crio.cleanShutdownFile);
+    if (unclean) log.warn(`clean shutdown file "${config.crio.cleanShutdownFile}" not found: the last stop was unclean`);
+    clearCleanShutdown(config.crio.cleanShutdownFile);
+    built = await buildServices(() => config, paths, cgroupDriver, log, { repairImages: unclean && config.crio.internalRepair });
   } catch (e) {
     log.fatal(`cannot start: ${messageOf(e)}`);
     return 1;
@@ -138,6 +147,12 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     await built.sandboxes.recover();
     await built.containers.recover();
     await exits.start();
+    if (wipePlan?.containers && (built.sandboxes.list().length > 0 || built.containers.list().length > 0 || (wipePlan.images && built.images.list().length > 0))) {
+      for (const r of wipePlan.reasons) log.info(`internal_wipe: ${r}`);
+      const result = { ...wipePlan, removedPods: 0, removedContainers: 0, removedImages: 0, failures: 0 };
+      await wipeObjects(built, wipePlan, log, result);
+      log.info(`internal_wipe: removed ${result.removedPods} pods, ${result.removedContainers} containers and ${result.removedImages} images`);
+    }
   } catch (e) {
     log.fatal(`state recovery failed: ${messageOf(e)}`);
     await server.stop(1000);
@@ -170,6 +185,11 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
       regWatch?.close();
       built.close();
       await ops.close();
+      try {
+        markCleanShutdown(config.crio.cleanShutdownFile, config.crio.root);
+      } catch (e) {
+        log.error(`writing the clean shutdown file "${config.crio.cleanShutdownFile}": ${messageOf(e)}`);
+      }
       log.info("Stopped");
       resolve(0);
     };

@@ -46,8 +46,17 @@ export class ImageService {
     this.#configure();
   }
 
-  /** Start-up: removes what an interrupted pull left (temp dirs, layers without an image). */
-  async init(): Promise<void> {
+  /**
+   * Start-up: removes what an interrupted pull left (temp dirs, layers without an image); with
+   * `repair` (internal_repair after an unclean shutdown) first checks every image (store.repair).
+   */
+  async init(o: { repair?: boolean } = {}): Promise<void> {
+    if (o.repair) {
+      l.warn(`checking the image store ${this.store.root} for damage because of an unclean shutdown`);
+      const report = await this.store.repair();
+      for (const line of report) l.warn(line);
+      l.info(`image store check finished: ${report.length === 0 ? "no damage found" : `${report.length} repairs`}`);
+    }
     await this.store.init();
     if (this.#o.bigFilesTemporaryDir) await sweepBigFiles(this.#o.bigFilesTemporaryDir);
   }

@@ -6,9 +6,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, watch, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { CRIO, startDaemon, tempDir, waitFor } from "../harness.ts";
+import { CRIO, startDaemon, tempDir, waitFor, type TestDaemon } from "../harness.ts";
+import { PodSandboxState } from "../../src/gen/runtime/v1/api_pb.ts";
 import { ctrConfig, podConfig, startEnv, type CtrConfig, type Env } from "../support/pods.ts";
-import { busyboxImage, imageRef, pushImage } from "../support/images.ts";
+import { busyboxImage, imageRef, pauseImage, pushImage } from "../support/images.ts";
 import { startRegistry } from "../support/registry.ts";
 
 const files = tempDir("crio-opts-");
@@ -211,5 +212,91 @@ describe("registries", () => {
     // a malformed change is logged and the previous configuration stays
     writeFileSync(join(d.dir, "registries.conf.d", "20-bad.conf"), "[[registry]\n");
     await d.waitForLog(/registries configuration reload failed/);
+  });
+});
+
+describe("clean_shutdown_file, internal_repair, internal_wipe", () => {
+  test("the marker is removed at start and written on a clean stop; after an unclean stop internal_repair removes damaged images (false: they stay)", async () => {
+    await using reg = await startRegistry();
+    await pushImage(reg, await busyboxImage());
+    await pushImage(reg, await pauseImage());
+    const dir = join(files.path, "repair");
+    const marker = join(files.path, "marker", "clean.shutdown");
+    const conf = (repair: boolean) => `[crio]\nclean_shutdown_file = ${JSON.stringify(marker)}\ninternal_repair = ${repair}\n[crio.image]\ninsecure_registries = [${JSON.stringify(reg.host)}]\n`;
+    const busybox = imageRef(reg, "busybox");
+    const pause = imageRef(reg, "pause");
+    const names = async (d: TestDaemon) => (await d.cri.listImages({})).images.flatMap((i) => i.repoTags).sort();
+    mkdirSync(dir, { recursive: true });
+    {
+      await using d = await startDaemon({ dir, config: conf(true) });
+      expect([existsSync(marker), existsSync(`${marker}.supported`)]).toEqual([false, true]);
+      await d.cri.pullImage({ image: { image: busybox } });
+      await d.cri.pullImage({ image: { image: pause } });
+      expect(await d.stop("SIGTERM")).toBe(0);
+      expect(existsSync(marker)).toBe(true);
+    }
+    // damage busybox's config blob, then stop uncleanly: SIGKILL leaves no marker
+    const idx = JSON.parse(readFileSync(join(dir, "root", "images", "images.json"), "utf8")) as { images: Record<string, { id: string; repoTags: string[] }> };
+    const bb = Object.values(idx.images).find((i) => i.repoTags.includes(busybox))!;
+    writeFileSync(join(dir, "root", "images", "blobs", "sha256", bb.id.slice(7)), "{}");
+    {
+      await using d = await startDaemon({ dir, config: conf(false) });
+      expect(existsSync(marker)).toBe(false);
+      expect(await names(d)).toEqual([busybox, pause].sort()); // internal_repair = false: not checked
+      expect(await d.stop("SIGKILL")).not.toBe(0);
+    }
+    expect(existsSync(marker)).toBe(false);
+    {
+      await using d = await startDaemon({ dir, config: conf(true) });
+      expect(await names(d)).toEqual([pause]);
+      expect(d.logs()).toMatch(/the last stop was unclean/);
+      expect(d.logs()).toMatch(new RegExp(`removed damaged image ${bb.id} \\(${busybox.replace(/[.]/g, "\\.")}\\): blob ${bb.id} does not match its digest`));
+      await d.cri.pullImage({ image: { image: busybox } }); // pulled again whole
+      expect(await names(d)).toEqual([busybox, pause].sort());
+      expect(await d.stop("SIGTERM")).toBe(0);
+    }
+    {
+      // after a clean stop the store is not checked
+      await using d = await startDaemon({ dir, config: conf(true) });
+      expect(d.logs()).not.toMatch(/checking the image store/);
+    }
+  });
+
+  test("internal_wipe: after a reboot (version_file gone) pods and containers are removed at start; internal_wipe = false keeps them NOTREADY", async () => {
+    const runPod = async (e: Env, name: string) => {
+      const pod = podConfig(name, e.d.dir);
+      const { podSandboxId } = await e.d.cri.runPodSandbox({ config: pod });
+      const { containerId } = await e.d.cri.createContainer({ podSandboxId, config: ctrConfig(name, e.busybox, ["sleep", "3600"], {}, pod), sandboxConfig: pod });
+      await e.d.cri.startContainer({ containerId });
+      return { podSandboxId, containerId };
+    };
+    for (const wipe of [true, false]) {
+      await using e = await startEnv({ config: `[crio]\ninternal_wipe = ${wipe}\n` });
+      await e.d.cri.pullImage({ image: { image: e.busybox } });
+      const { podSandboxId, containerId } = await runPod(e, `wipe${wipe}`);
+      expect(await e.d.stop()).toBe(0);
+      // the reboot: processes gone, runroot (tmpfs) emptied, version_file (tmpfs in production) gone
+      Bun.spawnSync(["runc", "--root", e.d.runcRoot, "kill", containerId, "KILL"]);
+      await waitFor(() => !Bun.spawnSync(["runc", "--root", e.d.runcRoot, "state", containerId]).stdout.toString().includes('"running"'));
+      Bun.spawnSync(["runc", "--root", e.d.runcRoot, "delete", "--force", containerId]);
+      for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n").reverse()) {
+        const mp = line.split(" ")[4];
+        if (mp?.startsWith(e.d.runroot)) Bun.spawnSync(["umount", "-l", mp]);
+      }
+      rmSync(e.d.runroot, { recursive: true, force: true });
+      rmSync(join(e.d.dir, "version"));
+      await using d2 = await startDaemon({ dir: e.d.dir });
+      const pods = (await d2.cri.listPodSandbox({})).items;
+      if (wipe) {
+        expect(pods).toEqual([]);
+        expect((await d2.cri.listContainers({})).containers).toEqual([]);
+        expect(d2.logs()).toMatch(/internal_wipe: removed 1 pods, 1 containers and 0 images/);
+        expect((await d2.cri.listImages({})).images.length).toBeGreaterThan(0); // images stay (no upgrade)
+      } else {
+        expect(pods.map((p) => [p.id, p.state])).toEqual([[podSandboxId, PodSandboxState.SANDBOX_NOTREADY]]);
+        await d2.cri.removePodSandbox({ podSandboxId });
+      }
+      await d2.stop();
+    }
   });
 });

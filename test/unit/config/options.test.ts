@@ -30,6 +30,10 @@ export const WRONG: Array<[string, string, string, RegExp]> = [
   ["crio.image", "insecure_registries", '["https://registry.example/v2"]', /HOST\[:PORT\] or a CIDR/],
   ["crio.image", "insecure_registries", '["10.0.0.0/33"]', /HOST\[:PORT\] or a CIDR/],
   ["crio.image", "big_files_temporary_dir", '"tmp/big"', /absolute path/],
+  ["crio.image", "auto_reload_registries", '"yes"', /expected true or false/],
+  ["crio", "clean_shutdown_file", '"clean.shutdown"', /absolute path/],
+  ["crio", "internal_repair", '"yes"', /expected true or false/],
+  ["crio", "internal_wipe", '1', /expected true or false/],
 ];
 
 test.each(WRONG)("[%s] %s = %s is refused naming file, key and value", async (table, key, value, also) => {
