@@ -163,7 +163,7 @@ export const schema = {
     absentMountSourcesToReject: strs("absent_mount_sources_to_reject", [], "Host paths that must exist when bind-mounted (never created)."),
     enablePodEvents: bool("enable_pod_events", false, "Serve GetContainerEvents (Evented PLEG)."),
     hostnetworkDisableSelinux: bool("hostnetwork_disable_selinux", true, "Host-network pods run without SELinux separation."),
-    disableHostportMapping: bool("disable_hostport_mapping", false, "Do not set up hostPort mappings (the CNI plugin does it)."),
+    disableHostportMapping: bool("disable_hostport_mapping", false, "Set up no hostPort mappings: the CNI portmap plugin is handed none (for a network that maps host ports itself, e.g. an eBPF dataplane)."),
     timezone: str("timezone", "", "Timezone of containers (\"Local\": the host's)."),
     defaultUlimits: strs("default_ulimits", [], "Default rlimits of containers, name=soft:hard (e.g. nofile=1024:2048)."),
     conmon: path("conmon", "", "Path of the conmon binary (CRI-O).", { deprecated: true, noEffect: "the container monitor is built into this binary (`crio conmon`); a handler's monitor_path names another build of it" }),

@@ -159,7 +159,8 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
     shm: { mount: async (p, size) => mountShm(p, size), unmount: async (p) => void unmount(p, { detach: true }) },
     network: {
       waitReady: (ms, signal) => network.waitReady(ms, signal),
-      setUp: async (pod, signal) => ({ ips: (await network.setUp({ ...pod, portMappings: pod.portMappings }, signal)).ips }),
+      // disable_hostport_mapping: the runtime sets up no hostPort mapping (the CNI portmap plugin gets none)
+      setUp: async (pod, signal) => ({ ips: (await network.setUp({ ...pod, portMappings: config().runtime.disableHostportMapping ? [] : pod.portMappings }, signal)).ips }),
       tearDown: (pod) => network.tearDown({ id: pod.id, netns: pod.netns }),
       hostAddresses: () => network.hostAddresses(),
       attachedPods: () => network.attachedPods(),

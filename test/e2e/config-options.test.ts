@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, wat
 import { join } from "node:path";
 import { CRIO, startDaemon, tempDir, waitFor, type TestDaemon } from "../harness.ts";
 import { PodSandboxState } from "../../src/gen/runtime/v1/api_pb.ts";
-import { ctrConfig, podConfig, startEnv, type CtrConfig, type Env } from "../support/pods.ts";
+import { ctrConfig, podConfig, startEnv, type CtrConfig, type Env, type PodConfig } from "../support/pods.ts";
 import { busyboxImage, imageRef, pauseImage, pushImage } from "../support/images.ts";
 import { startRegistry } from "../support/registry.ts";
 
@@ -22,7 +22,17 @@ const P = {
   prefix: join(files.path, "prefix"),
   secretSrc: join(files.path, "secret-src"),
   mountsConf: join(files.path, "mounts.conf"),
+  cniBin: join(files.path, "cni-bin"),
+  cniRecord: join(files.path, "cni-record"),
 };
+/** A CNI plugin (run by the test's bun) that records each request's config and passes prevResult on. */
+const RECORDER = `#!${process.execPath}
+const conf = JSON.parse(await Bun.stdin.text());
+require("node:fs").appendFileSync(${JSON.stringify(join(files.path, "cni-record"))}, JSON.stringify({ cmd: process.env.CNI_COMMAND, runtimeConfig: conf.runtimeConfig ?? null }) + "\\n");
+if (process.env.CNI_COMMAND === "VERSION") console.log(JSON.stringify({ cniVersion: "1.0.0", supportedVersions: ["1.0.0"] }));
+else if (process.env.CNI_COMMAND === "ADD") console.log(JSON.stringify(conf.prevResult));
+`;
+const RECORDED_NET = JSON.stringify({ cniVersion: "1.0.0", name: "opts-rec", plugins: [{ type: "loopback" }, { type: "recorder", capabilities: { portMappings: true } }] });
 const sha = (b: Uint8Array | string) => createHash("sha256").update(b).digest("hex");
 
 let env: Env;
@@ -32,10 +42,15 @@ beforeAll(async () => {
   mkdirSync(P.secretSrc, { recursive: true });
   writeFileSync(join(P.secretSrc, "token"), "s3cret\n");
   writeFileSync(P.mountsConf, `# default mounts\n\n${P.secretSrc}:/run/secrets/test\n${join(files.path, "missing")}:/run/secrets/missing\n`);
+  mkdirSync(P.cniBin, { recursive: true });
+  writeFileSync(join(P.cniBin, "recorder"), RECORDER, { mode: 0o755 });
   env = await startEnv({
-    cniConf: JSON.stringify({ cniVersion: "1.0.0", name: "opts-lo", plugins: [{ type: "loopback" }] }),
+    cniConf: RECORDED_NET,
     config: [
+      "[crio.network]",
+      `plugin_dirs = [${JSON.stringify(P.cniBin)}, "/usr/lib/cni", "/opt/cni/bin"]`,
       "[crio.runtime]",
+      "disable_hostport_mapping = true",
       `container_attach_socket_dir = ${JSON.stringify(P.attach)}`,
       `container_exits_dir = ${JSON.stringify(P.exits)}`,
       `namespaces_dir = ${JSON.stringify(P.ns)}`,
@@ -91,6 +106,26 @@ describe("where the runtime's files live", () => {
     await env.d.cri.removePodSandbox({ podSandboxId });
     expect(readdirSync(join(P.ns, "ipcns"))).not.toContain(podSandboxId);
     await env.d.cri.removePodSandbox({ podSandboxId: c.podSandboxId });
+  });
+});
+
+describe("disable_hostport_mapping", () => {
+  test("the CNI chain is handed no port mappings (a daemon without the key hands them on)", async () => {
+    const portMappings = [{ protocol: 0, containerPort: 80, hostPort: 18080 }];
+    const podWithPorts = (d: TestDaemon, name: string) => ({ ...podConfig(name, d.dir, { hostNetwork: false }), portMappings }) as PodConfig;
+    const added = () => readFileSync(P.cniRecord, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { cmd: string; runtimeConfig: { portMappings?: unknown[] } | null }).filter((r) => r.cmd === "ADD");
+    rmSync(P.cniRecord, { force: true });
+    const { podSandboxId } = await env.d.cri.runPodSandbox({ config: podWithPorts(env.d, `opt${++seq}`) });
+    expect(added().map((r) => r.runtimeConfig?.portMappings ?? [])).toEqual([[]]);
+    await env.d.cri.removePodSandbox({ podSandboxId });
+
+    rmSync(P.cniRecord, { force: true });
+    mkdirSync(join(files.path, "plain", "cni", "net.d"), { recursive: true });
+    writeFileSync(join(files.path, "plain", "cni", "net.d", "10-rec.conflist"), RECORDED_NET);
+    await using d = await startDaemon({ dir: join(files.path, "plain"), config: `[crio.network]\nplugin_dirs = [${JSON.stringify(P.cniBin)}, "/usr/lib/cni", "/opt/cni/bin"]\n[crio.image]\npause_image = ${JSON.stringify(env.pause)}\n` });
+    const pod2 = await d.cri.runPodSandbox({ config: podWithPorts(d, `opt${++seq}`) });
+    expect(added().map((r) => r.runtimeConfig?.portMappings)).toEqual([[{ hostPort: 18080, containerPort: 80, protocol: "tcp" }]]);
+    await d.cri.removePodSandbox({ podSandboxId: pod2.podSandboxId });
   });
 });
 

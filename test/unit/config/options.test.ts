@@ -33,6 +33,7 @@ export const WRONG: Array<[string, string, string, RegExp]> = [
   ["crio.image", "auto_reload_registries", '"yes"', /expected true or false/],
   ["crio", "clean_shutdown_file", '"clean.shutdown"', /absolute path/],
   ["crio", "internal_repair", '"yes"', /expected true or false/],
+  ["crio.runtime", "disable_hostport_mapping", '"true"', /expected true or false/],
   ["crio", "internal_wipe", '1', /expected true or false/],
 ];
 
