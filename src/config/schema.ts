@@ -106,7 +106,7 @@ export const schema = {
     root: path("root", "/var/lib/crio", "Persistent state: images, layers, writable layers, sandbox and container records."),
     runroot: path("runroot", "/run/crio", "Volatile state (tmpfs): exit files, monitor sockets, pinned namespaces."),
     storageDriver: str("storage_driver", "overlay", "Storage driver; only \"overlay\" is supported.", { values: ["overlay", "overlay2", ""] }),
-    storageOption: strs("storage_option", [], "Storage driver options (accepted for compatibility, unused).", { flag: "storage-opt" }),
+    storageOption: strs("storage_option", [], "Overlay driver options: \"overlay.mountopt=OPT,OPT\" adds mount options (e.g. nodev, metacopy=on) to every container's root filesystem; the other containers/storage overlay options (size, mount_program, …) and unknown ones are refused at start.", { flag: "storage-opt" }),
     logDir: path("log_dir", "/var/log/crio/pods", "Default directory for container logs when the kubelet gives none."),
     versionFile: path("version_file", "/var/run/crio/version", "File recording the running version; a change after a reboot triggers a wipe."),
     versionFilePersist: path("version_file_persist", "", "Like version_file, but kept across reboots."),

@@ -3,6 +3,7 @@ import { isAbsolute } from "node:path";
 import { readFileSync } from "node:fs";
 import { parseMountsFile, zoneFile } from "../container/node-files.ts";
 import { validInsecureEntry } from "../image/insecure-registries.ts";
+import { parseStorageOptions } from "./storage-options.ts";
 import { parseByteSize } from "../util/quantity.ts";
 import { ConfigError } from "./error.ts";
 import { TABLE_PATH, allFields, type Config } from "./schema.ts";
@@ -150,6 +151,11 @@ export function validate(c: Config, sources: Map<string, string> = new Map()): v
     }
   }
   for (const p of c.runtime.absentMountSourcesToReject) if (!isAbsolute(p)) fail("crio.runtime", "absent_mount_sources_to_reject", p, "absolute paths");
+  try {
+    parseStorageOptions(c.crio.storageOption);
+  } catch (e) {
+    fail("crio", "storage_option", c.crio.storageOption, `overlay options such as "overlay.mountopt=nodev,metacopy=on" (${(e as Error).message})`);
+  }
   for (const r of c.image.insecureRegistries) if (!validInsecureEntry(r)) fail("crio.image", "insecure_registries", r, "HOST[:PORT] or a CIDR such as 10.0.0.0/8");
   for (const p of c.image.pinnedImages) if (p.trim() === "") fail("crio.image", "pinned_images", p, "image names or globs");
   if (c.image.pauseImage.trim() === "") fail("crio.image", "pause_image", c.image.pauseImage, "an image reference");

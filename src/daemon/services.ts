@@ -7,6 +7,7 @@ import { ContainerService, type ContainerSettings, type ImagePort, type MonitorP
 import { buildContainerSpec, detectSpecHost, parseSeccompProfile, realSpecIo, type SeccompProfile, type SpecHost } from "../container/spec/index.ts";
 import type { ContainerMeta, ContainerRunState } from "../container/record.ts";
 import { readMountsFile } from "../container/node-files.ts";
+import { parseStorageOptions } from "../config/storage-options.ts";
 import { RuntimeError, invalid, messageOf } from "../errors.ts";
 import { ImageService, imageOptions } from "../image/index.ts";
 import type { Logger } from "../log/index.ts";
@@ -209,6 +210,8 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
     }
     return seccomp?.profile;
   };
+  // storage_option (validated at load): overlay mount options of every container's root filesystem
+  const storageOptions = parseStorageOptions(c0.crio.storageOption);
   // default_mounts_file: read once at start (a missing or malformed file stops the daemon: validate.ts)
   const defaultMounts = readMountsFile(c0.runtime.defaultMountsFile);
   const containers: ContainerService = new ContainerService({
@@ -216,7 +219,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
     records: new RecordDir<ContainerMeta, ContainerRunState>(paths.containers),
     images: imagePort,
     rootfs: {
-      create: (id, lower) => createRootfs(paths.storage, id, lower),
+      create: (id, lower) => createRootfs(paths.storage, id, lower, { mountOptions: storageOptions.mountOptions }),
       mountImage: (id, n, lower) => mountImageVolume(paths.storage, id, n, lower),
       remove: (id) => removeRootfs(paths.storage, id),
     },

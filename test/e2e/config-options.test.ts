@@ -47,6 +47,8 @@ beforeAll(async () => {
   env = await startEnv({
     cniConf: RECORDED_NET,
     config: [
+      "[crio]",
+      `storage_option = ["overlay.mountopt=nodev,noatime"]`,
       "[crio.network]",
       `plugin_dirs = [${JSON.stringify(P.cniBin)}, "/usr/lib/cni", "/opt/cni/bin"]`,
       "[crio.runtime]",
@@ -126,6 +128,16 @@ describe("disable_hostport_mapping", () => {
     const pod2 = await d.cri.runPodSandbox({ config: podWithPorts(d, `opt${++seq}`) });
     expect(added().map((r) => r.runtimeConfig?.portMappings)).toEqual([[{ hostPort: 18080, containerPort: 80, protocol: "tcp" }]]);
     await d.cri.removePodSandbox({ podSandboxId: pod2.podSandboxId });
+  });
+});
+
+describe("storage_option", () => {
+  test("overlay.mountopt options are on the container's root filesystem mount", async () => {
+    const c = await running();
+    const root = (await c.exec("awk '$5 == \"/\" {print $6, $9}' /proc/self/mountinfo")).out.split("\n").at(-1)!;
+    expect(root.split(" ")[1]).toBe("overlay");
+    expect(root.split(" ")[0]!.split(",")).toEqual(expect.arrayContaining(["nodev", "noatime"]));
+    await env.d.cri.removePodSandbox({ podSandboxId: c.podSandboxId });
   });
 });
 

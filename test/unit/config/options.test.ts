@@ -8,6 +8,7 @@ import { loadConfig } from "../../../src/config/load.ts";
 import { defaults, noEffectWarnings } from "../../../src/config/schema.ts";
 import { monitorCgroupOf } from "../../../src/config/validate.ts";
 import { insecureByConfig } from "../../../src/image/insecure-registries.ts";
+import { parseStorageOptions } from "../../../src/config/storage-options.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "crio-opts-"));
 const badMounts = join(dir, "bad-mounts.conf");
@@ -34,6 +35,9 @@ export const WRONG: Array<[string, string, string, RegExp]> = [
   ["crio", "clean_shutdown_file", '"clean.shutdown"', /absolute path/],
   ["crio", "internal_repair", '"yes"', /expected true or false/],
   ["crio.runtime", "disable_hostport_mapping", '"true"', /expected true or false/],
+  ["crio", "storage_option", '["overlay.size=10G"]', /"size" is not supported by this runtime/],
+  ["crio", "storage_option", '["overlay.frobnicate=1"]', /unknown storage option "frobnicate"/],
+  ["crio", "storage_option", '["overlay.mountopt=upperdir=/x"]', /set by the runtime/],
   ["crio", "internal_wipe", '1', /expected true or false/],
 ];
 
@@ -42,7 +46,7 @@ test.each(WRONG)("[%s] %s = %s is refused naming file, key and value", async (ta
   writeFileSync(file, `[${table}]\n${key} = ${value}\n`);
   const err = await loadConfig({ configFile: file, configDir: join(dir, "none") }).then(() => undefined, (e: Error) => e.message);
   const shown = JSON.parse(value) as unknown;
-  const v = Array.isArray(shown) ? shown[0] : shown;
+  const v = Array.isArray(shown) && key !== "storage_option" ? shown[0] : shown;
   expect(err).toContain(`config file "${file}"`);
   expect(err).toContain(`key "${table}.${key}"`);
   expect(err).toContain(JSON.stringify(v));
@@ -76,6 +80,11 @@ test("insecure_registries entries: HOST[:PORT] exactly, or a CIDR holding the ho
   expect(await insecureByConfig(["::1/128"], "[::1]:5000")).toBe(true);
   expect(await insecureByConfig(["127.0.0.0/8"], "localhost:5000")).toBe(true); // resolved
   expect(await insecureByConfig([], "10.1.2.3")).toBe(false);
+});
+
+test("storage_option: overlay.mountopt (any driver prefix) gives mount options in order", () => {
+  expect(parseStorageOptions(["overlay.mountopt=nodev,metacopy=on", "overlay2.mountopt=noatime", ".mountopt=volatile"]).mountOptions).toEqual(["nodev", "metacopy=on", "noatime", "volatile"]);
+  expect(parseStorageOptions([]).mountOptions).toEqual([]);
 });
 
 test("cleanup", () => rmSync(dir, { recursive: true, force: true }));
