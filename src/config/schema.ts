@@ -148,7 +148,7 @@ export const schema = {
     defaultMountsFile: path("default_mounts_file", "", "File of default mounts, SRC:DST per line."),
     pidsLimit: int("pids_limit", -1, "Pids limit of a container (deprecated: the kubelet sets it).", { deprecated: true, min: -1 }),
     logSizeMax: int("log_size_max", -1, "Largest container log file in bytes (-1: unlimited; at least 8192).", { min: -1 }),
-    logToJournald: bool("log_to_journald", false, "Also send container output to journald."),
+    logToJournald: bool("log_to_journald", false, "Also send every container log record to journald (native protocol on /run/systemd/journal/socket) with conmon's fields: MESSAGE, CONTAINER_ID_FULL, CONTAINER_ID, CONTAINER_NAME, SYSLOG_IDENTIFIER, PRIORITY (6 stdout, 3 stderr), CONTAINER_PARTIAL_MESSAGE."),
     containerExitsDir: path("container_exits_dir", "", "Directory of container exit files; empty: <runroot>/exits."),
     containerAttachSocketDir: path("container_attach_socket_dir", "", "Directory of attach sockets; empty: <runroot>/monitor."),
     bindMountPrefix: path("bind_mount_prefix", "", "Prefix added to host paths of bind mounts (crio running in a container)."),

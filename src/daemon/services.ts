@@ -23,6 +23,7 @@ import { NameIndex, RecordDir } from "../store/index.ts";
 import { mountShm, unmount } from "../sys/mount.ts";
 import { isNamespacePinned, listPinned, pinNamespaces, unpinNamespaces } from "../sys/namespaces.ts";
 import { lookPathSync } from "./look-path.ts";
+import { JOURNAL_SOCKET } from "../sys/journal.ts";
 
 /** Everything the daemon runs, built from the configuration. */
 export interface Built {
@@ -93,7 +94,12 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
         runtimeRoot: rt.root,
         socketDir: paths.monitors,
         exitDir: paths.exits,
-        env: Object.fromEntries(h.monitorEnv.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])),
+        env: {
+          ...Object.fromEntries(h.monitorEnv.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])),
+          // log_to_journald: container monitors also send each log record to the journal
+          // (CRIO_JOURNAL_SOCKET overrides the socket, for tests)
+          ...(c0.runtime.logToJournald ? { CRIO_MONITOR_JOURNAL: process.env.CRIO_JOURNAL_SOCKET || JOURNAL_SOCKET } : {}),
+        },
       });
       monitorsByHandler.set(handler, m);
     }

@@ -347,3 +347,63 @@ describe("clean_shutdown_file, internal_repair, internal_wipe", () => {
     }
   });
 });
+
+describe("log_to_journald", () => {
+  test("each log record reaches the journal socket (a datagram socket of the test's) with conmon's fields", async () => {
+    const { dlopen, FFIType, ptr } = await import("bun:ffi");
+    const libc = dlopen("libc.so.6", {
+      socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+      bind: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+      recv: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i64_fast },
+      close: { args: [FFIType.i32], returns: FFIType.i32 },
+    }).symbols;
+    const path = join(short, "journal.sock");
+    mkdirSync(short, { recursive: true });
+    const fd = libc.socket(1, 2, 0); // AF_UNIX, SOCK_DGRAM
+    const addr = new Uint8Array(110);
+    addr[0] = 1;
+    addr.set(new TextEncoder().encode(path), 2);
+    expect(libc.bind(fd, ptr(addr), 110)).toBe(0);
+    /** Received entries, each a field map (binary fields decoded). */
+    const entries: Array<Record<string, string>> = [];
+    const buf = new Uint8Array(65536);
+    const drain = () => {
+      for (let n = Number(libc.recv(fd, ptr(buf), buf.length, 0x40)); n > 0; n = Number(libc.recv(fd, ptr(buf), buf.length, 0x40))) {
+        const e: Record<string, string> = {};
+        let i = 0;
+        const d = buf.subarray(0, n);
+        while (i < d.length) {
+          const nl = d.indexOf(10, i);
+          const line = new TextDecoder().decode(d.subarray(i, nl));
+          if (line.includes("=")) {
+            e[line.slice(0, line.indexOf("="))] = line.slice(line.indexOf("=") + 1);
+            i = nl + 1;
+          } else {
+            const len = Number(new DataView(d.buffer, d.byteOffset + nl + 1, 8).getBigUint64(0, true));
+            e[line] = new TextDecoder().decode(d.subarray(nl + 9, nl + 9 + len));
+            i = nl + 9 + len + 1;
+          }
+        }
+        entries.push(e);
+      }
+    };
+    try {
+      await using e2 = await startEnv({ config: `[crio.runtime]\nlog_to_journald = true\n`, env: { CRIO_JOURNAL_SOCKET: path } });
+      await e2.d.cri.pullImage({ image: { image: e2.busybox } });
+      const pod = podConfig("journal", e2.d.dir);
+      const { podSandboxId } = await e2.d.cri.runPodSandbox({ config: pod });
+      const { containerId } = await e2.d.cri.createContainer({ podSandboxId, config: ctrConfig("jctr", e2.busybox, ["sh", "-c", "echo to-stdout; echo to-stderr >&2"], {}, pod), sandboxConfig: pod });
+      await e2.d.cri.startContainer({ containerId });
+      const got = await waitFor(() => {
+        drain();
+        return entries.length >= 2 && entries;
+      });
+      const pick = (m: string) => got.find((x) => x.MESSAGE === m);
+      expect(pick("to-stdout")).toEqual({ MESSAGE: "to-stdout", CONTAINER_ID_FULL: containerId, CONTAINER_ID: containerId.slice(0, 12), CONTAINER_NAME: expect.stringMatching(/^k8s_jctr_journal_default_/), SYSLOG_IDENTIFIER: "jctr", PRIORITY: "6" });
+      expect(pick("to-stderr")?.PRIORITY).toBe("3");
+      await e2.d.cri.removePodSandbox({ podSandboxId });
+    } finally {
+      libc.close(fd);
+    }
+  });
+});
