@@ -122,7 +122,7 @@ async function runPull(args: Record<string, unknown>): Promise<number> {
     process.stderr.write(`crio pull: ${msg}\n`);
     return code;
   };
-  const [{ loadConfig }, { ImageService, imageOptions }, { pathsFor }, { messageOf, RuntimeError }, logs, { withTimeout }] = await Promise.all([
+  const [{ loadConfig }, { ImageService, imageOptions }, { pathsOf }, { messageOf, RuntimeError }, logs, { withTimeout }] = await Promise.all([
     import("../config/load.ts"),
     import("../image/index.ts"),
     import("../paths.ts"),
@@ -158,7 +158,7 @@ async function runPull(args: Record<string, unknown>): Promise<number> {
   const view = process.stdout.isTTY && err.isTTY ? barView((s) => err.write(s), () => err.columns || 80) : lineView((s) => err.write(s));
   let svc: InstanceType<typeof ImageService> | undefined;
   try {
-    svc = new ImageService(imageOptions(config, pathsFor(config.crio.root, config.crio.runroot)));
+    svc = new ImageService(imageOptions(config, pathsOf(config)));
     await svc.init();
     const rec = await svc.pull(image, {
       authFile: typeof args["auth-file"] === "string" ? args["auth-file"] : undefined,

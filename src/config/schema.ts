@@ -46,6 +46,12 @@ export interface Field<V> {
   min?: number;
   /** Deprecated in CRI-O, accepted for compatibility. */
   deprecated?: boolean;
+  /**
+   * The key cannot apply to this runtime, and why: a non-default value logs one start-up warning
+   * naming the key and this reason, and `crio config` says so in the key's comment. Only for keys
+   * that cannot work here; every other key does what CRI-O does (test/unit/config/key-proofs.ts).
+   */
+  noEffect?: string;
 }
 
 const str = (toml: string, def: string, doc: string, o: Partial<Field<string>> = {}): Field<string> => ({ kind: "string", toml, default: def, doc, ...o });
@@ -100,13 +106,13 @@ export const schema = {
     root: path("root", "/var/lib/crio", "Persistent state: images, layers, writable layers, sandbox and container records."),
     runroot: path("runroot", "/run/crio", "Volatile state (tmpfs): exit files, monitor sockets, pinned namespaces."),
     storageDriver: str("storage_driver", "overlay", "Storage driver; only \"overlay\" is supported.", { values: ["overlay", "overlay2", ""] }),
-    storageOption: strs("storage_option", [], "Storage driver options (accepted for compatibility, unused).", { flag: "storage-opt" }),
+    storageOption: strs("storage_option", [], "Overlay driver options: \"overlay.mountopt=OPT,OPT\" adds mount options (e.g. nodev, metacopy=on) to every container's root filesystem; the other containers/storage overlay options (size, mount_program, …) and unknown ones are refused at start.", { flag: "storage-opt" }),
     logDir: path("log_dir", "/var/log/crio/pods", "Default directory for container logs when the kubelet gives none."),
     versionFile: path("version_file", "/var/run/crio/version", "File recording the running version; a change after a reboot triggers a wipe."),
     versionFilePersist: path("version_file_persist", "", "Like version_file, but kept across reboots."),
-    cleanShutdownFile: path("clean_shutdown_file", "/var/lib/crio/clean.shutdown", "Written on clean shutdown; its absence at start means the store is checked."),
-    internalWipe: bool("internal_wipe", true, "Wipe containers after a reboot inside the daemon (CRI-O compatibility).", { deprecated: true }),
-    internalRepair: bool("internal_repair", true, "Check and repair the store after an unclean shutdown."),
+    cleanShutdownFile: path("clean_shutdown_file", "/var/lib/crio/clean.shutdown", "Removed at start (and <file>.supported written), written on a clean stop after the root is synced; missing at the next start means the last stop was unclean (see internal_repair). Empty: no marker."),
+    internalWipe: bool("internal_wipe", true, "At start, after a reboot (version_file missing or of another major.minor) remove every pod and container; after an upgrade (version_file_persist) also the images. false: they stay (NOTREADY, EXITED) for crio wipe or the kubelet.", { deprecated: true }),
+    internalRepair: bool("internal_repair", true, "After an unclean stop (see clean_shutdown_file) check every image's blobs and layers at start, removing and logging damaged or incomplete images."),
   },
   api: {
     listen: path("listen", "/var/run/crio/crio.sock", "Path of the gRPC unix socket the kubelet connects to."),
@@ -117,7 +123,7 @@ export const schema = {
     streamTlsCert: path("stream_tls_cert", "", "Certificate of the streaming server; reloaded when it changes."),
     streamTlsKey: path("stream_tls_key", "", "Key of the streaming server; reloaded when it changes."),
     streamTlsCa: path("stream_tls_ca", "", "CA used to verify client certificates of the streaming server."),
-    tlsMinVersion: str("tls_min_version", "VersionTLS12", "Oldest TLS version accepted.", { values: ["VersionTLS12", "VersionTLS13"] }),
+    tlsMinVersion: str("tls_min_version", "VersionTLS12", "Oldest TLS version the streaming server accepts (with stream_enable_tls).", { values: ["VersionTLS10", "VersionTLS11", "VersionTLS12", "VersionTLS13"] }),
     grpcMaxSendMsgSize: int("grpc_max_send_msg_size", 83886080, "Largest gRPC message sent, in bytes.", { min: 1 }),
     grpcMaxRecvMsgSize: int("grpc_max_recv_msg_size", 83886080, "Largest gRPC message received, in bytes.", { min: 1 }),
   },
@@ -142,7 +148,7 @@ export const schema = {
     defaultMountsFile: path("default_mounts_file", "", "File of default mounts, SRC:DST per line."),
     pidsLimit: int("pids_limit", -1, "Pids limit of a container (deprecated: the kubelet sets it).", { deprecated: true, min: -1 }),
     logSizeMax: int("log_size_max", -1, "Largest container log file in bytes (-1: unlimited; at least 8192).", { min: -1 }),
-    logToJournald: bool("log_to_journald", false, "Also send container output to journald."),
+    logToJournald: bool("log_to_journald", false, "Also send every container log record to journald (native protocol on /run/systemd/journal/socket) with conmon's fields: MESSAGE, CONTAINER_ID_FULL, CONTAINER_ID, CONTAINER_NAME, SYSLOG_IDENTIFIER, PRIORITY (6 stdout, 3 stderr), CONTAINER_PARTIAL_MESSAGE."),
     containerExitsDir: path("container_exits_dir", "", "Directory of container exit files; empty: <runroot>/exits."),
     containerAttachSocketDir: path("container_attach_socket_dir", "", "Directory of attach sockets; empty: <runroot>/monitor."),
     bindMountPrefix: path("bind_mount_prefix", "", "Prefix added to host paths of bind mounts (crio running in a container)."),
@@ -153,19 +159,19 @@ export const schema = {
     dropInfraCtr: bool("drop_infra_ctr", true, "Run no infra (pause) container unless the pod shares its PID namespace."),
     infraCtrCpuset: str("infra_ctr_cpuset", "", "CPUs the infra container runs on."),
     namespacesDir: path("namespaces_dir", "", "Directory of pinned pod namespaces; empty: <runroot>/ns."),
-    pinnsPath: path("pinns_path", "", "Accepted for CRI-O compatibility; namespaces are pinned by this binary.", { deprecated: true }),
+    pinnsPath: path("pinns_path", "", "Path of CRI-O's pinns helper.", { deprecated: true, noEffect: "pod namespaces are pinned by this binary (util-linux unshare), not by pinns" }),
     absentMountSourcesToReject: strs("absent_mount_sources_to_reject", [], "Host paths that must exist when bind-mounted (never created)."),
     enablePodEvents: bool("enable_pod_events", false, "Serve GetContainerEvents (Evented PLEG)."),
     hostnetworkDisableSelinux: bool("hostnetwork_disable_selinux", true, "Host-network pods run without SELinux separation."),
-    disableHostportMapping: bool("disable_hostport_mapping", false, "Do not set up hostPort mappings (the CNI plugin does it)."),
+    disableHostportMapping: bool("disable_hostport_mapping", false, "Set up no hostPort mappings: the CNI portmap plugin is handed none (for a network that maps host ports itself, e.g. an eBPF dataplane)."),
     timezone: str("timezone", "", "Timezone of containers (\"Local\": the host's)."),
     defaultUlimits: strs("default_ulimits", [], "Default rlimits of containers, name=soft:hard (e.g. nofile=1024:2048)."),
-    conmon: path("conmon", "", "Accepted for CRI-O compatibility; the monitor is built in.", { deprecated: true }),
-    conmonCgroup: str("conmon_cgroup", "", "Accepted for CRI-O compatibility.", { deprecated: true }),
-    conmonEnv: strs("conmon_env", [], "Accepted for CRI-O compatibility.", { deprecated: true }),
+    conmon: path("conmon", "", "Path of the conmon binary (CRI-O).", { deprecated: true, noEffect: "the container monitor is built into this binary (`crio conmon`); a handler's monitor_path names another build of it" }),
+    conmonCgroup: str("conmon_cgroup", "", "Older spelling of monitor_cgroup: when set, every runtime handler's monitors run there (CRI-O's rule).", { deprecated: true }),
+    conmonEnv: strs("conmon_env", [], "Environment of conmon (CRI-O).", { deprecated: true, noEffect: "the container monitor is built into this binary and does not run conmon; a handler's monitor_env sets the monitor's environment" }),
   },
   image: {
-    defaultTransport: str("default_transport", "docker://", "Transport used for unqualified pulls."),
+    defaultTransport: str("default_transport", "docker://", "Transport put in front of image names: only \"docker://\" (a registry), the one transport of this runtime; another value is refused at start.", { values: ["docker://"] }),
     globalAuthFile: path("global_auth_file", "", "Registry credentials (auth.json format) used when a pull brings none.", { reloadable: true }),
     pauseImage: str("pause_image", "registry.k8s.io/pause:3.10", "Image of the infra container.", { reloadable: true }),
     pauseImageAuthFile: path("pause_image_auth_file", "", "Credentials for pulling the pause image.", { reloadable: true }),
@@ -177,9 +183,9 @@ export const schema = {
     registriesConfDir: path("registries_conf_dir", "", "registries.conf.d path; empty: $CONTAINERS_REGISTRIES_CONF_DIR or /etc/containers/registries.conf.d.", { flag: "registries-conf-dir" }),
     certsDir: path("certs_dir", "/etc/containers/certs.d", "Per-registry CAs and client certificates: HOST[:PORT]/*.crt, *.cert, *.key."),
     imageVolumes: str("image_volumes", "mkdir", "What to do with an image's VOLUMEs: mkdir, bind or ignore.", { values: ["mkdir", "bind", "ignore"] }),
-    insecureRegistries: strs("insecure_registries", [], "Deprecated: mark registries insecure in registries.conf.", { deprecated: true }),
-    bigFilesTemporaryDir: path("big_files_temporary_dir", "", "Directory for temporary files of pulls; empty: inside root."),
-    autoReloadRegistries: bool("auto_reload_registries", false, "Re-read registries.conf when it changes, without SIGHUP."),
+    insecureRegistries: strs("insecure_registries", [], "Registries pulled from without TLS verification (and over HTTP when HTTPS fails), HOST[:PORT] or a CIDR its address is in (CRI-O 1.26). Prefer insecure = true in registries.conf.", { deprecated: true }),
+    bigFilesTemporaryDir: path("big_files_temporary_dir", "", "Directory layer blobs are downloaded to during pulls (created at start); empty: the image store's tmp/ inside root."),
+    autoReloadRegistries: bool("auto_reload_registries", false, "Re-read registries.conf and registries.conf.d when they change, without SIGHUP."),
     pullProgressTimeout: dur("pull_progress_timeout", "0s", "Cancel a pull that makes no progress for this long (Go duration; 0s: never)."),
     maxParallelDownloads: int("max_parallel_downloads", 6, "Layers downloaded at once per pull.", { min: 1 }),
     shortNameMode: str("short_name_mode", "enforcing", "Short-name resolution: enforcing, permissive or disabled.", { values: ["enforcing", "permissive", "disabled"] }),
@@ -238,6 +244,18 @@ export type Config = {
 
 /** Tables CRI-O knows that we accept and ignore as a whole (one warning each key). */
 export const IGNORED_TABLES = ["crio.runtime.workloads", "crio.checkpoint_restore", "crio.nri.default_validator"];
+
+/** One warning per key marked noEffect whose value is not the default (logged once at start). */
+export function noEffectWarnings(c: Config): string[] {
+  const out: string[] = [];
+  for (const { table, name, field } of allFields()) {
+    if (!field.noEffect) continue;
+    const v = (c[table] as Record<string, unknown>)[name];
+    if (JSON.stringify(v) !== JSON.stringify(field.default))
+      out.push(`config key "${TABLE_PATH[table]}.${field.toml}" = ${JSON.stringify(v)} has no effect: ${field.noEffect}`);
+  }
+  return out;
+}
 
 /** A fresh copy of the defaults. */
 export function defaults(): Config {

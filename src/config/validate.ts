@@ -1,5 +1,9 @@
 import { isIP } from "node:net";
 import { isAbsolute } from "node:path";
+import { readFileSync } from "node:fs";
+import { parseMountsFile, zoneFile } from "../container/node-files.ts";
+import { validInsecureEntry } from "../image/insecure-registries.ts";
+import { parseStorageOptions } from "./storage-options.ts";
 import { parseByteSize } from "../util/quantity.ts";
 import { ConfigError } from "./error.ts";
 import { TABLE_PATH, allFields, type Config } from "./schema.ts";
@@ -152,13 +156,44 @@ export function validate(c: Config, sources: Map<string, string> = new Map()): v
       const v = h.defaultAnnotations[k];
       if (v !== undefined && parseByteSize(v) === undefined) fail("crio.runtime", `${key}.default_annotations`, { [k]: v }, `a shm size such as "64Mi" or "1G" for "${k}"`);
     }
-    // CRI-O's rule: cgroupfs places monitors under the pod only; systemd in the pod's slice or a named one
-    const mc = h.monitorCgroup;
+    // CRI-O's rule: cgroupfs places monitors under the pod only; systemd in the pod's slice or a named one.
+    // conmon_cgroup, CRI-O's older spelling, replaces every handler's monitor_cgroup when set.
+    const mc = monitorCgroupOf(c, h);
     if (c.runtime.cgroupManager === "cgroupfs" ? !["", "pod", "system.slice"].includes(mc) : !(mc === "" || mc === "pod" || /^[A-Za-z0-9:_.\\-]+\.slice$/.test(mc)))
-      fail("crio.runtime", `${key}.monitor_cgroup`, mc, c.runtime.cgroupManager === "cgroupfs" ? `"pod" or "" with cgroup_manager "cgroupfs"` : `"pod", "" (system.slice) or a systemd slice (*.slice)`);
+      fail("crio.runtime", c.runtime.conmonCgroup ? "conmon_cgroup" : `${key}.monitor_cgroup`, mc, c.runtime.cgroupManager === "cgroupfs" ? `"pod" or "" with cgroup_manager "cgroupfs"` : `"pod", "" (system.slice) or a systemd slice (*.slice)`);
   }
+  // --- keys of issue #16 (each does what CRI-O does with it) ---
+  if (c.runtime.timezone) {
+    try {
+      zoneFile(c.runtime.timezone);
+    } catch (e) {
+      fail("crio.runtime", "timezone", c.runtime.timezone, `"Local" or an IANA time zone name found under /usr/share/zoneinfo (${(e as Error).message})`);
+    }
+  }
+  if (c.runtime.defaultMountsFile) {
+    try {
+      parseMountsFile(readFileSync(c.runtime.defaultMountsFile, "utf8"), c.runtime.defaultMountsFile);
+    } catch (e) {
+      fail("crio.runtime", "default_mounts_file", c.runtime.defaultMountsFile, `a readable file of SRC[:DST] lines (${(e as Error).message})`);
+    }
+  }
+  for (const p of c.runtime.absentMountSourcesToReject) if (!isAbsolute(p)) fail("crio.runtime", "absent_mount_sources_to_reject", p, "absolute paths");
+  try {
+    parseStorageOptions(c.crio.storageOption);
+  } catch (e) {
+    fail("crio", "storage_option", c.crio.storageOption, `overlay options such as "overlay.mountopt=nodev,metacopy=on" (${(e as Error).message})`);
+  }
+  for (const r of c.image.insecureRegistries) if (!validInsecureEntry(r)) fail("crio.image", "insecure_registries", r, "HOST[:PORT] or a CIDR such as 10.0.0.0/8");
   for (const p of c.image.pinnedImages) if (p.trim() === "") fail("crio.image", "pinned_images", p, "image names or globs");
   if (c.image.pauseImage.trim() === "") fail("crio.image", "pause_image", c.image.pauseImage, "an image reference");
+}
+
+/**
+ * Where a handler's monitors run: conmon_cgroup (CRI-O's older, node-wide spelling) when set, as
+ * CRI-O's TranslateMonitorFieldsForHandler does, else the handler's monitor_cgroup.
+ */
+export function monitorCgroupOf(c: Config, h: { monitorCgroup: string }): string {
+  return c.runtime.conmonCgroup || h.monitorCgroup;
 }
 
 /** Parses a Go duration ("1h30m", "500ms", "0s", "10") into milliseconds; a bare number is seconds. */

@@ -13,6 +13,8 @@ export class CriLog {
   #fd: number;
   #size: number;
   #tails: Record<LogStream, Uint8Array | undefined> = { stdout: undefined, stderr: undefined };
+  /** Also called with every record written (log_to_journald); `partial` for a P record. */
+  onRecord?: (stream: LogStream, partial: boolean, payload: Uint8Array) => void;
 
   /** Opens (creating it and its directory when missing) the log file at `path`. */
   constructor(
@@ -105,6 +107,7 @@ export class CriLog {
   }
 
   #record(stream: LogStream, tag: "F" | "P", payload: Uint8Array): Uint8Array {
+    this.onRecord?.(stream, tag === "P", payload);
     const prefix = enc.encode(`${this.now()} ${stream} ${tag} `);
     const rec = new Uint8Array(prefix.length + payload.length + 1);
     rec.set(prefix);

@@ -64,6 +64,32 @@ export async function runConmon(args: string[]): Promise<number> {
 
 // --- internal ---
 
+/**
+ * Sends each log record to the journal with conmon's fields: MESSAGE, CONTAINER_ID_FULL,
+ * CONTAINER_ID (12 characters), CONTAINER_NAME (the runtime's name, from the bundle's
+ * annotations), SYSLOG_IDENTIFIER (the container's own name), PRIORITY 6 (stdout) or 3 (stderr),
+ * CONTAINER_PARTIAL_MESSAGE=true for a piece of a long line.
+ */
+async function journalSink(a: MonitorArgs, socket: string): Promise<(stream: "stdout" | "stderr", partial: boolean, payload: Uint8Array) => void> {
+  const { JournalSocket } = await import("../sys/journal.ts");
+  let ann: Record<string, string> = {};
+  try {
+    ann = (JSON.parse(await Bun.file(`${a.bundle}/config.json`).text()) as { annotations?: Record<string, string> }).annotations ?? {};
+  } catch {}
+  const j = new JournalSocket(socket);
+  const fixed: Array<[string, string]> = [
+    ["CONTAINER_ID_FULL", a.id],
+    ["CONTAINER_ID", a.id.slice(0, 12)],
+    ["CONTAINER_NAME", ann["io.kubernetes.cri-o.Name"] ?? a.id],
+    ["SYSLOG_IDENTIFIER", ann["io.kubernetes.cri.container-name"] || a.id.slice(0, 12)],
+  ];
+  return (stream, partial, payload) => {
+    const fields: Array<readonly [string, string | Uint8Array]> = [["MESSAGE", payload], ...fixed, ["PRIORITY", stream === "stderr" ? "3" : "6"]];
+    if (partial) fields.push(["CONTAINER_PARTIAL_MESSAGE", "true"]);
+    j.send(fields);
+  };
+}
+
 /** How long output may keep flowing after the process exited (orphans holding the pipes). */
 const DRAIN_MS = 2000;
 
@@ -97,6 +123,8 @@ async function supervise(a: MonitorArgs, reaper: Reaper): Promise<number> {
   const input = stdin !== undefined ? new Writer(stdin, stdin !== proc.master) : undefined;
   try {
     if (a.logPath) log = new CriLog(a.logPath, a.logSizeMax, undefined, undefined, !!a.noSyncLog);
+    // log_to_journald: the daemon names the journal socket in the monitor's environment
+    if (log && a.mode === "create" && process.env.CRIO_MONITOR_JOURNAL) log.onRecord = await journalSink(a, process.env.CRIO_MONITOR_JOURNAL);
     const resize = (rows: number, cols: number) => {
       if (proc.master === undefined) throw new Error("the process has no terminal");
       setWinsize(proc.master, rows, cols);

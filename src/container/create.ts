@@ -11,6 +11,7 @@ import { newId } from "../util/id.ts";
 import { Undo } from "../util/undo.ts";
 import type { ContainerDeps } from "./deps.ts";
 import { addHooks } from "./hooks.ts";
+import { addNodeFiles } from "./node-files.ts";
 import type { ContainerMeta, ContainerRunState } from "./record.ts";
 import { cdiRequests } from "./spec/cdi.ts";
 import type { NamespaceRef, PodNamespaces } from "./spec/types.ts";
@@ -106,6 +107,14 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
     }
   })();
   for (const w of built.warnings) log.warn(w, { id });
+  try {
+    addNodeFiles({
+      mounts: built.spec.mounts ??= [], runDir: bundle, timezone: settings.timezone, defaultMounts: settings.defaultMounts,
+      taken: new Set(config.mounts.map((m) => normalize(m.containerPath))), readonly: built.spec.root?.readonly ?? false,
+    });
+  } catch (e) {
+    throw wrap(e, "timezone and default mounts");
+  }
   const hooked = addHooks(settings.hooksDir ?? [], built.spec, { hasBindMounts: config.mounts.length > 0 }, d.log.withTag("hooks"));
   if (hooked.length > 0) log.debug(`Added OCI hooks ${hooked.join(", ")} to container ${id}`, { id });
   for (const dir of built.mkdirs) await mkdir(dir, { recursive: true, mode: 0o755 }).catch((e) => { throw wrap(e, `create mount source "${dir}"`); });

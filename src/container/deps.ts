@@ -1,4 +1,5 @@
 import type { CdiResolved } from "./spec/cdi.ts";
+import type { DefaultMount } from "./node-files.ts";
 import type { ContainerSpecInput, ContainerSpecResult, ImageConfig, SpecDefaults, SpecHost, SpecIo } from "./spec/types.ts";
 import type { Logger } from "../log/index.ts";
 import type { Paths } from "../paths.ts";
@@ -81,6 +82,10 @@ export interface ContainerSettings {
   containerCreateTimeoutS: number;
   /** hooks_dir: directories of OCI hook definitions (later ones mask earlier ones by file name). */
   hooksDir?: string[];
+  /** timezone: "" (the image's), "Local" or an IANA zone name for every container's /etc/localtime. */
+  timezone?: string;
+  /** default_mounts_file, parsed: host files and directories copied into every container. */
+  defaultMounts?: DefaultMount[];
 }
 
 /** Everything the container service uses. */

@@ -2,10 +2,12 @@ import { readFileSync, statSync } from "node:fs";
 import { release } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../config/schema.ts";
-import { disallowedAnnotations, parseDuration } from "../config/validate.ts";
+import { disallowedAnnotations, monitorCgroupOf, parseDuration } from "../config/validate.ts";
 import { CdiRegistry, ContainerService, type ContainerSettings, type ImagePort, type MonitorPort, type RuntimePort } from "../container/index.ts";
 import { buildContainerSpec, detectSpecHost, parseDeviceSpec, parseSeccompProfile, realSpecIo, type SeccompProfile, type SpecHost } from "../container/spec/index.ts";
 import type { ContainerMeta, ContainerRunState } from "../container/record.ts";
+import { readMountsFile } from "../container/node-files.ts";
+import { parseStorageOptions } from "../config/storage-options.ts";
 import { RuntimeError, invalid, messageOf } from "../errors.ts";
 import { ImageService, imageOptions } from "../image/index.ts";
 import type { Logger } from "../log/index.ts";
@@ -21,6 +23,7 @@ import { NameIndex, RecordDir } from "../store/index.ts";
 import { mountShm, unmount } from "../sys/mount.ts";
 import { isNamespacePinned, listPinned, pinNamespaces, unpinNamespaces } from "../sys/namespaces.ts";
 import { lookPathSync } from "./look-path.ts";
+import { JOURNAL_SOCKET } from "../sys/journal.ts";
 
 /** Everything the daemon runs, built from the configuration. */
 export interface Built {
@@ -57,7 +60,7 @@ export interface HandlerFeatures {
  * monitor, the OCI runtimes, storage, namespaces and CNI. `config()` is read on every call, so
  * SIGHUP changes apply to the next request.
  */
-export async function buildServices(config: () => Config, paths: Paths, cgroupManager: "systemd" | "cgroupfs", log: Logger): Promise<Built> {
+export async function buildServices(config: () => Config, paths: Paths, cgroupManager: "systemd" | "cgroupfs", log: Logger, o: { repairImages?: boolean } = {}): Promise<Built> {
   const c0 = config();
   const runtimes = new Map<string, OciRuntime>();
   const runtimeFor = (name: string): OciRuntime => {
@@ -76,7 +79,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
   const host = detectSpecHost({ rro: features?.mountOptions.includes("rro") ?? false });
 
   const images = new ImageService(imageOptions(c0, paths));
-  await images.init();
+  await images.init({ repair: o.repairImages });
 
   const monitorsByHandler = new Map<string, Monitors>();
   const monitors = (handler: string): Monitors => {
@@ -90,7 +93,12 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
         runtime: rt.command.prefix,
         socketDir: paths.monitors,
         exitDir: paths.exits,
-        env: Object.fromEntries(h.monitorEnv.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])),
+        env: {
+          ...Object.fromEntries(h.monitorEnv.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])),
+          // log_to_journald: container monitors also send each log record to the journal
+          // (CRIO_JOURNAL_SOCKET overrides the socket, for tests)
+          ...(c0.runtime.logToJournald ? { CRIO_MONITOR_JOURNAL: process.env.CRIO_JOURNAL_SOCKET || JOURNAL_SOCKET } : {}),
+        },
       });
       monitorsByHandler.set(handler, m);
     }
@@ -99,7 +107,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
   const monitorPort: MonitorPort = {
     create: async (o) => {
       const h = config().runtime.runtimes[o.runtime.name];
-      const cgroup = { manager: cgroupManager, setting: h?.monitorCgroup ?? "", parent: o.cgroupParent, id: o.id };
+      const cgroup = { manager: cgroupManager, setting: h ? monitorCgroupOf(config(), h) : "", parent: o.cgroupParent, id: o.id };
       const r = await monitors(o.runtime.name).spawn({ id: o.id, bundle: o.bundle, logPath: o.logPath, terminal: o.terminal, stdin: o.stdin, stdinOnce: o.stdinOnce, logSizeMax: o.logSizeMax, timeoutMs: o.timeoutMs, noSyncLog: h?.noSyncLog, cgroup });
       if (r.cgroupWarning) log.warn(r.cgroupWarning, { id: o.id });
       return r;
@@ -157,7 +165,8 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
     shm: { mount: async (p, size) => mountShm(p, size), unmount: async (p) => void unmount(p, { detach: true }) },
     network: {
       waitReady: (ms, signal) => network.waitReady(ms, signal),
-      setUp: async (pod, signal) => ({ ips: (await network.setUp({ ...pod, portMappings: pod.portMappings }, signal)).ips }),
+      // disable_hostport_mapping: the runtime sets up no hostPort mapping (the CNI portmap plugin gets none)
+      setUp: async (pod, signal) => ({ ips: (await network.setUp({ ...pod, portMappings: config().runtime.disableHostportMapping ? [] : pod.portMappings }, signal)).ips }),
       tearDown: (pod) => network.tearDown({ id: pod.id, netns: pod.netns }),
       hostAddresses: () => network.hostAddresses(),
       attachedPods: () => network.attachedPods(),
@@ -215,12 +224,16 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
     }
     return seccomp?.profile;
   };
+  // storage_option (validated at load): overlay mount options of every container's root filesystem
+  const storageOptions = parseStorageOptions(c0.crio.storageOption);
+  // default_mounts_file: read once at start (a missing or malformed file stops the daemon: validate.ts)
+  const defaultMounts = readMountsFile(c0.runtime.defaultMountsFile);
   const containers: ContainerService = new ContainerService({
     paths, log, names, sandboxes,
     records: new RecordDir<ContainerMeta, ContainerRunState>(paths.containers),
     images: imagePort,
     rootfs: {
-      create: (id, lower) => createRootfs(paths.storage, id, lower),
+      create: (id, lower) => createRootfs(paths.storage, id, lower, { mountOptions: storageOptions.mountOptions }),
       mountImage: (id, n, lower) => mountImageVolume(paths.storage, id, n, lower),
       remove: (id) => removeRootfs(paths.storage, id),
     },
@@ -251,7 +264,11 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
           allowedDevices: c.runtime.allowedDevices,
           deviceOwnershipFromSecurityContext: c.runtime.deviceOwnershipFromSecurityContext,
           privilegedWithoutHostDevices: Object.entries(c.runtime.runtimes).filter(([, rh]) => rh.privilegedWithoutHostDevices).map(([name]) => name),
+          bindMountPrefix: c.runtime.bindMountPrefix || undefined,
+          absentMountSourcesToReject: c.runtime.absentMountSourcesToReject,
         },
+        timezone: c.runtime.timezone || undefined,
+        defaultMounts,
         cgroupManager,
         logSizeMax: c.runtime.logSizeMax,
         logDir: c.crio.logDir,

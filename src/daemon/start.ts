@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { loadConfig, type LoadOptions } from "../config/load.ts";
 import { renderConfig } from "../config/render.ts";
-import type { Config } from "../config/schema.ts";
+import { noEffectWarnings, type Config } from "../config/schema.ts";
 import { serve, type CriServer } from "../cri/server.ts";
 import type { Condition, Services } from "../cri/runtime-service.ts";
 import { RuntimeError, messageOf } from "../errors.ts";
@@ -13,14 +13,17 @@ import { applyReloadable, reloadableChanges } from "./reload.ts";
 import { installDebugDump } from "./debug-dump.ts";
 import { buildServices, type Built } from "./services.ts";
 import { imageOptions } from "../image/index.ts";
-import { pathsFor } from "../paths.ts";
+import { pathsOf } from "../paths.ts";
 import { dirUsage } from "../storage/usage.ts";
 import { StreamingServer } from "../streaming/index.ts";
 import { streamingBackend } from "./streaming-backend.ts";
 import { parseDuration, tracingUrl } from "../config/validate.ts";
 import { currentTracer, setTracer } from "../log/trace.ts";
+import { watchRegistries } from "./registries-watch.ts";
+import { planWipe, wipeObjects } from "./wipe.ts";
 import { OperatorSide } from "./operator.ts";
 import { ensureDefaultProfile } from "../sys/apparmor.ts";
+import { clearCleanShutdown, markCleanShutdown, shutdownWasUnclean } from "../sys/clean-shutdown.ts";
 
 export interface DaemonOptions {
   load: LoadOptions;
@@ -49,6 +52,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
   for (const f of loaded.files) log.info(`Loaded configuration file "${f}"`);
   if (loaded.files.length === 0) log.info(`No configuration file found at "${o.load.configFile}"; using defaults`);
   for (const w of loaded.warnings) log.warn(w);
+  for (const w of noEffectWarnings(config)) log.warn(w);
 
   if (config.tracing.enableTracing) {
     try {
@@ -60,13 +64,20 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
   }
 
   const cgroupDriver = pickCgroupDriver(config);
-  const paths = pathsFor(config.crio.root, config.crio.runroot);
+  // internal_wipe (CRI-O 1.26's wipeIfAppropriate): decided from the version files before this
+  // start rewrites them; acted on once the state is recovered
+  const wipePlan = config.crio.internalWipe ? planWipe(config, false) : undefined;
+  const paths = pathsOf(config);
   let ready = false;
   let built: Built;
   try {
     await mkdir(config.crio.root, { recursive: true, mode: 0o711 });
     await mkdir(config.crio.runroot, { recursive: true, mode: 0o711 });
-    built = await buildServices(() => config, paths, cgroupDriver, log);
+    // clean_shutdown_file: read before it is cleared; internal_repair checks the store after an unclean stop
+    const unclean = shutdownWasUnclean(config.crio.cleanShutdownFile);
+    if (unclean) log.warn(`clean shutdown file "${config.crio.cleanShutdownFile}" not found: the last stop was unclean`);
+    clearCleanShutdown(config.crio.cleanShutdownFile);
+    built = await buildServices(() => config, paths, cgroupDriver, log, { repairImages: unclean && config.crio.internalRepair });
   } catch (e) {
     log.fatal(`cannot start: ${messageOf(e)}`);
     return 1;
@@ -87,6 +98,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     port: Number(config.api.streamPort),
     tls: config.api.streamEnableTls ? { cert: config.api.streamTlsCert, key: config.api.streamTlsKey, ca: config.api.streamTlsCa || undefined } : undefined,
     idleTimeoutMs: config.api.streamIdleTimeout ? parseDuration(config.api.streamIdleTimeout) : undefined,
+    minTlsVersion: TLS_VERSIONS[config.api.tlsMinVersion],
   });
   try {
     await streaming.start();
@@ -134,11 +146,23 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     return 1;
   }
   log.info(`Listening on "${config.api.listen}"`);
+  const regWatch = config.image.autoReloadRegistries
+    ? (() => {
+        const io = imageOptions(config, paths);
+        return watchRegistries({ file: io.registriesConfPath!, dir: io.registriesConfDir!, reload: () => built.images.reload(), log });
+      })()
+    : undefined;
   const exits = built.monitors(config.runtime.defaultRuntime).watchExits((id, exit) => void built.containers.onExit(id, exit).catch((e) => log.warn(`recording the exit of ${id}: ${messageOf(e)}`)));
   try {
     await built.sandboxes.recover();
     await built.containers.recover();
     await exits.start();
+    if (wipePlan?.containers && (built.sandboxes.list().length > 0 || built.containers.list().length > 0 || (wipePlan.images && built.images.list().length > 0))) {
+      for (const r of wipePlan.reasons) log.info(`internal_wipe: ${r}`);
+      const result = { ...wipePlan, removedPods: 0, removedContainers: 0, removedImages: 0, failures: 0 };
+      await wipeObjects(built, wipePlan, log, result);
+      log.info(`internal_wipe: removed ${result.removedPods} pods, ${result.removedContainers} containers and ${result.removedImages} images`);
+    }
   } catch (e) {
     log.fatal(`state recovery failed: ${messageOf(e)}`);
     await server.stop(1000);
@@ -168,9 +192,15 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
       await server.stop();
       await streaming.stop();
       exits.close();
+      regWatch?.close();
       built.close();
       await ops.close();
       await stopTracing();
+      try {
+        markCleanShutdown(config.crio.cleanShutdownFile, config.crio.root);
+      } catch (e) {
+        log.error(`writing the clean shutdown file "${config.crio.cleanShutdownFile}": ${messageOf(e)}`);
+      }
       log.info("Stopped");
       resolve(0);
     };
@@ -245,6 +275,8 @@ async function stopTracing(): Promise<void> {
   await Promise.race([tracer.shutdown(), late]);
   clearTimeout(timer);
 }
+/** tls_min_version (Go's crypto/tls names, as CRI-O takes them) → Node's. */
+const TLS_VERSIONS: Record<string, "TLSv1" | "TLSv1.1" | "TLSv1.2" | "TLSv1.3"> = { VersionTLS10: "TLSv1", VersionTLS11: "TLSv1.1", VersionTLS12: "TLSv1.2", VersionTLS13: "TLSv1.3" };
 
 function applyLogConfig(c: Config): void {
   const level = (c.runtime.logLevel === "warning" ? "warn" : c.runtime.logLevel) as LogLevelName;

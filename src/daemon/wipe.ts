@@ -5,10 +5,10 @@ import { dirname } from "node:path";
 import type { Config } from "../config/schema.ts";
 import { RuntimeError, messageOf } from "../errors.ts";
 import type { Logger } from "../log/index.ts";
-import { pathsFor } from "../paths.ts";
+import { pathsOf } from "../paths.ts";
 import { writeFileAtomic } from "../store/index.ts";
 import { VERSION } from "../version.ts";
-import { buildServices } from "./services.ts";
+import { buildServices, type Built } from "./services.ts";
 
 /**
  * `crio wipe` (CRI-O's): removes containers and pods when version_file says the node rebooted
@@ -60,7 +60,7 @@ export async function runWipe(c: Config, force: boolean, log: Logger): Promise<W
     log.info("version unchanged and node not rebooted; no wipe needed");
     return result;
   }
-  const paths = pathsFor(c.crio.root, c.crio.runroot);
+  const paths = pathsOf(c);
   if (!existsSync(c.crio.root)) {
     log.info(`nothing to wipe: "${c.crio.root}" does not exist`);
     return result;
@@ -72,37 +72,46 @@ export async function runWipe(c: Config, force: boolean, log: Logger): Promise<W
     await built.sandboxes.recover();
     await built.containers.recover();
     await exits.start();
-    const attempt = async (what: string, fn: () => Promise<void>) => {
-      try {
-        await fn();
-        return true;
-      } catch (e) {
-        log.error(`unable to remove ${what}: ${messageOf(e)}`);
-        result.failures++;
-        return false;
-      }
-    };
-    for (const sb of built.sandboxes.list()) {
-      const n = built.containers.ofPod(sb.meta.id).filter((x) => !x.meta.infra).length;
-      if (await attempt(`pod sandbox ${sb.meta.id}`, () => built.sandboxes.remove(sb.meta.id))) {
-        result.removedPods++;
-        result.removedContainers += n;
-      }
-    }
-    for (const ctr of built.containers.list()) {
-      if (await attempt(`container ${ctr.meta.id}`, () => built.containers.remove(ctr.meta.id))) result.removedContainers++;
-    }
-    if (plan.images) {
-      for (const img of built.images.list()) {
-        if (await attempt(`image ${img.id}`, () => built.images.remove(img.id, () => false))) result.removedImages++;
-      }
-    }
+    await wipeObjects(built, plan, log, result);
   } finally {
     exits.close();
     built.close();
   }
   log.info(`wiped ${result.removedPods} pods, ${result.removedContainers} containers and ${result.removedImages} images`);
   return result;
+}
+
+/**
+ * Removes every pod (with its containers), then any container left, and with `plan.images` every
+ * image, through the services the daemon uses; counts into `result`, logging each failure.
+ * `crio wipe` and the daemon's internal_wipe share it.
+ */
+export async function wipeObjects(built: Built, plan: WipePlan, log: Logger, result: WipeResult): Promise<void> {
+  const attempt = async (what: string, fn: () => Promise<void>) => {
+    try {
+      await fn();
+      return true;
+    } catch (e) {
+      log.error(`unable to remove ${what}: ${messageOf(e)}`);
+      result.failures++;
+      return false;
+    }
+  };
+  for (const sb of built.sandboxes.list()) {
+    const n = built.containers.ofPod(sb.meta.id).filter((x) => !x.meta.infra).length;
+    if (await attempt(`pod sandbox ${sb.meta.id}`, () => built.sandboxes.remove(sb.meta.id))) {
+      result.removedPods++;
+      result.removedContainers += n;
+    }
+  }
+  for (const ctr of built.containers.list()) {
+    if (await attempt(`container ${ctr.meta.id}`, () => built.containers.remove(ctr.meta.id))) result.removedContainers++;
+  }
+  if (plan.images) {
+    for (const img of built.images.list()) {
+      if (await attempt(`image ${img.id}`, () => built.images.remove(img.id, () => false))) result.removedImages++;
+    }
+  }
 }
 
 /** Writes version_file (and version_file_persist when set) with this build's version, as CRI-O does once it serves. */

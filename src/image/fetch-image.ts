@@ -1,4 +1,6 @@
 import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { insecureByConfig } from "./insecure-registries.ts";
 import { RuntimeError } from "../errors.ts";
 import { credentialsFromFiles, type Credentials } from "./auth.ts";
 import type { ImageEntry, ImageStore, StoreIndex } from "./image-store.ts";
@@ -29,6 +31,10 @@ export interface PullContext {
   /** Layers that running pulls of this process need (protects them from GC). */
   holds: Map<string, number>;
   userAgent?: string;
+  /** crio.conf insecure_registries: HOST[:PORT] or CIDR entries (insecure-registries.ts). */
+  insecureRegistries?: readonly string[];
+  /** crio.conf big_files_temporary_dir: where layer blobs are downloaded to; default the store's tmp/. */
+  bigFilesDir?: string;
 }
 
 /** Progress of a shared layer job. */
@@ -60,7 +66,8 @@ export async function pullFromSource(ctx: PullContext, req: SourceRequest): Prom
   const src = req.source.ref;
   const what = formatRef(src);
   const credentials = req.credentials ?? credentialsFromFiles(ctx.authFiles, src);
-  const client = new RegistryClient({ host: src.domain, insecure: req.source.insecure, credentials, certsDir: ctx.certsDir, signal: req.signal, userAgent: ctx.userAgent });
+  const insecure = req.source.insecure || (await insecureByConfig(ctx.insecureRegistries ?? [], src.domain));
+  const client = new RegistryClient({ host: src.domain, insecure, credentials, certsDir: ctx.certsDir, signal: req.signal, userAgent: ctx.userAgent });
   const top = await client.manifest(src.path, src.digest ?? src.tag!);
   req.touch();
   const blobs = new Map<string, Uint8Array>([[top.digest, top.bytes]]);
@@ -143,6 +150,11 @@ export function parseConfig(bytes: Uint8Array, what: string, layerCount: number)
 
 // --- internal ---
 
+/** A new blob temp file name in big_files_temporary_dir: `<pid>.blob.<random>` (swept when the pid is dead). */
+function bigFileTemp(dir: string): string {
+  return join(dir, `${process.pid}.blob.${Math.random().toString(36).slice(2, 10)}`);
+}
+
 /** How long a failed pull waits for its cancelled layer jobs to clean up before it reports. */
 const UNWIND_WAIT_MS = 5000;
 
@@ -171,7 +183,7 @@ async function ensureLayer(ctx: PullContext, client: RegistryClient, repo: strin
     signal,
     async (jobSignal, progress) => {
       if (present()) return;
-      const blob = ctx.store.layers.tempPath("blob");
+      const blob = ctx.bigFilesDir ? bigFileTemp(ctx.bigFilesDir) : ctx.store.layers.tempPath("blob");
       try {
         await ctx.downloads.use(() => client.blobToFile(repo, desc.digest, desc.size, blob, (n) => progress({ phase: "downloading", n }), jobSignal), jobSignal);
         const { dir, stats } = await ctx.unpacks.use(

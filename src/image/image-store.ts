@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { RuntimeError, messageOf } from "../errors.ts";
@@ -109,6 +109,40 @@ export class ImageStore {
     }
   }
 
+  /**
+   * internal_repair, after an unclean shutdown: checks every image under the lock — each of its
+   * blobs (manifest, config, list) present with the digest it is named by, each of its layers in
+   * the index and on disk — and removes the images that fail (their layers and blobs then go
+   * with the start-up GC). An index that cannot be read is set aside (`images.json.damaged-<ms>`)
+   * and the store starts empty. Returns one line per removal, for the log.
+   */
+  async repair(): Promise<string[]> {
+    const report: string[] = [];
+    await this.#lock.with(async () => {
+      let idx: StoreIndex;
+      try {
+        idx = this.#readFresh();
+      } catch (e) {
+        const aside = `${this.indexPath}.damaged-${Date.now()}`;
+        renameSync(this.indexPath, aside);
+        report.push(`image index unreadable (${messageOf(e)}): moved to ${aside}, the store starts empty`);
+        idx = { v: 1, images: {}, layers: {} };
+      }
+      for (const [id, img] of Object.entries(idx.images)) {
+        const why = this.#damage(idx, img);
+        if (!why) continue;
+        report.push(`removed damaged image ${id} (${[...img.repoTags, ...img.repoDigests][0] ?? "untagged"}): ${why}`);
+        delete idx.images[id];
+      }
+      for (const d of Object.keys(idx.layers)) if (!this.layers.has(d)) {
+        report.push(`removed layer ${d} from the index: its directory is missing`);
+        delete idx.layers[d];
+      }
+      await this.#write(idx);
+    });
+    return report;
+  }
+
   /** The current index (cached; re-read when the file changed on disk). Never locks. */
   read(): StoreIndex {
     let key = "";
@@ -168,6 +202,21 @@ export class ImageStore {
 
   // --- internal ---
 
+  /** Why an image is damaged or incomplete, or undefined when it is whole. */
+  #damage(idx: StoreIndex, img: ImageEntry): string | undefined {
+    for (const b of new Set([img.id, ...img.blobs])) {
+      const bytes = this.readBlob(b);
+      if (!bytes) return `blob ${b} is missing`;
+      const got = `sha256:${new Bun.CryptoHasher("sha256").update(bytes).digest("hex")}`;
+      if (got !== b) return `blob ${b} does not match its digest (${got})`;
+    }
+    for (const d of img.layers) {
+      if (!idx.layers[d]) return `layer ${d} is not in the index`;
+      if (!this.layers.has(d)) return `layer ${d} is missing from disk`;
+    }
+    return undefined;
+  }
+
   #readFresh(): StoreIndex {
     const idx = this.#load();
     this.#cache = undefined;
@@ -210,7 +259,8 @@ export class ImageStore {
 
 const l = log.withTag("image");
 
-function pidAlive(pid: number): boolean {
+/** Whether process `pid` exists. */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

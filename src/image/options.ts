@@ -25,5 +25,7 @@ export function imageOptions(c: Config, paths: Paths, env: Record<string, string
     pinnedImages: c.image.pinnedImages,
     pauseImage: c.image.pauseImage,
     shortNameMode: c.image.shortNameMode as ImageServiceOptions["shortNameMode"],
+    insecureRegistries: c.image.insecureRegistries,
+    bigFilesTemporaryDir: c.image.bigFilesTemporaryDir || undefined,
   };
 }

@@ -1,10 +1,11 @@
 import { availableParallelism } from "node:os";
 import { existsSync, readdirSync, statSync } from "node:fs";
+import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { RuntimeError, notFound } from "../errors.ts";
 import { log } from "../log/index.ts";
 import type { LayerProgress, PullContext } from "./fetch-image.ts";
-import { ImageStore, type ImageEntry } from "./image-store.ts";
+import { ImageStore, pidAlive, type ImageEntry } from "./image-store.ts";
 import { findImage, isPinned } from "./lookup.ts";
 import { hostPlatform, parsePlatform, type Platform } from "./manifest.ts";
 import { loadPolicy, type Policy } from "./policy.ts";
@@ -50,9 +51,19 @@ export class ImageService {
     this.#configure();
   }
 
-  /** Start-up: removes what an interrupted pull left (temp dirs, layers without an image). */
-  async init(): Promise<void> {
+  /**
+   * Start-up: removes what an interrupted pull left (temp dirs, layers without an image); with
+   * `repair` (internal_repair after an unclean shutdown) first checks every image (store.repair).
+   */
+  async init(o: { repair?: boolean } = {}): Promise<void> {
+    if (o.repair) {
+      l.warn(`checking the image store ${this.store.root} for damage because of an unclean shutdown`);
+      const report = await this.store.repair();
+      for (const line of report) l.warn(line);
+      l.info(`image store check finished: ${report.length === 0 ? "no damage found" : `${report.length} repairs`}`);
+    }
     await this.store.init();
+    if (this.#o.bigFilesTemporaryDir) await sweepBigFiles(this.#o.bigFilesTemporaryDir);
   }
 
   /**
@@ -263,6 +274,8 @@ export class ImageService {
       layerJobs: this.#layerJobs,
       holds: this.#holds,
       userAgent: o.userAgent,
+      insecureRegistries: o.insecureRegistries,
+      bigFilesDir: o.bigFilesTemporaryDir,
     };
     return {
       ...ctx,
@@ -322,3 +335,12 @@ export class ImageService {
 // --- internal ---
 
 const l = log.withTag("image");
+
+/** Creates big_files_temporary_dir and removes the blob temp files dead processes left in it. */
+async function sweepBigFiles(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  for (const name of await readdir(dir)) {
+    const m = /^(\d+)\.blob\./.exec(name);
+    if (m && !pidAlive(Number(m[1]))) await rm(join(dir, name), { force: true });
+  }
+}

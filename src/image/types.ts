@@ -40,6 +40,10 @@ export interface ImageServiceOptions {
   shortNameMode?: "enforcing" | "permissive" | "disabled";
   /** HTTP User-Agent; default "crio-ts". */
   userAgent?: string;
+  /** crio.conf insecure_registries: HOST[:PORT] or CIDR entries treated as registries.conf `insecure`. */
+  insecureRegistries?: string[];
+  /** crio.conf big_files_temporary_dir: layer blobs are downloaded here; default the store's tmp/. */
+  bigFilesTemporaryDir?: string;
 }
 
 /** Per-pull options. */

@@ -28,6 +28,8 @@ export interface StreamingServerOptions {
   port?: number;
   /** Serve HTTPS with these files (reloaded when they change); with `ca`, clients must present a certificate it signed. */
   tls?: TlsFiles;
+  /** Oldest TLS version accepted (tls_min_version); default TLSv1.2. */
+  minTlsVersion?: "TLSv1" | "TLSv1.1" | "TLSv1.2" | "TLSv1.3";
   /** Close a session after this long without traffic (stream_idle_timeout); default 4 h. */
   idleTimeoutMs?: number;
   /** How long a SPDY client may take to open its streams; default 30 s. */
@@ -44,7 +46,7 @@ type Pending = CommandRequest | { kind: "portforward"; req: PortForwardRequest }
 
 /** The streaming server. */
 export class StreamingServer {
-  readonly #o: Required<Omit<StreamingServerOptions, "tls" | "log">> & { tls?: TlsFiles; log: Logger };
+  readonly #o: Required<Omit<StreamingServerOptions, "tls" | "log" | "minTlsVersion">> & { tls?: TlsFiles; log: Logger; minTlsVersion?: StreamingServerOptions["minTlsVersion"] };
   readonly #tokens: TokenCache<Pending>;
   readonly #sockets = new Set<Duplex>();
   readonly #sessions = new Set<Promise<void>>();
@@ -85,7 +87,7 @@ export class StreamingServer {
       } catch (e) {
         throw new RuntimeError("invalid-argument", `streaming server tls: ${messageOf(e)}`, { cause: e });
       }
-      server = tls.createServer({ ...material, rejectUnauthorized: material.requestCert, minVersion: "TLSv1.2" }, (s) => this.#accept(s));
+      server = tls.createServer({ ...material, rejectUnauthorized: material.requestCert, minVersion: this.#o.minTlsVersion ?? "TLSv1.2" }, (s) => this.#accept(s));
       server.on("connection", () => this.#maybeReloadTls());
       server.on("tlsClientError", (e) => this.#o.log.debug("streaming tls handshake failed", { error: e.message }));
     } else server = net.createServer((s) => this.#accept(s));

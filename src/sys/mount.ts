@@ -124,9 +124,17 @@ export const MAX_MOUNT_DATA = 4095;
 /** Mounts an overlay at `target`; falls back to relative lower paths when the option string is too long. */
 export async function mountOverlay(target: string, o: OverlayMount): Promise<void> {
   const extra = o.options?.length ? `,${o.options.join(",")}` : "";
-  const data = `lowerdir=${o.lower.join(":")},upperdir=${o.upper},workdir=${o.work}${extra}`;
+  // generic options (nodev, noatime, …) are mount(2) flags; the rest is overlayfs data
+  let flags = 0;
+  const own: string[] = [];
+  for (const opt of o.options ?? []) {
+    const f = GENERIC_FLAGS[opt];
+    if (f === undefined) own.push(opt);
+    else flags |= f;
+  }
+  const data = `lowerdir=${o.lower.join(":")},upperdir=${o.upper},workdir=${o.work}${own.length ? `,${own.join(",")}` : ""}`;
   if (data.length <= MAX_MOUNT_DATA) {
-    mount("overlay", target, "overlay", 0, data);
+    mount("overlay", target, "overlay", flags, data);
     return;
   }
   if (!o.cwd || !o.relativeLower) throw new MountError("mount overlay", target, "E2BIG");
@@ -136,6 +144,12 @@ export async function mountOverlay(target: string, o: OverlayMount): Promise<voi
 }
 
 // --- internal ---
+
+/** Mount options that are mount(2) flags rather than filesystem data (mount(8)'s generic ones). */
+const GENERIC_FLAGS: Record<string, number> = {
+  ro: MS.RDONLY, nosuid: MS.NOSUID, nodev: MS.NODEV, noexec: MS.NOEXEC, sync: 0x10, dirsync: 0x80,
+  noatime: 0x400, nodiratime: 0x800, relatime: 0x200000, strictatime: 0x1000000, rw: 0, suid: 0, dev: 0, exec: 0, async: 0,
+};
 
 type Libc = ReturnType<typeof open>;
 let lib: Libc | undefined;

@@ -3,7 +3,9 @@
  * process, as CRI-O's `pinns` helper does. The daemon never unshares itself (a Bun process is
  * multi-threaded; see DESIGN.md), so ONE child process does all the work:
  *
- *   unshare --net=<dir>/net/<id> --ipc=<dir>/ipc/<id> --uts=<dir>/uts/<id> -- /bin/sh -c SCRIPT …
+ *   unshare --net=<dir>/netns/<id> --ipc=<dir>/ipcns/<id> --uts=<dir>/utsns/<id> -- /bin/sh -c SCRIPT …
+ *
+ * (CRI-O's pinns layout: `<namespaces_dir>/<kind>ns/<id>`.)
  *
  * util-linux `unshare` creates the namespaces and bind-mounts them onto the files; the shell, which
  * already lives inside them, brings `lo` up (`ip link set lo up`), writes the hostname to
@@ -38,7 +40,7 @@ export interface PinnedNamespaces {
   uts?: string;
 }
 
-/** Pins new net/ipc/uts namespaces under `dir` (<dir>/<kind>/<id>) with one child process; undone on failure. */
+/** Pins new net/ipc/uts namespaces under `dir` (<dir>/<kind>ns/<id>, CRI-O's layout) with one child process; undone on failure. */
 export async function pinNamespaces(dir: string, id: string, o: PinOptions): Promise<PinnedNamespaces> {
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(id)) throw invalid(`invalid namespace pin id "${id}"`);
   const kinds = (["net", "ipc", "uts"] as const).filter((k) => o[k]);
@@ -55,12 +57,12 @@ export async function pinNamespaces(dir: string, id: string, o: PinOptions): Pro
   const paths: PinnedNamespaces = {};
   const mounted = mountPoints();
   for (const k of kinds) {
-    const p = join(dir, k, id);
+    const p = join(dir, pinDir(k), id);
     if (mounted.has(p)) throw new RuntimeError("already-exists", `${k} namespace for "${id}" is already pinned at ${p}`);
   }
   for (const k of kinds) {
-    mkdirSync(join(dir, k), { recursive: true, mode: 0o711 });
-    writeFileSync((paths[k] = join(dir, k, id)), "", { mode: 0o444 });
+    mkdirSync(join(dir, pinDir(k)), { recursive: true, mode: 0o711 });
+    writeFileSync((paths[k] = join(dir, pinDir(k), id)), "", { mode: 0o444 });
   }
   const argv = [tools.unshare!, ...kinds.map((k) => `--${k}=${paths[k]}`), "--", "/bin/sh", "-c", SCRIPT, "pin"];
   argv.push(o.net ? tools.ip! : "", o.hostname ?? "");
@@ -110,15 +112,17 @@ export function listPinned(dir: string): Map<string, PinnedNamespaces> {
   } catch {
     return out;
   }
-  for (const k of ["net", "ipc", "uts"] as const) {
-    let ids: string[];
-    try {
-      ids = readdirSync(join(real, k));
-    } catch {
-      continue;
+  // <kind>ns/ (CRI-O's layout), and <kind>/ as earlier versions of this runtime laid pins out
+  for (const k of ["net", "ipc", "uts"] as const)
+    for (const sub of [pinDir(k), k]) {
+      let ids: string[];
+      try {
+        ids = readdirSync(join(real, sub));
+      } catch {
+        continue;
+      }
+      for (const id of ids) out.set(id, { ...out.get(id), [k]: join(real, sub, id) });
     }
-    for (const id of ids) out.set(id, { ...out.get(id), [k]: join(real, k, id) });
-  }
   return out;
 }
 
@@ -158,6 +162,11 @@ export function requireTools(names: string[]): Record<string, string> {
 }
 
 // --- internal ---
+
+/** The subdirectory of a namespace kind: "netns", "ipcns", "utsns" (pinns's names). */
+function pinDir(kind: string): string {
+  return `${kind}ns`;
+}
 
 // $1 = path of ip (bring lo up) or "", $2 = hostname or "", then triples: sysctl name, /proc/sys path, value.
 const SCRIPT = `ip=$1; h=$2; shift 2

@@ -121,11 +121,11 @@ export function mountsUnder(path: string): string[] {
     .filter((m) => m.startsWith(path + "/"));
 }
 
-/** Files under <runroot>/ns/<kind>/ (pinned namespace files). */
+/** Files under <runroot>/ns/<kind>ns/ (pinned namespace files). */
 export function pinFiles(runroot: string): string[] {
   const out: string[] = [];
   for (const k of ["net", "ipc", "uts"]) {
-    const d = join(runroot, "ns", k);
+    const d = join(runroot, "ns", `${k}ns`);
     if (existsSync(d)) for (const f of readdirSync(d)) out.push(`${k}/${f}`);
   }
   return out;

@@ -30,7 +30,7 @@ describe.skipIf(!root)("pinned namespaces", () => {
       sysctls: { "net.ipv4.ip_unprivileged_port_start": "0", "net.ipv4.ping_group_range": "0 2147483647", "kernel.shmmni": "2048" },
     });
     console.log(`pinNamespaces(net, ipc, uts, hostname, 3 sysctls): ${(performance.now() - t0).toFixed(1)} ms`);
-    expect(ns).toEqual({ net: join(nsDir, "net", "pod1"), ipc: join(nsDir, "ipc", "pod1"), uts: join(nsDir, "uts", "pod1") });
+    expect(ns).toEqual({ net: join(nsDir, "netns", "pod1"), ipc: join(nsDir, "ipcns", "pod1"), uts: join(nsDir, "utsns", "pod1") });
     expect(isNamespacePinned(ns.net!)).toBe(true);
 
     const out = await run(

@@ -77,6 +77,7 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpecResu
     pod: { shmPath: sb.shmPath, hostIpc, hostnamePath: sb.hostnamePath, resolvConfPath: sb.resolvConfPath, hostsPath: sb.hostsPath },
     privileged, readonlyRootfs, tmpfsDirs: defaults.readOnly ?? false, generated: u.mounts, rro: host.rro, realpath: io.realpath,
     imageVolume: (c) => input.imageVolumes?.get(cfg.mounts.indexOf(c as (typeof cfg.mounts)[number])),
+    bindMountPrefix: defaults.bindMountPrefix, absentSourcesToReject: defaults.absentMountSourcesToReject,
   });
 
   const hostDevices = privileged && !(defaults.privilegedWithoutHostDevices ?? []).includes(sb.runtimeHandler ?? "");

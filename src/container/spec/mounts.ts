@@ -1,4 +1,4 @@
-import { normalize } from "node:path";
+import { join, normalize } from "node:path";
 import type { Mount as CriMount } from "../../gen/runtime/v1/api_pb.ts";
 import { invalid } from "../../errors.ts";
 import type { Mount } from "../../oci/spec-types.ts";
@@ -46,6 +46,10 @@ export interface MountInput {
   realpath: (path: string) => string | undefined;
   /** The host directory mounted for an image volume (CRI Mount.image); undefined when none was. */
   imageVolume?: (c: CriMount) => string | undefined;
+  /** bind_mount_prefix: put in front of every CRI mount's host path (crio running in a container). */
+  bindMountPrefix?: string;
+  /** absent_mount_sources_to_reject: host paths that are an error when missing, instead of being created. */
+  absentSourcesToReject?: readonly string[];
 }
 
 /** The spec's mounts, the rootfs propagation they need, and host directories to create first. */
@@ -120,9 +124,14 @@ function criMount(c: CriMount, m: MountInput, mkdirs: string[]): { mount: Mount;
   if (!c.hostPath) throw invalid(`mount.host_path is empty for container path "${dest}"`);
   if (c.uidMappings.length > 0 || c.gidMappings.length > 0)
     throw invalid(`idmap mounts are not supported by the OCI runtime (container path "${dest}")`);
-  let source = m.realpath(c.hostPath);
+  // CRI-O: the source is bind_mount_prefix + host_path; a missing one is created as a directory
+  // unless absent_mount_sources_to_reject names it.
+  const hostPath = m.bindMountPrefix ? join(m.bindMountPrefix, c.hostPath) : c.hostPath;
+  let source = m.realpath(hostPath);
   if (source === undefined) {
-    source = cleanPath(c.hostPath);
+    source = cleanPath(hostPath);
+    if (m.absentSourcesToReject?.some((r) => cleanPath(r) === source))
+      throw invalid(`cannot mount ${source}: path does not exist and will cause issues as a directory (absent_mount_sources_to_reject)`);
     mkdirs.push(source);
   }
   const options = ["rbind"];

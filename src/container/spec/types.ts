@@ -64,6 +64,10 @@ export interface SpecDefaults {
   seccompProfile?: SeccompProfile;
   /** seccomp_use_default_when_empty: containers that name no seccomp profile get RuntimeDefault. */
   seccompUseDefaultWhenEmpty?: boolean;
+  /** bind_mount_prefix: prefix of the host path of every CRI bind mount. */
+  bindMountPrefix?: string;
+  /** absent_mount_sources_to_reject: missing host paths that fail CreateContainer instead of being created. */
+  absentMountSourcesToReject?: string[];
 }
 
 /** Facts about the node and the daemon's own privileges (see host.ts detectSpecHost). */

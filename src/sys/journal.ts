@@ -1,0 +1,75 @@
+/**
+ * systemd-journald's native protocol (systemd.journal-fields(7), "Native Journal Protocol"): one
+ * datagram per entry on a unix SOCK_DGRAM socket (/run/systemd/journal/socket), each field
+ * `KEY=value\n`, or `KEY\n<u64 LE length><bytes>\n` for values that may hold a newline. Entries
+ * larger than a datagram are not sent (journald would need them through a memfd).
+ */
+import { dlopen, FFIType, ptr } from "bun:ffi";
+
+/** The journal socket systemd-journald listens on. */
+export const JOURNAL_SOCKET = "/run/systemd/journal/socket";
+
+/** Encodes one entry; MESSAGE and any value with a newline in the binary form. */
+export function encodeJournalEntry(fields: ReadonlyArray<readonly [string, string | Uint8Array]>): Uint8Array {
+  const parts: Uint8Array[] = [];
+  for (const [k, v] of fields) {
+    const bytes = typeof v === "string" ? enc.encode(v) : v;
+    if (bytes.includes(10) || k === "MESSAGE") {
+      const len = new Uint8Array(8);
+      new DataView(len.buffer).setBigUint64(0, BigInt(bytes.length), true);
+      parts.push(enc.encode(`${k}\n`), len, bytes, NL);
+    } else parts.push(enc.encode(`${k}=`), bytes, NL);
+  }
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) out.set(p, off), (off += p.length);
+  return out;
+}
+
+/** A datagram socket that sends entries to `path`; send failures are counted, never thrown. */
+export class JournalSocket {
+  #fd: number;
+  #addr: Uint8Array;
+  /** Entries that could not be sent (journald down, too large). */
+  failures = 0;
+
+  constructor(readonly path = JOURNAL_SOCKET) {
+    const p = enc.encode(path);
+    if (p.length > 107) throw new Error(`journal socket path "${path}" is too long`);
+    this.#addr = new Uint8Array(110);
+    new DataView(this.#addr.buffer).setUint16(0, 1, true); // AF_UNIX
+    this.#addr.set(p, 2);
+    this.#fd = lib().socket(1, 2 | 0o2000000, 0); // AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC
+    if (this.#fd < 0) throw new Error("cannot create a journal socket");
+  }
+
+  /** Sends one entry (fire and forget: MSG_DONTWAIT, so a busy journal never blocks the caller). */
+  send(fields: ReadonlyArray<readonly [string, string | Uint8Array]>): void {
+    if (this.#fd < 0) return;
+    const buf = encodeJournalEntry(fields);
+    const n = lib().sendto(this.#fd, ptr(buf), buf.length, 0x40 /* MSG_DONTWAIT */ | 0x4000 /* MSG_NOSIGNAL */, ptr(this.#addr), 2 + enc.encode(this.path).length + 1);
+    if (Number(n) !== buf.length) this.failures++;
+  }
+
+  close(): void {
+    if (this.#fd >= 0) lib().close(this.#fd);
+    this.#fd = -1;
+  }
+}
+
+// --- internal ---
+
+const enc = new TextEncoder();
+const NL = new Uint8Array([10]);
+
+let symbols: ReturnType<typeof open>["symbols"] | undefined;
+function open() {
+  return dlopen("libc.so.6", {
+    socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+    sendto: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i64_fast },
+    close: { args: [FFIType.i32], returns: FFIType.i32 },
+  });
+}
+function lib() {
+  return (symbols ??= open().symbols);
+}
