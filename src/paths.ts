@@ -12,6 +12,8 @@ import { join } from "node:path";
  *   <runroot>/monitor/<id>/   a monitor's pid file, attach and control sockets
  *   <runroot>/ns/<kind>/<id>  pinned pod namespaces (net, ipc, uts)
  *   <runroot>/sandboxes/<id>/ runtime files of a pod: shm mount, hostname, resolv.conf
+ *   <runroot>/idmap/<name>/   idmapped mounts staged for a container of a user-namespaced pod
+ *                             while it is created (a private mount; empty between creations)
  */
 export interface Paths {
   root: string;
@@ -24,6 +26,7 @@ export interface Paths {
   monitors: string;
   namespaces: string;
   sandboxRun: string;
+  idmap: string;
   lock: string;
 }
 
@@ -40,6 +43,7 @@ export function pathsFor(root: string, runroot: string): Paths {
     monitors: join(runroot, "monitor"),
     namespaces: join(runroot, "ns"),
     sandboxRun: join(runroot, "sandboxes"),
+    idmap: join(runroot, "idmap"),
     lock: join(runroot, "crio.lock"),
   };
 }

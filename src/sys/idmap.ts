@@ -1,0 +1,209 @@
+/**
+ * Idmapped mounts (Linux ≥ 5.12, overlay over idmapped layers ≥ 5.19): a detached copy of a
+ * directory or file tree (open_tree OPEN_TREE_CLONE) whose owners are shown through a user
+ * namespace's mapping (mount_setattr MOUNT_ATTR_IDMAP), attached at a staging path (move_mount).
+ * With a pod's user namespace (0 → host base B), a file owned by host root reads as owned by B,
+ * which is root inside the pod, and what the pod's root writes lands on disk as host root: no
+ * image or volume is copied or chowned. runc 1.1 cannot make these itself; the daemon makes them
+ * before `runtime create` (runc binds the staging paths into the container, keeping the idmap)
+ * and detaches them afterwards. Overlay keeps private copies of its layers, so idmapped lower
+ * layers can be detached as soon as the overlay is mounted.
+ *
+ * The three syscalls have no glibc wrappers: syscall(2) through bun:ffi, with the generic numbers
+ * (the same on x86_64 and aarch64).
+ */
+import { dlopen, FFIType as T, ptr, read, type Pointer } from "bun:ffi";
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { RuntimeError } from "../errors.ts";
+import { isMounted, readMountinfo, unmount } from "./mount.ts";
+import { ensurePrivateMount, requireTools } from "./namespaces.ts";
+import { withTempUserns } from "./userns.ts";
+
+/** One range of a user namespace mapping: container ids [containerId, containerId+length) are host ids [hostId, …). */
+export interface IdMap {
+  containerId: number;
+  hostId: number;
+  length: number;
+}
+
+/** Options of idmappedMount. */
+export interface IdmapOptions {
+  /** Clone the whole tree below `source` (AT_RECURSIVE), not only its top mount. */
+  recursive?: boolean;
+  /** Make the copy a slave of the source's peer group (host-to-container propagation). */
+  slave?: boolean;
+}
+
+/**
+ * Attaches an idmapped copy of `source` at `target` (created: a directory, or an empty file for a
+ * file source). `usernsFd` is an open user namespace file (a pinned one, or /proc/<pid>/ns/user).
+ * Throws a RuntimeError naming the step and errno; nothing is attached then.
+ */
+export function idmappedMount(source: string, target: string, usernsFd: number, o: IdmapOptions = {}): void {
+  const l = libc();
+  const st = statSync(source);
+  if (st.isDirectory()) mkdirSync(target, { recursive: true, mode: 0o700 });
+  else if (!existsSync(target)) writeFileSync(target, "", { mode: 0o600 });
+  const flags = OPEN_TREE_CLONE | O_CLOEXEC | (o.recursive ? AT_RECURSIVE : 0);
+  const fd = Number(l.syscall(SYS.open_tree, AT_FDCWD, ptr(cstr(source)), flags, 0, 0, 0));
+  if (fd < 0) throw fail("open_tree", source);
+  try {
+    const attr = new BigUint64Array([MOUNT_ATTR_IDMAP, 0n, o.slave ? MS_SLAVE : 0n, BigInt(usernsFd)]);
+    if (Number(l.syscall(SYS.mount_setattr, fd, ptr(EMPTY), AT_EMPTY_PATH | (o.recursive ? AT_RECURSIVE : 0), ptr(attr), attr.byteLength, 0)) < 0)
+      throw fail("mount_setattr MOUNT_ATTR_IDMAP", source);
+    if (Number(l.syscall(SYS.move_mount, fd, ptr(EMPTY), AT_FDCWD, ptr(cstr(target)), MOVE_MOUNT_F_EMPTY_PATH, 0)) < 0)
+      throw fail("move_mount", target);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** One source to stage by stageIdmapped. */
+export interface StageItem {
+  source: string;
+  /** Mappings of its own (CRI Mount uid/gid mappings), instead of the pod's user namespace. */
+  maps?: { uids: readonly IdMap[]; gids: readonly IdMap[] };
+  recursive?: boolean;
+  slave?: boolean;
+}
+
+/**
+ * Attaches an idmapped copy of each item's source at `<dir>/<index>` (dir inside `base`, which is
+ * made a private mount so nothing propagates) through the user namespace pinned at `usernsPath`,
+ * or a temporary one with the item's own mappings. Returns the staging paths, in order. On failure
+ * everything staged is detached and removed. Callers detach them with clearStaging once used.
+ */
+export async function stageIdmapped(base: string, dir: string, usernsPath: string, items: readonly StageItem[]): Promise<string[]> {
+  mkdirSync(base, { recursive: true, mode: 0o711 });
+  await ensurePrivateMount(base);
+  mkdirSync(dir, { recursive: true, mode: 0o711 });
+  const fd = openUserns(usernsPath);
+  const out: string[] = [];
+  try {
+    for (const [i, it] of items.entries()) {
+      const target = join(dir, String(i));
+      const o = { recursive: it.recursive, slave: it.slave };
+      if (it.maps) await withTempUserns(requireTools(["unshare"]).unshare!, it.maps.uids, it.maps.gids, (ufd) => idmappedMount(it.source, target, ufd, o));
+      else idmappedMount(it.source, target, fd, o);
+      out.push(target);
+    }
+    return out;
+  } catch (e) {
+    try {
+      clearStaging(dir);
+    } catch {
+      // reported by the next clear (recovery clears every staging dir)
+    }
+    throw e;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Whether the filesystem of `dir` accepts an idmapped mount with this user namespace (nothing is attached). */
+export function canIdmap(dir: string, usernsFd: number): string | undefined {
+  const l = libc();
+  const fd = Number(l.syscall(SYS.open_tree, AT_FDCWD, ptr(cstr(dir)), OPEN_TREE_CLONE | O_CLOEXEC, 0, 0, 0));
+  if (fd < 0) return fail("open_tree", dir).message;
+  try {
+    const attr = new BigUint64Array([MOUNT_ATTR_IDMAP, 0n, 0n, BigInt(usernsFd)]);
+    if (Number(l.syscall(SYS.mount_setattr, fd, ptr(EMPTY), AT_EMPTY_PATH, ptr(attr), attr.byteLength, 0)) < 0) return fail("mount_setattr MOUNT_ATTR_IDMAP", dir).message;
+    return undefined;
+  } finally {
+    closeSync(fd); // the detached copy goes with its last fd
+  }
+}
+
+/** Opens a user namespace file (pinned, or /proc/<pid>/ns/user) for idmappedMount; close it with closeSync. */
+export function openUserns(path: string): number {
+  try {
+    return openSync(path, "r");
+  } catch (e) {
+    throw new RuntimeError("internal", `open user namespace ${path}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/**
+ * Detaches every mount at or below the entries of `dir` and removes the entries, never
+ * recursively through a mount (a staging path may show a host directory). Idempotent.
+ */
+export function clearStaging(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  const table = readMountinfo();
+  const under = table.filter((m) => m.mountPoint.startsWith(dir + "/")).map((m) => m.mountPoint);
+  // deepest first, so a mount is never detached from under another one it holds
+  for (const mp of under.sort((a, b) => b.length - a.length)) unmount(mp, { detach: true });
+  for (const name of names) {
+    const p = join(dir, name);
+    if (isMounted(p)) throw new RuntimeError("internal", `staging mount ${p} is still mounted`);
+    try {
+      if (lstatSync(p).isDirectory()) rmdirSync(p);
+      else unlinkSync(p);
+    } catch (e) {
+      // a non-empty directory is not ours to empty: it is left and reported
+      throw new RuntimeError("internal", `remove staging entry ${p}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+  try {
+    rmdirSync(dir);
+  } catch {
+    // already gone
+  }
+}
+
+// --- internal ---
+
+/** Generic syscall numbers (include/uapi/asm-generic/unistd.h; x86_64 uses the same for these). */
+const SYS = { open_tree: 428, move_mount: 429, mount_setattr: 442 } as const;
+const AT_FDCWD = -100;
+const AT_EMPTY_PATH = 0x1000;
+const AT_RECURSIVE = 0x8000;
+const OPEN_TREE_CLONE = 1;
+const O_CLOEXEC = 0o2000000;
+const MOVE_MOUNT_F_EMPTY_PATH = 0x4;
+const MOUNT_ATTR_IDMAP = 0x00100000n;
+const MS_SLAVE = 0x80000n;
+const EMPTY = Buffer.from("\0");
+
+type Lib = { syscall: (nr: number, a: number, b: number | Pointer, c: number, d: number | Pointer, e: number, f: number) => bigint | number; errno: () => number };
+let cached: Lib | undefined;
+
+function libc(): Lib {
+  if (cached) return cached;
+  const symbols = {
+    syscall: { args: [T.i64, T.i64, T.i64, T.i64, T.i64, T.i64, T.i64], returns: T.i64 },
+    __errno_location: { args: [], returns: T.ptr },
+  } as const;
+  let lib: ReturnType<typeof dlopen<typeof symbols>>;
+  try {
+    lib = dlopen("libc.so.6", symbols);
+  } catch {
+    lib = dlopen("libc.so", symbols);
+  }
+  cached = {
+    syscall: (nr, a, b, c, d, e, f) => lib.symbols.syscall(nr, a, b as number, c, d as number, e, f),
+    errno: () => {
+      const p = lib.symbols.__errno_location();
+      return p ? read.i32(p, 0) : 0;
+    },
+  };
+  return cached;
+}
+
+function cstr(s: string): Buffer {
+  return Buffer.from(`${s}\0`);
+}
+
+const NAMES: Record<number, string> = { 1: "EPERM", 2: "ENOENT", 9: "EBADF", 13: "EACCES", 16: "EBUSY", 22: "EINVAL", 38: "ENOSYS", 95: "EOPNOTSUPP" };
+
+function fail(op: string, path: string): RuntimeError {
+  const n = libc().errno();
+  const hint = n === 38 ? " (kernel without the new mount API)" : n === 22 || n === 95 ? " (filesystem or kernel without idmapped mounts)" : "";
+  return new RuntimeError("internal", `${op} "${path}": ${NAMES[n] ?? `errno ${n}`}${hint}`);
+}
