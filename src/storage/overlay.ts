@@ -3,9 +3,9 @@ import { lstat, readdir } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { invalid, RuntimeError, wrap } from "../errors.ts";
 import { log } from "../log/index.ts";
-import { isMounted, MAX_MOUNT_DATA, mount, mountOverlay, MS, unmount } from "../sys/mount.ts";
+import { isMounted, MAX_MOUNT_DATA, mount, mountOverlay, MountError, MS, unmount } from "../sys/mount.ts";
 import { run } from "../sys/exec.ts";
-import { clearStaging, stageIdmapped } from "../sys/idmap.ts";
+import { withIdmappedLayers } from "../sys/idmap.ts";
 import { hostIdOf, type IdMap } from "../sys/userns.ts";
 
 /**
@@ -95,13 +95,25 @@ export async function createRootfs(storageDir: string, id: string, lowerDirs: st
       // the merged dir: every directory above it gets o+x, as CRI-O's makeAccessible does
       chmodSync(p.merged, 0o711);
       makeTraversable(p.dir);
-      lower = await stageIdmapped(opts.idmap.stagingBase, opts.idmap.stagingDir, opts.idmap.usernsPath, lower.map((source) => ({ source })));
-    }
-    const options = opts.mountOptions;
+      const m = opts.idmap;
+      await withIdmappedLayers(m.stagingBase, m.stagingDir, m.usernsPath, lower, (idmapped) => mountMerged(p, idmapped, opts.mountOptions));
+    } else await mountMerged(p, lower, opts.mountOptions);
+    return p.merged;
+  } catch (e) {
+    if (fresh && !isMounted(p.merged)) rmSync(p.dir, { recursive: true, force: true });
+    throw wrap(e, `mount rootfs of container "${id}"`);
+  }
+}
+
+/** The overlay of a container's rootfs; a short-link directory when the option string exceeds a page. */
+async function mountMerged(p: RootfsPaths, lower: string[], options: string[] | undefined): Promise<void> {
+  {
     const data = `lowerdir=${lower.join(":")},upperdir=${p.upper},workdir=${p.work}${options?.length ? "," + options.join(",") : ""}`;
     if (data.length <= MAX_MOUNT_DATA) {
       await mountOverlay(p.merged, { lower, upper: p.upper, work: p.work, options });
     } else {
+      // mount(8) could not see our fds: withIdmappedLayers then attaches the layers instead
+      if (lower.some((l) => l.startsWith("/proc/self/fd/"))) throw new MountError("mount overlay", p.merged, "E2BIG");
       const links = join(p.dir, "l");
       rmSync(links, { recursive: true, force: true });
       mkdirSync(links, { mode: 0o700 });
@@ -111,14 +123,6 @@ export async function createRootfs(storageDir: string, id: string, lowerDirs: st
       });
       await mountOverlay(p.merged, { lower, upper: p.upper, work: p.work, options, cwd: p.dir, relativeLower });
     }
-    return p.merged;
-  } catch (e) {
-    if (opts.idmap) clearStaging(opts.idmap.stagingDir); // before any rm below: never remove through a mount
-    if (fresh && !isMounted(p.merged)) rmSync(p.dir, { recursive: true, force: true });
-    throw wrap(e, `mount rootfs of container "${id}"`);
-  } finally {
-    // overlay holds its own copies of the layers: the staged ones go now
-    if (opts.idmap) clearStaging(opts.idmap.stagingDir);
   }
 }
 
@@ -137,31 +141,29 @@ export async function mountImageVolume(storageDir: string, id: string, n: number
   const empty = join(base, "empty");
   try {
     for (const d of [target, empty]) mkdirSync(d, { recursive: true, mode: 0o755 });
-    let lower = [...[...lowerDirs].reverse(), empty]; // topmost first
+    const lower = [...[...lowerDirs].reverse(), empty]; // topmost first
     for (const d of lower) if (!existsSync(d)) throw invalid(`layer directory "${d}" does not exist`);
-    if (idmap) {
-      chmodSync(target, 0o711);
-      makeTraversable(base);
-      lower = await stageIdmapped(idmap.stagingBase, idmap.stagingDir, idmap.usernsPath, lower.map((source) => ({ source })));
-    }
-    const data = `lowerdir=${lower.join(":")}`;
-    const flags = MS.RDONLY | MS.NOSUID | MS.NODEV;
-    if (data.length <= MAX_MOUNT_DATA) mount("overlay", target, "overlay", flags, data);
-    else {
+    const mountRo = async (layers: string[]) => {
+      const data = `lowerdir=${layers.join(":")}`;
+      const flags = MS.RDONLY | MS.NOSUID | MS.NODEV;
+      if (data.length <= MAX_MOUNT_DATA) return mount("overlay", target, "overlay", flags, data);
+      if (layers.some((l) => l.startsWith("/proc/self/fd/"))) throw new MountError("mount overlay", target, "E2BIG");
       // too long for one page: short links, resolved against the dir mount(8) runs in
       const links = join(base, `l${n}`);
       rmSync(links, { recursive: true, force: true });
       mkdirSync(links, { mode: 0o700 });
-      const rel = lower.map((t, i) => (symlinkSync(t, join(links, String(i))), `l${n}/${i}`));
+      const rel = layers.map((t, i) => (symlinkSync(t, join(links, String(i))), `l${n}/${i}`));
       await run(["mount", "-t", "overlay", "overlay", "-o", `ro,nosuid,nodev,lowerdir=${rel.join(":")}`, target], { cwd: base });
-    }
+    };
+    if (idmap) {
+      chmodSync(target, 0o711);
+      makeTraversable(base);
+      await withIdmappedLayers(idmap.stagingBase, idmap.stagingDir, idmap.usernsPath, lower, mountRo);
+    } else await mountRo(lower);
     return target;
   } catch (e) {
-    if (idmap) clearStaging(idmap.stagingDir);
     if (!isMounted(target)) rmSync(target, { recursive: true, force: true });
     throw wrap(e, `mount image volume ${n} of container "${id}"`);
-  } finally {
-    if (idmap) clearStaging(idmap.stagingDir);
   }
 }
 

@@ -7,7 +7,8 @@
  * image or volume is copied or chowned. runc 1.1 cannot make these itself; the daemon makes them
  * before `runtime create` (runc binds the staging paths into the container, keeping the idmap)
  * and detaches them afterwards. Overlay keeps private copies of its layers, so idmapped lower
- * layers can be detached as soon as the overlay is mounted.
+ * layers need no mount point at all where the kernel takes detached ones (≥ 6.15), and are
+ * detached as soon as the overlay is mounted elsewhere.
  *
  * The three syscalls have no glibc wrappers: syscall(2) through bun:ffi, with the generic numbers
  * (the same on x86_64 and aarch64).
@@ -16,7 +17,7 @@ import { dlopen, FFIType as T, ptr, read, type Pointer } from "bun:ffi";
 import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RuntimeError } from "../errors.ts";
-import { isMounted, readMountinfo, unmount } from "./mount.ts";
+import { readMountinfo, unmount } from "./mount.ts";
 import { ensurePrivateMount, requireTools } from "./namespaces.ts";
 import { withTempUserns } from "./userns.ts";
 
@@ -41,21 +42,64 @@ export interface IdmapOptions {
  * Throws a RuntimeError naming the step and errno; nothing is attached then.
  */
 export function idmappedMount(source: string, target: string, usernsFd: number, o: IdmapOptions = {}): void {
-  const l = libc();
   const st = statSync(source);
   if (st.isDirectory()) mkdirSync(target, { recursive: true, mode: 0o700 });
   else if (!existsSync(target)) writeFileSync(target, "", { mode: 0o600 });
-  const flags = OPEN_TREE_CLONE | O_CLOEXEC | (o.recursive ? AT_RECURSIVE : 0);
-  const fd = Number(l.syscall(SYS.open_tree, AT_FDCWD, ptr(cstr(source)), flags, 0, 0, 0));
-  if (fd < 0) throw fail("open_tree", source);
+  const fd = openIdmapped(source, usernsFd, o);
   try {
-    const attr = new BigUint64Array([MOUNT_ATTR_IDMAP, 0n, o.slave ? MS_SLAVE : 0n, BigInt(usernsFd)]);
-    if (Number(l.syscall(SYS.mount_setattr, fd, ptr(EMPTY), AT_EMPTY_PATH | (o.recursive ? AT_RECURSIVE : 0), ptr(attr), attr.byteLength, 0)) < 0)
-      throw fail("mount_setattr MOUNT_ATTR_IDMAP", source);
-    if (Number(l.syscall(SYS.move_mount, fd, ptr(EMPTY), AT_FDCWD, ptr(cstr(target)), MOVE_MOUNT_F_EMPTY_PATH, 0)) < 0)
+    if (Number(libc().syscall(SYS.move_mount, fd, ptr(EMPTY), AT_FDCWD, ptr(cstr(target)), MOVE_MOUNT_F_EMPTY_PATH, 0)) < 0)
       throw fail("move_mount", target);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** A detached idmapped copy of `source`, as an fd (the copy goes with the fd's last close). */
+export function openIdmapped(source: string, usernsFd: number, o: IdmapOptions = {}): number {
+  const l = libc();
+  const flags = OPEN_TREE_CLONE | O_CLOEXEC | (o.recursive ? AT_RECURSIVE : 0);
+  const fd = Number(l.syscall(SYS.open_tree, AT_FDCWD, ptr(cstr(source)), flags, 0, 0, 0));
+  if (fd < 0) throw fail("open_tree", source);
+  const attr = new BigUint64Array([MOUNT_ATTR_IDMAP, 0n, o.slave ? MS_SLAVE : 0n, BigInt(usernsFd)]);
+  if (Number(l.syscall(SYS.mount_setattr, fd, ptr(EMPTY), AT_EMPTY_PATH | (o.recursive ? AT_RECURSIVE : 0), ptr(attr), attr.byteLength, 0)) < 0) {
+    const e = fail("mount_setattr MOUNT_ATTR_IDMAP", source);
+    closeSync(fd);
+    throw e;
+  }
+  return fd;
+}
+
+/**
+ * Runs `use` with idmapped views of `dirs` (through the user namespace at `usernsPath`) for an
+ * overlay's lower dirs: detached copies named by /proc/self/fd/N, which kernels ≥ 6.15 accept as
+ * overlay layers (no mount point, nothing to detach); when the overlay refuses them (EINVAL, an
+ * older kernel), copies attached under `stagingDir` (private, in `base`), detached afterwards.
+ * `use` must be done with the paths when it returns (overlay keeps its own copies).
+ */
+export async function withIdmappedLayers<T>(base: string, stagingDir: string, usernsPath: string, dirs: readonly string[], use: (paths: string[]) => Promise<T>): Promise<T> {
+  if (detachedLayers !== false) {
+    const ufd = openUserns(usernsPath);
+    const fds: number[] = [];
+    try {
+      for (const d of dirs) fds.push(openIdmapped(d, ufd));
+      const r = await use(fds.map((fd) => `/proc/self/fd/${fd}`));
+      detachedLayers = true;
+      return r;
+    } catch (e) {
+      const msg = e instanceof RuntimeError ? e.message : "";
+      if (/E2BIG/.test(msg)) {
+        // too many layers for one page: the attached, short-linked way, this time
+      } else if (detachedLayers === undefined && /EINVAL/.test(msg)) detachedLayers = false; // staged from now on
+      else throw e;
+    } finally {
+      for (const fd of fds) closeSync(fd);
+      closeSync(ufd);
+    }
+  }
+  try {
+    return await use(await stageIdmapped(base, stagingDir, usernsPath, dirs.map((source) => ({ source }))));
+  } finally {
+    clearStaging(stagingDir);
   }
 }
 
@@ -135,18 +179,17 @@ export function clearStaging(dir: string): void {
   } catch {
     return;
   }
-  const table = readMountinfo();
-  const under = table.filter((m) => m.mountPoint.startsWith(dir + "/")).map((m) => m.mountPoint);
-  // deepest first, so a mount is never detached from under another one it holds
+  const under = readMountinfo().filter((m) => m.mountPoint.startsWith(dir + "/")).map((m) => m.mountPoint);
+  // deepest first, so a mount is never detached from under another one it holds; unmount throws
+  // unless the mount is gone (or was never there)
   for (const mp of under.sort((a, b) => b.length - a.length)) unmount(mp, { detach: true });
   for (const name of names) {
     const p = join(dir, name);
-    if (isMounted(p)) throw new RuntimeError("internal", `staging mount ${p} is still mounted`);
     try {
+      // rmdir/unlink never go through a mount: a mount point is busy, a non-empty dir is not ours to empty
       if (lstatSync(p).isDirectory()) rmdirSync(p);
       else unlinkSync(p);
     } catch (e) {
-      // a non-empty directory is not ours to empty: it is left and reported
       throw new RuntimeError("internal", `remove staging entry ${p}: ${(e as Error).message}`, { cause: e });
     }
   }
@@ -170,6 +213,8 @@ const MOVE_MOUNT_F_EMPTY_PATH = 0x4;
 const MOUNT_ATTR_IDMAP = 0x00100000n;
 const MS_SLAVE = 0x80000n;
 const EMPTY = Buffer.from("\0");
+/** Whether overlay takes detached layers (/proc/self/fd/N) on this kernel; undefined until tried. */
+let detachedLayers: boolean | undefined;
 
 type Lib = { syscall: (nr: number, a: number, b: number | Pointer, c: number, d: number | Pointer, e: number, f: number) => bigint | number; errno: () => number };
 let cached: Lib | undefined;

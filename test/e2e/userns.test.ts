@@ -93,7 +93,10 @@ describe("volumes and isolation", () => {
     writeFileSync(join(vol, "from-host"), "host\n");
     const pod = usernsPod("u2", 9 * RANGE);
     const { podSandboxId } = await env.d.cri.runPodSandbox({ config: pod });
-    const c = await sleeper(podSandboxId, pod, { mounts: [{ containerPath: "/vol", hostPath: vol }] });
+    const c = await sleeper(podSandboxId, pod, { mounts: [{ containerPath: "/vol", hostPath: vol }, { containerPath: "/iv", image: { image: env.busybox } }] });
+    // an image volume's files are root's inside too (its layers idmapped), and read-only
+    expect((await c.exec("stat -c %u:%g /iv/bin/busybox")).out).toBe("0:0");
+    expect((await c.exec("touch /iv/x")).code).not.toBe(0);
     expect((await c.exec("stat -c %u:%g /vol/from-host /vol && cat /vol/from-host")).out).toBe("0:0\n0:0\nhost");
     expect((await c.exec("echo c > /vol/from-ctr && mkdir /vol/dir && stat -c %u /vol/from-ctr")).out).toBe("0");
     expect([statSync(join(vol, "from-ctr")).uid, statSync(join(vol, "from-ctr")).gid, statSync(join(vol, "dir")).uid]).toEqual([0, 0, 0]);
