@@ -9,7 +9,7 @@ import { ctrConfig, podConfig, startEnv, type PodConfig } from "../test/support/
 import { fmt, machine, median, quantile, writeSection } from "./lib.ts";
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { clearStaging, stageIdmapped, withIdmappedLayers } from "../src/sys/idmap.ts";
+import { releaseStaged, stageIdmapped, withIdmappedLayers } from "../src/sys/idmap.ts";
 import { mount, unmount } from "../src/sys/mount.ts";
 import { withTempUserns } from "../src/sys/userns.ts";
 
@@ -72,9 +72,9 @@ await withTempUserns(unshare, map, map, async (fd) => {
   const userns = `/proc/${process.pid}/fd/${fd}`;
   for (let i = 0; i < 200 + 20; i++) {
     const t0 = performance.now();
-    await withIdmappedLayers(base, join(base, "bench-rootfs"), userns, [layer], async (lower) => mount("overlay", merged, "overlay", 0, `lowerdir=${lower[0]},upperdir=${upper},workdir=${wdir}`));
-    await stageIdmapped(base, join(base, "bench"), userns, files.map((source) => ({ source })));
-    clearStaging(join(base, "bench"));
+    await withIdmappedLayers(base, "bench-rootfs", userns, [layer], async (lower) => mount("overlay", merged, "overlay", 0, `lowerdir=${lower[0]},upperdir=${upper},workdir=${wdir}`));
+    await stageIdmapped(base, "bench", userns, files.map((source) => ({ source })));
+    releaseStaged(base, "bench");
     const t1 = performance.now();
     unmount(merged, { detach: true });
     // the same overlay without a user namespace (what every container pays)

@@ -12,8 +12,8 @@ import { join } from "node:path";
  *   <runroot>/monitor/<id>/   a monitor's pid file, attach and control sockets
  *   <runroot>/ns/<kind>/<id>  pinned pod namespaces (net, ipc, uts)
  *   <runroot>/sandboxes/<id>/ runtime files of a pod: shm mount, hostname, resolv.conf
- *   <runroot>/idmap/<name>/   idmapped mounts staged for a container of a user-namespaced pod
- *                             while it is created (a private mount; empty between creations)
+ *   <runroot>/idmap/{d,f}<n>  reusable mount points (a private mount) for the idmapped copies staged
+ *                             while a container of a user-namespaced pod is created
  */
 export interface Paths {
   root: string;

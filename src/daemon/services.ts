@@ -20,9 +20,8 @@ import { ContainerEvents, StatsService } from "../stats/index.ts";
 import { NameIndex, RecordDir } from "../store/index.ts";
 import { mountShm, unmount } from "../sys/mount.ts";
 import { isNamespacePinned, listPinned, pinNamespaces, unpinNamespaces } from "../sys/namespaces.ts";
-import { clearStaging, stageIdmapped } from "../sys/idmap.ts";
+import { clearStaging, releaseStaged, stageIdmapped } from "../sys/idmap.ts";
 import { usernsSupport } from "./userns-support.ts";
-import { readdirSync } from "node:fs";
 import { lookPathSync } from "./look-path.ts";
 
 /** Everything the daemon runs, built from the configuration. */
@@ -215,24 +214,16 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
     records: new RecordDir<ContainerMeta, ContainerRunState>(paths.containers),
     images: imagePort,
     rootfs: {
-      create: (id, lower, m) => createRootfs(paths.storage, id, lower, m ? { idmap: { ...m, stagingBase: paths.idmap, stagingDir: join(paths.idmap, `${id}-rootfs`) } } : {}),
-      mountImage: (id, n, lower, m) => mountImageVolume(paths.storage, id, n, lower, m ? { ...m, stagingBase: paths.idmap, stagingDir: join(paths.idmap, `${id}-iv${n}`) } : undefined),
+      create: (id, lower, m) => createRootfs(paths.storage, id, lower, m ? { idmap: { ...m, stagingBase: paths.idmap, stagingKey: `${id}-rootfs` } } : {}),
+      mountImage: (id, n, lower, m) => mountImageVolume(paths.storage, id, n, lower, m ? { ...m, stagingBase: paths.idmap, stagingKey: `${id}-iv${n}` } : undefined),
       remove: (id) => removeRootfs(paths.storage, id),
     },
     runtime: runtimePort,
     monitor: monitorPort,
     idmap: {
-      stage: (id, usernsPath, items) => stageIdmapped(paths.idmap, join(paths.idmap, id), usernsPath, items),
-      clear: (id) => clearStaging(join(paths.idmap, id)),
-      clearAll: () => {
-        let names: string[] = [];
-        try {
-          names = readdirSync(paths.idmap);
-        } catch {
-          // none
-        }
-        for (const n of names) clearStaging(join(paths.idmap, n));
-      },
+      stage: (id, usernsPath, items) => stageIdmapped(paths.idmap, id, usernsPath, items),
+      clear: (id) => releaseStaged(paths.idmap, id),
+      clearAll: () => clearStaging(paths.idmap),
     },
     buildSpec: buildContainerSpec,
     buildInfraSpec,

@@ -42,9 +42,9 @@ export interface LayerIdmap {
   usernsPath: string;
   uids: readonly IdMap[];
   gids: readonly IdMap[];
-  /** Private staging directory base (paths.idmap) and this mount's own directory in it. */
+  /** Private staging directory (paths.idmap) and the name of this mount's group in it (kernels without detached layers). */
   stagingBase: string;
-  stagingDir: string;
+  stagingKey: string;
 }
 
 /** The paths of a container's root filesystem. */
@@ -96,7 +96,7 @@ export async function createRootfs(storageDir: string, id: string, lowerDirs: st
       chmodSync(p.merged, 0o711);
       makeTraversable(p.dir);
       const m = opts.idmap;
-      await withIdmappedLayers(m.stagingBase, m.stagingDir, m.usernsPath, lower, (idmapped) => mountMerged(p, idmapped, opts.mountOptions));
+      await withIdmappedLayers(m.stagingBase, m.stagingKey, m.usernsPath, lower, (idmapped) => mountMerged(p, idmapped, opts.mountOptions));
     } else await mountMerged(p, lower, opts.mountOptions);
     return p.merged;
   } catch (e) {
@@ -158,7 +158,7 @@ export async function mountImageVolume(storageDir: string, id: string, n: number
     if (idmap) {
       chmodSync(target, 0o711);
       makeTraversable(base);
-      await withIdmappedLayers(idmap.stagingBase, idmap.stagingDir, idmap.usernsPath, lower, mountRo);
+      await withIdmappedLayers(idmap.stagingBase, idmap.stagingKey, idmap.usernsPath, lower, mountRo);
     } else await mountRo(lower);
     return target;
   } catch (e) {

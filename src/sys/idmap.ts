@@ -14,7 +14,7 @@
  * (the same on x86_64 and aarch64).
  */
 import { dlopen, FFIType as T, ptr, read, type Pointer } from "bun:ffi";
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RuntimeError } from "../errors.ts";
 import { readMountinfo, unmount } from "./mount.ts";
@@ -73,10 +73,10 @@ export function openIdmapped(source: string, usernsFd: number, o: IdmapOptions =
  * Runs `use` with idmapped views of `dirs` (through the user namespace at `usernsPath`) for an
  * overlay's lower dirs: detached copies named by /proc/self/fd/N, which kernels ≥ 6.15 accept as
  * overlay layers (no mount point, nothing to detach); when the overlay refuses them (EINVAL, an
- * older kernel), copies attached under `stagingDir` (private, in `base`), detached afterwards.
+ * older kernel), copies staged in `base` as group `key` (stageIdmapped), detached afterwards.
  * `use` must be done with the paths when it returns (overlay keeps its own copies).
  */
-export async function withIdmappedLayers<T>(base: string, stagingDir: string, usernsPath: string, dirs: readonly string[], use: (paths: string[]) => Promise<T>): Promise<T> {
+export async function withIdmappedLayers<T>(base: string, key: string, usernsPath: string, dirs: readonly string[], use: (paths: string[]) => Promise<T>): Promise<T> {
   if (detachedLayers !== false) {
     const ufd = openUserns(usernsPath);
     const fds: number[] = [];
@@ -97,9 +97,9 @@ export async function withIdmappedLayers<T>(base: string, stagingDir: string, us
     }
   }
   try {
-    return await use(await stageIdmapped(base, stagingDir, usernsPath, dirs.map((source) => ({ source }))));
+    return await use(await stageIdmapped(base, key, usernsPath, dirs.map((source) => ({ source }))));
   } finally {
-    clearStaging(stagingDir);
+    releaseStaged(base, key);
   }
 }
 
@@ -113,36 +113,71 @@ export interface StageItem {
 }
 
 /**
- * Attaches an idmapped copy of each item's source at `<dir>/<index>` (dir inside `base`, which is
- * made a private mount so nothing propagates) through the user namespace pinned at `usernsPath`,
- * or a temporary one with the item's own mappings. Returns the staging paths, in order. On failure
- * everything staged is detached and removed. Callers detach them with clearStaging once used.
+ * Attaches an idmapped copy of each item's source at a mount point of `base` (made a private
+ * mount, so nothing propagates) through the user namespace at `usernsPath`, or a temporary one
+ * with the item's own mappings; the group is named `key`. Returns the staging paths, in order.
+ * Mount points (`<base>/d<n>` directories, `<base>/f<n>` empty files) are reused from group to
+ * group, never created or removed per container. On failure the group is released.
  */
-export async function stageIdmapped(base: string, dir: string, usernsPath: string, items: readonly StageItem[]): Promise<string[]> {
-  mkdirSync(base, { recursive: true, mode: 0o711 });
-  await ensurePrivateMount(base);
-  mkdirSync(dir, { recursive: true, mode: 0o711 });
+export async function stageIdmapped(base: string, key: string, usernsPath: string, items: readonly StageItem[]): Promise<string[]> {
+  if (groups.has(`${base}\0${key}`)) throw new RuntimeError("already-exists", `idmapped mounts "${key}" are already staged`);
+  const pool = poolOf(base);
+  if (!pool.ready) {
+    mkdirSync(base, { recursive: true, mode: 0o711 });
+    await ensurePrivateMount(base);
+    pool.ready = true;
+  }
+  const held: string[] = [];
+  groups.set(`${base}\0${key}`, held);
   const fd = openUserns(usernsPath);
-  const out: string[] = [];
   try {
-    for (const [i, it] of items.entries()) {
-      const target = join(dir, String(i));
+    for (const it of items) {
+      const dir = statSync(it.source).isDirectory();
+      const target = take(base, pool, dir);
       const o = { recursive: it.recursive, slave: it.slave };
       if (it.maps) await withTempUserns(requireTools(["unshare"]).unshare!, it.maps.uids, it.maps.gids, (ufd) => idmappedMount(it.source, target, ufd, o));
       else idmappedMount(it.source, target, fd, o);
-      out.push(target);
+      held.push(target);
     }
-    return out;
+    return [...held];
   } catch (e) {
     try {
-      clearStaging(dir);
+      releaseStaged(base, key);
     } catch {
-      // reported by the next clear (recovery clears every staging dir)
+      // left mounted: detached by clearStaging at the next start
     }
     throw e;
   } finally {
     closeSync(fd);
   }
+}
+
+/** Detaches group `key`'s staged copies and gives their mount points back to the pool. Idempotent. */
+export function releaseStaged(base: string, key: string): void {
+  const held = groups.get(`${base}\0${key}`);
+  if (!held) return;
+  const pool = poolOf(base);
+  const failed: string[] = [];
+  for (const p of held) {
+    try {
+      unmount(p, { detach: true }); // false when nothing was attached there (a failed stage)
+      (p.startsWith(join(base, "d")) ? pool.dirs : pool.files).push(p);
+    } catch (e) {
+      failed.push(`${p}: ${(e as Error).message}`); // not reused
+    }
+  }
+  groups.delete(`${base}\0${key}`);
+  if (failed.length) throw new RuntimeError("internal", `detach idmapped mounts: ${failed.join("; ")}`);
+}
+
+/**
+ * Detaches every mount below `base` (at start-up: copies staged by a creation the process did not
+ * live to finish; no creation is in flight then). The mount points stay, for reuse.
+ */
+export function clearStaging(base: string): void {
+  const under = readMountinfo().filter((m) => m.mountPoint.startsWith(base + "/")).map((m) => m.mountPoint);
+  // deepest first, so a mount is never detached from under another one it holds
+  for (const mp of under.sort((a, b) => b.length - a.length)) unmount(mp, { detach: true });
 }
 
 /** Whether the filesystem of `dir` accepts an idmapped mount with this user namespace (nothing is attached). */
@@ -168,38 +203,6 @@ export function openUserns(path: string): number {
   }
 }
 
-/**
- * Detaches every mount at or below the entries of `dir` and removes the entries, never
- * recursively through a mount (a staging path may show a host directory). Idempotent.
- */
-export function clearStaging(dir: string): void {
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return;
-  }
-  const under = readMountinfo().filter((m) => m.mountPoint.startsWith(dir + "/")).map((m) => m.mountPoint);
-  // deepest first, so a mount is never detached from under another one it holds; unmount throws
-  // unless the mount is gone (or was never there)
-  for (const mp of under.sort((a, b) => b.length - a.length)) unmount(mp, { detach: true });
-  for (const name of names) {
-    const p = join(dir, name);
-    try {
-      // rmdir/unlink never go through a mount: a mount point is busy, a non-empty dir is not ours to empty
-      if (lstatSync(p).isDirectory()) rmdirSync(p);
-      else unlinkSync(p);
-    } catch (e) {
-      throw new RuntimeError("internal", `remove staging entry ${p}: ${(e as Error).message}`, { cause: e });
-    }
-  }
-  try {
-    rmdirSync(dir);
-  } catch {
-    // already gone
-  }
-}
-
 // --- internal ---
 
 /** Generic syscall numbers (include/uapi/asm-generic/unistd.h; x86_64 uses the same for these). */
@@ -213,6 +216,34 @@ const MOVE_MOUNT_F_EMPTY_PATH = 0x4;
 const MOUNT_ATTR_IDMAP = 0x00100000n;
 const MS_SLAVE = 0x80000n;
 const EMPTY = Buffer.from("\0");
+/** Staging mount points free for reuse, per base directory. */
+interface Pool {
+  ready: boolean;
+  dirs: string[];
+  files: string[];
+  next: number;
+}
+const pools = new Map<string, Pool>();
+/** Staged groups: base + NUL + key → their mount points. */
+const groups = new Map<string, string[]>();
+
+function poolOf(base: string): Pool {
+  let p = pools.get(base);
+  if (!p) pools.set(base, (p = { ready: false, dirs: [], files: [], next: 0 }));
+  return p;
+}
+
+/** A free mount point of the pool (made on first use; an existing one from an earlier run is reused). */
+function take(base: string, pool: Pool, dir: boolean): string {
+  const free = dir ? pool.dirs : pool.files;
+  const reused = free.pop();
+  if (reused) return reused;
+  const p = join(base, `${dir ? "d" : "f"}${pool.next++}`);
+  if (dir) mkdirSync(p, { recursive: true, mode: 0o711 });
+  else if (!existsSync(p)) writeFileSync(p, "", { mode: 0o600 });
+  return p;
+}
+
 /** Whether overlay takes detached layers (/proc/self/fd/N) on this kernel; undefined until tried. */
 let detachedLayers: boolean | undefined;
 

@@ -8,7 +8,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { messageOf } from "../errors.ts";
-import { canIdmap, clearStaging, stageIdmapped } from "./idmap.ts";
+import { canIdmap, releaseStaged, stageIdmapped } from "./idmap.ts";
 import { isMounted, mount, readMountinfo, unmount } from "./mount.ts";
 import { requireTools } from "./namespaces.ts";
 import { spawnInUserns, withTempUserns } from "./userns.ts";
@@ -68,7 +68,7 @@ async function probe(d: ProbeDirs): Promise<string | undefined> {
 async function overlayProbe(d: ProbeDirs, unshare: string): Promise<string | undefined> {
   const base = join(d.storage, `.userns-probe-${process.pid}`);
   const [lower, upper, work, merged] = ["lower", "upper", "work", "merged"].map((n) => join(base, n)) as [string, string, string, string];
-  const stage = join(d.staging, `probe-${process.pid}`);
+  const stage = `probe-${process.pid}`;
   try {
     for (const p of [lower, upper, work, merged]) mkdirSync(p, { recursive: true, mode: 0o700 });
     writeFileSync(join(lower, "f"), "");
@@ -85,7 +85,7 @@ async function overlayProbe(d: ProbeDirs, unshare: string): Promise<string | und
     } catch (e) {
       return `overlay over idmapped layers is not supported: ${messageOf(e)}`;
     } finally {
-      clearStaging(stage);
+      releaseStaged(d.staging, stage);
     }
     const uid = statSync(join(merged, "f")).uid;
     unmount(merged, { detach: true });
@@ -95,7 +95,7 @@ async function overlayProbe(d: ProbeDirs, unshare: string): Promise<string | und
     return `idmapped mounts: ${messageOf(e)}`;
   } finally {
     try {
-      clearStaging(stage);
+      releaseStaged(d.staging, stage);
       if (isMounted(merged)) unmount(merged, { detach: true });
       if (!readMountinfo().some((m) => m.mountPoint.startsWith(base))) rmSync(base, { recursive: true, force: true });
     } catch {
