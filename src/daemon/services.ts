@@ -21,7 +21,7 @@ import { NameIndex, RecordDir } from "../store/index.ts";
 import { mountShm, unmount } from "../sys/mount.ts";
 import { isNamespacePinned, listPinned, pinNamespaces, unpinNamespaces } from "../sys/namespaces.ts";
 import { clearStaging, releaseStaged, stageIdmapped } from "../sys/idmap.ts";
-import { usernsSupport } from "./userns-support.ts";
+import { usernsSupport, usernsSupported } from "./userns-support.ts";
 import { lookPathSync } from "./look-path.ts";
 
 /** Everything the daemon runs, built from the configuration. */
@@ -280,7 +280,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
       const c = config();
       const one = async (name: string): Promise<HandlerFeatures> => {
         const f = await Promise.resolve().then(() => runtimeFor(name).features()).catch(() => undefined);
-        const userNamespaces = (await usernsSupport(paths, f)) === undefined;
+        const userNamespaces = usernsSupported(paths, f);
         return { name, recursiveReadOnlyMounts: kernelAtLeast(release(), 5, 12) && (f?.rro ?? false), userNamespaces };
       };
       const list = await Promise.all(Object.keys(c.runtime.runtimes).map(one));

@@ -27,13 +27,22 @@ export interface ProbeDirs {
 
 /** undefined when the node supports them; otherwise what is missing. Cached for the process. */
 export function probeUserns(dirs: ProbeDirs): Promise<string | undefined> {
-  cached ??= probe(dirs).catch((e) => `probe failed: ${messageOf(e)}`);
+  cached ??= probe(dirs)
+    .catch((e) => `probe failed: ${messageOf(e)}`)
+    .then((r) => ((settled = { result: r }), r));
   return cached;
+}
+
+/** The probe's answer if it has finished ({ result }), else undefined (it is started then, in the background). */
+export function probedUserns(dirs: ProbeDirs): { result: string | undefined } | undefined {
+  if (!settled) void probeUserns(dirs);
+  return settled;
 }
 
 // --- internal ---
 
 let cached: Promise<string | undefined> | undefined;
+let settled: { result: string | undefined } | undefined;
 const PROBE_MAP = [{ containerId: 0, hostId: 65536 * 7, length: 65536 }];
 
 async function probe(d: ProbeDirs): Promise<string | undefined> {
