@@ -13,6 +13,8 @@ import { join } from "node:path";
  *                             (container_attach_socket_dir: <dir>/<id>/attach, as CRI-O)
  *   <runroot>/ns/<kind>ns/<id> pinned pod namespaces (netns, ipcns, utsns; namespaces_dir)
  *   <runroot>/sandboxes/<id>/ runtime files of a pod: shm mount, hostname, resolv.conf
+ *   <runroot>/idmap/{d,f}<n>  reusable mount points (a private mount) for the idmapped copies staged
+ *                             while a container of a user-namespaced pod is created
  */
 export interface Paths {
   root: string;
@@ -25,6 +27,7 @@ export interface Paths {
   monitors: string;
   namespaces: string;
   sandboxRun: string;
+  idmap: string;
   lock: string;
 }
 
@@ -51,6 +54,7 @@ export function pathsFor(root: string, runroot: string, o: PathOverrides = {}): 
     monitors: o.monitors || join(runroot, "monitor"),
     namespaces: o.namespaces || join(runroot, "ns"),
     sandboxRun: join(runroot, "sandboxes"),
+    idmap: join(runroot, "idmap"),
     lock: join(runroot, "crio.lock"),
   };
 }

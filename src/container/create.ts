@@ -9,13 +9,15 @@ import { readInRoot, secureJoin } from "../sys/securejoin.ts";
 import { writeBundle } from "../oci/index.ts";
 import { newId } from "../util/id.ts";
 import { Undo } from "../util/undo.ts";
-import type { ContainerDeps } from "./deps.ts";
+import type { ContainerDeps, PodIdmap } from "./deps.ts";
 import { addHooks } from "./hooks.ts";
 import { addNodeFiles } from "./node-files.ts";
 import type { ContainerMeta, ContainerRunState } from "./record.ts";
 import { cdiRequests } from "./spec/cdi.ts";
 import type { NamespaceRef, PodNamespaces } from "./spec/types.ts";
 import { traceAttrs, traced } from "../log/trace.ts";
+import { checkMappedUser, podIdmap, stageBindMounts } from "./idmap.ts";
+import { checkContainerUserns } from "../sandbox/index.ts";
 
 /** What CreateContainer hands the domain. */
 export interface CreateInput {
@@ -49,6 +51,9 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
   // CDI devices are resolved before anything is made: an unknown one is invalid-argument naming it.
   const cdiDevices = d.cdi.resolve(cdiRequests(config));
 
+  // A container joins its pod's user namespace (or the host's with its pod): nothing else.
+  checkContainerUserns(sb.meta.userns, config.linux?.securityContext?.namespaceOptions?.usernsOptions);
+  const idmap = podIdmap(sb);
   const pod = sb.meta.metadata;
   const name = `k8s_${md.name}_${pod.name}_${pod.namespace}_${pod.uid}_${md.attempt}`;
   const id = newId();
@@ -66,9 +71,9 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
   if (policyName) await d.images.checkPolicy(policyName, sb.meta.metadata.namespace);
 
   traceAttrs({ "container.id": id, "container.name": name });
-  const rootfs = await traced("storage.create_rootfs", () => d.rootfs.create(id, image.layers)).catch((e) => { throw wrap(e, "create root filesystem"); });
+  const rootfs = await traced("storage.create_rootfs", () => d.rootfs.create(id, image.layers, idmap)).catch((e) => { throw wrap(e, "create root filesystem"); });
   undo.defer("remove root filesystem", () => d.rootfs.remove(id)); // with the image volumes below
-  const volumes = await mountImageVolumes(d, id, config);
+  const volumes = await mountImageVolumes(d, id, config, idmap);
   const bundle = join(d.paths.runroot, "containers", id);
   await mkdir(bundle, { recursive: true, mode: 0o700 });
   undo.defer("remove bundle", () => rm(bundle, { recursive: true, force: true }));
@@ -115,12 +120,19 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
   } catch (e) {
     throw wrap(e, "timezone and default mounts");
   }
+  if (idmap) checkMappedUser(idmap, built.user);
   const hooked = addHooks(settings.hooksDir ?? [], built.spec, { hasBindMounts: config.mounts.length > 0 }, d.log.withTag("hooks"));
   if (hooked.length > 0) log.debug(`Added OCI hooks ${hooked.join(", ")} to container ${id}`, { id });
   for (const dir of built.mkdirs) await mkdir(dir, { recursive: true, mode: 0o755 }).catch((e) => { throw wrap(e, `create mount source "${dir}"`); });
   for (const f of built.files) {
     await mkdir(dirname(f.path), { recursive: true });
     await writeFile(f.path, f.content, { mode: f.mode });
+  }
+  if (idmap) {
+    // runc binds these into the container; its mount namespace keeps them after they are detached here
+    undo.defer("detach idmapped mounts", () => d.idmap?.clear(id));
+    const skip = new Set([sb.status.shmPath, ...volumes.sources.values()]);
+    await stageBindMounts(d, id, built.spec, idmap, skip, config.mounts).catch((e) => { throw wrap(e, "idmapped mounts"); });
   }
   await writeBundle(bundle, built.spec);
 
@@ -130,7 +142,8 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
   });
   const { pid } = await traced("runtime.create", () => d.monitor
     .create({ id, bundle, runtime, logPath, terminal: config.tty, stdin: config.stdin, stdinOnce: config.stdinOnce, logSizeMax: settings.logSizeMax, timeoutMs: settings.containerCreateTimeoutS * 1000, cgroupParent: sb.meta.cgroupParent }), { kind: "client", attrs: { "container.id": id, runtime: runtime.name } })
-    .catch((e) => { throw wrap(e, `runtime create with handler "${runtime.name}" (${runtime.path})`); });
+    .catch((e) => { throw wrap(e, `runtime create with handler "${runtime.name}" (${runtime.path})`); })
+    .finally(() => idmap && d.idmap?.clear(id));
 
   const meta: ContainerMeta = {
     id, name,
@@ -167,7 +180,7 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
  * pulls it first); its layers are mounted read-only under the container's storage dir, and the
  * mount's source is that dir or the image_sub_path inside it, which must exist.
  */
-async function mountImageVolumes(d: ContainerDeps, id: string, config: ContainerConfig): Promise<{ sources: Map<number, string>; imageIds: Map<number, string> }> {
+async function mountImageVolumes(d: ContainerDeps, id: string, config: ContainerConfig, idmap: PodIdmap | undefined): Promise<{ sources: Map<number, string>; imageIds: Map<number, string> }> {
   const sources = new Map<number, string>();
   const imageIds = new Map<number, string>();
   for (const [i, m] of config.mounts.entries()) {
@@ -175,7 +188,7 @@ async function mountImageVolumes(d: ContainerDeps, id: string, config: Container
     if (!ref) continue; // (image_sub_path without an image, or with host_path too: the spec refuses them)
     const img = await d.images.forCreate(ref);
     if (!img) throw notFound("image", ref);
-    const root = await d.rootfs.mountImage(id, i, img.layers).catch((e) => { throw wrap(e, `mount image volume "${ref}" at "${m.containerPath}"`); });
+    const root = await d.rootfs.mountImage(id, i, img.layers, idmap).catch((e) => { throw wrap(e, `mount image volume "${ref}" at "${m.containerPath}"`); });
     let source = root;
     if (m.imageSubPath) {
       source = secureJoin(root, m.imageSubPath);
@@ -197,6 +210,11 @@ export function sandboxInput(sb: SandboxView, config: PodSandboxConfig) {
     uts: o.network === NS.NODE ? "host" : path(sb.status.namespaces.uts),
     pid: o.pid === NS.NODE ? "host" : o.pid === NS.POD && sb.status.infraPid ? { path: `/proc/${sb.status.infraPid}/ns/pid` } : "new",
   };
+  const u = sb.meta.userns;
+  if (u && sb.status.namespaces.user) {
+    const oci = (maps: typeof u.uids) => maps.map((x) => ({ containerID: x.containerId, hostID: x.hostId, size: x.length }));
+    namespaces.user = { path: sb.status.namespaces.user, uidMappings: oci(u.uids), gidMappings: oci(u.gids) };
+  }
   return {
     id: sb.meta.id,
     name: sb.meta.name,

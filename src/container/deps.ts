@@ -7,6 +7,8 @@ import type { SandboxService } from "../sandbox/index.ts";
 import type { NameIndex, RecordDir } from "../store/index.ts";
 import type { ContainerMeta, ContainerRunState } from "./record.ts";
 import type { InfraSpecInput } from "../sandbox/spec.ts";
+import type { IdMap } from "../sys/userns.ts";
+import type { StageItem } from "../sys/idmap.ts";
 
 /** An exit as the monitor recorded it. */
 export interface ExitInfo {
@@ -34,12 +36,30 @@ export interface ImagePort {
   ensure(ref: string, authFile: string, signal?: AbortSignal): Promise<ImageForCreate>;
 }
 
-/** Container root filesystems. */
+/** The user namespace of a pod that has its own (hostUsers: false), as its containers need it. */
+export interface PodIdmap {
+  /** The pinned user namespace file. */
+  usernsPath: string;
+  uids: IdMap[];
+  gids: IdMap[];
+}
+
+/** Container root filesystems; with `idmap`, the layers are shown through the pod's user namespace. */
 export interface RootfsPort {
-  create(id: string, lowerDirs: string[]): Promise<string>;
+  create(id: string, lowerDirs: string[], idmap?: PodIdmap): Promise<string>;
   /** Mounts an image's layers read-only as the container's image volume `n`; removed with the rootfs. */
-  mountImage(id: string, n: number, lowerDirs: string[]): Promise<string>;
+  mountImage(id: string, n: number, lowerDirs: string[], idmap?: PodIdmap): Promise<string>;
   remove(id: string): Promise<void>;
+}
+
+/** Idmapped copies of a container's bind mount sources, staged for `runtime create` (sys/idmap.ts). */
+export interface IdmapPort {
+  /** Stages each item's source through the user namespace at `usernsPath` (or its own mappings); returns the staging paths. */
+  stage(id: string, usernsPath: string, items: StageItem[]): Promise<string[]>;
+  /** Detaches and removes container `id`'s staged mounts (idempotent). */
+  clear(id: string): void;
+  /** Detaches every staged mount (at start-up: no creation is in flight). */
+  clearAll(): void;
 }
 
 /** One OCI runtime handler (runc, crun). */
@@ -99,6 +119,8 @@ export interface ContainerDeps {
   rootfs: RootfsPort;
   runtime(handler: string): RuntimePort;
   monitor: MonitorPort;
+  /** Idmapped bind sources for pods with their own user namespace (absent: such pods' containers fail). */
+  idmap?: IdmapPort;
   buildSpec(input: ContainerSpecInput): ContainerSpecResult;
   buildInfraSpec(input: InfraSpecInput): { spec: unknown; warnings: string[]; seccompRef: string; stopSignal: string };
   host: SpecHost;

@@ -9,6 +9,7 @@ import { Undo } from "../util/undo.ts";
 import { sandboxInput } from "./create.ts";
 import type { ContainerDeps } from "./deps.ts";
 import type { ContainerMeta, ContainerRunState } from "./record.ts";
+import { podIdmap, stageBindMounts } from "./idmap.ts";
 
 /**
  * Creates and starts a pod's infra (pause) container under a monitor: the pause image (pulled
@@ -21,7 +22,8 @@ export async function startInfra(d: ContainerDeps, sb: SandboxView, config: PodS
   const log = d.log.withTag("sandbox");
   await using undo = new Undo(log);
   const image = await d.images.ensure(st.pauseImage, st.pauseImageAuthFile, signal).catch((e) => { throw wrap(e, `pause image "${st.pauseImage}"`); });
-  const rootfs = await d.rootfs.create(id, image.layers);
+  const idmap = podIdmap(sb);
+  const rootfs = await d.rootfs.create(id, image.layers, idmap);
   undo.defer("remove infra root filesystem", () => d.rootfs.remove(id));
   const bundle = join(d.paths.runroot, "containers", id);
   await mkdir(bundle, { recursive: true, mode: 0o700 });
@@ -47,6 +49,10 @@ export async function startInfra(d: ContainerDeps, sb: SandboxView, config: PodS
     io: d.io,
   });
   for (const w of built.warnings) log.warn(w, { id });
+  if (idmap) {
+    undo.defer("detach idmapped mounts", () => d.idmap?.clear(id));
+    await stageBindMounts(d, id, built.spec as Spec, idmap, new Set([sb.status.shmPath]), []).catch((e) => { throw wrap(e, "idmapped mounts"); });
+  }
   await writeBundle(bundle, built.spec as Spec);
   const runtime = d.runtime(sb.meta.runtimeHandler);
   undo.defer("delete infra container", async () => {
@@ -55,7 +61,9 @@ export async function startInfra(d: ContainerDeps, sb: SandboxView, config: PodS
   });
   const logPath = join(d.paths.runroot, "containers", id, "infra.log");
   await mkdir(dirname(logPath), { recursive: true });
-  const { pid } = await d.monitor.create({ id, bundle, runtime, logPath, terminal: false, stdin: false, stdinOnce: false, logSizeMax: 1 << 20, timeoutMs: st.containerCreateTimeoutS * 1000, cgroupParent: sb.meta.cgroupParent });
+  const { pid } = await d.monitor
+    .create({ id, bundle, runtime, logPath, terminal: false, stdin: false, stdinOnce: false, logSizeMax: 1 << 20, timeoutMs: st.containerCreateTimeoutS * 1000, cgroupParent: sb.meta.cgroupParent })
+    .finally(() => idmap && d.idmap?.clear(id));
   await runtime.start(id);
   const meta: ContainerMeta = {
     id, name: sb.meta.name, sandboxId: id,

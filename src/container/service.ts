@@ -240,6 +240,12 @@ export class ContainerService implements PodContainers {
   /** Loads records and reconciles them with the runtime and the exit files written while we were down. */
   async recover(): Promise<void> {
     const log = this.#d.log.withTag("container");
+    // idmapped mounts staged by a creation the daemon did not live to finish
+    try {
+      this.#d.idmap?.clearAll();
+    } catch (e) {
+      log.warn(`detaching leftover idmapped mounts: ${messageOf(e)}`);
+    }
     const recs = await this.#d.records.loadAll((id, why) => log.warn(`removing unfinished container record ${id}: ${why}`));
     for (const rec of recs) {
       this.#index.add(rec.meta.id, rec);

@@ -22,6 +22,8 @@ import { ContainerEvents, StatsService } from "../stats/index.ts";
 import { NameIndex, RecordDir } from "../store/index.ts";
 import { mountShm, unmount } from "../sys/mount.ts";
 import { isNamespacePinned, listPinned, pinNamespaces, unpinNamespaces } from "../sys/namespaces.ts";
+import { clearStaging, releaseStaged, stageIdmapped } from "../sys/idmap.ts";
+import { usernsSupport, usernsSupported } from "./userns-support.ts";
 import { lookPathSync } from "./look-path.ts";
 import { JOURNAL_SOCKET } from "../sys/journal.ts";
 
@@ -51,7 +53,7 @@ export interface HandlerFeatures {
   name: string;
   /** The runtime knows "rro" (`features`, or a static record by version) and the kernel has mount_setattr (≥ 5.12). */
   recursiveReadOnlyMounts: boolean;
-  /** Pods in user namespaces: not supported by this runtime. */
+  /** Pods in user namespaces of their own: the node and the handler's runtime support them (daemon/userns-support.ts). */
   userNamespaces: boolean;
 }
 
@@ -162,7 +164,8 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
     paths, log, names,
     records: new RecordDir<SandboxMeta, SandboxState>(paths.sandboxes),
     namespaces: { pin: pinNamespaces, unpin: unpinNamespaces, isPinned: isNamespacePinned, list: listPinned },
-    shm: { mount: async (p, size) => mountShm(p, size), unmount: async (p) => void unmount(p, { detach: true }) },
+    usernsSupport: async (handler) => usernsSupport(paths, await runtimeFor(handler).features().catch(() => undefined)),
+    shm: { mount: async (p, size, owner) => mountShm(p, size, owner), unmount: async (p) => void unmount(p, { detach: true }) },
     network: {
       waitReady: (ms, signal) => network.waitReady(ms, signal),
       // disable_hostport_mapping: the runtime sets up no hostPort mapping (the CNI portmap plugin gets none)
@@ -233,12 +236,17 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
     records: new RecordDir<ContainerMeta, ContainerRunState>(paths.containers),
     images: imagePort,
     rootfs: {
-      create: (id, lower) => createRootfs(paths.storage, id, lower, { mountOptions: storageOptions.mountOptions }),
-      mountImage: (id, n, lower) => mountImageVolume(paths.storage, id, n, lower),
+      create: (id, lower, m) => createRootfs(paths.storage, id, lower, { mountOptions: storageOptions.mountOptions, ...(m ? { idmap: { ...m, stagingBase: paths.idmap, stagingKey: `${id}-rootfs` } } : {}) }),
+      mountImage: (id, n, lower, m) => mountImageVolume(paths.storage, id, n, lower, m ? { ...m, stagingBase: paths.idmap, stagingKey: `${id}-iv${n}` } : undefined),
       remove: (id) => removeRootfs(paths.storage, id),
     },
     runtime: runtimePort,
     monitor: monitorPort,
+    idmap: {
+      stage: (id, usernsPath, items) => stageIdmapped(paths.idmap, id, usernsPath, items),
+      clear: (id) => releaseStaged(paths.idmap, id),
+      clearAll: () => clearStaging(paths.idmap),
+    },
     buildSpec: buildContainerSpec,
     buildInfraSpec,
     host,
@@ -301,7 +309,8 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
       const c = config();
       const one = async (name: string): Promise<HandlerFeatures> => {
         const f = await Promise.resolve().then(() => runtimeFor(name).features()).catch(() => undefined);
-        return { name, recursiveReadOnlyMounts: kernelAtLeast(release(), 5, 12) && (f?.rro ?? false), userNamespaces: false };
+        const userNamespaces = usernsSupported(paths, f);
+        return { name, recursiveReadOnlyMounts: kernelAtLeast(release(), 5, 12) && (f?.rro ?? false), userNamespaces };
       };
       const list = await Promise.all(Object.keys(c.runtime.runtimes).map(one));
       const def = list.find((h) => h.name === c.runtime.defaultRuntime) ?? { recursiveReadOnlyMounts: false, userNamespaces: false };

@@ -78,7 +78,13 @@ export interface SandboxDeps {
     /** Pinned namespace files under `dir`, by pod id (recovery looks for ones without a record). */
     list(dir: string): Map<string, PinnedNamespaces>;
   };
-  shm: { mount(path: string, sizeBytes: number): Promise<void>; unmount(path: string): Promise<void> };
+  /** A pod's /dev/shm tmpfs; `owner` owns its root (the host ids of a user-namespaced pod's root). */
+  shm: { mount(path: string, sizeBytes: number, owner?: { uid: number; gid: number }): Promise<void>; unmount(path: string): Promise<void> };
+  /**
+   * Why pods of runtime handler `handler` cannot have user namespaces on this node (what is
+   * missing), or undefined when they can. Absent: never.
+   */
+  usernsSupport?(handler: string): Promise<string | undefined>;
   network: NetworkPort;
   infra: InfraPort;
   settings(): SandboxSettings;

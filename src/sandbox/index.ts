@@ -7,3 +7,4 @@ export { configWithAnnotations } from "./annotations.ts";
 export type { SandboxFilter } from "./list.ts";
 export type { RunSandboxInput } from "./run.ts";
 export { can as sandboxCan } from "./state.ts";
+export { checkContainerUserns, podUserns, type PodUserns } from "./userns.ts";

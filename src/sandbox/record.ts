@@ -1,4 +1,5 @@
 import type { PinnedNamespaces } from "../sys/namespaces.ts";
+import type { IdMap } from "../sys/userns.ts";
 
 /** CRI NamespaceMode values (api.proto), as numbers: the domain imports no generated values. */
 export const NS = { POD: 0, CONTAINER: 1, NODE: 2, TARGET: 3 } as const;
@@ -19,6 +20,8 @@ export interface SandboxMeta {
   cgroupParent: string;
   /** Namespace modes: network/pid/ipc as CRI NamespaceMode numbers. */
   namespaceOptions: { network: number; pid: number; ipc: number; targetId: string };
+  /** The pod's own user namespace mappings (hostUsers: false); absent: the host's user namespace. */
+  userns?: { uids: IdMap[]; gids: IdMap[] };
   createdAt: number;
 }
 

@@ -1,7 +1,7 @@
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { PodSandboxConfig } from "../gen/runtime/v1/api_pb.ts";
-import { invalid, wrap } from "../errors.ts";
+import { invalid, precondition, wrap } from "../errors.ts";
 import { newId } from "../util/id.ts";
 import { Undo } from "../util/undo.ts";
 import type { StoredRecord } from "../store/index.ts";
@@ -12,6 +12,7 @@ import { podHostname, writeHostname, writeResolvConf } from "./files.ts";
 import { NS, type SandboxMeta, type SandboxState, type SandboxView } from "./record.ts";
 import { parseByteSize } from "../util/quantity.ts";
 import { traced } from "../log/trace.ts";
+import { podUserns, toHost, type IdRanges } from "./userns.ts";
 
 /** The pod's /dev/shm size when no annotation asks otherwise (CRI-O: 64 MiB). */
 export const DEFAULT_SHM_BYTES = 64 * 1024 * 1024;
@@ -35,6 +36,7 @@ export async function runSandbox(
   signal: AbortSignal,
   onCreated: (rec: StoredRecord<SandboxMeta, SandboxState>) => void,
   owe: (id: string, namespaces: PinnedNamespaces) => void = () => {},
+  ranges?: IdRanges,
 ): Promise<StoredRecord<SandboxMeta, SandboxState>> {
   const { config } = input;
   const md = config.metadata;
@@ -48,6 +50,11 @@ export async function runSandbox(
   const nso = config.linux?.securityContext?.namespaceOptions;
   const namespaceOptions = { network: nso?.network ?? NS.POD, pid: nso?.pid ?? NS.POD, ipc: nso?.ipc ?? NS.POD, targetId: nso?.targetId ?? "" };
   if (namespaceOptions.pid === NS.TARGET) throw invalid("pod-level PID namespace mode TARGET is not valid");
+  const userns = podUserns(nso);
+  if (userns) {
+    const missing = d.usernsSupport ? await d.usernsSupport(handler) : "the runtime does not support them";
+    if (missing) throw precondition(`pods in their own user namespace are not supported with runtime handler "${handler}" on this node: ${missing}`);
+  }
   const hostNet = namespaceOptions.network === NS.NODE;
   const hostIpc = namespaceOptions.ipc === NS.NODE;
   const sysctls = podSysctls(settings.defaultSysctls, config.linux?.sysctls ?? {}, hostNet, hostIpc);
@@ -63,6 +70,13 @@ export async function runSandbox(
   await using undo = new Undo(log);
   d.names.reserve(name, id);
   undo.defer("release name", () => d.names.release(name, id));
+  if (userns) {
+    if (!ranges) throw precondition("no user namespace range registry");
+    ranges.reserve(id, userns);
+    undo.defer("release user namespace ranges", () => ranges.release(id));
+  }
+  // The pod's root on the host: owner of what the pod gets (shm) when it has a user namespace.
+  const owner = userns ? { uid: toHost(userns.uids, 0)!, gid: toHost(userns.gids, 0)! } : undefined;
 
   const runDir = join(d.paths.sandboxRun, id);
   await mkdir(runDir, { recursive: true, mode: 0o711 });
@@ -71,7 +85,7 @@ export async function runSandbox(
 
   const hostname = podHostname(config.hostname, md.name);
   const namespaces = await d.namespaces
-    .pin(d.paths.namespaces, id, { net: !hostNet, ipc: !hostIpc, uts: !hostNet, hostname: hostNet ? undefined : hostname, sysctls })
+    .pin(d.paths.namespaces, id, { net: !hostNet, ipc: !hostIpc, uts: !hostNet, hostname: hostNet ? undefined : hostname, sysctls, ...(userns ? { user: userns } : {}) })
     .catch((e) => { throw wrap(e, "pin pod namespaces"); });
   let networkOwed = false; // a failed undo of the ADD keeps the netns for the DEL still owed
   undo.defer("unpin namespaces", () => (networkOwed ? undefined : d.namespaces.unpin(namespaces)));
@@ -80,7 +94,7 @@ export async function runSandbox(
   if (!hostIpc) {
     shmPath = join(runDir, "shm");
     await mkdir(shmPath, { recursive: true, mode: 0o755 });
-    await d.shm.mount(shmPath, shmBytes).catch((e) => { throw wrap(e, "mount pod shm"); });
+    await d.shm.mount(shmPath, shmBytes, owner).catch((e) => { throw wrap(e, "mount pod shm"); });
     undo.defer("unmount shm", () => d.shm.unmount(shmPath));
   }
   const hostnamePath = join(runDir, "hostname");
@@ -99,6 +113,7 @@ export async function runSandbox(
     logDirectory: config.logDirectory,
     cgroupParent: config.linux?.cgroupParent ?? "",
     namespaceOptions,
+    ...(userns ? { userns } : {}),
     createdAt: Date.now(),
   };
   const status: SandboxState = { state: "ready", ips: [], namespaces, shmPath, hostnamePath, resolvConfPath, networkPending: false };

@@ -9,6 +9,7 @@ import { filterSandboxes, type SandboxFilter } from "./list.ts";
 import type { SandboxMeta, SandboxState, SandboxView } from "./record.ts";
 import { podNet, runSandbox, type RunSandboxInput } from "./run.ts";
 import { withoutDisallowed } from "./annotations.ts";
+import { IdRanges } from "./userns.ts";
 
 type Rec = StoredRecord<SandboxMeta, SandboxState>;
 
@@ -24,6 +25,8 @@ export class SandboxService {
   #containers?: PodContainers;
   /** Pods without a record still owed a network teardown or an unpin (crash mid-run, failed teardown at removal). */
   readonly #leftovers: Leftovers;
+  /** Host id ranges of the pods with a user namespace of their own (held until the pod is removed). */
+  readonly #ranges = new IdRanges();
 
   constructor(d: SandboxDeps) {
     this.#d = d;
@@ -50,7 +53,7 @@ export class SandboxService {
       return await Promise.race([pending, abortPromise(signal)]);
     }
     // The creation runs to its end even when the caller gives up; a retry then gets the pod.
-    const p = runSandbox(this.#d, input, new AbortController().signal, (rec) => this.#index.add(rec.meta.id, rec), (id, ns) => this.#leftovers.add(id, ns));
+    const p = runSandbox(this.#d, input, new AbortController().signal, (rec) => this.#index.add(rec.meta.id, rec), (id, ns) => this.#leftovers.add(id, ns), this.#ranges);
     if (name) this.#inFlight.set(name, p);
     try {
       const view = await Promise.race([p, abortPromise(signal)]);
@@ -95,6 +98,7 @@ export class SandboxService {
       await this.#d.records.remove(rec.meta.id);
       this.#index.delete(rec.meta.id);
       this.#d.names.release(rec.meta.name, rec.meta.id);
+      this.#ranges.release(rec.meta.id);
       this.#d.log.withTag("sandbox").info(`Removed pod sandbox ${rec.meta.id}`, { pod: `${rec.meta.metadata.namespace}/${rec.meta.metadata.name}` });
       // A teardown that failed during removal stays owed: retried in the background, the namespaces kept for it.
       if (rec.status.networkPending) this.#leftovers.add(rec.meta.id, rec.status.namespaces);
@@ -129,8 +133,15 @@ export class SandboxService {
     for (const rec of recs) {
       this.#index.add(rec.meta.id, rec);
       this.#d.names.reserve(rec.meta.name, rec.meta.id);
+      if (rec.meta.userns) {
+        try {
+          this.#ranges.reserve(rec.meta.id, rec.meta.userns);
+        } catch (e) {
+          log.warn(`pod sandbox ${rec.meta.id}: ${messageOf(e)}`);
+        }
+      }
       const ns = rec.status.namespaces;
-      const lost = [ns.net, ns.ipc, ns.uts].some((p) => p !== undefined && !this.#d.namespaces.isPinned(p));
+      const lost = [ns.net, ns.ipc, ns.uts, ns.user].some((p) => p !== undefined && !this.#d.namespaces.isPinned(p));
       if (rec.status.state === "ready" && lost) {
         log.info(`pod sandbox ${rec.meta.id} lost its namespaces (reboot?): marking it NOTREADY`);
         await rec.update((s) => ({ ...s, state: "notready", namespaces: {}, stoppedAt: Date.now() }));

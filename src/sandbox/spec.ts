@@ -105,6 +105,7 @@ export function buildInfraSpec(i: InfraSpecInput): { spec: Spec; warnings: strin
       resources: { devices: [{ allow: false, access: "rwm" }], cpu },
       cgroupsPath: cgroupsPath(i.cgroupManager, i.cgroupParent, i.id),
       namespaces: infraNamespaces(i.namespaces, i.host.cgroup.v2 && !privileged),
+      ...(i.namespaces.user ? { uidMappings: i.namespaces.user.uidMappings, gidMappings: i.namespaces.user.gidMappings } : {}),
       ...(seccomp.seccomp ? { seccomp: seccomp.seccomp } : {}),
       // The infra container has no CRI lists: it always gets the defaults.
       maskedPaths: maskedPaths(DEFAULT_MASKED_PATHS, privileged, i.host.extraMaskedPaths),

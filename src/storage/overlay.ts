@@ -1,10 +1,12 @@
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync } from "node:fs";
 import { lstat, readdir } from "node:fs/promises";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { invalid, RuntimeError, wrap } from "../errors.ts";
 import { log } from "../log/index.ts";
-import { isMounted, MAX_MOUNT_DATA, mount, mountOverlay, MS, unmount } from "../sys/mount.ts";
+import { isMounted, MAX_MOUNT_DATA, mount, mountOverlay, MountError, MS, unmount } from "../sys/mount.ts";
 import { run } from "../sys/exec.ts";
+import { withIdmappedLayers } from "../sys/idmap.ts";
+import { hostIdOf, type IdMap } from "../sys/userns.ts";
 
 /**
  * Container root filesystems: one overlay mount per container over the image's unpacked layers.
@@ -16,6 +18,12 @@ import { run } from "../sys/exec.ts";
  *   <storage>/<id>/empty/   the only lower dir of an image without layers
  *   <storage>/<id>/image-volumes/<n>/  read-only overlays of the images the container mounts
  *                           as volumes (CRI Mount.image, KEP-4639)
+ *
+ * A container of a pod with its own user namespace gets the same overlay over idmapped copies of
+ * the layers (sys/idmap.ts): the image's root-owned files read as owned by the pod's root, and
+ * nothing is copied or chowned. The upper layer is not idmapped: what the container writes is
+ * owned on disk by its host ids (the pod's range), as with a chowned image; only the upper dir
+ * itself is made, owned by the host ids of the top layer root's owner.
  */
 
 const l = log.withTag("storage");
@@ -24,6 +32,19 @@ const l = log.withTag("storage");
 export interface RootfsOptions {
   /** Extra overlay mount options (e.g. "nodev", "metacopy=on"). */
   mountOptions?: string[];
+  /** Show the layers through this user namespace (a pod with its own); see the file comment. */
+  idmap?: LayerIdmap;
+}
+
+/** A user namespace to show image layers through. */
+export interface LayerIdmap {
+  /** The pinned user namespace file. */
+  usernsPath: string;
+  uids: readonly IdMap[];
+  gids: readonly IdMap[];
+  /** Private staging directory (paths.idmap) and the name of this mount's group in it (kernels without detached layers). */
+  stagingBase: string;
+  stagingKey: string;
 }
 
 /** The paths of a container's root filesystem. */
@@ -66,13 +87,33 @@ export async function createRootfs(storageDir: string, id: string, lowerDirs: st
       const top = statSync(lower[0] as string);
       mkdirSync(p.upper, { mode: 0o755 });
       chmodSync(p.upper, top.mode & 0o7777);
-      chownSync(p.upper, top.uid, top.gid);
+      const m = opts.idmap;
+      chownSync(p.upper, m ? mapped(m.uids, top.uid) : top.uid, m ? mapped(m.gids, top.gid) : top.gid);
     }
-    const options = opts.mountOptions;
+    if (opts.idmap) {
+      // runc's init, root of the pod's user namespace (an "other" user on the host), must reach
+      // the merged dir: every directory above it gets o+x, as CRI-O's makeAccessible does
+      chmodSync(p.merged, 0o711);
+      makeTraversable(p.dir);
+      const m = opts.idmap;
+      await withIdmappedLayers(m.stagingBase, m.stagingKey, m.usernsPath, lower, (idmapped) => mountMerged(p, idmapped, opts.mountOptions));
+    } else await mountMerged(p, lower, opts.mountOptions);
+    return p.merged;
+  } catch (e) {
+    if (fresh && !isMounted(p.merged)) rmSync(p.dir, { recursive: true, force: true });
+    throw wrap(e, `mount rootfs of container "${id}"`);
+  }
+}
+
+/** The overlay of a container's rootfs; a short-link directory when the option string exceeds a page. */
+async function mountMerged(p: RootfsPaths, lower: string[], options: string[] | undefined): Promise<void> {
+  {
     const data = `lowerdir=${lower.join(":")},upperdir=${p.upper},workdir=${p.work}${options?.length ? "," + options.join(",") : ""}`;
     if (data.length <= MAX_MOUNT_DATA) {
       await mountOverlay(p.merged, { lower, upper: p.upper, work: p.work, options });
     } else {
+      // mount(8) could not see our fds: withIdmappedLayers then attaches the layers instead
+      if (lower.some((l) => l.startsWith("/proc/self/fd/"))) throw new MountError("mount overlay", p.merged, "E2BIG");
       const links = join(p.dir, "l");
       rmSync(links, { recursive: true, force: true });
       mkdirSync(links, { mode: 0o700 });
@@ -82,10 +123,6 @@ export async function createRootfs(storageDir: string, id: string, lowerDirs: st
       });
       await mountOverlay(p.merged, { lower, upper: p.upper, work: p.work, options, cwd: p.dir, relativeLower });
     }
-    return p.merged;
-  } catch (e) {
-    if (fresh) rmSync(p.dir, { recursive: true, force: true });
-    throw wrap(e, `mount rootfs of container "${id}"`);
   }
 }
 
@@ -95,7 +132,7 @@ export async function createRootfs(storageDir: string, id: string, lowerDirs: st
  * the overlay has no upper dir (an empty dir below the layers makes the two lower dirs a
  * read-only overlay needs). Idempotent; on failure nothing of it is left.
  */
-export async function mountImageVolume(storageDir: string, id: string, n: number, lowerDirs: string[]): Promise<string> {
+export async function mountImageVolume(storageDir: string, id: string, n: number, lowerDirs: string[], idmap?: LayerIdmap): Promise<string> {
   if (!Number.isInteger(n) || n < 0) throw invalid(`invalid image volume index ${n}`);
   const p = rootfsPaths(storageDir, id);
   const base = join(p.dir, "image-volumes");
@@ -106,17 +143,23 @@ export async function mountImageVolume(storageDir: string, id: string, n: number
     for (const d of [target, empty]) mkdirSync(d, { recursive: true, mode: 0o755 });
     const lower = [...[...lowerDirs].reverse(), empty]; // topmost first
     for (const d of lower) if (!existsSync(d)) throw invalid(`layer directory "${d}" does not exist`);
-    const data = `lowerdir=${lower.join(":")}`;
-    const flags = MS.RDONLY | MS.NOSUID | MS.NODEV;
-    if (data.length <= MAX_MOUNT_DATA) mount("overlay", target, "overlay", flags, data);
-    else {
+    const mountRo = async (layers: string[]) => {
+      const data = `lowerdir=${layers.join(":")}`;
+      const flags = MS.RDONLY | MS.NOSUID | MS.NODEV;
+      if (data.length <= MAX_MOUNT_DATA) return mount("overlay", target, "overlay", flags, data);
+      if (layers.some((l) => l.startsWith("/proc/self/fd/"))) throw new MountError("mount overlay", target, "E2BIG");
       // too long for one page: short links, resolved against the dir mount(8) runs in
       const links = join(base, `l${n}`);
       rmSync(links, { recursive: true, force: true });
       mkdirSync(links, { mode: 0o700 });
-      const rel = lower.map((t, i) => (symlinkSync(t, join(links, String(i))), `l${n}/${i}`));
+      const rel = layers.map((t, i) => (symlinkSync(t, join(links, String(i))), `l${n}/${i}`));
       await run(["mount", "-t", "overlay", "overlay", "-o", `ro,nosuid,nodev,lowerdir=${rel.join(":")}`, target], { cwd: base });
-    }
+    };
+    if (idmap) {
+      chmodSync(target, 0o711);
+      makeTraversable(base);
+      await withIdmappedLayers(idmap.stagingBase, idmap.stagingKey, idmap.usernsPath, lower, mountRo);
+    } else await mountRo(lower);
     return target;
   } catch (e) {
     if (!isMounted(target)) rmSync(target, { recursive: true, force: true });
@@ -195,6 +238,22 @@ export async function diskUsage(storageDir: string, id: string): Promise<{ bytes
 }
 
 // --- internal ---
+
+/** Adds o+x to `dir` and each directory above it that lacks it (nothing else changes). */
+function makeTraversable(dir: string): void {
+  for (let d = dir; d !== "/" && d !== "."; d = dirname(d)) {
+    if (traversable.has(d)) return;
+    const mode = statSync(d).mode & 0o7777;
+    if ((mode & 0o001) === 0) chmodSync(d, mode | 0o001);
+    if (d !== dir) traversable.add(d); // parents stay so; a container's own dir goes with it
+  }
+}
+const traversable = new Set<string>();
+
+/** The host id of on-disk id `n` seen through the mappings (an unmapped one stays as it is: overflow inside). */
+function mapped(maps: readonly IdMap[], n: number): number {
+  return hostIdOf(maps, n) ?? n;
+}
 
 function checkId(id: string): void {
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(id) || id.includes("..")) throw invalid(`invalid container id "${id}"`);

@@ -94,12 +94,16 @@ export function isMounted(path: string, table: MountInfo[] = readMountinfo()): b
   return table.some((m) => m.mountPoint === p);
 }
 
-/** Creates `path` and mounts a tmpfs of `sizeBytes` on it (nosuid, nodev, noexec, mode 1777) for a pod's /dev/shm. */
-export function mountShm(path: string, sizeBytes = DEFAULT_SHM_SIZE): void {
+/**
+ * Creates `path` and mounts a tmpfs of `sizeBytes` on it (nosuid, nodev, noexec, mode 1777) for a
+ * pod's /dev/shm; `owner` (a pod in its own user namespace: the host ids of its root) owns its root.
+ */
+export function mountShm(path: string, sizeBytes = DEFAULT_SHM_SIZE, owner?: { uid: number; gid: number }): void {
   if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) throw new RuntimeError("invalid-argument", `invalid shm size ${sizeBytes}`);
   mkdirSync(path, { recursive: true, mode: 0o755 });
   if (isMounted(path)) return;
-  mount("shm", path, "tmpfs", MS.NOSUID | MS.NODEV | MS.NOEXEC, `mode=1777,size=${sizeBytes}`);
+  const ids = owner ? `,uid=${owner.uid},gid=${owner.gid}` : "";
+  mount("shm", path, "tmpfs", MS.NOSUID | MS.NODEV | MS.NOEXEC, `mode=1777,size=${sizeBytes}${ids}`);
 }
 
 /** Options of mountOverlay. */

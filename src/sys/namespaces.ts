@@ -1,5 +1,5 @@
 /**
- * Pinned pod namespaces (net, ipc, uts): namespaces bind-mounted onto files so they outlive every
+ * Pinned pod namespaces (net, ipc, uts, and user for pods with `hostUsers: false`): namespaces bind-mounted onto files so they outlive every
  * process, as CRI-O's `pinns` helper does. The daemon never unshares itself (a Bun process is
  * multi-threaded; see DESIGN.md), so ONE child process does all the work:
  *
@@ -15,12 +15,22 @@
  * The pin directory is made a private bind mount of itself first, so the nsfs mounts do not
  * propagate into (and are not kept alive by) mount namespaces that copy the host's tree.
  * Unpinning is umount2(MNT_DETACH) through bun:ffi plus unlink, and is idempotent.
+ *
+ * With a user namespace the one unshare(2) creates it first, so the net, ipc and uts namespaces
+ * are owned by it (sysfs, mqueue and sysctls inside the pod need that). Its mappings are written
+ * by the daemon (userns.ts), and since a process inside has no capabilities once it is not root
+ * there, lo, the hostname and the sysctls are then set by `nsenter` from the initial user
+ * namespace (root there may act in every namespace below it), IPC sysctls as the pod's root (the
+ * kernel lets only that user write them). `--mount` makes unshare bind the files from a child forked before the unshare (a
+ * process already in the new user namespace may not mount on the host); that mount namespace
+ * dies with the helper.
  */
 import { dlopen, FFIType, read, type Pointer } from "bun:ffi";
 import { mkdirSync, readdirSync, readFileSync, realpathSync, statSync, unlinkSync, writeFileSync, existsSync } from "node:fs";
 import { join, delimiter } from "node:path";
 import { RuntimeError, invalid } from "../errors.ts";
 import { run, runRaw, ExecError } from "./exec.ts";
+import { spawnInUserns, type IdMap } from "./userns.ts";
 
 /** Which namespaces to pin, and what to set inside them. */
 export interface PinOptions {
@@ -31,6 +41,8 @@ export interface PinOptions {
   hostname?: string;
   /** Namespaced sysctls ("net.ipv4.ip_unprivileged_port_start" → "0"); each needs its namespace pinned. */
   sysctls?: Record<string, string>;
+  /** A user namespace with exactly these mappings, owning the other pinned namespaces. */
+  user?: { uids: readonly IdMap[]; gids: readonly IdMap[] };
 }
 
 /** Paths of the pinned namespace files (only the kinds that were asked for). */
@@ -38,11 +50,16 @@ export interface PinnedNamespaces {
   net?: string;
   ipc?: string;
   uts?: string;
+  user?: string;
 }
 
-/** Pins new net/ipc/uts namespaces under `dir` (<dir>/<kind>ns/<id>, CRI-O's layout) with one child process; undone on failure. */
+/** The kinds of pinned namespace, in the order they are listed and removed. */
+export const PIN_KINDS = ["net", "ipc", "uts", "user"] as const;
+
+/** Pins new net/ipc/uts (and user) namespaces under `dir` (<dir>/<kind>ns/<id>, CRI-O's layout); undone on failure. */
 export async function pinNamespaces(dir: string, id: string, o: PinOptions): Promise<PinnedNamespaces> {
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(id)) throw invalid(`invalid namespace pin id "${id}"`);
+  if (o.user) return pinWithUserns(dir, id, o, o.user);
   const kinds = (["net", "ipc", "uts"] as const).filter((k) => o[k]);
   if (kinds.length === 0) return {};
   if (o.hostname !== undefined && !o.uts) throw invalid("a hostname needs a pinned uts namespace");
@@ -79,7 +96,7 @@ export async function pinNamespaces(dir: string, id: string, o: PinOptions): Pro
 export async function unpinNamespaces(paths: PinnedNamespaces): Promise<void> {
   const failures: string[] = [];
   const mounted = mountPoints();
-  for (const p of [paths.net, paths.ipc, paths.uts]) {
+  for (const p of PIN_KINDS.map((k) => paths[k])) {
     if (!p) continue;
     if (mounted.has(p)) {
       const rc = libc().umount2(Buffer.from(p + "\0"), MNT_DETACH);
@@ -113,7 +130,7 @@ export function listPinned(dir: string): Map<string, PinnedNamespaces> {
     return out;
   }
   // <kind>ns/ (CRI-O's layout), and <kind>/ as earlier versions of this runtime laid pins out
-  for (const k of ["net", "ipc", "uts"] as const)
+  for (const k of PIN_KINDS)
     for (const sub of [pinDir(k), k]) {
       let ids: string[];
       try {
@@ -166,6 +183,51 @@ export function requireTools(names: string[]): Record<string, string> {
 /** The subdirectory of a namespace kind: "netns", "ipcns", "utsns" (pinns's names). */
 function pinDir(kind: string): string {
   return `${kind}ns`;
+}
+
+/** pinNamespaces with a user namespace: unshare + mappings, then nsenter for lo, hostname and sysctls. */
+async function pinWithUserns(dir: string, id: string, o: PinOptions, user: NonNullable<PinOptions["user"]>): Promise<PinnedNamespaces> {
+  const kinds = (["net", "ipc", "uts", "user"] as const).filter((k) => k === "user" || o[k]);
+  if (o.hostname !== undefined && !o.uts) throw invalid("a hostname needs a pinned uts namespace");
+  if (o.hostname !== undefined && (o.hostname.length > 64 || !/^[^\x00-\x20/]*$/.test(o.hostname)))
+    throw invalid(`invalid hostname "${o.hostname}"`);
+  const sysctls = Object.entries(o.sysctls ?? {}).map(([k, v]) => [k, sysctlPath(k, o), String(v)] as const);
+  const tools = requireTools(["unshare", "nsenter", ...(o.net ? ["ip"] : [])]);
+  mkdirSync(dir, { recursive: true, mode: 0o711 });
+  dir = realpathSync(dir);
+  await ensurePrivateMount(dir);
+  const mounted = mountPoints();
+  const paths: PinnedNamespaces = {};
+  for (const k of kinds) {
+    const p = join(dir, pinDir(k), id);
+    if (mounted.has(p)) throw new RuntimeError("already-exists", `${k} namespace for "${id}" is already pinned at ${p}`);
+  }
+  for (const k of kinds) {
+    mkdirSync(join(dir, pinDir(k)), { recursive: true, mode: 0o711 });
+    writeFileSync((paths[k] = join(dir, pinDir(k), id)), "", { mode: 0o444 });
+  }
+  try {
+    const child = await spawnInUserns(tools.unshare!, ["--mount", ...kinds.map((k) => `--${k}=${paths[k]}`)], user.uids, user.gids);
+    await child.finish();
+    // IPC (and mqueue) sysctls of a namespace owned by another user namespace are writable by
+    // that namespace's root only; /proc/sys/kernel/hostname by host root only: two passes.
+    const ipcOnly = (t: readonly [string, string, string]) => /^(kernel\/(shm|msg|sem)|fs\/mqueue\/)/.test(t[1]);
+    const passes = [
+      { ns: kinds.filter((k) => k !== "user"), ip: o.net ? tools.ip! : "", hostname: o.hostname ?? "", sysctls: sysctls.filter((t) => !ipcOnly(t)) },
+      { ns: kinds.filter((k) => k === "user" || k === "ipc"), ip: "", hostname: "", sysctls: sysctls.filter(ipcOnly) },
+    ];
+    for (const pass of passes) {
+      if (!pass.ip && !pass.hostname && pass.sysctls.length === 0) continue;
+      const argv = [tools.nsenter!, ...pass.ns.map((k) => `--${k}=${paths[k]}`), "--", "/bin/sh", "-c", SCRIPT, "pin", pass.ip, pass.hostname];
+      for (const t of pass.sysctls) argv.push(...t);
+      const r = await runRaw(argv, { timeoutMs: 30_000 });
+      if (r.code !== 0) throw new RuntimeError("internal", `set up namespaces of "${id}": ${tools.nsenter} failed (exit ${r.code ?? "?"}): ${r.stderr.trim().slice(-2000)}`);
+    }
+  } catch (e) {
+    await unpinNamespaces(paths).catch(() => {});
+    throw e instanceof RuntimeError ? e : new RuntimeError("internal", `pin namespaces of "${id}": ${(e as Error).message}`, { cause: e });
+  }
+  return paths;
 }
 
 // $1 = path of ip (bring lo up) or "", $2 = hostname or "", then triples: sysctl name, /proc/sys path, value.
@@ -223,8 +285,8 @@ function sysctlPath(key: string, o: PinOptions): string {
   return path;
 }
 
-/** Makes `dir` a private bind mount of itself, once per process (concurrent callers share the work). */
-function ensurePrivateMount(dir: string): Promise<void> {
+/** Makes `dir` a private bind mount of itself, once per process (concurrent callers share the work): mounts below it do not propagate. */
+export function ensurePrivateMount(dir: string): Promise<void> {
   let p = privateDirs.get(dir);
   if (!p) {
     p = (async () => {

@@ -75,7 +75,7 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpecResu
   const m = containerMounts({
     cri: cfg.mounts,
     pod: { shmPath: sb.shmPath, hostIpc, hostnamePath: sb.hostnamePath, resolvConfPath: sb.resolvConfPath, hostsPath: sb.hostsPath },
-    privileged, readonlyRootfs, tmpfsDirs: defaults.readOnly ?? false, generated: u.mounts, rro: host.rro, realpath: io.realpath,
+    privileged, readonlyRootfs, tmpfsDirs: defaults.readOnly ?? false, generated: u.mounts, rro: host.rro, realpath: io.realpath, userns: !!sb.namespaces.user,
     imageVolume: (c) => input.imageVolumes?.get(cfg.mounts.indexOf(c as (typeof cfg.mounts)[number])),
     bindMountPrefix: defaults.bindMountPrefix, absentSourcesToReject: defaults.absentMountSourcesToReject,
   });
@@ -141,6 +141,7 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpecResu
       resources: { devices: dev.rules, ...r.resources },
       cgroupsPath: cgroupsPath(input.cgroupManager, sb.cgroupParent, input.id),
       namespaces,
+      ...(sb.namespaces.user ? { uidMappings: sb.namespaces.user.uidMappings, gidMappings: sb.namespaces.user.gidMappings } : {}),
       devices: dev.devices,
       ...(seccomp.seccomp ? { seccomp: seccomp.seccomp } : {}),
       ...(m.rootfsPropagation ? { rootfsPropagation: m.rootfsPropagation } : {}),

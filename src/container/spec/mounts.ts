@@ -44,6 +44,8 @@ export interface MountInput {
   rro: boolean;
   /** Resolves a host path (symlinks) or returns undefined when it does not exist. */
   realpath: (path: string) => string | undefined;
+  /** The pod has a user namespace of its own: CRI mounts may carry id mappings (made idmapped by the daemon). */
+  userns?: boolean;
   /** The host directory mounted for an image volume (CRI Mount.image); undefined when none was. */
   imageVolume?: (c: CriMount) => string | undefined;
   /** bind_mount_prefix: put in front of every CRI mount's host path (crio running in a container). */
@@ -122,8 +124,13 @@ function criMount(c: CriMount, m: MountInput, mkdirs: string[]): { mount: Mount;
   }
   if (c.imageSubPath) throw invalid(`image_sub_path is set for "${dest}", which is not an image volume`);
   if (!c.hostPath) throw invalid(`mount.host_path is empty for container path "${dest}"`);
-  if (c.uidMappings.length > 0 || c.gidMappings.length > 0)
-    throw invalid(`idmap mounts are not supported by the OCI runtime (container path "${dest}")`);
+  if (c.uidMappings.length > 0 || c.gidMappings.length > 0) {
+    if (!m.userns) throw invalid(`mount "${dest}" has uid/gid mappings, but its pod runs in the host's user namespace`);
+    if (c.uidMappings.length === 0 || c.gidMappings.length === 0) throw invalid(`mount "${dest}" needs both uid and gid mappings`);
+    for (const x of [...c.uidMappings, ...c.gidMappings])
+      if (x.length === 0 || x.hostId + x.length > 0xffffffff || x.containerId + x.length > 0xffffffff) throw invalid(`mount "${dest}" has an invalid id mapping ${x.containerId}:${x.hostId}:${x.length}`);
+    if (c.propagation === PROPAGATION.BIDIRECTIONAL) throw invalid(`mount "${dest}": bidirectional propagation cannot be combined with id mappings`);
+  }
   // CRI-O: the source is bind_mount_prefix + host_path; a missing one is created as a directory
   // unless absent_mount_sources_to_reject names it.
   const hostPath = m.bindMountPrefix ? join(m.bindMountPrefix, c.hostPath) : c.hostPath;

@@ -1,5 +1,5 @@
 import type { ContainerConfig, PodSandboxConfig } from "../../gen/runtime/v1/api_pb.ts";
-import type { Device, Spec } from "../../oci/spec-types.ts";
+import type { Device, IdMapping, Spec } from "../../oci/spec-types.ts";
 import type { CdiResolved } from "./cdi.ts";
 import type { SeccompProfile } from "./seccomp-profile.ts";
 
@@ -28,8 +28,11 @@ export interface PodNamespaces {
    * one (NamespaceMode POD at pod level), otherwise "new" (each container gets its own).
    */
   pid: NamespaceRef;
-  /** A user namespace to join (not used by default). */
-  user?: { path: string };
+  /**
+   * The pod's own user namespace (hostUsers: false), joined by path; its mappings go into the spec
+   * too (runc wants them, and checks them against the namespace).
+   */
+  user?: { path: string; uidMappings: IdMapping[]; gidMappings: IdMapping[] };
 }
 
 /** Node-wide defaults from the configuration ([crio.runtime]). */

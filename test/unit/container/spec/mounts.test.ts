@@ -52,7 +52,14 @@ describe("containerMounts", () => {
   test("bad CRI mounts are invalid-argument", () => {
     expect(() => containerMounts(input({ cri: [mnt({ containerPath: "", hostPath: "/x" })] }))).toThrow(expect.objectContaining({ kind: "invalid-argument" }));
     expect(() => containerMounts(input({ cri: [mnt({ containerPath: "/x", hostPath: "" })] }))).toThrow(/host_path is empty/);
-    expect(() => containerMounts(input({ cri: [mnt({ containerPath: "/x", hostPath: "/run", uidMappings: [{ hostId: 1, containerId: 0, length: 1 }] })] }))).toThrow(/idmap/);
+    // id mappings on a mount need the pod's own user namespace, both kinds, and sane ranges
+    const mapped = (o: Record<string, unknown>) => mnt({ containerPath: "/x", hostPath: "/run", ...o });
+    const one = [{ hostId: 65536, containerId: 0, length: 65536 }];
+    expect(() => containerMounts(input({ cri: [mapped({ uidMappings: one, gidMappings: one })] }))).toThrow(/host's user namespace/);
+    expect(() => containerMounts(input({ userns: true, cri: [mapped({ uidMappings: one })] }))).toThrow(/both uid and gid/);
+    expect(() => containerMounts(input({ userns: true, cri: [mapped({ uidMappings: [{ hostId: 1, containerId: 0, length: 0 }], gidMappings: one })] }))).toThrow(/invalid id mapping/);
+    expect(() => containerMounts(input({ userns: true, cri: [mapped({ uidMappings: one, gidMappings: one, propagation: 2 })] }))).toThrow(/bidirectional/);
+    expect(containerMounts(input({ userns: true, cri: [mapped({ uidMappings: one, gidMappings: one })] })).mounts.at(-1)).toMatchObject({ destination: "/x", type: "bind" });
     expect(() => containerMounts(input({ cri: [mnt({ containerPath: "/x", hostPath: "/run", imageSubPath: "bin" })] }))).toThrow(/not an image volume/);
   });
 
