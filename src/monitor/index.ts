@@ -13,7 +13,7 @@ import { attachSocketPath, removeMonitorDir, reopenLog, resize } from "./control
 import { execSessionInContainerMonitor, spawnExec, type SpawnExecOptions } from "./exec.ts";
 import { execSync, execSyncInContainerMonitor, type ExecSyncOptions, type ExecSyncResult } from "./exec-sync.ts";
 import { ExitWatcher, readExitFile, removeExitFile } from "./exits.ts";
-import { spawnMonitor, type MonitorBase, type SpawnMonitorOptions } from "./spawn.ts";
+import { monitorPidOf, spawnMonitor, type MonitorBase, type SpawnMonitorOptions } from "./spawn.ts";
 import { CreateStandby, ExecSessionStandby, ExecSyncStandby } from "./standby.ts";
 
 export type { ExitRecord } from "../conmon/protocol.ts";
@@ -150,6 +150,24 @@ export class Monitors {
     await removeMonitorCgroup(join(this.config.socketDir, id));
     removeMonitorDir(this.config.socketDir, id);
     await removeExitFile(this.config.exitDir, id);
+  }
+
+  /**
+   * Kills the monitor of `id` (its process group: a `runtime create` it runs goes too) and waits
+   * (≤ 3 s) until it is gone: recovery's undo of a container that has no record.
+   */
+  async abandon(id: string): Promise<void> {
+    const pid = monitorPidOf(this.config.socketDir, id);
+    if (!pid) return;
+    for (const target of [-pid, pid]) {
+      try {
+        process.kill(target, "SIGKILL");
+      } catch {
+        // gone, or not a group leader
+      }
+    }
+    const end = Date.now() + 3000;
+    while (monitorPidOf(this.config.socketDir, id) === pid && Date.now() < end) await Bun.sleep(10);
   }
 
   /** A watcher of the exits directory; call start() on it. */
