@@ -3,6 +3,7 @@
  * containers and exec sessions, talking to running monitors, and learning of exits from the
  * exits directory. The contract with the monitor is src/conmon/protocol.ts.
  */
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ExitRecord } from "../conmon/protocol.ts";
 import { detectCgroupLayout, type CgroupLayout } from "../sys/cgroup.ts";
@@ -153,18 +154,18 @@ export class Monitors {
   }
 
   /**
-   * Kills the monitor of `id` (its process group: a `runtime create` it runs goes too) and waits
-   * (≤ 3 s) until it is gone: recovery's undo of a container that has no record.
+   * Kills the monitor of `id` and waits (≤ 3 s) until it is gone: recovery's undo of a container
+   * that has no record. Only a process that names `id` in its command line (a container's monitor
+   * retitles itself with its id) is killed, and only it, never its process group: a pid file of a
+   * half-made create may point at a pid reused since, or at a standby now serving another container.
    */
   async abandon(id: string): Promise<void> {
     const pid = monitorPidOf(this.config.socketDir, id);
-    if (!pid) return;
-    for (const target of [-pid, pid]) {
-      try {
-        process.kill(target, "SIGKILL");
-      } catch {
-        // gone, or not a group leader
-      }
+    if (!pid || !processNames(pid, id)) return;
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      return; // gone
     }
     const end = Date.now() + 3000;
     while (monitorPidOf(this.config.socketDir, id) === pid && Date.now() < end) await Bun.sleep(10);
@@ -173,5 +174,14 @@ export class Monitors {
   /** A watcher of the exits directory; call start() on it. */
   watchExits(onExit: (id: string, exit: ExitRecord) => void, rescanMs?: number): ExitWatcher {
     return new ExitWatcher(this.config.exitDir, onExit, rescanMs);
+  }
+}
+
+/** Whether process `pid`'s command line contains `text`. */
+function processNames(pid: number, text: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(text);
+  } catch {
+    return false;
   }
 }
