@@ -73,6 +73,8 @@ export interface RuntimePort {
   /** undefined when the runtime does not know the container. */
   state(id: string): Promise<{ status: string; pid: number } | undefined>;
   update(id: string, resources: unknown): Promise<void>;
+  /** Ids of every container the runtime knows (its state dir): recovery finds those with no record. */
+  list?(): Promise<string[]>;
 }
 
 /** The monitor (`crio conmon`) as the daemon drives it. */
@@ -86,6 +88,8 @@ export interface MonitorPort {
   alive(id: string): boolean;
   /** Removes the monitor's files of a container (exit file, sockets). */
   cleanup(id: string): Promise<void>;
+  /** Kills the monitor of a container that has no record (recovery after a crash mid-create) and waits for it to go. */
+  abandon?(id: string): Promise<void>;
 }
 
 /** The configuration containers read, re-read on every call. */
@@ -106,6 +110,8 @@ export interface ContainerSettings {
   timezone?: string;
   /** default_mounts_file, parsed: host files and directories copied into every container. */
   defaultMounts?: DefaultMount[];
+  /** Names of the configured runtime handlers (recovery lists each one's containers). */
+  runtimeHandlers?: string[];
 }
 
 /** Everything the container service uses. */

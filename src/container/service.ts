@@ -11,6 +11,7 @@ import { can } from "./state.ts";
 import { containerResources } from "./spec/resources.ts";
 import { readBundle } from "../oci/index.ts";
 import { startInfra } from "./infra.ts";
+import { removeContainerLeftovers } from "./leftovers.ts";
 import type { SandboxView } from "../sandbox/index.ts";
 import type { PodSandboxConfig } from "../gen/runtime/v1/api_pb.ts";
 import type { LinuxContainerResources } from "../gen/runtime/v1/api_pb.ts";
@@ -246,7 +247,18 @@ export class ContainerService implements PodContainers {
     } catch (e) {
       log.warn(`detaching leftover idmapped mounts: ${messageOf(e)}`);
     }
-    const recs = await this.#d.records.loadAll((id, why) => log.warn(`removing unfinished container record ${id}: ${why}`));
+    const loaded = await this.#d.records.loadAll((id, why) => log.warn(`removing unfinished container record ${id}: ${why}`));
+    // A record whose pod has none (a crash between the infra container's record and its pod's) is
+    // half-made work: undone with the other leftovers, never listed.
+    const recs: typeof loaded = [];
+    for (const rec of loaded) {
+      if (this.#d.sandboxes.find(rec.meta.sandboxId)) recs.push(rec);
+      else {
+        log.info(`container ${rec.meta.id} belongs to pod sandbox ${rec.meta.sandboxId}, which has no record: removing it`, { id: rec.meta.id });
+        await this.#d.records.remove(rec.meta.id);
+      }
+    }
+    await removeContainerLeftovers(this.#d, new Set(recs.map((r) => r.meta.id)));
     for (const rec of recs) {
       this.#index.add(rec.meta.id, rec);
       this.#d.names.reserve(rec.meta.name, rec.meta.id);

@@ -38,6 +38,12 @@ export type Gate = (method: string) => RuntimeError | undefined;
 /** Told of every finished call (metrics): the RPC name, its duration, and its error if it failed. */
 export type CallObserver = (method: string, seconds: number, error?: RuntimeError) => void;
 
+/**
+ * RPCs a shutdown answers at once (UNAVAILABLE) instead of waiting for: they change no state of
+ * the daemon's (the command of an ExecSync runs on in its container, under its monitor).
+ */
+const ABANDONED_AT_SHUTDOWN = new Set(["ExecSync"]);
+
 /** RPCs whose success is logged at debug level (they are polled). */
 const QUIET = /^(List|Stream|Version|Status|ImageStatus|ContainerStatus|PodSandboxStatus|ContainerStats|PodSandboxStats|ImageFsInfo|ExecSync|RuntimeConfig|GetContainerEvents)/;
 
@@ -46,11 +52,14 @@ const QUIET = /^(List|Stream|Version|Status|ImageStatus|ContainerStatus|PodSandb
  * readiness gate, request/response logging at debug level with one request id, errors mapped
  * to gRPC codes through cri/status.ts; `observe` (optional) is told of each call's outcome.
  */
-export function bridge<S extends DescService>(svc: S, handlers: Record<string, unknown>, gate: Gate, observe?: CallObserver): { definition: ServiceDefinition; implementation: UntypedServiceImplementation } {
+export function bridge<S extends DescService>(svc: S, handlers: Record<string, unknown>, gate: Gate, observe?: CallObserver): { definition: ServiceDefinition; implementation: UntypedServiceImplementation; shutdown(): void } {
   const definition: Record<string, unknown> = {};
+  // Daemon shutdown: aborted, so streams end and abandonable calls answer at once.
+  const stopping = new AbortController();
+  const inFlight = new Map<CallContext, { ac: AbortController; timer?: ReturnType<typeof setTimeout> }>();
   const implementation: UntypedServiceImplementation = {};
   const started = new WeakMap<CallContext, number>();
-  const observed = (ctx: CallContext, e?: RuntimeError) => observe?.(ctx.method, (performance.now() - (started.get(ctx) ?? performance.now())) / 1000, e);
+  const observed = (ctx: CallContext, e?: RuntimeError) => (clearTimeout(inFlight.get(ctx)?.timer), inFlight.delete(ctx), observe?.(ctx.method, (performance.now() - (started.get(ctx) ?? performance.now())) / 1000, e));
   for (const m of svc.methods) {
     const streaming = m.methodKind === "server_streaming";
     if (m.methodKind !== "unary" && !streaming) continue;
@@ -69,7 +78,10 @@ export function bridge<S extends DescService>(svc: S, handlers: Record<string, u
     const spanName = `${svc.typeName}/${m.name}`;
     const begin = (req: unknown, call: { cancelled: boolean; on(ev: "cancelled", f: () => void): unknown; getDeadline(): Date | number }) => {
       const id = randomUUID();
-      const ctx: CallContext = { signal: callSignal(call), method: m.name, id };
+      const a = callAbort(call);
+      if (stopping.signal.aborted) a.ac.abort(stopping.signal.reason);
+      const ctx: CallContext = { signal: a.ac.signal, method: m.name, id };
+      inFlight.set(ctx, a);
       if (observe) started.set(ctx, performance.now());
       if (logEnabled("debug")) log.debug(`${m.input.name} ${toJsonString(m.input, req as never)}`, { id, name: `/${svc.typeName}/${m.name}` });
       return ctx;
@@ -88,7 +100,9 @@ export function bridge<S extends DescService>(svc: S, handlers: Record<string, u
         const ctx = begin(call.request, call);
         const blocked = gate(m.name);
         if (blocked) return cb(failed(ctx, blocked), null);
-        inSpan(spanName, svc.typeName, m.name, call, () => handler(call.request, ctx)).then(
+        const run = () => inSpan(spanName, svc.typeName, m.name, call, () => handler(call.request, ctx));
+        const answer = ABANDONED_AT_SHUTDOWN.has(m.name) ? Promise.race([run(), aborted(stopping.signal)]) : run();
+        answer.then(
           (res) => {
             const msg = create(m.output, res as never);
             if (logEnabled("debug")) log.debug(`${m.output.name} ${toJsonString(m.output, msg as never)}`, { id: ctx.id, name: `/${svc.typeName}/${m.name}` });
@@ -101,29 +115,27 @@ export function bridge<S extends DescService>(svc: S, handlers: Record<string, u
     } else {
       implementation[m.localName] = (call: ServerWritableStream<unknown, unknown>) => {
         const ctx = begin(call.request, call);
+        const end = streamEnder(call);
         const blocked = gate(m.name);
-        if (blocked) return call.destroy(Object.assign(new Error(blocked.message), failed(ctx, blocked)));
-        const send = (res: unknown) =>
-          new Promise<void>((resolve) => {
-            if (call.cancelled || call.destroyed) return resolve();
-            const msg = create(m.output, res as never);
-            if (call.write(msg)) resolve();
-            else call.once("drain", () => resolve());
-          });
-        inSpan(spanName, svc.typeName, m.name, call, () => handler(call.request, ctx, send)).then(
+        if (blocked) return end(failed(ctx, blocked));
+        inSpan(spanName, svc.typeName, m.name, call, () => handler(call.request, ctx, streamSender(call, (res) => create(m.output, res as never)))).then(
           () => {
             observed(ctx);
-            call.end();
+            end();
           },
-          (e) => {
-            const f = failed(ctx, e);
-            call.destroy(Object.assign(new Error(f.details), f));
-          },
+          (e) => end(failed(ctx, e)),
         );
       };
     }
   }
-  return { definition: definition as ServiceDefinition, implementation };
+  return {
+    definition: definition as ServiceDefinition,
+    implementation,
+    shutdown: () => {
+      stopping.abort(new RuntimeError("unavailable", "the runtime is shutting down"));
+      for (const { ac } of inFlight.values()) ac.abort(stopping.signal.reason);
+    },
+  };
 }
 
 // --- internal ---
@@ -149,16 +161,67 @@ function inSpan<T>(name: string, service: string, method: string, call: { metada
   ), { kind: "server", attrs, traceparent });
 }
 
-function callSignal(call: { cancelled: boolean; on(ev: "cancelled", f: () => void): unknown; getDeadline(): Date | number }): AbortSignal {
+type Status = { code: number; details: string; metadata: Metadata };
+
+/** Rejects with the signal's reason once it aborts. */
+function aborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+  });
+}
+
+/**
+ * Ends a server stream once, with OK or the given status. grpc-js sends a stream's status from
+ * its final write: `destroy(err)` would drop it (the client then waits forever), so an error goes
+ * through the stream's 'error' event, which records the status and ends the stream. A cancelled
+ * call has no one to tell.
+ */
+function streamEnder(call: ServerWritableStream<unknown, unknown>): (status?: Status) => void {
+  let ended = false;
+  return (status) => {
+    if (ended) return;
+    ended = true;
+    if (call.cancelled || call.destroyed || call.writableEnded) return;
+    if (!status) call.end();
+    else call.emit("error", Object.assign(new Error(status.details), status));
+  };
+}
+
+/**
+ * A handler's `send`: resolves when the transport took the message (or when the client is gone,
+ * so a handler never waits on a drain that cannot come); the handler learns of a cancellation
+ * from ctx.signal.
+ */
+function streamSender(call: ServerWritableStream<unknown, unknown>, make: (res: unknown) => unknown): (res: unknown) => Promise<void> {
+  return (res) =>
+    new Promise<void>((resolve) => {
+      if (call.cancelled || call.destroyed || call.writableEnded) return resolve();
+      if (call.write(make(res))) return resolve();
+      const done = () => {
+        call.off("drain", done);
+        call.off("cancelled", done);
+        call.off("close", done);
+        resolve();
+      };
+      call.on("drain", done);
+      call.on("cancelled", done);
+      call.on("close", done);
+    });
+}
+
+/** The call's abort: on cancellation, and at its deadline (a timer, cleared when the call ends). */
+function callAbort(call: { cancelled: boolean; on(ev: "cancelled", f: () => void): unknown; getDeadline(): Date | number }): { ac: AbortController; timer?: ReturnType<typeof setTimeout> } {
   const ac = new AbortController();
   if (call.cancelled) ac.abort(new DOMException("the client cancelled the call", "AbortError"));
   call.on("cancelled", () => ac.abort(new DOMException("the client cancelled the call", "AbortError")));
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const deadline = call.getDeadline();
   const ms = deadline instanceof Date ? deadline.getTime() : deadline;
   if (Number.isFinite(ms) && ms > 0) {
     const left = ms - Date.now();
-    const t = setTimeout(() => ac.abort(new DOMException("the call's deadline passed", "TimeoutError")), Math.max(0, left));
-    t.unref?.();
+    timer = setTimeout(() => ac.abort(new DOMException("the call's deadline passed", "TimeoutError")), Math.max(0, left));
+    timer.unref?.();
   }
-  return ac.signal;
+  return { ac, timer };
 }

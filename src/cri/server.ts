@@ -19,9 +19,19 @@ export interface ServeOptions {
   observe?: CallObserver;
 }
 
+/**
+ * How long a stopping daemon lets calls in flight finish (a CreateContainer completes rather than
+ * being left half-made) before it cancels them; streams and ExecSync calls are ended at once.
+ */
+export const SHUTDOWN_GRACE_MS = 5_000;
+
 /** The CRI gRPC server on a unix socket. */
 export interface CriServer {
-  /** Stops accepting, lets calls in flight finish (bounded), removes the socket. */
+  /**
+   * Stops accepting, ends every stream (OK; GetContainerEvents included) and answers ExecSync
+   * calls UNAVAILABLE at once, lets other calls in flight finish for up to `graceMs`, then
+   * cancels them; removes the socket.
+   */
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -46,12 +56,14 @@ export async function serve(o: ServeOptions): Promise<CriServer> {
   const front = await listenH2Front(o.socket, (conn) => injector.injectConnection(conn));
   await chmod(o.socket, 0o660);
   return {
-    async stop(graceMs = 10_000) {
+    async stop(graceMs = SHUTDOWN_GRACE_MS) {
       // Connections come from the front, so grpc-js's tryShutdown callback does not wait for
       // them; the front's close does: it resolves once every connection has ended, which each
       // does when its session, told to go away, has finished its calls.
       const closed = front.close();
       server.tryShutdown(() => {});
+      rt.shutdown();
+      img.shutdown();
       const t = setTimeout(() => {
         log.warn("calls still in flight at shutdown; closing them", { graceMs });
         server.forceShutdown();

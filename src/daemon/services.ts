@@ -119,6 +119,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
     readExit: (id) => monitors(config().runtime.defaultRuntime).readExit(id),
     alive: (id) => monitorPidOf(paths.monitors, id) !== undefined,
     cleanup: (id) => monitors(config().runtime.defaultRuntime).remove(id),
+    abandon: (id) => monitors(config().runtime.defaultRuntime).abandon(id),
   };
   const runtimePort = (name: string): RuntimePort => {
     const rt = runtimeFor(name);
@@ -132,6 +133,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
         return s ? { status: s.status, pid: s.pid } : undefined;
       },
       update: (id, res) => rt.update(id, res as never),
+      list: async () => (await rt.list()).map((x) => x.id),
     };
   };
   const imagePort: ImagePort = {
@@ -287,6 +289,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
         infraCtrCpuset: c.runtime.infraCtrCpuset,
         containerCreateTimeoutS: h?.containerCreateTimeout ?? 240,
         hooksDir: c.runtime.hooksDir,
+        runtimeHandlers: Object.keys(c.runtime.runtimes),
       };
     },
   });

@@ -4,7 +4,7 @@ import { delimiter, join } from "node:path";
 import { loadConfig, type LoadOptions } from "../config/load.ts";
 import { renderConfig } from "../config/render.ts";
 import { noEffectWarnings, type Config } from "../config/schema.ts";
-import { serve, type CriServer } from "../cri/server.ts";
+import { SHUTDOWN_GRACE_MS, serve, type CriServer } from "../cri/server.ts";
 import type { Condition, Services } from "../cri/runtime-service.ts";
 import { RuntimeError, messageOf } from "../errors.ts";
 import { log, setLogFilter, setLogFormat, setLogLevel, type LogFormat, type LogLevelName } from "../log/index.ts";
@@ -24,6 +24,7 @@ import { planWipe, wipeObjects } from "./wipe.ts";
 import { OperatorSide } from "./operator.ts";
 import { ensureDefaultProfile } from "../sys/apparmor.ts";
 import { clearCleanShutdown, markCleanShutdown, shutdownWasUnclean } from "../sys/clean-shutdown.ts";
+import { releaseIdlePinDir } from "../sys/namespaces.ts";
 
 export interface DaemonOptions {
   load: LoadOptions;
@@ -191,11 +192,12 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
       ops.stopping();
       log.info(`Received ${sig}: shutting down`);
       built.events.close(); // ends GetContainerEvents streams, which would hold the graceful stop
-      await server.stop();
-      await streaming.stop();
+      // Both servers at once, each bounded: calls in flight get SHUTDOWN_GRACE_MS, sessions are closed.
+      await Promise.all([server.stop(SHUTDOWN_GRACE_MS), streaming.stop(SHUTDOWN_GRACE_MS)]);
       exits.close();
       regWatch?.close();
       built.close();
+      await releaseIdlePinDir(paths.namespaces).catch((e) => log.warn(`releasing the namespaces dir mount: ${messageOf(e)}`));
       await ops.close();
       await stopTracing();
       try {

@@ -9,6 +9,7 @@ import { pathsOf } from "../paths.ts";
 import { writeFileAtomic } from "../store/index.ts";
 import { VERSION } from "../version.ts";
 import { buildServices, type Built } from "./services.ts";
+import { releaseIdlePinDir } from "../sys/namespaces.ts";
 
 /**
  * `crio wipe` (CRI-O's): removes containers and pods when version_file says the node rebooted
@@ -76,6 +77,8 @@ export async function runWipe(c: Config, force: boolean, log: Logger): Promise<W
   } finally {
     exits.close();
     built.close();
+    // With every pod gone, the namespaces dir's own bind mount goes too: a wipe leaves no mount.
+    await releaseIdlePinDir(paths.namespaces).catch((e) => log.warn(`releasing the namespaces dir mount: ${messageOf(e)}`));
   }
   log.info(`wiped ${result.removedPods} pods, ${result.removedContainers} containers and ${result.removedImages} images`);
   return result;

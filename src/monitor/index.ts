@@ -3,6 +3,7 @@
  * containers and exec sessions, talking to running monitors, and learning of exits from the
  * exits directory. The contract with the monitor is src/conmon/protocol.ts.
  */
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ExitRecord } from "../conmon/protocol.ts";
 import { detectCgroupLayout, type CgroupLayout } from "../sys/cgroup.ts";
@@ -13,7 +14,7 @@ import { attachSocketPath, removeMonitorDir, reopenLog, resize } from "./control
 import { execSessionInContainerMonitor, spawnExec, type SpawnExecOptions } from "./exec.ts";
 import { execSync, execSyncInContainerMonitor, type ExecSyncOptions, type ExecSyncResult } from "./exec-sync.ts";
 import { ExitWatcher, readExitFile, removeExitFile } from "./exits.ts";
-import { spawnMonitor, type MonitorBase, type SpawnMonitorOptions } from "./spawn.ts";
+import { monitorPidOf, spawnMonitor, type MonitorBase, type SpawnMonitorOptions } from "./spawn.ts";
 import { CreateStandby, ExecSessionStandby, ExecSyncStandby } from "./standby.ts";
 
 export type { ExitRecord } from "../conmon/protocol.ts";
@@ -152,8 +153,35 @@ export class Monitors {
     await removeExitFile(this.config.exitDir, id);
   }
 
+  /**
+   * Kills the monitor of `id` and waits (≤ 3 s) until it is gone: recovery's undo of a container
+   * that has no record. Only a process that names `id` in its command line (a container's monitor
+   * retitles itself with its id) is killed, and only it, never its process group: a pid file of a
+   * half-made create may point at a pid reused since, or at a standby now serving another container.
+   */
+  async abandon(id: string): Promise<void> {
+    const pid = monitorPidOf(this.config.socketDir, id);
+    if (!pid || !processNames(pid, id)) return;
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      return; // gone
+    }
+    const end = Date.now() + 3000;
+    while (monitorPidOf(this.config.socketDir, id) === pid && Date.now() < end) await Bun.sleep(10);
+  }
+
   /** A watcher of the exits directory; call start() on it. */
   watchExits(onExit: (id: string, exit: ExitRecord) => void, rescanMs?: number): ExitWatcher {
     return new ExitWatcher(this.config.exitDir, onExit, rescanMs);
+  }
+}
+
+/** Whether process `pid`'s command line contains `text`. */
+function processNames(pid: number, text: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(text);
+  } catch {
+    return false;
   }
 }

@@ -93,7 +93,7 @@ export async function invokePlugin(
   if (o.signal?.aborted) throw canceled();
   let r: Awaited<ReturnType<typeof runRaw>>;
   try {
-    r = await runRaw([...DIE_WITH_DAEMON, path], { stdin: JSON.stringify(conf), env, signal: o.signal, timeoutMs: o.timeoutMs ?? 120_000 });
+    r = await runRaw([...(command === "DEL" ? [] : DIE_WITH_DAEMON), path], { stdin: JSON.stringify(conf), env, signal: o.signal, timeoutMs: o.timeoutMs ?? 120_000 });
   } catch (e) {
     if (o.signal?.aborted) throw canceled();
     throw new CniPluginError("internal", `${where}: cannot run ${path}: ${messageOf(e)}`, plugin.type, command, null);
@@ -172,6 +172,10 @@ export async function gcList(list: NetworkList, valid: Array<{ containerID: stri
  * Plugins die with the daemon (PR_SET_PDEATHSIG through util-linux setpriv): a plugin left running
  * after a kill -9 could finish its ADD after the restarted daemon cleaned the pod up, leaking the
  * veth, the address and the iptables rules. A plugin killed half-way is undone by the DEL at recovery.
+ * A DEL is the exception: it runs to its end even if the daemon dies. Killed half-way it could not
+ * be redone: the bridge plugin finds a pod's addresses only on its interface, so a DEL cut after
+ * deleting the interface leaves the masquerade chain and rules forever (found by test/e2e/robust-crash).
+ * A DEL that finishes after the restarted daemon's own DEL is harmless: DEL is idempotent.
  */
 const DIE_WITH_DAEMON = existsSync("/usr/bin/setpriv") ? ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--"] : [];
 

@@ -70,6 +70,8 @@ export class RecordDir<M, S> {
     for (const id of ids) {
       const dir = join(this.root, id);
       try {
+        // An atomic write's temp file left by a crash is dropped: meta/status.json are what was committed.
+        for (const f of await readdir(dir)) if (f.includes(".tmp-")) await rm(join(dir, f), { force: true });
         const meta = unwrap<M>(await readFile(join(dir, "meta.json"), "utf8"));
         const status = unwrap<S>(await readFile(join(dir, "status.json"), "utf8"));
         out.push(new StoredRecord(dir, meta, status));

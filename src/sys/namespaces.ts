@@ -157,6 +157,23 @@ export async function releasePinDir(dir: string): Promise<void> {
   if (isMountPoint(real)) throw new RuntimeError("internal", `umount ${real}: errno ${err}`);
 }
 
+/**
+ * Undoes the private bind mount of a pin directory when no namespace is pinned below it (daemon
+ * stop, wipe): a stopped daemon leaves no mount of its own, while pods that outlive it keep theirs
+ * (and the directory's mount, which holds them). Returns false when pins remain.
+ */
+export async function releaseIdlePinDir(dir: string): Promise<boolean> {
+  let real: string;
+  try {
+    real = realpathSync(dir);
+  } catch {
+    return true;
+  }
+  for (const m of mountPoints()) if (m.startsWith(real + "/")) return false;
+  await releasePinDir(real);
+  return true;
+}
+
 /** argv that runs `argv` inside the given pinned namespaces (nsenter from util-linux). */
 export function nsenterCommand(ns: PinnedNamespaces, argv: string[]): string[] {
   const { nsenter } = requireTools(["nsenter"]);

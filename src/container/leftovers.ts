@@ -1,0 +1,74 @@
+/**
+ * Leftovers of containers with no committed record: a crash (kill -9, power loss) during
+ * CreateContainer or RunPodSandbox's infra container, between its first step and its record.
+ * Such a container is in none of the lists, so nothing else would ever remove it; found at
+ * recovery (before any RPC is served, so no create is half-way) by its traces: a root filesystem
+ * (overlay `merged` mount, image volumes), a bundle, a monitor dir (and a live monitor holding a
+ * `runc init`), an exit file, or a container the OCI runtime knows. Each is undone in the
+ * order that frees the next: monitor killed, runtime container deleted (its init and cgroup),
+ * monitor files and cgroup, root filesystem, bundle; and logged.
+ */
+import { readdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { messageOf } from "../errors.ts";
+import type { ContainerDeps } from "./deps.ts";
+
+/** Container ids are 64 hex digits (util/id.ts); anything else below our dirs is not ours to remove. */
+const ID = /^[0-9a-f]{64}$/;
+
+/**
+ * Removes every trace of containers whose id is not in `known` (ids with a committed record);
+ * returns the ids cleaned. Failures are logged and do not stop the others.
+ */
+export async function removeContainerLeftovers(d: ContainerDeps, known: ReadonlySet<string>): Promise<string[]> {
+  const log = d.log.withTag("container");
+  const found = new Map<string, string[]>();
+  const note = (id: string, what: string) => {
+    if (!ID.test(id) || known.has(id)) return;
+    found.set(id, [...(found.get(id) ?? []), what]);
+  };
+  for (const id of await names(d.paths.storage)) note(id, "root filesystem");
+  for (const id of await names(join(d.paths.runroot, "containers"))) note(id, "bundle");
+  for (const id of await names(d.paths.monitors)) note(id, "monitor dir");
+  for (const id of await names(d.paths.exits)) note(id, "exit file");
+  const handlers = d.settings().runtimeHandlers ?? [];
+  const inRuntime = new Map<string, string[]>();
+  for (const h of handlers) {
+    const ids = await Promise.resolve(d.runtime(h).list?.()).catch((e) => {
+      log.warn(`listing the containers of runtime handler "${h}": ${messageOf(e)}`);
+      return undefined;
+    });
+    for (const id of ids ?? []) {
+      if (!ID.test(id) || known.has(id)) continue;
+      note(id, `${h} container`);
+      inRuntime.set(id, [...(inRuntime.get(id) ?? []), h]);
+    }
+  }
+  for (const [id, traces] of found) {
+    const failures: string[] = [];
+    const step = async (what: string, fn: () => Promise<unknown> | unknown) => {
+      try {
+        await fn();
+      } catch (e) {
+        failures.push(`${what}: ${messageOf(e)}`);
+      }
+    };
+    // The monitor first: it would otherwise see its container die and write an exit file after us.
+    await step("kill monitor", () => d.monitor.abandon?.(id));
+    for (const h of inRuntime.get(id) ?? []) await step(`delete ${h} container`, () => d.runtime(h).delete(id, true));
+    // a monitor left alive (not provably this container's) ends with its container: let it write its exit first
+    for (const end = Date.now() + 3000; d.monitor.alive(id) && Date.now() < end; ) await Bun.sleep(20);
+    await step("remove monitor files", () => d.monitor.cleanup(id));
+    await step("remove root filesystem", () => d.rootfs.remove(id));
+    await step("remove bundle", () => rm(join(d.paths.runroot, "containers", id), { recursive: true, force: true }));
+    if (failures.length) log.warn(`leftovers of container ${id} (no record: crash during its creation?) not all removed: ${failures.join("; ")}`, { id });
+    else log.info(`removed leftovers of container ${id}, which has no record (crash during its creation): ${traces.join(", ")}`, { id });
+  }
+  return [...found.keys()];
+}
+
+// --- internal ---
+
+async function names(dir: string): Promise<string[]> {
+  return await readdir(dir).catch(() => [] as string[]);
+}
