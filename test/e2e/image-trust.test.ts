@@ -14,7 +14,7 @@ import { CRIO, tempDir, waitFor } from "../harness.ts";
 import { busyboxImage, pushImage, type PushedImage, type TestImage } from "../support/images.ts";
 import { ctrConfig, podConfig, startEnv, type Env, type PodConfig } from "../support/pods.ts";
 import { skopeoFlags } from "../support/registry.ts";
-import { cosignKeyPair, cosignPayload, cosignSign, Gpg, pushCosignAttachment, simplePayload, writeLookaside, type GpgKey } from "../support/signing.ts";
+import { cosignKeyPair, cosignPayload, cosignSign, Gpg, pushCosignAttachment, rekorBundle, simplePayload, TestFulcio, writeLookaside, type GpgKey } from "../support/signing.ts";
 
 const tmp = tempDir("crio-trust-");
 const home = join(tmp.path, "home");
@@ -360,5 +360,84 @@ describe("sigstoreSigned (cosign public keys, attachments)", () => {
     copyFileSync(from, writeLookaside(lookaside, "cosign/signed", digest, 1, new Uint8Array()));
     for (const [ns, reqs, image] of cases) expect({ ns, r: await pullAs(ns, policyDoc(reqs), image) }).toEqual({ ns, r: [0, ""] });
     expect(storeState().images).toContain(bb.imageId);
+  }, 120_000);
+});
+
+describe("sigstoreSigned with Rekor, and keyless (Fulcio + Rekor)", () => {
+  const key = cosignKeyPair();
+  const rekor = cosignKeyPair();
+  const otherRekor = cosignKeyPair();
+  const ISSUER = "https://oidc.crio.test";
+  const EMAIL = "signer@crio.test";
+  const kref = (repo: string) => `${host}/keyless/${repo}:latest`;
+  let files: { key: string; rekor: string; ca: string };
+  const withRekor = (extra: object = {}) => ({ type: "sigstoreSigned", keyPath: files.key, rekorPublicKeyPath: files.rekor, ...extra });
+  const keyless = (f: object = {}) => ({ type: "sigstoreSigned", fulcio: { caPath: files.ca, oidcIssuer: ISSUER, subjectEmail: EMAIL, ...f }, rekorPublicKeyPath: files.rekor });
+
+  beforeAll(async () => {
+    const fulcio = await TestFulcio.create(join(tmp.path, "fulcio"));
+    files = { key: join(tmp.path, "rk-cosign.pub"), rekor: join(tmp.path, "rekor.pub"), ca: join(tmp.path, "fulcio-ca.pem") };
+    writeFileSync(files.key, key.publicPem);
+    writeFileSync(files.rekor, rekor.publicPem);
+    writeFileSync(files.ca, fulcio.caPem);
+    const repos = ["rekor", "rekor-nobundle", "rekor-otherlog", "rekor-otherpayload", "fulcio", "fulcio-late", "fulcio-otherca", "fulcio-nochain"];
+    await Promise.all(repos.map((n) => pushImage(env.reg, bb, { name: `keyless/${n}` })));
+    const attach = (repo: string, payload: string, signature: string, annotations: Record<string, string>) => pushCosignAttachment(env.reg, `keyless/${repo}`, digest, [{ payload, signature, annotations }]);
+    // with a public key, and the Rekor bundle of the signature
+    for (const repo of ["rekor", "rekor-nobundle", "rekor-otherlog", "rekor-otherpayload"]) {
+      const payload = cosignPayload(kref(repo), digest);
+      const signature = cosignSign(key.privateKey, payload);
+      const bundleFor = { keyOrCertPem: key.publicPem, signature, payload: repo === "rekor-otherpayload" ? "another payload" : payload };
+      const bundle: Record<string, string> = repo === "rekor-nobundle" ? {} : { "dev.sigstore.cosign/bundle": rekorBundle(repo === "rekor-otherlog" ? otherRekor.privateKey : rekor.privateKey, bundleFor) };
+      await attach(repo, payload, signature, bundle);
+    }
+    // keyless: a Fulcio-style certificate for the signing key, its chain, and the Rekor bundle
+    const good = await fulcio.leaf("good", EMAIL, ISSUER);
+    const stranger = await fulcio.leaf("stranger", EMAIL, ISSUER, { selfSigned: true });
+    const keylessSig = async (repo: string, leaf: { certPem: string; privateKey: import("node:crypto").KeyObject }, o: { integratedTime?: number; chain?: boolean } = {}) => {
+      const payload = cosignPayload(kref(repo), digest);
+      const signature = cosignSign(leaf.privateKey, payload);
+      const annotations: Record<string, string> = {
+        "dev.sigstore.cosign/certificate": leaf.certPem,
+        "dev.sigstore.cosign/bundle": rekorBundle(rekor.privateKey, { keyOrCertPem: leaf.certPem, signature, payload, integratedTime: o.integratedTime }),
+      };
+      if (o.chain !== false) annotations["dev.sigstore.cosign/chain"] = fulcio.chainPem;
+      await attach(repo, payload, signature, annotations);
+    };
+    await keylessSig("fulcio", good);
+    await keylessSig("fulcio-late", good, { integratedTime: Math.floor(Date.now() / 1000) - 3 * 86400 });
+    await keylessSig("fulcio-otherca", stranger);
+    await keylessSig("fulcio-nochain", good, { chain: false });
+  }, 120_000);
+
+  test("refused: missing, foreign or mismatched Rekor bundles; certificates of another CA, time, issuer or email", async () => {
+    await env.d.cri.removeImage({ image: { image: bb.imageId } }).catch(() => {});
+    const before = storeState();
+    const cases: Array<[string, object[], string, RegExp]> = [
+      ["rk-nobundle", [withRekor()], kref("rekor-nobundle"), /no dev\.sigstore\.cosign\/bundle annotation/],
+      ["rk-otherlog", [withRekor()], kref("rekor-otherlog"), /SignedEntryTimestamp does not verify with the trusted Rekor key/],
+      ["rk-otherpayload", [withRekor()], kref("rekor-otherpayload"), /payload hash in its Rekor entry does not match/],
+      ["fc-late", [keyless()], kref("fulcio-late"), /is not valid at the Rekor time/],
+      ["fc-otherca", [keyless()], kref("fulcio-otherca"), /does not chain to the trusted Fulcio CA/],
+      ["fc-nochain", [keyless()], kref("fulcio-nochain"), /does not chain to the trusted Fulcio CA/],
+      ["fc-issuer", [keyless({ oidcIssuer: "https://other.issuer" })], kref("fulcio"), /OIDC issuer is "https:\/\/oidc\.crio\.test", not "https:\/\/other\.issuer"/],
+      ["fc-email", [keyless({ subjectEmail: "someone@else" })], kref("fulcio"), /is for signer@crio\.test, not someone@else/],
+      ["fc-nokey", [{ ...keyless(), rekorPublicKeyPath: files.key }], kref("fulcio"), /SignedEntryTimestamp does not verify/],
+      ["fc-keyonly", [withRekor()], kref("fulcio"), /signature does not verify with the trusted public key/],
+    ];
+    for (const [ns, reqs, image, reason] of cases) {
+      const [code, msg] = await pullAs(ns, policyDoc(reqs), image);
+      expect({ ns, code }).toEqual({ ns, code: grpc.FAILED_PRECONDITION });
+      expect({ ns, msg }).toEqual({ ns, msg: expect.stringMatching(reason) });
+    }
+    expect(storeState()).toEqual(before);
+  }, 120_000);
+
+  test("accepted: a public key with its Rekor bundle; a Fulcio certificate with chain and Rekor bundle", async () => {
+    expect(await pullAs("rk-ok", policyDoc([withRekor()]), kref("rekor"))).toEqual([0, ""]);
+    expect(await pullAs("fc-ok", policyDoc([keyless()]), kref("fulcio"))).toEqual([0, ""]);
+    const caData = Buffer.from(readFileSync(files.ca)).toString("base64");
+    const rekorData = Buffer.from(rekor.publicPem).toString("base64");
+    expect(await pullAs("fc-data", policyDoc([{ type: "sigstoreSigned", fulcio: { caData, oidcIssuer: ISSUER, subjectEmail: EMAIL }, rekorPublicKeyData: rekorData }]), kref("fulcio"))).toEqual([0, ""]);
   }, 120_000);
 });
