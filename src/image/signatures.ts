@@ -57,6 +57,38 @@ export async function readLookaside(base: string, digest: string, signal?: Abort
   return out;
 }
 
+/**
+ * The registry's own signature API (the OpenShift "X-Registry-Supports-Signatures" extension):
+ * when GET /v2/ answers with `X-Registry-Supports-Signatures: 1`, the signatures of `digest` are
+ * `GET /extensions/v2/<repo>/signatures/<digest>` → `{"signatures":[{"schemaVersion":2,"type":"atomic",
+ * "content":"<base64>"}]}`, and containers/image reads them instead of the lookaside. Returns
+ * undefined when the registry does not offer it.
+ */
+export async function readExtensionSignatures(client: RegistryClient, repo: string, digest: string): Promise<Uint8Array[] | undefined> {
+  const ping = await client.http.send({ path: "/v2/", repo });
+  await ping.body?.cancel().catch(() => {});
+  if (ping.headers.get("x-registry-supports-signatures") !== "1") return undefined;
+  const what = `signatures of ${client.http.host}/${repo}@${digest} (registry signature extension)`;
+  const res = await client.http.send({ path: `/extensions/v2/${repo}/signatures/${digest}`, repo });
+  if (res.status === 404) {
+    await res.body?.cancel().catch(() => {});
+    return [];
+  }
+  if (!res.ok) throw await statusError(res, what);
+  const text = await res.text();
+  if (text.length > MAX_SIGNATURE_BYTES * 2) throw new RuntimeError("unknown", `${what}: the answer is too large`);
+  let doc: { signatures?: Array<{ schemaVersion?: unknown; type?: unknown; content?: unknown }> };
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw new RuntimeError("unknown", `${what}: the answer is not valid JSON`);
+  }
+  if (!Array.isArray(doc?.signatures)) throw new RuntimeError("unknown", `${what}: the answer has no signatures list`);
+  return doc.signatures
+    .filter((x) => x?.schemaVersion === 2 && x.type === "atomic" && typeof x.content === "string")
+    .map((x) => new Uint8Array(Buffer.from(x.content as string, "base64")));
+}
+
 /** Reads the sigstore attachment of `digest` from `repo` on the client's registry: none when the tag does not exist. */
 export async function readSigstoreAttachments(client: RegistryClient, repo: string, digest: string): Promise<SigstoreSignature[]> {
   const tag = `${digest.replace(":", "-")}.sig`;

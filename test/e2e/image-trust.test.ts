@@ -30,6 +30,10 @@ let digest: string;
 let signed: PushedImage;
 /** An http:// lookaside: serves <lookaside>/http/…; paths under /fail/ answer 500. */
 let web: ReturnType<typeof Bun.serve> | undefined;
+/** A proxy in front of the registry that serves the registry signature extension (X-Registry-Supports-Signatures). */
+let ext: ReturnType<typeof Bun.serve> | undefined;
+let extHost: string;
+const extSigs = new Map<string, Uint8Array[]>();
 const keys = {} as Record<"good" | "other" | "old" | "revoked", GpgKey>;
 
 /** A policy whose docker scope for the test registry (and upstream.invalid) is `reqs`; everything else accepted. */
@@ -58,7 +62,29 @@ beforeAll(async () => {
     config: `signature_policy_dir = ${JSON.stringify(policies)}\n`,
   });
   host = env.reg.host;
-  writeFileSync(join(daemonDir, "registries.conf.d", "mirror.conf"), `[[registry]]\nlocation = "upstream.invalid"\n[[registry.mirror]]\nlocation = "${host}"\ninsecure = true\n`);
+  ext = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    async fetch(req) {
+      const u = new URL(req.url);
+      const m = /^\/extensions\/v2\/(.+)\/signatures\/(sha256:[0-9a-f]{64})$/.exec(u.pathname);
+      if (m) {
+        const sigs = extSigs.get(m[1]!);
+        if (!sigs) return new Response("{}", { status: 404 });
+        return Response.json({ signatures: sigs.map((c) => ({ schemaVersion: 2, type: "atomic", name: `${m[2]}@sig`, content: Buffer.from(c).toString("base64") })) });
+      }
+      const r = await fetch(`${env.reg.url}${u.pathname}${u.search}`, { method: req.method, headers: req.headers, redirect: "manual" });
+      const headers = new Headers(r.headers);
+      headers.delete("content-encoding");
+      if (u.pathname === "/v2/") headers.set("x-registry-supports-signatures", "1");
+      return new Response(r.body, { status: r.status, headers });
+    },
+  });
+  extHost = `127.0.0.1:${ext.port}`;
+  writeFileSync(
+    join(daemonDir, "registries.conf.d", "mirror.conf"),
+    `[[registry]]\nlocation = "upstream.invalid"\n[[registry.mirror]]\nlocation = "${host}"\ninsecure = true\n[[registry]]\nlocation = "${extHost}"\ninsecure = true\n`,
+  );
   env.d.proc.kill("SIGHUP"); // the mirror's registries.conf.d drop-in needs the registry's port
   await env.d.waitForLog(/configuration reloaded/);
   web = Bun.serve({
@@ -90,7 +116,7 @@ beforeAll(async () => {
   signed = { ...bb, name: "trust/signed", ref: `${host}/trust/signed:latest` };
   expect(existsSync(join(lookaside, "trust", "signed@" + digest.replace(":", "="), "signature-1"))).toBe(true);
   // the other repositories hold the same image; their signatures are made below
-  const repos = ["unsigned", "otherdigest", "otherrepo", "expired", "revoked", "truncated", "garbage", "noise", "http", "httpfail", "alias", "twosigs", "mirrored", "mirrored-bad"];
+  const repos = ["unsigned", "otherdigest", "otherrepo", "expired", "revoked", "truncated", "garbage", "noise", "http", "httpfail", "ext", "ext-bad", "alias", "twosigs", "mirrored", "mirrored-bad"];
   await Promise.all(repos.map((n) => pushImage(env.reg, bb, { name: `trust/${n}` })));
   const sig = (key: GpgKey, repo: string, d = digest, time?: string) => gpg.sign(key, simplePayload(`${host}/trust/${repo}:latest`, d), time);
   const put = (repo: string, data: Uint8Array, n = 1) => writeLookaside(lookaside, `trust/${repo}`, digest, n, data);
@@ -111,6 +137,9 @@ beforeAll(async () => {
   // alias: the signature names trust/signed (remapIdentity maps trust/alias onto it)
   copyFileSync(join(lookaside, "trust", "signed@" + digest.replace(":", "="), "signature-1"), put("alias", new Uint8Array()));
   writeLookaside(join(lookaside, "http"), "trust/http", digest, 1, await sig(keys.good, "http"));
+  // served by the registry's signature extension (through the proxy)
+  extSigs.set("trust/ext", [await gpg.sign(keys.good, simplePayload(`${extHost}/trust/ext:latest`, digest))]);
+  extSigs.set("trust/ext-bad", [await gpg.sign(keys.good, simplePayload(`${host}/trust/ext-bad:latest`, digest))]);
   // through the mirror: signatures name the upstream image, and live in upstream's lookaside
   writeLookaside(join(lookaside, "upstream"), "trust/mirrored", digest, 1, await gpg.sign(keys.good, simplePayload("upstream.invalid/trust/mirrored:latest", digest)));
   writeLookaside(join(lookaside, "upstream"), "trust/mirrored-bad", digest, 1, await gpg.sign(keys.good, simplePayload(`${host}/trust/mirrored-bad:latest`, digest)));
@@ -118,6 +147,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   web?.stop(true);
+  ext?.stop(true);
   await env?.[Symbol.asyncDispose]();
   tmp[Symbol.dispose]();
 });
@@ -198,6 +228,11 @@ describe("signedBy (GPG keys, file:// and http:// lookaside)", () => {
     // reject is unchanged: PERMISSION_DENIED before anything is fetched
     const [rc, rm] = await pullAs("rejected", policyDoc([{ type: "reject" }]), signed.ref);
     expect([rc, rm]).toEqual([grpc.PERMISSION_DENIED, expect.stringMatching(/is rejected by the signature policy/)]);
+    // the registry's signature extension: a signature for another name is refused (skopeo agrees)
+    const extPolicy = policyDoc([signedBy(keys.good)], extHost);
+    const [ec, em] = await pullAs("extbad", extPolicy, `${extHost}/trust/ext-bad:latest`);
+    expect([ec, em]).toEqual([grpc.FAILED_PRECONDITION, expect.stringMatching(/identity ".*\/trust\/ext-bad:latest" does not match/)]);
+    expect(await skopeoAccepts(extPolicy, `${extHost}/trust/ext-bad:latest`)).toBe(false);
     // a signature through the mirror that names the mirror, not the upstream name, is refused
     const [mc, mm] = await pullAs("mirrorbad", policyDoc([signedBy(keys.good)], "upstream.invalid"), "upstream.invalid/trust/mirrored-bad:latest");
     expect([mc, mm]).toEqual([grpc.FAILED_PRECONDITION, expect.stringMatching(/identity ".*trust\/mirrored-bad:latest" does not match "upstream\.invalid\/trust\/mirrored-bad:latest"/)]);
@@ -225,6 +260,10 @@ describe("signedBy (GPG keys, file:// and http:// lookaside)", () => {
       expect({ ns, r: await pullAs(ns, policy, image) }).toEqual({ ns, r: [0, ""] });
       if (ns !== "anything") expect({ ns, skopeo: await skopeoAccepts(policy, image) }).toEqual({ ns, skopeo: true });
     }
+    // signatures served by the registry's extension API
+    const extPolicy = policyDoc([signedBy(keys.good)], extHost);
+    expect(await pullAs("extok", extPolicy, `${extHost}/trust/ext:latest`)).toEqual([0, ""]);
+    expect(await skopeoAccepts(extPolicy, `${extHost}/trust/ext:latest`)).toBe(true);
     // through the mirror, verified against the name as written
     expect(await pullAs("mirrorok", policyDoc([signedBy(keys.good)], "upstream.invalid"), "upstream.invalid/trust/mirrored:latest")).toEqual([0, ""]);
     expect((await env.d.cri.imageStatus({ image: { image: signed.ref } })).image?.id).toBe(bb.imageId);
