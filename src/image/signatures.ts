@@ -65,9 +65,15 @@ export async function readLookaside(base: string, digest: string, signal?: Abort
  * undefined when the registry does not offer it.
  */
 export async function readExtensionSignatures(client: RegistryClient, repo: string, digest: string): Promise<Uint8Array[] | undefined> {
-  const ping = await client.http.send({ path: "/v2/", repo });
-  await ping.body?.cancel().catch(() => {});
-  if (ping.headers.get("x-registry-supports-signatures") !== "1") return undefined;
+  const host = client.http.apiHost;
+  let known = extensionSupport.get(host);
+  if (!known || Date.now() - known.at > EXTENSION_PROBE_TTL_MS) {
+    const ping = await client.http.send({ path: "/v2/", repo });
+    await ping.body?.cancel().catch(() => {});
+    known = { supported: ping.headers.get("x-registry-supports-signatures") === "1", at: Date.now() };
+    extensionSupport.set(host, known);
+  }
+  if (!known.supported) return undefined;
   const what = `signatures of ${client.http.host}/${repo}@${digest} (registry signature extension)`;
   const res = await client.http.send({ path: `/extensions/v2/${repo}/signatures/${digest}`, repo });
   if (res.status === 404) {
@@ -114,7 +120,13 @@ export async function readSigstoreAttachments(client: RegistryClient, repo: stri
       throw new RuntimeError("unknown", `${what} has a malformed signature layer`);
     const a = l.annotations ?? {};
     const str = (k: string) => (typeof a[k] === "string" ? (a[k] as string) : undefined);
-    const payload = await client.blobBytes(repo, l.digest, l.size);
+    // payload blobs are content-addressed (verified against their digest): a warm pull reuses them
+    let payload = payloadCache.get(l.digest);
+    if (!payload) {
+      payload = await client.blobBytes(repo, l.digest, l.size);
+      if (payloadCache.size >= 256) payloadCache.delete(payloadCache.keys().next().value!);
+      payloadCache.set(l.digest, payload);
+    }
     const sig: SigstoreSignature = { payload, signature: str(COSIGN_ANNOTATIONS.signature) ?? "" };
     const cert = str(COSIGN_ANNOTATIONS.certificate);
     if (cert) sig.certificate = cert;
@@ -146,6 +158,13 @@ export function simpleSigningBlob(blob: Uint8Array, where: string): Uint8Array {
 }
 
 // --- internal ---
+
+/** Sigstore payloads by digest. */
+const payloadCache = new Map<string, Uint8Array>();
+
+/** Whether a registry host serves the signature API, probed at most once a minute (a warm pull skips the probe). */
+const extensionSupport = new Map<string, { supported: boolean; at: number }>();
+const EXTENSION_PROBE_TTL_MS = 60_000;
 
 /** First bytes of an OpenPGP message: compressed data, one-pass signature or signature packet (old and new format). */
 const OPENPGP_FIRST_BYTES = new Set([0xa0, 0xa1, 0xa2, 0xa3, 0xc8, 0x90, 0x91, 0x92, 0x93, 0xc4, 0x88, 0x89, 0x8a, 0x8b, 0xc2]);
