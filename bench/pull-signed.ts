@@ -79,7 +79,7 @@ file:// lookaside (RSA 3072 key made by gpg --batch), cosign signature as a regi
 |---|---|---|---|
 ${row("unsigned, insecureAcceptAnything", times.plain, "the reference")}
 ${row("GPG-signed, signedBy", times.gpg, `+${fmt(extra("gpg"), 1)} ms over unsigned; the first one (loads OpenPGP.js) took ${fmt(first.gpg!, 0)} ms`)}
-${row("cosign-signed, sigstoreSigned (public key)", times.cosign, `+${fmt(extra("cosign"), 1)} ms over unsigned (one more manifest and blob GET); the first took ${fmt(first.cosign!, 0)} ms`)}
+${row("cosign-signed, sigstoreSigned (public key)", times.cosign, `+${fmt(extra("cosign"), 1)} ms over unsigned (one more manifest GET; payload blobs are cached by digest); the first took ${fmt(first.cosign!, 0)} ms`)}
 
 Budget (issue #19): verification adds at most 20 ms to a warm pull: GPG ${extra("gpg") <= 20 ? "within" : "**over**"}, sigstore ${extra("cosign") <= 20 ? "within" : "**over**"}.`;
   writeSection("pull-signed", table);

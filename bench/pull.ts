@@ -28,7 +28,7 @@ const loadavg = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 
 const peakRssMb = (pid: number) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
 const load0 = loadavg();
 const PART = process.env.BENCH_PULL ?? "all";
-if (PART === "signed" || PART === "all") console.log(await benchSignedPull(TMP, Math.max(20, RUNS * 4)));
+if (PART === "signed" || PART === "all") console.log(await benchSignedPull(TMP, Math.max(40, RUNS * 8)));
 if (PART === "signed") process.exit(0);
 if (PART !== "cold" && PART !== "all") throw new Error(`BENCH_PULL must be cold or signed, not ${PART}`);
 

@@ -10,7 +10,7 @@ import { formatRef, type ImageRef } from "./reference.ts";
 import type { RegistriesConf } from "./registries-conf.ts";
 import { lookasideFor, usesSigstoreAttachments, type RegistriesD } from "./registries-d.ts";
 import type { RegistryClient } from "./registry-client.ts";
-import { readLookaside, readSigstoreAttachments } from "./signatures.ts";
+import { readExtensionSignatures, readLookaside, readSigstoreAttachments } from "./signatures.ts";
 import { verifyImage } from "./verify.ts";
 import type { PullOptions } from "./types.ts";
 
@@ -78,8 +78,9 @@ export async function pullImage(d: PullDeps, input: string, o: PullOptions = {})
 /**
  * The policy's checks for `logical` (the name as written): reject throws here, before any
  * network; signature requirements give the verifier a source runs on the manifest it fetched.
- * Lookaside signatures are found through registries.d by the logical name, sigstore attachments
- * on the registry the image comes from (a mirror holds them beside the image).
+ * Simple-signing signatures come from the registry's signature extension when it serves one, else
+ * from the lookaside that registries.d gives for the logical name; sigstore attachments from the
+ * registry the image comes from (a mirror holds them beside the image).
  */
 export function policyVerifier(d: Pick<PullDeps, "registriesD">, policy: Policy, logical: ImageRef): ((v: { client: RegistryClient; repo: string; manifest: Uint8Array; digest: string }) => Promise<void>) | undefined {
   const decision = checkPolicy(policy, logical);
@@ -88,6 +89,9 @@ export function policyVerifier(d: Pick<PullDeps, "registriesD">, policy: Policy,
     const conf = d.registriesD();
     await verifyImage(policy, decision, { ref: logical, manifest, digest }, {
       lookaside: async () => {
+        // a registry that serves its own signature API is asked instead of the lookaside (as containers/image does)
+        const served = await readExtensionSignatures(client, repo, digest);
+        if (served) return served;
         const base = lookasideFor(conf, logical);
         return base ? readLookaside(base, digest, client.signal) : [];
       },

@@ -57,6 +57,44 @@ export async function readLookaside(base: string, digest: string, signal?: Abort
   return out;
 }
 
+/**
+ * The registry's own signature API (the OpenShift "X-Registry-Supports-Signatures" extension):
+ * when GET /v2/ answers with `X-Registry-Supports-Signatures: 1`, the signatures of `digest` are
+ * `GET /extensions/v2/<repo>/signatures/<digest>` → `{"signatures":[{"schemaVersion":2,"type":"atomic",
+ * "content":"<base64>"}]}`, and containers/image reads them instead of the lookaside. Returns
+ * undefined when the registry does not offer it.
+ */
+export async function readExtensionSignatures(client: RegistryClient, repo: string, digest: string): Promise<Uint8Array[] | undefined> {
+  const host = client.http.apiHost;
+  let known = extensionSupport.get(host);
+  if (!known || Date.now() - known.at > EXTENSION_PROBE_TTL_MS) {
+    const ping = await client.http.send({ path: "/v2/", repo });
+    await ping.body?.cancel().catch(() => {});
+    known = { supported: ping.headers.get("x-registry-supports-signatures") === "1", at: Date.now() };
+    extensionSupport.set(host, known);
+  }
+  if (!known.supported) return undefined;
+  const what = `signatures of ${client.http.host}/${repo}@${digest} (registry signature extension)`;
+  const res = await client.http.send({ path: `/extensions/v2/${repo}/signatures/${digest}`, repo });
+  if (res.status === 404) {
+    await res.body?.cancel().catch(() => {});
+    return [];
+  }
+  if (!res.ok) throw await statusError(res, what);
+  const text = await res.text();
+  if (text.length > MAX_SIGNATURE_BYTES * 2) throw new RuntimeError("unknown", `${what}: the answer is too large`);
+  let doc: { signatures?: Array<{ schemaVersion?: unknown; type?: unknown; content?: unknown }> };
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw new RuntimeError("unknown", `${what}: the answer is not valid JSON`);
+  }
+  if (!Array.isArray(doc?.signatures)) throw new RuntimeError("unknown", `${what}: the answer has no signatures list`);
+  return doc.signatures
+    .filter((x) => x?.schemaVersion === 2 && x.type === "atomic" && typeof x.content === "string")
+    .map((x) => new Uint8Array(Buffer.from(x.content as string, "base64")));
+}
+
 /** Reads the sigstore attachment of `digest` from `repo` on the client's registry: none when the tag does not exist. */
 export async function readSigstoreAttachments(client: RegistryClient, repo: string, digest: string): Promise<SigstoreSignature[]> {
   const tag = `${digest.replace(":", "-")}.sig`;
@@ -82,7 +120,13 @@ export async function readSigstoreAttachments(client: RegistryClient, repo: stri
       throw new RuntimeError("unknown", `${what} has a malformed signature layer`);
     const a = l.annotations ?? {};
     const str = (k: string) => (typeof a[k] === "string" ? (a[k] as string) : undefined);
-    const payload = await client.blobBytes(repo, l.digest, l.size);
+    // payload blobs are content-addressed (verified against their digest): a warm pull reuses them
+    let payload = payloadCache.get(l.digest);
+    if (!payload) {
+      payload = await client.blobBytes(repo, l.digest, l.size);
+      if (payloadCache.size >= 256) payloadCache.delete(payloadCache.keys().next().value!);
+      payloadCache.set(l.digest, payload);
+    }
     const sig: SigstoreSignature = { payload, signature: str(COSIGN_ANNOTATIONS.signature) ?? "" };
     const cert = str(COSIGN_ANNOTATIONS.certificate);
     if (cert) sig.certificate = cert;
@@ -114,6 +158,13 @@ export function simpleSigningBlob(blob: Uint8Array, where: string): Uint8Array {
 }
 
 // --- internal ---
+
+/** Sigstore payloads by digest. */
+const payloadCache = new Map<string, Uint8Array>();
+
+/** Whether a registry host serves the signature API, probed at most once a minute (a warm pull skips the probe). */
+const extensionSupport = new Map<string, { supported: boolean; at: number }>();
+const EXTENSION_PROBE_TTL_MS = 60_000;
 
 /** First bytes of an OpenPGP message: compressed data, one-pass signature or signature packet (old and new format). */
 const OPENPGP_FIRST_BYTES = new Set([0xa0, 0xa1, 0xa2, 0xa3, 0xc8, 0x90, 0x91, 0x92, 0x93, 0xc4, 0x88, 0x89, 0x8a, 0x8b, 0xc2]);

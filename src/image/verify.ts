@@ -84,13 +84,36 @@ async function checkSignedBy(r: SignedByRequirement, t: VerifyTarget, sigs: Uint
 }
 
 async function checkSigstore(r: SigstoreRequirement, t: VerifyTarget, sigs: SigstoreSignature[]): Promise<string | undefined> {
-  if (r.fulcio) return "keyless (fulcio) sigstore verification is not supported by this runtime yet; use a public key (keyPath, keyPaths or keyData)";
-  if (r.rekorPublicKeyPath || r.rekorPublicKeyData) return "Rekor verification (rekorPublicKeyPath/rekorPublicKeyData) is not supported by this runtime yet";
   const sigstore = await import("./sigstore.ts");
-  const keys = (await keyData(r.keyPaths, r.keyData)).flatMap((k) => sigstore.readPublicKeys(k.data, k.where));
+  const rekorSource = await keyData(r.rekorPublicKeyPath ? [r.rekorPublicKeyPath] : undefined, r.rekorPublicKeyData);
+  const rekorKeys = rekorSource.flatMap((k) => sigstore.readPublicKeys(k.data, `Rekor public key ${k.where}`));
+  if (rekorKeys.some((k) => k.asymmetricKeyType !== "ec")) throw new RuntimeError("failed-precondition", "the Rekor public key is not an ECDSA key");
+  let fulcio: import("./sigstore.ts").FulcioTrust | undefined;
+  let keys: import("node:crypto").KeyObject[] = [];
+  if (r.fulcio) {
+    const ca = await keyData(r.fulcio.caPath ? [r.fulcio.caPath] : undefined, r.fulcio.caData);
+    fulcio = { roots: ca.flatMap((c) => sigstore.readCertificates(c.data, `Fulcio CA ${c.where.replace(/^key file/, "file")}`)), oidcIssuer: r.fulcio.oidcIssuer, subjectEmail: r.fulcio.subjectEmail };
+  } else {
+    keys = (await keyData(r.keyPaths, r.keyData)).flatMap((k) => sigstore.readPublicKeys(k.data, k.where));
+  }
   if (sigs.length === 0) return `a signature is required, but the image (${t.digest}) has no sigstore signature attached (is use-sigstore-attachments set in registries.d?)`;
   return firstAccepted(sigs, async (s) => {
-    sigstore.verifySigstore(keys, s.payload, s.signature);
+    if (fulcio) {
+      // keyless: the Rekor entry vouches for the certificate at its integrated time, the certificate for the key
+      if (!s.bundle) throw new Error("it has no dev.sigstore.cosign/bundle annotation (a Rekor bundle is required with fulcio)");
+      if (!s.certificate) throw new Error("it has no dev.sigstore.cosign/certificate annotation");
+      const leaf = sigstore.pemBlocks(s.certificate, /^CERTIFICATE$/);
+      if (leaf.length !== 1) throw new Error(`its certificate annotation holds ${leaf.length} certificates, expected 1`);
+      const at = sigstore.verifyRekorSet(rekorKeys, s.bundle, leaf[0]!, s.signature, s.payload);
+      const key = sigstore.verifyFulcio(fulcio, s.certificate, s.chain, at);
+      sigstore.verifySigstore([key], s.payload, s.signature, "certificate's key");
+    } else {
+      const key = sigstore.verifySigstore(keys, s.payload, s.signature);
+      if (rekorKeys.length > 0) {
+        if (!s.bundle) throw new Error("it has no dev.sigstore.cosign/bundle annotation (the policy requires a Rekor bundle)");
+        sigstore.verifyRekorSet(rekorKeys, s.bundle, key.export({ type: "spki", format: "der" }), s.signature, s.payload);
+      }
+    }
     return claimMismatch(r.signedIdentity, t, s.payload, COSIGN_PAYLOAD_TYPE);
   });
 }

@@ -14,7 +14,7 @@ import { CRIO, tempDir, waitFor } from "../harness.ts";
 import { busyboxImage, pushImage, type PushedImage, type TestImage } from "../support/images.ts";
 import { ctrConfig, podConfig, startEnv, type Env, type PodConfig } from "../support/pods.ts";
 import { skopeoFlags } from "../support/registry.ts";
-import { cosignKeyPair, cosignPayload, cosignSign, Gpg, pushCosignAttachment, simplePayload, writeLookaside, type GpgKey } from "../support/signing.ts";
+import { cosignKeyPair, cosignPayload, cosignSign, Gpg, pushCosignAttachment, rekorBundle, simplePayload, TestFulcio, writeLookaside, type GpgKey } from "../support/signing.ts";
 
 const tmp = tempDir("crio-trust-");
 const home = join(tmp.path, "home");
@@ -30,6 +30,10 @@ let digest: string;
 let signed: PushedImage;
 /** An http:// lookaside: serves <lookaside>/http/…; paths under /fail/ answer 500. */
 let web: ReturnType<typeof Bun.serve> | undefined;
+/** A proxy in front of the registry that serves the registry signature extension (X-Registry-Supports-Signatures). */
+let ext: ReturnType<typeof Bun.serve> | undefined;
+let extHost: string;
+const extSigs = new Map<string, Uint8Array[]>();
 const keys = {} as Record<"good" | "other" | "old" | "revoked", GpgKey>;
 
 /** A policy whose docker scope for the test registry (and upstream.invalid) is `reqs`; everything else accepted. */
@@ -58,7 +62,29 @@ beforeAll(async () => {
     config: `signature_policy_dir = ${JSON.stringify(policies)}\n`,
   });
   host = env.reg.host;
-  writeFileSync(join(daemonDir, "registries.conf.d", "mirror.conf"), `[[registry]]\nlocation = "upstream.invalid"\n[[registry.mirror]]\nlocation = "${host}"\ninsecure = true\n`);
+  ext = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    async fetch(req) {
+      const u = new URL(req.url);
+      const m = /^\/extensions\/v2\/(.+)\/signatures\/(sha256:[0-9a-f]{64})$/.exec(u.pathname);
+      if (m) {
+        const sigs = extSigs.get(m[1]!);
+        if (!sigs) return new Response("{}", { status: 404 });
+        return Response.json({ signatures: sigs.map((c) => ({ schemaVersion: 2, type: "atomic", name: `${m[2]}@sig`, content: Buffer.from(c).toString("base64") })) });
+      }
+      const r = await fetch(`${env.reg.url}${u.pathname}${u.search}`, { method: req.method, headers: req.headers, redirect: "manual" });
+      const headers = new Headers(r.headers);
+      headers.delete("content-encoding");
+      if (u.pathname === "/v2/") headers.set("x-registry-supports-signatures", "1");
+      return new Response(r.body, { status: r.status, headers });
+    },
+  });
+  extHost = `127.0.0.1:${ext.port}`;
+  writeFileSync(
+    join(daemonDir, "registries.conf.d", "mirror.conf"),
+    `[[registry]]\nlocation = "upstream.invalid"\n[[registry.mirror]]\nlocation = "${host}"\ninsecure = true\n[[registry]]\nlocation = "${extHost}"\ninsecure = true\n`,
+  );
   env.d.proc.kill("SIGHUP"); // the mirror's registries.conf.d drop-in needs the registry's port
   await env.d.waitForLog(/configuration reloaded/);
   web = Bun.serve({
@@ -90,7 +116,7 @@ beforeAll(async () => {
   signed = { ...bb, name: "trust/signed", ref: `${host}/trust/signed:latest` };
   expect(existsSync(join(lookaside, "trust", "signed@" + digest.replace(":", "="), "signature-1"))).toBe(true);
   // the other repositories hold the same image; their signatures are made below
-  const repos = ["unsigned", "otherdigest", "otherrepo", "expired", "revoked", "truncated", "garbage", "noise", "http", "httpfail", "alias", "twosigs", "mirrored", "mirrored-bad"];
+  const repos = ["unsigned", "otherdigest", "otherrepo", "expired", "revoked", "truncated", "garbage", "noise", "http", "httpfail", "ext", "ext-bad", "alias", "twosigs", "mirrored", "mirrored-bad"];
   await Promise.all(repos.map((n) => pushImage(env.reg, bb, { name: `trust/${n}` })));
   const sig = (key: GpgKey, repo: string, d = digest, time?: string) => gpg.sign(key, simplePayload(`${host}/trust/${repo}:latest`, d), time);
   const put = (repo: string, data: Uint8Array, n = 1) => writeLookaside(lookaside, `trust/${repo}`, digest, n, data);
@@ -111,6 +137,9 @@ beforeAll(async () => {
   // alias: the signature names trust/signed (remapIdentity maps trust/alias onto it)
   copyFileSync(join(lookaside, "trust", "signed@" + digest.replace(":", "="), "signature-1"), put("alias", new Uint8Array()));
   writeLookaside(join(lookaside, "http"), "trust/http", digest, 1, await sig(keys.good, "http"));
+  // served by the registry's signature extension (through the proxy)
+  extSigs.set("trust/ext", [await gpg.sign(keys.good, simplePayload(`${extHost}/trust/ext:latest`, digest))]);
+  extSigs.set("trust/ext-bad", [await gpg.sign(keys.good, simplePayload(`${host}/trust/ext-bad:latest`, digest))]);
   // through the mirror: signatures name the upstream image, and live in upstream's lookaside
   writeLookaside(join(lookaside, "upstream"), "trust/mirrored", digest, 1, await gpg.sign(keys.good, simplePayload("upstream.invalid/trust/mirrored:latest", digest)));
   writeLookaside(join(lookaside, "upstream"), "trust/mirrored-bad", digest, 1, await gpg.sign(keys.good, simplePayload(`${host}/trust/mirrored-bad:latest`, digest)));
@@ -118,6 +147,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   web?.stop(true);
+  ext?.stop(true);
   await env?.[Symbol.asyncDispose]();
   tmp[Symbol.dispose]();
 });
@@ -198,6 +228,11 @@ describe("signedBy (GPG keys, file:// and http:// lookaside)", () => {
     // reject is unchanged: PERMISSION_DENIED before anything is fetched
     const [rc, rm] = await pullAs("rejected", policyDoc([{ type: "reject" }]), signed.ref);
     expect([rc, rm]).toEqual([grpc.PERMISSION_DENIED, expect.stringMatching(/is rejected by the signature policy/)]);
+    // the registry's signature extension: a signature for another name is refused (skopeo agrees)
+    const extPolicy = policyDoc([signedBy(keys.good)], extHost);
+    const [ec, em] = await pullAs("extbad", extPolicy, `${extHost}/trust/ext-bad:latest`);
+    expect([ec, em]).toEqual([grpc.FAILED_PRECONDITION, expect.stringMatching(/identity ".*\/trust\/ext-bad:latest" does not match/)]);
+    expect(await skopeoAccepts(extPolicy, `${extHost}/trust/ext-bad:latest`)).toBe(false);
     // a signature through the mirror that names the mirror, not the upstream name, is refused
     const [mc, mm] = await pullAs("mirrorbad", policyDoc([signedBy(keys.good)], "upstream.invalid"), "upstream.invalid/trust/mirrored-bad:latest");
     expect([mc, mm]).toEqual([grpc.FAILED_PRECONDITION, expect.stringMatching(/identity ".*trust\/mirrored-bad:latest" does not match "upstream\.invalid\/trust\/mirrored-bad:latest"/)]);
@@ -225,6 +260,10 @@ describe("signedBy (GPG keys, file:// and http:// lookaside)", () => {
       expect({ ns, r: await pullAs(ns, policy, image) }).toEqual({ ns, r: [0, ""] });
       if (ns !== "anything") expect({ ns, skopeo: await skopeoAccepts(policy, image) }).toEqual({ ns, skopeo: true });
     }
+    // signatures served by the registry's extension API
+    const extPolicy = policyDoc([signedBy(keys.good)], extHost);
+    expect(await pullAs("extok", extPolicy, `${extHost}/trust/ext:latest`)).toEqual([0, ""]);
+    expect(await skopeoAccepts(extPolicy, `${extHost}/trust/ext:latest`)).toBe(true);
     // through the mirror, verified against the name as written
     expect(await pullAs("mirrorok", policyDoc([signedBy(keys.good)], "upstream.invalid"), "upstream.invalid/trust/mirrored:latest")).toEqual([0, ""]);
     expect((await env.d.cri.imageStatus({ image: { image: signed.ref } })).image?.id).toBe(bb.imageId);
@@ -360,5 +399,84 @@ describe("sigstoreSigned (cosign public keys, attachments)", () => {
     copyFileSync(from, writeLookaside(lookaside, "cosign/signed", digest, 1, new Uint8Array()));
     for (const [ns, reqs, image] of cases) expect({ ns, r: await pullAs(ns, policyDoc(reqs), image) }).toEqual({ ns, r: [0, ""] });
     expect(storeState().images).toContain(bb.imageId);
+  }, 120_000);
+});
+
+describe("sigstoreSigned with Rekor, and keyless (Fulcio + Rekor)", () => {
+  const key = cosignKeyPair();
+  const rekor = cosignKeyPair();
+  const otherRekor = cosignKeyPair();
+  const ISSUER = "https://oidc.crio.test";
+  const EMAIL = "signer@crio.test";
+  const kref = (repo: string) => `${host}/keyless/${repo}:latest`;
+  let files: { key: string; rekor: string; ca: string };
+  const withRekor = (extra: object = {}) => ({ type: "sigstoreSigned", keyPath: files.key, rekorPublicKeyPath: files.rekor, ...extra });
+  const keyless = (f: object = {}) => ({ type: "sigstoreSigned", fulcio: { caPath: files.ca, oidcIssuer: ISSUER, subjectEmail: EMAIL, ...f }, rekorPublicKeyPath: files.rekor });
+
+  beforeAll(async () => {
+    const fulcio = await TestFulcio.create(join(tmp.path, "fulcio"));
+    files = { key: join(tmp.path, "rk-cosign.pub"), rekor: join(tmp.path, "rekor.pub"), ca: join(tmp.path, "fulcio-ca.pem") };
+    writeFileSync(files.key, key.publicPem);
+    writeFileSync(files.rekor, rekor.publicPem);
+    writeFileSync(files.ca, fulcio.caPem);
+    const repos = ["rekor", "rekor-nobundle", "rekor-otherlog", "rekor-otherpayload", "fulcio", "fulcio-late", "fulcio-otherca", "fulcio-nochain"];
+    await Promise.all(repos.map((n) => pushImage(env.reg, bb, { name: `keyless/${n}` })));
+    const attach = (repo: string, payload: string, signature: string, annotations: Record<string, string>) => pushCosignAttachment(env.reg, `keyless/${repo}`, digest, [{ payload, signature, annotations }]);
+    // with a public key, and the Rekor bundle of the signature
+    for (const repo of ["rekor", "rekor-nobundle", "rekor-otherlog", "rekor-otherpayload"]) {
+      const payload = cosignPayload(kref(repo), digest);
+      const signature = cosignSign(key.privateKey, payload);
+      const bundleFor = { keyOrCertPem: key.publicPem, signature, payload: repo === "rekor-otherpayload" ? "another payload" : payload };
+      const bundle: Record<string, string> = repo === "rekor-nobundle" ? {} : { "dev.sigstore.cosign/bundle": rekorBundle(repo === "rekor-otherlog" ? otherRekor.privateKey : rekor.privateKey, bundleFor) };
+      await attach(repo, payload, signature, bundle);
+    }
+    // keyless: a Fulcio-style certificate for the signing key, its chain, and the Rekor bundle
+    const good = await fulcio.leaf("good", EMAIL, ISSUER);
+    const stranger = await fulcio.leaf("stranger", EMAIL, ISSUER, { selfSigned: true });
+    const keylessSig = async (repo: string, leaf: { certPem: string; privateKey: import("node:crypto").KeyObject }, o: { integratedTime?: number; chain?: boolean } = {}) => {
+      const payload = cosignPayload(kref(repo), digest);
+      const signature = cosignSign(leaf.privateKey, payload);
+      const annotations: Record<string, string> = {
+        "dev.sigstore.cosign/certificate": leaf.certPem,
+        "dev.sigstore.cosign/bundle": rekorBundle(rekor.privateKey, { keyOrCertPem: leaf.certPem, signature, payload, integratedTime: o.integratedTime }),
+      };
+      if (o.chain !== false) annotations["dev.sigstore.cosign/chain"] = fulcio.chainPem;
+      await attach(repo, payload, signature, annotations);
+    };
+    await keylessSig("fulcio", good);
+    await keylessSig("fulcio-late", good, { integratedTime: Math.floor(Date.now() / 1000) - 3 * 86400 });
+    await keylessSig("fulcio-otherca", stranger);
+    await keylessSig("fulcio-nochain", good, { chain: false });
+  }, 120_000);
+
+  test("refused: missing, foreign or mismatched Rekor bundles; certificates of another CA, time, issuer or email", async () => {
+    await env.d.cri.removeImage({ image: { image: bb.imageId } }).catch(() => {});
+    const before = storeState();
+    const cases: Array<[string, object[], string, RegExp]> = [
+      ["rk-nobundle", [withRekor()], kref("rekor-nobundle"), /no dev\.sigstore\.cosign\/bundle annotation/],
+      ["rk-otherlog", [withRekor()], kref("rekor-otherlog"), /SignedEntryTimestamp does not verify with the trusted Rekor key/],
+      ["rk-otherpayload", [withRekor()], kref("rekor-otherpayload"), /payload hash in its Rekor entry does not match/],
+      ["fc-late", [keyless()], kref("fulcio-late"), /is not valid at the Rekor time/],
+      ["fc-otherca", [keyless()], kref("fulcio-otherca"), /does not chain to the trusted Fulcio CA/],
+      ["fc-nochain", [keyless()], kref("fulcio-nochain"), /does not chain to the trusted Fulcio CA/],
+      ["fc-issuer", [keyless({ oidcIssuer: "https://other.issuer" })], kref("fulcio"), /OIDC issuer is "https:\/\/oidc\.crio\.test", not "https:\/\/other\.issuer"/],
+      ["fc-email", [keyless({ subjectEmail: "someone@else" })], kref("fulcio"), /is for signer@crio\.test, not someone@else/],
+      ["fc-nokey", [{ ...keyless(), rekorPublicKeyPath: files.key }], kref("fulcio"), /SignedEntryTimestamp does not verify/],
+      ["fc-keyonly", [withRekor()], kref("fulcio"), /signature does not verify with the trusted public key/],
+    ];
+    for (const [ns, reqs, image, reason] of cases) {
+      const [code, msg] = await pullAs(ns, policyDoc(reqs), image);
+      expect({ ns, code }).toEqual({ ns, code: grpc.FAILED_PRECONDITION });
+      expect({ ns, msg }).toEqual({ ns, msg: expect.stringMatching(reason) });
+    }
+    expect(storeState()).toEqual(before);
+  }, 120_000);
+
+  test("accepted: a public key with its Rekor bundle; a Fulcio certificate with chain and Rekor bundle", async () => {
+    expect(await pullAs("rk-ok", policyDoc([withRekor()]), kref("rekor"))).toEqual([0, ""]);
+    expect(await pullAs("fc-ok", policyDoc([keyless()]), kref("fulcio"))).toEqual([0, ""]);
+    const caData = Buffer.from(readFileSync(files.ca)).toString("base64");
+    const rekorData = Buffer.from(rekor.publicPem).toString("base64");
+    expect(await pullAs("fc-data", policyDoc([{ type: "sigstoreSigned", fulcio: { caData, oidcIssuer: ISSUER, subjectEmail: EMAIL }, rekorPublicKeyData: rekorData }]), kref("fulcio"))).toEqual([0, ""]);
   }, 120_000);
 });
