@@ -202,6 +202,22 @@ describe("kubelet-style pods under cgroup_manager = systemd", () => {
     await waitFor(async () => (await units(`crio-${c.containerId}.scope`)).length === 0, 10_000, "the scope to go");
   });
 
+  test("pods get IPC and UTS namespaces of their own with their sysctls (the node's /proc/sys lets them)", async () => {
+    const name = `sysctl${++seq}`;
+    const pod = podConfig(name, "/var/log", { hostNetwork: false, extra: { hostname: "pinned-host" } });
+    pod.linux!.cgroupParent = podSlice("besteffort", pod.metadata!.uid!).name;
+    pod.linux!.sysctls = { "kernel.shm_rmid_forced": "1", "fs.mqueue.msg_max": "100", "kernel.msgmax": "8192" };
+    await sh(["mkdir", "-p", pod.logDirectory!]);
+    const { podSandboxId } = await cri().runPodSandbox({ config: pod });
+    const { containerId } = await cri().createContainer({ podSandboxId, config: ctrConfig(name, images.busybox, ["sleep", "3600"], {}, pod), sandboxConfig: pod });
+    await cri().startContainer({ containerId });
+    const r = await cri().execSync({ containerId, cmd: ["sh", "-c", "hostname; cat /proc/sys/kernel/shm_rmid_forced /proc/sys/fs/mqueue/msg_max /proc/sys/kernel/msgmax"], timeout: 10n });
+    expect(new TextDecoder().decode(r.stdout)).toBe("pinned-host\n1\n100\n8192\n");
+    // the node's own values are untouched
+    expect((await sh(["cat", "/proc/sys/kernel/shm_rmid_forced"])).trim()).toBe("0");
+    await cri().removePodSandbox({ podSandboxId });
+  });
+
   test("runc made each container with the systemd driver (the monitor's `runc create` carries --systemd-cgroup)", async () => {
     const cs = [await running(), await running({ handler: "runc-pod" })];
     for (const c of cs) {

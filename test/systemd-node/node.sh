@@ -113,18 +113,6 @@ up() {
   local ns=(nsenter -t "$pid" -m -p -r -w)
   "${ns[@]}" sh -c 'for m in $(findmnt -rn -t cgroup -o TARGET); do mount -o remount,rw,bind "$m" || exit 1; done' ||
     die "cannot make the node's cgroup controllers writable"
-  # nspawn mounts /proc/sys read-only too: the sysctls of the node's own namespaces (UTS, IPC,
-  # mqueue) are made writable, so pods can get namespaces of their own; machine-wide ones stay
-  # read-only
-  "${ns[@]}" sh -c '
-    for f in /proc/sys/kernel/hostname /proc/sys/kernel/domainname /proc/sys/kernel/msgmax /proc/sys/kernel/msgmnb \
-      /proc/sys/kernel/msgmni /proc/sys/kernel/sem /proc/sys/kernel/shmall /proc/sys/kernel/shmmax /proc/sys/kernel/shmmni \
-      /proc/sys/kernel/shm_rmid_forced /proc/sys/fs/mqueue/msg_max /proc/sys/fs/mqueue/msgsize_max /proc/sys/fs/mqueue/queues_max \
-      /proc/sys/fs/mqueue/msg_default /proc/sys/fs/mqueue/msgsize_default; do
-      [ -e "$f" ] || continue
-      mount --bind "$f" "$f" && mount -o remount,rw,bind "$f" || exit 1
-    done' || die "cannot make the node's namespaced sysctls writable"
-
   # wait for boot
   local state=""
   for i in $(seq 1 600); do
@@ -137,6 +125,27 @@ up() {
     degraded) echo "node.sh: node degraded; failed units: $(in_node systemctl --failed --no-legend --plain | awk '{print $1}' | tr '\n' ' ')" >&2 ;;
     *) die "node did not boot (is-system-running: ${state:-none}); see $dir/nspawn.log" ;;
   esac
+  # nspawn mounts /proc/sys read-only too: the sysctls of the node's own namespaces (UTS, IPC,
+  # mqueue) are made writable, so pods can get namespaces of their own with their sysctls;
+  # machine-wide ones stay read-only. The IPC and mqueue sysctls are per-namespace files (looked
+  # up in the writer's namespace), so a bind of one file would be the node's own namespace's
+  # only: kernel/ and fs/ are made writable as directories, and every machine-wide entry of
+  # theirs is bound read-only again on top.
+  # (after boot: systemd reparses the mount table on every mount event)
+  "${ns[@]}" sh -c '
+    mount --make-rprivate /proc/sys || exit 1
+    # DIR "ENTRY…": DIR writable, its entries but ENTRY… read-only again
+    writable_but() {
+      mount --rbind "$1" "$1" && mount -o remount,rw,bind "$1" || return 1
+      for e in "$1"/*; do
+        case " $2 " in *" ${e##*/} "*) continue ;; esac
+        mount --rbind "$e" "$e" && mount -o remount,ro,bind "$e" || return 1
+      done
+    }
+    writable_but /proc/sys/kernel "hostname domainname msgmax msgmnb msgmni sem shmall shmmax shmmni shm_rmid_forced auto_msgmni msg_next_id sem_next_id shm_next_id" &&
+      writable_but /proc/sys/fs "mqueue"' ||
+    die "cannot make the node's namespaced sysctls writable"
+
   # a loopback registry in the node's network namespace (127.0.0.1:5000 there), as a unit
   mkdir -p "$r/etc/crio-node-registry"
   cat >"$r/etc/crio-node-registry/config.yml" <<'YML'
