@@ -132,7 +132,7 @@ export const schema = {
     runtimes: { kind: "runtimes", toml: "runtimes", default: { runc: defaultHandler("runc"), crun: defaultHandler("crun") }, doc: "Runtime handlers, one table each: [crio.runtime.runtimes.NAME].", flag: false } as Field<Record<string, RuntimeHandler>>,
     noPivot: bool("no_pivot", false, "Ask the runtime not to pivot_root (for ramdisk roots)."),
     defaultEnv: strs("default_env", [], "Environment added to every container, KEY=VALUE."),
-    selinux: bool("selinux", false, "Pass SELinux labels to containers (only when SELinux is enabled)."),
+    selinux: bool("selinux", false, "Apply the pods' SELinux labels to their containers (only when the host has SELinux enabled; false: never)."),
     seccompProfile: path("seccomp_profile", "", "Seccomp profile for RuntimeDefault; empty: the built-in default.", { reloadable: true }),
     seccompUseDefaultWhenEmpty: bool("seccomp_use_default_when_empty", false, "Use the default profile when a container asks for none (critest expects unconfined)."),
     apparmorProfile: str("apparmor_profile", "crio-default", "AppArmor profile for RuntimeDefault (only when AppArmor is enabled).", { reloadable: true }),
@@ -216,10 +216,10 @@ export const schema = {
     tracingSamplingRatePerMillion: int("tracing_sampling_rate_per_million", 0, "How many traces in a million are sampled: 0 none, 1000000 all (a caller's sampled trace is always followed).", { min: 0 }),
   },
   nri: {
-    enableNri: bool("enable_nri", false, "Enable NRI plugins (not supported yet: true is refused)."),
-    nriPluginDir: path("nri_plugin_dir", "/opt/nri/plugins", "Directory of NRI plugins."),
-    nriPluginConfigDir: path("nri_plugin_config_dir", "/etc/nri/conf.d", "Directory of NRI plugin configurations."),
-    nriListen: path("nri_listen", "/var/run/nri/nri.sock", "NRI socket."),
+    enableNri: bool("enable_nri", false, "Enable NRI plugins: not supported, true is refused at start."),
+    nriPluginDir: path("nri_plugin_dir", "/opt/nri/plugins", "Directory of NRI plugins.", { noEffect: "NRI is not supported (enable_nri = true is refused)" }),
+    nriPluginConfigDir: path("nri_plugin_config_dir", "/etc/nri/conf.d", "Directory of NRI plugin configurations.", { noEffect: "NRI is not supported (enable_nri = true is refused)" }),
+    nriListen: path("nri_listen", "/var/run/nri/nri.sock", "NRI socket.", { noEffect: "NRI is not supported (enable_nri = true is refused)" }),
   },
 } as const;
 

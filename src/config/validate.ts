@@ -178,6 +178,7 @@ export function validate(c: Config, sources: Map<string, string> = new Map()): v
     }
   }
   for (const p of c.runtime.absentMountSourcesToReject) if (!isAbsolute(p)) fail("crio.runtime", "absent_mount_sources_to_reject", p, "absolute paths");
+  if (c.nri.enableNri) fail("crio.nri", "enable_nri", true, "false: NRI plugins are not supported by this runtime");
   try {
     parseStorageOptions(c.crio.storageOption);
   } catch (e) {

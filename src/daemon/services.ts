@@ -78,7 +78,9 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
     return rt;
   };
   const features = await runtimeFor(c0.runtime.defaultRuntime).features().catch(() => undefined);
-  const host = detectSpecHost({ rro: features?.mountOptions.includes("rro") ?? false });
+  const detected = detectSpecHost({ rro: features?.mountOptions.includes("rro") ?? false });
+  // selinux (CRI-O): labels are applied only when the key is on and the host has SELinux enabled
+  const host = { ...detected, selinux: detected.selinux && c0.runtime.selinux };
 
   const images = new ImageService(imageOptions(c0, paths));
   await images.init({ repair: o.repairImages });
@@ -276,6 +278,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
           privilegedWithoutHostDevices: Object.entries(c.runtime.runtimes).filter(([, rh]) => rh.privilegedWithoutHostDevices).map(([name]) => name),
           bindMountPrefix: c.runtime.bindMountPrefix || undefined,
           absentMountSourcesToReject: c.runtime.absentMountSourcesToReject,
+          hostnetworkDisableSelinux: c.runtime.hostnetworkDisableSelinux,
         },
         timezone: c.runtime.timezone || undefined,
         defaultMounts,

@@ -100,7 +100,8 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpecResu
   const apparmor = apparmorProfile(sc?.apparmor, sc?.apparmorProfile ?? "", {
     enabled: host.apparmor, privileged, defaultProfile: defaults.apparmorProfile || "crio-default", loaded: io.apparmorLoaded,
   });
-  const selinux = selinuxLabels(sc?.selinuxOptions, host.selinux, privileged);
+  // hostnetwork_disable_selinux (CRI-O): a host-network pod's containers run without SELinux separation
+  const selinux = selinuxLabels(sc?.selinuxOptions, host.selinux, privileged || (hostNetwork && (defaults.hostnetworkDisableSelinux ?? true)));
   const sysctls = podSysctls(defaults.sysctls, sb.config.linux?.sysctls ?? {}, { network: hostNetwork, ipc: hostIpc });
   warnings.push(...sysctls.warnings);
 

@@ -71,6 +71,8 @@ export interface SpecDefaults {
   bindMountPrefix?: string;
   /** absent_mount_sources_to_reject: missing host paths that fail CreateContainer instead of being created. */
   absentMountSourcesToReject?: string[];
+  /** hostnetwork_disable_selinux (default true): no SELinux labels for containers of host-network pods. */
+  hostnetworkDisableSelinux?: boolean;
 }
 
 /** Facts about the node and the daemon's own privileges (see host.ts detectSpecHost). */

@@ -39,6 +39,7 @@ export const WRONG: Array<[string, string, string, RegExp]> = [
   ["crio", "storage_option", '["overlay.frobnicate=1"]', /unknown storage option "frobnicate"/],
   ["crio", "storage_option", '["overlay.mountopt=upperdir=/x"]', /set by the runtime/],
   ["crio.runtime", "log_to_journald", '"journald"', /expected true or false/],
+  ["crio.nri", "enable_nri", "true", /NRI plugins are not supported/],
   ["crio", "internal_wipe", '1', /expected true or false/],
 ];
 

@@ -1,0 +1,133 @@
+/**
+ * Which test proves each crio.conf key does what it says (read by schema-coverage.test.ts).
+ *
+ * Adding a key to src/config/schema.ts? Add it here too, with the test file that sets a
+ * non-default value and checks its effect (the file must name the key, by its TOML name or its
+ * flag). Keys that cannot apply to this runtime carry `noEffect` in the schema instead and need
+ * no entry. A key in neither fails schema-coverage.test.ts, naming it.
+ *
+ * PENDING lists the keys the runtime reads but no test proves yet, each with why: debt, shown to
+ * whoever runs the test, not a place to park new keys.
+ */
+
+const OPTS = "test/e2e/config-options.test.ts";
+const OPTS_UNIT = "test/unit/config/options.test.ts";
+
+/** key ("table.key"; handler keys as "crio.runtime.runtimes.*.key") → test file. */
+export const PROOFS: Record<string, string> = {
+  // issue #16 (helper "options")
+  "crio.storage_option": OPTS,
+  "crio.clean_shutdown_file": OPTS,
+  "crio.internal_wipe": OPTS,
+  "crio.internal_repair": OPTS,
+  "crio.api.tls_min_version": OPTS,
+  "crio.runtime.default_mounts_file": OPTS,
+  "crio.runtime.log_to_journald": OPTS,
+  "crio.runtime.container_exits_dir": OPTS,
+  "crio.runtime.container_attach_socket_dir": OPTS,
+  "crio.runtime.bind_mount_prefix": OPTS,
+  "crio.runtime.namespaces_dir": OPTS,
+  "crio.runtime.absent_mount_sources_to_reject": OPTS,
+  "crio.runtime.disable_hostport_mapping": OPTS,
+  "crio.runtime.timezone": OPTS,
+  "crio.runtime.conmon_cgroup": OPTS_UNIT, // the e2e lane has no systemd manager to tell placements apart
+  "crio.runtime.hostnetwork_disable_selinux": "test/unit/container/spec/selinux-options.test.ts", // no SELinux host here
+  "crio.image.default_transport": OPTS_UNIT, // one valid value ("docker://"): only the refusal of others is testable
+  "crio.image.insecure_registries": OPTS,
+  "crio.image.big_files_temporary_dir": OPTS,
+  "crio.image.auto_reload_registries": OPTS,
+  "crio.nri.enable_nri": OPTS_UNIT, // true is refused at start
+  "crio.network.plugin_dirs": OPTS,
+
+  // earlier work (assigned by the audit of issue #16: the file sets the key and checks it)
+  "crio.root": "test/e2e/lifecycle.test.ts",
+  "crio.runroot": "test/e2e/lifecycle.test.ts",
+  "crio.storage_driver": "test/e2e/operator.test.ts",
+  "crio.api.listen": "test/harness.ts", // every e2e daemon listens on a temp socket set there
+  "crio.api.grpc_max_send_msg_size": "test/e2e/daemon.test.ts",
+  "crio.runtime.default_runtime": "test/e2e/install.test.ts",
+  "crio.runtime.runtimes": "test/e2e/handlers.test.ts",
+  "crio.runtime.seccomp_profile": "test/e2e/security-config.test.ts",
+  "crio.runtime.seccomp_use_default_when_empty": "test/e2e/security-config.test.ts",
+  "crio.runtime.cgroup_manager": "test/e2e/monitor-cgroup.test.ts",
+  "crio.runtime.add_inheritable_capabilities": "test/unit/container/spec/security.test.ts",
+  "crio.runtime.additional_devices": "test/e2e/security-config.test.ts",
+  "crio.runtime.hooks_dir": "test/e2e/security-config.test.ts",
+  "crio.runtime.pids_limit": "test/unit/container/spec/resources-v2.test.ts",
+  "crio.runtime.read_only": "test/e2e/security-config.test.ts",
+  "crio.runtime.log_level": "test/e2e/daemon.test.ts",
+  "crio.runtime.log_filter": "test/e2e/daemon.test.ts",
+  "crio.runtime.enable_pod_events": "test/e2e/events.test.ts",
+  "crio.runtime.default_ulimits": "test/e2e/security-config.test.ts",
+  "crio.image.global_auth_file": "test/e2e/image-auth-tls.test.ts",
+  "crio.image.pause_image": "test/e2e/daemon.test.ts",
+  "crio.image.pause_image_auth_file": "test/e2e/image-auth-tls.test.ts",
+  "crio.image.pause_command": "test/unit/sandbox/spec.test.ts",
+  "crio.image.pinned_images": "test/e2e/image-daemon.test.ts",
+  "crio.image.signature_policy_dir": "test/e2e/image-policy-namespace.test.ts",
+  "crio.image.registries_conf": "test/unit/image/registries-conf.test.ts",
+  "crio.image.certs_dir": "test/unit/image/certs-dir.test.ts",
+  "crio.image.image_volumes": "test/e2e/image-volumes.test.ts",
+  "crio.image.pull_progress_timeout": "test/e2e/image-registries.test.ts",
+  "crio.image.short_name_mode": "test/unit/image/registries-conf.test.ts",
+  "crio.network.network_dir": "test/e2e/network-daemon.test.ts",
+  "crio.network.cni_status_grace_period": "test/e2e/network-daemon.test.ts",
+  "crio.metrics.enable_metrics": "test/e2e/operator.test.ts",
+  "crio.metrics.metrics_collectors": "test/e2e/operator.test.ts",
+  "crio.metrics.metrics_port": "test/e2e/operator.test.ts",
+  "crio.metrics.metrics_socket": "test/e2e/operator.test.ts",
+  "crio.stats.collection_period": "test/e2e/stats-cache.test.ts",
+  "crio.stats.included_pod_metrics": "test/unit/stats/service.test.ts",
+  "crio.runtime.runtimes.*.runtime_path": "test/e2e/monitor-cgroup.test.ts",
+  "crio.runtime.runtimes.*.runtime_type": "test/unit/config/runtime-handler.test.ts",
+  "crio.runtime.runtimes.*.runtime_root": "test/e2e/handlers.test.ts",
+  "crio.runtime.runtimes.*.runtime_config_path": "test/unit/config/runtime-handler.test.ts",
+  "crio.runtime.runtimes.*.privileged_without_host_devices": "test/e2e/handlers.test.ts",
+  "crio.runtime.runtimes.*.allowed_annotations": "test/e2e/runtime-handler-options.test.ts",
+  "crio.runtime.runtimes.*.default_annotations": "test/e2e/runtime-handler-options.test.ts",
+  "crio.runtime.runtimes.*.container_min_memory": "test/unit/container/spec/resources.test.ts",
+  "crio.runtime.runtimes.*.monitor_cgroup": "test/e2e/monitor-cgroup.test.ts",
+  "crio.runtime.runtimes.*.no_sync_log": "test/e2e/monitor-cgroup.test.ts",
+};
+
+/** Keys read by the runtime whose effect no test proves yet (the audit of issue #16), and why. */
+export const PENDING: Record<string, string> = {
+  "crio.log_dir": "used for the log path of a pod without log_directory; no test sets it apart",
+  "crio.version_file": "used by crio wipe and internal_wipe (operator-pods.test.ts passes --version-file); no test of its own name",
+  "crio.version_file_persist": "used by crio wipe (images after an upgrade); no test of an upgrade",
+  "crio.api.stream_address": "used; no test of a non-default address",
+  "crio.api.stream_port": "used; no test of a fixed port",
+  "crio.api.stream_enable_tls": "used; config-options.test.ts turns it on for tls_min_version, streaming-tls.test.ts tests the server directly",
+  "crio.api.stream_idle_timeout": "used; no test of the daemon's setting",
+  "crio.api.stream_tls_cert": "used; see stream_enable_tls",
+  "crio.api.stream_tls_key": "used; see stream_enable_tls",
+  "crio.api.stream_tls_ca": "used; streaming-tls.test.ts tests client certificates on the server directly",
+  "crio.api.grpc_max_recv_msg_size": "used; no test of a non-default size",
+  "crio.runtime.no_pivot": "ACCEPTED AND IGNORED: the monitor runs `runc create` without --no-pivot whatever the key says",
+  "crio.runtime.default_env": "used; no behaviour test found",
+  "crio.runtime.selinux": "used (labels only when true and the host has SELinux); no SELinux host to test on",
+  "crio.runtime.apparmor_profile": "used; no test of a non-default profile found",
+  "crio.runtime.default_capabilities": "used; no behaviour test of a non-default set found",
+  "crio.runtime.default_sysctls": "used; no behaviour test found",
+  "crio.runtime.allowed_devices": "helper cdi (issue #16)",
+  "crio.runtime.cdi_spec_dirs": "helper cdi (issue #16)",
+  "crio.runtime.device_ownership_from_security_context": "helper cdi (issue #16)",
+  "crio.runtime.log_size_max": "used; tested on the monitor (monitor-log), not through the key",
+  "crio.runtime.ctr_stop_timeout": "used; no behaviour test found",
+  "crio.runtime.drop_infra_ctr": "used; no test of false found",
+  "crio.runtime.infra_ctr_cpuset": "used; no behaviour test found",
+  "crio.image.signature_policy": "used by every e2e daemon (harness); no test of its own name",
+  "crio.image.registries_conf_dir": "used (auto_reload_registries test writes a drop-in through it); no test of a non-default dir",
+  "crio.image.max_parallel_downloads": "used; no behaviour test found",
+  "crio.network.cni_default_network": "used; no behaviour test found",
+  "crio.metrics.metrics_host": "used; no test of a non-default host",
+  "crio.metrics.metrics_cert": "used; no test of metrics over TLS",
+  "crio.metrics.metrics_key": "used; no test of metrics over TLS",
+  "crio.stats.stats_collection_period": "used as the deprecated spelling of collection_period; no test",
+  "crio.tracing.enable_tracing": "helper cdi (issue #16): OpenTelemetry",
+  "crio.tracing.tracing_endpoint": "helper cdi (issue #16): OpenTelemetry",
+  "crio.tracing.tracing_sampling_rate_per_million": "helper cdi (issue #16): OpenTelemetry",
+  "crio.runtime.runtimes.*.monitor_path": "used; no test of another monitor binary",
+  "crio.runtime.runtimes.*.monitor_env": "used; no behaviour test found",
+  "crio.runtime.runtimes.*.container_create_timeout": "used; no behaviour test found",
+};
