@@ -52,7 +52,7 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
   const cdiDevices = d.cdi.resolve(cdiRequests(config));
 
   // A container joins its pod's user namespace (or the host's with its pod): nothing else.
-  checkContainerUserns(sb.meta.userns, config.linux?.securityContext?.namespaceOptions?.usernsOptions);
+  checkContainerUserns(sb.meta.userns, config.linux?.securityContext?.namespaceOptions);
   const idmap = podIdmap(sb);
   const pod = sb.meta.metadata;
   const name = `k8s_${md.name}_${pod.name}_${pod.namespace}_${pod.uid}_${md.attempt}`;

@@ -38,10 +38,15 @@ export function podUserns(nso: NamespaceOption | undefined): PodUserns | undefin
 }
 
 /**
- * A container's NamespaceOption.userns_options checked against its pod's: absent, or the pod's own
- * mode and mappings (a container cannot leave or remap its pod's user namespace).
+ * A container's NamespaceOption checked against its pod's user namespace: userns_options absent,
+ * or the pod's own mode and mappings (a container cannot leave or remap its pod's user
+ * namespace), and no host network/PID/IPC namespace in a pod with its own.
  */
-export function checkContainerUserns(pod: PodUserns | undefined, u: UserNamespace | undefined): void {
+export function checkContainerUserns(pod: PodUserns | undefined, nso: NamespaceOption | undefined): void {
+  if (pod)
+    for (const [kind, mode] of [["network", nso?.network], ["PID", nso?.pid], ["IPC", nso?.ipc]] as const)
+      if (mode === NS.NODE) throw invalid(`a container of a pod in its own user namespace cannot use the host's ${kind} namespace`);
+  const u: UserNamespace | undefined = nso?.usernsOptions;
   if (!u) return;
   if (u.mode !== NS.POD && u.mode !== NS.NODE) throw invalid(`unsupported user namespace mode ${modeName(u.mode)}: only POD and NODE are supported`);
   if (u.mode === NS.NODE) {

@@ -39,7 +39,7 @@ describe("podUserns", () => {
 
 describe("checkContainerUserns", () => {
   const pod = { uids: [{ containerId: 0, hostId: R, length: R }], gids: [{ containerId: 0, hostId: R, length: R }] };
-  const u = (o: Record<string, unknown>) => create(UserNamespaceSchema, o);
+  const u = (o: Record<string, unknown>) => create(NamespaceOptionSchema, { usernsOptions: create(UserNamespaceSchema, o) });
   test("absent or the pod's own: fine", () => {
     expect(() => checkContainerUserns(pod, undefined)).not.toThrow();
     expect(() => checkContainerUserns(pod, u({ mode: NamespaceMode.POD, uids: map(R), gids: map(R) }))).not.toThrow();
@@ -50,6 +50,8 @@ describe("checkContainerUserns", () => {
     expect(() => checkContainerUserns(pod, u({ mode: NamespaceMode.POD, uids: map(2 * R), gids: map(R) }))).toThrow(/differ/);
     expect(() => checkContainerUserns(undefined, u({ mode: NamespaceMode.POD, uids: map(R), gids: map(R) }))).toThrow(/runs in the host's/);
     expect(() => checkContainerUserns(pod, u({ mode: NamespaceMode.CONTAINER }))).toThrow(/unsupported/);
+    expect(() => checkContainerUserns(pod, create(NamespaceOptionSchema, { network: NamespaceMode.NODE }))).toThrow(/host's network/);
+    expect(() => checkContainerUserns(undefined, create(NamespaceOptionSchema, { network: NamespaceMode.NODE }))).not.toThrow();
   });
 });
 
