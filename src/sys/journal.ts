@@ -5,6 +5,7 @@
  * larger than a datagram are not sent (journald would need them through a memfd).
  */
 import { dlopen, FFIType, ptr } from "bun:ffi";
+import { shortSocketPath, type ShortSocketPath } from "./short-path.ts";
 
 /** The journal socket systemd-journald listens on. */
 export const JOURNAL_SOCKET = "/run/systemd/journal/socket";
@@ -30,30 +31,43 @@ export function encodeJournalEntry(fields: ReadonlyArray<readonly [string, strin
 export class JournalSocket {
   #fd: number;
   #addr: Uint8Array;
+  /** A path beyond sun_path is reached through a short alias of its directory, held while this lives. */
+  #alias: ShortSocketPath | undefined;
   /** Entries that could not be sent (journald down, too large). */
   failures = 0;
 
   constructor(readonly path = JOURNAL_SOCKET) {
-    const p = enc.encode(path);
-    if (p.length > 107) throw new Error(`journal socket path "${path}" is too long`);
-    this.#addr = new Uint8Array(110);
+    // the usual short path is used as is (journald may come and go); a deep one through an alias
+    if (enc.encode(path).length > 107) {
+      try {
+        this.#alias = shortSocketPath(path);
+      } catch (e) {
+        throw new Error(`journal socket "${path}": ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      }
+    }
+    const p = enc.encode(this.#alias?.path ?? path);
+    this.#addr = new Uint8Array(2 + p.length + 1);
     new DataView(this.#addr.buffer).setUint16(0, 1, true); // AF_UNIX
     this.#addr.set(p, 2);
     this.#fd = lib().socket(1, 2 | 0o2000000, 0); // AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC
-    if (this.#fd < 0) throw new Error("cannot create a journal socket");
+    if (this.#fd < 0) {
+      this.#alias?.release();
+      throw new Error("cannot create a journal socket");
+    }
   }
 
   /** Sends one entry (fire and forget: MSG_DONTWAIT, so a busy journal never blocks the caller). */
   send(fields: ReadonlyArray<readonly [string, string | Uint8Array]>): void {
     if (this.#fd < 0) return;
     const buf = encodeJournalEntry(fields);
-    const n = lib().sendto(this.#fd, ptr(buf), buf.length, 0x40 /* MSG_DONTWAIT */ | 0x4000 /* MSG_NOSIGNAL */, ptr(this.#addr), 2 + enc.encode(this.path).length + 1);
+    const n = lib().sendto(this.#fd, ptr(buf), buf.length, 0x40 /* MSG_DONTWAIT */ | 0x4000 /* MSG_NOSIGNAL */, ptr(this.#addr), this.#addr.length);
     if (Number(n) !== buf.length) this.failures++;
   }
 
   close(): void {
     if (this.#fd >= 0) lib().close(this.#fd);
     this.#fd = -1;
+    this.#alias?.release();
   }
 }
 

@@ -1,6 +1,7 @@
 // Every path deep (issue #16): root, runroot, log_dir, the pods' log dirs, the listen socket and
 // the metrics socket each over 150 characters, so every unix socket the daemon and the monitors
-// bind or connect — CRI, info, metrics, monitor attach and ctl, console sockets — is far beyond
+// bind or connect — CRI, info, metrics, monitor attach and ctl, console sockets, the journal
+// socket of log_to_journald — is far beyond
 // sun_path's 107 bytes. The full lifecycle runs on the compiled daemon with real runc, CNI and a
 // loopback registry: runp → create → start → exec sync → streaming exec/attach → logs → stop → rm
 // → stopp → rmp.
@@ -9,10 +10,10 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, statSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ContainerState, PodSandboxState } from "../../src/gen/runtime/v1/api_pb.ts";
-import { withShortSocketPath } from "../../src/sys/short-path.ts";
+import { shortSocketPath, withShortSocketPath, type ShortSocketPath } from "../../src/sys/short-path.ts";
 import { CRIO, LONG_PATH_PADDING, removeDaemonDirs, waitFor } from "../harness.ts";
 import { ctrConfig, logLines, podConfig, startEnv, type Env } from "../support/pods.ts";
-import { runCmd, sample } from "./operator-support.ts";
+import { NotifyReceiver, runCmd, sample } from "./operator-support.ts";
 import { SpdyClient, WsClient, channelData, channelMessage } from "./streaming-client.ts";
 
 const CNI = (bridge: string, subnet: string, dataDir: string) =>
@@ -29,20 +30,28 @@ let env: Env;
 const top = mkdtempSync(join(process.env.CRIO_TEST_TMP ?? tmpdir(), "crio-long-"));
 const dir = join(top, LONG_PATH_PADDING);
 const metricsSocket = join(dir, "metrics", "crio-metrics.sock");
+const journalSocket = join(dir, "journal", "socket");
+/** The test's stand-in for journald (a datagram socket, bound through an alias: it is deep too). */
+let journal: { alias: ShortSocketPath; r: NotifyReceiver } | undefined;
 const tag = Math.random().toString(16).slice(2, 8);
 beforeAll(async () => {
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(join(dir, "journal"), { recursive: true });
+  const alias = shortSocketPath(journalSocket);
+  journal = { alias, r: new NotifyReceiver(alias.path) };
   env = await startEnv({
     dir,
     longPaths: true,
     cniConf: CNI(`crl${tag}`, `10.${200 + (parseInt(tag, 16) % 50)}.${parseInt(tag.slice(2, 4), 16)}.0/24`, `/run/crl-ipam-${tag}`),
-    config: `[crio.metrics]\nenable_metrics = true\nmetrics_host = "127.0.0.1"\nmetrics_port = 0\nmetrics_socket = ${JSON.stringify(metricsSocket)}\n`,
+    config: `[crio.runtime]\nlog_to_journald = true\n[crio.metrics]\nenable_metrics = true\nmetrics_host = "127.0.0.1"\nmetrics_port = 0\nmetrics_socket = ${JSON.stringify(metricsSocket)}\n`,
+    env: { CRIO_JOURNAL_SOCKET: journalSocket },
   });
   await env.d.cri.pullImage({ image: { image: env.busybox } });
 }, 120_000);
 afterAll(async () => {
   const runroot = env?.d.runroot;
   await env?.[Symbol.asyncDispose]();
+  journal?.r[Symbol.dispose]();
+  journal?.alias.release();
   if (!process.env.CRIO_TEST_KEEP) removeDaemonDirs(top, runroot ?? join(dir, "run"));
   Bun.spawnSync(["ip", "link", "del", `crl${tag}`]);
   Bun.spawnSync(["rm", "-rf", `/run/crl-ipam-${tag}`]);
@@ -53,7 +62,7 @@ const bytes = (s: string) => Buffer.byteLength(s);
 describe("every path over 150 characters", () => {
   test("the paths are as deep as promised, and the daemon's sockets sit at their full paths", async () => {
     const d = env.d;
-    for (const p of [d.root, d.runroot, join(d.dir, "logs"), d.socket, metricsSocket]) expect(bytes(p)).toBeGreaterThan(150);
+    for (const p of [d.root, d.runroot, join(d.dir, "logs"), d.socket, metricsSocket, journalSocket]) expect(bytes(p)).toBeGreaterThan(150);
     for (const s of [d.socket, join(d.dir, "crio-info.sock"), metricsSocket]) expect(statSync(s).isSocket()).toBe(true);
     // crio status reaches the info API on <listen without .sock>-info.sock
     const st = runCmd([CRIO, "status", "--socket", d.socket, "info"]);
@@ -91,6 +100,11 @@ describe("every path over 150 characters", () => {
     const logPath = join(pod.logDirectory!, "web.log");
     const lines = await waitFor(() => (existsSync(logPath) && logLines(logPath).length >= 2 ? logLines(logPath) : undefined));
     expect(lines.map((l) => [l.stream, l.text]).sort()).toEqual([["stderr", "oops"], ["stdout", "hello-deep"]]);
+    // and the same records in the (deep) journal socket, sent by the monitor
+    await waitFor(() => {
+      journal!.r.drain();
+      return journal!.r.messages.some((m) => m.text.includes("hello-deep") && m.text.includes(`CONTAINER_ID_FULL=${containerId}\n`));
+    }, 10_000, "the journal entry");
 
     // exec sync: through the container monitor's ctl socket
     const ex = await cri.execSync({ containerId, cmd: ["sh", "-c", "echo out; echo err >&2; exit 7"], timeout: 10n });

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readlinkSync, rmSync, statSync } fr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { accept, close, read, SysError, unixListen } from "../../../src/sys/libc.ts";
+import { JournalSocket } from "../../../src/sys/journal.ts";
 import { sdNotify } from "../../../src/sys/notify.ts";
 import { shortSocketPath, splitSocketPath, SUN_PATH_MAX, withShortSocketPath } from "../../../src/sys/short-path.ts";
 import { socketAnswers } from "../../../src/sys/unix-socket.ts";
@@ -157,4 +158,21 @@ test("sdNotify reaches a NOTIFY_SOCKET deeper than sun_path", async () => {
     a.release();
   }
   expect(() => sdNotify(join(deep, "nope", "n.sock"), "READY=1")).toThrow(/sendto .*nope\/n\.sock: No such file or directory/);
+});
+
+test("JournalSocket reaches a journal socket deeper than sun_path; a missing deep dir is a clear error", async () => {
+  const full = join(deep, "journal.sock");
+  const a = shortSocketPath(full);
+  try {
+    using r = new NotifyReceiver(a.path);
+    const j = new JournalSocket(full);
+    j.send([["MESSAGE", "hello"], ["TAG", "deep-entry"]]);
+    j.close();
+    expect(j.failures).toBe(0);
+    const m = await r.waitFor("TAG=deep-entry");
+    expect(m.text).toContain("hello");
+  } finally {
+    a.release();
+  }
+  expect(() => new JournalSocket(join(deep, "nope", "journal.sock"))).toThrow(/journal socket .*nope\/journal\.sock.*ENOENT/);
 });
