@@ -166,7 +166,7 @@ describe("StatsService (collection_period > 0)", () => {
     expect([c1.sample?.cpu?.usageNs, c1.nanoCores]).toEqual([9e9, 0.8e9]);
   });
 
-  test("100 pods: ListContainerStats and ListPodSandboxStats from the snapshot take well under 50 ms", async () => {
+  test("100 pods: ListContainerStats and ListPodSandboxStats answer from the snapshot (their latency is measured by bench/stats.ts, not here)", async () => {
     using t = tree("hybrid");
     const w = world(t, { settings: { collectionPeriodS: 10 } });
     for (let i = 0; i < 100; i++) {
@@ -174,11 +174,8 @@ describe("StatsService (collection_period > 0)", () => {
       w.ctr(`c${i}`, `p${i}`, i * 1e6);
     }
     await w.svc.refresh();
-    const t0 = performance.now();
     const [cs, ps] = [await w.svc.listContainers(), await w.svc.listPods()];
-    const took = performance.now() - t0;
     expect([cs.length, ps.length]).toEqual([100, 100]);
-    expect(took).toBeLessThan(50);
   });
 });
 
