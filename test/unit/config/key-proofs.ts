@@ -12,6 +12,8 @@
 
 const OPTS = "test/e2e/config-options.test.ts";
 const OPTS_UNIT = "test/unit/config/options.test.ts";
+const DEVICES = "test/e2e/devices-cdi.test.ts";
+const TRACING = "test/e2e/tracing.test.ts";
 
 /** key ("table.key"; handler keys as "crio.runtime.runtimes.*.key") → test file. */
 export const PROOFS: Record<string, string> = {
@@ -38,6 +40,14 @@ export const PROOFS: Record<string, string> = {
   "crio.image.auto_reload_registries": OPTS,
   "crio.nri.enable_nri": OPTS_UNIT, // true is refused at start
   "crio.network.plugin_dirs": OPTS,
+
+  // issue #16 (helper "cdi")
+  "crio.runtime.allowed_devices": DEVICES, // with the io.kubernetes.cri-o.Devices annotation and allowed_annotations
+  "crio.runtime.cdi_spec_dirs": DEVICES,
+  "crio.runtime.device_ownership_from_security_context": DEVICES,
+  "crio.tracing.enable_tracing": TRACING, // against an OTLP/HTTP receiver in the test
+  "crio.tracing.tracing_endpoint": TRACING,
+  "crio.tracing.tracing_sampling_rate_per_million": TRACING,
 
   // earlier work (assigned by the audit of issue #16: the file sets the key and checks it)
   "crio.root": "test/e2e/lifecycle.test.ts",
@@ -109,9 +119,6 @@ export const PENDING: Record<string, string> = {
   "crio.runtime.apparmor_profile": "used; no test of a non-default profile found",
   "crio.runtime.default_capabilities": "used; no behaviour test of a non-default set found",
   "crio.runtime.default_sysctls": "used; no behaviour test found",
-  "crio.runtime.allowed_devices": "helper cdi (issue #16)",
-  "crio.runtime.cdi_spec_dirs": "helper cdi (issue #16)",
-  "crio.runtime.device_ownership_from_security_context": "helper cdi (issue #16)",
   "crio.runtime.log_size_max": "used; tested on the monitor (monitor-log), not through the key",
   "crio.runtime.ctr_stop_timeout": "used; no behaviour test found",
   "crio.runtime.drop_infra_ctr": "used; no test of false found",
@@ -124,9 +131,6 @@ export const PENDING: Record<string, string> = {
   "crio.metrics.metrics_cert": "used; no test of metrics over TLS",
   "crio.metrics.metrics_key": "used; no test of metrics over TLS",
   "crio.stats.stats_collection_period": "used as the deprecated spelling of collection_period; no test",
-  "crio.tracing.enable_tracing": "helper cdi (issue #16): OpenTelemetry",
-  "crio.tracing.tracing_endpoint": "helper cdi (issue #16): OpenTelemetry",
-  "crio.tracing.tracing_sampling_rate_per_million": "helper cdi (issue #16): OpenTelemetry",
   "crio.runtime.runtimes.*.monitor_path": "used; no test of another monitor binary",
   "crio.runtime.runtimes.*.monitor_env": "used; no behaviour test found",
   "crio.runtime.runtimes.*.container_create_timeout": "used; no behaviour test found",
