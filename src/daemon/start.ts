@@ -198,6 +198,8 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
       regWatch?.close();
       built.close();
       await releaseIdlePinDir(paths.namespaces).catch((e) => log.warn(`releasing the namespaces dir mount: ${messageOf(e)}`));
+      // and the idmapped staging dir's (user-namespaced pods), once nothing is staged in it
+      await releaseIdlePinDir(paths.idmap).catch((e) => log.warn(`releasing the idmap staging dir mount: ${messageOf(e)}`));
       await ops.close();
       await stopTracing();
       try {

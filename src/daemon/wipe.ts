@@ -79,6 +79,8 @@ export async function runWipe(c: Config, force: boolean, log: Logger): Promise<W
     built.close();
     // With every pod gone, the namespaces dir's own bind mount goes too: a wipe leaves no mount.
     await releaseIdlePinDir(paths.namespaces).catch((e) => log.warn(`releasing the namespaces dir mount: ${messageOf(e)}`));
+    // and the idmapped staging dir's (user-namespaced pods), once nothing is staged in it
+    await releaseIdlePinDir(paths.idmap).catch((e) => log.warn(`releasing the idmap staging dir mount: ${messageOf(e)}`));
   }
   log.info(`wiped ${result.removedPods} pods, ${result.removedContainers} containers and ${result.removedImages} images`);
   return result;
