@@ -86,16 +86,16 @@ export function policyVerifier(d: Pick<PullDeps, "registriesD">, policy: Policy,
   const decision = checkPolicy(policy, logical);
   if (!decision.requirements.some(needsSignatures)) return undefined;
   return async ({ client, repo, manifest, digest }) => {
-    const conf = d.registriesD();
+    // registries.d is read inside the check: a malformed file refuses the image, naming the file
     await verifyImage(policy, decision, { ref: logical, manifest, digest }, {
       lookaside: async () => {
         // a registry that serves its own signature API is asked instead of the lookaside (as containers/image does)
         const served = await readExtensionSignatures(client, repo, digest);
         if (served) return served;
-        const base = lookasideFor(conf, logical);
+        const base = lookasideFor(d.registriesD(), logical);
         return base ? readLookaside(base, digest, client.signal) : [];
       },
-      sigstore: async () => (usesSigstoreAttachments(conf, logical) ? readSigstoreAttachments(client, repo, digest) : []),
+      sigstore: async () => (usesSigstoreAttachments(d.registriesD(), logical) ? readSigstoreAttachments(client, repo, digest) : []),
     });
   };
 }

@@ -6,7 +6,7 @@
 // them all; `skopeo copy --policy` on the same image and policy must agree on every case.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { status as grpc } from "@grpc/grpc-js";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { runRaw } from "../../src/sys/exec.ts";
@@ -306,7 +306,7 @@ describe("the same policy elsewhere", () => {
     expect(await tryCreate("create-ok", policyDoc([signedBy(keys.good)]))).toEqual([0, "", 1]);
   }, 120_000);
 
-  test("SIGHUP re-reads registries.d", async () => {
+  test("SIGHUP re-reads registries.d and policy.json", async () => {
     const file = join(registriesD, "test.yaml");
     const saved = readFileSync(file, "utf8");
     const reload = async () => {
@@ -324,6 +324,32 @@ describe("the same policy elsewhere", () => {
       await reload();
     }
     expect(await pullAs("hup", policyDoc([signedBy(keys.good)]), signed.ref)).toEqual([0, ""]);
+    // a malformed registries.d file refuses signed pulls, naming the file
+    const broken = join(registriesD, "zz-broken.yaml");
+    try {
+      writeFileSync(broken, "docker: [unclosed\n");
+      await reload();
+      const [code, msg] = await pullAs("hup", policyDoc([signedBy(keys.good)]), signed.ref);
+      expect([code, msg]).toEqual([grpc.FAILED_PRECONDITION, expect.stringContaining(`its signatures cannot be checked: registries.d file ${broken}: invalid YAML`)]);
+    } finally {
+      rmSync(broken, { force: true });
+      await reload();
+    }
+    // the global policy: upstream.invalid now needs the other key
+    const global = join(daemonDir, "policy.json");
+    const savedPolicy = readFileSync(global, "utf8");
+    const mirrored = "upstream.invalid/trust/mirrored:latest";
+    const pullGlobal = () => env.d.cri.pullImage({ image: { image: mirrored } }).then(() => [0, ""], (e: { code: number; details: string }) => [e.code, e.details]);
+    expect(await pullGlobal()).toEqual([0, ""]);
+    try {
+      writeFileSync(global, JSON.stringify({ default: [{ type: "insecureAcceptAnything" }], transports: { docker: { "upstream.invalid": [signedBy(keys.other)] } } }));
+      await reload();
+      expect(await pullGlobal()).toEqual([grpc.FAILED_PRECONDITION, expect.stringMatching(/not among the trusted keys/)]);
+    } finally {
+      writeFileSync(global, savedPolicy);
+      await reload();
+    }
+    expect(await pullGlobal()).toEqual([0, ""]);
   }, 120_000);
 });
 
