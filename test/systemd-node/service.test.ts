@@ -112,18 +112,18 @@ describe("crio.service", () => {
 
   test("WatchdogSec: the daemon pings; NOTIFY_SOCKET and WATCHDOG_* never reach runc, monitors or containers", async () => {
     await sh(["mkdir", "-p", "/etc/systemd/system/crio.service.d"]);
-    await sh(["sh", "-c", 'printf "[Service]\\nWatchdogSec=2\\n" > /etc/systemd/system/crio.service.d/50-watchdog.conf']);
+    await sh(["sh", "-c", 'printf "[Service]\\nWatchdogSec=4\\n" > /etc/systemd/system/crio.service.d/50-watchdog.conf']);
     try {
       await sh(["systemctl", "daemon-reload"]);
       await sh(["systemctl", "restart", "crio.service"], { timeoutMs: 120_000 });
-      expect(await unitProp("crio.service", "WatchdogUSec")).toBe("2s");
+      expect(await unitProp("crio.service", "WatchdogUSec")).toBe("4s");
       const main = Number(await unitProp("crio.service", "MainPID"));
       // the daemon itself got the variables from systemd
       expect((await nodeEnviron(main)).some((e) => e.startsWith("NOTIFY_SOCKET="))).toBe(true);
       const t0 = Number(await unitProp("crio.service", "WatchdogTimestampMonotonic"));
-      await waitFor(async () => Number(await unitProp("crio.service", "WatchdogTimestampMonotonic")) > t0, 5_000, "a watchdog ping");
+      await waitFor(async () => Number(await unitProp("crio.service", "WatchdogTimestampMonotonic")) > t0, 10_000, "a watchdog ping");
       const t1 = Number(await unitProp("crio.service", "WatchdogTimestampMonotonic"));
-      await waitFor(async () => Number(await unitProp("crio.service", "WatchdogTimestampMonotonic")) > t1, 5_000, "a second watchdog ping");
+      await waitFor(async () => Number(await unitProp("crio.service", "WatchdogTimestampMonotonic")) > t1, 10_000, "a second watchdog ping");
 
       // a container started now: its runc, monitor and process are the daemon's children
       const c = await runningContainer("notify");
@@ -133,7 +133,7 @@ describe("crio.service", () => {
         expect(env.filter((e) => /^(NOTIFY_SOCKET|WATCHDOG_USEC|WATCHDOG_PID)=/.test(e))).toEqual([]);
       // runc would have waited for a READY from the container had it inherited the socket
       expect((await cri().containerStatus({ containerId: c.containerId })).status!.state).toBe(ContainerState.CONTAINER_RUNNING);
-      await sh(["sleep", "3"]); // longer than WatchdogSec: still the same process
+      await sh(["sleep", "5"]); // longer than WatchdogSec: still the same process
       expect(Number(await unitProp("crio.service", "MainPID"))).toBe(main);
       expect(await unitProp("crio.service", "NRestarts")).toBe("0");
       await cri().removePodSandbox({ podSandboxId: c.podSandboxId });
