@@ -298,7 +298,25 @@ export class ContainerService implements PodContainers {
     }
     await rt.kill(rec.meta.id, "KILL", true).catch((e) => log.debug(`SIGKILL to ${rec.meta.id}: ${messageOf(e)}`));
     const floor = Math.max(this.#d.settings().ctrStopTimeoutS, 30) * 1000;
-    if (await this.#waitExit(rec, floor)) return;
+    const end = Date.now() + floor;
+    if (await this.#waitExit(rec, Math.min(floor, KILL_ALL_GRACE_MS))) return;
+    // `kill --all` signals the processes its cgroup lists; a container whose processes are no
+    // longer listed there (moved out of the cgroup runc recorded) is not reached by it, and would
+    // run on with its runtime reporting it running. SIGKILL to its init process itself (`kill`
+    // without --all: the runtime also thaws a frozen one) ends it, and with it every process of its
+    // PID namespace; repeated until it is gone or the floor has passed.
+    while (Date.now() < end) {
+      const st = await rt.state(rec.meta.id).catch(() => undefined);
+      if (isExited(rec)) return;
+      // gone, or stopped without its exit recorded yet: #waitExit concludes within seconds
+      if (!st || st.status === "stopped") {
+        if (await this.#waitExit(rec, end - Date.now())) return;
+        break;
+      }
+      log.warn(`container ${rec.meta.id} is still ${st?.status ?? "there"} after SIGKILL to the processes of its cgroup: sending SIGKILL to its init process${st?.pid ? ` (pid ${st.pid})` : ""}`, { id: rec.meta.id });
+      await rt.kill(rec.meta.id, "KILL", false).catch((e) => log.debug(`SIGKILL to the init of ${rec.meta.id}: ${messageOf(e)}`));
+      if (await this.#waitExit(rec, Math.min(end - Date.now(), KILL_INIT_RETRY_MS))) return;
+    }
     throw new RuntimeError("deadline-exceeded", `container "${rec.meta.id}" did not exit after SIGKILL within ${floor / 1000}s`);
   }
 
@@ -352,6 +370,11 @@ export class ContainerService implements PodContainers {
     }
   }
 }
+
+/** How long a container may take to die after `kill --all KILL` before its init is killed directly. */
+const KILL_ALL_GRACE_MS = 2000;
+/** How often SIGKILL to the init process is repeated while the container lives on. */
+const KILL_INIT_RETRY_MS = 5000;
 
 /** How often the watchdog checks the monitors of running containers. */
 const WATCHDOG_MS = 5000;

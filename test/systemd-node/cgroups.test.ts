@@ -202,6 +202,29 @@ describe("kubelet-style pods under cgroup_manager = systemd", () => {
     await waitFor(async () => (await units(`crio-${c.containerId}.scope`)).length === 0, 10_000, "the scope to go");
   });
 
+  test("StopContainer ends a container whose init left the cgroups runc recorded (its `kill --all` reaches nothing): SIGKILL to its init", async () => {
+    const c = await running();
+    // as a cgroup migration by another agent would: the init moved up to its pod slice's cgroup in
+    // every controller hierarchy (systemd keeps its name=systemd placement)
+    const moved: string[] = [];
+    for (const [ctrl, path] of await nodeCgroups(c.pid)) {
+      if (ctrl === "unified" || ctrl === "name=systemd" || !path.endsWith(`crio-${c.containerId}.scope`)) continue;
+      const parent = path.slice(0, path.lastIndexOf("/"));
+      await sh(["sh", "-c", `echo ${c.pid} > /sys/fs/cgroup/${ctrl}${parent}/cgroup.procs`]);
+      moved.push(ctrl);
+    }
+    expect(moved).toContain("devices");
+    expect((await nodeCgroups(c.pid)).get("devices")).toBe(c.slice.path);
+    const t0 = Date.now();
+    await cri().stopContainer({ containerId: c.containerId, timeout: 1n });
+    const took = Date.now() - t0;
+    const st = (await cri().containerStatus({ containerId: c.containerId })).status!;
+    expect({ state: st.state, exitCode: st.exitCode }).toEqual({ state: ContainerState.CONTAINER_EXITED, exitCode: 137 });
+    expect(took).toBeLessThan(25_000); // the SIGKILL floor is 30 s: it did not take the runtime's word alone
+    expect((await nodeProcs((a) => a[0] === "sleep" && a[1] === "3600")).some((p) => p.pid === c.pid)).toBe(false);
+    await cri().removePodSandbox({ podSandboxId: c.podSandboxId });
+  });
+
   test("pods get IPC and UTS namespaces of their own with their sysctls (the node's /proc/sys lets them)", async () => {
     const name = `sysctl${++seq}`;
     const pod = podConfig(name, "/var/log", { hostNetwork: false, extra: { hostname: "pinned-host" } });
