@@ -407,3 +407,14 @@ describe("log_to_journald", () => {
     }
   });
 });
+
+describe("wrong values", () => {
+  test("a wrong value stops the daemon at start with the file, the key and the value named", async () => {
+    const dir = join(files.path, "wrong");
+    mkdirSync(dir, { recursive: true });
+    const d = await startDaemon({ dir, noWait: true, config: `[crio.runtime]\ntimezone = "Mars/Olympus_Mons"\n` });
+    expect(await d.proc.exited).toBe(1);
+    expect(d.logs().replaceAll(`\\"`, `"`)).toContain(`config file "${join(dir, "crio.conf.d", "00-test.conf")}": key "crio.runtime.timezone": value "Mars/Olympus_Mons" is not valid: expected "Local" or an IANA time zone name`);
+    await d[Symbol.asyncDispose]();
+  });
+});
