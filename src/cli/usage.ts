@@ -6,7 +6,8 @@ import type { ArgDef, CommandDef } from "citty";
  * with the longest flag). Headings and flags are coloured only on a terminal without NO_COLOR
  * (https://no-color.org).
  */
-export async function renderUsage(cmd: CommandDef, parent?: CommandDef, o: { width?: number; color?: boolean } = {}): Promise<string> {
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export async function renderUsage(cmd: CommandDef<any>, parent?: CommandDef<any>, o: { width?: number; color?: boolean } = {}): Promise<string> {
   const width = Math.max(40, Math.min(o.width ?? 80, 100));
   const c = o.color ?? colorWanted(process.stdout);
   const bold = (s: string) => (c ? `\x1b[1m${s}\x1b[22m` : s);

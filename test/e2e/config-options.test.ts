@@ -418,3 +418,21 @@ describe("wrong values", () => {
     await d[Symbol.asyncDispose]();
   });
 });
+
+describe("no_pivot", () => {
+  test("containers are created with `runtime create --no-pivot` (seen by a runtime wrapper that logs its argv)", async () => {
+    const runc = Bun.which("runc") ?? "/usr/sbin/runc";
+    const wrapper = join(files.path, "runc-wrapper");
+    const argvLog = join(files.path, "runc-argv");
+    writeFileSync(wrapper, `#!/bin/sh\necho "$*" >> ${argvLog}\nexec ${runc} "$@"\n`, { mode: 0o755 });
+    await using e = await startEnv({ config: `[crio.runtime]\nno_pivot = true\n[crio.runtime.runtimes.runc]\nruntime_path = ${JSON.stringify(wrapper)}\n` });
+    await e.d.cri.pullImage({ image: { image: e.busybox } });
+    const pod = podConfig("nopivot", e.d.dir);
+    const { podSandboxId } = await e.d.cri.runPodSandbox({ config: pod });
+    const { containerId } = await e.d.cri.createContainer({ podSandboxId, config: ctrConfig("np", e.busybox, ["sleep", "3600"], {}, pod), sandboxConfig: pod });
+    await e.d.cri.startContainer({ containerId });
+    const create = readFileSync(argvLog, "utf8").split("\n").find((l) => / create .*\b/.test(l) && l.endsWith(containerId));
+    expect(create).toContain("--no-pivot");
+    await e.d.cri.removePodSandbox({ podSandboxId });
+  });
+});
