@@ -40,6 +40,14 @@ export const PROOFS: Record<string, string> = {
   "crio.network.plugin_dirs": OPTS,
   "crio.runtime.no_pivot": OPTS,
 
+  // issue #16 (helper "cdi")
+  "crio.runtime.allowed_devices": "test/e2e/devices-cdi.test.ts",
+  "crio.runtime.cdi_spec_dirs": "test/e2e/devices-cdi.test.ts",
+  "crio.runtime.device_ownership_from_security_context": "test/e2e/devices-cdi.test.ts",
+  "crio.tracing.enable_tracing": "test/e2e/tracing.test.ts",
+  "crio.tracing.tracing_endpoint": "test/e2e/tracing.test.ts",
+  "crio.tracing.tracing_sampling_rate_per_million": "test/e2e/tracing.test.ts",
+
   // earlier work (assigned by the audit of issue #16: the file sets the key and checks it)
   "crio.root": "test/e2e/lifecycle.test.ts",
   "crio.runroot": "test/e2e/lifecycle.test.ts",
@@ -109,9 +117,6 @@ export const PENDING: Record<string, string> = {
   "crio.runtime.apparmor_profile": "used; no test of a non-default profile found",
   "crio.runtime.default_capabilities": "used; no behaviour test of a non-default set found",
   "crio.runtime.default_sysctls": "used; no behaviour test found",
-  "crio.runtime.allowed_devices": "helper cdi (issue #16)",
-  "crio.runtime.cdi_spec_dirs": "helper cdi (issue #16)",
-  "crio.runtime.device_ownership_from_security_context": "helper cdi (issue #16)",
   "crio.runtime.log_size_max": "used; tested on the monitor (monitor-log), not through the key",
   "crio.runtime.ctr_stop_timeout": "used; no behaviour test found",
   "crio.runtime.drop_infra_ctr": "used; no test of false found",
@@ -124,9 +129,6 @@ export const PENDING: Record<string, string> = {
   "crio.metrics.metrics_cert": "used; no test of metrics over TLS",
   "crio.metrics.metrics_key": "used; no test of metrics over TLS",
   "crio.stats.stats_collection_period": "used as the deprecated spelling of collection_period; no test",
-  "crio.tracing.enable_tracing": "helper cdi (issue #16): OpenTelemetry",
-  "crio.tracing.tracing_endpoint": "helper cdi (issue #16): OpenTelemetry",
-  "crio.tracing.tracing_sampling_rate_per_million": "helper cdi (issue #16): OpenTelemetry",
   "crio.runtime.runtimes.*.monitor_path": "used; no test of another monitor binary",
   "crio.runtime.runtimes.*.monitor_env": "used; no behaviour test found",
   "crio.runtime.runtimes.*.container_create_timeout": "used; no behaviour test found",
