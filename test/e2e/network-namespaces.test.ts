@@ -50,7 +50,7 @@ describe.skipIf(!root)("pinned namespaces", () => {
     await unpinNamespaces(ns); // idempotent
     expect(isNamespacePinned(ns.net!)).toBe(false);
     expect(mountsUnder(nsDir)).toEqual([]);
-    for (const k of ["net", "ipc", "uts"]) expect(readdirSync(join(nsDir, k))).toEqual([]);
+    for (const k of ["net", "ipc", "uts"]) expect(readdirSync(join(nsDir, `${k}ns`))).toEqual([]);
   });
 
   test("a failure inside the child leaves nothing pinned", async () => {
@@ -61,7 +61,7 @@ describe.skipIf(!root)("pinned namespaces", () => {
       /sysctl net.ipv4.ip_unprivileged_port_start: the kernel refused the value '-5'$/,
     );
     expect(mountsUnder(nsDir)).toEqual([]);
-    expect(existsSync(join(nsDir, "net", "bad"))).toBe(false);
+    expect(existsSync(join(nsDir, "netns", "bad"))).toBe(false);
   });
 
   test("bad requests are refused before anything is made", async () => {
@@ -76,7 +76,7 @@ describe.skipIf(!root)("pinned namespaces", () => {
   test("the same id cannot be pinned twice; only the asked kinds are made", async () => {
     const ns = await pinNamespaces(nsDir, "twice", { net: true });
     try {
-      expect(ns).toEqual({ net: join(nsDir, "net", "twice") });
+      expect(ns).toEqual({ net: join(nsDir, "netns", "twice") });
       await expect(pinNamespaces(nsDir, "twice", { net: true })).rejects.toMatchObject({ kind: "already-exists" });
     } finally {
       await unpinNamespaces(ns);
