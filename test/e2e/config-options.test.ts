@@ -53,6 +53,8 @@ beforeAll(async () => {
       `plugin_dirs = [${JSON.stringify(P.cniBin)}, "/usr/lib/cni", "/opt/cni/bin"]`,
       "[crio.runtime]",
       "disable_hostport_mapping = true",
+      `default_env = ["OPT_ENV=from-config"]`,
+      `default_sysctls = ["kernel.msgmax=12345"]`,
       `container_attach_socket_dir = ${JSON.stringify(P.attach)}`,
       `container_exits_dir = ${JSON.stringify(P.exits)}`,
       `namespaces_dir = ${JSON.stringify(P.ns)}`,
@@ -60,6 +62,8 @@ beforeAll(async () => {
       `default_mounts_file = ${JSON.stringify(P.mountsConf)}`,
       `bind_mount_prefix = ${JSON.stringify(P.prefix)}`,
       `absent_mount_sources_to_reject = [${JSON.stringify(join(P.prefix, "absent"))}]`,
+      "[crio.runtime.runtimes.runc]",
+      `monitor_env = ["OPT_MONITOR=yes"]`,
       "",
     ].join("\n"),
   });
@@ -141,6 +145,25 @@ describe("storage_option", () => {
   });
 });
 
+describe("defaults for every container (keys proven here besides their own tests)", () => {
+  test("default_env, default_sysctls, log_dir (a pod without log_directory), monitor_env", async () => {
+    const name = `opt${++seq}`;
+    const pod = { ...podConfig(name, env.d.dir), logDirectory: "" } as PodConfig;
+    const { podSandboxId } = await env.d.cri.runPodSandbox({ config: pod });
+    const { containerId } = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, ["sh", "-c", "echo logged; sleep 3600"], {}, pod), sandboxConfig: pod });
+    await env.d.cri.startContainer({ containerId });
+    const r = await env.d.cri.execSync({ containerId, cmd: ["sh", "-c", "echo $OPT_ENV; cat /proc/sys/kernel/msgmax"], timeout: 20n });
+    expect(dec.decode(r.stdout).trim().split("\n")).toEqual(["from-config", "12345"]);
+    // log_dir: the harness sets it to <dir>/logs
+    const logFile = join(env.d.dir, "logs", podSandboxId, `${containerId}.log`);
+    await waitFor(() => existsSync(logFile) && readFileSync(logFile, "utf8").includes("stdout F logged"));
+    // monitor_env: the container's monitor runs with it
+    const monitorPid = readFileSync(join(P.attach, containerId, "monitor.pid"), "utf8").trim();
+    expect(readFileSync(`/proc/${monitorPid}/environ`, "utf8").split("\0")).toContain("OPT_MONITOR=yes");
+    await env.d.cri.removePodSandbox({ podSandboxId });
+  });
+});
+
 describe("timezone", () => {
   test("the container's /etc/localtime is the zone's file", async () => {
     const c = await running();
@@ -180,14 +203,22 @@ describe("mounts", () => {
 });
 
 describe("tls_min_version", () => {
-  test("the streaming server refuses TLS 1.2 with VersionTLS13 and serves TLS 1.3", async () => {
+  test("the streaming server (stream_enable_tls with stream_tls_cert and stream_tls_key, on stream_port) refuses TLS 1.2 with VersionTLS13 and serves TLS 1.3", async () => {
     const tls = await import("node:tls");
     const key = join(files.path, "s.key");
     const cert = join(files.path, "s.pem");
     const r = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1"], { stderr: "pipe" });
     expect(r.exitCode).toBe(0);
-    await using d = await startDaemon({ config: `[crio.api]\nstream_enable_tls = true\nstream_tls_cert = ${JSON.stringify(cert)}\nstream_tls_key = ${JSON.stringify(key)}\ntls_min_version = "VersionTLS13"\n` });
+    // stream_port: a fixed free port (found by binding port 0 first)
+    const fixed = await new Promise<number>((resolve) => {
+      const srv = require("node:net").createServer().listen(0, "127.0.0.1", () => {
+        const p = srv.address().port as number;
+        srv.close(() => resolve(p));
+      });
+    });
+    await using d = await startDaemon({ config: `[crio.api]\nstream_port = "${fixed}"\nstream_enable_tls = true\nstream_tls_cert = ${JSON.stringify(cert)}\nstream_tls_key = ${JSON.stringify(key)}\ntls_min_version = "VersionTLS13"\n` });
     const port = Number(/Streaming server listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(await d.waitForLog(/Streaming server listening/))![1]);
+    expect(port).toBe(fixed);
     const hello = (maxVersion: "TLSv1.2" | "TLSv1.3") =>
       new Promise<string>((resolve) => {
         const s = tls.connect({ host: "127.0.0.1", port, maxVersion, rejectUnauthorized: false }, () => {

@@ -39,6 +39,15 @@ export const PROOFS: Record<string, string> = {
   "crio.nri.enable_nri": OPTS_UNIT, // true is refused at start
   "crio.network.plugin_dirs": OPTS,
   "crio.runtime.no_pivot": OPTS,
+  "crio.log_dir": OPTS,
+  "crio.runtime.default_env": OPTS,
+  "crio.version_file": OPTS,
+  "crio.api.stream_port": OPTS,
+  "crio.api.stream_enable_tls": OPTS,
+  "crio.api.stream_tls_cert": OPTS,
+  "crio.api.stream_tls_key": OPTS,
+  "crio.runtime.default_sysctls": OPTS,
+  "crio.runtime.runtimes.*.monitor_env": OPTS,
 
   // issue #16 (helper "cdi")
   "crio.runtime.allowed_devices": "test/e2e/devices-cdi.test.ts",
@@ -101,22 +110,14 @@ export const PROOFS: Record<string, string> = {
 
 /** Keys read by the runtime whose effect no test proves yet (the audit of issue #16), and why. */
 export const PENDING: Record<string, string> = {
-  "crio.log_dir": "used for the log path of a pod without log_directory; no test sets it apart",
-  "crio.version_file": "used by crio wipe and internal_wipe (operator-pods.test.ts passes --version-file); no test of its own name",
   "crio.version_file_persist": "used by crio wipe (images after an upgrade); no test of an upgrade",
   "crio.api.stream_address": "used; no test of a non-default address",
-  "crio.api.stream_port": "used; no test of a fixed port",
-  "crio.api.stream_enable_tls": "used; config-options.test.ts turns it on for tls_min_version, streaming-tls.test.ts tests the server directly",
   "crio.api.stream_idle_timeout": "used; no test of the daemon's setting",
-  "crio.api.stream_tls_cert": "used; see stream_enable_tls",
-  "crio.api.stream_tls_key": "used; see stream_enable_tls",
   "crio.api.stream_tls_ca": "used; streaming-tls.test.ts tests client certificates on the server directly",
   "crio.api.grpc_max_recv_msg_size": "used; no test of a non-default size",
-  "crio.runtime.default_env": "used; no behaviour test found",
   "crio.runtime.selinux": "used (labels only when true and the host has SELinux); no SELinux host to test on",
   "crio.runtime.apparmor_profile": "used; no test of a non-default profile found",
   "crio.runtime.default_capabilities": "used; no behaviour test of a non-default set found",
-  "crio.runtime.default_sysctls": "used; no behaviour test found",
   "crio.runtime.log_size_max": "used; tested on the monitor (monitor-log), not through the key",
   "crio.runtime.ctr_stop_timeout": "used; no behaviour test found",
   "crio.runtime.drop_infra_ctr": "used; no test of false found",
@@ -130,6 +131,5 @@ export const PENDING: Record<string, string> = {
   "crio.metrics.metrics_key": "used; no test of metrics over TLS",
   "crio.stats.stats_collection_period": "used as the deprecated spelling of collection_period; no test",
   "crio.runtime.runtimes.*.monitor_path": "used; no test of another monitor binary",
-  "crio.runtime.runtimes.*.monitor_env": "used; no behaviour test found",
   "crio.runtime.runtimes.*.container_create_timeout": "used; no behaviour test found",
 };
