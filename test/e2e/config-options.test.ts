@@ -55,6 +55,7 @@ beforeAll(async () => {
       "disable_hostport_mapping = true",
       `default_env = ["OPT_ENV=from-config"]`,
       `default_sysctls = ["kernel.msgmax=12345"]`,
+      `default_capabilities = ["CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "SETGID", "SETUID", "SETPCAP", "NET_BIND_SERVICE", "KILL", "NET_RAW"]`,
       `container_attach_socket_dir = ${JSON.stringify(P.attach)}`,
       `container_exits_dir = ${JSON.stringify(P.exits)}`,
       `namespaces_dir = ${JSON.stringify(P.ns)}`,
@@ -146,14 +147,18 @@ describe("storage_option", () => {
 });
 
 describe("defaults for every container (keys proven here besides their own tests)", () => {
-  test("default_env, default_sysctls, log_dir (a pod without log_directory), monitor_env", async () => {
+  test("default_env, default_sysctls, default_capabilities, log_dir (a pod without log_directory), monitor_env", async () => {
     const name = `opt${++seq}`;
     const pod = { ...podConfig(name, env.d.dir), logDirectory: "" } as PodConfig;
     const { podSandboxId } = await env.d.cri.runPodSandbox({ config: pod });
     const { containerId } = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, ["sh", "-c", "echo logged; sleep 3600"], {}, pod), sandboxConfig: pod });
     await env.d.cri.startContainer({ containerId });
-    const r = await env.d.cri.execSync({ containerId, cmd: ["sh", "-c", "echo $OPT_ENV; cat /proc/sys/kernel/msgmax"], timeout: 20n });
-    expect(dec.decode(r.stdout).trim().split("\n")).toEqual(["from-config", "12345"]);
+    const r = await env.d.cri.execSync({ containerId, cmd: ["sh", "-c", "echo $OPT_ENV; cat /proc/sys/kernel/msgmax; sed -n 's/^CapEff:\\t//p' /proc/self/status"], timeout: 20n });
+    const [envOut, msgmax, capEff] = dec.decode(r.stdout).trim().split("\n");
+    expect([envOut, msgmax]).toEqual(["from-config", "12345"]);
+    // default_capabilities: CRI-O's nine plus NET_RAW (bit 13), nothing else
+    const bits = [0, 1, 3, 4, 5, 6, 7, 8, 10, 13];
+    expect(BigInt(`0x${capEff}`)).toBe(bits.reduce((n, b) => n | (1n << BigInt(b)), 0n));
     // log_dir: the harness sets it to <dir>/logs
     const logFile = join(env.d.dir, "logs", podSandboxId, `${containerId}.log`);
     await waitFor(() => existsSync(logFile) && readFileSync(logFile, "utf8").includes("stdout F logged"));
@@ -278,7 +283,7 @@ describe("registries", () => {
     await d.cri.pullImage({ image: { image: imageRef(reg, "busybox") } });
   });
 
-  test("auto_reload_registries: a new registries.conf.d drop-in applies without SIGHUP", async () => {
+  test("auto_reload_registries: a new registries.conf.d drop-in (in the harness's registries_conf_dir) applies without SIGHUP", async () => {
     await using reg = await startRegistry();
     await pushImage(reg, await busyboxImage());
     await using d = await startDaemon({ config: `[crio.image]\nauto_reload_registries = true\n` });
