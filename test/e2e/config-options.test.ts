@@ -455,13 +455,13 @@ describe("wrong values", () => {
   });
 });
 
-describe("no_pivot", () => {
-  test("containers are created with `runtime create --no-pivot` (seen by a runtime wrapper that logs its argv)", async () => {
+describe("no_pivot, drop_infra_ctr", () => {
+  test("containers are created with `runtime create --no-pivot` (seen by a runtime wrapper that logs its argv); drop_infra_ctr = false gives every pod an infra container, on infra_ctr_cpuset", async () => {
     const runc = Bun.which("runc") ?? "/usr/sbin/runc";
     const wrapper = join(files.path, "runc-wrapper");
     const argvLog = join(files.path, "runc-argv");
     writeFileSync(wrapper, `#!/bin/sh\necho "$*" >> ${argvLog}\nexec ${runc} "$@"\n`, { mode: 0o755 });
-    await using e = await startEnv({ config: `[crio.runtime]\nno_pivot = true\n[crio.runtime.runtimes.runc]\nruntime_path = ${JSON.stringify(wrapper)}\n` });
+    await using e = await startEnv({ config: `[crio.runtime]\nno_pivot = true\ndrop_infra_ctr = false\ninfra_ctr_cpuset = "0"\n[crio.runtime.runtimes.runc]\nruntime_path = ${JSON.stringify(wrapper)}\n` });
     await e.d.cri.pullImage({ image: { image: e.busybox } });
     const pod = podConfig("nopivot", e.d.dir);
     const { podSandboxId } = await e.d.cri.runPodSandbox({ config: pod });
@@ -469,6 +469,11 @@ describe("no_pivot", () => {
     await e.d.cri.startContainer({ containerId });
     const create = readFileSync(argvLog, "utf8").split("\n").find((l) => / create .*\b/.test(l) && l.endsWith(containerId));
     expect(create).toContain("--no-pivot");
+    // drop_infra_ctr = false: this pod (its own PID namespace per container) still gets an infra container
+    const info = JSON.parse((await e.d.cri.podSandboxStatus({ podSandboxId, verbose: true })).info.info ?? "{}") as { pid?: number };
+    expect(info.pid).toBeGreaterThan(0);
+    // infra_ctr_cpuset: the infra container runs on CPU 0 only
+    expect(/Cpus_allowed_list:\s*(\S+)/.exec(readFileSync(`/proc/${info.pid}/status`, "utf8"))?.[1]).toBe("0");
     await e.d.cri.removePodSandbox({ podSandboxId });
   });
 });
