@@ -55,6 +55,7 @@ beforeAll(async () => {
       "disable_hostport_mapping = true",
       `default_env = ["OPT_ENV=from-config"]`,
       `default_sysctls = ["kernel.msgmax=12345"]`,
+      "log_size_max = 8192",
       `default_capabilities = ["CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "SETGID", "SETUID", "SETPCAP", "NET_BIND_SERVICE", "KILL", "NET_RAW"]`,
       `container_attach_socket_dir = ${JSON.stringify(P.attach)}`,
       `container_exits_dir = ${JSON.stringify(P.exits)}`,
@@ -165,6 +166,22 @@ describe("defaults for every container (keys proven here besides their own tests
     // monitor_env: the container's monitor runs with it
     const monitorPid = readFileSync(join(P.attach, containerId, "monitor.pid"), "utf8").trim();
     expect(readFileSync(`/proc/${monitorPid}/environ`, "utf8").split("\0")).toContain("OPT_MONITOR=yes");
+    await env.d.cri.removePodSandbox({ podSandboxId });
+  });
+});
+
+describe("log_size_max", () => {
+  test("a container's log file never grows beyond it: the monitor starts it over", async () => {
+    const name = `opt${++seq}`;
+    const pod = podConfig(name, env.d.dir);
+    const { podSandboxId } = await env.d.cri.runPodSandbox({ config: pod });
+    // 400 lines of 100 bytes, then a marker line
+    const cmd = ["sh", "-c", "i=0; while [ $i -lt 400 ]; do printf '%099d\\n' $i; i=$((i+1)); done; echo the-end; sleep 3600"];
+    const { containerId } = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, cmd, {}, pod), sandboxConfig: pod });
+    await env.d.cri.startContainer({ containerId });
+    const logFile = join(pod.logDirectory!, `${name}.log`);
+    await waitFor(() => existsSync(logFile) && readFileSync(logFile, "utf8").includes("the-end"));
+    expect(statSync(logFile).size).toBeLessThanOrEqual(8192);
     await env.d.cri.removePodSandbox({ podSandboxId });
   });
 });
