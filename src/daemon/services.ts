@@ -102,6 +102,8 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
           // log_to_journald: container monitors also send each log record to the journal
           // (CRIO_JOURNAL_SOCKET overrides the socket, for tests)
           ...(c0.runtime.logToJournald ? { CRIO_MONITOR_JOURNAL: process.env.CRIO_JOURNAL_SOCKET || JOURNAL_SOCKET } : {}),
+          // no_pivot: `runtime create --no-pivot` (for a root on a ramdisk, where pivot_root fails)
+          ...(c0.runtime.noPivot ? { CRIO_MONITOR_NO_PIVOT: "1" } : {}),
         },
       });
       monitorsByHandler.set(handler, m);

@@ -53,6 +53,10 @@ beforeAll(async () => {
       `plugin_dirs = [${JSON.stringify(P.cniBin)}, "/usr/lib/cni", "/opt/cni/bin"]`,
       "[crio.runtime]",
       "disable_hostport_mapping = true",
+      `default_env = ["OPT_ENV=from-config"]`,
+      `default_sysctls = ["kernel.msgmax=12345"]`,
+      "log_size_max = 8192",
+      `default_capabilities = ["CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "SETGID", "SETUID", "SETPCAP", "NET_BIND_SERVICE", "KILL", "NET_RAW"]`,
       `container_attach_socket_dir = ${JSON.stringify(P.attach)}`,
       `container_exits_dir = ${JSON.stringify(P.exits)}`,
       `namespaces_dir = ${JSON.stringify(P.ns)}`,
@@ -60,6 +64,8 @@ beforeAll(async () => {
       `default_mounts_file = ${JSON.stringify(P.mountsConf)}`,
       `bind_mount_prefix = ${JSON.stringify(P.prefix)}`,
       `absent_mount_sources_to_reject = [${JSON.stringify(join(P.prefix, "absent"))}]`,
+      "[crio.runtime.runtimes.runc]",
+      `monitor_env = ["OPT_MONITOR=yes"]`,
       "",
     ].join("\n"),
   });
@@ -141,6 +147,45 @@ describe("storage_option", () => {
   });
 });
 
+describe("defaults for every container (keys proven here besides their own tests)", () => {
+  test("default_env, default_sysctls, default_capabilities, log_dir (a pod without log_directory), monitor_env", async () => {
+    const name = `opt${++seq}`;
+    const pod = { ...podConfig(name, env.d.dir), logDirectory: "" } as PodConfig;
+    const { podSandboxId } = await env.d.cri.runPodSandbox({ config: pod });
+    const { containerId } = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, ["sh", "-c", "echo logged; sleep 3600"], {}, pod), sandboxConfig: pod });
+    await env.d.cri.startContainer({ containerId });
+    const r = await env.d.cri.execSync({ containerId, cmd: ["sh", "-c", "echo $OPT_ENV; cat /proc/sys/kernel/msgmax; sed -n 's/^CapEff:\\t//p' /proc/self/status"], timeout: 20n });
+    const [envOut, msgmax, capEff] = dec.decode(r.stdout).trim().split("\n");
+    expect([envOut, msgmax]).toEqual(["from-config", "12345"]);
+    // default_capabilities: CRI-O's nine plus NET_RAW (bit 13), nothing else
+    const bits = [0, 1, 3, 4, 5, 6, 7, 8, 10, 13];
+    expect(BigInt(`0x${capEff}`)).toBe(bits.reduce((n, b) => n | (1n << BigInt(b)), 0n));
+    // log_dir: the harness sets it to <dir>/logs
+    const logFile = join(env.d.dir, "logs", podSandboxId, `${containerId}.log`);
+    await waitFor(() => existsSync(logFile) && readFileSync(logFile, "utf8").includes("stdout F logged"));
+    // monitor_env: the container's monitor runs with it
+    const monitorPid = readFileSync(join(P.attach, containerId, "monitor.pid"), "utf8").trim();
+    expect(readFileSync(`/proc/${monitorPid}/environ`, "utf8").split("\0")).toContain("OPT_MONITOR=yes");
+    await env.d.cri.removePodSandbox({ podSandboxId });
+  });
+});
+
+describe("log_size_max", () => {
+  test("a container's log file never grows beyond it: the monitor starts it over", async () => {
+    const name = `opt${++seq}`;
+    const pod = podConfig(name, env.d.dir);
+    const { podSandboxId } = await env.d.cri.runPodSandbox({ config: pod });
+    // 400 lines of 100 bytes, then a marker line
+    const cmd = ["sh", "-c", "i=0; while [ $i -lt 400 ]; do printf '%099d\\n' $i; i=$((i+1)); done; echo the-end; sleep 3600"];
+    const { containerId } = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, cmd, {}, pod), sandboxConfig: pod });
+    await env.d.cri.startContainer({ containerId });
+    const logFile = join(pod.logDirectory!, `${name}.log`);
+    await waitFor(() => existsSync(logFile) && readFileSync(logFile, "utf8").includes("the-end"));
+    expect(statSync(logFile).size).toBeLessThanOrEqual(8192);
+    await env.d.cri.removePodSandbox({ podSandboxId });
+  });
+});
+
 describe("timezone", () => {
   test("the container's /etc/localtime is the zone's file", async () => {
     const c = await running();
@@ -180,14 +225,22 @@ describe("mounts", () => {
 });
 
 describe("tls_min_version", () => {
-  test("the streaming server refuses TLS 1.2 with VersionTLS13 and serves TLS 1.3", async () => {
+  test("the streaming server (stream_enable_tls with stream_tls_cert and stream_tls_key, on stream_port) refuses TLS 1.2 with VersionTLS13 and serves TLS 1.3", async () => {
     const tls = await import("node:tls");
     const key = join(files.path, "s.key");
     const cert = join(files.path, "s.pem");
     const r = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1"], { stderr: "pipe" });
     expect(r.exitCode).toBe(0);
-    await using d = await startDaemon({ config: `[crio.api]\nstream_enable_tls = true\nstream_tls_cert = ${JSON.stringify(cert)}\nstream_tls_key = ${JSON.stringify(key)}\ntls_min_version = "VersionTLS13"\n` });
+    // stream_port: a fixed free port (found by binding port 0 first)
+    const fixed = await new Promise<number>((resolve) => {
+      const srv = require("node:net").createServer().listen(0, "127.0.0.1", () => {
+        const p = srv.address().port as number;
+        srv.close(() => resolve(p));
+      });
+    });
+    await using d = await startDaemon({ config: `[crio.api]\nstream_port = "${fixed}"\nstream_enable_tls = true\nstream_tls_cert = ${JSON.stringify(cert)}\nstream_tls_key = ${JSON.stringify(key)}\ntls_min_version = "VersionTLS13"\n` });
     const port = Number(/Streaming server listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(await d.waitForLog(/Streaming server listening/))![1]);
+    expect(port).toBe(fixed);
     const hello = (maxVersion: "TLSv1.2" | "TLSv1.3") =>
       new Promise<string>((resolve) => {
         const s = tls.connect({ host: "127.0.0.1", port, maxVersion, rejectUnauthorized: false }, () => {
@@ -247,7 +300,7 @@ describe("registries", () => {
     await d.cri.pullImage({ image: { image: imageRef(reg, "busybox") } });
   });
 
-  test("auto_reload_registries: a new registries.conf.d drop-in applies without SIGHUP", async () => {
+  test("auto_reload_registries: a new registries.conf.d drop-in (in the harness's registries_conf_dir) applies without SIGHUP", async () => {
     await using reg = await startRegistry();
     await pushImage(reg, await busyboxImage());
     await using d = await startDaemon({ config: `[crio.image]\nauto_reload_registries = true\n` });
@@ -405,5 +458,39 @@ describe("log_to_journald", () => {
     } finally {
       libc.close(fd);
     }
+  });
+});
+
+describe("wrong values", () => {
+  test("a wrong value stops the daemon at start with the file, the key and the value named", async () => {
+    const dir = join(files.path, "wrong");
+    mkdirSync(dir, { recursive: true });
+    const d = await startDaemon({ dir, noWait: true, config: `[crio.runtime]\ntimezone = "Mars/Olympus_Mons"\n` });
+    expect(await d.proc.exited).toBe(1);
+    expect(d.logs().replaceAll(`\\"`, `"`)).toContain(`config file "${join(dir, "crio.conf.d", "00-test.conf")}": key "crio.runtime.timezone": value "Mars/Olympus_Mons" is not valid: expected "Local" or an IANA time zone name`);
+    await d[Symbol.asyncDispose]();
+  });
+});
+
+describe("no_pivot, drop_infra_ctr", () => {
+  test("containers are created with `runtime create --no-pivot` (seen by a runtime wrapper that logs its argv); drop_infra_ctr = false gives every pod an infra container, on infra_ctr_cpuset", async () => {
+    const runc = Bun.which("runc") ?? "/usr/sbin/runc";
+    const wrapper = join(files.path, "runc-wrapper");
+    const argvLog = join(files.path, "runc-argv");
+    writeFileSync(wrapper, `#!/bin/sh\necho "$*" >> ${argvLog}\nexec ${runc} "$@"\n`, { mode: 0o755 });
+    await using e = await startEnv({ config: `[crio.runtime]\nno_pivot = true\ndrop_infra_ctr = false\ninfra_ctr_cpuset = "0"\n[crio.runtime.runtimes.runc]\nruntime_path = ${JSON.stringify(wrapper)}\n` });
+    await e.d.cri.pullImage({ image: { image: e.busybox } });
+    const pod = podConfig("nopivot", e.d.dir);
+    const { podSandboxId } = await e.d.cri.runPodSandbox({ config: pod });
+    const { containerId } = await e.d.cri.createContainer({ podSandboxId, config: ctrConfig("np", e.busybox, ["sleep", "3600"], {}, pod), sandboxConfig: pod });
+    await e.d.cri.startContainer({ containerId });
+    const create = readFileSync(argvLog, "utf8").split("\n").find((l) => / create .*\b/.test(l) && l.endsWith(containerId));
+    expect(create).toContain("--no-pivot");
+    // drop_infra_ctr = false: this pod (its own PID namespace per container) still gets an infra container
+    const info = JSON.parse((await e.d.cri.podSandboxStatus({ podSandboxId, verbose: true })).info.info ?? "{}") as { pid?: number };
+    expect(info.pid).toBeGreaterThan(0);
+    // infra_ctr_cpuset: the infra container runs on CPU 0 only
+    expect(/Cpus_allowed_list:\s*(\S+)/.exec(readFileSync(`/proc/${info.pid}/status`, "utf8"))?.[1]).toBe("0");
+    await e.d.cri.removePodSandbox({ podSandboxId });
   });
 });

@@ -45,5 +45,5 @@ test("key-proofs.ts names only keys the schema has", () => {
 test("the PENDING debt is printed for whoever runs this", () => {
   const ignored = Object.entries(PENDING).filter(([, why]) => why.startsWith("ACCEPTED AND IGNORED"));
   console.log(`crio.conf keys: ${keys.length}; proven ${Object.keys(PROOFS).length}, noEffect ${keys.filter((k) => k.noEffect).length}, pending ${Object.keys(PENDING).length} (accepted and ignored: ${ignored.map(([k]) => k).join(", ") || "none"})`);
-  expect(ignored.length).toBeLessThanOrEqual(1); // no_pivot; do not add more
+  expect(ignored).toEqual([]); // a key accepted and ignored is a bug: fix it or mark it noEffect
 });
