@@ -155,6 +155,7 @@ describe("ranges and bad input", () => {
     expect(mapOf((await ca.exec("cat /proc/self/uid_map")).out)).toBe(`0 ${20 * RANGE} ${RANGE}`);
     expect(mapOf((await cb.exec("cat /proc/self/uid_map")).out)).toBe(`0 ${21 * RANGE} ${RANGE}`);
     const before = snapshot();
+    expect(before.pins[3]).toEqual(expect.arrayContaining([pa, pb])); // the snapshot sees the user namespace pins
     const err = await env.d.cri.runPodSandbox({ config: usernsPod("r3", 20 * RANGE) }).catch((e) => e);
     expect(err.code).toBe(grpc.INVALID_ARGUMENT);
     expect(err.details).toContain(`overlaps the host ids of pod sandbox ${pa}`);
@@ -219,7 +220,7 @@ describe("everything else keeps working inside", () => {
     const infraPid = Number(JSON.parse(sb.info.info ?? "{}").pid ?? 0);
     expect(infraPid).toBeGreaterThan(0); // a shared PID namespace: the pod has an infra container
     expect(mapOf(readFileSync(`/proc/${infraPid}/uid_map`, "utf8"))).toBe(`0 ${40 * RANGE} ${RANGE}`);
-    expect(JSON.parse(sb.info.info ?? "{}").namespaces.user).toMatch(/\/user\//);
+    expect(JSON.parse(sb.info.info ?? "{}").namespaces.user).toMatch(/\/userns\/[0-9a-f]+$/);
     // a shell on a tty, attached; and a web server reached through port-forward
     const name = `att${++seq}`;
     const cfg = ctrConfig(name, env.busybox, ["sh", "-c", "echo started; mkdir -p /www && echo served-in-userns > /www/index.html && httpd -p 8080 -h /www && exec sh"], { tty: true, stdin: true }, pod);
@@ -264,7 +265,7 @@ describe("everything else keeps working inside", () => {
     const cfg = (n: string) => ctrConfig(n, renv.busybox, ["sleep", "3600"], {}, pod);
     const { containerId } = await d.cri.createContainer({ podSandboxId, config: cfg("one"), sandboxConfig: pod });
     await d.cri.startContainer({ containerId });
-    const pin = readMountinfo().find((m) => m.mountPoint.endsWith(`/user/${podSandboxId}`));
+    const pin = readMountinfo().find((m) => m.mountPoint.endsWith(`/userns/${podSandboxId}`));
     expect(pin).toBeDefined();
     d.proc.kill("SIGKILL");
     await d.proc.exited;
@@ -296,7 +297,7 @@ describe("everything else keeps working inside", () => {
 function snapshot() {
   const ls = (p: string) => (existsSync(p) ? readdirSync(p).sort() : []);
   return {
-    pins: ["net", "ipc", "uts", "user"].map((k) => ls(join(env.d.runroot, "ns", k))),
+    pins: ["net", "ipc", "uts", "user"].map((k) => ls(join(env.d.runroot, "ns", `${k}ns`))),
     runDirs: ls(join(env.d.runroot, "sandboxes")),
     staged: ls(join(env.d.runroot, "idmap")),
     mounts: readMountinfo().filter((m) => m.mountPoint.startsWith(env.d.runroot)).length,
