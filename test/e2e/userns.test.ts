@@ -10,9 +10,11 @@ import { NamespaceMode } from "../../src/gen/runtime/v1/api_pb.ts";
 import { readMountinfo } from "../../src/sys/mount.ts";
 import { startDaemon, waitFor } from "../harness.ts";
 import { channelData, channelMessage, SpdyClient, WsClient } from "./streaming-client.ts";
+import { imageRef, MULTILAYER_EXPECT, multilayerImage, pushImage } from "../support/images.ts";
 import { cleanupPods, ctrConfig, podConfig, startEnv, type CtrConfig, type Env, type PodConfig } from "../support/pods.ts";
 
 let env: Env;
+let multilayer: string;
 const LOOPBACK_NET = JSON.stringify({ cniVersion: "1.0.0", name: "userns-lo", plugins: [{ type: "loopback" }] });
 const RANGE = 65536;
 const dec = new TextDecoder();
@@ -26,6 +28,9 @@ beforeAll(async () => {
   writeFileSync(NO_USERNS, `#!/bin/sh\nfor a in "$@"; do if [ "$a" = features ]; then "${RUNC}" features | sed '/"user"/d'; exit; fi; done\nexec "${RUNC}" "$@"\n`, { mode: 0o755 });
   env = await startEnv({ cniConf: LOOPBACK_NET, config: `[crio.runtime.runtimes.nouserns]\nruntime_path = "${NO_USERNS}"\nruntime_root = "/run/crt-nouserns-${process.pid}"\n` });
   await env.d.cri.pullImage({ image: { image: env.busybox } });
+  await pushImage(env.reg, await multilayerImage(), { name: "multilayer" });
+  multilayer = imageRef(env.reg, "multilayer");
+  await env.d.cri.pullImage({ image: { image: multilayer } });
 }, 120_000);
 afterAll(async () => {
   await env?.[Symbol.asyncDispose]();
@@ -85,6 +90,28 @@ describe("a pod in its own user namespace", () => {
   });
 });
 
+
+describe("a multi-layer image", () => {
+  test("whiteouts and opaque dirs hold, owners map through every layer, the image's user runs mapped, copy-up lands in the pod's range", async () => {
+    const base = 15 * RANGE;
+    const pod = usernsPod("ml", base);
+    const { podSandboxId } = await env.d.cri.runPodSandbox({ config: pod });
+    const config = ctrConfig(`ml${++seq}`, multilayer, ["sleep", "3600"], {}, pod);
+    const { containerId } = await env.d.cri.createContainer({ podSandboxId, config, sandboxConfig: pod });
+    await env.d.cri.startContainer({ containerId });
+    const exec = async (cmd: string) => dec.decode((await env.d.cri.execSync({ containerId, cmd: ["sh", "-c", cmd], timeout: 20n })).stdout).trim();
+    for (const [path, text] of Object.entries(MULTILAYER_EXPECT.files)) expect(await exec(`cat ${path}`)).toBe(text.trim());
+    for (const path of MULTILAYER_EXPECT.absent) expect(await exec(`test -e ${path} && echo present || echo absent`)).toBe("absent");
+    // the image's user (app, 1000) runs as 1000 inside, base+1000 on the node; its home is its own
+    expect(await exec("id -u; stat -c %u:%g " + MULTILAYER_EXPECT.appHome)).toBe("1000\n1000:1000");
+    const pid = Number(JSON.parse((await env.d.cri.containerStatus({ containerId, verbose: true })).info.info ?? "{}").pid);
+    expect(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]).toBe(String(base + 1000));
+    // a file of a lower layer changed by its owner is copied up owned by the owner's host id
+    expect(await exec(`echo mine > ${MULTILAYER_EXPECT.appHome}/note && stat -c %u ${MULTILAYER_EXPECT.appHome}/note`)).toBe("1000");
+    expect(statSync(join(env.d.root, "storage", containerId, "upper", MULTILAYER_EXPECT.appHome, "note")).uid).toBe(base + 1000);
+    expect(statSync(join(env.d.root, "storage", containerId, "upper", MULTILAYER_EXPECT.appHome)).uid).toBe(base + 1000);
+  });
+});
 
 describe("volumes and isolation", () => {
   test("a hostPath volume: host root's file is root's inside, and container root writes as host root", async () => {
