@@ -300,8 +300,14 @@ describe("everything else keeps working inside", () => {
     expect(pin).toBeDefined();
     d.proc.kill("SIGKILL");
     await d.proc.exited;
+    // as if the daemon had died between staging a container's idmapped copies and runc create
+    const leftover = join(d.runroot, "idmap", "d9999");
+    mkdirSync(leftover, { recursive: true });
+    expect(Bun.spawnSync(["mount", "--bind", d.dir, leftover]).exitCode).toBe(0);
     await using d2 = await startDaemon({ dir: d.dir });
-    expect((await d2.cri.podSandboxStatus({ podSandboxId })).status?.state).toBe(0); // SANDBOX_READY
+    expect((await d2.cri.podSandboxStatus({ podSandboxId })).status?.state).toBe(0); // SANDBOX_READY (recovery done)
+    expect(readMountinfo().some((m) => m.mountPoint === leftover)).toBe(false); // detached at recovery
+    expect(existsSync(join(d.dir, "crio.conf"))).toBe(true); // and nothing removed through it
     const uidMap = async (id: string) => mapOf(dec.decode((await d2.cri.execSync({ containerId: id, cmd: ["cat", "/proc/self/uid_map"], timeout: 10n })).stdout));
     expect(await uidMap(containerId)).toBe(`0 ${50 * RANGE} ${RANGE}`);
     // a new container after the restart joins the same namespace
