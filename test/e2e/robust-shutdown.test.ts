@@ -5,7 +5,7 @@ import { expect, test } from "bun:test";
 import { status } from "@grpc/grpc-js";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { startDaemon } from "../harness.ts";
+import { CRIO, startDaemon } from "../harness.ts";
 import { ctrConfig, podConfig, startEnv } from "../support/pods.ts";
 import { WsClient } from "./streaming-client.ts";
 
@@ -66,6 +66,25 @@ test("SIGTERM under CPU load with open streams and calls in flight: every stream
   d2.cri.close();
   expect(await d2.stop("SIGTERM")).toBe(0);
   expect(mountsBelow(d.runroot)).toEqual([]);
+});
+
+test("crio wipe -f after a stop with a pod running leaves no mount, runc container or cgroup of it", async () => {
+  await using env = await startEnv();
+  const { d } = env;
+  await d.cri.pullImage({ image: { image: env.busybox } });
+  const pod = podConfig("wiped", d.dir);
+  const { podSandboxId } = await d.cri.runPodSandbox({ config: pod });
+  const { containerId } = await d.cri.createContainer({ podSandboxId, config: ctrConfig("c", env.busybox, ["sleep", "3600"], {}, pod), sandboxConfig: pod });
+  await d.cri.startContainer({ containerId });
+  d.cri.close();
+  expect(await d.stop("SIGTERM")).toBe(0);
+  expect(mountsBelow(d.runroot).length).toBeGreaterThan(0); // the running pod keeps its pins
+  const w = Bun.spawnSync([CRIO, "--config", d.configFile, "--config-dir", d.configDir, "wipe", "-f"], { stderr: "pipe", stdout: "pipe" });
+  expect({ code: w.exitCode, err: w.exitCode ? w.stderr.toString() : "" }).toEqual({ code: 0, err: "" });
+  expect(mountsBelow(d.runroot)).toEqual([]);
+  expect(Bun.spawnSync(["runc", "--root", d.runcRoot, "list", "-q"]).stdout.toString().trim()).toBe("");
+  const cg = Bun.spawnSync(["sh", "-c", `find /sys/fs/cgroup -maxdepth 4 -type d \\( -name '*${containerId}*' -o -name '*${podSandboxId}*' \\) 2>/dev/null`]).stdout.toString().trim();
+  expect(cg).toBe("");
 });
 
 // --- internal ---
