@@ -494,3 +494,16 @@ describe("no_pivot, drop_infra_ctr", () => {
     await e.d.cri.removePodSandbox({ podSandboxId });
   });
 });
+
+describe("addresses and sizes of the daemon's servers", () => {
+  test("stream_address, metrics_host and grpc_max_recv_msg_size", async () => {
+    await using d = await startDaemon({ config: `[crio.api]\nstream_address = "127.0.0.2"\ngrpc_max_recv_msg_size = 4096\n[crio.metrics]\nenable_metrics = true\nmetrics_host = "127.0.0.3"\nmetrics_port = 0\n` });
+    expect(await d.waitForLog(/Streaming server listening on http:\/\/127\.0\.0\.2:\d+/)).toBeTruthy();
+    const url = /(http:\/\/127\.0\.0\.3:\d+\/metrics)/.exec(await d.waitForLog(/Serving metrics on http:\/\/127\.0\.0\.3:\d+\/metrics/))![1]!;
+    expect((await fetch(url)).status).toBe(200);
+    // a request larger than grpc_max_recv_msg_size is refused (RESOURCE_EXHAUSTED = 8); a small one is served
+    const big = await d.cri.imageStatus({ image: { image: `x/${"a".repeat(6000)}` } }).then(() => undefined, (e: { code?: number }) => e.code);
+    expect(big).toBe(8);
+    expect((await d.cri.imageStatus({ image: { image: "busybox" } })).image).toBeUndefined();
+  });
+});
