@@ -401,6 +401,24 @@ describe("clean_shutdown_file, internal_repair, internal_wipe", () => {
   });
 });
 
+describe("version_file_persist", () => {
+  test("after an upgrade (both version files of an older major.minor) internal_wipe removes pods and images too", async () => {
+    const vp = join(files.path, "version-persist");
+    await using e = await startEnv({ config: `[crio]\nversion_file_persist = ${JSON.stringify(vp)}\n` });
+    await e.d.cri.pullImage({ image: { image: e.busybox } });
+    const pod = podConfig("upgraded", e.d.dir);
+    await e.d.cri.runPodSandbox({ config: pod });
+    expect(await e.d.stop()).toBe(0);
+    expect(existsSync(vp)).toBe(true); // written by the daemon that served
+    for (const f of [vp, join(e.d.dir, "version")]) writeFileSync(f, JSON.stringify("0.0.1"));
+    await using d2 = await startDaemon({ dir: e.d.dir });
+    expect((await d2.cri.listPodSandbox({})).items).toEqual([]);
+    expect((await d2.cri.listImages({})).images.map((i) => i.repoTags).flat()).not.toContain(e.busybox);
+    expect(d2.logs()).toMatch(/internal_wipe: .*version-persist.* says 0\.0\.1/);
+    await d2.stop();
+  });
+});
+
 describe("log_to_journald", () => {
   test("each log record reaches the journal socket (a datagram socket of the test's) with conmon's fields", async () => {
     const { dlopen, FFIType, ptr } = await import("bun:ffi");
