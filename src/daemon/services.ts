@@ -114,7 +114,8 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
     create: async (o) => {
       const h = config().runtime.runtimes[o.runtime.name];
       const cgroup = { manager: cgroupManager, setting: h ? monitorCgroupOf(config(), h) : "", parent: o.cgroupParent, id: o.id };
-      const r = await monitors(o.runtime.name).spawn({ id: o.id, bundle: o.bundle, logPath: o.logPath, terminal: o.terminal, stdin: o.stdin, stdinOnce: o.stdinOnce, logSizeMax: o.logSizeMax, timeoutMs: o.timeoutMs, noSyncLog: h?.noSyncLog, cgroup });
+      // container_create_timeout of the pod's own handler (settings() carries the default handler's)
+      const r = await monitors(o.runtime.name).spawn({ id: o.id, bundle: o.bundle, logPath: o.logPath, terminal: o.terminal, stdin: o.stdin, stdinOnce: o.stdinOnce, logSizeMax: o.logSizeMax, timeoutMs: h ? h.containerCreateTimeout * 1000 : o.timeoutMs, noSyncLog: h?.noSyncLog, cgroup });
       if (r.cgroupWarning) log.warn(r.cgroupWarning, { id: o.id });
       return r;
     },
@@ -283,6 +284,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
           hostnetworkDisableSelinux: c.runtime.hostnetworkDisableSelinux,
         },
         timezone: c.runtime.timezone || undefined,
+        containerMinMemoryByHandler: Object.fromEntries(Object.entries(c.runtime.runtimes).map(([name, rh]) => [name, rh.containerMinMemory])),
         defaultMounts,
         cgroupManager,
         logSizeMax: c.runtime.logSizeMax,

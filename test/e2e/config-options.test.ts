@@ -525,3 +525,59 @@ describe("addresses and sizes of the daemon's servers", () => {
     expect((await d.cri.imageStatus({ image: { image: "busybox" } })).image).toBeUndefined();
   });
 });
+
+describe("more keys of the daemon", () => {
+  test("metrics_cert and metrics_key: metrics over HTTPS", async () => {
+    const key = join(files.path, "m.key");
+    const cert = join(files.path, "m.pem");
+    expect(Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1"], { stderr: "pipe" }).exitCode).toBe(0);
+    await using d = await startDaemon({ config: `[crio.metrics]\nenable_metrics = true\nmetrics_port = 0\nmetrics_cert = ${JSON.stringify(cert)}\nmetrics_key = ${JSON.stringify(key)}\n` });
+    const url = /(https:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(await d.waitForLog(/Serving metrics on https:/))![1]!;
+    const res = await fetch(url, { tls: { rejectUnauthorized: false } } as RequestInit);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain("container_runtime_crio_");
+  });
+
+  test("signature_policy: a policy that rejects everything refuses the pull", async () => {
+    await using reg = await startRegistry();
+    await pushImage(reg, await busyboxImage());
+    const policy = join(files.path, "reject-policy.json");
+    writeFileSync(policy, JSON.stringify({ default: [{ type: "reject" }] }));
+    await using d = await startDaemon({ config: `[crio.image]\nsignature_policy = ${JSON.stringify(policy)}\ninsecure_registries = [${JSON.stringify(reg.host)}]\n` });
+    const code = await d.cri.pullImage({ image: { image: imageRef(reg, "busybox") } }).then(() => 0, (e: { code?: number }) => e.code);
+    expect(code).toBe(7); // PERMISSION_DENIED
+  });
+
+  test("a handler's monitor_path runs the monitor, its container_min_memory and container_create_timeout apply to its pods", async () => {
+    const runc = Bun.which("runc") ?? "/usr/sbin/runc";
+    const monitorLog = join(files.path, "monitor-path-log");
+    const monitor = join(files.path, "monitor-wrapper");
+    writeFileSync(monitor, `#!/bin/sh\necho "$1" >> ${monitorLog}\nexec ${CRIO} "$@"\n`, { mode: 0o755 });
+    const slow = join(files.path, "slow-runc");
+    writeFileSync(slow, `#!/bin/sh\nfor a in "$@"; do [ "$a" = create ] && sleep 5; done\nexec ${runc} "$@"\n`, { mode: 0o755 });
+    await using e = await startEnv({
+      config: [
+        "[crio.runtime.runtimes.wrapped]", `runtime_path = ${JSON.stringify(runc)}`, `runtime_root = ${JSON.stringify(join(files.path, "wrapped-root"))}`, `monitor_path = ${JSON.stringify(monitor)}`, "container_min_memory = 104857600",
+        "[crio.runtime.runtimes.slow]", `runtime_path = ${JSON.stringify(slow)}`, `runtime_root = ${JSON.stringify(join(files.path, "slow-root"))}`, "container_create_timeout = 1", "",
+      ].join("\n"),
+    });
+    await e.d.cri.pullImage({ image: { image: e.busybox } });
+    for (const handler of ["wrapped", "slow"]) {
+      const pod = podConfig(`mp-${handler}`, e.d.dir);
+      const { podSandboxId } = await e.d.cri.runPodSandbox({ config: pod, runtimeHandler: handler });
+      const create = e.d.cri.createContainer({ podSandboxId, config: ctrConfig(`mp-${handler}`, e.busybox, ["sleep", "3600"], {}, pod), sandboxConfig: pod });
+      if (handler === "wrapped") {
+        await create;
+        // the pod's own handler's container_min_memory (100 MiB here; the default handler has 12 MiB)
+        const small = ctrConfig("mp-small", e.busybox, ["true"], { linux: { resources: { memoryLimitInBytes: 50n * 1024n * 1024n } } } as never, pod);
+        const err = await e.d.cri.createContainer({ podSandboxId, config: small, sandboxConfig: pod }).then(() => "created", (x: Error) => x.message);
+        expect(err).toContain("should be at least 104857600 bytes");
+        expect(readFileSync(monitorLog, "utf8").split("\n")).toContain("conmon");
+      } else {
+        const err = await create.then(() => "created", (x: Error) => x.message);
+        expect(err).toMatch(/DEADLINE_EXCEEDED|timed out|deadline/i);
+      }
+      await e.d.cri.removePodSandbox({ podSandboxId });
+    }
+  });
+});
