@@ -118,7 +118,7 @@ describe("where the runtime's files live", () => {
 });
 
 describe("disable_hostport_mapping", () => {
-  test("the CNI chain is handed no port mappings (a daemon without the key hands them on)", async () => {
+  test("the CNI chain is handed no port mappings (a daemon without the key, on its cni_default_network, hands them on)", async () => {
     const portMappings = [{ protocol: 0, containerPort: 80, hostPort: 18080 }];
     const podWithPorts = (d: TestDaemon, name: string) => ({ ...podConfig(name, d.dir, { hostNetwork: false }), portMappings }) as PodConfig;
     const added = () => readFileSync(P.cniRecord, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { cmd: string; runtimeConfig: { portMappings?: unknown[] } | null }).filter((r) => r.cmd === "ADD");
@@ -130,7 +130,9 @@ describe("disable_hostport_mapping", () => {
     rmSync(P.cniRecord, { force: true });
     mkdirSync(join(files.path, "plain", "cni", "net.d"), { recursive: true });
     writeFileSync(join(files.path, "plain", "cni", "net.d", "10-rec.conflist"), RECORDED_NET);
-    await using d = await startDaemon({ dir: join(files.path, "plain"), config: `[crio.network]\nplugin_dirs = [${JSON.stringify(P.cniBin)}, "/usr/lib/cni", "/opt/cni/bin"]\n[crio.image]\npause_image = ${JSON.stringify(env.pause)}\n` });
+    // cni_default_network picks the recording network over one that sorts first
+    writeFileSync(join(files.path, "plain", "cni", "net.d", "05-first.conflist"), JSON.stringify({ cniVersion: "1.0.0", name: "opts-first", plugins: [{ type: "loopback" }] }));
+    await using d = await startDaemon({ dir: join(files.path, "plain"), config: `[crio.network]\ncni_default_network = "opts-rec"\nplugin_dirs = [${JSON.stringify(P.cniBin)}, "/usr/lib/cni", "/opt/cni/bin"]\n[crio.image]\npause_image = ${JSON.stringify(env.pause)}\n` });
     const pod2 = await d.cri.runPodSandbox({ config: podWithPorts(d, `opt${++seq}`) });
     expect(added().map((r) => r.runtimeConfig?.portMappings)).toEqual([[{ hostPort: 18080, containerPort: 80, protocol: "tcp" }]]);
     await d.cri.removePodSandbox({ podSandboxId: pod2.podSandboxId });

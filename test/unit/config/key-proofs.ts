@@ -44,6 +44,7 @@ export const PROOFS: Record<string, string> = {
   "crio.log_dir": OPTS,
   "crio.runtime.default_env": OPTS,
   "crio.runtime.drop_infra_ctr": OPTS,
+  "crio.network.cni_default_network": OPTS,
   "crio.metrics.metrics_cert": OPTS,
   "crio.metrics.metrics_key": OPTS,
   "crio.image.signature_policy": OPTS,
@@ -132,6 +133,5 @@ export const PENDING: Record<string, string> = {
   "crio.runtime.apparmor_profile": "used; no test of a non-default profile found",
   "crio.runtime.ctr_stop_timeout": "used; no behaviour test found",
   "crio.image.max_parallel_downloads": "used; no behaviour test found",
-  "crio.network.cni_default_network": "used; no behaviour test found",
   "crio.stats.stats_collection_period": "used as the deprecated spelling of collection_period; no test",
 };
