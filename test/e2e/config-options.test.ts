@@ -227,7 +227,7 @@ describe("mounts", () => {
 });
 
 describe("tls_min_version", () => {
-  test("the streaming server (stream_enable_tls with stream_tls_cert and stream_tls_key, on stream_port) refuses TLS 1.2 with VersionTLS13 and serves TLS 1.3", async () => {
+  test("the streaming server (stream_enable_tls with stream_tls_cert and stream_tls_key, on stream_port) refuses TLS 1.2 with VersionTLS13 and serves TLS 1.3; with stream_tls_ca only clients with a certificate", async () => {
     const tls = await import("node:tls");
     const key = join(files.path, "s.key");
     const cert = join(files.path, "s.pem");
@@ -253,6 +253,21 @@ describe("tls_min_version", () => {
       });
     expect(await hello("TLSv1.3")).toBe("TLSv1.3");
     expect(await hello("TLSv1.2")).toMatch(/^error: .*(protocol version|alert)/i);
+
+    // stream_tls_ca: clients must present a certificate it signed (the self-signed one is its own CA)
+    await using d2 = await startDaemon({ config: `[crio.api]\nstream_enable_tls = true\nstream_tls_cert = ${JSON.stringify(cert)}\nstream_tls_key = ${JSON.stringify(key)}\nstream_tls_ca = ${JSON.stringify(cert)}\n` });
+    const port2 = Number(/Streaming server listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(await d2.waitForLog(/Streaming server listening/))![1]);
+    const withCert = (client: boolean) =>
+      new Promise<string>((resolve) => {
+        const s = tls.connect({ host: "127.0.0.1", port: port2, rejectUnauthorized: false, ...(client ? { cert: readFileSync(cert), key: readFileSync(key) } : {}) }, () => {
+          s.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        });
+        s.once("data", (b) => (resolve(`answered ${String(b).split("\r\n")[0]}`), s.destroy()));
+        s.on("error", (e) => resolve(`error: ${e.message}`));
+        s.on("close", () => resolve("closed"));
+      });
+    expect(await withCert(true)).toMatch(/^answered HTTP\/1\.1/);
+    expect(await withCert(false)).toMatch(/^(error|closed)/);
   });
 });
 
