@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, watch, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { CRIO, startDaemon, tempDir, waitFor, type TestDaemon } from "../harness.ts";
+import { CRIO, removeDaemonDirs, startDaemon, tempDir, waitFor, type TestDaemon } from "../harness.ts";
 import { PodSandboxState } from "../../src/gen/runtime/v1/api_pb.ts";
 import { ctrConfig, podConfig, startEnv, type CtrConfig, type Env, type PodConfig } from "../support/pods.ts";
 import { busyboxImage, imageRef, pauseImage, pushImage } from "../support/images.ts";
@@ -33,6 +33,8 @@ if (process.env.CNI_COMMAND === "VERSION") console.log(JSON.stringify({ cniVersi
 else if (process.env.CNI_COMMAND === "ADD") console.log(JSON.stringify(conf.prevResult));
 `;
 const RECORDED_NET = JSON.stringify({ cniVersion: "1.0.0", name: "opts-rec", plugins: [{ type: "loopback" }, { type: "recorder", capabilities: { portMappings: true } }] });
+/** Runroots of daemons started on directories of this file (startDaemon leaves those to the caller). */
+const ownRunroots = new Set<string>();
 const sha = (b: Uint8Array | string) => createHash("sha256").update(b).digest("hex");
 
 let env: Env;
@@ -73,6 +75,7 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => {
   await env?.[Symbol.asyncDispose]();
+  for (const r of ownRunroots) removeDaemonDirs(files.path, r);
   for (const l of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
     const m = l.split(" ")[4] ?? "";
     if (m.startsWith(short + "/")) Bun.spawnSync(["umount", "-l", m]);
@@ -80,6 +83,13 @@ afterAll(async () => {
   rmSync(short, { recursive: true, force: true });
   files[Symbol.dispose]();
 });
+
+/** Remembers a daemon's runroot for afterAll. */
+async function track(p: Promise<TestDaemon>): Promise<TestDaemon> {
+  const d = await p;
+  ownRunroots.add(d.runroot);
+  return d;
+}
 
 const dec = new TextDecoder();
 let seq = 0;
@@ -132,7 +142,7 @@ describe("disable_hostport_mapping", () => {
     writeFileSync(join(files.path, "plain", "cni", "net.d", "10-rec.conflist"), RECORDED_NET);
     // cni_default_network picks the recording network over one that sorts first
     writeFileSync(join(files.path, "plain", "cni", "net.d", "05-first.conflist"), JSON.stringify({ cniVersion: "1.0.0", name: "opts-first", plugins: [{ type: "loopback" }] }));
-    await using d = await startDaemon({ dir: join(files.path, "plain"), config: `[crio.network]\ncni_default_network = "opts-rec"\nplugin_dirs = [${JSON.stringify(P.cniBin)}, "/usr/lib/cni", "/opt/cni/bin"]\n[crio.image]\npause_image = ${JSON.stringify(env.pause)}\n` });
+    await using d = await track(startDaemon({ dir: join(files.path, "plain"), config: `[crio.network]\ncni_default_network = "opts-rec"\nplugin_dirs = [${JSON.stringify(P.cniBin)}, "/usr/lib/cni", "/opt/cni/bin"]\n[crio.image]\npause_image = ${JSON.stringify(env.pause)}\n` }));
     const pod2 = await d.cri.runPodSandbox({ config: podWithPorts(d, `opt${++seq}`) });
     expect(added().map((r) => r.runtimeConfig?.portMappings)).toEqual([[{ hostPort: 18080, containerPort: 80, protocol: "tcp" }]]);
     await d.cri.removePodSandbox({ podSandboxId: pod2.podSandboxId });
@@ -345,7 +355,7 @@ describe("clean_shutdown_file, internal_repair, internal_wipe", () => {
     const names = async (d: TestDaemon) => (await d.cri.listImages({})).images.flatMap((i) => i.repoTags).sort();
     mkdirSync(dir, { recursive: true });
     {
-      await using d = await startDaemon({ dir, config: conf(true) });
+      await using d = await track(startDaemon({ dir, config: conf(true) }));
       expect([existsSync(marker), existsSync(`${marker}.supported`)]).toEqual([false, true]);
       await d.cri.pullImage({ image: { image: busybox } });
       await d.cri.pullImage({ image: { image: pause } });
@@ -357,14 +367,14 @@ describe("clean_shutdown_file, internal_repair, internal_wipe", () => {
     const bb = Object.values(idx.images).find((i) => i.repoTags.includes(busybox))!;
     writeFileSync(join(dir, "root", "images", "blobs", "sha256", bb.id.slice(7)), "{}");
     {
-      await using d = await startDaemon({ dir, config: conf(false) });
+      await using d = await track(startDaemon({ dir, config: conf(false) }));
       expect(existsSync(marker)).toBe(false);
       expect(await names(d)).toEqual([busybox, pause].sort()); // internal_repair = false: not checked
       expect(await d.stop("SIGKILL")).not.toBe(0);
     }
     expect(existsSync(marker)).toBe(false);
     {
-      await using d = await startDaemon({ dir, config: conf(true) });
+      await using d = await track(startDaemon({ dir, config: conf(true) }));
       expect(await names(d)).toEqual([pause]);
       expect(d.logs()).toMatch(/the last stop was unclean/);
       expect(d.logs()).toMatch(new RegExp(`removed damaged image ${bb.id} \\(${busybox.replace(/[.]/g, "\\.")}\\): blob ${bb.id} does not match its digest`));
@@ -374,7 +384,7 @@ describe("clean_shutdown_file, internal_repair, internal_wipe", () => {
     }
     {
       // after a clean stop the store is not checked
-      await using d = await startDaemon({ dir, config: conf(true) });
+      await using d = await track(startDaemon({ dir, config: conf(true) }));
       expect(d.logs()).not.toMatch(/checking the image store/);
     }
   });
@@ -500,7 +510,7 @@ describe("wrong values", () => {
   test("a wrong value stops the daemon at start with the file, the key and the value named", async () => {
     const dir = join(files.path, "wrong");
     mkdirSync(dir, { recursive: true });
-    const d = await startDaemon({ dir, noWait: true, config: `[crio.runtime]\ntimezone = "Mars/Olympus_Mons"\n` });
+    const d = await track(startDaemon({ dir, noWait: true, config: `[crio.runtime]\ntimezone = "Mars/Olympus_Mons"\n` }));
     expect(await d.proc.exited).toBe(1);
     expect(d.logs().replaceAll(`\\"`, `"`)).toContain(`config file "${join(dir, "crio.conf.d", "00-test.conf")}": key "crio.runtime.timezone": value "Mars/Olympus_Mons" is not valid: expected "Local" or an IANA time zone name`);
     await d[Symbol.asyncDispose]();
