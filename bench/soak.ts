@@ -66,7 +66,7 @@ const md = [
   "|---|---|---|---|---|",
   ...samples.map((s) => `| ${s.n} | ${s.seconds} | ${(s.rssKb / 1024).toFixed(1)} | ${s.fds} | ${s.monitors} |`),
   "",
-  `RSS from the first sample under load to the end: ${(first.rssKb / 1024).toFixed(1)} → ${(last.rssKb / 1024).toFixed(1)} MB; fds ${first.fds} → ${last.fds}; monitors at the end: ${last.monitors} (the warm standbys only).`,
+  `RSS from the first sample under load to the end: ${(first.rssKb / 1024).toFixed(1)} → ${(last.rssKb / 1024).toFixed(1)} MB; fds ${first.fds} → ${last.fds}; monitors at the end: ${last.monitors} (the warm standbys only; 4 containers' monitors plus standbys under load).`,
   "",
 ];
 writeSection("soak", md.join("\n"));
@@ -76,13 +76,13 @@ function rss(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0);
 }
 
-/** `crio conmon` processes of this daemon (their command lines name its runroot or a standby's). */
-function monitors(runroot: string): number {
+/** `crio conmon` processes of this daemon: a standby's command line names the runroot, a container's (retitled) its runtime root. */
+function monitors(runroot: string, runtimeRoot = d.runcRoot): number {
   let n = 0;
   for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
     try {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-      if (cmd.includes("conmon") && cmd.includes(runroot)) n++;
+      if (cmd.includes("conmon") && (cmd.includes(runroot) || cmd.includes(runtimeRoot))) n++;
     } catch {}
   }
   return n;
