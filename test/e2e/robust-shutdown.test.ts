@@ -5,7 +5,7 @@ import { expect, test } from "bun:test";
 import { status } from "@grpc/grpc-js";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { CRIO, startDaemon } from "../harness.ts";
+import { CRIO, startDaemon, type TestDaemon } from "../harness.ts";
 import { ctrConfig, podConfig, startEnv } from "../support/pods.ts";
 import { WsClient } from "./streaming-client.ts";
 
@@ -23,6 +23,8 @@ test("StreamImages with an invalid reference ends INVALID_ARGUMENT over the sock
 test("SIGTERM under CPU load with open streams and calls in flight: every stream ends, the daemon exits in its grace period and leaves no mount", async () => {
   await using env = await startEnv();
   const { d } = env;
+  let d2: TestDaemon | undefined;
+  await using _ = leaveNothing(d, () => d2);
   await d.cri.pullImage({ image: { image: env.busybox } });
   const pod = podConfig("shutdown", d.dir);
   const { podSandboxId } = await d.cri.runPodSandbox({ config: pod });
@@ -60,7 +62,7 @@ test("SIGTERM under CPU load with open streams and calls in flight: every stream
   expect(mountsBelow(d.runroot).filter((m) => !m.endsWith(`/${podSandboxId}`) && !m.endsWith(`/${podSandboxId}/shm`) && m !== `${d.runroot}/ns`)).toEqual([]);
 
   // the container outlived the daemon; a new daemon finds it and removes it; once stopped it leaves no mount
-  const d2 = await startDaemon({ dir: d.dir });
+  d2 = await startDaemon({ dir: d.dir });
   expect((await d2.cri.listContainers({})).containers.map((c) => c.id)).toEqual([containerId]);
   await d2.cri.removePodSandbox({ podSandboxId });
   d2.cri.close();
@@ -71,6 +73,7 @@ test("SIGTERM under CPU load with open streams and calls in flight: every stream
 test("crio wipe -f after a stop with a pod running leaves no mount, runc container or cgroup of it", async () => {
   await using env = await startEnv();
   const { d } = env;
+  await using _ = leaveNothing(d, () => undefined);
   await d.cri.pullImage({ image: { image: env.busybox } });
   const pod = podConfig("wiped", d.dir);
   const { podSandboxId } = await d.cri.runPodSandbox({ config: pod });
@@ -88,6 +91,24 @@ test("crio wipe -f after a stop with a pod running leaves no mount, runc contain
 });
 
 // --- internal ---
+
+/**
+ * When a test fails after its daemon stopped, the pod it left running would outlive the test: a
+ * second daemon still up is told to remove its pods and stopped, then `crio wipe -f` removes what is left.
+ */
+function leaveNothing(d: TestDaemon, second: () => TestDaemon | undefined): AsyncDisposable {
+  return {
+    async [Symbol.asyncDispose]() {
+      const d2 = second();
+      if (d2 && d2.proc.exitCode === null && d2.proc.signalCode === null) {
+        const { items } = await d2.cri.listPodSandbox({}, { timeoutMs: 10_000 }).catch(() => ({ items: [] }));
+        for (const p of items) await d2.cri.removePodSandbox({ podSandboxId: p.id }, { timeoutMs: 60_000 }).catch(() => {});
+        await d2[Symbol.asyncDispose]();
+      }
+      if (d.proc.exitCode !== null || d.proc.signalCode !== null) Bun.spawnSync([CRIO, "--config", d.configFile, "--config-dir", d.configDir, "wipe", "-f"]);
+    },
+  };
+}
 
 function mountsBelow(dir: string): string[] {
   return readFileSync("/proc/self/mountinfo", "utf8").split("\n").map((l) => l.split(" ")[4] ?? "").filter((m) => m === dir || m.startsWith(dir + "/"));
