@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { Config } from "../config/schema.ts";
 import { disallowedAnnotations, monitorCgroupOf, parseDuration } from "../config/validate.ts";
 import { CdiRegistry, ContainerService, type ContainerSettings, type ImagePort, type MonitorPort, type RuntimePort } from "../container/index.ts";
-import { buildContainerSpec, detectSpecHost, parseDeviceSpec, parseSeccompProfile, realSpecIo, type SeccompProfile, type SpecHost } from "../container/spec/index.ts";
+import { buildContainerSpec, configuredHost, detectSpecHost, parseDeviceSpec, parseSeccompProfile, realSpecIo, type SeccompProfile, type SpecHost } from "../container/spec/index.ts";
 import type { ContainerMeta, ContainerRunState } from "../container/record.ts";
 import { readMountsFile } from "../container/node-files.ts";
 import { parseStorageOptions } from "../config/storage-options.ts";
@@ -80,7 +80,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
   const features = await runtimeFor(c0.runtime.defaultRuntime).features().catch(() => undefined);
   const detected = detectSpecHost({ rro: features?.mountOptions.includes("rro") ?? false });
   // selinux (CRI-O): labels are applied only when the key is on and the host has SELinux enabled
-  const host = { ...detected, selinux: detected.selinux && c0.runtime.selinux };
+  const host = configuredHost(detected, c0.runtime);
 
   const images = new ImageService(imageOptions(c0, paths));
   await images.init({ repair: o.repairImages });
