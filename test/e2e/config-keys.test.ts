@@ -6,8 +6,18 @@
 //   [crio.api] stream_idle_timeout = "3s"     — an exec stream with no traffic is closed after it,
 //                                              one with traffic every second is not;
 //   [crio.stats] stats_collection_period = 2  — the deprecated spelling behaves as collection_period:
-//                                              stats answer from a snapshot refreshed every period.
+//                                              stats answer from a snapshot refreshed every period;
+//   [crio.runtime] ctr_stop_timeout = 31      — how long StopContainer waits for the container to be
+//                                              stopped once SIGKILL is sent (CRI-O's
+//                                              WaitContainerStateStopped; 30 is the floor) before it
+//                                              fails DEADLINE_EXCEEDED. A process SIGKILL cannot end
+//                                              at once (D state) is made by a handler "stuck" whose
+//                                              runtime_path is real runc behind a script that drops
+//                                              `kill` until the test allows it.
 // Their wrong values are refused at start (test/unit/config/options.test.ts).
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { waitFor } from "../harness.ts";
 import { bigImage, imageRef, pushImage, type PushedImage } from "../support/images.ts";
@@ -22,6 +32,10 @@ const IDLE_S = 3;
 let env: Env;
 let big: PushedImage;
 let containerId = "";
+const STOP_S = 31;
+const stuckDir = mkdtempSync(join(tmpdir(), "crio-stuck-"));
+const allowKill = join(stuckDir, "allow-kill");
+const RUNC = ["/usr/bin/runc", "/usr/sbin/runc", "/usr/local/bin/runc", "/usr/local/sbin/runc"].find((p) => existsSync(p)) ?? "runc";
 
 /** A proxy to the registry that holds each layer GET for 400 ms and records the most in flight at once. */
 let proxy: ReturnType<typeof Bun.serve> | undefined;
@@ -29,8 +43,13 @@ const layerGets = { inFlight: 0, max: 0, total: 0 };
 
 beforeAll(async () => {
   if (!root) return;
+  const stuck = join(stuckDir, "stuck-runc");
+  writeFileSync(stuck, `#!/bin/sh\nfor a in "$@"; do\n  if [ "$a" = kill ] && [ ! -e ${allowKill} ]; then exit 0; fi\ndone\nexec ${RUNC} "$@"\n`);
+  chmodSync(stuck, 0o755);
   env = await startEnv({
-    config: `max_parallel_downloads = 2\ninsecure_registries = ["127.0.0.0/8"]\n[crio.api]\nstream_idle_timeout = "${IDLE_S}s"\n[crio.stats]\nstats_collection_period = 2\n`,
+    config:
+      `max_parallel_downloads = 2\ninsecure_registries = ["127.0.0.0/8"]\n[crio.api]\nstream_idle_timeout = "${IDLE_S}s"\n[crio.stats]\nstats_collection_period = 2\n` +
+      `[crio.runtime]\nctr_stop_timeout = ${STOP_S}\n[crio.runtime.runtimes.stuck]\nruntime_path = ${JSON.stringify(stuck)}\nruntime_root = ${JSON.stringify(join(stuckDir, "root"))}\n`,
   });
   big = await pushImage(env.reg, await bigImage({ layers: 6, totalBytes: 6 * 256 * 1024 }), { name: "parallel" });
   const layers = new Set(big.layers.map((l) => l.digest));
@@ -71,7 +90,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   proxy?.stop(true);
+  writeFileSync(allowKill, "");
   await env?.[Symbol.asyncDispose]();
+  rmSync(stuckDir, { recursive: true, force: true });
 });
 
 describe.skipIf(!root)("config keys with non-default values on the compiled daemon", () => {
@@ -123,4 +144,24 @@ describe.skipIf(!root)("config keys with non-default values on the compiled daem
     }, 10_000, "a refreshed snapshot");
     expect(later).toBeGreaterThan(first);
   });
+
+  test(`ctr_stop_timeout = ${STOP_S}: StopContainer waits that long for the stopped state after SIGKILL, then DEADLINE_EXCEEDED`, async () => {
+    const pod = podConfig("stuck", env.d.dir);
+    const { podSandboxId } = await env.d.cri.runPodSandbox({ config: pod, runtimeHandler: "stuck" });
+    const { containerId: id } = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig("stuck", env.busybox, ["sleep", "3600"], {}, pod), sandboxConfig: pod });
+    await env.d.cri.startContainer({ containerId: id });
+    const t0 = Date.now();
+    const err = await env.d.cri.stopContainer({ containerId: id, timeout: 0n }).then(() => undefined, (e: Error) => e);
+    const waited = (Date.now() - t0) / 1000;
+    expect(String(err)).toContain("DEADLINE_EXCEEDED");
+    expect(String(err)).toContain(`did not exit after SIGKILL within ${STOP_S}s`);
+    expect(waited).toBeGreaterThanOrEqual(STOP_S - 0.5);
+    expect(waited).toBeLessThan(STOP_S + 15);
+    // Once the kill gets through, the same call stops it at once.
+    writeFileSync(allowKill, "");
+    await env.d.cri.stopContainer({ containerId: id, timeout: 0n });
+    expect((await env.d.cri.containerStatus({ containerId: id })).status?.state).toBe(2); // CONTAINER_EXITED
+    await env.d.cri.stopPodSandbox({ podSandboxId });
+    await env.d.cri.removePodSandbox({ podSandboxId });
+  }, 120_000);
 });
