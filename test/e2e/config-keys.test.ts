@@ -37,7 +37,7 @@ const stuckDir = mkdtempSync(join(tmpdir(), "crio-stuck-"));
 const allowKill = join(stuckDir, "allow-kill");
 const RUNC = ["/usr/bin/runc", "/usr/sbin/runc", "/usr/local/bin/runc", "/usr/local/sbin/runc"].find((p) => existsSync(p)) ?? "runc";
 
-/** A proxy to the registry that holds each layer GET for 400 ms and records the most in flight at once. */
+/** A proxy to the registry that holds each layer GET for 800 ms (so two requests overlap even on a loaded machine) and records the most in flight at once. */
 let proxy: ReturnType<typeof Bun.serve> | undefined;
 const layerGets = { inFlight: 0, max: 0, total: 0 };
 
@@ -64,7 +64,7 @@ beforeAll(async () => {
       if (isLayer) {
         layerGets.total++;
         layerGets.max = Math.max(layerGets.max, ++layerGets.inFlight);
-        await Bun.sleep(400);
+        await Bun.sleep(800);
       }
       try {
         const headers = new Headers(req.headers);
@@ -131,9 +131,10 @@ describe.skipIf(!root)("config keys with non-default values on the compiled daem
 
   test("stats_collection_period = 2 (deprecated spelling of collection_period): stats come from a snapshot refreshed every period", async () => {
     const cpuTs = async () => (await env.d.cri.containerStats({ containerId })).stats?.cpu?.timestamp;
-    // Two quick calls answer from the same snapshot...
+    // Two calls 300 ms apart answer from the same snapshot (without a period each samples anew)...
     const first = await waitFor(async () => {
       const a = await cpuTs();
+      await Bun.sleep(300);
       const b = await cpuTs();
       return a !== undefined && a === b ? a : undefined;
     }, 20_000, "two calls answered from one snapshot");
