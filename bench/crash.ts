@@ -35,6 +35,13 @@ const md = [
   `Invariant violations: **${r.violations.length}**${r.violations.length ? " (by kind, ids elided):" : "."}`,
   ...[...kinds].map(([k, n]) => `- ${n} × ${k}`),
   "",
+  "Violations found on the way (first runs of this script and of test/e2e/robust-crash.test.ts), each fixed at its cause:",
+  "- every CreateContainer (or infra create) in flight at a kill left an overlay `merged` mount, its storage dir, bundle, monitor dir, a live monitor holding a `runc init`, runc's state and cgroups, none listed and so never removed → start-up recovery finds containers with no committed record by those traces and undoes them, logged (`src/container/leftovers.ts`);",
+  "- a record dir kept an atomic write's temp file (`status.json.tmp-*`) when the kill came mid-write → dropped when records load;",
+  "- a pod's masquerade chain and rules stayed in iptables for good when the daemon died during StopPodSandbox: the bridge plugin, killed with the daemon after deleting the pod's interface, cannot tear down the masquerade on the next DEL (it finds addresses only on the interface) → a CNI DEL now runs to its end even if the daemon dies (ADD still dies with it);",
+  "- recovery killed a half-made container's monitor by process group, which could reach a process that was not that container's → only a process whose command line names the container's id is killed.",
+  "The harness's own model errors found on the way (not runtime bugs): a RemoveContainer or RemovePodSandbox cut short by the kill may leave its containers stopped; a call that failed because the daemon died may still have taken effect.",
+  "",
 ];
 writeSection("crash", md.join("\n"));
 console.log(md.join("\n"));

@@ -112,10 +112,11 @@ ${row("create + start", "cs")}
 | the same over an idmapped layer, + 2 idmapped pod files staged and detached (median of 200) | | | ${fmt(median(component), 2)} | ${fmt(quantile(component, 0.9), 2)} | ${fmt(median(component) - median(plainOverlay), 2)} |
 
 Budget: ≤ 10 ms added to create + start; measured: **${fmt(median(component) - median(plainOverlay), 2)} ms** of added work (the end-to-end
-difference, ${fmt(added)} ms, is below the noise of this shared machine). What a user-namespaced container adds: an idmapped copy
-of each image layer (open_tree + mount_setattr + move_mount through bun:ffi) under the overlay, detached once it is
-mounted; an idmapped copy of each bind mount source (/etc/hostname, /etc/resolv.conf, hostPaths) staged for
-\`runc create\` and detached after it; the user check. The pod pays one more helper process at RunPodSandbox (the
+difference, ${fmt(added)} ms, is below the noise of this shared machine). What a user-namespaced container adds: a detached
+idmapped copy of each image layer (open_tree + mount_setattr through bun:ffi) that overlay takes as /proc/self/fd/N
+(kernel ≥ 6.15; older ones get it attached at a staging mount point and detached once the overlay is mounted); an
+idmapped copy of each bind mount source (/etc/hostname, /etc/resolv.conf, hostPaths) attached at a reusable mount
+point for \`runc create\` and detached after it; the user check. The pod pays one more helper process at RunPodSandbox (the
 mappings are written between \`unshare\` and \`nsenter\`).
 `);
 console.log(`create+start added ${fmt(added)} ms paired, component ${fmt(median(component), 2)} ms vs plain overlay ${fmt(median(plainOverlay), 2)} ms (plain ${fmt(median(times.plain.cs))}, userns ${fmt(median(times.userns.cs))})`);

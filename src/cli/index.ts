@@ -1,4 +1,5 @@
-import { defineCommand, runCommand, showUsage, type CommandDef } from "citty";
+import { defineCommand, runCommand, type CommandDef } from "citty";
+import { renderUsage } from "./usage.ts";
 import { VERSION } from "../version.ts";
 import { globalArgs } from "./flags.ts";
 
@@ -29,7 +30,7 @@ export async function runCli(argv: string[]): Promise<number> {
   });
   const cmd = name ? await SUBCOMMANDS[name]!() : await SUBCOMMANDS.daemon!();
   if (rest.includes("--help") || rest.includes("-h")) {
-    await showUsage(name ? cmd : root, name ? root : undefined);
+    process.stdout.write(await renderUsage(name ? cmd : root, name ? root : undefined, { width: process.stdout.isTTY ? process.stdout.columns : 80 }));
     return 0;
   }
   if (!name && (rest.includes("--version") || rest.includes("-v"))) {

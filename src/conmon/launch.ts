@@ -56,7 +56,8 @@ async function launchHeld(a: MonitorArgs, reaper: Reaper): Promise<Launched> {
   const con = a.terminal ? shortSocketPath(f.console) : undefined;
   const consoleSocket = con?.childPath(process.pid);
   const argv = a.mode === "create"
-    ? cmd.create(a.container, { bundle: a.bundle!, pidFile: f.pid, consoleSocket, log: f.runtimeLog })
+    // no_pivot: the daemon sets CRIO_MONITOR_NO_PIVOT in its monitors' environment (CRI-O passes --no-pivot)
+    ? cmd.create(a.container, { bundle: a.bundle!, pidFile: f.pid, consoleSocket, log: f.runtimeLog, noPivot: !!process.env.CRIO_MONITOR_NO_PIVOT })
     : cmd.exec(a.container, { processPath: f.process, detach: true, pidFile: f.pid, consoleSocket, log: f.runtimeLog });
 
   const ours: number[] = []; // fds we keep on success

@@ -102,7 +102,7 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
         etcGroup: readInRoot(rootfs, "/etc/group"),
         targetPidNamespace: targetPidNs,
         created: created.toISOString(),
-        defaults: settings.defaults,
+        defaults: { ...settings.defaults, containerMinMemory: settings.containerMinMemoryByHandler?.[sb.meta.runtimeHandler] ?? settings.defaults.containerMinMemory },
         cdiDevices,
         host: d.host,
         io: d.io,

@@ -108,6 +108,8 @@ export interface ContainerSettings {
   hooksDir?: string[];
   /** timezone: "" (the image's), "Local" or an IANA zone name for every container's /etc/localtime. */
   timezone?: string;
+  /** container_min_memory of each runtime handler (defaults.containerMinMemory is the default handler's). */
+  containerMinMemoryByHandler?: Record<string, number>;
   /** default_mounts_file, parsed: host files and directories copied into every container. */
   defaultMounts?: DefaultMount[];
   /** Names of the configured runtime handlers (recovery lists each one's containers). */

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { Config } from "../config/schema.ts";
 import { disallowedAnnotations, monitorCgroupOf, parseDuration } from "../config/validate.ts";
 import { CdiRegistry, ContainerService, type ContainerSettings, type ImagePort, type MonitorPort, type RuntimePort } from "../container/index.ts";
-import { buildContainerSpec, detectSpecHost, parseDeviceSpec, parseSeccompProfile, realSpecIo, type SeccompProfile, type SpecHost } from "../container/spec/index.ts";
+import { buildContainerSpec, configuredHost, detectSpecHost, parseDeviceSpec, parseSeccompProfile, realSpecIo, type SeccompProfile, type SpecHost } from "../container/spec/index.ts";
 import type { ContainerMeta, ContainerRunState } from "../container/record.ts";
 import { readMountsFile } from "../container/node-files.ts";
 import { parseStorageOptions } from "../config/storage-options.ts";
@@ -80,7 +80,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
   const features = await runtimeFor(c0.runtime.defaultRuntime).features().catch(() => undefined);
   const detected = detectSpecHost({ rro: features?.mountOptions.includes("rro") ?? false });
   // selinux (CRI-O): labels are applied only when the key is on and the host has SELinux enabled
-  const host = { ...detected, selinux: detected.selinux && c0.runtime.selinux };
+  const host = configuredHost(detected, c0.runtime);
 
   const images = new ImageService(imageOptions(c0, paths));
   await images.init({ repair: o.repairImages });
@@ -102,6 +102,8 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
           // log_to_journald: container monitors also send each log record to the journal
           // (CRIO_JOURNAL_SOCKET overrides the socket, for tests)
           ...(c0.runtime.logToJournald ? { CRIO_MONITOR_JOURNAL: process.env.CRIO_JOURNAL_SOCKET || JOURNAL_SOCKET } : {}),
+          // no_pivot: `runtime create --no-pivot` (for a root on a ramdisk, where pivot_root fails)
+          ...(c0.runtime.noPivot ? { CRIO_MONITOR_NO_PIVOT: "1" } : {}),
         },
       });
       monitorsByHandler.set(handler, m);
@@ -112,7 +114,8 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
     create: async (o) => {
       const h = config().runtime.runtimes[o.runtime.name];
       const cgroup = { manager: cgroupManager, setting: h ? monitorCgroupOf(config(), h) : "", parent: o.cgroupParent, id: o.id };
-      const r = await monitors(o.runtime.name).spawn({ id: o.id, bundle: o.bundle, logPath: o.logPath, terminal: o.terminal, stdin: o.stdin, stdinOnce: o.stdinOnce, logSizeMax: o.logSizeMax, timeoutMs: o.timeoutMs, noSyncLog: h?.noSyncLog, cgroup });
+      // container_create_timeout of the pod's own handler (settings() carries the default handler's)
+      const r = await monitors(o.runtime.name).spawn({ id: o.id, bundle: o.bundle, logPath: o.logPath, terminal: o.terminal, stdin: o.stdin, stdinOnce: o.stdinOnce, logSizeMax: o.logSizeMax, timeoutMs: h ? h.containerCreateTimeout * 1000 : o.timeoutMs, noSyncLog: h?.noSyncLog, cgroup });
       if (r.cgroupWarning) log.warn(r.cgroupWarning, { id: o.id });
       return r;
     },
@@ -281,6 +284,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
           hostnetworkDisableSelinux: c.runtime.hostnetworkDisableSelinux,
         },
         timezone: c.runtime.timezone || undefined,
+        containerMinMemoryByHandler: Object.fromEntries(Object.entries(c.runtime.runtimes).map(([name, rh]) => [name, rh.containerMinMemory])),
         defaultMounts,
         cgroupManager,
         logSizeMax: c.runtime.logSizeMax,

@@ -234,6 +234,9 @@ export class RegistryHttp {
         `cannot verify the TLS certificate of registry ${host} (${code}): put its CA in ${this.#o.certsDir ?? "<certs.d>"}/${host}/ca.crt, or mark the registry insecure in registries.conf`,
         { cause: e },
       );
+    // A header fetch refuses (credentials with a newline or a control character): the request's fault.
+    if (e instanceof TypeError && /header/i.test(e.message) && /invalid/i.test(e.message))
+      return new RuntimeError("invalid-argument", `invalid credentials for registry ${host}: ${messageOf(e)}`, { cause: e });
     if (code === "EPROTO")
       return new RuntimeError("unavailable", `TLS handshake with registry ${host} failed (does it speak HTTPS? plain HTTP is only used for registries marked insecure in registries.conf)`, { cause: e });
     return new RuntimeError("unavailable", `cannot reach registry ${host}: ${code || messageOf(e)}`, { cause: e });

@@ -51,9 +51,14 @@ export class RecordDir<M, S> {
       if ((e as NodeJS.ErrnoException).code === "EEXIST") throw new RuntimeError("already-exists", `record "${id}" already exists`);
       throw e;
     }
-    await writeFileAtomic(join(dir, "status.json"), JSON.stringify({ v: VERSION, data: status }));
-    // meta.json last: a directory without it is an unfinished creation, removed at load.
-    await writeFileAtomic(join(dir, "meta.json"), JSON.stringify({ v: VERSION, data: meta }));
+    try {
+      await writeFileAtomic(join(dir, "status.json"), JSON.stringify({ v: VERSION, data: status }));
+      // meta.json last: a directory without it is an unfinished creation, removed at load.
+      await writeFileAtomic(join(dir, "meta.json"), JSON.stringify({ v: VERSION, data: meta }));
+    } catch (e) {
+      await rm(dir, { recursive: true, force: true }); // (a full disk): nothing half-made is left
+      throw e;
+    }
     return new StoredRecord(dir, meta, status);
   }
 

@@ -14,8 +14,8 @@
  * (the same on x86_64 and aarch64).
  */
 import { dlopen, FFIType as T, ptr, read, type Pointer } from "bun:ffi";
-import { closeSync, existsSync, mkdirSync, openSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { RuntimeError } from "../errors.ts";
 import { readMountinfo, unmount } from "./mount.ts";
 import { ensurePrivateMount, requireTools } from "./namespaces.ts";
@@ -125,6 +125,11 @@ export async function stageIdmapped(base: string, key: string, usernsPath: strin
   if (!pool.ready) {
     mkdirSync(base, { recursive: true, mode: 0o711 });
     await ensurePrivateMount(base);
+    // the pod's root (an "other" user here) may have to reach the copies: o+x up to / (CRI-O's makeAccessible)
+    for (let d = base; d !== "/" && d !== "."; d = dirname(d)) {
+      const mode = statSync(d).mode & 0o7777;
+      if ((mode & 0o001) === 0) chmodSync(d, mode | 0o001);
+    }
     pool.ready = true;
   }
   const held: string[] = [];

@@ -5,7 +5,7 @@
  * idmapped copy of each directory that matters, and an overlay over an idmapped layer on the
  * filesystem of the container storage. The answer names what is missing.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { messageOf } from "../errors.ts";
 import { canIdmap, releaseStaged, stageIdmapped } from "./idmap.ts";
@@ -75,6 +75,7 @@ async function probe(d: ProbeDirs): Promise<string | undefined> {
 
 /** An overlay over an idmapped lower dir on the storage filesystem shows a root-owned file as the mapped owner. */
 async function overlayProbe(d: ProbeDirs, unshare: string): Promise<string | undefined> {
+  removeStaleProbes(d.storage);
   const base = join(d.storage, `.userns-probe-${process.pid}`);
   const [lower, upper, work, merged] = ["lower", "upper", "work", "merged"].map((n) => join(base, n)) as [string, string, string, string];
   const stage = `probe-${process.pid}`;
@@ -109,6 +110,25 @@ async function overlayProbe(d: ProbeDirs, unshare: string): Promise<string | und
       if (!readMountinfo().some((m) => m.mountPoint.startsWith(base))) rmSync(base, { recursive: true, force: true });
     } catch {
       // best effort: a probe directory left behind is harmless
+    }
+  }
+}
+
+/** Probe directories of earlier processes (a daemon killed mid-probe): their overlay detached, then removed. */
+function removeStaleProbes(storage: string): void {
+  let names: string[] = [];
+  try {
+    names = readdirSync(storage).filter((n) => n.startsWith(".userns-probe-") && n !== `.userns-probe-${process.pid}`);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const dir = join(storage, n);
+    try {
+      if (isMounted(join(dir, "merged"))) unmount(join(dir, "merged"), { detach: true });
+      if (!readMountinfo().some((m) => m.mountPoint.startsWith(dir + "/"))) rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // left for the next probe
     }
   }
 }

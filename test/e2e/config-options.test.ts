@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, watch, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { CRIO, startDaemon, tempDir, waitFor, type TestDaemon } from "../harness.ts";
+import { CRIO, removeDaemonDirs, startDaemon, tempDir, waitFor, type TestDaemon } from "../harness.ts";
 import { PodSandboxState } from "../../src/gen/runtime/v1/api_pb.ts";
 import { ctrConfig, podConfig, startEnv, type CtrConfig, type Env, type PodConfig } from "../support/pods.ts";
 import { busyboxImage, imageRef, pauseImage, pushImage } from "../support/images.ts";
@@ -33,6 +33,8 @@ if (process.env.CNI_COMMAND === "VERSION") console.log(JSON.stringify({ cniVersi
 else if (process.env.CNI_COMMAND === "ADD") console.log(JSON.stringify(conf.prevResult));
 `;
 const RECORDED_NET = JSON.stringify({ cniVersion: "1.0.0", name: "opts-rec", plugins: [{ type: "loopback" }, { type: "recorder", capabilities: { portMappings: true } }] });
+/** Runroots of daemons started on directories of this file (startDaemon leaves those to the caller). */
+const ownRunroots = new Set<string>();
 const sha = (b: Uint8Array | string) => createHash("sha256").update(b).digest("hex");
 
 let env: Env;
@@ -53,6 +55,10 @@ beforeAll(async () => {
       `plugin_dirs = [${JSON.stringify(P.cniBin)}, "/usr/lib/cni", "/opt/cni/bin"]`,
       "[crio.runtime]",
       "disable_hostport_mapping = true",
+      `default_env = ["OPT_ENV=from-config"]`,
+      `default_sysctls = ["kernel.msgmax=12345"]`,
+      "log_size_max = 8192",
+      `default_capabilities = ["CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "SETGID", "SETUID", "SETPCAP", "NET_BIND_SERVICE", "KILL", "NET_RAW"]`,
       `container_attach_socket_dir = ${JSON.stringify(P.attach)}`,
       `container_exits_dir = ${JSON.stringify(P.exits)}`,
       `namespaces_dir = ${JSON.stringify(P.ns)}`,
@@ -60,6 +66,8 @@ beforeAll(async () => {
       `default_mounts_file = ${JSON.stringify(P.mountsConf)}`,
       `bind_mount_prefix = ${JSON.stringify(P.prefix)}`,
       `absent_mount_sources_to_reject = [${JSON.stringify(join(P.prefix, "absent"))}]`,
+      "[crio.runtime.runtimes.runc]",
+      `monitor_env = ["OPT_MONITOR=yes"]`,
       "",
     ].join("\n"),
   });
@@ -67,6 +75,7 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => {
   await env?.[Symbol.asyncDispose]();
+  for (const r of ownRunroots) removeDaemonDirs(files.path, r);
   for (const l of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
     const m = l.split(" ")[4] ?? "";
     if (m.startsWith(short + "/")) Bun.spawnSync(["umount", "-l", m]);
@@ -74,6 +83,13 @@ afterAll(async () => {
   rmSync(short, { recursive: true, force: true });
   files[Symbol.dispose]();
 });
+
+/** Remembers a daemon's runroot for afterAll. */
+async function track(p: Promise<TestDaemon>): Promise<TestDaemon> {
+  const d = await p;
+  ownRunroots.add(d.runroot);
+  return d;
+}
 
 const dec = new TextDecoder();
 let seq = 0;
@@ -112,7 +128,7 @@ describe("where the runtime's files live", () => {
 });
 
 describe("disable_hostport_mapping", () => {
-  test("the CNI chain is handed no port mappings (a daemon without the key hands them on)", async () => {
+  test("the CNI chain is handed no port mappings (a daemon without the key, on its cni_default_network, hands them on)", async () => {
     const portMappings = [{ protocol: 0, containerPort: 80, hostPort: 18080 }];
     const podWithPorts = (d: TestDaemon, name: string) => ({ ...podConfig(name, d.dir, { hostNetwork: false }), portMappings }) as PodConfig;
     const added = () => readFileSync(P.cniRecord, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { cmd: string; runtimeConfig: { portMappings?: unknown[] } | null }).filter((r) => r.cmd === "ADD");
@@ -124,7 +140,9 @@ describe("disable_hostport_mapping", () => {
     rmSync(P.cniRecord, { force: true });
     mkdirSync(join(files.path, "plain", "cni", "net.d"), { recursive: true });
     writeFileSync(join(files.path, "plain", "cni", "net.d", "10-rec.conflist"), RECORDED_NET);
-    await using d = await startDaemon({ dir: join(files.path, "plain"), config: `[crio.network]\nplugin_dirs = [${JSON.stringify(P.cniBin)}, "/usr/lib/cni", "/opt/cni/bin"]\n[crio.image]\npause_image = ${JSON.stringify(env.pause)}\n` });
+    // cni_default_network picks the recording network over one that sorts first
+    writeFileSync(join(files.path, "plain", "cni", "net.d", "05-first.conflist"), JSON.stringify({ cniVersion: "1.0.0", name: "opts-first", plugins: [{ type: "loopback" }] }));
+    await using d = await track(startDaemon({ dir: join(files.path, "plain"), config: `[crio.network]\ncni_default_network = "opts-rec"\nplugin_dirs = [${JSON.stringify(P.cniBin)}, "/usr/lib/cni", "/opt/cni/bin"]\n[crio.image]\npause_image = ${JSON.stringify(env.pause)}\n` }));
     const pod2 = await d.cri.runPodSandbox({ config: podWithPorts(d, `opt${++seq}`) });
     expect(added().map((r) => r.runtimeConfig?.portMappings)).toEqual([[{ hostPort: 18080, containerPort: 80, protocol: "tcp" }]]);
     await d.cri.removePodSandbox({ podSandboxId: pod2.podSandboxId });
@@ -138,6 +156,45 @@ describe("storage_option", () => {
     expect(root.split(" ")[1]).toBe("overlay");
     expect(root.split(" ")[0]!.split(",")).toEqual(expect.arrayContaining(["nodev", "noatime"]));
     await env.d.cri.removePodSandbox({ podSandboxId: c.podSandboxId });
+  });
+});
+
+describe("defaults for every container (keys proven here besides their own tests)", () => {
+  test("default_env, default_sysctls, default_capabilities, log_dir (a pod without log_directory), monitor_env", async () => {
+    const name = `opt${++seq}`;
+    const pod = { ...podConfig(name, env.d.dir), logDirectory: "" } as PodConfig;
+    const { podSandboxId } = await env.d.cri.runPodSandbox({ config: pod });
+    const { containerId } = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, ["sh", "-c", "echo logged; sleep 3600"], {}, pod), sandboxConfig: pod });
+    await env.d.cri.startContainer({ containerId });
+    const r = await env.d.cri.execSync({ containerId, cmd: ["sh", "-c", "echo $OPT_ENV; cat /proc/sys/kernel/msgmax; sed -n 's/^CapEff:\\t//p' /proc/self/status"], timeout: 20n });
+    const [envOut, msgmax, capEff] = dec.decode(r.stdout).trim().split("\n");
+    expect([envOut, msgmax]).toEqual(["from-config", "12345"]);
+    // default_capabilities: CRI-O's nine plus NET_RAW (bit 13), nothing else
+    const bits = [0, 1, 3, 4, 5, 6, 7, 8, 10, 13];
+    expect(BigInt(`0x${capEff}`)).toBe(bits.reduce((n, b) => n | (1n << BigInt(b)), 0n));
+    // log_dir: the harness sets it to <dir>/logs
+    const logFile = join(env.d.dir, "logs", podSandboxId, `${containerId}.log`);
+    await waitFor(() => existsSync(logFile) && readFileSync(logFile, "utf8").includes("stdout F logged"));
+    // monitor_env: the container's monitor runs with it
+    const monitorPid = readFileSync(join(P.attach, containerId, "monitor.pid"), "utf8").trim();
+    expect(readFileSync(`/proc/${monitorPid}/environ`, "utf8").split("\0")).toContain("OPT_MONITOR=yes");
+    await env.d.cri.removePodSandbox({ podSandboxId });
+  });
+});
+
+describe("log_size_max", () => {
+  test("a container's log file never grows beyond it: the monitor starts it over", async () => {
+    const name = `opt${++seq}`;
+    const pod = podConfig(name, env.d.dir);
+    const { podSandboxId } = await env.d.cri.runPodSandbox({ config: pod });
+    // 400 lines of 100 bytes, then a marker line
+    const cmd = ["sh", "-c", "i=0; while [ $i -lt 400 ]; do printf '%099d\\n' $i; i=$((i+1)); done; echo the-end; sleep 3600"];
+    const { containerId } = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, cmd, {}, pod), sandboxConfig: pod });
+    await env.d.cri.startContainer({ containerId });
+    const logFile = join(pod.logDirectory!, `${name}.log`);
+    await waitFor(() => existsSync(logFile) && readFileSync(logFile, "utf8").includes("the-end"));
+    expect(statSync(logFile).size).toBeLessThanOrEqual(8192);
+    await env.d.cri.removePodSandbox({ podSandboxId });
   });
 });
 
@@ -180,14 +237,22 @@ describe("mounts", () => {
 });
 
 describe("tls_min_version", () => {
-  test("the streaming server refuses TLS 1.2 with VersionTLS13 and serves TLS 1.3", async () => {
+  test("the streaming server (stream_enable_tls with stream_tls_cert and stream_tls_key, on stream_port) refuses TLS 1.2 with VersionTLS13 and serves TLS 1.3; with stream_tls_ca only clients with a certificate", async () => {
     const tls = await import("node:tls");
     const key = join(files.path, "s.key");
     const cert = join(files.path, "s.pem");
     const r = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1"], { stderr: "pipe" });
     expect(r.exitCode).toBe(0);
-    await using d = await startDaemon({ config: `[crio.api]\nstream_enable_tls = true\nstream_tls_cert = ${JSON.stringify(cert)}\nstream_tls_key = ${JSON.stringify(key)}\ntls_min_version = "VersionTLS13"\n` });
+    // stream_port: a fixed free port (found by binding port 0 first)
+    const fixed = await new Promise<number>((resolve) => {
+      const srv = require("node:net").createServer().listen(0, "127.0.0.1", () => {
+        const p = srv.address().port as number;
+        srv.close(() => resolve(p));
+      });
+    });
+    await using d = await startDaemon({ config: `[crio.api]\nstream_port = "${fixed}"\nstream_enable_tls = true\nstream_tls_cert = ${JSON.stringify(cert)}\nstream_tls_key = ${JSON.stringify(key)}\ntls_min_version = "VersionTLS13"\n` });
     const port = Number(/Streaming server listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(await d.waitForLog(/Streaming server listening/))![1]);
+    expect(port).toBe(fixed);
     const hello = (maxVersion: "TLSv1.2" | "TLSv1.3") =>
       new Promise<string>((resolve) => {
         const s = tls.connect({ host: "127.0.0.1", port, maxVersion, rejectUnauthorized: false }, () => {
@@ -198,6 +263,21 @@ describe("tls_min_version", () => {
       });
     expect(await hello("TLSv1.3")).toBe("TLSv1.3");
     expect(await hello("TLSv1.2")).toMatch(/^error: .*(protocol version|alert)/i);
+
+    // stream_tls_ca: clients must present a certificate it signed (the self-signed one is its own CA)
+    await using d2 = await startDaemon({ config: `[crio.api]\nstream_enable_tls = true\nstream_tls_cert = ${JSON.stringify(cert)}\nstream_tls_key = ${JSON.stringify(key)}\nstream_tls_ca = ${JSON.stringify(cert)}\n` });
+    const port2 = Number(/Streaming server listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(await d2.waitForLog(/Streaming server listening/))![1]);
+    const withCert = (client: boolean) =>
+      new Promise<string>((resolve) => {
+        const s = tls.connect({ host: "127.0.0.1", port: port2, rejectUnauthorized: false, ...(client ? { cert: readFileSync(cert), key: readFileSync(key) } : {}) }, () => {
+          s.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        });
+        s.once("data", (b) => (resolve(`answered ${String(b).split("\r\n")[0]}`), s.destroy()));
+        s.on("error", (e) => resolve(`error: ${e.message}`));
+        s.on("close", () => resolve("closed"));
+      });
+    expect(await withCert(true)).toMatch(/^answered HTTP\/1\.1/);
+    expect(await withCert(false)).toMatch(/^(error|closed)/);
   });
 });
 
@@ -247,7 +327,7 @@ describe("registries", () => {
     await d.cri.pullImage({ image: { image: imageRef(reg, "busybox") } });
   });
 
-  test("auto_reload_registries: a new registries.conf.d drop-in applies without SIGHUP", async () => {
+  test("auto_reload_registries: a new registries.conf.d drop-in (in the harness's registries_conf_dir) applies without SIGHUP", async () => {
     await using reg = await startRegistry();
     await pushImage(reg, await busyboxImage());
     await using d = await startDaemon({ config: `[crio.image]\nauto_reload_registries = true\n` });
@@ -275,7 +355,7 @@ describe("clean_shutdown_file, internal_repair, internal_wipe", () => {
     const names = async (d: TestDaemon) => (await d.cri.listImages({})).images.flatMap((i) => i.repoTags).sort();
     mkdirSync(dir, { recursive: true });
     {
-      await using d = await startDaemon({ dir, config: conf(true) });
+      await using d = await track(startDaemon({ dir, config: conf(true) }));
       expect([existsSync(marker), existsSync(`${marker}.supported`)]).toEqual([false, true]);
       await d.cri.pullImage({ image: { image: busybox } });
       await d.cri.pullImage({ image: { image: pause } });
@@ -287,14 +367,14 @@ describe("clean_shutdown_file, internal_repair, internal_wipe", () => {
     const bb = Object.values(idx.images).find((i) => i.repoTags.includes(busybox))!;
     writeFileSync(join(dir, "root", "images", "blobs", "sha256", bb.id.slice(7)), "{}");
     {
-      await using d = await startDaemon({ dir, config: conf(false) });
+      await using d = await track(startDaemon({ dir, config: conf(false) }));
       expect(existsSync(marker)).toBe(false);
       expect(await names(d)).toEqual([busybox, pause].sort()); // internal_repair = false: not checked
       expect(await d.stop("SIGKILL")).not.toBe(0);
     }
     expect(existsSync(marker)).toBe(false);
     {
-      await using d = await startDaemon({ dir, config: conf(true) });
+      await using d = await track(startDaemon({ dir, config: conf(true) }));
       expect(await names(d)).toEqual([pause]);
       expect(d.logs()).toMatch(/the last stop was unclean/);
       expect(d.logs()).toMatch(new RegExp(`removed damaged image ${bb.id} \\(${busybox.replace(/[.]/g, "\\.")}\\): blob ${bb.id} does not match its digest`));
@@ -304,7 +384,7 @@ describe("clean_shutdown_file, internal_repair, internal_wipe", () => {
     }
     {
       // after a clean stop the store is not checked
-      await using d = await startDaemon({ dir, config: conf(true) });
+      await using d = await track(startDaemon({ dir, config: conf(true) }));
       expect(d.logs()).not.toMatch(/checking the image store/);
     }
   });
@@ -345,6 +425,24 @@ describe("clean_shutdown_file, internal_repair, internal_wipe", () => {
       }
       await d2.stop();
     }
+  });
+});
+
+describe("version_file_persist", () => {
+  test("after an upgrade (both version files of an older major.minor) internal_wipe removes pods and images too", async () => {
+    const vp = join(files.path, "version-persist");
+    await using e = await startEnv({ config: `[crio]\nversion_file_persist = ${JSON.stringify(vp)}\n` });
+    await e.d.cri.pullImage({ image: { image: e.busybox } });
+    const pod = podConfig("upgraded", e.d.dir);
+    await e.d.cri.runPodSandbox({ config: pod });
+    expect(await e.d.stop()).toBe(0);
+    expect(existsSync(vp)).toBe(true); // written by the daemon that served
+    for (const f of [vp, join(e.d.dir, "version")]) writeFileSync(f, JSON.stringify("0.0.1"));
+    await using d2 = await startDaemon({ dir: e.d.dir });
+    expect((await d2.cri.listPodSandbox({})).items).toEqual([]);
+    expect((await d2.cri.listImages({})).images.map((i) => i.repoTags).flat()).not.toContain(e.busybox);
+    expect(d2.logs()).toMatch(/internal_wipe: .*version-persist.* says 0\.0\.1/);
+    await d2.stop();
   });
 });
 
@@ -404,6 +502,109 @@ describe("log_to_journald", () => {
       await e2.d.cri.removePodSandbox({ podSandboxId });
     } finally {
       libc.close(fd);
+    }
+  });
+});
+
+describe("wrong values", () => {
+  test("a wrong value stops the daemon at start with the file, the key and the value named", async () => {
+    const dir = join(files.path, "wrong");
+    mkdirSync(dir, { recursive: true });
+    const d = await track(startDaemon({ dir, noWait: true, config: `[crio.runtime]\ntimezone = "Mars/Olympus_Mons"\n` }));
+    expect(await d.proc.exited).toBe(1);
+    expect(d.logs().replaceAll(`\\"`, `"`)).toContain(`config file "${join(dir, "crio.conf.d", "00-test.conf")}": key "crio.runtime.timezone": value "Mars/Olympus_Mons" is not valid: expected "Local" or an IANA time zone name`);
+    await d[Symbol.asyncDispose]();
+  });
+});
+
+describe("no_pivot, drop_infra_ctr", () => {
+  test("containers are created with `runtime create --no-pivot` (seen by a runtime wrapper that logs its argv); drop_infra_ctr = false gives every pod an infra container, on infra_ctr_cpuset", async () => {
+    const runc = Bun.which("runc") ?? "/usr/sbin/runc";
+    const wrapper = join(files.path, "runc-wrapper");
+    const argvLog = join(files.path, "runc-argv");
+    writeFileSync(wrapper, `#!/bin/sh\necho "$*" >> ${argvLog}\nexec ${runc} "$@"\n`, { mode: 0o755 });
+    await using e = await startEnv({ config: `[crio.runtime]\nno_pivot = true\ndrop_infra_ctr = false\ninfra_ctr_cpuset = "0"\n[crio.runtime.runtimes.runc]\nruntime_path = ${JSON.stringify(wrapper)}\n` });
+    await e.d.cri.pullImage({ image: { image: e.busybox } });
+    const pod = podConfig("nopivot", e.d.dir);
+    const { podSandboxId } = await e.d.cri.runPodSandbox({ config: pod });
+    const { containerId } = await e.d.cri.createContainer({ podSandboxId, config: ctrConfig("np", e.busybox, ["sleep", "3600"], {}, pod), sandboxConfig: pod });
+    await e.d.cri.startContainer({ containerId });
+    const create = readFileSync(argvLog, "utf8").split("\n").find((l) => / create .*\b/.test(l) && l.endsWith(containerId));
+    expect(create).toContain("--no-pivot");
+    // drop_infra_ctr = false: this pod (its own PID namespace per container) still gets an infra container
+    const info = JSON.parse((await e.d.cri.podSandboxStatus({ podSandboxId, verbose: true })).info.info ?? "{}") as { pid?: number };
+    expect(info.pid).toBeGreaterThan(0);
+    // infra_ctr_cpuset: the infra container runs on CPU 0 only
+    expect(/Cpus_allowed_list:\s*(\S+)/.exec(readFileSync(`/proc/${info.pid}/status`, "utf8"))?.[1]).toBe("0");
+    await e.d.cri.removePodSandbox({ podSandboxId });
+  });
+});
+
+describe("addresses and sizes of the daemon's servers", () => {
+  test("stream_address, metrics_host and grpc_max_recv_msg_size", async () => {
+    await using d = await startDaemon({ config: `[crio.api]\nstream_address = "127.0.0.2"\ngrpc_max_recv_msg_size = 4096\n[crio.metrics]\nenable_metrics = true\nmetrics_host = "127.0.0.3"\nmetrics_port = 0\n` });
+    expect(await d.waitForLog(/Streaming server listening on http:\/\/127\.0\.0\.2:\d+/)).toBeTruthy();
+    const url = /(http:\/\/127\.0\.0\.3:\d+\/metrics)/.exec(await d.waitForLog(/Serving metrics on http:\/\/127\.0\.0\.3:\d+\/metrics/))![1]!;
+    expect((await fetch(url)).status).toBe(200);
+    // a request larger than grpc_max_recv_msg_size is refused (RESOURCE_EXHAUSTED = 8); a small one is served
+    const big = await d.cri.imageStatus({ image: { image: `x/${"a".repeat(6000)}` } }).then(() => undefined, (e: { code?: number }) => e.code);
+    expect(big).toBe(8);
+    expect((await d.cri.imageStatus({ image: { image: "busybox" } })).image).toBeUndefined();
+  });
+});
+
+describe("more keys of the daemon", () => {
+  test("metrics_cert and metrics_key: metrics over HTTPS", async () => {
+    const key = join(files.path, "m.key");
+    const cert = join(files.path, "m.pem");
+    expect(Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1"], { stderr: "pipe" }).exitCode).toBe(0);
+    await using d = await startDaemon({ config: `[crio.metrics]\nenable_metrics = true\nmetrics_port = 0\nmetrics_cert = ${JSON.stringify(cert)}\nmetrics_key = ${JSON.stringify(key)}\n` });
+    const url = /(https:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(await d.waitForLog(/Serving metrics on https:/))![1]!;
+    const res = await fetch(url, { tls: { rejectUnauthorized: false } } as RequestInit);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain("container_runtime_crio_");
+  });
+
+  test("signature_policy: a policy that rejects everything refuses the pull", async () => {
+    await using reg = await startRegistry();
+    await pushImage(reg, await busyboxImage());
+    const policy = join(files.path, "reject-policy.json");
+    writeFileSync(policy, JSON.stringify({ default: [{ type: "reject" }] }));
+    await using d = await startDaemon({ config: `[crio.image]\nsignature_policy = ${JSON.stringify(policy)}\ninsecure_registries = [${JSON.stringify(reg.host)}]\n` });
+    const code = await d.cri.pullImage({ image: { image: imageRef(reg, "busybox") } }).then(() => 0, (e: { code?: number }) => e.code);
+    expect(code).toBe(7); // PERMISSION_DENIED
+  });
+
+  test("a handler's monitor_path runs the monitor, its container_min_memory and container_create_timeout apply to its pods", async () => {
+    const runc = Bun.which("runc") ?? "/usr/sbin/runc";
+    const monitorLog = join(files.path, "monitor-path-log");
+    const monitor = join(files.path, "monitor-wrapper");
+    writeFileSync(monitor, `#!/bin/sh\necho "$1" >> ${monitorLog}\nexec ${CRIO} "$@"\n`, { mode: 0o755 });
+    const slow = join(files.path, "slow-runc");
+    writeFileSync(slow, `#!/bin/sh\nfor a in "$@"; do [ "$a" = create ] && sleep 5; done\nexec ${runc} "$@"\n`, { mode: 0o755 });
+    await using e = await startEnv({
+      config: [
+        "[crio.runtime.runtimes.wrapped]", `runtime_path = ${JSON.stringify(runc)}`, `runtime_root = ${JSON.stringify(join(files.path, "wrapped-root"))}`, `monitor_path = ${JSON.stringify(monitor)}`, "container_min_memory = 104857600",
+        "[crio.runtime.runtimes.slow]", `runtime_path = ${JSON.stringify(slow)}`, `runtime_root = ${JSON.stringify(join(files.path, "slow-root"))}`, "container_create_timeout = 1", "",
+      ].join("\n"),
+    });
+    await e.d.cri.pullImage({ image: { image: e.busybox } });
+    for (const handler of ["wrapped", "slow"]) {
+      const pod = podConfig(`mp-${handler}`, e.d.dir);
+      const { podSandboxId } = await e.d.cri.runPodSandbox({ config: pod, runtimeHandler: handler });
+      const create = e.d.cri.createContainer({ podSandboxId, config: ctrConfig(`mp-${handler}`, e.busybox, ["sleep", "3600"], {}, pod), sandboxConfig: pod });
+      if (handler === "wrapped") {
+        await create;
+        // the pod's own handler's container_min_memory (100 MiB here; the default handler has 12 MiB)
+        const small = ctrConfig("mp-small", e.busybox, ["true"], { linux: { resources: { memoryLimitInBytes: 50n * 1024n * 1024n } } } as never, pod);
+        const err = await e.d.cri.createContainer({ podSandboxId, config: small, sandboxConfig: pod }).then(() => "created", (x: Error) => x.message);
+        expect(err).toContain("should be at least 104857600 bytes");
+        expect(readFileSync(monitorLog, "utf8").split("\n")).toContain("conmon");
+      } else {
+        const err = await create.then(() => "created", (x: Error) => x.message);
+        expect(err).toMatch(/DEADLINE_EXCEEDED|timed out|deadline/i);
+      }
+      await e.d.cri.removePodSandbox({ podSandboxId });
     }
   });
 });

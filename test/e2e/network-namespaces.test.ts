@@ -1,4 +1,4 @@
-// Pinned pod namespaces for real (root): one unshare child makes net/ipc/uts namespaces, sets the
+// Pinned pod namespaces for real (root): one unshare child makes net/ipc/uts (and user) namespaces, sets the
 // hostname and sysctls inside them and brings lo up; unpinning leaves no mount and no file.
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, readlinkSync, readdirSync } from "node:fs";
@@ -82,6 +82,40 @@ describe.skipIf(!root)("pinned namespaces", () => {
       await unpinNamespaces(ns);
     }
     expect(mountsUnder(nsDir)).toEqual([]);
+  });
+
+  test("with a user namespace: it has exactly the mappings and owns the others; hostname, net and IPC sysctls set; unpinned without a trace", async () => {
+    const map = [{ containerId: 0, hostId: 60 * 65536, length: 65536 }];
+    const ns = await pinNamespaces(nsDir, "pod-userns", {
+      net: true, ipc: true, uts: true, hostname: "inside-userns", user: { uids: map, gids: map },
+      sysctls: { "net.ipv4.ip_unprivileged_port_start": "80", "kernel.shmmni": "1234" },
+    });
+    try {
+      expect(ns.user).toBe(join(nsDir, "userns", "pod-userns"));
+      expect(isNamespacePinned(ns.user!)).toBe(true);
+      const flags = (["user", "net", "ipc", "uts"] as const).map((k) => `--${k}=${ns[k]}`);
+      const script = "cat /proc/self/uid_map /proc/self/gid_map; hostname; cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shmmni; ip -o link show lo";
+      const out = (await run(["nsenter", ...flags, "--", "sh", "-c", script])).trim().split("\n").map((l) => l.trim().split(/\s+/).join(" "));
+      expect(out.slice(0, 5)).toEqual([`0 ${60 * 65536} 65536`, `0 ${60 * 65536} 65536`, "inside-userns", "80", "1234"]);
+      expect(out[5]).toContain("UP");
+      // the net and uts namespaces are owned by the pod's user namespace: its root may administer them
+      // (it could not if the host's user namespace owned them)
+      await run(["nsenter", ...flags, "--", "sh", "-c", "ip link set lo mtu 1280 && hostname renamed-by-pod-root"]);
+      expect((await run(["nsenter", `--net=${ns.net}`, "--", "ip", "-o", "link", "show", "lo"]))).toContain("mtu 1280");
+      const outsider = await run(["nsenter", `--net=${ns.net}`, "--", "unshare", "--user", "--", "ip", "link", "set", "lo", "mtu", "1300"]).catch((e) => e);
+      expect(outsider).toBeInstanceOf(Error); // root of another user namespace may not
+    } finally {
+      await unpinNamespaces(ns);
+    }
+    expect(mountsUnder(nsDir)).toEqual([]);
+    for (const k of ["net", "ipc", "uts", "user"]) expect(readdirSync(join(nsDir, `${k}ns`))).toEqual([]);
+  });
+
+  test("a user namespace refused by the kernel leaves nothing pinned", async () => {
+    const bad = [{ containerId: 0, hostId: 4294967295 - 10, length: 65536 }]; // past the last id
+    await expect(pinNamespaces(nsDir, "bad-userns", { net: true, user: { uids: bad, gids: bad } })).rejects.toThrow(/mappings/);
+    expect(mountsUnder(nsDir)).toEqual([]);
+    expect(existsSync(join(nsDir, "userns", "bad-userns"))).toBe(false);
   });
 
   test("pinning is fast enough for RunPodSandbox (one child process)", async () => {

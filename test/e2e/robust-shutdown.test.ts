@@ -5,7 +5,7 @@ import { expect, test } from "bun:test";
 import { status } from "@grpc/grpc-js";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { startDaemon } from "../harness.ts";
+import { CRIO, startDaemon, type TestDaemon } from "../harness.ts";
 import { ctrConfig, podConfig, startEnv } from "../support/pods.ts";
 import { WsClient } from "./streaming-client.ts";
 
@@ -23,6 +23,8 @@ test("StreamImages with an invalid reference ends INVALID_ARGUMENT over the sock
 test("SIGTERM under CPU load with open streams and calls in flight: every stream ends, the daemon exits in its grace period and leaves no mount", async () => {
   await using env = await startEnv();
   const { d } = env;
+  let d2: TestDaemon | undefined;
+  await using _ = leaveNothing(d, () => d2);
   await d.cri.pullImage({ image: { image: env.busybox } });
   const pod = podConfig("shutdown", d.dir);
   const { podSandboxId } = await d.cri.runPodSandbox({ config: pod });
@@ -60,7 +62,7 @@ test("SIGTERM under CPU load with open streams and calls in flight: every stream
   expect(mountsBelow(d.runroot).filter((m) => !m.endsWith(`/${podSandboxId}`) && !m.endsWith(`/${podSandboxId}/shm`) && m !== `${d.runroot}/ns`)).toEqual([]);
 
   // the container outlived the daemon; a new daemon finds it and removes it; once stopped it leaves no mount
-  const d2 = await startDaemon({ dir: d.dir });
+  d2 = await startDaemon({ dir: d.dir });
   expect((await d2.cri.listContainers({})).containers.map((c) => c.id)).toEqual([containerId]);
   await d2.cri.removePodSandbox({ podSandboxId });
   d2.cri.close();
@@ -68,7 +70,45 @@ test("SIGTERM under CPU load with open streams and calls in flight: every stream
   expect(mountsBelow(d.runroot)).toEqual([]);
 });
 
+test("crio wipe -f after a stop with a pod running leaves no mount, runc container or cgroup of it", async () => {
+  await using env = await startEnv();
+  const { d } = env;
+  await using _ = leaveNothing(d, () => undefined);
+  await d.cri.pullImage({ image: { image: env.busybox } });
+  const pod = podConfig("wiped", d.dir);
+  const { podSandboxId } = await d.cri.runPodSandbox({ config: pod });
+  const { containerId } = await d.cri.createContainer({ podSandboxId, config: ctrConfig("c", env.busybox, ["sleep", "3600"], {}, pod), sandboxConfig: pod });
+  await d.cri.startContainer({ containerId });
+  d.cri.close();
+  expect(await d.stop("SIGTERM")).toBe(0);
+  expect(mountsBelow(d.runroot).length).toBeGreaterThan(0); // the running pod keeps its pins
+  const w = Bun.spawnSync([CRIO, "--config", d.configFile, "--config-dir", d.configDir, "wipe", "-f"], { stderr: "pipe", stdout: "pipe" });
+  expect({ code: w.exitCode, err: w.exitCode ? w.stderr.toString() : "" }).toEqual({ code: 0, err: "" });
+  expect(mountsBelow(d.runroot)).toEqual([]);
+  expect(Bun.spawnSync(["runc", "--root", d.runcRoot, "list", "-q"]).stdout.toString().trim()).toBe("");
+  const cg = Bun.spawnSync(["sh", "-c", `find /sys/fs/cgroup -maxdepth 4 -type d \\( -name '*${containerId}*' -o -name '*${podSandboxId}*' \\) 2>/dev/null`]).stdout.toString().trim();
+  expect(cg).toBe("");
+});
+
 // --- internal ---
+
+/**
+ * When a test fails after its daemon stopped, the pod it left running would outlive the test: a
+ * second daemon still up is told to remove its pods and stopped, then `crio wipe -f` removes what is left.
+ */
+function leaveNothing(d: TestDaemon, second: () => TestDaemon | undefined): AsyncDisposable {
+  return {
+    async [Symbol.asyncDispose]() {
+      const d2 = second();
+      if (d2 && d2.proc.exitCode === null && d2.proc.signalCode === null) {
+        const { items } = await d2.cri.listPodSandbox({}, { timeoutMs: 10_000 }).catch(() => ({ items: [] }));
+        for (const p of items) await d2.cri.removePodSandbox({ podSandboxId: p.id }, { timeoutMs: 60_000 }).catch(() => {});
+        await d2[Symbol.asyncDispose]();
+      }
+      if (d.proc.exitCode !== null || d.proc.signalCode !== null) Bun.spawnSync([CRIO, "--config", d.configFile, "--config-dir", d.configDir, "wipe", "-f"]);
+    },
+  };
+}
 
 function mountsBelow(dir: string): string[] {
   return readFileSync("/proc/self/mountinfo", "utf8").split("\n").map((l) => l.split(" ")[4] ?? "").filter((m) => m === dir || m.startsWith(dir + "/"));

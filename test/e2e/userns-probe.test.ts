@@ -24,6 +24,10 @@ console.log(JSON.stringify((await probeUserns(${JSON.stringify({ ...d, staging: 
 
 test("this node passes: user namespaces, idmapped mounts on its filesystems, overlay over an idmapped layer", async () => {
   const d = { layers: join(dir.path, "layers"), storage: join(dir.path, "storage"), runroot: join(dir.path, "run") };
+  // what a probe killed half-way leaves: its directory with the overlay still mounted
+  const stale = join(d.storage, ".userns-probe-999999");
+  for (const s of ["lower", "upper", "work", "merged"]) mkdirSync(join(stale, s), { recursive: true });
+  expect(Bun.spawnSync(["mount", "-t", "overlay", "overlay", "-o", `lowerdir=${stale}/lower,upperdir=${stale}/upper,workdir=${stale}/work`, `${stale}/merged`]).exitCode).toBe(0);
   expect(await probe(d)).toBe("supported");
   // it leaves no mount behind but its private staging directory, and no probe directory
   const mounts = (await Bun.file("/proc/self/mountinfo").text()).split("\n").filter((l) => l.includes(dir.path));

@@ -20,7 +20,7 @@ import { resolveContainerUser } from "./user.ts";
 
 export type * from "./types.ts";
 export { cgroupsPath, clampOom, DEFAULT_MIN_MEMORY } from "./resources.ts";
-export { apparmorProfile, containerCapabilities, CRIO_DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, maskedPaths, readonlyPaths, selinuxLabels } from "./security.ts";
+export { apparmorProfile, configuredHost, containerCapabilities, CRIO_DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, maskedPaths, readonlyPaths, selinuxLabels } from "./security.ts";
 export { detectSpecHost, realSpecIo } from "./host.ts";
 export { parseSeccompProfile, type SeccompProfile } from "./seccomp-profile.ts";
 export { DEFAULT_SECCOMP_PROFILE } from "./seccomp-default.ts";

@@ -27,6 +27,7 @@ export function containerResources(r: ResourceInput): { resources: Resources; oo
   const res: Resources = {};
   const c = r.resources;
   if (c) {
+    checkRanges(c);
     const cpu: NonNullable<Resources["cpu"]> = {};
     if (c.cpuShares > 0n) cpu.shares = Number(c.cpuShares);
     if (c.cpuQuota !== 0n) cpu.quota = Number(c.cpuQuota);
@@ -66,6 +67,23 @@ export function containerResources(r: ResourceInput): { resources: Resources; oo
     oomScoreAdj = clampOom(want, r.minOomScoreAdj, warnings);
   }
   return { resources: res, oomScoreAdj, warnings };
+}
+
+/**
+ * Values no kernel takes are the request's fault (INVALID_ARGUMENT), not the runtime's: found by
+ * the CRI fuzzer, where runc's refusal came back INTERNAL. cfs period and quota as the kernel
+ * bounds them (1 ms – 1 s; quota -1 is "no limit"), shares ≤ 262144 (cgroup v1's maximum),
+ * byte counts within what a JSON number carries exactly (2^53).
+ */
+function checkRanges(c: NonNullable<ResourceInput["resources"]>): void {
+  const MAX = 2n ** 53n;
+  const bad = (what: string, v: bigint, expected: string) => invalid(`invalid ${what} ${v}: ${expected}`);
+  if (c.cpuShares < 0n || c.cpuShares > 262_144n) throw bad("cpu_shares", c.cpuShares, "expected 0 (unset) to 262144");
+  if (c.cpuPeriod !== 0n && (c.cpuPeriod < 1_000n || c.cpuPeriod > 1_000_000n)) throw bad("cpu_period", c.cpuPeriod, "expected 0 (unset) or 1000 to 1000000 µs");
+  if (c.cpuQuota !== 0n && c.cpuQuota !== -1n && (c.cpuQuota < 1_000n || c.cpuQuota > MAX)) throw bad("cpu_quota", c.cpuQuota, "expected 0 (unset), -1 (no limit) or at least 1000 µs");
+  if (c.memoryLimitInBytes < 0n || c.memoryLimitInBytes > MAX) throw bad("memory_limit_in_bytes", c.memoryLimitInBytes, "expected 0 (unset) or a positive byte count");
+  if (c.memorySwapLimitInBytes < -1n || c.memorySwapLimitInBytes > MAX) throw bad("memory_swap_limit_in_bytes", c.memorySwapLimitInBytes, "expected -1 (no limit), 0 (unset) or a byte count");
+  for (const h of c.hugepageLimits) if (h.limit > MAX) throw bad(`hugepage limit (${h.pageSize})`, h.limit, "expected a byte count");
 }
 
 /** Keeps oom_score_adj within [min, 1000], with a warning when it had to move. */

@@ -135,6 +135,15 @@ export function apparmorProfile(
   return name;
 }
 
+/**
+ * The host as the spec builders see it once crio.conf has had its say (CRI-O): SELinux labels only
+ * when `selinux = true` AND the kernel has SELinux enabled; AppArmor follows the kernel alone (its
+ * profile comes from apparmor_profile, see apparmorProfile).
+ */
+export function configuredHost<H extends { selinux: boolean }>(detected: H, runtime: { selinux: boolean }): H {
+  return { ...detected, selinux: detected.selinux && runtime.selinux };
+}
+
 /** SELinux process and mount labels from the CRI options, only when SELinux is enabled. */
 export function selinuxLabels(o: SELinuxOption | undefined, enabled: boolean, privileged: boolean): { process?: string; mount?: string } {
   if (!enabled || !o || privileged) return {};

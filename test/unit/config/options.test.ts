@@ -41,6 +41,11 @@ export const WRONG: Array<[string, string, string, RegExp]> = [
   ["crio.runtime", "log_to_journald", '"journald"', /expected true or false/],
   ["crio.nri", "enable_nri", "true", /NRI plugins are not supported/],
   ["crio", "internal_wipe", '1', /expected true or false/],
+  ["crio.image", "max_parallel_downloads", "0", /an integer of at least 1/],
+  ["crio.api", "stream_idle_timeout", '"soon"', /expected a duration/],
+  ["crio.stats", "stats_collection_period", "-1", /an integer of at least 0/],
+  ["crio.runtime", "ctr_stop_timeout", "10", /an integer of at least 30/],
+  ["crio.runtime", "selinux", '"yes"', /expected true or false/],
 ];
 
 test.each(WRONG)("[%s] %s = %s is refused naming file, key and value", async (table, key, value, also) => {

@@ -1,11 +1,13 @@
 // Every crio.conf key either has a test that proves what it does (key-proofs.ts PROOFS), or is
-// marked noEffect in the schema (one start-up warning, said in `crio config`), or is listed as
-// PENDING debt with a reason. A key in none of them fails here, by name.
+// marked noEffect in the schema (one start-up warning, said in `crio config`). A key in neither
+// fails here, by name: there is no list of keys used but unproven.
 import { expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { HANDLER_KEYS, TABLE_PATH, allFields, flagOf } from "../../../src/config/schema.ts";
-import { PENDING, PROOFS } from "./key-proofs.ts";
+import * as keyProofs from "./key-proofs.ts";
+
+const { PROOFS } = keyProofs;
 
 const ROOT = join(import.meta.dir, "..", "..", "..");
 const keys = [
@@ -13,8 +15,8 @@ const keys = [
   ...Object.keys(HANDLER_KEYS).map((k) => ({ key: `crio.runtime.runtimes.*.${k}`, names: [k], noEffect: undefined as string | undefined })),
 ];
 
-test("every schema key has a behaviour test, the noEffect marking, or a PENDING reason", () => {
-  const missing = keys.filter((k) => !k.noEffect && !PROOFS[k.key] && !PENDING[k.key]).map((k) => k.key);
+test("every schema key has a behaviour test or the noEffect marking", () => {
+  const missing = keys.filter((k) => !k.noEffect && !PROOFS[k.key]).map((k) => k.key);
   if (missing.length) throw new Error(`crio.conf keys with no behaviour test and no noEffect marking: ${missing.join(", ")} — add each to test/unit/config/key-proofs.ts PROOFS with the test that proves it (or mark it noEffect in src/config/schema.ts when it cannot apply)`);
   expect(missing).toEqual([]);
 });
@@ -23,9 +25,8 @@ test("each proof is a test file that names its key; noEffect keys have no proof"
   const bad: string[] = [];
   for (const k of keys) {
     const file = PROOFS[k.key];
-    if (k.noEffect && (file || PENDING[k.key])) bad.push(`${k.key}: marked noEffect and listed in key-proofs.ts`);
+    if (k.noEffect && file) bad.push(`${k.key}: marked noEffect and listed in key-proofs.ts`);
     if (!file) continue;
-    if (PENDING[k.key]) bad.push(`${k.key}: both proven and PENDING`);
     const path = join(ROOT, file);
     if (!existsSync(path)) {
       bad.push(`${k.key}: ${file} does not exist`);
@@ -39,11 +40,10 @@ test("each proof is a test file that names its key; noEffect keys have no proof"
 
 test("key-proofs.ts names only keys the schema has", () => {
   const known = new Set(keys.map((k) => k.key));
-  expect([...Object.keys(PROOFS), ...Object.keys(PENDING)].filter((k) => !known.has(k))).toEqual([]);
+  expect(Object.keys(PROOFS).filter((k) => !known.has(k))).toEqual([]);
 });
 
-test("the PENDING debt is printed for whoever runs this", () => {
-  const ignored = Object.entries(PENDING).filter(([, why]) => why.startsWith("ACCEPTED AND IGNORED"));
-  console.log(`crio.conf keys: ${keys.length}; proven ${Object.keys(PROOFS).length}, noEffect ${keys.filter((k) => k.noEffect).length}, pending ${Object.keys(PENDING).length} (accepted and ignored: ${ignored.map(([k]) => k).join(", ") || "none"})`);
-  expect(ignored.length).toBeLessThanOrEqual(1); // no_pivot; do not add more
+test("key-proofs.ts exports PROOFS alone: no list of keys used but unproven", () => {
+  expect(Object.keys(keyProofs)).toEqual(["PROOFS"]);
+  console.log(`crio.conf keys: ${keys.length}; proven ${Object.keys(PROOFS).length}, noEffect ${keys.filter((k) => k.noEffect).length}`);
 });

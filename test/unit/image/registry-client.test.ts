@@ -117,6 +117,11 @@ describe("authentication", () => {
     expect(anon.message).toMatch(/rejected the credentials|requires authentication/);
   });
 
+  test("a registry token no HTTP header can carry is INVALID_ARGUMENT, not an unreachable registry (found by the CRI fuzzer)", async () => {
+    const e = await caught(client({ credentials: { registryToken: "bad\ntoken" } }).manifest("private/app", "latest"));
+    expect({ kind: e.kind, says: /invalid credentials for registry/.test(e.message) }).toEqual({ kind: "invalid-argument", says: true });
+  });
+
   test("identity token (OAuth2 refresh token) and registry token", async () => {
     expect((await client({ credentials: { identityToken: "refresh-ok" } }).manifest("private/app", "latest")).digest).toBe(digestOf(manifest));
     log.length = 0;

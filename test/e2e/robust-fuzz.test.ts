@@ -1,0 +1,17 @@
+// A short run of the CRI fuzzer (issue #17; the long run is bench/fuzz.ts): generated requests over
+// all 41 RPCs — random, mutated valid ones against a live pod and container, oversized fields,
+// unknown enums, concurrent duplicates — each gets a status within its deadline; the daemon stays
+// up with its RSS ≤ 1.1× and its open fds flat.
+import { expect, test } from "bun:test";
+import { startEnv } from "../support/pods.ts";
+import { fuzzCri } from "./cri-fuzz.ts";
+
+test("CRI fuzz: every call gets a status in time, the daemon stays up, memory and fds flat", async () => {
+  await using env = await startEnv({ logLevel: "info" });
+  const n = Number(process.env.FUZZ_REQUESTS ?? 2000);
+  const r = await fuzzCri(env, { requests: n, warmup: n, concurrency: 8 });
+  console.log(`fuzz: ${r.requests} requests over ${r.rpcs} RPCs in ${r.seconds.toFixed(1)} s, codes ${JSON.stringify(r.codes)}, RSS ${r.rss.before} → ${r.rss.after} kB, fds ${r.fds.before} → ${r.fds.after}`);
+  expect({ late: r.late, alive: r.daemonAlive, rpcs: r.rpcs }).toEqual({ late: [], alive: true, rpcs: 41 });
+  expect(r.rss.after).toBeLessThanOrEqual(r.rss.before * 1.1);
+  expect(r.fds.after).toBeLessThanOrEqual(r.fds.before + 2);
+}, 600_000);

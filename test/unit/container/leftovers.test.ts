@@ -1,0 +1,45 @@
+import { expect, test } from "bun:test";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { removeContainerLeftovers } from "../../../src/container/leftovers.ts";
+import { pathsFor } from "../../../src/paths.ts";
+
+const id = (c: string) => c.repeat(64);
+
+test("containers with no record are found by any trace and undone in order; recorded ones are left alone", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "crio-leftovers-"));
+  try {
+    const paths = pathsFor(join(dir, "root"), join(dir, "run"));
+    const known = id("a");
+    const mid = id("b"); // rootfs, bundle and monitor: a create cut after the monitor started
+    const early = id("c"); // only its rootfs: cut before the bundle
+    const inRunc = id("d"); // only runc knows it
+    for (const [p, ids] of [[paths.storage, [known, mid, early]], [join(paths.runroot, "containers"), [known, mid]], [paths.monitors, [known, mid]]] as const)
+      for (const x of ids) mkdirSync(join(p, x), { recursive: true });
+    mkdirSync(paths.exits, { recursive: true });
+    writeFileSync(join(paths.exits, "not-an-id"), "0");
+    const calls: string[] = [];
+    const lines: string[] = [];
+    const log = { withTag: () => log, info: (m: string) => lines.push(m), warn: (m: string) => lines.push(`WARN ${m}`) };
+    const deps = {
+      paths, log,
+      settings: () => ({ runtimeHandlers: ["runc"] }),
+      runtime: () => ({ list: async () => [known, mid, inRunc], delete: async (x: string) => void calls.push(`delete ${x[0]}`) }),
+      monitor: { abandon: async (x: string) => void calls.push(`abandon ${x[0]}`), alive: () => false, cleanup: async (x: string) => void calls.push(`cleanup ${x[0]}`) },
+      rootfs: { remove: async (x: string) => void calls.push(`rootfs ${x[0]}`) },
+    };
+    const found = await removeContainerLeftovers(deps as never, new Set([known]));
+    expect(found.sort()).toEqual([mid, early, inRunc].sort());
+    expect(calls.filter((c) => c.endsWith(" b"))).toEqual(["abandon b", "delete b", "cleanup b", "rootfs b"]);
+    expect(calls.filter((c) => c.endsWith(" c"))).toEqual(["abandon c", "cleanup c", "rootfs c"]);
+    expect(calls.filter((c) => c.endsWith(" d"))).toEqual(["abandon d", "delete d", "cleanup d", "rootfs d"]);
+    expect(calls.some((c) => c.endsWith(" a"))).toBe(false);
+    expect(existsSync(join(paths.runroot, "containers", mid))).toBe(false);
+    expect(existsSync(join(paths.runroot, "containers", known))).toBe(true);
+    expect(existsSync(join(paths.exits, "not-an-id"))).toBe(true);
+    expect(lines.filter((l) => l.startsWith("removed leftovers of container")).length).toBe(3);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
