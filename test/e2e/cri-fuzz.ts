@@ -97,22 +97,21 @@ export async function fuzzCri(env: Env, o: FuzzOptions): Promise<FuzzResult> {
     end = next + n;
     await Promise.all(Array.from({ length: o.concurrency ?? 8 }, worker));
   };
-  // warm up (every RPC once, valid, then a fuzz of its own): the first thousand calls grow the
-  // heap, JIT code and allocator pools to their working size; what is measured is what follows
+  // Pods and containers the fuzz makes live until the clean-up: a round's peak holds them all, and
+  // the allocator keeps the pages it grew to. So what is compared is two alike rounds, each
+  // followed by the clean-up and an idle moment: the first (after a warm-up of its own) grows the
+  // heap, JIT code and allocator pools to their working size; a leak grows the second too.
+  const cleanUp = async () => {
+    const { items } = await cri.listPodSandbox({});
+    for (const p of items) await cri.removePodSandbox({ podSandboxId: p.id }, { timeoutMs: 60_000 }).catch(() => {});
+    await Bun.sleep(3000);
+  };
   for (const m of METHODS) await one(m, g.valid(m, live));
   await run(o.warmup ?? Math.max(300, Math.floor(o.requests / 4)));
-  // then on until the RSS has settled (it grew < 3% over the last 500 calls; at most 8 rounds):
-  // on a fast, quiet machine the heap is still growing to its working size after the warm-up
-  for (let i = 0, prev = rssKb(d.proc.pid); i < 8; i++) {
-    await run(500);
-    await Bun.sleep(500);
-    const now = rssKb(d.proc.pid);
-    if (now < prev * 1.03) break;
-    prev = now;
-  }
-  await Bun.sleep(3000);
+  await run(o.requests);
+  await cleanUp();
   res.rss.before = rssKb(d.proc.pid);
-  res.fds.before = fdCount(d.proc.pid);
+  res.fds.before = await settledFds(d.proc.pid);
   const counted = res.requests;
   const t0 = performance.now();
   await run(o.requests);
@@ -120,12 +119,9 @@ export async function fuzzCri(env: Env, o: FuzzOptions): Promise<FuzzResult> {
   res.measured = res.requests - counted;
   res.rpcs = seen.size;
   res.daemonAlive = d.proc.exitCode === null && d.proc.signalCode === null;
-  // clean up what the fuzz made, then measure again (idle)
-  const { items } = await cri.listPodSandbox({});
-  for (const p of items) await cri.removePodSandbox({ podSandboxId: p.id }, { timeoutMs: 60_000 }).catch(() => {});
-  await Bun.sleep(3000);
+  await cleanUp();
   res.rss.after = rssKb(d.proc.pid);
-  res.fds.after = fdCount(d.proc.pid);
+  res.fds.after = await settledFds(d.proc.pid);
   return res;
 }
 
@@ -322,6 +318,16 @@ function mutateIn(msg: Record<string, unknown>, desc: DescMessage, g: Gen, depth
 }
 
 // --- process facts ---
+
+/** The least of a few readings over ~1 s: a standby monitor being replaced, or a call just ending, holds a descriptor for a moment. */
+async function settledFds(pid: number): Promise<number> {
+  let least = fdCount(pid);
+  for (let i = 0; i < 4; i++) {
+    await Bun.sleep(250);
+    least = Math.min(least, fdCount(pid));
+  }
+  return least;
+}
 
 function rssKb(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0);

@@ -8,7 +8,7 @@ import { fuzzCri } from "./cri-fuzz.ts";
 
 test("CRI fuzz: every call gets a status in time, the daemon stays up, memory and fds flat", async () => {
   await using env = await startEnv({ logLevel: "info" });
-  const n = Number(process.env.FUZZ_REQUESTS ?? 2000);
+  const n = Number(process.env.FUZZ_REQUESTS ?? 10_000);
   const r = await fuzzCri(env, { requests: n, warmup: n, concurrency: 8 });
   console.log(`fuzz: ${r.requests} requests over ${r.rpcs} RPCs in ${r.seconds.toFixed(1)} s, codes ${JSON.stringify(r.codes)}, RSS ${r.rss.before} → ${r.rss.after} kB, fds ${r.fds.before} → ${r.fds.after}`);
   expect({ late: r.late, alive: r.daemonAlive, rpcs: r.rpcs }).toEqual({ late: [], alive: true, rpcs: 41 });
