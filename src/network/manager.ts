@@ -255,7 +255,7 @@ export class CniManager {
       if (i > 0) await sleep(250 * 4 ** (i - 1), signal);
       try {
         await delList(rec.network, att, rec.result, this.#invoke(signal));
-        this.#cache.remove(rec.podId);
+        await this.#cache.remove(rec.podId);
         return;
       } catch (e) {
         last = e;

@@ -1,5 +1,6 @@
 import { dlopen, FFIType, read } from "bun:ffi";
 import { mkdirSync, readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { RuntimeError } from "../errors.ts";
 import { run } from "./exec.ts";
 
@@ -86,6 +87,14 @@ export function parseMountinfo(text: string): MountInfo[] {
 /** Reads this process's mount table. */
 export function readMountinfo(): MountInfo[] {
   return parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8"));
+}
+
+/**
+ * Reads this process's mount table on the thread pool: the kernel renders mountinfo under the
+ * namespace lock, in time growing with the mounts (several per pod), so request paths use this.
+ */
+export async function readMountinfoAsync(): Promise<MountInfo[]> {
+  return parseMountinfo(await readFile("/proc/self/mountinfo", "utf8"));
 }
 
 /** True when something is mounted exactly at `path` (per /proc/self/mountinfo). */
