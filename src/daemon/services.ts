@@ -172,7 +172,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
     records: new RecordDir<SandboxMeta, SandboxState>(paths.sandboxes),
     namespaces: { pin: pinNamespaces, unpin: unpinNamespaces, isPinned: isNamespacePinned, list: listPinned },
     usernsSupport: async (handler) => usernsSupport(paths, await runtimeFor(handler).features().catch(() => undefined)),
-    shm: { mount: async (p, size, owner) => mountShm(p, size, owner), unmount: async (p) => void unmount(p, { detach: true }) },
+    shm: { mount: (p, size, owner) => mountShm(p, size, owner), unmount: async (p) => void unmount(p, { detach: true }) },
     network: {
       waitReady: (ms, signal) => network.waitReady(ms, signal),
       // disable_hostport_mapping: the runtime sets up no hostPort mapping (the CNI portmap plugin gets none)

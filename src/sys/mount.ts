@@ -1,6 +1,6 @@
 import { dlopen, FFIType, read } from "bun:ffi";
 import { mkdirSync, readFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { RuntimeError } from "../errors.ts";
 import { run } from "./exec.ts";
 
@@ -106,11 +106,12 @@ export function isMounted(path: string, table: MountInfo[] = readMountinfo()): b
 /**
  * Creates `path` and mounts a tmpfs of `sizeBytes` on it (nosuid, nodev, noexec, mode 1777) for a
  * pod's /dev/shm; `owner` (a pod in its own user namespace: the host ids of its root) owns its root.
+ * The mount table is read on the thread pool (it grows with the node's pods).
  */
-export function mountShm(path: string, sizeBytes = DEFAULT_SHM_SIZE, owner?: { uid: number; gid: number }): void {
+export async function mountShm(path: string, sizeBytes = DEFAULT_SHM_SIZE, owner?: { uid: number; gid: number }): Promise<void> {
   if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) throw new RuntimeError("invalid-argument", `invalid shm size ${sizeBytes}`);
-  mkdirSync(path, { recursive: true, mode: 0o755 });
-  if (isMounted(path)) return;
+  await mkdir(path, { recursive: true, mode: 0o755 });
+  if (isMounted(path, await readMountinfoAsync())) return;
   const ids = owner ? `,uid=${owner.uid},gid=${owner.gid}` : "";
   mount("shm", path, "tmpfs", MS.NOSUID | MS.NODEV | MS.NOEXEC, `mode=1777,size=${sizeBytes}${ids}`);
 }

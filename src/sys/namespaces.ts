@@ -121,6 +121,11 @@ export function isNamespacePinned(path: string): boolean {
   return existsSync(path) && isMountPoint(path);
 }
 
+/** isNamespacePinned with the mount table read on the thread pool (pod teardown). */
+export async function isNamespacePinnedAsync(path: string): Promise<boolean> {
+  return existsSync(path) && (await mountPointsAsync()).has(path);
+}
+
 /** The namespace files under `dir` (as pinNamespaces lays them out), by id; mounted or not. */
 export function listPinned(dir: string): Map<string, PinnedNamespaces> {
   const out = new Map<string, PinnedNamespaces>();
