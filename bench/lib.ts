@@ -142,7 +142,11 @@ export async function startRuntime(name: RuntimeName, reg: Registry, o: { config
       const env = prof ? { BUN_OPTIONS: `--cpu-prof-md --cpu-prof-interval=${process.env.BENCH_PROFILE_INTERVAL ?? 500} --cpu-prof-dir=${prof}` } : undefined;
       const d = await startDaemon({ dir, logLevel: "info", env, config: `[crio.image]\npause_image = "${pause}"\npause_command = "/pause"\n${o.config ?? ""}` });
       await d.cri.pullImage({ image: { image: busybox } });
-      const ours = (argv: string[]) => argv.includes("conmon") && argv[argv.indexOf("--runtime-root") + 1] === d.runcRoot;
+      // A monitor shows `… conmon … --runtime-root <root>` (a standby one too), or, when its retitled
+      // argv has no room for that, `… conmon … --id <id>`: then its dir in <runroot>/monitor tells.
+      const ours = (argv: string[]) =>
+        argv.includes("conmon") &&
+        (argv[argv.indexOf("--runtime-root") + 1] === d.runcRoot || (argv.includes("--id") && existsSync(join(d.runroot, "monitor", argv[argv.indexOf("--id") + 1] ?? "-"))));
       return {
         name, label: "ours", cri: d.cri, socket: d.socket, pid: d.proc.pid, dir, busybox, net,
         client: () => criClient(d.socket),
