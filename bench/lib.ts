@@ -168,8 +168,7 @@ export async function startRuntime(name: RuntimeName, reg: Registry, o: { config
           return out;
         },
         async stop() {
-          const { items } = await d.cri.listPodSandbox({}).catch(() => ({ items: [] as Array<{ id: string }> }));
-          for (const p of items) await d.cri.removePodSandbox({ podSandboxId: p.id }, { timeoutMs: 60_000 }).catch(() => {});
+          await removeEverything(d.cri);
           await d[Symbol.asyncDispose]();
           removeDaemonDirs(dir, d.runroot);
           rmSync(dir, { recursive: true, force: true });
@@ -193,11 +192,7 @@ export async function startRuntime(name: RuntimeName, reg: Registry, o: { config
           return out;
         },
         async stop() {
-          const { items } = await cri.listPodSandbox({}).catch(() => ({ items: [] as Array<{ id: string }> }));
-          for (const p of items) {
-            await cri.stopPodSandbox({ podSandboxId: p.id }, { timeoutMs: 60_000 }).catch(() => {});
-            await cri.removePodSandbox({ podSandboxId: p.id }, { timeoutMs: 60_000 }).catch(() => {});
-          }
+          await removeEverything(cri);
           cri.close();
           await c.stop();
           await cleanupNet(net);
@@ -222,11 +217,7 @@ export async function startRuntime(name: RuntimeName, reg: Registry, o: { config
         return out;
       },
       async stop() {
-        const { items } = await cri.listPodSandbox({}).catch(() => ({ items: [] as Array<{ id: string }> }));
-        for (const p of items) {
-          await cri.stopPodSandbox({ podSandboxId: p.id }, { timeoutMs: 60_000 }).catch(() => {});
-          await cri.removePodSandbox({ podSandboxId: p.id }, { timeoutMs: 60_000 }).catch(() => {});
-        }
+        await removeEverything(cri);
         cri.close();
         await c.stop();
         await cleanupNet(net);
@@ -236,6 +227,26 @@ export async function startRuntime(name: RuntimeName, reg: Registry, o: { config
     await cleanupNet(net);
     throw e;
   }
+}
+
+/**
+ * Removes every pod a runtime has, 10 at a time: containers stopped with no grace first (a busybox
+ * `sleep` as pid 1 ignores SIGTERM, and StopPodSandbox would give each its 10 s grace in turn).
+ */
+async function removeEverything(cri: CriClient): Promise<void> {
+  const { containers } = await cri.listContainers({}).catch(() => ({ containers: [] as Array<{ id: string }> }));
+  const { items } = await cri.listPodSandbox({}).catch(() => ({ items: [] as Array<{ id: string }> }));
+  const inTens = async <T>(xs: T[], f: (x: T) => Promise<unknown>) => {
+    let next = 0;
+    await Promise.all(Array.from({ length: 10 }, async () => {
+      for (let i = next++; i < xs.length; i = next++) await f(xs[i]!).catch(() => {});
+    }));
+  };
+  await inTens(containers, (c) => cri.stopContainer({ containerId: c.id, timeout: 0n }, { timeoutMs: 60_000 }));
+  await inTens(items, async (p) => {
+    await cri.stopPodSandbox({ podSandboxId: p.id }, { timeoutMs: 60_000 });
+    await cri.removePodSandbox({ podSandboxId: p.id }, { timeoutMs: 60_000 });
+  });
 }
 
 /** The 1-, 5- and 15-minute load averages. */
