@@ -155,8 +155,10 @@ export async function startRuntime(name: RuntimeName, reg: Registry, o: { config
           const out = await netLeaks(net);
           const monitors = pidsWhere((a) => ours(a) && !a.includes("--standby"));
           if (monitors.length) out.push(`${monitors.length} container monitors`);
-          // <runroot>/ns itself is a private bind mount made at start-up (pinned namespaces below it)
-          const m = [...mountsBelow(d.runroot), ...mountsBelow(d.root)].filter((x) => x !== join(d.runroot, "ns"));
+          // <runroot>/ns and <runroot>/idmap themselves are private bind mounts the daemon makes (pinned
+          // namespaces, idmapped layers below them): what is mounted below them is what leaks
+          const own = new Set([join(d.runroot, "ns"), join(d.runroot, "idmap")]);
+          const m = [...mountsBelow(d.runroot), ...mountsBelow(d.root)].filter((x) => !own.has(x));
           if (m.length) out.push(`${m.length} mounts (${m.slice(0, 3).join(", ")})`);
           for (const k of ["net", "ipc", "uts"]) {
             const p = join(d.runroot, "ns", k);
