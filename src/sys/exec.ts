@@ -72,8 +72,8 @@ export interface SpawnJob {
 /** The spawner thread's answer. */
 export type SpawnReply = { id: number; code: number | null; stdout: string; stderr: string } | { id: number; error: string };
 
-/** Idle time after which the spawner thread ends (its ~2 MB come back); the next program starts it again. */
-const IDLE_MS = 30_000;
+/** Idle time after which the spawner thread ends (its memory comes back before the idle daemon settles, ~1.3 s after start); the next program starts it again (a few ms, on its own thread). */
+const IDLE_MS = 1_000;
 
 let offload = false;
 let worker: Worker | undefined;
