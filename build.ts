@@ -12,7 +12,8 @@ const target = (process.env.CRIO_BUILD_TARGET ?? `bun-linux-${process.arch === "
 const outfile = process.env.CRIO_BUILD_OUT ?? "dist/crio";
 
 const r = await Bun.build({
-  entrypoints: ["src/main.ts"],
+  // sys/exec-worker.ts: the daemon's spawner thread (a Worker), loaded from /$bunfs/root/sys/exec-worker.js
+  entrypoints: ["src/main.ts", "src/sys/exec-worker.ts"],
   compile: {
     target,
     outfile,

@@ -1,5 +1,13 @@
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { removeDaemonDirs, startDaemon } from "../test/harness.ts";
+import { criClient, type CriClient } from "../test/support/cri-client.ts";
+import { imageRef } from "../test/support/images.ts";
+import type { Registry } from "../test/support/registry.ts";
+import { cleanupNet, ipamReservations, testNet, vethsOn, type TestNet } from "../test/e2e/network-daemon-support.ts";
+import { containerdAvailable, containerdVersion, startContainerd } from "./reference/containerd.ts";
+import { crioUnavailable, crioVersion, startCrio } from "./reference/crio.ts";
 
 /** bench/RESULTS.md: each benchmark owns one section between markers and rewrites only it. */
 export const RESULTS = join(import.meta.dir, "RESULTS.md");
@@ -33,4 +41,237 @@ export const fmt = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : "n
 export function machine(): string {
   const cpus = readFileSync("/proc/cpuinfo", "utf8").match(/^model name\s*:\s*(.*)$/m)?.[1] ?? "unknown cpu";
   return `${new Date().toISOString().slice(0, 10)}, ${navigator.hardwareConcurrency} cores (${cpus}), Bun ${Bun.version}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The three runtimes side by side: ours (dist/crio), CRI-O 1.26.4 (bench/reference/crio.ts, binary
+// from CRIO_REFERENCE_BINARY) and containerd 1.6 (bench/reference/containerd.ts), each started on
+// a bridge CNI network of its own with the same conflist shape, pulling from one loopback registry.
+
+
+export type RuntimeName = "ours" | "crio" | "containerd";
+export const RUNTIME_LABEL: Record<RuntimeName, string> = { ours: "ours", crio: "CRI-O", containerd: "containerd" };
+
+/** One runtime under test, up and serving on a bridge network of its own. */
+export interface BenchRuntime {
+  name: RuntimeName;
+  /** e.g. "CRI-O 1.26.4". */
+  label: string;
+  cri: CriClient;
+  socket: string;
+  /** The daemon's pid. */
+  pid: number;
+  /** Where pod log directories go. */
+  dir: string;
+  busybox: string;
+  net: TestNet;
+  /** A new client (its own connection). */
+  client(): CriClient;
+  /** The per-pod helper processes: our monitors (standby ones included), CRI-O's conmons, containerd's shims. */
+  helpers(): number[];
+  /** What is left once every pod is gone: processes, veths, IPAM leases, mounts, pinned namespaces. Empty when clean. */
+  leaks(): Promise<string[]>;
+  stop(): Promise<void>;
+}
+
+/** Which runtimes to run: BENCH_RUNTIMES (comma list; default all three); the absent ones skipped with their reason. */
+export function wantedRuntimes(): { names: RuntimeName[]; skipped: string[] } {
+  const asked = (process.env.BENCH_RUNTIMES ?? "ours,crio,containerd").split(",").map((s) => s.trim()).filter(Boolean) as RuntimeName[];
+  const names: RuntimeName[] = [];
+  const skipped: string[] = [];
+  for (const n of asked) {
+    if (!(n in RUNTIME_LABEL)) throw new Error(`BENCH_RUNTIMES: unknown runtime ${n} (ours, crio, containerd)`);
+    const why = n === "crio" ? crioUnavailable() : n === "containerd" && !containerdAvailable() ? "containerd reference skipped: install the Debian package containerd (apt-get install -y containerd)" : undefined;
+    if (why) {
+      console.warn(why);
+      skipped.push(why);
+    } else names.push(n);
+  }
+  return { names, skipped };
+}
+
+/** Pids whose command line satisfies `match`. */
+export function pidsWhere(match: (argv: string[]) => boolean): number[] {
+  return readdirSync("/proc")
+    .filter((p) => /^\d+$/.test(p))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        return match(readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0"));
+      } catch {
+        return false;
+      }
+    });
+}
+
+/** Mount points at or below `path` in this mount namespace. */
+function mountsBelow(path: string): string[] {
+  return readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[4] ?? "")
+    .filter((m) => m.startsWith(path + "/"));
+}
+
+/** Network leaks common to all three: veths on the bridge, host-local leases. */
+async function netLeaks(net: TestNet): Promise<string[]> {
+  const out: string[] = [];
+  const veths = await vethsOn(net.bridge);
+  if (veths.length) out.push(`${veths.length} veths on ${net.bridge}`);
+  const leases = ipamReservations(net);
+  if (leases.length) out.push(`${leases.length} IPAM leases`);
+  return out;
+}
+
+/**
+ * Starts one runtime on its own bridge network (the shipped default conflist, IPv4 only, its
+ * bridge/subnet/IPAM dir unique), pulling from `reg` (busybox and the pause look-alike pushed).
+ * The busybox image (and containerd's sandbox image) are pulled before it returns.
+ */
+export async function startRuntime(name: RuntimeName, reg: Registry, o: { config?: string } = {}): Promise<BenchRuntime> {
+  const net = testNet({ dualStack: false });
+  const busybox = imageRef(reg, "busybox");
+  const pause = imageRef(reg, "pause");
+  try {
+    if (name === "ours") {
+      const dir = mkdtempSync(join(process.env.CRIO_TEST_TMP ?? tmpdir(), "crio-bench-"));
+      writeFileSync(join(dir, "registries.conf"), `[[registry]]\nlocation = "${reg.host}"\ninsecure = true\n`);
+      mkdirSync(join(dir, "cni", "net.d"), { recursive: true });
+      writeFileSync(join(dir, "cni", "net.d", "10-test.conflist"), net.conflist);
+      // BENCH_PROFILE_DIR: the daemon writes a CPU profile (Markdown) there when it exits
+      const prof = process.env.BENCH_PROFILE_DIR;
+      const env = prof ? { BUN_OPTIONS: `--cpu-prof-md --cpu-prof-interval=${process.env.BENCH_PROFILE_INTERVAL ?? 500} --cpu-prof-dir=${prof}` } : undefined;
+      const d = await startDaemon({ dir, logLevel: "info", env, config: `[crio.image]\npause_image = "${pause}"\npause_command = "/pause"\n${o.config ?? ""}` });
+      await d.cri.pullImage({ image: { image: busybox } });
+      // A monitor shows `… conmon … --runtime-root <root>` (a standby one too), or, when its retitled
+      // argv has no room for that, `… conmon … --id <id>`: then its dir in <runroot>/monitor tells.
+      const ours = (argv: string[]) =>
+        argv.includes("conmon") &&
+        (argv[argv.indexOf("--runtime-root") + 1] === d.runcRoot || (argv.includes("--id") && existsSync(join(d.runroot, "monitor", argv[argv.indexOf("--id") + 1] ?? "-"))));
+      return {
+        name, label: "ours", cri: d.cri, socket: d.socket, pid: d.proc.pid, dir, busybox, net,
+        client: () => criClient(d.socket),
+        helpers: () => pidsWhere(ours),
+        async leaks() {
+          const out = await netLeaks(net);
+          const monitors = pidsWhere((a) => ours(a) && !a.includes("--standby"));
+          if (monitors.length) out.push(`${monitors.length} container monitors`);
+          // <runroot>/ns and <runroot>/idmap themselves are private bind mounts the daemon makes (pinned
+          // namespaces, idmapped layers below them): what is mounted below them is what leaks
+          const own = new Set([join(d.runroot, "ns"), join(d.runroot, "idmap")]);
+          const m = [...mountsBelow(d.runroot), ...mountsBelow(d.root)].filter((x) => !own.has(x));
+          if (m.length) out.push(`${m.length} mounts (${m.slice(0, 3).join(", ")})`);
+          for (const k of ["net", "ipc", "uts"]) {
+            const p = join(d.runroot, "ns", k);
+            const n = existsSync(p) ? readdirSync(p).length : 0;
+            if (n) out.push(`${n} pinned ${k} namespaces`);
+          }
+          const runc = existsSync(d.runcRoot) ? readdirSync(d.runcRoot).length : 0;
+          if (runc) out.push(`${runc} runc states`);
+          return out;
+        },
+        async stop() {
+          await removeEverything(d.cri);
+          await d[Symbol.asyncDispose]();
+          removeDaemonDirs(dir, d.runroot);
+          rmSync(dir, { recursive: true, force: true });
+          await cleanupNet(net);
+        },
+      };
+    }
+    if (name === "crio") {
+      const c = await startCrio({ registryHost: reg.host, pauseImage: pause, conflist: net.conflist });
+      const cri = criClient(c.socket);
+      await cri.pullImage({ image: { image: busybox } });
+      const version = await crioVersion();
+      return {
+        name, label: `CRI-O ${version}`, cri, socket: c.socket, pid: c.pid, dir: c.dir, busybox, net,
+        client: () => criClient(c.socket),
+        helpers: () => c.conmonPids(),
+        async leaks() {
+          const out = await netLeaks(net);
+          const n = c.conmonPids().length;
+          if (n) out.push(`${n} conmons`);
+          return out;
+        },
+        async stop() {
+          await removeEverything(cri);
+          cri.close();
+          await c.stop();
+          await cleanupNet(net);
+        },
+      };
+    }
+    const confDir = mkdtempSync(join(process.env.CRIO_TEST_TMP ?? tmpdir(), "bench-ctd-net-"));
+    writeFileSync(join(confDir, "10-crio-bridge.conflist"), net.conflist);
+    const c = await startContainerd({ registryHost: reg.host, pauseImage: pause, cniConfDir: confDir });
+    rmSync(confDir, { recursive: true, force: true });
+    const cri = criClient(c.socket);
+    await cri.pullImage({ image: { image: busybox } });
+    await cri.pullImage({ image: { image: pause } });
+    return {
+      name, label: `containerd ${await containerdVersion()}`, cri, socket: c.socket, pid: c.pid, dir: c.dir, busybox, net,
+      client: () => criClient(c.socket),
+      helpers: () => c.shimPids(),
+      async leaks() {
+        const out = await netLeaks(net);
+        const n = c.shimPids().length;
+        if (n) out.push(`${n} shims`);
+        return out;
+      },
+      async stop() {
+        await removeEverything(cri);
+        cri.close();
+        await c.stop();
+        await cleanupNet(net);
+      },
+    };
+  } catch (e) {
+    await cleanupNet(net);
+    throw e;
+  }
+}
+
+/**
+ * Removes every pod a runtime has, 10 at a time: containers stopped with no grace first (a busybox
+ * `sleep` as pid 1 ignores SIGTERM, and StopPodSandbox would give each its 10 s grace in turn).
+ */
+async function removeEverything(cri: CriClient): Promise<void> {
+  const { containers } = await cri.listContainers({}).catch(() => ({ containers: [] as Array<{ id: string }> }));
+  const { items } = await cri.listPodSandbox({}).catch(() => ({ items: [] as Array<{ id: string }> }));
+  const inTens = async <T>(xs: T[], f: (x: T) => Promise<unknown>) => {
+    let next = 0;
+    await Promise.all(Array.from({ length: 10 }, async () => {
+      for (let i = next++; i < xs.length; i = next++) await f(xs[i]!).catch(() => {});
+    }));
+  };
+  await inTens(containers, (c) => cri.stopContainer({ containerId: c.id, timeout: 0n }, { timeoutMs: 60_000 }));
+  await inTens(items, async (p) => {
+    await cri.stopPodSandbox({ podSandboxId: p.id }, { timeoutMs: 60_000 });
+    await cri.removePodSandbox({ podSandboxId: p.id }, { timeoutMs: 60_000 });
+  });
+}
+
+/** The 1-, 5- and 15-minute load averages. */
+export const loadavg = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+
+/** utime+stime of a process (clock ticks of 10 ms); 0 when it is gone. */
+export function cpuTicks(pid: number): number {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
+    return Number(f[11]) + Number(f[12]);
+  } catch {
+    return 0;
+  }
+}
+
+/** VmRSS (MB). */
+export const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
+/** PSS (MB); 0 when the process is gone. */
+export function pssMb(pid: number): number {
+  try {
+    return Number(/^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))![1]) / 1024;
+  } catch {
+    return 0;
+  }
 }

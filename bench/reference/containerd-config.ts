@@ -81,7 +81,8 @@ plugin_dir = ""
  * The shell script that starts containerd in its own mount namespace. containerd 1.6's shims put
  * their sockets in /run/containerd/s whatever the config says, so /run is shadowed there by an
  * overlay: the host's /run below (read as it is), writes (/run/containerd) going to `upper` in the
- * temp dir. One mount, so the wrapper costs tens of ms, not hundreds; the time just before the
+ * temp dir. /var/lib is shadowed the same way: libcni keeps its result cache in /var/lib/cni
+ * whatever containerd is told. Two mounts, so the wrapper costs tens of ms, not hundreds; the time just before the
  * exec of containerd is written to `execNsFile` (ns since the epoch) for start-up figures.
  */
 export function privateRunScript(dir: string, bin: string, configFile: string, sharedDir?: string): string {
@@ -97,6 +98,8 @@ done
   return `set -e
 ${privatize}mkdir -p ${q(join(dir, "run-upper"))} ${q(join(dir, "run-work"))}
 mount -n -t overlay overlay -o lowerdir=/run,upperdir=${q(join(dir, "run-upper"))},workdir=${q(join(dir, "run-work"))} /run
+mkdir -p ${q(join(dir, "varlib-upper"))} ${q(join(dir, "varlib-work"))}
+mount -n -t overlay overlay -o lowerdir=/var/lib,upperdir=${q(join(dir, "varlib-upper"))},workdir=${q(join(dir, "varlib-work"))} /var/lib
 mkdir -p -m 0711 /run/containerd
 date +%s%N > ${q(join(dir, EXEC_NS_FILE))}
 exec ${q(bin)} --config ${q(configFile)}

@@ -84,8 +84,8 @@ export interface MonitorPort {
   execSync(o: { id: string; runtime: RuntimePort; process: unknown; timeoutMs: number; terminal: boolean }): Promise<{ exitCode: number; stdout: Uint8Array; stderr: Uint8Array; timedOut: boolean }>;
   reopenLog(id: string): Promise<void>;
   readExit(id: string): Promise<ExitInfo | undefined>;
-  /** Whether the container's monitor process is running. */
-  alive(id: string): boolean;
+  /** Whether the container's monitor process is running (files read on the thread pool: the watchdog asks for every container). */
+  alive(id: string): Promise<boolean>;
   /** Removes the monitor's files of a container (exit file, sockets). */
   cleanup(id: string): Promise<void>;
   /** Kills the monitor of a container that has no record (recovery after a crash mid-create) and waits for it to go. */

@@ -57,7 +57,7 @@ export async function removeContainerLeftovers(d: ContainerDeps, known: Readonly
     await step("kill monitor", () => d.monitor.abandon?.(id));
     for (const h of inRuntime.get(id) ?? []) await step(`delete ${h} container`, () => d.runtime(h).delete(id, true));
     // a monitor left alive (not provably this container's) ends with its container: let it write its exit first
-    for (const end = Date.now() + 3000; d.monitor.alive(id) && Date.now() < end; ) await Bun.sleep(20);
+    for (const end = Date.now() + 3000; (await d.monitor.alive(id)) && Date.now() < end; ) await Bun.sleep(20);
     await step("remove monitor files", () => d.monitor.cleanup(id));
     await step("remove root filesystem", () => d.rootfs.remove(id));
     await step("remove bundle", () => rm(join(d.paths.runroot, "containers", id), { recursive: true, force: true }));

@@ -214,7 +214,7 @@ export class ContainerService implements PodContainers {
   async checkMonitors(): Promise<void> {
     const log = this.#d.log.withTag("container");
     for (const rec of [...this.#index.values()]) {
-      if (rec.status.state !== "running" || this.#d.monitor.alive(rec.meta.id)) {
+      if (rec.status.state !== "running" || (await this.#d.monitor.alive(rec.meta.id))) {
         this.#unmonitored.delete(rec.meta.id);
         continue;
       }

@@ -11,7 +11,7 @@ import { parseStorageOptions } from "../config/storage-options.ts";
 import { RuntimeError, invalid, messageOf } from "../errors.ts";
 import { ImageService, imageOptions } from "../image/index.ts";
 import type { Logger } from "../log/index.ts";
-import { monitorPidOf, Monitors, selfCommand, type StandbyStats } from "../monitor/index.ts";
+import { monitorPidOfAsync, Monitors, selfCommand, type StandbyStats } from "../monitor/index.ts";
 import { CniManager } from "../network/index.ts";
 import { OciRuntime } from "../oci/index.ts";
 import type { Paths } from "../paths.ts";
@@ -122,7 +122,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
     execSync: (o) => monitors(o.runtime.name).execSync({ containerId: o.id, process: o.process as object, timeoutMs: o.timeoutMs }),
     reopenLog: (id) => monitors(config().runtime.defaultRuntime).reopenLog(id),
     readExit: (id) => monitors(config().runtime.defaultRuntime).readExit(id),
-    alive: (id) => monitorPidOf(paths.monitors, id) !== undefined,
+    alive: async (id) => (await monitorPidOfAsync(paths.monitors, id)) !== undefined,
     cleanup: (id) => monitors(config().runtime.defaultRuntime).remove(id),
     abandon: (id) => monitors(config().runtime.defaultRuntime).abandon(id),
   };
@@ -172,7 +172,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
     records: new RecordDir<SandboxMeta, SandboxState>(paths.sandboxes),
     namespaces: { pin: pinNamespaces, unpin: unpinNamespaces, isPinned: isNamespacePinned, list: listPinned },
     usernsSupport: async (handler) => usernsSupport(paths, await runtimeFor(handler).features().catch(() => undefined)),
-    shm: { mount: async (p, size, owner) => mountShm(p, size, owner), unmount: async (p) => void unmount(p, { detach: true }) },
+    shm: { mount: (p, size, owner) => mountShm(p, size, owner), unmount: async (p) => void unmount(p, { detach: true }) },
     network: {
       waitReady: (ms, signal) => network.waitReady(ms, signal),
       // disable_hostport_mapping: the runtime sets up no hostPort mapping (the CNI portmap plugin gets none)

@@ -25,6 +25,7 @@ import { OperatorSide } from "./operator.ts";
 import { ensureDefaultProfile } from "../sys/apparmor.ts";
 import { clearCleanShutdown, markCleanShutdown, shutdownWasUnclean } from "../sys/clean-shutdown.ts";
 import { releaseIdlePinDir } from "../sys/namespaces.ts";
+import { offloadSpawns } from "../sys/exec.ts";
 
 export interface DaemonOptions {
   load: LoadOptions;
@@ -170,6 +171,8 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     return 1;
   }
   ready = true;
+  // From here on programs (runc, CNI plugins, …) start on a spawner thread, off the event loop.
+  offloadSpawns();
   log.info("State recovery finished: serving every RPC");
   await ops.ready(config);
   built.stats.start();

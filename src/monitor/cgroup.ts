@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join, posix } from "node:path";
 import { RuntimeError } from "../errors.ts";
 import { cgroupDirsForPath, readCgroupValue, removeCgroupDirs, type CgroupLayout } from "../sys/cgroup.ts";
@@ -57,16 +58,19 @@ export async function placeMonitor(r: MonitorCgroupRequest, pid: number, monitor
   }
   const path = monitorCgroupPath(r.parent, r.id);
   const dirs = cgroupDirsForPath(layout, path);
-  writeFileSync(join(monitorDir, RECORD), JSON.stringify({ path, dirs }), { mode: 0o600 });
+  await writeFile(join(monitorDir, RECORD), JSON.stringify({ path, dirs }), { mode: 0o600 });
   const cpuset = layout.v1.cpuset?.mountPoint;
-  for (const dir of dirs) {
-    if (!existsSync(dir)) {
-      mkdirSync(dir, { recursive: true });
+  // On the thread pool and every hierarchy at once: a v1 cgroup attach waits for an RCU grace
+  // period (ms), a dozen of them per container, and the event loop must not wait with them.
+  await Promise.all(
+    dirs.map(async (dir) => {
+      // mkdir returns the first dir it made: undefined when the cgroup was there already
+      const made = await mkdir(dir, { recursive: true });
       // a new v1 cpuset cgroup has no cpus or mems, and takes no process until it has
-      if (cpuset && dir.startsWith(`${cpuset}/`)) inheritCpuset(dir, cpuset);
-    }
-    writeFileSync(join(dir, "cgroup.procs"), String(pid));
-  }
+      if (made !== undefined && cpuset && dir.startsWith(`${cpuset}/`)) await inheritCpuset(dir, cpuset);
+      await writeFile(join(dir, "cgroup.procs"), String(pid));
+    }),
+  );
   return path;
 }
 
@@ -114,12 +118,13 @@ const DEFAULT_SYSTEMD_SLICE = "system.slice";
 const RECORD = "cgroup.json";
 
 /** Copies cpuset.cpus and cpuset.mems down from the nearest ancestor that has them. */
-function inheritCpuset(dir: string, root: string): void {
+async function inheritCpuset(dir: string, root: string): Promise<void> {
   const chain: string[] = [];
   for (let d = dir; d.startsWith(`${root}/`); d = dirname(d)) chain.unshift(d);
+  const value = (d: string, f: string) => readFile(join(d, f), "utf8").then((t) => t.trim(), () => undefined);
   for (const d of chain) {
     for (const f of ["cpuset.cpus", "cpuset.mems"]) {
-      if (!readCgroupValue(d, f)) writeFileSync(join(d, f), readCgroupValue(dirname(d), f) ?? "");
+      if (!(await value(d, f))) await writeFile(join(d, f), (await value(dirname(d), f)) ?? "");
     }
   }
 }

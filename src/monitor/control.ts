@@ -1,4 +1,4 @@
-import { rmSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { Ctl, encodeCtl, monitorFiles } from "../conmon/protocol.ts";
 import { RuntimeError } from "../errors.ts";
@@ -20,8 +20,8 @@ export async function resize(socketDir: string, id: string, rows: number, cols: 
 }
 
 /** Removes a monitor's dir (pid files, sockets, logs) once its container is removed. */
-export function removeMonitorDir(socketDir: string, id: string): void {
-  rmSync(join(socketDir, id), { recursive: true, force: true });
+export async function removeMonitorDir(socketDir: string, id: string): Promise<void> {
+  await rm(join(socketDir, id), { recursive: true, force: true });
 }
 
 // --- internal ---

@@ -25,7 +25,7 @@ export { attachSocketPath, removeMonitorDir, reopenLog, resize } from "./control
 export { spawnExec, type SpawnExecOptions } from "./exec.ts";
 export { execSync, type ExecSyncOptions, type ExecSyncResult } from "./exec-sync.ts";
 export { ExitWatcher, readExitFile, removeExitFile } from "./exits.ts";
-export { monitorPidOf, selfCommand, spawnMonitor, type MonitorBase, type SpawnMonitorOptions } from "./spawn.ts";
+export { monitorPidOf, monitorPidOfAsync, selfCommand, spawnMonitor, type MonitorBase, type SpawnMonitorOptions } from "./spawn.ts";
 export {
   CreateStandby, ExecSessionStandby, ExecSyncStandby, StandbyPool, startCreateMonitor, startExecSessionMonitor, startExecSyncMonitor,
   type CreateMonitor, type ExecSessionMonitor, type ExecSyncMonitor, type StandbyStats, type WaitingMonitor,
@@ -149,7 +149,7 @@ export class Monitors {
    */
   async remove(id: string): Promise<void> {
     await removeMonitorCgroup(join(this.config.socketDir, id));
-    removeMonitorDir(this.config.socketDir, id);
+    await removeMonitorDir(this.config.socketDir, id);
     await removeExitFile(this.config.exitDir, id);
   }
 

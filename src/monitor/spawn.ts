@@ -1,4 +1,5 @@
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { buildArgs, isValidId, monitorFiles, parseSync, type MonitorArgs, type SyncMessage } from "../conmon/protocol.ts";
 import { RuntimeError, invalid } from "../errors.ts";
@@ -94,6 +95,17 @@ export function monitorPidOf(socketDir: string, id: string): number | undefined 
     const pid = Number(readFileSync(monitorFiles(join(socketDir, id)).monitorPid, "utf8").trim());
     // a recycled pid is not our monitor: check that it runs `… conmon …`
     return pid > 0 && readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes("conmon") ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** monitorPidOf with its two reads on the thread pool (the watchdog asks for every running container every 5 s). */
+export async function monitorPidOfAsync(socketDir: string, id: string): Promise<number | undefined> {
+  if (!isValidId(id)) return undefined;
+  try {
+    const pid = Number((await readFile(monitorFiles(join(socketDir, id)).monitorPid, "utf8")).trim());
+    return pid > 0 && (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0").includes("conmon") ? pid : undefined;
   } catch {
     return undefined;
   }

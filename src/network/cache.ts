@@ -4,10 +4,11 @@
  * and a restarted daemon use the cached network list, parameters, runtimeConfig and result.
  * On disk: <cacheDir>/<podId>.json = {"v":1,"data":CachedAttachment}, written atomically.
  */
-import { mkdirSync, readFileSync, readdirSync, unlinkSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync } from "node:fs";
+import { unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { RuntimeError } from "../errors.ts";
-import { writeFileAtomic, fsyncDir } from "../store/atomic-file.ts";
+import { writeFileAtomic, fsyncDirAsync } from "../store/atomic-file.ts";
 import type { NetworkList } from "./conf.ts";
 import type { Attachment } from "./cni.ts";
 
@@ -49,10 +50,10 @@ export class AttachmentCache {
   }
 
   /** Removes a pod's record; missing is fine. */
-  remove(podId: string): void {
+  async remove(podId: string): Promise<void> {
     try {
-      unlinkSync(this.#path(podId));
-      fsyncDir(this.dir);
+      await unlink(this.#path(podId));
+      await fsyncDirAsync(this.dir);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
     }

@@ -5,6 +5,7 @@
  * network name wins, and a list whose plugin binaries are missing is skipped with a reason.
  */
 import { readdirSync, readFileSync, statSync, accessSync, constants } from "node:fs";
+import { access, readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { invalid, messageOf } from "../errors.ts";
 
@@ -122,6 +123,64 @@ export function loadNetworks(dir: string, pluginDirs: readonly string[]): { netw
     }
   }
   return { networks, problems };
+}
+
+/**
+ * loadNetworks with every file operation on the thread pool: the daemon's periodic rescan and
+ * Status use this, so a directory of configurations never stalls the event loop.
+ */
+export async function loadNetworksAsync(dir: string, pluginDirs: readonly string[]): Promise<{ networks: NetworkList[]; problems: ConfProblem[] }> {
+  const networks: NetworkList[] = [];
+  const problems: ConfProblem[] = [];
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return { networks, problems };
+  }
+  names.sort();
+  const pluginFound = new Map<string, Promise<boolean>>();
+  const hasPlugin = (t: string) => {
+    let p = pluginFound.get(t);
+    if (!p) pluginFound.set(t, (p = findPluginAsync(t, pluginDirs).then((x) => x !== undefined)));
+    return p;
+  };
+  for (const n of names) {
+    if (!CONF_EXTENSIONS.some((ext) => n.endsWith(ext))) continue;
+    const file = join(dir, n);
+    try {
+      if (!(await stat(file)).isFile()) continue;
+      const list = parseNetworkConf(file, await readFile(file, "utf8"));
+      const types = list.plugins.map((p) => p.type);
+      const found = await Promise.all(types.map(hasPlugin));
+      const missing = types.filter((_t, i) => !found[i]);
+      if (missing.length) throw invalid(`${file}: plugin ${missing.map((t) => `"${t}"`).join(", ")} not found in ${pluginDirs.join(", ")}`);
+      if (networks.some((x) => x.name === list.name)) {
+        problems.push({ file, reason: `network "${list.name}" is already defined by an earlier file` });
+        continue;
+      }
+      networks.push(list);
+    } catch (e) {
+      problems.push({ file, reason: messageOf(e) });
+    }
+  }
+  return { networks, problems };
+}
+
+/** findPlugin on the thread pool. */
+async function findPluginAsync(type: string, pluginDirs: readonly string[]): Promise<string | undefined> {
+  if (!type || type.includes("/") || type === "." || type === "..") return undefined;
+  for (const d of pluginDirs) {
+    const p = join(d, type);
+    try {
+      if (!(await stat(p)).isFile()) continue;
+      await access(p, constants.X_OK);
+      return p;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
 }
 
 /** The default network: the one named `defaultNetwork` when set, else the first loaded. */

@@ -7,11 +7,11 @@
 import { existsSync } from "node:fs";
 import { RuntimeError, invalid, messageOf, notFound, wrap } from "../errors.ts";
 import { log as rootLog, type Logger } from "../log/index.ts";
-import { isNamespacePinned } from "../sys/namespaces.ts";
+import { isNamespacePinnedAsync } from "../sys/namespaces.ts";
 import { KeyedSerial, sleep, withTimeout } from "../util/wait.ts";
 import { AttachmentCache, type CachedAttachment } from "./cache.ts";
 import { addList, checkList, delList, gcList, statusList, type Attachment } from "./cni.ts";
-import { loadNetworks, selectDefault, type ConfProblem, type NetworkList } from "./conf.ts";
+import { loadNetworks, loadNetworksAsync, selectDefault, type ConfProblem, type NetworkList } from "./conf.ts";
 import { hostAddresses } from "./host-addresses.ts";
 import { parseResult, type NetworkResult } from "./result.ts";
 import { buildRuntimeConfig, cniArgsOf, type PodNetwork } from "./pod.ts";
@@ -63,6 +63,8 @@ export class CniManager {
   #idle = new Set<() => void>();
   #gc?: Promise<unknown>;
   #podCidr = "";
+  #scanSeq = 0;
+  #appliedSeq = 0;
 
   constructor(o: CniManagerOptions) {
     this.#o = o;
@@ -70,7 +72,8 @@ export class CniManager {
     this.#log = o.log ?? rootLog.withTag("network");
     this.#cache = new AttachmentCache(o.cacheDir);
     this.#scan();
-    this.#watcher = new DirWatcher(o.networkDir, () => this.#scan(), o.rescanMs ?? 5_000);
+    // the watch's changes and its periodic rescan read the directory off the event loop
+    this.#watcher = new DirWatcher(o.networkDir, () => void this.#scanAsync().catch(() => {}), o.rescanMs ?? 5_000);
   }
 
   /** The network pods are attached to now, if any. */
@@ -94,7 +97,7 @@ export class CniManager {
 
   /** NetworkReady: a valid default network exists (and, for 1.1.0 networks, every plugin answers STATUS). */
   async status(signal?: AbortSignal): Promise<NetworkStatus> {
-    this.#scan();
+    await this.#scanAsync();
     const net = this.#default;
     if (!net) return { ready: false, reason: "NetworkPluginNotReady", message: this.#notReadyMessage() };
     const err = await statusList(net, this.#invoke(signal, 10_000)).catch((e: unknown) => e as Error);
@@ -104,7 +107,7 @@ export class CniManager {
 
   /** Resolves once a default network is configured; rejects (unavailable) after timeoutMs, or when signal aborts. */
   async waitReady(timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    this.#scan();
+    await this.#scanAsync();
     if (this.#default) return;
     let wake!: () => void;
     const ready = new Promise<void>((r) => (wake = r));
@@ -249,13 +252,13 @@ export class CniManager {
 
   /** DEL with up to `attempts` tries; a missing netns is passed as "" (allowed for DEL). Removes the cache on success. */
   async #del(rec: CachedAttachment, signal: AbortSignal | undefined, attempts: number): Promise<void> {
-    const att: Attachment = { ...rec, netns: isNamespacePinned(rec.netns) ? rec.netns : "" };
+    const att: Attachment = { ...rec, netns: (await isNamespacePinnedAsync(rec.netns)) ? rec.netns : "" };
     let last: unknown;
     for (let i = 0; i < attempts; i++) {
       if (i > 0) await sleep(250 * 4 ** (i - 1), signal);
       try {
         await delList(rec.network, att, rec.result, this.#invoke(signal));
-        this.#cache.remove(rec.podId);
+        await this.#cache.remove(rec.podId);
         return;
       } catch (e) {
         last = e;
@@ -276,7 +279,18 @@ export class CniManager {
   }
 
   #scan(): void {
-    const { networks, problems } = loadNetworks(this.#o.networkDir, this.pluginDirs);
+    this.#apply(++this.#scanSeq, loadNetworks(this.#o.networkDir, this.pluginDirs));
+  }
+
+  async #scanAsync(): Promise<void> {
+    const seq = ++this.#scanSeq;
+    this.#apply(seq, await loadNetworksAsync(this.#o.networkDir, this.pluginDirs));
+  }
+
+  /** Takes a scan's result unless a scan started later was applied already. */
+  #apply(seq: number, { networks, problems }: { networks: NetworkList[]; problems: ConfProblem[] }): void {
+    if (seq < this.#appliedSeq) return;
+    this.#appliedSeq = seq;
     this.#networks = networks;
     this.#problems = problems;
     this.#default = selectDefault(networks, this.#o.defaultNetwork);

@@ -3,7 +3,7 @@ import { chmod, mkdir, mkdtemp, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { RuntimeError } from "../errors.ts";
 import { log } from "../log/index.ts";
-import { fsyncDir } from "../store/atomic-file.ts";
+import { fsyncDirAsync } from "../store/atomic-file.ts";
 import type { LayerStats } from "./tar-guard.ts";
 import { unpackLayer } from "./unpack.ts";
 
@@ -84,7 +84,7 @@ export class LayerStore {
       }
       throw RuntimeError.from(e);
     }
-    fsyncDir(this.layersDir);
+    await fsyncDirAsync(this.layersDir);
     return true;
   }
 
@@ -99,7 +99,7 @@ export class LayerStore {
       if ((e as { code?: string }).code === "ENOENT") return;
       throw RuntimeError.from(e);
     }
-    fsyncDir(this.layersDir);
+    await fsyncDirAsync(this.layersDir);
     await rm(trash, { recursive: true, force: true });
   }
 

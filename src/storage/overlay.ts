@@ -1,9 +1,9 @@
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync } from "node:fs";
-import { lstat, readdir } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { chmodSync, chownSync, existsSync, mkdirSync, rmSync, statSync, symlinkSync } from "node:fs";
+import { lstat, readdir, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { invalid, RuntimeError, wrap } from "../errors.ts";
 import { log } from "../log/index.ts";
-import { isMounted, MAX_MOUNT_DATA, mount, mountOverlay, MountError, MS, unmount } from "../sys/mount.ts";
+import { isMounted, MAX_MOUNT_DATA, mount, mountOverlay, MountError, MS, readMountinfoAsync, unmount } from "../sys/mount.ts";
 import { run } from "../sys/exec.ts";
 import { withIdmappedLayers } from "../sys/idmap.ts";
 import { hostIdOf, type IdMap } from "../sys/userns.ts";
@@ -70,7 +70,7 @@ export function rootfsPaths(storageDir: string, id: string): RootfsPaths {
  */
 export async function createRootfs(storageDir: string, id: string, lowerDirs: string[], opts: RootfsOptions = {}): Promise<string> {
   const p = rootfsPaths(storageDir, id);
-  if (isMounted(p.merged)) return p.merged;
+  if (isMounted(p.merged, await readMountinfoAsync())) return p.merged;
   const fresh = !existsSync(p.dir);
   try {
     for (const d of [p.work, p.merged]) mkdirSync(d, { recursive: true, mode: 0o700 });
@@ -174,26 +174,26 @@ export async function mountImageVolume(storageDir: string, id: string, n: number
 export async function removeRootfs(storageDir: string, id: string): Promise<void> {
   const p = rootfsPaths(storageDir, id);
   if (!existsSync(p.dir)) return;
-  unmountImageVolumes(p.dir);
-  unmountRootfs(storageDir, id);
-  if (isMounted(p.merged)) throw new RuntimeError("failed-precondition", `rootfs of container "${id}" is still mounted at "${p.merged}"`);
-  rmSync(p.dir, { recursive: true, force: true });
-}
-
-/** Unmounts every image volume below `dir`; throws when one stays mounted (never delete through a mount). */
-function unmountImageVolumes(dir: string): void {
-  const base = join(dir, "image-volumes");
-  let names: string[];
-  try {
-    names = readdirSync(base);
-  } catch {
-    return; // none
+  // The mount table is read on the thread pool (the kernel renders it in time growing with the
+  // node's mounts, several per pod), once per unmount round: image volumes first, then the
+  // rootfs, each up to 8 times (a mount stacked on itself after a crash); the delete too.
+  const volumes = `${join(p.dir, "image-volumes")}/`;
+  const mountedBelow = async () => (await readMountinfoAsync()).map((m) => m.mountPoint).filter((m) => m.startsWith(`${p.dir}/`));
+  let mounted = await mountedBelow();
+  for (const which of ["image volumes", "rootfs"] as const) {
+    const targets = (ms: string[]) => ms.filter((m) => (which === "rootfs" ? m === p.merged : m.startsWith(volumes)));
+    for (let i = 0; i < 8 && targets(mounted).length > 0; i++) {
+      let progress = false;
+      for (const t of new Set(targets(mounted))) if (unmount(t)) progress = true;
+      if (which === "rootfs" && progress) l.debug("unmounted rootfs", { id });
+      mounted = await mountedBelow();
+      if (!progress) break;
+    }
+    const left = targets(mounted);
+    if (left.length && which === "image volumes") throw new RuntimeError("failed-precondition", `image volume of container "${id}" is still mounted at "${left[0]}"`);
+    if (left.length) throw new RuntimeError("failed-precondition", `rootfs of container "${id}" is still mounted at "${p.merged}"`);
   }
-  for (const name of names) {
-    const target = join(base, name);
-    for (let i = 0; i < 8 && isMounted(target); i++) if (!unmount(target)) break;
-    if (isMounted(target)) throw new RuntimeError("failed-precondition", `image volume of container "${basename(dir)}" is still mounted at "${target}"`);
-  }
+  await rm(p.dir, { recursive: true, force: true });
 }
 
 /** Unmounts the container's rootfs and keeps its writable layer (container stopped, or shutdown). */

@@ -1,4 +1,4 @@
-import { open, rename, unlink } from "node:fs/promises";
+import { open, rename, unlink, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import { openSync, fsyncSync, closeSync } from "node:fs";
 
@@ -24,10 +24,26 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     await unlink(tmp).catch(() => {});
     throw e;
   }
-  fsyncDir(dirname(path));
+  await fsyncDirAsync(dirname(path));
 }
 
-/** fsyncs a directory so a rename in it is durable. */
+/**
+ * fsyncs a directory so a rename in it is durable, on libuv's thread pool: an fsync waits for the
+ * disk (ms, more on a busy one), and the daemon's one event loop must not wait with it.
+ */
+export async function fsyncDirAsync(dir: string): Promise<void> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(dir, "r");
+    await fh.sync();
+  } catch {
+    // some filesystems refuse fsync on a directory; the rename is still atomic
+  } finally {
+    await fh?.close().catch(() => {});
+  }
+}
+
+/** fsyncs a directory so a rename in it is durable (blocking: for start-up and tools; the daemon's request paths use fsyncDirAsync). */
 export function fsyncDir(dir: string): void {
   try {
     const fd = openSync(dir, "r");

@@ -32,6 +32,7 @@ export async function run(argv: string[], o: RunOptions = {}): Promise<string> {
 
 /** Runs argv to completion and returns code, stdout and stderr without throwing on a non-zero exit. */
 export async function runRaw(argv: string[], o: RunOptions = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  if (offload) return runInWorker(argv, o);
   let p: ReturnType<typeof Bun.spawn>;
   try {
     p = Bun.spawn(argv, {
@@ -55,4 +56,109 @@ export async function runRaw(argv: string[], o: RunOptions = {}): Promise<{ code
     p.exited,
   ]);
   return { code, stdout, stderr };
+}
+
+// --- the spawner thread ---------------------------------------------------------------------
+
+/** A program for the spawner thread (exec-worker.ts). */
+export interface SpawnJob {
+  id: number;
+  argv: string[];
+  stdin?: Uint8Array;
+  env: Record<string, string>;
+  cwd?: string;
+  timeoutMs?: number;
+}
+/** The spawner thread's answer. */
+export type SpawnReply = { id: number; code: number | null; stdout: string; stderr: string } | { id: number; error: string };
+
+/** Idle time after which the spawner thread ends (its memory comes back before the idle daemon settles, ~1.3 s after start); the next program starts it again (a few ms, on its own thread). */
+const IDLE_MS = 1_000;
+
+let offload = false;
+let worker: Worker | undefined;
+let idleTimer: ReturnType<typeof setTimeout> | undefined;
+let nextId = 1;
+const pending = new Map<number, { argv: string[]; resolve: (r: { code: number | null; stdout: string; stderr: string }) => void; reject: (e: unknown) => void }>();
+
+/**
+ * From now on, run programs on a spawner thread (a Worker) instead of this one: Bun.spawn blocks
+ * its thread until the child has exec'd, which on a busy node stalls the daemon's event loop (and
+ * every RPC waiting on it) for ms to tens of ms per program. The daemon turns this on once it
+ * serves; tools and tests keep spawning in-thread.
+ */
+export function offloadSpawns(on = true): void {
+  offload = on;
+  if (!on) stopWorker();
+}
+
+function workerUrl(): string {
+  // Compiled, the worker is its own entry point at sys/exec-worker.js in the binary (build.ts).
+  return Bun.isStandaloneExecutable ? "/$bunfs/root/sys/exec-worker.js" : new URL("./exec-worker.ts", import.meta.url).href;
+}
+
+function startWorker(): Worker {
+  const w = new Worker(workerUrl());
+  w.onmessage = (e: MessageEvent<SpawnReply>) => {
+    const r = e.data;
+    const p = pending.get(r.id);
+    if (!p) return;
+    pending.delete(r.id);
+    if ("error" in r) p.reject(new ExecError(p.argv, null, r.error));
+    else p.resolve({ code: r.code, stdout: r.stdout, stderr: r.stderr });
+    if (pending.size === 0) idle();
+  };
+  w.onerror = (e) => {
+    // the thread died: fail what it was running; the next program starts a new one
+    const err = new ExecError(["spawner thread"], null, e.message || "the spawner thread failed");
+    for (const p of pending.values()) p.reject(err);
+    pending.clear();
+    stopWorker();
+  };
+  return w;
+}
+
+function stopWorker(): void {
+  if (idleTimer) clearTimeout(idleTimer);
+  idleTimer = undefined;
+  worker?.terminate();
+  worker = undefined;
+}
+
+function idle(): void {
+  worker?.unref(); // nothing in flight: the thread must not keep the process alive
+  if (idleTimer) clearTimeout(idleTimer);
+  idleTimer = setTimeout(() => {
+    if (pending.size === 0) stopWorker();
+  }, IDLE_MS);
+  idleTimer.unref();
+}
+
+function runInWorker(argv: string[], o: RunOptions): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  // as Bun.spawn does with a signal already aborted: nothing is started
+  if (o.signal?.aborted) return Promise.reject(new ExecError(argv, null, "The operation was aborted"));
+  if (idleTimer) clearTimeout(idleTimer);
+  idleTimer = undefined;
+  worker ??= startWorker();
+  worker.ref();
+  const id = nextId++;
+  const job: SpawnJob = {
+    id,
+    argv,
+    stdin: o.stdin === undefined ? undefined : typeof o.stdin === "string" ? new TextEncoder().encode(o.stdin) : o.stdin,
+    env: Object.fromEntries(Object.entries(o.env ?? process.env).filter((kv): kv is [string, string] => kv[1] !== undefined)),
+    cwd: o.cwd,
+    timeoutMs: o.timeoutMs,
+  };
+  const w = worker;
+  return new Promise((resolve, reject) => {
+    const onAbort = () => w.postMessage({ kill: id });
+    o.signal?.addEventListener("abort", onAbort, { once: true });
+    pending.set(id, {
+      argv,
+      resolve: (r) => (o.signal?.removeEventListener("abort", onAbort), resolve(r)),
+      reject: (e) => (o.signal?.removeEventListener("abort", onAbort), reject(e)),
+    });
+    w.postMessage(job);
+  });
 }

@@ -1,5 +1,6 @@
 import { dlopen, FFIType, read } from "bun:ffi";
 import { mkdirSync, readFileSync } from "node:fs";
+import { mkdir, readFile } from "node:fs/promises";
 import { RuntimeError } from "../errors.ts";
 import { run } from "./exec.ts";
 
@@ -88,6 +89,14 @@ export function readMountinfo(): MountInfo[] {
   return parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8"));
 }
 
+/**
+ * Reads this process's mount table on the thread pool: the kernel renders mountinfo under the
+ * namespace lock, in time growing with the mounts (several per pod), so request paths use this.
+ */
+export async function readMountinfoAsync(): Promise<MountInfo[]> {
+  return parseMountinfo(await readFile("/proc/self/mountinfo", "utf8"));
+}
+
 /** True when something is mounted exactly at `path` (per /proc/self/mountinfo). */
 export function isMounted(path: string, table: MountInfo[] = readMountinfo()): boolean {
   const p = path.length > 1 ? path.replace(/\/+$/, "") : path;
@@ -97,11 +106,12 @@ export function isMounted(path: string, table: MountInfo[] = readMountinfo()): b
 /**
  * Creates `path` and mounts a tmpfs of `sizeBytes` on it (nosuid, nodev, noexec, mode 1777) for a
  * pod's /dev/shm; `owner` (a pod in its own user namespace: the host ids of its root) owns its root.
+ * The mount table is read on the thread pool (it grows with the node's pods).
  */
-export function mountShm(path: string, sizeBytes = DEFAULT_SHM_SIZE, owner?: { uid: number; gid: number }): void {
+export async function mountShm(path: string, sizeBytes = DEFAULT_SHM_SIZE, owner?: { uid: number; gid: number }): Promise<void> {
   if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) throw new RuntimeError("invalid-argument", `invalid shm size ${sizeBytes}`);
-  mkdirSync(path, { recursive: true, mode: 0o755 });
-  if (isMounted(path)) return;
+  await mkdir(path, { recursive: true, mode: 0o755 });
+  if (isMounted(path, await readMountinfoAsync())) return;
   const ids = owner ? `,uid=${owner.uid},gid=${owner.gid}` : "";
   mount("shm", path, "tmpfs", MS.NOSUID | MS.NODEV | MS.NOEXEC, `mode=1777,size=${sizeBytes}${ids}`);
 }

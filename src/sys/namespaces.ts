@@ -27,6 +27,7 @@
  */
 import { dlopen, FFIType, read, type Pointer } from "bun:ffi";
 import { mkdirSync, readdirSync, readFileSync, realpathSync, statSync, unlinkSync, writeFileSync, existsSync } from "node:fs";
+import { mkdir, readFile, unlink, writeFile } from "node:fs/promises";
 import { join, delimiter } from "node:path";
 import { RuntimeError, invalid } from "../errors.ts";
 import { run, runRaw, ExecError } from "./exec.ts";
@@ -72,14 +73,14 @@ export async function pinNamespaces(dir: string, id: string, o: PinOptions): Pro
   dir = realpathSync(dir); // mountinfo shows resolved paths
   await ensurePrivateMount(dir);
   const paths: PinnedNamespaces = {};
-  const mounted = mountPoints();
+  const mounted = await mountPointsAsync();
   for (const k of kinds) {
     const p = join(dir, pinDir(k), id);
     if (mounted.has(p)) throw new RuntimeError("already-exists", `${k} namespace for "${id}" is already pinned at ${p}`);
   }
   for (const k of kinds) {
-    mkdirSync(join(dir, pinDir(k)), { recursive: true, mode: 0o711 });
-    writeFileSync((paths[k] = join(dir, pinDir(k), id)), "", { mode: 0o444 });
+    await mkdir(join(dir, pinDir(k)), { recursive: true, mode: 0o711 });
+    await writeFile((paths[k] = join(dir, pinDir(k), id)), "", { mode: 0o444 });
   }
   const argv = [tools.unshare!, ...kinds.map((k) => `--${k}=${paths[k]}`), "--", "/bin/sh", "-c", SCRIPT, "pin"];
   argv.push(o.net ? tools.ip! : "", o.hostname ?? "");
@@ -95,7 +96,7 @@ export async function pinNamespaces(dir: string, id: string, o: PinOptions): Pro
 /** Unmounts (MNT_DETACH) and removes pinned namespace files; missing or unmounted files are fine. */
 export async function unpinNamespaces(paths: PinnedNamespaces): Promise<void> {
   const failures: string[] = [];
-  const mounted = mountPoints();
+  const mounted = await mountPointsAsync();
   for (const p of PIN_KINDS.map((k) => paths[k])) {
     if (!p) continue;
     if (mounted.has(p)) {
@@ -107,7 +108,7 @@ export async function unpinNamespaces(paths: PinnedNamespaces): Promise<void> {
       }
     }
     try {
-      unlinkSync(p);
+      await unlink(p);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "ENOENT") failures.push(`remove ${p}: ${(e as Error).message}`);
     }
@@ -118,6 +119,11 @@ export async function unpinNamespaces(paths: PinnedNamespaces): Promise<void> {
 /** True when `path` is a live pinned namespace (a mount point, as nsfs bind mounts are). */
 export function isNamespacePinned(path: string): boolean {
   return existsSync(path) && isMountPoint(path);
+}
+
+/** isNamespacePinned with the mount table read on the thread pool (pod teardown). */
+export async function isNamespacePinnedAsync(path: string): Promise<boolean> {
+  return existsSync(path) && (await mountPointsAsync()).has(path);
 }
 
 /** The namespace files under `dir` (as pinNamespaces lays them out), by id; mounted or not. */
@@ -329,13 +335,26 @@ function isMountPoint(path: string): boolean {
 
 /** Every mount point of our mount namespace (/proc/self/mountinfo, field 5). */
 function mountPoints(): Set<string> {
-  const out = new Set<string>();
   let info: string;
   try {
     info = readFileSync("/proc/self/mountinfo", "utf8");
   } catch {
-    return out;
+    return new Set();
   }
+  return mountPointsOf(info);
+}
+
+/** The same, read on the thread pool (pod start and stop: the table grows with the pods). */
+async function mountPointsAsync(): Promise<Set<string>> {
+  try {
+    return mountPointsOf(await readFile("/proc/self/mountinfo", "utf8"));
+  } catch {
+    return new Set();
+  }
+}
+
+function mountPointsOf(info: string): Set<string> {
+  const out = new Set<string>();
   for (const line of info.split("\n")) {
     const mp = line.split(" ")[4];
     if (mp) out.add(unescapeMountPath(mp));

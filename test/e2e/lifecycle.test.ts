@@ -114,7 +114,9 @@ describe("pods and containers", () => {
     for (let i = 0; i < 5; i++) {
       const c = await runningContainer(`exstop${i}`, ["sleep", "3600"]);
       const exec = env.d.cri.execSync({ containerId: c.containerId, cmd: ["sleep", "30"], timeout: 20n });
-      await Bun.sleep(300); // the exec runs
+      // the exec runs: its `sleep 30` is in the container's cgroup (a fixed sleep is not enough on a
+      // loaded machine, where `runc exec` may still be joining the namespaces when the stop comes)
+      await waitFor(() => execRunning(c.containerId, "sleep\u000030\u0000"), 20_000, "the exec's process to run");
       await env.d.cri.stopContainer({ containerId: c.containerId, timeout: 0n });
       // killed with the container's pid namespace: SIGKILL, 128 + 9
       expect((await exec).exitCode).toBe(137);
@@ -200,3 +202,15 @@ describe("pods and containers", () => {
     expect(cg).toBe("");
   });
 });
+
+/** A process with this exact command line (NUL-separated) runs in the cgroup of container `id`. */
+function execRunning(id: string, cmdline: string): boolean {
+  return readdirSync("/proc").some((p) => {
+    if (!/^\d+$/.test(p)) return false;
+    try {
+      return readFileSync(`/proc/${p}/cmdline`, "utf8") === cmdline && readFileSync(`/proc/${p}/cgroup`, "utf8").includes(id);
+    } catch {
+      return false;
+    }
+  });
+}

@@ -58,7 +58,7 @@ async function prepare(id: string, edit: (i: ContainerSpecInput) => void = () =>
   const rootfs = await createRootfs(join(dir, "storage"), id, lowers);
   const pod = join(dir, "pods", id);
   mkdirSync(pod, { recursive: true });
-  mountShm(join(pod, "shm"), 1 << 20);
+  await mountShm(join(pod, "shm"), 1 << 20);
   writeFileSync(join(pod, "hostname"), "e2e-pod\n");
   writeFileSync(join(pod, "resolv.conf"), "nameserver 127.0.0.1\n");
   const cfg = containerConfig();

@@ -26,7 +26,7 @@ test("containers with no record are found by any trace and undone in order; reco
       paths, log,
       settings: () => ({ runtimeHandlers: ["runc"] }),
       runtime: () => ({ list: async () => [known, mid, inRunc], delete: async (x: string) => void calls.push(`delete ${x[0]}`) }),
-      monitor: { abandon: async (x: string) => void calls.push(`abandon ${x[0]}`), alive: () => false, cleanup: async (x: string) => void calls.push(`cleanup ${x[0]}`) },
+      monitor: { abandon: async (x: string) => void calls.push(`abandon ${x[0]}`), alive: async () => false, cleanup: async (x: string) => void calls.push(`cleanup ${x[0]}`) },
       rootfs: { remove: async (x: string) => void calls.push(`rootfs ${x[0]}`) },
     };
     const found = await removeContainerLeftovers(deps as never, new Set([known]));

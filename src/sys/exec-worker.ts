@@ -1,0 +1,50 @@
+/**
+ * The daemon's spawner thread (see `offloadSpawns` in exec.ts). Bun.spawn blocks the calling
+ * thread until the child has exec'd (vfork semantics): on a loaded node that is ms to tens of ms
+ * per program, and the daemon runs several per pod (runc, CNI plugins, unshare). Here they block
+ * this worker's thread, not the event loop that answers the kubelet.
+ *
+ * Messages in: {id, argv, stdin?, env, cwd?, timeoutMs?} to run, {kill: id} to SIGKILL one.
+ * Messages out: {id, code, stdout, stderr} or {id, error} (the program could not be started).
+ */
+import type { SpawnJob, SpawnReply } from "./exec.ts";
+
+declare const self: Worker;
+
+const running = new Map<number, ReturnType<typeof Bun.spawn>>();
+
+self.onmessage = (e: MessageEvent<SpawnJob | { kill: number }>) => {
+  const m = e.data;
+  if ("kill" in m) {
+    running.get(m.kill)?.kill("SIGKILL");
+    return;
+  }
+  void runJob(m);
+};
+
+async function runJob(j: SpawnJob): Promise<void> {
+  let p: ReturnType<typeof Bun.spawn>;
+  try {
+    p = Bun.spawn(j.argv, {
+      stdin: j.stdin ?? "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+      env: j.env,
+      cwd: j.cwd,
+      timeout: j.timeoutMs,
+      killSignal: "SIGKILL",
+    });
+  } catch (err) {
+    self.postMessage({ id: j.id, error: err instanceof Error ? err.message : String(err) } satisfies SpawnReply);
+    return;
+  }
+  running.set(j.id, p);
+  try {
+    const [stdout, stderr, code] = await Promise.all([new Response(p.stdout as ReadableStream).text(), new Response(p.stderr as ReadableStream).text(), p.exited]);
+    self.postMessage({ id: j.id, code, stdout, stderr } satisfies SpawnReply);
+  } catch (err) {
+    self.postMessage({ id: j.id, error: err instanceof Error ? err.message : String(err) } satisfies SpawnReply);
+  } finally {
+    running.delete(j.id);
+  }
+}
