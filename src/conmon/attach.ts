@@ -1,6 +1,6 @@
 import type { Socket, UnixSocketListener } from "bun";
 import { unlink } from "../sys/libc.ts";
-import { shortSocketPath, type ShortSocketPath } from "../sys/short-path.ts";
+import { listenUnix, type ShortSocketPath } from "../sys/short-path.ts";
 import { SendQueue } from "./io.ts";
 import { decodeResize, encodeFrame, Frame, FrameDecoder } from "./protocol.ts";
 
@@ -39,22 +39,15 @@ export class AttachServer {
     private readonly opts: { stdin: boolean; stdinOnce: boolean },
   ) {
     unlink(path);
-    this.#alias = shortSocketPath(path);
-    try {
-      this.#server = Bun.listen<Client>({
-        unix: this.#alias.path,
-        socket: {
-          open: (s) => this.#open(s),
-          data: (s, d) => this.#data(s, d),
-          drain: (s) => this.#drain(s),
-          close: (s) => this.#gone(s),
-          error: (s) => this.#gone(s),
-        },
-      });
-    } catch (e) {
-      this.#alias.release();
-      throw e;
-    }
+    const l = listenUnix<Client>(path, {
+      open: (s) => this.#open(s),
+      data: (s, d) => this.#data(s, d),
+      drain: (s) => this.#drain(s),
+      close: (s) => this.#gone(s),
+      error: (s) => this.#gone(s),
+    });
+    this.#server = l.server;
+    this.#alias = l.alias;
   }
 
   /** How many clients are attached. */

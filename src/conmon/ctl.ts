@@ -1,6 +1,6 @@
 import type { Socket, UnixSocketListener } from "bun";
 import { unlink } from "../sys/libc.ts";
-import { shortSocketPath, type ShortSocketPath } from "../sys/short-path.ts";
+import { listenUnix, type ShortSocketPath } from "../sys/short-path.ts";
 import { SendQueue } from "./io.ts";
 import {
   Ctl, CTL_EXEC, CTL_EXEC_SYNC, encodeFrame, Frame, FrameDecoder, parseCtl, parseCtlExec, parseCtlExecSync, type CtlExecRequest, type CtlExecSyncRequest,
@@ -48,22 +48,15 @@ export class CtlServer {
     private readonly h: CtlHandlers,
   ) {
     unlink(path);
-    this.#alias = shortSocketPath(path);
-    try {
-      this.#server = Bun.listen<Conn>({
-        unix: this.#alias.path,
-        socket: {
-          open: (s) => void (s.data = { raw: EMPTY, exec: undefined }),
-          data: (s, d) => this.#data(s, d),
-          drain: (s) => this.#drain(s),
-          close: (s) => this.#gone(s),
-          error: (s) => this.#gone(s),
-        },
-      });
-    } catch (e) {
-      this.#alias.release();
-      throw e;
-    }
+    const l = listenUnix<Conn>(path, {
+      open: (s) => void (s.data = { raw: EMPTY, exec: undefined }),
+      data: (s, d) => this.#data(s, d),
+      drain: (s) => this.#drain(s),
+      close: (s) => this.#gone(s),
+      error: (s) => this.#gone(s),
+    });
+    this.#server = l.server;
+    this.#alias = l.alias;
   }
 
   /** Closes the listener and removes the socket file (exec-sync runs finish on their own). */

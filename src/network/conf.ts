@@ -111,13 +111,7 @@ export function loadNetworks(dir: string, pluginDirs: readonly string[]): { netw
     try {
       if (!statSync(file).isFile()) continue;
       const list = parseNetworkConf(file, readFileSync(file, "utf8"));
-      const missing = list.plugins.map((p) => p.type).filter((t) => !findPlugin(t, pluginDirs));
-      if (missing.length) throw invalid(`${file}: plugin ${missing.map((t) => `"${t}"`).join(", ")} not found in ${pluginDirs.join(", ")}`);
-      if (networks.some((x) => x.name === list.name)) {
-        problems.push({ file, reason: `network "${list.name}" is already defined by an earlier file` });
-        continue;
-      }
-      networks.push(list);
+      addNetwork(networks, problems, file, list, list.plugins.map((p) => p.type).filter((t) => !findPlugin(t, pluginDirs)), pluginDirs);
     } catch (e) {
       problems.push({ file, reason: messageOf(e) });
     }
@@ -153,18 +147,19 @@ export async function loadNetworksAsync(dir: string, pluginDirs: readonly string
       const list = parseNetworkConf(file, await readFile(file, "utf8"));
       const types = list.plugins.map((p) => p.type);
       const found = await Promise.all(types.map(hasPlugin));
-      const missing = types.filter((_t, i) => !found[i]);
-      if (missing.length) throw invalid(`${file}: plugin ${missing.map((t) => `"${t}"`).join(", ")} not found in ${pluginDirs.join(", ")}`);
-      if (networks.some((x) => x.name === list.name)) {
-        problems.push({ file, reason: `network "${list.name}" is already defined by an earlier file` });
-        continue;
-      }
-      networks.push(list);
+      addNetwork(networks, problems, file, list, types.filter((_t, i) => !found[i]), pluginDirs);
     } catch (e) {
       problems.push({ file, reason: messageOf(e) });
     }
   }
   return { networks, problems };
+}
+
+/** The one rule of both loaders: a file whose plugins are all found joins, unless an earlier file named its network. */
+function addNetwork(networks: NetworkList[], problems: ConfProblem[], file: string, list: NetworkList, missing: string[], pluginDirs: readonly string[]): void {
+  if (missing.length) throw invalid(`${file}: plugin ${missing.map((t) => `"${t}"`).join(", ")} not found in ${pluginDirs.join(", ")}`);
+  if (networks.some((x) => x.name === list.name)) problems.push({ file, reason: `network "${list.name}" is already defined by an earlier file` });
+  else networks.push(list);
 }
 
 /** findPlugin on the thread pool. */

@@ -1,3 +1,4 @@
+import type { SocketHandler, UnixSocketListener } from "bun";
 import { close, open, O, SysError } from "./libc.ts";
 
 /**
@@ -58,6 +59,21 @@ export function shortSocketPath(full: string): ShortSocketPath {
       dirFd = -1;
     },
   };
+}
+
+/**
+ * Bun.listen on the unix socket `full` through its short alias. The alias is held while the
+ * listener lives: stop the listener first, then release the alias (Bun unlinks the socket file
+ * through the name it was given). On failure nothing is held.
+ */
+export function listenUnix<T>(full: string, socket: SocketHandler<T>): { server: UnixSocketListener<T>; alias: ShortSocketPath } {
+  const alias = shortSocketPath(full);
+  try {
+    return { server: Bun.listen<T>({ unix: alias.path, socket }), alias };
+  } catch (e) {
+    alias.release();
+    throw e;
+  }
 }
 
 /**
