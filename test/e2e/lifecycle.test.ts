@@ -173,6 +173,9 @@ describe("pods and containers", () => {
     expect(await code(env.d.cri.createContainer({ podSandboxId, config: ctrConfig("x", "", ["true"]), sandboxConfig: pod }))).toBe(grpc.INVALID_ARGUMENT);
     expect(await code(env.d.cri.createContainer({ podSandboxId, config: ctrConfig("y", "127.0.0.1:1/missing:1", ["true"]), sandboxConfig: pod }))).toBe(grpc.NOT_FOUND);
     expect(await code(env.d.cri.createContainer({ podSandboxId, config: ctrConfig("z", env.busybox, ["true"], { logPath: "../../escape.log" }), sandboxConfig: pod }))).toBe(grpc.INVALID_ARGUMENT);
+    // an executable name no kernel takes (the fuzzer's 70 kB one made runc's error fill the
+    // container's stderr pipe, and the create hung until container_create_timeout)
+    expect(await code(env.d.cri.createContainer({ podSandboxId, config: ctrConfig("z", env.busybox, ["a".repeat(70_000)]), sandboxConfig: pod }, { timeoutMs: 10_000 }))).toBe(grpc.INVALID_ARGUMENT);
     // a failed create leaves nothing: the name is free again and no container is listed
     expect((await env.d.cri.listContainers({ filter: { podSandboxId } })).containers).toEqual([]);
     const ok = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig("z", env.busybox, ["true"]), sandboxConfig: pod });

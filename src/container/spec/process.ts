@@ -20,8 +20,19 @@ export function processArgs(command: readonly string[], args: readonly string[],
   }
   const argv = [...cmd, ...rest];
   if (argv.length === 0) throw invalid("no command specified");
+  // The kernel cannot run these (ENAMETOOLONG, E2BIG), and the runtime's error would echo an
+  // executable name of any size back through the container's stderr pipe before it exits.
+  const exe = UTF8_BYTES.encode(argv[0]!).length;
+  if (exe >= PATH_MAX) throw invalid(`the command's executable is ${exe} bytes long: a path must be shorter than ${PATH_MAX} bytes`);
+  const long = argv.findIndex((a) => UTF8_BYTES.encode(a).length >= MAX_ARG_STRLEN);
+  if (long >= 0) throw invalid(`argument ${long} of the command is longer than the kernel takes (${MAX_ARG_STRLEN} bytes)`);
   return argv;
 }
+
+/** Linux's PATH_MAX (with its NUL) and MAX_ARG_STRLEN (one argument or environment string, with its NUL). */
+const PATH_MAX = 4096;
+const MAX_ARG_STRLEN = 131072;
+const UTF8_BYTES = new TextEncoder();
 
 /** Inputs of processEnv. */
 export interface EnvInput {
@@ -61,7 +72,8 @@ export function processEnv(e: EnvInput): string[] {
 /** The working directory: the CRI's, else the image's, else "/"; it must be absolute. */
 export function processCwd(criWorkingDir: string, image: ImageConfig): string {
   const cwd = criWorkingDir || image.WorkingDir || "/";
-  if (!cwd.startsWith("/")) throw invalid(`working directory "${cwd}" is not an absolute path`);
+  if (!cwd.startsWith("/")) throw invalid(`working directory "${cwd.slice(0, 200)}" is not an absolute path`);
+  if (UTF8_BYTES.encode(cwd).length >= PATH_MAX) throw invalid(`the working directory is longer than a path can be (${PATH_MAX} bytes)`);
   return cwd;
 }
 

@@ -22,6 +22,11 @@ describe("processArgs follows the kubelet/CRI-O merge", () => {
 
   test("nothing to run is invalid-argument", () => {
     expect(() => processArgs([], [], {})).toThrow(expect.objectContaining({ kind: "invalid-argument", message: "no command specified" }));
+    // what no kernel can exec is refused before the runtime runs (its error would echo it all)
+    expect(() => processArgs(["a".repeat(70_000)], [], {})).toThrow(expect.objectContaining({ kind: "invalid-argument", message: expect.stringContaining("70000 bytes long") }));
+    expect(() => processArgs(["/bin/" + "é".repeat(2046)], [], {})).toThrow(expect.objectContaining({ kind: "invalid-argument" }));
+    expect(processArgs(["/bin/" + "a".repeat(4000)], ["x".repeat(131_071)], {})).toHaveLength(2);
+    expect(() => processArgs(["sh"], ["-c", "x".repeat(131_072)], {})).toThrow(expect.objectContaining({ kind: "invalid-argument", message: expect.stringContaining("argument 2") }));
   });
 });
 
@@ -46,6 +51,7 @@ describe("processEnv", () => {
 
 test("processCwd: CRI, image, then /; relative is invalid", () => {
   expect(processCwd("/cri", { WorkingDir: "/img" })).toBe("/cri");
+  expect(() => processCwd("/" + "d".repeat(4095), {})).toThrow(expect.objectContaining({ kind: "invalid-argument" }));
   expect(processCwd("", { WorkingDir: "/img" })).toBe("/img");
   expect(processCwd("", {})).toBe("/");
   expect(() => processCwd("rel", {})).toThrow(expect.objectContaining({ kind: "invalid-argument" }));
