@@ -48,6 +48,12 @@ export async function loadConfig(o: LoadOptions): Promise<Loaded> {
     }
     applyFlags(cfg, o.flags ?? {}, o.env ?? {}, sources);
   }
+  // CRI-O raises ctr_stop_timeout below its 30 s floor to the floor, with a warning
+  const stop = cfg.runtime!.ctrStopTimeout;
+  if (typeof stop === "number" && Number.isInteger(stop) && stop >= 0 && stop < 30) {
+    warnings.push(`config key "crio.runtime.ctr_stop_timeout" = ${stop}: forcing it to the lowest possible value of 30s`);
+    cfg.runtime!.ctrStopTimeout = 30;
+  }
   const config = deepFreeze(cfg) as unknown as Config;
   validate(config, sources);
   return { config, files, warnings, sources };

@@ -155,7 +155,7 @@ export const schema = {
     readOnly: bool("read_only", false, "Run every non-privileged container with a read-only root filesystem."),
     logLevel: str("log_level", "info", "Log level: fatal, panic, error, warn, info, debug or trace.", { reloadable: true, values: ["fatal", "panic", "error", "warn", "warning", "info", "debug", "trace"] }),
     logFilter: str("log_filter", "", "Only log messages that match this regular expression.", { reloadable: true }),
-    ctrStopTimeout: int("ctr_stop_timeout", 30, "Floor, in seconds, for internal waits on stopping containers.", { min: 30 }),
+    ctrStopTimeout: int("ctr_stop_timeout", 30, "Floor, in seconds, for internal waits on stopping containers (a smaller value is raised to 30, with a warning).", { min: 0 }),
     dropInfraCtr: bool("drop_infra_ctr", true, "Run no infra (pause) container unless the pod shares its PID namespace."),
     infraCtrCpuset: str("infra_ctr_cpuset", "", "CPUs the infra container runs on."),
     namespacesDir: path("namespaces_dir", "", "Directory of pinned pod namespaces; empty: <runroot>/ns."),

@@ -25,6 +25,16 @@ describe("config", () => {
     });
   });
 
+  test("ctr_stop_timeout below 30 is raised to 30 with a warning, as CRI-O does", async () => {
+    await withDir(async (dir) => {
+      const file = join(dir, "crio.conf");
+      writeFileSync(file, "[crio.runtime]\nctr_stop_timeout = 10\n");
+      const { config, warnings } = await loadConfig({ configFile: file, configDir: join(dir, "d") });
+      expect(config.runtime.ctrStopTimeout).toBe(30);
+      expect(warnings).toEqual(['config key "crio.runtime.ctr_stop_timeout" = 10: forcing it to the lowest possible value of 30s']);
+    });
+  });
+
   test("every schema key appears in CRI-O's table layout", () => {
     const doc = parse(renderConfig(defaults())) as Record<string, Record<string, Record<string, unknown>>>;
     expect(Object.keys(doc.crio!)).toEqual(expect.arrayContaining(["root", "runroot", "api", "runtime", "image", "network", "metrics", "stats", "tracing", "nri"]));
@@ -66,7 +76,7 @@ describe("config", () => {
     ['[crio.runtime.runtimes.vm]\nruntime_type = "vm"', "runtime_type", '"oci"'],
     ['[crio.runtime]\nlog_filter = "("', "log_filter", "a regular expression"],
     ['[crio.image]\npull_progress_timeout = "soon"', "pull_progress_timeout", "a duration"],
-    ['[crio.runtime]\nctr_stop_timeout = 5', "ctr_stop_timeout", "at least 30"],
+    ['[crio.runtime]\nctr_stop_timeout = -5', "ctr_stop_timeout", "at least 0"],
     ['[crio.runtime]\ndrop_infra_ctr = "yes"', "drop_infra_ctr", "true or false"],
     ['[crio]\nroot = "relative/path"', "root", "an absolute path"],
     ['[crio.runtime]\ndefault_env = "A=1"', "default_env", "an array of strings"],

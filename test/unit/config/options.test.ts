@@ -44,7 +44,7 @@ export const WRONG: Array<[string, string, string, RegExp]> = [
   ["crio.image", "max_parallel_downloads", "0", /an integer of at least 1/],
   ["crio.api", "stream_idle_timeout", '"soon"', /expected a duration/],
   ["crio.stats", "stats_collection_period", "-1", /an integer of at least 0/],
-  ["crio.runtime", "ctr_stop_timeout", "10", /an integer of at least 30/],
+  ["crio.runtime", "ctr_stop_timeout", "-1", /an integer of at least 0/],
   ["crio.runtime", "selinux", '"yes"', /expected true or false/],
 ];
 
