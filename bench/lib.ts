@@ -131,6 +131,24 @@ export async function startRuntime(name: RuntimeName, reg: Registry, o: { config
   const net = testNet({ dualStack: false });
   const busybox = imageRef(reg, "busybox");
   const pause = imageRef(reg, "pause");
+  /** A reference runtime (CRI-O or containerd) as a BenchRuntime; `word` names its helpers in leak reports. */
+  const peer = (label: string, c: { socket: string; pid: number; dir: string; stop(): Promise<void> }, cri: CriClient, helpers: () => number[], word: string): BenchRuntime => ({
+    name, label, cri, socket: c.socket, pid: c.pid, dir: c.dir, busybox, net,
+    client: () => criClient(c.socket),
+    helpers,
+    async leaks() {
+      const out = await netLeaks(net);
+      const n = helpers().length;
+      if (n) out.push(`${n} ${word}`);
+      return out;
+    },
+    async stop() {
+      await removeEverything(cri);
+      cri.close();
+      await c.stop();
+      await cleanupNet(net);
+    },
+  });
   try {
     if (name === "ours") {
       const dir = mkdtempSync(join(process.env.CRIO_TEST_TMP ?? tmpdir(), "crio-bench-"));
@@ -160,8 +178,8 @@ export async function startRuntime(name: RuntimeName, reg: Registry, o: { config
           const own = new Set([join(d.runroot, "ns"), join(d.runroot, "idmap")]);
           const m = [...mountsBelow(d.runroot), ...mountsBelow(d.root)].filter((x) => !own.has(x));
           if (m.length) out.push(`${m.length} mounts (${m.slice(0, 3).join(", ")})`);
-          for (const k of ["net", "ipc", "uts"]) {
-            const p = join(d.runroot, "ns", k);
+          for (const k of ["net", "ipc", "uts", "user"]) {
+            const p = join(d.runroot, "ns", `${k}ns`); // <namespaces_dir>/<kind>ns/<id>, CRI-O's layout
             const n = existsSync(p) ? readdirSync(p).length : 0;
             if (n) out.push(`${n} pinned ${k} namespaces`);
           }
@@ -183,23 +201,7 @@ export async function startRuntime(name: RuntimeName, reg: Registry, o: { config
       const cri = criClient(c.socket);
       await cri.pullImage({ image: { image: busybox } });
       const version = await crioVersion();
-      return {
-        name, label: `CRI-O ${version}`, cri, socket: c.socket, pid: c.pid, dir: c.dir, busybox, net,
-        client: () => criClient(c.socket),
-        helpers: () => c.conmonPids(),
-        async leaks() {
-          const out = await netLeaks(net);
-          const n = c.conmonPids().length;
-          if (n) out.push(`${n} conmons`);
-          return out;
-        },
-        async stop() {
-          await removeEverything(cri);
-          cri.close();
-          await c.stop();
-          await cleanupNet(net);
-        },
-      };
+      return peer(`CRI-O ${version}`, c, cri, () => c.conmonPids(), "conmons");
     }
     const confDir = mkdtempSync(join(process.env.CRIO_TEST_TMP ?? tmpdir(), "bench-ctd-net-"));
     writeFileSync(join(confDir, "10-crio-bridge.conflist"), net.conflist);
@@ -208,23 +210,7 @@ export async function startRuntime(name: RuntimeName, reg: Registry, o: { config
     const cri = criClient(c.socket);
     await cri.pullImage({ image: { image: busybox } });
     await cri.pullImage({ image: { image: pause } });
-    return {
-      name, label: `containerd ${await containerdVersion()}`, cri, socket: c.socket, pid: c.pid, dir: c.dir, busybox, net,
-      client: () => criClient(c.socket),
-      helpers: () => c.shimPids(),
-      async leaks() {
-        const out = await netLeaks(net);
-        const n = c.shimPids().length;
-        if (n) out.push(`${n} shims`);
-        return out;
-      },
-      async stop() {
-        await removeEverything(cri);
-        cri.close();
-        await c.stop();
-        await cleanupNet(net);
-      },
-    };
+    return peer(`containerd ${await containerdVersion()}`, c, cri, () => c.shimPids(), "shims");
   } catch (e) {
     await cleanupNet(net);
     throw e;
