@@ -2,19 +2,16 @@ import type { ImageService } from "../gen/runtime/v1/api_pb.ts";
 import { invalid } from "../errors.ts";
 import type { Handlers } from "./bridge.ts";
 import { imageInfo, toImage } from "./convert/image.ts";
+import { LIST_CHUNK, inChunks } from "./convert/stats.ts";
 import { toNanos } from "./convert/time.ts";
 import type { Services } from "./runtime-service.ts";
-
-/** Items per message of StreamImages. */
-const CHUNK = 500;
 
 /** ImageService handlers: validate → delegate → convert. */
 export function imageService(d: Services): Handlers<typeof ImageService> {
   return {
     listImages: async (req) => ({ images: d.images.list(req.filter?.image?.image || undefined).map(toImage) }),
     streamImages: async (req, _ctx, send) => {
-      const all = d.images.list(req.filter?.image?.image || undefined).map(toImage);
-      for (let i = 0; i < all.length || i === 0; i += CHUNK) await send({ images: all.slice(i, i + CHUNK) });
+      await inChunks(d.images.list(req.filter?.image?.image || undefined).map(toImage), (c) => send({ images: c }), LIST_CHUNK);
     },
     imageStatus: async (req) => {
       const ref = req.image?.image ?? "";

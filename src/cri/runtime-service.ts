@@ -11,7 +11,7 @@ import type { StreamingServer } from "../streaming/index.ts";
 import { toContainer, toContainerStatus } from "./convert/container.ts";
 import { toPodSandbox, toPodSandboxStatus } from "./convert/sandbox.ts";
 import { toSeconds } from "./convert/time.ts";
-import { containerStatsFilter, inChunks, podStatsFilter, toContainerEvent, toContainerStats, toMetricDescriptor, toPodSandboxMetrics, toPodSandboxStats } from "./convert/stats.ts";
+import { LIST_CHUNK, containerStatsFilter, inChunks, podStatsFilter, toContainerEvent, toContainerStats, toMetricDescriptor, toPodSandboxMetrics, toPodSandboxStats } from "./convert/stats.ts";
 import type { ContainerEvents, StatsService } from "../stats/index.ts";
 import { CRI_API_VERSION, RUNTIME_NAME, VERSION } from "../version.ts";
 import { notBuilt, type Handlers } from "./bridge.ts";
@@ -88,8 +88,7 @@ export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
     podSandboxStatus: async (req) => toPodSandboxStatus(d.sandboxes.get(need(req.podSandboxId, "PodSandboxId")), req.verbose),
     listPodSandbox: async (req) => ({ items: d.sandboxes.list(sandboxFilter(req.filter)).map(toPodSandbox) }),
     streamPodSandboxes: async (req, _ctx, send) => {
-      const items = d.sandboxes.list(sandboxFilter(req.filter)).map(toPodSandbox);
-      for (let i = 0; i < items.length || i === 0; i += CHUNK) await send({ podSandboxes: items.slice(i, i + CHUNK) });
+      await inChunks(d.sandboxes.list(sandboxFilter(req.filter)).map(toPodSandbox), (c) => send({ podSandboxes: c }), LIST_CHUNK);
     },
     createContainer: async (req) => {
       if (!req.config) throw invalid("CreateContainerRequest.Config is required");
@@ -112,8 +111,7 @@ export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
     },
     listContainers: async (req) => ({ containers: d.containers.list(containerFilter(req.filter)).map(toContainer) }),
     streamContainers: async (req, _ctx, send) => {
-      const items = d.containers.list(containerFilter(req.filter)).map(toContainer);
-      for (let i = 0; i < items.length || i === 0; i += CHUNK) await send({ containers: items.slice(i, i + CHUNK) });
+      await inChunks(d.containers.list(containerFilter(req.filter)).map(toContainer), (c) => send({ containers: c }), LIST_CHUNK);
     },
     containerStatus: async (req) => toContainerStatus(d.containers.get(need(req.containerId, "ContainerId")), req.verbose),
     updateContainerResources: async (req) => {
@@ -156,9 +154,6 @@ export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
 }
 
 // --- internal ---
-
-/** Items per message of the Stream* list RPCs. */
-const CHUNK = 500;
 
 function need(v: string, field: string): string {
   if (!v) throw invalid(`${field} is required`);

@@ -4,6 +4,11 @@ import type { IdMap } from "../sys/userns.ts";
 /** CRI NamespaceMode values (api.proto), as numbers: the domain imports no generated values. */
 export const NS = { POD: 0, CONTAINER: 1, NODE: 2, TARGET: 3 } as const;
 
+/** A pod's reserved name, CRI-O's: k8s_<name>_<namespace>_<uid>_<attempt>. */
+export function sandboxName(md: { name: string; namespace: string; uid: string; attempt: number }): string {
+  return `k8s_${md.name}_${md.namespace}_${md.uid}_${md.attempt}`;
+}
+
 /** What a pod was created with; written once. */
 export interface SandboxMeta {
   id: string;

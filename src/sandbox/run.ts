@@ -9,7 +9,7 @@ import type { PinnedNamespaces } from "../sys/namespaces.ts";
 import type { SandboxDeps } from "./deps.ts";
 import { configWithAnnotations, podAnnotations } from "./annotations.ts";
 import { podHostname, writeHostname, writeResolvConf } from "./files.ts";
-import { NS, type SandboxMeta, type SandboxState, type SandboxView } from "./record.ts";
+import { NS, sandboxName, type SandboxMeta, type SandboxState, type SandboxView } from "./record.ts";
 import { parseByteSize } from "../util/quantity.ts";
 import { traced } from "../log/trace.ts";
 import { podUserns, toHost, type IdRanges } from "./userns.ts";
@@ -60,7 +60,7 @@ export async function runSandbox(
   const sysctls = podSysctls(settings.defaultSysctls, config.linux?.sysctls ?? {}, hostNet, hostIpc);
 
   const id = newId();
-  const name = `k8s_${md.name}_${md.namespace}_${md.uid}_${md.attempt}`;
+  const name = sandboxName(md);
   const log = d.log.withTag("sandbox");
   // The handler's default annotations under the request's own; the request's experimental
   // annotations its allowed_annotations leave out are dropped, said at debug level only.

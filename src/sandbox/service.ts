@@ -6,7 +6,7 @@ import { KeyedSerial } from "../util/wait.ts";
 import type { PodContainers, SandboxDeps } from "./deps.ts";
 import { Leftovers } from "./leftovers.ts";
 import { filterSandboxes, type SandboxFilter } from "./list.ts";
-import type { SandboxMeta, SandboxState, SandboxView } from "./record.ts";
+import { sandboxName, type SandboxMeta, type SandboxState, type SandboxView } from "./record.ts";
 import { podNet, runSandbox, type RunSandboxInput } from "./run.ts";
 import { withoutDisallowed } from "./annotations.ts";
 import { IdRanges } from "./userns.ts";
@@ -41,7 +41,7 @@ export class SandboxService {
   /** RunPodSandbox. A retry of a creation in flight, or of one whose caller gave up, gets the same pod. */
   async run(input: RunSandboxInput, signal: AbortSignal): Promise<SandboxView> {
     const md = input.config.metadata;
-    const name = md ? `k8s_${md.name}_${md.namespace}_${md.uid}_${md.attempt}` : "";
+    const name = md ? sandboxName(md) : "";
     const orphan = this.#orphans.get(name);
     if (orphan && this.#index.find(orphan)) {
       this.#orphans.delete(name);

@@ -13,9 +13,12 @@ import { toNanos } from "./time.ts";
 /** Items per message of the Stream*Stats / StreamPodSandboxMetrics RPCs. */
 export const STATS_CHUNK = 100;
 
-/** Sends `items` in chunks of STATS_CHUNK (one empty message when there are none). */
-export async function inChunks<T>(items: T[], send: (chunk: T[]) => Promise<void>): Promise<void> {
-  for (let i = 0; i < items.length || i === 0; i += STATS_CHUNK) await send(items.slice(i, i + STATS_CHUNK));
+/** Items per message of the Stream* list RPCs (StreamPodSandboxes, StreamContainers, StreamImages). */
+export const LIST_CHUNK = 500;
+
+/** Sends `items` in chunks of `size` (one empty message when there are none): every Stream* RPC. */
+export async function inChunks<T>(items: T[], send: (chunk: T[]) => Promise<void>, size = STATS_CHUNK): Promise<void> {
+  for (let i = 0; i < items.length || i === 0; i += size) await send(items.slice(i, i + size));
 }
 
 /** ContainerStatsFilter → the domain filter. */

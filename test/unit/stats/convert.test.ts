@@ -3,7 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { ContainerEventType, ContainerStatsSchema, MetricType, PodSandboxStatsSchema } from "../../../src/gen/runtime/v1/api_pb.ts";
 import type { ContainerView } from "../../../src/container/record.ts";
 import type { SandboxView } from "../../../src/sandbox/record.ts";
-import { containerStatsFilter, inChunks, toContainerEvent, toContainerStats, toPodSandboxMetrics, toPodSandboxStats } from "../../../src/cri/convert/stats.ts";
+import { LIST_CHUNK, containerStatsFilter, inChunks, toContainerEvent, toContainerStats, toPodSandboxMetrics, toPodSandboxStats } from "../../../src/cri/convert/stats.ts";
 import type { CgroupSample } from "../../../src/stats/types.ts";
 
 const at = 1_700_000_000_123.456; // ms with µs
@@ -54,5 +54,9 @@ describe("stats conversions", () => {
     sent.length = 0;
     await inChunks([], async (c) => void sent.push(c));
     expect(sent).toEqual([[]]);
+    sent.length = 0;
+    // the list RPCs' size (StreamPodSandboxes, StreamContainers, StreamImages)
+    await inChunks(Array.from({ length: 1001 }, (_, i) => i), async (c) => void sent.push(c), LIST_CHUNK);
+    expect(sent.map((c) => c.length)).toEqual([500, 500, 1]);
   });
 });
