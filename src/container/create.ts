@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, normalize } from "node:path";
 import type { ContainerConfig, PodSandboxConfig } from "../gen/runtime/v1/api_pb.ts";
-import { invalid, notFound, precondition, wrap } from "../errors.ts";
+import { invalid, notFound, wrap } from "../errors.ts";
 import { configWithAnnotations, NS, type SandboxView } from "../sandbox/index.ts";
 import type { StoredRecord } from "../store/index.ts";
 import { readInRoot, secureJoin } from "../sys/securejoin.ts";
@@ -38,8 +38,7 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(md.name)) throw invalid(`invalid container name "${md.name}"`);
   const ref = input.config.image?.image ?? "";
   if (!ref) throw invalid("ContainerConfig.Image.Image is required");
-  const sb = d.sandboxes.get(input.podSandboxId);
-  if (sb.status.state !== "ready") throw precondition(`pod sandbox "${sb.meta.id}" is not ready`);
+  const sb = d.sandboxes.forNewContainer(input.podSandboxId);
   // The container's experimental annotations its pod's runtime handler does not allow are dropped
   // from its spec and its status, as CRI-O does.
   const owner = `${sb.meta.metadata.namespace}/${sb.meta.metadata.name}/${md.name}`;

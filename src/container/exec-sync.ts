@@ -1,18 +1,14 @@
-import { RuntimeError, precondition, wrap } from "../errors.ts";
-import { readBundle } from "../oci/index.ts";
+import { RuntimeError } from "../errors.ts";
 import type { ContainerCtx } from "./context.ts";
-import { can } from "./state.ts";
+import { execProcess, runningContainer } from "./exec.ts";
 
 /** ExecSync: runs a command in a running container; output capped at 16 MiB each. */
 export async function execSync(c: ContainerCtx, id: string, cmd: string[], timeoutS: number): Promise<{ exitCode: number; stdout: Uint8Array; stderr: Uint8Array }> {
-  const rec = c.index.get("container", id);
-  if (!can.exec(rec.status.state)) throw precondition(`container "${rec.meta.id}" is not running`);
+  const rec = runningContainer(c, id);
   if (cmd.length === 0) throw new RuntimeError("invalid-argument", "ExecSync needs a command");
   const rt = c.d.runtime(rec.meta.runtimeHandler);
   // The exec'd process runs as the container's own: its user, env, cwd, capabilities, rlimits.
-  const spec = await readBundle(rec.meta.bundle).catch((e) => { throw wrap(e, `read bundle of "${rec.meta.id}"`); });
-  const { consoleSize: _c, ...base } = (spec.process ?? {}) as { consoleSize?: unknown } & Record<string, unknown>;
-  const process = { ...base, args: cmd, terminal: false };
+  const process = await execProcess(rec, cmd, false);
   const r = await c.d.monitor.execSync({ id: rec.meta.id, runtime: rt, process, timeoutMs: timeoutS > 0 ? timeoutS * 1000 : 0, terminal: false });
   if (r.timedOut) throw new RuntimeError("deadline-exceeded", `command ${JSON.stringify(cmd)} timed out after ${timeoutS}s`);
   return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr };

@@ -5,4 +5,5 @@ export type { ContainerDeps, ExitInfo, ImageForCreate, ImagePort, MonitorPort, R
 export type { ContainerMeta, ContainerRunState, ContainerView } from "./record.ts";
 export { exitReason } from "./record.ts";
 export type { ContainerFilter } from "./list.ts";
+export type { ExecProcess } from "./exec.ts";
 export type { CreateInput } from "./create.ts";

@@ -7,6 +7,7 @@ import type { ContainerChange, ContainerCtx, Rec } from "./context.ts";
 import { createContainer, type CreateInput } from "./create.ts";
 import type { ContainerDeps, ExitInfo } from "./deps.ts";
 import { execSync } from "./exec-sync.ts";
+import { execProcess, runningContainer, type ExecProcess } from "./exec.ts";
 import { ExitWaiters, recordExit } from "./exit.ts";
 import { startInfra } from "./infra.ts";
 import { filterContainers, type ContainerFilter } from "./list.ts";
@@ -116,6 +117,20 @@ export class ContainerService implements PodContainers {
   /** ExecSync: runs a command in a running container; output capped at 16 MiB each. */
   async execSync(id: string, cmd: string[], timeoutS: number): Promise<{ exitCode: number; stdout: Uint8Array; stderr: Uint8Array }> {
     return await execSync(this.#c, id, cmd, timeoutS);
+  }
+
+  /**
+   * Exec (streaming): the running container and the process to run in it, its own with `cmd`
+   * (exec.ts). NOT_FOUND for an unknown container, FAILED_PRECONDITION for one not running.
+   */
+  async execTarget(id: string, cmd: string[], tty: boolean): Promise<{ container: ContainerView; process: ExecProcess }> {
+    const container = runningContainer(this.#c, id);
+    return { container, process: await execProcess(container, cmd, tty) };
+  }
+
+  /** Attach: the running container (NOT_FOUND, or FAILED_PRECONDITION when it is not running). */
+  attachTarget(id: string): ContainerView {
+    return runningContainer(this.#c, id);
   }
 
   /** ReopenContainerLog: the monitor reopens the log file (after the kubelet rotated it). */

@@ -1,8 +1,7 @@
 import type { Duplex } from "node:stream";
-import { RuntimeError, precondition } from "../errors.ts";
+import { RuntimeError } from "../errors.ts";
 import type { Logger } from "../log/index.ts";
 import { attach, selfCommand, type AttachConnection } from "../monitor/index.ts";
-import { readBundle } from "../oci/index.ts";
 import type { StreamIO, StreamingBackend } from "../streaming/index.ts";
 import type { Built } from "./services.ts";
 
@@ -14,12 +13,8 @@ export function streamingBackend(b: Built, log: Logger): StreamingBackend {
   const l = log.withTag("streaming");
   return {
     async exec(req, io) {
-      const c = b.containers.get(req.containerId);
-      if (c.status.state !== "running") throw precondition(`container "${c.meta.id}" is not running`);
-      const spec = await readBundle(c.meta.bundle);
-      const { consoleSize: _c, ...base } = (spec.process ?? {}) as { consoleSize?: unknown } & Record<string, unknown>;
+      const { container: c, process: proc } = await b.containers.execTarget(req.containerId, req.cmd, req.tty);
       const m = b.monitors(c.meta.runtimeHandler);
-      const proc = { ...base, args: req.cmd, terminal: req.tty };
       // In the container's own monitor when it can (no process started); else a monitor of its own.
       const inMonitor = await m.execSessionInContainer({ containerId: c.meta.id, process: proc, terminal: req.tty, stdin: req.stdin }, sinks(io));
       if (inMonitor) {
@@ -49,15 +44,12 @@ export function streamingBackend(b: Built, log: Logger): StreamingBackend {
       }
     },
     async attach(req, io) {
-      const c = b.containers.get(req.containerId);
-      if (c.status.state !== "running") throw precondition(`container "${c.meta.id}" is not running`);
+      const c = b.containers.attachTarget(req.containerId);
       const m = b.monitors(c.meta.runtimeHandler);
       await pump(await m.attach(c.meta.id, sinks(io)), io, false);
     },
     async portForward(podSandboxId, port, conn, signal) {
-      const sb = b.sandboxes.get(podSandboxId);
-      if (sb.status.state !== "ready") throw precondition(`pod sandbox "${sb.meta.id}" is not ready`);
-      const netns = sb.status.namespaces.net;
+      const { netns } = b.sandboxes.portForwardTarget(podSandboxId);
       if (!netns) {
         // A host-network pod: localhost is the node's own.
         await dialHost(conn, port, signal);

@@ -1,6 +1,6 @@
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { RuntimeError, messageOf, wrap } from "../errors.ts";
+import { RuntimeError, messageOf, precondition, wrap } from "../errors.ts";
 import { IdIndex, type StoredRecord } from "../store/index.ts";
 import { KeyedSerial } from "../util/wait.ts";
 import type { PodContainers, SandboxDeps } from "./deps.ts";
@@ -9,6 +9,7 @@ import { filterSandboxes, type SandboxFilter } from "./list.ts";
 import { sandboxName, type SandboxMeta, type SandboxState, type SandboxView } from "./record.ts";
 import { podNet, runSandbox, type RunSandboxInput } from "./run.ts";
 import { withoutDisallowed } from "./annotations.ts";
+import { can } from "./state.ts";
 import { IdRanges } from "./userns.ts";
 
 type Rec = StoredRecord<SandboxMeta, SandboxState>;
@@ -108,6 +109,26 @@ export class SandboxService {
   /** The pod with this id or unique id prefix; NOT_FOUND otherwise. */
   get(id: string): SandboxView {
     return this.#view(this.#index.get("pod sandbox", id));
+  }
+
+  /**
+   * The pod a container is created in: NOT_FOUND for an unknown pod, FAILED_PRECONDITION for one
+   * that is not ready.
+   */
+  forNewContainer(id: string): SandboxView {
+    const sb = this.get(id);
+    if (!can.createContainer(sb.status.state)) throw precondition(`pod sandbox "${sb.meta.id}" is not ready`);
+    return sb;
+  }
+
+  /**
+   * PortForward's target in a ready pod (NOT_FOUND, or FAILED_PRECONDITION when it is not ready):
+   * its network namespace, or none for a host-network pod, whose localhost is the node's.
+   */
+  portForwardTarget(id: string): { netns?: string } {
+    const sb = this.get(id);
+    if (!can.portForward(sb.status.state)) throw precondition(`pod sandbox "${sb.meta.id}" is not ready`);
+    return { netns: sb.status.namespaces.net };
   }
 
   /** Like get, but undefined when unknown. */

@@ -11,4 +11,6 @@ export type PodState = "ready" | "notready";
 export const can = {
   /** Containers may be created only in a ready pod. */
   createContainer: (s: PodState) => s === "ready",
+  /** Port forwarding reaches into a ready pod only (its network namespace is up). */
+  portForward: (s: PodState) => s === "ready",
 };
