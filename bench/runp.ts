@@ -12,7 +12,7 @@ import { join } from "node:path";
 import type { CriClient } from "../test/support/cri-client.ts";
 import { criClient } from "../test/support/cri-client.ts";
 import { podConfig, startEnv } from "../test/support/pods.ts";
-import { cleanupNet, testNet, vethsOn } from "../test/e2e/network-daemon-support.ts";
+import { cleanupNet, testNet, vethsOn } from "../test/support/network.ts";
 import { fmt, machine, median, quantile, writeSection } from "./lib.ts";
 
 const N = Math.max(10, Number(process.env.BENCH_N ?? 20));

@@ -8,9 +8,9 @@ import { existsSync, readFileSync, readdirSync, readlinkSync, statSync } from "n
 import { join } from "node:path";
 import { ContainerState, PodSandboxState } from "../../src/gen/runtime/v1/api_pb.ts";
 import { startDaemon, type TestDaemon } from "../harness.ts";
-import { imageRef, multilayerImage, pushImage } from "../support/images.ts";
-import { ctrConfig, podConfig, startEnv, type Env } from "../support/pods.ts";
-import { cleanupNet, rulesMentioning, testNet } from "./network-daemon-support.ts";
+import { imageRef, multilayerImage, pushImage } from "./images.ts";
+import { ctrConfig, podConfig, startEnv, type Env } from "./pods.ts";
+import { cleanupNet, rulesMentioning, testNet } from "./network.ts";
 
 export interface ChurnOptions {
   kills: number;
