@@ -117,7 +117,7 @@ export function validate(c: Config, sources: Map<string, string> = new Map()): v
     const n = cap.toUpperCase().replace(/^CAP_/, "");
     if (!CAPABILITIES.includes(n)) fail("crio.runtime", "default_capabilities", cap, "capability names such as CHOWN or NET_BIND_SERVICE");
   }
-  for (const kv of c.runtime.defaultSysctls) if (!/^[a-z0-9_.\/-]+=.*/i.test(kv)) fail("crio.runtime", "default_sysctls", kv, "KEY=VALUE");
+  for (const kv of c.runtime.defaultSysctls) if (!/^[a-z0-9_./-]+=.*/i.test(kv)) fail("crio.runtime", "default_sysctls", kv, "KEY=VALUE");
   for (const kv of c.runtime.defaultEnv) if (!/^[^=\s]+=.*/.test(kv)) fail("crio.runtime", "default_env", kv, "KEY=VALUE");
   for (const u of c.runtime.defaultUlimits) {
     const m = /^([a-z]+)=(-?\d+)(?::(-?\d+))?$/.exec(u);

@@ -50,7 +50,7 @@ export async function crashChurn(o: ChurnOptions): Promise<ChurnResult> {
   const model = new Model();
   const m = model;
   let up = true;
-  let upWaiters: Array<() => void> = [];
+  const upWaiters: Array<() => void> = [];
   const waitUp = () => (up ? Promise.resolve() : new Promise<void>((r) => upWaiters.push(r)));
   let stopping = false;
   const count = (k: string) => (res.ops[k] = (res.ops[k] ?? 0) + 1);

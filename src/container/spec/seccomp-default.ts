@@ -13,6 +13,7 @@ export function defaultSeccompProfile(): SeccompProfile {
 }
 
 /** The same profile as a value (built on first import of this module's data, below). */
+// biome-ignore lint/style/useConst: assigned at the end of the module, once the tables it is built from exist
 export let DEFAULT_SECCOMP_PROFILE: SeccompProfile;
 
 // --- internal ---

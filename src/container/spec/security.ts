@@ -65,7 +65,7 @@ export function containerCapabilities(c: CapabilityInput): { capabilities: Capab
   const addAll = add.some(isAll);
   const dropAll = drop.some(isAll);
   const set = new Set<string>();
-  if (addAll) ALL_CAPABILITIES.forEach((x) => set.add(x));
+  if (addAll) for (const x of ALL_CAPABILITIES) set.add(x);
   const wanted = [...add.filter((x) => !isAll(x))];
   if (!addAll && !dropAll) wanted.push(...c.defaults);
   for (const raw of wanted) set.add(known(raw, "add"));
