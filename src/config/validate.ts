@@ -9,6 +9,7 @@ import { ConfigError } from "./error.ts";
 import { TABLE_PATH, allFields, type Config } from "./schema.ts";
 
 /** Linux capability names (without CAP_), for default_capabilities. */
+// biome-ignore format: a packed table of names, one per line would be hundreds of lines
 export const CAPABILITIES = [
   "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
   "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
