@@ -2,9 +2,9 @@
 // `bun run build`). BENCH_KILLS (default 100) SIGKILLs of the daemon at random instants under a
 // churn of BENCH_CLIENTS (4) clients, with a monitor or runc SIGKILLed before about half of them
 // (BENCH_HELPERS=0 to leave them be) and a "power cut" every BENCH_POWERCUT (25) kills; after each
-// restart the invariants of test/e2e/crash-churn.ts are checked. Writes its section of
+// restart the invariants of test/support/crash-churn.ts are checked. Writes its section of
 // bench/RESULTS.md: kills, operations, leftovers undone, recovery times, and every violation.
-import { crashChurn } from "../test/e2e/crash-churn.ts";
+import { crashChurn } from "../test/support/crash-churn.ts";
 import { writeSection } from "./lib.ts";
 
 const kills = Number(process.env.BENCH_KILLS ?? 100);

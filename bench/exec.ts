@@ -8,7 +8,7 @@ import { criClient, type CriClient } from "../test/support/cri-client.ts";
 import { busyboxImage, imageRef, pauseImage, pushImage } from "../test/support/images.ts";
 import { ctrConfig, podConfig, startEnv } from "../test/support/pods.ts";
 import { startRegistry, type Registry } from "../test/support/registry.ts";
-import { WsClient, channelData } from "../test/e2e/streaming-client.ts";
+import { WsClient, channelData } from "../test/support/streaming-client.ts";
 import { fmt, machine, median, quantile, writeSection } from "./lib.ts";
 import { containerdAvailable, containerdVersion, removeAllPods, startContainerd, type Containerd } from "./reference/containerd.ts";
 

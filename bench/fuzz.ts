@@ -1,8 +1,8 @@
 // The CRI fuzzer, the long run (issue #17): `bun bench/fuzz.ts` (as root, after `bun run build`).
 // BENCH_REQUESTS (default 10,000) generated requests over all 41 RPCs after as many to warm up
-// (test/e2e/cri-fuzz.ts); writes its section of bench/RESULTS.md.
+// (test/support/cri-fuzz.ts); writes its section of bench/RESULTS.md.
 import { startEnv } from "../test/support/pods.ts";
-import { fuzzCri } from "../test/e2e/cri-fuzz.ts";
+import { fuzzCri } from "../test/support/cri-fuzz.ts";
 import { loadavg } from "node:os";
 import { writeSection } from "./lib.ts";
 

@@ -5,7 +5,7 @@ import { removeDaemonDirs, startDaemon } from "../test/harness.ts";
 import { criClient, type CriClient } from "../test/support/cri-client.ts";
 import { imageRef } from "../test/support/images.ts";
 import type { Registry } from "../test/support/registry.ts";
-import { cleanupNet, ipamReservations, testNet, vethsOn, type TestNet } from "../test/e2e/network-daemon-support.ts";
+import { cleanupNet, ipamReservations, testNet, vethsOn, type TestNet } from "../test/support/network.ts";
 import { containerdAvailable, containerdVersion, startContainerd } from "./reference/containerd.ts";
 import { crioUnavailable, crioVersion, startCrio } from "./reference/crio.ts";
 

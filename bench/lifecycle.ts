@@ -92,7 +92,9 @@ async function lifecycleOnce(t: Target, i: number, r: Result): Promise<void> {
   await cri.removePodSandbox({ podSandboxId });
   ts.push(performance.now());
   if (i < 2) return; // warm-up
-  STEPS.forEach((n, k) => r.steps[n]!.push(ts[k + 1]! - ts[k]!));
+  STEPS.forEach((n, k) => {
+    r.steps[n]!.push(ts[k + 1]! - ts[k]!);
+  });
   r.steps["create + start"]!.push(ts[3]! - ts[1]!);
   r.steps.total!.push(ts[7]! - ts[0]!);
 }

@@ -66,7 +66,7 @@ const ratio = (a: number[], b: number[]) => (a.length && b.length ? fmt(median(a
 const monitorOverhead = (xs: number[]) => (xs.length && times.runc.length ? fmt(median(xs) - median(times.runc), 1) : "n/a");
 const md = `## Monitor start — \`bun bench/monitor-start.ts\`
 
-${machine()}; runc ${runcVersion()}${haveConmon ? `, ${conmonVersion()}` : ", conmon not installed (\`apt-get install conmon\`)"}. N = ${N} of each, alternating; load average ${loadStart} at the start, ${loadEnd} at the end (shared machine: medians).
+${machine()}; runc ${runcVersion()}${haveConmon ? `, ${conmonVersion()}` : ", conmon not installed (`apt-get install conmon`)"}. N = ${N} of each, alternating; load average ${loadStart} at the start, ${loadEnd} at the end (shared machine: medians).
 The same bundle (busybox \`sleep\`, \`runc spec\`'s defaults) each time; bundle and log on disk, runtime state (runc root, monitor dirs, exit files, pid files) on tmpfs under /run, as on a node. The time runs from the spawn of the monitor (or the request to the waiting one) to the container's init pid in hand.
 
 | path (ms) | median | p90 | how |

@@ -210,7 +210,7 @@ MB/s counts compressed bytes (≈ the unpacked size here: the data does not comp
 | path | median (s) | runs (s) | layers/s | MB/s | note |
 |---|---|---|---|---|---|
 ${row("PullImage on the compiled daemon", daemon, `daemon peak RSS ${fmt(median(hwm), 0)} MB (a fresh daemon per run)`)}
-${refRow}${row("\`crio pull\` (process start included)", cli)}
+${refRow}${row("`crio pull` (process start included)", cli)}
 ${row("ceiling: registry download only", download, "5 parallel GETs, bodies discarded")}
 ${row("ceiling: GNU tar -xzf of the same blobs", untar, "local files, one tar per layer, all at once")}
 

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import type { CriClient } from "../test/support/cri-client.ts";
 import { criClient } from "../test/support/cri-client.ts";
 import { podConfig, startEnv } from "../test/support/pods.ts";
-import { cleanupNet, testNet, vethsOn } from "../test/e2e/network-daemon-support.ts";
+import { cleanupNet, testNet, vethsOn } from "../test/support/network.ts";
 import { fmt, machine, median, quantile, writeSection } from "./lib.ts";
 
 const N = Math.max(10, Number(process.env.BENCH_N ?? 20));
@@ -98,9 +98,11 @@ if (existsSync(refModule)) {
 const row = ({ what, f }: { what: string; f: Figures }) =>
   `| ${what} | ${fmt(median(f.runp), 1)} | ${fmt(quantile(f.runp, 0.9), 1)} | ${fmt(median(f.teardown), 1)} | ${fmt(quantile(f.teardown, 0.9), 1)} |`;
 const ours = rows[0]!.f;
+// biome-ignore lint/suspicious/noTemplateCurlyInString: "${Version}" is a dpkg-query format
+const pluginsVersion = Bun.spawnSync(["dpkg-query", "-W", "-f", "${Version}", "containernetworking-plugins"]).stdout.toString() || "?";
 const md = `## RunPodSandbox with the bridge CNI plugin — \`bun bench/runp.ts\`
 
-${machine()}; 1-minute load average ${loadBefore} before, ${load()} after (other work shares the machine: compare rows of one run, not runs). N = ${N} pods one after the other (after ${WARMUP} warm-up pods), each run, checked for its IP, then stopped and removed; latencies from the CRI client. The default conflist is contrib/cni/10-crio-bridge.conflist (bridge + host-local with an IPv4 and an IPv6 range + portmap, ipMasq) with the bridge, subnets and IPAM dir made private; containernetworking-plugins ${Bun.spawnSync(["dpkg-query", "-W", "-f", "${Version}", "containernetworking-plugins"]).stdout.toString() || "?"}.
+${machine()}; 1-minute load average ${loadBefore} before, ${load()} after (other work shares the machine: compare rows of one run, not runs). N = ${N} pods one after the other (after ${WARMUP} warm-up pods), each run, checked for its IP, then stopped and removed; latencies from the CRI client. The default conflist is contrib/cni/10-crio-bridge.conflist (bridge + host-local with an IPv4 and an IPv6 range + portmap, ipMasq) with the bridge, subnets and IPAM dir made private; containernetworking-plugins ${pluginsVersion}.
 
 | setup | RunPodSandbox median (ms) | p90 | StopPodSandbox + RemovePodSandbox median (ms) | p90 |
 |---|---|---|---|---|

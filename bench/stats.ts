@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { removeDaemonDirs } from "../test/harness.ts";
 import { ctrConfig, podConfig, startEnv, type Env } from "../test/support/pods.ts";
-import { cleanupNet, sharedChains, testNet } from "../test/e2e/network-daemon-support.ts";
+import { cleanupNet, sharedChains, testNet } from "../test/support/network.ts";
 import { fmt, machine, quantile, writeSection } from "./lib.ts";
 
 const PODS = Number(process.env.BENCH_PODS ?? 50);

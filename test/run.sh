@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one test command (`npm test`): set up, check generated code and types, build the
+# The one test command (`npm test`): set up, check generated code, lint and types, build the
 # binary, run the unit tests, then the e2e tests (as root, against dist/crio with real runc,
 # CNI plugins and a registry on 127.0.0.1), several files at once. Ends with one summary line.
 set -uo pipefail
@@ -10,6 +10,7 @@ export CRIO_TEST_TMP="${CRIO_TEST_TMP:-/var/tmp}"
 
 step() { echo; echo "== $*"; }
 step "generated code is current";  bun run check:gen || exit 1
+step "lint (biome)";               bun run lint || exit 1
 step "typecheck";                  tsc --noEmit -p . || exit 1
 step "build dist/crio";            bun run build || exit 1
 

@@ -31,7 +31,7 @@ await pushImage(reg, await pauseImage());
 const busybox = imageRef(reg, "busybox");
 let dir = "";
 let bridge = "";
-let shims: number[] = [];
+const shims: number[] = [];
 {
   const t0 = performance.now();
   await using c = await startContainerd({ registryHost: reg.host, pauseImage: imageRef(reg, "pause"), bridge: true });

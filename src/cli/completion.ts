@@ -28,7 +28,7 @@ export default defineCommand({
 export type Shell = (typeof SHELLS)[number];
 
 /** The completion script for `shell`, from the subcommand loaders (name → definition). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: each subcommand has its own args type, and citty's CommandDef is invariant in it
 export async function completionScript(shell: Shell, loaders: Record<string, () => Promise<CommandDef<any>>>): Promise<string> {
   const { globalArgs } = await import("./flags.ts");
   const { schemaFlags } = await import("../config/load.ts");

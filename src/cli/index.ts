@@ -4,7 +4,7 @@ import { VERSION } from "../version.ts";
 import { globalArgs } from "./flags.ts";
 
 /** Subcommand name → loader; each loads only its own code. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: each subcommand has its own args type, and citty's CommandDef is invariant in it
 export const SUBCOMMANDS: Record<string, () => Promise<CommandDef<any>>> = {
   daemon: () => import("./daemon.ts").then((m) => m.default),
   pull: () => import("./pull.ts").then((m) => m.default),

@@ -6,7 +6,7 @@ import type { ArgDef, CommandDef } from "citty";
  * with the longest flag). Headings and flags are coloured only on a terminal without NO_COLOR
  * (https://no-color.org).
  */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: each subcommand has its own args type, and citty's CommandDef is invariant in it
 export async function renderUsage(cmd: CommandDef<any>, parent?: CommandDef<any>, o: { width?: number; color?: boolean } = {}): Promise<string> {
   const width = Math.max(40, Math.min(o.width ?? 80, 100));
   const c = o.color ?? colorWanted(process.stdout);

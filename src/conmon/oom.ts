@@ -36,7 +36,7 @@ export function counterFile(cgroupText: string, mountinfo: string): string | und
     const [pre, post] = l.split(" - ");
     const f = (pre ?? "").split(" ");
     const g = (post ?? "").split(" ");
-    return { root: unescape(f[3] ?? ""), point: unescape(f[4] ?? ""), fstype: g[0] ?? "", opts: (g[2] ?? "").split(",") };
+    return { root: unescapeOctal(f[3] ?? ""), point: unescapeOctal(f[4] ?? ""), fstype: g[0] ?? "", opts: (g[2] ?? "").split(",") };
   });
   let v2: string | undefined;
   for (const line of cgroupText.split("\n")) {
@@ -72,6 +72,6 @@ function within(mnt: { root: string; point: string }, path: string): string | un
   return (mnt.point + rest).replace(/\/+$/, "");
 }
 
-function unescape(s: string): string {
+function unescapeOctal(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 }

@@ -56,7 +56,9 @@ export async function stageBindMounts(d: ContainerDeps, id: string, spec: Spec, 
     ...(own.has(m.destination) ? { maps: own.get(m.destination) } : {}),
   }));
   const staged = await d.idmap.stage(id, pod.usernsPath, items);
-  mounts.forEach((m, i) => (m.source = staged[i]));
+  mounts.forEach((m, i) => {
+    m.source = staged[i];
+  });
 }
 
 // --- internal ---

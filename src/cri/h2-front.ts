@@ -65,7 +65,9 @@ export async function listenH2Front(path: string, serve: (conn: Duplex) => void)
   }
   return {
     close: () => new Promise<void>((resolve) => server.close(() => (alias.release(), resolve()))),
-    destroyConnections: () => open.forEach((c) => c.destroy()),
+    destroyConnections: () => {
+      for (const c of open) c.destroy();
+    },
   };
 }
 

@@ -181,7 +181,7 @@ export class RegistryHttp {
   async #token(p: Record<string, string>, repo: string, signal: AbortSignal | undefined): Promise<string> {
     const c = this.#o.credentials ?? {};
     const realm = new URL(p.realm!);
-    const scope = p.scope && p.scope.includes(`repository:${repo}:`) ? p.scope : `repository:${repo}:pull`;
+    const scope = p.scope?.includes(`repository:${repo}:`) ? p.scope : `repository:${repo}:pull`;
     const tls = tlsOptionsFor(this.#o.certsDir, realm.host, realm.host === this.apiHost && this.#o.insecure);
     const headers: Record<string, string> = { "user-agent": this.#o.userAgent ?? "crio-ts" };
     let init: RequestInit;

@@ -44,7 +44,7 @@ export class SharedJobs<T, P = number> {
    */
   async unwound(key: string, timeoutMs: number): Promise<void> {
     const job = this.#jobs.get(key);
-    if (!job || !job.ac.signal.aborted) return;
+    if (!job?.ac.signal.aborted) return;
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([job.promise.catch(() => {}), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
     clearTimeout(timer);

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { RuntimeError, messageOf } from "../errors.ts";
-import { RegistryClient } from "./registry-client.ts";
+import type { RegistryClient } from "./registry-client.ts";
 import { statusError } from "./registry-http.ts";
 
 /**

@@ -151,7 +151,9 @@ export class Histogram extends Family<{ counts: number[]; sum: number; count: nu
     s.count++;
   }
   protected samples(s: { counts: number[]; sum: number; count: number }, labels: string, out: string[], pairs: string[]): void {
-    this.buckets.forEach((b, i) => out.push(`${this.name}_bucket${labelText([...pairs, `le="${num(b)}"`])} ${num(s.counts[i]!)}`));
+    this.buckets.forEach((b, i) => {
+      out.push(`${this.name}_bucket${labelText([...pairs, `le="${num(b)}"`])} ${num(s.counts[i]!)}`);
+    });
     out.push(`${this.name}_bucket${labelText([...pairs, `le="+Inf"`])} ${num(s.count)}`);
     out.push(`${this.name}_sum${labels} ${num(s.sum)}`, `${this.name}_count${labels} ${num(s.count)}`);
   }

@@ -16,7 +16,7 @@ export interface NetworkResult {
 
 /** Parses a plugin's ADD result (any version) into a NetworkResult; tolerant of missing sections. */
 export function parseResult(raw: unknown, fallbackVersion: string): NetworkResult {
-  const r = (typeof raw === "object" && raw !== null ? raw : {}) as Record<string, any>;
+  const r = (typeof raw === "object" && raw !== null ? raw : {}) as Record<string, unknown>;
   const cniVersion = typeof r.cniVersion === "string" ? r.cniVersion : fallbackVersion;
   const interfaces: NetworkResult["interfaces"] = Array.isArray(r.interfaces)
     ? r.interfaces.filter(isObj).map((i) => ({
@@ -67,7 +67,7 @@ export function parseResult(raw: unknown, fallbackVersion: string): NetworkResul
 
 // --- internal ---
 
-function isObj(v: unknown): v is Record<string, any> {
+function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
@@ -75,7 +75,7 @@ function strings(v: unknown): string[] {
   return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
 }
 
-function pushRoute(routes: NetworkResult["routes"], rt: Record<string, any>): void {
+function pushRoute(routes: NetworkResult["routes"], rt: Record<string, unknown>): void {
   if (typeof rt.dst !== "string") return;
   routes.push(typeof rt.gw === "string" && rt.gw ? { dst: rt.dst, gw: rt.gw } : { dst: rt.dst });
 }

@@ -40,7 +40,7 @@ export async function runSandbox(
 ): Promise<StoredRecord<SandboxMeta, SandboxState>> {
   const { config } = input;
   const md = config.metadata;
-  if (!md || !md.name || !md.namespace) throw invalid("PodSandboxConfig.Metadata.Name and Namespace are required");
+  if (!md?.name || !md.namespace) throw invalid("PodSandboxConfig.Metadata.Name and Namespace are required");
   if (!/^[^\s/]+$/.test(md.name) || !/^[^\s/]+$/.test(md.namespace) || /[\s/]/.test(md.uid)) throw invalid(`invalid pod metadata name "${md.name}", namespace "${md.namespace}" or uid "${md.uid}"`);
   const settings = d.settings();
   const handler = input.runtimeHandler || settings.defaultRuntime;

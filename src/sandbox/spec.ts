@@ -156,7 +156,7 @@ function infraAnnotations(i: InfraSpecInput, seccompRef: string, privileged: boo
     [ANN.CriSandboxName]: meta?.name ?? "",
     [ANN.CriSandboxNamespace]: meta?.namespace ?? "",
     [ANN.CriSandboxUID]: meta?.uid ?? "",
-    ["io.kubernetes.cri-o.NamespaceOptions"]: JSON.stringify({ network: ns?.network ?? 0, pid: ns?.pid ?? 0, ipc: ns?.ipc ?? 0 }),
+    "io.kubernetes.cri-o.NamespaceOptions": JSON.stringify({ network: ns?.network ?? 0, pid: ns?.pid ?? 0, ipc: ns?.ipc ?? 0 }),
   });
   if (res) out["io.kubernetes.cri-o.PodLinuxResources"] = JSON.stringify(resourcesJson(res));
   if (i.config.linux?.overhead) out["io.kubernetes.cri-o.PodLinuxOverhead"] = JSON.stringify(resourcesJson(i.config.linux.overhead));

@@ -1,5 +1,5 @@
 import { dlopen, FFIType, read } from "bun:ffi";
-import { mkdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { RuntimeError } from "../errors.ts";
 import { run } from "./exec.ts";
@@ -77,8 +77,8 @@ export function parseMountinfo(text: string): MountInfo[] {
     const g = post.split(" ");
     if (f.length < 6 || g.length < 3) continue;
     out.push({
-      id: Number(f[0]), parent: Number(f[1]), root: unescape(f[3] ?? ""), mountPoint: unescape(f[4] ?? ""),
-      options: f[5] ?? "", fsType: g[0] ?? "", source: unescape(g[1] ?? ""), superOptions: g[2] ?? "",
+      id: Number(f[0]), parent: Number(f[1]), root: unescapeOctal(f[3] ?? ""), mountPoint: unescapeOctal(f[4] ?? ""),
+      options: f[5] ?? "", fsType: g[0] ?? "", source: unescapeOctal(g[1] ?? ""), superOptions: g[2] ?? "",
     });
   }
   return out;
@@ -205,6 +205,6 @@ function errnoName(n: number): string {
   return ERRNO_NAMES[n] ?? `errno ${n}`;
 }
 
-function unescape(s: string): string {
+function unescapeOctal(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
 }

@@ -26,7 +26,7 @@
  * dies with the helper.
  */
 import { dlopen, FFIType, read, type Pointer } from "bun:ffi";
-import { mkdirSync, readdirSync, readFileSync, realpathSync, statSync, unlinkSync, writeFileSync, existsSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, realpathSync, statSync, writeFileSync, existsSync } from "node:fs";
 import { mkdir, readFile, unlink, writeFile } from "node:fs/promises";
 import { join, delimiter } from "node:path";
 import { RuntimeError, invalid } from "../errors.ts";

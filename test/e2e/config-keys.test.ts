@@ -22,7 +22,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { waitFor } from "../harness.ts";
 import { bigImage, imageRef, pushImage, type PushedImage } from "../support/images.ts";
 import { ctrConfig, podConfig, startEnv, type Env } from "../support/pods.ts";
-import { WsClient, channelData, channelMessage } from "./streaming-client.ts";
+import { WsClient, channelData, channelMessage } from "../support/streaming-client.ts";
 
 setDefaultTimeout(90_000);
 const root = process.getuid?.() === 0;

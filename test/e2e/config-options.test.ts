@@ -440,7 +440,7 @@ describe("version_file_persist", () => {
     for (const f of [vp, join(e.d.dir, "version")]) writeFileSync(f, JSON.stringify("0.0.1"));
     await using d2 = await startDaemon({ dir: e.d.dir });
     expect((await d2.cri.listPodSandbox({})).items).toEqual([]);
-    expect((await d2.cri.listImages({})).images.map((i) => i.repoTags).flat()).not.toContain(e.busybox);
+    expect((await d2.cri.listImages({})).images.flatMap((i) => i.repoTags)).not.toContain(e.busybox);
     expect(d2.logs()).toMatch(/internal_wipe: .*version-persist.* says 0\.0\.1/);
     await d2.stop();
   });

@@ -4,7 +4,7 @@
 // clearly, naming crun and the cgroup problem).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { status as grpc } from "@grpc/grpc-js";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { run } from "../../src/sys/exec.ts";
 import { detectCgroupLayout } from "../../src/sys/cgroup.ts";

@@ -14,7 +14,7 @@ import { shortSocketPath, withShortSocketPath, type ShortSocketPath } from "../.
 import { CRIO, LONG_PATH_PADDING, removeDaemonDirs, waitFor } from "../harness.ts";
 import { ctrConfig, logLines, podConfig, startEnv, type Env } from "../support/pods.ts";
 import { NotifyReceiver, runCmd, sample } from "./operator-support.ts";
-import { SpdyClient, WsClient, channelData, channelMessage } from "./streaming-client.ts";
+import { SpdyClient, WsClient, channelData, channelMessage } from "../support/streaming-client.ts";
 
 const CNI = (bridge: string, subnet: string, dataDir: string) =>
   JSON.stringify({

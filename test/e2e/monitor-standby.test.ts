@@ -12,7 +12,7 @@ import { Monitors, startExecSessionMonitor, startExecSyncMonitor } from "../../s
 import { cleanupPods, ctrConfig, podConfig, startEnv } from "../support/pods.ts";
 import { removeDaemonDirs, startDaemon, waitFor, type TestDaemon } from "../harness.ts";
 import { canRun, MonitorWorld } from "./monitor-support.ts";
-import { channelData, WsClient } from "./streaming-client.ts";
+import { channelData, WsClient } from "../support/streaming-client.ts";
 
 setDefaultTimeout(60_000);
 

@@ -12,7 +12,7 @@ import { removeDaemonDirs, startDaemon, waitFor, type TestDaemon } from "../harn
 import { podConfig, type PodConfig } from "../support/pods.ts";
 import {
   canRun, cleanupNet, ipamReservations, mountsUnder, pinFiles, pluginDir, rulesMentioning, tableLines, testNet, vethsOn, type TestNet,
-} from "./network-daemon-support.ts";
+} from "../support/network.ts";
 
 if (!canRun) console.warn("network-daemon-faults e2e: skipped, needs root and /usr/lib/cni (containernetworking-plugins)");
 setDefaultTimeout(90_000);

@@ -14,7 +14,7 @@ import { waitFor } from "../harness.ts";
 import { ctrConfig, podConfig, startEnv, type Env, type PodConfig } from "../support/pods.ts";
 import {
   canRun, cleanupNet, ipamReservations, mountsUnder, pinFiles, rulesMentioning, tableLines, testNet, vethsOn, type TestNet,
-} from "./network-daemon-support.ts";
+} from "../support/network.ts";
 
 if (!canRun) console.warn("network-daemon e2e: skipped, needs root and /usr/lib/cni (containernetworking-plugins)");
 setDefaultTimeout(60_000);

@@ -5,7 +5,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "../harness.ts";
 import { podConfig, startEnv, type Env } from "../support/pods.ts";
-import { canRun, cleanupNet, ipamReservations, pluginDir, testNet, vethsOn, type TestNet } from "./network-daemon-support.ts";
+import { canRun, cleanupNet, ipamReservations, pluginDir, testNet, vethsOn, type TestNet } from "../support/network.ts";
 
 setDefaultTimeout(60_000);
 const files = tempDir("crio-netinfra-");

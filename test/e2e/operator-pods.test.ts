@@ -112,7 +112,7 @@ describe("status and notify with pods", () => {
     expect(BigInt(/\ncreated: (\d+)\n/.exec(out)![1]!)).toBe(st.createdAt);
     expect(out).toContain("\nlabels:\n  tier: web\n");
     expect(out).toContain("  note: hello\n");
-    expect(out).toMatch(/\nCRI-O annotations:\n(  io\.kubernetes\.cri-o\.[^\n]+\n)+/);
+    expect(out).toMatch(/\nCRI-O annotations:\n( {2}io\.kubernetes\.cri-o\.[^\n]+\n)+/);
     expect(out).toContain(`\nlog path: ${join(c.pod.logDirectory!, "shown.log")}\n`);
     expect(out).toContain(`\ngraph root: ${join(env.d.root, "storage", c.containerId, "merged")}\n`);
     expect(out).toContain(`\nsandbox: ${c.podSandboxId}\n`);

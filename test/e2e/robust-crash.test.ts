@@ -3,7 +3,7 @@
 // now and then, and one "power cut"); after each restart every invariant holds (crash-churn.ts).
 // The long run (≥ 100 kills) is bench/crash.ts; its figures are in bench/RESULTS.md.
 import { expect, test } from "bun:test";
-import { crashChurn } from "./crash-churn.ts";
+import { crashChurn } from "../support/crash-churn.ts";
 
 test("10 SIGKILLs of the daemon at random instants under a churn of 4 clients: no invariant broken, nothing leaked", async () => {
   const r = await crashChurn({ kills: Number(process.env.CRASH_KILLS ?? 10), clients: 4, killHelpers: process.env.CRASH_HELPERS !== "0", powerCutEvery: 7, log: (l) => process.env.CRASH_VERBOSE && console.log(l) });

@@ -105,7 +105,7 @@ function snapshot(root: string, runroot: string): string[] {
   return [...ls(join(root, "storage")), ...ls(join(root, "containers")), ...ls(join(runroot, "containers")), ...ls(join(runroot, "monitor")), ...ls(join(runroot, "exits"))].sort();
 }
 
-function monitorAlive(runroot: string, id: string): boolean {
+function monitorAlive(_runroot: string, id: string): boolean {
   for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
     try {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");

@@ -4,7 +4,7 @@
 // up, and neither its RSS nor its open fds grow with the requests (the strict bounds: bench/fuzz.ts).
 import { expect, test } from "bun:test";
 import { startEnv } from "../support/pods.ts";
-import { fuzzCri } from "./cri-fuzz.ts";
+import { fuzzCri } from "../support/cri-fuzz.ts";
 
 test("CRI fuzz: every call gets a status in time, the daemon stays up, memory and fds flat", async () => {
   await using env = await startEnv({ logLevel: "info" });

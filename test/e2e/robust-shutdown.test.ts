@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { CRIO, startDaemon, type TestDaemon } from "../harness.ts";
 import { ctrConfig, podConfig, startEnv } from "../support/pods.ts";
-import { WsClient } from "./streaming-client.ts";
+import { WsClient } from "../support/streaming-client.ts";
 
 /** The documented bound (README "Stopping"): 5 s of grace for calls in flight, plus exit; nothing here waits for the grace. */
 const SHUTDOWN_BOUND_MS = 8_000;

@@ -11,7 +11,7 @@ import { MetricType } from "../../src/gen/runtime/v1/api_pb.ts";
 import { cgroupDirsForPath, detectCgroupLayout, removeCgroupDirs } from "../../src/sys/cgroup.ts";
 import { waitFor } from "../harness.ts";
 import { ctrConfig, podConfig, startEnv, type CtrConfig, type Env, type PodConfig } from "../support/pods.ts";
-import { canRun, cleanupNet, hex, sharedChains, testNet, type TestNet } from "./network-daemon-support.ts";
+import { canRun, cleanupNet, hex, sharedChains, testNet, type TestNet } from "../support/network.ts";
 
 if (!canRun) console.warn("stats e2e: skipped, needs root and /usr/lib/cni (containernetworking-plugins)");
 setDefaultTimeout(60_000);

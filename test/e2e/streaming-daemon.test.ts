@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { waitFor } from "../harness.ts";
 import { ctrConfig, podConfig, startEnv, type Env } from "../support/pods.ts";
-import { SpdyClient, WsClient, channelData, channelMessage } from "./streaming-client.ts";
+import { SpdyClient, WsClient, channelData, channelMessage } from "../support/streaming-client.ts";
 
 const CNI = (bridge: string, subnet: string, dataDir: string) =>
   JSON.stringify({

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
 import { StreamingServer } from "../../src/streaming/index.ts";
 import { waitFor } from "../harness.ts";
-import { SpdyClient, WsClient, channelData, channelMessage, rawRequest } from "./streaming-client.ts";
+import { SpdyClient, WsClient, channelData, channelMessage, rawRequest } from "../support/streaming-client.ts";
 import { localBackend } from "./streaming-support.ts";
 
 const backend = localBackend();

@@ -4,7 +4,7 @@ import { randomBytes } from "node:crypto";
 import net from "node:net";
 import { StreamingServer } from "../../src/streaming/index.ts";
 import { waitFor } from "../harness.ts";
-import { SpdyClient, WsClient, channelData, channelMessage } from "./streaming-client.ts";
+import { SpdyClient, WsClient, channelData, channelMessage } from "../support/streaming-client.ts";
 import { localBackend } from "./streaming-support.ts";
 
 const backend = localBackend();

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import tls from "node:tls";
 import { StreamingServer } from "../../src/streaming/index.ts";
 import { tempDir, waitFor } from "../harness.ts";
-import { SpdyClient, rawRequest } from "./streaming-client.ts";
+import { SpdyClient, rawRequest } from "../support/streaming-client.ts";
 import { localBackend } from "./streaming-support.ts";
 
 const openssl = Bun.which("openssl");

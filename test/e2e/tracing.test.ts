@@ -25,7 +25,7 @@ async function versionWithTraceparent(d: TestDaemon, traceparent: string): Promi
       responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b,
     },
   } as never, "Rt");
-  const c = new Ctor(`unix:${d.socket}`, credentials.createInsecure(), { "grpc.default_authority": "localhost" }) as unknown as Client & { version: Function };
+  const c = new Ctor(`unix:${d.socket}`, credentials.createInsecure(), { "grpc.default_authority": "localhost" }) as unknown as Client & { version: (...args: unknown[]) => unknown };
   const md = new Metadata();
   md.set("traceparent", traceparent);
   try {

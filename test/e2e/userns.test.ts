@@ -9,7 +9,7 @@ import { dirname, join } from "node:path";
 import { NamespaceMode } from "../../src/gen/runtime/v1/api_pb.ts";
 import { readMountinfo } from "../../src/sys/mount.ts";
 import { startDaemon, waitFor } from "../harness.ts";
-import { channelData, channelMessage, SpdyClient, WsClient } from "./streaming-client.ts";
+import { channelData, channelMessage, SpdyClient, WsClient } from "../support/streaming-client.ts";
 import { imageRef, MULTILAYER_EXPECT, multilayerImage, pushImage } from "../support/images.ts";
 import { cleanupPods, ctrConfig, podConfig, startEnv, type CtrConfig, type Env, type PodConfig } from "../support/pods.ts";
 

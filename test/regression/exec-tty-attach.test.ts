@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AttachServer } from "../../src/conmon/attach.ts";
 import { buildArgs, Frame, MAX_TIMER_MS, parseArgs, type MonitorArgs } from "../../src/conmon/protocol.ts";
-import { WsClient, channelData } from "../e2e/streaming-client.ts";
+import { WsClient, channelData } from "../support/streaming-client.ts";
 import { waitFor } from "../harness.ts";
 import { ctrConfig, podConfig, startEnv } from "../support/pods.ts";
 

@@ -1,5 +1,5 @@
 import { create, fromBinary, toBinary, type DescMessage, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
-import { credentials, makeGenericClientConstructor, Metadata, type Client, type ServiceError } from "@grpc/grpc-js";
+import { credentials, makeGenericClientConstructor, Metadata, type Client, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
 import { ImageService, RuntimeService } from "../../src/gen/runtime/v1/api_pb.ts";
 
 type Method = { input: DescMessage; output: DescMessage; methodKind: string };
@@ -34,24 +34,26 @@ export function criClient(socket: string): CriClient {
     const c = new Ctor(`unix:${socket}`, credentials.createInsecure(), {
       "grpc.default_authority": "localhost",
       "grpc.max_receive_message_length": 100 * 1024 * 1024,
-    }) as unknown as Client & Record<string, Function>;
+    }) as unknown as Client & Record<string, (...args: unknown[]) => unknown>;
     clients.push(c);
     for (const m of svc.methods) {
       const deadline = (ms?: number) => ({ deadline: Date.now() + (ms ?? 60_000) });
       if (m.methodKind === "unary") {
         out[m.localName] = (req: unknown = {}, opts: { timeoutMs?: number } = {}) =>
           new Promise((resolve, reject) =>
-            (c[m.localName] as Function).call(c, create(m.input, req as never), new Metadata(), deadline(opts.timeoutMs), (err: ServiceError | null, res: unknown) => (err ? reject(err) : resolve(res))),
+            c[m.localName]!.call(c, create(m.input, req as never), new Metadata(), deadline(opts.timeoutMs), (err: ServiceError | null, res: unknown) => (err ? reject(err) : resolve(res))),
           );
       } else {
         out[m.localName] = (req: unknown = {}, opts: { timeoutMs?: number; signal?: AbortSignal } = {}) => {
-          const call = (c[m.localName] as Function).call(c, create(m.input, req as never), new Metadata(), deadline(opts.timeoutMs ?? 600_000));
+          const call = c[m.localName]!.call(c, create(m.input, req as never), new Metadata(), deadline(opts.timeoutMs ?? 600_000)) as ClientReadableStream<unknown>;
           opts.signal?.addEventListener("abort", () => call.cancel());
-          return call as AsyncIterable<unknown>;
+          return call;
         };
       }
     }
   }
-  out.close = () => clients.forEach((c) => c.close());
+  out.close = () => {
+    for (const c of clients) c.close();
+  };
   return out as CriClient;
 }

@@ -125,6 +125,7 @@ async function push(img: TestImage): Promise<string> {
 
 /** Processes inside the node whose command line matches, as [pid (node's pid namespace), argv]. */
 export async function nodeProcs(match: (argv: string[]) => boolean): Promise<Array<{ pid: number; argv: string[] }>> {
+// biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion
   const out = await sh(["sh", "-c", 'for p in /proc/[0-9]*; do printf "%s\\t" "${p#/proc/}"; tr "\\0" "\\1" < "$p/cmdline" 2>/dev/null; echo; done']);
   const procs: Array<{ pid: number; argv: string[] }> = [];
   for (const line of out.split("\n")) {

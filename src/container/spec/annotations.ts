@@ -102,7 +102,9 @@ export function containerAnnotations(a: AnnotationInput): Record<string, string>
     [ANN.CriSandboxUID]: a.sandbox.podUid,
     [ANN.CriImageName]: a.image.userRequested,
   });
-  a.sandbox.ips.forEach((ip, i) => (out[`${ANN.IP}.${i}`] = ip));
+  a.sandbox.ips.forEach((ip, i) => {
+    out[`${ANN.IP}.${i}`] = ip;
+  });
   if (a.stopSignal) out[ANN.StopSignal] = a.stopSignal;
   return sorted(out);
 }

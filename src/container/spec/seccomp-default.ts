@@ -13,6 +13,7 @@ export function defaultSeccompProfile(): SeccompProfile {
 }
 
 /** The same profile as a value (built on first import of this module's data, below). */
+// biome-ignore lint/style/useConst: assigned at the end of the module, once the tables it is built from exist
 export let DEFAULT_SECCOMP_PROFILE: SeccompProfile;
 
 // --- internal ---
@@ -32,6 +33,7 @@ const CLONE_NEW_FLAGS = [0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000
 const CLONE_NAMESPACE_FLAGS = CLONE_NEW_FLAGS.reduce((a, b) => a | b, 0);
 
 /** Obsolete or host-affecting calls that answer EPERM rather than ENOSYS. */
+// biome-ignore format: a packed table of names, one per line would be hundreds of lines
 const DENIED = [
   "bdflush", "io_pgetevents", "io_pgetevents_time64", "kexec_file_load", "kexec_load", "migrate_pages",
   "move_pages", "nfsservctl", "nice", "oldfstat", "oldlstat", "oldolduname", "oldstat", "olduname",
@@ -40,6 +42,7 @@ const DENIED = [
 ];
 
 /** Calls every container may make; the kernel still checks credentials where they matter. */
+// biome-ignore format: a packed table of names, one per line would be hundreds of lines
 const ALLOWED = [
   // files and directories
   "access", "chdir", "chmod", "chown", "chown32", "close", "close_range", "copy_file_range", "creat",
@@ -105,6 +108,7 @@ const ALLOWED = [
 ];
 
 /** Calls allowed only with a capability (any one of the listed), otherwise EPERM. */
+// biome-ignore format: a packed table of names, one per line would be hundreds of lines
 const BY_CAPABILITY: Array<[caps: string[], names: string[]]> = [
   [["CAP_SYS_ADMIN"], [
     "fanotify_init", "fsconfig", "fsmount", "fsopen", "fspick", "lookup_dcookie", "mount", "mount_setattr",

@@ -106,6 +106,7 @@ export function compileSeccomp(p: SeccompProfile, t: ProfileTarget): Seccomp {
 
 // --- internal ---
 
+// biome-ignore format: a packed table of names, one per line would be hundreds of lines
 const ACTIONS = new Set([
   "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP", "SCMP_ACT_ERRNO",
   "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY",

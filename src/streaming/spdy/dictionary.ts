@@ -5,6 +5,7 @@
  * the unit tests check that.
  */
 
+// biome-ignore format: a packed table of names, one per line would be hundreds of lines
 const WORDS = [
   "options", "head", "post", "put", "delete", "trace", "accept", "accept-charset", "accept-encoding",
   "accept-language", "accept-ranges", "age", "allow", "authorization", "cache-control", "connection",

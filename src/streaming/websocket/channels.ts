@@ -135,7 +135,7 @@ export class ChannelMux {
     }
     const index = this.#o.base64 ? data[0]! - 48 : data[0]!;
     const c = this.channels[index];
-    if (!c || !c.acceptsInput) return;
+    if (!c?.acceptsInput) return;
     const payload = this.#o.base64 ? Buffer.from(data.subarray(1).toString("latin1"), "base64") : data.subarray(1);
     if (!c.receive(payload)) {
       this.#blocked.add(c);

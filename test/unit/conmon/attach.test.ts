@@ -10,7 +10,9 @@ import { reopenLog, resize } from "../../../src/monitor/control.ts";
 import { waitFor } from "../../harness.ts";
 
 const dirs: string[] = [];
-afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
 
 function recorder() {
   const calls: string[] = [];

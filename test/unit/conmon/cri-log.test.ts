@@ -5,7 +5,9 @@ import { join } from "node:path";
 import { CriLog } from "../../../src/conmon/cri-log.ts";
 
 const dirs: string[] = [];
-afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
 
 function setup(maxSize = 0, lineMax = 64) {
   const dir = mkdtempSync(join(tmpdir(), "crio-crilog-"));

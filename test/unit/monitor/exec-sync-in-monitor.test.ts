@@ -9,7 +9,9 @@ import { execSyncInContainerMonitor } from "../../../src/monitor/exec-sync.ts";
 // predates the request (a text answer) means "fall back"; frames are collected and capped; an
 // error in EXIT is the runtime's error; the exec dir is gone afterwards in every case.
 const dirs: string[] = [];
-afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
 
 function fakeMonitor(answer: (req: string, write: (b: Uint8Array | string) => void) => void) {
   const socketDir = mkdtempSync(join(tmpdir(), "crio-ctl-"));

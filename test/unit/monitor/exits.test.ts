@@ -7,7 +7,9 @@ import { ExitWatcher, readExitFile, removeExitFile, type ExitRecord } from "../.
 import { waitFor } from "../../harness.ts";
 
 const dirs: string[] = [];
-afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
 
 function exitsDir(): string {
   const d = mkdtempSync(join(tmpdir(), "crio-exits-"));

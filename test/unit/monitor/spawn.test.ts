@@ -7,7 +7,9 @@ import { waitFor } from "../../harness.ts";
 
 // A fake monitor: `sh -c SCRIPT sh conmon --mode …` — it sees the protocol's argv as "$@".
 const dirs: string[] = [];
-afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
 
 function opts(script: string, o: Partial<SpawnMonitorOptions> = {}): SpawnMonitorOptions {
   const d = mkdtempSync(join(tmpdir(), "crio-spawn-"));

@@ -8,7 +8,7 @@ export interface FakeCall {
   type: string;
   cmd: string;
   env: Record<string, string>;
-  stdin: Record<string, any>;
+  stdin: Record<string, unknown>;
 }
 
 export interface FakePlugins {

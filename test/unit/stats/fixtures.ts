@@ -92,7 +92,7 @@ export function writeCgroup(t: Tree, rel: string, v: CgroupValues): void {
   w(at("cpu"), "cpu.cfs_quota_us", v.limit ? "50000\n" : "-1\n");
   w(at("memory"), "memory.usage_in_bytes", `${v.memUsage}\n`);
   w(at("memory"), "memory.max_usage_in_bytes", `${v.memUsage + 100}\n`);
-  w(at("memory"), "memory.limit_in_bytes", `${v.limit ?? 9223372036854771712}\n`);
+  w(at("memory"), "memory.limit_in_bytes", `${v.limit ?? "9223372036854771712"}\n`);
   w(at("memory"), "memory.soft_limit_in_bytes", "9223372036854771712\n");
   w(at("memory"), "memory.memsw.usage_in_bytes", `${v.memUsage + (v.swap ?? 0)}\n`);
   w(at("memory"), "memory.memsw.limit_in_bytes", "9223372036854771712\n");

@@ -4,11 +4,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   accept, close, exitCodeOf, fileSize, ftruncate, listDir, mkdirp, O, open, pipe, pollIn, read, readText, rename,
-  releaseCleanFilePages, setMtime, setNonBlocking, SysError, unixListen, unlink, waitpidNoHang, write, writeAll,
+  setMtime, setNonBlocking, SysError, unixListen, unlink, waitpidNoHang, write, writeAll,
 } from "../../../src/sys/libc.ts";
 
 const dirs: string[] = [];
-afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
 const temp = () => (dirs.push(mkdtempSync(join(tmpdir(), "crio-libc-"))), dirs.at(-1)!);
 const bytes = (s: string) => new TextEncoder().encode(s);
 

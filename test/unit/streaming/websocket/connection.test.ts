@@ -7,7 +7,9 @@ import { Opcode, WsFrameParser, closePayload, encodeFrame, parseClosePayload, ty
 
 const mask = Buffer.from([9, 8, 7, 6]);
 const cleanup: Array<() => void> = [];
-afterEach(() => cleanup.splice(0).forEach((f) => f()));
+afterEach(() => {
+  for (const f of cleanup.splice(0)) f();
+});
 
 /** A server-side WebSocketConnection and the raw client socket talking to it. */
 async function pair(o: { maxMessageBytes?: number } = {}) {

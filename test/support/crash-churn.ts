@@ -8,9 +8,9 @@ import { existsSync, readFileSync, readdirSync, readlinkSync, statSync } from "n
 import { join } from "node:path";
 import { ContainerState, PodSandboxState } from "../../src/gen/runtime/v1/api_pb.ts";
 import { startDaemon, type TestDaemon } from "../harness.ts";
-import { imageRef, multilayerImage, pushImage } from "../support/images.ts";
-import { ctrConfig, podConfig, startEnv, type Env } from "../support/pods.ts";
-import { cleanupNet, rulesMentioning, testNet } from "./network-daemon-support.ts";
+import { imageRef, multilayerImage, pushImage } from "./images.ts";
+import { ctrConfig, podConfig, startEnv, type Env } from "./pods.ts";
+import { cleanupNet, rulesMentioning, testNet } from "./network.ts";
 
 export interface ChurnOptions {
   kills: number;
@@ -50,7 +50,7 @@ export async function crashChurn(o: ChurnOptions): Promise<ChurnResult> {
   const model = new Model();
   const m = model;
   let up = true;
-  let upWaiters: Array<() => void> = [];
+  const upWaiters: Array<() => void> = [];
   const waitUp = () => (up ? Promise.resolve() : new Promise<void>((r) => upWaiters.push(r)));
   let stopping = false;
   const count = (k: string) => (res.ops[k] = (res.ops[k] ?? 0) + 1);

@@ -9,8 +9,8 @@ import { create, ScalarType, type DescField, type DescMessage, type DescMethod }
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ImageService, RuntimeService } from "../../src/gen/runtime/v1/api_pb.ts";
-import type { CriClient } from "../support/cri-client.ts";
-import { ctrConfig, podConfig, type Env } from "../support/pods.ts";
+import type { CriClient } from "./cri-client.ts";
+import { ctrConfig, podConfig, type Env } from "./pods.ts";
 
 export interface FuzzOptions {
   requests: number;

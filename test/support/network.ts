@@ -1,7 +1,8 @@
-// Shared by the network-daemon*.test.ts files: a private CNI network (the shipped default conflist
-// with its bridge, subnets and IPAM data dir made unique to the run), a private plugin directory of
-// symlinks to /usr/lib/cni (so a test can break one plugin), and leak checks that only look at what
-// this run made (other e2e files change iptables at the same time).
+// Shared by the network-daemon*.test.ts files and bench/ (lib.ts, runp.ts, stats.ts): a private
+// CNI network (the shipped default conflist with its bridge, subnets and IPAM data dir made unique
+// to the run), a private plugin directory of symlinks to /usr/lib/cni (so a test can break one
+// plugin), and leak checks that only look at what this run made (other e2e files change iptables
+// at the same time).
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { join } from "node:path";
