@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs crio (a Kubernetes CRI runtime: CRI-O's job, in TypeScript on Bun, one executable)
 # with what it needs from the distribution, its configuration, the CNI bridge network, a
-# systemd unit and shell completions; `--uninstall` removes exactly what it installed.
+# systemd unit and shell completions; `--uninstall` stops the service, removes every pod,
+# container and image (`crio wipe -f`), then exactly what it installed.
 #
 #   curl -fsSL https://…/install.sh | sudo CRIO_RELEASE_URL=https://…/crio-linux-{arch} sh
 #   sudo sh install.sh                 # from a source checkout: builds dist/crio with Bun from npm
@@ -24,7 +25,8 @@ configuration; crio.service (enabled and started when systemd runs); bash, zsh a
 completions. What it installed is listed in $DESTDIR/var/lib/crio-install/manifest.
 
 Options:
-  --uninstall        remove what install.sh installed (files an operator changed are kept)
+  --uninstall        stop crio.service, remove every pod, container and image (crio wipe -f),
+                     then what install.sh installed (files an operator changed are kept)
   --purge-packages   with --uninstall: also remove the distribution packages install.sh added
   --no-packages      do not install distribution packages
   --no-start         do not enable or start crio.service
@@ -392,6 +394,8 @@ uninstall() {
 	if [ -z "$DESTDIR" ] && [ -d /run/systemd/system ] && grep -q '/crio\.service$' "$OLD"; then
 		systemctl disable --now crio.service || die "systemctl disable --now crio.service failed"
 	fi
+	step "remove pods, containers and images (crio wipe -f)"
+	wipe_state
 	step "remove files"
 	grep '^file ' "$OLD" | while read -r _ sum path; do
 		remove_if_ours "$path" "$sum"
@@ -416,8 +420,49 @@ uninstall() {
 	elif [ -n "$pkgs" ]; then
 		say "kept the packages install.sh added ($pkgs): --purge-packages removes them"
 	fi
-	say "uninstalled; pods, containers and images stay in /var/lib/crio (with the daemon stopped, \`crio wipe -f\` removes them before uninstalling)"
+	say "uninstalled"
 }
+
+# What the daemon made goes before its binary: `crio wipe -f` with the installed binary and
+# configuration (and the unit's environment files) stops and removes every pod and container
+# (monitors and container processes, runtime state and cgroups, root filesystem mounts, pinned
+# namespaces, CNI attachments: veths, iptables/nft rules and host-local leases) and every image,
+# then releases the daemon's own mounts. It refuses while a daemon still answers on the socket
+# (one not run by crio.service): nothing is removed then. With DESTDIR, the state is wiped only
+# when the configuration keeps root and runroot inside DESTDIR: a staged tree never wipes the
+# live node's /var/lib/crio.
+wipe_state() {
+	bin=$DESTDIR$BINDIR/crio
+	if [ ! -x "$bin" ]; then
+		say "no $BINDIR/crio to run \`crio wipe -f\` with: the daemon's pods, containers and images (if any) are left as they are"
+		return 0
+	fi
+	crio_with_env config >"$WORK/effective.conf" 2>"$WORK/effective.err" ||
+		die "the configuration in $DESTDIR/etc/crio does not load, so the daemon's state cannot be found: $(cat "$WORK/effective.err")"
+	root=$(sed -n 's/^root = "\(.*\)"$/\1/p' "$WORK/effective.conf" | head -n 1)
+	runroot=$(sed -n 's/^runroot = "\(.*\)"$/\1/p' "$WORK/effective.conf" | head -n 1)
+	[ -n "$root" ] && [ -n "$runroot" ] || die "no root or runroot in the output of \"crio config\""
+	if [ -n "$DESTDIR" ]; then
+		case $root/ in "$DESTDIR"/*) inside=1 ;; *) inside=0 ;; esac
+		case $runroot/ in "$DESTDIR"/*) ;; *) inside=0 ;; esac
+		if [ "$inside" -eq 0 ]; then
+			say "not wiping: DESTDIR is set and the daemon's root ($root) and runroot ($runroot) are not inside it"
+			return 0
+		fi
+	fi
+	crio_with_env wipe -f || die "\`crio wipe -f\` failed (its output is above); nothing was uninstalled"
+}
+
+# Runs the installed crio with the installed configuration and crio.service's environment files.
+crio_with_env() (
+	set -a
+	for envfile in "$DESTDIR/etc/default/crio" "$DESTDIR/etc/sysconfig/crio"; do
+		# shellcheck disable=SC1090
+		if [ -r "$envfile" ]; then . "$envfile"; fi
+	done
+	set +a
+	exec "$DESTDIR$BINDIR/crio" --config "$DESTDIR/etc/crio/crio.conf" --config-dir "$DESTDIR/etc/crio/crio.conf.d" "$@"
+)
 
 remove_if_ours() {
 	f=$DESTDIR$1

@@ -1,12 +1,18 @@
 // install.sh into a DESTDIR with a fake package manager and systemctl first on PATH (nothing
 // real is installed and systemd is never touched): files, manifest, idempotence, operator
 // files kept, the three binary sources, distributions, failures naming their step, and an
-// uninstall that leaves the tree as it was. The unit file is checked with systemd-analyze.
+// uninstall that leaves the tree as it was. The unit file is checked with systemd-analyze. As
+// root: a tree whose daemon ran a pod is uninstalled and nothing the daemon made is left.
 import { describe, expect, test } from "bun:test";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { join, relative, resolve } from "node:path";
-import { CRIO, tempDir } from "../harness.ts";
+import { CRIO, tempDir, waitFor } from "../harness.ts";
+import { criClient, type CriClient } from "../support/cri-client.ts";
+import { busyboxImage, imageRef, pauseImage, pushImage } from "../support/images.ts";
+import { ctrConfig, podConfig } from "../support/pods.ts";
+import { startRegistry } from "../support/registry.ts";
+import { cleanupNet, rulesMentioning, testNet, type TestNet } from "../support/network.ts";
 
 const REPO = resolve(import.meta.dir, "../..");
 const SCRIPT = join(REPO, "install.sh");
@@ -284,3 +290,159 @@ describe("crio.service", () => {
     expect(v.exitCode).toBe(0);
   });
 });
+
+describe("uninstall with pods running (root: real daemon, runc, CNI)", () => {
+  test("a DESTDIR tree whose daemon ran a pod: uninstall refuses while the daemon serves, then, the daemon stopped (KillMode=process: its pod runs on), wipes it and leaves no mount, process, runc container, cgroup, pin, lease or rule", async () => {
+    using w = world();
+    const net = testNet({ dualStack: false });
+    const reg = await startRegistry();
+    let daemon: ReturnType<typeof Bun.spawn> | undefined;
+    let cri: CriClient | undefined;
+    const dest = w.dest;
+    const runroot = join(dest, "run/crio");
+    const root = join(dest, "var/lib/crio");
+    const runcRoot = join(dest, "run/runc");
+    const socket = join(runroot, "crio.sock");
+    try {
+      await pushImage(reg, await busyboxImage());
+      await pushImage(reg, await pauseImage());
+      const inst = w.run(["--no-packages"]);
+      expect(inst.code).toBe(0);
+      // the operator's drop-in: every path of the daemon inside DESTDIR, a network of its own
+      mkdirSync(join(w.dir, "net.d"));
+      mkdirSync(join(dest, "etc/crio/crio.conf.d"));
+      writeFileSync(join(w.dir, "net.d/10-test.conflist"), net.conflist);
+      writeFileSync(join(dest, "etc/registries.conf"), `[[registry]]\nlocation = "${reg.host}"\ninsecure = true\n`);
+      writeFileSync(join(dest, "etc/policy.json"), JSON.stringify({ default: [{ type: "insecureAcceptAnything" }] }));
+      const q = JSON.stringify;
+      writeFileSync(
+        join(dest, "etc/crio/crio.conf.d/50-local.conf"),
+        [
+          "[crio]", `root = ${q(root)}`, `runroot = ${q(runroot)}`, `log_dir = ${q(join(dest, "var/log/crio/pods"))}`,
+          `version_file = ${q(join(runroot, "version"))}`, `clean_shutdown_file = ${q(join(root, "clean.shutdown"))}`,
+          "[crio.api]", `listen = ${q(socket)}`,
+          "[crio.runtime]", `cgroup_manager = "cgroupfs"`, `log_level = "debug"`,
+          "[crio.runtime.runtimes.runc]", `runtime_root = ${q(runcRoot)}`,
+          "[crio.runtime.runtimes.crun]", `runtime_root = ${q(join(dest, "run/crun"))}`,
+          "[crio.image]", `pause_image = ${q(imageRef(reg, "pause"))}`, `pause_command = "/pause"`,
+          `signature_policy = ${q(join(dest, "etc/policy.json"))}`, `registries_conf = ${q(join(dest, "etc/registries.conf"))}`,
+          `registries_conf_dir = ${q(join(dest, "etc/registries.conf.d"))}`, `certs_dir = ${q(join(dest, "etc/certs.d"))}`,
+          "[crio.network]", `network_dir = ${q(join(w.dir, "net.d"))}`, "",
+        ].join("\n"),
+      );
+      // crio.service's job, by hand (DESTDIR never touches systemd)
+      const bin = join(dest, "usr/local/bin/crio");
+      let logs = "";
+      daemon = Bun.spawn([bin, "--config", join(dest, "etc/crio/crio.conf"), "--config-dir", join(dest, "etc/crio/crio.conf.d")], { stdin: "ignore", stdout: "ignore", stderr: "pipe", cwd: w.dir });
+      void (async () => {
+        for await (const c of daemon.stderr as ReadableStream<Uint8Array>) logs += new TextDecoder().decode(c);
+      })();
+      await waitFor(() => existsSync(socket), 30_000, `the daemon's socket (${logs.slice(-500)})`);
+      cri = criClient(socket);
+      await waitFor(async () => (await cri!.status({}, { timeoutMs: 2_000 }).catch(() => undefined)) !== undefined, 30_000, "the daemon to serve");
+      const busybox = imageRef(reg, "busybox");
+      await cri.pullImage({ image: { image: busybox } });
+      const pod = podConfig("uninstall", dest, { hostNetwork: false });
+      const { podSandboxId } = await cri.runPodSandbox({ config: pod });
+      const { containerId } = await cri.createContainer({ podSandboxId, config: ctrConfig("c", busybox, ["sleep", "3600"], {}, pod), sandboxConfig: pod });
+      await cri.startContainer({ containerId });
+      const ctrPid = Number(JSON.parse((await cri.containerStatus({ containerId, verbose: true })).info.info ?? "{}").pid);
+      expect(ctrPid).toBeGreaterThan(1);
+      expect(leases(net)).toHaveLength(1);
+      expect(await rulesMentioning([podSandboxId])).not.toEqual([]);
+      const ids = [podSandboxId, containerId];
+
+      // refused while the daemon serves: nothing is removed
+      const busy = w.run(["--uninstall"]);
+      expect(busy.code).toBe(1);
+      expect(busy.stderr).toContain('step "remove pods, containers and images (crio wipe -f)" failed');
+      expect(busy.out).toContain("a crio daemon is running on");
+      expect(existsSync(bin)).toBe(true);
+      expect(existsSync(join(dest, "var/lib/crio-install/manifest"))).toBe(true);
+
+      // `systemctl stop crio` with KillMode=process: SIGTERM to the daemon alone; the pod runs on
+      cri.close();
+      daemon.kill("SIGTERM");
+      expect(await daemon.exited).toBe(0);
+      process.kill(ctrPid, 0);
+      expect(monitors(runroot)).not.toEqual([]);
+      expect(mountsBelow(dest)).not.toEqual([]);
+      // (each check below fails before the uninstall)
+      expect([runcList(runcRoot).includes(containerId), cgroupsOf(ids).length > 0, pins(runroot).length > 0]).toEqual([true, true, true]);
+
+      const un = w.run(["--uninstall"]);
+      expect({ code: un.code, err: un.code ? un.out : "" }).toEqual({ code: 0, err: "" });
+      expect(un.out).toMatch(/wiped 1 pods, 1 containers and [12] images/);
+      const index = join(root, "images/images.json");
+      expect(existsSync(index) ? Object.keys(JSON.parse(readFileSync(index, "utf8")).images ?? {}) : []).toEqual([]);
+      for (const f of FILES) expect(existsSync(join(dest, f))).toBe(false);
+      expect(existsSync(join(dest, "etc/crio/crio.conf.d/50-local.conf"))).toBe(true); // the operator's own file stays
+      // nothing the daemon made is left
+      expect(mountsBelow(dest)).toEqual([]);
+      expect(alive(ctrPid)).toBe(false);
+      expect(monitors(runroot)).toEqual([]);
+      expect(runcList(runcRoot)).toEqual([]);
+      expect(cgroupsOf(ids)).toEqual([]);
+      expect(pins(runroot)).toEqual([]);
+      expect(leases(net)).toEqual([]);
+      expect(await rulesMentioning([...ids, `name: \\"${net.name}\\"`])).toEqual([]);
+    } finally {
+      cri?.close();
+      if (daemon && daemon.exitCode === null) {
+        daemon.kill("SIGKILL");
+        await daemon.exited;
+      }
+      // a failed run: leave nothing behind on the machine either
+      const bin = join(dest, "usr/local/bin/crio");
+      if (existsSync(bin)) Bun.spawnSync([bin, "--config", join(dest, "etc/crio/crio.conf"), "--config-dir", join(dest, "etc/crio/crio.conf.d"), "wipe", "-f"]);
+      for (const m of mountsBelow(dest).sort((a, b) => b.length - a.length)) Bun.spawnSync(["umount", "-l", m]);
+      await reg.stop();
+      await cleanupNet(net);
+    }
+  }, 180_000);
+});
+
+function mountsBelow(dir: string): string[] {
+  return readFileSync("/proc/self/mountinfo", "utf8").split("\n").map((l) => l.split(" ")[4] ?? "").filter((m) => m === dir || m.startsWith(dir + "/"));
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.startsWith("Z");
+  } catch {
+    return false;
+  }
+}
+
+/** Monitor processes (`crio conmon`) whose command line names this runroot. */
+function monitors(runroot: string): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync("/proc").filter((x) => /^\d+$/.test(x))) {
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, "utf8");
+      if (cmd.includes("conmon") && cmd.includes(runroot)) out.push(Number(p));
+    } catch {}
+  }
+  return out;
+}
+
+function runcList(runcRoot: string): string[] {
+  return Bun.spawnSync(["runc", "--root", runcRoot, "list", "-q"]).stdout.toString().split("\n").filter(Boolean);
+}
+
+function cgroupsOf(ids: string[]): string[] {
+  const find = Bun.spawnSync(["find", "/sys/fs/cgroup", "-maxdepth", "5", "-type", "d"]).stdout.toString().split("\n");
+  return find.filter((d) => ids.some((id) => d.includes(id)));
+}
+
+function pins(runroot: string): string[] {
+  const ns = join(runroot, "ns");
+  if (!existsSync(ns)) return [];
+  return readdirSync(ns).flatMap((k) => (statSync(join(ns, k)).isDirectory() ? readdirSync(join(ns, k)).map((f) => `${k}/${f}`) : []));
+}
+
+function leases(net: TestNet): string[] {
+  const d = join(net.ipamDir, net.name);
+  return existsSync(d) ? readdirSync(d).filter((f) => /^[0-9.:a-f]+$/.test(f) && f.includes(".")) : [];
+}
