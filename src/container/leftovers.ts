@@ -72,3 +72,23 @@ export async function removeContainerLeftovers(d: ContainerDeps, known: Readonly
 async function names(dir: string): Promise<string[]> {
   return await readdir(dir).catch(() => [] as string[]);
 }
+
+/**
+ * A StartContainer whose runtime call failed may still have started the process (runc killed
+ * after its `start` took effect, or a start that timed out): the failure is made true before it
+ * is reported. The container is killed (a created init too) and waited for until the runtime
+ * says it is stopped or gone (≤ `waitMs`); returns what the runtime said last, so the caller
+ * records EXITED only once nothing runs (a container left running is listed as running).
+ */
+export async function endFailedStart(d: Pick<ContainerDeps, "runtime" | "log">, handler: string, id: string, waitMs = 10_000): Promise<"stopped" | "running"> {
+  const rt = d.runtime(handler);
+  const end = Date.now() + waitMs;
+  for (let first = true; ; first = false) {
+    const st = await rt.state(id).catch(() => undefined);
+    if (!st || st.status === "stopped") return "stopped";
+    if (first) d.log.withTag("container").warn(`container ${id} is ${st.status} although its start failed: killing it`, { id });
+    if (Date.now() > end) return "running";
+    await rt.kill(id, "KILL", st.status !== "created").catch(() => {});
+    await Bun.sleep(100);
+  }
+}

@@ -1,9 +1,10 @@
 import { messageOf, precondition, wrap } from "../errors.ts";
 import { traced } from "../log/trace.ts";
 import type { ContainerCtx } from "./context.ts";
+import { endFailedStart } from "./leftovers.ts";
 import { can } from "./state.ts";
 
-/** StartContainer: only a CREATED container starts; a failed `runtime start` leaves it EXITED. */
+/** StartContainer: only a CREATED container starts; a failed `runtime start` leaves it EXITED (killed, should the start have taken effect). */
 export async function startContainer(c: ContainerCtx, id: string): Promise<void> {
   const rec = c.index.get("container", id);
   await c.serial.run(rec.meta.id, async () => {
@@ -14,7 +15,9 @@ export async function startContainer(c: ContainerCtx, id: string): Promise<void>
     try {
       await traced("runtime.start", () => rt.start(rec.meta.id), { kind: "client", attrs: { "container.id": rec.meta.id, runtime: rt.name } });
     } catch (e) {
-      await rec.update((s) => ({ ...s, state: "exited", finishedAt: Date.now(), exitCode: s.exitCode ?? 128, message: messageOf(e) }));
+      // the start may have taken effect all the same: nothing may run once it is reported failed
+      if ((await endFailedStart(c.d, rec.meta.runtimeHandler, rec.meta.id)) === "running") await rec.update((s) => ({ ...s, state: "running", startedAt }));
+      else await rec.update((s) => ({ ...s, state: "exited", finishedAt: Date.now(), exitCode: s.exitCode ?? 128, message: messageOf(e) }));
       throw wrap(e, `start container "${rec.meta.id}"`);
     }
     // An exit noticed meanwhile (a process that ended at once) wins over RUNNING.
