@@ -5,8 +5,10 @@ import type { Logger } from "../log/index.ts";
 import { messageOf } from "../errors.ts";
 
 /**
- * SIGUSR1: a diagnostics dump, as CRI-O writes its goroutine stacks on SIGUSR1 — here the
- * process's memory (RSS, PSS, anonymous), the JavaScript heap by object type, and what
+ * SIGUSR1: a diagnostics dump, as CRI-O writes its goroutine stacks on SIGUSR1 — here, after a
+ * full garbage collection (so the heap counts only live objects, and memory figures taken before
+ * and after a workload compare what it kept, not when the collector last ran), the process's
+ * memory (RSS, PSS, anonymous), the JavaScript heap by object type, and what
  * `extra` adds (requests in flight, warm monitors, …), as JSON in
  * `$TMPDIR/crio-debug-<time>.json` (mode 0600). The daemon keeps running; the path is logged.
  */
@@ -22,6 +24,7 @@ export function installDebugDump(log: Logger, extra: () => Record<string, unknow
 export async function writeDump(log: Logger, extra: () => Record<string, unknown> = () => ({})): Promise<string> {
   const { heapStats } = await import("bun:jsc");
   const at = new Date();
+  Bun.gc(true);
   const h = heapStats();
   const top = (counts: Record<string, number>, n: number) => Object.fromEntries(Object.entries(counts).sort((a, b) => b[1] - a[1]).slice(0, n));
   const dump = {

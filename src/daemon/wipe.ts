@@ -74,6 +74,13 @@ export async function runWipe(c: Config, force: boolean, log: Logger): Promise<W
     await built.containers.recover();
     await exits.start();
     await wipeObjects(built, plan, log, result);
+    // pods with no record (a daemon killed during RunPodSandbox): their network and pinned
+    // namespaces, found by recover(), are torn down now, not left to a daemon's background retry
+    await built.sandboxes.retryPendingTeardowns();
+    for (const id of built.sandboxes.pendingLeftovers()) {
+      log.error(`unable to remove the network and namespaces of pod sandbox ${id}, which has no record`);
+      result.failures++;
+    }
   } finally {
     exits.close();
     built.close();

@@ -9,10 +9,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ContainerState } from "../../src/gen/runtime/v1/api_pb.ts";
-import { startDaemon, waitFor, type TestDaemon } from "../harness.ts";
+import { CRIO, startDaemon, waitFor, type TestDaemon } from "../harness.ts";
 import { ctrConfig, podConfig, startEnv, type Env } from "../support/pods.ts";
 import { powerCut, processesOf, truthAndLeaks } from "../support/crash-churn.ts";
-import { cleanupNet, rulesMentioning, testNet } from "../support/network.ts";
+import { cleanupNet, pinFiles, pluginDir, rulesMentioning, testNet } from "../support/network.ts";
 
 type Verb = "create" | "start" | "exec";
 type Phase = "before" | "after";
@@ -22,6 +22,7 @@ let d: TestDaemon;
 let podId: string;
 let pod: ReturnType<typeof podConfig>;
 let ctl: string;
+let plugins: ReturnType<typeof pluginDir>;
 const net = testNet({ dualStack: false });
 const NO_IPAM = net.ipamDir;
 /** A runtime or monitor failure: UNKNOWN for the runtime's own error (as CRI-O's plain errors), INTERNAL otherwise. */
@@ -145,7 +146,8 @@ beforeAll(async () => {
   const runc = wrapper(ctl);
   env.d.cri.close();
   await env.d.stop("SIGTERM");
-  writeFileSync(join(env.d.configDir, "10-hold.conf"), `[crio.runtime.runtimes.runc]\nruntime_path = ${JSON.stringify(runc)}\n`);
+  plugins = pluginDir(join(ctl, "cni-bin"));
+  writeFileSync(join(env.d.configDir, "10-hold.conf"), `[crio.runtime.runtimes.runc]\nruntime_path = ${JSON.stringify(runc)}\n[crio.network]\nplugin_dirs = [${JSON.stringify(plugins.dir)}]\n`);
   d = await startDaemon({ dir: env.d.dir, logLevel: "info" });
   await d.cri.pullImage({ image: { image: env.busybox } });
   pod = podConfig("inject", d.dir);
@@ -307,6 +309,33 @@ describe("SIGKILL of the daemon, restarted", () => {
     await expectConsistent();
     await d.cri.removeContainer({ containerId: id });
   });
+});
+
+test("SIGKILL of the daemon during RunPodSandbox (bridge ADD held), then `crio wipe -f` (what uninstall runs): no pin, mount, lease or rule of the half-made pod is left", async () => {
+  const marker = join(ctl, "add.pid");
+  plugins.slow("bridge", marker, join(ctl, "add.release"));
+  try {
+    const call = d.cri.runPodSandbox({ config: podConfig("half-made", d.dir, { hostNetwork: false }) }, { timeoutMs: 120_000 });
+    call.catch(() => {}); // awaited below
+    await waitFor(() => existsSync(marker) || d.proc.exitCode !== null, 60_000, "the bridge ADD to be held");
+    expect({ exit: d.proc.exitCode, log: d.proc.exitCode === null ? "" : d.logs().slice(-3000) }).toEqual({ exit: null, log: "" });
+    expect(pinFiles(d.runroot).length).toBeGreaterThan(0);
+    await killDaemon();
+    expect((await codeOf(call)).code).toBe(status.UNAVAILABLE);
+  } finally {
+    plugins.fix("bridge");
+  }
+  const w = Bun.spawnSync([CRIO, "--config", d.configFile, "--config-dir", d.configDir, "wipe", "-f"], { stdout: "pipe", stderr: "pipe" });
+  expect({ code: w.exitCode, err: w.exitCode ? w.stderr.toString() : "" }).toEqual({ code: 0, err: "" });
+  expect(pinFiles(d.runroot)).toEqual([]);
+  const mounts = readFileSync("/proc/self/mountinfo", "utf8").split("\n").map((l) => l.split(" ")[4] ?? "").filter((m) => m.startsWith(d.runroot + "/") || m.startsWith(d.root + "/"));
+  expect(mounts).toEqual([]);
+  expect(await rulesMentioning([`name: \\"${net.name}\\"`])).toEqual([]);
+  await restart();
+  expect((await d.cri.listPodSandbox({})).items).toEqual([]);
+  await expectConsistent();
+  await d.cri.pullImage({ image: { image: env.busybox } }); // wipe -f took the images too
+  ({ podSandboxId: podId } = await d.cri.runPodSandbox({ config: pod }));
 });
 
 test("power cut: daemon, monitors and containers killed together, runroot wiped as a reboot does; after the restart pods are NOTREADY, containers EXITED, nothing of the old boot is left, new pods work", async () => {

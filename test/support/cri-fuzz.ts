@@ -6,7 +6,8 @@
 // Fields that name host paths, cgroup parents and host ports are drawn from safe sets: a fuzzer
 // must not write to the machine's /etc or take a port critest uses.
 import { create, ScalarType, type DescField, type DescMessage, type DescMethod } from "@bufbuild/protobuf";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { waitFor } from "../harness.ts";
 import { join } from "node:path";
 import { ImageService, RuntimeService } from "../../src/gen/runtime/v1/api_pb.ts";
 import type { CriClient } from "./cri-client.ts";
@@ -34,6 +35,9 @@ export interface FuzzResult {
   /** Calls that got no status within deadline + 2 s (each a violation). */
   late: string[];
   rss: { before: number; after: number };
+  /** The daemon's own figures after a forced full GC (its SIGUSR1 debug dump): anonymous memory (smaps_rollup) and JS heap, kB. */
+  anon: { before: number; after: number };
+  heap: { before: number; after: number };
   fds: { before: number; after: number };
   daemonAlive: boolean;
   seconds: number;
@@ -49,7 +53,7 @@ export async function fuzzCri(env: Env, o: FuzzOptions): Promise<FuzzResult> {
   const g = new Gen(env);
   await cri.pullImage({ image: { image: env.busybox } });
   const live = await g.live(cri);
-  const res: FuzzResult = { requests: 0, measured: 0, codes: {}, rpcs: 0, late: [], rss: { before: 0, after: 0 }, fds: { before: 0, after: 0 }, daemonAlive: true, seconds: 0 };
+  const res: FuzzResult = { requests: 0, measured: 0, codes: {}, rpcs: 0, late: [], rss: { before: 0, after: 0 }, anon: { before: 0, after: 0 }, heap: { before: 0, after: 0 }, fds: { before: 0, after: 0 }, daemonAlive: true, seconds: 0 };
   const seen = new Set<string>();
   const one = async (m: DescMethod, req: unknown) => {
     seen.add(m.name);
@@ -111,6 +115,7 @@ export async function fuzzCri(env: Env, o: FuzzOptions): Promise<FuzzResult> {
   await run(o.requests);
   await cleanUp();
   res.rss.before = rssKb(d.proc.pid);
+  ({ anon: res.anon.before, heap: res.heap.before } = await afterGc(d));
   res.fds.before = await settledFds(d.proc.pid);
   const counted = res.requests;
   const t0 = performance.now();
@@ -121,6 +126,7 @@ export async function fuzzCri(env: Env, o: FuzzOptions): Promise<FuzzResult> {
   res.daemonAlive = d.proc.exitCode === null && d.proc.signalCode === null;
   await cleanUp();
   res.rss.after = rssKb(d.proc.pid);
+  ({ anon: res.anon.after, heap: res.heap.after } = await afterGc(d));
   res.fds.after = await settledFds(d.proc.pid);
   return res;
 }
@@ -327,6 +333,17 @@ async function settledFds(pid: number): Promise<number> {
     least = Math.min(least, fdCount(pid));
   }
   return least;
+}
+
+/** The daemon's SIGUSR1 dump (taken after a full GC): anonymous memory and JS heap size, kB. */
+async function afterGc(d: Env["d"]): Promise<{ anon: number; heap: number }> {
+  const seen = new Set(d.logs().match(/wrote debug dump to \S+/g) ?? []);
+  d.proc.kill("SIGUSR1");
+  const line = await waitFor(() => (d.logs().match(/wrote debug dump to \S+/g) ?? []).find((l) => !seen.has(l)), 20_000, "the debug dump");
+  const path = line.replace(/^wrote debug dump to /, "").replace(/"$/, "");
+  const dump = JSON.parse(readFileSync(path, "utf8")) as { memoryKiB: { Anonymous?: number }; heap: { sizeBytes: number } };
+  rmSync(path, { force: true });
+  return { anon: dump.memoryKiB.Anonymous ?? 0, heap: Math.round(dump.heap.sizeBytes / 1024) };
 }
 
 function rssKb(pid: number): number {
