@@ -13,7 +13,7 @@ import { ContainerState, PodSandboxState } from "../../src/gen/runtime/v1/api_pb
 import { shortSocketPath, withShortSocketPath, type ShortSocketPath } from "../../src/sys/short-path.ts";
 import { CRIO, LONG_PATH_PADDING, removeDaemonDirs, waitFor } from "../harness.ts";
 import { ctrConfig, logLines, podConfig, startEnv, type Env } from "../support/pods.ts";
-import { NotifyReceiver, runCmd, sample } from "./operator-support.ts";
+import { NotifyReceiver, runCmd, sample } from "../support/operator.ts";
 import { SpdyClient, WsClient, channelData, channelMessage } from "../support/streaming-client.ts";
 
 const CNI = (bridge: string, subnet: string, dataDir: string) =>

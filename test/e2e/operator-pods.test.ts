@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { ContainerState } from "../../src/gen/runtime/v1/api_pb.ts";
 import { CRIO, startDaemon, tempDir, waitFor } from "../harness.ts";
 import { ctrConfig, podConfig, startEnv, type Env } from "../support/pods.ts";
-import { NotifyReceiver, runCmd, sample } from "./operator-support.ts";
+import { NotifyReceiver, runCmd, sample } from "../support/operator.ts";
 
 const P = "container_runtime_crio_";
 const LAYER_TYPES = /^application\/vnd\.(oci\.image\.layer\.v1\.tar(\+gzip|\+zstd)?|docker\.image\.rootfs\.diff\.tar\.gzip)$/;

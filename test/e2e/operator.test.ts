@@ -6,7 +6,7 @@ import { status as grpc } from "@grpc/grpc-js";
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { CRIO, startDaemon, tempDir } from "../harness.ts";
-import { NotifyReceiver, getUnix, runCmd, sample } from "./operator-support.ts";
+import { NotifyReceiver, getUnix, runCmd, sample } from "../support/operator.ts";
 
 const P = "container_runtime_crio_";
 

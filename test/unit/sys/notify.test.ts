@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createNotifier, sdNotify, watchdogInterval } from "../../../src/sys/notify.ts";
-import { NotifyReceiver } from "../../e2e/operator-support.ts";
+import { NotifyReceiver } from "../../support/operator.ts";
 
 const dir = () => mkdtempSync(join(tmpdir(), "crio-notify-"));
 

@@ -8,7 +8,7 @@ import { JournalSocket } from "../../../src/sys/journal.ts";
 import { sdNotify } from "../../../src/sys/notify.ts";
 import { shortSocketPath, splitSocketPath, SUN_PATH_MAX, withShortSocketPath } from "../../../src/sys/short-path.ts";
 import { socketAnswers } from "../../../src/sys/unix-socket.ts";
-import { NotifyReceiver } from "../../e2e/operator-support.ts";
+import { NotifyReceiver } from "../../support/operator.ts";
 
 const top = mkdtempSync(join(tmpdir(), "crio-short-"));
 /** A directory ~300 bytes deep: no socket in it fits sun_path by its full name. */
