@@ -7,7 +7,7 @@
 //   bun bench/monitor-start.ts
 import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { CreateStandby, spawnMonitor, type MonitorBase } from "../src/monitor/index.ts";
+import { spawnMonitor, Standby, type MonitorBase } from "../src/monitor/index.ts";
 import { pipe } from "../src/sys/libc.ts";
 import { waitFor } from "../test/harness.ts";
 import { fmt, machine, median, quantile, writeSection } from "./lib.ts";
@@ -33,7 +33,7 @@ const bundle = makeBundle(join(dir, "bundle"));
 const loadStart = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
 
 const times = { ours: [] as number[], warm: [] as number[], conmon: [] as number[], runc: [] as number[] };
-const standby = new CreateStandby({ ...base, exitDir }, 1);
+const standby = new Standby("create", { ...base, exitDir }, 1);
 let n = 0;
 const ids: string[] = [];
 const nextId = (p: string) => {

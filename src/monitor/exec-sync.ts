@@ -4,7 +4,7 @@ import { openCtl } from "./attach-client.ts";
 import { RuntimeError } from "../errors.ts";
 import { newId } from "../util/id.ts";
 import { monitorDir, pidOf, writeProcessSpec, type MonitorBase } from "./spawn.ts";
-import { startExecSyncMonitor, type ExecSyncMonitor, type ExecSyncStandby } from "./standby.ts";
+import { startStandby, type ExecSyncMonitor, type Standby } from "./standby.ts";
 
 /** A command to run to completion in a running container (CRI ExecSync). */
 export interface ExecSyncOptions extends MonitorBase {
@@ -35,7 +35,7 @@ export interface ExecSyncResult {
  * on fd 0 (protocol.ts §1), and `standby` is topped up afterwards. Rejects with the runtime's
  * error (kind unknown) when the process could not be started.
  */
-export async function execSync(o: ExecSyncOptions, standby?: ExecSyncStandby): Promise<ExecSyncResult> {
+export async function execSync(o: ExecSyncOptions, standby?: Standby<"exec-sync">): Promise<ExecSyncResult> {
   const execId = o.execId ?? newId();
   const dir = monitorDir(o.socketDir, execId);
   const max = o.maxOutput ?? EXEC_SYNC_OUTPUT_MAX;
@@ -47,7 +47,7 @@ export async function execSync(o: ExecSyncOptions, standby?: ExecSyncStandby): P
     if (!m?.hand(request)) {
       // none waiting, or it died since (EPIPE): a fresh one, which reads the request once loaded
       m?.kill();
-      m = startExecSyncMonitor(o);
+      m = startStandby("exec-sync", o);
       if (!m.hand(request)) throw new RuntimeError("internal", `exec in container "${o.containerId}": the monitor exited before its request`);
     }
     const stdout = collect(m.stdout, max);

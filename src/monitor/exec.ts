@@ -3,7 +3,7 @@ import { encodeCtlExec, monitorFiles, type MonitorArgs } from "../conmon/protoco
 import { openSession, type AttachConnection, type AttachOutput } from "./attach-client.ts";
 import { newId } from "../util/id.ts";
 import { monitorDir, pidOf, startMonitor, writeProcessSpec, type MonitorBase, type StartedMonitor } from "./spawn.ts";
-import type { ExecSessionMonitor, ExecSessionStandby } from "./standby.ts";
+import type { ExecSessionMonitor, Standby } from "./standby.ts";
 
 /** A streaming exec session (CRI Exec, served by the streaming server). */
 export interface SpawnExecOptions extends MonitorBase {
@@ -29,7 +29,7 @@ export interface SpawnExecOptions extends MonitorBase {
  * when one waits (handed its request on fd 0, protocol.ts §1; not with `exitDir`), else one
  * started now; `standby` is topped up afterwards.
  */
-export async function spawnExec(o: SpawnExecOptions, standby?: ExecSessionStandby): Promise<{ execId: string; pid: number; monitorPid: number; attachPath: string }> {
+export async function spawnExec(o: SpawnExecOptions, standby?: Standby<"exec">): Promise<{ execId: string; pid: number; monitorPid: number; attachPath: string }> {
   const execId = o.execId ?? newId();
   const dir = monitorDir(o.socketDir, execId);
   let warm: ExecSessionMonitor | undefined;

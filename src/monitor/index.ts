@@ -15,7 +15,7 @@ import { execSessionInContainerMonitor, spawnExec, type SpawnExecOptions } from 
 import { execSync, execSyncInContainerMonitor, type ExecSyncOptions, type ExecSyncResult } from "./exec-sync.ts";
 import { ExitWatcher, readExitFile, removeExitFile } from "./exits.ts";
 import { monitorPidOf, spawnMonitor, type MonitorBase, type SpawnMonitorOptions } from "./spawn.ts";
-import { CreateStandby, ExecSessionStandby, ExecSyncStandby } from "./standby.ts";
+import { Standby } from "./standby.ts";
 
 export type { ExitRecord } from "../conmon/protocol.ts";
 export { EXEC_SYNC_OUTPUT_MAX, LOG_LINE_MAX, parseLogLine, type LogRecord } from "../conmon/protocol.ts";
@@ -27,8 +27,8 @@ export { execSync, type ExecSyncOptions, type ExecSyncResult } from "./exec-sync
 export { ExitWatcher, readExitFile, removeExitFile } from "./exits.ts";
 export { monitorPidOf, monitorPidOfAsync, selfCommand, spawnMonitor, type MonitorBase, type SpawnMonitorOptions } from "./spawn.ts";
 export {
-  CreateStandby, ExecSessionStandby, ExecSyncStandby, StandbyPool, startCreateMonitor, startExecSessionMonitor, startExecSyncMonitor,
-  type CreateMonitor, type ExecSessionMonitor, type ExecSyncMonitor, type StandbyStats, type WaitingMonitor,
+  Standby, StandbyPool, startStandby,
+  type CreateMonitor, type ExecSessionMonitor, type ExecSyncMonitor, type StandbyKind, type StandbyKinds, type StandbyStats, type WaitingMonitor,
 } from "./standby.ts";
 
 /** Node-wide monitor settings: how to run the monitor, the runtime, and the runroot dirs. */
@@ -53,18 +53,18 @@ type PerCall<T> = Omit<T, keyof MonitorBase | "exitDir">;
 /** The monitor functions bound to one MonitorConfig (what the daemon wires into the domain). */
 export class Monitors {
   /** The warm exec-sync monitors of this runtime; close() kills them. */
-  readonly standby: ExecSyncStandby;
+  readonly standby: Standby<"exec-sync">;
   /** The warm exec (session) monitors of this runtime; close() kills them. */
-  readonly execStandby: ExecSessionStandby;
+  readonly execStandby: Standby<"exec">;
   /** The warm container monitors of this runtime; close() kills them. */
-  readonly createStandby: CreateStandby;
+  readonly createStandby: Standby<"create">;
 
   #layout: CgroupLayout | undefined;
 
   constructor(readonly config: MonitorConfig) {
-    this.standby = new ExecSyncStandby(config, config.execSyncStandby ?? 1);
-    this.execStandby = new ExecSessionStandby(config, config.execStandby ?? 1);
-    this.createStandby = new CreateStandby(config, config.createStandby ?? 1);
+    this.standby = new Standby("exec-sync", config, config.execSyncStandby ?? 1);
+    this.execStandby = new Standby("exec", config, config.execStandby ?? 1);
+    this.createStandby = new Standby("create", config, config.createStandby ?? 1);
   }
 
   /** Kills the waiting exec-sync, exec and container monitors (daemon shutdown; a replaced runtime). */

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { buildArgs, isValidId, monitorFiles, parseSync, type MonitorArgs, type SyncMessage } from "../conmon/protocol.ts";
 import { RuntimeError, invalid } from "../errors.ts";
 import { close, pipe } from "../sys/libc.ts";
-import type { CreateStandby } from "./standby.ts";
+import type { Standby } from "./standby.ts";
 
 /** The command that runs this program again: `[execPath]` compiled, `[bun, main.ts]` from source. */
 export function selfCommand(): string[] {
@@ -48,7 +48,7 @@ export interface SpawnMonitorOptions extends MonitorBase {
  * with the runtime's error text (kind unknown), deadline-exceeded after `timeoutMs` (the monitor
  * and the runtime are then killed), or internal when the monitor died without a word.
  */
-export async function spawnMonitor(o: SpawnMonitorOptions, standby?: CreateStandby): Promise<{ pid: number; monitorPid: number }> {
+export async function spawnMonitor(o: SpawnMonitorOptions, standby?: Standby<"create">): Promise<{ pid: number; monitorPid: number }> {
   const running = monitorPidOf(o.socketDir, o.id);
   if (running) throw new RuntimeError("already-exists", `a monitor (pid ${running}) already runs container "${o.id}"`);
   const dir = monitorDir(o.socketDir, o.id);

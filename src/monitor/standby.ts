@@ -33,76 +33,55 @@ export interface CreateMonitor extends WaitingMonitor<CreateRequest> {
   exitDir: string;
 }
 
-/**
- * Starts a container monitor in standby for `base`'s runtime and exits dir; it exits when the
- * request pipe closes unused. `background` as for startExecSyncMonitor.
- */
-export function startCreateMonitor(base: MonitorBase & { exitDir: string }, background = false): CreateMonitor {
-  const args: MonitorArgs = {
-    mode: "create", standby: true, id: "", container: "", runtime: [...base.runtime],
-    dir: "", exitDir: base.exitDir, terminal: false, stdin: false, stdinOnce: false, logSizeMax: 0, timeoutMs: 0, attachTimeoutMs: 0,
-  };
-  const [reqR, reqW] = pipe();
-  try {
-    return Object.assign(waiting<CreateRequest>(startMonitor(base, args, undefined, [], reqR), reqW, [], background), { exitDir: base.exitDir });
-  } catch (e) {
-    close(reqW);
-    throw e;
-  } finally {
-    close(reqR); // the monitor has its own copy (or failed to start)
-  }
+/** The three kinds of standby monitor (protocol.ts §1) and the request each waits for. */
+export interface StandbyKinds {
+  create: { request: CreateRequest; monitor: CreateMonitor };
+  exec: { request: ExecSessionRequest; monitor: ExecSessionMonitor };
+  "exec-sync": { request: ExecSyncRequest; monitor: ExecSyncMonitor };
 }
 
-/**
- * Starts an exec (session) monitor in standby for `base`'s runtime; it exits when the request
- * pipe closes unused. `background` as for startExecSyncMonitor.
- */
-export function startExecSessionMonitor(base: MonitorBase, background = false): ExecSessionMonitor {
-  const args: MonitorArgs = {
-    mode: "exec", standby: true, id: "", container: "", runtime: [...base.runtime],
-    dir: "", terminal: false, stdin: false, stdinOnce: true, logSizeMax: 0, timeoutMs: 0, attachTimeoutMs: 0,
-  };
-  const [reqR, reqW] = pipe();
-  try {
-    return waiting(startMonitor(base, args, undefined, [], reqR), reqW, [], background);
-  } catch (e) {
-    close(reqW);
-    throw e;
-  } finally {
-    close(reqR); // the monitor has its own copy (or failed to start)
-  }
-}
+/** A kind of standby monitor: "create" (a container's), "exec" (a streaming session's), "exec-sync". */
+export type StandbyKind = keyof StandbyKinds;
 
 /**
- * Starts an exec-sync monitor in standby for `base`'s runtime; it exits when the request pipe
- * closes unused. `background`: it starts at the lowest CPU priority (nice 19), so that its
- * start-up yields to the work in flight, and is put back to normal when handed its request.
+ * Starts a monitor of `kind` in standby for `base`'s runtime (and, for "create", exits dir); it
+ * waits on its fd 0 for its request and exits when that pipe closes unused. An exec-sync monitor
+ * also gets the write ends of its output pipes as fds 4 and 5; the daemon keeps the read ends.
+ * `background`: it starts at the lowest CPU priority (nice 19), so that its start-up yields to
+ * the work in flight, and is put back to normal when handed its request.
  */
-export function startExecSyncMonitor(base: MonitorBase, background = false): ExecSyncMonitor {
+export function startStandby<K extends StandbyKind>(kind: K, base: MonitorBase & { exitDir?: string }, background = false): StandbyKinds[K]["monitor"] {
+  if (kind === "create" && !base.exitDir) throw new Error("a standby container monitor needs the exits dir");
   const args: MonitorArgs = {
-    mode: "exec-sync", standby: true, id: "", container: "", runtime: [...base.runtime],
-    dir: "", terminal: false, stdin: false, stdinOnce: false, logSizeMax: 0, timeoutMs: 0, attachTimeoutMs: 0,
+    mode: kind, standby: true, id: "", container: "", runtime: [...base.runtime],
+    dir: "", terminal: false, stdin: false, stdinOnce: kind === "exec", logSizeMax: 0, timeoutMs: 0, attachTimeoutMs: 0,
+    ...(kind === "create" ? { exitDir: base.exitDir } : {}),
   };
-  const fds: number[] = [];
-  let reqR = -1;
-  let outW = -1;
-  let errW = -1;
+  const ours: number[] = []; // daemon-side fds: closed with the monitor
+  const theirs: number[] = []; // the monitor's copies: closed here once it has started (or failed to)
   try {
-    let reqW: number, outR: number, errR: number;
-    [reqR, reqW] = pipe();
-    fds.push(reqW);
-    [outR, outW] = pipe();
-    fds.push(outR);
-    [errR, errW] = pipe();
-    fds.push(errR);
-    const monitor = startMonitor(base, args, undefined, [outW, errW], reqR);
-    return Object.assign(waiting<ExecSyncRequest>(monitor, reqW, [outR, errR], background), { stdout: outR, stderr: errR });
+    const [reqR, reqW] = pipe();
+    theirs.push(reqR);
+    ours.push(reqW);
+    const out: number[] = [];
+    if (kind === "exec-sync") {
+      for (let i = 0; i < 2; i++) {
+        const [r, w] = pipe();
+        ours.push(r);
+        theirs.push(w);
+        out.push(r);
+      }
+    }
+    const monitor = startMonitor(base, args, undefined, theirs.slice(1), reqR);
+    const m = waiting<StandbyKinds[K]["request"]>(monitor, reqW, out, background);
+    if (kind === "create") return Object.assign(m, { exitDir: base.exitDir as string }) as StandbyKinds[K]["monitor"];
+    if (kind === "exec-sync") return Object.assign(m, { stdout: out[0] as number, stderr: out[1] as number }) as StandbyKinds[K]["monitor"];
+    return m as StandbyKinds[K]["monitor"];
   } catch (e) {
-    for (const fd of fds) close(fd);
+    for (const fd of ours) close(fd);
     throw e;
   } finally {
-    // the monitor has its own copies (or failed to start)
-    for (const fd of [reqR, outW, errW]) close(fd);
+    for (const fd of theirs) close(fd);
   }
 }
 
@@ -197,24 +176,14 @@ export class StandbyPool<M extends WaitingMonitor<never>> {
   }
 }
 
-/** The warm exec-sync monitors of one runtime (execSync's standby). */
-export class ExecSyncStandby extends StandbyPool<ExecSyncMonitor> {
-  constructor(base: MonitorBase, size = 1) {
-    super((background) => startExecSyncMonitor(base, background), size);
-  }
-}
-
-/** The warm container monitors of one runtime and exits dir (spawnMonitor's standby). */
-export class CreateStandby extends StandbyPool<CreateMonitor> {
-  constructor(base: MonitorBase & { exitDir: string }, size = 1) {
-    super((background) => startCreateMonitor(base, background), size);
-  }
-}
-
-/** The warm exec (session) monitors of one runtime (spawnExec's standby). */
-export class ExecSessionStandby extends StandbyPool<ExecSessionMonitor> {
-  constructor(base: MonitorBase, size = 1) {
-    super((background) => startExecSessionMonitor(base, background), size);
+/** The warm monitors of one kind for one runtime (and exits dir): startStandby's pool. */
+export class Standby<K extends StandbyKind> extends StandbyPool<StandbyKinds[K]["monitor"]> {
+  constructor(
+    readonly kind: K,
+    base: MonitorBase & { exitDir?: string },
+    size = 1,
+  ) {
+    super((background) => startStandby(kind, base, background), size);
   }
 }
 

@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AttachConnection } from "../../src/monitor/index.ts";
 import { applyExecRequest, buildArgs, encodeExecRequest, parseArgs, type MonitorArgs } from "../../src/conmon/protocol.ts";
-import { Monitors, startExecSessionMonitor, startExecSyncMonitor } from "../../src/monitor/index.ts";
+import { Monitors, startStandby } from "../../src/monitor/index.ts";
 import { cleanupPods, ctrConfig, podConfig, startEnv } from "../support/pods.ts";
 import { removeDaemonDirs, startDaemon, waitFor, type TestDaemon } from "../harness.ts";
 import { canRun, MonitorWorld } from "./monitor-support.ts";
@@ -249,12 +249,12 @@ describe.skipIf(!canRun())("monitor: warm exec-sync standby", () => {
 
   test("a standby exits when its request pipe closes unused; a bad request is refused", async () => {
     await using w = new MonitorWorld();
-    const idle = startExecSyncMonitor(w.config);
+    const idle = startStandby("exec-sync", w.config);
     await waitFor(() => standbys(w.runtimeRoot).includes(idle.monitor.pid), 10_000, "the standby to start");
     idle.close(); // what the kernel does for a daemon killed with SIGKILL
     expect(await idle.monitor.exited).toBe(0);
 
-    const bad = startExecSyncMonitor(w.config);
+    const bad = startStandby("exec-sync", w.config);
     try {
       expect(bad.hand({ id: "no/slash", container: "c", dir: "/tmp/x", timeoutMs: 0 })).toBe(true);
       const [msg] = await bad.monitor.messages(1, 10_000, "bad request");
@@ -263,7 +263,7 @@ describe.skipIf(!canRun())("monitor: warm exec-sync standby", () => {
     } finally {
       bad.kill();
     }
-    const idleExec = startExecSessionMonitor(w.config);
+    const idleExec = startStandby("exec", w.config);
     await waitFor(() => standbys(w.runtimeRoot).includes(idleExec.monitor.pid), 10_000, "the exec standby to start");
     idleExec.close();
     expect(await idleExec.monitor.exited).toBe(0);
