@@ -6,7 +6,7 @@ import type { Paths } from "../paths.ts";
 import type { SandboxService } from "../sandbox/index.ts";
 import type { NameIndex, RecordDir } from "../store/index.ts";
 import type { ContainerMeta, ContainerRunState } from "./record.ts";
-import type { InfraSpecInput } from "../sandbox/spec.ts";
+import type { InfraSpecInput } from "./spec/infra.ts";
 import type { IdMap } from "../sys/userns.ts";
 import type { StageItem } from "../sys/idmap.ts";
 

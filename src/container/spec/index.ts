@@ -2,7 +2,8 @@
  * CRI ContainerConfig → OCI runtime spec. Pure: every input (image config, pod paths, node facts,
  * file reads) comes in through ContainerSpecInput, so golden tests pin the output. One concern per
  * file: process.ts, user.ts, mounts.ts, namespaces.ts, security.ts, seccomp.ts, resources.ts,
- * devices.ts, annotations.ts; host.ts reads the node facts once at start.
+ * devices.ts, annotations.ts; infra.ts builds a pod's infra (pause) container; host.ts reads the
+ * node facts once at start.
  */
 import { invalid } from "../../errors.ts";
 import { OCI_VERSION, type Spec } from "../../oci/spec-types.ts";
@@ -30,6 +31,7 @@ export { parseDeviceSpec } from "./devices.ts";
 export { defaultMounts } from "./mounts.ts";
 export { infraNamespaces, podSysctls } from "./namespaces.ts";
 export { parseUlimits, processEnv, stopSignalName } from "./process.ts";
+export { buildInfraSpec, INFRA_CPU_SHARES, INFRA_OOM_SCORE_ADJ, type InfraSpecInput } from "./infra.ts";
 export { applyCdiEdits, cdiRequests, parseCdiSpec, CDI_ANNOTATION_PREFIX, CDI_VERSIONS, type CdiResolved, type CdiSpec } from "./cdi.ts";
 
 /**

@@ -104,7 +104,7 @@ export const PROOFS: Record<string, string> = {
   "crio.image.global_auth_file": "test/e2e/image-auth-tls.test.ts",
   "crio.image.pause_image": "test/e2e/daemon.test.ts",
   "crio.image.pause_image_auth_file": "test/e2e/image-auth-tls.test.ts",
-  "crio.image.pause_command": "test/unit/sandbox/spec.test.ts",
+  "crio.image.pause_command": "test/unit/container/spec/infra.test.ts",
   "crio.image.pinned_images": "test/e2e/image-daemon.test.ts",
   "crio.image.signature_policy_dir": "test/e2e/image-policy-namespace.test.ts",
   "crio.image.registries_conf": "test/unit/image/registries-conf.test.ts",

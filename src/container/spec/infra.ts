@@ -4,14 +4,17 @@
  * privileges, the default capabilities and seccomp profile, oom_score_adj -998 (when the daemon may
  * set it), cpu shares 2, and the pod's cgroup parent.
  */
-import type { PodSandboxConfig } from "../gen/runtime/v1/api_pb.ts";
-import { invalid } from "../errors.ts";
-import { OCI_VERSION, type Mount, type Spec } from "../oci/spec-types.ts";
-import {
-  ANN, apparmorProfile, cgroupsPath, clampOom, containerCapabilities, containerSeccomp, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, defaultMounts, infraNamespaces,
-  maskedPaths, parseUlimits, podSysctls, processEnv, readonlyPaths, selinuxLabels, sorted, stopSignalName,
-} from "../container/spec/index.ts";
-import type { ImageConfig, PodNamespaces, SpecDefaults, SpecHost, SpecIo } from "../container/spec/index.ts";
+import type { PodSandboxConfig } from "../../gen/runtime/v1/api_pb.ts";
+import { invalid } from "../../errors.ts";
+import { OCI_VERSION, type Mount, type Spec } from "../../oci/spec-types.ts";
+import { ANN, sorted } from "./annotations.ts";
+import { defaultMounts } from "./mounts.ts";
+import { infraNamespaces, podSysctls } from "./namespaces.ts";
+import { parseUlimits, processEnv, stopSignalName } from "./process.ts";
+import { cgroupsPath, clampOom } from "./resources.ts";
+import { apparmorProfile, containerCapabilities, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, maskedPaths, readonlyPaths, selinuxLabels } from "./security.ts";
+import { containerSeccomp } from "./seccomp.ts";
+import type { ImageConfig, PodNamespaces, SpecDefaults, SpecHost, SpecIo } from "./types.ts";
 
 /** CRI-O's PodInfraOOMAdj. */
 export const INFRA_OOM_SCORE_ADJ = -998;

@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
-import { buildInfraSpec, INFRA_OOM_SCORE_ADJ, type InfraSpecInput } from "../../../src/sandbox/spec.ts";
-import { specToJson } from "../../../src/oci/bundle.ts";
-import { expectGolden, fakeDefaults, fakeHost, fakeIo, sandboxConfig } from "../container/spec/fixtures.ts";
+import { buildInfraSpec, INFRA_OOM_SCORE_ADJ, type InfraSpecInput } from "../../../../src/container/spec/infra.ts";
+import { specToJson } from "../../../../src/oci/bundle.ts";
+import { expectGolden, fakeDefaults, fakeHost, fakeIo, sandboxConfig } from "./fixtures.ts";
 
 const input = (o: Partial<InfraSpecInput> = {}): InfraSpecInput => ({
   id: "5a4db00000000000000000000000000000000000000000000000000000000002",
