@@ -1,10 +1,9 @@
-import { readFileSync, statSync } from "node:fs";
 import { release } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../config/schema.ts";
 import { disallowedAnnotations, monitorCgroupOf, parseDuration } from "../config/validate.ts";
 import { CdiRegistry, ContainerService, type ContainerSettings, type ImagePort, type MonitorPort, type RuntimePort } from "../container/index.ts";
-import { buildContainerSpec, buildInfraSpec, configuredHost, detectSpecHost, parseDeviceSpec, parseSeccompProfile, realSpecIo, type SeccompProfile, type SpecHost } from "../container/spec/index.ts";
+import { buildContainerSpec, buildInfraSpec, configuredHost, detectSpecHost, parseDeviceSpec, realSpecIo, SeccompProfileFile, type SpecHost } from "../container/spec/index.ts";
 import type { ContainerMeta, ContainerRunState } from "../container/record.ts";
 import { readMountsFile } from "../container/node-files.ts";
 import { parseStorageOptions } from "../config/storage-options.ts";
@@ -193,22 +192,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
       };
     },
   });
-  // seccomp_profile: loaded at start (a missing or invalid file stops the daemon, as in CRI-O); a
-  // reload that names a file which fails to load is logged and the previous profile stays.
-  const loadSeccomp = (path: string) => {
-    const stamp = seccompStamp(path);
-    return { path, stamp, profile: parseSeccompProfile(readFileSync(path, "utf8"), path) };
-  };
-  let seccomp: { path: string; stamp: string; profile: SeccompProfile } | undefined;
-  let seccompRefused = "";
-  if (c0.runtime.seccompProfile) {
-    try {
-      seccomp = loadSeccomp(c0.runtime.seccompProfile);
-    } catch (e) {
-      throw invalid(`invalid seccomp_profile "${c0.runtime.seccompProfile}": ${messageOf(e)}`);
-    }
-    log.info(`Using seccomp profile "${seccomp.path}" for RuntimeDefault`);
-  }
+  const seccomp = new SeccompProfileFile(c0.runtime.seccompProfile, log);
   // additional_devices must name host devices (CRI-O's LoadDevices at start): a typo stops the
   // daemon instead of failing every container.
   for (const entry of c0.runtime.additionalDevices) {
@@ -218,21 +202,6 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
       throw invalid(`invalid additional_devices entry "${entry}": ${messageOf(e)}`);
     }
   }
-  const seccompProfile = (path: string): SeccompProfile | undefined => {
-    if (!path) return undefined;
-    const stamp = seccompStamp(path);
-    if (seccomp?.path === path && seccomp.stamp === stamp) return seccomp.profile;
-    if (seccompRefused === `${path}@${stamp}`) return seccomp?.profile;
-    try {
-      seccomp = loadSeccomp(path);
-      seccompRefused = "";
-      log.info(`Using seccomp profile "${path}" for RuntimeDefault`);
-    } catch (e) {
-      seccompRefused = `${path}@${stamp}`;
-      log.error(`invalid seccomp_profile "${path}", keeping the previous profile: ${messageOf(e)}`);
-    }
-    return seccomp?.profile;
-  };
   // storage_option (validated at load): overlay mount options of every container's root filesystem
   const storageOptions = parseStorageOptions(c0.crio.storageOption);
   // default_mounts_file: read once at start (a missing or malformed file stops the daemon: validate.ts)
@@ -272,7 +241,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
           pidsLimit: c.runtime.pidsLimit > 0 ? c.runtime.pidsLimit : undefined,
           readOnly: c.runtime.readOnly,
           apparmorProfile: c.runtime.apparmorProfile,
-          seccompProfile: seccompProfile(c.runtime.seccompProfile),
+          seccompProfile: seccomp.profile(c.runtime.seccompProfile),
           seccompUseDefaultWhenEmpty: c.runtime.seccompUseDefaultWhenEmpty,
           additionalDevices: c.runtime.additionalDevices,
           allowedDevices: c.runtime.allowedDevices,
@@ -333,16 +302,6 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
       events.close();
     },
   };
-}
-
-/** A file's size and mtime, to notice a changed seccomp profile; "" when it cannot be read. */
-function seccompStamp(path: string): string {
-  try {
-    const st = statSync(path);
-    return `${st.size}/${st.mtimeMs}`;
-  } catch {
-    return "";
-  }
 }
 
 /** The kernel release ("6.1.0-18-amd64") is at least major.minor. */

@@ -24,6 +24,7 @@ export { cgroupsPath, clampOom, DEFAULT_MIN_MEMORY } from "./resources.ts";
 export { apparmorProfile, configuredHost, containerCapabilities, CRIO_DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, maskedPaths, readonlyPaths, selinuxLabels } from "./security.ts";
 export { detectSpecHost, realSpecIo } from "./host.ts";
 export { parseSeccompProfile, type SeccompProfile } from "./seccomp-profile.ts";
+export { SeccompProfileFile } from "./seccomp-file.ts";
 export { DEFAULT_SECCOMP_PROFILE } from "./seccomp-default.ts";
 export { containerSeccomp } from "./seccomp.ts";
 export { ANN, sorted } from "./annotations.ts";
