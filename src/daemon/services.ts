@@ -21,7 +21,7 @@ import { NameIndex, RecordDir } from "../store/index.ts";
 import { mountShm, unmount } from "../sys/mount.ts";
 import { isNamespacePinned, listPinned, pinNamespaces, unpinNamespaces } from "../sys/namespaces.ts";
 import { clearStaging, releaseStaged, stageIdmapped } from "../sys/idmap.ts";
-import { usernsSupport, usernsSupported } from "./userns-support.ts";
+import { usernsSupport, usernsSupported } from "../runtime/userns-support.ts";
 import { lookPathSync } from "./look-path.ts";
 import { JOURNAL_SOCKET } from "../sys/journal.ts";
 

@@ -14,7 +14,7 @@ import { attachSocketPath, removeMonitorDir, reopenLog, resize } from "./control
 import { execSessionInContainerMonitor, spawnExec, type SpawnExecOptions } from "./exec.ts";
 import { execSync, execSyncInContainerMonitor, type ExecSyncOptions, type ExecSyncResult } from "./exec-sync.ts";
 import { ExitWatcher, readExitFile, removeExitFile } from "./exits.ts";
-import { monitorPidOf, spawnMonitor, type MonitorBase, type SpawnMonitorOptions } from "./spawn.ts";
+import { monitorPidOf, monitorPidOfAsync, spawnMonitor, type MonitorBase, type SpawnMonitorOptions } from "./spawn.ts";
 import { Standby } from "./standby.ts";
 
 export type { ExitRecord } from "../conmon/protocol.ts";
@@ -50,8 +50,80 @@ export interface MonitorConfig extends MonitorBase {
 
 type PerCall<T> = Omit<T, keyof MonitorBase | "exitDir">;
 
-/** The monitor functions bound to one MonitorConfig (what the daemon wires into the domain). */
-export class Monitors {
+/**
+ * What the daemon reads and removes of any monitor, whichever runtime handler started it: the
+ * monitor dirs (sockets, pid file) under `socketDir` and the exit files under `exitDir`.
+ */
+export class MonitorFiles {
+  constructor(readonly dirs: { socketDir: string; exitDir: string }) {}
+
+  /** Whether container `id`'s monitor process is running (its two reads on the thread pool: the watchdog asks for every container). */
+  async alive(id: string): Promise<boolean> {
+    return (await monitorPidOfAsync(this.dirs.socketDir, id)) !== undefined;
+  }
+
+  /** Reopens the container's log file (ReopenContainerLog). */
+  reopenLog(id: string): Promise<void> {
+    return reopenLog(this.dirs.socketDir, id);
+  }
+
+  /** Resizes the container's terminal. */
+  resize(id: string, rows: number, cols: number): Promise<void> {
+    return resize(this.dirs.socketDir, id, rows, cols);
+  }
+
+  /** The container's attach socket. */
+  attachSocketPath(id: string): string {
+    return attachSocketPath(this.dirs.socketDir, id);
+  }
+
+  /** Attaches to container (or exec session) `id`. */
+  attach(id: string, out: AttachOutput): Promise<AttachConnection> {
+    return attach(this.attachSocketPath(id), out);
+  }
+
+  /** The exit of container `id`, once its monitor recorded it. */
+  readExit(id: string): Promise<ExitRecord | undefined> {
+    return readExitFile(this.dirs.exitDir, id);
+  }
+
+  /**
+   * Removes what the monitor of `id` left once its container is gone: its cgroup (waiting up to
+   * 5 s for an exiting monitor to leave it, then killing what is still there; should that fail
+   * too it throws and keeps the dir, so that a retry finds the cgroup), its dir and its exit files.
+   */
+  async remove(id: string): Promise<void> {
+    await removeMonitorCgroup(join(this.dirs.socketDir, id));
+    await removeMonitorDir(this.dirs.socketDir, id);
+    await removeExitFile(this.dirs.exitDir, id);
+  }
+
+  /**
+   * Kills the monitor of `id` and waits (≤ 3 s) until it is gone: recovery's undo of a container
+   * that has no record. Only a process that names `id` in its command line (a container's monitor
+   * retitles itself with its id) is killed, and only it, never its process group: a pid file of a
+   * half-made create may point at a pid reused since, or at a standby now serving another container.
+   */
+  async abandon(id: string): Promise<void> {
+    const pid = monitorPidOf(this.dirs.socketDir, id);
+    if (!pid || !processNames(pid, id)) return;
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      return; // gone
+    }
+    const end = Date.now() + 3000;
+    while (monitorPidOf(this.dirs.socketDir, id) === pid && Date.now() < end) await Bun.sleep(10);
+  }
+
+  /** A watcher of the exits directory; call start() on it. */
+  watchExits(onExit: (id: string, exit: ExitRecord) => void, rescanMs?: number): ExitWatcher {
+    return new ExitWatcher(this.dirs.exitDir, onExit, rescanMs);
+  }
+}
+
+/** The monitor functions bound to one MonitorConfig: a runtime handler's monitors and its warm standbys. */
+export class Monitors extends MonitorFiles {
   /** The warm exec-sync monitors of this runtime; close() kills them. */
   readonly standby: Standby<"exec-sync">;
   /** The warm exec (session) monitors of this runtime; close() kills them. */
@@ -62,6 +134,7 @@ export class Monitors {
   #layout: CgroupLayout | undefined;
 
   constructor(readonly config: MonitorConfig) {
+    super(config);
     this.standby = new Standby("exec-sync", config, config.execSyncStandby ?? 1);
     this.execStandby = new Standby("exec", config, config.execStandby ?? 1);
     this.createStandby = new Standby("create", config, config.createStandby ?? 1);
@@ -115,65 +188,6 @@ export class Monitors {
   /** spawnExec: a streaming exec session; attach to the returned attachPath. */
   spawnExec(o: PerCall<SpawnExecOptions> & { exitDir?: string }) {
     return spawnExec({ ...this.config, exitDir: undefined, ...o }, this.execStandby);
-  }
-
-  /** Reopens the container's log file (ReopenContainerLog). */
-  reopenLog(id: string): Promise<void> {
-    return reopenLog(this.config.socketDir, id);
-  }
-
-  /** Resizes the container's terminal. */
-  resize(id: string, rows: number, cols: number): Promise<void> {
-    return resize(this.config.socketDir, id, rows, cols);
-  }
-
-  /** The container's attach socket. */
-  attachSocketPath(id: string): string {
-    return attachSocketPath(this.config.socketDir, id);
-  }
-
-  /** Attaches to container (or exec session) `id`. */
-  attach(id: string, out: AttachOutput): Promise<AttachConnection> {
-    return attach(this.attachSocketPath(id), out);
-  }
-
-  /** The exit of container `id`, once its monitor recorded it. */
-  readExit(id: string): Promise<ExitRecord | undefined> {
-    return readExitFile(this.config.exitDir, id);
-  }
-
-  /**
-   * Removes what the monitor of `id` left once its container is gone: its cgroup (waiting up to
-   * 5 s for an exiting monitor to leave it, then killing what is still there; should that fail
-   * too it throws and keeps the dir, so that a retry finds the cgroup), its dir and its exit files.
-   */
-  async remove(id: string): Promise<void> {
-    await removeMonitorCgroup(join(this.config.socketDir, id));
-    await removeMonitorDir(this.config.socketDir, id);
-    await removeExitFile(this.config.exitDir, id);
-  }
-
-  /**
-   * Kills the monitor of `id` and waits (≤ 3 s) until it is gone: recovery's undo of a container
-   * that has no record. Only a process that names `id` in its command line (a container's monitor
-   * retitles itself with its id) is killed, and only it, never its process group: a pid file of a
-   * half-made create may point at a pid reused since, or at a standby now serving another container.
-   */
-  async abandon(id: string): Promise<void> {
-    const pid = monitorPidOf(this.config.socketDir, id);
-    if (!pid || !processNames(pid, id)) return;
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      return; // gone
-    }
-    const end = Date.now() + 3000;
-    while (monitorPidOf(this.config.socketDir, id) === pid && Date.now() < end) await Bun.sleep(10);
-  }
-
-  /** A watcher of the exits directory; call start() on it. */
-  watchExits(onExit: (id: string, exit: ExitRecord) => void, rescanMs?: number): ExitWatcher {
-    return new ExitWatcher(this.config.exitDir, onExit, rescanMs);
   }
 }
 

@@ -1,0 +1,3 @@
+/** Runtime handlers: the OCI runtime, its features and its monitors per handler. Other folders import only this file. */
+export { RuntimeHandler, type CreateOptions, type HandlerConfig, type HandlerContext, type HandlersSettings, type HandlerFeatures } from "./handler.ts";
+export { RuntimeHandlers, type LookPath } from "./registry.ts";
