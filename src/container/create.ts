@@ -14,6 +14,7 @@ import { addHooks } from "./hooks.ts";
 import { addNodeFiles } from "./node-files.ts";
 import type { ContainerMeta, ContainerRunState } from "./record.ts";
 import { cdiRequests } from "./spec/cdi.ts";
+import { buildContainerSpec } from "./spec/index.ts";
 import type { NamespaceRef, PodNamespaces } from "./spec/types.ts";
 import { traceAttrs, traced } from "../log/trace.ts";
 import { checkMappedUser, podIdmap, stageBindMounts } from "./idmap.ts";
@@ -87,11 +88,11 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
     if (!pid) throw notFound("target container", nso.targetId);
     targetPidNs = `/proc/${pid}/ns/pid`;
   }
-  const runtime = d.runtime(sb.meta.runtimeHandler);
+  const handler = d.handlers.get(sb.meta.runtimeHandler);
   const created = new Date();
   const built = (() => {
     try {
-      return d.buildSpec({
+      return buildContainerSpec({
         id, name, config,
         sandbox: sandboxInput(sb, input.sandboxConfig),
         image: { config: image.config, id: image.id, name: image.name, userRequested: ref },
@@ -136,12 +137,12 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
   await writeBundle(bundle, built.spec);
 
   undo.defer("delete runtime container", async () => {
-    await runtime.delete(id, true).catch(() => {});
-    await d.monitor.cleanup(id);
+    await handler.runtime.delete(id, true).catch(() => {});
+    await d.monitors.remove(id);
   });
-  const { pid } = await traced("runtime.create", () => d.monitor
-    .create({ id, bundle, runtime, logPath, terminal: config.tty, stdin: config.stdin, stdinOnce: config.stdinOnce, logSizeMax: settings.logSizeMax, timeoutMs: settings.containerCreateTimeoutS * 1000, cgroupParent: sb.meta.cgroupParent }), { kind: "client", attrs: { "container.id": id, runtime: runtime.name } })
-    .catch((e) => { throw wrap(e, `runtime create with handler "${runtime.name}" (${runtime.path})`); })
+  const { pid } = await traced("runtime.create", () => handler
+    .create({ id, bundle, logPath, terminal: config.tty, stdin: config.stdin, stdinOnce: config.stdinOnce, logSizeMax: settings.logSizeMax, timeoutMs: settings.containerCreateTimeoutS * 1000, cgroupParent: sb.meta.cgroupParent }), { kind: "client", attrs: { "container.id": id, runtime: handler.name } })
+    .catch((e) => { throw wrap(e, `runtime create with handler "${handler.name}" (${handler.runtime.path})`); })
     .finally(() => idmap && d.idmap?.clear(id));
 
   const meta: ContainerMeta = {

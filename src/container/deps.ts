@@ -1,12 +1,13 @@
 import type { CdiResolved } from "./spec/cdi.ts";
 import type { DefaultMount } from "./node-files.ts";
-import type { ContainerSpecInput, ContainerSpecResult, ImageConfig, SpecDefaults, SpecHost, SpecIo } from "./spec/types.ts";
+import type { ImageConfig, SpecDefaults, SpecHost, SpecIo } from "./spec/types.ts";
 import type { Logger } from "../log/index.ts";
 import type { Paths } from "../paths.ts";
 import type { SandboxService } from "../sandbox/index.ts";
 import type { NameIndex, RecordDir } from "../store/index.ts";
 import type { ContainerMeta, ContainerRunState } from "./record.ts";
-import type { InfraSpecInput } from "./spec/infra.ts";
+import type { MonitorFiles } from "../monitor/index.ts";
+import type { RuntimeHandlers } from "../runtime/index.ts";
 import type { IdMap } from "../sys/userns.ts";
 import type { StageItem } from "../sys/idmap.ts";
 
@@ -62,36 +63,6 @@ export interface IdmapPort {
   clearAll(): void;
 }
 
-/** One OCI runtime handler (runc, crun). */
-export interface RuntimePort {
-  readonly name: string;
-  readonly path: string;
-  readonly root: string;
-  start(id: string): Promise<void>;
-  kill(id: string, signal: string, all?: boolean): Promise<void>;
-  delete(id: string, force: boolean): Promise<void>;
-  /** undefined when the runtime does not know the container. */
-  state(id: string): Promise<{ status: string; pid: number } | undefined>;
-  update(id: string, resources: unknown): Promise<void>;
-  /** Ids of every container the runtime knows (its state dir): recovery finds those with no record. */
-  list?(): Promise<string[]>;
-}
-
-/** The monitor (`crio conmon`) as the daemon drives it. */
-export interface MonitorPort {
-  /** Runs the runtime's create under a new monitor, placed in the cgroup of `cgroupParent`'s pod (monitor_cgroup). */
-  create(o: { id: string; bundle: string; runtime: RuntimePort; logPath: string; terminal: boolean; stdin: boolean; stdinOnce: boolean; logSizeMax: number; timeoutMs: number; cgroupParent: string }): Promise<{ pid: number }>;
-  execSync(o: { id: string; runtime: RuntimePort; process: unknown; timeoutMs: number; terminal: boolean }): Promise<{ exitCode: number; stdout: Uint8Array; stderr: Uint8Array; timedOut: boolean }>;
-  reopenLog(id: string): Promise<void>;
-  readExit(id: string): Promise<ExitInfo | undefined>;
-  /** Whether the container's monitor process is running (files read on the thread pool: the watchdog asks for every container). */
-  alive(id: string): Promise<boolean>;
-  /** Removes the monitor's files of a container (exit file, sockets). */
-  cleanup(id: string): Promise<void>;
-  /** Kills the monitor of a container that has no record (recovery after a crash mid-create) and waits for it to go. */
-  abandon?(id: string): Promise<void>;
-}
-
 /** The configuration containers read, re-read on every call. */
 export interface ContainerSettings {
   defaults: SpecDefaults;
@@ -125,12 +96,12 @@ export interface ContainerDeps {
   sandboxes: SandboxService;
   images: ImagePort;
   rootfs: RootfsPort;
-  runtime(handler: string): RuntimePort;
-  monitor: MonitorPort;
+  /** The runtime handlers: each one's OCI runtime and monitors (runtime create, exec-sync). */
+  handlers: RuntimeHandlers;
+  /** Exit files and monitor dirs of every container, whichever handler created it. */
+  monitors: MonitorFiles;
   /** Idmapped bind sources for pods with their own user namespace (absent: such pods' containers fail). */
   idmap?: IdmapPort;
-  buildSpec(input: ContainerSpecInput): ContainerSpecResult;
-  buildInfraSpec(input: InfraSpecInput): { spec: unknown; warnings: string[]; seccompRef: string; stopSignal: string };
   host: SpecHost;
   io: SpecIo;
   /** CDI devices by qualified name (cdi_spec_dirs); invalid-argument naming the unknown ones. */

@@ -60,12 +60,12 @@ export async function recordExit(c: ContainerCtx, id: string, info: ExitInfo): P
  * container is now EXITED, with the runtime's state when it is not.
  */
 export async function settleExit(c: ContainerCtx, rec: Rec, verdict: (st: RuntimeState) => ExitVerdict | undefined, o: { announce?: boolean } = {}): Promise<{ exited: true } | { exited: false; state: RuntimeState }> {
-  const exit = await c.d.monitor.readExit(rec.meta.id).catch(() => undefined);
+  const exit = await c.d.monitors.readExit(rec.meta.id).catch(() => undefined);
   if (exit) {
     await recordExit(c, rec.meta.id, exit);
     return { exited: true };
   }
-  const state = await c.d.runtime(rec.meta.runtimeHandler).state(rec.meta.id).catch(() => undefined);
+  const state = await c.d.handlers.get(rec.meta.runtimeHandler).runtime.state(rec.meta.id).catch(() => undefined);
   if (isExited(rec)) return { exited: true }; // ended meanwhile through the usual path
   const end = verdict(state);
   if (!end) return { exited: false, state };

@@ -10,6 +10,7 @@ import { sandboxInput } from "./create.ts";
 import type { ContainerDeps } from "./deps.ts";
 import type { ContainerMeta, ContainerRunState } from "./record.ts";
 import { podIdmap, stageBindMounts } from "./idmap.ts";
+import { buildInfraSpec } from "./spec/infra.ts";
 
 /**
  * Creates and starts a pod's infra (pause) container under a monitor: the pause image (pulled
@@ -29,7 +30,7 @@ export async function startInfra(d: ContainerDeps, sb: SandboxView, config: PodS
   await mkdir(bundle, { recursive: true, mode: 0o700 });
   undo.defer("remove infra bundle", () => rm(bundle, { recursive: true, force: true }));
   const pod = sandboxInput(sb, config);
-  const built = d.buildInfraSpec({
+  const built = buildInfraSpec({
     id, name: sb.meta.name, config,
     image: { config: image.config, id: image.id, name: image.name, userRequested: st.pauseImage },
     pauseCommand: st.pauseCommand,
@@ -54,17 +55,17 @@ export async function startInfra(d: ContainerDeps, sb: SandboxView, config: PodS
     await stageBindMounts(d, id, built.spec as Spec, idmap, new Set([sb.status.shmPath]), []).catch((e) => { throw wrap(e, "idmapped mounts"); });
   }
   await writeBundle(bundle, built.spec as Spec);
-  const runtime = d.runtime(sb.meta.runtimeHandler);
+  const handler = d.handlers.get(sb.meta.runtimeHandler);
   undo.defer("delete infra container", async () => {
-    await runtime.delete(id, true).catch(() => {});
-    await d.monitor.cleanup(id);
+    await handler.runtime.delete(id, true).catch(() => {});
+    await d.monitors.remove(id);
   });
   const logPath = join(d.paths.runroot, "containers", id, "infra.log");
   await mkdir(dirname(logPath), { recursive: true });
-  const { pid } = await d.monitor
-    .create({ id, bundle, runtime, logPath, terminal: false, stdin: false, stdinOnce: false, logSizeMax: 1 << 20, timeoutMs: st.containerCreateTimeoutS * 1000, cgroupParent: sb.meta.cgroupParent })
+  const { pid } = await handler
+    .create({ id, bundle, logPath, terminal: false, stdin: false, stdinOnce: false, logSizeMax: 1 << 20, timeoutMs: st.containerCreateTimeoutS * 1000, cgroupParent: sb.meta.cgroupParent })
     .finally(() => idmap && d.idmap?.clear(id));
-  await runtime.start(id);
+  await handler.runtime.start(id);
   const meta: ContainerMeta = {
     id, name: sb.meta.name, sandboxId: id,
     metadata: { name: "POD", attempt: sb.meta.metadata.attempt },

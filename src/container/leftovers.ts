@@ -34,7 +34,8 @@ export async function removeContainerLeftovers(d: ContainerDeps, known: Readonly
   const handlers = d.settings().runtimeHandlers ?? [];
   const inRuntime = new Map<string, string[]>();
   for (const h of handlers) {
-    const ids = await Promise.resolve(d.runtime(h).list?.()).catch((e) => {
+    const rt = d.handlers.get(h).runtime;
+    const ids = await rt.list().then((l) => l.map((s) => s.id)).catch((e) => {
       log.warn(`listing the containers of runtime handler "${h}": ${messageOf(e)}`);
       return undefined;
     });
@@ -54,11 +55,11 @@ export async function removeContainerLeftovers(d: ContainerDeps, known: Readonly
       }
     };
     // The monitor first: it would otherwise see its container die and write an exit file after us.
-    await step("kill monitor", () => d.monitor.abandon?.(id));
-    for (const h of inRuntime.get(id) ?? []) await step(`delete ${h} container`, () => d.runtime(h).delete(id, true));
+    await step("kill monitor", () => d.monitors.abandon(id));
+    for (const h of inRuntime.get(id) ?? []) await step(`delete ${h} container`, () => d.handlers.get(h).runtime.delete(id, true));
     // a monitor left alive (not provably this container's) ends with its container: let it write its exit first
-    for (const end = Date.now() + 3000; (await d.monitor.alive(id)) && Date.now() < end; ) await Bun.sleep(20);
-    await step("remove monitor files", () => d.monitor.cleanup(id));
+    for (const end = Date.now() + 3000; (await d.monitors.alive(id)) && Date.now() < end; ) await Bun.sleep(20);
+    await step("remove monitor files", () => d.monitors.remove(id));
     await step("remove root filesystem", () => d.rootfs.remove(id));
     await step("remove bundle", () => rm(join(d.paths.runroot, "containers", id), { recursive: true, force: true }));
     if (failures.length) log.warn(`leftovers of container ${id} (no record: crash during its creation?) not all removed: ${failures.join("; ")}`, { id });
@@ -80,8 +81,8 @@ async function names(dir: string): Promise<string[]> {
  * says it is stopped or gone (≤ `waitMs`); returns what the runtime said last, so the caller
  * records EXITED only once nothing runs (a container left running is listed as running).
  */
-export async function endFailedStart(d: Pick<ContainerDeps, "runtime" | "log">, handler: string, id: string, waitMs = 10_000): Promise<"stopped" | "running"> {
-  const rt = d.runtime(handler);
+export async function endFailedStart(d: Pick<ContainerDeps, "handlers" | "log">, handler: string, id: string, waitMs = 10_000): Promise<"stopped" | "running"> {
+  const rt = d.handlers.get(handler).runtime;
   const end = Date.now() + waitMs;
   for (let first = true; ; first = false) {
     const st = await rt.state(id).catch(() => undefined);

@@ -10,12 +10,12 @@ export async function removeContainer(c: ContainerCtx, id: string): Promise<void
   if (!rec) return;
   await stopContainer(c, rec, 0);
   await c.serial.run(rec.meta.id, async () => {
-    const rt = c.d.runtime(rec.meta.runtimeHandler);
+    const rt = c.d.handlers.get(rec.meta.runtimeHandler).runtime;
     await rt.delete(rec.meta.id, true).catch((e) => {
       if (!(e instanceof RuntimeError && e.kind === "not-found")) throw wrap(e, `runtime delete "${rec.meta.id}"`);
     });
     await c.d.rootfs.remove(rec.meta.id);
-    await c.d.monitor.cleanup(rec.meta.id);
+    await c.d.monitors.remove(rec.meta.id);
     await rm(rec.meta.bundle, { recursive: true, force: true });
     await c.d.records.remove(rec.meta.id);
     c.index.delete(rec.meta.id);

@@ -6,5 +6,5 @@ import { can } from "./state.ts";
 export async function reopenLog(c: ContainerCtx, id: string): Promise<void> {
   const rec = c.index.get("container", id);
   if (!can.reopenLog(rec.status.state)) throw precondition(`container "${rec.meta.id}" is not running`);
-  await c.d.monitor.reopenLog(rec.meta.id);
+  await c.d.monitors.reopenLog(rec.meta.id);
 }

@@ -9,7 +9,7 @@ export async function startContainer(c: ContainerCtx, id: string): Promise<void>
   const rec = c.index.get("container", id);
   await c.serial.run(rec.meta.id, async () => {
     if (!can.start(rec.status.state)) throw precondition(`container "${rec.meta.id}" is ${rec.status.state}, not created`);
-    const rt = c.d.runtime(rec.meta.runtimeHandler);
+    const rt = c.d.handlers.get(rec.meta.runtimeHandler).runtime;
     // Taken before `runtime start`: a process that exits at once must not end before it began.
     const startedAt = Date.now();
     try {

@@ -10,7 +10,7 @@ import { can } from "./state.ts";
  */
 export async function stopContainer(c: ContainerCtx, rec: Rec, timeoutS: number): Promise<void> {
   if (!can.signal(rec.status.state) && rec.status.state !== "created") return;
-  const rt = c.d.runtime(rec.meta.runtimeHandler);
+  const rt = c.d.handlers.get(rec.meta.runtimeHandler).runtime;
   const log = c.d.log.withTag("container");
   if (rec.status.state === "created") {
     // Never started: nothing to signal; kill the created init (runc waits in it) and mark it exited.

@@ -11,6 +11,6 @@ export async function updateResources(c: ContainerCtx, id: string, resources: Li
   const st = c.d.settings();
   const oci = containerResources({ resources, minMemory: st.defaults.containerMinMemory, minOomScoreAdj: c.d.host.minOomScoreAdj, cgroup: c.d.host.cgroup, pidsLimit: st.defaults.pidsLimit });
   for (const w of oci.warnings) c.d.log.withTag("container").warn(w, { id: rec.meta.id });
-  await c.d.runtime(rec.meta.runtimeHandler).update(rec.meta.id, oci.resources);
+  await c.d.handlers.get(rec.meta.runtimeHandler).runtime.update(rec.meta.id, oci.resources);
   await rec.update((s) => ({ ...s, resources: resourcesJson }));
 }

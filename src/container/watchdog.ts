@@ -36,7 +36,7 @@ export class Watchdog {
     const c = this.#c;
     const log = c.d.log.withTag("container");
     for (const rec of [...c.index.values()]) {
-      if (rec.status.state !== "running" || (await c.d.monitor.alive(rec.meta.id))) {
+      if (rec.status.state !== "running" || (await c.d.monitors.alive(rec.meta.id))) {
         this.#unmonitored.delete(rec.meta.id);
         continue;
       }

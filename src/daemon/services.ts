@@ -1,29 +1,23 @@
-import { release } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../config/schema.ts";
 import { disallowedAnnotations, monitorCgroupOf, parseDuration } from "../config/validate.ts";
-import { CdiRegistry, ContainerService, type ContainerSettings, type ImagePort, type MonitorPort, type RuntimePort } from "../container/index.ts";
-import { buildContainerSpec, buildInfraSpec, configuredHost, detectSpecHost, parseDeviceSpec, realSpecIo, SeccompProfileFile, type SpecHost } from "../container/spec/index.ts";
+import { CdiRegistry, ContainerService, type ContainerSettings, type ImagePort } from "../container/index.ts";
+import { configuredHost, detectSpecHost, parseDeviceSpec, realSpecIo, SeccompProfileFile, type SpecHost } from "../container/spec/index.ts";
 import type { ContainerMeta, ContainerRunState } from "../container/record.ts";
 import { readMountsFile } from "../container/node-files.ts";
 import { parseStorageOptions } from "../config/storage-options.ts";
-import { RuntimeError, invalid, messageOf } from "../errors.ts";
+import { invalid, messageOf } from "../errors.ts";
 import { ImageService, imageOptions } from "../image/index.ts";
 import type { Logger } from "../log/index.ts";
-import { monitorPidOfAsync, Monitors, selfCommand, type StandbyStats } from "../monitor/index.ts";
 import { CniManager } from "../network/index.ts";
-import { OciRuntime } from "../oci/index.ts";
 import type { Paths } from "../paths.ts";
-import { SandboxService, type SandboxMeta, type SandboxState } from "../sandbox/index.ts";
+import { RuntimeHandlers, type HandlersSettings } from "../runtime/index.ts";
+import { hostNamespaces, hostShm, SandboxService, type SandboxMeta, type SandboxState } from "../sandbox/index.ts";
 import { createRootfs, diskUsage, mountImageVolume, removeRootfs, rootfsPaths } from "../storage/index.ts";
 import { ContainerEvents, StatsService } from "../stats/index.ts";
 import { NameIndex, RecordDir } from "../store/index.ts";
-import { mountShm, unmount } from "../sys/mount.ts";
-import { isNamespacePinned, listPinned, pinNamespaces, unpinNamespaces } from "../sys/namespaces.ts";
 import { clearStaging, releaseStaged, stageIdmapped } from "../sys/idmap.ts";
-import { usernsSupport, usernsSupported } from "../runtime/userns-support.ts";
 import { lookPathSync } from "./look-path.ts";
-import { JOURNAL_SOCKET } from "../sys/journal.ts";
 
 /** Everything the daemon runs, built from the configuration. */
 export interface Built {
@@ -31,8 +25,8 @@ export interface Built {
   sandboxes: SandboxService;
   containers: ContainerService;
   network: CniManager;
-  monitors: (handler: string) => Monitors;
-  runtimes: Map<string, OciRuntime>;
+  /** The runtime handlers: OCI runtime, features, monitors and warm standbys of each. */
+  handlers: RuntimeHandlers;
   host: SpecHost;
   /** Container/pod stats and CRI metrics (src/stats). */
   stats: StatsService;
@@ -40,42 +34,17 @@ export interface Built {
   events: ContainerEvents;
   /** Stops watchers. */
   close(): void;
-  /** Warm standby monitors per runtime handler (used, started cold, waiting): the debug dump. */
-  standbyStats(): Record<string, { execSync: StandbyStats; exec: StandbyStats; create: StandbyStats }>;
-  /** Each configured runtime handler's Status features; the default handler comes first, named "". */
-  handlers(): Promise<HandlerFeatures[]>;
-}
-
-/** A runtime handler as the Status RPC lists it. */
-export interface HandlerFeatures {
-  name: string;
-  /** The runtime knows "rro" (`features`, or a static record by version) and the kernel has mount_setattr (≥ 5.12). */
-  recursiveReadOnlyMounts: boolean;
-  /** Pods in user namespaces of their own: the node and the handler's runtime support them (daemon/userns-support.ts). */
-  userNamespaces: boolean;
 }
 
 /**
- * The composition root's wiring: adapters from the domain's ports to the image store, the
- * monitor, the OCI runtimes, storage, namespaces and CNI. `config()` is read on every call, so
- * SIGHUP changes apply to the next request.
+ * The composition root's list of constructors: the runtime handlers, the image store, CNI, the
+ * sandbox and container services, stats and events, each given the concrete objects it uses.
+ * `config()` is read on every call, so SIGHUP changes apply to the next request.
  */
 export async function buildServices(config: () => Config, paths: Paths, cgroupManager: "systemd" | "cgroupfs", log: Logger, o: { repairImages?: boolean } = {}): Promise<Built> {
   const c0 = config();
-  const runtimes = new Map<string, OciRuntime>();
-  const runtimeFor = (name: string): OciRuntime => {
-    const h = config().runtime.runtimes[name];
-    if (!h) throw invalid(`runtime handler "${name}" is not configured`);
-    let rt = runtimes.get(name);
-    const path = h.runtimePath || lookPathSync(name) || "";
-    if (!rt || rt.path !== path || rt.root !== h.runtimeRoot) {
-      if (!path) throw new RuntimeError("failed-precondition", `runtime "${name}" not found: set runtime_path or install it in $PATH`);
-      rt = new OciRuntime({ name, path, root: h.runtimeRoot, systemdCgroup: cgroupManager === "systemd" });
-      runtimes.set(name, rt);
-    }
-    return rt;
-  };
-  const features = await runtimeFor(c0.runtime.defaultRuntime).features().catch(() => undefined);
+  const handlers = new RuntimeHandlers({ settings: () => handlersSettings(config()), paths, cgroupManager, log }, lookPathSync);
+  const features = await handlers.default().features().catch(() => undefined);
   const detected = detectSpecHost({ rro: features?.mountOptions.includes("rro") ?? false });
   // selinux (CRI-O): labels are applied only when the key is on and the host has SELinux enabled
   const host = configuredHost(detected, c0.runtime);
@@ -83,62 +52,6 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
   const images = new ImageService(imageOptions(c0, paths));
   await images.init({ repair: o.repairImages });
 
-  const monitorsByHandler = new Map<string, Monitors>();
-  const monitors = (handler: string): Monitors => {
-    const rt = runtimeFor(handler);
-    let m = monitorsByHandler.get(handler);
-    if (!m || m.config.runtime.join("\0") !== rt.command.prefix.join("\0")) {
-      m?.close(); // its warm exec-sync monitor runs the old runtime
-      const h = config().runtime.runtimes[handler]!;
-      m = new Monitors({
-        selfCommand: h.monitorPath ? [h.monitorPath] : selfCommand(),
-        runtime: rt.command.prefix,
-        socketDir: paths.monitors,
-        exitDir: paths.exits,
-        env: {
-          ...Object.fromEntries(h.monitorEnv.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])),
-          // log_to_journald: container monitors also send each log record to the journal
-          // (CRIO_JOURNAL_SOCKET overrides the socket, for tests)
-          ...(c0.runtime.logToJournald ? { CRIO_MONITOR_JOURNAL: process.env.CRIO_JOURNAL_SOCKET || JOURNAL_SOCKET } : {}),
-          // no_pivot: `runtime create --no-pivot` (for a root on a ramdisk, where pivot_root fails)
-          ...(c0.runtime.noPivot ? { CRIO_MONITOR_NO_PIVOT: "1" } : {}),
-        },
-      });
-      monitorsByHandler.set(handler, m);
-    }
-    return m;
-  };
-  const monitorPort: MonitorPort = {
-    create: async (o) => {
-      const h = config().runtime.runtimes[o.runtime.name];
-      const cgroup = { manager: cgroupManager, setting: h ? monitorCgroupOf(config(), h) : "", parent: o.cgroupParent, id: o.id };
-      // container_create_timeout of the pod's own handler (settings() carries the default handler's)
-      const r = await monitors(o.runtime.name).spawn({ id: o.id, bundle: o.bundle, logPath: o.logPath, terminal: o.terminal, stdin: o.stdin, stdinOnce: o.stdinOnce, logSizeMax: o.logSizeMax, timeoutMs: h ? h.containerCreateTimeout * 1000 : o.timeoutMs, noSyncLog: h?.noSyncLog, cgroup });
-      if (r.cgroupWarning) log.warn(r.cgroupWarning, { id: o.id });
-      return r;
-    },
-    execSync: (o) => monitors(o.runtime.name).execSync({ containerId: o.id, process: o.process as object, timeoutMs: o.timeoutMs }),
-    reopenLog: (id) => monitors(config().runtime.defaultRuntime).reopenLog(id),
-    readExit: (id) => monitors(config().runtime.defaultRuntime).readExit(id),
-    alive: async (id) => (await monitorPidOfAsync(paths.monitors, id)) !== undefined,
-    cleanup: (id) => monitors(config().runtime.defaultRuntime).remove(id),
-    abandon: (id) => monitors(config().runtime.defaultRuntime).abandon(id),
-  };
-  const runtimePort = (name: string): RuntimePort => {
-    const rt = runtimeFor(name);
-    return {
-      name, path: rt.path, root: rt.root,
-      start: (id) => rt.start(id),
-      kill: (id, sig, all) => rt.kill(id, sig, all),
-      delete: (id, force) => rt.delete(id, force),
-      state: async (id) => {
-        const s = await rt.state(id);
-        return s ? { status: s.status, pid: s.pid } : undefined;
-      },
-      update: (id, res) => rt.update(id, res as never),
-      list: async () => (await rt.list()).map((x) => x.id),
-    };
-  };
   const imagePort: ImagePort = {
     forCreate: async (ref) => {
       const rec = images.status(ref);
@@ -168,18 +81,10 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
   const sandboxes = new SandboxService({
     paths, log, names,
     records: new RecordDir<SandboxMeta, SandboxState>(paths.sandboxes),
-    namespaces: { pin: pinNamespaces, unpin: unpinNamespaces, isPinned: isNamespacePinned, list: listPinned },
-    usernsSupport: async (handler) => usernsSupport(paths, await runtimeFor(handler).features().catch(() => undefined)),
-    shm: { mount: (p, size, owner) => mountShm(p, size, owner), unmount: async (p) => void unmount(p, { detach: true }) },
-    network: {
-      waitReady: (ms, signal) => network.waitReady(ms, signal),
-      // disable_hostport_mapping: the runtime sets up no hostPort mapping (the CNI portmap plugin gets none)
-      setUp: async (pod, signal) => ({ ips: (await network.setUp({ ...pod, portMappings: config().runtime.disableHostportMapping ? [] : pod.portMappings }, signal)).ips }),
-      tearDown: (pod) => network.tearDown({ id: pod.id, netns: pod.netns }),
-      hostAddresses: () => network.hostAddresses(),
-      attachedPods: () => network.attachedPods(),
-    },
-    infra: { start: (sb, cfg, signal) => containers.infra.start(sb, cfg, signal), stop: (sb) => containers.infra.stop(sb), remove: (sb) => containers.infra.remove(sb) },
+    namespaces: hostNamespaces,
+    shm: hostShm,
+    handlers,
+    network,
     settings: () => {
       const c = config();
       return {
@@ -188,6 +93,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
         runtimeHandlers: Object.keys(c.runtime.runtimes),
         defaultRuntime: c.runtime.defaultRuntime,
         networkWaitMs: Math.max(parseDuration(c.network.cniStatusGracePeriod) ?? 0, 10_000),
+        disableHostportMapping: c.runtime.disableHostportMapping,
         handlerAnnotations: Object.fromEntries(Object.entries(c.runtime.runtimes).map(([name, h]) => [name, { defaults: h.defaultAnnotations, disallowed: disallowedAnnotations(h.allowedAnnotations) }])),
       };
     },
@@ -215,15 +121,13 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
       mountImage: (id, n, lower, m) => mountImageVolume(paths.storage, id, n, lower, m ? { ...m, stagingBase: paths.idmap, stagingKey: `${id}-iv${n}` } : undefined),
       remove: (id) => removeRootfs(paths.storage, id),
     },
-    runtime: runtimePort,
-    monitor: monitorPort,
+    handlers,
+    monitors: handlers.monitorFiles,
     idmap: {
       stage: (id, usernsPath, items) => stageIdmapped(paths.idmap, id, usernsPath, items),
       clear: (id) => releaseStaged(paths.idmap, id),
       clearAll: () => clearStaging(paths.idmap),
     },
-    buildSpec: buildContainerSpec,
-    buildInfraSpec,
     host,
     io: realSpecIo,
     cdi: new CdiRegistry(() => config().runtime.cdiSpecDirs, log.withTag("cdi")),
@@ -281,22 +185,10 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
   events.attach({ containers, sandboxes });
   // --- end stats and events ---
   return {
-    images, sandboxes, containers, network, monitors, runtimes, host, stats, events,
-    standbyStats: () => Object.fromEntries([...monitorsByHandler].map(([h, m]) => [h, { execSync: m.standby.stats(), exec: m.execStandby.stats(), create: m.createStandby.stats() }])),
-    handlers: async () => {
-      const c = config();
-      const one = async (name: string): Promise<HandlerFeatures> => {
-        const f = await Promise.resolve().then(() => runtimeFor(name).features()).catch(() => undefined);
-        const userNamespaces = usernsSupported(paths, f);
-        return { name, recursiveReadOnlyMounts: kernelAtLeast(release(), 5, 12) && (f?.rro ?? false), userNamespaces };
-      };
-      const list = await Promise.all(Object.keys(c.runtime.runtimes).map(one));
-      const def = list.find((h) => h.name === c.runtime.defaultRuntime) ?? { recursiveReadOnlyMounts: false, userNamespaces: false };
-      return [{ ...def, name: "" }, ...list];
-    },
+    images, sandboxes, containers, network, handlers, host, stats, events,
     close: () => {
       containers.stopWatchdog();
-      for (const m of monitorsByHandler.values()) m.close(); // kills the warm exec-sync monitors
+      handlers.close(); // kills the warm standby monitors
       network.close();
       stats.close();
       events.close();
@@ -304,8 +196,18 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
   };
 }
 
-/** The kernel release ("6.1.0-18-amd64") is at least major.minor. */
-function kernelAtLeast(rel: string, major: number, minor: number): boolean {
-  const [a = 0, b = 0] = rel.split(/[.-]/).map((x) => Number.parseInt(x, 10) || 0);
-  return a > major || (a === major && b >= minor);
+// --- internal ---
+
+/** What the runtime handlers read of the configuration (runtime/handler.ts). */
+function handlersSettings(c: Config): HandlersSettings {
+  return {
+    runtimes: c.runtime.runtimes,
+    defaultRuntime: c.runtime.defaultRuntime,
+    logToJournald: c.runtime.logToJournald,
+    noPivot: c.runtime.noPivot,
+    monitorCgroupOf: (name) => {
+      const h = c.runtime.runtimes[name];
+      return h ? monitorCgroupOf(c, h) : "";
+    },
+  };
 }

@@ -120,7 +120,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     stats: built.stats,
     events: built.events,
     conditions: async () => [await runtimeCondition(config), await networkCondition(built)],
-    handlers: () => built.handlers(),
+    handlers: () => built.handlers.status(),
     configJson: () => JSON.stringify(config),
     cgroupDriver: () => cgroupDriver,
     setPodCidr: (cidr) => {
@@ -154,7 +154,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
         return watchRegistries({ file: io.registriesConfPath!, dir: io.registriesConfDir!, reload: () => built.images.reload(), log });
       })()
     : undefined;
-  const exits = built.monitors(config.runtime.defaultRuntime).watchExits((id, exit) => void built.containers.onExit(id, exit).catch((e) => log.warn(`recording the exit of ${id}: ${messageOf(e)}`)));
+  const exits = built.handlers.monitorFiles.watchExits((id, exit) => void built.containers.onExit(id, exit).catch((e) => log.warn(`recording the exit of ${id}: ${messageOf(e)}`)));
   try {
     await built.sandboxes.recover();
     await built.containers.recover();
@@ -179,7 +179,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
   built.containers.startWatchdog();
   void built.sandboxes.retryPendingTeardowns();
   // Status reports user namespace support once the node's probe (helper processes) is done: start it now.
-  void built.handlers().catch(() => {});
+  void built.handlers.status().catch(() => {});
   // Start-up (configuration, recovery, module evaluation) ran a lot of code once and left garbage:
   // drop that code and collect (measured idle: JS heap 9 → 5 MB, anonymous memory 19 → 16 MB).
   setTimeout(() => {
@@ -216,7 +216,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     installDebugDump(log, () => ({
       sandboxes: built.sandboxes.list().length,
       containers: built.containers.list().length,
-      standbyMonitors: built.standbyStats(),
+      standbyMonitors: built.handlers.standbyStats(),
     }));
     process.on("SIGTERM", () => void stop("SIGTERM"));
     process.on("SIGINT", () => void stop("SIGINT"));

@@ -14,7 +14,7 @@ export function streamingBackend(b: Built, log: Logger): StreamingBackend {
   return {
     async exec(req, io) {
       const { container: c, process: proc } = await b.containers.execTarget(req.containerId, req.cmd, req.tty);
-      const m = b.monitors(c.meta.runtimeHandler);
+      const m = b.handlers.get(c.meta.runtimeHandler).monitors;
       // In the container's own monitor when it can (no process started); else a monitor of its own.
       const inMonitor = await m.execSessionInContainer({ containerId: c.meta.id, process: proc, terminal: req.tty, stdin: req.stdin }, sinks(io));
       if (inMonitor) {
@@ -45,7 +45,7 @@ export function streamingBackend(b: Built, log: Logger): StreamingBackend {
     },
     async attach(req, io) {
       const c = b.containers.attachTarget(req.containerId);
-      const m = b.monitors(c.meta.runtimeHandler);
+      const m = b.handlers.get(c.meta.runtimeHandler).monitors;
       await pump(await m.attach(c.meta.id, sinks(io)), io, false);
     },
     async portForward(podSandboxId, port, conn, signal) {

@@ -68,7 +68,7 @@ export async function runWipe(c: Config, force: boolean, log: Logger): Promise<W
   }
   const cgroup = c.runtime.cgroupManager === "systemd" && existsSync("/run/systemd/system") ? "systemd" : "cgroupfs";
   const built = await buildServices(() => c, paths, cgroup, log);
-  const exits = built.monitors(c.runtime.defaultRuntime).watchExits((id, exit) => void built.containers.onExit(id, exit).catch(() => {}));
+  const exits = built.handlers.monitorFiles.watchExits((id, exit) => void built.containers.onExit(id, exit).catch(() => {}));
   try {
     await built.sandboxes.recover();
     await built.containers.recover();

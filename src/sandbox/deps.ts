@@ -2,7 +2,9 @@ import type { PodSandboxConfig } from "../gen/runtime/v1/api_pb.ts";
 import type { Logger } from "../log/index.ts";
 import type { Paths } from "../paths.ts";
 import type { NameIndex, RecordDir } from "../store/index.ts";
-import type { PinOptions, PinnedNamespaces } from "../sys/namespaces.ts";
+import type { RuntimeHandlers } from "../runtime/index.ts";
+import { mountShm, unmount } from "../sys/mount.ts";
+import { isNamespacePinned, listPinned, pinNamespaces, unpinNamespaces, type PinOptions, type PinnedNamespaces } from "../sys/namespaces.ts";
 import type { SandboxMeta, SandboxState, SandboxView } from "./record.ts";
 
 /** Pod networking as the sandbox needs it (the CNI manager behind it). */
@@ -37,8 +39,13 @@ export interface InfraPort {
   stop(sb: SandboxView): Promise<void>;
 }
 
-/** What the sandbox needs of the containers of a pod (set after construction: they depend on us). */
+/**
+ * What the sandbox needs of the containers of a pod: the container service, which depends on the
+ * sandbox service (container/ imports sandbox/, never the reverse), so it is set after construction.
+ */
 export interface PodContainers {
+  /** The pod's infra (pause) container. */
+  readonly infra: InfraPort;
   /** Stops every container of the pod (force: timeout 0). */
   stopAll(sandboxId: string): Promise<void>;
   /** Removes every container of the pod. */
@@ -53,6 +60,8 @@ export interface SandboxSettings {
   defaultRuntime: string;
   /** How long RunPodSandbox waits for the network to become ready. */
   networkWaitMs: number;
+  /** disable_hostport_mapping: the CNI portmap plugin gets no port mappings. */
+  disableHostportMapping?: boolean;
   /** Each runtime handler's annotation policy, by handler name (absent: no defaults, nothing gated). */
   handlerAnnotations?: Record<string, HandlerAnnotations>;
 }
@@ -80,12 +89,14 @@ export interface SandboxDeps {
   };
   /** A pod's /dev/shm tmpfs; `owner` owns its root (the host ids of a user-namespaced pod's root). */
   shm: { mount(path: string, sizeBytes: number, owner?: { uid: number; gid: number }): Promise<void>; unmount(path: string): Promise<void> };
-  /**
-   * Why pods of runtime handler `handler` cannot have user namespaces on this node (what is
-   * missing), or undefined when they can. Absent: never.
-   */
-  usernsSupport?(handler: string): Promise<string | undefined>;
+  /** The runtime handlers: whether a handler's pods can have user namespaces of their own here. */
+  handlers: RuntimeHandlers;
   network: NetworkPort;
-  infra: InfraPort;
   settings(): SandboxSettings;
 }
+
+/** The node's namespace pins (sys/namespaces.ts), as SandboxDeps.namespaces. */
+export const hostNamespaces: SandboxDeps["namespaces"] = { pin: pinNamespaces, unpin: unpinNamespaces, isPinned: isNamespacePinned, list: listPinned };
+
+/** Pod /dev/shm tmpfs mounts (sys/mount.ts), as SandboxDeps.shm. */
+export const hostShm: SandboxDeps["shm"] = { mount: mountShm, unmount: async (p) => void unmount(p, { detach: true }) };

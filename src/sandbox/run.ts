@@ -6,7 +6,7 @@ import { newId } from "../util/id.ts";
 import { Undo } from "../util/undo.ts";
 import type { StoredRecord } from "../store/index.ts";
 import type { PinnedNamespaces } from "../sys/namespaces.ts";
-import type { SandboxDeps } from "./deps.ts";
+import type { PodContainers, SandboxDeps } from "./deps.ts";
 import { configWithAnnotations, podAnnotations } from "./annotations.ts";
 import { podHostname, writeHostname, writeResolvConf } from "./files.ts";
 import { NS, sandboxName, type SandboxMeta, type SandboxState, type SandboxView } from "./record.ts";
@@ -32,6 +32,7 @@ export interface RunSandboxInput {
  */
 export async function runSandbox(
   d: SandboxDeps,
+  containers: PodContainers,
   input: RunSandboxInput,
   signal: AbortSignal,
   onCreated: (rec: StoredRecord<SandboxMeta, SandboxState>) => void,
@@ -52,7 +53,7 @@ export async function runSandbox(
   if (namespaceOptions.pid === NS.TARGET) throw invalid("pod-level PID namespace mode TARGET is not valid");
   const userns = podUserns(nso);
   if (userns) {
-    const missing = d.usernsSupport ? await d.usernsSupport(handler) : "the runtime does not support them";
+    const missing = await d.handlers.get(handler).usernsSupport();
     if (missing) throw precondition(`pods in their own user namespace are not supported with runtime handler "${handler}" on this node: ${missing}`);
   }
   const hostNet = namespaceOptions.network === NS.NODE;
@@ -132,7 +133,8 @@ export async function runSandbox(
         throw e;
       }
     });
-    networkDone = d.network.setUp(pod, signal).then(
+    // disable_hostport_mapping: the runtime sets up no hostPort mapping (the CNI portmap plugin gets none)
+    networkDone = d.network.setUp(settings.disableHostportMapping ? { ...pod, portMappings: [] } : pod, signal).then(
       (r) => void (status.ips = r.ips),
       (e) => { throw wrap(e, "set up pod network"); },
     );
@@ -145,12 +147,12 @@ export async function runSandbox(
   let infraDone: Promise<{ containerId: string; pid: number }> | undefined;
   if (!settings.dropInfraCtr || namespaceOptions.pid === NS.POD) {
     const view: SandboxView = { meta, status };
-    infraDone = traced("sandbox.start_infra", () => d.infra.start(view, { ...config, annotations }, signal)).catch((e) => { throw wrap(e, "start infra container"); });
+    infraDone = traced("sandbox.start_infra", () => containers.infra.start(view, { ...config, annotations }, signal)).catch((e) => { throw wrap(e, "start infra container"); });
   }
   const [net, infra] = await Promise.allSettled([networkDone, infraDone]);
   if (infra.status === "fulfilled" && infra.value) {
     const started = infra.value;
-    undo.defer("remove infra container", () => d.infra.remove({ meta, status: { ...status, infraContainerId: started.containerId } }));
+    undo.defer("remove infra container", () => containers.infra.remove({ meta, status: { ...status, infraContainerId: started.containerId } }));
     status.infraContainerId = started.containerId;
     status.infraPid = started.pid;
   }

@@ -54,7 +54,7 @@ export class SandboxService {
       return await Promise.race([pending, abortPromise(signal)]);
     }
     // The creation runs to its end even when the caller gives up; a retry then gets the pod.
-    const p = runSandbox(this.#d, input, new AbortController().signal, (rec) => this.#index.add(rec.meta.id, rec), (id, ns) => this.#leftovers.add(id, ns), this.#ranges);
+    const p = runSandbox(this.#d, this.#pods(), input, new AbortController().signal, (rec) => this.#index.add(rec.meta.id, rec), (id, ns) => this.#leftovers.add(id, ns), this.#ranges);
     if (name) this.#inFlight.set(name, p);
     try {
       const view = await Promise.race([p, abortPromise(signal)]);
@@ -94,7 +94,7 @@ export class SandboxService {
     await this.#serial.run(rec.meta.id, async () => {
       await this.#stop(rec, true);
       await this.#containers?.removeAll(rec.meta.id);
-      await this.#d.infra.remove(this.#view(rec));
+      await this.#containers?.infra.remove(this.#view(rec));
       await rm(join(this.#d.paths.sandboxRun, rec.meta.id), { recursive: true, force: true });
       await this.#d.records.remove(rec.meta.id);
       this.#index.delete(rec.meta.id);
@@ -187,10 +187,15 @@ export class SandboxService {
 
   // --- internal ---
 
+  #pods(): PodContainers {
+    if (!this.#containers) throw new RuntimeError("internal", "the sandbox service has no container service (setContainers)");
+    return this.#containers;
+  }
+
   async #stop(rec: Rec, forRemoval = false): Promise<void> {
     const log = this.#d.log.withTag("sandbox");
     await this.#containers?.stopAll(rec.meta.id);
-    await this.#d.infra.stop(this.#view(rec));
+    await this.#containers?.infra.stop(this.#view(rec));
     let netErr: unknown;
     if (rec.status.state === "ready" || rec.status.networkPending) {
       try {

@@ -21,8 +21,8 @@ function fixture(state: ContainerRunState["state"], o: { exitFile?: { exitCode: 
   const log = { withTag: () => log, info: (m: string) => lines.push(m), warn: (m: string) => lines.push(`WARN ${m}`), debug: () => {} };
   const d = {
     log,
-    monitor: { readExit: async () => o.exitFile },
-    runtime: () => ({ state: async () => o.runtimeState }),
+    monitors: { readExit: async () => o.exitFile },
+    handlers: { get: () => ({ runtime: { state: async () => o.runtimeState } }) },
   };
   const c: ContainerCtx = { d: d as never, index, serial: new KeyedSerial(), exits: new ExitWaiters(), emit: (kind, v) => void emitted.push(`${kind} ${v.meta.id}`) };
   return { c, rec, dir, emitted, lines, [Symbol.dispose]: () => rmSync(dir, { recursive: true, force: true }) };

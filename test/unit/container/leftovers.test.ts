@@ -25,8 +25,8 @@ test("containers with no record are found by any trace and undone in order; reco
     const deps = {
       paths, log,
       settings: () => ({ runtimeHandlers: ["runc"] }),
-      runtime: () => ({ list: async () => [known, mid, inRunc], delete: async (x: string) => void calls.push(`delete ${x[0]}`) }),
-      monitor: { abandon: async (x: string) => void calls.push(`abandon ${x[0]}`), alive: async () => false, cleanup: async (x: string) => void calls.push(`cleanup ${x[0]}`) },
+      handlers: { get: () => ({ runtime: { list: async () => [known, mid, inRunc].map((x) => ({ id: x })), delete: async (x: string) => void calls.push(`delete ${x[0]}`) } }) },
+      monitors: { abandon: async (x: string) => void calls.push(`abandon ${x[0]}`), alive: async () => false, remove: async (x: string) => void calls.push(`cleanup ${x[0]}`) },
       rootfs: { remove: async (x: string) => void calls.push(`rootfs ${x[0]}`) },
     };
     const found = await removeContainerLeftovers(deps as never, new Set([known]));
