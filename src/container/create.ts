@@ -68,7 +68,7 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
   // The signature policy again, for this pod's namespace (CRI-O does the same): an image pulled
   // under another namespace's policy is not run where the policy refuses it.
   const policyName = config.image?.userSpecifiedImage || (isImageId(ref) ? image.name : ref);
-  if (policyName) await d.images.checkPolicy(policyName, sb.meta.metadata.namespace);
+  if (policyName) await d.images.checkPolicyFor(policyName, sb.meta.metadata.namespace);
 
   traceAttrs({ "container.id": id, "container.name": name });
   const rootfs = await traced("storage.create_rootfs", () => d.rootfs.create(id, image.layers, idmap)).catch((e) => { throw wrap(e, "create root filesystem"); });

@@ -1,4 +1,4 @@
-import type { CdiResolved } from "./spec/cdi.ts";
+import type { CdiRegistry } from "./cdi-registry.ts";
 import type { DefaultMount } from "./node-files.ts";
 import type { ImageConfig, SpecDefaults, SpecHost, SpecIo } from "./spec/types.ts";
 import type { Logger } from "../log/index.ts";
@@ -9,7 +9,7 @@ import type { ContainerMeta, ContainerRunState } from "./record.ts";
 import type { MonitorFiles } from "../monitor/index.ts";
 import type { RuntimeHandlers } from "../runtime/index.ts";
 import type { IdMap } from "../sys/userns.ts";
-import type { StageItem } from "../sys/idmap.ts";
+import type { IdmapStaging } from "./idmap.ts";
 
 /** An exit as the monitor recorded it. */
 export interface ExitInfo {
@@ -27,12 +27,15 @@ export interface ImageForCreate {
   layers: string[];
 }
 
-/** The image store as containers need it. */
+/**
+ * The image store as containers need it (image/service.ts ImageService). A port because image/
+ * imports config/, which imports container/: the container folder cannot import image/.
+ */
 export interface ImagePort {
   /** Resolves a reference or id to a stored image; undefined when it is not in the store. */
   forCreate(ref: string): Promise<ImageForCreate | undefined>;
   /** Throws unless the signature policy of pods in `namespace` accepts image `name` (checked again at creation). */
-  checkPolicy(name: string, namespace: string): Promise<void>;
+  checkPolicyFor(name: string, namespace: string): Promise<void>;
   /** Like forCreate, pulling the image first when it is missing (the pause image). */
   ensure(ref: string, authFile: string, signal?: AbortSignal): Promise<ImageForCreate>;
 }
@@ -51,16 +54,6 @@ export interface RootfsPort {
   /** Mounts an image's layers read-only as the container's image volume `n`; removed with the rootfs. */
   mountImage(id: string, n: number, lowerDirs: string[], idmap?: PodIdmap): Promise<string>;
   remove(id: string): Promise<void>;
-}
-
-/** Idmapped copies of a container's bind mount sources, staged for `runtime create` (sys/idmap.ts). */
-export interface IdmapPort {
-  /** Stages each item's source through the user namespace at `usernsPath` (or its own mappings); returns the staging paths. */
-  stage(id: string, usernsPath: string, items: StageItem[]): Promise<string[]>;
-  /** Detaches and removes container `id`'s staged mounts (idempotent). */
-  clear(id: string): void;
-  /** Detaches every staged mount (at start-up: no creation is in flight). */
-  clearAll(): void;
 }
 
 /** The configuration containers read, re-read on every call. */
@@ -101,10 +94,10 @@ export interface ContainerDeps {
   /** Exit files and monitor dirs of every container, whichever handler created it. */
   monitors: MonitorFiles;
   /** Idmapped bind sources for pods with their own user namespace (absent: such pods' containers fail). */
-  idmap?: IdmapPort;
+  idmap?: IdmapStaging;
   host: SpecHost;
   io: SpecIo;
   /** CDI devices by qualified name (cdi_spec_dirs); invalid-argument naming the unknown ones. */
-  cdi: { resolve(names: readonly string[]): CdiResolved[] };
+  cdi: CdiRegistry;
   settings(): ContainerSettings;
 }

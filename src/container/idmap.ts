@@ -9,10 +9,30 @@ import type { Mount as CriMount } from "../gen/runtime/v1/api_pb.ts";
 import { invalid, precondition } from "../errors.ts";
 import type { Spec } from "../oci/index.ts";
 import type { SandboxView } from "../sandbox/index.ts";
-import type { StageItem } from "../sys/idmap.ts";
+import { clearStaging, releaseStaged, stageIdmapped, type StageItem } from "../sys/idmap.ts";
 import { hostIdOf } from "../sys/userns.ts";
 import type { ContainerDeps, PodIdmap } from "./deps.ts";
 import { normalize } from "node:path";
+
+/** Idmapped copies of containers' bind mount sources, staged under `dir` (paths.idmap) for `runtime create`. */
+export class IdmapStaging {
+  constructor(readonly dir: string) {}
+
+  /** Stages each item's source through the user namespace at `usernsPath` (or its own mappings); returns the staging paths. */
+  stage(id: string, usernsPath: string, items: StageItem[]): Promise<string[]> {
+    return stageIdmapped(this.dir, id, usernsPath, items);
+  }
+
+  /** Detaches and removes container `id`'s staged mounts (idempotent). */
+  clear(id: string): void {
+    releaseStaged(this.dir, id);
+  }
+
+  /** Detaches every staged mount (at start-up: no creation is in flight). */
+  clearAll(): void {
+    clearStaging(this.dir);
+  }
+}
 
 /** The pod's user namespace for its containers; undefined when the pod uses the host's. */
 export function podIdmap(sb: SandboxView): PodIdmap | undefined {

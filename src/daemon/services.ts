@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import type { Config } from "../config/schema.ts";
 import { disallowedAnnotations, monitorCgroupOf, parseDuration } from "../config/validate.ts";
-import { CdiRegistry, ContainerService, type ContainerSettings, type ImagePort } from "../container/index.ts";
+import { CdiRegistry, ContainerService, IdmapStaging, type ContainerSettings } from "../container/index.ts";
 import { configuredHost, detectSpecHost, parseDeviceSpec, realSpecIo, SeccompProfileFile, type SpecHost } from "../container/spec/index.ts";
 import type { ContainerMeta, ContainerRunState } from "../container/record.ts";
 import { readMountsFile } from "../container/node-files.ts";
@@ -13,10 +13,9 @@ import { CniManager } from "../network/index.ts";
 import type { Paths } from "../paths.ts";
 import { RuntimeHandlers, type HandlersSettings } from "../runtime/index.ts";
 import { hostNamespaces, hostShm, SandboxService, type SandboxMeta, type SandboxState } from "../sandbox/index.ts";
-import { createRootfs, diskUsage, mountImageVolume, removeRootfs, rootfsPaths } from "../storage/index.ts";
+import { diskUsage, RootfsStore, rootfsPaths } from "../storage/index.ts";
 import { ContainerEvents, StatsService } from "../stats/index.ts";
 import { NameIndex, RecordDir } from "../store/index.ts";
-import { clearStaging, releaseStaged, stageIdmapped } from "../sys/idmap.ts";
 import { lookPathSync } from "./look-path.ts";
 
 /** Everything the daemon runs, built from the configuration. */
@@ -51,23 +50,6 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
 
   const images = new ImageService(imageOptions(c0, paths));
   await images.init({ repair: o.repairImages });
-
-  const imagePort: ImagePort = {
-    forCreate: async (ref) => {
-      const rec = images.status(ref);
-      if (!rec) return undefined;
-      return { id: rec.id, name: rec.repoTags[0] ?? rec.repoDigests[0] ?? "", config: (rec.config.config ?? {}) as never, layers: images.layers(rec.id) };
-    },
-    checkPolicy: (name, namespace) => images.checkPolicyFor(name, namespace),
-    ensure: async (ref, authFile, signal) => {
-      let rec = images.status(ref);
-      if (!rec) {
-        log.info(`Pulling image ${ref}`, { authFile: authFile || undefined });
-        rec = await images.pull(ref, { signal, authFile: authFile || undefined });
-      }
-      return { id: rec.id, name: rec.repoTags[0] ?? ref, config: (rec.config.config ?? {}) as never, layers: images.layers(rec.id) };
-    },
-  };
 
   const network = new CniManager({
     networkDir: c0.network.networkDir,
@@ -115,19 +97,11 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
   const containers: ContainerService = new ContainerService({
     paths, log, names, sandboxes,
     records: new RecordDir<ContainerMeta, ContainerRunState>(paths.containers),
-    images: imagePort,
-    rootfs: {
-      create: (id, lower, m) => createRootfs(paths.storage, id, lower, { mountOptions: storageOptions.mountOptions, ...(m ? { idmap: { ...m, stagingBase: paths.idmap, stagingKey: `${id}-rootfs` } } : {}) }),
-      mountImage: (id, n, lower, m) => mountImageVolume(paths.storage, id, n, lower, m ? { ...m, stagingBase: paths.idmap, stagingKey: `${id}-iv${n}` } : undefined),
-      remove: (id) => removeRootfs(paths.storage, id),
-    },
+    images,
+    rootfs: new RootfsStore({ storageDir: paths.storage, stagingDir: paths.idmap, mountOptions: storageOptions.mountOptions }),
     handlers,
     monitors: handlers.monitorFiles,
-    idmap: {
-      stage: (id, usernsPath, items) => stageIdmapped(paths.idmap, id, usernsPath, items),
-      clear: (id) => releaseStaged(paths.idmap, id),
-      clearAll: () => clearStaging(paths.idmap),
-    },
+    idmap: new IdmapStaging(paths.idmap),
     host,
     io: realSpecIo,
     cdi: new CdiRegistry(() => config().runtime.cdiSpecDirs, log.withTag("cdi")),

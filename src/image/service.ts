@@ -18,7 +18,7 @@ import { RegistryClient } from "./registry-client.ts";
 import { credentialsFromFiles } from "./auth.ts";
 import { Semaphore } from "./semaphore.ts";
 import { SharedJobs } from "./shared-jobs.ts";
-import type { ImageFsInfo, ImageRecord, ImageServiceOptions, OciImageConfig, PullOptions, PullProgress } from "./types.ts";
+import type { ContainerImage, ImageFsInfo, ImageRecord, ImageServiceOptions, OciImageConfig, PullOptions, PullProgress } from "./types.ts";
 import { traced } from "../log/trace.ts";
 
 /** Default containers-certs.d(5) directory. */
@@ -120,6 +120,22 @@ export class ImageService {
     const d = this.#deps();
     const client = new RegistryClient({ host: src.ref.domain, insecure: src.insecure, credentials: credentialsFromFiles(d.authFiles, src.ref), certsDir: d.certsDir, userAgent: d.userAgent });
     await verify({ client, repo: src.ref.path, manifest, digest: image.manifestDigest });
+  }
+
+  /** What a container is created from: the image `ref` names (as status) with its run config and unpacked layers; undefined when it is not stored. */
+  async forCreate(ref: string): Promise<ContainerImage | undefined> {
+    const rec = this.status(ref);
+    return rec && { id: rec.id, name: rec.repoTags[0] ?? rec.repoDigests[0] ?? "", config: rec.config.config ?? {}, layers: this.layers(rec.id) };
+  }
+
+  /** forCreate, pulling the image first (with `authFile`) when it is missing: the pause image. */
+  async ensure(ref: string, authFile: string, signal?: AbortSignal): Promise<ContainerImage> {
+    let rec = this.status(ref);
+    if (!rec) {
+      log.info(`Pulling image ${ref}`, { authFile: authFile || undefined });
+      rec = await this.pull(ref, { signal, authFile: authFile || undefined });
+    }
+    return { id: rec.id, name: rec.repoTags[0] ?? ref, config: rec.config.config ?? {}, layers: this.layers(rec.id) };
   }
 
   /** The image `refOrId` names (id, id prefix, name:tag, name@digest, short name), or undefined. */

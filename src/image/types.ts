@@ -93,6 +93,14 @@ export interface ImageRecord {
 }
 
 /** The parts of an OCI image config the runtime reads; other fields are kept as given. */
+/** An image as a container is created from it: names, run config, unpacked layer dirs (lowest first). */
+export interface ContainerImage {
+  id: string;
+  name: string;
+  config: NonNullable<OciImageConfig["config"]>;
+  layers: string[];
+}
+
 export interface OciImageConfig {
   architecture?: string;
   os?: string;
