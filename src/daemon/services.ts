@@ -77,6 +77,8 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
     }
     return rt;
   };
+  // Status reports every handler's features: ask the other handlers' runtimes now, in parallel
+  for (const name of Object.keys(c0.runtime.runtimes)) if (name !== c0.runtime.defaultRuntime) void Promise.resolve().then(() => runtimeFor(name).features()).catch(() => {});
   const features = await runtimeFor(c0.runtime.defaultRuntime).features().catch(() => undefined);
   const detected = detectSpecHost({ rro: features?.mountOptions.includes("rro") ?? false });
   // selinux (CRI-O): labels are applied only when the key is on and the host has SELinux enabled
