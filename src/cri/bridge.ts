@@ -1,10 +1,9 @@
 import { create, fromBinary, toBinary, toJsonString, type DescMessage, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
-import type { ServerUnaryCall, ServerWritableStream, ServiceDefinition, UntypedServiceImplementation, sendUnaryData } from "@grpc/grpc-js";
-import { Metadata } from "@grpc/grpc-js";
 import { randomUUID } from "node:crypto";
-import { RuntimeError, unimplemented } from "../errors.ts";
+import { RuntimeError, messageOf, unimplemented } from "../errors.ts";
 import { log, logEnabled } from "../log/index.ts";
 import { currentTracer, traceAttrs, traced } from "../log/trace.ts";
+import { GrpcStatus, Status, type Call, type Route } from "./grpc-server.ts";
 import { CODE } from "./status.ts";
 
 /** What a handler learns about its call. */
@@ -48,92 +47,100 @@ const ABANDONED_AT_SHUTDOWN = new Set(["ExecSync"]);
 const QUIET = /^(List|Stream|Version|Status|ImageStatus|ContainerStatus|PodSandboxStatus|ContainerStats|PodSandboxStats|ImageFsInfo|ExecSync|RuntimeConfig|GetContainerEvents)/;
 
 /**
- * Builds the grpc-js service definition and implementation for a protobuf-es service: decode,
- * readiness gate, request/response logging at debug level with one request id, errors mapped
- * to gRPC codes through cri/status.ts; `observe` (optional) is told of each call's outcome.
+ * Builds the routes (by :path) of a protobuf-es service for cri/grpc-server.ts: decode, readiness
+ * gate, request/response logging at debug level with one request id, errors mapped to gRPC codes
+ * through cri/status.ts; `observe` (optional) is told of each call's outcome.
  */
-export function bridge<S extends DescService>(svc: S, handlers: Record<string, unknown>, gate: Gate, observe?: CallObserver): { definition: ServiceDefinition; implementation: UntypedServiceImplementation; shutdown(): void } {
-  const definition: Record<string, unknown> = {};
+export function bridge<S extends DescService>(svc: S, handlers: Record<string, unknown>, gate: Gate, observe?: CallObserver): { routes: Map<string, Route>; shutdown(): void } {
+  const routes = new Map<string, Route>();
   // Daemon shutdown: aborted, so streams end and abandonable calls answer at once.
   const stopping = new AbortController();
-  const inFlight = new Map<CallContext, { ac: AbortController; timer?: ReturnType<typeof setTimeout> }>();
-  const implementation: UntypedServiceImplementation = {};
-  const started = new WeakMap<CallContext, number>();
-  const observed = (ctx: CallContext, e?: RuntimeError) => (clearTimeout(inFlight.get(ctx)?.timer), inFlight.delete(ctx), observe?.(ctx.method, (performance.now() - (started.get(ctx) ?? performance.now())) / 1000, e));
+  const inFlight = new Set<AbortController>();
   for (const m of svc.methods) {
     const streaming = m.methodKind === "server_streaming";
     if (m.methodKind !== "unary" && !streaming) continue;
-    definition[m.localName] = {
-      path: `/${svc.typeName}/${m.name}`,
-      requestStream: false,
-      responseStream: streaming,
-      requestSerialize: (msg: never) => Buffer.from(toBinary(m.input, msg)),
-      requestDeserialize: (b: Buffer) => fromBinary(m.input, b),
-      responseSerialize: (msg: never) => Buffer.from(toBinary(m.output, msg)),
-      responseDeserialize: (b: Buffer) => fromBinary(m.output, b),
-      originalName: m.localName,
-    };
     const handler = (handlers[m.localName] ?? notBuilt) as (req: unknown, ctx: CallContext, send?: (x: unknown) => Promise<void>) => Promise<unknown>;
     const quiet = QUIET.test(m.name);
+    const path = `/${svc.typeName}/${m.name}`;
     const spanName = `${svc.typeName}/${m.name}`;
-    const begin = (req: unknown, call: { cancelled: boolean; on(ev: "cancelled", f: () => void): unknown; getDeadline(): Date | number }) => {
+    /** Decodes the request and opens the call's context; the returned `end` closes it, telling `observe`. */
+    const begin = (bytes: Uint8Array, call: Call) => {
       const id = randomUUID();
-      const a = callAbort(call);
-      if (stopping.signal.aborted) a.ac.abort(stopping.signal.reason);
-      const ctx: CallContext = { signal: a.ac.signal, method: m.name, id };
-      inFlight.set(ctx, a);
-      if (observe) started.set(ctx, performance.now());
-      if (logEnabled("debug")) log.debug(`${m.input.name} ${toJsonString(m.input, req as never)}`, { id, name: `/${svc.typeName}/${m.name}` });
-      return ctx;
+      const started = observe ? performance.now() : 0;
+      // the handler's signal: the call's (client cancel, deadline) or the daemon stopping
+      const ac = new AbortController();
+      const onCall = () => ac.abort(call.signal.reason);
+      if (call.signal.aborted) ac.abort(call.signal.reason);
+      else call.signal.addEventListener("abort", onCall, { once: true });
+      if (stopping.signal.aborted) ac.abort(stopping.signal.reason);
+      inFlight.add(ac);
+      const ctx: CallContext = { signal: ac.signal, method: m.name, id };
+      const end = (e?: RuntimeError) => {
+        inFlight.delete(ac);
+        call.signal.removeEventListener("abort", onCall);
+        observe?.(m.name, (performance.now() - started) / 1000, e);
+      };
+      let req: unknown;
+      try {
+        req = fromBinary(m.input, bytes);
+      } catch (e) {
+        end(new RuntimeError("internal", `decoding the request: ${messageOf(e)}`));
+        throw new GrpcStatus(Status.INTERNAL, `Error deserializing request: ${messageOf(e)}`);
+      }
+      if (logEnabled("debug")) log.debug(`${m.input.name} ${toJsonString(m.input, req as never)}`, { id, name: path });
+      return { req, ctx, end };
     };
-    const failed = (ctx: CallContext, e: unknown) => {
+    const failed = (ctx: CallContext, end: (e?: RuntimeError) => void, e: unknown): GrpcStatus => {
       const r = RuntimeError.from(e);
-      observed(ctx, r);
+      end(r);
       const line = `${m.name} failed: ${r.message}`;
       if (quiet || r.kind === "not-found") log.debug(line, { id: ctx.id });
       else log.info(line, { id: ctx.id, error_kind: r.kind });
-      const md = new Metadata();
-      return { code: CODE[r.kind], details: r.message, metadata: md };
+      return new GrpcStatus(CODE[r.kind], r.message);
     };
     if (!streaming) {
-      implementation[m.localName] = (call: ServerUnaryCall<unknown, unknown>, cb: sendUnaryData<unknown>) => {
-        const ctx = begin(call.request, call);
-        const blocked = gate(m.name);
-        if (blocked) return cb(failed(ctx, blocked), null);
-        const run = () => inSpan(spanName, svc.typeName, m.name, call, () => handler(call.request, ctx));
-        const answer = ABANDONED_AT_SHUTDOWN.has(m.name) ? Promise.race([run(), aborted(stopping.signal)]) : run();
-        answer.then(
-          (res) => {
+      const abandon = ABANDONED_AT_SHUTDOWN.has(m.name);
+      routes.set(path, {
+        kind: "unary",
+        handle: async (bytes, call) => {
+          const { req, ctx, end } = begin(bytes, call);
+          try {
+            const blocked = gate(m.name);
+            if (blocked) throw blocked;
+            const run = () => inSpan(spanName, svc.typeName, m.name, call, () => handler(req, ctx));
+            const res = await (abandon ? Promise.race([run(), aborted(stopping.signal)]) : run());
             const msg = create(m.output, res as never);
-            if (logEnabled("debug")) log.debug(`${m.output.name} ${toJsonString(m.output, msg as never)}`, { id: ctx.id, name: `/${svc.typeName}/${m.name}` });
-            observed(ctx);
-            cb(null, msg);
-          },
-          (e) => cb(failed(ctx, e), null),
-        );
-      };
-    } else {
-      implementation[m.localName] = (call: ServerWritableStream<unknown, unknown>) => {
-        const ctx = begin(call.request, call);
-        const end = streamEnder(call);
-        const blocked = gate(m.name);
-        if (blocked) return end(failed(ctx, blocked));
-        inSpan(spanName, svc.typeName, m.name, call, () => handler(call.request, ctx, streamSender(call, (res) => create(m.output, res as never)))).then(
-          () => {
-            observed(ctx);
+            if (logEnabled("debug")) log.debug(`${m.output.name} ${toJsonString(m.output, msg as never)}`, { id: ctx.id, name: path });
+            const out = toBinary(m.output, msg as never);
             end();
-          },
-          (e) => end(failed(ctx, e)),
-        );
-      };
+            return out;
+          } catch (e) {
+            throw failed(ctx, end, e);
+          }
+        },
+      });
+    } else {
+      routes.set(path, {
+        kind: "server_streaming",
+        handle: async (bytes, call, send) => {
+          const { req, ctx, end } = begin(bytes, call);
+          try {
+            const blocked = gate(m.name);
+            if (blocked) throw blocked;
+            await inSpan(spanName, svc.typeName, m.name, call, () => handler(req, ctx, (res) => send(toBinary(m.output, create(m.output, res as never) as never))));
+            end();
+          } catch (e) {
+            throw failed(ctx, end, e);
+          }
+        },
+      });
     }
   }
   return {
-    definition: definition as ServiceDefinition,
-    implementation,
+    routes,
     shutdown: () => {
       stopping.abort(new RuntimeError("unavailable", "the runtime is shutting down"));
-      for (const { ac } of inFlight.values()) ac.abort(stopping.signal.reason);
+      for (const ac of inFlight) ac.abort(stopping.signal.reason);
     },
   };
 }
@@ -145,9 +152,9 @@ export function bridge<S extends DescService>(svc: S, handlers: Record<string, u
  * instrumentation does, as CRI-O's otelgrpc; continuing the caller's W3C traceparent), recording
  * its gRPC status code. With tracing off it only runs the call.
  */
-function inSpan<T>(name: string, service: string, method: string, call: { metadata: Metadata }, run: () => Promise<T>): Promise<T> {
+function inSpan<T>(name: string, service: string, method: string, call: Call, run: () => Promise<T>): Promise<T> {
   if (!currentTracer()) return run();
-  const traceparent = String(call.metadata.get("traceparent")[0] ?? "") || undefined;
+  const traceparent = call.header("traceparent") || undefined;
   const attrs = { "rpc.system": "grpc", "rpc.service": service, "rpc.method": method };
   return traced(name, () => run().then(
     (r) => {
@@ -161,8 +168,6 @@ function inSpan<T>(name: string, service: string, method: string, call: { metada
   ), { kind: "server", attrs, traceparent });
 }
 
-type Status = { code: number; details: string; metadata: Metadata };
-
 /** Rejects with the signal's reason once it aborts. */
 function aborted(signal: AbortSignal): Promise<never> {
   return new Promise((_, reject) => {
@@ -171,57 +176,3 @@ function aborted(signal: AbortSignal): Promise<never> {
   });
 }
 
-/**
- * Ends a server stream once, with OK or the given status. grpc-js sends a stream's status from
- * its final write: `destroy(err)` would drop it (the client then waits forever), so an error goes
- * through the stream's 'error' event, which records the status and ends the stream. A cancelled
- * call has no one to tell.
- */
-function streamEnder(call: ServerWritableStream<unknown, unknown>): (status?: Status) => void {
-  let ended = false;
-  return (status) => {
-    if (ended) return;
-    ended = true;
-    if (call.cancelled || call.destroyed || call.writableEnded) return;
-    if (!status) call.end();
-    else call.emit("error", Object.assign(new Error(status.details), status));
-  };
-}
-
-/**
- * A handler's `send`: resolves when the transport took the message (or when the client is gone,
- * so a handler never waits on a drain that cannot come); the handler learns of a cancellation
- * from ctx.signal.
- */
-function streamSender(call: ServerWritableStream<unknown, unknown>, make: (res: unknown) => unknown): (res: unknown) => Promise<void> {
-  return (res) =>
-    new Promise<void>((resolve) => {
-      if (call.cancelled || call.destroyed || call.writableEnded) return resolve();
-      if (call.write(make(res))) return resolve();
-      const done = () => {
-        call.off("drain", done);
-        call.off("cancelled", done);
-        call.off("close", done);
-        resolve();
-      };
-      call.on("drain", done);
-      call.on("cancelled", done);
-      call.on("close", done);
-    });
-}
-
-/** The call's abort: on cancellation, and at its deadline (a timer, cleared when the call ends). */
-function callAbort(call: { cancelled: boolean; on(ev: "cancelled", f: () => void): unknown; getDeadline(): Date | number }): { ac: AbortController; timer?: ReturnType<typeof setTimeout> } {
-  const ac = new AbortController();
-  if (call.cancelled) ac.abort(new DOMException("the client cancelled the call", "AbortError"));
-  call.on("cancelled", () => ac.abort(new DOMException("the client cancelled the call", "AbortError")));
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = call.getDeadline();
-  const ms = deadline instanceof Date ? deadline.getTime() : deadline;
-  if (Number.isFinite(ms) && ms > 0) {
-    const left = ms - Date.now();
-    timer = setTimeout(() => ac.abort(new DOMException("the call's deadline passed", "TimeoutError")), Math.max(0, left));
-    timer.unref?.();
-  }
-  return { ac, timer };
-}

@@ -1,5 +1,5 @@
 // The CRI socket's front: a plain unix-socket listener whose connections are handed in-process
-// to the gRPC server (grpc-js's connection injector), after one fix-up of the client's bytes.
+// to the gRPC server (cri/grpc-server.ts), after one fix-up of the client's bytes.
 //
 // Why: Bun's HTTP/2 server resets every stream whose `:authority` contains "/" (PROTOCOL_ERROR),
 // and older grpc-go clients — critest v1.26, crictl < 1.30 — send the socket path there. The
@@ -294,13 +294,33 @@ function frameHeader(out: Buffer, p: number, len: number, type: number, flags: n
 
 // The Duplex handed to the gRPC server for one client connection.
 function frontConnection(client: Socket): Duplex {
+  // The server writes a response as several frames (HEADERS, DATA, trailers) in one turn of the
+  // loop: they are gathered and written to the client at once, one system call instead of three.
+  // While the client's socket is full, the server is held (its write callbacks wait for drain).
+  let out: Buffer[] = [];
+  let held: Array<() => void> | undefined;
+  const flush = () => {
+    const chunks = out;
+    out = [];
+    if (client.destroyed) return;
+    if (client.write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)) || held) return;
+    held = [];
+    client.once("drain", () => {
+      const cbs = held ?? [];
+      held = undefined;
+      for (const cb of cbs) cb();
+    });
+  };
   const conn = new Duplex({
     read: () => void client.resume(),
     write(chunk: Buffer, _enc, cb) {
-      if (client.write(chunk)) cb();
-      else client.once("drain", () => cb());
+      if (out.length === 0) setImmediate(flush);
+      out.push(chunk);
+      if (held) held.push(cb);
+      else cb();
     },
     final(cb) {
+      if (out.length) flush();
       client.end();
       cb();
     },

@@ -1,10 +1,10 @@
-import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { chmod, mkdir, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import { claimUnixSocket } from "../sys/unix-socket.ts";
 import { log } from "../log/index.ts";
 import { ImageService, RuntimeService } from "../gen/runtime/v1/api_pb.ts";
 import { bridge, type CallObserver, type Gate } from "./bridge.ts";
+import { GrpcServer } from "./grpc-server.ts";
 import { listenH2Front } from "./h2-front.ts";
 import { imageService } from "./image-service.ts";
 import { runtimeService, type Services } from "./runtime-service.ts";
@@ -25,7 +25,7 @@ export interface ServeOptions {
  */
 export const SHUTDOWN_GRACE_MS = 5_000;
 
-/** The CRI gRPC server on a unix socket. */
+/** The CRI gRPC server on a unix socket (cri/grpc-server.ts behind cri/h2-front.ts). */
 export interface CriServer {
   /**
    * Stops accepting, ends every stream (OK; GetContainerEvents included) and answers ExecSync
@@ -42,31 +42,28 @@ export interface CriServer {
 export async function serve(o: ServeOptions): Promise<CriServer> {
   await mkdir(dirname(o.socket), { recursive: true, mode: 0o755 });
   await claimUnixSocket(o.socket, "another daemon");
-  const server = new Server({
-    "grpc.max_send_message_length": o.maxSendBytes,
-    "grpc.max_receive_message_length": o.maxRecvBytes,
-  });
   const rt = bridge(RuntimeService, runtimeService(o.services) as unknown as Record<string, unknown>, o.gate, o.observe);
   const img = bridge(ImageService, imageService(o.services) as unknown as Record<string, unknown>, o.gate, o.observe);
-  server.addService(rt.definition, rt.implementation);
-  server.addService(img.definition, img.implementation);
-  // The socket is served by h2-front.ts, which hands each connection to grpc-js in-process after
+  const server = new GrpcServer(new Map([...rt.routes, ...img.routes]), {
+    maxSendBytes: o.maxSendBytes,
+    maxRecvBytes: o.maxRecvBytes,
+    onError: (what, e) => log.debug(`CRI connection: ${what} error`, { error: e instanceof Error ? e.message : String(e) }),
+  });
+  // The socket is served by h2-front.ts, which hands each connection to the gRPC server after
   // fixing the :authority older grpc-go clients send (critest v1.26 sends the socket path).
-  const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
-  const front = await listenH2Front(o.socket, (conn) => injector.injectConnection(conn));
+  const front = await listenH2Front(o.socket, (conn) => server.inject(conn));
   await chmod(o.socket, 0o660);
   return {
     async stop(graceMs = SHUTDOWN_GRACE_MS) {
-      // Connections come from the front, so grpc-js's tryShutdown callback does not wait for
-      // them; the front's close does: it resolves once every connection has ended, which each
-      // does when its session, told to go away, has finished its calls.
+      // The front's close resolves once every connection has ended, which each does when its
+      // session, told to go away, has finished its calls.
       const closed = front.close();
-      server.tryShutdown(() => {});
+      server.close();
       rt.shutdown();
       img.shutdown();
       const t = setTimeout(() => {
         log.warn("calls still in flight at shutdown; closing them", { graceMs });
-        server.forceShutdown();
+        server.destroy();
         front.destroyConnections();
       }, graceMs);
       await closed;

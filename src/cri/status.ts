@@ -1,8 +1,8 @@
-import { status } from "@grpc/grpc-js";
+import { Status as status, type StatusCode } from "./grpc-server.ts";
 import type { ErrorKind } from "../errors.ts";
 
 /** The one table from error kinds to gRPC status codes; Record<> makes it cover every kind. */
-export const CODE: Record<ErrorKind, status> = {
+export const CODE: Record<ErrorKind, StatusCode> = {
   "not-found": status.NOT_FOUND,
   "already-exists": status.ALREADY_EXISTS,
   "invalid-argument": status.INVALID_ARGUMENT,

@@ -43,6 +43,8 @@ export interface Built {
 export async function buildServices(config: () => Config, paths: Paths, cgroupManager: "systemd" | "cgroupfs", log: Logger, o: { repairImages?: boolean } = {}): Promise<Built> {
   const c0 = config();
   const handlers = new RuntimeHandlers({ settings: () => handlersSettings(config()), paths, cgroupManager, log }, lookPathSync);
+  // Status reports every handler's features: ask the other handlers' runtimes now, in parallel
+  for (const name of Object.keys(c0.runtime.runtimes)) if (name !== c0.runtime.defaultRuntime) void Promise.resolve().then(() => handlers.get(name).features()).catch(() => {});
   const features = await handlers.default().features().catch(() => undefined);
   const detected = detectSpecHost({ rro: features?.mountOptions.includes("rro") ?? false });
   // selinux (CRI-O): labels are applied only when the key is on and the host has SELinux enabled

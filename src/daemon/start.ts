@@ -4,7 +4,7 @@ import { delimiter, join } from "node:path";
 import { loadConfig, type LoadOptions } from "../config/load.ts";
 import { renderConfig } from "../config/render.ts";
 import { noEffectWarnings, type Config } from "../config/schema.ts";
-import { SHUTDOWN_GRACE_MS, serve, type CriServer } from "../cri/server.ts";
+import type { CriServer } from "../cri/server.ts";
 import type { Condition, Services } from "../cri/runtime-service.ts";
 import { RuntimeError, messageOf } from "../errors.ts";
 import { log, setLogFilter, setLogFormat, setLogLevel, type LogFormat, type LogLevelName } from "../log/index.ts";
@@ -38,6 +38,10 @@ export interface DaemonOptions {
  * the process exit code when the daemon has stopped.
  */
 export async function runDaemon(o: DaemonOptions): Promise<number> {
+  // The gRPC layer (protobuf descriptors, HTTP/2: the largest part of start-up's code) loads while
+  // the configuration is read and the runtime is asked for its features, not before.
+  const cri = import("../cri/server.ts");
+  cri.catch(() => {}); // awaited below; an unhandled rejection must not end the process first
   setLogFormat(o.logFormat);
   let loaded;
   try {
@@ -130,7 +134,10 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
   };
 
   let server: CriServer;
+  let SHUTDOWN_GRACE_MS: number;
   try {
+    const { serve, SHUTDOWN_GRACE_MS: grace } = await cri;
+    SHUTDOWN_GRACE_MS = grace;
     server = await serve({
       socket: config.api.listen,
       maxSendBytes: config.api.grpcMaxSendMsgSize,

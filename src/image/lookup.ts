@@ -83,7 +83,18 @@ function refsOf(conf: RegistriesConf, s: string): ImageRef[] | undefined {
   }
 }
 
+/** normalName's answers: pinned_images patterns and the pause image are asked about for every image listed. */
+const normalNames = new Map<string, string | undefined>();
+
 function normalName(s: string): string | undefined {
+  if (normalNames.has(s)) return normalNames.get(s);
+  if (normalNames.size > 256) normalNames.clear();
+  const n = parseNormalName(s);
+  normalNames.set(s, n);
+  return n;
+}
+
+function parseNormalName(s: string): string | undefined {
   try {
     const r = parseReference(s);
     if (!r.domain) return undefined;

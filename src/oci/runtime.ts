@@ -1,3 +1,4 @@
+import { readdir } from "node:fs/promises";
 import { ExecError, run } from "../sys/exec.ts";
 import { RuntimeError, wrap, type ErrorKind } from "../errors.ts";
 import { RuntimeCommand } from "./command.ts";
@@ -84,6 +85,9 @@ export class OciRuntime {
 
   /** Every container the runtime knows under this root. */
   async list(): Promise<RuntimeState[]> {
+    // A state root that is missing or empty (a fresh node, a clean restart) holds no container:
+    // the runtime (a Go or C program started for this) would answer [] (recovery asks each handler).
+    if (this.root && (await readdir(this.root).catch((e: NodeJS.ErrnoException) => (e.code === "ENOENT" ? [] : undefined)))?.length === 0) return [];
     const out = await this.#run(this.command.list(), "list");
     const v = JSON.parse(out.trim() || "null") as RuntimeState[] | null;
     return v ?? [];

@@ -154,6 +154,20 @@ export function mkdirp(path: string, mode = 0o700): void {
   if (lib().mkdir(cstr(path), mode) !== 0 && errno() !== EEXIST) throw fail("mkdir", path);
 }
 
+/**
+ * flock(2) LOCK_EX | LOCK_NB on `fd`: true when taken, false when another open file holds it.
+ * The lock goes with the open file: close(fd) (or the process's death) releases it.
+ */
+export function tryLockExclusive(fd: number): boolean {
+  for (;;) {
+    if (lib().flock(fd, 2 | 4) === 0) return true;
+    const e = errno();
+    if (e === EINTR) continue;
+    if (e === EAGAIN) return false;
+    throw fail("flock", `fd ${fd}`, e);
+  }
+}
+
 /** fsync(2). */
 export function fsync(fd: number): void {
   if (lib().fsync(fd) !== 0) throw fail("fsync", `fd ${fd}`);
@@ -391,6 +405,7 @@ const SYMBOLS = {
   rmdir: { args: [T.ptr], returns: T.i32 },
   mkdir: { args: [T.ptr, T.u32], returns: T.i32 },
   fsync: { args: [T.i32], returns: T.i32 },
+  flock: { args: [T.i32, T.i32], returns: T.i32 },
   ftruncate: { args: [T.i32, T.i64], returns: T.i32 },
   utimensat: { args: [T.i32, T.ptr, T.ptr, T.i32], returns: T.i32 },
   pipe2: { args: [T.ptr, T.i32], returns: T.i32 },

@@ -13,8 +13,11 @@ type ClientOf<S extends { method: Record<string, Method> }> = { [K in keyof S["m
 /** A typed CRI client over a unix socket, sending `:authority localhost` like kubelet and crictl ≥ 1.30. */
 export type CriClient = ClientOf<typeof RuntimeService> & ClientOf<typeof ImageService> & { close(): void };
 
-/** Connects to the CRI socket at `socket`. */
-export function criClient(socket: string): CriClient {
+/**
+ * Connects to the CRI socket at `socket`. `authority` replaces the `:authority` sent ("localhost");
+ * the benches pass the socket path, as grpc-go clients before crictl 1.30 (critest v1.26) send it.
+ */
+export function criClient(socket: string, o: { authority?: string } = {}): CriClient {
   const out: Record<string, unknown> = {};
   const clients: Client[] = [];
   for (const svc of [RuntimeService, ImageService] as DescService[]) {
@@ -32,7 +35,7 @@ export function criClient(socket: string): CriClient {
     }
     const Ctor = makeGenericClientConstructor(def as never, svc.name);
     const c = new Ctor(`unix:${socket}`, credentials.createInsecure(), {
-      "grpc.default_authority": "localhost",
+      "grpc.default_authority": o.authority ?? "localhost",
       "grpc.max_receive_message_length": 100 * 1024 * 1024,
     }) as unknown as Client & Record<string, (...args: unknown[]) => unknown>;
     clients.push(c);

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { status } from "@grpc/grpc-js";
+import { Status as status } from "../../../src/cri/grpc-server.ts";
 import { CODE } from "../../../src/cri/status.ts";
 import { RuntimeError, wrap } from "../../../src/errors.ts";
 

@@ -1,7 +1,7 @@
 // The runtime driver against a fake runtime: a shell script that records its argv and stdin and
 // answers with runc's (or crun's) real texts.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { classify, OciRuntime } from "../../../src/oci/runtime.ts";
@@ -84,7 +84,20 @@ describe("OciRuntime (runc)", () => {
     const r = rt();
     expect(await r.state("c1")).toMatchObject({ id: "c1", pid: 4242, status: "running", bundle: "/b/c1" });
     expect(await r.state("missing")).toBeUndefined();
-    expect(await r.list()).toEqual([{ id: "a", pid: 10, status: "running", bundle: "/b/a" }] as never);
+    // the state root holds something: the runtime is asked
+    const root = join(dir, "state-root");
+    mkdirSync(join(root, "a"), { recursive: true });
+    const listing = new OciRuntime({ name: "runc", path: fakeRuntime("runc"), root });
+    expect(await listing.list()).toEqual([{ id: "a", pid: 10, status: "running", bundle: "/b/a" }] as never);
+  });
+
+  test("list: a missing or empty state root holds no container; the runtime is not started", async () => {
+    writeFileSync(log, "");
+    const empty = join(dir, "empty-root");
+    mkdirSync(empty, { recursive: true });
+    expect(await new OciRuntime({ name: "runc", path: fakeRuntime("runc"), root: join(dir, "no-such-root") }).list()).toEqual([]);
+    expect(await new OciRuntime({ name: "runc", path: fakeRuntime("runc"), root: empty }).list()).toEqual([]);
+    expect(readFileSync(log, "utf8")).toBe("");
   });
 
   test("errors map to kinds with the runtime's message", async () => {
