@@ -1,6 +1,7 @@
 import { accept, close, pipe, pollIn, read, readText, recvFd, setNonBlocking, unixListen, unlink } from "../sys/libc.ts";
 import { RuntimeCommand } from "../oci/command.ts";
 import { shortSocketPath } from "../sys/short-path.ts";
+import { spawn } from "../sys/spawn.ts";
 import { EXEC_STDERR_FD, EXEC_STDOUT_FD, monitorFiles, type MonitorArgs } from "./protocol.ts";
 import type { ProcessExit, Reaper } from "./reaper.ts";
 
@@ -93,7 +94,7 @@ async function launchHeld(a: MonitorArgs, reaper: Reaper): Promise<Launched> {
       [out.stderr, stdio[2]] = pair(true);
     }
 
-    const p = Bun.spawn(argv, { stdio: stdio as ["ignore", "ignore", "ignore"], env: process.env });
+    const p = spawn(argv, { stdio: stdio as ["ignore", "ignore", "ignore"], env: process.env });
     reaper.own(p.pid);
     for (const fd of theirs.splice(0)) close(fd);
     if (a.mode === "exec-sync") for (const fd of [EXEC_STDOUT_FD, EXEC_STDERR_FD]) close(fd);

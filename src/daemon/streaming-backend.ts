@@ -3,6 +3,7 @@ import { RuntimeError } from "../errors.ts";
 import type { Logger } from "../log/index.ts";
 import { attach, selfCommand, type AttachConnection } from "../monitor/index.ts";
 import type { StreamIO, StreamingBackend } from "../streaming/index.ts";
+import { spawn } from "../sys/spawn.ts";
 import type { Built } from "./services.ts";
 
 /**
@@ -105,7 +106,7 @@ async function dialHost(conn: Duplex, port: number, signal: AbortSignal): Promis
 }
 
 async function dialInNetns(conn: Duplex, netns: string, port: number, signal: AbortSignal, l: Logger): Promise<void> {
-  const child = Bun.spawn([...selfCommand(), "nsdial", netns, String(port)], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+  const child = spawn([...selfCommand(), "nsdial", netns, String(port)], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
   const kill = () => child.kill("SIGKILL");
   signal.addEventListener("abort", kill, { once: true });
   conn.on("data", (d: Buffer) => {

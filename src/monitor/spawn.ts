@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { buildArgs, isValidId, monitorFiles, parseSync, type MonitorArgs, type SyncMessage } from "../conmon/protocol.ts";
 import { RuntimeError, invalid } from "../errors.ts";
 import { close, pipe } from "../sys/libc.ts";
+import { spawn } from "../sys/spawn.ts";
 import type { Standby } from "./standby.ts";
 
 /** The command that runs this program again: `[execPath]` compiled, `[bun, main.ts]` from source. */
@@ -148,7 +149,7 @@ export function startMonitor(base: MonitorBase, args: MonitorArgs, diagPath: str
     if (diagPath) diagFd = openSync(diagPath, "a", 0o600);
     // fd 3 is the sync pipe; exec-sync adds the output pipes as fds 4 and 5 (protocol.ts §2)
     const stdio: Array<number | "ignore"> = [stdinFd ?? "ignore", "ignore", diagFd, syncW, ...extraFds];
-    const proc = Bun.spawn([...base.selfCommand, "conmon", ...buildArgs(args)], {
+    const proc = spawn([...base.selfCommand, "conmon", ...buildArgs(args)], {
       stdio: stdio as ["ignore", "ignore", "ignore"],
       detached: true,
       cwd: "/", // a monitor lives for the container's life: hold no directory of the daemon's

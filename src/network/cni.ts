@@ -3,9 +3,9 @@
  * stdin, the protocol parameters in CNI_* environment variables, the result or error JSON on stdout.
  * A list is run in order for ADD/CHECK/STATUS/GC and in reverse for DEL, as libcni does.
  */
-import { existsSync } from "node:fs";
 import { RuntimeError, messageOf, type ErrorKind } from "../errors.ts";
 import { runRaw } from "../sys/exec.ts";
+import { dieWithParent } from "../sys/spawn.ts";
 import { findPlugin, versionAtLeast, type NetworkList, type PluginConf } from "./conf.ts";
 
 /** CNI operations this runtime issues. */
@@ -91,9 +91,16 @@ export async function invokePlugin(
   }
   const canceled = () => new CniPluginError("canceled", `${where}: canceled: ${messageOf(o.signal?.reason)}`, plugin.type, command, null);
   if (o.signal?.aborted) throw canceled();
+  // Plugins die with the daemon (dieWithParent: PR_SET_PDEATHSIG through util-linux setpriv): a plugin left running
+  // after a kill -9 could finish its ADD after the restarted daemon cleaned the pod up, leaking the
+  // veth, the address and the iptables rules. A plugin killed half-way is undone by the DEL at recovery.
+  // A DEL is the exception: it runs to its end even if the daemon dies. Killed half-way it could not
+  // be redone: the bridge plugin finds a pod's addresses only on its interface, so a DEL cut after
+  // deleting the interface leaves the masquerade chain and rules forever (found by test/e2e/robust-crash).
+  // A DEL that finishes after the restarted daemon's own DEL is harmless: DEL is idempotent.
   let r: Awaited<ReturnType<typeof runRaw>>;
   try {
-    r = await runRaw([...(command === "DEL" ? [] : DIE_WITH_DAEMON), path], { stdin: JSON.stringify(conf), env, signal: o.signal, timeoutMs: o.timeoutMs ?? 120_000 });
+    r = await runRaw(command === "DEL" ? [path] : dieWithParent([path]), { stdin: JSON.stringify(conf), env, signal: o.signal, timeoutMs: o.timeoutMs ?? 120_000 });
   } catch (e) {
     if (o.signal?.aborted) throw canceled();
     throw new CniPluginError("internal", `${where}: cannot run ${path}: ${messageOf(e)}`, plugin.type, command, null);
@@ -167,17 +174,6 @@ export async function gcList(list: NetworkList, valid: Array<{ containerID: stri
 }
 
 // --- internal ---
-
-/**
- * Plugins die with the daemon (PR_SET_PDEATHSIG through util-linux setpriv): a plugin left running
- * after a kill -9 could finish its ADD after the restarted daemon cleaned the pod up, leaking the
- * veth, the address and the iptables rules. A plugin killed half-way is undone by the DEL at recovery.
- * A DEL is the exception: it runs to its end even if the daemon dies. Killed half-way it could not
- * be redone: the bridge plugin finds a pod's addresses only on its interface, so a DEL cut after
- * deleting the interface leaves the masquerade chain and rules forever (found by test/e2e/robust-crash).
- * A DEL that finishes after the restarted daemon's own DEL is harmless: DEL is idempotent.
- */
-const DIE_WITH_DAEMON = existsSync("/usr/bin/setpriv") ? ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--"] : [];
 
 function pluginError(where: string, type: string, command: CniCommand, r: { code: number | null; stdout: string; stderr: string }): CniPluginError {
   let cni: { code?: unknown; msg?: unknown; details?: unknown } | undefined;

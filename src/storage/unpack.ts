@@ -1,6 +1,6 @@
-import { existsSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { RuntimeError, messageOf } from "../errors.ts";
+import { spawn } from "../sys/spawn.ts";
 import { TarGuard, type LayerStats } from "./tar-guard.ts";
 
 /**
@@ -59,11 +59,11 @@ export async function unpackLayer(o: UnpackOptions): Promise<LayerStats> {
   const hasher = new Bun.CryptoHasher(algo);
   let failure: unknown;
   const guard = new TarGuard(o.layer);
-  const procs: Array<ReturnType<typeof Bun.spawn>> = [];
+  const procs: Array<{ kill(signal: "SIGKILL"): void; readonly exitCode: number | null }> = [];
   let source: ReadableStream<Uint8Array>;
-  let zstd: ReturnType<typeof Bun.spawn> | undefined;
+  let zstd: ReturnType<typeof spawn<ReturnType<typeof Bun.file>, "pipe", "pipe">> | undefined;
   if (compression === "zstd" && ZSTD) {
-    zstd = Bun.spawn([...DIE_WITH_PARENT, ZSTD, "-d", "-c", "-q", "--no-progress"], { stdin: Bun.file(o.blobFile), stdout: "pipe", stderr: "pipe" });
+    zstd = spawn([ZSTD, "-d", "-c", "-q", "--no-progress"], { stdin: Bun.file(o.blobFile), stdout: "pipe", stderr: "pipe", dieWithParent: true });
     procs.push(zstd);
     source = zstd.stdout as ReadableStream<Uint8Array>;
   } else {
@@ -92,7 +92,9 @@ export async function unpackLayer(o: UnpackOptions): Promise<LayerStats> {
     },
   });
   const input = source.pipeThrough(filter);
-  const tar = Bun.spawn([...DIE_WITH_PARENT, ...tarExtractArgv(o.dest)], { stdin: input, stdout: "ignore", stderr: "pipe", env: { ...process.env, LC_ALL: "C" } });
+  // tar and zstd die with us (dieWithParent), so a killed pull cannot leave them writing into a
+  // temp dir that the next start removes; without setpriv they end at EOF
+  const tar = spawn(tarExtractArgv(o.dest), { stdin: input, stdout: "ignore", stderr: "pipe", env: { ...process.env, LC_ALL: "C" }, dieWithParent: true });
   procs.push(tar);
   const onAbort = () => {
     failure ??= o.signal!.reason ?? new RuntimeError("canceled", `unpacking layer ${o.layer} was cancelled`);
@@ -123,12 +125,6 @@ export async function unpackLayer(o: UnpackOptions): Promise<LayerStats> {
 }
 
 // --- internal ---
-
-/**
- * tar and zstd die with us (SIGKILL on parent death), so a killed pull cannot leave them writing
- * into a temp dir that the next start removes. util-linux setpriv; without it they end at EOF.
- */
-const DIE_WITH_PARENT = existsSync("/usr/bin/setpriv") ? ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--"] : [];
 
 /** The zstd program (faster than in-process zstd here, and on the other core). */
 const ZSTD = Bun.which("zstd");

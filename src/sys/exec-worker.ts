@@ -8,10 +8,11 @@
  * Messages out: {id, code, stdout, stderr} or {id, error} (the program could not be started).
  */
 import type { SpawnJob, SpawnReply } from "./exec.ts";
+import { spawn } from "./spawn.ts";
 
 declare const self: Worker;
 
-const running = new Map<number, ReturnType<typeof Bun.spawn>>();
+const running = new Map<number, { kill(signal: "SIGKILL"): void }>();
 
 self.onmessage = (e: MessageEvent<SpawnJob | { kill: number }>) => {
   const m = e.data;
@@ -23,9 +24,9 @@ self.onmessage = (e: MessageEvent<SpawnJob | { kill: number }>) => {
 };
 
 async function runJob(j: SpawnJob): Promise<void> {
-  let p: ReturnType<typeof Bun.spawn>;
+  let p: ReturnType<typeof spawn<Uint8Array | "ignore", "pipe", "pipe">>;
   try {
-    p = Bun.spawn(j.argv, {
+    p = spawn(j.argv, {
       stdin: j.stdin ?? "ignore",
       stdout: "pipe",
       stderr: "pipe",

@@ -1,4 +1,5 @@
-/** Running external programs (runc, crun, CNI plugins, tar, …): the one place that spawns them. */
+/** Running external programs (runc, crun, CNI plugins, …) to completion: run() and runRaw(), in-thread or on the spawner thread. */
+import { spawn } from "./spawn.ts";
 
 /** A program exited non-zero (or could not start); carries the tail of its stderr. */
 export class ExecError extends Error {
@@ -33,9 +34,9 @@ export async function run(argv: string[], o: RunOptions = {}): Promise<string> {
 /** Runs argv to completion and returns code, stdout and stderr without throwing on a non-zero exit. */
 export async function runRaw(argv: string[], o: RunOptions = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   if (offload) return runInWorker(argv, o);
-  let p: ReturnType<typeof Bun.spawn>;
+  let p: ReturnType<typeof spawn<Uint8Array | "ignore", "pipe", "pipe">>;
   try {
-    p = Bun.spawn(argv, {
+    p = spawn(argv, {
       stdin: o.stdin !== undefined ? (typeof o.stdin === "string" ? new TextEncoder().encode(o.stdin) : o.stdin) : "ignore",
       stdout: "pipe",
       stderr: "pipe",
@@ -82,7 +83,7 @@ let nextId = 1;
 const pending = new Map<number, { argv: string[]; resolve: (r: { code: number | null; stdout: string; stderr: string }) => void; reject: (e: unknown) => void }>();
 
 /**
- * From now on, run programs on a spawner thread (a Worker) instead of this one: Bun.spawn blocks
+ * From now on, run programs on a spawner thread (a Worker) instead of this one: spawning blocks
  * its thread until the child has exec'd, which on a busy node stalls the daemon's event loop (and
  * every RPC waiting on it) for ms to tens of ms per program. The daemon turns this on once it
  * serves; tools and tests keep spawning in-thread.
@@ -135,7 +136,7 @@ function idle(): void {
 }
 
 function runInWorker(argv: string[], o: RunOptions): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  // as Bun.spawn does with a signal already aborted: nothing is started
+  // as spawn() does with a signal already aborted: nothing is started
   if (o.signal?.aborted) return Promise.reject(new ExecError(argv, null, "The operation was aborted"));
   if (idleTimer) clearTimeout(idleTimer);
   idleTimer = undefined;

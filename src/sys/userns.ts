@@ -10,6 +10,7 @@
 import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { RuntimeError } from "../errors.ts";
 import type { IdMap } from "./idmap.ts";
+import { spawn } from "./spawn.ts";
 
 export type { IdMap } from "./idmap.ts";
 
@@ -28,7 +29,7 @@ export interface UsernsChild {
  */
 export async function spawnInUserns(unshare: string, flags: string[], uids: readonly IdMap[], gids: readonly IdMap[], timeoutMs = 30_000): Promise<UsernsChild> {
   const argv = [unshare, ...flags, "--", "/bin/sh", "-c", "echo ready; read _"];
-  const p = Bun.spawn(argv, { stdin: "pipe", stdout: "pipe", stderr: "pipe", env: process.env as Record<string, string>, timeout: timeoutMs, killSignal: "SIGKILL" });
+  const p = spawn(argv, { stdin: "pipe", stdout: "pipe", stderr: "pipe", env: process.env as Record<string, string>, timeout: timeoutMs, killSignal: "SIGKILL" });
   const stderr = new Response(p.stderr as ReadableStream).text();
   const reader = (p.stdout as ReadableStream<Uint8Array>).getReader();
   let seen = "";
