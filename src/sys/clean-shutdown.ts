@@ -6,9 +6,9 @@
  *          and its parent fsynced — in that order, so a present marker means the store was on disk.
  * The shutdown was unclean when `<file>.supported` exists and `<file>` does not.
  */
-import { dlopen, FFIType } from "bun:ffi";
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
+import { daemonLibc } from "./libc.ts";
 
 /** Whether the last stop was unclean (marker supported, marker absent); false when the key is "". */
 export function shutdownWasUnclean(file: string): boolean {
@@ -49,7 +49,7 @@ function fsyncDir(dir: string): void {
 function syncfs(path: string): void {
   const fd = openSync(path, "r");
   try {
-    if (dlopen("libc.so.6", { syncfs: { args: [FFIType.i32], returns: FFIType.i32 } }).symbols.syncfs(fd) !== 0) throw new Error(`syncfs ${path} failed`);
+    if (daemonLibc().syncfs(fd) !== 0) throw new Error(`syncfs ${path} failed`);
   } finally {
     closeSync(fd);
   }

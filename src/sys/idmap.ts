@@ -13,10 +13,11 @@
  * The three syscalls have no glibc wrappers: syscall(2) through bun:ffi, with the generic numbers
  * (the same on x86_64 and aarch64).
  */
-import { dlopen, FFIType as T, ptr, read, type Pointer } from "bun:ffi";
+import { ptr, type Pointer } from "bun:ffi";
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { RuntimeError } from "../errors.ts";
+import { cstr, daemonLibc, errno, errnoName } from "./libc.ts";
 import { readMountinfo, unmount } from "./mount.ts";
 import { ensurePrivateMount, requireTools } from "./namespaces.ts";
 import { withTempUserns } from "./userns.ts";
@@ -47,7 +48,7 @@ export function idmappedMount(source: string, target: string, usernsFd: number, 
   else if (!existsSync(target)) writeFileSync(target, "", { mode: 0o600 });
   const fd = openIdmapped(source, usernsFd, o);
   try {
-    if (Number(libc().syscall(SYS.move_mount, fd, ptr(EMPTY), AT_FDCWD, ptr(cstr(target)), MOVE_MOUNT_F_EMPTY_PATH, 0)) < 0)
+    if (Number(syscall(SYS.move_mount, fd, ptr(EMPTY), AT_FDCWD, ptr(cstr(target)), MOVE_MOUNT_F_EMPTY_PATH, 0)) < 0)
       throw fail("move_mount", target);
   } finally {
     closeSync(fd);
@@ -56,12 +57,11 @@ export function idmappedMount(source: string, target: string, usernsFd: number, 
 
 /** A detached idmapped copy of `source`, as an fd (the copy goes with the fd's last close). */
 export function openIdmapped(source: string, usernsFd: number, o: IdmapOptions = {}): number {
-  const l = libc();
   const flags = OPEN_TREE_CLONE | O_CLOEXEC | (o.recursive ? AT_RECURSIVE : 0);
-  const fd = Number(l.syscall(SYS.open_tree, AT_FDCWD, ptr(cstr(source)), flags, 0, 0, 0));
+  const fd = Number(syscall(SYS.open_tree, AT_FDCWD, ptr(cstr(source)), flags, 0, 0, 0));
   if (fd < 0) throw fail("open_tree", source);
   const attr = new BigUint64Array([MOUNT_ATTR_IDMAP, 0n, o.slave ? MS_SLAVE : 0n, BigInt(usernsFd)]);
-  if (Number(l.syscall(SYS.mount_setattr, fd, ptr(EMPTY), AT_EMPTY_PATH | (o.recursive ? AT_RECURSIVE : 0), ptr(attr), attr.byteLength, 0)) < 0) {
+  if (Number(syscall(SYS.mount_setattr, fd, ptr(EMPTY), AT_EMPTY_PATH | (o.recursive ? AT_RECURSIVE : 0), ptr(attr), attr.byteLength, 0)) < 0) {
     const e = fail("mount_setattr MOUNT_ATTR_IDMAP", source);
     closeSync(fd);
     throw e;
@@ -187,12 +187,11 @@ export function clearStaging(base: string): void {
 
 /** Whether the filesystem of `dir` accepts an idmapped mount with this user namespace (nothing is attached). */
 export function canIdmap(dir: string, usernsFd: number): string | undefined {
-  const l = libc();
-  const fd = Number(l.syscall(SYS.open_tree, AT_FDCWD, ptr(cstr(dir)), OPEN_TREE_CLONE | O_CLOEXEC, 0, 0, 0));
+  const fd = Number(syscall(SYS.open_tree, AT_FDCWD, ptr(cstr(dir)), OPEN_TREE_CLONE | O_CLOEXEC, 0, 0, 0));
   if (fd < 0) return fail("open_tree", dir).message;
   try {
     const attr = new BigUint64Array([MOUNT_ATTR_IDMAP, 0n, 0n, BigInt(usernsFd)]);
-    if (Number(l.syscall(SYS.mount_setattr, fd, ptr(EMPTY), AT_EMPTY_PATH, ptr(attr), attr.byteLength, 0)) < 0) return fail("mount_setattr MOUNT_ATTR_IDMAP", dir).message;
+    if (Number(syscall(SYS.mount_setattr, fd, ptr(EMPTY), AT_EMPTY_PATH, ptr(attr), attr.byteLength, 0)) < 0) return fail("mount_setattr MOUNT_ATTR_IDMAP", dir).message;
     return undefined;
   } finally {
     closeSync(fd); // the detached copy goes with its last fd
@@ -252,39 +251,13 @@ function take(base: string, pool: Pool, dir: boolean): string {
 /** Whether overlay takes detached layers (/proc/self/fd/N) on this kernel; undefined until tried. */
 let detachedLayers: boolean | undefined;
 
-type Lib = { syscall: (nr: number, a: number, b: number | Pointer, c: number, d: number | Pointer, e: number, f: number) => bigint | number; errno: () => number };
-let cached: Lib | undefined;
-
-function libc(): Lib {
-  if (cached) return cached;
-  const symbols = {
-    syscall: { args: [T.i64, T.i64, T.i64, T.i64, T.i64, T.i64, T.i64], returns: T.i64 },
-    __errno_location: { args: [], returns: T.ptr },
-  } as const;
-  let lib: ReturnType<typeof dlopen<typeof symbols>>;
-  try {
-    lib = dlopen("libc.so.6", symbols);
-  } catch {
-    lib = dlopen("libc.so", symbols);
-  }
-  cached = {
-    syscall: (nr, a, b, c, d, e, f) => lib.symbols.syscall(nr, a, b as number, c, d as number, e, f),
-    errno: () => {
-      const p = lib.symbols.__errno_location();
-      return p ? read.i32(p, 0) : 0;
-    },
-  };
-  return cached;
+/** syscall(2) with the generic numbers (a pointer argument as its address). */
+function syscall(nr: number, a: number, b: number | Pointer, c: number, d: number | Pointer, e: number, f: number): bigint | number {
+  return daemonLibc().syscall(nr, a, b as number, c, d as number, e, f);
 }
-
-function cstr(s: string): Buffer {
-  return Buffer.from(`${s}\0`);
-}
-
-const NAMES: Record<number, string> = { 1: "EPERM", 2: "ENOENT", 9: "EBADF", 13: "EACCES", 16: "EBUSY", 22: "EINVAL", 38: "ENOSYS", 95: "EOPNOTSUPP" };
 
 function fail(op: string, path: string): RuntimeError {
-  const n = libc().errno();
+  const n = errno();
   const hint = n === 38 ? " (kernel without the new mount API)" : n === 22 || n === 95 ? " (filesystem or kernel without idmapped mounts)" : "";
-  return new RuntimeError("internal", `${op} "${path}": ${NAMES[n] ?? `errno ${n}`}${hint}`);
+  return new RuntimeError("internal", `${op} "${path}": ${errnoName(n)}${hint}`);
 }

@@ -4,7 +4,8 @@
  * `KEY=value\n`, or `KEY\n<u64 LE length><bytes>\n` for values that may hold a newline. Entries
  * larger than a datagram are not sent (journald would need them through a memfd).
  */
-import { dlopen, FFIType, ptr } from "bun:ffi";
+import { ptr } from "bun:ffi";
+import { daemonLibc, libc } from "./libc.ts";
 import { shortSocketPath, type ShortSocketPath } from "./short-path.ts";
 
 /** The journal socket systemd-journald listens on. */
@@ -49,7 +50,7 @@ export class JournalSocket {
     this.#addr = new Uint8Array(2 + p.length + 1);
     new DataView(this.#addr.buffer).setUint16(0, 1, true); // AF_UNIX
     this.#addr.set(p, 2);
-    this.#fd = lib().socket(1, 2 | 0o2000000, 0); // AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC
+    this.#fd = libc().socket(1, 2 | 0o2000000, 0); // AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC
     if (this.#fd < 0) {
       this.#alias?.release();
       throw new Error("cannot create a journal socket");
@@ -60,12 +61,12 @@ export class JournalSocket {
   send(fields: ReadonlyArray<readonly [string, string | Uint8Array]>): void {
     if (this.#fd < 0) return;
     const buf = encodeJournalEntry(fields);
-    const n = lib().sendto(this.#fd, ptr(buf), buf.length, 0x40 /* MSG_DONTWAIT */ | 0x4000 /* MSG_NOSIGNAL */, ptr(this.#addr), this.#addr.length);
+    const n = daemonLibc().sendto(this.#fd, ptr(buf), buf.length, 0x40 /* MSG_DONTWAIT */ | 0x4000 /* MSG_NOSIGNAL */, ptr(this.#addr), this.#addr.length);
     if (Number(n) !== buf.length) this.failures++;
   }
 
   close(): void {
-    if (this.#fd >= 0) lib().close(this.#fd);
+    if (this.#fd >= 0) libc().close(this.#fd);
     this.#fd = -1;
     this.#alias?.release();
   }
@@ -75,15 +76,3 @@ export class JournalSocket {
 
 const enc = new TextEncoder();
 const NL = new Uint8Array([10]);
-
-let symbols: ReturnType<typeof open>["symbols"] | undefined;
-function open() {
-  return dlopen("libc.so.6", {
-    socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-    sendto: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i64_fast },
-    close: { args: [FFIType.i32], returns: FFIType.i32 },
-  });
-}
-function lib() {
-  return (symbols ??= open().symbols);
-}

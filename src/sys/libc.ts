@@ -1,4 +1,4 @@
-import { CString, dlopen, FFIType as T, ptr, read as peek, type Pointer } from "bun:ffi";
+import { CString, dlopen, FFIType as T, ptr, read as peek, type FFIFunction, type Pointer } from "bun:ffi";
 
 /**
  * glibc bindings through bun:ffi: the syscalls Bun does not expose (prctl, waitpid on one pid,
@@ -8,6 +8,12 @@ import { CString, dlopen, FFIType as T, ptr, read as peek, type Pointer } from "
  * Linux on LP64 (x86_64, aarch64) only: the struct layouts below (msghdr, cmsghdr, sockaddr_un,
  * pollfd, winsize, timespec) are the same on both. The library is opened on first use, so
  * importing this file costs nothing. Never call waitpid(-1): it would steal Bun's own children.
+ *
+ * This file owns the program's libc handle: every bun:ffi symbol of libc is declared here, in two
+ * sets bound on first use each — MONITOR (what the monitor role calls: bound in every monitor)
+ * and DAEMON (mount, setns, the raw syscall, datagrams, …: the monitor never binds them, so
+ * never pays for their trampolines). Other sys/ files call libc() or daemonLibc() and read
+ * errno() here; none calls dlopen (test/unit/architecture.test.ts).
  */
 
 /** open(2) flags, identical on x86_64 and aarch64. */
@@ -41,21 +47,21 @@ export class SysError extends Error {
 
 /** open(2); returns the fd. */
 export function open(path: string, flags: number, mode = 0o644): number {
-  const fd = lib().open(cstr(path), flags | O.CLOEXEC, mode);
+  const fd = libc().open(cstr(path), flags | O.CLOEXEC, mode);
   if (fd < 0) throw fail("open", path);
   return fd;
 }
 
 /** close(2); errors are ignored (the fd is gone either way). */
 export function close(fd: number): void {
-  if (fd >= 0) lib().close(fd);
+  if (fd >= 0) libc().close(fd);
 }
 
 /** One write(2); returns the bytes written, or -1 when a non-blocking fd would block. */
 export function write(fd: number, data: Uint8Array): number {
   if (data.length === 0) return 0;
   for (;;) {
-    const n = Number(lib().write(fd, data, data.length));
+    const n = Number(libc().write(fd, data, data.length));
     if (n >= 0) return n;
     const e = errno();
     if (e === EINTR) continue;
@@ -76,7 +82,7 @@ export function writeAll(fd: number, data: Uint8Array): void {
 /** One read(2) into `buf`; returns the byte count, 0 at end of file, -1 when it would block. */
 export function read(fd: number, buf: Uint8Array): number {
   for (;;) {
-    const n = Number(lib().read(fd, buf, buf.length));
+    const n = Number(libc().read(fd, buf, buf.length));
     if (n >= 0) return n;
     const e = errno();
     if (e === EINTR) continue;
@@ -110,48 +116,48 @@ export function readText(path: string, max = 1 << 20): string | undefined {
 
 /** The names in a directory (without . and ..); undefined when it does not exist. */
 export function listDir(path: string): string[] | undefined {
-  const dir = lib().opendir(cstr(path));
+  const dir = libc().opendir(cstr(path));
   if (!dir) {
     if (errno() === ENOENT) return undefined;
     throw fail("opendir", path);
   }
   const names: string[] = [];
   try {
-    for (let ent; (ent = lib().readdir64(dir)); ) {
+    for (let ent; (ent = libc().readdir64(dir)); ) {
       const name = new CString(ent, 19 /* offsetof(struct dirent64, d_name) */).toString();
       if (name !== "." && name !== "..") names.push(name);
     }
   } finally {
-    lib().closedir(dir);
+    libc().closedir(dir);
   }
   return names;
 }
 
 /** rename(2). */
 export function rename(from: string, to: string): void {
-  if (lib().rename(cstr(from), cstr(to)) !== 0) throw fail("rename", `${from} -> ${to}`);
+  if (libc().rename(cstr(from), cstr(to)) !== 0) throw fail("rename", `${from} -> ${to}`);
 }
 
 /** unlink(2); a missing file is not an error. */
 export function unlink(path: string): void {
-  if (lib().unlink(cstr(path)) !== 0 && errno() !== ENOENT) throw fail("unlink", path);
+  if (libc().unlink(cstr(path)) !== 0 && errno() !== ENOENT) throw fail("unlink", path);
 }
 
 /** rmdir(2); a missing or non-empty directory is left alone. */
 export function rmdir(path: string): void {
-  lib().rmdir(cstr(path));
+  libc().rmdir(cstr(path));
 }
 
 /** mkdir -p. */
 export function mkdirp(path: string, mode = 0o700): void {
-  if (lib().mkdir(cstr(path), mode) === 0) return;
+  if (libc().mkdir(cstr(path), mode) === 0) return;
   const e = errno();
   if (e === EEXIST) return;
   if (e !== ENOENT) throw fail("mkdir", path, e);
   const parent = path.slice(0, path.replace(/\/+$/, "").lastIndexOf("/"));
   if (!parent || parent === path) throw fail("mkdir", path, e);
   mkdirp(parent, mode);
-  if (lib().mkdir(cstr(path), mode) !== 0 && errno() !== EEXIST) throw fail("mkdir", path);
+  if (libc().mkdir(cstr(path), mode) !== 0 && errno() !== EEXIST) throw fail("mkdir", path);
 }
 
 /**
@@ -160,7 +166,7 @@ export function mkdirp(path: string, mode = 0o700): void {
  */
 export function tryLockExclusive(fd: number): boolean {
   for (;;) {
-    if (lib().flock(fd, 2 | 4) === 0) return true;
+    if (daemonLibc().flock(fd, 2 | 4) === 0) return true;
     const e = errno();
     if (e === EINTR) continue;
     if (e === EAGAIN) return false;
@@ -170,17 +176,17 @@ export function tryLockExclusive(fd: number): boolean {
 
 /** fsync(2). */
 export function fsync(fd: number): void {
-  if (lib().fsync(fd) !== 0) throw fail("fsync", `fd ${fd}`);
+  if (libc().fsync(fd) !== 0) throw fail("fsync", `fd ${fd}`);
 }
 
 /** ftruncate(2). */
 export function ftruncate(fd: number, length: number): void {
-  if (lib().ftruncate(fd, length) !== 0) throw fail("ftruncate", `fd ${fd}`);
+  if (libc().ftruncate(fd, length) !== 0) throw fail("ftruncate", `fd ${fd}`);
 }
 
 /** The size of an open file (lseek to its end; the fd is O_APPEND or about to be closed). */
 export function fileSize(fd: number): number {
-  const n = Number(lib().lseek(fd, 0, 2 /* SEEK_END */));
+  const n = Number(libc().lseek(fd, 0, 2 /* SEEK_END */));
   if (n < 0) throw fail("lseek", `fd ${fd}`);
   return n;
 }
@@ -203,7 +209,7 @@ export function setCmdline(args: string[]): boolean {
   area.set(text);
   const fd = open("/proc/self/mem", O.RDWR);
   try {
-    if (Number(lib().lseek(fd, start, 0 /* SEEK_SET */)) !== start) throw fail("lseek", "/proc/self/mem");
+    if (Number(libc().lseek(fd, start, 0 /* SEEK_SET */)) !== start) throw fail("lseek", "/proc/self/mem");
     writeAll(fd, area);
     return true;
   } finally {
@@ -216,30 +222,30 @@ export function setMtime(path: string, ms: number): void {
   const sec = Math.floor(ms / 1000);
   const nsec = Math.floor((ms - sec * 1000) * 1e6);
   const ts = new BigInt64Array([BigInt(sec), BigInt(nsec), BigInt(sec), BigInt(nsec)]);
-  if (lib().utimensat(-100 /* AT_FDCWD */, cstr(path), ts, 0) !== 0) throw fail("utimensat", path);
+  if (libc().utimensat(-100 /* AT_FDCWD */, cstr(path), ts, 0) !== 0) throw fail("utimensat", path);
 }
 
 /** A real pipe (not a socketpair), both ends close-on-exec: [read end, write end]. */
 export function pipe(): [number, number] {
   const fds = new Int32Array(2);
-  if (lib().pipe2(fds, O.CLOEXEC) !== 0) throw fail("pipe2");
+  if (libc().pipe2(fds, O.CLOEXEC) !== 0) throw fail("pipe2");
   return [fds[0]!, fds[1]!];
 }
 
 /** Sets O_NONBLOCK on one open file description (e.g. our end of a pipe). */
 export function setNonBlocking(fd: number): void {
-  const flags = lib().fcntl(fd, 3 /* F_GETFL */, 0);
-  if (flags < 0 || lib().fcntl(fd, 4 /* F_SETFL */, flags | O.NONBLOCK) < 0) throw fail("fcntl", `fd ${fd}`);
+  const flags = libc().fcntl(fd, 3 /* F_GETFL */, 0);
+  if (flags < 0 || libc().fcntl(fd, 4 /* F_SETFL */, flags | O.NONBLOCK) < 0) throw fail("fcntl", `fd ${fd}`);
 }
 
 /** dup2(2). */
 export function dup2(from: number, to: number): void {
-  if (lib().dup2(from, to) < 0) throw fail("dup2", `${from} -> ${to}`);
+  if (libc().dup2(from, to) < 0) throw fail("dup2", `${from} -> ${to}`);
 }
 
 /** prctl(PR_SET_CHILD_SUBREAPER): orphans below this process are re-parented to it. */
 export function setChildSubreaper(): void {
-  if (lib().prctl(36 /* PR_SET_CHILD_SUBREAPER */, 1, 0, 0, 0) !== 0) throw fail("prctl", "PR_SET_CHILD_SUBREAPER");
+  if (libc().prctl(36 /* PR_SET_CHILD_SUBREAPER */, 1, 0, 0, 0) !== 0) throw fail("prctl", "PR_SET_CHILD_SUBREAPER");
 }
 
 /**
@@ -260,7 +266,7 @@ export function releaseCleanFilePages(): number {
     ranges.push(parseInt(h[1]!, 16), parseInt(h[2]!, 16));
     kb += Number(/^Rss:\s+(\d+)/m.exec(m)?.[1] ?? 0);
   }
-  const madvise = lib().madvise;
+  const madvise = libc().madvise;
   for (let i = 0; i < ranges.length; i += 2) madvise(ranges[i]!, ranges[i + 1]! - ranges[i]!, 4 /* MADV_DONTNEED */);
   return kb;
 }
@@ -270,7 +276,7 @@ export function waitpidNoHang(pid: number): number | undefined {
   if (!(pid > 0)) throw new RangeError(`waitpid needs a specific pid, got ${pid}`);
   const status = new Int32Array(1);
   for (;;) {
-    const r = lib().waitpid(pid, status, 1 /* WNOHANG */);
+    const r = libc().waitpid(pid, status, 1 /* WNOHANG */);
     if (r === pid) return status[0]!;
     if (r === 0) return undefined;
     const e = errno();
@@ -284,9 +290,9 @@ export function waitpidNoHang(pid: number): number | undefined {
  */
 export function unixListen(path: string, backlog = 4): number {
   const addr = sockaddrUn(path);
-  const fd = lib().socket(1 /* AF_UNIX */, 1 | O.NONBLOCK | O.CLOEXEC, 0);
+  const fd = libc().socket(1 /* AF_UNIX */, 1 | O.NONBLOCK | O.CLOEXEC, 0);
   if (fd < 0) throw fail("socket");
-  if (lib().bind(fd, addr, addr.length) !== 0 || lib().listen(fd, backlog) !== 0) {
+  if (libc().bind(fd, addr, addr.length) !== 0 || libc().listen(fd, backlog) !== 0) {
     const e = fail("bind", path);
     close(fd);
     throw e;
@@ -296,7 +302,7 @@ export function unixListen(path: string, backlog = 4): number {
 
 /** accept4 on a non-blocking listener: the connection's fd (blocking), or -1 when none waits. */
 export function accept(fd: number): number {
-  const c = lib().accept4(fd, null, null, O.CLOEXEC);
+  const c = libc().accept4(fd, null, null, O.CLOEXEC);
   if (c >= 0) return c;
   const e = errno();
   if (e === EAGAIN || e === EINTR) return -1;
@@ -309,7 +315,7 @@ export function pollIn(fd: number, timeoutMs: number): boolean {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     // a signal (SIGCHLD, say) ends poll(2) early: wait on for what is left of the timeout
-    const r = lib().poll(pfd, 1, timeoutMs < 0 ? -1 : Math.max(0, deadline - Date.now()));
+    const r = libc().poll(pfd, 1, timeoutMs < 0 ? -1 : Math.max(0, deadline - Date.now()));
     if (r >= 0) return r > 0;
     if (errno() !== EINTR) throw fail("poll", `fd ${fd}`);
     if (timeoutMs >= 0 && Date.now() >= deadline) return false;
@@ -324,7 +330,7 @@ export function recvFd(sock: number): { fd: number; data: Uint8Array } {
   // struct msghdr: name, namelen(+pad), iov, iovlen, control, controllen, flags(+pad)
   const msg = new BigUint64Array([0n, 0n, BigInt(ptr(iov)), 1n, BigInt(ptr(control)), BigInt(control.byteLength), 0n]);
   let n: number;
-  do n = Number(lib().recvmsg(sock, msg, 0x40000000 /* MSG_CMSG_CLOEXEC */));
+  do n = Number(libc().recvmsg(sock, msg, 0x40000000 /* MSG_CMSG_CLOEXEC */));
   while (n < 0 && errno() === EINTR);
   if (n < 0) throw fail("recvmsg", `fd ${sock}`);
   const cmsg = new DataView(control.buffer);
@@ -337,7 +343,38 @@ export function recvFd(sock: number): { fd: number; data: Uint8Array } {
 /** ioctl(TIOCSWINSZ): sets a terminal's size. */
 export function setWinsize(fd: number, rows: number, cols: number): void {
   const ws = new Uint16Array([rows, cols, 0, 0]);
-  if (lib().ioctl(fd, 0x5414 /* TIOCSWINSZ */, ws) !== 0) throw fail("ioctl", "TIOCSWINSZ");
+  if (libc().ioctl(fd, 0x5414 /* TIOCSWINSZ */, ws) !== 0) throw fail("ioctl", "TIOCSWINSZ");
+}
+
+/** The monitor's set of libc functions (bound on first use). */
+export function libc(): Symbols<typeof MONITOR> {
+  return (monitorSymbols ??= load(MONITOR));
+}
+
+/** The daemon's other libc functions (bound on first use; the monitor never binds them). */
+export function daemonLibc(): Symbols<typeof DAEMON> {
+  return (daemonSymbols ??= load(DAEMON));
+}
+
+/** errno of this thread, read right after a failed call (through a set already bound: binding one could clobber it). */
+export function errno(): number {
+  return peek.i32((monitorSymbols ?? daemonSymbols ?? libc()).__errno_location() as Pointer, 0);
+}
+
+/** An errno's name ("EBUSY"), or "errno N" for one not in the table. */
+export function errnoName(e: number): string {
+  return NAMES[e] ?? `errno ${e}`;
+}
+
+/** strerror(3): an errno's text. */
+export function strerror(e: number): string {
+  const p = libc().strerror(e);
+  return p ? String(p) : `errno ${e}`;
+}
+
+/** A NUL-terminated copy of `s` for a `const char *` argument. */
+export function cstr(s: string): Uint8Array {
+  return enc.encode(s + "\0");
 }
 
 /** Decodes a wait status: the exit code, or 128 + signal when killed (conmon's get_exit_status). */
@@ -353,16 +390,13 @@ const EAGAIN = 11;
 const ENOENT = 2;
 const EEXIST = 17;
 const NAMES: Record<number, string> = {
-  1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 9: "EBADF", 10: "ECHILD", 11: "EAGAIN",
-  12: "ENOMEM", 13: "EACCES", 17: "EEXIST", 20: "ENOTDIR", 21: "EISDIR", 22: "EINVAL", 24: "EMFILE",
-  28: "ENOSPC", 32: "EPIPE", 36: "ENAMETOOLONG", 39: "ENOTEMPTY", 98: "EADDRINUSE", 111: "ECONNREFUSED",
+  1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 7: "E2BIG", 9: "EBADF", 10: "ECHILD", 11: "EAGAIN",
+  12: "ENOMEM", 13: "EACCES", 15: "ENOTBLK", 16: "EBUSY", 17: "EEXIST", 19: "ENODEV", 20: "ENOTDIR", 21: "EISDIR",
+  22: "EINVAL", 24: "EMFILE", 28: "ENOSPC", 30: "EROFS", 32: "EPIPE", 36: "ENAMETOOLONG", 38: "ENOSYS",
+  39: "ENOTEMPTY", 40: "ELOOP", 95: "EOPNOTSUPP", 98: "EADDRINUSE", 111: "ECONNREFUSED",
 };
 
 const enc = new TextEncoder();
-
-function cstr(s: string): Uint8Array {
-  return enc.encode(s + "\0");
-}
 
 function sockaddrUn(path: string): Uint8Array {
   const p = enc.encode(path);
@@ -381,20 +415,11 @@ function concat(parts: Uint8Array[], total: number): Uint8Array {
   return out;
 }
 
-function errno(): number {
-  return peek.i32(lib().__errno_location() as Pointer, 0);
-}
-
-function strerror(e: number): string {
-  const p = lib().strerror(e);
-  return p ? String(p) : `errno ${e}`;
-}
-
 function fail(call: string, detail = "", e = errno()): SysError {
-  return new SysError(call, e, NAMES[e] ?? `errno ${e}`, detail);
+  return new SysError(call, e, errnoName(e), detail);
 }
 
-const SYMBOLS = {
+const MONITOR = {
   open: { args: [T.ptr, T.i32, T.u32], returns: T.i32 },
   close: { args: [T.i32], returns: T.i32 },
   read: { args: [T.i32, T.ptr, T.u64], returns: T.i64_fast },
@@ -405,7 +430,6 @@ const SYMBOLS = {
   rmdir: { args: [T.ptr], returns: T.i32 },
   mkdir: { args: [T.ptr, T.u32], returns: T.i32 },
   fsync: { args: [T.i32], returns: T.i32 },
-  flock: { args: [T.i32, T.i32], returns: T.i32 },
   ftruncate: { args: [T.i32, T.i64], returns: T.i32 },
   utimensat: { args: [T.i32, T.ptr, T.ptr, T.i32], returns: T.i32 },
   pipe2: { args: [T.ptr, T.i32], returns: T.i32 },
@@ -428,8 +452,29 @@ const SYMBOLS = {
   strerror: { args: [T.i32], returns: T.cstring },
 } as const;
 
-let symbols: ReturnType<typeof dlopen<typeof SYMBOLS>>["symbols"] | undefined;
+const DAEMON = {
+  sendto: { args: [T.i32, T.ptr, T.u64, T.i32, T.ptr, T.u32], returns: T.i64_fast },
+  clock_gettime: { args: [T.i32, T.ptr], returns: T.i32 },
+  mount: { args: [T.ptr, T.ptr, T.ptr, T.u64, T.ptr], returns: T.i32 },
+  umount2: { args: [T.ptr, T.i32], returns: T.i32 },
+  setns: { args: [T.i32, T.i32], returns: T.i32 },
+  syncfs: { args: [T.i32], returns: T.i32 },
+  flock: { args: [T.i32, T.i32], returns: T.i32 },
+  /** syscall(2), for calls without a glibc wrapper (open_tree, mount_setattr, move_mount). */
+  syscall: { args: [T.i64, T.i64, T.i64, T.i64, T.i64, T.i64, T.i64], returns: T.i64 },
+  __errno_location: { args: [], returns: T.ptr },
+} as const;
 
-function lib() {
-  return (symbols ??= dlopen("libc.so.6", SYMBOLS).symbols);
+type Symbols<S extends Record<string, FFIFunction>> = ReturnType<typeof dlopen<S>>["symbols"];
+
+let monitorSymbols: Symbols<typeof MONITOR> | undefined;
+let daemonSymbols: Symbols<typeof DAEMON> | undefined;
+
+/** The one dlopen of the program. */
+function load<S extends Record<string, FFIFunction>>(symbols: S): Symbols<S> {
+  try {
+    return dlopen("libc.so.6", symbols).symbols;
+  } catch {
+    return dlopen("libc.so", symbols).symbols;
+  }
 }

@@ -1,8 +1,8 @@
-import { dlopen, FFIType, read } from "bun:ffi";
 import { readFileSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { RuntimeError } from "../errors.ts";
 import { run } from "./exec.ts";
+import { cstr, daemonLibc, errno, errnoName } from "./libc.ts";
 
 /**
  * mount(2) and umount2(2) through bun:ffi, /proc/self/mountinfo parsing, and the two mounts the
@@ -36,8 +36,7 @@ export class MountError extends RuntimeError {
 
 /** Mounts `source` on `target` (mount(2)); throws MountError. */
 export function mount(source: string, target: string, fstype: string, flags: number, data?: string): void {
-  const l = libc();
-  const rc = l.symbols.mount(cstr(source), cstr(target), cstr(fstype), flags, data === undefined ? null : cstr(data));
+  const rc = daemonLibc().mount(cstr(source), cstr(target), cstr(fstype), flags, data === undefined ? null : cstr(data));
   if (rc !== 0) throw new MountError(`mount ${fstype}`, target, errnoName(errno()));
 }
 
@@ -46,8 +45,7 @@ export function mount(source: string, target: string, fstype: string, flags: num
  * (or when the mount is busy) it falls back to a lazy MNT_DETACH unmount.
  */
 export function unmount(target: string, o: { detach?: boolean } = {}): boolean {
-  const l = libc();
-  if (l.symbols.umount2(cstr(target), o.detach ? MNT_DETACH : 0) === 0) return true;
+  if (daemonLibc().umount2(cstr(target), o.detach ? MNT_DETACH : 0) === 0) return true;
   const code = errnoName(errno());
   if (code === "EINVAL" || code === "ENOENT") return false;
   if (code === "EBUSY" && !o.detach) return unmount(target, { detach: true });
@@ -164,46 +162,6 @@ const GENERIC_FLAGS: Record<string, number> = {
   ro: MS.RDONLY, nosuid: MS.NOSUID, nodev: MS.NODEV, noexec: MS.NOEXEC, sync: 0x10, dirsync: 0x80,
   noatime: 0x400, nodiratime: 0x800, relatime: 0x200000, strictatime: 0x1000000, rw: 0, suid: 0, dev: 0, exec: 0, async: 0,
 };
-
-type Libc = ReturnType<typeof open>;
-let lib: Libc | undefined;
-
-function open() {
-  const symbols = {
-    mount: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
-    umount2: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
-    __errno_location: { args: [], returns: FFIType.ptr },
-  } as const;
-  try {
-    return dlopen("libc.so.6", symbols);
-  } catch {
-    return dlopen("libc.so", symbols);
-  }
-}
-
-function libc(): Libc {
-  lib ??= open();
-  return lib;
-}
-
-function errno(): number {
-  const p = libc().symbols.__errno_location();
-  return p ? read.i32(p, 0) : 0;
-}
-
-function cstr(s: string): Buffer {
-  return Buffer.from(`${s}\0`);
-}
-
-const ERRNO_NAMES: Record<number, string> = {
-  1: "EPERM", 2: "ENOENT", 5: "EIO", 7: "E2BIG", 12: "ENOMEM", 13: "EACCES", 15: "ENOTBLK", 16: "EBUSY",
-  17: "EEXIST", 19: "ENODEV", 20: "ENOTDIR", 22: "EINVAL", 24: "EMFILE", 28: "ENOSPC", 30: "EROFS",
-  36: "ENAMETOOLONG", 40: "ELOOP", 95: "EOPNOTSUPP",
-};
-
-function errnoName(n: number): string {
-  return ERRNO_NAMES[n] ?? `errno ${n}`;
-}
 
 function unescapeOctal(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));

@@ -25,12 +25,12 @@
  * process already in the new user namespace may not mount on the host); that mount namespace
  * dies with the helper.
  */
-import { dlopen, FFIType, read, type Pointer } from "bun:ffi";
 import { mkdirSync, readdirSync, readFileSync, realpathSync, statSync, writeFileSync, existsSync } from "node:fs";
 import { mkdir, readFile, unlink, writeFile } from "node:fs/promises";
 import { join, delimiter } from "node:path";
 import { RuntimeError, invalid } from "../errors.ts";
 import { run, runRaw, ExecError } from "./exec.ts";
+import { cstr, daemonLibc, errno } from "./libc.ts";
 import { spawnInUserns, type IdMap } from "./userns.ts";
 
 /** Which namespaces to pin, and what to set inside them. */
@@ -100,7 +100,7 @@ export async function unpinNamespaces(paths: PinnedNamespaces): Promise<void> {
   for (const p of PIN_KINDS.map((k) => paths[k])) {
     if (!p) continue;
     if (mounted.has(p)) {
-      const rc = libc().umount2(Buffer.from(p + "\0"), MNT_DETACH);
+      const rc = daemonLibc().umount2(cstr(p), MNT_DETACH);
       const err = rc === 0 ? 0 : errno(); // read before anything else can clobber it
       if (rc !== 0 && isMountPoint(p)) {
         failures.push(`umount ${p}: errno ${err}`);
@@ -158,7 +158,7 @@ export async function releasePinDir(dir: string): Promise<void> {
     return;
   }
   privateDirs.delete(real);
-  if (!isMountPoint(real) || libc().umount2(Buffer.from(real + "\0"), MNT_DETACH) === 0) return;
+  if (!isMountPoint(real) || daemonLibc().umount2(cstr(real), MNT_DETACH) === 0) return;
   const err = errno();
   if (isMountPoint(real)) throw new RuntimeError("internal", `umount ${real}: errno ${err}`);
 }
@@ -364,27 +364,4 @@ function mountPointsOf(info: string): Set<string> {
 
 function unescapeMountPath(s: string): string {
   return s.includes("\\") ? s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))) : s;
-}
-
-type Libc = { umount2: (target: Buffer, flags: number) => number; errnoPtr: () => Pointer | null };
-let libcCache: Libc | undefined;
-
-/** libc, opened on first use so importing this module never loads it. */
-function libc(): Libc {
-  if (libcCache) return libcCache;
-  const lib = dlopen("libc.so.6", {
-    umount2: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
-    __errno_location: { args: [], returns: FFIType.ptr },
-  });
-  libcCache = {
-    umount2: (t, f) => lib.symbols.umount2(t, f) as number,
-    errnoPtr: () => lib.symbols.__errno_location() as Pointer | null,
-  };
-  return libcCache;
-}
-
-/** errno right after a failed call (best effort: read through __errno_location). */
-function errno(): number {
-  const p = libc().errnoPtr();
-  return p ? read.i32(p, 0) : -1;
 }

@@ -1,5 +1,4 @@
-import { dlopen, FFIType as T, read as peek, type Pointer } from "bun:ffi";
-import { SysError } from "./libc.ts";
+import { daemonLibc, errno, libc, strerror, SysError } from "./libc.ts";
 import { shortSocketPath } from "./short-path.ts";
 
 /**
@@ -79,19 +78,19 @@ export function sdNotify(socket: string, state: string): void {
     alias = socket.startsWith("@") ? undefined : shortSocketPath(socket);
   } catch (e) {
     // as sendto would say: the socket's directory is missing or not one
-    const why = e instanceof SysError ? String(lib().strerror(e.errno)) : e instanceof Error ? e.message : String(e);
+    const why = e instanceof SysError ? strerror(e.errno) : e instanceof Error ? e.message : String(e);
     throw new Error(`sendto ${socket}: ${why}`, { cause: e });
   }
   const addr = sockaddrUn(alias?.path ?? socket);
   const msg = new TextEncoder().encode(state);
-  const l = lib();
+  const l = libc();
   const fd = l.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) {
     alias?.release();
     throw sysFail("socket", socket);
   }
   try {
-    const n = Number(l.sendto(fd, msg, msg.length, MSG_NOSIGNAL, addr, addr.length));
+    const n = Number(daemonLibc().sendto(fd, msg, msg.length, MSG_NOSIGNAL, addr, addr.length));
     if (n < 0) throw sysFail("sendto", socket);
     if (n !== msg.length) throw new Error(`sendto ${socket}: sent ${n} of ${msg.length} bytes`);
   } finally {
@@ -124,7 +123,7 @@ function oneLine(s: string): string {
 /** CLOCK_MONOTONIC now, in microseconds (what MONOTONIC_USEC= carries). */
 function monotonicUsec(): string {
   const ts = new BigInt64Array(2);
-  if (lib().clock_gettime(CLOCK_MONOTONIC, ts) !== 0) throw sysFail("clock_gettime", "CLOCK_MONOTONIC");
+  if (daemonLibc().clock_gettime(CLOCK_MONOTONIC, ts) !== 0) throw sysFail("clock_gettime", "CLOCK_MONOTONIC");
   return String(ts[0]! * 1_000_000n + ts[1]! / 1000n);
 }
 
@@ -142,22 +141,5 @@ function sockaddrUn(socket: string): Uint8Array {
 }
 
 function sysFail(call: string, socket: string): Error {
-  const e = peek.i32(lib().__errno_location() as Pointer, 0);
-  const text = lib().strerror(e);
-  return new Error(`${call} ${socket}: ${text ? String(text) : `errno ${e}`}`);
-}
-
-const SYMBOLS = {
-  socket: { args: [T.i32, T.i32, T.i32], returns: T.i32 },
-  sendto: { args: [T.i32, T.ptr, T.u64, T.i32, T.ptr, T.u32], returns: T.i64_fast },
-  close: { args: [T.i32], returns: T.i32 },
-  clock_gettime: { args: [T.i32, T.ptr], returns: T.i32 },
-  __errno_location: { args: [], returns: T.ptr },
-  strerror: { args: [T.i32], returns: T.cstring },
-} as const;
-
-let symbols: ReturnType<typeof dlopen<typeof SYMBOLS>>["symbols"] | undefined;
-
-function lib() {
-  return (symbols ??= dlopen("libc.so.6", SYMBOLS).symbols);
+  return new Error(`${call} ${socket}: ${strerror(errno())}`);
 }

@@ -4,21 +4,19 @@
  * localhost:PORT inside it, IPv4 then IPv6 (no happy eyeballs, as CRI-O), piping its stdin to
  * the connection and the connection to its stdout. Used by port-forward.
  */
-import { dlopen, FFIType } from "bun:ffi";
 import { openSync, closeSync } from "node:fs";
 import { connect, type Socket } from "node:net";
+import { daemonLibc } from "./libc.ts";
 
 const CLONE_NEWNET = 0x40000000;
 
 /** Joins the network namespace at `path` on the calling thread. */
 export function enterNetns(path: string): void {
-  const libc = dlopen("libc.so.6", { setns: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 } });
   const fd = openSync(path, "r");
   try {
-    if (libc.symbols.setns(fd, CLONE_NEWNET) !== 0) throw new Error(`setns ${path} failed`);
+    if (daemonLibc().setns(fd, CLONE_NEWNET) !== 0) throw new Error(`setns ${path} failed`);
   } finally {
     closeSync(fd);
-    libc.close();
   }
 }
 
