@@ -1,4 +1,5 @@
 import { O, close, fileSize, fsync, ftruncate, mkdirp, open, writeAll } from "../sys/libc.ts";
+import { concatBytes } from "../util/bytes.ts";
 import { nowRfc3339Nano } from "../util/time.ts";
 import { LOG_LINE_MAX, type LogStream } from "./protocol.ts";
 
@@ -40,7 +41,7 @@ export class CriLog {
     while (start < chunk.length) {
       const nl = chunk.indexOf(10, start);
       if (nl < 0) {
-        tail = tail ? cat(tail, chunk.subarray(start)) : chunk.slice(start);
+        tail = tail ? concatBytes([tail, chunk.subarray(start)]) : chunk.slice(start);
         while (tail.length >= this.lineMax) {
           out.push(this.#record(stream, "P", tail.subarray(0, this.lineMax)));
           tail = tail.slice(this.lineMax);
@@ -49,7 +50,7 @@ export class CriLog {
         break;
       }
       const piece = chunk.subarray(start, nl);
-      this.#line(out, stream, tail ? cat(tail, piece) : piece);
+      this.#line(out, stream, tail ? concatBytes([tail, piece]) : piece);
       tail = undefined;
       start = nl + 1;
     }
@@ -143,10 +144,3 @@ export class CriLog {
 // --- internal ---
 
 const enc = new TextEncoder();
-
-function cat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}

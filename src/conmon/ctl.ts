@@ -1,6 +1,7 @@
 import type { Socket, UnixSocketListener } from "bun";
 import { unlink } from "../sys/libc.ts";
 import { listenUnix, type ShortSocketPath } from "../sys/short-path.ts";
+import { concatBytes } from "../util/bytes.ts";
 import { SendQueue } from "./io.ts";
 import {
   Ctl, CTL_EXEC, CTL_EXEC_SYNC, encodeFrame, Frame, FrameDecoder, parseCtl, parseCtlExec, parseCtlExecSync, type CtlExecRequest, type CtlExecSyncRequest,
@@ -72,7 +73,7 @@ export class CtlServer {
     const x = s.data.exec;
     if (x) return this.#frames(s, x, d); // an exec connection: frames (exec-sync: ignored)
     // bytes, not text: an exec request may be followed at once by the session's binary frames
-    s.data.raw = s.data.raw.length ? join(s.data.raw, d) : d;
+    s.data.raw = s.data.raw.length ? concatBytes([s.data.raw, d]) : d;
     if (s.data.raw.length > 4096 && s.data.raw.indexOf(10) < 0) return void s.terminate();
     for (let nl; !s.data.exec && (nl = s.data.raw.indexOf(10)) >= 0; ) {
       const line = new TextDecoder().decode(s.data.raw.subarray(0, nl));
@@ -202,13 +203,6 @@ const EMPTY = new Uint8Array(0);
 function refuse(out: FrameSink, what: string, e: unknown): void {
   void out.send(Frame.EXIT, new TextEncoder().encode(JSON.stringify({ error: `invalid ${what} request: ${(e as Error).message}` })));
   out.end();
-}
-
-function join(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 /** Output queued for a slow daemon before the exec'd process is slowed down. */

@@ -79,6 +79,7 @@
  *    stdin-once: when the first client that attached leaves (or sends CLOSE_STDIN), the
  *    container's stdin is closed.
  */
+import { concatBytes } from "../util/bytes.ts";
 
 /** The longest timeout a monitor accepts (setTimeout's limit); buildArgs clamps to it. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -380,7 +381,7 @@ export class FrameDecoder {
   #buf: Uint8Array = EMPTY;
   /** Feeds bytes; returns the frames completed by them. */
   push(chunk: Uint8Array): Array<{ type: number; payload: Uint8Array }> {
-    let buf = this.#buf.length ? join(this.#buf, chunk) : chunk;
+    let buf = this.#buf.length ? concatBytes([this.#buf, chunk]) : chunk;
     const out: Array<{ type: number; payload: Uint8Array }> = [];
     while (buf.length >= 5) {
       const len = new DataView(buf.buffer, buf.byteOffset + 1, 4).getUint32(0);
@@ -535,11 +536,4 @@ function runtimeCommand(v: string): string[] {
 /** A positive timeout as an integer flag value (rounded up, at most MAX_TIMER_MS). */
 function msArg(n: number): string {
   return String(Math.min(Math.ceil(n), MAX_TIMER_MS));
-}
-
-function join(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }

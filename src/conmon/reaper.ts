@@ -1,4 +1,5 @@
 import { exitCodeOf, readText, setChildSubreaper, waitpidNoHang } from "../sys/libc.ts";
+import { pidAlive } from "../sys/process.ts";
 
 /** How one process ended. */
 export interface ProcessExit {
@@ -75,7 +76,7 @@ export class Reaper {
         status = waitpidNoHang(pid);
       } catch {
         // ECHILD: not our child (we were not its subreaper); all we can learn is when it is gone
-        status = alive(pid) ? undefined : UNKNOWN_STATUS;
+        status = pidAlive(pid) ? undefined : UNKNOWN_STATUS;
         if (status === undefined) polled = true;
       }
       if (status === undefined) continue;
@@ -119,11 +120,3 @@ const NOT_OURS_POLL_MS = 1000;
 /** Reported (as exit code 255) for a process that is gone but was not ours to wait for. */
 const UNKNOWN_STATUS = 255 << 8;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -16,7 +16,7 @@ import { hostNamespaces, hostShm, SandboxService, type SandboxMeta, type Sandbox
 import { diskUsage, RootfsStore, rootfsPaths } from "../storage/index.ts";
 import { ContainerEvents, StatsService } from "../stats/index.ts";
 import { NameIndex, RecordDir } from "../store/index.ts";
-import { lookPathSync } from "./look-path.ts";
+import { lookPathCached } from "../sys/look-path.ts";
 
 /** Everything the daemon runs, built from the configuration. */
 export interface Built {
@@ -42,7 +42,7 @@ export interface Built {
  */
 export async function buildServices(config: () => Config, paths: Paths, cgroupManager: "systemd" | "cgroupfs", log: Logger, o: { repairImages?: boolean } = {}): Promise<Built> {
   const c0 = config();
-  const handlers = new RuntimeHandlers({ settings: () => handlersSettings(config()), paths, cgroupManager, log }, lookPathSync);
+  const handlers = new RuntimeHandlers({ settings: () => handlersSettings(config()), paths, cgroupManager, log }, lookPathCached);
   // Status reports every handler's features: ask the other handlers' runtimes now, in parallel
   for (const name of Object.keys(c0.runtime.runtimes)) if (name !== c0.runtime.defaultRuntime) void Promise.resolve().then(() => handlers.get(name).features()).catch(() => {});
   const features = await handlers.default().features().catch(() => undefined);

@@ -1,6 +1,5 @@
 import { access, constants, mkdir } from "node:fs/promises";
 import { existsSync } from "node:fs";
-import { delimiter, join } from "node:path";
 import { loadConfig, type LoadOptions } from "../config/load.ts";
 import { renderConfig } from "../config/render.ts";
 import { noEffectWarnings, type Config } from "../config/schema.ts";
@@ -26,6 +25,7 @@ import { ensureDefaultProfile } from "../sys/apparmor.ts";
 import { clearCleanShutdown, markCleanShutdown, shutdownWasUnclean } from "../sys/clean-shutdown.ts";
 import { releaseIdlePinDir } from "../sys/namespaces.ts";
 import { offloadSpawns } from "../sys/exec.ts";
+import { lookPath } from "../sys/look-path.ts";
 
 export interface DaemonOptions {
   load: LoadOptions;
@@ -310,7 +310,7 @@ function pickCgroupDriver(c: Config): "systemd" | "cgroupfs" {
 async function runtimeCondition(c: Config): Promise<Condition> {
   const name = c.runtime.defaultRuntime;
   const h = c.runtime.runtimes[name];
-  const path = h?.runtimePath || (await lookPath(name));
+  const path = h?.runtimePath || lookPath(name);
   if (!path) return { type: "RuntimeReady", status: false, reason: "RuntimeNotFound", message: `runtime "${name}" not found in $PATH` };
   try {
     await access(path, constants.X_OK);
@@ -326,15 +326,4 @@ async function networkCondition(b: Built): Promise<Condition> {
   return { type: "NetworkReady", status: false, reason: st.reason ?? "NetworkPluginNotReady", message: `Network plugin returns error: ${st.message ?? "cni plugin not initialized"}` };
 }
 
-/** Finds an executable in $PATH. */
-export async function lookPath(name: string): Promise<string | undefined> {
-  for (const dir of (process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(delimiter)) {
-    const p = join(dir, name);
-    try {
-      await access(p, constants.X_OK);
-      return p;
-    } catch {}
-  }
-  return undefined;
-}
 

@@ -5,6 +5,7 @@ import { RuntimeError, messageOf } from "../errors.ts";
 import { log } from "../log/index.ts";
 import { LayerStore } from "../storage/index.ts";
 import { writeFileAtomic } from "../store/atomic-file.ts";
+import { pidAlive } from "../sys/process.ts";
 import { FileLock } from "./file-lock.ts";
 
 /**
@@ -255,16 +256,10 @@ export class ImageStore {
   }
 }
 
+/** Whether process `pid` exists (moved to sys/process.ts; re-exported for image/service.ts). */
+export { pidAlive };
+
 // --- internal ---
 
 const l = log.withTag("image");
 
-/** Whether process `pid` exists. */
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as { code?: string }).code === "EPERM";
-  }
-}

@@ -3,10 +3,10 @@
  * containers and exec sessions, talking to running monitors, and learning of exits from the
  * exits directory. The contract with the monitor is src/conmon/protocol.ts.
  */
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ExitRecord } from "../conmon/protocol.ts";
 import { detectCgroupLayout, type CgroupLayout } from "../sys/cgroup.ts";
+import { procCmdline } from "../sys/process.ts";
 import { messageOf } from "../errors.ts";
 import { attach, type AttachConnection, type AttachOutput } from "./attach-client.ts";
 import { placeMonitor, removeMonitorCgroup, type MonitorCgroupRequest } from "./cgroup.ts";
@@ -194,7 +194,7 @@ export class Monitors extends MonitorFiles {
 /** Whether process `pid`'s command line contains `text`. */
 function processNames(pid: number, text: string): boolean {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(text);
+    return procCmdline(pid)?.includes(text) ?? false;
   } catch {
     return false;
   }

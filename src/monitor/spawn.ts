@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { buildArgs, isValidId, monitorFiles, parseSync, type MonitorArgs, type SyncMessage } from "../conmon/protocol.ts";
 import { RuntimeError, invalid } from "../errors.ts";
 import { close, pipe } from "../sys/libc.ts";
+import { procCmdline, procCmdlineAsync } from "../sys/process.ts";
 import { spawn } from "../sys/spawn.ts";
 import type { Standby } from "./standby.ts";
 
@@ -95,7 +96,7 @@ export function monitorPidOf(socketDir: string, id: string): number | undefined 
   try {
     const pid = Number(readFileSync(monitorFiles(join(socketDir, id)).monitorPid, "utf8").trim());
     // a recycled pid is not our monitor: check that it runs `… conmon …`
-    return pid > 0 && readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes("conmon") ? pid : undefined;
+    return pid > 0 && procCmdline(pid)?.split("\0").includes("conmon") ? pid : undefined;
   } catch {
     return undefined;
   }
@@ -106,7 +107,7 @@ export async function monitorPidOfAsync(socketDir: string, id: string): Promise<
   if (!isValidId(id)) return undefined;
   try {
     const pid = Number((await readFile(monitorFiles(join(socketDir, id)).monitorPid, "utf8")).trim());
-    return pid > 0 && (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0").includes("conmon") ? pid : undefined;
+    return pid > 0 && (await procCmdlineAsync(pid))?.split("\0").includes("conmon") ? pid : undefined;
   } catch {
     return undefined;
   }

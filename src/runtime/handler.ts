@@ -5,12 +5,12 @@
  * prefix. The registry (registry.ts) builds one per configured handler and replaces it when a
  * reload changes what it was built from.
  */
-import { release } from "node:os";
 import type { Logger } from "../log/index.ts";
 import { Monitors, selfCommand, type ExecSyncResult } from "../monitor/index.ts";
 import { OciRuntime, type RuntimeFeatures } from "../oci/index.ts";
 import type { Paths } from "../paths.ts";
 import { JOURNAL_SOCKET } from "../sys/journal.ts";
+import { kernelAtLeast } from "../sys/process.ts";
 import { usernsSupport, usernsSupported } from "./userns-support.ts";
 
 /** A runtime handler as the Status RPC lists it. */
@@ -111,7 +111,7 @@ export class RuntimeHandler {
   /** The handler as Status lists it: rro needs the runtime's "rro" and a kernel with mount_setattr (5.12). */
   async status(): Promise<HandlerFeatures> {
     const f = await this.features().catch(() => undefined);
-    return { name: this.name, recursiveReadOnlyMounts: kernelAtLeast(release(), 5, 12) && (f?.rro ?? false), userNamespaces: usernsSupported(this.ctx.paths, f) };
+    return { name: this.name, recursiveReadOnlyMounts: kernelAtLeast(5, 12) && (f?.rro ?? false), userNamespaces: usernsSupported(this.ctx.paths, f) };
   }
 
   /** Why pods of this handler cannot have user namespaces of their own here, or undefined when they can. */
@@ -145,10 +145,3 @@ export class RuntimeHandler {
   }
 }
 
-// --- internal ---
-
-/** The kernel release ("6.1.0-18-amd64") is at least major.minor. */
-function kernelAtLeast(rel: string, major: number, minor: number): boolean {
-  const [a = 0, b = 0] = rel.split(/[.-]/).map((x) => Number.parseInt(x, 10) || 0);
-  return a > major || (a === major && b >= minor);
-}

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { RuntimeError } from "../errors.ts";
 import { log } from "../log/index.ts";
 import { fsyncDirAsync } from "../store/atomic-file.ts";
+import { pidAlive } from "../sys/process.ts";
 import type { LayerStats } from "./tar-guard.ts";
 import { unpackLayer } from "./unpack.ts";
 
@@ -124,7 +125,7 @@ export class LayerStore {
     }
     for (const name of readdirSync(this.tmpDir)) {
       const pid = Number(name.split(".")[0]);
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) continue;
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) continue;
       if (pid === process.pid) continue;
       await rm(join(this.tmpDir, name), { recursive: true, force: true });
       temps++;
@@ -150,11 +151,3 @@ function hexOf(digest: string): string {
   return m[2]!;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as { code?: string }).code === "EPERM";
-  }
-}

@@ -1,5 +1,6 @@
 import { open } from "node:fs/promises";
 import { RuntimeError, messageOf } from "../errors.ts";
+import { lookPath } from "../sys/look-path.ts";
 import { spawn } from "../sys/spawn.ts";
 import { TarGuard, type LayerStats } from "./tar-guard.ts";
 
@@ -127,7 +128,7 @@ export async function unpackLayer(o: UnpackOptions): Promise<LayerStats> {
 // --- internal ---
 
 /** The zstd program (faster than in-process zstd here, and on the other core). */
-const ZSTD = Bun.which("zstd");
+const ZSTD = lookPath("zstd");
 
 function tarError(layer: string, code: number | null, stderr: string): RuntimeError {
   const tail = stderr.trim().split("\n").slice(-5).join("; ");

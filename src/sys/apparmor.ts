@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RuntimeError } from "../errors.ts";
 import { ExecError, run as execRun } from "./exec.ts";
+import { lookPath } from "./look-path.ts";
 
 /** The name of our RuntimeDefault profile (CRI-O's). */
 export const DEFAULT_APPARMOR_PROFILE = "crio-default";
@@ -150,8 +151,7 @@ export async function ensureDefaultProfile(configured: string, o: EnsureOptions 
 
 /** apparmor_parser's path: /sbin, /usr/sbin, then $PATH; the bare name when none has it (the spawn then fails). */
 export function findParser(): string {
-  const path = ["/sbin", "/usr/sbin", process.env.PATH ?? ""].join(":");
-  return Bun.which("apparmor_parser", { PATH: path }) ?? "apparmor_parser";
+  return lookPath("apparmor_parser", ["/sbin", "/usr/sbin", process.env.PATH ?? ""].join(":")) ?? "apparmor_parser";
 }
 
 // --- internal ---

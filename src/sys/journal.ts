@@ -5,6 +5,7 @@
  * larger than a datagram are not sent (journald would need them through a memfd).
  */
 import { ptr } from "bun:ffi";
+import { concatBytes } from "../util/bytes.ts";
 import { daemonLibc, libc } from "./libc.ts";
 import { shortSocketPath, type ShortSocketPath } from "./short-path.ts";
 
@@ -22,10 +23,7 @@ export function encodeJournalEntry(fields: ReadonlyArray<readonly [string, strin
       parts.push(enc.encode(`${k}\n`), len, bytes, NL);
     } else parts.push(enc.encode(`${k}=`), bytes, NL);
   }
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) out.set(p, off), (off += p.length);
-  return out;
+  return concatBytes(parts);
 }
 
 /** A datagram socket that sends entries to `path`; send failures are counted, never thrown. */

@@ -1,4 +1,5 @@
 import { CString, dlopen, FFIType as T, ptr, read as peek, type FFIFunction, type Pointer } from "bun:ffi";
+import { concatBytes } from "../util/bytes.ts";
 
 /**
  * glibc bindings through bun:ffi: the syscalls Bun does not expose (prctl, waitpid on one pid,
@@ -105,7 +106,7 @@ export function readText(path: string, max = 1 << 20): string | undefined {
     const parts: Uint8Array[] = [];
     let total = 0;
     for (let n; total < max && (n = read(fd, buf)) > 0; total += n) parts.push(buf.slice(0, n));
-    return new TextDecoder().decode(concat(parts, total));
+    return new TextDecoder().decode(concatBytes(parts, total));
   } catch (e) {
     if (e instanceof SysError && e.code === "ESRCH") return undefined; // the process died meanwhile
     throw e;
@@ -405,14 +406,6 @@ function sockaddrUn(path: string): Uint8Array {
   addr[0] = 1; // AF_UNIX, little-endian sa_family
   addr.set(p, 2);
   return addr;
-}
-
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const p of parts) out.set(p, off), (off += p.length);
-  return out;
 }
 
 function fail(call: string, detail = "", e = errno()): SysError {

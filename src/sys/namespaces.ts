@@ -25,12 +25,13 @@
  * process already in the new user namespace may not mount on the host); that mount namespace
  * dies with the helper.
  */
-import { mkdirSync, readdirSync, readFileSync, realpathSync, statSync, writeFileSync, existsSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, realpathSync, writeFileSync, existsSync } from "node:fs";
 import { mkdir, readFile, unlink, writeFile } from "node:fs/promises";
 import { join, delimiter } from "node:path";
 import { RuntimeError, invalid } from "../errors.ts";
 import { run, runRaw, ExecError } from "./exec.ts";
 import { cstr, daemonLibc, errno } from "./libc.ts";
+import { lookPathCached } from "./look-path.ts";
 import { spawnInUserns, type IdMap } from "./userns.ts";
 
 /** Which namespaces to pin, and what to set inside them. */
@@ -267,26 +268,10 @@ const PACKAGE_OF: Record<string, string> = { unshare: "util-linux", nsenter: "ut
 const SBIN = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
 const MNT_DETACH = 2;
 const privateDirs = new Map<string, Promise<void>>();
-const whichCache = new Map<string, string>();
 
+/** A tool in $PATH, then the sbin directories (a daemon started without them in $PATH still finds them). */
 function which(name: string): string | undefined {
-  const cached = whichCache.get(name);
-  if (cached) return cached;
-  const dirs = [...(process.env.PATH ?? "").split(delimiter).filter(Boolean), ...SBIN];
-  let found: string | undefined;
-  for (const d of dirs) {
-    try {
-      const p = join(d, name);
-      if (statSync(p).isFile()) {
-        found = p;
-        break;
-      }
-    } catch {
-      // not in this directory
-    }
-  }
-  if (found) whichCache.set(name, found); // a missing tool may be installed later
-  return found;
+  return lookPathCached(name, [...(process.env.PATH ?? "").split(delimiter).filter(Boolean), ...SBIN].join(delimiter));
 }
 
 /** Maps a sysctl name to its /proc/sys path and checks it belongs to a pinned namespace (as runc does). */

@@ -1,0 +1,42 @@
+/**
+ * Processes and the kernel as /proc and kill(2) show them: is a pid alive, what runs under it,
+ * which kernel this is. No node: module (the monitor role loads it; see libc.ts).
+ */
+import { readText } from "./libc.ts";
+
+/** Whether process `pid` exists (kill(pid, 0); EPERM: it exists, owned by another user). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: string }).code === "EPERM";
+  }
+}
+
+/** Process `pid`'s command line as /proc shows it (arguments NUL-separated); undefined when it is gone. */
+export function procCmdline(pid: number): string | undefined {
+  return readText(`/proc/${pid}/cmdline`);
+}
+
+/** procCmdline, read on the thread pool (for callers that ask for many pids in a loop). */
+export async function procCmdlineAsync(pid: number): Promise<string | undefined> {
+  try {
+    return await Bun.file(`/proc/${pid}/cmdline`).text();
+  } catch {
+    return undefined;
+  }
+}
+
+/** The running kernel's release ("6.1.0-18-amd64"), as uname(2) says it. */
+export function kernelRelease(): string {
+  return (kernel ??= (readText("/proc/sys/kernel/osrelease") ?? "").trim());
+}
+
+/** Whether the kernel release (this kernel's by default) is at least major.minor. */
+export function kernelAtLeast(major: number, minor: number, release = kernelRelease()): boolean {
+  const [a = 0, b = 0] = release.split(/[.-]/).map((x) => Number.parseInt(x, 10) || 0);
+  return a > major || (a === major && b >= minor);
+}
+
+let kernel: string | undefined;
