@@ -2,7 +2,6 @@ import { isIP } from "node:net";
 import { isAbsolute } from "node:path";
 import { readFileSync } from "node:fs";
 import { parseMountsFile, zoneFile } from "../container/node-files.ts";
-import { validInsecureEntry } from "../image/insecure-registries.ts";
 import { parseStorageOptions } from "./storage-options.ts";
 import { parseByteSize } from "../util/quantity.ts";
 import { ConfigError } from "./error.ts";
@@ -211,4 +210,14 @@ export function parseDuration(s: string): number | undefined {
     pos = re.lastIndex;
   }
   return pos === s.length && pos > 0 ? total : undefined;
+}
+
+/** Whether an insecure_registries entry is well-formed: HOST[:PORT] or a CIDR. */
+export function validInsecureEntry(e: string): boolean {
+  const cidr = /^(.+)\/(\d{1,3})$/.exec(e);
+  if (cidr) {
+    const v = isIP(cidr[1]!);
+    return v !== 0 && Number(cidr[2]) <= (v === 4 ? 32 : 128);
+  }
+  return /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:\d{1,5})?$/.test(e);
 }

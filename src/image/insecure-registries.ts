@@ -8,16 +8,6 @@
 import { lookup } from "node:dns/promises";
 import { BlockList, isIP } from "node:net";
 
-/** Whether an insecure_registries entry is well-formed: HOST[:PORT] or a CIDR. */
-export function validInsecureEntry(e: string): boolean {
-  const cidr = /^(.+)\/(\d{1,3})$/.exec(e);
-  if (cidr) {
-    const v = isIP(cidr[1]!);
-    return v !== 0 && Number(cidr[2]) <= (v === 4 ? 32 : 128);
-  }
-  return /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:\d{1,5})?$/.test(e);
-}
-
 /** Whether `domain` (a reference's "host[:port]") is insecure by the entries. */
 export async function insecureByConfig(entries: readonly string[], domain: string): Promise<boolean> {
   if (entries.length === 0) return false;

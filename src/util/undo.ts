@@ -1,5 +1,9 @@
-import type { Logger } from "../log/index.ts";
 import { withTimeout } from "./wait.ts";
+
+/** Where failed rollback steps are reported (a log/ Logger is one; util/ imports nothing of log/). */
+export interface UndoLog {
+  warn(message: string, ...args: unknown[]): void;
+}
 
 /**
  * A stack of rollback steps (containerd's DeferContext). Each acquired resource registers its
@@ -10,7 +14,7 @@ export class Undo {
   #steps: Array<{ what: string; step: () => unknown }> = [];
   #committed = false;
   constructor(
-    private log: Logger,
+    private log: UndoLog,
     private stepTimeoutMs = 30_000,
   ) {}
 
