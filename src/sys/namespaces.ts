@@ -25,13 +25,14 @@
  * process already in the new user namespace may not mount on the host); that mount namespace
  * dies with the helper.
  */
-import { mkdirSync, readdirSync, readFileSync, realpathSync, writeFileSync, existsSync } from "node:fs";
-import { mkdir, readFile, unlink, writeFile } from "node:fs/promises";
+import { mkdirSync, readdirSync, realpathSync, writeFileSync, existsSync } from "node:fs";
+import { mkdir, unlink, writeFile } from "node:fs/promises";
 import { join, delimiter } from "node:path";
 import { RuntimeError, invalid } from "../errors.ts";
 import { run, runRaw, ExecError } from "./exec.ts";
 import { cstr, daemonLibc, errno } from "./libc.ts";
 import { lookPathCached } from "./look-path.ts";
+import { readMountinfo, readMountinfoAsync } from "./mount.ts";
 import { spawnInUserns, type IdMap } from "./userns.ts";
 
 /** Which namespaces to pin, and what to set inside them. */
@@ -318,35 +319,20 @@ function isMountPoint(path: string): boolean {
   return mountPoints().has(path);
 }
 
-/** Every mount point of our mount namespace (/proc/self/mountinfo, field 5). */
+/** Every mount point of our mount namespace (/proc/self/mountinfo). */
 function mountPoints(): Set<string> {
-  let info: string;
   try {
-    info = readFileSync("/proc/self/mountinfo", "utf8");
+    return new Set(readMountinfo().map((m) => m.mountPoint));
   } catch {
     return new Set();
   }
-  return mountPointsOf(info);
 }
 
 /** The same, read on the thread pool (pod start and stop: the table grows with the pods). */
 async function mountPointsAsync(): Promise<Set<string>> {
   try {
-    return mountPointsOf(await readFile("/proc/self/mountinfo", "utf8"));
+    return new Set((await readMountinfoAsync()).map((m) => m.mountPoint));
   } catch {
     return new Set();
   }
-}
-
-function mountPointsOf(info: string): Set<string> {
-  const out = new Set<string>();
-  for (const line of info.split("\n")) {
-    const mp = line.split(" ")[4];
-    if (mp) out.add(unescapeMountPath(mp));
-  }
-  return out;
-}
-
-function unescapeMountPath(s: string): string {
-  return s.includes("\\") ? s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))) : s;
 }

@@ -33,4 +33,20 @@ export function dieWithParent(argv: readonly string[]): string[] {
   return [...pdeathsig, ...argv];
 }
 
+/**
+ * Reads a child's output up to its first newline (a helper saying "ready" or "locked") and lets
+ * go of the stream; what it read (more than the line if it came in one chunk), or less at EOF.
+ */
+export async function readFirstLine(stream: ReadableStream<Uint8Array>): Promise<string> {
+  const reader = stream.getReader();
+  let seen = "";
+  while (!seen.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    seen += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  return seen;
+}
+
 let pdeathsig: string[] | undefined;

@@ -10,7 +10,7 @@
 import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { RuntimeError } from "../errors.ts";
 import type { IdMap } from "./idmap.ts";
-import { spawn } from "./spawn.ts";
+import { readFirstLine, spawn } from "./spawn.ts";
 
 export type { IdMap } from "./idmap.ts";
 
@@ -31,14 +31,7 @@ export async function spawnInUserns(unshare: string, flags: string[], uids: read
   const argv = [unshare, ...flags, "--", "/bin/sh", "-c", "echo ready; read _"];
   const p = spawn(argv, { stdin: "pipe", stdout: "pipe", stderr: "pipe", env: process.env as Record<string, string>, timeout: timeoutMs, killSignal: "SIGKILL" });
   const stderr = new Response(p.stderr as ReadableStream).text();
-  const reader = (p.stdout as ReadableStream<Uint8Array>).getReader();
-  let seen = "";
-  while (!seen.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    seen += new TextDecoder().decode(value);
-  }
-  reader.releaseLock();
+  const seen = await readFirstLine(p.stdout);
   const failed = async (why: string): Promise<never> => {
     p.kill("SIGKILL");
     const code = await p.exited;
