@@ -1,5 +1,5 @@
-import { exitCodeOf, readText, setChildSubreaper, waitpidNoHang } from "../sys/libc.ts";
-import { pidAlive } from "../sys/process.ts";
+import { exitCodeOf, setChildSubreaper, waitpidNoHang } from "../sys/libc.ts";
+import { ownChildren, pidAlive } from "../sys/process.ts";
 
 /** How one process ended. */
 export interface ProcessExit {
@@ -101,8 +101,7 @@ export class Reaper {
 
   /** Our current children (orphans are re-parented to the thread-group leader). */
   children(): number[] {
-    const text = readText(`/proc/self/task/${process.pid}/children`) ?? "";
-    return text.split(" ").filter(Boolean).map(Number);
+    return ownChildren();
   }
 
   /** Stops listening; pending waits stay pending. */

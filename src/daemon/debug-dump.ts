@@ -1,8 +1,9 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "../log/index.ts";
 import { messageOf } from "../errors.ts";
+import { smapsRollup } from "../sys/proc-self.ts";
 
 /**
  * SIGUSR1: a diagnostics dump, as CRI-O writes its goroutine stacks on SIGUSR1 — here, after a
@@ -31,7 +32,7 @@ export async function writeDump(log: Logger, extra: () => Record<string, unknown
     time: at.toISOString(),
     pid: process.pid,
     uptimeSeconds: Math.round(process.uptime()),
-    memoryKiB: rollup(),
+    memoryKiB: smapsRollup(),
     heap: {
       sizeBytes: h.heapSize,
       capacityBytes: h.heapCapacity,
@@ -50,17 +51,6 @@ export async function writeDump(log: Logger, extra: () => Record<string, unknown
 
 // --- internal ---
 
-/** The summary lines of /proc/self/smaps_rollup, in KiB. */
-function rollup(): Record<string, number> {
-  const out: Record<string, number> = {};
-  try {
-    const text = readFileSync("/proc/self/smaps_rollup", "utf8");
-    for (const m of text.matchAll(/^(Rss|Pss|Pss_Anon|Pss_File|Anonymous|Shared_Clean|Private_Dirty|Swap):\s+(\d+) kB/gm)) out[m[1]!] = Number(m[2]);
-  } catch {
-    // not Linux, or /proc unavailable: the heap part still helps
-  }
-  return out;
-}
 
 function safe(extra: () => Record<string, unknown>): Record<string, unknown> {
   try {

@@ -1,7 +1,6 @@
-import { readdirSync } from "node:fs";
-import { setPriority } from "node:os";
 import { encodeExecRequest, type CreateRequest, type ExecSessionRequest, type ExecSyncRequest, type MonitorArgs } from "../conmon/protocol.ts";
 import { close, pipe, write } from "../sys/libc.ts";
+import { reniceThreads } from "../sys/process.ts";
 import { startMonitor, type MonitorBase, type StartedMonitor } from "./spawn.ts";
 
 /** A monitor started in standby (protocol.ts §1): it waits on its fd 0 for a request `R`. */
@@ -194,7 +193,7 @@ export class Standby<K extends StandbyKind> extends StandbyPool<StandbyKinds[K][
  * `fds` more daemon-side fds closed with it. `background`: reniced to 19 until handed a request.
  */
 function waiting<R extends ExecSyncRequest | ExecSessionRequest | CreateRequest>(monitor: StartedMonitor, reqW: number, fds: number[], background: boolean): WaitingMonitor<R> {
-  if (background) renice(monitor.pid, BACKGROUND_NICE);
+  if (background) reniceThreads(monitor.pid, BACKGROUND_NICE);
   let gone = false;
   let request = reqW;
   void monitor.exited.then(() => (gone = true));
@@ -213,7 +212,7 @@ function waiting<R extends ExecSyncRequest | ExecSessionRequest | CreateRequest>
     },
     hand(r) {
       if (gone || request < 0) return false;
-      if (background) renice(monitor.pid, 0);
+      if (background) reniceThreads(monitor.pid, 0);
       try {
         // one short line into an empty pipe: written whole (PIPE_BUF), never blocks
         write(request, new TextEncoder().encode(encodeExecRequest(r)));
@@ -240,20 +239,3 @@ function waiting<R extends ExecSyncRequest | ExecSessionRequest | CreateRequest>
 }
 
 const BACKGROUND_NICE = 19;
-
-/** Sets the nice value of every thread of `pid` (Linux keeps one per thread); best effort. */
-function renice(pid: number, nice: number): void {
-  let tids: string[];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return; // gone
-  }
-  for (const tid of tids) {
-    try {
-      setPriority(Number(tid), nice);
-    } catch {
-      // the thread ended, or no CAP_SYS_NICE to raise it again (then it stays low: still correct)
-    }
-  }
-}

@@ -453,6 +453,7 @@ const DAEMON = {
   setns: { args: [T.i32, T.i32], returns: T.i32 },
   syncfs: { args: [T.i32], returns: T.i32 },
   flock: { args: [T.i32, T.i32], returns: T.i32 },
+  setpriority: { args: [T.i32, T.u32, T.i32], returns: T.i32 },
   /** syscall(2), for calls without a glibc wrapper (open_tree, mount_setattr, move_mount). */
   syscall: { args: [T.i64, T.i64, T.i64, T.i64, T.i64, T.i64, T.i64], returns: T.i64 },
   __errno_location: { args: [], returns: T.ptr },

@@ -49,6 +49,18 @@ export function defunctProcesses(proc = "/proc"): number {
   return n;
 }
 
+/** The summary lines of /proc/self/smaps_rollup, in KiB ({} when /proc is unavailable). */
+export function smapsRollup(): Record<string, number> {
+  const out: Record<string, number> = {};
+  try {
+    const text = readFileSync("/proc/self/smaps_rollup", "utf8");
+    for (const m of text.matchAll(/^(Rss|Pss|Pss_Anon|Pss_File|Anonymous|Shared_Clean|Private_Dirty|Swap):\s+(\d+) kB/gm)) out[m[1]!] = Number(m[2]);
+  } catch {
+    // not Linux, or /proc unavailable
+  }
+  return out;
+}
+
 // --- internal ---
 
 /** sysconf(_SC_CLK_TCK): 100 on every Linux x86_64/aarch64 kernel (USER_HZ). */
@@ -61,4 +73,3 @@ function statFields(stat: string): string[] {
   const comm = stat.slice(stat.indexOf("(") + 1, close);
   return [head, comm, ...stat.slice(close + 2).trim().split(" ")];
 }
-

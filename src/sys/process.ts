@@ -2,7 +2,7 @@
  * Processes and the kernel as /proc and kill(2) show them: is a pid alive, what runs under it,
  * which kernel this is. No node: module (the monitor role loads it; see libc.ts).
  */
-import { readText } from "./libc.ts";
+import { daemonLibc, listDir, readText } from "./libc.ts";
 
 /** Whether process `pid` exists (kill(pid, 0); EPERM: it exists, owned by another user). */
 export function pidAlive(pid: number): boolean {
@@ -26,6 +26,26 @@ export async function procCmdlineAsync(pid: number): Promise<string | undefined>
   } catch {
     return undefined;
   }
+}
+
+/** This process's children (the thread-group leader's: orphans re-parented to a subreaper land there). */
+export function ownChildren(): number[] {
+  const text = readText(`/proc/self/task/${process.pid}/children`) ?? "";
+  return text.split(" ").filter(Boolean).map(Number);
+}
+
+/**
+ * Sets the nice value of every thread of `pid` (Linux keeps one per thread: setpriority(2) on
+ * each thread id); best effort: a thread that ended, or no CAP_SYS_NICE to raise it again.
+ */
+export function reniceThreads(pid: number, nice: number): void {
+  let tids: string[] | undefined;
+  try {
+    tids = listDir(`/proc/${pid}/task`);
+  } catch {
+    return;
+  }
+  for (const tid of tids ?? []) daemonLibc().setpriority(0 /* PRIO_PROCESS */, Number(tid), nice);
 }
 
 /** The running kernel's release ("6.1.0-18-amd64"), as uname(2) says it. */
