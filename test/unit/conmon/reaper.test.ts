@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { descendants, killTree } from "../../../src/conmon/kill-tree.ts";
+import { descendants, killTree } from "../../../src/sys/kill-tree.ts";
 
 // The reaper makes its process a child subreaper and reaps its zombie children: run it in a
 // child process of its own, never inside the test runner.
