@@ -3,6 +3,7 @@ import { mkdir, readFile } from "node:fs/promises";
 import { RuntimeError } from "../errors.ts";
 import { run } from "./exec.ts";
 import { cstr, daemonLibc, errno, errnoName } from "./libc.ts";
+import { parseMountinfo, type MountInfo } from "./mountinfo.ts";
 
 /**
  * mount(2) and umount2(2) through bun:ffi, /proc/self/mountinfo parsing, and the two mounts the
@@ -52,35 +53,7 @@ export function unmount(target: string, o: { detach?: boolean } = {}): boolean {
   throw new MountError("unmount", target, code);
 }
 
-/** One line of /proc/self/mountinfo. */
-export interface MountInfo {
-  id: number;
-  parent: number;
-  /** The root of the mount within its filesystem. */
-  root: string;
-  mountPoint: string;
-  options: string;
-  fsType: string;
-  source: string;
-  superOptions: string;
-}
-
-/** Parses mountinfo text (octal escapes like \040 decoded). */
-export function parseMountinfo(text: string): MountInfo[] {
-  const out: MountInfo[] = [];
-  for (const line of text.split("\n")) {
-    if (!line) continue;
-    const [pre = "", post = ""] = line.split(" - ");
-    const f = pre.split(" ");
-    const g = post.split(" ");
-    if (f.length < 6 || g.length < 3) continue;
-    out.push({
-      id: Number(f[0]), parent: Number(f[1]), root: unescapeOctal(f[3] ?? ""), mountPoint: unescapeOctal(f[4] ?? ""),
-      options: f[5] ?? "", fsType: g[0] ?? "", source: unescapeOctal(g[1] ?? ""), superOptions: g[2] ?? "",
-    });
-  }
-  return out;
-}
+export { parseMountinfo, type MountInfo } from "./mountinfo.ts";
 
 /** Reads this process's mount table. */
 export function readMountinfo(): MountInfo[] {
@@ -162,7 +135,3 @@ const GENERIC_FLAGS: Record<string, number> = {
   ro: MS.RDONLY, nosuid: MS.NOSUID, nodev: MS.NODEV, noexec: MS.NOEXEC, sync: 0x10, dirsync: 0x80,
   noatime: 0x400, nodiratime: 0x800, relatime: 0x200000, strictatime: 0x1000000, rw: 0, suid: 0, dev: 0, exec: 0, async: 0,
 };
-
-function unescapeOctal(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
-}

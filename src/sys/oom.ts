@@ -1,4 +1,5 @@
 import { readText } from "./libc.ts";
+import { parseMountinfo } from "./mountinfo.ts";
 
 /**
  * OOM detection from the container's memory cgroup: the kernel's `oom_kill` counter, in
@@ -32,12 +33,7 @@ export class OomWatch {
 
 /** The oom_kill counter file for a process, from /proc/<pid>/cgroup and /proc/self/mountinfo. */
 export function counterFile(cgroupText: string, mountinfo: string): string | undefined {
-  const mounts = mountinfo.split("\n").map((l) => {
-    const [pre, post] = l.split(" - ");
-    const f = (pre ?? "").split(" ");
-    const g = (post ?? "").split(" ");
-    return { root: unescapeOctal(f[3] ?? ""), point: unescapeOctal(f[4] ?? ""), fstype: g[0] ?? "", opts: (g[2] ?? "").split(",") };
-  });
+  const mounts = parseMountinfo(mountinfo).map((m) => ({ root: m.root, point: m.mountPoint, fstype: m.fsType, opts: m.superOptions.split(",") }));
   let v2: string | undefined;
   for (const line of cgroupText.split("\n")) {
     const m = /^(\d+):([^:]*):(.*)$/.exec(line);
@@ -70,8 +66,4 @@ function within(mnt: { root: string; point: string }, path: string): string | un
   if (root && path !== root && !path.startsWith(root + "/")) return undefined;
   const rest = path.slice(root.length);
   return (mnt.point + rest).replace(/\/+$/, "");
-}
-
-function unescapeOctal(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 }
