@@ -51,8 +51,8 @@ test("the monitor role loads no node: module (node:fs alone costs each monitor ~
     if (seen.has(file)) return;
     seen.add(file);
     const text = await Bun.file(file).text();
-    // value imports only: `import type` is erased
-    for (const m of text.matchAll(/^import (?!type )[^;]*?from "([^"]+)";/gms)) {
+    // value imports and re-exports only: `import type` and `export type` are erased
+    for (const m of text.matchAll(/^(?:import|export) (?!type )[^;]*?from "([^"]+)";/gms)) {
       const spec = m[1]!;
       if (spec.startsWith("node:")) nodeImports.push(`${file}: ${spec}`);
       else if (spec.startsWith(".")) await walk(new URL(spec, `file://${process.cwd()}/${file}`).pathname.slice(process.cwd().length + 1));
