@@ -40,6 +40,99 @@ export class Pump {
   }
 }
 
+/**
+ * A pipe of the process's output, read from the moment the runtime starts: the runtime (or its
+ * hooks, or a wrapper around it) writes there too, and must never block on a full pipe while the
+ * monitor waits for it to exit. What is read before a sink is attached is kept: while the runtime
+ * runs the last EARLY_MAX bytes of it (reading never stops), once it has exited one chunk at a
+ * time (reading waits for the sink, as it would before any reading began). attach() hands what
+ * was kept to the sink, then the rest, in order; tail() gives the runtime's last words on failure.
+ */
+export class OutputPipe {
+  readonly pump: Pump;
+  #kept: Uint8Array[] = [];
+  #size = 0;
+  #dropped = 0;
+  #holding = false;
+  #cancelled = false;
+  #sink: ((chunk: Uint8Array) => void | Promise<void>) | undefined;
+  #wake: (() => void) | undefined;
+  #delivered = Promise.withResolvers<void>();
+
+  /** Settles when the stream ended (and all of it reached the sink), failed or was cancelled. */
+  readonly done: Promise<void>;
+
+  /** Starts reading `fd` (non-blocking; its owner closes it, after cancel()). */
+  constructor(readonly fd: number) {
+    this.pump = new Pump(fd, (chunk) => this.#take(chunk));
+    this.done = Promise.all([this.pump.done, this.#delivered.promise]).then(() => {});
+  }
+
+  /** The runtime has exited: from now on reading waits for the sink rather than dropping. */
+  hold(): void {
+    this.#holding = true;
+  }
+
+  /** Delivers what was kept (and the count of bytes dropped, if any), then each chunk as it is read. */
+  async attach(sink: (chunk: Uint8Array) => void | Promise<void>): Promise<number> {
+    try {
+      while (this.#kept.length && !this.#cancelled) {
+        const chunk = this.#kept.shift()!;
+        this.#size -= chunk.length;
+        await sink(chunk);
+      }
+      this.#sink = sink;
+      this.#wakeUp();
+    } finally {
+      this.#delivered.resolve();
+    }
+    return this.#dropped;
+  }
+
+  /** The last `max` bytes read so far (kept, not yet attached), as text. */
+  tail(max: number): string {
+    const all = new Uint8Array(this.#size);
+    let at = 0;
+    for (const c of this.#kept) all.set(c, (at += c.length) - c.length);
+    return new TextDecoder().decode(all.subarray(Math.max(0, all.length - max)));
+  }
+
+  /** Resolves when the stream has been read to its end (every writer closed it), or after `ms`. */
+  async ended(ms: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.pump.done, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+    clearTimeout(timer);
+  }
+
+  /** Stops reading (the fd stays open). */
+  cancel(): void {
+    this.#cancelled = true;
+    this.pump.cancel();
+    this.#wakeUp();
+    this.#delivered.resolve();
+  }
+
+  // --- internal ---
+
+  #take(chunk: Uint8Array): void | Promise<void> {
+    if (this.#sink) return this.#sink(chunk);
+    this.#kept.push(chunk);
+    this.#size += chunk.length;
+    while (this.#size > EARLY_MAX && this.#kept.length > 1) {
+      const old = this.#kept.shift()!;
+      this.#size -= old.length;
+      this.#dropped += old.length;
+    }
+    if (this.#holding) return new Promise<void>((r) => (this.#wake = r));
+  }
+
+  #wakeUp(): void {
+    const w = this.#wake;
+    this.#wake = undefined;
+    w?.();
+  }
+}
+
 /** Writes to a non-blocking fd in order without ever blocking the monitor. */
 export class Writer {
   #queue: Uint8Array[] = [];
@@ -106,6 +199,12 @@ export class Writer {
 // --- internal ---
 
 const RETRY_MS = 10;
+
+/**
+ * What a pipe keeps of the output read while the runtime runs: enough for any runtime's error and
+ * for what an exec'd process writes in the moment before `runtime exec -d` exits.
+ */
+const EARLY_MAX = 1 << 20;
 
 /**
  * Bytes for a socket whose reader may be slow: what the socket takes is written at once, the
