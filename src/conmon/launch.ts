@@ -1,7 +1,7 @@
 import { accept, close, pipe, pollIn, readText, recvFd, setNonBlocking, unixListen, unlink } from "../sys/libc.ts";
 import { RuntimeCommand } from "../oci/command.ts";
 import { shortSocketPath } from "../sys/short-path.ts";
-import { OutputPipe } from "./io.ts";
+import { OutputPipe, TailReader } from "./io.ts";
 import { EXEC_STDERR_FD, EXEC_STDOUT_FD, monitorFiles, type MonitorArgs } from "./protocol.ts";
 import type { ProcessExit, Reaper } from "./reaper.ts";
 
@@ -70,7 +70,7 @@ async function launchHeld(a: MonitorArgs, reaper: Reaper): Promise<Launched> {
   const theirs: number[] = []; // fds only the runtime needs
   let consoleFd = -1;
   let runtimeStderr = -1; // with a terminal: a pipe for the runtime's own stderr
-  let ownStderr: OutputPipe | undefined; // the runtime's stderr, read while it runs
+  let ownStderr: TailReader | undefined; // the runtime's stderr beside a terminal, read while it runs
   const reading: OutputPipe[] = []; // every pipe the runtime writes to, read while it runs
   try {
     let stdio: Array<number | "ignore">;
@@ -80,7 +80,7 @@ async function launchHeld(a: MonitorArgs, reaper: Reaper): Promise<Launched> {
     else if (a.terminal) {
       unlink(f.console);
       consoleFd = unixListen(con!.path, 1);
-      // a real pipe read only on failure: Bun's "pipe" would start two pool threads for good
+      // a real pipe read with read(2): Bun's "pipe" would start two pool threads for good
       const [r, w] = pipe();
       runtimeStderr = r;
       theirs.push(w);
@@ -108,14 +108,15 @@ async function launchHeld(a: MonitorArgs, reaper: Reaper): Promise<Launched> {
     if (a.mode === "exec-sync") for (const fd of [EXEC_STDOUT_FD, EXEC_STDERR_FD]) close(fd);
     if (fds.stdout !== undefined) reading.push((out.stdout = new OutputPipe(fds.stdout)));
     if (fds.stderr !== undefined) reading.push((out.stderr = new OutputPipe(fds.stderr)));
-    if (runtimeStderr >= 0) reading.push((ownStderr = new OutputPipe(runtimeStderr)));
+    if (runtimeStderr >= 0) ownStderr = new TailReader(runtimeStderr);
     let exited = false;
     const code = p.exited.then((c) => ((exited = true), c));
 
     if (consoleFd >= 0) {
-      const master = await receiveMaster(consoleFd, () => exited);
+      const master = await receiveMaster(consoleFd, () => exited, () => ownStderr?.readNow() ?? false);
       if (master >= 0) ours.push((out.master = master));
     }
+    await ownStderr?.readUntil(() => exited);
     const status = await code;
     reaper.disown(p.pid);
     if (status !== 0) throw new LaunchError(await runtimeError(f.runtimeLog, ownStderr ?? out.stderr, status));
@@ -130,7 +131,6 @@ async function launchHeld(a: MonitorArgs, reaper: Reaper): Promise<Launched> {
     for (const fd of [...ours, ...theirs]) close(fd);
     throw e;
   } finally {
-    ownStderr?.cancel();
     close(runtimeStderr);
     if (consoleFd >= 0) {
       close(consoleFd);
@@ -140,12 +140,16 @@ async function launchHeld(a: MonitorArgs, reaper: Reaper): Promise<Launched> {
   }
 }
 
-/** Waits for the runtime to connect to the console socket and send the pty master. */
-async function receiveMaster(listener: number, runtimeExited: () => boolean): Promise<number> {
+/**
+ * Waits for the runtime to connect to the console socket and send the pty master; `readStderr`
+ * takes what the runtime wrote to its stderr meanwhile (true when there was some).
+ */
+async function receiveMaster(listener: number, runtimeExited: () => boolean, readStderr: () => boolean): Promise<number> {
+  let busy = false;
   for (;;) {
     // block in poll(2) for short slices rather than spin: the runtime connects within ~30 ms,
     // and few iterations keep the JIT (and its threads) out of a process that lives for days
-    const conn = pollIn(listener, 50) ? accept(listener) : -1;
+    const conn = pollIn(listener, busy ? 0 : 50) ? accept(listener) : -1;
     if (conn >= 0) {
       try {
         // the runtime sends right after connecting; a dead runtime gives EOF, not a hang
@@ -156,6 +160,7 @@ async function receiveMaster(listener: number, runtimeExited: () => boolean): Pr
       }
     }
     if (runtimeExited()) return -1;
+    busy = readStderr(); // a runtime that has much to say: read on at once
     await Bun.sleep(0); // let the runtime's exit be noticed
   }
 }
@@ -164,7 +169,7 @@ async function receiveMaster(listener: number, runtimeExited: () => boolean): Pr
  * The runtime's own words for a failure: its JSON log, else the tail of what it wrote to stderr
  * (all of it: the pipe is read to its end, or for FAILED_DRAIN_MS), else its status.
  */
-async function runtimeError(logPath: string, stderr: OutputPipe | undefined, status: number): Promise<string> {
+async function runtimeError(logPath: string, stderr: OutputPipe | TailReader | undefined, status: number): Promise<string> {
   const log = readText(logPath) ?? "";
   let msg = "";
   for (const line of log.split("\n")) {
