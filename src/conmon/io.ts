@@ -57,7 +57,7 @@ export class OutputPipe {
   #cancelled = false;
   #sink: ((chunk: Uint8Array) => void | Promise<void>) | undefined;
   #wake: (() => void) | undefined;
-  #delivered = Promise.withResolvers<void>();
+  #delivered!: () => void;
 
   /** Settles when the stream ended (and all of it reached the sink), failed or was cancelled. */
   readonly done: Promise<void>;
@@ -65,7 +65,8 @@ export class OutputPipe {
   /** Starts reading `fd` (non-blocking; its owner closes it, after cancel()). */
   constructor(readonly fd: number) {
     this.pump = new Pump(fd, (chunk) => this.#take(chunk));
-    this.done = Promise.all([this.pump.done, this.#delivered.promise]).then(() => {});
+    const delivered = new Promise<void>((r) => (this.#delivered = r));
+    this.done = this.pump.done.then(() => delivered);
   }
 
   /** The runtime has exited: from now on reading waits for the sink rather than dropping. */
@@ -84,7 +85,7 @@ export class OutputPipe {
       this.#sink = sink;
       this.#wakeUp();
     } finally {
-      this.#delivered.resolve();
+      this.#delivered();
     }
     return this.#dropped;
   }
@@ -106,7 +107,7 @@ export class OutputPipe {
     this.#cancelled = true;
     this.pump.cancel();
     this.#wakeUp();
-    this.#delivered.resolve();
+    this.#delivered();
   }
 
   // --- internal ---
