@@ -255,7 +255,7 @@ sandbox image is pulled before the timing starts. containerd runs with restrict_
 (this machine refuses a negative oom_score_adj) in a private mount namespace (its shims' sockets
 are under /run/containerd, which is shadowed there; see bench/reference/containerd.ts).
 The PSS figures are taken 3 s after the last container started: ~1.3 s after its start each of our
-monitors settles (src/conmon/main.ts: JSC's code and garbage dropped, the start-up code's page
+monitors settles (src/conmon/settle.ts: JSC's code and garbage dropped, the start-up code's page
 mappings released), which takes it from ~4.3 MB to the figure above. Its floor is ~2.5 MB of Bun's own
 anonymous memory; the rest is its share of the binary's pages it maps again. The containers here only
 sleep: a monitor whose container logs keeps more of the binary mapped (measured by hand with 20

@@ -31,6 +31,27 @@ export function diag(level: DiagLevel, msg: string, fields: Record<string, unkno
   }
 }
 
+/**
+ * CRIO_MONITOR_DEBUG (inherited from the daemon's environment): trace the session's steps in
+ * the diagnostics log and keep an exec session's log when it ends, for post-mortems.
+ */
+export const DEBUG = !!process.env.CRIO_MONITOR_DEBUG;
+
+/** A debug line, written only with CRIO_MONITOR_DEBUG. */
+export function trace(msg: string, fields: Record<string, unknown>): void {
+  if (DEBUG) diag("debug", msg, fields);
+}
+
+/** Runs `fn`; a failure is logged as ignored and gives undefined. */
+export function tryIt<T>(fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch (e) {
+    diag("warning", "ignored failure", { error: e });
+    return undefined;
+  }
+}
+
 // --- internal ---
 
 let base = "";

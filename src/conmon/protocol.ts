@@ -25,7 +25,9 @@
  *    process start (a compiled Bun program needs ~9 ms to reach its main).
  * 2. fd 3 (SYNC_FD), a pipe the daemon reads, one JSON line per message (encodeSync/parseSync):
  *    create, exec: `{"pid":N}` once the runtime created the process (after the log, attach and
- *                  ctl sockets are ready), or `{"error":"<runtime's message>"}`; then fd 3 closes.
+ *                  ctl sockets are ready), or `{"error":"<runtime's message>"}` (the last error
+ *                  of its JSON log, else the last 4096 characters it wrote to stderr, else its
+ *                  exit status); then fd 3 closes.
  *    exec-sync:    `{"pid":N}` then `{"exitCode":N,"timedOut":bool}` when the process is gone
  *                  (after a timeout: killed with its descendants and reaped first).
  *    exec-sync hands fd 4 and 5 (EXEC_STDOUT_FD/EXEC_STDERR_FD, pipes the daemon reads) straight
@@ -49,6 +51,11 @@
  *    written as soon as its newline arrives; an unterminated tail is written as F at end of
  *    stream. With a terminal everything is `stdout`. When the file would grow beyond
  *    --log-size-max it is truncated to zero and writing goes on (conmon's behaviour).
+ *    Without a terminal, what the runtime itself (or a hook, or a wrapper around it) writes to
+ *    stdout and stderr before it exits is the process's output, logged first (the last 1 MiB of
+ *    it, should there be more): the monitor reads those pipes while it waits for the runtime, so
+ *    they never fill up and block it. With a terminal the runtime's stdout is /dev/null and its
+ *    stderr a pipe of its own, likewise read while it runs and used only for its error.
  * 6. `ctl` socket (SOCK_STREAM), lines as conmon's ctl FIFO: `1 <rows> <cols>\n` resizes the
  *    terminal, `2 0 0\n` reopens the log file (kubelet rotation). Each line is answered with
  *    `ok\n` or `error <message>\n`.

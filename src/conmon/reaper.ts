@@ -16,7 +16,7 @@ export interface ProcessExit {
  * waitpid on specific pids only — never -1, which would steal the children Bun itself waits for
  * (the runtime process) — on every SIGCHLD. A process that turns out not to be our child (no
  * SIGCHLD will come for it) is polled on a slow timer until it is gone; otherwise nothing wakes
- * the monitor: an idle monitor stays idle (and keeps its memory small, see settle in main.ts).
+ * the monitor: an idle monitor stays idle (and keeps its memory small, see settle.ts).
  * Other zombie children are reaped too, except while a hold() is in force: between the runtime's
  * exit and wait(pid) the process it started is already our child (and may already be a zombie,
  * a quick exec), and reaping it then would lose its exit status.
