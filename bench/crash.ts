@@ -40,6 +40,7 @@ const md = [
   "- a record dir kept an atomic write's temp file (`status.json.tmp-*`) when the kill came mid-write → dropped when records load;",
   "- a pod's masquerade chain and rules stayed in iptables for good when the daemon died during StopPodSandbox: the bridge plugin, killed with the daemon after deleting the pod's interface, cannot tear down the masquerade on the next DEL (it finds addresses only on the interface) → a CNI DEL now runs to its end even if the daemon dies (ADD still dies with it);",
   "- recovery killed a half-made container's monitor by process group, which could reach a process that was not that container's → only a process whose command line names the container's id is killed.",
+  "- a StartContainer whose runc was killed (the churn kills runc at random) was recorded EXITED while runc still had the container created or running; the checks did not look for that → they now flag a container listed EXITED that runc runs or holds created (and find monitors retitled for their container by the files they hold open), and a failed start kills the container before EXITED is recorded (found by test/e2e/robust-inject.test.ts, which holds runc at chosen steps).",
   "The harness's own model errors found on the way (not runtime bugs): a RemoveContainer or RemovePodSandbox cut short by the kill may leave its containers stopped; a call that failed because the daemon died may still have taken effect.",
   "",
 ];

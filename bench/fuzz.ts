@@ -20,6 +20,8 @@ const md = [
   `| every call answered with a status within its deadline | ${r.late.length === 0 ? "yes" : `no: ${r.late.length} late`} |`,
   `| daemon up at the end | ${r.daemonAlive ? "yes" : "no"} |`,
   `| RSS before → after (kB) | ${r.rss.before} → ${r.rss.after} (${(r.rss.after / r.rss.before).toFixed(2)}×, bound 1.1×) |`,
+  `| after a forced full GC (SIGUSR1 dump): anonymous memory (kB) | ${r.anon.before} → ${r.anon.after} (${(r.anon.after / r.anon.before).toFixed(2)}×) |`,
+  `| after a forced full GC: JS heap (kB) | ${r.heap.before} → ${r.heap.after} (${(r.heap.after / r.heap.before).toFixed(2)}×) |`,
   `| open fds before → after | ${r.fds.before} → ${r.fds.after} |`,
   "",
   `Status codes: ${Object.entries(r.codes).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(", ")}.`,

@@ -1,8 +1,8 @@
-import { expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { removeContainerLeftovers } from "../../../src/container/leftovers.ts";
+import { endFailedStart, removeContainerLeftovers } from "../../../src/container/leftovers.ts";
 import { pathsFor } from "../../../src/paths.ts";
 
 const id = (c: string) => c.repeat(64);
@@ -42,4 +42,38 @@ test("containers with no record are found by any trace and undone in order; reco
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+describe("endFailedStart: a start reported failed leaves nothing running", () => {
+  const log = { withTag: () => log, warn: () => {} };
+  /** A runtime whose container is in `states` one call after the other (the last repeats); kills recorded. */
+  const fake = (states: Array<string | undefined>) => {
+    const kills: string[] = [];
+    let i = 0;
+    const rt = {
+      state: async () => {
+        const s = states[Math.min(i++, states.length - 1)];
+        return s === undefined ? undefined : { status: s, pid: 42 };
+      },
+      kill: async (_id: string, sig: string, all?: boolean) => void kills.push(`${sig}${all ? " all" : ""}`),
+    };
+    return { deps: { handlers: { get: () => ({ runtime: rt }) }, log } as never, kills };
+  };
+
+  test.each([
+    ["gone", [undefined], []],
+    ["stopped", ["stopped"], []],
+    ["created (runc killed before its start): its init is killed", ["created", "stopped"], ["KILL"]],
+    ["running (runc killed after its start): every process is killed", ["running", "running", "stopped"], ["KILL all", "KILL all"]],
+  ] as Array<[string, Array<string | undefined>, string[]]>)("%s", async (_name, states, kills) => {
+    const f = fake(states);
+    expect(await endFailedStart(f.deps, "runc", id("e"))).toBe("stopped");
+    expect(f.kills).toEqual(kills);
+  });
+
+  test("one that cannot be killed within the wait is reported running (and so listed RUNNING)", async () => {
+    const f = fake(["running"]);
+    expect(await endFailedStart(f.deps, "runc", id("e"), 250)).toBe("running");
+    expect(f.kills.length).toBeGreaterThan(0);
+  });
 });
