@@ -99,7 +99,7 @@ lines.push("");
 lines.push(
   "Pods: bridge network (each runtime its own bridge, the same conflist shape), PID namespace POD as critest's (ours starts an infra container for it despite drop_infra_ctr = true; containerd always runs one), " +
     "except CRI-O's: CRI-O 1.26 gives its infra container oom_score_adj -998, which this machine refuses, so its pods keep the PID namespace per container and run no infra container (its CreatePod/StopPod are not comparable). " +
-    "Images from a loopback registry (Debian's docker-registry); the lifecycle image is a one-layer busybox. Ratios: ours / the peer's median, below 1 is better.",
+    "Images from a loopback registry (Debian's docker-registry); the lifecycle image is the busybox layer plus a small one of its own (its own id: removing it leaves busybox, and its own layer goes with it). Ratios: ours / the peer's median, below 1 is better.",
 );
 const md = lines.join("\n");
 console.log(md);
