@@ -2,11 +2,10 @@ import { join } from "node:path";
 import type { Config } from "../config/schema.ts";
 import { disallowedAnnotations, monitorCgroupOf, parseDuration } from "../config/validate.ts";
 import { CdiRegistry, ContainerService, IdmapStaging, type ContainerSettings } from "../container/index.ts";
-import { configuredHost, detectSpecHost, parseDeviceSpec, realSpecIo, SeccompProfileFile, type SpecHost } from "../container/spec/index.ts";
+import { checkAdditionalDevices, configuredHost, detectSpecHost, realSpecIo, SeccompProfileFile, type SpecHost } from "../container/spec/index.ts";
 import type { ContainerMeta, ContainerRunState } from "../container/record.ts";
 import { readMountsFile } from "../container/node-files.ts";
 import { parseStorageOptions } from "../config/storage-options.ts";
-import { invalid, messageOf } from "../errors.ts";
 import { ImageService, imageOptions } from "../image/index.ts";
 import type { Logger } from "../log/index.ts";
 import { CniManager } from "../network/index.ts";
@@ -83,15 +82,7 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
     },
   });
   const seccomp = new SeccompProfileFile(c0.runtime.seccompProfile, log);
-  // additional_devices must name host devices (CRI-O's LoadDevices at start): a typo stops the
-  // daemon instead of failing every container.
-  for (const entry of c0.runtime.additionalDevices) {
-    try {
-      if (realSpecIo.devicesAt(parseDeviceSpec(entry).hostPath).length === 0) throw new Error("no device nodes found");
-    } catch (e) {
-      throw invalid(`invalid additional_devices entry "${entry}": ${messageOf(e)}`);
-    }
-  }
+  checkAdditionalDevices(c0.runtime.additionalDevices, realSpecIo);
   // storage_option (validated at load): overlay mount options of every container's root filesystem
   const storageOptions = parseStorageOptions(c0.crio.storageOption);
   // default_mounts_file: read once at start (a missing or malformed file stops the daemon: validate.ts)

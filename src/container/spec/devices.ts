@@ -2,9 +2,24 @@ import { posix } from "node:path";
 import type { Device as CriDevice } from "../../gen/runtime/v1/api_pb.ts";
 import { invalid, messageOf } from "../../errors.ts";
 import type { Device, DeviceCgroup } from "../../oci/spec-types.ts";
+import type { SpecIo } from "./types.ts";
 
 /** The pod annotation asking for devices (CRI-O's; honoured only where the handler allows it). */
 export const DEVICES_ANNOTATION = "io.kubernetes.cri-o.Devices";
+
+/**
+ * additional_devices must name host devices (CRI-O's LoadDevices at start): a typo stops the
+ * daemon (invalid-argument naming the entry) instead of failing every container.
+ */
+export function checkAdditionalDevices(entries: readonly string[], io: Pick<SpecIo, "devicesAt">): void {
+  for (const entry of entries) {
+    try {
+      if (io.devicesAt(parseDeviceSpec(entry).hostPath).length === 0) throw new Error("no device nodes found");
+    } catch (e) {
+      throw invalid(`invalid additional_devices entry "${entry}": ${messageOf(e)}`);
+    }
+  }
+}
 
 /** Options of containerDevices. */
 export interface DeviceInput {

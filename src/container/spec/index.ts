@@ -28,7 +28,7 @@ export { SeccompProfileFile } from "./seccomp-file.ts";
 export { DEFAULT_SECCOMP_PROFILE } from "./seccomp-default.ts";
 export { containerSeccomp } from "./seccomp.ts";
 export { ANN, sorted } from "./annotations.ts";
-export { parseDeviceSpec } from "./devices.ts";
+export { checkAdditionalDevices, parseDeviceSpec } from "./devices.ts";
 export { defaultMounts } from "./mounts.ts";
 export { infraNamespaces, podSysctls } from "./namespaces.ts";
 export { parseUlimits, processEnv, stopSignalName } from "./process.ts";

@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
 import { DeviceSchema } from "../../../../src/gen/runtime/v1/api_pb.ts";
-import { annotationDevices, containerDevices, parseDeviceSpec } from "../../../../src/container/spec/devices.ts";
+import { annotationDevices, checkAdditionalDevices, containerDevices, parseDeviceSpec } from "../../../../src/container/spec/devices.ts";
 import type { Device } from "../../../../src/oci/spec-types.ts";
 
 const table: Record<string, Device[]> = {
@@ -71,4 +71,10 @@ test("io.kubernetes.cri-o.Devices: devices of allowed_devices after additional_d
 test("device ownership: the CRI's devices take the owner; additional and annotation devices keep the host's", () => {
   const r = containerDevices({ cri: [dev("/dev/snd", "/dev/snd")], additional: ["/dev/fuse"], privileged: false, owner: { uid: 1234, gid: 5678 }, ...io });
   expect(r.devices.map((d) => [d.path, d.uid, d.gid])).toEqual([["/dev/fuse", 0, 0], ["/dev/snd/controlC0", 1234, 5678], ["/dev/snd/timer", 1234, 5678]]);
+});
+
+test("additional_devices at start: an entry naming no host device is refused, naming it", () => {
+  const io = { devicesAt: (p: string) => (p === "/dev/null" ? [{ path: "/dev/null", type: "c", major: 1, minor: 3 }] : []) } as never;
+  expect(() => checkAdditionalDevices(["/dev/null:/dev/x:rwm"], io)).not.toThrow();
+  expect(() => checkAdditionalDevices(["/dev/null", "/dev/nope"], io)).toThrow(expect.objectContaining({ kind: "invalid-argument", message: expect.stringContaining('invalid additional_devices entry "/dev/nope"') }));
 });
