@@ -34,8 +34,8 @@ export async function removeContainerLeftovers(d: ContainerDeps, known: Readonly
   const handlers = d.settings().runtimeHandlers ?? [];
   const inRuntime = new Map<string, string[]>();
   for (const h of handlers) {
-    const rt = d.handlers.get(h).runtime;
-    const ids = await rt.list().then((l) => l.map((s) => s.id)).catch((e) => {
+    // a handler whose runtime is not installed (crun in the default table) has no containers to list
+    const ids = await Promise.resolve().then(() => d.handlers.get(h).runtime.list()).then((l) => l.map((s) => s.id)).catch((e) => {
       log.warn(`listing the containers of runtime handler "${h}": ${messageOf(e)}`);
       return undefined;
     });

@@ -44,6 +44,35 @@ test("containers with no record are found by any trace and undone in order; reco
   }
 });
 
+test("a configured handler whose runtime is not installed (crun in the default table) does not stop recovery", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "crio-leftovers-"));
+  try {
+    const paths = pathsFor(join(dir, "root"), join(dir, "run"));
+    const early = id("c");
+    mkdirSync(join(paths.storage, early), { recursive: true });
+    const calls: string[] = [];
+    const lines: string[] = [];
+    const log = { withTag: () => log, info: (m: string) => lines.push(m), warn: (m: string) => lines.push(`WARN ${m}`) };
+    const deps = {
+      paths, log,
+      settings: () => ({ runtimeHandlers: ["runc", "crun"] }),
+      handlers: {
+        get: (h: string) => {
+          if (h === "crun") throw new Error('runtime "crun" not found: set runtime_path or install it in $PATH');
+          return { runtime: { list: async () => [], delete: async () => {} } };
+        },
+      },
+      monitors: { abandon: async () => {}, alive: async () => false, remove: async () => {} },
+      rootfs: { remove: async (x: string) => void calls.push(`rootfs ${x[0]}`) },
+    };
+    expect(await removeContainerLeftovers(deps as never, new Set())).toEqual([early]);
+    expect(calls).toEqual(["rootfs c"]);
+    expect(lines.some((l) => l.startsWith('WARN listing the containers of runtime handler "crun"'))).toBe(true);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 describe("endFailedStart: a start reported failed leaves nothing running", () => {
   const log = { withTag: () => log, warn: () => {} };
   /** A runtime whose container is in `states` one call after the other (the last repeats); kills recorded. */
