@@ -11,6 +11,7 @@ import { encodeMessage, GrpcServer, GrpcStatus, Status, type Route } from "../..
 
 let dir: string;
 let net: Server;
+// biome-ignore lint/complexity/noBannedTypes: the generic client's methods are made at run time from the definition
 let client: Client & Record<string, Function>;
 let slowAborted: unknown;
 
