@@ -133,6 +133,14 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     },
   };
 
+  // Once serve() listens a client can reach the socket, but the graceful stop is wired only once the state is
+  // recovered: a SIGTERM or SIGINT arriving meanwhile is kept and acted on then (it ended the
+  // process at once, with the socket left behind).
+  let earlySignal: string | undefined;
+  const onEarlyTerm = () => void (earlySignal ??= "SIGTERM");
+  const onEarlyInt = () => void (earlySignal ??= "SIGINT");
+  process.on("SIGTERM", onEarlyTerm);
+  process.on("SIGINT", onEarlyInt);
   let server: CriServer;
   let SHUTDOWN_GRACE_MS: number;
   try {
@@ -225,8 +233,11 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
       containers: built.containers.list().length,
       standbyMonitors: built.handlers.standbyStats(),
     }));
+    process.off("SIGTERM", onEarlyTerm);
+    process.off("SIGINT", onEarlyInt);
     process.on("SIGTERM", () => void stop("SIGTERM"));
     process.on("SIGINT", () => void stop("SIGINT"));
+    if (earlySignal) void stop(earlySignal);
     process.on("SIGHUP", () => {
       void (async () => {
         log.info(`reloading configuration "${o.load.configFile}"`);

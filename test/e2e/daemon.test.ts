@@ -5,7 +5,7 @@ import { status as grpcStatus } from "@grpc/grpc-js";
 import { existsSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CgroupDriver } from "../../src/gen/runtime/v1/api_pb.ts";
-import { CRIO, startDaemon, tempDir } from "../harness.ts";
+import { CRIO, startDaemon, tempDir, waitFor } from "../harness.ts";
 
 async function runCrio(args: string[], env: Record<string, string> = {}) {
   const p = Bun.spawn([CRIO, ...args], { stdout: "pipe", stderr: "pipe", env: { PATH: process.env.PATH!, ...env } });
@@ -50,6 +50,14 @@ describe("the CRI socket", () => {
 
   test.concurrent("SIGTERM stops gracefully and removes the socket", async () => {
     await using d = await startDaemon();
+    expect(await d.stop("SIGTERM")).toBe(0);
+    expect(existsSync(d.socket)).toBe(false);
+    expect(d.logs()).toContain("Received SIGTERM");
+  });
+
+  test.concurrent("a SIGTERM as soon as the socket exists (recovery may still run) is kept and stops the daemon gracefully", async () => {
+    await using d = await startDaemon({ noWait: true });
+    await waitFor(() => existsSync(d.socket) || d.proc.exitCode !== null, 20_000, "the socket");
     expect(await d.stop("SIGTERM")).toBe(0);
     expect(existsSync(d.socket)).toBe(false);
     expect(d.logs()).toContain("Received SIGTERM");
