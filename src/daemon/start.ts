@@ -136,11 +136,16 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
   // Once serve() listens a client can reach the socket, but the graceful stop is wired only once the state is
   // recovered: a SIGTERM or SIGINT arriving meanwhile is kept and acted on then (it ended the
   // process at once, with the socket left behind).
+  // A SIGHUP meanwhile (the default action would end the process) is kept too: the reload runs
+  // once it is wired.
   let earlySignal: string | undefined;
+  let earlyReload = false;
   const onEarlyTerm = () => void (earlySignal ??= "SIGTERM");
   const onEarlyInt = () => void (earlySignal ??= "SIGINT");
+  const onEarlyHup = () => void (earlyReload = true);
   process.on("SIGTERM", onEarlyTerm);
   process.on("SIGINT", onEarlyInt);
+  process.on("SIGHUP", onEarlyHup);
   let server: CriServer;
   let SHUTDOWN_GRACE_MS: number;
   try {
@@ -238,7 +243,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     process.on("SIGTERM", () => void stop("SIGTERM"));
     process.on("SIGINT", () => void stop("SIGINT"));
     if (earlySignal) void stop(earlySignal);
-    process.on("SIGHUP", () => {
+    const reload = () => {
       void (async () => {
         log.info(`reloading configuration "${o.load.configFile}"`);
         ops.notify.reloading();
@@ -259,7 +264,10 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
         }
         ops.notify.ready();
       })();
-    });
+    };
+    process.off("SIGHUP", onEarlyHup);
+    process.on("SIGHUP", reload);
+    if (earlyReload && !earlySignal) reload();
   });
 }
 

@@ -64,6 +64,18 @@ describe("the CRI socket", () => {
   });
 });
 
+describe("SIGHUP during start-up", () => {
+  test.concurrent("a SIGHUP as soon as the socket exists (recovery may still run) is kept: the daemon lives and reloads", async () => {
+    await using d = await startDaemon({ noWait: true });
+    await waitFor(() => existsSync(d.socket) || d.proc.exitCode !== null, 20_000, "the socket");
+    d.proc.kill("SIGHUP");
+    await d.waitForLog(/msg="reloading configuration/);
+    await waitFor(async () => (await d.cri.status({}, { timeoutMs: 1000 }).catch(() => undefined)) !== undefined, 20_000, "Status");
+    expect(d.proc.exitCode).toBe(null);
+    expect(d.proc.signalCode).toBe(null);
+  });
+});
+
 describe("logging", () => {
   test.concurrent("debug level logs each request and response with one id, in CRI-O's text format", async () => {
     await using d = await startDaemon({ logLevel: "debug" });
