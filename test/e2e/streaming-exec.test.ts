@@ -8,7 +8,7 @@ import { SpdyClient, WsClient, channelData, channelMessage, rawRequest } from ".
 import { localBackend } from "./streaming-support.ts";
 
 const backend = localBackend();
-const server = new StreamingServer({ backend, streamCreationTimeoutMs: 2000 });
+const server = new StreamingServer({ backend, streamCreationTimeoutMs: 5000 });
 beforeAll(() => server.start());
 afterAll(() => server.stop());
 
