@@ -1,9 +1,9 @@
 import { messageOf } from "../errors.ts";
+import { killTree } from "../sys/kill-tree.ts";
 import { setWinsize } from "../sys/libc.ts";
 import type { FrameSink, SessionConn } from "./ctl.ts";
 import { diag, tryIt } from "./diag.ts";
 import { Writer } from "./io.ts";
-import { killTree } from "../sys/kill-tree.ts";
 import { launch, LaunchError } from "./launch.ts";
 import { removeDir } from "./monitor-dir.ts";
 import { awaitExit, closeAll, drain, pumpOutput } from "./process-io.ts";

@@ -1,7 +1,7 @@
+import { killTree } from "../sys/kill-tree.ts";
 import { close } from "../sys/libc.ts";
 import { diag } from "./diag.ts";
 import { Pump, type OutputPipe } from "./io.ts";
-import { killTree } from "../sys/kill-tree.ts";
 import type { Launched } from "./launch.ts";
 import { Frame } from "./protocol.ts";
 import type { ProcessExit } from "./reaper.ts";

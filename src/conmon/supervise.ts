@@ -1,4 +1,6 @@
+import { killTree } from "../sys/kill-tree.ts";
 import { mkdirp, setWinsize } from "../sys/libc.ts";
+import { OomWatch } from "../sys/oom.ts";
 import { AttachServer } from "./attach.ts";
 import { CriLog } from "./cri-log.ts";
 import { CtlServer } from "./ctl.ts";
@@ -7,10 +9,8 @@ import { execInContainer, execsEnded, execSessionInContainer } from "./exec-in-c
 import { writeAtomic, writeExitRecord } from "./exit-file.ts";
 import { Writer } from "./io.ts";
 import { journalSink } from "./journal-sink.ts";
-import { killTree } from "../sys/kill-tree.ts";
 import { launch } from "./launch.ts";
 import { removeDir } from "./monitor-dir.ts";
-import { OomWatch } from "../sys/oom.ts";
 import { closeAll, drain, pumpOutput } from "./process-io.ts";
 import { Frame, monitorFiles, type MonitorArgs } from "./protocol.ts";
 import type { ProcessExit, Reaper } from "./reaper.ts";

@@ -75,6 +75,23 @@ function brief(b: Uint8Array | string): string {
   return `${s.length} bytes: ${JSON.stringify(s.slice(0, 16))}…${JSON.stringify(s.slice(-24))} (${new Bun.CryptoHasher("sha256").update(s).digest("hex").slice(0, 12)})`;
 }
 
+/**
+ * A streaming exec over SPDY v4 as client-go runs one (stdout, and stderr or with a tty a resize
+ * stream), which must end within PROMPT_MS: its output and its status.
+ */
+async function streamingExec(containerId: string, cmd: string[], tty = false): Promise<{ out: string; err: string; status: string }> {
+  const { url } = await env.d.cri.exec({ containerId, cmd, tty, stdout: true, stderr: !tty });
+  const { client } = await SpdyClient.connect(url, ["v4.channel.k8s.io"]);
+  const error = await client.createStream({ streamType: "error" });
+  const stdout = await client.createStream({ streamType: "stdout" });
+  const stderr = tty ? undefined : await client.createStream({ streamType: "stderr" });
+  if (tty) await client.createStream({ streamType: "resize" });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("the exec did not end in time")), PROMPT_MS)));
+  const [out, err, status] = await Promise.race([Promise.all([stdout.ended, stderr?.ended, error.ended]), late]).finally(() => clearTimeout(timer));
+  return { out: out.toString(), err: err?.toString() ?? "", status: status.toString() };
+}
+
 /** The error of a call that must fail, and how long it took. */
 async function failure(p: Promise<unknown>): Promise<{ message: string; ms: number }> {
   const t0 = performance.now();
@@ -139,15 +156,8 @@ describe("a runtime that writes more than a pipe holds", () => {
     expect(performance.now() - t0).toBeLessThan(PROMPT_MS);
     expect({ exitCode: r.exitCode, stdout: brief(r.stdout), stderr: brief(r.stderr) }).toEqual({ exitCode: 3, stdout: brief(`${NOISY_OUT}out\n`), stderr: brief(`${NOISY_ERR}err\n`) });
 
-    const { url } = await env.d.cri.exec({ containerId: c.containerId, cmd: ["sh", "-c", "echo out; echo err >&2; exit 4"], stdout: true, stderr: true });
-    const { client } = await SpdyClient.connect(url, ["v4.channel.k8s.io"]);
-    const error = await client.createStream({ streamType: "error" });
-    const stdout = await client.createStream({ streamType: "stdout" });
-    const stderr = await client.createStream({ streamType: "stderr" });
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("the exec did not end in time")), PROMPT_MS)));
-    const [out, err, status] = await Promise.race([Promise.all([stdout.ended, stderr.ended, error.ended]), late]).finally(() => clearTimeout(timer));
-    expect({ out: brief(out), err: brief(err), code: JSON.parse(status.toString()).details.causes[0].message }).toEqual({ out: brief(`${NOISY_OUT}out\n`), err: brief(`${NOISY_ERR}err\n`), code: "4" });
+    const s = await streamingExec(c.containerId, ["sh", "-c", "echo out; echo err >&2; exit 4"]);
+    expect({ out: brief(s.out), err: brief(s.err), code: JSON.parse(s.status).details.causes[0].message }).toEqual({ out: brief(`${NOISY_OUT}out\n`), err: brief(`${NOISY_ERR}err\n`), code: "4" });
     await nothingLeft();
   });
 
@@ -177,15 +187,7 @@ describe("a runtime that writes more than a pipe holds", () => {
       expect(exec.ms).toBeLessThan(PROMPT_MS);
       expect(exec.message).toContain(words("exec"));
 
-      const { url } = await env.d.cri.exec({ containerId: c.containerId, cmd: ["true"], stdout: true, stderr: true });
-      const { client } = await SpdyClient.connect(url, ["v4.channel.k8s.io"]);
-      const error = await client.createStream({ streamType: "error" });
-      await client.createStream({ streamType: "stdout" });
-      await client.createStream({ streamType: "stderr" });
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("the exec did not end in time")), PROMPT_MS)));
-      const status = await Promise.race([error.ended, late]).finally(() => clearTimeout(timer));
-      expect(status.toString()).toContain(words("exec"));
+      expect((await streamingExec(c.containerId, ["true"])).status).toContain(words("exec"));
     } finally {
       rmSync(`${WRAPPER}.fail-create`, { force: true });
       rmSync(`${WRAPPER}.fail-exec`, { force: true });
@@ -207,15 +209,8 @@ describe("a runtime that writes more than a pipe holds", () => {
     await waitFor(() => existsSync(logPath) && readFileSync(logPath, "utf8").includes(" stdout F started\r"), 10_000, "the container's line in its log");
 
     const exec = async (cmd: string[]) => {
-      const { url } = await env.d.cri.exec({ containerId, cmd, tty: true, stdout: true });
-      const { client } = await SpdyClient.connect(url, ["v4.channel.k8s.io"]);
-      const error = await client.createStream({ streamType: "error" });
-      const stdout = await client.createStream({ streamType: "stdout" });
-      await client.createStream({ streamType: "resize" }); // with a tty, client-go opens one too
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("the exec did not end in time")), PROMPT_MS)));
-      const [out, status] = await Promise.race([Promise.all([stdout.ended, error.ended]), late]).finally(() => clearTimeout(timer));
-      return { out: out.toString(), status: status.toString() };
+      const { out, status } = await streamingExec(containerId, cmd, true);
+      return { out, status };
     };
     expect(await exec(["echo", "from a tty"])).toEqual({ out: "from a tty\r\n", status: '{"metadata":{},"status":"Success"}' });
 
