@@ -72,6 +72,8 @@ export interface BenchRuntime {
   /** What is left once every pod is gone: processes, veths, IPAM leases, mounts, pinned namespaces. Empty when clean. */
   leaks(): Promise<string[]>;
   stop(): Promise<void>;
+  /** Ours only: the daemon stopped and started again on the same dirs (pods keep running), with `env` added (BENCH_PROFILE_WINDOW). */
+  restart?(env: Record<string, string>): Promise<void>;
 }
 
 /** Which runtimes to run: BENCH_RUNTIMES (comma list; default all three); the absent ones skipped with their reason. */
@@ -158,14 +160,15 @@ export async function startRuntime(name: RuntimeName, reg: Registry, o: { config
       // BENCH_PROFILE_DIR: the daemon writes a CPU profile (Markdown) there when it exits
       const prof = process.env.BENCH_PROFILE_DIR;
       const env = prof ? { BUN_OPTIONS: `--cpu-prof-md --cpu-prof-interval=${process.env.BENCH_PROFILE_INTERVAL ?? 500} --cpu-prof-dir=${prof}` } : undefined;
-      const d = await startDaemon({ dir, logLevel: "info", env, config: `[crio.image]\npause_image = "${pause}"\npause_command = "/pause"\n${o.config ?? ""}` });
+      const config = `[crio.image]\npause_image = "${pause}"\npause_command = "/pause"\n${o.config ?? ""}`;
+      let d = await startDaemon({ dir, logLevel: "info", env, config });
       await d.cri.pullImage({ image: { image: busybox } });
       // A monitor shows `… conmon … --runtime-root <root>` (a standby one too), or, when its retitled
       // argv has no room for that, `… conmon … --id <id>`: then its dir in <runroot>/monitor tells.
       const ours = (argv: string[]) =>
         argv.includes("conmon") &&
         (argv[argv.indexOf("--runtime-root") + 1] === d.runcRoot || (argv.includes("--id") && existsSync(join(d.runroot, "monitor", argv[argv.indexOf("--id") + 1] ?? "-"))));
-      return {
+      const rt: BenchRuntime = {
         name, label: "ours", cri: d.cri, socket: d.socket, pid: d.proc.pid, dir, busybox, net,
         client: () => criClient(d.socket),
         helpers: () => pidsWhere(ours),
@@ -194,7 +197,21 @@ export async function startRuntime(name: RuntimeName, reg: Registry, o: { config
           rmSync(dir, { recursive: true, force: true });
           await cleanupNet(net);
         },
+        async restart(env2) {
+          d.cri.close();
+          await d.stop();
+          // recovery of a full node may take longer than startDaemon's 20 s on a loaded machine
+          d = await startDaemon({ dir, logLevel: "info", env: { ...env, ...env2 }, config, noWait: true });
+          for (const until = Date.now() + 180_000; ; await Bun.sleep(500)) {
+            const ok = await d.cri.status({}, { timeoutMs: 2000 }).then(() => true, () => false);
+            if (ok) break;
+            if (d.proc.exitCode !== null || Date.now() > until) throw new Error(`the restarted daemon did not serve: ${d.logs().slice(-2000)}`);
+          }
+          rt.cri = d.cri;
+          rt.pid = d.proc.pid;
+        },
       };
+      return rt;
     }
     if (name === "crio") {
       const c = await startCrio({ registryHost: reg.host, pauseImage: pause, conflist: net.conflist });

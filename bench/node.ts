@@ -97,8 +97,8 @@ async function nodeOnce(rt: BenchRuntime): Promise<Result> {
     cpuDaemon: NaN, cpuWithHelpers: NaN, daemonRss: NaN, daemonPss: NaN, nodePss: NaN, helperCount: 0, helperPssMedian: NaN, helperPssMax: NaN, load: "", errors: [],
   };
   const clients = Array.from({ length: CLIENTS }, () => rt.client());
-  const kubelet = rt.client();
-  const prober = rt.client();
+  let kubelet = rt.client();
+  let prober = rt.client();
   try {
     const ctrs: string[] = [];
     const t0 = performance.now();
@@ -116,6 +116,15 @@ async function nodeOnce(rt: BenchRuntime): Promise<Result> {
     const running = (await kubelet.listContainers({ filter: { state: { state: ContainerState.CONTAINER_RUNNING } } })).containers.length;
     if (running !== PODS) r.errors.push(`${running}/${PODS} containers running`);
     console.log(`  ${PODS} pods up in ${fmt(r.startS, 1)} s`);
+    const prof = process.env.BENCH_PROFILE_WINDOW;
+    if (prof && rt.restart) {
+      // a CPU profile of the steady window alone: the daemon restarted (its pods keep running) with Bun's profiler on
+      kubelet.close();
+      prober.close();
+      await rt.restart({ BUN_OPTIONS: `--cpu-prof-md --cpu-prof-interval=${process.env.BENCH_PROFILE_INTERVAL ?? 500} --cpu-prof-dir=${prof}` });
+      kubelet = rt.client();
+      prober = rt.client();
+    }
     await Bun.sleep(5000); // settle: our monitors drop their start-up memory ~1.3 s after their container starts
 
     const helpers0 = rt.helpers();
@@ -166,6 +175,7 @@ async function nodeOnce(rt: BenchRuntime): Promise<Result> {
     r.helperCount = hp.length;
     r.helperPssMedian = median(hp);
     r.helperPssMax = Math.max(...hp);
+    if (prof && rt.restart) await rt.restart({}); // the profile is written as the profiled daemon exits: the teardown stays out of it
   } finally {
     for (const c of [...clients, kubelet, prober]) c.close();
   }
