@@ -4,6 +4,7 @@ import { RuntimeError, messageOf, unimplemented } from "../errors.ts";
 import { log, logEnabled } from "../log/index.ts";
 import { currentTracer, traceAttrs, traced } from "../log/trace.ts";
 import { GrpcStatus, Status, type Call, type Route } from "./grpc-server.ts";
+import { Encoded } from "./list-cache.ts";
 import { CODE } from "./status.ts";
 
 /** What a handler learns about its call. */
@@ -18,7 +19,7 @@ export interface CallContext {
 
 type Method = { input: DescMessage; output: DescMessage; methodKind: string };
 type HandlerOf<M> = M extends { input: infer I extends DescMessage; output: infer O extends DescMessage; methodKind: "unary" }
-  ? (req: MessageShape<I>, ctx: CallContext) => Promise<MessageInitShape<O>>
+  ? (req: MessageShape<I>, ctx: CallContext) => Promise<MessageInitShape<O> | Encoded>
   : M extends { input: infer I extends DescMessage; output: infer O extends DescMessage; methodKind: "server_streaming" }
     ? (req: MessageShape<I>, ctx: CallContext, send: (msg: MessageInitShape<O>) => Promise<void>) => Promise<void>
     : never;
@@ -109,9 +110,10 @@ export function bridge<S extends DescService>(svc: S, handlers: Record<string, u
             if (blocked) throw blocked;
             const run = () => inSpan(spanName, svc.typeName, m.name, call, () => handler(req, ctx));
             const res = await (abandon ? Promise.race([run(), aborted(stopping.signal)]) : run());
-            const msg = create(m.output, res as never);
-            if (logEnabled("debug")) log.debug(`${m.output.name} ${toJsonString(m.output, msg as never)}`, { id: ctx.id, name: path });
-            const out = toBinary(m.output, msg as never);
+            // a cached List answer (list-cache.ts) is sent as the bytes it already is
+            const msg = res instanceof Encoded ? undefined : create(m.output, res as never);
+            if (logEnabled("debug")) log.debug(`${m.output.name} ${toJsonString(m.output, (msg ?? fromBinary(m.output, (res as Encoded).bytes)) as never)}`, { id: ctx.id, name: path });
+            const out = msg ? toBinary(m.output, msg as never) : (res as Encoded).bytes;
             end();
             return out;
           } catch (e) {

@@ -1,6 +1,7 @@
-import { fromJson, toJson } from "@bufbuild/protobuf";
+import { fromJson, toBinary, toJson, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import {
-  CgroupDriver, ContainerConfigSchema, ContainerState, LinuxContainerResourcesSchema, PodSandboxConfigSchema, PodSandboxState,
+  CgroupDriver, ContainerConfigSchema, ContainerState, LinuxContainerResourcesSchema, ListContainersRequestSchema, ListContainersResponseSchema,
+  ListPodSandboxRequestSchema, ListPodSandboxResponseSchema, PodSandboxConfigSchema, PodSandboxState,
   type RuntimeService,
 } from "../gen/runtime/v1/api_pb.ts";
 import type { ContainerService } from "../container/index.ts";
@@ -15,6 +16,7 @@ import { LIST_CHUNK, containerStatsFilter, inChunks, podStatsFilter, toContainer
 import type { ContainerEvents, StatsService } from "../stats/index.ts";
 import { CRI_API_VERSION, RUNTIME_NAME, VERSION } from "../version.ts";
 import { notBuilt, type Handlers } from "./bridge.ts";
+import { ListCache } from "./list-cache.ts";
 
 /** One condition of the Status RPC (RuntimeReady, NetworkReady). */
 export interface Condition {
@@ -59,6 +61,9 @@ const CONTAINER_STATE = { [ContainerState.CONTAINER_CREATED]: "created", [Contai
 
 /** RuntimeService handlers: validate → delegate → convert. */
 export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
+  // the kubelet's relist (every second) answered from these while no record changed
+  const podList = new ListCache(ListPodSandboxResponseSchema);
+  const containerList = new ListCache(ListContainersResponseSchema);
   return {
     version: async () => ({ version: "0.1.0", runtimeName: RUNTIME_NAME, runtimeVersion: VERSION, runtimeApiVersion: CRI_API_VERSION }),
     status: async (req) => ({
@@ -86,7 +91,7 @@ export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
       return {};
     },
     podSandboxStatus: async (req) => toPodSandboxStatus(d.sandboxes.get(need(req.podSandboxId, "PodSandboxId")), req.verbose),
-    listPodSandbox: async (req) => ({ items: d.sandboxes.list(sandboxFilter(req.filter)).map(toPodSandbox) }),
+    listPodSandbox: async (req) => podList.get(requestKey(ListPodSandboxRequestSchema, req), () => ({ items: d.sandboxes.list(sandboxFilter(req.filter)).map(toPodSandbox) })),
     streamPodSandboxes: async (req, _ctx, send) => {
       await inChunks(d.sandboxes.list(sandboxFilter(req.filter)).map(toPodSandbox), (c) => send({ podSandboxes: c }), LIST_CHUNK);
     },
@@ -109,7 +114,7 @@ export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
       await d.containers.remove(need(req.containerId, "ContainerId"));
       return {};
     },
-    listContainers: async (req) => ({ containers: d.containers.list(containerFilter(req.filter)).map(toContainer) }),
+    listContainers: async (req) => containerList.get(requestKey(ListContainersRequestSchema, req), () => ({ containers: d.containers.list(containerFilter(req.filter)).map(toContainer) })),
     streamContainers: async (req, _ctx, send) => {
       await inChunks(d.containers.list(containerFilter(req.filter)).map(toContainer), (c) => send({ containers: c }), LIST_CHUNK);
     },
@@ -154,6 +159,11 @@ export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
 }
 
 // --- internal ---
+
+/** A request's canonical form as a cache key: its serialized bytes. */
+function requestKey<D extends DescMessage>(schema: D, req: MessageShape<D>): string {
+  return Buffer.from(toBinary(schema, req)).toString("latin1");
+}
 
 function need(v: string, field: string): string {
   if (!v) throw invalid(`${field} is required`);

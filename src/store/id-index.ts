@@ -1,4 +1,5 @@
 import { RuntimeError, notFound } from "../errors.ts";
+import { bumpStoreGeneration } from "./generation.ts";
 
 /** Objects by id with unique-prefix lookup, as crictl allows short ids. */
 export class IdIndex<T> {
@@ -6,10 +7,11 @@ export class IdIndex<T> {
 
   add(id: string, item: T): void {
     this.#items.set(id, item);
+    bumpStoreGeneration();
   }
 
   delete(id: string): void {
-    this.#items.delete(id);
+    if (this.#items.delete(id)) bumpStoreGeneration();
   }
 
   /** Exact id or a unique prefix; undefined when nothing matches. Ambiguous prefixes throw. */

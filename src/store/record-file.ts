@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { RuntimeError } from "../errors.ts";
 import { Serial } from "../util/wait.ts";
 import { writeFileAtomic } from "./atomic-file.ts";
+import { bumpStoreGeneration } from "./generation.ts";
 
 const VERSION = 1;
 
@@ -32,7 +33,9 @@ export class StoredRecord<M, S> {
     return this.#serial.run(async () => {
       const next = fn(this.#status);
       await writeFileAtomic(join(this.dir, "status.json"), JSON.stringify({ v: VERSION, data: next }));
-      return (this.#status = next);
+      this.#status = next;
+      bumpStoreGeneration();
+      return next;
     });
   }
 }
