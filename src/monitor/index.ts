@@ -14,7 +14,8 @@ import { attachSocketPath, removeMonitorDir, reopenLog, resize } from "./control
 import { execSessionInContainerMonitor, spawnExec, type SpawnExecOptions } from "./exec.ts";
 import { execSync, execSyncInContainerMonitor, type ExecSyncOptions, type ExecSyncResult } from "./exec-sync.ts";
 import { ExitWatcher, readExitFile, removeExitFile } from "./exits.ts";
-import { monitorPidOf, monitorPidOfAsync, spawnMonitor, type MonitorBase, type SpawnMonitorOptions } from "./spawn.ts";
+import { MonitorLiveness } from "./liveness.ts";
+import { monitorPidOf, spawnMonitor, type MonitorBase, type SpawnMonitorOptions } from "./spawn.ts";
 import { Standby } from "./standby.ts";
 
 export type { ExitRecord } from "../conmon/protocol.ts";
@@ -25,6 +26,7 @@ export { attachSocketPath, removeMonitorDir, reopenLog, resize } from "./control
 export { spawnExec, type SpawnExecOptions } from "./exec.ts";
 export { execSync, type ExecSyncOptions, type ExecSyncResult } from "./exec-sync.ts";
 export { ExitWatcher, readExitFile, removeExitFile } from "./exits.ts";
+export { MonitorLiveness } from "./liveness.ts";
 export { monitorPidOf, monitorPidOfAsync, selfCommand, spawnMonitor, type MonitorBase, type SpawnMonitorOptions } from "./spawn.ts";
 export {
   Standby, StandbyPool, startStandby,
@@ -55,11 +57,14 @@ type PerCall<T> = Omit<T, keyof MonitorBase | "exitDir">;
  * monitor dirs (sockets, pid file) under `socketDir` and the exit files under `exitDir`.
  */
 export class MonitorFiles {
-  constructor(readonly dirs: { socketDir: string; exitDir: string }) {}
+  readonly #liveness: MonitorLiveness;
+  constructor(readonly dirs: { socketDir: string; exitDir: string }) {
+    this.#liveness = new MonitorLiveness(dirs.socketDir);
+  }
 
-  /** Whether container `id`'s monitor process is running (its two reads on the thread pool: the watchdog asks for every container). */
-  async alive(id: string): Promise<boolean> {
-    return (await monitorPidOfAsync(this.dirs.socketDir, id)) !== undefined;
+  /** Whether container `id`'s monitor process is running (the watchdog asks for every container: liveness.ts). */
+  alive(id: string): Promise<boolean> {
+    return this.#liveness.alive(id);
   }
 
   /** Reopens the container's log file (ReopenContainerLog). */
