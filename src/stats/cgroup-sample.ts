@@ -1,4 +1,4 @@
-import { readFileSync, readdirSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readSync } from "node:fs";
 import { join } from "node:path";
 import type { CgroupDirs } from "./cgroup-dirs.ts";
 import type { CgroupSample, Psi, PsiLine } from "./types.ts";
@@ -88,12 +88,31 @@ export function preciseNow(): number {
 /** v1 limits at or above this are "unlimited" (the kernel reports PAGE_COUNTER_MAX rounded to pages). */
 const V1_UNLIMITED = 2 ** 60;
 
+/** One buffer for every read: cgroup files are small (memory.stat, the largest, ~1.5 kB). */
+const buf = Buffer.allocUnsafe(16 * 1024);
+
+/**
+ * A cgroup file's text, undefined when it cannot be read. One read(2) takes the whole of a kernfs
+ * file that fits the buffer: open, read, close (readFileSync also reads once more to see the end).
+ */
 function read(dir: string | undefined, file: string): string | undefined {
   if (!dir) return undefined;
+  let fd: number;
   try {
-    return readFileSync(join(dir, file), "utf8");
+    fd = openSync(join(dir, file), "r");
   } catch {
     return undefined;
+  }
+  try {
+    let n = readSync(fd, buf, 0, buf.length, null);
+    if (n < buf.length) return buf.toString("latin1", 0, n);
+    const parts = [Buffer.from(buf.subarray(0, n))];
+    while ((n = readSync(fd, buf, 0, buf.length, null)) > 0) parts.push(Buffer.from(buf.subarray(0, n)));
+    return Buffer.concat(parts).toString("latin1");
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
   }
 }
 

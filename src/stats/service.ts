@@ -116,12 +116,12 @@ export class StatsService {
     const containers = new Map<string, ContainerStatsView>();
     const metrics = new Map<string, PodMetricsView>();
     const list = this.#d.sandboxes.list({ state: "ready" });
-    for (const sb of list) {
-      const r = await this.#c.pod(sb, want);
+    const got = await this.#c.pods(list, want); // read a time slice at a time: RPCs get turns in between
+    for (const [i, sb] of list.entries()) {
+      const r = got[i]!;
       pods.set(sb.meta.id, r.stats);
       for (const c of r.stats.containers) containers.set(c.container.meta.id, c);
       if (r.metrics) metrics.set(sb.meta.id, r.metrics);
-      await new Promise<void>((res) => setImmediate(res)); // let RPCs in between pods
     }
     this.#snapshot = { pods, containers, metrics };
     this.#prune();
@@ -138,7 +138,10 @@ export class StatsService {
   async listContainers(f?: ContainerStatsFilter): Promise<ContainerStatsView[]> {
     this.#maybePrune();
     const list = this.#d.containers.list(clean(f)).filter((c) => c.status.state !== "exited");
-    return await paced(list, async (c) => this.#cached(c) ?? (await this.#c.container(c)).stats);
+    const hits = list.map((c) => this.#cached(c));
+    const got = await this.#c.containers(list.filter((_, i) => !hits[i]));
+    let j = 0;
+    return list.map((_, i) => hits[i] ?? got[j++]!.stats);
   }
 
   /** PodSandboxStats: NOT_FOUND for an unknown pod. */
@@ -151,7 +154,10 @@ export class StatsService {
   async listPods(f?: PodStatsFilter): Promise<PodStatsView[]> {
     this.#maybePrune();
     const list = this.#d.sandboxes.list({ ...clean(f), state: "ready" });
-    return await paced(list, async (sb) => this.#cachedPod(sb) ?? (await this.#c.pod(sb)).stats);
+    const hits = list.map((sb) => this.#cachedPod(sb));
+    const got = await this.#c.pods(list.filter((_, i) => !hits[i]));
+    let j = 0;
+    return list.map((_, i) => hits[i] ?? got[j++]!.stats);
   }
 
   /** ListMetricDescriptors: the descriptors of included_pod_metrics. */
@@ -163,7 +169,10 @@ export class StatsService {
   async podMetrics(): Promise<PodMetricsView[]> {
     const want = { groups: this.#groups() };
     const list = this.#d.sandboxes.list({ state: "ready" });
-    return await paced(list, async (sb) => this.#snapshot?.metrics.get(sb.meta.id) ?? (await this.#c.pod(sb, want)).metrics!);
+    const hits = list.map((sb) => this.#snapshot?.metrics.get(sb.meta.id));
+    const got = await this.#c.pods(list.filter((_, i) => !hits[i]), want);
+    let j = 0;
+    return list.map((_, i) => hits[i] ?? got[j++]!.metrics!);
   }
 
   /** UpdatePodSandboxResources: recorded (in memory) and logged; the kubelet already changed the pod cgroup. */
@@ -239,28 +248,6 @@ export class StatsService {
 }
 
 // --- internal ---
-
-/** Items a paced list call works on between two returns to the event loop. */
-const PACE = 4;
-
-/**
- * `f` over `xs` in order, PACE at a time, back to the event loop after each: a sample reads a
- * dozen cgroup files synchronously, and a node's 110 containers at once held the loop (and every
- * relist behind it) for hundreds of ms on a busy machine.
- */
-async function paced<T, R>(xs: readonly T[], f: (x: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(xs.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(PACE, xs.length) }, async () => {
-      for (let i = next++; i < xs.length; i = next++) {
-        out[i] = await f(xs[i]!);
-        await new Promise<void>((r) => setImmediate(r));
-      }
-    }),
-  );
-  return out;
-}
 
 function clean<T extends object>(f: T | undefined): T | undefined {
   if (!f) return undefined;

@@ -1,4 +1,4 @@
-import { chmodSync, chownSync, existsSync, mkdirSync, rmSync, statSync, symlinkSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync } from "node:fs";
 import { lstat, readdir, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { invalid, RuntimeError, wrap } from "../errors.ts";
@@ -206,23 +206,41 @@ export function unmountRootfs(storageDir: string, id: string): void {
   }
 }
 
-/** Bytes and inodes used by the container's writable layer (hard links counted once). */
+/**
+ * Bytes and inodes used by the container's writable layer (hard links counted once). The first
+ * SYNC_WALK_OPS directory reads and lstats are synchronous, the rest go to the thread pool: most
+ * writable layers hold a handful of entries (a node's stats measure every container's each 10 s,
+ * and 110 walks of ~10 thread-pool round trips each kept the event loop busy with their
+ * callbacks), while a layer of many files still never holds the event loop for long.
+ */
 export async function diskUsage(storageDir: string, id: string): Promise<{ bytes: number; inodes: number }> {
   const p = rootfsPaths(storageDir, id);
   const seen = new Set<string>();
   let bytes = 0;
   let inodes = 0;
-  const walk = async (dir: string): Promise<void> => {
-    let entries: string[];
+  let syncOps = SYNC_WALK_OPS;
+  const list = async (dir: string): Promise<string[]> => {
     try {
-      entries = await readdir(dir);
+      return syncOps-- > 0 ? readdirSync(dir) : await readdir(dir);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
       throw e;
     }
-    for (const name of entries) {
+  };
+  const stat = async (path: string) => {
+    if (syncOps-- > 0) {
+      try {
+        return lstatSync(path);
+      } catch {
+        return undefined;
+      }
+    }
+    return await lstat(path).catch(() => undefined);
+  };
+  const walk = async (dir: string): Promise<void> => {
+    for (const name of await list(dir)) {
       const path = join(dir, name);
-      const st = await lstat(path).catch(() => undefined);
+      const st = await stat(path);
       if (!st) continue;
       const key = `${st.dev}:${st.ino}`;
       if (seen.has(key)) continue;
@@ -236,6 +254,9 @@ export async function diskUsage(storageDir: string, id: string): Promise<{ bytes
   await walk(p.upper);
   return { bytes, inodes: inodes + 1 };
 }
+
+/** Synchronous file system calls a writable-layer walk makes before it moves to the thread pool. */
+const SYNC_WALK_OPS = 64;
 
 // --- internal ---
 
