@@ -113,5 +113,5 @@ async function runExec(ea: MonitorArgs, what: string, out: FrameSink, body: () =
   removeDir(ea.dir); // before EXIT: once the client has it, nothing of this exec is left
   await out.send(Frame.EXIT, new TextEncoder().encode(JSON.stringify(result)));
   out.end();
-  settleLater(() => execs.size);
+  settleLater();
 }

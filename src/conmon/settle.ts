@@ -1,4 +1,4 @@
-import { releaseCleanFilePages, releaseCleanFilePagesAgain } from "../sys/libc.ts";
+import { releaseCleanFilePages } from "../sys/libc.ts";
 import { tryIt } from "./diag.ts";
 
 /**
@@ -22,25 +22,11 @@ export function settleSoon(): void {
  * back in each time — measured, settling 1 s after each exec doubled the monitor's CPU per exec
  * (≈5 → ≈10 ms) for ≈0.8 MB less PSS, of which only ≈0.1 MB was private memory.
  */
-export function settleLater(running: () => number): void {
+export function settleLater(): void {
   clearTimeout(settleTimer);
   settleTimer = setTimeout(settle, SETTLE_AFTER_EXEC_MS);
   settleTimer.unref();
-  clearTimeout(releaseTimer);
-  releaseTimer = setTimeout(() => {
-    if (running() === 0) tryIt(() => releaseCleanFilePagesAgain()); // else the last exec to end schedules it again
-  }, RELEASE_AFTER_EXEC_MS);
-  releaseTimer.unref();
 }
-
-/*
- * RELEASE_AFTER_EXEC_MS after the last exec ended, the executable's code pages the exec path
- * mapped (~13 MB, shared by the monitors that run execs and no others) are unmapped again
- * (releaseCleanFilePagesAgain: one madvise per mapping, no /proc read). Measured with ExecSync
- * probes (3 monitors, an exec each 1.5 s): ~0.8 ms more monitor CPU per exec (refaulting from the
- * page cache) for ~13 MB less code resident; a full settle after each exec took ~4 ms more for
- * ~0.2 MB less anonymous memory, so that one still waits for 30 s without an exec.
- */
 
 /** A full GC (mimalloc purges at once) and the start-up code's page mappings released. */
 export function dropStartup(): void {
@@ -58,6 +44,4 @@ function settle(): void {
 const SETTLE_MS = 1000;
 const SETTLE_GC_DELAY_MS = 300;
 const SETTLE_AFTER_EXEC_MS = 30_000;
-const RELEASE_AFTER_EXEC_MS = 1000;
 let settleTimer: ReturnType<typeof setTimeout> | undefined;
-let releaseTimer: ReturnType<typeof setTimeout> | undefined;

@@ -256,43 +256,20 @@ export function setChildSubreaper(): void {
  * page cache; what the process touches again is faulted back in from there. A long-lived process
  * that ran a lot of code once (start-up) and little afterwards then maps only its working set.
  * Mappings with private pages (relocated read-only data, RELRO) are left alone: dropping those
- * would lose their contents. Returns the kB the process stopped mapping. The mappings found are
- * remembered for releaseCleanFilePagesAgain.
+ * would lose their contents. Returns the kB the process stopped mapping.
  */
 export function releaseCleanFilePages(): number {
   const ranges: number[] = [];
-  const own: number[] = [];
-  const exe = process.execPath; // as /proc/self/exe reads (" (deleted)" included)
   let kb = 0;
   for (const m of (readText("/proc/self/smaps", 8 << 20) ?? "").split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/)) {
-    const h = /^([0-9a-f]+)-([0-9a-f]+) r-[x-]p \S+ \S+ \S+ +(\/.*)/.exec(m);
+    const h = /^([0-9a-f]+)-([0-9a-f]+) r-[x-]p \S+ \S+ \S+ +\//.exec(m);
     if (!h || !/^Anonymous:\s+0 kB/m.test(m)) continue;
     ranges.push(parseInt(h[1]!, 16), parseInt(h[2]!, 16));
-    if (h[3] === exe) own.push(parseInt(h[1]!, 16), parseInt(h[2]!, 16));
     kb += Number(/^Rss:\s+(\d+)/m.exec(m)?.[1] ?? 0);
   }
-  exeRanges = own;
-  madviseDontneed(ranges);
-  return kb;
-}
-
-/**
- * releaseCleanFilePages for the executable's own clean mappings its last call found (the bulk:
- * the code), without reading /proc/self/smaps again (~1–2 ms; this is a few µs): for a process
- * that runs a burst of code now and then (a monitor after each exec). The executable stays mapped
- * for the life of the process, and a read-only private mapping with no private page stays so
- * (nothing writes it without mprotect). The full scan when there was none yet.
- */
-export function releaseCleanFilePagesAgain(): void {
-  if (exeRanges) madviseDontneed(exeRanges);
-  else releaseCleanFilePages();
-}
-
-let exeRanges: number[] | undefined;
-
-function madviseDontneed(ranges: number[]): void {
   const madvise = libc().madvise;
   for (let i = 0; i < ranges.length; i += 2) madvise(ranges[i]!, ranges[i + 1]! - ranges[i]!, 4 /* MADV_DONTNEED */);
+  return kb;
 }
 
 /** waitpid(pid, WNOHANG) for one specific child: its raw status, or undefined while it runs. */
