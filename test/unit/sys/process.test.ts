@@ -18,6 +18,8 @@ test("pidAlive, procCmdline and ownChildren of a child; a gone pid", async () =>
   const p = Bun.spawn(["/bin/sleep", "30"]);
   try {
     expect(pidAlive(p.pid)).toBe(true);
+    // right after the fork the child may not have exec'd yet: its cmdline is still ours
+    for (let i = 0; i < 200 && procCmdline(p.pid) !== "/bin/sleep\u000030\u0000"; i++) await Bun.sleep(5);
     expect(procCmdline(p.pid)).toBe("/bin/sleep\u000030\u0000");
     expect(await procCmdlineAsync(p.pid)).toBe("/bin/sleep\u000030\u0000");
     expect(ownChildren()).toContain(p.pid);
