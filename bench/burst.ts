@@ -14,13 +14,37 @@ import { busyboxImage, pauseImage, pushImage } from "../test/support/images.ts";
 import { ctrConfig, podConfig } from "../test/support/pods.ts";
 import { startRegistry } from "../test/support/registry.ts";
 import { ContainerState } from "../src/gen/runtime/v1/api_pb.ts";
-import { fmt, loadavg, machine, median, quantile, RUNTIME_LABEL, startRuntime, wantedRuntimes, writeSection, type BenchRuntime, type RuntimeName } from "./lib.ts";
+import {
+  fmt,
+  loadavg,
+  machine,
+  median,
+  quantile,
+  RUNTIME_LABEL,
+  startRuntime,
+  wantedRuntimes,
+  writeSection,
+  type BenchRuntime,
+  type RuntimeName,
+} from "./lib.ts";
 
-const { values: args } = parseArgs({ options: { pods: { type: "string", default: "60" }, clients: { type: "string", default: "10" }, rounds: { type: "string", default: "1" }, "no-write": { type: "boolean", default: false } } });
+const { values: args } = parseArgs({
+  options: {
+    pods: { type: "string", default: "60" },
+    clients: { type: "string", default: "10" },
+    rounds: { type: "string", default: "1" },
+    "no-write": { type: "boolean", default: false },
+  },
+});
 const PODS = Number(args.pods);
 const CLIENTS = Number(args.clients);
 const ROUNDS = Number(args.rounds);
-for (const [k, v] of [["pods", PODS], ["clients", CLIENTS], ["rounds", ROUNDS]] as const) if (!Number.isInteger(v) || v < 1) throw new Error(`--${k} must be a positive integer, not ${String(args[k])}`);
+for (const [k, v] of [
+  ["pods", PODS],
+  ["clients", CLIENTS],
+  ["rounds", ROUNDS],
+] as const)
+  if (!Number.isInteger(v) || v < 1) throw new Error(`--${k} must be a positive integer, not ${String(args[k])}`);
 const RELIST_MS = 500;
 
 interface Phase {
@@ -72,9 +96,11 @@ const newPhase = (): Phase => ({ totalMs: 0, perPod: [], relistPods: [], relistC
 /** Runs `work(i)` for i in 0..n-1 on `clients.length` workers, each using its own client. */
 async function pool(clients: CriClient[], n: number, work: (cri: CriClient, i: number) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(clients.map(async (cri) => {
-    for (let i = next++; i < n; i = next++) await work(cri, i);
-  }));
+  await Promise.all(
+    clients.map(async (cri) => {
+      for (let i = next++; i < n; i = next++) await work(cri, i);
+    }),
+  );
 }
 
 async function burstOnce(rt: BenchRuntime, round: number): Promise<Round> {
@@ -122,7 +148,9 @@ async function burstOnce(rt: BenchRuntime, round: number): Promise<Round> {
     r.distinctIps = new Set(ips.filter(Boolean)).size;
     if (r.distinctIps !== PODS) r.errors.push(`${PODS - r.distinctIps} pods without an IP of their own (${ips.filter((x) => !x).length} without any)`);
     const ids = new Set(pods.map((p) => p.ctr));
-    r.running = (await rt.cri.listContainers({ filter: { state: { state: ContainerState.CONTAINER_RUNNING } } })).containers.filter((c) => ids.has(c.id)).length;
+    r.running = (await rt.cri.listContainers({ filter: { state: { state: ContainerState.CONTAINER_RUNNING } } })).containers.filter((c) =>
+      ids.has(c.id),
+    ).length;
     if (r.running !== PODS) r.errors.push(`${PODS - r.running} containers not running`);
 
     await Bun.sleep(RELIST_MS);
@@ -177,7 +205,9 @@ try {
         const e = results.get(n) ?? { label: rt.label, rounds: [] };
         e.rounds.push(res);
         results.set(n, e);
-        console.log(`  start ${fmt(res.start.totalMs / 1000, 2)} s, p99 ${fmt(quantile(res.start.perPod, 0.99), 0)} ms, relist p99 ${fmt(quantile(res.start.relist, 0.99), 1)} ms; stop ${fmt(res.stop.totalMs / 1000, 2)} s; ${res.errors.concat(res.leaks).join("; ") || "clean"}`);
+        console.log(
+          `  start ${fmt(res.start.totalMs / 1000, 2)} s, p99 ${fmt(quantile(res.start.perPod, 0.99), 0)} ms, relist p99 ${fmt(quantile(res.start.relist, 0.99), 1)} ms; stop ${fmt(res.stop.totalMs / 1000, 2)} s; ${res.errors.concat(res.leaks).join("; ") || "clean"}`,
+        );
       } finally {
         await rt.stop();
       }
@@ -207,8 +237,21 @@ const q = (n: RuntimeName, f: (r: Round) => number[], p: number) => quantile(all
 const md = `## Burst: ${PODS} pods by ${CLIENTS} clients — \`bun bench/burst.ts\`
 
 ${machine()}; ${ROUNDS} round(s), the runtimes one after the other (order alternating by round), each on a bridge network of its own (the shipped conflist: bridge + host-local + portmap, IPv4, ipMasq), busybox pulled before, one warm-up pod. Per pod: RunPodSandbox → CreateContainer → StartContainer (start) and StopContainer → RemoveContainer → StopPodSandbox → RemovePodSandbox (stop), ${CLIENTS} clients on connections of their own; an 11th relists (ListPodSandbox then ListContainers) every ${RELIST_MS} ms throughout.
-Load average: ${load0} at the start, ${load1} at the end; per runtime at the end of its start / stop phase: ${cols.map((n) => `${RUNTIME_LABEL[n]} ${results.get(n)!.rounds.map((r) => `${r.start.load.split(" ")[0]} / ${r.stop.load.split(" ")[0]}`).join(", ")}`).join("; ")}.
-Reference runtimes: ${cols.filter((n) => n !== "ours").map((n) => results.get(n)!.label).join(", ") || "none"}${skipped.length ? ` (${skipped.join("; ")})` : ""}. CRI-O runs with drop_infra_ctr = true (its default, as ours); containerd runs a pause container per pod.
+Load average: ${load0} at the start, ${load1} at the end; per runtime at the end of its start / stop phase: ${cols
+  .map(
+    (n) =>
+      `${RUNTIME_LABEL[n]} ${results
+        .get(n)!
+        .rounds.map((r) => `${r.start.load.split(" ")[0]} / ${r.stop.load.split(" ")[0]}`)
+        .join(", ")}`,
+  )
+  .join("; ")}.
+Reference runtimes: ${
+  cols
+    .filter((n) => n !== "ours")
+    .map((n) => results.get(n)!.label)
+    .join(", ") || "none"
+}${skipped.length ? ` (${skipped.join("; ")})` : ""}. CRI-O runs with drop_infra_ctr = true (its default, as ours); containerd runs a pause container per pod.
 
 | measure | ${cols.map((n) => results.get(n)!.label).join(" | ")} | ours / faster peer | goal |
 |---|${cols.map(() => "---|").join("")}---|---|
@@ -226,7 +269,18 @@ ${row("relist during stop: p50 (ms)", (n) => q(n, (r) => r.stop.relist, 0.5), 1)
 ${row("relist during stop: p99 (ms)", (n) => q(n, (r) => r.stop.relist, 0.99), 1)}
 | relists sampled (start / stop) | ${cols.map((n) => `${all(n, (r) => r.start.relist).length} / ${all(n, (r) => r.stop.relist).length}`).join(" | ")} | | |
 
-Correctness (every round): ${cols.map((n) => `${RUNTIME_LABEL[n]}: ${results.get(n)!.rounds.map((r) => `${r.distinctIps}/${PODS} distinct IPs, ${r.running}/${PODS} running, ${[...r.errors, ...r.leaks].join("; ") || "nothing left after (pods, containers, helper processes, veths, IPAM leases" + (n === "ours" ? ", mounts, pinned namespaces, runc states" : "") + ")"}`).join(" | ")}`).join(". ")}.
+Correctness (every round): ${cols
+  .map(
+    (n) =>
+      `${RUNTIME_LABEL[n]}: ${results
+        .get(n)!
+        .rounds.map(
+          (r) =>
+            `${r.distinctIps}/${PODS} distinct IPs, ${r.running}/${PODS} running, ${[...r.errors, ...r.leaks].join("; ") || "nothing left after (pods, containers, helper processes, veths, IPAM leases" + (n === "ours" ? ", mounts, pinned namespaces, runc states" : "") + ")"}`,
+        )
+        .join(" | ")}`,
+  )
+  .join(". ")}.
 `;
 if (!args["no-write"]) writeSection("burst", md);
 console.log(md);

@@ -21,7 +21,11 @@ const sorted = [...r.recoveryMs].sort((a, b) => a - b);
 const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
 const kinds = new Map<string, number>();
 for (const v of r.violations) {
-  const k = v.replace(/^[^:]*: /, "").replace(/[0-9a-f]{64}/g, "<id>").replace(/\/run\/crt-[0-9a-f]+/g, "<runroot>").replace(/\d+(\.\d+)+/g, "<n>");
+  const k = v
+    .replace(/^[^:]*: /, "")
+    .replace(/[0-9a-f]{64}/g, "<id>")
+    .replace(/\/run\/crt-[0-9a-f]+/g, "<runroot>")
+    .replace(/\d+(\.\d+)+/g, "<n>");
   kinds.set(k, (kinds.get(k) ?? 0) + 1);
 }
 const md = [
@@ -29,7 +33,9 @@ const md = [
   "",
   `${new Date().toISOString().slice(0, 10)}, ${minutes} min: ${r.kills} SIGKILLs of the daemon at random instants (0.3–2.5 s apart) under ${process.env.BENCH_CLIENTS ?? 4} concurrent clients, ${r.helperKills} SIGKILLs of a monitor or a runc process, ${r.powerCuts} "power cuts" (daemon, monitors and containers killed, runroot, pins, cgroups, IPAM leases and pod iptables rules wiped as a reboot does).`,
   "",
-  `Operations that completed: ${Object.entries(r.ops).map(([k, n]) => `${k} ${n}`).join(", ")}.`,
+  `Operations that completed: ${Object.entries(r.ops)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(", ")}.`,
   `Half-made containers found and undone at start-up: ${r.leftoversUndone}. Restart to serving (ms): median ${q(0.5)}, p90 ${q(0.9)}, max ${sorted.at(-1) ?? 0}.`,
   "",
   `Invariant violations: **${r.violations.length}**${r.violations.length ? " (by kind, ids elided):" : "."}`,

@@ -98,8 +98,14 @@ export async function runContainerd(mode: "benchmark" | "validate", name: string
     cniVersion: "1.0.0",
     name: "ctd-critest",
     plugins: [
-      { type: "bridge", bridge: BRIDGE, isGateway: true, ipMasq: true, hairpinMode: true,
-        ipam: { type: "host-local", dataDir: join(tmp, "ipam"), routes: [{ dst: "0.0.0.0/0" }], ranges: [[{ subnet: "10.89.0.0/16", gateway: "10.89.0.1" }]] } },
+      {
+        type: "bridge",
+        bridge: BRIDGE,
+        isGateway: true,
+        ipMasq: true,
+        hairpinMode: true,
+        ipam: { type: "host-local", dataDir: join(tmp, "ipam"), routes: [{ dst: "0.0.0.0/0" }], ranges: [[{ subnet: "10.89.0.0/16", gateway: "10.89.0.1" }]] },
+      },
       { type: "portmap", capabilities: { portMappings: true }, snat: true },
     ],
   };
@@ -107,7 +113,11 @@ export async function runContainerd(mode: "benchmark" | "validate", name: string
   await egressGuard(true);
   try {
     const c = await startContainerd({
-      registryHost: REGISTRY, mirrors: MIRRORS, pauseImage: "registry.k8s.io/pause:3.9", cniConfDir: join(tmp, "net.d"), sharedDir: mode === "validate",
+      registryHost: REGISTRY,
+      mirrors: MIRRORS,
+      pauseImage: "registry.k8s.io/pause:3.9",
+      cniConfDir: join(tmp, "net.d"),
+      sharedDir: mode === "validate",
     });
     try {
       say(`containerd pid ${c.pid} on ${c.socket}`);
@@ -150,7 +160,9 @@ async function attempt(label: string, name: string, mode: "benchmark" | "validat
 /** The first panic or failure line of a critest log (critest -benchmark forces ginkgo's succinct output: no steps). */
 function failureLine(log: string): string {
   if (!existsSync(log)) return "no critest.log";
-  const bad = readFileSync(log, "utf8").split("\n").find((l) => /panic|Timed out|\[FAILED\]|\[PANICKED\]|configuration issues/.test(l));
+  const bad = readFileSync(log, "utf8")
+    .split("\n")
+    .find((l) => /panic|Timed out|\[FAILED\]|\[PANICKED\]|configuration issues/.test(l));
   return bad ? bad.trim().slice(0, 200) : "no failure line in critest.log";
 }
 
@@ -189,7 +201,9 @@ async function section(ours: BenchRun[], ctd: BenchRun[], loads: string[], notes
   const vText = Object.keys(v.counts).length
     ? `critest validation (same harness, \`run-critest.sh validate containerd\`) against containerd ${await containerdVersion()} as configured here ` +
       `(critest's TMPDIR on a mount peer of containerd's private mount namespace, so the mount propagation specs see the host's mounts): ` +
-      `${Object.entries(v.counts).map(([s, n]) => `${n} ${s}`).join(", ")}.${v.failed.length ? `\n\n${v.failed.map((f) => `- ${f}`).join("\n")}` : ""}`
+      `${Object.entries(v.counts)
+        .map(([s, n]) => `${n} ${s}`)
+        .join(", ")}.${v.failed.length ? `\n\n${v.failed.map((f) => `- ${f}`).join("\n")}` : ""}`
     : "critest validation against containerd: not run (`--validate`).";
   return `## critest -benchmark (cri-tools v1.26.1) beside containerd 1.6 — \`bun bench/critest-benchmark.ts\`
 

@@ -52,7 +52,10 @@ export function readBenchRun(dir: string, name: string): BenchRun {
     const d = JSON.parse(readFileSync(p, "utf8")) as DataSet;
     d.operationsNames.forEach((op, k) => {
       const xs = (d.datapoints ?? []).map((x) => x.operationsDurationsNs[k]).filter((x): x is number => typeof x === "number");
-      samples.set(`${title}/${op}`, xs.map((ns) => ns / 1e6));
+      samples.set(
+        `${title}/${op}`,
+        xs.map((ns) => ns / 1e6),
+      );
     });
   }
   const specs: BenchRun["specs"] = [];
@@ -67,7 +70,11 @@ export function readBenchRun(dir: string, name: string): BenchRun {
       for (const e of r.ReportEntries ?? []) {
         const exp = e.Value?.AsJSON ? (JSON.parse(e.Value.AsJSON) as { Measurements?: { Name: string; Durations?: number[] | null }[] }) : undefined;
         for (const m of exp?.Measurements ?? [])
-          if (m.Durations?.length) samples.set(`pod + container from scratch/${m.Name}`, m.Durations.map((ns) => ns / 1e6));
+          if (m.Durations?.length)
+            samples.set(
+              `pod + container from scratch/${m.Name}`,
+              m.Durations.map((ns) => ns / 1e6),
+            );
       }
     }
   }
@@ -105,7 +112,9 @@ export function sideBySide(ours: Samples, ref: Samples): string {
     const st = (xs: number[]) => [median(xs), quantile(xs, 0.9), Math.max(...xs)];
     const [am, a90, amax] = a.length ? st(a) : [NaN, NaN, NaN];
     const [bm, b90, bmax] = b.length ? st(b) : [NaN, NaN, NaN];
-    rows.push(`| ${bench} | ${op} | ${a.length} / ${b.length} | ${ms(am!)} | ${ms(a90!)} | ${ms(amax!)} | ${ms(bm!)} | ${ms(b90!)} | ${ms(bmax!)} | ${fmt(am! / bm!, 2)} | ${fmt(a90! / b90!, 2)} |`);
+    rows.push(
+      `| ${bench} | ${op} | ${a.length} / ${b.length} | ${ms(am!)} | ${ms(a90!)} | ${ms(amax!)} | ${ms(bm!)} | ${ms(b90!)} | ${ms(bmax!)} | ${fmt(am! / bm!, 2)} | ${fmt(a90! / b90!, 2)} |`,
+    );
   }
   return rows.join("\n");
 }

@@ -17,8 +17,19 @@ const N = Number(process.env.BENCH_N ?? 200);
 const M = Number(process.env.BENCH_M ?? 100);
 const REFERENCE = process.env.BENCH_REFERENCE ?? (containerdAvailable() ? "containerd" : "none");
 
-interface Target { name: string; cri: CriClient; dir: string; busybox: string; pid: number }
-interface Result { execSync: number[]; stream: number[]; cpuMsPerExec: number; machineCpuMsPerExecSync: number }
+interface Target {
+  name: string;
+  cri: CriClient;
+  dir: string;
+  busybox: string;
+  pid: number;
+}
+interface Result {
+  execSync: number[];
+  stream: number[];
+  cpuMsPerExec: number;
+  machineCpuMsPerExecSync: number;
+}
 
 /** CPU time of the whole machine (all processes, user + system), in ms (USER_HZ 100). */
 const machineCpuMs = () => {

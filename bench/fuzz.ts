@@ -13,7 +13,9 @@ const ok = r.late.length === 0 && r.daemonAlive && r.rpcs === 41 && r.rss.after 
 const md = [
   "## CRI fuzzer — `bun bench/fuzz.ts`",
   "",
-  `${new Date().toISOString().slice(0, 10)}: ${r.measured} generated requests measured (${r.requests} with the warm-up) over ${r.rpcs} RPCs in ${r.seconds.toFixed(0)} s, 8 in flight: random messages from the descriptors, mutated valid ones against a live pod and container, oversized strings (to 70 kB) and lists, unknown enum values, concurrent duplicates of one pod name. RSS and fds are compared between two alike rounds of the measured size, each followed by the removal of what the fuzz made and 3 s idle (the first grows the heap and allocator to their working size). Load average ${loadavg().map((x) => x.toFixed(2)).join(" ")} at the end.`,
+  `${new Date().toISOString().slice(0, 10)}: ${r.measured} generated requests measured (${r.requests} with the warm-up) over ${r.rpcs} RPCs in ${r.seconds.toFixed(0)} s, 8 in flight: random messages from the descriptors, mutated valid ones against a live pod and container, oversized strings (to 70 kB) and lists, unknown enum values, concurrent duplicates of one pod name. RSS and fds are compared between two alike rounds of the measured size, each followed by the removal of what the fuzz made and 3 s idle (the first grows the heap and allocator to their working size). Load average ${loadavg()
+    .map((x) => x.toFixed(2))
+    .join(" ")} at the end.`,
   "",
   `| invariant | result |`,
   `|---|---|`,
@@ -24,7 +26,10 @@ const md = [
   `| after a forced full GC: JS heap (kB) | ${r.heap.before} → ${r.heap.after} (${(r.heap.after / r.heap.before).toFixed(2)}×) |`,
   `| open fds before → after | ${r.fds.before} → ${r.fds.after} |`,
   "",
-  `Status codes: ${Object.entries(r.codes).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(", ")}.`,
+  `Status codes: ${Object.entries(r.codes)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${k} ${v}`)
+    .join(", ")}.`,
   "",
 ];
 writeSection("fuzz", md.join("\n"));

@@ -16,7 +16,9 @@ export const RESULTS = join(import.meta.dir, "RESULTS.md");
 export function writeSection(name: string, markdown: string): void {
   const begin = `<!-- bench:${name} -->`;
   const end = `<!-- /bench:${name} -->`;
-  let text = existsSync(RESULTS) ? readFileSync(RESULTS, "utf8") : "# Benchmark results\n\nWritten by the scripts in bench/; medians and ratios (the machines are shared and noisy).\n";
+  let text = existsSync(RESULTS)
+    ? readFileSync(RESULTS, "utf8")
+    : "# Benchmark results\n\nWritten by the scripts in bench/; medians and ratios (the machines are shared and noisy).\n";
   const block = `${begin}\n${markdown.trim()}\n${end}`;
   const i = text.indexOf(begin);
   const j = text.indexOf(end);
@@ -48,7 +50,6 @@ export function machine(): string {
 // from CRIO_REFERENCE_BINARY) and containerd 1.6 (bench/reference/containerd.ts), each started on
 // a bridge CNI network of its own with the same conflist shape, pulling from one loopback registry.
 
-
 export type RuntimeName = "ours" | "crio" | "containerd";
 export const RUNTIME_LABEL: Record<RuntimeName, string> = { ours: "ours", crio: "CRI-O", containerd: "containerd" };
 
@@ -78,12 +79,20 @@ export interface BenchRuntime {
 
 /** Which runtimes to run: BENCH_RUNTIMES (comma list; default all three); the absent ones skipped with their reason. */
 export function wantedRuntimes(): { names: RuntimeName[]; skipped: string[] } {
-  const asked = (process.env.BENCH_RUNTIMES ?? "ours,crio,containerd").split(",").map((s) => s.trim()).filter(Boolean) as RuntimeName[];
+  const asked = (process.env.BENCH_RUNTIMES ?? "ours,crio,containerd")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean) as RuntimeName[];
   const names: RuntimeName[] = [];
   const skipped: string[] = [];
   for (const n of asked) {
     if (!(n in RUNTIME_LABEL)) throw new Error(`BENCH_RUNTIMES: unknown runtime ${n} (ours, crio, containerd)`);
-    const why = n === "crio" ? crioUnavailable() : n === "containerd" && !containerdAvailable() ? "containerd reference skipped: install the Debian package containerd (apt-get install -y containerd)" : undefined;
+    const why =
+      n === "crio"
+        ? crioUnavailable()
+        : n === "containerd" && !containerdAvailable()
+          ? "containerd reference skipped: install the Debian package containerd (apt-get install -y containerd)"
+          : undefined;
     if (why) {
       console.warn(why);
       skipped.push(why);
@@ -134,8 +143,21 @@ export async function startRuntime(name: RuntimeName, reg: Registry, o: { config
   const busybox = imageRef(reg, "busybox");
   const pause = imageRef(reg, "pause");
   /** A reference runtime (CRI-O or containerd) as a BenchRuntime; `word` names its helpers in leak reports. */
-  const peer = (label: string, c: { socket: string; pid: number; dir: string; stop(): Promise<void> }, cri: CriClient, helpers: () => number[], word: string): BenchRuntime => ({
-    name, label, cri, socket: c.socket, pid: c.pid, dir: c.dir, busybox, net,
+  const peer = (
+    label: string,
+    c: { socket: string; pid: number; dir: string; stop(): Promise<void> },
+    cri: CriClient,
+    helpers: () => number[],
+    word: string,
+  ): BenchRuntime => ({
+    name,
+    label,
+    cri,
+    socket: c.socket,
+    pid: c.pid,
+    dir: c.dir,
+    busybox,
+    net,
     client: () => criClient(c.socket),
     helpers,
     async leaks() {
@@ -167,9 +189,17 @@ export async function startRuntime(name: RuntimeName, reg: Registry, o: { config
       // argv has no room for that, `… conmon … --id <id>`: then its dir in <runroot>/monitor tells.
       const ours = (argv: string[]) =>
         argv.includes("conmon") &&
-        (argv[argv.indexOf("--runtime-root") + 1] === d.runcRoot || (argv.includes("--id") && existsSync(join(d.runroot, "monitor", argv[argv.indexOf("--id") + 1] ?? "-"))));
+        (argv[argv.indexOf("--runtime-root") + 1] === d.runcRoot ||
+          (argv.includes("--id") && existsSync(join(d.runroot, "monitor", argv[argv.indexOf("--id") + 1] ?? "-"))));
       const rt: BenchRuntime = {
-        name, label: "ours", cri: d.cri, socket: d.socket, pid: d.proc.pid, dir, busybox, net,
+        name,
+        label: "ours",
+        cri: d.cri,
+        socket: d.socket,
+        pid: d.proc.pid,
+        dir,
+        busybox,
+        net,
         client: () => criClient(d.socket),
         helpers: () => pidsWhere(ours),
         async leaks() {
@@ -203,7 +233,10 @@ export async function startRuntime(name: RuntimeName, reg: Registry, o: { config
           // recovery of a full node may take longer than startDaemon's 20 s on a loaded machine
           d = await startDaemon({ dir, logLevel: "info", env: { ...env, ...env2 }, config, noWait: true });
           for (const until = Date.now() + 180_000; ; await Bun.sleep(500)) {
-            const ok = await d.cri.status({}, { timeoutMs: 2000 }).then(() => true, () => false);
+            const ok = await d.cri.status({}, { timeoutMs: 2000 }).then(
+              () => true,
+              () => false,
+            );
             if (ok) break;
             if (d.proc.exitCode !== null || Date.now() > until) throw new Error(`the restarted daemon did not serve: ${d.logs().slice(-2000)}`);
           }
@@ -243,9 +276,11 @@ async function removeEverything(cri: CriClient): Promise<void> {
   const { items } = await cri.listPodSandbox({}).catch(() => ({ items: [] as Array<{ id: string }> }));
   const inTens = async <T>(xs: T[], f: (x: T) => Promise<unknown>) => {
     let next = 0;
-    await Promise.all(Array.from({ length: 10 }, async () => {
-      for (let i = next++; i < xs.length; i = next++) await f(xs[i]!).catch(() => {});
-    }));
+    await Promise.all(
+      Array.from({ length: 10 }, async () => {
+        for (let i = next++; i < xs.length; i = next++) await f(xs[i]!).catch(() => {});
+      }),
+    );
   };
   await inTens(containers, (c) => cri.stopContainer({ containerId: c.id, timeout: 0n }, { timeoutMs: 60_000 }));
   await inTens(items, async (p) => {

@@ -21,7 +21,8 @@ const PODS = Number(process.env.BENCH_PODS ?? 50);
 const MONITORS = 20;
 const REFERENCE = process.env.BENCH_REFERENCE ?? (containerdAvailable() ? "containerd" : "none");
 if (REFERENCE !== "containerd" && REFERENCE !== "none") throw new Error(`BENCH_REFERENCE must be containerd or none, not ${REFERENCE}`);
-if (REFERENCE === "containerd" && !containerdAvailable()) throw new Error("BENCH_REFERENCE=containerd needs the Debian package containerd (apt-get install -y containerd)");
+if (REFERENCE === "containerd" && !containerdAvailable())
+  throw new Error("BENCH_REFERENCE=containerd needs the Debian package containerd (apt-get install -y containerd)");
 
 /** One runtime under test: a CRI client and how to find its processes. */
 interface Target {
@@ -69,7 +70,17 @@ function pod(name: string, dir: string) {
 
 /** An empty result. */
 function newResult(): Result {
-  return { steps: Object.fromEntries(ROWS.map((n) => [n, []])), daemonRss: NaN, daemonAnon: NaN, helperPss: [], helperRss: [], helperPss20: [], helperPss20Probed: [], totalPss: NaN, creates: [] };
+  return {
+    steps: Object.fromEntries(ROWS.map((n) => [n, []])),
+    daemonRss: NaN,
+    daemonAnon: NaN,
+    helperPss: [],
+    helperRss: [],
+    helperPss20: [],
+    helperPss20Probed: [],
+    totalPss: NaN,
+    creates: [],
+  };
 }
 
 /** One runp → create → start → stop → rm → stopp → rmp round; iteration i < 2 is warm-up. */
@@ -171,9 +182,18 @@ try {
     {
       r: ours,
       t: {
-        cri: env.d.cri, dir: env.d.dir, busybox: env.busybox, pid: env.d.proc.pid,
+        cri: env.d.cri,
+        dir: env.d.dir,
+        busybox: env.busybox,
+        pid: env.d.proc.pid,
         helpers: (_pods, ctrs) => pidsWhere((cmd) => cmd.includes("conmon") && ctrs.some((id) => cmd.includes(id))),
-        standing: () => pidsWhere((cmd) => cmd.includes("conmon") && cmd.includes("--standby") && (cmd[cmd.indexOf("--runtime-command") + 1] ?? "").includes(JSON.stringify(join(env.d.dir, "runc")))),
+        standing: () =>
+          pidsWhere(
+            (cmd) =>
+              cmd.includes("conmon") &&
+              cmd.includes("--standby") &&
+              (cmd[cmd.indexOf("--runtime-command") + 1] ?? "").includes(JSON.stringify(join(env.d.dir, "runc"))),
+          ),
       },
     },
   ];
@@ -190,7 +210,10 @@ try {
     runs.push({
       r: ref,
       t: {
-        cri: ctdCri, dir: c.dir, busybox: imageRef(reg, "busybox"), pid: c.pid,
+        cri: ctdCri,
+        dir: c.dir,
+        busybox: imageRef(reg, "busybox"),
+        pid: c.pid,
         helpers: (pods) => {
           const shims = new Set(c.shimPids());
           return pidsWhere((cmd) => pods.includes(cmd[cmd.indexOf("-id") + 1] ?? "")).filter((p) => shims.has(p));

@@ -43,8 +43,13 @@ const nextId = (p: string) => {
 };
 
 try {
-  for (let i = -3; i < N; i++) { // 3 warm-up rounds, not counted
-    const round: Array<[keyof typeof times, () => Promise<number>]> = [["ours", ours], ["warm", warm], ["runc", runcAlone]];
+  for (let i = -3; i < N; i++) {
+    // 3 warm-up rounds, not counted
+    const round: Array<[keyof typeof times, () => Promise<number>]> = [
+      ["ours", ours],
+      ["warm", warm],
+      ["runc", runcAlone],
+    ];
     if (haveConmon) round.splice(1, 0, ["conmon", conmon]);
     if (i % 2) round.reverse(); // alternate the order: load falls on each alike
     for (const [name, f] of round) {
@@ -126,10 +131,38 @@ async function conmon(): Promise<number> {
   mkdirSync(exitDir, { recursive: true });
   const [r, w] = pipe();
   const args = [
-    CONMON, "--api-version", "1", "-c", id, "-n", id, "-u", id, "-r", RUNC, "-b", bundle,
-    "-p", join(cdir, "pidfile"), "-P", join(cdir, "conmon-pidfile"), "-l", join(dir, "logs", `${id}.log`),
-    "--exit-dir", exitDir, "--socket-dir-path", join(run_, "conmon-sock"), "--persist-dir", cdir,
-    "--log-level", "error", "--runtime-arg", "--root", "--runtime-arg", runtimeRoot, "--full-attach",
+    CONMON,
+    "--api-version",
+    "1",
+    "-c",
+    id,
+    "-n",
+    id,
+    "-u",
+    id,
+    "-r",
+    RUNC,
+    "-b",
+    bundle,
+    "-p",
+    join(cdir, "pidfile"),
+    "-P",
+    join(cdir, "conmon-pidfile"),
+    "-l",
+    join(dir, "logs", `${id}.log`),
+    "--exit-dir",
+    exitDir,
+    "--socket-dir-path",
+    join(run_, "conmon-sock"),
+    "--persist-dir",
+    cdir,
+    "--log-level",
+    "error",
+    "--runtime-arg",
+    "--root",
+    "--runtime-arg",
+    runtimeRoot,
+    "--full-attach",
   ];
   const t0 = performance.now();
   const p = Bun.spawn(args, { stdio: ["ignore", "ignore", "ignore", w], env: { _OCI_SYNCPIPE: "3", PATH: process.env.PATH ?? "/usr/bin:/bin" } });
@@ -150,7 +183,9 @@ async function runcAlone(): Promise<number> {
   const t0 = performance.now();
   // the container's init inherits runc's stdio: a pipe would stay open as long as it runs
   const errFile = join(dir, `${id}.err`);
-  const p = Bun.spawn([RUNC, "--root", runtimeRoot, "create", "--bundle", bundle, "--pid-file", pidFile, id], { stdio: ["ignore", "ignore", Bun.file(errFile)] });
+  const p = Bun.spawn([RUNC, "--root", runtimeRoot, "create", "--bundle", bundle, "--pid-file", pidFile, id], {
+    stdio: ["ignore", "ignore", Bun.file(errFile)],
+  });
   if ((await p.exited) !== 0) throw new Error(`runc create: ${readFileSync(errFile, "utf8")}`);
   readFileSync(pidFile, "utf8");
   const ms = performance.now() - t0;
@@ -215,7 +250,10 @@ function makeBundle(b: string): string {
 }
 
 function runcVersion(): string {
-  return Bun.spawnSync([RUNC, "--version"]).stdout.toString().split("\n")[0]!.replace(/^runc version /, "");
+  return Bun.spawnSync([RUNC, "--version"])
+    .stdout.toString()
+    .split("\n")[0]!
+    .replace(/^runc version /, "");
 }
 
 function conmonVersion(): string {

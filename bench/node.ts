@@ -16,7 +16,22 @@ import { busyboxImage, pauseImage, pushImage } from "../test/support/images.ts";
 import { ctrConfig, podConfig } from "../test/support/pods.ts";
 import { startRegistry } from "../test/support/registry.ts";
 import { ContainerState } from "../src/gen/runtime/v1/api_pb.ts";
-import { cpuTicks, fmt, loadavg, machine, median, pssMb, quantile, rssMb, RUNTIME_LABEL, startRuntime, wantedRuntimes, writeSection, type BenchRuntime, type RuntimeName } from "./lib.ts";
+import {
+  cpuTicks,
+  fmt,
+  loadavg,
+  machine,
+  median,
+  pssMb,
+  quantile,
+  rssMb,
+  RUNTIME_LABEL,
+  startRuntime,
+  wantedRuntimes,
+  writeSection,
+  type BenchRuntime,
+  type RuntimeName,
+} from "./lib.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -31,7 +46,12 @@ const PODS = Number(args.pods);
 const PROBED = Number(args.probed);
 const DURATION_S = Number(args.duration);
 const CLIENTS = Number(args.clients);
-for (const [k, v] of [["pods", PODS], ["probed", PROBED], ["duration", DURATION_S], ["clients", CLIENTS]] as const)
+for (const [k, v] of [
+  ["pods", PODS],
+  ["probed", PROBED],
+  ["duration", DURATION_S],
+  ["clients", CLIENTS],
+] as const)
   if (!Number.isInteger(v) || v < 1) throw new Error(`--${k} must be a positive integer, not ${String(args[k])}`);
 if (PROBED > PODS) throw new Error(`--probed (${PROBED}) must not exceed --pods (${PODS})`);
 
@@ -59,9 +79,11 @@ interface Result {
 /** Runs `work(i)` for i in 0..n-1 on `clients.length` workers. */
 async function pool(clients: CriClient[], n: number, work: (cri: CriClient, i: number) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(clients.map(async (cri) => {
-    for (let i = next++; i < n; i = next++) await work(cri, i);
-  }));
+  await Promise.all(
+    clients.map(async (cri) => {
+      for (let i = next++; i < n; i = next++) await work(cri, i);
+    }),
+  );
 }
 
 /** Calls `f` every `periodMs` (first after `offsetMs`) until `until`; a slow call delays the next, as the kubelet's loops do. */
@@ -93,8 +115,24 @@ function removeCgroupParent(): void {
 
 async function nodeOnce(rt: BenchRuntime): Promise<Result> {
   const r: Result = {
-    label: rt.label, startS: 0, relistPods: [], relistCtrs: [], podStats: [], ctrStats: [], probes: [], probeFailures: 0,
-    cpuDaemon: NaN, cpuWithHelpers: NaN, daemonRss: NaN, daemonPss: NaN, nodePss: NaN, helperCount: 0, helperPssMedian: NaN, helperPssMax: NaN, load: "", errors: [],
+    label: rt.label,
+    startS: 0,
+    relistPods: [],
+    relistCtrs: [],
+    podStats: [],
+    ctrStats: [],
+    probes: [],
+    probeFailures: 0,
+    cpuDaemon: NaN,
+    cpuWithHelpers: NaN,
+    daemonRss: NaN,
+    daemonPss: NaN,
+    nodePss: NaN,
+    helperCount: 0,
+    helperPssMedian: NaN,
+    helperPssMax: NaN,
+    load: "",
+    errors: [],
   };
   const clients = Array.from({ length: CLIENTS }, () => rt.client());
   let kubelet = rt.client();
@@ -195,7 +233,9 @@ try {
     try {
       const res = await nodeOnce(rt);
       results.set(n, res);
-      console.log(`  CPU ${fmt(res.cpuDaemon, 2)}%, relist p99 ${fmt(quantile(res.relistPods, 0.99), 1)}/${fmt(quantile(res.relistCtrs, 0.99), 1)} ms, stats p99 ${fmt(quantile(res.podStats, 0.99), 1)}/${fmt(quantile(res.ctrStats, 0.99), 1)} ms, RSS ${fmt(res.daemonRss, 1)} MB, node PSS ${fmt(res.nodePss, 0)} MB ${res.errors.join("; ")}`);
+      console.log(
+        `  CPU ${fmt(res.cpuDaemon, 2)}%, relist p99 ${fmt(quantile(res.relistPods, 0.99), 1)}/${fmt(quantile(res.relistCtrs, 0.99), 1)} ms, stats p99 ${fmt(quantile(res.podStats, 0.99), 1)}/${fmt(quantile(res.ctrStats, 0.99), 1)} ms, RSS ${fmt(res.daemonRss, 1)} MB, node PSS ${fmt(res.nodePss, 0)} MB ${res.errors.join("; ")}`,
+      );
     } finally {
       await rt.stop();
       removeCgroupParent();

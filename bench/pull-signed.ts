@@ -38,7 +38,10 @@ export async function benchSignedPull(tmp: string, runs: number): Promise<string
   writeFileSync(join(dir, "cosign.pub"), pair.publicPem);
   const home = join(dir, "home");
   mkdirSync(join(home, ".config", "containers", "registries.d"), { recursive: true });
-  writeFileSync(join(home, ".config", "containers", "registries.d", "bench.yaml"), `docker:\n  ${reg.host}:\n    lookaside: file://${lookaside}\n    use-sigstore-attachments: true\n`);
+  writeFileSync(
+    join(home, ".config", "containers", "registries.d", "bench.yaml"),
+    `docker:\n  ${reg.host}:\n    lookaside: file://${lookaside}\n    use-sigstore-attachments: true\n`,
+  );
   writeFileSync(join(dir, "registries.conf"), `[[registry]]\nlocation = "${reg.host}"\ninsecure = true\n`);
   writeFileSync(
     join(dir, "policy.json"),
@@ -61,10 +64,15 @@ export async function benchSignedPull(tmp: string, runs: number): Promise<string
     for (const k of ["gpg", "cosign"] as const) {
       const r = parseQualified(ref(names[k]));
       const t = performance.now();
-      await verifyImage(policy, decide(policy, r), { ref: r, manifest, digest: bb.manifestDigest }, {
-        lookaside: () => readLookaside(`file://${lookaside}/${names.gpg}`, bb.manifestDigest),
-        sigstore: async () => attached,
-      });
+      await verifyImage(
+        policy,
+        decide(policy, r),
+        { ref: r, manifest, digest: bb.manifestDigest },
+        {
+          lookaside: () => readLookaside(`file://${lookaside}/${names.gpg}`, bb.manifestDigest),
+          sigstore: async () => attached,
+        },
+      );
       if (i > 0) alone[k].push(performance.now() - t); // the first loads the code
     }
   const d = await startDaemon({ dir, logLevel: "info", env: { HOME: home } });

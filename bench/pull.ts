@@ -23,7 +23,8 @@ const RUNS = Math.max(3, Number(process.env.BENCH_RUNS ?? 5));
 const TMP = process.env.CRIO_TEST_TMP ?? tmpdir();
 const REFERENCE = process.env.BENCH_REFERENCE ?? (containerdAvailable() ? "containerd" : "none");
 if (REFERENCE !== "containerd" && REFERENCE !== "none") throw new Error(`BENCH_REFERENCE must be containerd or none, not ${REFERENCE}`);
-if (REFERENCE === "containerd" && !containerdAvailable()) throw new Error("BENCH_REFERENCE=containerd needs the Debian package containerd (apt-get install -y containerd)");
+if (REFERENCE === "containerd" && !containerdAvailable())
+  throw new Error("BENCH_REFERENCE=containerd needs the Debian package containerd (apt-get install -y containerd)");
 const loadavg = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
 const peakRssMb = (pid: number) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
 const load0 = loadavg();
@@ -143,7 +144,10 @@ for (let i = 0; i < RUNS; i++) {
       `[crio]\nroot = "${dir}/root"\nrunroot = "${dir}/run"\n[crio.image]\nregistries_conf = "${dir}/registries.conf"\nregistries_conf_dir = "${dir}/registries.conf.d"\nsignature_policy = "${dir}/policy.json"\n`,
     );
     const t = performance.now();
-    const p = Bun.spawn([CRIO, "--config", join(dir, "crio.conf"), "--config-dir", join(dir, "crio.conf.d"), "pull", img.ref], { stdout: "pipe", stderr: "pipe" });
+    const p = Bun.spawn([CRIO, "--config", join(dir, "crio.conf"), "--config-dir", join(dir, "crio.conf.d"), "pull", img.ref], {
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
     cli.push((performance.now() - t) / 1000);
     if (code !== 0 || out.trim() !== img.imageId) throw new Error(`crio pull exited ${code}: ${err.slice(-500)}`);

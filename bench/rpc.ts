@@ -14,7 +14,8 @@ const INFLIGHT = 16;
 const BLOCKS = 10;
 const REFERENCE = process.env.BENCH_REFERENCE ?? (containerdAvailable() ? "containerd" : "none");
 if (REFERENCE !== "containerd" && REFERENCE !== "none") throw new Error(`BENCH_REFERENCE must be containerd or none, not ${REFERENCE}`);
-if (REFERENCE === "containerd" && !containerdAvailable()) throw new Error("BENCH_REFERENCE=containerd needs the Debian package containerd (apt-get install -y containerd)");
+if (REFERENCE === "containerd" && !containerdAvailable())
+  throw new Error("BENCH_REFERENCE=containerd needs the Debian package containerd (apt-get install -y containerd)");
 
 /** A started runtime: its client, its pid, and how to stop it. */
 interface Started {
@@ -113,7 +114,9 @@ const startRef = async (): Promise<Started> => {
   const cri = criClient(c.socket);
   wrapperMs.push(c.wrapperMs);
   return {
-    cri, pid: c.pid, wrapperMs: c.wrapperMs,
+    cri,
+    pid: c.pid,
+    wrapperMs: c.wrapperMs,
     async [Symbol.asyncDispose]() {
       cri.close();
       await c.stop();

@@ -17,11 +17,34 @@ import { criClient, type CriClient } from "../test/support/cri-client.ts";
 import { busyboxImage, hostileImage, imageRef, pauseImage, pushImage } from "../test/support/images.ts";
 import { ctrConfig, podConfig } from "../test/support/pods.ts";
 import { startRegistry } from "../test/support/registry.ts";
-import { fmt, loadavg, machine, median, quantile, RUNTIME_LABEL, startRuntime, wantedRuntimes, writeSection, type BenchRuntime, type RuntimeName } from "./lib.ts";
+import {
+  fmt,
+  loadavg,
+  machine,
+  median,
+  quantile,
+  RUNTIME_LABEL,
+  startRuntime,
+  wantedRuntimes,
+  writeSection,
+  type BenchRuntime,
+  type RuntimeName,
+} from "./lib.ts";
 
 const { values: args } = parseArgs({ options: { n: { type: "string", default: "30" }, "no-write": { type: "boolean", default: false } } });
 const N = Number(args.n);
-const OPS = ["PullImage", "StatusImage", "RemoveImage", "ListImages", "CreatePod", "StopPod", "RemovePod", "CreateContainer", "StartContainer", "CreateContainer + StartContainer"] as const;
+const OPS = [
+  "PullImage",
+  "StatusImage",
+  "RemoveImage",
+  "ListImages",
+  "CreatePod",
+  "StopPod",
+  "RemovePod",
+  "CreateContainer",
+  "StartContainer",
+  "CreateContainer + StartContainer",
+] as const;
 type Op = (typeof OPS)[number];
 
 const { names, skipped } = wantedRuntimes();
@@ -38,7 +61,12 @@ try {
   const lifecycleImage = imageRef(reg, "library/busybox", "1.35.0-glibc");
   for (const n of names) {
     const rt = await startRuntime(n, reg);
-    up.push({ rt, cri: criClient(rt.socket, { authority: rt.socket }), t: Object.fromEntries(OPS.map((o) => [o, []])) as unknown as Record<Op, number[]>, lifecycleImage });
+    up.push({
+      rt,
+      cri: criClient(rt.socket, { authority: rt.socket }),
+      t: Object.fromEntries(OPS.map((o) => [o, []])) as unknown as Record<Op, number[]>,
+      lifecycleImage,
+    });
   }
   const time = async <T>(xs: number[], f: () => Promise<T>): Promise<T> => {
     const t = performance.now();
@@ -61,7 +89,9 @@ try {
       mkdirSync(p.logDirectory!, { recursive: true });
       const { podSandboxId } = await time(t.CreatePod, () => u.cri.runPodSandbox({ config: p }));
       const t0 = performance.now();
-      const { containerId } = await time(t.CreateContainer, () => u.cri.createContainer({ podSandboxId, config: ctrConfig("c", u.rt.busybox, ["sleep", "3600"], {}, p), sandboxConfig: p }));
+      const { containerId } = await time(t.CreateContainer, () =>
+        u.cri.createContainer({ podSandboxId, config: ctrConfig("c", u.rt.busybox, ["sleep", "3600"], {}, p), sandboxConfig: p }),
+      );
       await time(t.StartContainer, () => u.cri.startContainer({ containerId }));
       t["CreateContainer + StartContainer"].push(performance.now() - t0);
       await u.cri.stopContainer({ containerId, timeout: 0n });
@@ -86,10 +116,14 @@ const med = (n: RuntimeName, op: Op) => median(up.find((u) => u.rt.name === n)!.
 const p90 = (n: RuntimeName, op: Op) => quantile(up.find((u) => u.rt.name === n)!.t[op], 0.9);
 const lines: string[] = [];
 lines.push(`## Serial operations as critest -benchmark issues them — \`bun bench/serial-ops.ts\``, "");
-lines.push(`${machine()}; N = ${N} of each per runtime (after one untimed round), the runtimes taking turns sample by sample; load average ${load0} at the start, ${load1} at the end (shared machine: medians).`);
+lines.push(
+  `${machine()}; N = ${N} of each per runtime (after one untimed round), the runtimes taking turns sample by sample; load average ${load0} at the start, ${load1} at the end (shared machine: medians).`,
+);
 if (skipped.length) lines.push(`Skipped: ${skipped.join("; ")}.`);
 lines.push("");
-lines.push(`| operation (ms) | ${cols.map((n) => `${labels[n] ?? RUNTIME_LABEL[n]} median / p90`).join(" | ")} | ${peers.map((p) => `ours / ${RUNTIME_LABEL[p]}`).join(" | ")} |`);
+lines.push(
+  `| operation (ms) | ${cols.map((n) => `${labels[n] ?? RUNTIME_LABEL[n]} median / p90`).join(" | ")} | ${peers.map((p) => `ours / ${RUNTIME_LABEL[p]}`).join(" | ")} |`,
+);
 lines.push(`|---|${cols.map(() => "--:").join("|")}|${peers.map(() => "--:").join("|")}|`);
 for (const op of OPS) {
   const ratio = (p: RuntimeName) => (cols.includes("ours") ? fmt(med("ours", op) / med(p, op), 2) : "—");

@@ -17,7 +17,13 @@ await d.cri.pullImage({ image: { image: env.busybox } });
 const samples: Array<{ n: number; rssKb: number; fds: number; monitors: number; seconds: number }> = [];
 const t0 = performance.now();
 const sample = (n: number) => {
-  const s = { n, rssKb: rss(d.proc.pid), fds: readdirSync(`/proc/${d.proc.pid}/fd`).length, monitors: monitors(d.runroot), seconds: Math.round((performance.now() - t0) / 1000) };
+  const s = {
+    n,
+    rssKb: rss(d.proc.pid),
+    fds: readdirSync(`/proc/${d.proc.pid}/fd`).length,
+    monitors: monitors(d.runroot),
+    seconds: Math.round((performance.now() - t0) / 1000),
+  };
   samples.push(s);
   console.log(JSON.stringify(s));
 };
@@ -29,7 +35,11 @@ const lifecycle = async (i: number) => {
   const pod = podConfig(`soak-${i}`, d.dir);
   const { podSandboxId } = await d.cri.runPodSandbox({ config: pod });
   try {
-    const { containerId } = await d.cri.createContainer({ podSandboxId, config: ctrConfig("c", env.busybox, ["sh", "-c", "i=0; while :; do echo soak line $i; i=$((i+1)); sleep 0.02; done"], {}, pod), sandboxConfig: pod });
+    const { containerId } = await d.cri.createContainer({
+      podSandboxId,
+      config: ctrConfig("c", env.busybox, ["sh", "-c", "i=0; while :; do echo soak line $i; i=$((i+1)); sleep 0.02; done"], {}, pod),
+      sandboxConfig: pod,
+    });
     await d.cri.startContainer({ containerId });
     for (let k = 0; k < 2; k++) {
       const r = await d.cri.execSync({ containerId, cmd: ["sh", "-c", "test -d /proc/1"], timeout: 10n });

@@ -18,7 +18,12 @@ import { containerdVersion, startContainerd } from "./reference/containerd.ts";
 import { crioVersion, startCrio } from "./reference/crio.ts";
 
 const { values: args } = parseArgs({
-  options: { runs: { type: "string", default: "7" }, "idle-runs": { type: "string", default: "3" }, "idle-s": { type: "string", default: "60" }, "no-write": { type: "boolean", default: false } },
+  options: {
+    runs: { type: "string", default: "7" },
+    "idle-runs": { type: "string", default: "3" },
+    "idle-s": { type: "string", default: "60" },
+    "no-write": { type: "boolean", default: false },
+  },
 });
 const RUNS = Number(args.runs);
 const IDLE_RUNS = Number(args["idle-runs"]);
@@ -134,7 +139,10 @@ const row = (label: string, v: (n: string) => number, d = 1) =>
   lines.push(`| ${label} | ${names.map((n) => fmt(v(n), d)).join(" | ")} | ${peers.map((p) => ratio(v("ours"), v(p))).join(" | ")} |`);
 row(`exec → first Status served (ms, median of ${RUNS})`, (n) => m(startups[n]!));
 row(`the same, fastest run (ms)`, (n) => Math.min(...startups[n]!));
-for (const [when, key] of [["3 s", "early"], [`${IDLE_S} s`, "late"]] as const) {
+for (const [when, key] of [
+  ["3 s", "early"],
+  [`${IDLE_S} s`, "late"],
+] as const) {
   row(`idle ${when} after start: anonymous (MB, median of ${IDLE_RUNS})`, (n) => m(idle[n]![key].map((x) => x.anon)));
   row(`idle ${when} after start: RSS (MB)`, (n) => m(idle[n]![key].map((x) => x.rss)));
   row(`idle ${when} after start: PSS (MB)`, (n) => m(idle[n]![key].map((x) => x.pss)));

@@ -76,7 +76,11 @@ try {
   for (let i = 0; i < PODS; i++) {
     const pod = podConfig(`bench-${i}`, env.d.dir, { hostNetwork: false });
     const { podSandboxId } = await env.d.cri.runPodSandbox({ config: pod });
-    const { containerId } = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig("c", env.busybox, ["sleep", "3600"], {}, pod), sandboxConfig: pod });
+    const { containerId } = await env.d.cri.createContainer({
+      podSandboxId,
+      config: ctrConfig("c", env.busybox, ["sleep", "3600"], {}, pod),
+      sandboxConfig: pod,
+    });
     await env.d.cri.startContainer({ containerId });
   }
   console.log(`${PODS} pods up in ${fmt((performance.now() - t0) / 1000)} s`);

@@ -33,7 +33,10 @@ function pod(name: string, userns: boolean, i: number): PodConfig {
 }
 
 const paired: number[] = [];
-const times = { plain: { runp: [] as number[], cs: [] as number[], create: [] as number[] }, userns: { runp: [] as number[], cs: [] as number[], create: [] as number[] } };
+const times = {
+  plain: { runp: [] as number[], cs: [] as number[], create: [] as number[] },
+  userns: { runp: [] as number[], cs: [] as number[], create: [] as number[] },
+};
 for (let i = 0; i < N + WARMUP; i++) {
   for (const kind of (i % 2 ? ["userns", "plain"] : ["plain", "userns"]) as Array<"plain" | "userns">) {
     const p = pod(`b-${kind}-${i}`, kind === "userns", i);
@@ -72,8 +75,15 @@ await withTempUserns(unshare, map, map, async (fd) => {
   const userns = `/proc/${process.pid}/fd/${fd}`;
   for (let i = 0; i < 200 + 20; i++) {
     const t0 = performance.now();
-    await withIdmappedLayers(base, "bench-rootfs", userns, [layer], async (lower) => mount("overlay", merged, "overlay", 0, `lowerdir=${lower[0]},upperdir=${upper},workdir=${wdir}`));
-    await stageIdmapped(base, "bench", userns, files.map((source) => ({ source })));
+    await withIdmappedLayers(base, "bench-rootfs", userns, [layer], async (lower) =>
+      mount("overlay", merged, "overlay", 0, `lowerdir=${lower[0]},upperdir=${upper},workdir=${wdir}`),
+    );
+    await stageIdmapped(
+      base,
+      "bench",
+      userns,
+      files.map((source) => ({ source })),
+    );
     releaseStaged(base, "bench");
     const t1 = performance.now();
     unmount(merged, { detach: true });
@@ -97,7 +107,9 @@ const row = (what: string, k: "runp" | "create" | "cs") => {
   return `| ${what} | ${fmt(a)} | ${fmt(quantile(times.plain[k], 0.9))} | ${fmt(b)} | ${fmt(quantile(times.userns[k], 0.9))} | ${fmt(b - a)} |`;
 };
 const added = median(paired);
-writeSection("userns", `## User namespaces per pod (hostUsers: false) — \`bun bench/userns.ts\`
+writeSection(
+  "userns",
+  `## User namespaces per pod (hostUsers: false) — \`bun bench/userns.ts\`
 
 ${machine()} runc 1.1.5+ds1, cgroupfs, a loopback-only CNI network, busybox (one layer) \`sleep\`, N = ${N} of each, alternating.
 Load average ${load0} at the start, ${load1} at the end (the machine is shared; read the medians).
@@ -118,5 +130,8 @@ idmapped copy of each image layer (open_tree + mount_setattr through bun:ffi) th
 idmapped copy of each bind mount source (/etc/hostname, /etc/resolv.conf, hostPaths) attached at a reusable mount
 point for \`runc create\` and detached after it; the user check. The pod pays one more helper process at RunPodSandbox (the
 mappings are written between \`unshare\` and \`nsenter\`).
-`);
-console.log(`create+start added ${fmt(added)} ms paired, component ${fmt(median(component), 2)} ms vs plain overlay ${fmt(median(plainOverlay), 2)} ms (plain ${fmt(median(times.plain.cs))}, userns ${fmt(median(times.userns.cs))})`);
+`,
+);
+console.log(
+  `create+start added ${fmt(added)} ms paired, component ${fmt(median(component), 2)} ms vs plain overlay ${fmt(median(plainOverlay), 2)} ms (plain ${fmt(median(times.plain.cs))}, userns ${fmt(median(times.userns.cs))})`,
+);

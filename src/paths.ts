@@ -60,6 +60,13 @@ export function pathsFor(root: string, runroot: string, o: PathOverrides = {}): 
 }
 
 /** The paths of a loaded configuration: root, runroot and the exits, attach socket and namespaces dirs. */
-export function pathsOf(c: { crio: { root: string; runroot: string }; runtime: { containerExitsDir: string; containerAttachSocketDir: string; namespacesDir: string } }): Paths {
-  return pathsFor(c.crio.root, c.crio.runroot, { exits: c.runtime.containerExitsDir, monitors: c.runtime.containerAttachSocketDir, namespaces: c.runtime.namespacesDir });
+export function pathsOf(c: {
+  crio: { root: string; runroot: string };
+  runtime: { containerExitsDir: string; containerAttachSocketDir: string; namespacesDir: string };
+}): Paths {
+  return pathsFor(c.crio.root, c.crio.runroot, {
+    exits: c.runtime.containerExitsDir,
+    monitors: c.runtime.containerAttachSocketDir,
+    namespaces: c.runtime.namespacesDir,
+  });
 }

@@ -86,7 +86,9 @@ export async function startDaemon(o: DaemonOptions = {}): Promise<TestDaemon> {
   // runroot holds unix sockets (monitor/<64-hex id>/attach): short, under /run, unless asked deep.
   const runroot = existsSync(configFile)
     ? (/^runroot = "(.*)"$/m.exec(readFileSync(configFile, "utf8"))?.[1] ?? join(dir, "run"))
-    : o.longPaths ? join(dir, "run") : `/run/crt-${randomBytes(4).toString("hex")}`;
+    : o.longPaths
+      ? join(dir, "run")
+      : `/run/crt-${randomBytes(4).toString("hex")}`;
 
   mkdirSync(configDir, { recursive: true });
   if (!o.dir || !existsSync(configFile))
@@ -142,11 +144,15 @@ export async function startDaemon(o: DaemonOptions = {}): Promise<TestDaemon> {
   })();
   // Connect only once the socket exists: grpc-js backs off ~1 s after a failed first connect.
   if (!o.noWait) {
-    await waitFor(() => {
-      if (proc.exitCode !== null) throw new Error(`daemon exited with ${proc.exitCode}: ${logs.slice(-2000)}`);
-      // Wait until something accepts on the socket (a restart may find a stale socket file).
-      return existsSync(socket) && socketAnswers(socket);
-    }, 20_000, "the daemon's socket file").catch(async (e) => {
+    await waitFor(
+      () => {
+        if (proc.exitCode !== null) throw new Error(`daemon exited with ${proc.exitCode}: ${logs.slice(-2000)}`);
+        // Wait until something accepts on the socket (a restart may find a stale socket file).
+        return existsSync(socket) && socketAnswers(socket);
+      },
+      20_000,
+      "the daemon's socket file",
+    ).catch(async (e) => {
       proc.kill("SIGKILL");
       throw e;
     });
@@ -155,7 +161,15 @@ export async function startDaemon(o: DaemonOptions = {}): Promise<TestDaemon> {
   const alias = Buffer.byteLength(socket) > 107 ? shortSocketPath(socket) : undefined;
   const cri = criClient(alias?.path ?? socket);
   const d: TestDaemon = {
-    dir, socket, configFile, configDir, root, runroot, proc, cri, runcRoot: join(dir, "runc"),
+    dir,
+    socket,
+    configFile,
+    configDir,
+    root,
+    runroot,
+    proc,
+    cri,
+    runcRoot: join(dir, "runc"),
     logs: () => logs,
     async waitForLog(re, timeoutMs = 20_000) {
       return await waitFor(() => logs.split("\n").find((l) => re.test(l)), timeoutMs, `log line ${re}`);
@@ -178,10 +192,14 @@ export async function startDaemon(o: DaemonOptions = {}): Promise<TestDaemon> {
   };
   if (!o.noWait) {
     try {
-      await waitFor(async () => {
-        if (proc.exitCode !== null) throw new Error(`daemon exited with ${proc.exitCode}: ${logs.slice(-2000)}`);
-        return (await cri.status({}, { timeoutMs: 1000 })) ? true : undefined;
-      }, 20_000, "the daemon's socket");
+      await waitFor(
+        async () => {
+          if (proc.exitCode !== null) throw new Error(`daemon exited with ${proc.exitCode}: ${logs.slice(-2000)}`);
+          return (await cri.status({}, { timeoutMs: 1000 })) ? true : undefined;
+        },
+        20_000,
+        "the daemon's socket",
+      );
     } catch (e) {
       await d[Symbol.asyncDispose]();
       throw e;

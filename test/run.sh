@@ -10,7 +10,7 @@ export CRIO_TEST_TMP="${CRIO_TEST_TMP:-/var/tmp}"
 
 step() { echo; echo "== $*"; }
 step "generated code is current";  bun run check:gen || exit 1
-step "lint (biome)";               bun run lint || exit 1
+step "lint and format (biome check)"; bun run check || exit 1
 step "typecheck";                  tsc --noEmit -p . || exit 1
 step "build dist/crio";            bun run build || exit 1
 

@@ -55,12 +55,19 @@ const shims: number[] = [];
       const pod = podConfig(hostNetwork ? "check-host" : "check-bridge", c.dir, { hostNetwork, extra: hostNetwork ? { hostname: "" } : {} });
       mkdirSync(pod.logDirectory!, { recursive: true });
       const { podSandboxId } = await cri.runPodSandbox({ config: pod });
-      const { containerId } = await cri.createContainer({ podSandboxId, config: ctrConfig("c", busybox, ["sh", "-c", "echo hello; sleep 3600"], {}, pod), sandboxConfig: pod });
+      const { containerId } = await cri.createContainer({
+        podSandboxId,
+        config: ctrConfig("c", busybox, ["sh", "-c", "echo hello; sleep 3600"], {}, pod),
+        sandboxConfig: pod,
+      });
       await cri.startContainer({ containerId });
       const log = join(pod.logDirectory!, "c.log");
       const deadline = Date.now() + 10_000;
       while (!(existsSync(log) && readFileSync(log, "utf8").includes("stdout F hello")) && Date.now() < deadline) await Bun.sleep(50);
-      check(readFileSync(log, "utf8").includes("stdout F hello"), `${hostNetwork ? "host-network" : "bridge"} pod: the container ran and its CRI log has its line`);
+      check(
+        readFileSync(log, "utf8").includes("stdout F hello"),
+        `${hostNetwork ? "host-network" : "bridge"} pod: the container ran and its CRI log has its line`,
+      );
       const ip = (await cri.podSandboxStatus({ podSandboxId })).status?.network?.ip ?? "";
       check(hostNetwork ? ip === "" : /^10\.\d+\.\d+\.\d+$/.test(ip), `${hostNetwork ? "host-network" : "bridge"} pod IP ${JSON.stringify(ip)}`);
       shims.push(...c.shimPids());

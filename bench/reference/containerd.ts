@@ -129,7 +129,10 @@ export async function startContainerd(o: ContainerdOptions): Promise<Containerd>
   writeFileSync(startScript, privateRunScript(dir, CONTAINERD_BIN, configFile, sharedDir), { mode: 0o700 });
   if (sharedDir) {
     mkdirSync(sharedDir, { mode: 0o755 });
-    for (const argv of [["mount", "--bind", sharedDir, sharedDir], ["mount", "--make-shared", sharedDir]]) {
+    for (const argv of [
+      ["mount", "--bind", sharedDir, sharedDir],
+      ["mount", "--make-shared", sharedDir],
+    ]) {
       const r = await runRaw(argv, { timeoutMs: 10_000 });
       if (r.code !== 0) {
         unmountBelow(dir);
@@ -161,7 +164,14 @@ export async function startContainerd(o: ContainerdOptions): Promise<Containerd>
   const shimPids = () => findShims(socket);
   let stopped: Promise<void> | undefined;
   const c: Containerd = {
-    socket, pid: proc.pid, dir, logFile, shimPids, bridgeName: br?.bridge, sharedDir, wrapperMs: NaN,
+    socket,
+    pid: proc.pid,
+    dir,
+    logFile,
+    shimPids,
+    bridgeName: br?.bridge,
+    sharedDir,
+    wrapperMs: NaN,
     stop: () => (stopped ??= stopAll(c, proc, newCgroups)),
     [Symbol.asyncDispose]: () => c.stop(),
   };

@@ -28,8 +28,10 @@ export const CONMON_BIN = process.env.CONMON_BINARY ?? "/usr/bin/conmon";
 
 /** Why the CRI-O reference cannot run here, or undefined when it can. */
 export function crioUnavailable(): string | undefined {
-  if (!existsSync(CRIO_REF_BIN)) return `CRI-O reference skipped: no binary at ${CRIO_REF_BIN} (build CRI-O v1.26.4 as bench/README.md says, or set CRIO_REFERENCE_BINARY)`;
-  if (!existsSync(CRIO_REF_PINNS)) return `CRI-O reference skipped: no pinns at ${CRIO_REF_PINNS} (make -C pinns in the CRI-O checkout, or set CRIO_REFERENCE_PINNS)`;
+  if (!existsSync(CRIO_REF_BIN))
+    return `CRI-O reference skipped: no binary at ${CRIO_REF_BIN} (build CRI-O v1.26.4 as bench/README.md says, or set CRIO_REFERENCE_BINARY)`;
+  if (!existsSync(CRIO_REF_PINNS))
+    return `CRI-O reference skipped: no pinns at ${CRIO_REF_PINNS} (make -C pinns in the CRI-O checkout, or set CRIO_REFERENCE_PINNS)`;
   if (!existsSync(CONMON_BIN)) return `CRI-O reference skipped: no conmon at ${CONMON_BIN} (apt-get install conmon, or set CONMON_BINARY)`;
   return undefined;
 }
@@ -145,13 +147,20 @@ export async function startCrio(o: CrioOptions): Promise<Crio> {
   const why = crioUnavailable();
   if (why) throw new Error(why);
   const dir = mkdtempSync(join(process.env.CRIO_TEST_TMP ?? tmpdir(), "crio-ref-"));
-  for (const d of ["root", "run", "pods", "hooks.d", "keys", "cdi", "net.d", "tmp", "crio.conf.d", "runc", "varlib-upper", "varlib-work"]) mkdirSync(join(dir, d), { recursive: true });
+  for (const d of ["root", "run", "pods", "hooks.d", "keys", "cdi", "net.d", "tmp", "crio.conf.d", "runc", "varlib-upper", "varlib-work"])
+    mkdirSync(join(dir, d), { recursive: true });
   const socket = join(dir, "crio.sock");
   const logFile = join(dir, "crio.log");
   writeFileSync(join(dir, "mounts.conf"), "");
   writeFileSync(join(dir, "policy.json"), JSON.stringify({ default: [{ type: "insecureAcceptAnything" }] }));
-  writeFileSync(join(dir, "registries.conf"), `unqualified-search-registries = []\n\n[[registry]]\nlocation = ${JSON.stringify(o.registryHost)}\ninsecure = true\n`);
-  writeFileSync(join(dir, "storage.conf"), `[storage]\ndriver = "overlay"\nrunroot = ${JSON.stringify(join(dir, "run"))}\ngraphroot = ${JSON.stringify(join(dir, "root"))}\n`);
+  writeFileSync(
+    join(dir, "registries.conf"),
+    `unqualified-search-registries = []\n\n[[registry]]\nlocation = ${JSON.stringify(o.registryHost)}\ninsecure = true\n`,
+  );
+  writeFileSync(
+    join(dir, "storage.conf"),
+    `[storage]\ndriver = "overlay"\nrunroot = ${JSON.stringify(join(dir, "run"))}\ngraphroot = ${JSON.stringify(join(dir, "root"))}\n`,
+  );
   const br = o.bridge ? bridgeConflist(join(dir, "ipam")) : undefined;
   if (br) writeFileSync(join(dir, "net.d", "10-bench-bridge.conflist"), br.text);
   else if (o.conflist) writeFileSync(join(dir, "net.d", "10-bench.conflist"), o.conflist);
@@ -195,7 +204,13 @@ exec ${q(CRIO_REF_BIN)} --config ${q(configFile)} --config-dir ${q(join(dir, "cr
   const conmonPids = () => findConmons(exitDir);
   let stopped: Promise<void> | undefined;
   const c: Crio = {
-    socket, pid: proc.pid, dir, logFile, bridgeName: br?.bridge, wrapperMs: NaN, conmonPids,
+    socket,
+    pid: proc.pid,
+    dir,
+    logFile,
+    bridgeName: br?.bridge,
+    wrapperMs: NaN,
+    conmonPids,
     stop: () => (stopped ??= stopAll(c, proc, newCgroups)),
     [Symbol.asyncDispose]: () => c.stop(),
   };

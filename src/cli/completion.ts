@@ -32,7 +32,14 @@ export type Shell = (typeof SHELLS)[number];
 export async function completionScript(shell: Shell, loaders: Record<string, () => Promise<CommandDef<any>>>): Promise<string> {
   const { globalArgs } = await import("./flags.ts");
   const { schemaFlags } = await import("../config/load.ts");
-  const files = new Set(["config", "config-dir", "socket", ...schemaFlags().filter((f) => f.kind === "path").map((f) => f.flag)]);
+  const files = new Set([
+    "config",
+    "config-dir",
+    "socket",
+    ...schemaFlags()
+      .filter((f) => f.kind === "path")
+      .map((f) => f.flag),
+  ]);
   const commands: Cmd[] = [];
   for (const [name, load] of Object.entries(loaders)) {
     const def = await load();
@@ -68,7 +75,13 @@ function flagsOf(args: Record<string, ArgDef>, files: Set<string>): Flag[] {
   for (const [name, a] of Object.entries(args)) {
     if (a.type === "positional") continue;
     const alias = "alias" in a ? [a.alias ?? []].flat()[0] : undefined;
-    out.push({ long: name, short: alias && alias.length === 1 ? alias : undefined, description: oneLine(a.description ?? ""), value: a.type !== "boolean", files: files.has(name) });
+    out.push({
+      long: name,
+      short: alias && alias.length === 1 ? alias : undefined,
+      description: oneLine(a.description ?? ""),
+      value: a.type !== "boolean",
+      files: files.has(name),
+    });
   }
   return out;
 }

@@ -11,7 +11,11 @@ export const DEFAULT_CONFIG_DIR = "/etc/crio/crio.conf.d";
 export function globalArgs(): ArgsDef {
   const args: ArgsDef = {
     config: { type: "string", alias: "c", description: `Path to the configuration file (default ${DEFAULT_CONFIG_FILE}; env CONTAINER_CONFIG)` },
-    "config-dir": { type: "string", alias: "d", description: `Path to the drop-in configuration directory (default ${DEFAULT_CONFIG_DIR}; env CONTAINER_CONFIG_DIR)` },
+    "config-dir": {
+      type: "string",
+      alias: "d",
+      description: `Path to the drop-in configuration directory (default ${DEFAULT_CONFIG_DIR}; env CONTAINER_CONFIG_DIR)`,
+    },
     "log-format": { type: "string", description: "Format of the daemon's log: text or json (env CONTAINER_LOG_FORMAT)" },
   };
   for (const f of schemaFlags()) {
@@ -21,7 +25,10 @@ export function globalArgs(): ArgsDef {
 }
 
 /** Turns parsed flags into load options; only flags that were actually given override the files. */
-export function loadOptionsFrom(parsed: Record<string, unknown>, env: Record<string, string | undefined> = process.env): { load: LoadOptions; logFormat: LogFormat } {
+export function loadOptionsFrom(
+  parsed: Record<string, unknown>,
+  env: Record<string, string | undefined> = process.env,
+): { load: LoadOptions; logFormat: LogFormat } {
   const configGiven = typeof parsed.config === "string" ? parsed.config : env.CONTAINER_CONFIG;
   const flags: FlagValues = {};
   for (const f of schemaFlags()) {

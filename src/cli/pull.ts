@@ -37,7 +37,9 @@ export function lineView(write: (s: string) => void): PullView {
       if (p.type === "resolving") write(p.ref === p.source ? `Trying to pull ${p.source}...\n` : `Trying to pull ${p.ref} from ${p.source}...\n`);
       else if (p.type === "manifest") {
         states.clear();
-        write(`Manifest ${p.manifestDigest}: ${p.layers.length} ${p.layers.length === 1 ? "layer" : "layers"}, ${bytes(p.layers.reduce((n, l) => n + l.size, 0))}\n`);
+        write(
+          `Manifest ${p.manifestDigest}: ${p.layers.length} ${p.layers.length === 1 ? "layer" : "layers"}, ${bytes(p.layers.reduce((n, l) => n + l.size, 0))}\n`,
+        );
       } else if (p.type === "layer") {
         if (states.get(p.digest) === p.state) return;
         states.set(p.digest, p.state);
@@ -78,7 +80,9 @@ export function barView(write: (s: string) => void, columns: () => number, every
         if (timer) draw();
         drawn = 0; // a previous source's block stays as it was
         layers = p.layers.map((l) => ({ digest: l.digest, size: l.size, state: "waiting", current: 0 }));
-        write(`Manifest ${p.manifestDigest}: ${p.layers.length} ${p.layers.length === 1 ? "layer" : "layers"}, ${bytes(p.layers.reduce((n, l) => n + l.size, 0))}\n`);
+        write(
+          `Manifest ${p.manifestDigest}: ${p.layers.length} ${p.layers.length === 1 ? "layer" : "layers"}, ${bytes(p.layers.reduce((n, l) => n + l.size, 0))}\n`,
+        );
         draw();
       } else if (p.type === "layer") {
         const l = layers.find((x) => x.digest === p.digest);
@@ -155,7 +159,13 @@ async function runPull(args: Record<string, unknown>): Promise<number> {
   process.on("SIGINT", onInt);
   process.on("SIGTERM", onTerm);
   const err = process.stderr;
-  const view = process.stdout.isTTY && err.isTTY ? barView((s) => err.write(s), () => err.columns || 80) : lineView((s) => err.write(s));
+  const view =
+    process.stdout.isTTY && err.isTTY
+      ? barView(
+          (s) => err.write(s),
+          () => err.columns || 80,
+        )
+      : lineView((s) => err.write(s));
   let svc: InstanceType<typeof ImageService> | undefined;
   try {
     svc = new ImageService(imageOptions(config, pathsOf(config)));
@@ -173,7 +183,12 @@ async function runPull(args: Record<string, unknown>): Promise<number> {
     view.finish();
     // A cancelled pull returns before its downloads have wound down: let them clean up, then
     // collect what they left (a layer placed just before the cancellation) before exiting.
-    if (svc) await withTimeout(svc.idle().then(() => svc!.init()), 15_000, "cleanup").catch(() => {});
+    if (svc)
+      await withTimeout(
+        svc.idle().then(() => svc!.init()),
+        15_000,
+        "cleanup",
+      ).catch(() => {});
     return fail(messageOf(e), interrupted ? 130 : 1);
   } finally {
     process.off("SIGINT", onInt);
@@ -187,8 +202,7 @@ function short(digest: string): string {
 
 function barLine(l: { digest: string; size: number; state: string; current: number }, width: number): string {
   const label = `${short(l.digest)} ${l.state.padEnd(11)}`;
-  const tail =
-    l.state === "downloading" ? `${bytes(l.current)} / ${bytes(l.size)}` : l.state === "unpacking" ? `${bytes(l.current)} unpacked` : bytes(l.size);
+  const tail = l.state === "downloading" ? `${bytes(l.current)} / ${bytes(l.size)}` : l.state === "unpacking" ? `${bytes(l.current)} unpacked` : bytes(l.size);
   const room = Math.max(10, Math.min(40, width - label.length - 28));
   const frac = l.state === "waiting" ? 0 : l.state === "downloading" ? Math.min(1, l.size > 0 ? l.current / l.size : 0) : 1;
   const full = Math.round(frac * room);

@@ -11,14 +11,21 @@ export const DEFAULT_STATUS_SOCKET = "/var/run/crio/crio.sock";
 export default defineCommand({
   meta: { name: "status", description: "Display status information of the running daemon: its configuration, runtime info, or one container" },
   args: {
-    what: { type: "positional", required: false, valueHint: "config|info|containers", description: "config (c): the configuration as TOML; info (i): storage and cgroup driver; containers (container, cs, s): one container, with --id" },
+    what: {
+      type: "positional",
+      required: false,
+      valueHint: "config|info|containers",
+      description: "config (c): the configuration as TOML; info (i): storage and cgroup driver; containers (container, cs, s): one container, with --id",
+    },
     socket: { type: "string", alias: "s", description: `The daemon's CRI socket or its info socket (default ${DEFAULT_STATUS_SOCKET})` },
     id: { type: "string", alias: "i", description: "The container ID or a unique prefix (containers)" },
   },
   async run({ args }) {
     const what = ALIASES[String(args.what ?? "")];
     if (!what) {
-      process.stderr.write(`crio status: ${args.what ? `unknown status command "${args.what}"` : "a command is required"}: use config, info or containers (crio status --help)\n`);
+      process.stderr.write(
+        `crio status: ${args.what ? `unknown status command "${args.what}"` : "a command is required"}: use config, info or containers (crio status --help)\n`,
+      );
       return 1;
     }
     const { infoSocketPath } = await import("../daemon/info-api.ts");
@@ -35,7 +42,9 @@ export default defineCommand({
       // through a short alias of the socket's directory: any path length fits sun_path
       res = await withShortSocketPath(socket, (unix) => fetch(`http://localhost${path}`, { unix } as RequestInit));
     } catch (e) {
-      process.stderr.write(`crio status: cannot reach the daemon's info API on "${socket}" (is crio running with --listen "${given}"?): ${e instanceof Error ? e.message : String(e)}\n`);
+      process.stderr.write(
+        `crio status: cannot reach the daemon's info API on "${socket}" (is crio running with --listen "${given}"?): ${e instanceof Error ? e.message : String(e)}\n`,
+      );
       return 1;
     }
     const body = await res.text();
@@ -49,7 +58,13 @@ export default defineCommand({
 });
 
 /** The lines CRI-O's `crio status info` prints. */
-export function formatInfo(i: { cgroup_driver: string; storage_driver: string; storage_root: string; storage_image?: string; default_id_mappings?: { uids?: IdMap[]; gids?: IdMap[] } }): string {
+export function formatInfo(i: {
+  cgroup_driver: string;
+  storage_driver: string;
+  storage_root: string;
+  storage_image?: string;
+  default_id_mappings?: { uids?: IdMap[]; gids?: IdMap[] };
+}): string {
   const maps = (m: IdMap[] | undefined) => (m ?? []).map((x) => `  ${x.container_id}:${x.host_id}:${x.size}\n`).join("");
   return (
     `cgroup driver: ${i.cgroup_driver}\n` +
@@ -83,7 +98,12 @@ export function formatContainer(json: string): string {
 type IdMap = { container_id: number; host_id: number; size: number };
 
 const ALIASES: Record<string, "config" | "info" | "containers"> = {
-  config: "config", c: "config",
-  info: "info", i: "info",
-  containers: "containers", container: "containers", cs: "containers", s: "containers",
+  config: "config",
+  c: "config",
+  info: "info",
+  i: "info",
+  containers: "containers",
+  container: "containers",
+  cs: "containers",
+  s: "containers",
 };

@@ -51,7 +51,10 @@ export async function renderUsage(cmd: CommandDef<any>, parent?: CommandDef<any>
     out.push(bold("OPTIONS"));
     for (const [k, a] of options) {
       const alias = (a as { alias?: string | string[] }).alias;
-      const short = (Array.isArray(alias) ? alias : alias ? [alias] : []).filter((x) => x.length === 1).map((x) => `-${x}, `).join("");
+      const short = (Array.isArray(alias) ? alias : alias ? [alias] : [])
+        .filter((x) => x.length === 1)
+        .map((x) => `-${x}, `)
+        .join("");
       const flag = `${short}--${k}${a.type === "string" ? `=${(a as { valueHint?: string }).valueHint ?? "VALUE"}` : ""}`;
       out.push(`  ${cyan(flag)}`);
       out.push(...wrap(a.description ?? "", width, 6));

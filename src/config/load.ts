@@ -3,8 +3,17 @@ import { join } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { ConfigError } from "./error.ts";
 import {
-  HANDLER_KEYS, IGNORED_TABLES, TABLE_PATH, allFields, defaultHandler, defaults, envOf, flagOf,
-  type Config, type Field, type RuntimeHandler,
+  HANDLER_KEYS,
+  IGNORED_TABLES,
+  TABLE_PATH,
+  allFields,
+  defaultHandler,
+  defaults,
+  envOf,
+  flagOf,
+  type Config,
+  type Field,
+  type RuntimeHandler,
 } from "./schema.ts";
 import { validate } from "./validate.ts";
 
@@ -123,7 +132,13 @@ const FIELD_BY_TOML = new Map<string, { table: string; name: string; field: Fiel
   allFields().map((f) => [`${TABLE_PATH[f.table]}.${f.field.toml}`, f]),
 );
 
-function applyFile(cfg: Record<string, Record<string, unknown>>, file: string, doc: Record<string, unknown>, warnings: string[], sources: Map<string, string>): void {
+function applyFile(
+  cfg: Record<string, Record<string, unknown>>,
+  file: string,
+  doc: Record<string, unknown>,
+  warnings: string[],
+  sources: Map<string, string>,
+): void {
   const walkTable = (prefix: string, table: Record<string, unknown>) => {
     for (const [k, v] of Object.entries(table)) {
       const key = prefix ? `${prefix}.${k}` : k;
@@ -144,7 +159,14 @@ function applyFile(cfg: Record<string, Record<string, unknown>>, file: string, d
   walkTable("", doc);
 }
 
-function applyRuntimes(cfg: Record<string, Record<string, unknown>>, file: string, key: string, v: unknown, warnings: string[], sources: Map<string, string>): void {
+function applyRuntimes(
+  cfg: Record<string, Record<string, unknown>>,
+  file: string,
+  key: string,
+  v: unknown,
+  warnings: string[],
+  sources: Map<string, string>,
+): void {
   if (!isTable(v)) throw new ConfigError(`config file "${file}": key "${key}": expected a table of runtime handlers`);
   const runtimes = cfg.runtime!.runtimes as Record<string, RuntimeHandler>;
   for (const [name, body] of Object.entries(v)) {
@@ -194,7 +216,12 @@ function fromToml(f: Pick<Field<unknown>, "kind">, v: unknown, where: string): u
   }
 }
 
-function applyFlags(cfg: Record<string, Record<string, unknown>>, flags: FlagValues, env: Record<string, string | undefined>, sources: Map<string, string>): void {
+function applyFlags(
+  cfg: Record<string, Record<string, unknown>>,
+  flags: FlagValues,
+  env: Record<string, string | undefined>,
+  sources: Map<string, string>,
+): void {
   for (const { table, name, field } of allFields()) {
     const flag = flagOf(field);
     if (!flag) continue;
@@ -212,7 +239,12 @@ function applyFlags(cfg: Record<string, Record<string, unknown>>, flags: FlagVal
     for (const spec of rt.split(",")) {
       const [name, path, root, type] = spec.split(":");
       if (!name || !path) throw new ConfigError(`flag --runtimes: value "${spec}" is not valid: expected name:path[:root[:type]]`);
-      runtimes[name] = { ...(runtimes[name] ?? defaultHandler(name)), runtimePath: path, ...(root ? { runtimeRoot: root } : {}), ...(type ? { runtimeType: type } : {}) };
+      runtimes[name] = {
+        ...(runtimes[name] ?? defaultHandler(name)),
+        runtimePath: path,
+        ...(root ? { runtimeRoot: root } : {}),
+        ...(type ? { runtimeType: type } : {}),
+      };
     }
     sources.set("crio.runtime.runtimes", "flag --runtimes");
   }
@@ -232,7 +264,12 @@ function fromFlagValue(f: Field<unknown>, raw: string | boolean, where: string):
       return Number(s);
     }
     case "strings":
-      return typeof raw === "string" ? raw.split(",").map((x) => x.trim()).filter((x) => x !== "") : [];
+      return typeof raw === "string"
+        ? raw
+            .split(",")
+            .map((x) => x.trim())
+            .filter((x) => x !== "")
+        : [];
     default:
       if (typeof raw !== "string") throw bad("a value");
       return raw;
@@ -250,4 +287,3 @@ function deepFreeze<T>(o: T): T {
   }
   return o;
 }
-

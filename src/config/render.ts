@@ -16,7 +16,11 @@ export function renderConfig(c: Config): string {
     out.push(`[${TABLE_PATH[t]}]`, "");
     for (const [name, f] of Object.entries(fields)) {
       if (f.kind === "runtimes") continue;
-      out.push(...comment(f.doc + (f.reloadable ? " (reloadable)" : "") + (f.deprecated ? " (deprecated)" : "") + (f.noEffect ? ` Has no effect here: ${f.noEffect}.` : "")));
+      out.push(
+        ...comment(
+          f.doc + (f.reloadable ? " (reloadable)" : "") + (f.deprecated ? " (deprecated)" : "") + (f.noEffect ? ` Has no effect here: ${f.noEffect}.` : ""),
+        ),
+      );
       out.push(`${f.toml} = ${tomlValue((c[t] as Record<string, unknown>)[name])}`, "");
     }
     if (t === "runtime") {

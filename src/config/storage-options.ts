@@ -13,7 +13,19 @@ export interface StorageOptions {
 }
 
 /** Overlay options of containers/storage that this runtime does not implement. */
-const UNSUPPORTED = ["size", "inodes", "imagestore", "additionalimagestore", "additionallayerstore", "use_composefs", "mount_program", "skip_mount_home", "ignore_chown_errors", "force_mask", "override_kernel_check"];
+const UNSUPPORTED = [
+  "size",
+  "inodes",
+  "imagestore",
+  "additionalimagestore",
+  "additionallayerstore",
+  "use_composefs",
+  "mount_program",
+  "skip_mount_home",
+  "ignore_chown_errors",
+  "force_mask",
+  "override_kernel_check",
+];
 
 /** Parses storage_option entries; throws Error naming the entry that cannot be used. */
 export function parseStorageOptions(entries: readonly string[]): StorageOptions {
@@ -21,7 +33,11 @@ export function parseStorageOptions(entries: readonly string[]): StorageOptions 
   for (const e of entries) {
     const eq = e.indexOf("=");
     if (eq < 0) throw new Error(`"${e}" is not KEY=VALUE`);
-    const key = e.slice(0, eq).trim().toLowerCase().replace(/^(overlay2?\.|\.)/, "");
+    const key = e
+      .slice(0, eq)
+      .trim()
+      .toLowerCase()
+      .replace(/^(overlay2?\.|\.)/, "");
     const value = e.slice(eq + 1).trim();
     if (key === "mountopt") {
       for (const o of value.split(",")) {

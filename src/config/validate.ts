@@ -73,7 +73,24 @@ export function tracingUrl(endpoint: string): string | undefined {
 }
 
 /** rlimit names accepted in default_ulimits. */
-export const ULIMITS = ["core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack", "as"];
+export const ULIMITS = [
+  "core",
+  "cpu",
+  "data",
+  "fsize",
+  "locks",
+  "memlock",
+  "msgqueue",
+  "nice",
+  "nofile",
+  "nproc",
+  "rss",
+  "rtprio",
+  "rttime",
+  "sigpending",
+  "stack",
+  "as",
+];
 
 /**
  * Semantic checks of a loaded configuration; no side effects. Throws ConfigError naming where the
@@ -107,7 +124,8 @@ export function validate(c: Config, sources: Map<string, string> = new Map()): v
   if (c.api.streamEnableTls && (!c.api.streamTlsCert || !c.api.streamTlsKey))
     fail("crio.api", "stream_enable_tls", true, "stream_tls_cert and stream_tls_key to be set");
   if (c.metrics.metricsPort > 65535) fail("crio.metrics", "metrics_port", c.metrics.metricsPort, "a port number from 0 to 65535");
-  if (c.runtime.logSizeMax >= 0 && c.runtime.logSizeMax < 8192) fail("crio.runtime", "log_size_max", c.runtime.logSizeMax, "-1 (unlimited) or at least 8192 bytes");
+  if (c.runtime.logSizeMax >= 0 && c.runtime.logSizeMax < 8192)
+    fail("crio.runtime", "log_size_max", c.runtime.logSizeMax, "-1 (unlimited) or at least 8192 bytes");
   try {
     new RegExp(c.runtime.logFilter);
   } catch (e) {
@@ -122,19 +140,29 @@ export function validate(c: Config, sources: Map<string, string> = new Map()): v
   for (const u of c.runtime.defaultUlimits) {
     const m = /^([a-z]+)=(-?\d+)(?::(-?\d+))?$/.exec(u);
     if (!m || !ULIMITS.includes(m[1]!)) fail("crio.runtime", "default_ulimits", u, `name=soft[:hard] with name one of ${ULIMITS.join(", ")}`);
-    else if (m[3] !== undefined && Number(m[3]) !== -1 && Number(m[2]) > Number(m[3])) fail("crio.runtime", "default_ulimits", u, "a soft limit not above the hard limit");
+    else if (m[3] !== undefined && Number(m[3]) !== -1 && Number(m[2]) > Number(m[3]))
+      fail("crio.runtime", "default_ulimits", u, "a soft limit not above the hard limit");
   }
-  for (const d of c.runtime.allowedDevices) if (!/^\/[^:,]+$/.test(d)) fail("crio.runtime", "allowed_devices", d, "absolute host device paths (without ':' or ',')");
+  for (const d of c.runtime.allowedDevices)
+    if (!/^\/[^:,]+$/.test(d)) fail("crio.runtime", "allowed_devices", d, "absolute host device paths (without ':' or ',')");
   for (const d of c.runtime.cdiSpecDirs) if (!isAbsolute(d)) fail("crio.runtime", "cdi_spec_dirs", d, "absolute directory paths");
-  for (const d of c.runtime.additionalDevices) if (!/^\/[^:]+(:\/[^:]+)?(:[rwm]+)?$/.test(d)) fail("crio.runtime", "additional_devices", d, "HOST[:CONTAINER[:PERMISSIONS]] with absolute paths and permissions from rwm");
+  for (const d of c.runtime.additionalDevices)
+    if (!/^\/[^:]+(:\/[^:]+)?(:[rwm]+)?$/.test(d))
+      fail("crio.runtime", "additional_devices", d, "HOST[:CONTAINER[:PERMISSIONS]] with absolute paths and permissions from rwm");
 
-  if (c.tracing.tracingSamplingRatePerMillion > 1_000_000) fail("crio.tracing", "tracing_sampling_rate_per_million", c.tracing.tracingSamplingRatePerMillion, "an integer from 0 to 1000000");
+  if (c.tracing.tracingSamplingRatePerMillion > 1_000_000)
+    fail("crio.tracing", "tracing_sampling_rate_per_million", c.tracing.tracingSamplingRatePerMillion, "an integer from 0 to 1000000");
   if (tracingUrl(c.tracing.tracingEndpoint) === undefined)
     fail("crio.tracing", "tracing_endpoint", c.tracing.tracingEndpoint, "host:port (such as 127.0.0.1:4318) or an http:// or https:// URL");
 
   const runtimes = c.runtime.runtimes;
   if (!runtimes[c.runtime.defaultRuntime])
-    fail("crio.runtime", "default_runtime", c.runtime.defaultRuntime, `the name of a runtime handler (${Object.keys(runtimes).join(", ") || "none configured"})`);
+    fail(
+      "crio.runtime",
+      "default_runtime",
+      c.runtime.defaultRuntime,
+      `the name of a runtime handler (${Object.keys(runtimes).join(", ") || "none configured"})`,
+    );
   for (const [name, h] of Object.entries(runtimes)) {
     const key = `runtimes.${name}`;
     if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) fail("crio.runtime", key, name, "a handler name of letters, digits, '.', '_' and '-'");
@@ -145,7 +173,12 @@ export function validate(c: Config, sources: Map<string, string> = new Map()): v
     if (h.containerCreateTimeout < 1) fail("crio.runtime", `${key}.container_create_timeout`, h.containerCreateTimeout, "at least 1 second");
     // CRI-O: "runtime_config_path can only be used with the 'vm' runtime type" (and only "oci" is supported here).
     if (h.runtimeConfigPath !== "")
-      fail("crio.runtime", `${key}.runtime_config_path`, h.runtimeConfigPath, `no runtime_config_path: it is used only with runtime_type "vm", which is not supported (this handler's runtime_type is "${h.runtimeType}")`);
+      fail(
+        "crio.runtime",
+        `${key}.runtime_config_path`,
+        h.runtimeConfigPath,
+        `no runtime_config_path: it is used only with runtime_type "vm", which is not supported (this handler's runtime_type is "${h.runtimeType}")`,
+      );
     for (const a of h.allowedAnnotations)
       if (!EXPERIMENTAL_ANNOTATIONS.some((names) => names.includes(a)))
         fail("crio.runtime", `${key}.allowed_annotations`, a, `one of the experimental annotations ${EXPERIMENTAL_ANNOTATIONS.flat().join(", ")}`);
@@ -154,13 +187,23 @@ export function validate(c: Config, sources: Map<string, string> = new Map()): v
     // a default the pods act on must be valid, or every pod of the handler would be refused
     for (const k of ["io.kubernetes.cri-o.ShmSize", "shm-size.crio.io"]) {
       const v = h.defaultAnnotations[k];
-      if (v !== undefined && parseByteSize(v) === undefined) fail("crio.runtime", `${key}.default_annotations`, { [k]: v }, `a shm size such as "64Mi" or "1G" for "${k}"`);
+      if (v !== undefined && parseByteSize(v) === undefined)
+        fail("crio.runtime", `${key}.default_annotations`, { [k]: v }, `a shm size such as "64Mi" or "1G" for "${k}"`);
     }
     // CRI-O's rule: cgroupfs places monitors under the pod only; systemd in the pod's slice or a named one.
     // conmon_cgroup, CRI-O's older spelling, replaces every handler's monitor_cgroup when set.
     const mc = monitorCgroupOf(c, h);
-    if (c.runtime.cgroupManager === "cgroupfs" ? !["", "pod", "system.slice"].includes(mc) : !(mc === "" || mc === "pod" || /^[A-Za-z0-9:_.\\-]+\.slice$/.test(mc)))
-      fail("crio.runtime", c.runtime.conmonCgroup ? "conmon_cgroup" : `${key}.monitor_cgroup`, mc, c.runtime.cgroupManager === "cgroupfs" ? `"pod" or "" with cgroup_manager "cgroupfs"` : `"pod", "" (system.slice) or a systemd slice (*.slice)`);
+    if (
+      c.runtime.cgroupManager === "cgroupfs"
+        ? !["", "pod", "system.slice"].includes(mc)
+        : !(mc === "" || mc === "pod" || /^[A-Za-z0-9:_.\\-]+\.slice$/.test(mc))
+    )
+      fail(
+        "crio.runtime",
+        c.runtime.conmonCgroup ? "conmon_cgroup" : `${key}.monitor_cgroup`,
+        mc,
+        c.runtime.cgroupManager === "cgroupfs" ? `"pod" or "" with cgroup_manager "cgroupfs"` : `"pod", "" (system.slice) or a systemd slice (*.slice)`,
+      );
   }
   // --- keys of issue #16 (each does what CRI-O does with it) ---
   if (c.runtime.timezone) {
@@ -184,7 +227,8 @@ export function validate(c: Config, sources: Map<string, string> = new Map()): v
   } catch (e) {
     fail("crio", "storage_option", c.crio.storageOption, `overlay options such as "overlay.mountopt=nodev,metacopy=on" (${(e as Error).message})`);
   }
-  for (const r of c.image.insecureRegistries) if (!validInsecureEntry(r)) fail("crio.image", "insecure_registries", r, "HOST[:PORT] or a CIDR such as 10.0.0.0/8");
+  for (const r of c.image.insecureRegistries)
+    if (!validInsecureEntry(r)) fail("crio.image", "insecure_registries", r, "HOST[:PORT] or a CIDR such as 10.0.0.0/8");
   for (const p of c.image.pinnedImages) if (p.trim() === "") fail("crio.image", "pinned_images", p, "image names or globs");
   if (c.image.pauseImage.trim() === "") fail("crio.image", "pause_image", c.image.pauseImage, "an image reference");
 }
@@ -201,7 +245,7 @@ export function monitorCgroupOf(c: Config, h: { monitorCgroup: string }): string
 export function parseDuration(s: string): number | undefined {
   if (s === "") return 0;
   if (/^\d+$/.test(s)) return Number(s) * 1000;
-  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
   const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
   let total = 0;
   let pos = 0;

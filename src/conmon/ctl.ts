@@ -4,7 +4,17 @@ import { listenUnix, type ShortSocketPath } from "../sys/short-path.ts";
 import { concatBytes } from "../util/bytes.ts";
 import { SendQueue } from "./io.ts";
 import {
-  Ctl, CTL_EXEC, CTL_EXEC_SYNC, encodeFrame, Frame, FrameDecoder, parseCtl, parseCtlExec, parseCtlExecSync, type CtlExecRequest, type CtlExecSyncRequest,
+  Ctl,
+  CTL_EXEC,
+  CTL_EXEC_SYNC,
+  encodeFrame,
+  Frame,
+  FrameDecoder,
+  parseCtl,
+  parseCtlExec,
+  parseCtlExecSync,
+  type CtlExecRequest,
+  type CtlExecSyncRequest,
 } from "./protocol.ts";
 
 /** Where an exec-sync run writes its frames (protocol.ts §6, §7). */

@@ -19,14 +19,16 @@ import { settleLater } from "./settle.ts";
  */
 export function execInContainer(a: MonitorArgs, reaper: Reaper, r: CtlExecSyncRequest, out: FrameSink): Promise<void> {
   const ea = execArgs(a, r, { terminal: false, stdin: false, stdinOnce: false, timeoutMs: r.timeoutMs });
-  return inFlight(runExec(ea, "exec-sync", out, async () => {
-    const proc = await launch(ea, reaper);
-    const pumps = pumpOutput(proc, (type, chunk) => out.send(type, chunk));
-    const { exit, timedOut } = await awaitExit(proc, r.timeoutMs);
-    await drain(pumps);
-    closeAll(proc);
-    return { exitCode: exit.exitCode, timedOut };
-  }));
+  return inFlight(
+    runExec(ea, "exec-sync", out, async () => {
+      const proc = await launch(ea, reaper);
+      const pumps = pumpOutput(proc, (type, chunk) => out.send(type, chunk));
+      const { exit, timedOut } = await awaitExit(proc, r.timeoutMs);
+      await drain(pumps);
+      closeAll(proc);
+      return { exitCode: exit.exitCode, timedOut };
+    }),
+  );
 }
 
 /**
@@ -47,33 +49,35 @@ export function execSessionInContainer(a: MonitorArgs, reaper: Reaper, r: CtlExe
     gone = true;
     kill?.();
   });
-  return inFlight(runExec(ea, "exec session", conn, async () => {
-    const proc = await launch(ea, reaper);
-    const input = r.stdin ? (proc.stdin ?? proc.master) : undefined;
-    const writer = input !== undefined ? new Writer(input, input !== proc.master) : undefined;
-    handle = (type, p) => {
-      if (type === Frame.STDIN) writer?.write(p);
-      else if (type === Frame.RESIZE) {
-        const size = decodeResize(p);
-        if (size && proc.master !== undefined) tryIt(() => setWinsize(proc.master!, size.rows, size.cols));
-      } else if (type === Frame.CLOSE_STDIN && proc.master === undefined) void writer?.close();
-    };
-    let killed = false;
-    kill = () => {
-      if (killed) return;
-      killed = true;
-      void killTree(proc.pid);
-    };
-    await conn.send(Frame.STARTED, new TextEncoder().encode(JSON.stringify({ pid: proc.pid })));
-    for (const [type, p] of early.splice(0)) handle(type, p);
-    if (gone) kill();
-    const pumps = pumpOutput(proc, (type, chunk) => conn.send(type, chunk));
-    const { exit } = await awaitExit(proc, 0);
-    await drain(pumps);
-    await writer?.close(0);
-    closeAll(proc);
-    return { exitCode: exit.exitCode };
-  }));
+  return inFlight(
+    runExec(ea, "exec session", conn, async () => {
+      const proc = await launch(ea, reaper);
+      const input = r.stdin ? (proc.stdin ?? proc.master) : undefined;
+      const writer = input !== undefined ? new Writer(input, input !== proc.master) : undefined;
+      handle = (type, p) => {
+        if (type === Frame.STDIN) writer?.write(p);
+        else if (type === Frame.RESIZE) {
+          const size = decodeResize(p);
+          if (size && proc.master !== undefined) tryIt(() => setWinsize(proc.master!, size.rows, size.cols));
+        } else if (type === Frame.CLOSE_STDIN && proc.master === undefined) void writer?.close();
+      };
+      let killed = false;
+      kill = () => {
+        if (killed) return;
+        killed = true;
+        void killTree(proc.pid);
+      };
+      await conn.send(Frame.STARTED, new TextEncoder().encode(JSON.stringify({ pid: proc.pid })));
+      for (const [type, p] of early.splice(0)) handle(type, p);
+      if (gone) kill();
+      const pumps = pumpOutput(proc, (type, chunk) => conn.send(type, chunk));
+      const { exit } = await awaitExit(proc, 0);
+      await drain(pumps);
+      await writer?.close(0);
+      closeAll(proc);
+      return { exitCode: exit.exitCode };
+    }),
+  );
 }
 
 /** Waits (≤ `ms`) for the execs still running in this monitor to send their exit. */

@@ -62,10 +62,11 @@ async function launchHeld(a: MonitorArgs, reaper: Reaper): Promise<Launched> {
   const cmd = new RuntimeCommand(a.runtime);
   const con = a.terminal ? shortSocketPath(f.console) : undefined;
   const consoleSocket = con?.childPath(process.pid);
-  const argv = a.mode === "create"
-    // no_pivot: the daemon sets CRIO_MONITOR_NO_PIVOT in its monitors' environment (CRI-O passes --no-pivot)
-    ? cmd.create(a.container, { bundle: a.bundle!, pidFile: f.pid, consoleSocket, log: f.runtimeLog, noPivot: !!process.env.CRIO_MONITOR_NO_PIVOT })
-    : cmd.exec(a.container, { processPath: f.process, detach: true, pidFile: f.pid, consoleSocket, log: f.runtimeLog });
+  const argv =
+    a.mode === "create"
+      ? // no_pivot: the daemon sets CRIO_MONITOR_NO_PIVOT in its monitors' environment (CRI-O passes --no-pivot)
+        cmd.create(a.container, { bundle: a.bundle!, pidFile: f.pid, consoleSocket, log: f.runtimeLog, noPivot: !!process.env.CRIO_MONITOR_NO_PIVOT })
+      : cmd.exec(a.container, { processPath: f.process, detach: true, pidFile: f.pid, consoleSocket, log: f.runtimeLog });
 
   const ours: number[] = []; // fds we keep on success
   const theirs: number[] = []; // fds only the runtime needs
@@ -114,7 +115,11 @@ async function launchHeld(a: MonitorArgs, reaper: Reaper): Promise<Launched> {
     const code = p.exited.then((c) => ((exited = true), c));
 
     if (consoleFd >= 0) {
-      const master = await receiveMaster(consoleFd, () => exited, () => ownStderr?.readNow() ?? false);
+      const master = await receiveMaster(
+        consoleFd,
+        () => exited,
+        () => ownStderr?.readNow() ?? false,
+      );
       if (master >= 0) ours.push((out.master = master));
     }
     await ownStderr?.readUntil(() => exited);

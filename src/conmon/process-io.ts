@@ -33,9 +33,15 @@ export function pumpOutput(proc: Launched, sink: (type: OutputType, chunk: Uint8
     if (typeof from === "number") r = new Pump(from, (chunk) => sink(type, chunk));
     else {
       r = from;
-      void from.attach((chunk) => sink(type, chunk)).then((dropped) => {
-        if (dropped > 0) diag("warning", "output written while the runtime ran was more than kept: its start was dropped", { stream: type === Frame.STDERR ? "stderr" : "stdout", dropped });
-      });
+      void from
+        .attach((chunk) => sink(type, chunk))
+        .then((dropped) => {
+          if (dropped > 0)
+            diag("warning", "output written while the runtime ran was more than kept: its start was dropped", {
+              stream: type === Frame.STDERR ? "stderr" : "stdout",
+              dropped,
+            });
+        });
     }
     if (ended) void r.done.then(() => ended(type));
     readings.push(r);

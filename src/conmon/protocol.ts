@@ -198,8 +198,17 @@ export function applyExecRequest(a: MonitorArgs, line: string): MonitorArgs {
   if (a.mode === "create") {
     const id = requireId(r, "id");
     const out: MonitorArgs = {
-      ...a, standby: false, id, container: id, dir: requireDir(r), bundle: requirePath(r, "bundle"), logPath: requirePath(r, "logPath"),
-      terminal: requireBool(r, "terminal"), stdin: requireBool(r, "stdin"), stdinOnce: requireBool(r, "stdinOnce"), logSizeMax: requireSize(r, "logSizeMax"),
+      ...a,
+      standby: false,
+      id,
+      container: id,
+      dir: requireDir(r),
+      bundle: requirePath(r, "bundle"),
+      logPath: requirePath(r, "logPath"),
+      terminal: requireBool(r, "terminal"),
+      stdin: requireBool(r, "stdin"),
+      stdinOnce: requireBool(r, "stdinOnce"),
+      logSizeMax: requireSize(r, "logSizeMax"),
     };
     if (requireBool(r, "noSyncLog")) out.noSyncLog = true;
     return out;
@@ -266,7 +275,20 @@ export function parseArgs(argv: readonly string[]): MonitorArgs {
     const late = {
       "exec-sync": ["--id", "--container", "--dir", "--timeout-ms"],
       exec: ["--id", "--container", "--dir", "--timeout-ms", "--attach-timeout-ms", "--terminal", "--stdin"],
-      create: ["--id", "--container", "--dir", "--bundle", "--log-path", "--terminal", "--stdin", "--stdin-once", "--log-size-max", "--no-sync-log", "--timeout-ms", "--attach-timeout-ms"],
+      create: [
+        "--id",
+        "--container",
+        "--dir",
+        "--bundle",
+        "--log-path",
+        "--terminal",
+        "--stdin",
+        "--stdin-once",
+        "--log-size-max",
+        "--no-sync-log",
+        "--timeout-ms",
+        "--attach-timeout-ms",
+      ],
     }[mode];
     for (const k of late) if (v.has(k) || flags.has(k)) throw new Error(`a standby monitor gets ${k} in its request`);
     if (mode === "create" && !v.get("--exit-dir")) throw new Error("a standby create monitor needs --exit-dir");
@@ -293,8 +315,7 @@ export function parseArgs(argv: readonly string[]): MonitorArgs {
   };
   if (standby) a.standby = true;
   if (flags.has("--no-sync-log")) a.noSyncLog = true;
-  if (mode === "create" && !standby && (!a.bundle || !a.logPath || !a.exitDir))
-    throw new Error("create mode needs --bundle, --log-path and --exit-dir");
+  if (mode === "create" && !standby && (!a.bundle || !a.logPath || !a.exitDir)) throw new Error("create mode needs --bundle, --log-path and --exit-dir");
   if (mode === "exec-sync" && a.terminal) throw new Error("exec-sync does not support --terminal");
   return a;
 }
@@ -474,7 +495,8 @@ function requireBool(r: Record<string, unknown>, k: string): boolean {
 /** `r[k]` when it is a whole number of ms a timer can take (0 to MAX_TIMER_MS); throws otherwise. */
 function requireMs(r: Record<string, unknown>, k: string): number {
   const t = r[k];
-  if (typeof t !== "number" || !Number.isInteger(t) || t < 0 || t > MAX_TIMER_MS) throw new Error(`${k} needs 0 to ${MAX_TIMER_MS} ms, got ${JSON.stringify(t)}`);
+  if (typeof t !== "number" || !Number.isInteger(t) || t < 0 || t > MAX_TIMER_MS)
+    throw new Error(`${k} needs 0 to ${MAX_TIMER_MS} ms, got ${JSON.stringify(t)}`);
   return t;
 }
 
@@ -522,8 +544,17 @@ export function parseLogLine(line: string): LogRecord | undefined {
 const EMPTY = new Uint8Array(0);
 const BOOLEAN = new Set(["--terminal", "--stdin", "--stdin-once", "--standby", "--no-sync-log"]);
 const VALUED = new Set([
-  "--mode", "--id", "--container", "--runtime-command", "--bundle", "--dir", "--log-path",
-  "--exit-dir", "--log-size-max", "--timeout-ms", "--attach-timeout-ms",
+  "--mode",
+  "--id",
+  "--container",
+  "--runtime-command",
+  "--bundle",
+  "--dir",
+  "--log-path",
+  "--exit-dir",
+  "--log-size-max",
+  "--timeout-ms",
+  "--attach-timeout-ms",
 ]);
 
 /** The value of --runtime-command: a JSON array of strings, the first an absolute path. */

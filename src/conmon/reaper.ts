@@ -118,4 +118,3 @@ export class Reaper {
 const NOT_OURS_POLL_MS = 1000;
 /** Reported (as exit code 255) for a process that is gone but was not ours to wait for. */
 const UNKNOWN_STATUS = 255 << 8;
-

@@ -33,7 +33,12 @@ export interface CreateInput {
  * CreateContainer: reserve the name, resolve the image, mount the root filesystem, build the
  * OCI spec and bundle, and have a monitor run `runtime create`. Every step is undone on failure.
  */
-export async function createContainer(d: ContainerDeps, input: CreateInput, targetPid: (id: string) => number | undefined, onCreated: (rec: StoredRecord<ContainerMeta, ContainerRunState>) => void): Promise<StoredRecord<ContainerMeta, ContainerRunState>> {
+export async function createContainer(
+  d: ContainerDeps,
+  input: CreateInput,
+  targetPid: (id: string) => number | undefined,
+  onCreated: (rec: StoredRecord<ContainerMeta, ContainerRunState>) => void,
+): Promise<StoredRecord<ContainerMeta, ContainerRunState>> {
   const md = input.config.metadata;
   if (!md?.name) throw invalid("ContainerConfig.Metadata.Name is required");
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(md.name)) throw invalid(`invalid container name "${md.name}"`);
@@ -45,8 +50,11 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
   const owner = `${sb.meta.metadata.namespace}/${sb.meta.metadata.name}/${md.name}`;
   const config: ContainerConfig = { ...input.config, annotations: d.sandboxes.allowedAnnotations(sb.meta.runtimeHandler, input.config.annotations, owner) };
   const logRel = config.logPath;
-  if (logRel && (isAbsolute(logRel) || normalize(logRel).startsWith(".."))) throw invalid(`invalid log path "${logRel}": it must stay inside the pod's log directory`);
-  for (const m of config.mounts) if (!isAbsolute(m.containerPath) || (m.hostPath && !isAbsolute(m.hostPath))) throw invalid(`mount paths must be absolute: "${m.hostPath}" → "${m.containerPath}"`);
+  if (logRel && (isAbsolute(logRel) || normalize(logRel).startsWith("..")))
+    throw invalid(`invalid log path "${logRel}": it must stay inside the pod's log directory`);
+  for (const m of config.mounts)
+    if (!isAbsolute(m.containerPath) || (m.hostPath && !isAbsolute(m.hostPath)))
+      throw invalid(`mount paths must be absolute: "${m.hostPath}" → "${m.containerPath}"`);
 
   // CDI devices are resolved before anything is made: an unknown one is invalid-argument naming it.
   const cdiDevices = d.cdi.resolve(cdiRequests(config));
@@ -71,7 +79,9 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
   if (policyName) await d.images.checkPolicyFor(policyName, sb.meta.metadata.namespace);
 
   traceAttrs({ "container.id": id, "container.name": name });
-  const rootfs = await traced("storage.create_rootfs", () => d.rootfs.create(id, image.layers, idmap)).catch((e) => { throw wrap(e, "create root filesystem"); });
+  const rootfs = await traced("storage.create_rootfs", () => d.rootfs.create(id, image.layers, idmap)).catch((e) => {
+    throw wrap(e, "create root filesystem");
+  });
   undo.defer("remove root filesystem", () => d.rootfs.remove(id)); // with the image volumes below
   const volumes = await mountImageVolumes(d, id, config, idmap);
   const bundle = join(d.paths.runroot, "containers", id);
@@ -93,16 +103,24 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
   const built = (() => {
     try {
       return buildContainerSpec({
-        id, name, config,
+        id,
+        name,
+        config,
         sandbox: sandboxInput(sb, input.sandboxConfig),
         image: { config: image.config, id: image.id, name: image.name, userRequested: ref },
-        rootfs, runDir: bundle, logPath, imageVolumes: volumes.sources,
+        rootfs,
+        runDir: bundle,
+        logPath,
+        imageVolumes: volumes.sources,
         cgroupManager: settings.cgroupManager,
         etcPasswd: readInRoot(rootfs, "/etc/passwd"),
         etcGroup: readInRoot(rootfs, "/etc/group"),
         targetPidNamespace: targetPidNs,
         created: created.toISOString(),
-        defaults: { ...settings.defaults, containerMinMemory: settings.containerMinMemoryByHandler?.[sb.meta.runtimeHandler] ?? settings.defaults.containerMinMemory },
+        defaults: {
+          ...settings.defaults,
+          containerMinMemory: settings.containerMinMemoryByHandler?.[sb.meta.runtimeHandler] ?? settings.defaults.containerMinMemory,
+        },
         cdiDevices,
         host: d.host,
         io: d.io,
@@ -114,8 +132,12 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
   for (const w of built.warnings) log.warn(w, { id });
   try {
     addNodeFiles({
-      mounts: built.spec.mounts ??= [], runDir: bundle, timezone: settings.timezone, defaultMounts: settings.defaultMounts,
-      taken: new Set(config.mounts.map((m) => normalize(m.containerPath))), readonly: built.spec.root?.readonly ?? false,
+      mounts: (built.spec.mounts ??= []),
+      runDir: bundle,
+      timezone: settings.timezone,
+      defaultMounts: settings.defaultMounts,
+      taken: new Set(config.mounts.map((m) => normalize(m.containerPath))),
+      readonly: built.spec.root?.readonly ?? false,
     });
   } catch (e) {
     throw wrap(e, "timezone and default mounts");
@@ -123,7 +145,10 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
   if (idmap) checkMappedUser(idmap, built.user);
   const hooked = addHooks(settings.hooksDir ?? [], built.spec, { hasBindMounts: config.mounts.length > 0 }, d.log.withTag("hooks"));
   if (hooked.length > 0) log.debug(`Added OCI hooks ${hooked.join(", ")} to container ${id}`, { id });
-  for (const dir of built.mkdirs) await mkdir(dir, { recursive: true, mode: 0o755 }).catch((e) => { throw wrap(e, `create mount source "${dir}"`); });
+  for (const dir of built.mkdirs)
+    await mkdir(dir, { recursive: true, mode: 0o755 }).catch((e) => {
+      throw wrap(e, `create mount source "${dir}"`);
+    });
   for (const f of built.files) {
     await mkdir(dirname(f.path), { recursive: true });
     await writeFile(f.path, f.content, { mode: f.mode });
@@ -132,7 +157,9 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
     // runc binds these into the container; its mount namespace keeps them after they are detached here
     undo.defer("detach idmapped mounts", () => d.idmap?.clear(id));
     const skip = new Set([sb.status.shmPath, ...volumes.sources.values()]);
-    await stageBindMounts(d, id, built.spec, idmap, skip, config.mounts).catch((e) => { throw wrap(e, "idmapped mounts"); });
+    await stageBindMounts(d, id, built.spec, idmap, skip, config.mounts).catch((e) => {
+      throw wrap(e, "idmapped mounts");
+    });
   }
   await writeBundle(bundle, built.spec);
 
@@ -140,13 +167,30 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
     await handler.runtime.delete(id, true).catch(() => {});
     await d.monitors.remove(id);
   });
-  const { pid } = await traced("runtime.create", () => handler
-    .create({ id, bundle, logPath, terminal: config.tty, stdin: config.stdin, stdinOnce: config.stdinOnce, logSizeMax: settings.logSizeMax, timeoutMs: settings.containerCreateTimeoutS * 1000, cgroupParent: sb.meta.cgroupParent }), { kind: "client", attrs: { "container.id": id, runtime: handler.name } })
-    .catch((e) => { throw wrap(e, `runtime create with handler "${handler.name}" (${handler.runtime.path})`); })
+  const { pid } = await traced(
+    "runtime.create",
+    () =>
+      handler.create({
+        id,
+        bundle,
+        logPath,
+        terminal: config.tty,
+        stdin: config.stdin,
+        stdinOnce: config.stdinOnce,
+        logSizeMax: settings.logSizeMax,
+        timeoutMs: settings.containerCreateTimeoutS * 1000,
+        cgroupParent: sb.meta.cgroupParent,
+      }),
+    { kind: "client", attrs: { "container.id": id, runtime: handler.name } },
+  )
+    .catch((e) => {
+      throw wrap(e, `runtime create with handler "${handler.name}" (${handler.runtime.path})`);
+    })
     .finally(() => idmap && d.idmap?.clear(id));
 
   const meta: ContainerMeta = {
-    id, name,
+    id,
+    name,
     sandboxId: sb.meta.id,
     metadata: { name: md.name, attempt: md.attempt },
     configJson: configWithAnnotations(input.configJson, config.annotations),
@@ -158,7 +202,11 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
     stopSignal: built.stopSignal,
     user: built.user,
     mounts: config.mounts.map((m, i) => ({
-      containerPath: m.containerPath, hostPath: m.hostPath, readonly: m.readonly, propagation: m.propagation, selinuxRelabel: m.selinuxRelabel,
+      containerPath: m.containerPath,
+      hostPath: m.hostPath,
+      readonly: m.readonly,
+      propagation: m.propagation,
+      selinuxRelabel: m.selinuxRelabel,
       ...(m.image?.image ? { image: m.image.image, imageSubPath: m.imageSubPath || undefined, imageId: volumes.imageIds.get(i) } : {}),
     })),
     tty: config.tty,
@@ -168,7 +216,9 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
     bundle,
     seccomp: built.seccompRef,
   };
-  const rec = await d.records.create(id, meta, { state: "created", pid }).catch((e) => { throw wrap(e, "write container record"); });
+  const rec = await d.records.create(id, meta, { state: "created", pid }).catch((e) => {
+    throw wrap(e, "write container record");
+  });
   onCreated(rec);
   undo.commit();
   log.info(`Created container ${id}: ${pod.namespace}/${pod.name}/${md.name}`, { id });
@@ -180,7 +230,12 @@ export async function createContainer(d: ContainerDeps, input: CreateInput, targ
  * pulls it first); its layers are mounted read-only under the container's storage dir, and the
  * mount's source is that dir or the image_sub_path inside it, which must exist.
  */
-async function mountImageVolumes(d: ContainerDeps, id: string, config: ContainerConfig, idmap: PodIdmap | undefined): Promise<{ sources: Map<number, string>; imageIds: Map<number, string> }> {
+async function mountImageVolumes(
+  d: ContainerDeps,
+  id: string,
+  config: ContainerConfig,
+  idmap: PodIdmap | undefined,
+): Promise<{ sources: Map<number, string>; imageIds: Map<number, string> }> {
   const sources = new Map<number, string>();
   const imageIds = new Map<number, string>();
   for (const [i, m] of config.mounts.entries()) {
@@ -188,7 +243,9 @@ async function mountImageVolumes(d: ContainerDeps, id: string, config: Container
     if (!ref) continue; // (image_sub_path without an image, or with host_path too: the spec refuses them)
     const img = await d.images.forCreate(ref);
     if (!img) throw notFound("image", ref);
-    const root = await d.rootfs.mountImage(id, i, img.layers, idmap).catch((e) => { throw wrap(e, `mount image volume "${ref}" at "${m.containerPath}"`); });
+    const root = await d.rootfs.mountImage(id, i, img.layers, idmap).catch((e) => {
+      throw wrap(e, `mount image volume "${ref}" at "${m.containerPath}"`);
+    });
     let source = root;
     if (m.imageSubPath) {
       source = secureJoin(root, m.imageSubPath);

@@ -3,7 +3,12 @@ import type { ContainerCtx } from "./context.ts";
 import { execProcess, runningContainer } from "./exec.ts";
 
 /** ExecSync: runs a command in a running container; output capped at 16 MiB each. */
-export async function execSync(c: ContainerCtx, id: string, cmd: string[], timeoutS: number): Promise<{ exitCode: number; stdout: Uint8Array; stderr: Uint8Array }> {
+export async function execSync(
+  c: ContainerCtx,
+  id: string,
+  cmd: string[],
+  timeoutS: number,
+): Promise<{ exitCode: number; stdout: Uint8Array; stderr: Uint8Array }> {
   const rec = runningContainer(c, id);
   if (cmd.length === 0) throw new RuntimeError("invalid-argument", "ExecSync needs a command");
   const handler = c.d.handlers.get(rec.meta.runtimeHandler);

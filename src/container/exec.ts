@@ -20,7 +20,9 @@ export function runningContainer(c: ContainerCtx, id: string): Rec {
  * resizes.
  */
 export async function execProcess(c: ContainerView, cmd: string[], terminal: boolean): Promise<ExecProcess> {
-  const spec = await readBundle(c.meta.bundle).catch((e) => { throw wrap(e, `read bundle of "${c.meta.id}"`); });
+  const spec = await readBundle(c.meta.bundle).catch((e) => {
+    throw wrap(e, `read bundle of "${c.meta.id}"`);
+  });
   const { consoleSize: _c, ...base } = (spec.process ?? {}) as { consoleSize?: unknown } & Record<string, unknown>;
   return { ...base, args: cmd, terminal };
 }

@@ -59,13 +59,21 @@ export async function recordExit(c: ContainerCtx, id: string, info: ExitInfo): P
  * one path of the watchdog, of recovery and of a stop waiting for the exit. Returns whether the
  * container is now EXITED, with the runtime's state when it is not.
  */
-export async function settleExit(c: ContainerCtx, rec: Rec, verdict: (st: RuntimeState) => ExitVerdict | undefined, o: { announce?: boolean } = {}): Promise<{ exited: true } | { exited: false; state: RuntimeState }> {
+export async function settleExit(
+  c: ContainerCtx,
+  rec: Rec,
+  verdict: (st: RuntimeState) => ExitVerdict | undefined,
+  o: { announce?: boolean } = {},
+): Promise<{ exited: true } | { exited: false; state: RuntimeState }> {
   const exit = await c.d.monitors.readExit(rec.meta.id).catch(() => undefined);
   if (exit) {
     await recordExit(c, rec.meta.id, exit);
     return { exited: true };
   }
-  const state = await c.d.handlers.get(rec.meta.runtimeHandler).runtime.state(rec.meta.id).catch(() => undefined);
+  const state = await c.d.handlers
+    .get(rec.meta.runtimeHandler)
+    .runtime.state(rec.meta.id)
+    .catch(() => undefined);
   if (isExited(rec)) return { exited: true }; // ended meanwhile through the usual path
   const end = verdict(state);
   if (!end) return { exited: false, state };

@@ -184,7 +184,8 @@ function fromV1(raw: Record<string, unknown>, source: string): HookConfig {
   if (when.always !== undefined) w.always = bool(when.always, source, "when.always");
   if (when.hasBindMounts !== undefined) w.hasBindMounts = bool(when.hasBindMounts, source, "when.hasBindMounts");
   if (when.annotations !== undefined) {
-    if (!when.annotations || typeof when.annotations !== "object" || Array.isArray(when.annotations)) throw invalid(`hook "${source}": when.annotations must be an object`);
+    if (!when.annotations || typeof when.annotations !== "object" || Array.isArray(when.annotations))
+      throw invalid(`hook "${source}": when.annotations must be an object`);
     w.annotations = when.annotations as Record<string, string>;
   }
   if (when.commands !== undefined) w.commands = strings(when.commands, source, "when.commands");

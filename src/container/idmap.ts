@@ -56,7 +56,14 @@ export function checkMappedUser(pod: PodIdmap, user: { uid: number; gid: number;
  * points the mounts at the copies. A CRI mount with uid/gid mappings of its own is mapped with
  * them. Undo with d.idmap.clear(id).
  */
-export async function stageBindMounts(d: ContainerDeps, id: string, spec: Spec, pod: PodIdmap, skip: ReadonlySet<string>, cri: readonly CriMount[]): Promise<void> {
+export async function stageBindMounts(
+  d: ContainerDeps,
+  id: string,
+  spec: Spec,
+  pod: PodIdmap,
+  skip: ReadonlySet<string>,
+  cri: readonly CriMount[],
+): Promise<void> {
   if (!d.idmap) throw precondition("idmapped mounts are not available");
   const own = new Map<string, StageItem["maps"]>();
   for (const c of cri) {
@@ -83,7 +90,10 @@ export async function stageBindMounts(d: ContainerDeps, id: string, spec: Spec, 
 
 // --- internal ---
 
-function sameMaps(a: readonly { containerId: number; hostId: number; length: number }[], b: readonly { containerId: number; hostId: number; length: number }[]): boolean {
+function sameMaps(
+  a: readonly { containerId: number; hostId: number; length: number }[],
+  b: readonly { containerId: number; hostId: number; length: number }[],
+): boolean {
   return a.length === b.length && a.every((x, i) => x.containerId === b[i]!.containerId && x.hostId === b[i]!.hostId && x.length === b[i]!.length);
 }
 

@@ -17,12 +17,20 @@ import { buildInfraSpec } from "./spec/infra.ts";
  * first when missing, with pause_image_auth_file), its own root filesystem, the infra spec, then
  * `runtime create` and `start`. It has the sandbox's id and is recorded as an infra container.
  */
-export async function startInfra(d: ContainerDeps, sb: SandboxView, config: PodSandboxConfig, signal: AbortSignal | undefined, onCreated: (rec: StoredRecord<ContainerMeta, ContainerRunState>) => void): Promise<{ containerId: string; pid: number }> {
+export async function startInfra(
+  d: ContainerDeps,
+  sb: SandboxView,
+  config: PodSandboxConfig,
+  signal: AbortSignal | undefined,
+  onCreated: (rec: StoredRecord<ContainerMeta, ContainerRunState>) => void,
+): Promise<{ containerId: string; pid: number }> {
   const st = d.settings();
   const id = sb.meta.id;
   const log = d.log.withTag("sandbox");
   await using undo = new Undo(log);
-  const image = await d.images.ensure(st.pauseImage, st.pauseImageAuthFile, signal).catch((e) => { throw wrap(e, `pause image "${st.pauseImage}"`); });
+  const image = await d.images.ensure(st.pauseImage, st.pauseImageAuthFile, signal).catch((e) => {
+    throw wrap(e, `pause image "${st.pauseImage}"`);
+  });
   const idmap = podIdmap(sb);
   const rootfs = await d.rootfs.create(id, image.layers, idmap);
   undo.defer("remove infra root filesystem", () => d.rootfs.remove(id));
@@ -31,7 +39,9 @@ export async function startInfra(d: ContainerDeps, sb: SandboxView, config: PodS
   undo.defer("remove infra bundle", () => rm(bundle, { recursive: true, force: true }));
   const pod = sandboxInput(sb, config);
   const built = buildInfraSpec({
-    id, name: sb.meta.name, config,
+    id,
+    name: sb.meta.name,
+    config,
     image: { config: image.config, id: image.id, name: image.name, userRequested: st.pauseImage },
     pauseCommand: st.pauseCommand,
     rootfs,
@@ -52,7 +62,9 @@ export async function startInfra(d: ContainerDeps, sb: SandboxView, config: PodS
   for (const w of built.warnings) log.warn(w, { id });
   if (idmap) {
     undo.defer("detach idmapped mounts", () => d.idmap?.clear(id));
-    await stageBindMounts(d, id, built.spec as Spec, idmap, new Set([sb.status.shmPath]), []).catch((e) => { throw wrap(e, "idmapped mounts"); });
+    await stageBindMounts(d, id, built.spec as Spec, idmap, new Set([sb.status.shmPath]), []).catch((e) => {
+      throw wrap(e, "idmapped mounts");
+    });
   }
   await writeBundle(bundle, built.spec as Spec);
   const handler = d.handlers.get(sb.meta.runtimeHandler);
@@ -63,17 +75,40 @@ export async function startInfra(d: ContainerDeps, sb: SandboxView, config: PodS
   const logPath = join(d.paths.runroot, "containers", id, "infra.log");
   await mkdir(dirname(logPath), { recursive: true });
   const { pid } = await handler
-    .create({ id, bundle, logPath, terminal: false, stdin: false, stdinOnce: false, logSizeMax: 1 << 20, timeoutMs: st.containerCreateTimeoutS * 1000, cgroupParent: sb.meta.cgroupParent })
+    .create({
+      id,
+      bundle,
+      logPath,
+      terminal: false,
+      stdin: false,
+      stdinOnce: false,
+      logSizeMax: 1 << 20,
+      timeoutMs: st.containerCreateTimeoutS * 1000,
+      cgroupParent: sb.meta.cgroupParent,
+    })
     .finally(() => idmap && d.idmap?.clear(id));
   await handler.runtime.start(id);
   const meta: ContainerMeta = {
-    id, name: sb.meta.name, sandboxId: id,
+    id,
+    name: sb.meta.name,
+    sandboxId: id,
     metadata: { name: "POD", attempt: sb.meta.metadata.attempt },
     configJson: null,
     image: { id: image.id, name: image.name, userRequested: st.pauseImage },
-    logPath, createdAt: Date.now(), labels: {}, annotations: {},
-    stopSignal: built.stopSignal, user: { uid: 0, gid: 0, additionalGids: [] }, mounts: [],
-    tty: false, stdin: false, stdinOnce: false, runtimeHandler: sb.meta.runtimeHandler, bundle, seccomp: built.seccompRef, infra: true,
+    logPath,
+    createdAt: Date.now(),
+    labels: {},
+    annotations: {},
+    stopSignal: built.stopSignal,
+    user: { uid: 0, gid: 0, additionalGids: [] },
+    mounts: [],
+    tty: false,
+    stdin: false,
+    stdinOnce: false,
+    runtimeHandler: sb.meta.runtimeHandler,
+    bundle,
+    seccomp: built.seccompRef,
+    infra: true,
   };
   const rec = await d.records.create(id, meta, { state: "running", pid, startedAt: Date.now() });
   onCreated(rec);

@@ -35,10 +35,13 @@ export async function removeContainerLeftovers(d: ContainerDeps, known: Readonly
   const inRuntime = new Map<string, string[]>();
   for (const h of handlers) {
     // a handler whose runtime is not installed (crun in the default table) has no containers to list
-    const ids = await Promise.resolve().then(() => d.handlers.get(h).runtime.list()).then((l) => l.map((s) => s.id)).catch((e) => {
-      log.warn(`listing the containers of runtime handler "${h}": ${messageOf(e)}`);
-      return undefined;
-    });
+    const ids = await Promise.resolve()
+      .then(() => d.handlers.get(h).runtime.list())
+      .then((l) => l.map((s) => s.id))
+      .catch((e) => {
+        log.warn(`listing the containers of runtime handler "${h}": ${messageOf(e)}`);
+        return undefined;
+      });
     for (const id of ids ?? []) {
       if (!ID.test(id) || known.has(id)) continue;
       note(id, `${h} container`);

@@ -55,7 +55,14 @@ export function parseMountsFile(text: string, file: string): DefaultMount[] {
  * `runDir`. `taken`: destinations the container mounts itself. `readonly`: the root filesystem is
  * read-only (CRI-O binds /etc/localtime with the rootfs's mode).
  */
-export function addNodeFiles(o: { mounts: Mount[]; runDir: string; timezone?: string; defaultMounts?: readonly DefaultMount[]; taken: ReadonlySet<string>; readonly: boolean }): void {
+export function addNodeFiles(o: {
+  mounts: Mount[];
+  runDir: string;
+  timezone?: string;
+  defaultMounts?: readonly DefaultMount[];
+  taken: ReadonlySet<string>;
+  readonly: boolean;
+}): void {
   if (o.timezone && !o.taken.has("/etc/localtime")) {
     const src = zoneFile(o.timezone);
     const dst = join(o.runDir, "localtime");

@@ -15,7 +15,16 @@ export interface ContainerMeta {
   stopSignal: string;
   user: { uid: number; gid: number; additionalGids: number[] };
   /** The CRI mounts; `image` (and `imageSubPath`) for an image volume, with `imageId` the image it resolved to. */
-  mounts: Array<{ containerPath: string; hostPath: string; readonly: boolean; propagation: number; selinuxRelabel: boolean; image?: string; imageSubPath?: string; imageId?: string }>;
+  mounts: Array<{
+    containerPath: string;
+    hostPath: string;
+    readonly: boolean;
+    propagation: number;
+    selinuxRelabel: boolean;
+    image?: string;
+    imageSubPath?: string;
+    imageId?: string;
+  }>;
   tty: boolean;
   stdin: boolean;
   stdinOnce: boolean;

@@ -32,7 +32,20 @@ export async function recoverContainers(c: ContainerCtx): Promise<void> {
     c.d.names.reserve(rec.meta.name, rec.meta.id);
     if (rec.status.state === "exited") continue;
     // Gone without an exit file (reboot, or the monitor was killed): EXITED, code unknown.
-    const r = await settleExit(c, rec, (st) => (st && st.status !== "stopped" ? undefined : { exitCode: rec.status.exitCode ?? 255, exitedAt: rec.status.finishedAt ?? Date.now(), message: "the container was not found after a restart of the runtime" }), { announce: false });
-    if (!r.exited && r.state?.status === "running" && rec.status.state === "created") await rec.update((s) => ({ ...s, state: "running", startedAt: s.startedAt ?? Date.now() }));
+    const r = await settleExit(
+      c,
+      rec,
+      (st) =>
+        st && st.status !== "stopped"
+          ? undefined
+          : {
+              exitCode: rec.status.exitCode ?? 255,
+              exitedAt: rec.status.finishedAt ?? Date.now(),
+              message: "the container was not found after a restart of the runtime",
+            },
+      { announce: false },
+    );
+    if (!r.exited && r.state?.status === "running" && rec.status.state === "created")
+      await rec.update((s) => ({ ...s, state: "running", startedAt: s.startedAt ?? Date.now() }));
   }
 }

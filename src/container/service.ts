@@ -44,7 +44,12 @@ export class ContainerService implements PodContainers {
 
   /** CreateContainer. */
   async create(input: CreateInput): Promise<ContainerView> {
-    const rec = await createContainer(this.#c.d, input, (id) => this.#index.find(id)?.status.pid, (r) => this.#index.add(r.meta.id, r));
+    const rec = await createContainer(
+      this.#c.d,
+      input,
+      (id) => this.#index.find(id)?.status.pid,
+      (r) => this.#index.add(r.meta.id, r),
+    );
     this.#emit("created", rec);
     return rec;
   }
@@ -106,12 +111,20 @@ export class ContainerService implements PodContainers {
 
   /** PodContainers: stops every container of a pod (no grace: the pod is going). */
   async stopAll(sandboxId: string): Promise<void> {
-    await Promise.all(this.ofPod(sandboxId).filter((c) => !c.meta.infra).map((c) => stopContainer(this.#c, c as Rec, 0)));
+    await Promise.all(
+      this.ofPod(sandboxId)
+        .filter((c) => !c.meta.infra)
+        .map((c) => stopContainer(this.#c, c as Rec, 0)),
+    );
   }
 
   /** PodContainers: removes every container of a pod. */
   async removeAll(sandboxId: string): Promise<void> {
-    await Promise.all(this.ofPod(sandboxId).filter((c) => !c.meta.infra).map((c) => this.remove(c.meta.id)));
+    await Promise.all(
+      this.ofPod(sandboxId)
+        .filter((c) => !c.meta.infra)
+        .map((c) => this.remove(c.meta.id)),
+    );
   }
 
   /** ExecSync: runs a command in a running container; output capped at 16 MiB each. */

@@ -41,7 +41,10 @@ export async function stopContainer(c: ContainerCtx, rec: Rec, timeoutS: number)
       if (await waitExit(c, rec, end - Date.now())) return;
       break;
     }
-    log.warn(`container ${rec.meta.id} is still ${st?.status ?? "there"} after SIGKILL to the processes of its cgroup: sending SIGKILL to its init process${st?.pid ? ` (pid ${st.pid})` : ""}`, { id: rec.meta.id });
+    log.warn(
+      `container ${rec.meta.id} is still ${st?.status ?? "there"} after SIGKILL to the processes of its cgroup: sending SIGKILL to its init process${st?.pid ? ` (pid ${st.pid})` : ""}`,
+      { id: rec.meta.id },
+    );
     await rt.kill(rec.meta.id, "KILL", false).catch((e) => log.debug(`SIGKILL to the init of ${rec.meta.id}: ${messageOf(e)}`));
     if (await waitExit(c, rec, Math.min(end - Date.now(), KILL_INIT_RETRY_MS))) return;
   }

@@ -22,7 +22,10 @@ export class Watchdog {
   /** Checks every `intervalMs` (restarts the timer when already running). */
   start(intervalMs = WATCHDOG_MS): void {
     this.stop();
-    this.#timer = setInterval(() => void this.check().catch((e) => this.#c.d.log.withTag("container").warn(`monitor check failed: ${messageOf(e)}`)), intervalMs);
+    this.#timer = setInterval(
+      () => void this.check().catch((e) => this.#c.d.log.withTag("container").warn(`monitor check failed: ${messageOf(e)}`)),
+      intervalMs,
+    );
     this.#timer.unref();
   }
 
@@ -48,7 +51,9 @@ export class Watchdog {
       if (r.exited) this.#unmonitored.delete(rec.meta.id);
       else if (!this.#unmonitored.has(rec.meta.id)) {
         this.#unmonitored.add(rec.meta.id);
-        log.warn(`container ${rec.meta.id} is running without its monitor (it died): its output is no longer logged and its exit code will be unknown`, { id: rec.meta.id });
+        log.warn(`container ${rec.meta.id} is running without its monitor (it died): its output is no longer logged and its exit code will be unknown`, {
+          id: rec.meta.id,
+        });
       }
     }
   }

@@ -45,14 +45,20 @@ export type CallObserver = (method: string, seconds: number, error?: RuntimeErro
 const ABANDONED_AT_SHUTDOWN = new Set(["ExecSync"]);
 
 /** RPCs whose success is logged at debug level (they are polled). */
-const QUIET = /^(List|Stream|Version|Status|ImageStatus|ContainerStatus|PodSandboxStatus|ContainerStats|PodSandboxStats|ImageFsInfo|ExecSync|RuntimeConfig|GetContainerEvents)/;
+const QUIET =
+  /^(List|Stream|Version|Status|ImageStatus|ContainerStatus|PodSandboxStatus|ContainerStats|PodSandboxStats|ImageFsInfo|ExecSync|RuntimeConfig|GetContainerEvents)/;
 
 /**
  * Builds the routes (by :path) of a protobuf-es service for cri/grpc-server.ts: decode, readiness
  * gate, request/response logging at debug level with one request id, errors mapped to gRPC codes
  * through cri/status.ts; `observe` (optional) is told of each call's outcome.
  */
-export function bridge<S extends DescService>(svc: S, handlers: Record<string, unknown>, gate: Gate, observe?: CallObserver): { routes: Map<string, Route>; shutdown(): void } {
+export function bridge<S extends DescService>(
+  svc: S,
+  handlers: Record<string, unknown>,
+  gate: Gate,
+  observe?: CallObserver,
+): { routes: Map<string, Route>; shutdown(): void } {
   const routes = new Map<string, Route>();
   // Daemon shutdown: aborted, so streams end and abandonable calls answer at once.
   const stopping = new AbortController();
@@ -112,7 +118,11 @@ export function bridge<S extends DescService>(svc: S, handlers: Record<string, u
             const res = await (abandon ? Promise.race([run(), aborted(stopping.signal)]) : run());
             // a cached List answer (list-cache.ts) is sent as the bytes it already is
             const msg = res instanceof Encoded ? undefined : create(m.output, res as never);
-            if (logEnabled("debug")) log.debug(`${m.output.name} ${toJsonString(m.output, (msg ?? fromBinary(m.output, (res as Encoded).bytes)) as never)}`, { id: ctx.id, name: path });
+            if (logEnabled("debug"))
+              log.debug(`${m.output.name} ${toJsonString(m.output, (msg ?? fromBinary(m.output, (res as Encoded).bytes)) as never)}`, {
+                id: ctx.id,
+                name: path,
+              });
             const out = msg ? toBinary(m.output, msg as never) : (res as Encoded).bytes;
             end();
             return out;
@@ -129,7 +139,9 @@ export function bridge<S extends DescService>(svc: S, handlers: Record<string, u
           try {
             const blocked = gate(m.name);
             if (blocked) throw blocked;
-            await inSpan(spanName, svc.typeName, m.name, call, () => handler(req, ctx, (res) => send(toBinary(m.output, create(m.output, res as never) as never))));
+            await inSpan(spanName, svc.typeName, m.name, call, () =>
+              handler(req, ctx, (res) => send(toBinary(m.output, create(m.output, res as never) as never))),
+            );
             end();
           } catch (e) {
             throw failed(ctx, end, e);
@@ -158,16 +170,21 @@ function inSpan<T>(name: string, service: string, method: string, call: Call, ru
   if (!currentTracer()) return run();
   const traceparent = call.header("traceparent") || undefined;
   const attrs = { "rpc.system": "grpc", "rpc.service": service, "rpc.method": method };
-  return traced(name, () => run().then(
-    (r) => {
-      traceAttrs({ "rpc.grpc.status_code": 0 });
-      return r;
-    },
-    (e) => {
-      traceAttrs({ "rpc.grpc.status_code": CODE[RuntimeError.from(e).kind] });
-      throw e;
-    },
-  ), { kind: "server", attrs, traceparent });
+  return traced(
+    name,
+    () =>
+      run().then(
+        (r) => {
+          traceAttrs({ "rpc.grpc.status_code": 0 });
+          return r;
+        },
+        (e) => {
+          traceAttrs({ "rpc.grpc.status_code": CODE[RuntimeError.from(e).kind] });
+          throw e;
+        },
+      ),
+    { kind: "server", attrs, traceparent },
+  );
 }
 
 /** Rejects with the signal's reason once it aborts. */
@@ -177,4 +194,3 @@ function aborted(signal: AbortSignal): Promise<never> {
     else signal.addEventListener("abort", () => reject(signal.reason), { once: true });
   });
 }
-

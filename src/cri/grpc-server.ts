@@ -154,10 +154,13 @@ export class GrpcServer {
     const deadline = parseTimeout(headers["grpc-timeout"]);
     if (deadline === undefined) return fail(Status.INTERNAL, `invalid grpc-timeout header "${String(headers["grpc-timeout"])}"`);
     if (Number.isFinite(deadline)) {
-      timer = setTimeout(() => {
-        fail(Status.DEADLINE_EXCEEDED, "Deadline exceeded");
-        ac.abort(new DOMException("the call's deadline passed", "TimeoutError"));
-      }, Math.max(0, deadline - Date.now()));
+      timer = setTimeout(
+        () => {
+          fail(Status.DEADLINE_EXCEEDED, "Deadline exceeded");
+          ac.abort(new DOMException("the call's deadline passed", "TimeoutError"));
+        },
+        Math.max(0, deadline - Date.now()),
+      );
       timer.unref?.();
     }
     const call: Call = {
@@ -195,7 +198,8 @@ export class GrpcServer {
       if (route.kind === "unary") {
         route.handle(req, call).then((res) => {
           if (done || stream.destroyed) return finish();
-          if (res.length > this.#o.maxSendBytes) return fail(Status.RESOURCE_EXHAUSTED, `Sent message larger than max (${res.length} vs. ${this.#o.maxSendBytes})`);
+          if (res.length > this.#o.maxSendBytes)
+            return fail(Status.RESOURCE_EXHAUSTED, `Sent message larger than max (${res.length} vs. ${this.#o.maxSendBytes})`);
           finish();
           stream.respond({ ":status": 200, "content-type": "application/grpc+proto" }, { waitForTrailers: true });
           stream.once("wantTrailers", () => stream.sendTrailers(OK_TRAILERS));
@@ -275,6 +279,7 @@ function parseTimeout(v: string | string[] | undefined): number | undefined {
 export function encodeMessage(s: string): string {
   if (/^[\x20-\x24\x26-\x7e]*$/.test(s)) return s;
   let out = "";
-  for (const b of Buffer.from(s, "utf8")) out += b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, "0")}`;
+  for (const b of Buffer.from(s, "utf8"))
+    out += b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, "0")}`;
   return out;
 }

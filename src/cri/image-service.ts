@@ -28,7 +28,16 @@ export function imageService(d: Services): Handlers<typeof ImageService> {
       const r = await d.images.pull(ref, {
         signal: ctx.signal,
         namespace: req.sandboxConfig?.metadata?.namespace || undefined,
-        auth: a ? { username: a.username, password: a.password, auth: a.auth, serverAddress: a.serverAddress, identityToken: a.identityToken, registryToken: a.registryToken } : undefined,
+        auth: a
+          ? {
+              username: a.username,
+              password: a.password,
+              auth: a.auth,
+              serverAddress: a.serverAddress,
+              identityToken: a.identityToken,
+              registryToken: a.registryToken,
+            }
+          : undefined,
       });
       return { imageRef: r.id };
     },

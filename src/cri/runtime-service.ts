@@ -1,7 +1,15 @@
 import { fromJson, toBinary, toJson, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import {
-  CgroupDriver, ContainerConfigSchema, ContainerState, LinuxContainerResourcesSchema, ListContainersRequestSchema, ListContainersResponseSchema,
-  ListPodSandboxRequestSchema, ListPodSandboxResponseSchema, PodSandboxConfigSchema, PodSandboxState,
+  CgroupDriver,
+  ContainerConfigSchema,
+  ContainerState,
+  LinuxContainerResourcesSchema,
+  ListContainersRequestSchema,
+  ListContainersResponseSchema,
+  ListPodSandboxRequestSchema,
+  ListPodSandboxResponseSchema,
+  PodSandboxConfigSchema,
+  PodSandboxState,
   type RuntimeService,
 } from "../gen/runtime/v1/api_pb.ts";
 import type { ContainerService } from "../container/index.ts";
@@ -12,7 +20,17 @@ import type { StreamingServer } from "../streaming/index.ts";
 import { toContainer, toContainerStatus } from "./convert/container.ts";
 import { toPodSandbox, toPodSandboxStatus } from "./convert/sandbox.ts";
 import { toSeconds } from "./convert/time.ts";
-import { LIST_CHUNK, containerStatsFilter, inChunks, podStatsFilter, toContainerEvent, toContainerStats, toMetricDescriptor, toPodSandboxMetrics, toPodSandboxStats } from "./convert/stats.ts";
+import {
+  LIST_CHUNK,
+  containerStatsFilter,
+  inChunks,
+  podStatsFilter,
+  toContainerEvent,
+  toContainerStats,
+  toMetricDescriptor,
+  toPodSandboxMetrics,
+  toPodSandboxStats,
+} from "./convert/stats.ts";
 import type { ContainerEvents, StatsService } from "../stats/index.ts";
 import { CRI_API_VERSION, RUNTIME_NAME, VERSION } from "../version.ts";
 import { notBuilt, type Handlers } from "./bridge.ts";
@@ -57,7 +75,12 @@ export interface Services {
   events: ContainerEvents;
 }
 
-const CONTAINER_STATE = { [ContainerState.CONTAINER_CREATED]: "created", [ContainerState.CONTAINER_RUNNING]: "running", [ContainerState.CONTAINER_EXITED]: "exited", [ContainerState.CONTAINER_UNKNOWN]: "unknown" } as const;
+const CONTAINER_STATE = {
+  [ContainerState.CONTAINER_CREATED]: "created",
+  [ContainerState.CONTAINER_RUNNING]: "running",
+  [ContainerState.CONTAINER_EXITED]: "exited",
+  [ContainerState.CONTAINER_UNKNOWN]: "unknown",
+} as const;
 
 /** RuntimeService handlers: validate → delegate → convert. */
 export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
@@ -68,7 +91,10 @@ export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
     version: async () => ({ version: "0.1.0", runtimeName: RUNTIME_NAME, runtimeVersion: VERSION, runtimeApiVersion: CRI_API_VERSION }),
     status: async (req) => ({
       status: { conditions: await d.conditions() },
-      runtimeHandlers: (await d.handlers()).map((h) => ({ name: h.name, features: { recursiveReadOnlyMounts: h.recursiveReadOnlyMounts, userNamespaces: h.userNamespaces } })),
+      runtimeHandlers: (await d.handlers()).map((h) => ({
+        name: h.name,
+        features: { recursiveReadOnlyMounts: h.recursiveReadOnlyMounts, userNamespaces: h.userNamespaces },
+      })),
       features: { supplementalGroupsPolicy: true },
       info: req.verbose ? { config: d.configJson() } : ({} as Record<string, string>),
     }),
@@ -79,7 +105,10 @@ export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
     },
     runPodSandbox: async (req, ctx) => {
       if (!req.config) throw invalid("RunPodSandboxRequest.Config is required");
-      const sb = await d.sandboxes.run({ config: req.config, configJson: toJson(PodSandboxConfigSchema, req.config), runtimeHandler: req.runtimeHandler }, ctx.signal);
+      const sb = await d.sandboxes.run(
+        { config: req.config, configJson: toJson(PodSandboxConfigSchema, req.config), runtimeHandler: req.runtimeHandler },
+        ctx.signal,
+      );
       return { podSandboxId: sb.meta.id };
     },
     stopPodSandbox: async (req) => {
@@ -91,7 +120,8 @@ export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
       return {};
     },
     podSandboxStatus: async (req) => toPodSandboxStatus(d.sandboxes.get(need(req.podSandboxId, "PodSandboxId")), req.verbose),
-    listPodSandbox: async (req) => podList.get(requestKey(ListPodSandboxRequestSchema, req), () => ({ items: d.sandboxes.list(sandboxFilter(req.filter)).map(toPodSandbox) })),
+    listPodSandbox: async (req) =>
+      podList.get(requestKey(ListPodSandboxRequestSchema, req), () => ({ items: d.sandboxes.list(sandboxFilter(req.filter)).map(toPodSandbox) })),
     streamPodSandboxes: async (req, _ctx, send) => {
       await inChunks(d.sandboxes.list(sandboxFilter(req.filter)).map(toPodSandbox), (c) => send({ podSandboxes: c }), LIST_CHUNK);
     },
@@ -99,7 +129,12 @@ export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
       if (!req.config) throw invalid("CreateContainerRequest.Config is required");
       const sb = d.sandboxes.get(need(req.podSandboxId, "PodSandboxId"));
       const sandboxConfig = req.sandboxConfig ?? fromJson(PodSandboxConfigSchema, sb.meta.configJson as never);
-      const c = await d.containers.create({ podSandboxId: sb.meta.id, config: req.config, sandboxConfig, configJson: toJson(ContainerConfigSchema, req.config) });
+      const c = await d.containers.create({
+        podSandboxId: sb.meta.id,
+        config: req.config,
+        sandboxConfig,
+        configJson: toJson(ContainerConfigSchema, req.config),
+      });
       return { containerId: c.meta.id };
     },
     startContainer: async (req) => {
@@ -114,7 +149,8 @@ export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
       await d.containers.remove(need(req.containerId, "ContainerId"));
       return {};
     },
-    listContainers: async (req) => containerList.get(requestKey(ListContainersRequestSchema, req), () => ({ containers: d.containers.list(containerFilter(req.filter)).map(toContainer) })),
+    listContainers: async (req) =>
+      containerList.get(requestKey(ListContainersRequestSchema, req), () => ({ containers: d.containers.list(containerFilter(req.filter)).map(toContainer) })),
     streamContainers: async (req, _ctx, send) => {
       await inChunks(d.containers.list(containerFilter(req.filter)).map(toContainer), (c) => send({ containers: c }), LIST_CHUNK);
     },
@@ -133,7 +169,9 @@ export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
     },
     exec: async (req) => {
       d.containers.get(need(req.containerId, "ContainerId"));
-      return { url: d.streaming.getExecUrl({ containerId: req.containerId, cmd: req.cmd, tty: req.tty, stdin: req.stdin, stdout: req.stdout, stderr: req.stderr }) };
+      return {
+        url: d.streaming.getExecUrl({ containerId: req.containerId, cmd: req.cmd, tty: req.tty, stdin: req.stdin, stdout: req.stdout, stderr: req.stderr }),
+      };
     },
     attach: async (req) => {
       d.containers.get(need(req.containerId, "ContainerId"));
@@ -145,16 +183,24 @@ export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
     },
     containerStats: async (req) => ({ stats: toContainerStats(await d.stats.container(need(req.containerId, "ContainerId"))) }),
     listContainerStats: async (req) => ({ stats: (await d.stats.listContainers(containerStatsFilter(req.filter))).map(toContainerStats) }),
-    streamContainerStats: async (req, _ctx, send) => inChunks((await d.stats.listContainers(containerStatsFilter(req.filter))).map(toContainerStats), (c) => send({ containerStats: c })),
+    streamContainerStats: async (req, _ctx, send) =>
+      inChunks((await d.stats.listContainers(containerStatsFilter(req.filter))).map(toContainerStats), (c) => send({ containerStats: c })),
     podSandboxStats: async (req) => ({ stats: toPodSandboxStats(await d.stats.pod(need(req.podSandboxId, "PodSandboxId"))) }),
     listPodSandboxStats: async (req) => ({ stats: (await d.stats.listPods(podStatsFilter(req.filter))).map(toPodSandboxStats) }),
-    streamPodSandboxStats: async (req, _ctx, send) => inChunks((await d.stats.listPods(podStatsFilter(req.filter))).map(toPodSandboxStats), (c) => send({ podSandboxStats: c })),
+    streamPodSandboxStats: async (req, _ctx, send) =>
+      inChunks((await d.stats.listPods(podStatsFilter(req.filter))).map(toPodSandboxStats), (c) => send({ podSandboxStats: c })),
     checkpointContainer: notBuilt,
     getContainerEvents: async (_req, ctx, send) => d.events.serve(ctx.signal, (e) => send(toContainerEvent(e))),
     listMetricDescriptors: async () => ({ descriptors: d.stats.descriptors().map(toMetricDescriptor) }),
     listPodSandboxMetrics: async () => ({ podMetrics: (await d.stats.podMetrics()).map(toPodSandboxMetrics) }),
     streamPodSandboxMetrics: async (_req, _ctx, send) => inChunks((await d.stats.podMetrics()).map(toPodSandboxMetrics), (c) => send({ podSandboxMetrics: c })),
-    updatePodSandboxResources: async (req) => (d.stats.updatePodResources(need(req.podSandboxId, "PodSandboxId"), { overhead: req.overhead && toJson(LinuxContainerResourcesSchema, req.overhead), resources: req.resources && toJson(LinuxContainerResourcesSchema, req.resources) }), {}),
+    updatePodSandboxResources: async (req) => (
+      d.stats.updatePodResources(need(req.podSandboxId, "PodSandboxId"), {
+        overhead: req.overhead && toJson(LinuxContainerResourcesSchema, req.overhead),
+        resources: req.resources && toJson(LinuxContainerResourcesSchema, req.resources),
+      }),
+      {}
+    ),
   };
 }
 

@@ -27,7 +27,12 @@ export async function writeDump(log: Logger, extra: () => Record<string, unknown
   const at = new Date();
   Bun.gc(true);
   const h = heapStats();
-  const top = (counts: Record<string, number>, n: number) => Object.fromEntries(Object.entries(counts).sort((a, b) => b[1] - a[1]).slice(0, n));
+  const top = (counts: Record<string, number>, n: number) =>
+    Object.fromEntries(
+      Object.entries(counts)
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, n),
+    );
   const dump = {
     time: at.toISOString(),
     pid: process.pid,
@@ -50,7 +55,6 @@ export async function writeDump(log: Logger, extra: () => Record<string, unknown
 }
 
 // --- internal ---
-
 
 function safe(extra: () => Record<string, unknown>): Record<string, unknown> {
   try {

@@ -63,7 +63,14 @@ export class OperatorSide {
     this.#log.info(`Serving the info API on "${this.#info.socket}"`);
     if (this.metrics) {
       const mc = c.metrics;
-      this.#metricsServer = await serveMetrics({ host: mc.metricsHost, port: mc.metricsPort, socket: mc.metricsSocket || undefined, cert: mc.metricsCert || undefined, key: mc.metricsKey || undefined, render: () => this.metrics!.render() });
+      this.#metricsServer = await serveMetrics({
+        host: mc.metricsHost,
+        port: mc.metricsPort,
+        socket: mc.metricsSocket || undefined,
+        cert: mc.metricsCert || undefined,
+        key: mc.metricsKey || undefined,
+        render: () => this.metrics!.render(),
+      });
       this.#log.info(`Serving metrics on ${this.#metricsServer.url}${mc.metricsSocket ? ` and "${mc.metricsSocket}"` : ""}`);
     }
     this.notify.status("recovering pods and containers");

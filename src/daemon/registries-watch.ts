@@ -42,9 +42,11 @@ export function watchRegistries(o: { file: string; dir: string; reload: () => vo
   const dirName = basename(o.dir);
   const parent = dirname(o.file);
   try {
-    watchers.push(watch(parent, { persistent: false }, (_ev, f) => {
-      if (f === null || f === name || (dirname(o.dir) === parent && f === dirName)) fire();
-    }));
+    watchers.push(
+      watch(parent, { persistent: false }, (_ev, f) => {
+        if (f === null || f === name || (dirname(o.dir) === parent && f === dirName)) fire();
+      }),
+    );
   } catch (e) {
     o.log.warn(`cannot watch "${parent}" for registries.conf changes: ${messageOf(e)}`);
   }

@@ -25,8 +25,7 @@ export function reloadableChanges(prev: Config, next: Config): Change[] {
  */
 export function applyReloadable(prev: Config, next: Config): Config {
   const out = structuredClone(prev) as unknown as Record<string, Record<string, unknown>>;
-  for (const { table, name, field } of allFields())
-    if (field.reloadable) out[table]![name] = structuredClone((next[table] as Record<string, unknown>)[name]);
+  for (const { table, name, field } of allFields()) if (field.reloadable) out[table]![name] = structuredClone((next[table] as Record<string, unknown>)[name]);
   // default_runtime may name a handler only the new file defines: take the runtimes table too.
   if (prev.runtime.defaultRuntime !== next.runtime.defaultRuntime) out.runtime!.runtimes = structuredClone(next.runtime.runtimes);
   return freeze(out) as unknown as Config;

@@ -39,12 +39,25 @@ export interface Built {
  * sandbox and container services, stats and events, each given the concrete objects it uses.
  * `config()` is read on every call, so SIGHUP changes apply to the next request.
  */
-export async function buildServices(config: () => Config, paths: Paths, cgroupManager: "systemd" | "cgroupfs", log: Logger, o: { repairImages?: boolean } = {}): Promise<Built> {
+export async function buildServices(
+  config: () => Config,
+  paths: Paths,
+  cgroupManager: "systemd" | "cgroupfs",
+  log: Logger,
+  o: { repairImages?: boolean } = {},
+): Promise<Built> {
   const c0 = config();
   const handlers = new RuntimeHandlers({ settings: () => handlersSettings(config()), paths, cgroupManager, log }, lookPathCached);
   // Status reports every handler's features: ask the other handlers' runtimes now, in parallel
-  for (const name of Object.keys(c0.runtime.runtimes)) if (name !== c0.runtime.defaultRuntime) void Promise.resolve().then(() => handlers.get(name).features()).catch(() => {});
-  const features = await handlers.default().features().catch(() => undefined);
+  for (const name of Object.keys(c0.runtime.runtimes))
+    if (name !== c0.runtime.defaultRuntime)
+      void Promise.resolve()
+        .then(() => handlers.get(name).features())
+        .catch(() => {});
+  const features = await handlers
+    .default()
+    .features()
+    .catch(() => undefined);
   const detected = detectSpecHost({ rro: features?.mountOptions.includes("rro") ?? false });
   // selinux (CRI-O): labels are applied only when the key is on and the host has SELinux enabled
   const host = configuredHost(detected, c0.runtime);
@@ -62,7 +75,9 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
 
   const names = new NameIndex();
   const sandboxes = new SandboxService({
-    paths, log, names,
+    paths,
+    log,
+    names,
     records: new RecordDir<SandboxMeta, SandboxState>(paths.sandboxes),
     namespaces: hostNamespaces,
     shm: hostShm,
@@ -77,7 +92,12 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
         defaultRuntime: c.runtime.defaultRuntime,
         networkWaitMs: Math.max(parseDuration(c.network.cniStatusGracePeriod) ?? 0, 10_000),
         disableHostportMapping: c.runtime.disableHostportMapping,
-        handlerAnnotations: Object.fromEntries(Object.entries(c.runtime.runtimes).map(([name, h]) => [name, { defaults: h.defaultAnnotations, disallowed: disallowedAnnotations(h.allowedAnnotations) }])),
+        handlerAnnotations: Object.fromEntries(
+          Object.entries(c.runtime.runtimes).map(([name, h]) => [
+            name,
+            { defaults: h.defaultAnnotations, disallowed: disallowedAnnotations(h.allowedAnnotations) },
+          ]),
+        ),
       };
     },
   });
@@ -88,7 +108,10 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
   // default_mounts_file: read once at start (a missing or malformed file stops the daemon: validate.ts)
   const defaultMounts = readMountsFile(c0.runtime.defaultMountsFile);
   const containers: ContainerService = new ContainerService({
-    paths, log, names, sandboxes,
+    paths,
+    log,
+    names,
+    sandboxes,
     records: new RecordDir<ContainerMeta, ContainerRunState>(paths.containers),
     images,
     rootfs: new RootfsStore({ storageDir: paths.storage, stagingDir: paths.idmap, mountOptions: storageOptions.mountOptions }),
@@ -117,7 +140,9 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
           additionalDevices: c.runtime.additionalDevices,
           allowedDevices: c.runtime.allowedDevices,
           deviceOwnershipFromSecurityContext: c.runtime.deviceOwnershipFromSecurityContext,
-          privilegedWithoutHostDevices: Object.entries(c.runtime.runtimes).filter(([, rh]) => rh.privilegedWithoutHostDevices).map(([name]) => name),
+          privilegedWithoutHostDevices: Object.entries(c.runtime.runtimes)
+            .filter(([, rh]) => rh.privilegedWithoutHostDevices)
+            .map(([name]) => name),
           bindMountPrefix: c.runtime.bindMountPrefix || undefined,
           absentMountSourcesToReject: c.runtime.absentMountSourcesToReject,
           hostnetworkDisableSelinux: c.runtime.hostnetworkDisableSelinux,
@@ -142,17 +167,28 @@ export async function buildServices(config: () => Config, paths: Paths, cgroupMa
   sandboxes.setContainers(containers);
   // --- stats and events (src/stats) ---
   const stats = new StatsService({
-    containers, sandboxes,
+    containers,
+    sandboxes,
     layerUsage: async (id) => ({ ...(await diskUsage(paths.storage, id)), mountpoint: rootfsPaths(paths.storage, id).merged }),
     storageDir: paths.storage,
-    settings: () => ({ collectionPeriodS: config().stats.collectionPeriod || config().stats.statsCollectionPeriod, includedPodMetrics: config().stats.includedPodMetrics }),
+    settings: () => ({
+      collectionPeriodS: config().stats.collectionPeriod || config().stats.statsCollectionPeriod,
+      includedPodMetrics: config().stats.includedPodMetrics,
+    }),
     log: log.withTag("stats"),
   });
   const events = new ContainerEvents({ enabled: () => config().runtime.enablePodEvents, log: log.withTag("events") });
   events.attach({ containers, sandboxes });
   // --- end stats and events ---
   return {
-    images, sandboxes, containers, network, handlers, host, stats, events,
+    images,
+    sandboxes,
+    containers,
+    network,
+    handlers,
+    host,
+    stats,
+    events,
     close: () => {
       containers.stopWatchdog();
       handlers.close(); // kills the warm standby monitors

@@ -156,13 +156,16 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
       maxSendBytes: config.api.grpcMaxSendMsgSize,
       maxRecvBytes: config.api.grpcMaxRecvMsgSize,
       services,
-      gate: (method) => (ready || method === "Version" ? undefined : new RuntimeError("unavailable", "the runtime is starting: state recovery is not finished")),
+      gate: (method) =>
+        ready || method === "Version" ? undefined : new RuntimeError("unavailable", "the runtime is starting: state recovery is not finished"),
       observe: ops.instrument(config, built),
     });
-    await ops.serve(() => config, built, cgroupDriver, paths).catch(async (e) => {
-      await server.stop(1000);
-      throw e;
-    });
+    await ops
+      .serve(() => config, built, cgroupDriver, paths)
+      .catch(async (e) => {
+        await server.stop(1000);
+        throw e;
+      });
   } catch (e) {
     log.fatal(`cannot start: ${messageOf(e)}`);
     return 1;
@@ -174,12 +177,17 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
         return watchRegistries({ file: io.registriesConfPath!, dir: io.registriesConfDir!, reload: () => built.images.reload(), log });
       })()
     : undefined;
-  const exits = built.handlers.monitorFiles.watchExits((id, exit) => void built.containers.onExit(id, exit).catch((e) => log.warn(`recording the exit of ${id}: ${messageOf(e)}`)));
+  const exits = built.handlers.monitorFiles.watchExits(
+    (id, exit) => void built.containers.onExit(id, exit).catch((e) => log.warn(`recording the exit of ${id}: ${messageOf(e)}`)),
+  );
   try {
     await built.sandboxes.recover();
     await built.containers.recover();
     await exits.start();
-    if (wipePlan?.containers && (built.sandboxes.list().length > 0 || built.containers.list().length > 0 || (wipePlan.images && built.images.list().length > 0))) {
+    if (
+      wipePlan?.containers &&
+      (built.sandboxes.list().length > 0 || built.containers.list().length > 0 || (wipePlan.images && built.images.list().length > 0))
+    ) {
       for (const r of wipePlan.reasons) log.info(`internal_wipe: ${r}`);
       const result = { ...wipePlan, removedPods: 0, removedContainers: 0, removedImages: 0, failures: 0 };
       await wipeObjects(built, wipePlan, log, result);
@@ -294,7 +302,8 @@ async function startTracing(c: Config): Promise<void> {
   const { createTracer } = await import("./tracing.ts");
   setTracer(createTracer({ url, samplingRatePerMillion: c.tracing.tracingSamplingRatePerMillion, log: log.withTag("tracing") }));
   log.info(`Tracing: exporting OTLP/HTTP to ${url}, sampling ${c.tracing.tracingSamplingRatePerMillion} per million`);
-  if (new URL(url).port === "4317") log.warn(`tracing_endpoint "${c.tracing.tracingEndpoint}": port 4317 is OTLP/gRPC's; this runtime exports OTLP over HTTP/protobuf (usually port 4318)`);
+  if (new URL(url).port === "4317")
+    log.warn(`tracing_endpoint "${c.tracing.tracingEndpoint}": port 4317 is OTLP/gRPC's; this runtime exports OTLP over HTTP/protobuf (usually port 4318)`);
 }
 
 /** Flushes the spans still buffered, waiting at most 3 s (an unreachable collector must not hold the stop). */
@@ -303,15 +312,23 @@ async function stopTracing(): Promise<void> {
   if (!tracer) return;
   setTracer(undefined);
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<void>((resolve) => (timer = setTimeout(() => {
-    log.warn("tracing: spans still unexported after 3 s at shutdown; dropped");
-    resolve();
-  }, 3000)));
+  const late = new Promise<void>(
+    (resolve) =>
+      (timer = setTimeout(() => {
+        log.warn("tracing: spans still unexported after 3 s at shutdown; dropped");
+        resolve();
+      }, 3000)),
+  );
   await Promise.race([tracer.shutdown(), late]);
   clearTimeout(timer);
 }
 /** tls_min_version (Go's crypto/tls names, as CRI-O takes them) → Node's. */
-const TLS_VERSIONS: Record<string, "TLSv1" | "TLSv1.1" | "TLSv1.2" | "TLSv1.3"> = { VersionTLS10: "TLSv1", VersionTLS11: "TLSv1.1", VersionTLS12: "TLSv1.2", VersionTLS13: "TLSv1.3" };
+const TLS_VERSIONS: Record<string, "TLSv1" | "TLSv1.1" | "TLSv1.2" | "TLSv1.3"> = {
+  VersionTLS10: "TLSv1",
+  VersionTLS11: "TLSv1.1",
+  VersionTLS12: "TLSv1.2",
+  VersionTLS13: "TLSv1.3",
+};
 
 function applyLogConfig(c: Config): void {
   const level = (c.runtime.logLevel === "warning" ? "warn" : c.runtime.logLevel) as LogLevelName;
@@ -322,7 +339,7 @@ function applyLogConfig(c: Config): void {
 function pickCgroupDriver(c: Config): "systemd" | "cgroupfs" {
   if (c.runtime.cgroupManager === "cgroupfs") return "cgroupfs";
   if (existsSync("/run/systemd/system")) return "systemd";
-  log.warn("cgroup_manager is \"systemd\" but systemd is not running as PID 1; falling back to \"cgroupfs\"");
+  log.warn('cgroup_manager is "systemd" but systemd is not running as PID 1; falling back to "cgroupfs"');
   return "cgroupfs";
 }
 
@@ -342,7 +359,10 @@ async function runtimeCondition(c: Config): Promise<Condition> {
 async function networkCondition(b: Built): Promise<Condition> {
   const st = await b.network.status();
   if (st.ready) return { type: "NetworkReady", status: true, reason: "", message: "" };
-  return { type: "NetworkReady", status: false, reason: st.reason ?? "NetworkPluginNotReady", message: `Network plugin returns error: ${st.message ?? "cni plugin not initialized"}` };
+  return {
+    type: "NetworkReady",
+    status: false,
+    reason: st.reason ?? "NetworkPluginNotReady",
+    message: `Network plugin returns error: ${st.message ?? "cni plugin not initialized"}`,
+  };
 }
-
-

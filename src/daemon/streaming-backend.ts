@@ -82,7 +82,9 @@ async function pump(conn: AttachConnection, io: StreamIO, isExec: boolean): Prom
     io.stdin.on("end", () => conn.closeStdin());
   }
   try {
-    const gone = io.signal.aborted ? Promise.resolve(undefined) : new Promise<undefined>((r) => io.signal.addEventListener("abort", () => r(undefined), { once: true }));
+    const gone = io.signal.aborted
+      ? Promise.resolve(undefined)
+      : new Promise<undefined>((r) => io.signal.addEventListener("abort", () => r(undefined), { once: true }));
     const code = await Promise.race([conn.exit, gone]);
     return isExec ? code : undefined;
   } finally {

@@ -88,7 +88,13 @@ export async function pullFromSource(ctx: PullContext, req: SourceRequest): Prom
   req.touch();
   const config = parseConfig(cfgBytes, what, m.layers.length);
   blobs.set(cfg.digest, cfgBytes);
-  req.emit({ type: "manifest", ref: formatRef(req.logical), source: what, manifestDigest, layers: m.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType })) });
+  req.emit({
+    type: "manifest",
+    ref: formatRef(req.logical),
+    source: what,
+    manifestDigest,
+    layers: m.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType })),
+  });
   const layers = m.layers.map((desc, i) => ({ desc, diffId: config.rootfs.diff_ids[i]! }));
 
   // A failed layer cancels its siblings (their shared jobs stop when no other pull waits on them).
@@ -158,7 +164,15 @@ function bigFileTemp(dir: string): string {
 /** How long a failed pull waits for its cancelled layer jobs to clean up before it reports. */
 const UNWIND_WAIT_MS = 5000;
 
-async function ensureLayer(ctx: PullContext, client: RegistryClient, repo: string, desc: Descriptor, diffId: string, req: SourceRequest, signal: AbortSignal): Promise<void> {
+async function ensureLayer(
+  ctx: PullContext,
+  client: RegistryClient,
+  repo: string,
+  desc: Descriptor,
+  diffId: string,
+  req: SourceRequest,
+  signal: AbortSignal,
+): Promise<void> {
   const present = () => ctx.store.layers.has(diffId) && !!ctx.store.read().layers[diffId];
   if (present()) {
     req.emit({ type: "layer", digest: desc.digest, state: "exists", current: desc.size, total: desc.size });
@@ -185,7 +199,10 @@ async function ensureLayer(ctx: PullContext, client: RegistryClient, repo: strin
       if (present()) return;
       const blob = ctx.bigFilesDir ? bigFileTemp(ctx.bigFilesDir) : ctx.store.layers.tempPath("blob");
       try {
-        await ctx.downloads.use(() => client.blobToFile(repo, desc.digest, desc.size, blob, (n) => progress({ phase: "downloading", n }), jobSignal), jobSignal);
+        await ctx.downloads.use(
+          () => client.blobToFile(repo, desc.digest, desc.size, blob, (n) => progress({ phase: "downloading", n }), jobSignal),
+          jobSignal,
+        );
         const { dir, stats } = await ctx.unpacks.use(
           () => ctx.store.layers.unpackToTemp(blob, diffId, { layer: desc.digest, signal: jobSignal, onBytes: (n) => progress({ phase: "unpacking", n }) }),
           jobSignal,

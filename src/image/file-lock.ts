@@ -46,7 +46,10 @@ export class FileLock {
       const deadline = Date.now() + this.#timeoutMs;
       for (let pause = 1; !tryLockExclusive(fd); pause = Math.min(25, pause * 2)) {
         if (Date.now() > deadline)
-          throw new RuntimeError("deadline-exceeded", `image store lock ${this.#path} is held by another process for more than ${Math.ceil(this.#timeoutMs / 1000)} s`);
+          throw new RuntimeError(
+            "deadline-exceeded",
+            `image store lock ${this.#path} is held by another process for more than ${Math.ceil(this.#timeoutMs / 1000)} s`,
+          );
         await Bun.sleep(pause);
       }
       return fd;

@@ -22,9 +22,7 @@ export async function readKeyring(data: Uint8Array, where: string): Promise<open
   const text = Buffer.from(data).toString("latin1");
   let keys: openpgp.Key[];
   try {
-    keys = text.includes("-----BEGIN PGP PUBLIC KEY BLOCK-----")
-      ? await openpgp.readKeys({ armoredKeys: text })
-      : await openpgp.readKeys({ binaryKeys: data });
+    keys = text.includes("-----BEGIN PGP PUBLIC KEY BLOCK-----") ? await openpgp.readKeys({ armoredKeys: text }) : await openpgp.readKeys({ binaryKeys: data });
   } catch (e) {
     throw new Error(`${where} is not an OpenPGP keyring: ${(e as Error).message}`);
   }
@@ -72,5 +70,7 @@ const keyCache = new Map<string, openpgp.Key[]>();
 
 function describe(e: unknown): string {
   const m = (e as Error).message ?? String(e);
-  return m.replace(/^Error verifying signed message: /, "").replace(/^Could not find signing key with key ID (\w+)$/, (_, id: string) => `signed by key ${id.toUpperCase()}, which is not among the trusted keys`);
+  return m
+    .replace(/^Error verifying signed message: /, "")
+    .replace(/^Could not find signing key with key ID (\w+)$/, (_, id: string) => `signed by key ${id.toUpperCase()}, which is not among the trusted keys`);
 }

@@ -50,7 +50,10 @@ export function parseIdentityRule(v: unknown, where: string, bad: (m: string) =>
       only(["type", "prefix", "signedPrefix"]);
       const prefix = str("prefix");
       const signedPrefix = str("signedPrefix");
-      for (const [k, p] of [["prefix", prefix], ["signedPrefix", signedPrefix]] as const)
+      for (const [k, p] of [
+        ["prefix", prefix],
+        ["signedPrefix", signedPrefix],
+      ] as const)
         if (!validPrefix(p)) throw bad(`${where}.${k} "${p}" must be a host, a host/namespace or a repository, without tag or digest`);
       return { type: "remapIdentity", prefix, signedPrefix };
     }

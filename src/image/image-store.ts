@@ -135,10 +135,11 @@ export class ImageStore {
         report.push(`removed damaged image ${id} (${[...img.repoTags, ...img.repoDigests][0] ?? "untagged"}): ${why}`);
         delete idx.images[id];
       }
-      for (const d of Object.keys(idx.layers)) if (!this.layers.has(d)) {
-        report.push(`removed layer ${d} from the index: its directory is missing`);
-        delete idx.layers[d];
-      }
+      for (const d of Object.keys(idx.layers))
+        if (!this.layers.has(d)) {
+          report.push(`removed layer ${d} from the index: its directory is missing`);
+          delete idx.layers[d];
+        }
       await this.#write(idx);
     });
     return report;
@@ -262,4 +263,3 @@ export { pidAlive };
 // --- internal ---
 
 const l = log.withTag("image");
-

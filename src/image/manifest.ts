@@ -38,7 +38,9 @@ export interface Descriptor {
 }
 
 /** A parsed manifest: a list of per-platform manifests, or one image. */
-export type Manifest = { kind: "index"; mediaType: string; manifests: Descriptor[] } | { kind: "image"; mediaType: string; config: Descriptor; layers: Descriptor[] };
+export type Manifest =
+  | { kind: "index"; mediaType: string; manifests: Descriptor[] }
+  | { kind: "image"; mediaType: string; config: Descriptor; layers: Descriptor[] };
 
 /** Parses manifest bytes; `contentType` is the response header. `what` names the image in errors. */
 export function parseManifest(bytes: Uint8Array, contentType: string, what: string): Manifest {
@@ -138,7 +140,8 @@ function descriptor(d: unknown, where: string): Descriptor {
   if (!d || typeof d !== "object") throw new RuntimeError("unknown", `${where}: not a descriptor`);
   const o = d as Record<string, unknown>;
   if (typeof o.digest !== "string" || !isDigest(o.digest)) throw new RuntimeError("unknown", `${where}: bad digest ${JSON.stringify(o.digest)}`);
-  if (typeof o.size !== "number" || !Number.isSafeInteger(o.size) || o.size < 0) throw new RuntimeError("unknown", `${where}: bad size ${JSON.stringify(o.size)}`);
+  if (typeof o.size !== "number" || !Number.isSafeInteger(o.size) || o.size < 0)
+    throw new RuntimeError("unknown", `${where}: bad size ${JSON.stringify(o.size)}`);
   const out: Descriptor = { mediaType: typeof o.mediaType === "string" ? o.mediaType : "", digest: o.digest, size: o.size };
   const p = o.platform as Record<string, unknown> | undefined;
   if (p && typeof p.os === "string" && typeof p.architecture === "string")

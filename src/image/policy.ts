@@ -68,7 +68,10 @@ export interface PolicyDecision {
 /** Reads and validates a policy file; throws invalid-argument (bad file) or failed-precondition (missing). */
 export function loadPolicy(file: string): Policy {
   if (!existsSync(file))
-    throw new RuntimeError("failed-precondition", `signature policy file ${file} does not exist; create it (e.g. {"default":[{"type":"insecureAcceptAnything"}]})`);
+    throw new RuntimeError(
+      "failed-precondition",
+      `signature policy file ${file} does not exist; create it (e.g. {"default":[{"type":"insecureAcceptAnything"}]})`,
+    );
   let doc: unknown;
   try {
     doc = JSON.parse(readFileSync(file, "utf8"));
@@ -117,7 +120,10 @@ export function needsSignatures(r: PolicyRequirement): boolean {
 export function checkPolicy(policy: Policy, ref: ImageRef): PolicyDecision {
   const decision = decide(policy, ref);
   if (decision.requirements.some((r) => r.type === "reject"))
-    throw new RuntimeError("permission-denied", `image "${formatRef(ref)}" is rejected by the signature policy ${policy.file} (scope ${decision.scope}: reject)`);
+    throw new RuntimeError(
+      "permission-denied",
+      `image "${formatRef(ref)}" is rejected by the signature policy ${policy.file} (scope ${decision.scope}: reject)`,
+    );
   return decision;
 }
 
@@ -154,8 +160,7 @@ function requirement(r: unknown, where: string, bad: Bad): PolicyRequirement {
       return { type: t };
     case "signedBy": {
       only(o, ["type", "keyType", "keyPath", "keyPaths", "keyData", "signedIdentity"], where, bad);
-      if (o.keyType !== "GPGKeys")
-        throw bad(`${where}: keyType ${JSON.stringify(o.keyType)} is not supported (only "GPGKeys", as in containers/image)`);
+      if (o.keyType !== "GPGKeys") throw bad(`${where}: keyType ${JSON.stringify(o.keyType)} is not supported (only "GPGKeys", as in containers/image)`);
       const keys = keySource(o, where, bad, true)!;
       return { type: t, keyType: "GPGKeys", ...keys, signedIdentity: identity(o.signedIdentity, where, bad) };
     }
@@ -167,10 +172,12 @@ function requirement(r: unknown, where: string, bad: Bad): PolicyRequirement {
       if (keys && fulcio) throw bad(`${where}: sigstoreSigned takes either a public key or fulcio, not both`);
       const out: SigstoreRequirement = { type: t, ...keys, signedIdentity: identity(o.signedIdentity, where, bad) };
       if (fulcio) out.fulcio = fulcio;
-      if (o.rekorPublicKeyPath !== undefined && o.rekorPublicKeyData !== undefined) throw bad(`${where}: give rekorPublicKeyPath or rekorPublicKeyData, not both`);
+      if (o.rekorPublicKeyPath !== undefined && o.rekorPublicKeyData !== undefined)
+        throw bad(`${where}: give rekorPublicKeyPath or rekorPublicKeyData, not both`);
       if (o.rekorPublicKeyPath !== undefined) out.rekorPublicKeyPath = path(o.rekorPublicKeyPath, `${where}.rekorPublicKeyPath`, bad);
       if (o.rekorPublicKeyData !== undefined) out.rekorPublicKeyData = base64(o.rekorPublicKeyData, `${where}.rekorPublicKeyData`, bad);
-      if (fulcio && !out.rekorPublicKeyPath && !out.rekorPublicKeyData) throw bad(`${where}: fulcio needs rekorPublicKeyPath or rekorPublicKeyData (containers/image requires a Rekor SET with Fulcio)`);
+      if (fulcio && !out.rekorPublicKeyPath && !out.rekorPublicKeyData)
+        throw bad(`${where}: fulcio needs rekorPublicKeyPath or rekorPublicKeyData (containers/image requires a Rekor SET with Fulcio)`);
       return out;
     }
     case "signedBaseLayer":
@@ -201,8 +208,7 @@ function fulcioSettings(v: unknown, where: string, bad: Bad): FulcioSettings {
   const o = object(v, where, bad);
   only(o, ["caPath", "caData", "oidcIssuer", "subjectEmail"], where, bad);
   if ((o.caPath === undefined) === (o.caData === undefined)) throw bad(`${where}: give exactly one of caPath and caData`);
-  for (const k of ["oidcIssuer", "subjectEmail"])
-    if (typeof o[k] !== "string" || o[k] === "") throw bad(`${where}.${k} must be a non-empty string`);
+  for (const k of ["oidcIssuer", "subjectEmail"]) if (typeof o[k] !== "string" || o[k] === "") throw bad(`${where}.${k} must be a non-empty string`);
   const out: FulcioSettings = { oidcIssuer: o.oidcIssuer as string, subjectEmail: o.subjectEmail as string };
   if (o.caPath !== undefined) out.caPath = path(o.caPath, `${where}.caPath`, bad);
   else out.caData = base64(o.caData, `${where}.caData`, bad);

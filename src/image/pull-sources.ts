@@ -65,11 +65,7 @@ export function pullSources(conf: RegistriesConf, ref: ImageRef): PullSource[] {
   const reg = findRegistry(conf, ref);
   if (!reg) return [{ ref, insecure: false, mirror: false }];
   const name = formatRef(ref);
-  if (reg.blocked)
-    throw new RuntimeError(
-      "permission-denied",
-      `registry "${reg.prefix}" is blocked in registries.conf: pulling "${name}" is not allowed`,
-    );
+  if (reg.blocked) throw new RuntimeError("permission-denied", `registry "${reg.prefix}" is blocked in registries.conf: pulling "${name}" is not allowed`);
   // A wildcard prefix matches the whole host; mirrors then replace the host, and there is no location.
   const wildcard = reg.prefix.startsWith("*.");
   const rest = name.slice(wildcard ? name.split("/")[0]!.length : reg.prefix.length);

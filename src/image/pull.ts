@@ -51,14 +51,16 @@ export async function pullImage(d: PullDeps, input: string, o: PullOptions = {})
       emit({ type: "resolving", ref: formatRef(logical), source: where });
       try {
         const ctx = o.authFile ? { ...d, authFiles: [o.authFile, ...d.authFiles] } : d;
-        const check = verify && (async (v: Parameters<NonNullable<typeof verify>>[0]) => {
-          try {
-            await verify(v);
-          } catch (e) {
-            refused = RuntimeError.from(e);
-            throw e;
-          }
-        });
+        const check =
+          verify &&
+          (async (v: Parameters<NonNullable<typeof verify>>[0]) => {
+            try {
+              await verify(v);
+            } catch (e) {
+              refused = RuntimeError.from(e);
+              throw e;
+            }
+          });
         return await pullFromSource(ctx, { logical, source, platform, credentials, signal: watchdog.signal, emit, touch: watchdog.touch, verify: check });
       } catch (e) {
         if (watchdog.signal.aborted) throw RuntimeError.from(watchdog.signal.reason);
@@ -66,7 +68,8 @@ export async function pullImage(d: PullDeps, input: string, o: PullOptions = {})
         if (refused) throw refused;
         const error = RuntimeError.from(e);
         // A bad image (e.g. a hostile layer) is named in the error, as every other failure is.
-        if (FATAL.has(error.kind)) throw error.kind === "invalid-argument" ? wrap(error, `pulling image "${input}"${where === input ? "" : ` from ${where}`}`) : error;
+        if (FATAL.has(error.kind))
+          throw error.kind === "invalid-argument" ? wrap(error, `pulling image "${input}"${where === input ? "" : ` from ${where}`}`) : error;
         l.info("pull source failed", { image: input, source: where, error: error.message });
         failures.push({ source: where, error });
       }
@@ -82,21 +85,30 @@ export async function pullImage(d: PullDeps, input: string, o: PullOptions = {})
  * from the lookaside that registries.d gives for the logical name; sigstore attachments from the
  * registry the image comes from (a mirror holds them beside the image).
  */
-export function policyVerifier(d: Pick<PullDeps, "registriesD">, policy: Policy, logical: ImageRef): ((v: { client: RegistryClient; repo: string; manifest: Uint8Array; digest: string }) => Promise<void>) | undefined {
+export function policyVerifier(
+  d: Pick<PullDeps, "registriesD">,
+  policy: Policy,
+  logical: ImageRef,
+): ((v: { client: RegistryClient; repo: string; manifest: Uint8Array; digest: string }) => Promise<void>) | undefined {
   const decision = checkPolicy(policy, logical);
   if (!decision.requirements.some(needsSignatures)) return undefined;
   return async ({ client, repo, manifest, digest }) => {
     // registries.d is read inside the check: a malformed file refuses the image, naming the file
-    await verifyImage(policy, decision, { ref: logical, manifest, digest }, {
-      lookaside: async () => {
-        // a registry that serves its own signature API is asked instead of the lookaside (as containers/image does)
-        const served = await readExtensionSignatures(client, repo, digest);
-        if (served) return served;
-        const base = lookasideFor(d.registriesD(), logical);
-        return base ? readLookaside(base, digest, client.signal) : [];
+    await verifyImage(
+      policy,
+      decision,
+      { ref: logical, manifest, digest },
+      {
+        lookaside: async () => {
+          // a registry that serves its own signature API is asked instead of the lookaside (as containers/image does)
+          const served = await readExtensionSignatures(client, repo, digest);
+          if (served) return served;
+          const base = lookasideFor(d.registriesD(), logical);
+          return base ? readLookaside(base, digest, client.signal) : [];
+        },
+        sigstore: async () => (usesSigstoreAttachments(d.registriesD(), logical) ? readSigstoreAttachments(client, repo, digest) : []),
       },
-      sigstore: async () => (usesSigstoreAttachments(d.registriesD(), logical) ? readSigstoreAttachments(client, repo, digest) : []),
-    });
+    );
   };
 }
 
@@ -137,7 +149,10 @@ class Watchdog {
       this.#timer = setInterval(() => {
         if (Date.now() - this.#last < timeoutMs) return;
         this.#ac.abort(
-          new RuntimeError("deadline-exceeded", `pulling image "${what}" made no progress for ${(timeoutMs / 1000).toFixed(1)} s (pull_progress_timeout) and was cancelled`),
+          new RuntimeError(
+            "deadline-exceeded",
+            `pulling image "${what}" made no progress for ${(timeoutMs / 1000).toFixed(1)} s (pull_progress_timeout) and was cancelled`,
+          ),
         );
         clearInterval(this.#timer);
       }, every);

@@ -25,8 +25,7 @@ export function parseReference(input: string): ImageRef {
   const s = input.trim();
   if (s === "") throw invalid("image reference is empty");
   if (s.length > 4096) throw invalid(`image reference is too long (${s.length} characters)`);
-  if (/^(sha256:)?[a-f0-9]{64}$/.test(s))
-    throw invalid(`invalid image reference "${s}": a 64-hex image id cannot be pulled, give a repository name`);
+  if (/^(sha256:)?[a-f0-9]{64}$/.test(s)) throw invalid(`invalid image reference "${s}": a 64-hex image id cannot be pulled, give a repository name`);
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) throw invalid(`invalid image reference "${s}": drop the "${s.split("://")[0]}://" scheme`);
   let rest = s;
   let digest: string | undefined;
@@ -58,8 +57,7 @@ export function parseReference(input: string): ImageRef {
   if (path === "") throw invalid(`invalid image reference "${s}": repository name is empty`);
   for (const c of path.split("/")) {
     if (!COMPONENT.test(c)) {
-      if (c.toLowerCase() !== c && COMPONENT.test(c.toLowerCase()))
-        throw invalid(`invalid image reference "${s}": repository name must be lowercase`);
+      if (c.toLowerCase() !== c && COMPONENT.test(c.toLowerCase())) throw invalid(`invalid image reference "${s}": repository name must be lowercase`);
       throw invalid(`invalid image reference "${s}": bad repository path component "${c}"`);
     }
   }
@@ -119,7 +117,8 @@ export function isDigest(s: string): boolean {
 
 const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[\w][\w.-]{0,127}$/;
-const DOMAIN = /^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?$/;
+const DOMAIN =
+  /^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?$/;
 const DIGEST = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/;
 
 function checkDigest(d: string, whole: string): void {

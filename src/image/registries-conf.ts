@@ -59,7 +59,10 @@ export function loadRegistriesConf(path: string | undefined, dir: string | undef
   const files: string[] = [];
   if (path && existsSync(path)) files.push(path);
   if (dir && existsSync(dir))
-    for (const f of readdirSync(dir).filter((f) => f.endsWith(".conf")).sort()) files.push(join(dir, f));
+    for (const f of readdirSync(dir)
+      .filter((f) => f.endsWith(".conf"))
+      .sort())
+      files.push(join(dir, f));
   for (const f of files) mergeInto(out, parseRegistriesConf(readFileSync(f, "utf8"), f));
   out.files = files;
   return out;
@@ -141,8 +144,7 @@ function parseRegistry(r: unknown, bad: Bad): RegistryConf {
   if (!prefix && !location) throw bad("needs a prefix or a location");
   if (!prefix) prefix = location;
   if (prefix.startsWith("*.")) {
-    if (!/^\*\.[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(prefix))
-      throw bad(`wildcard prefix "${prefix}" must be "*.domain"`);
+    if (!/^\*\.[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(prefix)) throw bad(`wildcard prefix "${prefix}" must be "*.domain"`);
     if (location) throw bad(`wildcard prefix "${prefix}" cannot have a location`);
   } else {
     checkPrefix(prefix, "prefix", bad);
@@ -163,8 +165,7 @@ function parseRegistry(r: unknown, bad: Bad): RegistryConf {
     const pfm = mt["pull-from-mirror"];
     if (pfm !== undefined && pfm !== "" && pfm !== "all" && pfm !== "digest-only" && pfm !== "tag-only")
       throw mb(`pull-from-mirror must be "all", "digest-only" or "tag-only", not ${JSON.stringify(pfm)}`);
-    if (mirrorByDigestOnly && pfm && pfm !== "digest-only")
-      throw mb(`pull-from-mirror = "${pfm}" conflicts with mirror-by-digest-only = true`);
+    if (mirrorByDigestOnly && pfm && pfm !== "digest-only") throw mb(`pull-from-mirror = "${pfm}" conflicts with mirror-by-digest-only = true`);
     const pullFromMirror: PullFromMirror = pfm ? (pfm as PullFromMirror) : mirrorByDigestOnly ? "digest-only" : "all";
     mirrors.push({ location: loc, insecure: optBool(mt.insecure, "insecure", mb) ?? false, pullFromMirror });
   }

@@ -41,7 +41,9 @@ export function loadRegistriesD(dir: string): RegistriesD {
   if (!existsSync(dir)) return out;
   let defaultFrom: string | undefined;
   const from: Record<string, string> = {};
-  for (const name of readdirSync(dir).filter((n) => n.endsWith(".yaml") || n.endsWith(".yml")).sort()) {
+  for (const name of readdirSync(dir)
+    .filter((n) => n.endsWith(".yaml") || n.endsWith(".yml"))
+    .sort()) {
     const file = join(dir, name);
     const bad = (m: string) => new RuntimeError("invalid-argument", `registries.d file ${file}: ${m}`);
     let doc: unknown;
@@ -102,7 +104,8 @@ function storage(v: unknown, where: string, bad: (m: string) => Error): Signatur
     switch (k) {
       case "lookaside":
       case "sigstore": // the old name of lookaside
-        if (typeof x !== "string" || !/^(file|https?):\/\//.test(x)) throw bad(`${where}.${k} must be a file://, http:// or https:// URL (got ${JSON.stringify(x)})`);
+        if (typeof x !== "string" || !/^(file|https?):\/\//.test(x))
+          throw bad(`${where}.${k} must be a file://, http:// or https:// URL (got ${JSON.stringify(x)})`);
         out.lookaside ??= x;
         break;
       case "lookaside-staging":

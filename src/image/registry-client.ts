@@ -45,8 +45,7 @@ export class RegistryClient {
     const bytes = await readLimited(res, MAX_MANIFEST_BYTES, what);
     const algo = reference.includes(":") ? reference.split(":")[0]! : "sha256";
     const digest = digestOf(bytes, algo);
-    if (reference.includes(":") && digest !== reference)
-      throw new RuntimeError("unknown", `${what} failed verification: its content has digest ${digest}`);
+    if (reference.includes(":") && digest !== reference) throw new RuntimeError("unknown", `${what} failed verification: its content has digest ${digest}`);
     return { bytes, contentType: res.headers.get("content-type") ?? "", digest };
   }
 
@@ -90,7 +89,8 @@ export class RegistryClient {
         if (!res.ok) throw await statusError(res, what);
         try {
           for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-            if (got + chunk.length > size) throw new RuntimeError("unknown", `${what} failed verification: the registry sent more than the ${size} bytes the manifest declares`);
+            if (got + chunk.length > size)
+              throw new RuntimeError("unknown", `${what} failed verification: the registry sent more than the ${size} bytes the manifest declares`);
             hasher.update(chunk);
             await fh.write(chunk, 0, chunk.length, got);
             got += chunk.length;
@@ -100,7 +100,8 @@ export class RegistryClient {
         } catch (e) {
           const sig = signal ?? this.#o.signal;
           if (e instanceof RuntimeError || sig?.aborted || (e as { code?: string }).code === "ENOSPC") throw sig?.aborted ? RuntimeError.from(sig.reason) : e;
-          if (attempt >= attempts) throw new RuntimeError("unavailable", `downloading ${what} failed after ${attempts} attempts: ${messageOf(e)}`, { cause: e });
+          if (attempt >= attempts)
+            throw new RuntimeError("unavailable", `downloading ${what} failed after ${attempts} attempts: ${messageOf(e)}`, { cause: e });
           await sleep(delay, sig);
           delay *= 2;
         }

@@ -216,7 +216,10 @@ export class RegistryHttp {
 
   #unauthenticated(repo: string, why: string | undefined): RuntimeError {
     if (this.hasCredentials)
-      return new RuntimeError("unauthenticated", `authentication to registry ${this.host} failed for ${repo}: ${why ?? "unsupported authentication scheme"}; check the username and password (or token)`);
+      return new RuntimeError(
+        "unauthenticated",
+        `authentication to registry ${this.host} failed for ${repo}: ${why ?? "unsupported authentication scheme"}; check the username and password (or token)`,
+      );
     return new RuntimeError(
       "unauthenticated",
       `registry ${this.host} requires authentication for ${repo} and no credentials were found for it (give them with the pull, or in an auth file)`,
@@ -238,7 +241,11 @@ export class RegistryHttp {
     if (e instanceof TypeError && /header/i.test(e.message) && /invalid/i.test(e.message))
       return new RuntimeError("invalid-argument", `invalid credentials for registry ${host}: ${messageOf(e)}`, { cause: e });
     if (code === "EPROTO")
-      return new RuntimeError("unavailable", `TLS handshake with registry ${host} failed (does it speak HTTPS? plain HTTP is only used for registries marked insecure in registries.conf)`, { cause: e });
+      return new RuntimeError(
+        "unavailable",
+        `TLS handshake with registry ${host} failed (does it speak HTTPS? plain HTTP is only used for registries marked insecure in registries.conf)`,
+        { cause: e },
+      );
     return new RuntimeError("unavailable", `cannot reach registry ${host}: ${code || messageOf(e)}`, { cause: e });
   }
 }

@@ -73,12 +73,18 @@ export class ImageService {
   async pull(ref: string, o: PullOptions = {}): Promise<ImageRecord> {
     const nsPolicy = this.#namespacePolicy(o.namespace);
     const key = JSON.stringify([ref.trim(), o.platform ?? "", o.auth ?? null, o.authFile ?? "", nsPolicy?.file ?? ""]);
-    const entry = await traced("image.pull", () => this.#pulls.run(
-      key,
-      o.signal,
-      (signal, progress) => pullImage(nsPolicy ? { ...this.#deps(), policy: nsPolicy, policyError: undefined } : this.#deps(), ref, { ...o, signal, onProgress: progress }),
-      o.onProgress,
-    ), { attrs: { "image.ref": ref } });
+    const entry = await traced(
+      "image.pull",
+      () =>
+        this.#pulls.run(
+          key,
+          o.signal,
+          (signal, progress) =>
+            pullImage(nsPolicy ? { ...this.#deps(), policy: nsPolicy, policyError: undefined } : this.#deps(), ref, { ...o, signal, onProgress: progress }),
+          o.onProgress,
+        ),
+      { attrs: { "image.ref": ref } },
+    );
     return this.#record(this.store.read().images[entry.id] ?? entry);
   }
 
@@ -114,11 +120,18 @@ export class ImageService {
     if (!verify) return;
     const image = findImage(this.store.read(), this.#registries, name)?.image;
     const manifest = image && this.store.readBlob(image.manifestDigest);
-    if (!image || !manifest) throw new RuntimeError("failed-precondition", `image "${name}" is not in the store with its manifest; pull it again to verify its signatures`);
+    if (!image || !manifest)
+      throw new RuntimeError("failed-precondition", `image "${name}" is not in the store with its manifest; pull it again to verify its signatures`);
     // sigstore attachments live on the registry: the first source (a mirror holds them beside the image)
     const src = pullSources(this.#registries, logical)[0]!;
     const d = this.#deps();
-    const client = new RegistryClient({ host: src.ref.domain, insecure: src.insecure, credentials: credentialsFromFiles(d.authFiles, src.ref), certsDir: d.certsDir, userAgent: d.userAgent });
+    const client = new RegistryClient({
+      host: src.ref.domain,
+      insecure: src.insecure,
+      credentials: credentialsFromFiles(d.authFiles, src.ref),
+      certsDir: d.certsDir,
+      userAgent: d.userAgent,
+    });
     await verify({ client, repo: src.ref.path, manifest, digest: image.manifestDigest });
   }
 
@@ -244,7 +257,8 @@ export class ImageService {
   #namespacePolicy(namespace: string | undefined): Policy | undefined {
     const dir = this.#o.policyDir;
     if (!dir || !namespace) return undefined;
-    if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) throw new RuntimeError("invalid-argument", `invalid namespace "${namespace}" for a signature policy lookup`);
+    if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace))
+      throw new RuntimeError("invalid-argument", `invalid namespace "${namespace}" for a signature policy lookup`);
     const file = join(dir, `${namespace}.json`);
     if (!existsSync(file)) return undefined;
     try {

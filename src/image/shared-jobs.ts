@@ -9,7 +9,12 @@ export class SharedJobs<T, P = number> {
   #jobs = new Map<string, Job<T, P>>();
 
   /** Joins the running job for `key` or starts `fn`. `onProgress` receives the job's progress calls. */
-  run(key: string, signal: AbortSignal | undefined, fn: (signal: AbortSignal, progress: (p: P) => void) => Promise<T>, onProgress?: (p: P) => void): Promise<T> {
+  run(
+    key: string,
+    signal: AbortSignal | undefined,
+    fn: (signal: AbortSignal, progress: (p: P) => void) => Promise<T>,
+    onProgress?: (p: P) => void,
+  ): Promise<T> {
     let job = this.#jobs.get(key);
     if (!job) {
       const ac = new AbortController();

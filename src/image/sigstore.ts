@@ -94,15 +94,20 @@ export function verifyRekorSet(rekorKeys: KeyObject[], bundle: string, keyOrCert
   if (!rekorKeys.some((k) => verifyWithKey(k, canonical, setSig.toString("base64"))))
     throw new Error("its Rekor SignedEntryTimestamp does not verify with the trusted Rekor key");
   const body = strictObject(parseJson(Buffer.from(p.body, "base64").toString("utf8"), "its Rekor entry"), ["apiVersion", "kind", "spec"], "its Rekor entry");
-  if (body.kind !== "hashedrekord" || body.apiVersion !== "0.0.1") throw new Error(`its Rekor entry is ${JSON.stringify(body.kind)} ${JSON.stringify(body.apiVersion)}, not hashedrekord 0.0.1`);
-  const spec = body.spec as { data?: { hash?: { algorithm?: unknown; value?: unknown } }; signature?: { content?: unknown; publicKey?: { content?: unknown } } } | undefined;
+  if (body.kind !== "hashedrekord" || body.apiVersion !== "0.0.1")
+    throw new Error(`its Rekor entry is ${JSON.stringify(body.kind)} ${JSON.stringify(body.apiVersion)}, not hashedrekord 0.0.1`);
+  const spec = body.spec as
+    | { data?: { hash?: { algorithm?: unknown; value?: unknown } }; signature?: { content?: unknown; publicKey?: { content?: unknown } } }
+    | undefined;
   const keyPem = spec?.signature?.publicKey?.content;
   if (typeof keyPem !== "string") throw new Error("its Rekor entry has no signature.publicKey");
   const recorded = pemBlocks(Buffer.from(keyPem, "base64").toString("utf8"), /./);
-  if (recorded.length !== 1 || !recorded[0]!.equals(keyOrCertDer)) throw new Error("the public key or certificate in its Rekor entry is not the one that signed");
+  if (recorded.length !== 1 || !recorded[0]!.equals(keyOrCertDer))
+    throw new Error("the public key or certificate in its Rekor entry is not the one that signed");
   if (typeof spec?.signature?.content !== "string" || !Buffer.from(spec.signature.content, "base64").equals(Buffer.from(signatureB64, "base64")))
     throw new Error("the signature in its Rekor entry is not the image signature");
-  if (spec?.data?.hash?.algorithm !== "sha256" || spec.data.hash.value !== sha256Hex(payload)) throw new Error("the payload hash in its Rekor entry does not match the payload");
+  if (spec?.data?.hash?.algorithm !== "sha256" || spec.data.hash.value !== sha256Hex(payload))
+    throw new Error("the payload hash in its Rekor entry does not match the payload");
   return p.integratedTime as number;
 }
 
@@ -145,8 +150,12 @@ export function verifyFulcio(trust: FulcioTrust, certPem: string, chainPem: stri
   const issuer = fulcioIssuer(leaf.raw);
   if (issuer === undefined) throw new Error("its certificate has no Fulcio OIDC issuer extension");
   if (issuer !== trust.oidcIssuer) throw new Error(`its certificate's OIDC issuer is "${issuer}", not "${trust.oidcIssuer}"`);
-  const emails = (leaf.subjectAltName ?? "").split(/,\s*/).filter((s) => s.startsWith("email:")).map((s) => s.slice(6));
-  if (!emails.includes(trust.subjectEmail)) throw new Error(`its certificate is for ${emails.length ? emails.join(", ") : "no email"}, not ${trust.subjectEmail}`);
+  const emails = (leaf.subjectAltName ?? "")
+    .split(/,\s*/)
+    .filter((s) => s.startsWith("email:"))
+    .map((s) => s.slice(6));
+  if (!emails.includes(trust.subjectEmail))
+    throw new Error(`its certificate is for ${emails.length ? emails.join(", ") : "no email"}, not ${trust.subjectEmail}`);
   return leaf.publicKey;
 }
 

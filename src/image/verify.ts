@@ -92,11 +92,16 @@ async function checkSigstore(r: SigstoreRequirement, t: VerifyTarget, sigs: Sigs
   let keys: import("node:crypto").KeyObject[] = [];
   if (r.fulcio) {
     const ca = await keyData(r.fulcio.caPath ? [r.fulcio.caPath] : undefined, r.fulcio.caData);
-    fulcio = { roots: ca.flatMap((c) => sigstore.readCertificates(c.data, `Fulcio CA ${c.where.replace(/^key file/, "file")}`)), oidcIssuer: r.fulcio.oidcIssuer, subjectEmail: r.fulcio.subjectEmail };
+    fulcio = {
+      roots: ca.flatMap((c) => sigstore.readCertificates(c.data, `Fulcio CA ${c.where.replace(/^key file/, "file")}`)),
+      oidcIssuer: r.fulcio.oidcIssuer,
+      subjectEmail: r.fulcio.subjectEmail,
+    };
   } else {
     keys = (await keyData(r.keyPaths, r.keyData)).flatMap((k) => sigstore.readPublicKeys(k.data, k.where));
   }
-  if (sigs.length === 0) return `a signature is required, but the image (${t.digest}) has no sigstore signature attached (is use-sigstore-attachments set in registries.d?)`;
+  if (sigs.length === 0)
+    return `a signature is required, but the image (${t.digest}) has no sigstore signature attached (is use-sigstore-attachments set in registries.d?)`;
   return firstAccepted(sigs, async (s) => {
     if (fulcio) {
       // keyless: the Rekor entry vouches for the certificate at its integrated time, the certificate for the key

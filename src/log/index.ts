@@ -17,8 +17,19 @@ export const LOG_LEVELS: readonly LogLevelName[] = ["fatal", "panic", "error", "
 
 const CONSOLA_LEVEL: Record<LogLevelName, number> = { fatal: 0, panic: 0, error: 0, warn: 1, info: 3, debug: 4, trace: 5 };
 const NAME_OF_TYPE: Record<string, string> = {
-  fatal: "fatal", error: "error", warn: "warning", log: "info", info: "info", success: "info", ready: "info",
-  start: "info", box: "info", debug: "debug", trace: "trace", verbose: "trace", fail: "error",
+  fatal: "fatal",
+  error: "error",
+  warn: "warning",
+  log: "info",
+  info: "info",
+  success: "info",
+  ready: "info",
+  start: "info",
+  box: "info",
+  debug: "debug",
+  trace: "trace",
+  verbose: "trace",
+  fail: "error",
 };
 
 const state: { format: LogFormat; filter?: RegExp; level: number; out: (line: string) => void } = {
@@ -73,9 +84,7 @@ function report(o: LogObject): void {
     fields = last as Record<string, unknown>;
     args.pop();
   }
-  const msg = args
-    .map((a) => (a instanceof Error ? errorText(a) : typeof a === "string" ? a : safeJson(a)))
-    .join(" ");
+  const msg = args.map((a) => (a instanceof Error ? errorText(a) : typeof a === "string" ? a : safeJson(a))).join(" ");
   if (state.filter && !state.filter.test(msg)) return;
   const level = NAME_OF_TYPE[o.type] ?? "info";
   const time = nowRfc3339Nano();
@@ -95,8 +104,7 @@ function report(o: LogObject): void {
 function errorText(e: Error): string {
   let s = e.message;
   let c = (e as { cause?: unknown }).cause;
-  for (let depth = 0; c instanceof Error && depth < 5; depth++, c = (c as { cause?: unknown }).cause)
-    if (!s.includes(c.message)) s += `: ${c.message}`;
+  for (let depth = 0; c instanceof Error && depth < 5; depth++, c = (c as { cause?: unknown }).cause) if (!s.includes(c.message)) s += `: ${c.message}`;
   return s;
 }
 

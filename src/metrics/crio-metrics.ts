@@ -56,8 +56,16 @@ export function sizeBucket(bytes: number): string {
 export class CrioMetrics {
   readonly registry = new Registry();
   readonly operations = new Counter(`${METRIC_PREFIX}operations_total`, "Cumulative number of CRI-O operations by operation type.", ["operation"]);
-  readonly latency = new Gauge(`${METRIC_PREFIX}operations_latency_seconds`, "Latency in seconds of individual CRI calls for CRI-O operations. Broken down by operation type.", ["operation"]);
-  readonly latencyTotal = new Summary(`${METRIC_PREFIX}operations_latency_seconds_total`, "Latency in seconds of CRI-O operations. Broken down by operation type.", ["operation"]);
+  readonly latency = new Gauge(
+    `${METRIC_PREFIX}operations_latency_seconds`,
+    "Latency in seconds of individual CRI calls for CRI-O operations. Broken down by operation type.",
+    ["operation"],
+  );
+  readonly latencyTotal = new Summary(
+    `${METRIC_PREFIX}operations_latency_seconds_total`,
+    "Latency in seconds of CRI-O operations. Broken down by operation type.",
+    ["operation"],
+  );
   readonly errors = new Counter(`${METRIC_PREFIX}operations_errors_total`, "Cumulative number of CRI-O operation errors by operation type.", ["operation"]);
   readonly pullBytes = new Counter(`${METRIC_PREFIX}image_pulls_bytes_total`, "Bytes transferred by CRI-O image pulls", ["mediatype", "size"]);
   readonly pullSkippedBytes = new Counter(`${METRIC_PREFIX}image_pulls_skipped_bytes_total`, "Bytes skipped by CRI-O image pulls", ["size"]);
@@ -66,7 +74,11 @@ export class CrioMetrics {
   readonly layerSize = new Histogram(`${METRIC_PREFIX}image_pulls_layer_size`, "Bytes transferred by CRI-O image pulls per layer", LAYER_SIZE_BUCKETS);
   readonly layerReuse = new Counter(`${METRIC_PREFIX}image_layer_reuse_total`, "Reused (not pulled) local image layer count by name", ["name"]);
   readonly oomTotal = new Counter(`${METRIC_PREFIX}containers_oom_total`, "Amount of containers killed because they ran out of memory (OOM)");
-  readonly oomCount = new Counter(`${METRIC_PREFIX}containers_oom_count_total`, "Amount of containers killed because they ran out of memory (OOM) by their name", ["name"]);
+  readonly oomCount = new Counter(
+    `${METRIC_PREFIX}containers_oom_count_total`,
+    "Amount of containers killed because they ran out of memory (OOM) by their name",
+    ["name"],
+  );
 
   /** Registers the selected collectors (all when `collectors` is empty); `eventsDropped` reads GetContainerEvents' drop count. */
   constructor(o: { collectors?: readonly string[]; eventsDropped?: () => number } = {}) {
@@ -84,8 +96,15 @@ export class CrioMetrics {
       image_layer_reuse_total: this.layerReuse,
       containers_oom_total: this.oomTotal,
       containers_oom_count_total: this.oomCount,
-      containers_events_dropped_total: new FuncMetric(`${METRIC_PREFIX}containers_events_dropped_total`, "Amount of container events dropped because a GetContainerEvents subscriber fell behind", "counter", () => o.eventsDropped?.() ?? 0),
-      processes_defunct: new FuncMetric(`${METRIC_PREFIX}processes_defunct`, "Total number of defunct processes in the node", "gauge", () => defunctProcesses()),
+      containers_events_dropped_total: new FuncMetric(
+        `${METRIC_PREFIX}containers_events_dropped_total`,
+        "Amount of container events dropped because a GetContainerEvents subscriber fell behind",
+        "counter",
+        () => o.eventsDropped?.() ?? 0,
+      ),
+      processes_defunct: new FuncMetric(`${METRIC_PREFIX}processes_defunct`, "Total number of defunct processes in the node", "gauge", () =>
+        defunctProcesses(),
+      ),
     };
     for (const [k, c] of Object.entries(byKey)) if (keys.has(k as CollectorKey)) this.registry.register(c);
     if (keys.has("process")) for (const c of processCollectors()) this.registry.register(c);
@@ -119,8 +138,17 @@ export class CrioMetrics {
 // --- internal ---
 
 const SIZE_BUCKETS: Array<[number, string]> = [
-  [10e9, ">10 GiB"], [1e9, ">1 GiB"], [500e6, ">500 MiB"], [400e6, ">400 MiB"], [300e6, ">300 MiB"], [200e6, ">200 MiB"],
-  [100e6, ">100 MiB"], [50e6, ">50 MiB"], [10e6, ">10 MiB"], [1e6, ">1 MiB"], [1e3, ">1 KiB"],
+  [10e9, ">10 GiB"],
+  [1e9, ">1 GiB"],
+  [500e6, ">500 MiB"],
+  [400e6, ">400 MiB"],
+  [300e6, ">300 MiB"],
+  [200e6, ">200 MiB"],
+  [100e6, ">100 MiB"],
+  [50e6, ">50 MiB"],
+  [10e6, ">10 MiB"],
+  [1e6, ">1 MiB"],
+  [1e3, ">1 KiB"],
 ];
 
 const LAYER_SIZE_BUCKETS = [1e3, 1e6, 10e6, 50e6, 100e6, 200e6, 300e6, 400e6, 500e6, 1e9, 10e9];

@@ -44,4 +44,3 @@ export abstract class Family<S> implements Collector {
   }
   protected abstract samples(state: S, labels: string, out: string[], pairs: string[]): void;
 }
-

@@ -158,4 +158,3 @@ export class Histogram extends Family<{ counts: number[]; sum: number; count: nu
     out.push(`${this.name}_sum${labels} ${num(s.sum)}`, `${this.name}_count${labels} ${num(s.count)}`);
   }
 }
-

@@ -92,36 +92,38 @@ async function connectFrames(path: string, out: AttachOutput, preamble?: string)
   };
   try {
     // through a short alias of the monitor dir: any runroot depth fits sun_path
-    sock = await withShortSocketPath(path, (unix) => Bun.connect({
-      unix,
-      socket: {
-        data: (s, d) => {
-          if (!firstSeen && preamble !== undefined && (d[0]! < Frame.STDIN || d[0]! > Frame.STARTED)) {
-            firstSeen = true;
-            settleFirst("unsupported");
-            return void s.end();
-          }
-          let frames;
-          try {
-            frames = decoder.push(d);
-          } catch {
-            return void s.terminate();
-          }
-          for (const f of frames) {
-            if (!firstSeen) {
+    sock = await withShortSocketPath(path, (unix) =>
+      Bun.connect({
+        unix,
+        socket: {
+          data: (s, d) => {
+            if (!firstSeen && preamble !== undefined && (d[0]! < Frame.STDIN || d[0]! > Frame.STARTED)) {
               firstSeen = true;
-              settleFirst(f);
+              settleFirst("unsupported");
+              return void s.end();
             }
-            if (f.type === Frame.STDOUT) out.stdout?.(f.payload);
-            else if (f.type === Frame.STDERR) out.stderr?.(f.payload);
-            else if (f.type === Frame.EXIT) settle(jsonOf(f.payload));
-          }
+            let frames;
+            try {
+              frames = decoder.push(d);
+            } catch {
+              return void s.terminate();
+            }
+            for (const f of frames) {
+              if (!firstSeen) {
+                firstSeen = true;
+                settleFirst(f);
+              }
+              if (f.type === Frame.STDOUT) out.stdout?.(f.payload);
+              else if (f.type === Frame.STDERR) out.stderr?.(f.payload);
+              else if (f.type === Frame.EXIT) settle(jsonOf(f.payload));
+            }
+          },
+          drain: flush,
+          close: () => (settle(undefined), settleFirst(undefined)),
+          error: () => (settle(undefined), settleFirst(undefined)),
         },
-        drain: flush,
-        close: () => (settle(undefined), settleFirst(undefined)),
-        error: () => (settle(undefined), settleFirst(undefined)),
-      },
-    }));
+      }),
+    );
   } catch (e) {
     throw new RuntimeError("failed-precondition", `cannot attach: no monitor listens at ${path}`, { cause: e });
   }

@@ -37,9 +37,30 @@ export function monitorCgroupPath(parent: string, id: string): string {
 /** The busctl argv that makes a transient scope holding `pid` in `slice` (systemd manager). */
 export function scopeCommand(unit: string, slice: string, pid: number): string[] {
   return [
-    "busctl", "call", "--system", "org.freedesktop.systemd1", "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager",
-    "StartTransientUnit", "ssa(sv)a(sa(sv))", unit, "fail",
-    "4", "Slice", "s", slice, "PIDs", "au", "1", String(pid), "Delegate", "b", "true", "DefaultDependencies", "b", "false",
+    "busctl",
+    "call",
+    "--system",
+    "org.freedesktop.systemd1",
+    "/org/freedesktop/systemd1",
+    "org.freedesktop.systemd1.Manager",
+    "StartTransientUnit",
+    "ssa(sv)a(sa(sv))",
+    unit,
+    "fail",
+    "4",
+    "Slice",
+    "s",
+    slice,
+    "PIDs",
+    "au",
+    "1",
+    String(pid),
+    "Delegate",
+    "b",
+    "true",
+    "DefaultDependencies",
+    "b",
+    "false",
     "0",
   ];
 }
@@ -121,7 +142,11 @@ const RECORD = "cgroup.json";
 async function inheritCpuset(dir: string, root: string): Promise<void> {
   const chain: string[] = [];
   for (let d = dir; d.startsWith(`${root}/`); d = dirname(d)) chain.unshift(d);
-  const value = (d: string, f: string) => readFile(join(d, f), "utf8").then((t) => t.trim(), () => undefined);
+  const value = (d: string, f: string) =>
+    readFile(join(d, f), "utf8").then(
+      (t) => t.trim(),
+      () => undefined,
+    );
   for (const d of chain) {
     for (const f of ["cpuset.cpus", "cpuset.mems"]) {
       if (!(await value(d, f))) await writeFile(join(d, f), (await value(dirname(d), f)) ?? "");

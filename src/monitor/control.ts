@@ -35,18 +35,20 @@ async function ctlRequest(socketDir: string, id: string, line: string, timeoutMs
   let sock;
   try {
     // through a short alias of the monitor dir: any runroot depth fits sun_path
-    sock = await withShortSocketPath(path, (unix) => Bun.connect({
-      unix,
-      socket: {
-        data: (_s, d) => {
-          answer += new TextDecoder().decode(d);
-          const nl = answer.indexOf("\n");
-          if (nl >= 0) settle(answer.slice(0, nl));
+    sock = await withShortSocketPath(path, (unix) =>
+      Bun.connect({
+        unix,
+        socket: {
+          data: (_s, d) => {
+            answer += new TextDecoder().decode(d);
+            const nl = answer.indexOf("\n");
+            if (nl >= 0) settle(answer.slice(0, nl));
+          },
+          close: () => settle(new Error("the monitor closed the connection")),
+          error: (_s, e) => settle(e),
         },
-        close: () => settle(new Error("the monitor closed the connection")),
-        error: (_s, e) => settle(e),
-      },
-    }));
+      }),
+    );
   } catch {
     throw new RuntimeError("failed-precondition", `the monitor of "${id}" is not running`);
   }

@@ -29,7 +29,10 @@ export interface SpawnExecOptions extends MonitorBase {
  * when one waits (handed its request on fd 0, protocol.ts §1; not with `exitDir`), else one
  * started now; `standby` is topped up afterwards.
  */
-export async function spawnExec(o: SpawnExecOptions, standby?: Standby<"exec">): Promise<{ execId: string; pid: number; monitorPid: number; attachPath: string }> {
+export async function spawnExec(
+  o: SpawnExecOptions,
+  standby?: Standby<"exec">,
+): Promise<{ execId: string; pid: number; monitorPid: number; attachPath: string }> {
   const execId = o.execId ?? newId();
   const dir = monitorDir(o.socketDir, execId);
   let warm: ExecSessionMonitor | undefined;
@@ -46,7 +49,12 @@ export async function spawnExec(o: SpawnExecOptions, standby?: Standby<"exec">):
     if (warm) started = m = warm.monitor;
     else {
       const args: MonitorArgs = {
-        mode: "exec", runtime: [...o.runtime], exitDir: o.exitDir, stdinOnce: true, logSizeMax: 0, timeoutMs: 0,
+        mode: "exec",
+        runtime: [...o.runtime],
+        exitDir: o.exitDir,
+        stdinOnce: true,
+        logSizeMax: 0,
+        timeoutMs: 0,
         ...request,
       };
       // its diagnostics go to <dir>/monitor.log, removed with the dir (kept with CRIO_MONITOR_DEBUG)

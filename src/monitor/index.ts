@@ -29,8 +29,16 @@ export { ExitWatcher, readExitFile, removeExitFile } from "./exits.ts";
 export { MonitorLiveness } from "./liveness.ts";
 export { monitorPidOf, monitorPidOfAsync, selfCommand, spawnMonitor, type MonitorBase, type SpawnMonitorOptions } from "./spawn.ts";
 export {
-  Standby, StandbyPool, startStandby,
-  type CreateMonitor, type ExecSessionMonitor, type ExecSyncMonitor, type StandbyKind, type StandbyKinds, type StandbyStats, type WaitingMonitor,
+  Standby,
+  StandbyPool,
+  startStandby,
+  type CreateMonitor,
+  type ExecSessionMonitor,
+  type ExecSyncMonitor,
+  type StandbyKind,
+  type StandbyKinds,
+  type StandbyStats,
+  type WaitingMonitor,
 } from "./standby.ts";
 
 /** Node-wide monitor settings: how to run the monitor, the runtime, and the runroot dirs. */
@@ -157,7 +165,9 @@ export class Monitors extends MonitorFiles {
    * `cgroup`, the monitor is then moved to its cgroup (monitor_cgroup, cgroup.ts): `cgroup` is
    * where it went, or `cgroupWarning` why it stayed where it started (the container runs anyway).
    */
-  async spawn(o: PerCall<SpawnMonitorOptions> & { cgroup?: MonitorCgroupRequest }): Promise<{ pid: number; monitorPid: number; cgroup?: string; cgroupWarning?: string }> {
+  async spawn(
+    o: PerCall<SpawnMonitorOptions> & { cgroup?: MonitorCgroupRequest },
+  ): Promise<{ pid: number; monitorPid: number; cgroup?: string; cgroupWarning?: string }> {
     const { cgroup, ...rest } = o;
     const r = await spawnMonitor({ ...this.config, ...rest }, this.createStandby);
     if (!cgroup) return r;

@@ -56,16 +56,41 @@ export async function spawnMonitor(o: SpawnMonitorOptions, standby?: Standby<"cr
   const dir = monitorDir(o.socketDir, o.id);
   mkdirSync(o.exitDir, { recursive: true, mode: 0o700 });
   const args: MonitorArgs = {
-    mode: "create", id: o.id, container: o.id, runtime: [...o.runtime], bundle: o.bundle,
-    dir, logPath: o.logPath, exitDir: o.exitDir, terminal: !!o.terminal, stdin: !!o.stdin, stdinOnce: !!o.stdinOnce,
-    logSizeMax: o.logSizeMax ?? 0, timeoutMs: 0, attachTimeoutMs: 0,
+    mode: "create",
+    id: o.id,
+    container: o.id,
+    runtime: [...o.runtime],
+    bundle: o.bundle,
+    dir,
+    logPath: o.logPath,
+    exitDir: o.exitDir,
+    terminal: !!o.terminal,
+    stdin: !!o.stdin,
+    stdinOnce: !!o.stdinOnce,
+    logSizeMax: o.logSizeMax ?? 0,
+    timeoutMs: 0,
+    attachTimeoutMs: 0,
   };
   if (o.noSyncLog) args.noSyncLog = true;
   const diag = monitorFiles(dir).diag;
   try {
     // a warm monitor when one waits (protocol.ts §1, standby create), else one started now
     let warm = standby?.take(false); // its replacement starts once this create is done
-    if (warm && (warm.exitDir !== o.exitDir || !warm.hand({ id: o.id, dir, bundle: o.bundle, logPath: o.logPath, terminal: !!o.terminal, stdin: !!o.stdin, stdinOnce: !!o.stdinOnce, logSizeMax: args.logSizeMax, noSyncLog: !!o.noSyncLog }))) {
+    if (
+      warm &&
+      (warm.exitDir !== o.exitDir ||
+        !warm.hand({
+          id: o.id,
+          dir,
+          bundle: o.bundle,
+          logPath: o.logPath,
+          terminal: !!o.terminal,
+          stdin: !!o.stdin,
+          stdinOnce: !!o.stdinOnce,
+          logSizeMax: args.logSizeMax,
+          noSyncLog: !!o.noSyncLog,
+        }))
+    ) {
       warm.kill();
       warm = undefined;
     }
@@ -223,8 +248,7 @@ class SyncReader {
     const expired = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), timeoutMs)));
     try {
       for (;;) {
-        for (let nl; out.length < n && (nl = this.#buf.indexOf("\n")) >= 0; this.#buf = this.#buf.slice(nl + 1))
-          out.push(parseSync(this.#buf.slice(0, nl)));
+        for (let nl; out.length < n && (nl = this.#buf.indexOf("\n")) >= 0; this.#buf = this.#buf.slice(nl + 1)) out.push(parseSync(this.#buf.slice(0, nl)));
         if (out.length >= n || this.#closed) return out;
         const r = await Promise.race([this.#reader.read(), expired]);
         if (r === "timeout") {

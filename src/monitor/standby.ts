@@ -52,8 +52,18 @@ export type StandbyKind = keyof StandbyKinds;
 export function startStandby<K extends StandbyKind>(kind: K, base: MonitorBase & { exitDir?: string }, background = false): StandbyKinds[K]["monitor"] {
   if (kind === "create" && !base.exitDir) throw new Error("a standby container monitor needs the exits dir");
   const args: MonitorArgs = {
-    mode: kind, standby: true, id: "", container: "", runtime: [...base.runtime],
-    dir: "", terminal: false, stdin: false, stdinOnce: kind === "exec", logSizeMax: 0, timeoutMs: 0, attachTimeoutMs: 0,
+    mode: kind,
+    standby: true,
+    id: "",
+    container: "",
+    runtime: [...base.runtime],
+    dir: "",
+    terminal: false,
+    stdin: false,
+    stdinOnce: kind === "exec",
+    logSizeMax: 0,
+    timeoutMs: 0,
+    attachTimeoutMs: 0,
     ...(kind === "create" ? { exitDir: base.exitDir } : {}),
   };
   const ours: number[] = []; // daemon-side fds: closed with the monitor
@@ -192,7 +202,12 @@ export class Standby<K extends StandbyKind> extends StandbyPool<StandbyKinds[K][
  * The waiting side of a started standby `monitor`: `reqW` is the write end of its request pipe,
  * `fds` more daemon-side fds closed with it. `background`: reniced to 19 until handed a request.
  */
-function waiting<R extends ExecSyncRequest | ExecSessionRequest | CreateRequest>(monitor: StartedMonitor, reqW: number, fds: number[], background: boolean): WaitingMonitor<R> {
+function waiting<R extends ExecSyncRequest | ExecSessionRequest | CreateRequest>(
+  monitor: StartedMonitor,
+  reqW: number,
+  fds: number[],
+  background: boolean,
+): WaitingMonitor<R> {
   if (background) reniceThreads(monitor.pid, BACKGROUND_NICE);
   let gone = false;
   let request = reqW;

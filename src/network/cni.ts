@@ -77,8 +77,7 @@ export async function invokePlugin(
 ): Promise<unknown> {
   const where = `cni plugin "${plugin.type}" (network "${list.name}", ${command})`;
   const path = findPlugin(plugin.type, o.pluginDirs);
-  if (!path)
-    throw new CniPluginError("failed-precondition", `${where}: not found in ${o.pluginDirs.join(", ")}`, plugin.type, command, null);
+  if (!path) throw new CniPluginError("failed-precondition", `${where}: not found in ${o.pluginDirs.join(", ")}`, plugin.type, command, null);
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("CNI_")) env[k] = v;
   env.CNI_COMMAND = command;
@@ -100,7 +99,12 @@ export async function invokePlugin(
   // A DEL that finishes after the restarted daemon's own DEL is harmless: DEL is idempotent.
   let r: Awaited<ReturnType<typeof runRaw>>;
   try {
-    r = await runRaw(command === "DEL" ? [path] : dieWithParent([path]), { stdin: JSON.stringify(conf), env, signal: o.signal, timeoutMs: o.timeoutMs ?? 120_000 });
+    r = await runRaw(command === "DEL" ? [path] : dieWithParent([path]), {
+      stdin: JSON.stringify(conf),
+      env,
+      signal: o.signal,
+      timeoutMs: o.timeoutMs ?? 120_000,
+    });
   } catch (e) {
     if (o.signal?.aborted) throw canceled();
     throw new CniPluginError("internal", `${where}: cannot run ${path}: ${messageOf(e)}`, plugin.type, command, null);

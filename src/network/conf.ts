@@ -58,8 +58,7 @@ export function parseNetworkConf(file: string, text: string): NetworkList {
   if (!isObject(raw)) throw invalid(`${file}: not a JSON object`);
   const isList = file.endsWith(".conflist") || (!("type" in raw) && Array.isArray(raw.plugins));
   const name = raw.name;
-  if (typeof name !== "string" || !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name))
-    throw invalid(`${file}: missing or invalid network "name"`);
+  if (typeof name !== "string" || !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) throw invalid(`${file}: missing or invalid network "name"`);
   const cniVersion = selectVersion(file, raw);
   let plugins: PluginConf[];
   if (isList) {
@@ -111,7 +110,14 @@ export function loadNetworks(dir: string, pluginDirs: readonly string[]): { netw
     try {
       if (!statSync(file).isFile()) continue;
       const list = parseNetworkConf(file, readFileSync(file, "utf8"));
-      addNetwork(networks, problems, file, list, list.plugins.map((p) => p.type).filter((t) => !findPlugin(t, pluginDirs)), pluginDirs);
+      addNetwork(
+        networks,
+        problems,
+        file,
+        list,
+        list.plugins.map((p) => p.type).filter((t) => !findPlugin(t, pluginDirs)),
+        pluginDirs,
+      );
     } catch (e) {
       problems.push({ file, reason: messageOf(e) });
     }
@@ -147,7 +153,14 @@ export async function loadNetworksAsync(dir: string, pluginDirs: readonly string
       const list = parseNetworkConf(file, await readFile(file, "utf8"));
       const types = list.plugins.map((p) => p.type);
       const found = await Promise.all(types.map(hasPlugin));
-      addNetwork(networks, problems, file, list, types.filter((_t, i) => !found[i]), pluginDirs);
+      addNetwork(
+        networks,
+        problems,
+        file,
+        list,
+        types.filter((_t, i) => !found[i]),
+        pluginDirs,
+      );
     } catch (e) {
       problems.push({ file, reason: messageOf(e) });
     }

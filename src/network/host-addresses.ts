@@ -12,8 +12,7 @@ export async function hostAddresses(): Promise<string[]> {
   const out: string[] = [];
   for (const family of ["IPv4", "IPv6"] as const) {
     const dev = await defaultRouteDevice(family === "IPv4" ? "-4" : "-6");
-    const pick = (name: string) =>
-      (ifs[name] ?? []).find((a) => a.family === family && !a.internal && isGlobal(a.address))?.address;
+    const pick = (name: string) => (ifs[name] ?? []).find((a) => a.family === family && !a.internal && isGlobal(a.address))?.address;
     let ip = dev ? pick(dev) : undefined;
     if (!ip) for (const name of Object.keys(ifs).sort()) if ((ip = pick(name))) break;
     if (ip) out.push(ip);

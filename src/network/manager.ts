@@ -115,8 +115,7 @@ export class CniManager {
     try {
       await withTimeout(abortable(ready, signal), timeoutMs, "waiting for the pod network");
     } catch (e) {
-      if ((e as Error).name === "TimeoutError")
-        throw new RuntimeError("unavailable", `network not ready after ${timeoutMs} ms: ${this.#notReadyMessage()}`);
+      if ((e as Error).name === "TimeoutError") throw new RuntimeError("unavailable", `network not ready after ${timeoutMs} ms: ${this.#notReadyMessage()}`);
       throw RuntimeError.from(e);
     } finally {
       this.#waiters.delete(wake);
@@ -135,8 +134,13 @@ export class CniManager {
       const net = this.#default;
       if (!net) throw new RuntimeError("unavailable", this.#notReadyMessage());
       const rec: CachedAttachment = {
-        podId: pod.id, network: net, containerId: pod.id, netns: pod.netns, ifName: POD_IFNAME,
-        cniArgs: cniArgsOf(pod), runtimeConfig,
+        podId: pod.id,
+        network: net,
+        containerId: pod.id,
+        netns: pod.netns,
+        ifName: POD_IFNAME,
+        cniArgs: cniArgsOf(pod),
+        runtimeConfig,
       };
       await this.#cache.put(rec); // the intent first: a crash mid-ADD still leaves enough to DEL
       let raw: unknown;
@@ -159,7 +163,10 @@ export class CniManager {
     await this.#op(pod.id, async () => {
       const rec = this.#cache.get(pod.id);
       if (!rec) return;
-      await traced("cni.del", () => this.#del(pod.netns ? { ...rec, netns: pod.netns } : rec, signal, 3), { kind: "client", attrs: { "cni.network": rec.network.name, "pod.id": pod.id } });
+      await traced("cni.del", () => this.#del(pod.netns ? { ...rec, netns: pod.netns } : rec, signal, 3), {
+        kind: "client",
+        attrs: { "cni.network": rec.network.name, "pod.id": pod.id },
+      });
       this.#log.info("pod network torn down", { id: pod.id, network: rec.network.name });
     });
   }
@@ -246,7 +253,7 @@ export class CniManager {
     try {
       return await this.#perPod.run(podId, fn);
     } finally {
-      if (--this.#running === 0) for (const w of this.#idle) (this.#idle.delete(w), w());
+      if (--this.#running === 0) for (const w of this.#idle) this.#idle.delete(w), w();
     }
   }
 

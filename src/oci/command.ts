@@ -68,8 +68,15 @@ export class RuntimeCommand {
 
   create(id: string, o: CreateArgs): string[] {
     return [
-      ...this.#global(o.log), "create", "--bundle", o.bundle, "--pid-file", o.pidFile,
-      ...(o.consoleSocket ? ["--console-socket", o.consoleSocket] : []), ...(o.noPivot ? ["--no-pivot"] : []), id,
+      ...this.#global(o.log),
+      "create",
+      "--bundle",
+      o.bundle,
+      "--pid-file",
+      o.pidFile,
+      ...(o.consoleSocket ? ["--console-socket", o.consoleSocket] : []),
+      ...(o.noPivot ? ["--no-pivot"] : []),
+      id,
     ];
   }
 
@@ -79,8 +86,15 @@ export class RuntimeCommand {
 
   exec(id: string, o: ExecArgs): string[] {
     return [
-      ...this.#global(o.log), "exec", "--process", o.processPath, ...(o.tty ? ["--tty"] : []), ...(o.detach ? ["--detach"] : []),
-      ...(o.pidFile ? ["--pid-file", o.pidFile] : []), ...(o.consoleSocket ? ["--console-socket", o.consoleSocket] : []), id,
+      ...this.#global(o.log),
+      "exec",
+      "--process",
+      o.processPath,
+      ...(o.tty ? ["--tty"] : []),
+      ...(o.detach ? ["--detach"] : []),
+      ...(o.pidFile ? ["--pid-file", o.pidFile] : []),
+      ...(o.consoleSocket ? ["--console-socket", o.consoleSocket] : []),
+      id,
     ];
   }
 

@@ -189,16 +189,26 @@ const PATTERNS: Array<[RegExp, ErrorKind]> = [
 ];
 
 function lastMessage(stderr: string): string {
-  const lines = stderr.split("\n").map((s) => s.trim()).filter(Boolean);
+  const lines = stderr
+    .split("\n")
+    .map((s) => s.trim())
+    .filter(Boolean);
   const last = lines[lines.length - 1] ?? "";
   const m = /msg="((?:[^"\\]|\\.)*)"/.exec(last);
   return m ? (m[1] as string).replace(/\\"/g, '"') : last;
 }
 
 function fromFeaturesJson(f: {
-  ociVersionMax?: string; mountOptions?: string[];
-  linux?: { namespaces?: string[]; cgroup?: { v1?: boolean; v2?: boolean; systemd?: boolean }; seccomp?: { enabled?: boolean };
-    apparmor?: { enabled?: boolean }; selinux?: { enabled?: boolean }; mountExtensions?: { idmap?: { enabled?: boolean } } };
+  ociVersionMax?: string;
+  mountOptions?: string[];
+  linux?: {
+    namespaces?: string[];
+    cgroup?: { v1?: boolean; v2?: boolean; systemd?: boolean };
+    seccomp?: { enabled?: boolean };
+    apparmor?: { enabled?: boolean };
+    selinux?: { enabled?: boolean };
+    mountExtensions?: { idmap?: { enabled?: boolean } };
+  };
 }): RuntimeFeatures {
   const mountOptions = f.mountOptions ?? [];
   return {

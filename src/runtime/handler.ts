@@ -144,4 +144,3 @@ export class RuntimeHandler {
     this.monitors.close();
   }
 }
-

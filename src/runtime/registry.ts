@@ -51,7 +51,10 @@ export class RuntimeHandlers {
   async status(): Promise<HandlerFeatures[]> {
     const c = this.ctx.settings();
     const none = (name: string): HandlerFeatures => ({ name, recursiveReadOnlyMounts: false, userNamespaces: false });
-    const one = (name: string) => Promise.resolve().then(() => this.get(name).status()).catch(() => none(name));
+    const one = (name: string) =>
+      Promise.resolve()
+        .then(() => this.get(name).status())
+        .catch(() => none(name));
     const list = await Promise.all(Object.keys(c.runtimes).map(one));
     const def = list.find((h) => h.name === c.defaultRuntime) ?? none("");
     return [{ ...def, name: "" }, ...list];
@@ -60,7 +63,14 @@ export class RuntimeHandlers {
   /** Warm standby monitors per handler built so far (used, started cold, waiting): the debug dump. */
   standbyStats(): Record<string, { execSync: StandbyStats; exec: StandbyStats; create: StandbyStats }> {
     return Object.fromEntries(
-      [...this.#byName].map(([name, { handler: { monitors: m } }]) => [name, { execSync: m.standby.stats(), exec: m.execStandby.stats(), create: m.createStandby.stats() }]),
+      [...this.#byName].map(
+        ([
+          name,
+          {
+            handler: { monitors: m },
+          },
+        ]) => [name, { execSync: m.standby.stats(), exec: m.execStandby.stats(), create: m.createStandby.stats() }],
+      ),
     );
   }
 

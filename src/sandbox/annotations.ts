@@ -7,7 +7,10 @@ import type { HandlerAnnotations } from "./deps.ts";
  * are the operator's and are not filtered (CRI-O's runPodSandbox: FilterDisallowedAnnotations on
  * the request, then RuntimeDefaultAnnotations overridden by it).
  */
-export function podAnnotations(asked: Record<string, string>, policy: HandlerAnnotations | undefined): { annotations: Record<string, string>; dropped: string[] } {
+export function podAnnotations(
+  asked: Record<string, string>,
+  policy: HandlerAnnotations | undefined,
+): { annotations: Record<string, string>; dropped: string[] } {
   const { kept, dropped } = withoutDisallowed(asked, policy?.disallowed ?? []);
   return { annotations: { ...policy?.defaults, ...kept }, dropped };
 }

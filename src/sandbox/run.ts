@@ -42,7 +42,8 @@ export async function runSandbox(
   const { config } = input;
   const md = config.metadata;
   if (!md?.name || !md.namespace) throw invalid("PodSandboxConfig.Metadata.Name and Namespace are required");
-  if (!/^[^\s/]+$/.test(md.name) || !/^[^\s/]+$/.test(md.namespace) || /[\s/]/.test(md.uid)) throw invalid(`invalid pod metadata name "${md.name}", namespace "${md.namespace}" or uid "${md.uid}"`);
+  if (!/^[^\s/]+$/.test(md.name) || !/^[^\s/]+$/.test(md.namespace) || /[\s/]/.test(md.uid))
+    throw invalid(`invalid pod metadata name "${md.name}", namespace "${md.namespace}" or uid "${md.uid}"`);
   const settings = d.settings();
   const handler = input.runtimeHandler || settings.defaultRuntime;
   if (!settings.runtimeHandlers.includes(handler))
@@ -66,7 +67,8 @@ export async function runSandbox(
   // The handler's default annotations under the request's own; the request's experimental
   // annotations its allowed_annotations leave out are dropped, said at debug level only.
   const { annotations, dropped } = podAnnotations(config.annotations, settings.handlerAnnotations?.[handler]);
-  for (const k of dropped) log.debug(`Annotation "${k}" of pod ${md.namespace}/${md.name} is not in runtime handler "${handler}"'s allowed_annotations; ignored`);
+  for (const k of dropped)
+    log.debug(`Annotation "${k}" of pod ${md.namespace}/${md.name} is not in runtime handler "${handler}"'s allowed_annotations; ignored`);
   const shmBytes = hostIpc ? 0 : shmSize(annotations); // a bad size fails before anything is made
   await using undo = new Undo(log);
   d.names.reserve(name, id);
@@ -82,12 +84,24 @@ export async function runSandbox(
   const runDir = join(d.paths.sandboxRun, id);
   await mkdir(runDir, { recursive: true, mode: 0o711 });
   undo.defer("remove run dir", () => rm(runDir, { recursive: true, force: true }));
-  if (config.logDirectory) await mkdir(config.logDirectory, { recursive: true, mode: 0o755 }).catch((e) => { throw wrap(e, `create pod log directory "${config.logDirectory}"`); });
+  if (config.logDirectory)
+    await mkdir(config.logDirectory, { recursive: true, mode: 0o755 }).catch((e) => {
+      throw wrap(e, `create pod log directory "${config.logDirectory}"`);
+    });
 
   const hostname = podHostname(config.hostname, md.name);
   const namespaces = await d.namespaces
-    .pin(d.paths.namespaces, id, { net: !hostNet, ipc: !hostIpc, uts: !hostNet, hostname: hostNet ? undefined : hostname, sysctls, ...(userns ? { user: userns } : {}) })
-    .catch((e) => { throw wrap(e, "pin pod namespaces"); });
+    .pin(d.paths.namespaces, id, {
+      net: !hostNet,
+      ipc: !hostIpc,
+      uts: !hostNet,
+      hostname: hostNet ? undefined : hostname,
+      sysctls,
+      ...(userns ? { user: userns } : {}),
+    })
+    .catch((e) => {
+      throw wrap(e, "pin pod namespaces");
+    });
   let networkOwed = false; // a failed undo of the ADD keeps the netns for the DEL still owed
   undo.defer("unpin namespaces", () => (networkOwed ? undefined : d.namespaces.unpin(namespaces)));
 
@@ -95,16 +109,22 @@ export async function runSandbox(
   if (!hostIpc) {
     shmPath = join(runDir, "shm");
     await mkdir(shmPath, { recursive: true, mode: 0o755 });
-    await d.shm.mount(shmPath, shmBytes, owner).catch((e) => { throw wrap(e, "mount pod shm"); });
+    await d.shm.mount(shmPath, shmBytes, owner).catch((e) => {
+      throw wrap(e, "mount pod shm");
+    });
     undo.defer("unmount shm", () => d.shm.unmount(shmPath));
   }
   const hostnamePath = join(runDir, "hostname");
   const resolvConfPath = join(runDir, "resolv.conf");
-  await writeHostname(hostnamePath, hostNet ? (await hostHostname()) : hostname);
-  await writeResolvConf(resolvConfPath, config.dnsConfig ? { servers: config.dnsConfig.servers, searches: config.dnsConfig.searches, options: config.dnsConfig.options } : undefined);
+  await writeHostname(hostnamePath, hostNet ? await hostHostname() : hostname);
+  await writeResolvConf(
+    resolvConfPath,
+    config.dnsConfig ? { servers: config.dnsConfig.servers, searches: config.dnsConfig.searches, options: config.dnsConfig.options } : undefined,
+  );
 
   const meta: SandboxMeta = {
-    id, name,
+    id,
+    name,
     metadata: { name: md.name, uid: md.uid, namespace: md.namespace, attempt: md.attempt },
     configJson: configWithAnnotations(input.configJson, annotations),
     labels: { ...config.labels },
@@ -121,7 +141,9 @@ export async function runSandbox(
 
   let networkDone: Promise<void> | undefined;
   if (!hostNet) {
-    await d.network.waitReady(settings.networkWaitMs, signal).catch((e) => { throw wrap(e, "wait for the network"); });
+    await d.network.waitReady(settings.networkWaitMs, signal).catch((e) => {
+      throw wrap(e, "wait for the network");
+    });
     const pod = podNet(meta, status);
     // CNI ADD: the record says the network is owed until ADD has been undone or the pod removed.
     undo.defer("network teardown", async () => {
@@ -136,7 +158,9 @@ export async function runSandbox(
     // disable_hostport_mapping: the runtime sets up no hostPort mapping (the CNI portmap plugin gets none)
     networkDone = d.network.setUp(settings.disableHostportMapping ? { ...pod, portMappings: [] } : pod, signal).then(
       (r) => void (status.ips = r.ips),
-      (e) => { throw wrap(e, "set up pod network"); },
+      (e) => {
+        throw wrap(e, "set up pod network");
+      },
     );
   } else {
     status.ips = await d.network.hostAddresses().catch(() => []);
@@ -147,7 +171,9 @@ export async function runSandbox(
   let infraDone: Promise<{ containerId: string; pid: number }> | undefined;
   if (!settings.dropInfraCtr || namespaceOptions.pid === NS.POD) {
     const view: SandboxView = { meta, status };
-    infraDone = traced("sandbox.start_infra", () => containers.infra.start(view, { ...config, annotations }, signal)).catch((e) => { throw wrap(e, "start infra container"); });
+    infraDone = traced("sandbox.start_infra", () => containers.infra.start(view, { ...config, annotations }, signal)).catch((e) => {
+      throw wrap(e, "start infra container");
+    });
   }
   const [net, infra] = await Promise.allSettled([networkDone, infraDone]);
   if (infra.status === "fulfilled" && infra.value) {
@@ -159,7 +185,9 @@ export async function runSandbox(
   if (net.status === "rejected") throw net.reason;
   if (infra.status === "rejected") throw infra.reason;
 
-  const rec = await d.records.create(id, meta, status).catch((e) => { throw wrap(e, "write sandbox record"); });
+  const rec = await d.records.create(id, meta, status).catch((e) => {
+    throw wrap(e, "write sandbox record");
+  });
   onCreated(rec);
   undo.commit();
   log.info(`Ran pod sandbox ${id} with infra container ${status.infraContainerId ?? "(none)"}`, { pod: `${md.namespace}/${md.name}` });
@@ -168,7 +196,10 @@ export async function runSandbox(
 
 /** The network's view of a pod. */
 export function podNet(meta: SandboxMeta, status: SandboxState): import("./deps.ts").PodNet {
-  const cfg = meta.configJson as { portMappings?: Array<{ protocol?: string; containerPort?: number; hostPort?: number; hostIp?: string }>; dnsConfig?: { servers?: string[]; searches?: string[]; options?: string[] } };
+  const cfg = meta.configJson as {
+    portMappings?: Array<{ protocol?: string; containerPort?: number; hostPort?: number; hostIp?: string }>;
+    dnsConfig?: { servers?: string[]; searches?: string[]; options?: string[] };
+  };
   return {
     id: meta.id,
     name: meta.metadata.name,
@@ -177,7 +208,12 @@ export function podNet(meta: SandboxMeta, status: SandboxState): import("./deps.
     netns: status.namespaces.net ?? "",
     portMappings: (cfg.portMappings ?? [])
       .filter((p) => (p.hostPort ?? 0) > 0)
-      .map((p) => ({ hostPort: p.hostPort!, containerPort: p.containerPort ?? 0, protocol: (p.protocol ?? "TCP").toLowerCase(), ...(p.hostIp ? { hostIP: p.hostIp } : {}) })),
+      .map((p) => ({
+        hostPort: p.hostPort!,
+        containerPort: p.containerPort ?? 0,
+        protocol: (p.protocol ?? "TCP").toLowerCase(),
+        ...(p.hostIp ? { hostIP: p.hostIp } : {}),
+      })),
     cgroupPath: meta.cgroupParent || undefined,
     dns: cfg.dnsConfig ? { servers: cfg.dnsConfig.servers ?? [], searches: cfg.dnsConfig.searches ?? [], options: cfg.dnsConfig.options ?? [] } : undefined,
   };
@@ -219,4 +255,3 @@ async function hostHostname(): Promise<string> {
   const { hostname } = await import("node:os");
   return hostname();
 }
-

@@ -54,13 +54,25 @@ export class SandboxService {
       return await Promise.race([pending, abortPromise(signal)]);
     }
     // The creation runs to its end even when the caller gives up; a retry then gets the pod.
-    const p = runSandbox(this.#d, this.#pods(), input, new AbortController().signal, (rec) => this.#index.add(rec.meta.id, rec), (id, ns) => this.#leftovers.add(id, ns), this.#ranges);
+    const p = runSandbox(
+      this.#d,
+      this.#pods(),
+      input,
+      new AbortController().signal,
+      (rec) => this.#index.add(rec.meta.id, rec),
+      (id, ns) => this.#leftovers.add(id, ns),
+      this.#ranges,
+    );
     if (name) this.#inFlight.set(name, p);
     try {
       const view = await Promise.race([p, abortPromise(signal)]);
       return view;
     } catch (e) {
-      if (signal.aborted) p.then((v) => this.#orphans.set(name, v.meta.id), () => {});
+      if (signal.aborted)
+        p.then(
+          (v) => this.#orphans.set(name, v.meta.id),
+          () => {},
+        );
       throw e;
     } finally {
       p.finally(() => this.#inFlight.delete(name)).catch(() => {});
@@ -74,7 +86,8 @@ export class SandboxService {
    */
   allowedAnnotations(handler: string, annotations: Record<string, string>, owner: string): Record<string, string> {
     const { kept, dropped } = withoutDisallowed(annotations, this.#d.settings().handlerAnnotations?.[handler]?.disallowed ?? []);
-    for (const k of dropped) this.#d.log.withTag("container").debug(`Annotation "${k}" of container ${owner} is not in runtime handler "${handler}"'s allowed_annotations; ignored`);
+    for (const k of dropped)
+      this.#d.log.withTag("container").debug(`Annotation "${k}" of container ${owner} is not in runtime handler "${handler}"'s allowed_annotations; ignored`);
     return kept;
   }
 
@@ -139,7 +152,10 @@ export class SandboxService {
 
   /** ListPodSandbox. */
   list(filter?: SandboxFilter): SandboxView[] {
-    return filterSandboxes([...this.#index.values()].map((r) => this.#view(r)), filter);
+    return filterSandboxes(
+      [...this.#index.values()].map((r) => this.#view(r)),
+      filter,
+    );
   }
 
   /**
@@ -204,7 +220,8 @@ export class SandboxService {
         netErr = e;
       }
     }
-    if (rec.status.shmPath && rec.status.shmPath !== "/dev/shm") await this.#d.shm.unmount(rec.status.shmPath).catch((e) => log.warn(`unmount shm of ${rec.meta.id}: ${messageOf(e)}`));
+    if (rec.status.shmPath && rec.status.shmPath !== "/dev/shm")
+      await this.#d.shm.unmount(rec.status.shmPath).catch((e) => log.warn(`unmount shm of ${rec.meta.id}: ${messageOf(e)}`));
     if (Object.keys(rec.status.namespaces).length) {
       if (!rec.status.networkPending) {
         await this.#d.namespaces.unpin(rec.status.namespaces);
@@ -219,7 +236,9 @@ export class SandboxService {
       if (!forRemoval) throw wrap(netErr, `stop pod sandbox "${rec.meta.id}": network teardown (will be retried)`);
       // Pod deletion is never blocked forever by a dead plugin: the pod goes, the failure is logged,
       // and remove() hands the teardown (with the still-pinned namespaces) to the leftovers.
-      log.warn(`network teardown of pod sandbox ${rec.meta.id} failed; removing the pod anyway (the teardown is retried in the background): ${messageOf(netErr)}`);
+      log.warn(
+        `network teardown of pod sandbox ${rec.meta.id} failed; removing the pod anyway (the teardown is retried in the background): ${messageOf(netErr)}`,
+      );
     }
   }
 
@@ -246,4 +265,3 @@ function abortPromise(signal: AbortSignal): Promise<never> {
     signal.addEventListener("abort", () => reject(signal.reason ?? new RuntimeError("canceled", "the call was cancelled")), { once: true });
   });
 }
-

@@ -32,7 +32,11 @@ export function podUserns(nso: NamespaceOption | undefined): PodUserns | undefin
     return undefined;
   }
   if (u.mode !== NS.POD) throw invalid(`unsupported user namespace mode ${modeName(u.mode)}: only POD and NODE are supported`);
-  for (const [kind, mode] of [["network", nso?.network], ["PID", nso?.pid], ["IPC", nso?.ipc]] as const)
+  for (const [kind, mode] of [
+    ["network", nso?.network],
+    ["PID", nso?.pid],
+    ["IPC", nso?.ipc],
+  ] as const)
     if (mode === NS.NODE) throw invalid(`a pod in its own user namespace cannot use the host's ${kind} namespace`);
   return { uids: oneRange("uid", u.uids), gids: oneRange("gid", u.gids) };
 }
@@ -44,7 +48,11 @@ export function podUserns(nso: NamespaceOption | undefined): PodUserns | undefin
  */
 export function checkContainerUserns(pod: PodUserns | undefined, nso: NamespaceOption | undefined): void {
   if (pod)
-    for (const [kind, mode] of [["network", nso?.network], ["PID", nso?.pid], ["IPC", nso?.ipc]] as const)
+    for (const [kind, mode] of [
+      ["network", nso?.network],
+      ["PID", nso?.pid],
+      ["IPC", nso?.ipc],
+    ] as const)
       if (mode === NS.NODE) throw invalid(`a container of a pod in its own user namespace cannot use the host's ${kind} namespace`);
   const u: UserNamespace | undefined = nso?.usernsOptions;
   if (!u) return;

@@ -140,7 +140,9 @@ function readV1(d: CgroupDirs, at: number, detail: boolean, hugetlb: boolean): C
     }
     const st = parseKeyValues(detail ? read(d.cpu, "cpu.stat") : undefined);
     s.cpu = {
-      usageNs, userNs, systemNs,
+      usageNs,
+      userNs,
+      systemNs,
       periods: st.get("nr_periods") ?? 0,
       throttledPeriods: st.get("nr_throttled") ?? 0,
       throttledNs: st.get("throttled_time") ?? 0,
@@ -148,7 +150,11 @@ function readV1(d: CgroupDirs, at: number, detail: boolean, hugetlb: boolean): C
     };
     if (detail) {
       const quota = num(d.cpu, "cpu.cfs_quota_us");
-      s.cpuSpec = { shares: num(d.cpu, "cpu.shares"), periodUs: num(d.cpu, "cpu.cfs_period_us"), quotaUs: quota !== undefined && quota >= 0 ? quota : undefined };
+      s.cpuSpec = {
+        shares: num(d.cpu, "cpu.shares"),
+        periodUs: num(d.cpu, "cpu.cfs_period_us"),
+        quotaUs: quota !== undefined && quota >= 0 ? quota : undefined,
+      };
     }
   }
   const usage = num(d.memory, "memory.usage_in_bytes");

@@ -83,7 +83,9 @@ export class Collector {
       if (sb.meta.cgroupParent) sample = readSample(dirsForPath(this.#d.layout, sb.meta.cgroupParent), { now: this.#d.now });
       if (!sample) {
         // No cgroup of its own (or not readable): the sum of its containers, infra included.
-        const infra = live[i]!.filter((c) => c.meta.infra).map((c) => this.#dirsOf(c)).map((d) => (d ? readSample(d, { now: this.#d.now }) : undefined));
+        const infra = live[i]!.filter((c) => c.meta.infra)
+          .map((c) => this.#dirsOf(c))
+          .map((d) => (d ? readSample(d, { now: this.#d.now }) : undefined));
         const parts = [...ctrs.map((x) => x.sample), ...infra].filter((s): s is CgroupSample => !!s);
         sample = sumSamples(parts, this.#d.now());
       }
@@ -134,7 +136,12 @@ export class Collector {
     return { dirs, sample, processes };
   }
 
-  #containerView(c: ContainerView, r: { sample?: CgroupSample; processes?: ReturnType<typeof readProcesses> }, layer: LayerUsage | undefined, want?: MetricsWanted): { stats: ContainerStatsView; metrics?: MetricValue[] } {
+  #containerView(
+    c: ContainerView,
+    r: { sample?: CgroupSample; processes?: ReturnType<typeof readProcesses> },
+    layer: LayerUsage | undefined,
+    want?: MetricsWanted,
+  ): { stats: ContainerStatsView; metrics?: MetricValue[] } {
     const stats: ContainerStatsView = { container: c, sample: r.sample, nanoCores: this.#rate(`c:${c.meta.id}`, r.sample), layer };
     if (!want) return { stats };
     const at = r.sample?.at ?? this.#d.now();

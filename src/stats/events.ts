@@ -178,7 +178,10 @@ class Subscriber {
 
   #drops = 0;
 
-  constructor(private readonly cap: number, private readonly onDrop: (first: boolean) => void) {}
+  constructor(
+    private readonly cap: number,
+    private readonly onDrop: (first: boolean) => void,
+  ) {}
 
   push(ev: ContainerEvent): void {
     if (this.#ended) return;

@@ -120,7 +120,8 @@ export function containerMetrics(groups: Set<MetricGroup>, i: ContainerMetricInp
 export function networkMetrics(podId: string, at: number, interfaces: InterfaceCounters[]): MetricValue[] {
   const out: MetricValue[] = [];
   for (const i of interfaces) {
-    const put = (name: string, value: number) => out.push({ name, at, type: "counter", labels: [podId, "POD", "", i.name], value: Math.max(0, Math.trunc(value)) });
+    const put = (name: string, value: number) =>
+      out.push({ name, at, type: "counter", labels: [podId, "POD", "", i.name], value: Math.max(0, Math.trunc(value)) });
     put("container_network_receive_bytes_total", i.rxBytes);
     put("container_network_receive_packets_total", i.rxPackets);
     put("container_network_receive_packets_dropped_total", i.rxDropped);

@@ -11,12 +11,22 @@ export function parseNetDev(text: string): InterfaceCounters[] {
     const i = line.indexOf(":");
     if (i < 0 || line.includes("|")) continue;
     const name = line.slice(0, i).trim();
-    const f = line.slice(i + 1).trim().split(/\s+/).map(Number);
+    const f = line
+      .slice(i + 1)
+      .trim()
+      .split(/\s+/)
+      .map(Number);
     if (!name || name === "lo" || f.length < 16 || f.some((n) => !Number.isFinite(n))) continue;
     out.push({
       name,
-      rxBytes: f[0]!, rxPackets: f[1]!, rxErrors: f[2]!, rxDropped: f[3]!,
-      txBytes: f[8]!, txPackets: f[9]!, txErrors: f[10]!, txDropped: f[11]!,
+      rxBytes: f[0]!,
+      rxPackets: f[1]!,
+      rxErrors: f[2]!,
+      rxDropped: f[3]!,
+      txBytes: f[8]!,
+      txPackets: f[9]!,
+      txErrors: f[10]!,
+      txDropped: f[11]!,
     });
   }
   return out;

@@ -48,5 +48,8 @@ function readOr(path: string): string | undefined {
 
 function ids(text: string | undefined): number[] | undefined {
   if (text === undefined) return undefined;
-  return text.split("\n").filter((l) => l.trim() !== "").map(Number);
+  return text
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map(Number);
 }

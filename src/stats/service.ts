@@ -170,7 +170,10 @@ export class StatsService {
     const want = { groups: this.#groups() };
     const list = this.#d.sandboxes.list({ state: "ready" });
     const hits = list.map((sb) => this.#snapshot?.metrics.get(sb.meta.id));
-    const got = await this.#c.pods(list.filter((_, i) => !hits[i]), want);
+    const got = await this.#c.pods(
+      list.filter((_, i) => !hits[i]),
+      want,
+    );
     let j = 0;
     return list.map((_, i) => hits[i] ?? got[j++]!.metrics!);
   }
@@ -179,7 +182,11 @@ export class StatsService {
   updatePodResources(id: string, r: { overhead?: unknown; resources?: unknown }): void {
     const sb = this.#d.sandboxes.get(id);
     this.#podResources.set(sb.meta.id, { ...r, at: Date.now() });
-    this.#d.log.info(`Updated pod sandbox ${sb.meta.id} resources`, { pod: `${sb.meta.metadata.namespace}/${sb.meta.metadata.name}`, resources: JSON.stringify(r.resources ?? null), overhead: JSON.stringify(r.overhead ?? null) });
+    this.#d.log.info(`Updated pod sandbox ${sb.meta.id} resources`, {
+      pod: `${sb.meta.metadata.namespace}/${sb.meta.metadata.name}`,
+      resources: JSON.stringify(r.resources ?? null),
+      overhead: JSON.stringify(r.overhead ?? null),
+    });
   }
 
   /** The pod-level resources last given by UpdatePodSandboxResources, if any. */

@@ -51,7 +51,11 @@ export class LayerStore {
    * Unpacks `blobFile` into a new temp dir and returns it with the layer's stats; on failure the
    * temp dir is removed and the error thrown.
    */
-  async unpackToTemp(blobFile: string, diffId: string, o: { layer: string; signal?: AbortSignal; onBytes?: (n: number) => void }): Promise<{ dir: string; stats: LayerStats }> {
+  async unpackToTemp(
+    blobFile: string,
+    diffId: string,
+    o: { layer: string; signal?: AbortSignal; onBytes?: (n: number) => void },
+  ): Promise<{ dir: string; stats: LayerStats }> {
     const dir = await mkdtemp(join(this.tmpDir, `${process.pid}.unpack.`));
     try {
       // mkdtemp makes 0700; a layer without a "./" entry keeps its root's mode, and the overlay
@@ -150,4 +154,3 @@ function hexOf(digest: string): string {
   if (!m) throw new RuntimeError("invalid-argument", `bad layer digest "${digest}"`);
   return m[2]!;
 }
-

@@ -190,7 +190,8 @@ export async function removeRootfs(storageDir: string, id: string): Promise<void
       if (!progress) break;
     }
     const left = targets(mounted);
-    if (left.length && which === "image volumes") throw new RuntimeError("failed-precondition", `image volume of container "${id}" is still mounted at "${left[0]}"`);
+    if (left.length && which === "image volumes")
+      throw new RuntimeError("failed-precondition", `image volume of container "${id}" is still mounted at "${left[0]}"`);
     if (left.length) throw new RuntimeError("failed-precondition", `rootfs of container "${id}" is still mounted at "${p.merged}"`);
   }
   await rm(p.dir, { recursive: true, force: true });

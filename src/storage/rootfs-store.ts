@@ -19,7 +19,10 @@ export class RootfsStore {
 
   /** Mounts container `id`'s root filesystem over `lowerDirs` (lowest first); returns its merged dir. */
   create(id: string, lowerDirs: string[], idmap?: PodLayerIdmap): Promise<string> {
-    return createRootfs(this.o.storageDir, id, lowerDirs, { mountOptions: this.o.mountOptions, ...(idmap ? { idmap: { ...idmap, stagingBase: this.o.stagingDir, stagingKey: `${id}-rootfs` } } : {}) });
+    return createRootfs(this.o.storageDir, id, lowerDirs, {
+      mountOptions: this.o.mountOptions,
+      ...(idmap ? { idmap: { ...idmap, stagingBase: this.o.stagingDir, stagingKey: `${id}-rootfs` } } : {}),
+    });
   }
 
   /** Mounts an image's layers read-only as container `id`'s image volume `n`; removed with the root filesystem. */

@@ -95,8 +95,7 @@ export class TarGuard {
 
   /** The stream ended: throws when it stopped inside an entry. */
   finish(): LayerStats {
-    if (this.#mode === "data" || this.#mode === "collect" || this.#hdrFill !== 0 || this.#pendingRaw.length)
-      throw this.#bad("the archive is truncated");
+    if (this.#mode === "data" || this.#mode === "collect" || this.#hdrFill !== 0 || this.#pendingRaw.length) throw this.#bad("the archive is truncated");
     return this.stats;
   }
 

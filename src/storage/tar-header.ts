@@ -194,7 +194,9 @@ function num(b: Uint8Array, off: number, len: number): number {
     for (let i = off + 1; i < off + len; i++) v = (v << 8n) | BigInt(b[i]!);
     return Number(v);
   }
-  const s = latin1(b, off, len).replace(/[\0 ]+$/, "").replace(/^[\0 ]+/, "");
+  const s = latin1(b, off, len)
+    .replace(/[\0 ]+$/, "")
+    .replace(/^[\0 ]+/, "");
   return s ? parseInt(s, 8) || 0 : 0;
 }
 

@@ -70,7 +70,8 @@ export async function unpackLayer(o: UnpackOptions): Promise<LayerStats> {
   } else {
     source = Bun.file(o.blobFile).stream();
     // gzip in process (Bun decompresses off the JS thread); zstd here only when the zstd program is missing
-    if (compression !== "none") source = source.pipeThrough(new DecompressionStream(compression as "gzip") as unknown as TransformStream<Uint8Array, Uint8Array>);
+    if (compression !== "none")
+      source = source.pipeThrough(new DecompressionStream(compression as "gzip") as unknown as TransformStream<Uint8Array, Uint8Array>);
   }
   const filter = new TransformStream<Uint8Array, Uint8Array>({
     transform(chunk, ctl) {
@@ -108,7 +109,8 @@ export async function unpackLayer(o: UnpackOptions): Promise<LayerStats> {
     if (zstd) {
       const zerr = await new Response(zstd.stderr as ReadableStream).text();
       const zcode = await zstd.exited;
-      if (zcode !== 0 && !failure && code === 0) failure = new RuntimeError("invalid-argument", `layer ${o.layer}: zstd could not decompress it: ${zerr.trim().slice(-500)}`);
+      if (zcode !== 0 && !failure && code === 0)
+        failure = new RuntimeError("invalid-argument", `layer ${o.layer}: zstd could not decompress it: ${zerr.trim().slice(-500)}`);
     }
     if (failure) throw failure;
     if (code !== 0) throw tarError(o.layer, code, stderr);

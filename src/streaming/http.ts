@@ -122,7 +122,10 @@ export function headerOf(head: RequestHead, name: string): string | undefined {
 
 /** Every value of a header, each split at commas and trimmed, empties dropped. */
 export function headerList(head: RequestHead, name: string): string[] {
-  return (head.headers.get(name.toLowerCase()) ?? []).flatMap((v) => v.split(",")).map((s) => s.trim()).filter((s) => s !== "");
+  return (head.headers.get(name.toLowerCase()) ?? [])
+    .flatMap((v) => v.split(","))
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
 }
 
 /** True when some Connection header value contains "upgrade" (httpstream.IsUpgradeRequest). */

@@ -46,7 +46,11 @@ type Pending = CommandRequest | { kind: "portforward"; req: PortForwardRequest }
 
 /** The streaming server. */
 export class StreamingServer {
-  readonly #o: Required<Omit<StreamingServerOptions, "tls" | "log" | "minTlsVersion">> & { tls?: TlsFiles; log: Logger; minTlsVersion?: StreamingServerOptions["minTlsVersion"] };
+  readonly #o: Required<Omit<StreamingServerOptions, "tls" | "log" | "minTlsVersion">> & {
+    tls?: TlsFiles;
+    log: Logger;
+    minTlsVersion?: StreamingServerOptions["minTlsVersion"];
+  };
   readonly #tokens: TokenCache<Pending>;
   readonly #sockets = new Set<Duplex>();
   readonly #sessions = new Set<Promise<void>>();
@@ -87,12 +91,16 @@ export class StreamingServer {
       } catch (e) {
         throw new RuntimeError("invalid-argument", `streaming server tls: ${messageOf(e)}`, { cause: e });
       }
-      server = tls.createServer({ ...material, rejectUnauthorized: material.requestCert, minVersion: this.#o.minTlsVersion ?? "TLSv1.2" }, (s) => this.#accept(s));
+      server = tls.createServer({ ...material, rejectUnauthorized: material.requestCert, minVersion: this.#o.minTlsVersion ?? "TLSv1.2" }, (s) =>
+        this.#accept(s),
+      );
       server.on("connection", () => this.#maybeReloadTls());
       server.on("tlsClientError", (e) => this.#o.log.debug("streaming tls handshake failed", { error: e.message }));
     } else server = net.createServer((s) => this.#accept(s));
     await new Promise<void>((resolve, reject) => {
-      server.once("error", (e) => reject(new RuntimeError("unavailable", `streaming server cannot listen on ${this.#o.address}:${this.#o.port}: ${e.message}`, { cause: e })));
+      server.once("error", (e) =>
+        reject(new RuntimeError("unavailable", `streaming server cannot listen on ${this.#o.address}:${this.#o.port}: ${e.message}`, { cause: e })),
+      );
       server.listen(this.#o.port, this.#o.address, () => resolve());
     });
     server.on("error", (e) => this.#o.log.error("streaming server error", { error: e.message }));

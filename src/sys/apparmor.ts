@@ -106,7 +106,11 @@ export async function installProfile(name: string, text: string, run: Runner = e
     await run([parser, "-Kr", file]);
   } catch (e) {
     if (e instanceof ExecError && e.exitCode === null) {
-      throw new RuntimeError("failed-precondition", `installing apparmor profile ${name}: apparmor_parser not found (install the apparmor package): ${e.stderr}`, { cause: e });
+      throw new RuntimeError(
+        "failed-precondition",
+        `installing apparmor profile ${name}: apparmor_parser not found (install the apparmor package): ${e.stderr}`,
+        { cause: e },
+      );
     }
     const detail = e instanceof ExecError ? e.stderr.trim() || `exit ${e.exitCode}` : e instanceof Error ? e.message : String(e);
     throw new RuntimeError("internal", `installing apparmor profile ${name}: apparmor_parser failed: ${detail}`, { cause: e });

@@ -159,8 +159,20 @@ export function cgroupFacts(layout: CgroupLayout, ownDirs: string[] = []): { v2:
 // --- internal ---
 
 const V1_CONTROLLERS = new Set([
-  "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "net_prio", "blkio", "perf_event",
-  "hugetlb", "pids", "rdma", "misc",
+  "cpu",
+  "cpuacct",
+  "cpuset",
+  "memory",
+  "devices",
+  "freezer",
+  "net_cls",
+  "net_prio",
+  "blkio",
+  "perf_event",
+  "hugetlb",
+  "pids",
+  "rdma",
+  "misc",
 ]);
 
 function under(m: { mountPoint: string; root: string }, path: string): string {
@@ -178,7 +190,9 @@ function subtree(dir: string): string[] {
   const out = [dir];
   let names: string[] = [];
   try {
-    names = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    names = readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
   } catch {
     return out;
   }

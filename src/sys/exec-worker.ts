@@ -41,7 +41,11 @@ async function runJob(j: SpawnJob): Promise<void> {
   }
   running.set(j.id, p);
   try {
-    const [stdout, stderr, code] = await Promise.all([new Response(p.stdout as ReadableStream).text(), new Response(p.stderr as ReadableStream).text(), p.exited]);
+    const [stdout, stderr, code] = await Promise.all([
+      new Response(p.stdout as ReadableStream).text(),
+      new Response(p.stderr as ReadableStream).text(),
+      p.exited,
+    ]);
     self.postMessage({ id: j.id, code, stdout, stderr } satisfies SpawnReply);
   } catch (err) {
     self.postMessage({ id: j.id, error: err instanceof Error ? err.message : String(err) } satisfies SpawnReply);

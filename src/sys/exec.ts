@@ -80,7 +80,10 @@ let offload = false;
 let worker: Worker | undefined;
 let idleTimer: ReturnType<typeof setTimeout> | undefined;
 let nextId = 1;
-const pending = new Map<number, { argv: string[]; resolve: (r: { code: number | null; stdout: string; stderr: string }) => void; reject: (e: unknown) => void }>();
+const pending = new Map<
+  number,
+  { argv: string[]; resolve: (r: { code: number | null; stdout: string; stderr: string }) => void; reject: (e: unknown) => void }
+>();
 
 /**
  * From now on, run programs on a spawner thread (a Worker) instead of this one: spawning blocks

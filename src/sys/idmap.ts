@@ -48,8 +48,7 @@ export function idmappedMount(source: string, target: string, usernsFd: number, 
   else if (!existsSync(target)) writeFileSync(target, "", { mode: 0o600 });
   const fd = openIdmapped(source, usernsFd, o);
   try {
-    if (Number(syscall(SYS.move_mount, fd, ptr(EMPTY), AT_FDCWD, ptr(cstr(target)), MOVE_MOUNT_F_EMPTY_PATH, 0)) < 0)
-      throw fail("move_mount", target);
+    if (Number(syscall(SYS.move_mount, fd, ptr(EMPTY), AT_FDCWD, ptr(cstr(target)), MOVE_MOUNT_F_EMPTY_PATH, 0)) < 0) throw fail("move_mount", target);
   } finally {
     closeSync(fd);
   }
@@ -76,7 +75,13 @@ export function openIdmapped(source: string, usernsFd: number, o: IdmapOptions =
  * older kernel), copies staged in `base` as group `key` (stageIdmapped), detached afterwards.
  * `use` must be done with the paths when it returns (overlay keeps its own copies).
  */
-export async function withIdmappedLayers<T>(base: string, key: string, usernsPath: string, dirs: readonly string[], use: (paths: string[]) => Promise<T>): Promise<T> {
+export async function withIdmappedLayers<T>(
+  base: string,
+  key: string,
+  usernsPath: string,
+  dirs: readonly string[],
+  use: (paths: string[]) => Promise<T>,
+): Promise<T> {
   if (detachedLayers !== false) {
     const ufd = openUserns(usernsPath);
     const fds: number[] = [];
@@ -89,7 +94,8 @@ export async function withIdmappedLayers<T>(base: string, key: string, usernsPat
       const msg = e instanceof RuntimeError ? e.message : "";
       if (/E2BIG/.test(msg)) {
         // too many layers for one page: the attached, short-linked way, this time
-      } else if (detachedLayers === undefined && /EINVAL/.test(msg)) detachedLayers = false; // staged from now on
+      } else if (detachedLayers === undefined && /EINVAL/.test(msg))
+        detachedLayers = false; // staged from now on
       else throw e;
     } finally {
       for (const fd of fds) closeSync(fd);
@@ -97,7 +103,14 @@ export async function withIdmappedLayers<T>(base: string, key: string, usernsPat
     }
   }
   try {
-    return await use(await stageIdmapped(base, key, usernsPath, dirs.map((source) => ({ source }))));
+    return await use(
+      await stageIdmapped(
+        base,
+        key,
+        usernsPath,
+        dirs.map((source) => ({ source })),
+      ),
+    );
   } finally {
     releaseStaged(base, key);
   }
@@ -180,7 +193,9 @@ export function releaseStaged(base: string, key: string): void {
  * live to finish; no creation is in flight then). The mount points stay, for reuse.
  */
 export function clearStaging(base: string): void {
-  const under = readMountinfo().filter((m) => m.mountPoint.startsWith(base + "/")).map((m) => m.mountPoint);
+  const under = readMountinfo()
+    .filter((m) => m.mountPoint.startsWith(base + "/"))
+    .map((m) => m.mountPoint);
   // deepest first, so a mount is never detached from under another one it holds
   for (const mp of under.sort((a, b) => b.length - a.length)) unmount(mp, { detach: true });
 }
@@ -191,7 +206,8 @@ export function canIdmap(dir: string, usernsFd: number): string | undefined {
   if (fd < 0) return fail("open_tree", dir).message;
   try {
     const attr = new BigUint64Array([MOUNT_ATTR_IDMAP, 0n, 0n, BigInt(usernsFd)]);
-    if (Number(syscall(SYS.mount_setattr, fd, ptr(EMPTY), AT_EMPTY_PATH, ptr(attr), attr.byteLength, 0)) < 0) return fail("mount_setattr MOUNT_ATTR_IDMAP", dir).message;
+    if (Number(syscall(SYS.mount_setattr, fd, ptr(EMPTY), AT_EMPTY_PATH, ptr(attr), attr.byteLength, 0)) < 0)
+      return fail("mount_setattr MOUNT_ATTR_IDMAP", dir).message;
     return undefined;
   } finally {
     closeSync(fd); // the detached copy goes with its last fd

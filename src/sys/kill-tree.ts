@@ -19,8 +19,7 @@ export async function killTree(pid: number, timeoutMs = 5000, proc = "/proc"): P
   }
   for (const p of seen) signal(p, "SIGKILL");
   const deadline = Date.now() + timeoutMs;
-  for (let delay = 1; [...seen].some((p) => running(p, proc)) && Date.now() < deadline; delay = Math.min(delay * 2, 50))
-    await Bun.sleep(delay);
+  for (let delay = 1; [...seen].some((p) => running(p, proc)) && Date.now() < deadline; delay = Math.min(delay * 2, 50)) await Bun.sleep(delay);
 }
 
 /** Every descendant of `pid` (children of all its threads, recursively). */

@@ -12,8 +12,17 @@ import { parseMountinfo, type MountInfo } from "./mountinfo.ts";
 
 /** mount(2) flags. */
 export const MS = {
-  RDONLY: 0x1, NOSUID: 0x2, NODEV: 0x4, NOEXEC: 0x8, REMOUNT: 0x20, BIND: 0x1000, MOVE: 0x2000,
-  REC: 0x4000, PRIVATE: 0x40000, SLAVE: 0x80000, SHARED: 0x100000,
+  RDONLY: 0x1,
+  NOSUID: 0x2,
+  NODEV: 0x4,
+  NOEXEC: 0x8,
+  REMOUNT: 0x20,
+  BIND: 0x1000,
+  MOVE: 0x2000,
+  REC: 0x4000,
+  PRIVATE: 0x40000,
+  SLAVE: 0x80000,
+  SHARED: 0x100000,
 } as const;
 
 /** umount2(2) flags. */
@@ -30,8 +39,7 @@ export class MountError extends RuntimeError {
     readonly path: string,
     readonly code: string,
   ) {
-    super(code === "ENOSPC" ? "resource-exhausted" : code === "EPERM" || code === "EACCES" ? "permission-denied" : "internal",
-      `${op} "${path}": ${code}`);
+    super(code === "ENOSPC" ? "resource-exhausted" : code === "EPERM" || code === "EACCES" ? "permission-denied" : "internal", `${op} "${path}": ${code}`);
   }
 }
 
@@ -132,6 +140,19 @@ export async function mountOverlay(target: string, o: OverlayMount): Promise<voi
 
 /** Mount options that are mount(2) flags rather than filesystem data (mount(8)'s generic ones). */
 const GENERIC_FLAGS: Record<string, number> = {
-  ro: MS.RDONLY, nosuid: MS.NOSUID, nodev: MS.NODEV, noexec: MS.NOEXEC, sync: 0x10, dirsync: 0x80,
-  noatime: 0x400, nodiratime: 0x800, relatime: 0x200000, strictatime: 0x1000000, rw: 0, suid: 0, dev: 0, exec: 0, async: 0,
+  ro: MS.RDONLY,
+  nosuid: MS.NOSUID,
+  nodev: MS.NODEV,
+  noexec: MS.NOEXEC,
+  sync: 0x10,
+  dirsync: 0x80,
+  noatime: 0x400,
+  nodiratime: 0x800,
+  relatime: 0x200000,
+  strictatime: 0x1000000,
+  rw: 0,
+  suid: 0,
+  dev: 0,
+  exec: 0,
+  async: 0,
 };

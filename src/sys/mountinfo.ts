@@ -23,8 +23,14 @@ export function parseMountinfo(text: string): MountInfo[] {
     const g = post.split(" ");
     if (f.length < 6 || g.length < 3) continue;
     out.push({
-      id: Number(f[0]), parent: Number(f[1]), root: unescapeOctal(f[3] ?? ""), mountPoint: unescapeOctal(f[4] ?? ""),
-      options: f[5] ?? "", fsType: g[0] ?? "", source: unescapeOctal(g[1] ?? ""), superOptions: g[2] ?? "",
+      id: Number(f[0]),
+      parent: Number(f[1]),
+      root: unescapeOctal(f[3] ?? ""),
+      mountPoint: unescapeOctal(f[4] ?? ""),
+      options: f[5] ?? "",
+      fsType: g[0] ?? "",
+      source: unescapeOctal(g[1] ?? ""),
+      superOptions: g[2] ?? "",
     });
   }
   return out;

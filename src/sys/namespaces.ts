@@ -66,8 +66,7 @@ export async function pinNamespaces(dir: string, id: string, o: PinOptions): Pro
   const kinds = (["net", "ipc", "uts"] as const).filter((k) => o[k]);
   if (kinds.length === 0) return {};
   if (o.hostname !== undefined && !o.uts) throw invalid("a hostname needs a pinned uts namespace");
-  if (o.hostname !== undefined && (o.hostname.length > 64 || !/^[^\x00-\x20/]*$/.test(o.hostname)))
-    throw invalid(`invalid hostname "${o.hostname}"`);
+  if (o.hostname !== undefined && (o.hostname.length > 64 || !/^[^\x00-\x20/]*$/.test(o.hostname))) throw invalid(`invalid hostname "${o.hostname}"`);
   const sysctls = Object.entries(o.sysctls ?? {}).map(([k, v]) => [k, sysctlPath(k, o), String(v)] as const);
 
   const tools = requireTools(o.net ? ["unshare", "ip"] : ["unshare"]);
@@ -198,8 +197,7 @@ export function requireTools(names: string[]): Record<string, string> {
     if (p) out[n] = p;
     else missing.push(`${n} (${PACKAGE_OF[n] ?? n})`);
   }
-  if (missing.length)
-    throw new RuntimeError("failed-precondition", `pod namespaces need ${missing.join(", ")}: not found in PATH or ${SBIN.join(":")}`);
+  if (missing.length) throw new RuntimeError("failed-precondition", `pod namespaces need ${missing.join(", ")}: not found in PATH or ${SBIN.join(":")}`);
   return out;
 }
 
@@ -214,8 +212,7 @@ function pinDir(kind: string): string {
 async function pinWithUserns(dir: string, id: string, o: PinOptions, user: NonNullable<PinOptions["user"]>): Promise<PinnedNamespaces> {
   const kinds = (["net", "ipc", "uts", "user"] as const).filter((k) => k === "user" || o[k]);
   if (o.hostname !== undefined && !o.uts) throw invalid("a hostname needs a pinned uts namespace");
-  if (o.hostname !== undefined && (o.hostname.length > 64 || !/^[^\x00-\x20/]*$/.test(o.hostname)))
-    throw invalid(`invalid hostname "${o.hostname}"`);
+  if (o.hostname !== undefined && (o.hostname.length > 64 || !/^[^\x00-\x20/]*$/.test(o.hostname))) throw invalid(`invalid hostname "${o.hostname}"`);
   const sysctls = Object.entries(o.sysctls ?? {}).map(([k, v]) => [k, sysctlPath(k, o), String(v)] as const);
   const tools = requireTools(["unshare", "nsenter", ...(o.net ? ["ip"] : [])]);
   mkdirSync(dir, { recursive: true, mode: 0o711 });
@@ -246,7 +243,8 @@ async function pinWithUserns(dir: string, id: string, o: PinOptions, user: NonNu
       const argv = [tools.nsenter!, ...pass.ns.map((k) => `--${k}=${paths[k]}`), "--", "/bin/sh", "-c", SCRIPT, "pin", pass.ip, pass.hostname];
       for (const t of pass.sysctls) argv.push(...t);
       const r = await runRaw(argv, { timeoutMs: 30_000 });
-      if (r.code !== 0) throw new RuntimeError("internal", `set up namespaces of "${id}": ${tools.nsenter} failed (exit ${r.code ?? "?"}): ${r.stderr.trim().slice(-2000)}`);
+      if (r.code !== 0)
+        throw new RuntimeError("internal", `set up namespaces of "${id}": ${tools.nsenter} failed (exit ${r.code ?? "?"}): ${r.stderr.trim().slice(-2000)}`);
     }
   } catch (e) {
     await unpinNamespaces(paths).catch(() => {});
@@ -277,8 +275,7 @@ function which(name: string): string | undefined {
 
 /** Maps a sysctl name to its /proc/sys path and checks it belongs to a pinned namespace (as runc does). */
 function sysctlPath(key: string, o: PinOptions): string {
-  if (!/^[A-Za-z0-9_\-./]+$/.test(key) || key.includes("..") || key.startsWith(".") || key.startsWith("/"))
-    throw invalid(`invalid sysctl name "${key}"`);
+  if (!/^[A-Za-z0-9_\-./]+$/.test(key) || key.includes("..") || key.startsWith(".") || key.startsWith("/")) throw invalid(`invalid sysctl name "${key}"`);
   // Kubernetes' convention: "." separates levels and "/" stands for a literal dot (net.ipv4.conf.eth0/100.forwarding).
   const path = key.replace(/[./]/g, (c) => (c === "." ? "/" : "."));
   const dotted = path.replace(/\//g, ".");

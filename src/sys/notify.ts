@@ -71,7 +71,8 @@ export function createNotifier(o: { env?: Record<string, string | undefined>; un
  * Throws an Error naming the call and errno when the socket is missing or refuses the message.
  */
 export function sdNotify(socket: string, state: string): void {
-  if (!socket.startsWith("/") && !socket.startsWith("@")) throw new Error(`NOTIFY_SOCKET "${socket}": only absolute paths and abstract (@) sockets are supported`);
+  if (!socket.startsWith("/") && !socket.startsWith("@"))
+    throw new Error(`NOTIFY_SOCKET "${socket}": only absolute paths and abstract (@) sockets are supported`);
   // a path socket is reached through a short alias of its directory: any path length fits
   let alias;
   try {

@@ -71,5 +71,12 @@ function statFields(stat: string): string[] {
   const close = stat.lastIndexOf(")");
   const head = stat.slice(0, stat.indexOf("(")).trim();
   const comm = stat.slice(stat.indexOf("(") + 1, close);
-  return [head, comm, ...stat.slice(close + 2).trim().split(" ")];
+  return [
+    head,
+    comm,
+    ...stat
+      .slice(close + 2)
+      .trim()
+      .split(" "),
+  ];
 }

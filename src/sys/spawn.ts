@@ -9,16 +9,21 @@
 import type { SpawnOptions, Subprocess } from "bun";
 
 /** Options of spawn(): Bun.spawn's, plus the death signal. */
-export type SpawnOpts<In extends SpawnOptions.Writable, Out extends SpawnOptions.Readable, Err extends SpawnOptions.Readable> = SpawnOptions.SpawnOptions<In, Out, Err> & {
+export type SpawnOpts<In extends SpawnOptions.Writable, Out extends SpawnOptions.Readable, Err extends SpawnOptions.Readable> = SpawnOptions.SpawnOptions<
+  In,
+  Out,
+  Err
+> & {
   /** SIGKILL the child when this process dies (see dieWithParent()). */
   dieWithParent?: boolean;
 };
 
 /** Starts `argv` (Bun.spawn, same options and defaults). */
-export function spawn<const In extends SpawnOptions.Writable = "ignore", const Out extends SpawnOptions.Readable = "pipe", const Err extends SpawnOptions.Readable = "inherit">(
-  argv: string[],
-  o: SpawnOpts<In, Out, Err> = {},
-): Subprocess<In, Out, Err> {
+export function spawn<
+  const In extends SpawnOptions.Writable = "ignore",
+  const Out extends SpawnOptions.Readable = "pipe",
+  const Err extends SpawnOptions.Readable = "inherit",
+>(argv: string[], o: SpawnOpts<In, Out, Err> = {}): Subprocess<In, Out, Err> {
   const { dieWithParent: die, ...opts } = o;
   return Bun.spawn(die ? dieWithParent(argv) : argv, opts as SpawnOptions.SpawnOptions<In, Out, Err>);
 }

@@ -27,9 +27,22 @@ export interface UsernsChild {
  * Runs `unshare <flags> -- sh` (flags include --user or --user=<pin>), writes the mappings for the
  * waiting shell, and returns it. Throws internal with unshare's stderr when it fails.
  */
-export async function spawnInUserns(unshare: string, flags: string[], uids: readonly IdMap[], gids: readonly IdMap[], timeoutMs = 30_000): Promise<UsernsChild> {
+export async function spawnInUserns(
+  unshare: string,
+  flags: string[],
+  uids: readonly IdMap[],
+  gids: readonly IdMap[],
+  timeoutMs = 30_000,
+): Promise<UsernsChild> {
   const argv = [unshare, ...flags, "--", "/bin/sh", "-c", "echo ready; read _"];
-  const p = spawn(argv, { stdin: "pipe", stdout: "pipe", stderr: "pipe", env: process.env as Record<string, string>, timeout: timeoutMs, killSignal: "SIGKILL" });
+  const p = spawn(argv, {
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: process.env as Record<string, string>,
+    timeout: timeoutMs,
+    killSignal: "SIGKILL",
+  });
   const stderr = new Response(p.stderr as ReadableStream).text();
   const seen = await readFirstLine(p.stdout);
   const failed = async (why: string): Promise<never> => {

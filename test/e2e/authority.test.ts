@@ -25,7 +25,10 @@ describe("clients with any :authority reach the CRI socket", () => {
     const p = Bun.spawn([NODE, "-e", NODE_CLIENT, d.socket, "/var/run/x.sock", frame.toString("hex")], { stdout: "pipe", stderr: "pipe" });
     const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
     expect({ code, err }).toEqual({ code: 0, err: "" });
-    const results = out.trim().split("\n").map((l) => JSON.parse(l) as { i: number; status: number; grpcStatus: string; body: string });
+    const results = out
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { i: number; status: number; grpcStatus: string; body: string });
     expect(results.length).toBe(NODE_REQUESTS);
     for (const r of results) {
       expect([r.i, r.status, r.grpcStatus]).toEqual([r.i, 200, "0"]);
@@ -52,7 +55,10 @@ describe("clients with any :authority reach the CRI socket", () => {
   test.skipIf(!existsSync(CRITEST)).concurrent("critest v1.26 runs its version spec", async () => {
     await using d = await startDaemon();
     const ep = `unix://${d.socket}`;
-    const r = await runTool([CRITEST, "--runtime-endpoint", ep, "--image-endpoint", ep, "--ginkgo.focus", "runtime should return version info", "--ginkgo.no-color"], d.dir);
+    const r = await runTool(
+      [CRITEST, "--runtime-endpoint", ep, "--image-endpoint", ep, "--ginkgo.focus", "runtime should return version info", "--ginkgo.no-color"],
+      d.dir,
+    );
     expect(r.stdout).toContain("1 Passed | 0 Failed");
     expect(r.code).toBe(0);
   });

@@ -15,7 +15,11 @@ function help(cmd: string[], env: Record<string, string> = {}) {
 /** Runs the help on a pseudo-terminal 80 columns wide. */
 function helpOnTty(cmd: string[], env: Record<string, string> = {}) {
   const line = [CRIO, ...cmd, "--help"].join(" ");
-  const r = Bun.spawnSync(["script", "-qec", `stty cols 80 2>/dev/null; ${line}`, "/dev/null"], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TERM: "xterm", ...env }, stdout: "pipe", stderr: "pipe" });
+  const r = Bun.spawnSync(["script", "-qec", `stty cols 80 2>/dev/null; ${line}`, "/dev/null"], {
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TERM: "xterm", ...env },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   return { code: r.exitCode, out: r.stdout.toString() };
 }
 
@@ -51,6 +55,11 @@ describe("colour", () => {
   test("crio config writes no colour codes, piped or with NO_COLOR on a terminal", () => {
     const r = Bun.spawnSync([CRIO, "config", "--default"], { stdout: "pipe" });
     expect(r.stdout.toString()).not.toContain(ESC);
-    expect(Bun.spawnSync(["script", "-qec", `${CRIO} config --default`, "/dev/null"], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", NO_COLOR: "1", TERM: "xterm" }, stdout: "pipe" }).stdout.toString()).not.toContain(ESC);
+    expect(
+      Bun.spawnSync(["script", "-qec", `${CRIO} config --default`, "/dev/null"], {
+        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", NO_COLOR: "1", TERM: "xterm" },
+        stdout: "pipe",
+      }).stdout.toString(),
+    ).not.toContain(ESC);
   });
 });

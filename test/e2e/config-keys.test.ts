@@ -108,7 +108,12 @@ describe.skipIf(!root)("config keys with non-default values on the compiled daem
     const { url } = await env.d.cri.exec({ containerId, cmd: ["cat"], stdin: true, stdout: true });
     const started = Date.now();
     const { ws } = await WsClient.connect(url, ["v5.channel.k8s.io"]);
-    await Promise.race([ws.closed, Bun.sleep(30_000).then(() => { throw new Error("idle exec stream still open after 30 s"); })]);
+    await Promise.race([
+      ws.closed,
+      Bun.sleep(30_000).then(() => {
+        throw new Error("idle exec stream still open after 30 s");
+      }),
+    ]);
     const after = (Date.now() - started) / 1000;
     expect(after).toBeGreaterThanOrEqual(IDLE_S - 0.5);
     expect(after).toBeLessThan(IDLE_S + 15);
@@ -124,7 +129,12 @@ describe.skipIf(!root)("config keys with non-default values on the compiled daem
       await Bun.sleep(1000);
     }
     expect(closed).toBe(false);
-    await ws.waitFor(() => channelData(ws.messages).get(1)?.toString().includes(`tick ${2 * IDLE_S - 1}\n`));
+    await ws.waitFor(() =>
+      channelData(ws.messages)
+        .get(1)
+        ?.toString()
+        .includes(`tick ${2 * IDLE_S - 1}\n`),
+    );
     ws.close();
     await ws.closed;
   });
@@ -132,27 +142,42 @@ describe.skipIf(!root)("config keys with non-default values on the compiled daem
   test("stats_collection_period = 2 (deprecated spelling of collection_period): stats come from a snapshot refreshed every period", async () => {
     const cpuTs = async () => (await env.d.cri.containerStats({ containerId })).stats?.cpu?.timestamp;
     // Two calls 300 ms apart answer from the same snapshot (without a period each samples anew)...
-    const first = await waitFor(async () => {
-      const a = await cpuTs();
-      await Bun.sleep(300);
-      const b = await cpuTs();
-      return a !== undefined && a === b ? a : undefined;
-    }, 20_000, "two calls answered from one snapshot");
+    const first = await waitFor(
+      async () => {
+        const a = await cpuTs();
+        await Bun.sleep(300);
+        const b = await cpuTs();
+        return a !== undefined && a === b ? a : undefined;
+      },
+      20_000,
+      "two calls answered from one snapshot",
+    );
     // ...and a later call sees a newer one.
-    const later = await waitFor(async () => {
-      const t = await cpuTs();
-      return t !== undefined && t > first ? t : undefined;
-    }, 10_000, "a refreshed snapshot");
+    const later = await waitFor(
+      async () => {
+        const t = await cpuTs();
+        return t !== undefined && t > first ? t : undefined;
+      },
+      10_000,
+      "a refreshed snapshot",
+    );
     expect(later).toBeGreaterThan(first);
   });
 
   test(`ctr_stop_timeout = ${STOP_S}: StopContainer waits that long for the stopped state after SIGKILL, then DEADLINE_EXCEEDED`, async () => {
     const pod = podConfig("stuck", env.d.dir);
     const { podSandboxId } = await env.d.cri.runPodSandbox({ config: pod, runtimeHandler: "stuck" });
-    const { containerId: id } = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig("stuck", env.busybox, ["sleep", "3600"], {}, pod), sandboxConfig: pod });
+    const { containerId: id } = await env.d.cri.createContainer({
+      podSandboxId,
+      config: ctrConfig("stuck", env.busybox, ["sleep", "3600"], {}, pod),
+      sandboxConfig: pod,
+    });
     await env.d.cri.startContainer({ containerId: id });
     const t0 = Date.now();
-    const err = await env.d.cri.stopContainer({ containerId: id, timeout: 0n }).then(() => undefined, (e: Error) => e);
+    const err = await env.d.cri.stopContainer({ containerId: id, timeout: 0n }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
     const waited = (Date.now() - t0) / 1000;
     expect(String(err)).toContain("DEADLINE_EXCEEDED");
     expect(String(err)).toContain(`did not exit after SIGKILL within ${STOP_S}s`);

@@ -32,7 +32,11 @@ require("node:fs").appendFileSync(${JSON.stringify(join(files.path, "cni-record"
 if (process.env.CNI_COMMAND === "VERSION") console.log(JSON.stringify({ cniVersion: "1.0.0", supportedVersions: ["1.0.0"] }));
 else if (process.env.CNI_COMMAND === "ADD") console.log(JSON.stringify(conf.prevResult));
 `;
-const RECORDED_NET = JSON.stringify({ cniVersion: "1.0.0", name: "opts-rec", plugins: [{ type: "loopback" }, { type: "recorder", capabilities: { portMappings: true } }] });
+const RECORDED_NET = JSON.stringify({
+  cniVersion: "1.0.0",
+  name: "opts-rec",
+  plugins: [{ type: "loopback" }, { type: "recorder", capabilities: { portMappings: true } }],
+});
 /** Runroots of daemons started on directories of this file (startDaemon leaves those to the caller). */
 const ownRunroots = new Set<string>();
 const sha = (b: Uint8Array | string) => createHash("sha256").update(b).digest("hex");
@@ -98,7 +102,11 @@ async function running(extra: Partial<CtrConfig> = {}, o: { pod?: boolean } = {}
   const name = `opt${++seq}`;
   const pod = podConfig(name, env.d.dir, { hostNetwork: !o.pod });
   const { podSandboxId } = await env.d.cri.runPodSandbox({ config: pod });
-  const { containerId } = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, ["sleep", "3600"], extra, pod), sandboxConfig: pod });
+  const { containerId } = await env.d.cri.createContainer({
+    podSandboxId,
+    config: ctrConfig(name, env.busybox, ["sleep", "3600"], extra, pod),
+    sandboxConfig: pod,
+  });
   await env.d.cri.startContainer({ containerId });
   const exec = async (c: string) => {
     const r = await env.d.cri.execSync({ containerId, cmd: ["sh", "-c", c], timeout: 20n });
@@ -131,7 +139,12 @@ describe("disable_hostport_mapping", () => {
   test("the CNI chain is handed no port mappings (a daemon without the key, on its cni_default_network, hands them on)", async () => {
     const portMappings = [{ protocol: 0, containerPort: 80, hostPort: 18080 }];
     const podWithPorts = (d: TestDaemon, name: string) => ({ ...podConfig(name, d.dir, { hostNetwork: false }), portMappings }) as PodConfig;
-    const added = () => readFileSync(P.cniRecord, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { cmd: string; runtimeConfig: { portMappings?: unknown[] } | null }).filter((r) => r.cmd === "ADD");
+    const added = () =>
+      readFileSync(P.cniRecord, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { cmd: string; runtimeConfig: { portMappings?: unknown[] } | null })
+        .filter((r) => r.cmd === "ADD");
     rmSync(P.cniRecord, { force: true });
     const { podSandboxId } = await env.d.cri.runPodSandbox({ config: podWithPorts(env.d, `opt${++seq}`) });
     expect(added().map((r) => r.runtimeConfig?.portMappings ?? [])).toEqual([[]]);
@@ -141,8 +154,16 @@ describe("disable_hostport_mapping", () => {
     mkdirSync(join(files.path, "plain", "cni", "net.d"), { recursive: true });
     writeFileSync(join(files.path, "plain", "cni", "net.d", "10-rec.conflist"), RECORDED_NET);
     // cni_default_network picks the recording network over one that sorts first
-    writeFileSync(join(files.path, "plain", "cni", "net.d", "05-first.conflist"), JSON.stringify({ cniVersion: "1.0.0", name: "opts-first", plugins: [{ type: "loopback" }] }));
-    await using d = await track(startDaemon({ dir: join(files.path, "plain"), config: `[crio.network]\ncni_default_network = "opts-rec"\nplugin_dirs = [${JSON.stringify(P.cniBin)}, "/usr/lib/cni", "/opt/cni/bin"]\n[crio.image]\npause_image = ${JSON.stringify(env.pause)}\n` }));
+    writeFileSync(
+      join(files.path, "plain", "cni", "net.d", "05-first.conflist"),
+      JSON.stringify({ cniVersion: "1.0.0", name: "opts-first", plugins: [{ type: "loopback" }] }),
+    );
+    await using d = await track(
+      startDaemon({
+        dir: join(files.path, "plain"),
+        config: `[crio.network]\ncni_default_network = "opts-rec"\nplugin_dirs = [${JSON.stringify(P.cniBin)}, "/usr/lib/cni", "/opt/cni/bin"]\n[crio.image]\npause_image = ${JSON.stringify(env.pause)}\n`,
+      }),
+    );
     const pod2 = await d.cri.runPodSandbox({ config: podWithPorts(d, `opt${++seq}`) });
     expect(added().map((r) => r.runtimeConfig?.portMappings)).toEqual([[{ hostPort: 18080, containerPort: 80, protocol: "tcp" }]]);
     await d.cri.removePodSandbox({ podSandboxId: pod2.podSandboxId });
@@ -164,9 +185,17 @@ describe("defaults for every container (keys proven here besides their own tests
     const name = `opt${++seq}`;
     const pod = { ...podConfig(name, env.d.dir), logDirectory: "" } as PodConfig;
     const { podSandboxId } = await env.d.cri.runPodSandbox({ config: pod });
-    const { containerId } = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, ["sh", "-c", "echo logged; sleep 3600"], {}, pod), sandboxConfig: pod });
+    const { containerId } = await env.d.cri.createContainer({
+      podSandboxId,
+      config: ctrConfig(name, env.busybox, ["sh", "-c", "echo logged; sleep 3600"], {}, pod),
+      sandboxConfig: pod,
+    });
     await env.d.cri.startContainer({ containerId });
-    const r = await env.d.cri.execSync({ containerId, cmd: ["sh", "-c", "echo $OPT_ENV; cat /proc/sys/kernel/msgmax; sed -n 's/^CapEff:\\t//p' /proc/self/status"], timeout: 20n });
+    const r = await env.d.cri.execSync({
+      containerId,
+      cmd: ["sh", "-c", "echo $OPT_ENV; cat /proc/sys/kernel/msgmax; sed -n 's/^CapEff:\\t//p' /proc/self/status"],
+      timeout: 20n,
+    });
     const [envOut, msgmax, capEff] = dec.decode(r.stdout).trim().split("\n");
     expect([envOut, msgmax]).toEqual(["from-config", "12345"]);
     // default_capabilities: CRI-O's nine plus NET_RAW (bit 13), nothing else
@@ -225,7 +254,10 @@ describe("mounts", () => {
     const pod = podConfig(name, env.d.dir);
     const { podSandboxId } = await env.d.cri.runPodSandbox({ config: pod });
     const bad = ctrConfig(name, env.busybox, ["true"], { mounts: [{ hostPath: "/absent", containerPath: "/x" }] as never }, pod);
-    const err = await env.d.cri.createContainer({ podSandboxId, config: bad, sandboxConfig: pod }, { timeoutMs: 15_000 }).then(() => undefined, (e) => e as Error);
+    const err = await env.d.cri.createContainer({ podSandboxId, config: bad, sandboxConfig: pod }, { timeoutMs: 15_000 }).then(
+      () => undefined,
+      (e) => e as Error,
+    );
     if (!/cannot mount/.test(String(err))) console.log(env.d.logs().slice(-6000));
     expect(String(err)).toMatch(/cannot mount .*\/prefix\/absent: path does not exist/);
     expect(existsSync(join(P.prefix, "absent"))).toBe(false);
@@ -241,16 +273,23 @@ describe("tls_min_version", () => {
     const tls = await import("node:tls");
     const key = join(files.path, "s.key");
     const cert = join(files.path, "s.pem");
-    const r = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1"], { stderr: "pipe" });
+    const r = Bun.spawnSync(
+      ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1"],
+      { stderr: "pipe" },
+    );
     expect(r.exitCode).toBe(0);
     // stream_port: a fixed free port (found by binding port 0 first)
     const fixed = await new Promise<number>((resolve) => {
-      const srv = require("node:net").createServer().listen(0, "127.0.0.1", () => {
-        const p = srv.address().port as number;
-        srv.close(() => resolve(p));
-      });
+      const srv = require("node:net")
+        .createServer()
+        .listen(0, "127.0.0.1", () => {
+          const p = srv.address().port as number;
+          srv.close(() => resolve(p));
+        });
     });
-    await using d = await startDaemon({ config: `[crio.api]\nstream_port = "${fixed}"\nstream_enable_tls = true\nstream_tls_cert = ${JSON.stringify(cert)}\nstream_tls_key = ${JSON.stringify(key)}\ntls_min_version = "VersionTLS13"\n` });
+    await using d = await startDaemon({
+      config: `[crio.api]\nstream_port = "${fixed}"\nstream_enable_tls = true\nstream_tls_cert = ${JSON.stringify(cert)}\nstream_tls_key = ${JSON.stringify(key)}\ntls_min_version = "VersionTLS13"\n`,
+    });
     const port = Number(/Streaming server listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(await d.waitForLog(/Streaming server listening/))![1]);
     expect(port).toBe(fixed);
     const hello = (maxVersion: "TLSv1.2" | "TLSv1.3") =>
@@ -265,13 +304,18 @@ describe("tls_min_version", () => {
     expect(await hello("TLSv1.2")).toMatch(/^error: .*(protocol version|alert)/i);
 
     // stream_tls_ca: clients must present a certificate it signed (the self-signed one is its own CA)
-    await using d2 = await startDaemon({ config: `[crio.api]\nstream_enable_tls = true\nstream_tls_cert = ${JSON.stringify(cert)}\nstream_tls_key = ${JSON.stringify(key)}\nstream_tls_ca = ${JSON.stringify(cert)}\n` });
+    await using d2 = await startDaemon({
+      config: `[crio.api]\nstream_enable_tls = true\nstream_tls_cert = ${JSON.stringify(cert)}\nstream_tls_key = ${JSON.stringify(key)}\nstream_tls_ca = ${JSON.stringify(cert)}\n`,
+    });
     const port2 = Number(/Streaming server listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(await d2.waitForLog(/Streaming server listening/))![1]);
     const withCert = (client: boolean) =>
       new Promise<string>((resolve) => {
-        const s = tls.connect({ host: "127.0.0.1", port: port2, rejectUnauthorized: false, ...(client ? { cert: readFileSync(cert), key: readFileSync(key) } : {}) }, () => {
-          s.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-        });
+        const s = tls.connect(
+          { host: "127.0.0.1", port: port2, rejectUnauthorized: false, ...(client ? { cert: readFileSync(cert), key: readFileSync(key) } : {}) },
+          () => {
+            s.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+          },
+        );
         s.once("data", (b) => (resolve(`answered ${String(b).split("\r\n")[0]}`), s.destroy()));
         s.on("error", (e) => resolve(`error: ${e.message}`));
         s.on("close", () => resolve("closed"));
@@ -283,10 +327,19 @@ describe("tls_min_version", () => {
 
 describe("keys that cannot apply here: conmon, conmon_env, pinns_path", () => {
   test("a non-default value logs one start-up warning naming the key and why; crio config --default says so", async () => {
-    await using d = await startDaemon({ config: `[crio.runtime]\nconmon = "/usr/bin/conmon"\nconmon_env = ["PATH=/opt/bin"]\npinns_path = "/usr/bin/pinns"\n` });
+    await using d = await startDaemon({
+      config: `[crio.runtime]\nconmon = "/usr/bin/conmon"\nconmon_env = ["PATH=/opt/bin"]\npinns_path = "/usr/bin/pinns"\n`,
+    });
     await d.waitForLog(/State recovery finished/);
-    const lines = d.logs().split("\n").filter((l) => /has no effect/.test(l));
-    expect(lines.map((l) => /config key \\?"([a-z._]+)\\?"/.exec(l)?.[1])).toEqual(["crio.runtime.pinns_path", "crio.runtime.conmon", "crio.runtime.conmon_env"]);
+    const lines = d
+      .logs()
+      .split("\n")
+      .filter((l) => /has no effect/.test(l));
+    expect(lines.map((l) => /config key \\?"([a-z._]+)\\?"/.exec(l)?.[1])).toEqual([
+      "crio.runtime.pinns_path",
+      "crio.runtime.conmon",
+      "crio.runtime.conmon_env",
+    ]);
     expect(lines[1]).toContain("monitor is built into this binary");
     expect(lines.every((l) => /level=warn/.test(l))).toBe(true);
     const out = Bun.spawnSync([CRIO, "config", "--default"]).stdout.toString();
@@ -349,7 +402,8 @@ describe("clean_shutdown_file, internal_repair, internal_wipe", () => {
     await pushImage(reg, await pauseImage());
     const dir = join(files.path, "repair");
     const marker = join(files.path, "marker", "clean.shutdown");
-    const conf = (repair: boolean) => `[crio]\nclean_shutdown_file = ${JSON.stringify(marker)}\ninternal_repair = ${repair}\n[crio.image]\ninsecure_registries = [${JSON.stringify(reg.host)}]\n`;
+    const conf = (repair: boolean) =>
+      `[crio]\nclean_shutdown_file = ${JSON.stringify(marker)}\ninternal_repair = ${repair}\n[crio.image]\ninsecure_registries = [${JSON.stringify(reg.host)}]\n`;
     const busybox = imageRef(reg, "busybox");
     const pause = imageRef(reg, "pause");
     const names = async (d: TestDaemon) => (await d.cri.listImages({})).images.flatMap((i) => i.repoTags).sort();
@@ -393,7 +447,11 @@ describe("clean_shutdown_file, internal_repair, internal_wipe", () => {
     const runPod = async (e: Env, name: string) => {
       const pod = podConfig(name, e.d.dir);
       const { podSandboxId } = await e.d.cri.runPodSandbox({ config: pod });
-      const { containerId } = await e.d.cri.createContainer({ podSandboxId, config: ctrConfig(name, e.busybox, ["sleep", "3600"], {}, pod), sandboxConfig: pod });
+      const { containerId } = await e.d.cri.createContainer({
+        podSandboxId,
+        config: ctrConfig(name, e.busybox, ["sleep", "3600"], {}, pod),
+        sandboxConfig: pod,
+      });
       await e.d.cri.startContainer({ containerId });
       return { podSandboxId, containerId };
     };
@@ -490,14 +548,25 @@ describe("log_to_journald", () => {
       await e2.d.cri.pullImage({ image: { image: e2.busybox } });
       const pod = podConfig("journal", e2.d.dir);
       const { podSandboxId } = await e2.d.cri.runPodSandbox({ config: pod });
-      const { containerId } = await e2.d.cri.createContainer({ podSandboxId, config: ctrConfig("jctr", e2.busybox, ["sh", "-c", "echo to-stdout; echo to-stderr >&2"], {}, pod), sandboxConfig: pod });
+      const { containerId } = await e2.d.cri.createContainer({
+        podSandboxId,
+        config: ctrConfig("jctr", e2.busybox, ["sh", "-c", "echo to-stdout; echo to-stderr >&2"], {}, pod),
+        sandboxConfig: pod,
+      });
       await e2.d.cri.startContainer({ containerId });
       const got = await waitFor(() => {
         drain();
         return entries.length >= 2 && entries;
       });
       const pick = (m: string) => got.find((x) => x.MESSAGE === m);
-      expect(pick("to-stdout")).toEqual({ MESSAGE: "to-stdout", CONTAINER_ID_FULL: containerId, CONTAINER_ID: containerId.slice(0, 12), CONTAINER_NAME: expect.stringMatching(/^k8s_jctr_journal_default_/), SYSLOG_IDENTIFIER: "jctr", PRIORITY: "6" });
+      expect(pick("to-stdout")).toEqual({
+        MESSAGE: "to-stdout",
+        CONTAINER_ID_FULL: containerId,
+        CONTAINER_ID: containerId.slice(0, 12),
+        CONTAINER_NAME: expect.stringMatching(/^k8s_jctr_journal_default_/),
+        SYSLOG_IDENTIFIER: "jctr",
+        PRIORITY: "6",
+      });
       expect(pick("to-stderr")?.PRIORITY).toBe("3");
       await e2.d.cri.removePodSandbox({ podSandboxId });
     } finally {
@@ -512,7 +581,9 @@ describe("wrong values", () => {
     mkdirSync(dir, { recursive: true });
     const d = await track(startDaemon({ dir, noWait: true, config: `[crio.runtime]\ntimezone = "Mars/Olympus_Mons"\n` }));
     expect(await d.proc.exited).toBe(1);
-    expect(d.logs().replaceAll(`\\"`, `"`)).toContain(`config file "${join(dir, "crio.conf.d", "00-test.conf")}": key "crio.runtime.timezone": value "Mars/Olympus_Mons" is not valid: expected "Local" or an IANA time zone name`);
+    expect(d.logs().replaceAll(`\\"`, `"`)).toContain(
+      `config file "${join(dir, "crio.conf.d", "00-test.conf")}": key "crio.runtime.timezone": value "Mars/Olympus_Mons" is not valid: expected "Local" or an IANA time zone name`,
+    );
     await d[Symbol.asyncDispose]();
   });
 });
@@ -523,13 +594,17 @@ describe("no_pivot, drop_infra_ctr", () => {
     const wrapper = join(files.path, "runc-wrapper");
     const argvLog = join(files.path, "runc-argv");
     writeFileSync(wrapper, `#!/bin/sh\necho "$*" >> ${argvLog}\nexec ${runc} "$@"\n`, { mode: 0o755 });
-    await using e = await startEnv({ config: `[crio.runtime]\nno_pivot = true\ndrop_infra_ctr = false\ninfra_ctr_cpuset = "0"\n[crio.runtime.runtimes.runc]\nruntime_path = ${JSON.stringify(wrapper)}\n` });
+    await using e = await startEnv({
+      config: `[crio.runtime]\nno_pivot = true\ndrop_infra_ctr = false\ninfra_ctr_cpuset = "0"\n[crio.runtime.runtimes.runc]\nruntime_path = ${JSON.stringify(wrapper)}\n`,
+    });
     await e.d.cri.pullImage({ image: { image: e.busybox } });
     const pod = podConfig("nopivot", e.d.dir);
     const { podSandboxId } = await e.d.cri.runPodSandbox({ config: pod });
     const { containerId } = await e.d.cri.createContainer({ podSandboxId, config: ctrConfig("np", e.busybox, ["sleep", "3600"], {}, pod), sandboxConfig: pod });
     await e.d.cri.startContainer({ containerId });
-    const create = readFileSync(argvLog, "utf8").split("\n").find((l) => / create .*\b/.test(l) && l.endsWith(containerId));
+    const create = readFileSync(argvLog, "utf8")
+      .split("\n")
+      .find((l) => / create .*\b/.test(l) && l.endsWith(containerId));
     expect(create).toContain("--no-pivot");
     // drop_infra_ctr = false: this pod (its own PID namespace per container) still gets an infra container
     const info = JSON.parse((await e.d.cri.podSandboxStatus({ podSandboxId, verbose: true })).info.info ?? "{}") as { pid?: number };
@@ -542,12 +617,17 @@ describe("no_pivot, drop_infra_ctr", () => {
 
 describe("addresses and sizes of the daemon's servers", () => {
   test("stream_address, metrics_host and grpc_max_recv_msg_size", async () => {
-    await using d = await startDaemon({ config: `[crio.api]\nstream_address = "127.0.0.2"\ngrpc_max_recv_msg_size = 4096\n[crio.metrics]\nenable_metrics = true\nmetrics_host = "127.0.0.3"\nmetrics_port = 0\n` });
+    await using d = await startDaemon({
+      config: `[crio.api]\nstream_address = "127.0.0.2"\ngrpc_max_recv_msg_size = 4096\n[crio.metrics]\nenable_metrics = true\nmetrics_host = "127.0.0.3"\nmetrics_port = 0\n`,
+    });
     expect(await d.waitForLog(/Streaming server listening on http:\/\/127\.0\.0\.2:\d+/)).toBeTruthy();
     const url = /(http:\/\/127\.0\.0\.3:\d+\/metrics)/.exec(await d.waitForLog(/Serving metrics on http:\/\/127\.0\.0\.3:\d+\/metrics/))![1]!;
     expect((await fetch(url)).status).toBe(200);
     // a request larger than grpc_max_recv_msg_size is refused (RESOURCE_EXHAUSTED = 8); a small one is served
-    const big = await d.cri.imageStatus({ image: { image: `x/${"a".repeat(6000)}` } }).then(() => undefined, (e: { code?: number }) => e.code);
+    const big = await d.cri.imageStatus({ image: { image: `x/${"a".repeat(6000)}` } }).then(
+      () => undefined,
+      (e: { code?: number }) => e.code,
+    );
     expect(big).toBe(8);
     expect((await d.cri.imageStatus({ image: { image: "busybox" } })).image).toBeUndefined();
   });
@@ -557,8 +637,14 @@ describe("more keys of the daemon", () => {
   test("metrics_cert and metrics_key: metrics over HTTPS", async () => {
     const key = join(files.path, "m.key");
     const cert = join(files.path, "m.pem");
-    expect(Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1"], { stderr: "pipe" }).exitCode).toBe(0);
-    await using d = await startDaemon({ config: `[crio.metrics]\nenable_metrics = true\nmetrics_port = 0\nmetrics_cert = ${JSON.stringify(cert)}\nmetrics_key = ${JSON.stringify(key)}\n` });
+    expect(
+      Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1"], {
+        stderr: "pipe",
+      }).exitCode,
+    ).toBe(0);
+    await using d = await startDaemon({
+      config: `[crio.metrics]\nenable_metrics = true\nmetrics_port = 0\nmetrics_cert = ${JSON.stringify(cert)}\nmetrics_key = ${JSON.stringify(key)}\n`,
+    });
     const url = /(https:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(await d.waitForLog(/Serving metrics on https:/))![1]!;
     const res = await fetch(url, { tls: { rejectUnauthorized: false } } as RequestInit);
     expect(res.status).toBe(200);
@@ -570,8 +656,13 @@ describe("more keys of the daemon", () => {
     await pushImage(reg, await busyboxImage());
     const policy = join(files.path, "reject-policy.json");
     writeFileSync(policy, JSON.stringify({ default: [{ type: "reject" }] }));
-    await using d = await startDaemon({ config: `[crio.image]\nsignature_policy = ${JSON.stringify(policy)}\ninsecure_registries = [${JSON.stringify(reg.host)}]\n` });
-    const code = await d.cri.pullImage({ image: { image: imageRef(reg, "busybox") } }).then(() => 0, (e: { code?: number }) => e.code);
+    await using d = await startDaemon({
+      config: `[crio.image]\nsignature_policy = ${JSON.stringify(policy)}\ninsecure_registries = [${JSON.stringify(reg.host)}]\n`,
+    });
+    const code = await d.cri.pullImage({ image: { image: imageRef(reg, "busybox") } }).then(
+      () => 0,
+      (e: { code?: number }) => e.code,
+    );
     expect(code).toBe(7); // PERMISSION_DENIED
   });
 
@@ -584,8 +675,16 @@ describe("more keys of the daemon", () => {
     writeFileSync(slow, `#!/bin/sh\nfor a in "$@"; do [ "$a" = create ] && sleep 5; done\nexec ${runc} "$@"\n`, { mode: 0o755 });
     await using e = await startEnv({
       config: [
-        "[crio.runtime.runtimes.wrapped]", `runtime_path = ${JSON.stringify(runc)}`, `runtime_root = ${JSON.stringify(join(files.path, "wrapped-root"))}`, `monitor_path = ${JSON.stringify(monitor)}`, "container_min_memory = 104857600",
-        "[crio.runtime.runtimes.slow]", `runtime_path = ${JSON.stringify(slow)}`, `runtime_root = ${JSON.stringify(join(files.path, "slow-root"))}`, "container_create_timeout = 1", "",
+        "[crio.runtime.runtimes.wrapped]",
+        `runtime_path = ${JSON.stringify(runc)}`,
+        `runtime_root = ${JSON.stringify(join(files.path, "wrapped-root"))}`,
+        `monitor_path = ${JSON.stringify(monitor)}`,
+        "container_min_memory = 104857600",
+        "[crio.runtime.runtimes.slow]",
+        `runtime_path = ${JSON.stringify(slow)}`,
+        `runtime_root = ${JSON.stringify(join(files.path, "slow-root"))}`,
+        "container_create_timeout = 1",
+        "",
       ].join("\n"),
     });
     await e.d.cri.pullImage({ image: { image: e.busybox } });
@@ -597,11 +696,17 @@ describe("more keys of the daemon", () => {
         await create;
         // the pod's own handler's container_min_memory (100 MiB here; the default handler has 12 MiB)
         const small = ctrConfig("mp-small", e.busybox, ["true"], { linux: { resources: { memoryLimitInBytes: 50n * 1024n * 1024n } } } as never, pod);
-        const err = await e.d.cri.createContainer({ podSandboxId, config: small, sandboxConfig: pod }).then(() => "created", (x: Error) => x.message);
+        const err = await e.d.cri.createContainer({ podSandboxId, config: small, sandboxConfig: pod }).then(
+          () => "created",
+          (x: Error) => x.message,
+        );
         expect(err).toContain("should be at least 104857600 bytes");
         expect(readFileSync(monitorLog, "utf8").split("\n")).toContain("conmon");
       } else {
-        const err = await create.then(() => "created", (x: Error) => x.message);
+        const err = await create.then(
+          () => "created",
+          (x: Error) => x.message,
+        );
         expect(err).toMatch(/DEADLINE_EXCEEDED|timed out|deadline/i);
       }
       await e.d.cri.removePodSandbox({ podSandboxId });

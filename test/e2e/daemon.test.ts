@@ -81,7 +81,9 @@ describe("logging", () => {
     await using d = await startDaemon({ logLevel: "debug" });
     await d.cri.version({});
     const req = await d.waitForLog(/msg="VersionRequest \{/);
-    expect(req).toMatch(/^time="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z" level=debug msg="VersionRequest \{\}" id=[0-9a-f-]{36} name=\/runtime\.v1\.RuntimeService\/Version$/);
+    expect(req).toMatch(
+      /^time="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z" level=debug msg="VersionRequest \{\}" id=[0-9a-f-]{36} name=\/runtime\.v1\.RuntimeService\/Version$/,
+    );
     const id = /id=([0-9a-f-]+)/.exec(req)![1];
     const res = await d.waitForLog(new RegExp(`msg="VersionResponse .*id=${id}`));
     expect(res).toContain('\\"runtimeName\\":\\"cri-o\\"');
@@ -141,7 +143,7 @@ describe("configuration", () => {
     let r = await runCrio(["--config", file, "--config-dir", join(dir.path, "none")]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`config file \\"${file}\\": key \\"crio.runtime.log_level\\": value \\"loud\\" is not valid: expected one of fatal`);
-    writeFileSync(file, "[crio.api]\ngrpc_max_send_msg_size = \"big\"\n");
+    writeFileSync(file, '[crio.api]\ngrpc_max_send_msg_size = "big"\n');
     r = await runCrio(["--config", file, "--config-dir", join(dir.path, "none")]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("grpc_max_send_msg_size");
@@ -204,4 +206,3 @@ describe("configuration", () => {
     expect(h.stdout).toContain("config");
   });
 });
-

@@ -32,35 +32,41 @@ beforeAll(async () => {
   chmodSync(P.hook, 0o755);
   // dir A, JSON, 0.6.0: a device node with no major/minor (read from the host's /dev/null), spec-wide
   // edits (env, a read-only bind mount, a createRuntime hook, an additional GID), and "shared" (overridden by B).
-  writeFileSync(join(P.dirA, "vendor.json"), JSON.stringify({
-    cdiVersion: "0.6.0",
-    kind: "example.com/dev",
-    containerEdits: {
-      env: ["CDI_VENDOR=example"],
-      mounts: [{ hostPath: P.data, containerPath: "/cdi-data", options: ["ro", "bind"] }],
-      hooks: [{ hookName: "createRuntime", path: P.hook, args: ["hook.sh", "cdi-hook-ran"] }],
-      additionalGIDs: [4242],
-    },
-    devices: [
-      { name: "null0", containerEdits: { env: ["CDI_DEV=null0"], deviceNodes: [{ path: "/dev/cdi-null", hostPath: "/dev/null" }] } },
-      { name: "shared", containerEdits: { env: ["SHARED=a"] } },
-      { name: "ghost", containerEdits: { deviceNodes: [{ path: "/dev/ghost-absent-on-host" }] } },
-    ],
-  }));
+  writeFileSync(
+    join(P.dirA, "vendor.json"),
+    JSON.stringify({
+      cdiVersion: "0.6.0",
+      kind: "example.com/dev",
+      containerEdits: {
+        env: ["CDI_VENDOR=example"],
+        mounts: [{ hostPath: P.data, containerPath: "/cdi-data", options: ["ro", "bind"] }],
+        hooks: [{ hookName: "createRuntime", path: P.hook, args: ["hook.sh", "cdi-hook-ran"] }],
+        additionalGIDs: [4242],
+      },
+      devices: [
+        { name: "null0", containerEdits: { env: ["CDI_DEV=null0"], deviceNodes: [{ path: "/dev/cdi-null", hostPath: "/dev/null" }] } },
+        { name: "shared", containerEdits: { env: ["SHARED=a"] } },
+        { name: "ghost", containerEdits: { deviceNodes: [{ path: "/dev/ghost-absent-on-host" }] } },
+      ],
+    }),
+  );
   // dir B, YAML, 0.8.0: "shared" again, which wins over dir A's.
-  writeFileSync(join(P.dirB, "override.yaml"), [
-    'cdiVersion: "0.8.0"',
-    "kind: example.com/dev",
-    "devices:",
-    "  - name: shared",
-    "    containerEdits:",
-    "      env: [SHARED=b]",
-    "      deviceNodes:",
-    "        - path: /dev/cdi-loop",
-    "          hostPath: /dev/loop-control",
-    "          permissions: r",
-    "",
-  ].join("\n"));
+  writeFileSync(
+    join(P.dirB, "override.yaml"),
+    [
+      'cdiVersion: "0.8.0"',
+      "kind: example.com/dev",
+      "devices:",
+      "  - name: shared",
+      "    containerEdits:",
+      "      env: [SHARED=b]",
+      "      deviceNodes:",
+      "        - path: /dev/cdi-loop",
+      "          hostPath: /dev/loop-control",
+      "          permissions: r",
+      "",
+    ].join("\n"),
+  );
   writeFileSync(join(P.dirB, "broken.json"), "{ not json");
   const devs = [
     "[crio.runtime.runtimes.devs]",
@@ -97,7 +103,11 @@ async function pod(o: { handler?: string; annotations?: Record<string, string> }
 
 async function running(extra: Partial<CtrConfig> = {}, o: { handler?: string; annotations?: Record<string, string> } = {}) {
   const { name, p, podSandboxId } = await pod(o);
-  const { containerId } = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, ["sleep", "3600"], extra, p), sandboxConfig: p });
+  const { containerId } = await env.d.cri.createContainer({
+    podSandboxId,
+    config: ctrConfig(name, env.busybox, ["sleep", "3600"], extra, p),
+    sandboxConfig: p,
+  });
   await env.d.cri.startContainer({ containerId });
   const exec = async (c: string) => {
     const r = await env.d.cri.execSync({ containerId, cmd: ["sh", "-c", c], timeout: 20n });
@@ -132,28 +142,46 @@ describe("CDI", () => {
     expect((await c.exec("exec 3</dev/cdi-loop && echo read-ok")).out).toBe("read-ok");
     expect((await c.exec("exec 3>/dev/cdi-loop")).err).toContain("Operation not permitted");
     // dir A's spec-wide edits are not applied: dir B's spec holds the device
-    expect((await c.exec("echo \"[$CDI_VENDOR]\"")).out).toBe("[]");
+    expect((await c.exec('echo "[$CDI_VENDOR]"')).out).toBe("[]");
     expect(env.d.logs()).toContain("broken.json");
   });
 
   test("an unknown device is INVALID_ARGUMENT naming it, and nothing is left behind", async () => {
     const { name, p, podSandboxId } = await pod();
     const before = readdirSync(join(env.d.root, "storage")).length;
-    const err = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, ["sleep", "3600"], cdi("example.com/dev=null0", "example.com/dev=nope"), p), sandboxConfig: p }).catch((e) => e);
+    const err = await env.d.cri
+      .createContainer({
+        podSandboxId,
+        config: ctrConfig(name, env.busybox, ["sleep", "3600"], cdi("example.com/dev=null0", "example.com/dev=nope"), p),
+        sandboxConfig: p,
+      })
+      .catch((e) => e);
     expect(err.code).toBe(status.INVALID_ARGUMENT);
     expect(err.details).toContain("example.com/dev=nope");
     expect(err.details).not.toContain("example.com/dev=null0,");
-    const bad = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, ["true"], { annotations: { "cdi.k8s.io/x": "not-qualified" } } as Partial<CtrConfig>, p), sandboxConfig: p }).catch((e) => e);
+    const bad = await env.d.cri
+      .createContainer({
+        podSandboxId,
+        config: ctrConfig(name, env.busybox, ["true"], { annotations: { "cdi.k8s.io/x": "not-qualified" } } as Partial<CtrConfig>, p),
+        sandboxConfig: p,
+      })
+      .catch((e) => e);
     expect(bad.code).toBe(status.INVALID_ARGUMENT);
     expect(bad.details).toContain('invalid CDI device name "not-qualified"');
     // a known device whose host node is missing fails while the spec is built: undone as well
-    const ghost = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, ["true"], cdi("example.com/dev=ghost"), p), sandboxConfig: p }).catch((e) => e);
+    const ghost = await env.d.cri
+      .createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, ["true"], cdi("example.com/dev=ghost"), p), sandboxConfig: p })
+      .catch((e) => e);
     expect(ghost.code).toBe(status.INVALID_ARGUMENT);
     expect(ghost.details).toContain('failed to stat CDI host device "/dev/ghost-absent-on-host"');
     expect((await env.d.cri.listContainers({ filter: { podSandboxId } })).containers).toEqual([]);
     expect(readdirSync(join(env.d.root, "storage")).length).toBe(before);
     // the name was not kept reserved
-    const { containerId } = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, ["true"], cdi("example.com/dev=null0"), p), sandboxConfig: p });
+    const { containerId } = await env.d.cri.createContainer({
+      podSandboxId,
+      config: ctrConfig(name, env.busybox, ["true"], cdi("example.com/dev=null0"), p),
+      sandboxConfig: p,
+    });
     expect(containerId).toMatch(/^[0-9a-f]{64}$/);
   });
 
@@ -182,7 +210,10 @@ describe("io.kubernetes.cri-o.Devices and allowed_devices", () => {
   });
 
   test("a device outside allowed_devices, or a container path outside /dev, is INVALID_ARGUMENT", async () => {
-    for (const [value, why] of [["/dev/full", "device /dev/full is specified but is not in allowed_devices"], ["/dev/null:/tmp/null", "the container path must be under /dev/"]]) {
+    for (const [value, why] of [
+      ["/dev/full", "device /dev/full is specified but is not in allowed_devices"],
+      ["/dev/null:/tmp/null", "the container path must be under /dev/"],
+    ]) {
       const { name, p, podSandboxId } = await pod({ handler: "devs", annotations: { "io.kubernetes.cri-o.Devices": value! } });
       const err = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, ["true"], {}, p), sandboxConfig: p }).catch((e) => e);
       expect(err.code).toBe(status.INVALID_ARGUMENT);
@@ -205,7 +236,13 @@ describe("device_ownership_from_security_context", () => {
     const p = podConfig(name, env.d.dir);
     p.linux!.securityContext!.privileged = true;
     const { podSandboxId } = await env.d.cri.runPodSandbox({ config: p });
-    const cfg = ctrConfig(name, env.busybox, ["sleep", "3600"], { ...owned, linux: { securityContext: { privileged: true, runAsUser: { value: 1234n } } } } as Partial<CtrConfig>, p);
+    const cfg = ctrConfig(
+      name,
+      env.busybox,
+      ["sleep", "3600"],
+      { ...owned, linux: { securityContext: { privileged: true, runAsUser: { value: 1234n } } } } as Partial<CtrConfig>,
+      p,
+    );
     const { containerId } = await env.d.cri.createContainer({ podSandboxId, config: cfg, sandboxConfig: p });
     await env.d.cri.startContainer({ containerId });
     const r = await env.d.cri.execSync({ containerId, cmd: ["stat", "-c", "%u:%g", "/dev/owned-null"], timeout: 20n });
@@ -219,11 +256,14 @@ describe("wrong values stop the daemon naming the key", () => {
       ['[crio.runtime]\ncdi_spec_dirs = ["relative/cdi"]\n', "crio.runtime.cdi_spec_dirs"],
       ['[crio.runtime]\nallowed_devices = ["dev/fuse"]\n', "crio.runtime.allowed_devices"],
       ['[crio.runtime]\nadditional_devices = ["/dev/null:relative"]\n', "crio.runtime.additional_devices"],
-      ["[crio.runtime]\ndevice_ownership_from_security_context = \"yes\"\n", "device_ownership_from_security_context"],
+      ['[crio.runtime]\ndevice_ownership_from_security_context = "yes"\n', "device_ownership_from_security_context"],
     ] as const) {
       await using d = await startDaemon({ config: toml, noWait: true });
       expect(await d.proc.exited).toBe(1);
-      const line = d.logs().split("\n").find((l) => l.includes("invalid configuration"));
+      const line = d
+        .logs()
+        .split("\n")
+        .find((l) => l.includes("invalid configuration"));
       expect(line).toContain(key);
     }
   });
@@ -231,9 +271,11 @@ describe("wrong values stop the daemon naming the key", () => {
   test("additional_devices naming no host device: the daemon does not start", async () => {
     await using d = await startDaemon({ config: '[crio.runtime]\nadditional_devices = ["/dev/no-such-device:/dev/x:rw"]\n', noWait: true });
     expect(await d.proc.exited).toBe(1);
-    const line = d.logs().split("\n").find((l) => l.includes("cannot start"));
+    const line = d
+      .logs()
+      .split("\n")
+      .find((l) => l.includes("cannot start"));
     expect(line).toContain('invalid additional_devices entry \\"/dev/no-such-device:/dev/x:rw\\"');
     expect(line).toContain("no such file or directory");
   });
 });
-

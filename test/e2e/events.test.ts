@@ -60,7 +60,11 @@ describe.skipIf(!root)("GetContainerEvents", () => {
     await warmUp(sub);
     const pod = podConfig("ev", env.d.dir, { sharedPid: true }); // a shared PID namespace brings an infra container
     const { podSandboxId } = await env.d.cri.runPodSandbox({ config: pod });
-    const { containerId } = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig("ev", env.busybox, ["sh", "-c", "sleep 1; exit 3"], {}, pod), sandboxConfig: pod });
+    const { containerId } = await env.d.cri.createContainer({
+      podSandboxId,
+      config: ctrConfig("ev", env.busybox, ["sh", "-c", "sleep 1; exit 3"], {}, pod),
+      sandboxConfig: pod,
+    });
     await env.d.cri.startContainer({ containerId });
     await waitFor(() => sub.of(containerId).some((e) => e.containerEventType === T.CONTAINER_STOPPED_EVENT), 20_000, "the STOPPED event");
     await env.d.cri.removeContainer({ containerId });
@@ -69,7 +73,12 @@ describe.skipIf(!root)("GetContainerEvents", () => {
     await sub.stop();
 
     const evs = sub.of(containerId);
-    expect(evs.map((e) => e.containerEventType)).toEqual([T.CONTAINER_CREATED_EVENT, T.CONTAINER_STARTED_EVENT, T.CONTAINER_STOPPED_EVENT, T.CONTAINER_DELETED_EVENT]);
+    expect(evs.map((e) => e.containerEventType)).toEqual([
+      T.CONTAINER_CREATED_EVENT,
+      T.CONTAINER_STARTED_EVENT,
+      T.CONTAINER_STOPPED_EVENT,
+      T.CONTAINER_DELETED_EVENT,
+    ]);
     expect(evs.every((e) => e.podSandboxStatus?.id === podSandboxId && e.podSandboxStatus.metadata?.name === "ev")).toBe(true);
     const states = evs.map((e) => e.containersStatuses.map((s) => [s.id, s.state]));
     expect(states).toEqual([

@@ -18,7 +18,9 @@ const hybrid = detectCgroupLayout().kind !== "v2";
 
 let env: Env;
 beforeAll(async () => {
-  env = await startEnv({ config: `[crio.runtime.runtimes.myrunc]\nruntime_path = "/usr/bin/runc"\nruntime_root = ${JSON.stringify(MY_ROOT)}\nprivileged_without_host_devices = true\n` });
+  env = await startEnv({
+    config: `[crio.runtime.runtimes.myrunc]\nruntime_path = "/usr/bin/runc"\nruntime_root = ${JSON.stringify(MY_ROOT)}\nprivileged_without_host_devices = true\n`,
+  });
   await env.d.cri.pullImage({ image: { image: env.busybox } });
 }, 120_000);
 afterAll(async () => {
@@ -40,7 +42,11 @@ async function runIn(handler: string, o: { privileged?: boolean } = {}) {
   if (o.privileged) p.linux!.securityContext!.privileged = true;
   const { podSandboxId } = await env.d.cri.runPodSandbox({ config: p, runtimeHandler: handler });
   const extra = o.privileged ? { linux: { securityContext: { privileged: true } } } : {};
-  const { containerId } = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, ["sleep", "3600"], extra, p), sandboxConfig: p });
+  const { containerId } = await env.d.cri.createContainer({
+    podSandboxId,
+    config: ctrConfig(name, env.busybox, ["sleep", "3600"], extra, p),
+    sandboxConfig: p,
+  });
   await env.d.cri.startContainer({ containerId });
   return { podSandboxId, containerId };
 }
@@ -53,7 +59,7 @@ async function runcList(root: string): Promise<string[]> {
 }
 
 describe("runtime handlers", () => {
-  test("runtime_handler \"runc\" and the empty handler both run on runc under its runtime_root", async () => {
+  test('runtime_handler "runc" and the empty handler both run on runc under its runtime_root', async () => {
     const a = await runIn("runc");
     const b = await runIn("");
     for (const c of [a, b]) {
@@ -82,14 +88,18 @@ describe("a second handler entry", () => {
     const ex = await env.d.cri.execSync({ containerId: c.containerId, cmd: ["echo", "hi"], timeout: 10n });
     expect(new TextDecoder().decode(ex.stdout)).toBe("hi\n");
     await env.d.cri.stopContainer({ containerId: c.containerId, timeout: 0n });
-    await waitFor(async () => (await env.d.cri.containerStatus({ containerId: c.containerId })).status?.state === ContainerState.CONTAINER_EXITED, 15_000, "exit");
+    await waitFor(
+      async () => (await env.d.cri.containerStatus({ containerId: c.containerId })).status?.state === ContainerState.CONTAINER_EXITED,
+      15_000,
+      "exit",
+    );
     await env.d.cri.removePodSandbox({ podSandboxId: c.podSandboxId });
     expect(await runcList(MY_ROOT)).not.toContain(c.containerId);
   });
 });
 
 describe("Status", () => {
-  test("lists every handler (the default also as \"\") with its features", async () => {
+  test('lists every handler (the default also as "") with its features', async () => {
     // user namespaces: reported once the node's probe (started after recovery) has passed
     const st = await waitFor(async () => {
       const r = await env.d.cri.status({});
@@ -102,30 +112,41 @@ describe("Status", () => {
     const rro = (runcFeatures.mountOptions ?? []).includes("rro");
     for (const n of ["", "runc", "myrunc"]) expect(byName[n]).toMatchObject({ recursiveReadOnlyMounts: rro, userNamespaces: true });
     // crun: as its own `features` says (its namespaces list), on this node that passed the probe
-    const crunUser = existsSync("/usr/bin/crun") && ((JSON.parse(await run(["crun", "features"]).catch(() => "{}")) as { linux?: { namespaces?: string[] } }).linux?.namespaces ?? ["user"]).includes("user");
+    const crunUser =
+      existsSync("/usr/bin/crun") &&
+      ((JSON.parse(await run(["crun", "features"]).catch(() => "{}")) as { linux?: { namespaces?: string[] } }).linux?.namespaces ?? ["user"]).includes("user");
     expect(byName.crun?.userNamespaces).toBe(crunUser);
   });
 });
 
 describe.skipIf(!existsSync("/usr/bin/crun"))("crun", () => {
-  test(hybrid ? "on this hybrid cgroup node crun fails with a clear error naming crun and the cgroup problem" : "runs a container on a cgroup v2 node", async () => {
-    if (!hybrid) {
-      const c = await runIn("crun");
-      expect((await env.d.cri.containerStatus({ containerId: c.containerId })).status?.state).toBe(ContainerState.CONTAINER_RUNNING);
-      return;
-    }
-    const { name, p, podSandboxId } = await pod("crun");
-    const err = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, ["sleep", "3600"], {}, p), sandboxConfig: p }).catch((e) => e);
-    expect(err.details).toContain('runtime create with handler "crun" (/usr/bin/crun)');
-    expect(err.details).toContain("cgroups in hybrid mode not supported");
-    // Nothing is left behind: no container record, nothing in crun's root.
-    expect((await env.d.cri.listContainers({ filter: { podSandboxId } })).containers).toEqual([]);
-  });
+  test(
+    hybrid ? "on this hybrid cgroup node crun fails with a clear error naming crun and the cgroup problem" : "runs a container on a cgroup v2 node",
+    async () => {
+      if (!hybrid) {
+        const c = await runIn("crun");
+        expect((await env.d.cri.containerStatus({ containerId: c.containerId })).status?.state).toBe(ContainerState.CONTAINER_RUNNING);
+        return;
+      }
+      const { name, p, podSandboxId } = await pod("crun");
+      const err = await env.d.cri
+        .createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, ["sleep", "3600"], {}, p), sandboxConfig: p })
+        .catch((e) => e);
+      expect(err.details).toContain('runtime create with handler "crun" (/usr/bin/crun)');
+      expect(err.details).toContain("cgroups in hybrid mode not supported");
+      // Nothing is left behind: no container record, nothing in crun's root.
+      expect((await env.d.cri.listContainers({ filter: { podSandboxId } })).containers).toEqual([]);
+    },
+  );
 });
 
 describe("privileged_without_host_devices", () => {
   test("a privileged container of myrunc gets no host devices; under runc it gets them all", async () => {
-    const devs = async (containerId: string) => new TextDecoder().decode((await env.d.cri.execSync({ containerId, cmd: ["ls", "/dev"], timeout: 10n })).stdout).split("\n").filter(Boolean);
+    const devs = async (containerId: string) =>
+      new TextDecoder()
+        .decode((await env.d.cri.execSync({ containerId, cmd: ["ls", "/dev"], timeout: 10n })).stdout)
+        .split("\n")
+        .filter(Boolean);
     const withHost = await devs((await runIn("runc", { privileged: true })).containerId);
     const without = await devs((await runIn("myrunc", { privileged: true })).containerId);
     expect(withHost).toContain("loop-control");

@@ -44,7 +44,10 @@ describe("TLS with a certs.d CA and basic auth", () => {
     const none = await rejection(t.svc.pull(busybox.ref));
     expect([none.kind, none.message]).toEqual(["unauthenticated", expect.stringMatching(/requires authentication .* no credentials were found/)]);
     const bad = await rejection(t.svc.pull(busybox.ref, { auth: { username: user, password: "wrong" } }));
-    expect([bad.kind, bad.message]).toEqual(["unauthenticated", expect.stringMatching(/authentication to registry 127\.0\.0\.1:\d+ failed .*check the username and password/)]);
+    expect([bad.kind, bad.message]).toEqual([
+      "unauthenticated",
+      expect.stringMatching(/authentication to registry 127\.0\.0\.1:\d+ failed .*check the username and password/),
+    ]);
     expect(t.svc.list()).toEqual([]);
   });
 
@@ -68,7 +71,10 @@ describe("TLS with a certs.d CA and basic auth", () => {
   test("an untrusted certificate is refused with a hint; insecure = true skips verification", async () => {
     await using t = await testImages([]);
     const e = await rejection(t.svc.pull(busybox.ref, { auth: { username: user, password } }));
-    expect([e.kind, e.message]).toEqual(["unavailable", expect.stringMatching(/cannot verify the TLS certificate of registry 127\.0\.0\.1:\d+ .*certs\.d\/127\.0\.0\.1:\d+\/ca\.crt/)]);
+    expect([e.kind, e.message]).toEqual([
+      "unavailable",
+      expect.stringMatching(/cannot verify the TLS certificate of registry 127\.0\.0\.1:\d+ .*certs\.d\/127\.0\.0\.1:\d+\/ca\.crt/),
+    ]);
     t.setRegistries(`[[registry]]\nlocation = "${reg.host}"\ninsecure = true\n`);
     expect((await t.svc.pull(busybox.ref, { auth: { username: user, password } })).id).toBe(busybox.imageId);
   });

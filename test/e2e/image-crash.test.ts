@@ -65,26 +65,30 @@ describe("a pull killed with SIGKILL", () => {
     ["while downloading", (l: Record<string, unknown>) => l.type === "layer" && l.state === "downloading"],
     ["while unpacking", (l: Record<string, unknown>) => l.type === "layer" && l.state === "unpacking"],
     ["after a layer was placed", (l: Record<string, unknown>) => l.type === "layer" && l.state === "done"],
-  ])("%s leaves no image and, after the next start, no stray layer", async (_phase, when) => {
-    await using t = await testImages([reg.host], { maxParallelDownloads: 1 });
-    const c = child(t, [big.ref]);
-    await waitFor(() => c.lines.some(when), 60_000, "the phase to kill in");
-    c.p.kill("SIGKILL");
-    await c.p.exited;
-    await c.done;
-    expect(c.lines.some((l) => l.type === "result")).toBe(false);
-    await waitFor(() => noneUsing(t.root), 10_000, "the child's helpers to exit");
-    // another process sees no image, before and after its start-up cleanup
-    const other = new ImageService({ root: t.root, registriesConfPath: join(t.dir, "registries.conf") });
-    expect(other.list()).toEqual([]);
-    await other.init();
-    expect(other.list()).toEqual([]);
-    expect(t.layerDirs()).toEqual([]);
-    expect(t.tempEntries()).toEqual([]);
-    expect(readdirSync(join(t.root, "blobs", "sha256"))).toEqual([]);
-    // and the store still works
-    expect((await other.pull(busybox.ref)).id).toBe(busybox.imageId);
-  }, 120_000);
+  ])(
+    "%s leaves no image and, after the next start, no stray layer",
+    async (_phase, when) => {
+      await using t = await testImages([reg.host], { maxParallelDownloads: 1 });
+      const c = child(t, [big.ref]);
+      await waitFor(() => c.lines.some(when), 60_000, "the phase to kill in");
+      c.p.kill("SIGKILL");
+      await c.p.exited;
+      await c.done;
+      expect(c.lines.some((l) => l.type === "result")).toBe(false);
+      await waitFor(() => noneUsing(t.root), 10_000, "the child's helpers to exit");
+      // another process sees no image, before and after its start-up cleanup
+      const other = new ImageService({ root: t.root, registriesConfPath: join(t.dir, "registries.conf") });
+      expect(other.list()).toEqual([]);
+      await other.init();
+      expect(other.list()).toEqual([]);
+      expect(t.layerDirs()).toEqual([]);
+      expect(t.tempEntries()).toEqual([]);
+      expect(readdirSync(join(t.root, "blobs", "sha256"))).toEqual([]);
+      // and the store still works
+      expect((await other.pull(busybox.ref)).id).toBe(busybox.imageId);
+    },
+    120_000,
+  );
 });
 
 describe("two processes on one store", () => {
@@ -98,7 +102,10 @@ describe("two processes on one store", () => {
     expect((await mine).id).toBe(zstd.imageId);
     const fresh = new ImageService({ root: t.root, registriesConfPath: join(t.dir, "registries.conf") });
     await fresh.init();
-    const ids = fresh.list().map((i) => i.id).sort();
+    const ids = fresh
+      .list()
+      .map((i) => i.id)
+      .sort();
     expect(ids).toEqual([busybox.imageId, multilayer.imageId, zstd.imageId].sort());
     const wanted = new Set(fresh.list().flatMap((i) => i.layers.map((d) => d.slice("sha256:".length))));
     expect(t.layerDirs().sort()).toEqual([...wanted].sort());

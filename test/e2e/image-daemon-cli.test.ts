@@ -42,7 +42,9 @@ beforeAll(async () => {
   sigintImage = await pushImage(reg, await freshImage("sigint", 1024));
   await pushImage(authReg, await busyboxImage());
   proxy = startThrottleProxy(reg);
-  env = await startImageDaemon({ registries: [reg.host, authReg.host, proxy.host].map((h) => `[[registry]]\nlocation = "${h}"\ninsecure = true\n`).join("\n") });
+  env = await startImageDaemon({
+    registries: [reg.host, authReg.host, proxy.host].map((h) => `[[registry]]\nlocation = "${h}"\ninsecure = true\n`).join("\n"),
+  });
 }, 120_000);
 afterAll(async () => {
   await env?.[Symbol.asyncDispose]();
@@ -107,7 +109,9 @@ describe("crio pull beside a running daemon", () => {
     proxy.rate = 0;
     const out = r.stdout; // script(1) merges stdout and stderr
     expect(r.code).toBe(0);
-    expect(out).toMatch(/\x1b\[2A\r\x1b\[2K[0-9a-f]{12} exists +\[=+\] [\d.]+ MB\r\n\r\x1b\[2K[0-9a-f]{12} downloading +\[=*>? *\] [\d.]+ [kM]?B \/ [\d.]+ [kM]B/);
+    expect(out).toMatch(
+      /\x1b\[2A\r\x1b\[2K[0-9a-f]{12} exists +\[=+\] [\d.]+ MB\r\n\r\x1b\[2K[0-9a-f]{12} downloading +\[=*>? *\] [\d.]+ [kM]?B \/ [\d.]+ [kM]B/,
+    );
     expect(out).toMatch(/[0-9a-f]{12} done +\[=+\]/);
     expect(out.trim().split(/\r?\n/).at(-1)).toBe(ttyImage.imageId);
   }, 30_000);
@@ -117,7 +121,11 @@ describe("crio pull beside a running daemon", () => {
     const r = await crioPull(env.d, ["--platform", "linux/arm64", multiplatform.ref]);
     expect([r.code, r.stdout]).toEqual([0, `${arm.configDigest}\n`]);
     const bad = await crioPull(env.d, ["--platform", "linux/s390x", multiplatform.ref]);
-    expect([bad.code, bad.stdout, bad.stderr.trim().split("\n").at(-1)]).toEqual([1, "", expect.stringMatching(/^crio pull: .*no manifest for platform linux\/s390x/)]);
+    expect([bad.code, bad.stdout, bad.stderr.trim().split("\n").at(-1)]).toEqual([
+      1,
+      "",
+      expect.stringMatching(/^crio pull: .*no manifest for platform linux\/s390x/),
+    ]);
   });
 
   test("--auth-file gives the credentials; without them the one-line error says authentication is required", async () => {
@@ -133,7 +141,9 @@ describe("crio pull beside a running daemon", () => {
   test("failures are one line and a non-zero exit", async () => {
     const tag = await crioPull(env.d, [`${reg.host}/busybox:no-such-tag`]);
     expect([tag.code, tag.stdout]).toEqual([1, ""]);
-    expect(tag.stderr.split("\n").filter((l) => l.startsWith("crio pull:"))).toEqual([expect.stringMatching(/^crio pull: pulling image ".*busybox:no-such-tag": manifest .* not found/)]);
+    expect(tag.stderr.split("\n").filter((l) => l.startsWith("crio pull:"))).toEqual([
+      expect.stringMatching(/^crio pull: pulling image ".*busybox:no-such-tag": manifest .* not found/),
+    ]);
     expect(tag.stderr).not.toMatch(/\n\s+at /); // no stack trace
     const bad = await crioPull(env.d, ["Not A Reference"]);
     expect([bad.code, lastLine(bad.stderr)]).toEqual([1, expect.stringMatching(/^crio pull: invalid image reference/)]);
@@ -166,7 +176,13 @@ describe("crio pull beside a running daemon", () => {
 function freshImage(name: string, kib: number, base = true) {
   const key = createHash("sha256").update(name).digest().subarray(0, 16);
   const data = createCipheriv("aes-128-ctr", key, Buffer.alloc(16)).update(Buffer.alloc(kib * 1024));
-  return hostileImage([{ name: "data/", type: "dir" }, { name: "data/blob.bin", data }], { name, tag: "latest", base });
+  return hostileImage(
+    [
+      { name: "data/", type: "dir" },
+      { name: "data/blob.bin", data },
+    ],
+    { name, tag: "latest", base },
+  );
 }
 
 function lastLine(s: string): string {

@@ -41,10 +41,14 @@ test("a daemon killed with SIGKILL mid-pull leaves, after its restart, no image,
       () => "finished",
       () => "failed",
     );
-    await waitFor(() => {
-      const s = storeState(store);
-      return s.strayLayers.length >= 2 && s.temps.some((t) => t.startsWith(`${pid}.blob.`));
-    }, 30_000, "two layers placed while the third downloads");
+    await waitFor(
+      () => {
+        const s = storeState(store);
+        return s.strayLayers.length >= 2 && s.temps.some((t) => t.startsWith(`${pid}.blob.`));
+      },
+      30_000,
+      "two layers placed while the third downloads",
+    );
     d.proc.kill("SIGKILL");
     await d.proc.exited;
     expect(await pulling).toBe("failed");

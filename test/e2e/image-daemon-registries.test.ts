@@ -35,7 +35,8 @@ afterAll(async () => {
 });
 
 const cri = () => env.d.cri;
-const pull = (image: string, auth?: { username?: string; password?: string; auth?: string; serverAddress?: string }) => cri().pullImage({ image: { image }, auth });
+const pull = (image: string, auth?: { username?: string; password?: string; auth?: string; serverAddress?: string }) =>
+  cri().pullImage({ image: { image }, auth });
 const tagsOf = async (image: string) => (await cri().imageStatus({ image: { image } })).image?.repoTags;
 
 describe("mirrors and rewriting", () => {
@@ -56,7 +57,7 @@ insecure = true
     expect([e.code, e.details]).toEqual([grpc.UNAVAILABLE, expect.stringMatching(/cannot reach registry 127\.0\.0\.1:1/)]);
   });
 
-  test("CRI-O's example: mirror = [{ location = \"HOST/path\" }] under a prefix", async () => {
+  test('CRI-O\'s example: mirror = [{ location = "HOST/path" }] under a prefix', async () => {
     await env.setRegistries(`
 [[registry]]
 prefix = "example.com/foo"
@@ -83,7 +84,8 @@ insecure = true
   test("SIGHUP re-reads registries.conf: after a mirror change the pull goes to the new mirror", async () => {
     using a = startThrottleProxy(reg);
     using b = startThrottleProxy(reg);
-    const mirrored = (m: ThrottleProxy) => `[[registry]]\nprefix = "mirrored.example"\nlocation = "mirrored.example"\nmirror = [{ location = "${m.host}", insecure = true }]\n`;
+    const mirrored = (m: ThrottleProxy) =>
+      `[[registry]]\nprefix = "mirrored.example"\nlocation = "mirrored.example"\nmirror = [{ location = "${m.host}", insecure = true }]\n`;
     await env.setRegistries(mirrored(a));
     expect((await pull("mirrored.example/busybox:latest")).imageRef).toBe(busybox.imageId);
     expect([a.counts.get("/v2/busybox/manifests/latest"), b.counts.size]).toEqual([1, 0]);
@@ -124,7 +126,10 @@ describe("TLS with the CA in certs.d and htpasswd auth", () => {
     const none = await grpcError(pull(ref));
     expect([none.code, none.details]).toEqual([grpc.UNAUTHENTICATED, expect.stringMatching(/requires authentication .*no credentials were found/)]);
     const bad = await grpcError(pull(ref, { username: user, password: "wrong" }));
-    expect([bad.code, bad.details]).toEqual([grpc.UNAUTHENTICATED, expect.stringMatching(/authentication to registry 127\.0\.0\.1:\d+ failed .*check the username and password/)]);
+    expect([bad.code, bad.details]).toEqual([
+      grpc.UNAUTHENTICATED,
+      expect.stringMatching(/authentication to registry 127\.0\.0\.1:\d+ failed .*check the username and password/),
+    ]);
     expect((await cri().imageStatus({ image: { image: ref } })).image).toBeUndefined();
     expect((await pull(ref, { username: user, password })).imageRef).toBe(busybox.imageId);
     await cri().removeImage({ image: { image: ref } });

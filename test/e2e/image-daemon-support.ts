@@ -51,10 +51,17 @@ export async function reload(d: TestDaemon): Promise<void> {
   const re = /configuration reloaded|configuration reload failed/g;
   const before = d.logs().match(re)?.length ?? 0;
   d.proc.kill("SIGHUP");
-  const line = await waitFor(() => {
-    const all = d.logs().split("\n").filter((l) => /configuration reloaded|configuration reload failed/.test(l));
-    return all.length > before ? all[all.length - 1] : undefined;
-  }, 10_000, "the SIGHUP reload");
+  const line = await waitFor(
+    () => {
+      const all = d
+        .logs()
+        .split("\n")
+        .filter((l) => /configuration reloaded|configuration reload failed/.test(l));
+      return all.length > before ? all[all.length - 1] : undefined;
+    },
+    10_000,
+    "the SIGHUP reload",
+  );
   if (/reload failed/.test(line)) throw new Error(`reload failed: ${line}`);
 }
 
@@ -70,9 +77,18 @@ export function spawnPull(d: TestDaemon, args: string[], o: { tty?: boolean } = 
   const argv = [CRIO, "--config", d.configFile, "--config-dir", d.configDir, "pull", ...args];
   // script(1) gives the command a pseudo-terminal (the progress bars' path); stdout and stderr merge.
   const cmd = o.tty ? ["script", "-qfec", argv.map(shellQuote).join(" "), "/dev/null"] : argv;
-  const proc = Bun.spawn(cmd, { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", COLUMNS: "100" } });
+  const proc = Bun.spawn(cmd, {
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", COLUMNS: "100" },
+  });
   const done = (async () => {
-    const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout as ReadableStream).text(), new Response(proc.stderr as ReadableStream).text(), proc.exited]);
+    const [stdout, stderr, code] = await Promise.all([
+      new Response(proc.stdout as ReadableStream).text(),
+      new Response(proc.stderr as ReadableStream).text(),
+      proc.exited,
+    ]);
     return { code, stdout, stderr };
   })();
   return { proc, done };

@@ -28,7 +28,16 @@ beforeAll(async () => {
   // one fresh layer of 384 KiB of incompressible bytes: ~1.5 s through the proxy at 256 KiB/s
   const key = createHash("sha256").update("concurrent").digest().subarray(0, 16);
   const data = createCipheriv("aes-128-ctr", key, Buffer.alloc(16)).update(Buffer.alloc(384 * 1024));
-  concurrent = await pushImage(reg, await hostileImage([{ name: "data/", type: "dir" }, { name: "data/blob.bin", data }], { name: "concurrent", tag: "latest" }));
+  concurrent = await pushImage(
+    reg,
+    await hostileImage(
+      [
+        { name: "data/", type: "dir" },
+        { name: "data/blob.bin", data },
+      ],
+      { name: "concurrent", tag: "latest" },
+    ),
+  );
   for (const name of Object.keys(HOSTILE_CASES))
     hostile[name] = await pushImage(reg, await hostileImage(HOSTILE_CASES[name]!, { base: true }), { tag: name.toLowerCase() });
   proxy = startThrottleProxy(reg, 256 * 1024);
@@ -54,7 +63,10 @@ describe("PullImage", () => {
     const blobs = [...proxy.counts].filter(([k]) => k.startsWith("/v2/concurrent/blobs/"));
     // the config and the one layer, each fetched once
     expect(blobs.map(([k, n]) => [k.slice(k.lastIndexOf("/") + 1), n]).sort()).toEqual(
-      [[concurrent.configDigest, 1], [concurrent.layers[0]!.digest, 1]].sort(),
+      [
+        [concurrent.configDigest, 1],
+        [concurrent.layers[0]!.digest, 1],
+      ].sort(),
     );
     expect(proxy.counts.get("/v2/concurrent/manifests/latest")).toBe(1);
   }, 60_000);
@@ -63,7 +75,13 @@ describe("PullImage", () => {
     const ml = imgs.multilayer;
     expect((await cri().pullImage({ image: { image: ml.ref } })).imageRef).toBe(ml.imageId);
     const st = await cri().imageStatus({ image: { image: ml.ref }, verbose: true });
-    expect(st.image).toMatchObject({ id: ml.imageId, repoTags: [ml.ref], repoDigests: [`${reg.host}/multilayer@${ml.manifestDigest}`], username: "app", pinned: false });
+    expect(st.image).toMatchObject({
+      id: ml.imageId,
+      repoTags: [ml.ref],
+      repoDigests: [`${reg.host}/multilayer@${ml.manifestDigest}`],
+      username: "app",
+      pinned: false,
+    });
     expect(st.image!.size).toBeGreaterThan(1_000_000n);
     const info = JSON.parse(st.info.info!);
     expect([info.imageSpec.config.User, info.imageSpec.rootfs.diff_ids.length]).toEqual(["app", 3]);
@@ -84,7 +102,9 @@ describe("PullImage", () => {
       expect([name, imageRef]).toEqual([name, imgs[name].imageId]);
     }
     const amd = imgs.multiplatform.platforms!.find((p) => p.platform.architecture === "amd64")!;
-    expect((await cri().imageStatus({ image: { image: imgs.multiplatform.ref } })).image?.repoDigests).toContain(`${reg.host}/multiplatform@${amd.manifestDigest}`);
+    expect((await cri().imageStatus({ image: { image: imgs.multiplatform.ref } })).image?.repoDigests).toContain(
+      `${reg.host}/multiplatform@${amd.manifestDigest}`,
+    );
   });
 
   test("an invalid reference is INVALID_ARGUMENT; an unknown tag or repository is NOT_FOUND", async () => {
@@ -192,7 +212,14 @@ describe("RemoveImage", () => {
 
 describe("hostile layers", () => {
   /** Paths the corpus aims at; none may appear. */
-  const TARGETS = ["/tmp/escaped-absolute", "/tmp/escaped-through-symlink", "/tmp/escaped-relative", "/tmp/escaped-parent", "/escaped-dotdot", "/escaped-dotdot2"];
+  const TARGETS = [
+    "/tmp/escaped-absolute",
+    "/tmp/escaped-through-symlink",
+    "/tmp/escaped-relative",
+    "/tmp/escaped-parent",
+    "/escaped-dotdot",
+    "/escaped-dotdot2",
+  ];
 
   test.each(Object.keys(HOSTILE_CASES))("%s: a clear error (or a harmless result) and nothing outside the store", async (name) => {
     const img = hostile[name]!;
@@ -206,7 +233,10 @@ describe("hostile layers", () => {
         await cri().removeImage({ image: { image: img.imageId } });
       } else {
         const e = await grpcError(cri().pullImage({ image: { image: img.ref } }));
-        expect([e.code, e.details]).toEqual([grpc.INVALID_ARGUMENT, expect.stringMatching(name === "hardlinkOutside" ? /"\.\." component|Cannot hard link/ : /refused: /)]);
+        expect([e.code, e.details]).toEqual([
+          grpc.INVALID_ARGUMENT,
+          expect.stringMatching(name === "hardlinkOutside" ? /"\.\." component|Cannot hard link/ : /refused: /),
+        ]);
         expect(e.details).toContain(img.ref);
         expect((await cri().imageStatus({ image: { image: img.ref } })).image).toBeUndefined();
       }

@@ -19,7 +19,14 @@ afterAll(async () => {
 });
 
 /** Paths the corpus aims at; none may exist after any case. */
-const TARGETS = ["/tmp/escaped-absolute", "/tmp/escaped-through-symlink", "/tmp/escaped-relative", "/tmp/escaped-parent", "/escaped-dotdot", "/escaped-dotdot2"];
+const TARGETS = [
+  "/tmp/escaped-absolute",
+  "/tmp/escaped-through-symlink",
+  "/tmp/escaped-relative",
+  "/tmp/escaped-parent",
+  "/escaped-dotdot",
+  "/escaped-dotdot2",
+];
 
 describe("hostile layers pulled from a registry", () => {
   test.each(Object.keys(HOSTILE_CASES))("%s", async (name) => {
@@ -52,9 +59,18 @@ describe("unpacking directly", () => {
       await Bun.$`mkdir -p ${outside} ${dest}`;
       const { writeTar } = await import("../support/tar.ts");
       const cases: TarEntry[][] = [
-        [{ name: "link", type: "symlink", linkname: outside }, { name: "link/pwned", data: "x" }],
-        [{ name: "a/b", type: "symlink", linkname: "../../outside" }, { name: "a/b/pwned", data: "x" }],
-        [{ name: "h", type: "symlink", linkname: outside }, { name: "hl", type: "hardlink", linkname: "h/file" }],
+        [
+          { name: "link", type: "symlink", linkname: outside },
+          { name: "link/pwned", data: "x" },
+        ],
+        [
+          { name: "a/b", type: "symlink", linkname: "../../outside" },
+          { name: "a/b/pwned", data: "x" },
+        ],
+        [
+          { name: "h", type: "symlink", linkname: outside },
+          { name: "hl", type: "hardlink", linkname: "h/file" },
+        ],
       ];
       for (const entries of cases) {
         const blob = join(dir, "layer.tar");

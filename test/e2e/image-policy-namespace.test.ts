@@ -24,7 +24,10 @@ afterAll(async () => {
 });
 
 const code = async (p: Promise<unknown>) => {
-  const e = (await p.then(() => undefined, (x) => x)) as { code?: number; details?: string } | undefined;
+  const e = (await p.then(
+    () => undefined,
+    (x) => x,
+  )) as { code?: number; details?: string } | undefined;
   return e ? [e.code, e.details ?? ""] : [0, ""];
 };
 const podIn = (namespace: string, name: string): PodConfig => {
@@ -53,7 +56,13 @@ describe("signature_policy_dir", () => {
     const tryCreate = async (namespace: string, image: { image: string; userSpecifiedImage?: string }) => {
       const pod = podIn(namespace, `c-${namespace}`);
       const { podSandboxId } = await env.d.cri.runPodSandbox({ config: pod });
-      const r = await code(env.d.cri.createContainer({ podSandboxId, config: ctrConfig("c", env.busybox, ["sleep", "60"], { image } as Partial<CtrConfig>, pod), sandboxConfig: pod }));
+      const r = await code(
+        env.d.cri.createContainer({
+          podSandboxId,
+          config: ctrConfig("c", env.busybox, ["sleep", "60"], { image } as Partial<CtrConfig>, pod),
+          sandboxConfig: pod,
+        }),
+      );
       const left = (await env.d.cri.listContainers({ filter: { podSandboxId } })).containers.length;
       await env.d.cri.stopPodSandbox({ podSandboxId });
       await env.d.cri.removePodSandbox({ podSandboxId });

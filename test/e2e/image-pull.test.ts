@@ -33,7 +33,15 @@ describe("pull", () => {
   test("by tag: id, manifest digest, names, user and size", async () => {
     await using t = await testImages([reg.host]);
     const r = await t.svc.pull(imgs.multilayer.ref);
-    expect({ id: r.id, manifestDigest: r.manifestDigest, repoTags: r.repoTags, repoDigests: r.repoDigests, user: r.user, username: r.username, uid: r.uid }).toEqual({
+    expect({
+      id: r.id,
+      manifestDigest: r.manifestDigest,
+      repoTags: r.repoTags,
+      repoDigests: r.repoDigests,
+      user: r.user,
+      username: r.username,
+      uid: r.uid,
+    }).toEqual({
       id: imgs.multilayer.imageId,
       manifestDigest: imgs.multilayer.manifestDigest,
       repoTags: [imgs.multilayer.ref],
@@ -162,7 +170,12 @@ describe("status, list, remove", () => {
     await t.svc.pull(second.ref);
     const ml = await t.svc.pull(imgs.multilayer.ref);
     expect(t.svc.status(bb.id)!.repoTags.sort()).toEqual([imgs.busybox.ref, second.ref].sort());
-    expect(t.svc.list().map((i) => i.id).sort()).toEqual([bb.id, ml.id].sort());
+    expect(
+      t.svc
+        .list()
+        .map((i) => i.id)
+        .sort(),
+    ).toEqual([bb.id, ml.id].sort());
     expect(t.svc.list(second.ref).map((i) => i.id)).toEqual([bb.id]);
     expect(t.layerDirs()).toHaveLength(3); // busybox's layer is shared
 
@@ -187,7 +200,12 @@ describe("status, list, remove", () => {
     const zs = await t.svc.pull(imgs.zstd.ref);
     expect([bb.pinned, ml.pinned, zs.pinned]).toEqual([true, true, false]);
     t.svc.reload({ pinnedImages: ["*zst*"], pauseImage: undefined });
-    expect(t.svc.list().filter((i) => i.pinned).map((i) => i.id)).toEqual([zs.id]);
+    expect(
+      t.svc
+        .list()
+        .filter((i) => i.pinned)
+        .map((i) => i.id),
+    ).toEqual([zs.id]);
     const fs = t.svc.fsInfo();
     expect(fs.mountpoint).toBe(t.root);
     expect(fs.usedBytes).toBeGreaterThan(2_000_000);
@@ -199,7 +217,10 @@ describe("errors", () => {
   test("an unknown tag or repository is not-found and names it", async () => {
     await using t = await testImages([reg.host]);
     const tag = await rejection(t.svc.pull(`${reg.host}/busybox:no-such-tag`));
-    expect([tag.kind, tag.message]).toEqual(["not-found", expect.stringMatching(/manifest 127\.0\.0\.1:\d+\/busybox:no-such-tag not found \(MANIFEST_UNKNOWN/)]);
+    expect([tag.kind, tag.message]).toEqual([
+      "not-found",
+      expect.stringMatching(/manifest 127\.0\.0\.1:\d+\/busybox:no-such-tag not found \(MANIFEST_UNKNOWN/),
+    ]);
     const repo = await rejection(t.svc.pull(`${reg.host}/no/such/repo`));
     expect([repo.kind, repo.message]).toEqual(["not-found", expect.stringMatching(/no\/such\/repo:latest not found \((NAME|MANIFEST)_UNKNOWN/)]);
     expect((await rejection(t.svc.pull("UPPER/case"))).kind).toBe("invalid-argument");

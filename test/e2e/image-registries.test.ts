@@ -70,7 +70,9 @@ mirror = [{ location = "127.0.0.1:2", insecure = true }]
 `);
     const e = await rejection(t.svc.pull("127.0.0.1:1/busybox:latest"));
     expect(e.kind).toBe("unavailable");
-    expect(e.message).toMatch(/failed from every source: 127\.0\.0\.1:2\/busybox:latest: cannot reach registry 127\.0\.0\.1:2.*127\.0\.0\.1:1\/busybox:latest: cannot reach registry 127\.0\.0\.1:1/);
+    expect(e.message).toMatch(
+      /failed from every source: 127\.0\.0\.1:2\/busybox:latest: cannot reach registry 127\.0\.0\.1:2.*127\.0\.0\.1:1\/busybox:latest: cannot reach registry 127\.0\.0\.1:1/,
+    );
   });
 
   test("a prefix rewrite (location) sends the pull elsewhere", async () => {
@@ -132,11 +134,19 @@ describe("access rules", () => {
     write({ [`${reg.host}/busybox`]: [{ type: "reject" }] });
     t.svc.reload({ policyPath: policy });
     const rej = await rejection(t.svc.pull(busybox.ref));
-    expect([rej.kind, rej.message]).toEqual(["permission-denied", expect.stringMatching(/rejected by the signature policy .* \(scope 127\.0\.0\.1:\d+\/busybox: reject\)/)]);
+    expect([rej.kind, rej.message]).toEqual([
+      "permission-denied",
+      expect.stringMatching(/rejected by the signature policy .* \(scope 127\.0\.0\.1:\d+\/busybox: reject\)/),
+    ]);
     write({ [reg.host]: [{ type: "signedBy", keyType: "GPGKeys", keyPath: "/nonexistent.gpg" }] });
     t.svc.reload();
     const sig = await rejection(t.svc.pull(busybox.ref));
-    expect([sig.kind, sig.message]).toEqual(["failed-precondition", expect.stringMatching(/is refused by the signature policy .* \(scope 127\.0\.0\.1:\d+: signedBy\): its signatures cannot be checked: key file \/nonexistent\.gpg cannot be read/)]);
+    expect([sig.kind, sig.message]).toEqual([
+      "failed-precondition",
+      expect.stringMatching(
+        /is refused by the signature policy .* \(scope 127\.0\.0\.1:\d+: signedBy\): its signatures cannot be checked: key file \/nonexistent\.gpg cannot be read/,
+      ),
+    ]);
     write({ [`${reg.host}/busybox:latest`]: [{ type: "insecureAcceptAnything" }], [reg.host]: [{ type: "reject" }] });
     t.svc.reload();
     expect((await t.svc.pull(busybox.ref)).id).toBe(busybox.imageId);
@@ -157,7 +167,10 @@ describe("progress timeout", () => {
     await using t = await testImages([stall.host], { pullProgressTimeoutMs: 800 });
     const start = Date.now();
     const e = await rejection(t.svc.pull(`${stall.host}/busybox:latest`));
-    expect([e.kind, e.message]).toEqual(["deadline-exceeded", expect.stringMatching(/made no progress for 0\.8 s \(pull_progress_timeout\) and was cancelled/)]);
+    expect([e.kind, e.message]).toEqual([
+      "deadline-exceeded",
+      expect.stringMatching(/made no progress for 0\.8 s \(pull_progress_timeout\) and was cancelled/),
+    ]);
     expect(Date.now() - start).toBeLessThan(5000);
     expect(t.svc.list()).toEqual([]);
     expect(t.tempEntries()).toEqual([]);

@@ -14,7 +14,18 @@ import { CRIO, tempDir, waitFor } from "../harness.ts";
 import { busyboxImage, pushImage, type PushedImage, type TestImage } from "../support/images.ts";
 import { ctrConfig, podConfig, startEnv, type Env, type PodConfig } from "../support/pods.ts";
 import { skopeoFlags } from "../support/registry.ts";
-import { cosignKeyPair, cosignPayload, cosignSign, Gpg, pushCosignAttachment, rekorBundle, simplePayload, TestFulcio, writeLookaside, type GpgKey } from "../support/signing.ts";
+import {
+  cosignKeyPair,
+  cosignPayload,
+  cosignSign,
+  Gpg,
+  pushCosignAttachment,
+  rekorBundle,
+  simplePayload,
+  TestFulcio,
+  writeLookaside,
+  type GpgKey,
+} from "../support/signing.ts";
 
 const tmp = tempDir("crio-trust-");
 const home = join(tmp.path, "home");
@@ -39,7 +50,9 @@ const keys = {} as Record<"good" | "other" | "old" | "revoked", GpgKey>;
 /** A policy whose docker scope for the test registry (and upstream.invalid) is `reqs`; everything else accepted. */
 const policyDoc = (reqs: object[], scope = host) => ({ default: [{ type: "insecureAcceptAnything" }], transports: { docker: { [scope]: reqs } } });
 const signedBy = (key: GpgKey | GpgKey[], extra: object = {}) =>
-  Array.isArray(key) ? { type: "signedBy", keyType: "GPGKeys", keyPaths: key.map((k) => k.keyring), ...extra } : { type: "signedBy", keyType: "GPGKeys", keyPath: key.keyring, ...extra };
+  Array.isArray(key)
+    ? { type: "signedBy", keyType: "GPGKeys", keyPaths: key.map((k) => k.keyring), ...extra }
+    : { type: "signedBy", keyType: "GPGKeys", keyPath: key.keyring, ...extra };
 
 beforeAll(async () => {
   mkdirSync(registriesD, { recursive: true });
@@ -54,7 +67,10 @@ beforeAll(async () => {
     await gpg.newKey("revoked"),
   ];
   // upstream.invalid is only ever reached through its mirror, the test registry
-  writeFileSync(join(daemonDir, "policy.json"), JSON.stringify({ default: [{ type: "insecureAcceptAnything" }], transports: { docker: { "upstream.invalid": [signedBy(keys.good)] } } }));
+  writeFileSync(
+    join(daemonDir, "policy.json"),
+    JSON.stringify({ default: [{ type: "insecureAcceptAnything" }], transports: { docker: { "upstream.invalid": [signedBy(keys.good)] } } }),
+  );
   env = await startEnv({
     dir: daemonDir,
     logLevel: "info",
@@ -71,7 +87,9 @@ beforeAll(async () => {
       if (m) {
         const sigs = extSigs.get(m[1]!);
         if (!sigs) return new Response("{}", { status: 404 });
-        return Response.json({ signatures: sigs.map((c) => ({ schemaVersion: 2, type: "atomic", name: `${m[2]}@sig`, content: Buffer.from(c).toString("base64") })) });
+        return Response.json({
+          signatures: sigs.map((c) => ({ schemaVersion: 2, type: "atomic", name: `${m[2]}@sig`, content: Buffer.from(c).toString("base64") })),
+        });
       }
       const r = await fetch(`${env.reg.url}${u.pathname}${u.search}`, { method: req.method, headers: req.headers, redirect: "manual" });
       const headers = new Headers(r.headers);
@@ -108,15 +126,45 @@ beforeAll(async () => {
   // skopeo signs one image the way an operator would
   const s = join(env.reg.dir, "skopeo");
   const r = await runRaw(
-    ["skopeo", "--policy", join(s, "policy.json"), "--registries.d", registriesD, "copy", "-q", "--preserve-digests", ...skopeoFlags(env.reg, "dest-"),
-      "--sign-by", keys.good.fingerprint, `oci:${bb.layoutDir}:${bb.tag}`, `docker://${host}/trust/signed:latest`],
+    [
+      "skopeo",
+      "--policy",
+      join(s, "policy.json"),
+      "--registries.d",
+      registriesD,
+      "copy",
+      "-q",
+      "--preserve-digests",
+      ...skopeoFlags(env.reg, "dest-"),
+      "--sign-by",
+      keys.good.fingerprint,
+      `oci:${bb.layoutDir}:${bb.tag}`,
+      `docker://${host}/trust/signed:latest`,
+    ],
     { env: { ...gpg.env, CONTAINERS_REGISTRIES_CONF: join(s, "registries.conf"), TMPDIR: s }, timeoutMs: 120_000 },
   );
   if (r.code !== 0) throw new Error(`skopeo copy --sign-by failed: ${r.stderr}`);
   signed = { ...bb, name: "trust/signed", ref: `${host}/trust/signed:latest` };
   expect(existsSync(join(lookaside, "trust", "signed@" + digest.replace(":", "="), "signature-1"))).toBe(true);
   // the other repositories hold the same image; their signatures are made below
-  const repos = ["unsigned", "otherdigest", "otherrepo", "expired", "revoked", "truncated", "garbage", "noise", "http", "httpfail", "ext", "ext-bad", "alias", "twosigs", "mirrored", "mirrored-bad"];
+  const repos = [
+    "unsigned",
+    "otherdigest",
+    "otherrepo",
+    "expired",
+    "revoked",
+    "truncated",
+    "garbage",
+    "noise",
+    "http",
+    "httpfail",
+    "ext",
+    "ext-bad",
+    "alias",
+    "twosigs",
+    "mirrored",
+    "mirrored-bad",
+  ];
   await Promise.all(repos.map((n) => pushImage(env.reg, bb, { name: `trust/${n}` })));
   const sig = (key: GpgKey, repo: string, d = digest, time?: string) => gpg.sign(key, simplePayload(`${host}/trust/${repo}:latest`, d), time);
   const put = (repo: string, data: Uint8Array, n = 1) => writeLookaside(lookaside, `trust/${repo}`, digest, n, data);
@@ -141,8 +189,20 @@ beforeAll(async () => {
   extSigs.set("trust/ext", [await gpg.sign(keys.good, simplePayload(`${extHost}/trust/ext:latest`, digest))]);
   extSigs.set("trust/ext-bad", [await gpg.sign(keys.good, simplePayload(`${host}/trust/ext-bad:latest`, digest))]);
   // through the mirror: signatures name the upstream image, and live in upstream's lookaside
-  writeLookaside(join(lookaside, "upstream"), "trust/mirrored", digest, 1, await gpg.sign(keys.good, simplePayload("upstream.invalid/trust/mirrored:latest", digest)));
-  writeLookaside(join(lookaside, "upstream"), "trust/mirrored-bad", digest, 1, await gpg.sign(keys.good, simplePayload(`${host}/trust/mirrored-bad:latest`, digest)));
+  writeLookaside(
+    join(lookaside, "upstream"),
+    "trust/mirrored",
+    digest,
+    1,
+    await gpg.sign(keys.good, simplePayload("upstream.invalid/trust/mirrored:latest", digest)),
+  );
+  writeLookaside(
+    join(lookaside, "upstream"),
+    "trust/mirrored-bad",
+    digest,
+    1,
+    await gpg.sign(keys.good, simplePayload(`${host}/trust/mirrored-bad:latest`, digest)),
+  );
 }, 240_000);
 
 afterAll(async () => {
@@ -171,10 +231,13 @@ async function skopeoAccepts(policy: object, image: string): Promise<boolean> {
   const file = join(tmp.path, `skopeo-policy-${randomBytes(4).toString("hex")}.json`);
   writeFileSync(file, JSON.stringify(policy));
   const out = join(tmp.path, `skopeo-out-${randomBytes(4).toString("hex")}`);
-  const r = await runRaw(["skopeo", "--policy", file, "--registries.d", registriesD, "copy", "-q", ...skopeoFlags(env.reg, "src-"), `docker://${image}`, `dir:${out}`], {
-    env: { ...process.env, HOME: home, CONTAINERS_REGISTRIES_CONF: join(daemonDir, "registries.conf") } as Record<string, string>,
-    timeoutMs: 120_000,
-  });
+  const r = await runRaw(
+    ["skopeo", "--policy", file, "--registries.d", registriesD, "copy", "-q", ...skopeoFlags(env.reg, "src-"), `docker://${image}`, `dir:${out}`],
+    {
+      env: { ...process.env, HOME: home, CONTAINERS_REGISTRIES_CONF: join(daemonDir, "registries.conf") } as Record<string, string>,
+      timeoutMs: 120_000,
+    },
+  );
   if (r.code !== 0 && !/rejected|signature|Signature|not allowed|identity/i.test(r.stderr)) throw new Error(`skopeo failed for another reason: ${r.stderr}`);
   if (process.env.TRUST_DEBUG) console.error(image, r.stderr);
   return r.code === 0;
@@ -202,18 +265,43 @@ describe("signedBy (GPG keys, file:// and http:// lookaside)", () => {
     const cases: Array<[string, object[], string, RegExp]> = [
       ["unsigned", [signedBy(keys.good)], ref("unsigned"), /has none in its lookaside/],
       ["otherdigest", [signedBy(keys.good)], ref("otherdigest"), /signs manifest sha256:abab.*, not the image's sha256:/],
-      ["otherrepo", [signedBy(keys.good)], ref("otherrepo"), /its identity ".*\/trust\/elsewhere:latest" does not match ".*\/trust\/otherrepo:latest" \(signedIdentity matchRepoDigestOrExact\)/],
+      [
+        "otherrepo",
+        [signedBy(keys.good)],
+        ref("otherrepo"),
+        /its identity ".*\/trust\/elsewhere:latest" does not match ".*\/trust\/otherrepo:latest" \(signedIdentity matchRepoDigestOrExact\)/,
+      ],
       ["expired", [signedBy(keys.old)], ref("expired"), /is not valid now: .*expired/],
       ["revoked", [signedBy(keys.revoked)], ref("revoked"), /revoked/],
       ["truncated", [signedBy(keys.good)], ref("truncated"), /not an OpenPGP signed message|not valid/],
-      ["garbage", [signedBy(keys.good)], ref("garbage"), /its signatures cannot be checked: signature file:.*signature-1 has an unrecognized format, starting with byte 0x13/],
+      [
+        "garbage",
+        [signedBy(keys.good)],
+        ref("garbage"),
+        /its signatures cannot be checked: signature file:.*signature-1 has an unrecognized format, starting with byte 0x13/,
+      ],
       ["noise", [signedBy(keys.good)], ref("noise"), /its signature is not accepted: it is not an OpenPGP signed message|its OpenPGP signature is not valid/],
       ["wrongkey", [signedBy(keys.other)], signed.ref, /not among the trusted keys/],
-      ["exactref", [signedBy(keys.good, { signedIdentity: { type: "exactReference", dockerReference: `${host}/trust/signed:v2` } })], signed.ref, /does not match ".*signed:v2" \(signedIdentity exactReference\)/],
+      [
+        "exactref",
+        [signedBy(keys.good, { signedIdentity: { type: "exactReference", dockerReference: `${host}/trust/signed:v2` } })],
+        signed.ref,
+        /does not match ".*signed:v2" \(signedIdentity exactReference\)/,
+      ],
       ["matchexact", [signedBy(keys.good, { signedIdentity: { type: "matchExact" } })], `${host}/trust/signed@${digest}`, /signedIdentity matchExact/],
-      ["remapwrong", [signedBy(keys.good, { signedIdentity: { type: "remapIdentity", prefix: `${host}/trust/alias`, signedPrefix: `${host}/trust/other` } })], ref("alias"), /remapped from/],
+      [
+        "remapwrong",
+        [signedBy(keys.good, { signedIdentity: { type: "remapIdentity", prefix: `${host}/trust/alias`, signedPrefix: `${host}/trust/other` } })],
+        ref("alias"),
+        /remapped from/,
+      ],
       ["bothneeded", [signedBy(keys.good), signedBy(keys.other)], signed.ref, /not among the trusted keys/],
-      ["httpfail", [signedBy(keys.good)], ref("httpfail"), /its signatures cannot be checked: signature http:\/\/127\.0\.0\.1:\d+\/fail\/trust\/httpfail@sha256=[0-9a-f]{64}\/signature-1: the registry answered 500/],
+      [
+        "httpfail",
+        [signedBy(keys.good)],
+        ref("httpfail"),
+        /its signatures cannot be checked: signature http:\/\/127\.0\.0\.1:\d+\/fail\/trust\/httpfail@sha256=[0-9a-f]{64}\/signature-1: the registry answered 500/,
+      ],
     ];
     for (const [ns, reqs, image, reason] of cases) {
       const policy = policyDoc(reqs);
@@ -235,7 +323,10 @@ describe("signedBy (GPG keys, file:// and http:// lookaside)", () => {
     expect(await skopeoAccepts(extPolicy, `${extHost}/trust/ext-bad:latest`)).toBe(false);
     // a signature through the mirror that names the mirror, not the upstream name, is refused
     const [mc, mm] = await pullAs("mirrorbad", policyDoc([signedBy(keys.good)], "upstream.invalid"), "upstream.invalid/trust/mirrored-bad:latest");
-    expect([mc, mm]).toEqual([grpc.FAILED_PRECONDITION, expect.stringMatching(/identity ".*trust\/mirrored-bad:latest" does not match "upstream\.invalid\/trust\/mirrored-bad:latest"/)]);
+    expect([mc, mm]).toEqual([
+      grpc.FAILED_PRECONDITION,
+      expect.stringMatching(/identity ".*trust\/mirrored-bad:latest" does not match "upstream\.invalid\/trust\/mirrored-bad:latest"/),
+    ]);
     expect(storeIsEmpty()).toBe(true);
   }, 240_000);
 
@@ -248,7 +339,11 @@ describe("signedBy (GPG keys, file:// and http:// lookaside)", () => {
       ["bydigest", [signedBy(keys.good)], `${host}/trust/signed@${digest}`],
       ["exactrepo", [signedBy(keys.good, { signedIdentity: { type: "exactRepository", dockerRepository: `${host}/trust/elsewhere` } })], ref("otherrepo")],
       ["matchrepo", [signedBy(keys.good, { signedIdentity: { type: "matchRepository" } })], `${host}/trust/signed:other-tag-no-sig`],
-      ["remap", [signedBy(keys.good, { signedIdentity: { type: "remapIdentity", prefix: `${host}/trust/alias`, signedPrefix: `${host}/trust/signed` } })], ref("alias")],
+      [
+        "remap",
+        [signedBy(keys.good, { signedIdentity: { type: "remapIdentity", prefix: `${host}/trust/alias`, signedPrefix: `${host}/trust/signed` } })],
+        ref("alias"),
+      ],
       ["twosigs", [signedBy(keys.good)], ref("twosigs")],
       ["http", [signedBy(keys.good)], ref("http")],
       ["anything", [{ type: "insecureAcceptAnything" }], ref("unsigned")],
@@ -275,14 +370,20 @@ describe("the same policy elsewhere", () => {
   test("crio pull applies the global policy and prints the same reason (exit 1, nothing stored)", async () => {
     const pull = async (image: string) => {
       const p = Bun.spawn([CRIO, "--config", env.d.configFile, "--config-dir", env.d.configDir, "pull", image], {
-        stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { PATH: process.env.PATH!, HOME: home },
+        stdin: "ignore",
+        stdout: "pipe",
+        stderr: "pipe",
+        env: { PATH: process.env.PATH!, HOME: home },
       });
       const [err, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
       return { code, last: err.trim().split("\n").at(-1) ?? "" };
     };
     const bad = await pull("upstream.invalid/trust/mirrored-bad:latest");
     const why = `its signature is not accepted: its identity "${host}/trust/mirrored-bad:latest" does not match "upstream.invalid/trust/mirrored-bad:latest" (signedIdentity matchRepoDigestOrExact)`;
-    expect(bad).toEqual({ code: 1, last: `crio pull: image "upstream.invalid/trust/mirrored-bad:latest" is refused by the signature policy ${join(daemonDir, "policy.json")} (scope upstream.invalid: signedBy): ${why}` });
+    expect(bad).toEqual({
+      code: 1,
+      last: `crio pull: image "upstream.invalid/trust/mirrored-bad:latest" is refused by the signature policy ${join(daemonDir, "policy.json")} (scope upstream.invalid: signedBy): ${why}`,
+    });
     expect((await env.d.cri.imageStatus({ image: { image: "upstream.invalid/trust/mirrored-bad:latest" } })).image).toBeUndefined();
     expect(await pull("upstream.invalid/trust/mirrored:latest")).toEqual({ code: 0, last: expect.any(String) });
   }, 120_000);
@@ -302,7 +403,11 @@ describe("the same policy elsewhere", () => {
       await env.d.cri.removePodSandbox({ podSandboxId });
       return [...r, left];
     };
-    expect(await tryCreate("create-wrongkey", policyDoc([signedBy(keys.other)]))).toEqual([grpc.FAILED_PRECONDITION, expect.stringMatching(/is refused by the signature policy .*create-wrongkey\.json .*not among the trusted keys/), 0]);
+    expect(await tryCreate("create-wrongkey", policyDoc([signedBy(keys.other)]))).toEqual([
+      grpc.FAILED_PRECONDITION,
+      expect.stringMatching(/is refused by the signature policy .*create-wrongkey\.json .*not among the trusted keys/),
+      0,
+    ]);
     expect(await tryCreate("create-ok", policyDoc([signedBy(keys.good)]))).toEqual([0, "", 1]);
   }, 120_000);
 
@@ -330,7 +435,10 @@ describe("the same policy elsewhere", () => {
       writeFileSync(broken, "docker: [unclosed\n");
       await reload();
       const [code, msg] = await pullAs("hup", policyDoc([signedBy(keys.good)]), signed.ref);
-      expect([code, msg]).toEqual([grpc.FAILED_PRECONDITION, expect.stringContaining(`its signatures cannot be checked: registries.d file ${broken}: invalid YAML`)]);
+      expect([code, msg]).toEqual([
+        grpc.FAILED_PRECONDITION,
+        expect.stringContaining(`its signatures cannot be checked: registries.d file ${broken}: invalid YAML`),
+      ]);
     } finally {
       rmSync(broken, { force: true });
       await reload();
@@ -339,10 +447,17 @@ describe("the same policy elsewhere", () => {
     const global = join(daemonDir, "policy.json");
     const savedPolicy = readFileSync(global, "utf8");
     const mirrored = "upstream.invalid/trust/mirrored:latest";
-    const pullGlobal = () => env.d.cri.pullImage({ image: { image: mirrored } }).then(() => [0, ""], (e: { code: number; details: string }) => [e.code, e.details]);
+    const pullGlobal = () =>
+      env.d.cri.pullImage({ image: { image: mirrored } }).then(
+        () => [0, ""],
+        (e: { code: number; details: string }) => [e.code, e.details],
+      );
     expect(await pullGlobal()).toEqual([0, ""]);
     try {
-      writeFileSync(global, JSON.stringify({ default: [{ type: "insecureAcceptAnything" }], transports: { docker: { "upstream.invalid": [signedBy(keys.other)] } } }));
+      writeFileSync(
+        global,
+        JSON.stringify({ default: [{ type: "insecureAcceptAnything" }], transports: { docker: { "upstream.invalid": [signedBy(keys.other)] } } }),
+      );
       await reload();
       expect(await pullGlobal()).toEqual([grpc.FAILED_PRECONDITION, expect.stringMatching(/not among the trusted keys/)]);
     } finally {
@@ -379,7 +494,15 @@ describe("sigstoreSigned (cosign public keys, attachments)", () => {
     const good = signedLayer("truncated");
     await attach("truncated", [{ payload: good.payload, signature: good.signature.slice(0, 40) }]);
     await attach("garbage", [{ payload: good.payload, signature: randomBytes(70).toString("base64") }]);
-    const extra = JSON.stringify({ critical: { identity: { "docker-reference": cref("badpayload") }, image: { "docker-manifest-digest": digest }, type: "cosign container image signature", extra: 1 }, optional: null });
+    const extra = JSON.stringify({
+      critical: {
+        identity: { "docker-reference": cref("badpayload") },
+        image: { "docker-manifest-digest": digest },
+        type: "cosign container image signature",
+        extra: 1,
+      },
+      optional: null,
+    });
     await attach("badpayload", [{ payload: extra, signature: cosignSign(cosign.good.privateKey, extra) }]);
     await attach("two", [signedLayer("two", cosign.other.privateKey), signedLayer("two")]);
   }, 120_000);
@@ -399,7 +522,12 @@ describe("sigstoreSigned (cosign public keys, attachments)", () => {
       ["cs-garbage", [sigstore(goodPub)], cref("garbage"), /does not verify with the trusted public key/],
       ["cs-badpayload", [sigstore(goodPub)], cref("badpayload"), /critical has an unexpected member "extra"/],
       ["cs-wrongkey", [sigstore(otherPub)], cref("signed"), /does not verify with the trusted public key/],
-      ["cs-exactref", [sigstore(goodPub, { signedIdentity: { type: "exactReference", dockerReference: cref("x") } })], cref("signed"), /signedIdentity exactReference/],
+      [
+        "cs-exactref",
+        [sigstore(goodPub, { signedIdentity: { type: "exactReference", dockerReference: cref("x") } })],
+        cref("signed"),
+        /signedIdentity exactReference/,
+      ],
       ["cs-notkey", [sigstore(keys.good.keyring)], cref("signed"), /holds no PEM public key/],
     ];
     for (const [ns, reqs, image, reason] of cases) {
@@ -437,7 +565,11 @@ describe("sigstoreSigned with Rekor, and keyless (Fulcio + Rekor)", () => {
   const kref = (repo: string) => `${host}/keyless/${repo}:latest`;
   let files: { key: string; rekor: string; ca: string };
   const withRekor = (extra: object = {}) => ({ type: "sigstoreSigned", keyPath: files.key, rekorPublicKeyPath: files.rekor, ...extra });
-  const keyless = (f: object = {}) => ({ type: "sigstoreSigned", fulcio: { caPath: files.ca, oidcIssuer: ISSUER, subjectEmail: EMAIL, ...f }, rekorPublicKeyPath: files.rekor });
+  const keyless = (f: object = {}) => ({
+    type: "sigstoreSigned",
+    fulcio: { caPath: files.ca, oidcIssuer: ISSUER, subjectEmail: EMAIL, ...f },
+    rekorPublicKeyPath: files.rekor,
+  });
 
   beforeAll(async () => {
     const fulcio = await TestFulcio.create(join(tmp.path, "fulcio"));
@@ -447,19 +579,27 @@ describe("sigstoreSigned with Rekor, and keyless (Fulcio + Rekor)", () => {
     writeFileSync(files.ca, fulcio.caPem);
     const repos = ["rekor", "rekor-nobundle", "rekor-otherlog", "rekor-otherpayload", "fulcio", "fulcio-late", "fulcio-otherca", "fulcio-nochain"];
     await Promise.all(repos.map((n) => pushImage(env.reg, bb, { name: `keyless/${n}` })));
-    const attach = (repo: string, payload: string, signature: string, annotations: Record<string, string>) => pushCosignAttachment(env.reg, `keyless/${repo}`, digest, [{ payload, signature, annotations }]);
+    const attach = (repo: string, payload: string, signature: string, annotations: Record<string, string>) =>
+      pushCosignAttachment(env.reg, `keyless/${repo}`, digest, [{ payload, signature, annotations }]);
     // with a public key, and the Rekor bundle of the signature
     for (const repo of ["rekor", "rekor-nobundle", "rekor-otherlog", "rekor-otherpayload"]) {
       const payload = cosignPayload(kref(repo), digest);
       const signature = cosignSign(key.privateKey, payload);
       const bundleFor = { keyOrCertPem: key.publicPem, signature, payload: repo === "rekor-otherpayload" ? "another payload" : payload };
-      const bundle: Record<string, string> = repo === "rekor-nobundle" ? {} : { "dev.sigstore.cosign/bundle": rekorBundle(repo === "rekor-otherlog" ? otherRekor.privateKey : rekor.privateKey, bundleFor) };
+      const bundle: Record<string, string> =
+        repo === "rekor-nobundle"
+          ? {}
+          : { "dev.sigstore.cosign/bundle": rekorBundle(repo === "rekor-otherlog" ? otherRekor.privateKey : rekor.privateKey, bundleFor) };
       await attach(repo, payload, signature, bundle);
     }
     // keyless: a Fulcio-style certificate for the signing key, its chain, and the Rekor bundle
     const good = await fulcio.leaf("good", EMAIL, ISSUER);
     const stranger = await fulcio.leaf("stranger", EMAIL, ISSUER, { selfSigned: true });
-    const keylessSig = async (repo: string, leaf: { certPem: string; privateKey: import("node:crypto").KeyObject }, o: { integratedTime?: number; chain?: boolean } = {}) => {
+    const keylessSig = async (
+      repo: string,
+      leaf: { certPem: string; privateKey: import("node:crypto").KeyObject },
+      o: { integratedTime?: number; chain?: boolean } = {},
+    ) => {
       const payload = cosignPayload(kref(repo), digest);
       const signature = cosignSign(leaf.privateKey, payload);
       const annotations: Record<string, string> = {
@@ -485,7 +625,12 @@ describe("sigstoreSigned with Rekor, and keyless (Fulcio + Rekor)", () => {
       ["fc-late", [keyless()], kref("fulcio-late"), /is not valid at the Rekor time/],
       ["fc-otherca", [keyless()], kref("fulcio-otherca"), /does not chain to the trusted Fulcio CA/],
       ["fc-nochain", [keyless()], kref("fulcio-nochain"), /does not chain to the trusted Fulcio CA/],
-      ["fc-issuer", [keyless({ oidcIssuer: "https://other.issuer" })], kref("fulcio"), /OIDC issuer is "https:\/\/oidc\.crio\.test", not "https:\/\/other\.issuer"/],
+      [
+        "fc-issuer",
+        [keyless({ oidcIssuer: "https://other.issuer" })],
+        kref("fulcio"),
+        /OIDC issuer is "https:\/\/oidc\.crio\.test", not "https:\/\/other\.issuer"/,
+      ],
       ["fc-email", [keyless({ subjectEmail: "someone@else" })], kref("fulcio"), /is for signer@crio\.test, not someone@else/],
       ["fc-nokey", [{ ...keyless(), rekorPublicKeyPath: files.key }], kref("fulcio"), /SignedEntryTimestamp does not verify/],
       ["fc-keyonly", [withRekor()], kref("fulcio"), /signature does not verify with the trusted public key/],
@@ -503,6 +648,12 @@ describe("sigstoreSigned with Rekor, and keyless (Fulcio + Rekor)", () => {
     expect(await pullAs("fc-ok", policyDoc([keyless()]), kref("fulcio"))).toEqual([0, ""]);
     const caData = Buffer.from(readFileSync(files.ca)).toString("base64");
     const rekorData = Buffer.from(rekor.publicPem).toString("base64");
-    expect(await pullAs("fc-data", policyDoc([{ type: "sigstoreSigned", fulcio: { caData, oidcIssuer: ISSUER, subjectEmail: EMAIL }, rekorPublicKeyData: rekorData }]), kref("fulcio"))).toEqual([0, ""]);
+    expect(
+      await pullAs(
+        "fc-data",
+        policyDoc([{ type: "sigstoreSigned", fulcio: { caData, oidcIssuer: ISSUER, subjectEmail: EMAIL }, rekorPublicKeyData: rekorData }]),
+        kref("fulcio"),
+      ),
+    ).toEqual([0, ""]);
   }, 120_000);
 });

@@ -24,7 +24,10 @@ afterAll(async () => {
 const dec = new TextDecoder();
 const code = async (p: Promise<unknown>) => ((await p.catch((e) => e)) as { code?: number }).code;
 /** Image-volume mounts in this machine's mount table (ours live below the daemon's root). */
-const volumeMounts = () => readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.includes(env.d.root) && l.includes("image-volumes"));
+const volumeMounts = () =>
+  readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .filter((l) => l.includes(env.d.root) && l.includes("image-volumes"));
 let seq = 0;
 
 async function createIn(extra: Partial<CtrConfig>) {
@@ -63,7 +66,10 @@ describe("image volumes", () => {
     // ContainerStatus reports the mounts as asked
     const st = await env.d.cri.containerStatus({ containerId });
     const m = st.status!.mounts.map((x) => ({ path: x.containerPath, image: x.image?.image, sub: x.imageSubPath }));
-    expect(m).toEqual([{ path: "/vol", image: multilayer, sub: "" }, { path: "/app", image: multilayer, sub: "opt/app" }]);
+    expect(m).toEqual([
+      { path: "/vol", image: multilayer, sub: "" },
+      { path: "/app", image: multilayer, sub: "opt/app" },
+    ]);
     expect(volumeMounts().filter((l) => l.includes(containerId))).toHaveLength(2);
 
     // the image is in use while a container mounts it
@@ -91,7 +97,9 @@ describe("image volumes", () => {
     }
     expect(volumeMounts()).toEqual(before);
     // a sub path cannot climb out of the image: ../.. stays inside it
-    const { create } = await createIn({ mounts: [{ containerPath: "/vol", image: { image: multilayer }, imageSubPath: "../../opt/app" }] } as Partial<CtrConfig>);
+    const { create } = await createIn({
+      mounts: [{ containerPath: "/vol", image: { image: multilayer }, imageSubPath: "../../opt/app" }],
+    } as Partial<CtrConfig>);
     const { containerId } = await create();
     await env.d.cri.startContainer({ containerId });
     const r = await env.d.cri.execSync({ containerId, cmd: ["cat", "/vol/hello.txt"], timeout: 20n });

@@ -87,13 +87,21 @@ describe("install.sh into a DESTDIR", () => {
     expect(readFileSync(join(w.dest, "usr/local/bin/crio"))).toEqual(readFileSync(CRIO));
     const defaults = Bun.spawnSync([CRIO, "config", "--default"]).stdout.toString();
     expect(readFileSync(join(w.dest, "etc/crio/crio.conf"), "utf8")).toBe(defaults);
-    expect(readFileSync(join(w.dest, "etc/cni/net.d/10-crio-bridge.conflist"), "utf8")).toBe(readFileSync(join(REPO, "contrib/cni/10-crio-bridge.conflist"), "utf8"));
-    expect(readFileSync(join(w.dest, "usr/local/lib/systemd/system/crio.service"), "utf8")).toBe(readFileSync(join(REPO, "contrib/systemd/crio.service"), "utf8"));
-    expect(readFileSync(join(w.dest, "usr/local/share/bash-completion/completions/crio"), "utf8")).toBe(readFileSync(join(REPO, "contrib/completion/crio.bash"), "utf8"));
+    expect(readFileSync(join(w.dest, "etc/cni/net.d/10-crio-bridge.conflist"), "utf8")).toBe(
+      readFileSync(join(REPO, "contrib/cni/10-crio-bridge.conflist"), "utf8"),
+    );
+    expect(readFileSync(join(w.dest, "usr/local/lib/systemd/system/crio.service"), "utf8")).toBe(
+      readFileSync(join(REPO, "contrib/systemd/crio.service"), "utf8"),
+    );
+    expect(readFileSync(join(w.dest, "usr/local/share/bash-completion/completions/crio"), "utf8")).toBe(
+      readFileSync(join(REPO, "contrib/completion/crio.bash"), "utf8"),
+    );
     const manifest = readFileSync(join(w.dest, "var/lib/crio-install/manifest"), "utf8");
     expect(manifest).toContain(" /usr/local/bin/crio\n");
     expect(manifest).toContain("pkg - runc\n");
-    expect(w.log()).toBe("apt-get update -qq\napt-get install -y -qq --no-install-recommends runc containernetworking-plugins iptables conntrack golang-github-containers-common\n");
+    expect(w.log()).toBe(
+      "apt-get update -qq\napt-get install -y -qq --no-install-recommends runc containernetworking-plugins iptables conntrack golang-github-containers-common\n",
+    );
     expect(first.out).toContain("not starting crio.service: DESTDIR is set");
 
     const once = snapshot(w.dest);
@@ -104,7 +112,9 @@ describe("install.sh into a DESTDIR", () => {
 
     const un = w.run(["--uninstall"]);
     expect(un.code).toBe(0);
-    expect(un.out).toContain("kept the packages install.sh added (conntrack containernetworking-plugins golang-github-containers-common iptables runc): --purge-packages removes them");
+    expect(un.out).toContain(
+      "kept the packages install.sh added (conntrack containernetworking-plugins golang-github-containers-common iptables runc): --purge-packages removes them",
+    );
     expect(snapshot(w.dest)).toEqual(before);
     expect(w.log()).not.toContain("systemctl");
     expect(w.run(["--uninstall"]).out).toContain("nothing to uninstall");
@@ -126,14 +136,14 @@ describe("install.sh into a DESTDIR", () => {
     using w = world();
     mkdirSync(join(w.dest, "etc/crio"), { recursive: true });
     mkdirSync(join(w.dest, "etc/cni/net.d"), { recursive: true });
-    writeFileSync(join(w.dest, "etc/crio/crio.conf"), "[crio.runtime]\nlog_level = \"debug\"\n");
+    writeFileSync(join(w.dest, "etc/crio/crio.conf"), '[crio.runtime]\nlog_level = "debug"\n');
     writeFileSync(join(w.dest, "etc/cni/net.d/05-mine.conflist"), '{"cniVersion":"1.0.0","name":"mine","plugins":[{"type":"loopback"}]}');
     const before = snapshot(w.dest);
     const r = w.run(["--no-packages"]);
     expect(r.code).toBe(0);
     expect(r.out).toContain("kept /etc/crio/crio.conf (changed by an operator); the current default is in /etc/crio/crio.conf.new");
     expect(r.out).toContain("CNI configuration present in /etc/cni/net.d: /etc/cni/net.d/05-mine.conflist");
-    expect(readFileSync(join(w.dest, "etc/crio/crio.conf"), "utf8")).toBe("[crio.runtime]\nlog_level = \"debug\"\n");
+    expect(readFileSync(join(w.dest, "etc/crio/crio.conf"), "utf8")).toBe('[crio.runtime]\nlog_level = "debug"\n');
     expect(readFileSync(join(w.dest, "etc/crio/crio.conf.new"), "utf8")).toBe(Bun.spawnSync([CRIO, "config", "--default"]).stdout.toString());
     expect(existsSync(join(w.dest, "etc/cni/net.d/10-crio-bridge.conflist"))).toBe(false);
     expect(w.run(["--uninstall"]).code).toBe(0);
@@ -169,7 +179,14 @@ describe("install.sh into a DESTDIR", () => {
     expect(r.code).toBe(0);
     expect(w.log()).toBe("dnf install -y crun containernetworking-plugins nftables conntrack-tools\n");
     expect(readFileSync(join(w.dest, "etc/crio/crio.conf.d/10-runtime.conf"), "utf8")).toContain('default_runtime = "crun"');
-    const eff = Bun.spawnSync([CRIO, "--config", join(w.dest, "etc/crio/crio.conf"), "--config-dir", join(w.dest, "etc/crio/crio.conf.d"), "config"]).stdout.toString();
+    const eff = Bun.spawnSync([
+      CRIO,
+      "--config",
+      join(w.dest, "etc/crio/crio.conf"),
+      "--config-dir",
+      join(w.dest, "etc/crio/crio.conf.d"),
+      "config",
+    ]).stdout.toString();
     expect(eff).toContain('default_runtime = "crun"');
     // Back to runc: the drop-in the earlier install wrote goes away.
     expect(w.run(["--no-packages"]).out).toContain("removed /etc/crio/crio.conf.d/10-runtime.conf");
@@ -198,7 +215,10 @@ describe("where the binary comes from", () => {
     writeFileSync(join(tree, "src/main.ts"), "// placeholder\n");
     writeFileSync(join(tree, "build.ts"), "// placeholder\n");
     // npm ci creates node_modules/.bin/bun, whose `run build` produces dist/crio (a copy of the real one).
-    w.shim("npm", `echo "npm $*" >> ${join(w.dir, "pm.log")}\nmkdir -p node_modules/.bin\nprintf '#!/bin/sh\\necho "bun $*" >> ${join(w.dir, "pm.log")}\\nmkdir -p dist && cp ${CRIO} dist/crio\\n' > node_modules/.bin/bun\nchmod +x node_modules/.bin/bun`);
+    w.shim(
+      "npm",
+      `echo "npm $*" >> ${join(w.dir, "pm.log")}\nmkdir -p node_modules/.bin\nprintf '#!/bin/sh\\necho "bun $*" >> ${join(w.dir, "pm.log")}\\nmkdir -p dist && cp ${CRIO} dist/crio\\n' > node_modules/.bin/bun\nchmod +x node_modules/.bin/bun`,
+    );
     const r = w.run(["--no-packages"], { CRIO_BINARY: "" }, ["sh"], join(tree, "install.sh"));
     expect(r.out).toContain("building dist/crio");
     expect(r.code).toBe(0);
@@ -230,9 +250,16 @@ describe("where the binary comes from", () => {
 
   test("piped into sh (no checkout), without CRIO_BINARY or CRIO_RELEASE_URL, it says what to set", () => {
     using w = world();
-    const p = Bun.spawnSync(["sh"], { stdin: Bun.file(SCRIPT), env: { PATH: `${w.fake}:/usr/sbin:/usr/bin:/sbin:/bin`, DESTDIR: w.dest }, stdout: "pipe", stderr: "pipe" });
+    const p = Bun.spawnSync(["sh"], {
+      stdin: Bun.file(SCRIPT),
+      env: { PATH: `${w.fake}:/usr/sbin:/usr/bin:/sbin:/bin`, DESTDIR: w.dest },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     expect(p.exitCode).toBe(1);
-    expect(p.stderr.toString()).toContain('install.sh: step "find the crio binary" failed: no crio binary: set CRIO_BINARY=/path/to/crio, run install.sh from a source checkout, or set CRIO_RELEASE_URL=');
+    expect(p.stderr.toString()).toContain(
+      'install.sh: step "find the crio binary" failed: no crio binary: set CRIO_BINARY=/path/to/crio, run install.sh from a source checkout, or set CRIO_RELEASE_URL=',
+    );
   });
 });
 
@@ -279,7 +306,20 @@ describe("crio.service", () => {
     const unit = readFileSync(join(REPO, "contrib/systemd/crio.service"), "utf8");
     expect(script).toContain(`unit_file() {\n\tcat <<'EOF'\n${unit}EOF\n}`);
     expect(script).toContain(`cni_conflist() {\n\tcat <<'EOF'\n${readFileSync(join(REPO, "contrib/cni/10-crio-bridge.conflist"), "utf8")}EOF\n}`);
-    for (const line of ["Type=notify", "ExecStart=/usr/local/bin/crio", "ExecReload=/bin/kill -s HUP $MAINPID", "Restart=on-failure", "RestartSec=10", "KillMode=process", "LimitNOFILE=1048576", "LimitNPROC=infinity", "LimitCORE=infinity", "TasksMax=infinity", "OOMScoreAdjust=-999", "WantedBy=multi-user.target"])
+    for (const line of [
+      "Type=notify",
+      "ExecStart=/usr/local/bin/crio",
+      "ExecReload=/bin/kill -s HUP $MAINPID",
+      "Restart=on-failure",
+      "RestartSec=10",
+      "KillMode=process",
+      "LimitNOFILE=1048576",
+      "LimitNPROC=infinity",
+      "LimitCORE=infinity",
+      "TasksMax=infinity",
+      "OOMScoreAdjust=-999",
+      "WantedBy=multi-user.target",
+    ])
       expect(unit.split("\n")).toContain(line);
     const analyze = Bun.which("systemd-analyze");
     if (!analyze) return; // systemd-analyze is part of systemd; the text checks above still ran
@@ -318,22 +358,42 @@ describe("uninstall with pods running (root: real daemon, runc, CNI)", () => {
       writeFileSync(
         join(dest, "etc/crio/crio.conf.d/50-local.conf"),
         [
-          "[crio]", `root = ${q(root)}`, `runroot = ${q(runroot)}`, `log_dir = ${q(join(dest, "var/log/crio/pods"))}`,
-          `version_file = ${q(join(runroot, "version"))}`, `clean_shutdown_file = ${q(join(root, "clean.shutdown"))}`,
-          "[crio.api]", `listen = ${q(socket)}`,
-          "[crio.runtime]", `cgroup_manager = "cgroupfs"`, `log_level = "debug"`,
-          "[crio.runtime.runtimes.runc]", `runtime_root = ${q(runcRoot)}`,
-          "[crio.runtime.runtimes.crun]", `runtime_root = ${q(join(dest, "run/crun"))}`,
-          "[crio.image]", `pause_image = ${q(imageRef(reg, "pause"))}`, `pause_command = "/pause"`,
-          `signature_policy = ${q(join(dest, "etc/policy.json"))}`, `registries_conf = ${q(join(dest, "etc/registries.conf"))}`,
-          `registries_conf_dir = ${q(join(dest, "etc/registries.conf.d"))}`, `certs_dir = ${q(join(dest, "etc/certs.d"))}`,
-          "[crio.network]", `network_dir = ${q(join(w.dir, "net.d"))}`, "",
+          "[crio]",
+          `root = ${q(root)}`,
+          `runroot = ${q(runroot)}`,
+          `log_dir = ${q(join(dest, "var/log/crio/pods"))}`,
+          `version_file = ${q(join(runroot, "version"))}`,
+          `clean_shutdown_file = ${q(join(root, "clean.shutdown"))}`,
+          "[crio.api]",
+          `listen = ${q(socket)}`,
+          "[crio.runtime]",
+          `cgroup_manager = "cgroupfs"`,
+          `log_level = "debug"`,
+          "[crio.runtime.runtimes.runc]",
+          `runtime_root = ${q(runcRoot)}`,
+          "[crio.runtime.runtimes.crun]",
+          `runtime_root = ${q(join(dest, "run/crun"))}`,
+          "[crio.image]",
+          `pause_image = ${q(imageRef(reg, "pause"))}`,
+          `pause_command = "/pause"`,
+          `signature_policy = ${q(join(dest, "etc/policy.json"))}`,
+          `registries_conf = ${q(join(dest, "etc/registries.conf"))}`,
+          `registries_conf_dir = ${q(join(dest, "etc/registries.conf.d"))}`,
+          `certs_dir = ${q(join(dest, "etc/certs.d"))}`,
+          "[crio.network]",
+          `network_dir = ${q(join(w.dir, "net.d"))}`,
+          "",
         ].join("\n"),
       );
       // crio.service's job, by hand (DESTDIR never touches systemd)
       const bin = join(dest, "usr/local/bin/crio");
       let logs = "";
-      daemon = Bun.spawn([bin, "--config", join(dest, "etc/crio/crio.conf"), "--config-dir", join(dest, "etc/crio/crio.conf.d")], { stdin: "ignore", stdout: "ignore", stderr: "pipe", cwd: w.dir });
+      daemon = Bun.spawn([bin, "--config", join(dest, "etc/crio/crio.conf"), "--config-dir", join(dest, "etc/crio/crio.conf.d")], {
+        stdin: "ignore",
+        stdout: "ignore",
+        stderr: "pipe",
+        cwd: w.dir,
+      });
       void (async () => {
         for await (const c of daemon.stderr as ReadableStream<Uint8Array>) logs += new TextDecoder().decode(c);
       })();
@@ -403,7 +463,10 @@ describe("uninstall with pods running (root: real daemon, runc, CNI)", () => {
 });
 
 function mountsBelow(dir: string): string[] {
-  return readFileSync("/proc/self/mountinfo", "utf8").split("\n").map((l) => l.split(" ")[4] ?? "").filter((m) => m === dir || m.startsWith(dir + "/"));
+  return readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[4] ?? "")
+    .filter((m) => m === dir || m.startsWith(dir + "/"));
 }
 
 function alive(pid: number): boolean {

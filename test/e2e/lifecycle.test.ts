@@ -25,10 +25,14 @@ async function runningContainer(name: string, cmd: string[], extra = {}, pod = p
 }
 
 async function waitExited(containerId: string) {
-  return await waitFor(async () => {
-    const { status } = await env.d.cri.containerStatus({ containerId });
-    return status?.state === ContainerState.CONTAINER_EXITED ? status : undefined;
-  }, 30_000, `container ${containerId} to exit`);
+  return await waitFor(
+    async () => {
+      const { status } = await env.d.cri.containerStatus({ containerId });
+      return status?.state === ContainerState.CONTAINER_EXITED ? status : undefined;
+    },
+    30_000,
+    `container ${containerId} to exit`,
+  );
 }
 
 describe("pods and containers", () => {
@@ -49,7 +53,10 @@ describe("pods and containers", () => {
 
     const logPath = join(pod.logDirectory!, "web.log");
     const lines = await waitFor(() => (existsSync(logPath) && logLines(logPath).length >= 2 ? logLines(logPath) : undefined));
-    expect(lines.map((l) => [l.stream, l.tag, l.text]).sort()).toEqual([["stderr", "F", "oops"], ["stdout", "F", "hello"]]);
+    expect(lines.map((l) => [l.stream, l.tag, l.text]).sort()).toEqual([
+      ["stderr", "F", "oops"],
+      ["stdout", "F", "hello"],
+    ]);
     expect(lines[0]!.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/);
 
     const ex = await env.d.cri.execSync({ containerId, cmd: ["sh", "-c", "echo out; echo err >&2; exit 7"], timeout: 10n });
@@ -78,17 +85,26 @@ describe("pods and containers", () => {
   });
 
   test("an OOM-killed container reports OOMKilled", async () => {
-    const c = await runningContainer("oom", ["sh", "-c", "x=a; while :; do x=$x$x$x$x; done"], { linux: { resources: { memoryLimitInBytes: 16n * 1024n * 1024n } } });
+    const c = await runningContainer("oom", ["sh", "-c", "x=a; while :; do x=$x$x$x$x; done"], {
+      linux: { resources: { memoryLimitInBytes: 16n * 1024n * 1024n } },
+    });
     expect(await waitExited(c.containerId)).toMatchObject({ reason: "OOMKilled", exitCode: 137 });
   });
 
   test("a long line without newline is logged as P chunks then F; ReopenContainerLog follows rotation", async () => {
-    const c = await runningContainer("long", ["sh", "-c", "head -c 40000 /dev/zero | tr '\\0' x; echo; echo first; while :; do if [ -e /tmp/go ]; then echo second; rm /tmp/go; fi; sleep 0.05; done"]);
+    const c = await runningContainer("long", [
+      "sh",
+      "-c",
+      "head -c 40000 /dev/zero | tr '\\0' x; echo; echo first; while :; do if [ -e /tmp/go ]; then echo second; rm /tmp/go; fi; sleep 0.05; done",
+    ]);
     const lines = await waitFor(() => {
       const l = existsSync(c.logPath) ? logLines(c.logPath) : [];
       return l.some((x) => x.text === "first") ? l : undefined;
     });
-    const long = lines.slice(0, lines.findIndex((l) => l.text === "first"));
+    const long = lines.slice(
+      0,
+      lines.findIndex((l) => l.text === "first"),
+    );
     expect(long.length).toBeGreaterThan(1);
     expect(long.slice(0, -1).every((l) => l.tag === "P")).toBe(true);
     expect(long.at(-1)!.tag).toBe("F");
@@ -138,7 +154,11 @@ describe("pods and containers", () => {
     const a = await runningContainer("fa", ["sleep", "3600"], { labels: { group: "x", which: "a" } });
     const pod = podConfig("fb", env.d.dir, { labels: { podlabel: "yes" } });
     const { podSandboxId } = await env.d.cri.runPodSandbox({ config: pod });
-    const { containerId: b } = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig("fb", env.busybox, ["sleep", "3600"], { labels: { group: "x", which: "b" } }), sandboxConfig: pod });
+    const { containerId: b } = await env.d.cri.createContainer({
+      podSandboxId,
+      config: ctrConfig("fb", env.busybox, ["sleep", "3600"], { labels: { group: "x", which: "b" } }),
+      sandboxConfig: pod,
+    });
     const ids = async (filter: object) => (await env.d.cri.listContainers({ filter })).containers.map((c) => c.id).sort();
     expect(await ids({ id: a.containerId.slice(0, 12) })).toEqual([a.containerId]);
     expect(await ids({ labelSelector: { group: "x" } })).toEqual([a.containerId, b].sort());
@@ -147,7 +167,9 @@ describe("pods and containers", () => {
     expect(await ids({ podSandboxId: a.podSandboxId })).toEqual([a.containerId]);
     const pods = await env.d.cri.listPodSandbox({ filter: { labelSelector: { podlabel: "yes" } } });
     expect(pods.items.map((p) => p.id)).toEqual([podSandboxId]);
-    expect((await env.d.cri.listPodSandbox({ filter: { state: { state: PodSandboxState.SANDBOX_NOTREADY } } })).items.map((p) => p.id)).not.toContain(podSandboxId);
+    expect((await env.d.cri.listPodSandbox({ filter: { state: { state: PodSandboxState.SANDBOX_NOTREADY } } })).items.map((p) => p.id)).not.toContain(
+      podSandboxId,
+    );
   });
 
   test("stop and remove are idempotent; unknown ids are NOT_FOUND; bad configs are INVALID_ARGUMENT", async () => {
@@ -166,16 +188,29 @@ describe("pods and containers", () => {
     expect(await code(env.d.cri.podSandboxStatus({ podSandboxId: "f".repeat(64) }))).toBe(grpc.NOT_FOUND);
     expect(await code(env.d.cri.startContainer({ containerId: "../../etc" }))).toBe(grpc.NOT_FOUND);
     expect(await code(env.d.cri.runPodSandbox({ config: { metadata: { name: "", namespace: "x" } } }))).toBe(grpc.INVALID_ARGUMENT);
-    const badSysctl = { ...podConfig("badsysctl", env.d.dir), linux: { sysctls: { "kernel.panic": "1" }, securityContext: { namespaceOptions: { network: NamespaceMode.NODE, pid: NamespaceMode.CONTAINER } } } } as PodConfig;
+    const badSysctl = {
+      ...podConfig("badsysctl", env.d.dir),
+      linux: { sysctls: { "kernel.panic": "1" }, securityContext: { namespaceOptions: { network: NamespaceMode.NODE, pid: NamespaceMode.CONTAINER } } },
+    } as PodConfig;
     expect(await code(env.d.cri.runPodSandbox({ config: badSysctl }))).toBe(grpc.INVALID_ARGUMENT);
     const pod = podConfig("badctr", env.d.dir);
     const { podSandboxId } = await env.d.cri.runPodSandbox({ config: pod });
     expect(await code(env.d.cri.createContainer({ podSandboxId, config: ctrConfig("x", "", ["true"]), sandboxConfig: pod }))).toBe(grpc.INVALID_ARGUMENT);
-    expect(await code(env.d.cri.createContainer({ podSandboxId, config: ctrConfig("y", "127.0.0.1:1/missing:1", ["true"]), sandboxConfig: pod }))).toBe(grpc.NOT_FOUND);
-    expect(await code(env.d.cri.createContainer({ podSandboxId, config: ctrConfig("z", env.busybox, ["true"], { logPath: "../../escape.log" }), sandboxConfig: pod }))).toBe(grpc.INVALID_ARGUMENT);
+    expect(await code(env.d.cri.createContainer({ podSandboxId, config: ctrConfig("y", "127.0.0.1:1/missing:1", ["true"]), sandboxConfig: pod }))).toBe(
+      grpc.NOT_FOUND,
+    );
+    expect(
+      await code(
+        env.d.cri.createContainer({ podSandboxId, config: ctrConfig("z", env.busybox, ["true"], { logPath: "../../escape.log" }), sandboxConfig: pod }),
+      ),
+    ).toBe(grpc.INVALID_ARGUMENT);
     // an executable name no kernel takes (the fuzzer's 70 kB one made runc's error fill the
     // container's stderr pipe, and the create hung until container_create_timeout)
-    expect(await code(env.d.cri.createContainer({ podSandboxId, config: ctrConfig("z", env.busybox, ["a".repeat(70_000)]), sandboxConfig: pod }, { timeoutMs: 10_000 }))).toBe(grpc.INVALID_ARGUMENT);
+    expect(
+      await code(
+        env.d.cri.createContainer({ podSandboxId, config: ctrConfig("z", env.busybox, ["a".repeat(70_000)]), sandboxConfig: pod }, { timeoutMs: 10_000 }),
+      ),
+    ).toBe(grpc.INVALID_ARGUMENT);
     // a failed create leaves nothing: the name is free again and no container is listed
     expect((await env.d.cri.listContainers({ filter: { podSandboxId } })).containers).toEqual([]);
     const ok = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig("z", env.busybox, ["true"]), sandboxConfig: pod });
@@ -201,7 +236,16 @@ describe("pods and containers", () => {
     for (const dir of runDirs) expect(readdirSync(dir).filter((n) => n.startsWith(c.containerId) || n.startsWith(c.podSandboxId))).toEqual([]);
     const runc = Bun.spawnSync(["runc", "--root", env.d.runcRoot, "list", "-q"]).stdout.toString();
     expect(runc).not.toContain(c.containerId);
-    const cg = Bun.spawnSync(["find", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "-maxdepth", "5", "-name", `*${c.containerId}*`]).stdout.toString();
+    const cg = Bun.spawnSync([
+      "find",
+      "/sys/fs/cgroup/memory",
+      "/sys/fs/cgroup/pids",
+      "/sys/fs/cgroup/unified",
+      "-maxdepth",
+      "5",
+      "-name",
+      `*${c.containerId}*`,
+    ]).stdout.toString();
     expect(cg).toBe("");
   });
 });

@@ -21,7 +21,14 @@ const CNI = (bridge: string, subnet: string, dataDir: string) =>
     cniVersion: "1.0.0",
     name: "crio-test",
     plugins: [
-      { type: "bridge", bridge, isGateway: true, ipMasq: true, hairpinMode: true, ipam: { type: "host-local", ranges: [[{ subnet }]], routes: [{ dst: "0.0.0.0/0" }], dataDir } },
+      {
+        type: "bridge",
+        bridge,
+        isGateway: true,
+        ipMasq: true,
+        hairpinMode: true,
+        ipam: { type: "host-local", ranges: [[{ subnet }]], routes: [{ dst: "0.0.0.0/0" }], dataDir },
+      },
       { type: "portmap", capabilities: { portMappings: true }, snat: true },
     ],
   });
@@ -78,10 +85,19 @@ describe("every path over 150 characters", () => {
     const pod = podConfig("deep", env.d.dir, { hostNetwork: false });
     expect(bytes(pod.logDirectory!)).toBeGreaterThan(150);
     const { podSandboxId } = await cri.runPodSandbox({ config: pod });
-    expect((await cri.podSandboxStatus({ podSandboxId })).status).toMatchObject({ state: PodSandboxState.SANDBOX_READY, network: { ip: expect.stringMatching(/^10\./) } });
+    expect((await cri.podSandboxStatus({ podSandboxId })).status).toMatchObject({
+      state: PodSandboxState.SANDBOX_READY,
+      network: { ip: expect.stringMatching(/^10\./) },
+    });
 
     // a plain container (attach and ctl sockets) and a tty one (console socket in create mode)
-    const cfg = ctrConfig("web", env.busybox, ["sh", "-c", "echo hello-deep; echo oops >&2; while :; do if [ -e /tmp/go ]; then echo after-reopen; rm /tmp/go; fi; sleep 0.1; done"], {}, pod);
+    const cfg = ctrConfig(
+      "web",
+      env.busybox,
+      ["sh", "-c", "echo hello-deep; echo oops >&2; while :; do if [ -e /tmp/go ]; then echo after-reopen; rm /tmp/go; fi; sleep 0.1; done"],
+      {},
+      pod,
+    );
     const { containerId } = await cri.createContainer({ podSandboxId, config: cfg, sandboxConfig: pod });
     await cri.startContainer({ containerId });
     const tty = ctrConfig("tty", env.busybox, ["sh"], { tty: true, stdin: true }, pod);
@@ -99,12 +115,19 @@ describe("every path over 150 characters", () => {
     // logs, written by the monitor into the deep pod log dir
     const logPath = join(pod.logDirectory!, "web.log");
     const lines = await waitFor(() => (existsSync(logPath) && logLines(logPath).length >= 2 ? logLines(logPath) : undefined));
-    expect(lines.map((l) => [l.stream, l.text]).sort()).toEqual([["stderr", "oops"], ["stdout", "hello-deep"]]);
+    expect(lines.map((l) => [l.stream, l.text]).sort()).toEqual([
+      ["stderr", "oops"],
+      ["stdout", "hello-deep"],
+    ]);
     // and the same records in the (deep) journal socket, sent by the monitor
-    await waitFor(() => {
-      journal!.r.drain();
-      return journal!.r.messages.some((m) => m.text.includes("hello-deep") && m.text.includes(`CONTAINER_ID_FULL=${containerId}\n`));
-    }, 10_000, "the journal entry");
+    await waitFor(
+      () => {
+        journal!.r.drain();
+        return journal!.r.messages.some((m) => m.text.includes("hello-deep") && m.text.includes(`CONTAINER_ID_FULL=${containerId}\n`));
+      },
+      10_000,
+      "the journal entry",
+    );
 
     // exec sync: through the container monitor's ctl socket
     const ex = await cri.execSync({ containerId, cmd: ["sh", "-c", "echo out; echo err >&2; exit 7"], timeout: 10n });

@@ -49,7 +49,11 @@ async function runIn(handler: string, o: { sharedPid?: boolean; cmd?: string[] }
   const pod = podConfig(name, env.d.dir, { sharedPid: o.sharedPid });
   pod.linux!.cgroupParent = PARENT;
   const { podSandboxId } = await env.d.cri.runPodSandbox({ config: pod, runtimeHandler: handler });
-  const { containerId } = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, o.cmd ?? ["sleep", "3600"], {}, pod), sandboxConfig: pod });
+  const { containerId } = await env.d.cri.createContainer({
+    podSandboxId,
+    config: ctrConfig(name, env.busybox, o.cmd ?? ["sleep", "3600"], {}, pod),
+    sandboxConfig: pod,
+  });
   await env.d.cri.startContainer({ containerId });
   return { podSandboxId, containerId, monitorPid: monitorPidOf(containerId) };
 }
@@ -60,12 +64,16 @@ function monitorPidOf(id: string): number {
 
 /** The cgroup paths of a process, hierarchy line → path. */
 function cgroupsOf(pid: number): string[] {
-  return readFileSync(`/proc/${pid}/cgroup`, "utf8").trim().split("\n").map((l) => l.slice(l.indexOf(":", l.indexOf(":") + 1) + 1));
+  return readFileSync(`/proc/${pid}/cgroup`, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => l.slice(l.indexOf(":", l.indexOf(":") + 1) + 1));
 }
 
 describe("monitor_cgroup", () => {
   test("a container's monitor runs in <pod cgroup parent>/crio-conmon-<id> in every hierarchy, apart from the container; removed with it", async () => {
-    for (const handler of ["runc", "nosync"]) { // "" (the default) and "pod"
+    for (const handler of ["runc", "nosync"]) {
+      // "" (the default) and "pod"
       const { podSandboxId, containerId, monitorPid } = await runIn(handler);
       const own = `${PARENT}/crio-conmon-${containerId}`;
       expect(new Set(cgroupsOf(monitorPid))).toEqual(new Set([own]));
@@ -114,7 +122,10 @@ describe("monitor_cgroup", () => {
     for (const [manager, value] of cases) {
       await using d = await startDaemon({ config: `[crio.runtime]\n${manager}\n[crio.runtime.runtimes.runc]\n${value}\n`, noWait: true });
       expect(await d.proc.exited).toBe(1);
-      const line = d.logs().split("\n").find((l) => l.includes("monitor_cgroup"));
+      const line = d
+        .logs()
+        .split("\n")
+        .find((l) => l.includes("monitor_cgroup"));
       expect(line).toContain(`crio.runtime.runtimes.runc.monitor_cgroup`);
     }
   });
@@ -126,7 +137,12 @@ describe("a stuck monitor", () => {
     const m = new Monitors({ ...w.config, createStandby: 0 });
     try {
       const id = w.id();
-      const r = await m.spawn({ id, bundle: w.bundle(id, ["sleep", "1000"]), logPath: w.logPath(id), cgroup: { manager: "cgroupfs", setting: "", parent: PARENT, id } });
+      const r = await m.spawn({
+        id,
+        bundle: w.bundle(id, ["sleep", "1000"]),
+        logPath: w.logPath(id),
+        cgroup: { manager: "cgroupfs", setting: "", parent: PARENT, id },
+      });
       expect(r.cgroup).toBe(`${PARENT}/crio-conmon-${id}`);
       const dirs = cgroupDirsForPath(layout, r.cgroup!);
       process.kill(r.monitorPid, "SIGSTOP"); // it will never leave its cgroup by itself
@@ -135,7 +151,11 @@ describe("a stuck monitor", () => {
       await m.remove(id);
       expect(Date.now() - t0).toBeGreaterThanOrEqual(4_500);
       expect(dirs.some(existsSync)).toBe(false);
-      await waitFor(() => !existsSync(`/proc/${r.monitorPid}/status`) || /State:\s+Z/.test(readFileSync(`/proc/${r.monitorPid}/status`, "utf8")), 5_000, "the monitor to be killed");
+      await waitFor(
+        () => !existsSync(`/proc/${r.monitorPid}/status`) || /State:\s+Z/.test(readFileSync(`/proc/${r.monitorPid}/status`, "utf8")),
+        5_000,
+        "the monitor to be killed",
+      );
       expect(existsSync(join(w.config.socketDir, id))).toBe(false);
     } finally {
       m.close();
@@ -149,11 +169,17 @@ describe("no_sync_log", () => {
     const out = join(roots.path, `strace-${pid}.txt`);
     const p = Bun.spawn(["strace", "-f", "-qq", "-y", "-e", "trace=fsync,fdatasync", "-o", out, "-p", String(pid)], { stdout: "ignore", stderr: "pipe" });
     return {
-      ready: waitFor(() => existsSync(`/proc/${pid}/status`) && /TracerPid:\s+[1-9]/.test(readFileSync(`/proc/${pid}/status`, "utf8")), 10_000, "strace to attach"),
+      ready: waitFor(
+        () => existsSync(`/proc/${pid}/status`) && /TracerPid:\s+[1-9]/.test(readFileSync(`/proc/${pid}/status`, "utf8")),
+        10_000,
+        "strace to attach",
+      ),
       /** The fsync calls on `path` (-y prints each fd's path: the exit file is synced too). */
       calls: async (path: string) => {
         await p.exited;
-        return readFileSync(out, "utf8").split("\n").filter((l) => /\bf(data)?sync\(/.test(l) && l.includes(`<${path}>`));
+        return readFileSync(out, "utf8")
+          .split("\n")
+          .filter((l) => /\bf(data)?sync\(/.test(l) && l.includes(`<${path}>`));
       },
     };
   }

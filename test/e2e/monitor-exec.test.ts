@@ -53,7 +53,11 @@ describe.skipIf(!canRun())("monitor: exec", () => {
       let exit = "";
       const sock = await Bun.connect({
         unix: monitorFiles(join(w.config.socketDir, id)).ctl,
-        socket: { data: (_s, d) => { for (const f of frames.push(d)) if (f.type === Frame.EXIT) exit = dec.decode(f.payload); } },
+        socket: {
+          data: (_s, d) => {
+            for (const f of frames.push(d)) if (f.type === Frame.EXIT) exit = dec.decode(f.payload);
+          },
+        },
       });
       sock.write(`${CTL_EXEC_SYNC} {"id":"../x","dir":"/tmp","timeoutMs":0}\n`);
       await waitFor(() => exit !== "", 10_000, "the EXIT frame");
@@ -61,8 +65,7 @@ describe.skipIf(!canRun())("monitor: exec", () => {
       sock.end();
       const again = await m.execSync({ containerId: id, process: proc(["echo", "still here"]) });
       expect(dec.decode(again.stdout)).toBe("still here\n");
-    }
-    else expect(m.standby.stats().hits + m.standby.stats().misses).toBe(6);
+    } else expect(m.standby.stats().hits + m.standby.stats().misses).toBe(6);
     m.close();
   });
 

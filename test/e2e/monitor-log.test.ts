@@ -25,7 +25,11 @@ describe.skipIf(!canRun())("monitor: logs and exits", () => {
     expect(exit).toMatchObject({ exitCode: 3, oomKilled: false });
     expect(Math.abs(exit.exitedAt - Date.now())).toBeLessThan(10_000);
     const recs = records(w.logLines(id));
-    expect(recs.filter((r) => r[0] === "stdout")).toEqual([["stdout", "F", "one"], ["stdout", "F", "a"], ["stdout", "F", "b"]]);
+    expect(recs.filter((r) => r[0] === "stdout")).toEqual([
+      ["stdout", "F", "one"],
+      ["stdout", "F", "a"],
+      ["stdout", "F", "b"],
+    ]);
     expect(recs.filter((r) => r[0] === "stderr")).toEqual([["stderr", "F", "two"]]);
     expect(w.logLines(id)[0]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z stdout F one$/);
   });

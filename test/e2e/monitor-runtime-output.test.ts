@@ -30,7 +30,9 @@ const PROMPT_MS = 20_000;
 
 // for create and exec only (state, start, kill, … must answer as runc does): the noise, then runc —
 // or, when <wrapper>.fail-<verb> exists, last words on stderr and a failure
-writeFileSync(WRAPPER, `#!/bin/sh
+writeFileSync(
+  WRAPPER,
+  `#!/bin/sh
 verb=
 for a in "$@"; do case "$a" in create|exec) verb=$a; break;; esac; done
 if [ -n "$verb" ]; then
@@ -39,12 +41,15 @@ if [ -n "$verb" ]; then
   if [ -e "$0.fail-$verb" ]; then echo "loud-runc: $verb refused on purpose" >&2; exit 1; fi
 fi
 exec ${RUNC} "$@"
-`);
+`,
+);
 chmodSync(WRAPPER, 0o755);
 
 let env: Env;
 beforeAll(async () => {
-  env = await startEnv({ config: `[crio.runtime.runtimes.loud]\nruntime_path = ${JSON.stringify(WRAPPER)}\nruntime_root = ${JSON.stringify(ROOT)}\ncontainer_create_timeout = 30\n` });
+  env = await startEnv({
+    config: `[crio.runtime.runtimes.loud]\nruntime_path = ${JSON.stringify(WRAPPER)}\nruntime_root = ${JSON.stringify(ROOT)}\ncontainer_create_timeout = 30\n`,
+  });
   await env.d.cri.pullImage({ image: { image: env.busybox } });
 }, 120_000);
 afterAll(async () => {
@@ -63,7 +68,10 @@ async function loudPod() {
 async function running() {
   const p = await loudPod();
   const t0 = performance.now();
-  const { containerId } = await env.d.cri.createContainer({ podSandboxId: p.podSandboxId, config: ctrConfig(p.name, env.busybox, ["sh", "-c", "echo started; exec sleep 3600"], {}, p.pod), sandboxConfig: p.pod }, { timeoutMs: PROMPT_MS });
+  const { containerId } = await env.d.cri.createContainer(
+    { podSandboxId: p.podSandboxId, config: ctrConfig(p.name, env.busybox, ["sh", "-c", "echo started; exec sleep 3600"], {}, p.pod), sandboxConfig: p.pod },
+    { timeoutMs: PROMPT_MS },
+  );
   expect(performance.now() - t0).toBeLessThan(PROMPT_MS);
   await env.d.cri.startContainer({ containerId });
   return { ...p, containerId };
@@ -95,16 +103,16 @@ async function streamingExec(containerId: string, cmd: string[], tty = false): P
 /** The error of a call that must fail, and how long it took. */
 async function failure(p: Promise<unknown>): Promise<{ message: string; ms: number }> {
   const t0 = performance.now();
-  const e = (await p.then(() => new Error("it succeeded"), (e) => e)) as Error;
+  const e = (await p.then(
+    () => new Error("it succeeded"),
+    (e) => e,
+  )) as Error;
   return { message: e.message, ms: performance.now() - t0 };
 }
 
 /** Nothing of a failed create or exec is left: no wrapper or runc process, no monitor, runc state or monitor dir but the listed containers'. */
 async function nothingLeft(): Promise<void> {
-  const ids = new Set([
-    ...(await env.d.cri.listContainers({})).containers.map((c) => c.id),
-    ...(await env.d.cri.listPodSandbox({})).items.map((p) => p.id),
-  ]);
+  const ids = new Set([...(await env.d.cri.listContainers({})).containers.map((c) => c.id), ...(await env.d.cri.listPodSandbox({})).items.map((p) => p.id)]);
   const strays = () => {
     const found: string[] = [];
     for (const p of readdirSync("/proc")) {
@@ -122,7 +130,8 @@ async function nothingLeft(): Promise<void> {
       // none yet); runc and the wrapper name the handler's root
       const id = argv[argv.indexOf("--id") + 1];
       const monitor = ppid === env.d.proc.pid && argv[1] === "conmon";
-      if ((monitor && argv.includes("--id") && !ids.has(id!)) || argv.includes(WRAPPER) || argv.includes(ROOT)) found.push(`${p}: ${argv.join(" ").slice(0, 200)}`);
+      if ((monitor && argv.includes("--id") && !ids.has(id!)) || argv.includes(WRAPPER) || argv.includes(ROOT))
+        found.push(`${p}: ${argv.join(" ").slice(0, 200)}`);
     }
     return found;
   };
@@ -139,12 +148,19 @@ describe("a runtime that writes more than a pipe holds", () => {
     const c = await running();
     expect((await env.d.cri.containerStatus({ containerId: c.containerId })).status?.state).toBe(ContainerState.CONTAINER_RUNNING);
     const logPath = join(c.pod.logDirectory!, `${c.name}.log`);
-    const log = await waitFor(() => {
-      const text = existsSync(logPath) ? readFileSync(logPath, "utf8") : "";
-      return text.includes(" stdout F started\n") && text;
-    }, 10_000, "the container's own line in its log");
+    const log = await waitFor(
+      () => {
+        const text = existsSync(logPath) ? readFileSync(logPath, "utf8") : "";
+        return text.includes(" stdout F started\n") && text;
+      },
+      10_000,
+      "the container's own line in its log",
+    );
     const bytes = (stream: string, ch: string) =>
-      log.split("\n").filter((l) => l.split(" ")[1] === stream).reduce((n, l) => n + (l.split(" ").slice(3).join(" ").match(new RegExp(ch, "g"))?.length ?? 0), 0);
+      log
+        .split("\n")
+        .filter((l) => l.split(" ")[1] === stream)
+        .reduce((n, l) => n + (l.split(" ").slice(3).join(" ").match(new RegExp(ch, "g"))?.length ?? 0), 0);
     expect({ o: bytes("stdout", "o"), e: bytes("stderr", "e") }).toEqual({ o: NOISE, e: NOISE });
     await nothingLeft();
   });
@@ -152,18 +168,34 @@ describe("a runtime that writes more than a pipe holds", () => {
   test("ExecSync and a streaming exec complete, with the runtime's output first", async () => {
     const c = await running();
     const t0 = performance.now();
-    const r = await env.d.cri.execSync({ containerId: c.containerId, cmd: ["sh", "-c", "echo out; echo err >&2; exit 3"], timeout: 30n }, { timeoutMs: PROMPT_MS });
+    const r = await env.d.cri.execSync(
+      { containerId: c.containerId, cmd: ["sh", "-c", "echo out; echo err >&2; exit 3"], timeout: 30n },
+      { timeoutMs: PROMPT_MS },
+    );
     expect(performance.now() - t0).toBeLessThan(PROMPT_MS);
-    expect({ exitCode: r.exitCode, stdout: brief(r.stdout), stderr: brief(r.stderr) }).toEqual({ exitCode: 3, stdout: brief(`${NOISY_OUT}out\n`), stderr: brief(`${NOISY_ERR}err\n`) });
+    expect({ exitCode: r.exitCode, stdout: brief(r.stdout), stderr: brief(r.stderr) }).toEqual({
+      exitCode: 3,
+      stdout: brief(`${NOISY_OUT}out\n`),
+      stderr: brief(`${NOISY_ERR}err\n`),
+    });
 
     const s = await streamingExec(c.containerId, ["sh", "-c", "echo out; echo err >&2; exit 4"]);
-    expect({ out: brief(s.out), err: brief(s.err), code: JSON.parse(s.status).details.causes[0].message }).toEqual({ out: brief(`${NOISY_OUT}out\n`), err: brief(`${NOISY_ERR}err\n`), code: "4" });
+    expect({ out: brief(s.out), err: brief(s.err), code: JSON.parse(s.status).details.causes[0].message }).toEqual({
+      out: brief(`${NOISY_OUT}out\n`),
+      err: brief(`${NOISY_ERR}err\n`),
+      code: "4",
+    });
     await nothingLeft();
   });
 
   test("runc failing after the noise: CreateContainer fails promptly with runc's words, leaving nothing", async () => {
     const p = await loudPod();
-    const f = await failure(env.d.cri.createContainer({ podSandboxId: p.podSandboxId, config: ctrConfig(p.name, env.busybox, ["/no/such/program"], {}, p.pod), sandboxConfig: p.pod }, { timeoutMs: PROMPT_MS * 2 }));
+    const f = await failure(
+      env.d.cri.createContainer(
+        { podSandboxId: p.podSandboxId, config: ctrConfig(p.name, env.busybox, ["/no/such/program"], {}, p.pod), sandboxConfig: p.pod },
+        { timeoutMs: PROMPT_MS * 2 },
+      ),
+    );
     expect(f.ms).toBeLessThan(PROMPT_MS);
     expect(f.message).toContain("/no/such/program");
     expect(f.message).not.toContain("eeeeeeee");
@@ -178,7 +210,12 @@ describe("a runtime that writes more than a pipe holds", () => {
     writeFileSync(`${WRAPPER}.fail-exec`, "");
     try {
       const p = await loudPod();
-      const create = await failure(env.d.cri.createContainer({ podSandboxId: p.podSandboxId, config: ctrConfig(p.name, env.busybox, ["sleep", "1"], {}, p.pod), sandboxConfig: p.pod }, { timeoutMs: PROMPT_MS * 2 }));
+      const create = await failure(
+        env.d.cri.createContainer(
+          { podSandboxId: p.podSandboxId, config: ctrConfig(p.name, env.busybox, ["sleep", "1"], {}, p.pod), sandboxConfig: p.pod },
+          { timeoutMs: PROMPT_MS * 2 },
+        ),
+      );
       expect(create.ms).toBeLessThan(PROMPT_MS);
       expect(create.message).toContain(words("create"));
       expect((await env.d.cri.listContainers({ filter: { podSandboxId: p.podSandboxId } })).containers).toEqual([]);
@@ -202,7 +239,10 @@ describe("a runtime that writes more than a pipe holds", () => {
     const p = await loudPod();
     const tty = { tty: true, stdin: true };
     const t0 = performance.now();
-    const { containerId } = await env.d.cri.createContainer({ podSandboxId: p.podSandboxId, config: ctrConfig(p.name, env.busybox, ["sh", "-c", "echo started; exec sleep 3600"], tty, p.pod), sandboxConfig: p.pod }, { timeoutMs: PROMPT_MS });
+    const { containerId } = await env.d.cri.createContainer(
+      { podSandboxId: p.podSandboxId, config: ctrConfig(p.name, env.busybox, ["sh", "-c", "echo started; exec sleep 3600"], tty, p.pod), sandboxConfig: p.pod },
+      { timeoutMs: PROMPT_MS },
+    );
     expect(performance.now() - t0).toBeLessThan(PROMPT_MS);
     await env.d.cri.startContainer({ containerId });
     const logPath = join(p.pod.logDirectory!, `${p.name}.log`);
@@ -218,7 +258,12 @@ describe("a runtime that writes more than a pipe holds", () => {
     writeFileSync(`${WRAPPER}.fail-exec`, "");
     try {
       const q = await loudPod();
-      const create = await failure(env.d.cri.createContainer({ podSandboxId: q.podSandboxId, config: ctrConfig(q.name, env.busybox, ["sleep", "1"], tty, q.pod), sandboxConfig: q.pod }, { timeoutMs: PROMPT_MS * 2 }));
+      const create = await failure(
+        env.d.cri.createContainer(
+          { podSandboxId: q.podSandboxId, config: ctrConfig(q.name, env.busybox, ["sleep", "1"], tty, q.pod), sandboxConfig: q.pod },
+          { timeoutMs: PROMPT_MS * 2 },
+        ),
+      );
       expect(create.ms).toBeLessThan(PROMPT_MS);
       expect(create.message).toContain("loud-runc: create refused on purpose");
       expect((await exec(["true"])).status).toContain("loud-runc: exec refused on purpose");
@@ -244,7 +289,11 @@ describe.skipIf(!canRun())("the exec monitors with a runtime that writes more th
       await m.spawn({ id, bundle: w.bundle(id, ["sleep", "1000"]), logPath: w.logPath(id) });
       await w.runc("start", id);
       const r = await m.execSync({ containerId: id, process: proc(["sh", "-c", "echo out; echo err >&2; exit 6"]) });
-      expect({ exitCode: r.exitCode, stdout: brief(r.stdout), stderr: brief(r.stderr) }).toEqual({ exitCode: 6, stdout: brief(`${NOISY_OUT}out\n`), stderr: brief(`${NOISY_ERR}err\n`) });
+      expect({ exitCode: r.exitCode, stdout: brief(r.stdout), stderr: brief(r.stderr) }).toEqual({
+        exitCode: 6,
+        stdout: brief(`${NOISY_OUT}out\n`),
+        stderr: brief(`${NOISY_ERR}err\n`),
+      });
 
       const s = await m.spawnExec({ containerId: id, process: proc(["sh", "-c", "echo out; echo err >&2; exit 7"]) });
       let out = "";

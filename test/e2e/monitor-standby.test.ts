@@ -33,7 +33,12 @@ const standbys = (runtimeRoot: string, modes = ["exec-sync", "exec"]) =>
     .filter((p) => {
       try {
         const argv = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
-        return argv.includes("conmon") && argv.includes("--standby") && (argv[argv.indexOf("--runtime-command") + 1] ?? "").includes(JSON.stringify(runtimeRoot)) && modes.includes(argv[argv.indexOf("--mode") + 1]!);
+        return (
+          argv.includes("conmon") &&
+          argv.includes("--standby") &&
+          (argv[argv.indexOf("--runtime-command") + 1] ?? "").includes(JSON.stringify(runtimeRoot)) &&
+          modes.includes(argv[argv.indexOf("--mode") + 1]!)
+        );
       } catch {
         return false;
       }
@@ -42,8 +47,18 @@ const standbys = (runtimeRoot: string, modes = ["exec-sync", "exec"]) =>
 
 test("protocol: a standby's argv and its request", () => {
   const base: MonitorArgs = {
-    mode: "exec-sync", standby: true, id: "", container: "", runtime: ["/usr/sbin/runc", "--root", "/run/r"], dir: "",
-    terminal: false, stdin: false, stdinOnce: false, logSizeMax: 0, timeoutMs: 0, attachTimeoutMs: 0,
+    mode: "exec-sync",
+    standby: true,
+    id: "",
+    container: "",
+    runtime: ["/usr/sbin/runc", "--root", "/run/r"],
+    dir: "",
+    terminal: false,
+    stdin: false,
+    stdinOnce: false,
+    logSizeMax: 0,
+    timeoutMs: 0,
+    attachTimeoutMs: 0,
   };
   const argv = buildArgs(base);
   expect(argv).not.toContain("--id");
@@ -59,16 +74,47 @@ test("protocol: a standby's argv and its request", () => {
 
 test("protocol: a standby create monitor's argv and its request", () => {
   const base: MonitorArgs = {
-    mode: "create", standby: true, id: "", container: "", runtime: ["/usr/sbin/runc", "--root", "/run/r"], dir: "", exitDir: "/run/exits",
-    terminal: false, stdin: false, stdinOnce: false, logSizeMax: 0, timeoutMs: 0, attachTimeoutMs: 0,
+    mode: "create",
+    standby: true,
+    id: "",
+    container: "",
+    runtime: ["/usr/sbin/runc", "--root", "/run/r"],
+    dir: "",
+    exitDir: "/run/exits",
+    terminal: false,
+    stdin: false,
+    stdinOnce: false,
+    logSizeMax: 0,
+    timeoutMs: 0,
+    attachTimeoutMs: 0,
   };
   const argv = buildArgs(base);
   expect(argv).not.toContain("--id");
   expect(parseArgs(argv)).toEqual(base);
-  const req = { id: "c1", dir: "/run/m/c1", bundle: "/var/b/c1", logPath: "/var/log/pods/p/c/0.log", terminal: true, stdin: true, stdinOnce: true, logSizeMax: 4096, noSyncLog: true };
+  const req = {
+    id: "c1",
+    dir: "/run/m/c1",
+    bundle: "/var/b/c1",
+    logPath: "/var/log/pods/p/c/0.log",
+    terminal: true,
+    stdin: true,
+    stdinOnce: true,
+    logSizeMax: 4096,
+    noSyncLog: true,
+  };
   expect(applyExecRequest(parseArgs(argv), encodeExecRequest(req).trim())).toEqual({
-    ...base, standby: false, id: "c1", container: "c1", dir: "/run/m/c1", bundle: "/var/b/c1", logPath: "/var/log/pods/p/c/0.log",
-    terminal: true, stdin: true, stdinOnce: true, logSizeMax: 4096, noSyncLog: true,
+    ...base,
+    standby: false,
+    id: "c1",
+    container: "c1",
+    dir: "/run/m/c1",
+    bundle: "/var/b/c1",
+    logPath: "/var/log/pods/p/c/0.log",
+    terminal: true,
+    stdin: true,
+    stdinOnce: true,
+    logSizeMax: 4096,
+    noSyncLog: true,
   });
   expect(applyExecRequest(base, JSON.stringify({ ...req, noSyncLog: false }))).not.toHaveProperty("noSyncLog");
   expect(() => applyExecRequest(base, JSON.stringify({ ...req, id: "../c" }))).toThrow("invalid id");
@@ -76,18 +122,38 @@ test("protocol: a standby create monitor's argv and its request", () => {
   expect(() => applyExecRequest(base, JSON.stringify({ ...req, logPath: "/var/log/../../etc/x" }))).toThrow("invalid logPath");
   expect(() => applyExecRequest(base, JSON.stringify({ ...req, logSizeMax: 1.5 }))).toThrow("invalid logSizeMax");
   expect(() => applyExecRequest(base, JSON.stringify({ ...req, stdinOnce: 1 }))).toThrow("invalid stdinOnce");
-  for (const extra of [["--id", "x"], ["--bundle", "/b"], ["--log-path", "/l"], ["--terminal"], ["--no-sync-log"]]) expect(() => parseArgs([...argv, ...extra])).toThrow("request");
+  for (const extra of [["--id", "x"], ["--bundle", "/b"], ["--log-path", "/l"], ["--terminal"], ["--no-sync-log"]])
+    expect(() => parseArgs([...argv, ...extra])).toThrow("request");
 });
 
 test("protocol: a standby exec (session) monitor's argv and its request", () => {
   const base: MonitorArgs = {
-    mode: "exec", standby: true, id: "", container: "", runtime: ["/usr/sbin/runc", "--root", "/run/r"], dir: "",
-    terminal: false, stdin: false, stdinOnce: true, logSizeMax: 0, timeoutMs: 0, attachTimeoutMs: 0,
+    mode: "exec",
+    standby: true,
+    id: "",
+    container: "",
+    runtime: ["/usr/sbin/runc", "--root", "/run/r"],
+    dir: "",
+    terminal: false,
+    stdin: false,
+    stdinOnce: true,
+    logSizeMax: 0,
+    timeoutMs: 0,
+    attachTimeoutMs: 0,
   };
   const argv = buildArgs(base);
   expect(parseArgs(argv)).toEqual(base);
   const line = encodeExecRequest({ id: "e1", container: "c1", dir: "/run/m/e1", terminal: true, stdin: true, attachTimeoutMs: 60_000.5 }).trim();
-  expect(applyExecRequest(parseArgs(argv), line)).toEqual({ ...base, standby: false, id: "e1", container: "c1", dir: "/run/m/e1", terminal: true, stdin: true, attachTimeoutMs: 60_001 });
+  expect(applyExecRequest(parseArgs(argv), line)).toEqual({
+    ...base,
+    standby: false,
+    id: "e1",
+    container: "c1",
+    dir: "/run/m/e1",
+    terminal: true,
+    stdin: true,
+    attachTimeoutMs: 60_001,
+  });
   const ok = { id: "e", container: "c1", dir: "/d", terminal: false, stdin: false, attachTimeoutMs: 0 };
   expect(applyExecRequest(base, JSON.stringify(ok))).toMatchObject({ attachTimeoutMs: 0, terminal: false });
   expect(() => applyExecRequest(base, JSON.stringify({ ...ok, terminal: "yes" }))).toThrow("invalid terminal");
@@ -174,7 +240,11 @@ describe.skipIf(!canRun())("monitor: warm exec-sync standby", () => {
       await waitFor(() => m.standby.stats().pids.length === 1, 10_000, "a replacement");
       const before = m.standby.stats();
       const many = await Promise.all([1, 2, 3].map((n) => m.execSync({ containerId: id, process: proc(["sh", "-c", `echo ${n}; exit ${n}`]) })));
-      expect(many.map((x) => [x.exitCode, dec.decode(x.stdout)])).toEqual([[1, "1\n"], [2, "2\n"], [3, "3\n"]]);
+      expect(many.map((x) => [x.exitCode, dec.decode(x.stdout)])).toEqual([
+        [1, "1\n"],
+        [2, "2\n"],
+        [3, "3\n"],
+      ]);
       expect(m.standby.stats()).toMatchObject({ hits: before.hits + 1, misses: before.misses + 2 });
       expect(readdirSync(w.config.socketDir)).toEqual([id]); // exec sessions leave no dir behind
 
@@ -214,11 +284,19 @@ describe.skipIf(!canRun())("monitor: warm exec-sync standby", () => {
         c.closeStdin();
       };
       // the first one starts cold, and leaves one waiting
-      expect(await session(["sh", "-c", "echo early; cat; echo late >&2; exit 9"], { stdin: true }, plain)).toEqual({ code: 9, out: "early\npiped\n", err: "late\n" });
+      expect(await session(["sh", "-c", "echo early; cat; echo late >&2; exit 9"], { stdin: true }, plain)).toEqual({
+        code: 9,
+        out: "early\npiped\n",
+        err: "late\n",
+      });
       expect(m.execStandby.stats()).toMatchObject({ hits: 0, misses: 1 });
       const [warm] = await waitFor(() => m.execStandby.stats().pids.length === 1 && m.execStandby.stats().pids, 10_000, "a standby");
 
-      expect(await session(["sh", "-c", "echo early; cat; echo late >&2; exit 9"], { stdin: true }, plain)).toEqual({ code: 9, out: "early\npiped\n", err: "late\n" });
+      expect(await session(["sh", "-c", "echo early; cat; echo late >&2; exit 9"], { stdin: true }, plain)).toEqual({
+        code: 9,
+        out: "early\npiped\n",
+        err: "late\n",
+      });
       expect(m.execStandby.stats()).toMatchObject({ hits: 1, misses: 1 });
       await waitFor(() => !alive(warm!), 10_000, "the used standby to exit");
       const [next] = await waitFor(() => m.execStandby.stats().pids.length === 1 && m.execStandby.stats().pids, 10_000, "a replacement");
@@ -277,7 +355,11 @@ describe.skipIf(!canRun())("monitor: warm exec-sync standby", () => {
       await d.cri.pullImage({ image: { image: env.busybox } });
       const pod = podConfig("standby", dir, { hostNetwork: true });
       const { podSandboxId } = await d.cri.runPodSandbox({ config: pod });
-      const { containerId } = await d.cri.createContainer({ podSandboxId, config: ctrConfig("c", env.busybox, ["sleep", "3600"], {}, pod), sandboxConfig: pod });
+      const { containerId } = await d.cri.createContainer({
+        podSandboxId,
+        config: ctrConfig("c", env.busybox, ["sleep", "3600"], {}, pod),
+        sandboxConfig: pod,
+      });
       await d.cri.startContainer({ containerId });
       // Execs run in the container's own monitor; with that monitor gone (killed) the daemon falls
       // back to monitors of their own, the warm standbys.

@@ -28,17 +28,25 @@ async function runningWithKilledMonitor(name: string, cmd: string[]) {
   const monitorPid = Number(readFileSync(join(env.d.runroot, "monitor", containerId, "monitor.pid"), "utf8"));
   expect(readFileSync(`/proc/${monitorPid}/cmdline`, "utf8")).toContain("conmon");
   process.kill(monitorPid, "SIGKILL");
-  await waitFor(() => !existsSync(`/proc/${monitorPid}/status`) || readFileSync(`/proc/${monitorPid}/status`, "utf8").includes("State:\tZ"), 10_000, "the monitor to die");
+  await waitFor(
+    () => !existsSync(`/proc/${monitorPid}/status`) || readFileSync(`/proc/${monitorPid}/status`, "utf8").includes("State:\tZ"),
+    10_000,
+    "the monitor to die",
+  );
   return { podSandboxId, containerId };
 }
 
 describe("monitor watchdog", () => {
   test("a container that exits after its monitor died: EXITED, code 255, with the reason", async () => {
     const { containerId } = await runningWithKilledMonitor("orphan-exit", ["sh", "-c", "sleep 2; exit 3"]);
-    const st = await waitFor(async () => {
-      const s = (await env.d.cri.containerStatus({ containerId })).status!;
-      return s.state === ContainerState.CONTAINER_EXITED && s;
-    }, 20_000, "EXITED");
+    const st = await waitFor(
+      async () => {
+        const s = (await env.d.cri.containerStatus({ containerId })).status!;
+        return s.state === ContainerState.CONTAINER_EXITED && s;
+      },
+      20_000,
+      "EXITED",
+    );
     expect([st.exitCode, st.reason]).toEqual([255, "Error"]);
     expect(st.message).toContain("monitor died");
     expect(env.d.logs()).toContain(`container ${containerId} exited after its monitor died`);

@@ -51,12 +51,22 @@ function testConflist(): string {
 /** iptables-save without comments and counters, as a sorted set of lines. */
 async function tables(cmd: "iptables-save" | "ip6tables-save"): Promise<string[]> {
   const out = await run([cmd]);
-  return [...new Set(out.split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.replace(/\[\d+:\d+\]/g, "")))].sort();
+  return [
+    ...new Set(
+      out
+        .split("\n")
+        .filter((l) => l && !l.startsWith("#"))
+        .map((l) => l.replace(/\[\d+:\d+\]/g, "")),
+    ),
+  ].sort();
 }
 
 const ipamReservations = () => (existsSync(join(P.ipam, NET_NAME)) ? readdirSync(join(P.ipam, NET_NAME)).filter((f) => isIP(f)) : []);
 const vethsOnBridge = async () => (await run(["ip", "-o", "link", "show", "master", BRIDGE])).trim();
-const mountsUnder = (p: string) => readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.split(" ")[4]?.startsWith(p + "/"));
+const mountsUnder = (p: string) =>
+  readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .filter((l) => l.split(" ")[4]?.startsWith(p + "/"));
 
 /** Starts `busybox nc -l` in a pod and waits until it listens. */
 async function listen(ns: PinnedNamespaces, port: number) {
@@ -93,7 +103,10 @@ afterAll(async () => {
 
 /** portmap's shared chains are kept by DEL (other pods may use them); remove them if this run made them. */
 async function removeSharedPortmapChains() {
-  for (const [cmd, save, before] of [["iptables", "iptables-save", tablesBefore.v4], ["ip6tables", "ip6tables-save", tablesBefore.v6]] as const) {
+  for (const [cmd, save, before] of [
+    ["iptables", "iptables-save", tablesBefore.v4],
+    ["ip6tables", "ip6tables-save", tablesBefore.v6],
+  ] as const) {
     if (before.some((l) => l.includes("CNI-HOSTPORT"))) continue;
     const now = await tables(save);
     // Other e2e files run at the same time: while any pod's hostPort uses the chains, leave them.
@@ -106,7 +119,10 @@ async function removeSharedPortmapChains() {
     }
   }
   // iptables-nft leaves the (now empty) nat tables behind; drop them if they did not exist before.
-  for (const [family, t] of [["ip", "table ip nat"], ["ip6", "table ip6 nat"]] as const) {
+  for (const [family, t] of [
+    ["ip", "table ip nat"],
+    ["ip6", "table ip6 nat"],
+  ] as const) {
     if (tablesBefore.nft.includes(t)) continue;
     const listing = await runRaw(["nft", "list", "table", family, "nat"]);
     if (listing.code === 0 && !/jump|goto|dnat|snat|masquerade|mark/.test(listing.stdout)) await runRaw(["nft", "delete", "table", family, "nat"]);
@@ -119,7 +135,11 @@ function splitRule(rule: string): string[] {
 
 describe.skipIf(!root)("CNI with the real plugins", () => {
   test("readiness follows the configuration directory", async () => {
-    expect(await manager.status()).toEqual({ ready: false, reason: "NetworkPluginNotReady", message: `No CNI configuration file in ${P.net}. Has your network provider started?` });
+    expect(await manager.status()).toEqual({
+      ready: false,
+      reason: "NetworkPluginNotReady",
+      message: `No CNI configuration file in ${P.net}. Has your network provider started?`,
+    });
     mkdirSync(P.net);
     writeFileSync(join(P.net, "10-crio-bridge.conflist"), testConflist());
     await manager.waitReady(10_000);
@@ -132,7 +152,10 @@ describe.skipIf(!root)("CNI with the real plugins", () => {
   });
 
   test("two pods get distinct dual-stack IPs and reach each other", async () => {
-    for (const [i, portMappings] of [[1, [{ hostPort: HOST_PORT, containerPort: 8080, protocol: "TCP" }]], [2, []]] as const) {
+    for (const [i, portMappings] of [
+      [1, [{ hostPort: HOST_PORT, containerPort: 8080, protocol: "TCP" }]],
+      [2, []],
+    ] as const) {
       const id = `e2e${hex(8)}pod${i}`;
       const ns = await pinNamespaces(P.ns, id, { net: true, ipc: true, uts: true, hostname: `pod${i}` });
       const pod: PodNetwork = { id, name: `pod${i}`, namespace: "e2e", uid: `uid-${i}`, netns: ns.net!, portMappings: [...portMappings] };
@@ -162,7 +185,11 @@ describe.skipIf(!root)("CNI with the real plugins", () => {
     }
     expect(got).toBe("pod-to-pod\n");
     // IPv6 between the pods too (DAD may take a moment)
-    await waitFor(async () => (await runRaw(nsenterCommand(b.ns, ["/bin/busybox", "ping", "-6", "-c", "1", "-W", "1", a.result!.ips[1]!]))).code === 0, 10_000, "ping over IPv6");
+    await waitFor(
+      async () => (await runRaw(nsenterCommand(b.ns, ["/bin/busybox", "ping", "-6", "-c", "1", "-W", "1", a.result!.ips[1]!]))).code === 0,
+      10_000,
+      "ping over IPv6",
+    );
   });
 
   test("a hostPort reaches the pod from the host's 127.0.0.1 (portmap snat + route_localnet)", async () => {
@@ -178,7 +205,10 @@ describe.skipIf(!root)("CNI with the real plugins", () => {
   test("DEL with a broken plugin fails clearly and keeps the record; once fixed it succeeds", async () => {
     const a = pods[0]!;
     rmSync(join(P.bin, "portmap"));
-    writeFileSync(join(P.bin, "portmap"), `#!/bin/sh\ncat >/dev/null\necho '{"cniVersion":"1.0.0","code":999,"msg":"portmap is broken","details":"fault injected by the test"}'\nexit 1\n`);
+    writeFileSync(
+      join(P.bin, "portmap"),
+      `#!/bin/sh\ncat >/dev/null\necho '{"cniVersion":"1.0.0","code":999,"msg":"portmap is broken","details":"fault injected by the test"}'\nexit 1\n`,
+    );
     chmodSync(join(P.bin, "portmap"), 0o755);
     const err = await manager.tearDown({ id: a.pod.id }).catch((e) => e);
     expect(err.message).toBe(
@@ -207,12 +237,17 @@ describe.skipIf(!root)("CNI with the real plugins", () => {
   test("nothing is leaked: veths, IPAM reservations, per-pod iptables rules, namespace mounts", async () => {
     expect(await vethsOnBridge()).toBe("");
     expect(ipamReservations()).toEqual([]);
-    for (const [save, before] of [["iptables-save", tablesBefore.v4], ["ip6tables-save", tablesBefore.v6]] as const) {
+    for (const [save, before] of [
+      ["iptables-save", tablesBefore.v4],
+      ["ip6tables-save", tablesBefore.v6],
+    ] as const) {
       // Only lines of this run: other e2e files add and remove their own pods' rules at the same time.
       const ours = (l: string) => l.includes(NET_NAME) || pods.some(({ pod }) => l.includes(pod.id)) || l.includes(`--dport ${HOST_PORT} `);
       const added = (await tables(save)).filter((l) => !before.includes(l) && ours(l));
       // Only portmap's shared top-level chains may remain (they serve every pod); nothing per pod.
-      const perPod = added.filter((l) => !/^(\*nat|COMMIT|:(PREROUTING|INPUT|OUTPUT|POSTROUTING) ACCEPT )$/.test(l) && !/CNI-HOSTPORT-(DNAT|MASQ|SETMARK)/.test(l));
+      const perPod = added.filter(
+        (l) => !/^(\*nat|COMMIT|:(PREROUTING|INPUT|OUTPUT|POSTROUTING) ACCEPT )$/.test(l) && !/CNI-HOSTPORT-(DNAT|MASQ|SETMARK)/.test(l),
+      );
       expect(perPod).toEqual([]);
       expect(added.filter((l) => l.includes(NET_NAME) || l.includes("CNI-DN-"))).toEqual([]);
     }

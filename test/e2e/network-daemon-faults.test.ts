@@ -11,7 +11,17 @@ import { Protocol } from "../../src/gen/runtime/v1/api_pb.ts";
 import { removeDaemonDirs, startDaemon, waitFor, type TestDaemon } from "../harness.ts";
 import { podConfig, type PodConfig } from "../support/pods.ts";
 import {
-  canRun, cleanupNet, ipamReservations, mountsUnder, pinFiles, pluginDir, rulesMentioning, tableLines, testNet, vethsOn, type TestNet,
+  canRun,
+  cleanupNet,
+  ipamReservations,
+  mountsUnder,
+  pinFiles,
+  pluginDir,
+  rulesMentioning,
+  tableLines,
+  testNet,
+  vethsOn,
+  type TestNet,
 } from "../support/network.ts";
 
 if (!canRun) console.warn("network-daemon-faults e2e: skipped, needs root and /usr/lib/cni (containernetworking-plugins)");
@@ -107,7 +117,9 @@ describe.skipIf(!canRun)("pod networking faults through the daemon", () => {
       const err = await d.cri.stopPodSandbox({ podSandboxId: id }).catch((e) => e);
       expect(err.code).toBe(2); // UNKNOWN: the plugin's failure
       expect(err.details).toContain(`stop pod sandbox "${id}": network teardown (will be retried)`);
-      expect(err.details).toContain(`cni plugin "portmap" (network "${net.name}", DEL) failed (exit 1): portmap is broken: fault injected by the test (cni error code 999)`);
+      expect(err.details).toContain(
+        `cni plugin "portmap" (network "${net.name}", DEL) failed (exit 1): portmap is broken: fault injected by the test (cni error code 999)`,
+      );
       const info = await verboseInfo(id);
       expect(info.networkTeardownPending).toBe(true);
       expect(pinFiles(runroot)).toContain(`net/${id}`); // kept for the next DEL
@@ -166,7 +178,9 @@ describe.skipIf(!canRun)("pod networking faults through the daemon", () => {
       const pod = cniPod("addfail");
       const err = await d.cri.runPodSandbox({ config: pod }).catch((e) => e);
       expect(err.details).toContain(`set up pod network: set up network of pod "`);
-      expect(err.details).toContain(`cni plugin "portmap" (network "${net.name}", ADD) failed (exit 1): portmap ADD is broken: fault injected by the test (cni error code 999)`);
+      expect(err.details).toContain(
+        `cni plugin "portmap" (network "${net.name}", ADD) failed (exit 1): portmap ADD is broken: fault injected by the test (cni error code 999)`,
+      );
       const id = /set up network of pod "([0-9a-f]+)"/.exec(err.details)![1]!;
       ids.push(id);
       expect((await d.cri.listPodSandbox({})).items).toEqual([]);

@@ -13,7 +13,16 @@ import { run } from "../../src/sys/exec.ts";
 import { waitFor } from "../harness.ts";
 import { ctrConfig, podConfig, startEnv, type Env, type PodConfig } from "../support/pods.ts";
 import {
-  canRun, cleanupNet, ipamReservations, mountsUnder, pinFiles, rulesMentioning, tableLines, testNet, vethsOn, type TestNet,
+  canRun,
+  cleanupNet,
+  ipamReservations,
+  mountsUnder,
+  pinFiles,
+  rulesMentioning,
+  tableLines,
+  testNet,
+  vethsOn,
+  type TestNet,
 } from "../support/network.ts";
 
 if (!canRun) console.warn("network-daemon e2e: skipped, needs root and /usr/lib/cni (containernetworking-plugins)");
@@ -90,10 +99,18 @@ describe.skipIf(!canRun)("pod networking through the daemon", () => {
   let client: { id: string; ctr: string; ips: string[] };
 
   test("two pods get distinct dual-stack addresses and reach each other over IPv4 and IPv6", async () => {
-    const dnsConfig = { servers: ["10.96.0.10", "fd00:96::a"], searches: ["default.svc.cluster.local", "svc.cluster.local"], options: ["ndots:5", "timeout:2"] };
+    const dnsConfig = {
+      servers: ["10.96.0.10", "fd00:96::a"],
+      searches: ["default.svc.cluster.local", "svc.cluster.local"],
+      options: ["ndots:5", "timeout:2"],
+    };
     const webPod = cniPod("web", { portMappings: [{ protocol: Protocol.TCP, containerPort: 8080, hostPort: HOST_PORT }], dnsConfig });
     const webId = await runPod(webPod);
-    const webCtr = await startCtr(webId, webPod, "httpd", ["sh", "-c", "mkdir -p /www && echo served-by-web > /www/index.html && exec httpd -f -p 8080 -h /www"]);
+    const webCtr = await startCtr(webId, webPod, "httpd", [
+      "sh",
+      "-c",
+      "mkdir -p /www && echo served-by-web > /www/index.html && exec httpd -f -p 8080 -h /www",
+    ]);
     const clientPod = cniPod("client");
     const clientId = await runPod(clientPod);
     const clientCtr = await startCtr(clientId, clientPod, "sleeper", ["sleep", "3600"]);
@@ -238,5 +255,3 @@ async function expectNoLeaks(): Promise<void> {
   const cache = join(env.d.root, "cni-cache");
   expect(existsSync(cache) ? readdirSync(cache) : []).toEqual([]);
 }
-
-

@@ -26,14 +26,16 @@ afterAll(async () => {
 
 const sharedPidPod = (name: string) => podConfig(name, env.d.dir, { hostNetwork: false, sharedPid: true });
 const monitorsOf = (id: string) =>
-  readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
-    try {
-      const c = readFileSync(`/proc/${p}/cmdline`, "utf8");
-      return c.includes("conmon") && c.includes(id);
-    } catch {
-      return false;
-    }
-  });
+  readdirSync("/proc")
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        const c = readFileSync(`/proc/${p}/cmdline`, "utf8");
+        return c.includes("conmon") && c.includes(id);
+      } catch {
+        return false;
+      }
+    });
 
 describe.skipIf(!canRun)("pods with an infra container on a CNI network", () => {
   test("the pod gets its IP and its infra container; removing the pod takes both away", async () => {

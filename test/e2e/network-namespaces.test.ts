@@ -17,7 +17,10 @@ afterAll(async () => {
   dir[Symbol.dispose]();
 });
 
-const mountsUnder = (p: string) => readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.split(" ")[4]?.startsWith(p + "/"));
+const mountsUnder = (p: string) =>
+  readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .filter((l) => l.split(" ")[4]?.startsWith(p + "/"));
 
 describe.skipIf(!root)("pinned namespaces", () => {
   test("net, ipc and uts are pinned with hostname, sysctls and lo up, then unpinned without a trace", async () => {
@@ -34,7 +37,11 @@ describe.skipIf(!root)("pinned namespaces", () => {
     expect(isNamespacePinned(ns.net!)).toBe(true);
 
     const out = await run(
-      nsenterCommand(ns, ["/bin/sh", "-c", "hostname; cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/net/ipv4/ping_group_range /proc/sys/kernel/shmmni; readlink /proc/self/ns/net /proc/self/ns/ipc /proc/self/ns/uts; ip -o link show lo"]),
+      nsenterCommand(ns, [
+        "/bin/sh",
+        "-c",
+        "hostname; cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/net/ipv4/ping_group_range /proc/sys/kernel/shmmni; readlink /proc/self/ns/net /proc/self/ns/ipc /proc/self/ns/uts; ip -o link show lo",
+      ]),
     );
     const lines = out.trim().split("\n");
     expect(lines.slice(0, 4)).toEqual(["web-0", "0", "0\t2147483647", "2048"]);
@@ -87,21 +94,29 @@ describe.skipIf(!root)("pinned namespaces", () => {
   test("with a user namespace: it has exactly the mappings and owns the others; hostname, net and IPC sysctls set; unpinned without a trace", async () => {
     const map = [{ containerId: 0, hostId: 60 * 65536, length: 65536 }];
     const ns = await pinNamespaces(nsDir, "pod-userns", {
-      net: true, ipc: true, uts: true, hostname: "inside-userns", user: { uids: map, gids: map },
+      net: true,
+      ipc: true,
+      uts: true,
+      hostname: "inside-userns",
+      user: { uids: map, gids: map },
       sysctls: { "net.ipv4.ip_unprivileged_port_start": "80", "kernel.shmmni": "1234" },
     });
     try {
       expect(ns.user).toBe(join(nsDir, "userns", "pod-userns"));
       expect(isNamespacePinned(ns.user!)).toBe(true);
       const flags = (["user", "net", "ipc", "uts"] as const).map((k) => `--${k}=${ns[k]}`);
-      const script = "cat /proc/self/uid_map /proc/self/gid_map; hostname; cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shmmni; ip -o link show lo";
-      const out = (await run(["nsenter", ...flags, "--", "sh", "-c", script])).trim().split("\n").map((l) => l.trim().split(/\s+/).join(" "));
+      const script =
+        "cat /proc/self/uid_map /proc/self/gid_map; hostname; cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shmmni; ip -o link show lo";
+      const out = (await run(["nsenter", ...flags, "--", "sh", "-c", script]))
+        .trim()
+        .split("\n")
+        .map((l) => l.trim().split(/\s+/).join(" "));
       expect(out.slice(0, 5)).toEqual([`0 ${60 * 65536} 65536`, `0 ${60 * 65536} 65536`, "inside-userns", "80", "1234"]);
       expect(out[5]).toContain("UP");
       // the net and uts namespaces are owned by the pod's user namespace: its root may administer them
       // (it could not if the host's user namespace owned them)
       await run(["nsenter", ...flags, "--", "sh", "-c", "ip link set lo mtu 1280 && hostname renamed-by-pod-root"]);
-      expect((await run(["nsenter", `--net=${ns.net}`, "--", "ip", "-o", "link", "show", "lo"]))).toContain("mtu 1280");
+      expect(await run(["nsenter", `--net=${ns.net}`, "--", "ip", "-o", "link", "show", "lo"])).toContain("mtu 1280");
       const outsider = await run(["nsenter", `--net=${ns.net}`, "--", "unshare", "--user", "--", "ip", "link", "set", "lo", "mtu", "1300"]).catch((e) => e);
       expect(outsider).toBeInstanceOf(Error); // root of another user namespace may not
     } finally {

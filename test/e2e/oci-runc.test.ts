@@ -49,7 +49,10 @@ afterAll(async () => {
   if (!dir) return;
   // runc leaves the (empty) parent cgroup it created for the pod; remove it on every hierarchy.
   await removeCgroupDirs(cgroupDirsForPath(detectCgroupLayout(), `/crio-e2e-${process.pid}`));
-  for (const m of readMountinfo().filter((x) => x.mountPoint.startsWith(dir)).reverse()) unmount(m.mountPoint, { detach: true });
+  for (const m of readMountinfo()
+    .filter((x) => x.mountPoint.startsWith(dir))
+    .reverse())
+    unmount(m.mountPoint, { detach: true });
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -66,17 +69,30 @@ async function prepare(id: string, edit: (i: ContainerSpecInput) => void = () =>
   cfg.workingDir = "/";
   cfg.linux!.resources!.cpusetCpus = "";
   const input: ContainerSpecInput = {
-    id, name: `k8s_${id}_e2e_default_uid_0`, config: cfg,
+    id,
+    name: `k8s_${id}_e2e_default_uid_0`,
+    config: cfg,
     sandbox: {
-      id: `pod-${id}`, name: `k8s_POD_e2e_default_uid_0`, config: sandboxConfig(), hostname: "e2e-pod",
+      id: `pod-${id}`,
+      name: `k8s_POD_e2e_default_uid_0`,
+      config: sandboxConfig(),
+      hostname: "e2e-pod",
       namespaces: { network: "new", ipc: "new", uts: "new", pid: "new" },
-      shmPath: join(pod, "shm"), hostnamePath: join(pod, "hostname"), resolvConfPath: join(pod, "resolv.conf"),
+      shmPath: join(pod, "shm"),
+      hostnamePath: join(pod, "hostname"),
+      resolvConfPath: join(pod, "resolv.conf"),
       cgroupParent: `/crio-e2e-${process.pid}`,
     },
     image: { config: { Cmd: ["sh"] }, id: "sha256:0", name: "local/busybox", userRequested: "busybox" },
-    rootfs, runDir: pod, cgroupManager: "cgroupfs",
-    etcPasswd: "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n", etcGroup: "root:x:0:\napp:x:1000:\nextra:x:2000:app\n",
-    created: new Date().toISOString(), defaults: fakeDefaults({ env: [] }), host, io: realSpecIo,
+    rootfs,
+    runDir: pod,
+    cgroupManager: "cgroupfs",
+    etcPasswd: "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n",
+    etcGroup: "root:x:0:\napp:x:1000:\nextra:x:2000:app\n",
+    created: new Date().toISOString(),
+    defaults: fakeDefaults({ env: [] }),
+    host,
+    io: realSpecIo,
   };
   edit(input);
   const r = buildContainerSpec(input);
@@ -108,11 +124,19 @@ describe.if(isRoot())("runc runs our spec", () => {
     writeFileSync(join(vol, "ro", "hello"), "from-host\n");
     const { bundle } = await prepare("nonroot", (i) => {
       i.config.command = ["sh", "-c"];
-      i.config.args = [[
-        "id", "hostname", "cat /marker", "cat /ro/hello", "(echo x > /ro/f) 2>/dev/null || echo RO-DENIED",
-        "cat /proc/sys/net/ipv4/ip_unprivileged_port_start", "echo HOME=$HOME MODE=$MODE", "ls -l /dev/fuse",
-        "cat /proc/self/status",
-      ].join("; ")];
+      i.config.args = [
+        [
+          "id",
+          "hostname",
+          "cat /marker",
+          "cat /ro/hello",
+          "(echo x > /ro/f) 2>/dev/null || echo RO-DENIED",
+          "cat /proc/sys/net/ipv4/ip_unprivileged_port_start",
+          "echo HOME=$HOME MODE=$MODE",
+          "ls -l /dev/fuse",
+          "cat /proc/self/status",
+        ].join("; "),
+      ];
       i.config.mounts = [create(MountSchema, { containerPath: "/ro", hostPath: join(vol, "ro"), readonly: true, recursiveReadOnly: true })];
       i.config.devices = [create(DeviceSchema, { containerPath: "/dev/fuse", hostPath: "/dev/fuse", permissions: "rw" })];
     });
@@ -205,9 +229,10 @@ describe.if(isRoot())("crun runs our spec", () => {
     // on such a node it runs in a private mount namespace without the cgroup2 mount, where it
     // sees (and uses) plain cgroup v1. The host's mounts are untouched.
     const layout = detectCgroupLayout();
-    const wrap = layout.kind === "hybrid" && layout.unified
-      ? ["unshare", "-m", "--propagation", "private", "sh", "-c", `umount -l ${layout.unified.mountPoint} && exec "$@"`, "sh"]
-      : [];
+    const wrap =
+      layout.kind === "hybrid" && layout.unified
+        ? ["unshare", "-m", "--propagation", "private", "sh", "-c", `umount -l ${layout.unified.mountPoint} && exec "$@"`, "sh"]
+        : [];
     const { code, out } = await runToEnd(crun(), "crun1", bundle, wrap);
     expect({ code, out }).toMatchObject({ code: 0 });
     expect(out).toContain("uid=1000(app) gid=1000(app)");

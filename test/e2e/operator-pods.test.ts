@@ -87,13 +87,20 @@ describe("status and notify with pods", () => {
     expect((await env.d.cri.containerStatus({ containerId: c.containerId })).status?.state).toBe(ContainerState.CONTAINER_RUNNING);
     const ex = await env.d.cri.execSync({ containerId: c.containerId, cmd: ["cat", "/tmp/ns"], timeout: 10n });
     expect(new TextDecoder().decode(ex.stdout)).toBe("\n");
-    const monitors = readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
-      try {
-        return readFileSync(`/proc/${p}/cmdline`, "utf8").includes(c.containerId) && readFileSync(`/proc/${p}/environ`, "utf8").split("\0").some((e) => e.startsWith("NOTIFY_SOCKET="));
-      } catch {
-        return false;
-      }
-    });
+    const monitors = readdirSync("/proc")
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          return (
+            readFileSync(`/proc/${p}/cmdline`, "utf8").includes(c.containerId) &&
+            readFileSync(`/proc/${p}/environ`, "utf8")
+              .split("\0")
+              .some((e) => e.startsWith("NOTIFY_SOCKET="))
+          );
+        } catch {
+          return false;
+        }
+      });
     expect(monitors).toEqual([]);
     await env.d.cri.removePodSandbox({ podSandboxId: c.podSandboxId });
   });
@@ -141,7 +148,10 @@ describe("crio wipe", () => {
     const runcLeft = runCmd(["runc", "--root", env.d.runcRoot, "list", "-q"]).stdout.trim();
     expect(runcLeft).toBe("");
     // Nothing mounted is left but the namespace pin directory's own private bind mount.
-    const mounts = readFileSync("/proc/self/mountinfo", "utf8").split("\n").map((l) => l.split(" ")[4] ?? "").filter((m) => (m.startsWith(env.d.dir + "/") || m.startsWith(env.d.runroot + "/")) && m !== join(env.d.runroot, "ns"));
+    const mounts = readFileSync("/proc/self/mountinfo", "utf8")
+      .split("\n")
+      .map((l) => l.split(" ")[4] ?? "")
+      .filter((m) => (m.startsWith(env.d.dir + "/") || m.startsWith(env.d.runroot + "/")) && m !== join(env.d.runroot, "ns"));
     expect(mounts).toEqual([]);
 
     // Restarted on the same directories: no pods, the images are still there.

@@ -54,7 +54,10 @@ describe("metrics", () => {
     using tmp = tempDir("crio-metrics-");
     const socket = join(tmp.path, "metrics.sock");
     using vf = versionFiles();
-    await using d = await startDaemon({ args: vf.args, config: `[crio.metrics]\nenable_metrics = true\nmetrics_host = "127.0.0.1"\nmetrics_port = 0\nmetrics_socket = ${JSON.stringify(socket)}\n` });
+    await using d = await startDaemon({
+      args: vf.args,
+      config: `[crio.metrics]\nenable_metrics = true\nmetrics_host = "127.0.0.1"\nmetrics_port = 0\nmetrics_socket = ${JSON.stringify(socket)}\n`,
+    });
     const line = await d.waitForLog(/Serving metrics on http:\/\/127\.0\.0\.1:\d+\/metrics/);
     const url = /(http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(line)![1]!;
     await d.cri.version({});
@@ -87,7 +90,10 @@ describe("metrics", () => {
     using vf = versionFiles();
     await using off = await startDaemon({ args: vf.args });
     expect(off.logs()).not.toContain("Serving metrics");
-    await using d = await startDaemon({ args: vf.args, config: `[crio.metrics]\nenable_metrics = true\nmetrics_port = 0\nmetrics_collectors = ["operations_total", "bogus"]\n` });
+    await using d = await startDaemon({
+      args: vf.args,
+      config: `[crio.metrics]\nenable_metrics = true\nmetrics_port = 0\nmetrics_collectors = ["operations_total", "bogus"]\n`,
+    });
     await d.waitForLog(/metrics_collectors: unknown collector \\"bogus\\" ignored/);
     const url = /(http:\/\/[^ "]+\/metrics)/.exec(await d.waitForLog(/Serving metrics on/))![1]!;
     await d.cri.version({});
@@ -105,7 +111,13 @@ describe("crio status and the info API", () => {
     const info = join(d.dir, "crio-info.sock");
     expect(d.logs()).toContain(`Serving the info API on \\"${info}\\"`);
     const raw = await getUnix(info, "/info");
-    expect(JSON.parse(raw.body)).toEqual({ storage_driver: "overlay", storage_image: "", storage_root: d.root, cgroup_driver: "cgroupfs", default_id_mappings: { uids: [], gids: [] } });
+    expect(JSON.parse(raw.body)).toEqual({
+      storage_driver: "overlay",
+      storage_image: "",
+      storage_root: d.root,
+      cgroup_driver: "cgroupfs",
+      default_id_mappings: { uids: [], gids: [] },
+    });
     const st = runCmd([CRIO, "status", "--socket", d.socket, "info"]);
     expect(st).toMatchObject({ code: 0 });
     expect(st.stdout).toContain(`cgroup driver: cgroupfs\nstorage driver: overlay\nstorage graph root: ${d.root}\n`);
@@ -199,7 +211,11 @@ describe("completion and help", () => {
     Bun.write(script, runCmd([CRIO, "completion", "bash"]).stdout);
     const complete = (line: string) => {
       const words = line.split(" ");
-      const r = Bun.spawnSync(["bash", "-c", `source ${script}; COMP_WORDS=(${words.map((w) => `'${w}'`).join(" ")}); COMP_CWORD=${words.length - 1}; _crio; printf '%s\\n' "\${COMPREPLY[@]}"`]);
+      const r = Bun.spawnSync([
+        "bash",
+        "-c",
+        `source ${script}; COMP_WORDS=(${words.map((w) => `'${w}'`).join(" ")}); COMP_CWORD=${words.length - 1}; _crio; printf '%s\\n' "\${COMPREPLY[@]}"`,
+      ]);
       return r.stdout.toString().trim().split("\n").filter(Boolean).sort();
     };
     expect(complete("crio st")).toEqual(["status"]);
@@ -230,7 +246,11 @@ describe("completion and help", () => {
  */
 function versionFiles(): { args: string[]; file: string; [Symbol.dispose](): void } {
   const t = tempDir("crio-ver-");
-  return { args: ["--version-file", join(t.path, "version"), "--version-file-persist", join(t.path, "version-persist")], file: join(t.path, "version"), [Symbol.dispose]: () => t[Symbol.dispose]() };
+  return {
+    args: ["--version-file", join(t.path, "version"), "--version-file-persist", join(t.path, "version-persist")],
+    file: join(t.path, "version"),
+    [Symbol.dispose]: () => t[Symbol.dispose](),
+  };
 }
 
 async function waitCount(rcv: NotifyReceiver, line: string, n: number, timeoutMs = 10_000): Promise<void> {

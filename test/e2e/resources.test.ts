@@ -64,8 +64,13 @@ const MiB = 1024n * 1024n;
 describe.skipIf(!v1)("resources in the cgroup files", () => {
   test("cpu shares, quota/period, cpuset, memory, memory+swap and pids land under the pod's cgroup_parent", async () => {
     const { containerId } = await running({
-      cpuShares: 512n, cpuQuota: 50_000n, cpuPeriod: 100_000n, cpusetCpus: "0", cpusetMems: "0",
-      memoryLimitInBytes: 64n * MiB, memorySwapLimitInBytes: 128n * MiB,
+      cpuShares: 512n,
+      cpuQuota: 50_000n,
+      cpuPeriod: 100_000n,
+      cpusetCpus: "0",
+      cpusetMems: "0",
+      memoryLimitInBytes: 64n * MiB,
+      memorySwapLimitInBytes: 128n * MiB,
     } as Resources);
     expect(cg("cpu", containerId, "cpu.shares")).toBe("512");
     expect(cg("cpu", containerId, "cpu.cfs_quota_us")).toBe("50000");
@@ -92,7 +97,10 @@ describe.skipIf(!v1)("resources in the cgroup files", () => {
 
   test("UpdateContainerResources changes a running container's cgroup", async () => {
     const { containerId } = await running({ cpuShares: 256n, memoryLimitInBytes: 64n * MiB } as Resources);
-    await env.d.cri.updateContainerResources({ containerId, linux: { cpuShares: 768n, cpuQuota: 20_000n, cpuPeriod: 100_000n, memoryLimitInBytes: 96n * MiB } });
+    await env.d.cri.updateContainerResources({
+      containerId,
+      linux: { cpuShares: 768n, cpuQuota: 20_000n, cpuPeriod: 100_000n, memoryLimitInBytes: 96n * MiB },
+    });
     expect(cg("cpu", containerId, "cpu.shares")).toBe("768");
     expect(cg("cpu", containerId, "cpu.cfs_quota_us")).toBe("20000");
     expect(cg("memory", containerId, "memory.limit_in_bytes")).toBe(String(96n * MiB));

@@ -26,14 +26,21 @@ test("root on a 48 MB tmpfs, pod logs on a 1 MB one: ENOSPC is RESOURCE_EXHAUSTE
     const pod = podConfig("disk", dir);
     const { podSandboxId } = await d.cri.runPodSandbox({ config: pod });
     // a container that logs a line every 50 ms
-    const { containerId } = await d.cri.createContainer({ podSandboxId, config: ctrConfig("talker", env.busybox, ["sh", "-c", "i=0; while :; do echo line $i; i=$((i+1)); sleep 0.05; done"], {}, pod), sandboxConfig: pod });
+    const { containerId } = await d.cri.createContainer({
+      podSandboxId,
+      config: ctrConfig("talker", env.busybox, ["sh", "-c", "i=0; while :; do echo line $i; i=$((i+1)); sleep 0.05; done"], {}, pod),
+      sandboxConfig: pod,
+    });
     await d.cri.startContainer({ containerId });
     const logFile = join(pod.logDirectory!, "talker.log");
     await waitFor(() => existsSync(logFile) && readFileSync(logFile, "utf8").includes("line 3"));
 
     // 1. a pull bigger than the disk: RESOURCE_EXHAUSTED, no partial layer, the daemon serves on
     const big = await pushImage(env.reg, await bigImage({ layers: 2, totalBytes: 60 * 1024 * 1024 }), { name: "disk-big" });
-    const pulled = await d.cri.pullImage({ image: { image: imageRef(env.reg, "disk-big", big.tag) } }).then(() => status.OK, (e) => e.code);
+    const pulled = await d.cri.pullImage({ image: { image: imageRef(env.reg, "disk-big", big.tag) } }).then(
+      () => status.OK,
+      (e) => e.code,
+    );
     expect(pulled).toBe(status.RESOURCE_EXHAUSTED);
     expect(partialLayers(d.root)).toEqual([]);
     expect((await d.cri.listImages({})).images.some((i) => i.repoTags.some((t) => t.includes("disk-big")))).toBe(false);
@@ -41,7 +48,10 @@ test("root on a 48 MB tmpfs, pod logs on a 1 MB one: ENOSPC is RESOURCE_EXHAUSTE
     // 2. CreateContainer on a full disk: RESOURCE_EXHAUSTED, nothing half-made
     const filler = fill(join(root, "filler"));
     const before = snapshot(d.root, d.runroot);
-    const created = await d.cri.createContainer({ podSandboxId, config: ctrConfig("late", env.busybox, ["true"], {}, pod), sandboxConfig: pod }).then(() => status.OK, (e) => e.code);
+    const created = await d.cri.createContainer({ podSandboxId, config: ctrConfig("late", env.busybox, ["true"], {}, pod), sandboxConfig: pod }).then(
+      () => status.OK,
+      (e) => e.code,
+    );
     expect(created).toBe(status.RESOURCE_EXHAUSTED);
     expect(snapshot(d.root, d.runroot)).toEqual(before);
     expect((await d.cri.listContainers({})).containers.map((c) => c.id)).toEqual([containerId]);
@@ -102,7 +112,13 @@ function partialLayers(root: string): string[] {
 
 function snapshot(root: string, runroot: string): string[] {
   const ls = (p: string) => (existsSync(p) ? readdirSync(p).map((x) => `${p}/${x}`) : []);
-  return [...ls(join(root, "storage")), ...ls(join(root, "containers")), ...ls(join(runroot, "containers")), ...ls(join(runroot, "monitor")), ...ls(join(runroot, "exits"))].sort();
+  return [
+    ...ls(join(root, "storage")),
+    ...ls(join(root, "containers")),
+    ...ls(join(runroot, "containers")),
+    ...ls(join(runroot, "monitor")),
+    ...ls(join(runroot, "exits")),
+  ].sort();
 }
 
 function monitorAlive(_runroot: string, id: string): boolean {

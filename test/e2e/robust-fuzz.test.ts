@@ -10,7 +10,9 @@ test("CRI fuzz: every call gets a status in time, the daemon stays up, memory an
   await using env = await startEnv({ logLevel: "info" });
   const n = Number(process.env.FUZZ_REQUESTS ?? 10_000);
   const r = await fuzzCri(env, { requests: n, warmup: n, concurrency: 8 });
-  console.log(`fuzz: ${r.requests} requests over ${r.rpcs} RPCs in ${r.seconds.toFixed(1)} s, codes ${JSON.stringify(r.codes)}, RSS ${r.rss.before} → ${r.rss.after} kB (${(r.rss.after / r.rss.before).toFixed(2)}×), after a forced GC: anonymous ${r.anon.before} → ${r.anon.after} kB (${(r.anon.after / r.anon.before).toFixed(2)}×), JS heap ${r.heap.before} → ${r.heap.after} kB (${(r.heap.after / r.heap.before).toFixed(2)}×), fds ${r.fds.before} → ${r.fds.after}`);
+  console.log(
+    `fuzz: ${r.requests} requests over ${r.rpcs} RPCs in ${r.seconds.toFixed(1)} s, codes ${JSON.stringify(r.codes)}, RSS ${r.rss.before} → ${r.rss.after} kB (${(r.rss.after / r.rss.before).toFixed(2)}×), after a forced GC: anonymous ${r.anon.before} → ${r.anon.after} kB (${(r.anon.after / r.anon.before).toFixed(2)}×), JS heap ${r.heap.before} → ${r.heap.after} kB (${(r.heap.after / r.heap.before).toFixed(2)}×), fds ${r.fds.before} → ${r.fds.after}`,
+  );
   expect({ late: r.late, alive: r.daemonAlive, rpcs: r.rpcs }).toEqual({ late: [], alive: true, rpcs: 41 });
   // The issue's bounds (RSS ≤ 1.1×, fds flat) are measured by bench/fuzz.ts on a quiet machine
   // (bench/RESULTS.md). Here the suite runs three files at once: on a loaded machine one round

@@ -1,10 +1,26 @@
-
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { waitFor } from "../harness.ts";
 import { processesOf } from "../support/crash-churn.ts";
-import { arm, codeOf, created, createCall, eventuallyConsistent, expectConsistent, hold, kill, parentOf, release, RUNTIME_FAILED, running, S, setUp, stateOf, tearDown } from "../support/inject.ts";
+import {
+  arm,
+  codeOf,
+  created,
+  createCall,
+  eventuallyConsistent,
+  expectConsistent,
+  hold,
+  kill,
+  parentOf,
+  release,
+  RUNTIME_FAILED,
+  running,
+  S,
+  setUp,
+  stateOf,
+  tearDown,
+} from "../support/inject.ts";
 
 beforeAll(setUp, 120_000);
 afterAll(tearDown, 120_000);
@@ -66,7 +82,11 @@ describe("SIGKILL of the monitor", () => {
       release(); // runc create goes on (or returns), with its monitor gone
       expect(RUNTIME_FAILED).toContain(r.code);
       expect(r.message).toContain("monitor");
-      await waitFor(() => !existsSync(`/proc/${wrap}`) || readFileSync(`/proc/${wrap}/stat`, "utf8").split(") ")[1]!.startsWith("Z"), 30_000, "the orphaned runc create to end");
+      await waitFor(
+        () => !existsSync(`/proc/${wrap}`) || readFileSync(`/proc/${wrap}/stat`, "utf8").split(") ")[1]!.startsWith("Z"),
+        30_000,
+        "the orphaned runc create to end",
+      );
       await expectConsistent();
     });
   }

@@ -12,7 +12,22 @@ import { CRIO, waitFor } from "../harness.ts";
 import { ctrConfig, podConfig } from "../support/pods.ts";
 import { powerCut } from "../support/crash-churn.ts";
 import { pinFiles, rulesMentioning } from "../support/network.ts";
-import { arm, codeOf, created, createCall, expectConsistent, hold, killDaemon, release, restart, running, S, setUp, stateOf, tearDown } from "../support/inject.ts";
+import {
+  arm,
+  codeOf,
+  created,
+  createCall,
+  expectConsistent,
+  hold,
+  killDaemon,
+  release,
+  restart,
+  running,
+  S,
+  setUp,
+  stateOf,
+  tearDown,
+} from "../support/inject.ts";
 
 beforeAll(setUp, 120_000);
 afterAll(tearDown, 120_000);
@@ -80,7 +95,10 @@ test("SIGKILL of the daemon during RunPodSandbox (bridge ADD held), then `crio w
   const w = Bun.spawnSync([CRIO, "--config", S.d.configFile, "--config-dir", S.d.configDir, "wipe", "-f"], { stdout: "pipe", stderr: "pipe" });
   expect({ code: w.exitCode, err: w.exitCode ? w.stderr.toString() : "" }).toEqual({ code: 0, err: "" });
   expect(pinFiles(S.d.runroot)).toEqual([]);
-  const mounts = readFileSync("/proc/self/mountinfo", "utf8").split("\n").map((l) => l.split(" ")[4] ?? "").filter((m) => m.startsWith(S.d.runroot + "/") || m.startsWith(S.d.root + "/"));
+  const mounts = readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[4] ?? "")
+    .filter((m) => m.startsWith(S.d.runroot + "/") || m.startsWith(S.d.root + "/"));
   expect(mounts).toEqual([]);
   expect(await rulesMentioning([`name: \\"${S.net.name}\\"`])).toEqual([]);
   await restart();

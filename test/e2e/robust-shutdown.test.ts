@@ -28,7 +28,11 @@ test("SIGTERM under CPU load with open streams and calls in flight: every stream
   await d.cri.pullImage({ image: { image: env.busybox } });
   const pod = podConfig("shutdown", d.dir);
   const { podSandboxId } = await d.cri.runPodSandbox({ config: pod });
-  const { containerId } = await d.cri.createContainer({ podSandboxId, config: ctrConfig("c", env.busybox, ["sh", "-c", "while :; do echo hi; sleep 1; done"], { stdin: true }, pod), sandboxConfig: pod });
+  const { containerId } = await d.cri.createContainer({
+    podSandboxId,
+    config: ctrConfig("c", env.busybox, ["sh", "-c", "while :; do echo hi; sleep 1; done"], { stdin: true }, pod),
+    sandboxConfig: pod,
+  });
   await d.cri.startContainer({ containerId });
 
   // open: an exec session, an attach session, a port-forward, 2 event subscribers, an ExecSync in flight
@@ -39,7 +43,10 @@ test("SIGTERM under CPU load with open streams and calls in flight: every stream
   const { url: pfUrl } = await d.cri.portForward({ podSandboxId, port: [80] });
   const pf = (await WsClient.connect(`${pfUrl}?ports=80`, ["v4.channel.k8s.io"])).ws;
   const events = [0, 1].map(() => drain(d.cri.getContainerEvents({}, { timeoutMs: 120_000 })));
-  const execSync = d.cri.execSync({ containerId, cmd: ["sleep", "60"], timeout: 90n }, { timeoutMs: 120_000 }).then(() => status.OK, (e) => e.code as number);
+  const execSync = d.cri.execSync({ containerId, cmd: ["sleep", "60"], timeout: 90n }, { timeoutMs: 120_000 }).then(
+    () => status.OK,
+    (e) => e.code as number,
+  );
   await Bun.sleep(300); // let the ExecSync reach its monitor
 
   const busy = Array.from({ length: availableParallelism() }, () => Bun.spawn(["sh", "-c", "while :; do :; done"], { stdio: ["ignore", "ignore", "ignore"] }));
@@ -86,7 +93,9 @@ test("crio wipe -f after a stop with a pod running leaves no mount, runc contain
   expect({ code: w.exitCode, err: w.exitCode ? w.stderr.toString() : "" }).toEqual({ code: 0, err: "" });
   expect(mountsBelow(d.runroot)).toEqual([]);
   expect(Bun.spawnSync(["runc", "--root", d.runcRoot, "list", "-q"]).stdout.toString().trim()).toBe("");
-  const cg = Bun.spawnSync(["sh", "-c", `find /sys/fs/cgroup -maxdepth 4 -type d \\( -name '*${containerId}*' -o -name '*${podSandboxId}*' \\) 2>/dev/null`]).stdout.toString().trim();
+  const cg = Bun.spawnSync(["sh", "-c", `find /sys/fs/cgroup -maxdepth 4 -type d \\( -name '*${containerId}*' -o -name '*${podSandboxId}*' \\) 2>/dev/null`])
+    .stdout.toString()
+    .trim();
   expect(cg).toBe("");
 });
 
@@ -111,7 +120,10 @@ function leaveNothing(d: TestDaemon, second: () => TestDaemon | undefined): Asyn
 }
 
 function mountsBelow(dir: string): string[] {
-  return readFileSync("/proc/self/mountinfo", "utf8").split("\n").map((l) => l.split(" ")[4] ?? "").filter((m) => m === dir || m.startsWith(dir + "/"));
+  return readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[4] ?? "")
+    .filter((m) => m === dir || m.startsWith(dir + "/"));
 }
 
 async function drain(it: AsyncIterable<unknown>): Promise<number> {

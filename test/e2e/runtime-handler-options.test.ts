@@ -27,7 +27,9 @@ beforeAll(async () => {
     `runtime_path = ${JSON.stringify(RUNC)}`,
     `runtime_root = ${JSON.stringify(join(roots.path, "shmok"))}`,
     `allowed_annotations = [${JSON.stringify(SHM2)}]`,
-    `default_annotations = { ${Object.entries(DEFAULTS).map(([k, v]) => `${JSON.stringify(k)} = ${JSON.stringify(v)}`).join(", ")} }`,
+    `default_annotations = { ${Object.entries(DEFAULTS)
+      .map(([k, v]) => `${JSON.stringify(k)} = ${JSON.stringify(v)}`)
+      .join(", ")} }`,
   ].join("\n");
   env = await startEnv({ config: `${shmok}\n` });
   await env.d.cri.pullImage({ image: { image: env.busybox } });
@@ -45,7 +47,11 @@ async function run(handler: string, o: { pod?: Record<string, string>; ctr?: Rec
   const name = `rho${++seq}`;
   const p: PodConfig = podConfig(name, env.d.dir, { sharedPid: true, extra: { annotations: o.pod ?? {} } });
   const { podSandboxId } = await env.d.cri.runPodSandbox({ config: p, runtimeHandler: handler });
-  const { containerId } = await env.d.cri.createContainer({ podSandboxId, config: ctrConfig(name, env.busybox, ["sleep", "3600"], { annotations: o.ctr ?? {} }, p), sandboxConfig: p });
+  const { containerId } = await env.d.cri.createContainer({
+    podSandboxId,
+    config: ctrConfig(name, env.busybox, ["sleep", "3600"], { annotations: o.ctr ?? {} }, p),
+    sandboxConfig: p,
+  });
   await env.d.cri.startContainer({ containerId });
   return { podSandboxId, containerId };
 }
@@ -59,12 +65,16 @@ async function shmBytes(containerId: string): Promise<number> {
 }
 
 /** The annotations of a bundle's config.json (the daemon's runroot/containers/<id>/). */
-const specAnnotations = (id: string) => (JSON.parse(readFileSync(join(env.d.runroot, "containers", id, "config.json"), "utf8")) as { annotations: Record<string, string> }).annotations;
+const specAnnotations = (id: string) =>
+  (JSON.parse(readFileSync(join(env.d.runroot, "containers", id, "config.json"), "utf8")) as { annotations: Record<string, string> }).annotations;
 const podAnns = async (podSandboxId: string) => (await env.d.cri.podSandboxStatus({ podSandboxId })).status!.annotations;
 const ctrAnns = async (containerId: string) => (await env.d.cri.containerStatus({ containerId })).status!.annotations;
 /** The annotations of the config in verbose PodSandboxStatus / ContainerStatus info. */
 const verboseConfigAnns = async (kind: "pod" | "container", id: string) => {
-  const info = kind === "pod" ? (await env.d.cri.podSandboxStatus({ podSandboxId: id, verbose: true })).info : (await env.d.cri.containerStatus({ containerId: id, verbose: true })).info;
+  const info =
+    kind === "pod"
+      ? (await env.d.cri.podSandboxStatus({ podSandboxId: id, verbose: true })).info
+      : (await env.d.cri.containerStatus({ containerId: id, verbose: true })).info;
   return (JSON.parse(info.info ?? "{}") as { config?: { annotations?: Record<string, string> } }).config?.annotations;
 };
 
@@ -101,7 +111,10 @@ describe("allowed_annotations gates the pod shm size", () => {
 
   test("with the allowance, a malformed size is INVALID_ARGUMENT and leaves nothing: the same pod then runs", async () => {
     const p = podConfig(`rho${++seq}`, env.d.dir, { extra: { annotations: { [SHM2]: "lots" } } });
-    const shmMounts = () => readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.includes(env.d.runroot) && l.includes("/shm "));
+    const shmMounts = () =>
+      readFileSync("/proc/self/mountinfo", "utf8")
+        .split("\n")
+        .filter((l) => l.includes(env.d.runroot) && l.includes("/shm "));
     const before = shmMounts().length;
     const err = await env.d.cri.runPodSandbox({ config: p, runtimeHandler: "shmok" }).catch((e) => e);
     expect(err.code).toBe(grpc.INVALID_ARGUMENT);
@@ -116,7 +129,10 @@ describe("allowed_annotations gates the pod shm size", () => {
 
 describe("default_annotations", () => {
   test("in the pod's status, its infra and container config.json; the pod's and container's own annotations win", async () => {
-    const { podSandboxId, containerId } = await run("shmok", { pod: { "tier.example.com/class": "silver", podonly: "p" }, ctr: { "owner.example.com/team": "app", ctronly: "c" } });
+    const { podSandboxId, containerId } = await run("shmok", {
+      pod: { "tier.example.com/class": "silver", podonly: "p" },
+      ctr: { "owner.example.com/team": "app", ctronly: "c" },
+    });
     const pod = { ...DEFAULTS, "tier.example.com/class": "silver", podonly: "p" };
     expect(await podAnns(podSandboxId)).toEqual(pod);
     expect(specAnnotations(podSandboxId)).toMatchObject(pod); // the infra container's bundle
@@ -142,12 +158,23 @@ describe("default_annotations", () => {
 describe("config errors", () => {
   test("runtime_config_path on an oci handler, or an unknown allowed_annotations entry: the daemon refuses to start naming the key", async () => {
     for (const [toml, key, why] of [
-      ['[crio.runtime.runtimes.runc]\nruntime_config_path = "/etc/kata-containers/configuration.toml"\n', "crio.runtime.runtimes.runc.runtime_config_path", 'used only with runtime_type \\"vm\\"'],
-      ['[crio.runtime.runtimes.runc]\nallowed_annotations = ["io.kubernetes.cri-o.Bogus"]\n', "crio.runtime.runtimes.runc.allowed_annotations", "one of the experimental annotations"],
+      [
+        '[crio.runtime.runtimes.runc]\nruntime_config_path = "/etc/kata-containers/configuration.toml"\n',
+        "crio.runtime.runtimes.runc.runtime_config_path",
+        'used only with runtime_type \\"vm\\"',
+      ],
+      [
+        '[crio.runtime.runtimes.runc]\nallowed_annotations = ["io.kubernetes.cri-o.Bogus"]\n',
+        "crio.runtime.runtimes.runc.allowed_annotations",
+        "one of the experimental annotations",
+      ],
     ] as const) {
       await using d = await startDaemon({ config: toml, noWait: true });
       expect(await d.proc.exited).toBe(1);
-      const line = d.logs().split("\n").find((l) => l.includes("invalid configuration"));
+      const line = d
+        .logs()
+        .split("\n")
+        .find((l) => l.includes("invalid configuration"));
       expect(line).toContain(`key \\"${key}\\"`);
       expect(line).toContain(why);
     }
@@ -159,9 +186,18 @@ describe("config errors", () => {
     try {
       const before = env.d.logs().length;
       env.d.proc.kill("SIGHUP");
-      const line = await waitFor(() => env.d.logs().slice(before).split("\n").find((l) => l.includes("configuration reload failed")), 10_000, "the failed reload");
+      const line = await waitFor(
+        () =>
+          env.d
+            .logs()
+            .slice(before)
+            .split("\n")
+            .find((l) => l.includes("configuration reload failed")),
+        10_000,
+        "the failed reload",
+      );
       expect(line).toContain("keeping the running configuration");
-      expect(line).toContain('crio.runtime.runtimes.shmok.runtime_config_path');
+      expect(line).toContain("crio.runtime.runtimes.shmok.runtime_config_path");
     } finally {
       rmSync(dropIn, { force: true });
     }

@@ -30,7 +30,10 @@ let env: Env;
 beforeAll(async () => {
   writeFileSync(P.profile, JSON.stringify(DENY_MKDIR));
   // The hook reads the container state from stdin and appends "<tag> <status> <id>" to the marker.
-  writeFileSync(P.hookScript, `#!/bin/sh\nstate=$(cat)\nstatus=$(echo "$state" | sed -n 's/.*"status": *"\\([a-z]*\\)".*/\\1/p')\nid=$(echo "$state" | sed -n 's/.*"id": *"\\([0-9a-f]*\\)".*/\\1/p')\necho "$1 $status $id" >> ${P.marker}\n`);
+  writeFileSync(
+    P.hookScript,
+    `#!/bin/sh\nstate=$(cat)\nstatus=$(echo "$state" | sed -n 's/.*"status": *"\\([a-z]*\\)".*/\\1/p')\nid=$(echo "$state" | sed -n 's/.*"id": *"\\([0-9a-f]*\\)".*/\\1/p')\necho "$1 $status $id" >> ${P.marker}\n`,
+  );
   chmodSync(P.hookScript, 0o755);
   hookFile(P.hooksA, "10-always.json", "masked-by-b", { always: true }, ["prestart"]);
   hookFile(P.hooksB, "10-always.json", "prestart", { always: true }, ["prestart"]);
@@ -114,10 +117,16 @@ describe("seccomp_profile", () => {
   test("a missing or invalid seccomp_profile at start stops the daemon with a clear error", async () => {
     const bad = join(files.path, "bad.json");
     writeFileSync(bad, JSON.stringify({ defaultAction: "SCMP_ACT_NOPE" }));
-    for (const [path, why] of [[join(files.path, "absent.json"), "no such file or directory"], [bad, "has an invalid defaultAction"]] as const) {
+    for (const [path, why] of [
+      [join(files.path, "absent.json"), "no such file or directory"],
+      [bad, "has an invalid defaultAction"],
+    ] as const) {
       await using d = await startDaemon({ config: `[crio.runtime]\nseccomp_profile = ${JSON.stringify(path)}\n`, noWait: true });
       expect(await d.proc.exited).toBe(1);
-      const line = d.logs().split("\n").find((l) => l.includes("cannot start"));
+      const line = d
+        .logs()
+        .split("\n")
+        .find((l) => l.includes("cannot start"));
       expect(line).toContain(`invalid seccomp_profile \\"${path}\\"`);
       expect(line).toContain(why);
     }
@@ -143,7 +152,10 @@ describe("other node-wide settings", () => {
 
 describe("OCI hooks from hooks_dir", () => {
   const markerLines = () => (existsSync(P.marker) ? readFileSync(P.marker, "utf8").trim().split("\n") : []);
-  const linesOf = (id: string) => markerLines().filter((l) => l.endsWith(` ${id}`)).map((l) => l.split(" ").slice(0, 2).join(" "));
+  const linesOf = (id: string) =>
+    markerLines()
+      .filter((l) => l.endsWith(` ${id}`))
+      .map((l) => l.split(" ").slice(0, 2).join(" "));
 
   test("prestart and poststart run at start, poststop at removal; later dirs mask earlier ones; conditions select", async () => {
     const c = await running({ annotations: { "io.example.hook": "yes" } } as Partial<CtrConfig>);
@@ -172,7 +184,11 @@ describe("read_only", () => {
     const { podSandboxId } = await d.d.cri.runPodSandbox({ config: pod });
     const { containerId } = await d.d.cri.createContainer({ podSandboxId, config: ctrConfig("ro", d.busybox, ["sleep", "3600"], {}, pod), sandboxConfig: pod });
     await d.d.cri.startContainer({ containerId });
-    const r = await d.d.cri.execSync({ containerId, cmd: ["sh", "-c", "touch /etc/x 2>&1; for p in /run /tmp /var/tmp; do touch $p/x && echo $p ok; done; grep ' /tmp ' /proc/self/mounts | cut -d' ' -f3"], timeout: 10n });
+    const r = await d.d.cri.execSync({
+      containerId,
+      cmd: ["sh", "-c", "touch /etc/x 2>&1; for p in /run /tmp /var/tmp; do touch $p/x && echo $p ok; done; grep ' /tmp ' /proc/self/mounts | cut -d' ' -f3"],
+      timeout: 10n,
+    });
     expect(dec.decode(r.stdout).trim().split("\n")).toEqual(["touch: /etc/x: Read-only file system", "/run ok", "/tmp ok", "/var/tmp ok", "tmpfs"]);
   });
 });

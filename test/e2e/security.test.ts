@@ -24,7 +24,19 @@ afterAll(async () => {
 type SecurityContext = NonNullable<NonNullable<CtrConfig["linux"]>["securityContext"]>;
 
 /** The kubelet's masked and read-only paths for ProcMount Default (pkg/securitycontext). */
-const KUBELET_MASKED = ["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"];
+const KUBELET_MASKED = [
+  "/proc/asound",
+  "/proc/acpi",
+  "/proc/kcore",
+  "/proc/keys",
+  "/proc/latency_stats",
+  "/proc/timer_list",
+  "/proc/timer_stats",
+  "/proc/sched_debug",
+  "/proc/scsi",
+  "/sys/firmware",
+  "/sys/devices/virtual/powercap",
+];
 const KUBELET_READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 /** The /proc/<pid>/status mask of a set of capability names. */
@@ -77,11 +89,19 @@ const kubeletPaths = { maskedPaths: KUBELET_MASKED, readonlyPaths: KUBELET_READO
 describe("capabilities", () => {
   test("the default nine: effective = permitted = bounding, nothing ambient or inheritable", async () => {
     const c = await running({ ...kubeletPaths });
-    expect(await caps(c)).toEqual({ CapInh: "0".repeat(16), CapPrm: mask(DEFAULT_NINE), CapEff: mask(DEFAULT_NINE), CapBnd: mask(DEFAULT_NINE), CapAmb: "0".repeat(16) });
+    expect(await caps(c)).toEqual({
+      CapInh: "0".repeat(16),
+      CapPrm: mask(DEFAULT_NINE),
+      CapEff: mask(DEFAULT_NINE),
+      CapBnd: mask(DEFAULT_NINE),
+      CapAmb: "0".repeat(16),
+    });
   });
 
   test("add and drop change every set but ambient", async () => {
-    const c = await running({ capabilities: { addCapabilities: ["NET_ADMIN", "CAP_SYS_TIME"], dropCapabilities: ["CHOWN", "KILL"], addAmbientCapabilities: [] } });
+    const c = await running({
+      capabilities: { addCapabilities: ["NET_ADMIN", "CAP_SYS_TIME"], dropCapabilities: ["CHOWN", "KILL"], addAmbientCapabilities: [] },
+    });
     const want = [...DEFAULT_NINE.filter((x) => x !== "CHOWN" && x !== "KILL"), "NET_ADMIN", "SYS_TIME"];
     const got = await caps(c);
     expect([got.CapEff, got.CapBnd, got.CapAmb]).toEqual([mask(want), mask(want), "0".repeat(16)]);
@@ -151,7 +171,10 @@ describe("seccomp", () => {
 
   test("a Localhost profile from a file: its rules apply", async () => {
     const file = join(env.d.dir, "deny-mkdir.json");
-    writeFileSync(file, JSON.stringify({ defaultAction: "SCMP_ACT_ALLOW", syscalls: [{ names: ["mkdir", "mkdirat"], action: "SCMP_ACT_ERRNO", errnoRet: 1 }] }));
+    writeFileSync(
+      file,
+      JSON.stringify({ defaultAction: "SCMP_ACT_ALLOW", syscalls: [{ names: ["mkdir", "mkdirat"], action: "SCMP_ACT_ERRNO", errnoRet: 1 }] }),
+    );
     const c = await running(profile(Profile.Localhost, file));
     expect(await statusField(c, "Seccomp")).toBe("2");
     const r = await c.exec("mkdir /tmp/nope");
@@ -237,7 +260,12 @@ describe("users and groups", () => {
     const merge = await running({ runAsUsername: "app", runAsGroup: { value: 3000n }, supplementalGroups: [4000n] });
     expect(await id(merge)).toEqual(["1000", "3000", "3000 2000 4000"]);
     expect(await statusUser(merge.containerId)).toMatchObject({ uid: 1000n, gid: 3000n, supplementalGroups: [3000n, 2000n, 4000n] });
-    const strict = await running({ runAsUsername: "app", runAsGroup: { value: 3000n }, supplementalGroups: [4000n], supplementalGroupsPolicy: SupplementalGroupsPolicy.Strict });
+    const strict = await running({
+      runAsUsername: "app",
+      runAsGroup: { value: 3000n },
+      supplementalGroups: [4000n],
+      supplementalGroupsPolicy: SupplementalGroupsPolicy.Strict,
+    });
     expect((await strict.exec("id -G")).out).toBe("3000 4000");
     expect(await statusUser(strict.containerId)).toMatchObject({ uid: 1000n, gid: 3000n, supplementalGroups: [3000n, 4000n] });
     const st = await env.d.cri.status({});
@@ -291,7 +319,10 @@ describe("devices", () => {
     const rw = await running({}, { extra: { devices: [{ hostPath: "/dev/null", containerPath: "/dev/mynull", permissions: "rwm" }] } as Partial<CtrConfig> });
     expect((await rw.exec("echo x > /dev/mynull && stat -c '%t:%T %F' /dev/mynull")).out).toBe("1:3 character special file");
     // /dev/null and /dev/net/tun are in runc's always-allowed set; /dev/loop-control (10:237) is not.
-    const ro = await running({}, { extra: { devices: [{ hostPath: "/dev/loop-control", containerPath: "/dev/myloop", permissions: "r" }] } as Partial<CtrConfig> });
+    const ro = await running(
+      {},
+      { extra: { devices: [{ hostPath: "/dev/loop-control", containerPath: "/dev/myloop", permissions: "r" }] } as Partial<CtrConfig> },
+    );
     expect((await ro.exec("exec 3</dev/myloop && echo read-ok")).out).toBe("read-ok");
     const w = await ro.exec("exec 3>/dev/myloop");
     expect(w.code).not.toBe(0);
@@ -304,7 +335,10 @@ describe("devices", () => {
   });
 
   test("a missing host device is INVALID_ARGUMENT", async () => {
-    const err = await running({}, { extra: { devices: [{ hostPath: "/dev/no-such-device", containerPath: "/dev/x", permissions: "rwm" }] } as Partial<CtrConfig> }).catch((e) => e);
+    const err = await running(
+      {},
+      { extra: { devices: [{ hostPath: "/dev/no-such-device", containerPath: "/dev/x", permissions: "rwm" }] } as Partial<CtrConfig> },
+    ).catch((e) => e);
     expect(err.code).toBe(grpc.INVALID_ARGUMENT);
     expect(err.details).toContain('failed to add device "/dev/no-such-device"');
   });
@@ -317,7 +351,10 @@ describe("AppArmor and SELinux are off on this kernel", () => {
     const c = await running({ apparmor: { profileType: Profile.Localhost, localhostRef: "localhost/my-profile" } });
     expect((await c.exec("echo up")).out).toBe("up");
     expect(bundle(c.containerId).process.apparmorProfile).toBeUndefined();
-    const lines = env.d.logs().split("\n").filter((l) => l.includes("AppArmor is disabled"));
+    const lines = env.d
+      .logs()
+      .split("\n")
+      .filter((l) => l.includes("AppArmor is disabled"));
     expect(lines).toHaveLength(1);
   });
 

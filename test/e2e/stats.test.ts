@@ -96,7 +96,11 @@ describe.skipIf(!canRun)("container and pod stats", () => {
   test("pod stats without a cgroup parent: the sum of its containers; with one: the parent's cgroup", async () => {
     const pod = podConfig("two", env.d.dir, { sharedPid: true });
     const a = await run("a", ["sleep", "3600"], { pod });
-    const { containerId: b } = await env.d.cri.createContainer({ podSandboxId: a.podSandboxId, config: ctrConfig("b", env.busybox, ["sh", "-c", "sleep 3600 & sleep 3600"], {}, pod), sandboxConfig: pod });
+    const { containerId: b } = await env.d.cri.createContainer({
+      podSandboxId: a.podSandboxId,
+      config: ctrConfig("b", env.busybox, ["sh", "-c", "sleep 3600 & sleep 3600"], {}, pod),
+      sandboxConfig: pod,
+    });
     await env.d.cri.startContainer({ containerId: b });
     const s = (await env.d.cri.podSandboxStats({ podSandboxId: a.podSandboxId })).stats!;
     expect(s.attributes).toMatchObject({ id: a.podSandboxId, metadata: { name: "two" } });
@@ -106,7 +110,9 @@ describe.skipIf(!canRun)("container and pod stats", () => {
     expect(Number(s.linux!.process!.processCount!.value)).toBeGreaterThanOrEqual(4); // pause, sleep, sh + 2 sleeps
     expect(s.linux!.network).toBeUndefined(); // host network
 
-    const pp = podConfig("parent", env.d.dir, { extra: { linux: { cgroupParent: PARENT, securityContext: { namespaceOptions: { network: 2, pid: 1, ipc: 0 } } } } });
+    const pp = podConfig("parent", env.d.dir, {
+      extra: { linux: { cgroupParent: PARENT, securityContext: { namespaceOptions: { network: 2, pid: 1, ipc: 0 } } } },
+    });
     const p = await run("p", ["sh", "-c", "sleep 3600 & sleep 3600 & wait"], { pod: pp });
     const ps = (await env.d.cri.podSandboxStats({ podSandboxId: p.podSandboxId })).stats!;
     // sh and two sleeps, and the container's monitor: it runs in the pod's cgroup (monitor_cgroup "")
@@ -122,7 +128,9 @@ describe.skipIf(!canRun)("container and pod stats", () => {
 
   test("pod network counters rise after traffic between two pods", async () => {
     const cni = (name: string) => podConfig(name, env.d.dir, { hostNetwork: false, labels: { stats: "net" } });
-    web = await run("web", ["sh", "-c", "mkdir -p /www && head -c 2000000 /dev/zero > /www/big && echo ready && exec httpd -f -p 8080 -h /www"], { pod: cni("web") });
+    web = await run("web", ["sh", "-c", "mkdir -p /www && head -c 2000000 /dev/zero > /www/big && echo ready && exec httpd -f -p 8080 -h /www"], {
+      pod: cni("web"),
+    });
     client = await run("client", ["sleep", "3600"], { pod: cni("client") });
     await logged(web.logPath, "ready");
     const ip = (await env.d.cri.podSandboxStatus({ podSandboxId: web.podSandboxId })).status!.network!.ip;
@@ -155,8 +163,12 @@ describe.skipIf(!canRun)("container and pod stats", () => {
     expect(tx.value!.value).toBeGreaterThanOrEqual(2_000_000n);
     const ctr = webM.containerMetrics.find((c) => c.containerId === web.containerId)!;
     const names = ctr.metrics.map((m) => m.name);
-    for (const n of ["container_cpu_usage_seconds_total", "container_memory_working_set_bytes", "container_processes", "container_last_seen"]) expect(names).toContain(n);
-    expect(ctr.metrics.find((m) => m.name === "container_memory_working_set_bytes")!.labelValues.slice(0, 2)).toEqual([web.containerId, expect.stringContaining("web")]);
+    for (const n of ["container_cpu_usage_seconds_total", "container_memory_working_set_bytes", "container_processes", "container_last_seen"])
+      expect(names).toContain(n);
+    expect(ctr.metrics.find((m) => m.name === "container_memory_working_set_bytes")!.labelValues.slice(0, 2)).toEqual([
+      web.containerId,
+      expect.stringContaining("web"),
+    ]);
   });
 
   test("every Stream* RPC returns the items of its unary twin", async () => {
@@ -170,8 +182,15 @@ describe.skipIf(!canRun)("container and pod stats", () => {
     expect(idsOf(cs)).toEqual(idsOf((await env.d.cri.listContainerStats({})).stats));
     const ps = (await collect(env.d.cri.streamPodSandboxStats({ filter: { labelSelector: { stats: "net" } } }))).flatMap((m) => m.podSandboxStats);
     expect(idsOf(ps)).toEqual(idsOf((await env.d.cri.listPodSandboxStats({ filter: { labelSelector: { stats: "net" } } })).stats));
-    const strip = (m: { podSandboxId: string; metrics: Array<{ name: string; labelValues: string[] }>; containerMetrics: Array<{ containerId: string; metrics: Array<{ name: string; labelValues: string[] }> }> }) =>
-      [m.podSandboxId, m.metrics.map((x) => `${x.name}${x.labelValues}`), m.containerMetrics.map((c) => [c.containerId, c.metrics.map((x) => `${x.name}${x.labelValues}`)])];
+    const strip = (m: {
+      podSandboxId: string;
+      metrics: Array<{ name: string; labelValues: string[] }>;
+      containerMetrics: Array<{ containerId: string; metrics: Array<{ name: string; labelValues: string[] }> }>;
+    }) => [
+      m.podSandboxId,
+      m.metrics.map((x) => `${x.name}${x.labelValues}`),
+      m.containerMetrics.map((c) => [c.containerId, c.metrics.map((x) => `${x.name}${x.labelValues}`)]),
+    ];
     const sm = (await collect(env.d.cri.streamPodSandboxMetrics({}))).flatMap((m) => m.podSandboxMetrics);
     expect(sm.map(strip).sort()).toEqual((await env.d.cri.listPodSandboxMetrics({})).podMetrics.map(strip).sort());
     expect((await collect(env.d.cri.streamContainerStats({ filter: { id: "nonexistent" } }))).map((m) => m.containerStats)).toEqual([[]]);

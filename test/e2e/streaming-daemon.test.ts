@@ -11,7 +11,14 @@ const CNI = (bridge: string, subnet: string, dataDir: string) =>
     cniVersion: "1.0.0",
     name: "crio-test",
     plugins: [
-      { type: "bridge", bridge, isGateway: true, ipMasq: true, hairpinMode: true, ipam: { type: "host-local", ranges: [[{ subnet }]], routes: [{ dst: "0.0.0.0/0" }], dataDir } },
+      {
+        type: "bridge",
+        bridge,
+        isGateway: true,
+        ipMasq: true,
+        hairpinMode: true,
+        ipam: { type: "host-local", ranges: [[{ subnet }]], routes: [{ dst: "0.0.0.0/0" }], dataDir },
+      },
       { type: "portmap", capabilities: { portMappings: true }, snat: true },
     ],
   });
@@ -39,7 +46,13 @@ async function running(name: string, cmd: string[], extra = {}, hostNetwork = tr
 describe("streaming through the daemon", () => {
   test("exec over SPDY v4: stdout, stderr, stdin and the exit code", async () => {
     const c = await running("sx", ["sleep", "3600"]);
-    const { url } = await env.d.cri.exec({ containerId: c.containerId, cmd: ["sh", "-c", "cat; echo err >&2; exit 3"], stdin: true, stdout: true, stderr: true });
+    const { url } = await env.d.cri.exec({
+      containerId: c.containerId,
+      cmd: ["sh", "-c", "cat; echo err >&2; exit 3"],
+      stdin: true,
+      stdout: true,
+      stderr: true,
+    });
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/exec\/\S+$/);
     const { client } = await SpdyClient.connect(url, ["v4.channel.k8s.io"]);
     const error = await client.createStream({ streamType: "error" });
@@ -69,7 +82,12 @@ describe("streaming through the daemon", () => {
 
   test("a 10 MB stream through exec arrives whole", async () => {
     const c = await running("big", ["sleep", "3600"]);
-    const { url } = await env.d.cri.exec({ containerId: c.containerId, cmd: ["sh", "-c", "head -c 10485760 /dev/urandom | tee /tmp/blob | cat >/dev/null; sha256sum /tmp/blob >&2; cat /tmp/blob"], stdout: true, stderr: true });
+    const { url } = await env.d.cri.exec({
+      containerId: c.containerId,
+      cmd: ["sh", "-c", "head -c 10485760 /dev/urandom | tee /tmp/blob | cat >/dev/null; sha256sum /tmp/blob >&2; cat /tmp/blob"],
+      stdout: true,
+      stderr: true,
+    });
     const { client } = await SpdyClient.connect(url, ["v4.channel.k8s.io"]);
     const error = await client.createStream({ streamType: "error" });
     const stdout = await client.createStream({ streamType: "stdout" });
@@ -117,9 +135,13 @@ describe("streaming through the daemon", () => {
     const { ws } = await WsClient.connect(url, ["v5.channel.k8s.io"]);
     await ws.waitFor(() => (channelData(ws.messages).get(1)?.length ?? 0) > 0);
     ws.socket.destroy();
-    await waitFor(async () => {
-      const r = await env.d.cri.execSync({ containerId: c.containerId, cmd: ["ps", "-o", "args"], timeout: 5n });
-      return !new TextDecoder().decode(r.stdout).includes("while");
-    }, 15_000, "the exec process to be gone");
+    await waitFor(
+      async () => {
+        const r = await env.d.cri.execSync({ containerId: c.containerId, cmd: ["ps", "-o", "args"], timeout: 5n });
+        return !new TextDecoder().decode(r.stdout).includes("while");
+      },
+      15_000,
+      "the exec process to be gone",
+    );
   });
 });

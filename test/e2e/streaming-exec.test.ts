@@ -123,7 +123,10 @@ describe("SPDY exec", () => {
 
 describe("WebSocket exec", () => {
   test.concurrent("v5: output, exit code, and the stdin close signal", async () => {
-    const { ws, protocol } = await WsClient.connect(exec(["sh", "-c", "cat; echo bye >&2; exit 4"], { stdin: true }), ["v5.channel.k8s.io", "v4.channel.k8s.io"]);
+    const { ws, protocol } = await WsClient.connect(exec(["sh", "-c", "cat; echo bye >&2; exit 4"], { stdin: true }), [
+      "v5.channel.k8s.io",
+      "v4.channel.k8s.io",
+    ]);
     expect(protocol).toBe("v5.channel.k8s.io");
     ws.send(channelMessage(0, "abc"), 3); // fragmented into 3 frames
     ws.send(channelMessage(0, "def"));
@@ -183,7 +186,13 @@ describe("tokens and handshakes", () => {
     const url = exec(["true"]);
     const s = await spdyExec(url, { stderr: true });
     await s.error.ended;
-    const again = await rawRequest(url, { headers: [["Connection", "Upgrade"], ["Upgrade", "SPDY/3.1"], ["X-Stream-Protocol-Version", "v4.channel.k8s.io"]] });
+    const again = await rawRequest(url, {
+      headers: [
+        ["Connection", "Upgrade"],
+        ["Upgrade", "SPDY/3.1"],
+        ["X-Stream-Protocol-Version", "v4.channel.k8s.io"],
+      ],
+    });
     expect({ status: again.status, body: again.body }).toEqual({ status: 404, body: "404 page not found\n" });
     expect((await rawRequest(`${server.url}/exec/AAAAAAAAAAAAAAAAAAAAAA`)).status).toBe(404);
     const wrong = exec(["true"]).replace("/exec/", "/attach/");
@@ -209,9 +218,17 @@ describe("tokens and handshakes", () => {
     const bad = await SpdyClient.connect(exec(["true"]), ["v9.channel.k8s.io"]).catch((e) => e);
     expect(bad.result.status).toBe(403);
     expect(bad.result.headers.get("x-accepted-stream-protocol-versions")).toEqual([
-      "v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io",
+      "v4.channel.k8s.io",
+      "v3.channel.k8s.io",
+      "v2.channel.k8s.io",
+      "channel.k8s.io",
     ]);
-    const none = await rawRequest(exec(["true"]), { headers: [["Connection", "Upgrade"], ["Upgrade", "SPDY/3.1"]] });
+    const none = await rawRequest(exec(["true"]), {
+      headers: [
+        ["Connection", "Upgrade"],
+        ["Upgrade", "SPDY/3.1"],
+      ],
+    });
     expect(none.status).toBe(400);
   });
 

@@ -82,11 +82,15 @@ describe.skipIf(!kubectl)("kubectl", () => {
     try {
       let out = "";
       const reader = p.stdout.getReader();
-      const local = await waitFor(async () => {
-        const { value } = await reader.read();
-        out += new TextDecoder().decode(value ?? new Uint8Array());
-        return /Forwarding from 127\.0\.0\.1:(\d+)/.exec(out)?.[1];
-      }, 20_000, "kubectl port-forward to listen");
+      const local = await waitFor(
+        async () => {
+          const { value } = await reader.read();
+          out += new TextDecoder().decode(value ?? new Uint8Array());
+          return /Forwarding from 127\.0\.0\.1:(\d+)/.exec(out)?.[1];
+        },
+        20_000,
+        "kubectl port-forward to listen",
+      );
       const ask = (msg: string) =>
         new Promise<string>((resolve, reject) => {
           const c = net.connect(Number(local), "127.0.0.1", () => c.write(msg));

@@ -111,10 +111,17 @@ export async function fakeApiServer(server: StreamingServer): Promise<{ url: str
         "/api": { kind: "APIVersions", versions: ["v1"], serverAddressByClientCIDRs: [{ clientCIDR: "0.0.0.0/0", serverAddress: "127.0.0.1" }] },
         "/apis": { kind: "APIGroupList", apiVersion: "v1", groups: [] },
         "/api/v1": {
-          kind: "APIResourceList", groupVersion: "v1",
+          kind: "APIResourceList",
+          groupVersion: "v1",
           resources: [
             { name: "pods", singularName: "pod", namespaced: true, kind: "Pod", verbs: ["get", "list"], shortNames: ["po"] },
-            ...["exec", "attach", "portforward"].map((sub) => ({ name: `pods/${sub}`, singularName: "", namespaced: true, kind: "PodExecOptions", verbs: ["create", "get"] })),
+            ...["exec", "attach", "portforward"].map((sub) => ({
+              name: `pods/${sub}`,
+              singularName: "",
+              namespaced: true,
+              kind: "PodExecOptions",
+              verbs: ["create", "get"],
+            })),
           ],
         },
       };
@@ -122,8 +129,11 @@ export async function fakeApiServer(server: StreamingServer): Promise<{ url: str
       if (!m) return client.end("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
       if (!m[3]) {
         return json({
-          apiVersion: "v1", kind: "Pod", metadata: { name: m[2], namespace: m[1], uid: "u1" },
-          spec: { containers: [{ name: "c", image: "busybox" }] }, status: { phase: "Running" },
+          apiVersion: "v1",
+          kind: "Pod",
+          metadata: { name: m[2], namespace: m[1], uid: "u1" },
+          spec: { containers: [{ name: "c", image: "busybox" }] },
+          status: { phase: "Running" },
         });
       }
       const q = u.searchParams;
@@ -131,7 +141,14 @@ export async function fakeApiServer(server: StreamingServer): Promise<{ url: str
       let streamUrl: string;
       if (m[3] === "exec") {
         const tty = flag("tty");
-        streamUrl = server.getExecUrl({ containerId: m[2]!, cmd: q.getAll("command"), tty, stdin: flag("stdin"), stdout: flag("stdout"), stderr: flag("stderr") && !tty });
+        streamUrl = server.getExecUrl({
+          containerId: m[2]!,
+          cmd: q.getAll("command"),
+          tty,
+          stdin: flag("stdin"),
+          stdout: flag("stdout"),
+          stderr: flag("stderr") && !tty,
+        });
       } else if (m[3] === "attach") {
         const tty = flag("tty");
         streamUrl = server.getAttachUrl({ containerId: m[2]!, tty, stdin: flag("stdin"), stdout: flag("stdout"), stderr: flag("stderr") && !tty });

@@ -21,7 +21,23 @@ function ossl(...args: string[]) {
 function issue(name: string, cn: string) {
   ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${cn}`);
   Bun.write(join(dir.path, `${name}.ext`), "subjectAltName=IP:127.0.0.1\n");
-  ossl("x509", "-req", "-in", `${name}.csr`, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1", "-out", `${name}.pem`, "-extfile", `${name}.ext`);
+  ossl(
+    "x509",
+    "-req",
+    "-in",
+    `${name}.csr`,
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-days",
+    "1",
+    "-out",
+    `${name}.pem`,
+    "-extfile",
+    `${name}.ext`,
+  );
 }
 const file = (n: string) => join(dir.path, n);
 
@@ -45,28 +61,32 @@ beforeAll(() => {
   issue("client", "a-client");
 });
 
-test.skipIf(!openssl)("https URLs work, and replaced certificate files are picked up", async () => {
-  // the server checks the files at most once a second, on new connections
-  const server = new StreamingServer({ backend: localBackend(), tls: { cert: file("one.pem"), key: file("one.key") } });
-  await server.start();
-  try {
-    const ca = readFileSync(file("ca.pem"));
-    const url = server.getExecUrl({ containerId: "c", cmd: ["echo", "over tls"], tty: false, stdin: false, stdout: true, stderr: false });
-    expect(url).toStartWith("https://127.0.0.1:");
-    const { client } = await SpdyClient.connect(url, ["v4.channel.k8s.io"], ca);
-    expect((client.socket as tls.TLSSocket).getPeerCertificate().subject.CN).toBe("server-one");
-    const error = await client.createStream({ streamType: "error" });
-    const stdout = await client.createStream({ streamType: "stdout" });
-    expect((await stdout.ended).toString()).toBe("over tls\n");
-    expect(JSON.parse((await error.ended).toString()).status).toBe("Success");
+test.skipIf(!openssl)(
+  "https URLs work, and replaced certificate files are picked up",
+  async () => {
+    // the server checks the files at most once a second, on new connections
+    const server = new StreamingServer({ backend: localBackend(), tls: { cert: file("one.pem"), key: file("one.key") } });
+    await server.start();
+    try {
+      const ca = readFileSync(file("ca.pem"));
+      const url = server.getExecUrl({ containerId: "c", cmd: ["echo", "over tls"], tty: false, stdin: false, stdout: true, stderr: false });
+      expect(url).toStartWith("https://127.0.0.1:");
+      const { client } = await SpdyClient.connect(url, ["v4.channel.k8s.io"], ca);
+      expect((client.socket as tls.TLSSocket).getPeerCertificate().subject.CN).toBe("server-one");
+      const error = await client.createStream({ streamType: "error" });
+      const stdout = await client.createStream({ streamType: "stdout" });
+      expect((await stdout.ended).toString()).toBe("over tls\n");
+      expect(JSON.parse((await error.ended).toString()).status).toBe("Success");
 
-    renameSync(file("two.pem"), file("one.pem"));
-    renameSync(file("two.key"), file("one.key"));
-    await waitFor(async () => (await peerCommonName(server.url, ca)) === "server-two", 10_000, "the new certificate");
-  } finally {
-    await server.stop();
-  }
-}, 20_000);
+      renameSync(file("two.pem"), file("one.pem"));
+      renameSync(file("two.key"), file("one.key"));
+      await waitFor(async () => (await peerCommonName(server.url, ca)) === "server-two", 10_000, "the new certificate");
+    } finally {
+      await server.stop();
+    }
+  },
+  20_000,
+);
 
 test.skipIf(!openssl)("with a CA, clients must present a certificate it signed", async () => {
   const server = new StreamingServer({ backend: localBackend(), tls: { cert: file("client.pem"), key: file("client.key"), ca: file("ca.pem") } });

@@ -10,8 +10,20 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { run, runRaw } from "../../src/sys/exec.ts";
 import {
-  bigImage, busyboxImage, HOSTILE_CASES, hostileImage, IMAGE_NAMES, imageRef, MEDIA, multilayerImage,
-  MULTILAYER_EXPECT, pushAll, pushImage, readLayer, type PushedImage, type StandardImageName,
+  bigImage,
+  busyboxImage,
+  HOSTILE_CASES,
+  hostileImage,
+  IMAGE_NAMES,
+  imageRef,
+  MEDIA,
+  multilayerImage,
+  MULTILAYER_EXPECT,
+  pushAll,
+  pushImage,
+  readLayer,
+  type PushedImage,
+  type StandardImageName,
 } from "../support/images.ts";
 import { registryFetch, skopeo, skopeoFlags, startRegistry, type Registry } from "../support/registry.ts";
 import { readTar, writeTar } from "../support/tar.ts";
@@ -60,10 +72,29 @@ describe("registries", () => {
 
   test("skopeo against the secure registry fails without credentials or without the CA", async () => {
     const ref = onSecure.busybox.ref;
-    const noCreds = await runRaw(["skopeo", "--policy", join(secure.dir, "skopeo/policy.json"), "inspect", "--raw", "--cert-dir", secure.certDir!, "--no-creds", `docker://${ref}`]);
+    const noCreds = await runRaw([
+      "skopeo",
+      "--policy",
+      join(secure.dir, "skopeo/policy.json"),
+      "inspect",
+      "--raw",
+      "--cert-dir",
+      secure.certDir!,
+      "--no-creds",
+      `docker://${ref}`,
+    ]);
     expect(noCreds.code).not.toBe(0);
     expect(noCreds.stderr).toMatch(/unauthorized|authentication required/i);
-    const noCa = await runRaw(["skopeo", "--policy", join(secure.dir, "skopeo/policy.json"), "inspect", "--raw", "--creds", `${AUTH.user}:${AUTH.password}`, `docker://${ref}`]);
+    const noCa = await runRaw([
+      "skopeo",
+      "--policy",
+      join(secure.dir, "skopeo/policy.json"),
+      "inspect",
+      "--raw",
+      "--creds",
+      `${AUTH.user}:${AUTH.password}`,
+      `docker://${ref}`,
+    ]);
     expect(noCa.code).not.toBe(0);
     expect(noCa.stderr).toMatch(/certificate|x509/i);
   });
@@ -132,8 +163,11 @@ describe("standard images", () => {
   test("multilayer carries its config and its whiteouts, links and symlink", async () => {
     const cfg = (await inspect(secure, onSecure.multilayer.ref, "--config")).config;
     expect(cfg).toMatchObject({
-      User: "app", StopSignal: "SIGUSR1", WorkingDir: "/opt/app",
-      Entrypoint: ["/opt/app/entrypoint.sh"], Cmd: ["echo", "hello from multilayer"],
+      User: "app",
+      StopSignal: "SIGUSR1",
+      WorkingDir: "/opt/app",
+      Entrypoint: ["/opt/app/entrypoint.sh"],
+      Cmd: ["echo", "hello from multilayer"],
     });
     expect(cfg.Env).toContain("GREETING=hello");
     const img = await multilayerImage();
@@ -171,9 +205,10 @@ describe("builders", () => {
       expect(got, name).toEqual(entries.map((e) => [e.name, e.type ?? "file", e.linkname]));
       const blob = join(img.layoutDir, "blobs/sha256", img.layers[0]!.digest.slice(7));
       const listed = (await run(["tar", "--absolute-names", "--quoting-style=literal", "-tzvf", blob])).trim().split("\n");
-      expect(listed.map((l) => l.replace(/^\S+ \S+ +\d+ \S+ \S+ /, "")), name).toEqual(
-        entries.map((e) => e.name + (e.type === "symlink" ? ` -> ${e.linkname}` : e.type === "hardlink" ? ` link to ${e.linkname}` : "")),
-      );
+      expect(
+        listed.map((l) => l.replace(/^\S+ \S+ +\d+ \S+ \S+ /, "")),
+        name,
+      ).toEqual(entries.map((e) => e.name + (e.type === "symlink" ? ` -> ${e.linkname}` : e.type === "hardlink" ? ` link to ${e.linkname}` : "")));
     }
     const withBase = await hostileImage(HOSTILE_CASES.symlinkEscape!, { base: true });
     const pushed = await pushImage(plain, withBase);
@@ -189,7 +224,9 @@ describe("builders", () => {
     ]);
     const back = readTar(tar);
     expect(back.map((e) => [e.name, e.type, e.uid, e.devmajor])).toEqual([
-      [long, "file", 100000000, undefined], ["dev/null", "char", 0, 1], ["ünï", "file", 0, undefined],
+      [long, "file", 100000000, undefined],
+      ["dev/null", "char", 0, 1],
+      ["ünï", "file", 0, undefined],
     ]);
     const listed = await run(["tar", "--numeric-owner", "-tvf", "-"], { stdin: tar });
     expect(listed).toContain(long);

@@ -18,14 +18,23 @@ const IMG = "runtime.v1.ImageService";
 
 /** Calls Version with a W3C traceparent in the metadata (the typed client sends none). */
 async function versionWithTraceparent(d: TestDaemon, traceparent: string): Promise<void> {
-  const Ctor = makeGenericClientConstructor({
-    version: {
-      path: `/${RT}/Version`, requestStream: false, responseStream: false,
-      requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b,
-      responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b,
-    },
-  } as never, "Rt");
-  const c = new Ctor(`unix:${d.socket}`, credentials.createInsecure(), { "grpc.default_authority": "localhost" }) as unknown as Client & { version: (...args: unknown[]) => unknown };
+  const Ctor = makeGenericClientConstructor(
+    {
+      version: {
+        path: `/${RT}/Version`,
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: (b: Buffer) => b,
+        requestDeserialize: (b: Buffer) => b,
+        responseSerialize: (b: Buffer) => b,
+        responseDeserialize: (b: Buffer) => b,
+      },
+    } as never,
+    "Rt",
+  );
+  const c = new Ctor(`unix:${d.socket}`, credentials.createInsecure(), { "grpc.default_authority": "localhost" }) as unknown as Client & {
+    version: (...args: unknown[]) => unknown;
+  };
   const md = new Metadata();
   md.set("traceparent", traceparent);
   try {
@@ -51,27 +60,50 @@ describe("enable_tracing with every trace sampled", () => {
   });
 
   const one = (name: string, pred: (s: ReceivedSpan) => boolean = () => true) => recv.spans.find((s) => s.name === name && pred(s));
-  const childOf = (parent: ReceivedSpan, name: string) => recv.spans.find((s) => s.name === name && s.parentSpanId === parent.spanId && s.traceId === parent.traceId);
+  const childOf = (parent: ReceivedSpan, name: string) =>
+    recv.spans.find((s) => s.name === name && s.parentSpanId === parent.spanId && s.traceId === parent.traceId);
 
   test("CRI calls are server spans, their steps child spans, exported over OTLP/HTTP", async () => {
     const d = env.d;
     await d.cri.pullImage({ image: { image: env.busybox } });
     const pod = podConfig("traced", d.dir, { hostNetwork: false, sharedPid: true }); // shared PID: an infra container
     const { podSandboxId } = await d.cri.runPodSandbox({ config: pod });
-    const { containerId } = await d.cri.createContainer({ podSandboxId, config: ctrConfig("traced", env.busybox, ["sleep", "3600"], {}, pod), sandboxConfig: pod });
+    const { containerId } = await d.cri.createContainer({
+      podSandboxId,
+      config: ctrConfig("traced", env.busybox, ["sleep", "3600"], {}, pod),
+      sandboxConfig: pod,
+    });
     await d.cri.startContainer({ containerId });
     await d.cri.stopPodSandbox({ podSandboxId });
     const missing = await d.cri.containerStatus({ containerId: "f".repeat(64) }).catch((e) => e);
     expect(missing.code).toBe(status.NOT_FOUND);
 
-    const names = [`${IMG}/PullImage`, "image.pull", `${RT}/RunPodSandbox`, "cni.add", "sandbox.start_infra", `${RT}/CreateContainer`, "storage.create_rootfs", "runtime.create",
-      `${RT}/StartContainer`, "runtime.start", `${RT}/StopPodSandbox`, "cni.del", `${RT}/ContainerStatus`];
-    await waitFor(() => names.every((n) => one(n)), 30_000, `spans ${names.join(", ")}`).catch((e) => { throw new Error(`${e.message}; received: ${[...new Set(recv.spans.map((s) => s.name))].join(", ")}`); });
+    const names = [
+      `${IMG}/PullImage`,
+      "image.pull",
+      `${RT}/RunPodSandbox`,
+      "cni.add",
+      "sandbox.start_infra",
+      `${RT}/CreateContainer`,
+      "storage.create_rootfs",
+      "runtime.create",
+      `${RT}/StartContainer`,
+      "runtime.start",
+      `${RT}/StopPodSandbox`,
+      "cni.del",
+      `${RT}/ContainerStatus`,
+    ];
+    await waitFor(() => names.every((n) => one(n)), 30_000, `spans ${names.join(", ")}`).catch((e) => {
+      throw new Error(`${e.message}; received: ${[...new Set(recv.spans.map((s) => s.name))].join(", ")}`);
+    });
     expect(recv.rejected).toEqual([]);
 
     const run = one(`${RT}/RunPodSandbox`)!;
     expect(run).toMatchObject({
-      kind: 2, scope: "crio", statusCode: 0, parentSpanId: "",
+      kind: 2,
+      scope: "crio",
+      statusCode: 0,
+      parentSpanId: "",
       attrs: { "rpc.system": "grpc", "rpc.service": RT, "rpc.method": "RunPodSandbox", "rpc.grpc.status_code": 0 },
       resource: { "service.name": "crio" },
     });
@@ -103,7 +135,9 @@ describe("tracing_sampling_rate_per_million = 0", () => {
   test("nothing is exported except traces the caller sampled; flushed at a clean stop", async () => {
     const recv = startOtlpReceiver();
     try {
-      await using d = await startDaemon({ config: `[crio.tracing]\nenable_tracing = true\ntracing_endpoint = "http://${recv.endpoint}"\ntracing_sampling_rate_per_million = 0\n` });
+      await using d = await startDaemon({
+        config: `[crio.tracing]\nenable_tracing = true\ntracing_endpoint = "http://${recv.endpoint}"\ntracing_sampling_rate_per_million = 0\n`,
+      });
       await d.cri.version({});
       await d.cri.listPodSandbox({});
       const traceId = randomBytes(16).toString("hex");
@@ -118,7 +152,9 @@ describe("tracing_sampling_rate_per_million = 0", () => {
 
 describe("collector problems and wrong values", () => {
   test("an unreachable collector is logged and the CRI keeps working", async () => {
-    await using d = await startDaemon({ config: `[crio.tracing]\nenable_tracing = true\ntracing_endpoint = "127.0.0.1:1"\ntracing_sampling_rate_per_million = 1000000\n` });
+    await using d = await startDaemon({
+      config: `[crio.tracing]\nenable_tracing = true\ntracing_endpoint = "127.0.0.1:1"\ntracing_sampling_rate_per_million = 1000000\n`,
+    });
     for (let i = 0; i < 3; i++) expect((await d.cri.version({})).runtimeName).toBe("cri-o");
     await d.waitForLog(/OpenTelemetry export to http:\/\/127\.0\.0\.1:1\/v1\/traces failed/, 30_000);
     // spans still buffered do not hold a clean stop for long
@@ -138,7 +174,10 @@ describe("collector problems and wrong values", () => {
     ] as const) {
       await using d = await startDaemon({ config: `[crio.tracing]\nenable_tracing = true\n${toml}\n`, noWait: true });
       expect(await d.proc.exited).toBe(1);
-      const line = d.logs().split("\n").find((l) => l.includes("invalid configuration"));
+      const line = d
+        .logs()
+        .split("\n")
+        .find((l) => l.includes("invalid configuration"));
       expect(line).toContain(`key \\"${key}\\"`);
       expect(line).toContain(expected);
     }

@@ -27,7 +27,10 @@ test("this node passes: user namespaces, idmapped mounts on its filesystems, ove
   // what a probe killed half-way leaves: its directory with the overlay still mounted
   const stale = join(d.storage, ".userns-probe-999999");
   for (const s of ["lower", "upper", "work", "merged"]) mkdirSync(join(stale, s), { recursive: true });
-  expect(Bun.spawnSync(["mount", "-t", "overlay", "overlay", "-o", `lowerdir=${stale}/lower,upperdir=${stale}/upper,workdir=${stale}/work`, `${stale}/merged`]).exitCode).toBe(0);
+  expect(
+    Bun.spawnSync(["mount", "-t", "overlay", "overlay", "-o", `lowerdir=${stale}/lower,upperdir=${stale}/upper,workdir=${stale}/work`, `${stale}/merged`])
+      .exitCode,
+  ).toBe(0);
   expect(await probe(d)).toBe("supported");
   // it leaves no mount behind but its private staging directory, and no probe directory
   const mounts = (await Bun.file("/proc/self/mountinfo").text()).split("\n").filter((l) => l.includes(dir.path));

@@ -25,8 +25,15 @@ const NO_USERNS = join(mkdtempSync(join(process.env.CRIO_TEST_TMP ?? tmpdir(), "
 const RUNC = Bun.which("runc") ?? "/usr/sbin/runc";
 
 beforeAll(async () => {
-  writeFileSync(NO_USERNS, `#!/bin/sh\nfor a in "$@"; do if [ "$a" = features ]; then "${RUNC}" features | sed '/"user"/d'; exit; fi; done\nexec "${RUNC}" "$@"\n`, { mode: 0o755 });
-  env = await startEnv({ cniConf: LOOPBACK_NET, config: `[crio.runtime.runtimes.nouserns]\nruntime_path = "${NO_USERNS}"\nruntime_root = "/run/crt-nouserns-${process.pid}"\n` });
+  writeFileSync(
+    NO_USERNS,
+    `#!/bin/sh\nfor a in "$@"; do if [ "$a" = features ]; then "${RUNC}" features | sed '/"user"/d'; exit; fi; done\nexec "${RUNC}" "$@"\n`,
+    { mode: 0o755 },
+  );
+  env = await startEnv({
+    cniConf: LOOPBACK_NET,
+    config: `[crio.runtime.runtimes.nouserns]\nruntime_path = "${NO_USERNS}"\nruntime_root = "/run/crt-nouserns-${process.pid}"\n`,
+  });
   await env.d.cri.pullImage({ image: { image: env.busybox } });
   await pushImage(env.reg, await multilayerImage(), { name: "multilayer" });
   multilayer = imageRef(env.reg, "multilayer");
@@ -90,7 +97,6 @@ describe("a pod in its own user namespace", () => {
   });
 });
 
-
 describe("a multi-layer image", () => {
   test("whiteouts and opaque dirs hold, owners map through every layer, the image's user runs mapped, copy-up lands in the pod's range", async () => {
     const base = 15 * RANGE;
@@ -120,7 +126,12 @@ describe("volumes and isolation", () => {
     writeFileSync(join(vol, "from-host"), "host\n");
     const pod = usernsPod("u2", 9 * RANGE);
     const { podSandboxId } = await env.d.cri.runPodSandbox({ config: pod });
-    const c = await sleeper(podSandboxId, pod, { mounts: [{ containerPath: "/vol", hostPath: vol }, { containerPath: "/iv", image: { image: env.busybox } }] });
+    const c = await sleeper(podSandboxId, pod, {
+      mounts: [
+        { containerPath: "/vol", hostPath: vol },
+        { containerPath: "/iv", image: { image: env.busybox } },
+      ],
+    });
     // an image volume's files are root's inside too (its layers idmapped), and read-only
     expect((await c.exec("stat -c %u:%g /iv/bin/busybox")).out).toBe("0:0");
     expect((await c.exec("touch /iv/x")).code).not.toBe(0);
@@ -195,11 +206,19 @@ describe("ranges and bad input", () => {
 
   test.each([
     ["a range not 65536 long", (p: PodConfig) => void (p.linux!.securityContext!.namespaceOptions!.usernsOptions!.uids![0]!.length = 1000), "65536 ids long"],
-    ["a base not a multiple of 65536", (p: PodConfig) => void (p.linux!.securityContext!.namespaceOptions!.usernsOptions!.gids![0]!.hostId = 30 * RANGE + 1), "multiple of 65536"],
+    [
+      "a base not a multiple of 65536",
+      (p: PodConfig) => void (p.linux!.securityContext!.namespaceOptions!.usernsOptions!.gids![0]!.hostId = 30 * RANGE + 1),
+      "multiple of 65536",
+    ],
     ["host network", (p: PodConfig) => void (p.linux!.securityContext!.namespaceOptions!.network = NamespaceMode.NODE), "host's network"],
     ["host PID", (p: PodConfig) => void (p.linux!.securityContext!.namespaceOptions!.pid = NamespaceMode.NODE), "host's PID"],
     ["host IPC", (p: PodConfig) => void (p.linux!.securityContext!.namespaceOptions!.ipc = NamespaceMode.NODE), "host's IPC"],
-    ["mode CONTAINER", (p: PodConfig) => void (p.linux!.securityContext!.namespaceOptions!.usernsOptions!.mode = NamespaceMode.CONTAINER), "unsupported user namespace mode CONTAINER"],
+    [
+      "mode CONTAINER",
+      (p: PodConfig) => void (p.linux!.securityContext!.namespaceOptions!.usernsOptions!.mode = NamespaceMode.CONTAINER),
+      "unsupported user namespace mode CONTAINER",
+    ],
   ])("%s is INVALID_ARGUMENT, nothing made", async (_what, spoil, msg) => {
     const pod = usernsPod(`bad${++seq}`, 30 * RANGE);
     spoil(pod);
@@ -214,10 +233,19 @@ describe("ranges and bad input", () => {
     const pod = usernsPod("cx", 31 * RANGE);
     const { podSandboxId } = await env.d.cri.runPodSandbox({ config: pod });
     const leave = ctrConfig("leave", env.busybox, ["true"], {}, pod);
-    (leave.linux!.securityContext as { namespaceOptions: unknown }).namespaceOptions = { ...pod.linux!.securityContext!.namespaceOptions, usernsOptions: { mode: NamespaceMode.NODE } };
+    (leave.linux!.securityContext as { namespaceOptions: unknown }).namespaceOptions = {
+      ...pod.linux!.securityContext!.namespaceOptions,
+      usernsOptions: { mode: NamespaceMode.NODE },
+    };
     const e1 = await env.d.cri.createContainer({ podSandboxId, config: leave, sandboxConfig: pod }).catch((e) => e);
     expect([e1.code, e1.details]).toEqual([grpc.INVALID_ARGUMENT, expect.stringContaining("host's user namespace")]);
-    const big = ctrConfig("big", env.busybox, ["true"], { linux: { securityContext: { namespaceOptions: pod.linux!.securityContext!.namespaceOptions, runAsUser: { value: 70000n } } } }, pod);
+    const big = ctrConfig(
+      "big",
+      env.busybox,
+      ["true"],
+      { linux: { securityContext: { namespaceOptions: pod.linux!.securityContext!.namespaceOptions, runAsUser: { value: 70000n } } } },
+      pod,
+    );
     const e2 = await env.d.cri.createContainer({ podSandboxId, config: big, sandboxConfig: pod }).catch((e) => e);
     expect([e2.code, e2.details]).toEqual([grpc.INVALID_ARGUMENT, expect.stringContaining("user 70000 is not mapped")]);
     expect((await env.d.cri.listContainers({ filter: { podSandboxId } })).containers).toEqual([]);
@@ -254,7 +282,13 @@ describe("everything else keeps working inside", () => {
     expect(JSON.parse(sb.info.info ?? "{}").namespaces.user).toMatch(/\/userns\/[0-9a-f]+$/);
     // a shell on a tty, attached; and a web server reached through port-forward
     const name = `att${++seq}`;
-    const cfg = ctrConfig(name, env.busybox, ["sh", "-c", "echo started; mkdir -p /www && echo served-in-userns > /www/index.html && httpd -p 8080 -h /www && exec sh"], { tty: true, stdin: true }, pod);
+    const cfg = ctrConfig(
+      name,
+      env.busybox,
+      ["sh", "-c", "echo started; mkdir -p /www && echo served-in-userns > /www/index.html && httpd -p 8080 -h /www && exec sh"],
+      { tty: true, stdin: true },
+      pod,
+    );
     const { containerId } = await env.d.cri.createContainer({ podSandboxId, config: cfg, sandboxConfig: pod });
     await env.d.cri.startContainer({ containerId });
     const att = await env.d.cri.attach({ containerId, tty: true, stdin: true, stdout: true });
@@ -308,7 +342,8 @@ describe("everything else keeps working inside", () => {
     expect((await d2.cri.podSandboxStatus({ podSandboxId })).status?.state).toBe(0); // SANDBOX_READY (recovery done)
     expect(readMountinfo().some((m) => m.mountPoint === leftover)).toBe(false); // detached at recovery
     expect(existsSync(join(d.dir, "crio.conf"))).toBe(true); // and nothing removed through it
-    const uidMap = async (id: string) => mapOf(dec.decode((await d2.cri.execSync({ containerId: id, cmd: ["cat", "/proc/self/uid_map"], timeout: 10n })).stdout));
+    const uidMap = async (id: string) =>
+      mapOf(dec.decode((await d2.cri.execSync({ containerId: id, cmd: ["cat", "/proc/self/uid_map"], timeout: 10n })).stdout));
     expect(await uidMap(containerId)).toBe(`0 ${50 * RANGE} ${RANGE}`);
     // a new container after the restart joins the same namespace
     const two = (await d2.cri.createContainer({ podSandboxId, config: cfg("two"), sandboxConfig: pod })).containerId;
@@ -319,7 +354,9 @@ describe("everything else keeps working inside", () => {
     expect(err.code).toBe(grpc.INVALID_ARGUMENT);
     await d2.cri.stopPodSandbox({ podSandboxId });
     await d2.cri.removePodSandbox({ podSandboxId });
-    const left = readMountinfo().filter((m) => m.mountPoint.includes(podSandboxId) || m.mountPoint.includes(containerId) || m.mountPoint.startsWith(join(d2.runroot, "idmap") + "/"));
+    const left = readMountinfo().filter(
+      (m) => m.mountPoint.includes(podSandboxId) || m.mountPoint.includes(containerId) || m.mountPoint.startsWith(join(d2.runroot, "idmap") + "/"),
+    );
     expect(left.map((m) => m.mountPoint)).toEqual([]);
     expect(existsSync(pin!.mountPoint)).toBe(false);
     // and the range is free again

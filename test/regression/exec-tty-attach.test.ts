@@ -38,7 +38,9 @@ describe("exec sessions through the daemon (shared pid namespace)", () => {
     const pod = podConfig("xa", d.dir, { sharedPid: true });
     const { podSandboxId } = await d.cri.runPodSandbox({ config: pod });
     const { containerId } = await d.cri.createContainer({
-      podSandboxId, config: ctrConfig("c", env.busybox, ["sleep", "3600"], {}, pod), sandboxConfig: pod,
+      podSandboxId,
+      config: ctrConfig("c", env.busybox, ["sleep", "3600"], {}, pod),
+      sandboxConfig: pod,
     });
     await d.cri.startContainer({ containerId });
     const monitorRoot = join(d.runroot, "monitor");
@@ -72,12 +74,12 @@ describe("exec sessions through the daemon (shared pid namespace)", () => {
       else await run(`#${i} stdin=${v.stdin}`, ["sh", "-c", "echo -n hello; echo -n oops >&2"], false, v.stdin, (o) => ok(o, "hello", "oops"));
     }
     // a few at once, as a busy kubelet would
-    await Promise.all(
-      Array.from({ length: 6 }, (_, i) => run(`concurrent #${i}`, ["echo", "-n", "hi"], i % 2 === 0, true, (o) => ok(o, "hi"))),
-    );
+    await Promise.all(Array.from({ length: 6 }, (_, i) => run(`concurrent #${i}`, ["echo", "-n", "hi"], i % 2 === 0, true, (o) => ok(o, "hi"))));
     // a command that fails: its own exit code, not 255, and its output
     const exited7 = (o: Outcome, stdout: string) =>
-      o.stdout === stdout && o.status.status === "Failure" && o.status.reason === "NonZeroExitCode" &&
+      o.stdout === stdout &&
+      o.status.status === "Failure" &&
+      o.status.reason === "NonZeroExitCode" &&
       JSON.stringify(o.status.details?.causes) === JSON.stringify([{ reason: "ExitCode", message: "7" }]);
     for (let i = 0; i < 3; i++) {
       await run(`exit 7 tty #${i}`, ["sh", "-c", "echo -n bye; exit 7"], true, true, (o) => exited7(o, "bye"));
@@ -163,8 +165,17 @@ describe("the monitor's mechanisms", () => {
 
 test("attach and exec-sync timeouts survive the command line; one a timer cannot hold is refused", () => {
   const a: MonitorArgs = {
-    mode: "exec", id: "e1", container: "c1", runtime: ["/bin/runc", "--root", "/run/runc"], dir: "/run/m/e1",
-    terminal: true, stdin: true, stdinOnce: true, logSizeMax: 0, timeoutMs: 0, attachTimeoutMs: 60_000,
+    mode: "exec",
+    id: "e1",
+    container: "c1",
+    runtime: ["/bin/runc", "--root", "/run/runc"],
+    dir: "/run/m/e1",
+    terminal: true,
+    stdin: true,
+    stdinOnce: true,
+    logSizeMax: 0,
+    timeoutMs: 0,
+    attachTimeoutMs: 60_000,
   };
   expect(parseArgs(buildArgs(a)).attachTimeoutMs).toBe(60_000);
   // setTimeout fires at once for more than 2^31-1 ms: build clamps, parse refuses
@@ -180,7 +191,13 @@ test("attach and exec-sync timeouts survive the command line; one a timer cannot
 // --- helpers ---
 
 /** One exec session over WebSocket (v4.channel.k8s.io), like critest and kubectl do. */
-async function session(cri: Awaited<ReturnType<typeof startEnv>>["d"]["cri"], containerId: string, cmd: string[], tty: boolean, stdin: boolean): Promise<Outcome> {
+async function session(
+  cri: Awaited<ReturnType<typeof startEnv>>["d"]["cri"],
+  containerId: string,
+  cmd: string[],
+  tty: boolean,
+  stdin: boolean,
+): Promise<Outcome> {
   const { url } = await cri.exec({ containerId, cmd, tty, stdin, stdout: true, stderr: !tty });
   const { ws } = await WsClient.connect(url, ["v4.channel.k8s.io"]);
   let timer: ReturnType<typeof setTimeout> | undefined;

@@ -57,7 +57,16 @@ export async function crashChurn(o: ChurnOptions): Promise<ChurnResult> {
   try {
     await d.cri.pullImage({ image: { image: env.busybox } });
     const clients = Array.from({ length: o.clients ?? 4 }, (_, i) =>
-      client(i, () => d, env, extraRef, model, () => stopping, waitUp, count).catch((e) => res.violations.push(`client ${i} crashed: ${String(e)}`)),
+      client(
+        i,
+        () => d,
+        env,
+        extraRef,
+        model,
+        () => stopping,
+        waitUp,
+        count,
+      ).catch((e) => res.violations.push(`client ${i} crashed: ${String(e)}`)),
     );
     for (let k = 1; k <= o.kills; k++) {
       await Bun.sleep(rand(o.minUpMs ?? 300, o.maxUpMs ?? 2500));
@@ -161,7 +170,16 @@ class Model {
   }
 }
 
-async function client(i: number, daemon: () => TestDaemon, env: Env, extraRef: string, m: Model, stopping: () => boolean, waitUp: () => Promise<void>, count: (k: string) => void): Promise<void> {
+async function client(
+  i: number,
+  daemon: () => TestDaemon,
+  env: Env,
+  extraRef: string,
+  m: Model,
+  stopping: () => boolean,
+  waitUp: () => Promise<void>,
+  count: (k: string) => void,
+): Promise<void> {
   /** Runs an op; while in flight its effect is `maybe`; returns undefined when the daemon died under it. */
   const op = async <T>(name: string, fn: (d: TestDaemon) => Promise<T>, onMaybe: () => void): Promise<T | undefined> => {
     await waitUp();
@@ -205,7 +223,11 @@ async function client(i: number, daemon: () => TestDaemon, env: Env, extraRef: s
     const r = Math.random();
     if (pods.length < 2 || r < 0.08) {
       const cfg = podConfig(`churn-${i}`, env.d.dir, { hostNetwork: Math.random() < 0.5 });
-      const res = await op("RunPodSandbox", (d) => d.cri.runPodSandbox({ config: cfg }, { timeoutMs: 60_000 }), () => {});
+      const res = await op(
+        "RunPodSandbox",
+        (d) => d.cri.runPodSandbox({ config: cfg }, { timeoutMs: 60_000 }),
+        () => {},
+      );
       if (res) m.pods.set(res.podSandboxId, { exists: "yes", client: i });
       continue;
     }
@@ -215,31 +237,51 @@ async function client(i: number, daemon: () => TestDaemon, env: Env, extraRef: s
       const kind = Math.random() < 0.3 ? "exit7" : "sleep";
       const cmd = kind === "exit7" ? ["sh", "-c", "echo bye; sleep 0.2; exit 7"] : ["sh", "-c", "while :; do echo tick; sleep 0.5; done"];
       const name = `c${Math.floor(Math.random() * 1e9)}`;
-      const res = await op("CreateContainer", (d) => d.cri.createContainer({ podSandboxId: podId, config: ctrConfig(name, env.busybox, cmd) }, { timeoutMs: 60_000 }), () => {});
+      const res = await op(
+        "CreateContainer",
+        (d) => d.cri.createContainer({ podSandboxId: podId, config: ctrConfig(name, env.busybox, cmd) }, { timeoutMs: 60_000 }),
+        () => {},
+      );
       if (!res) continue;
       const c: CtrInfo = { pod: podId, exists: "yes", kind, started: "no", stopped: "no" };
       m.ctrs.set(res.containerId, c);
-      const ok = await op("StartContainer", (d) => d.cri.startContainer({ containerId: res.containerId }, { timeoutMs: 60_000 }), () => (c.started = "maybe"));
+      const ok = await op(
+        "StartContainer",
+        (d) => d.cri.startContainer({ containerId: res.containerId }, { timeoutMs: 60_000 }),
+        () => (c.started = "maybe"),
+      );
       if (ok) c.started = "yes";
       continue;
     }
     const [cid, c] = ctrs[Math.floor(Math.random() * ctrs.length)]!;
     if (r < 0.55) {
       if (c.started === "yes" && c.stopped === "no" && c.kind === "sleep") {
-        await op("ExecSync", async (d) => {
-          const x = await d.cri.execSync({ containerId: cid, cmd: ["echo", "probe"], timeout: 10n }, { timeoutMs: 30_000 });
-          if (x.exitCode !== 0 && x.exitCode !== 137) throw new Error(`exec exit ${x.exitCode}`);
-        }, () => {});
+        await op(
+          "ExecSync",
+          async (d) => {
+            const x = await d.cri.execSync({ containerId: cid, cmd: ["echo", "probe"], timeout: 10n }, { timeoutMs: 30_000 });
+            if (x.exitCode !== 0 && x.exitCode !== 137) throw new Error(`exec exit ${x.exitCode}`);
+          },
+          () => {},
+        );
       }
     } else if (r < 0.7) {
-      const ok = await op("StopContainer", (d) => d.cri.stopContainer({ containerId: cid, timeout: 0n }, { timeoutMs: 60_000 }), () => (c.stopped = "maybe"));
+      const ok = await op(
+        "StopContainer",
+        (d) => d.cri.stopContainer({ containerId: cid, timeout: 0n }, { timeoutMs: 60_000 }),
+        () => (c.stopped = "maybe"),
+      );
       if (ok !== undefined) c.stopped = "yes";
     } else if (r < 0.85) {
       // RemoveContainer stops a running container first: cut short, it may leave it stopped and listed
-      const ok = await op("RemoveContainer", (d) => d.cri.removeContainer({ containerId: cid }, { timeoutMs: 60_000 }), () => {
-        c.exists = "maybe";
-        if (c.stopped === "no") c.stopped = "maybe";
-      });
+      const ok = await op(
+        "RemoveContainer",
+        (d) => d.cri.removeContainer({ containerId: cid }, { timeoutMs: 60_000 }),
+        () => {
+          c.exists = "maybe";
+          if (c.stopped === "no") c.stopped = "maybe";
+        },
+      );
       if (ok !== undefined) c.exists = "no";
     } else if (r < 0.93) {
       const p = m.pods.get(podId)!;
@@ -251,19 +293,31 @@ async function client(i: number, daemon: () => TestDaemon, env: Env, extraRef: s
           if (x.stopped === "no") x.stopped = "maybe"; // StopPodSandbox may have stopped it
         }
       };
-      const ok = await op("RemovePodSandbox", async (d) => {
-        await d.cri.stopPodSandbox({ podSandboxId: podId }, { timeoutMs: 60_000 });
-        await d.cri.removePodSandbox({ podSandboxId: podId }, { timeoutMs: 60_000 });
-        return true;
-      }, gone);
+      const ok = await op(
+        "RemovePodSandbox",
+        async (d) => {
+          await d.cri.stopPodSandbox({ podSandboxId: podId }, { timeoutMs: 60_000 });
+          await d.cri.removePodSandbox({ podSandboxId: podId }, { timeoutMs: 60_000 });
+          return true;
+        },
+        gone,
+      );
       if (ok) {
         p.exists = "no";
         for (const x of m.ctrs.values()) if (x.pod === podId) x.exists = "no";
       }
     } else if (r < 0.97) {
-      await op("PullImage", (d) => d.cri.pullImage({ image: { image: extraRef } }, { timeoutMs: 60_000 }), () => {});
+      await op(
+        "PullImage",
+        (d) => d.cri.pullImage({ image: { image: extraRef } }, { timeoutMs: 60_000 }),
+        () => {},
+      );
     } else {
-      await op("RemoveImage", (d) => d.cri.removeImage({ image: { image: extraRef } }, { timeoutMs: 60_000 }), () => {});
+      await op(
+        "RemoveImage",
+        (d) => d.cri.removeImage({ image: { image: extraRef } }, { timeoutMs: 60_000 }),
+        () => {},
+      );
     }
   }
 }
@@ -306,8 +360,10 @@ async function checkInvariants(d: TestDaemon, m: Model, ipamDir: string, powerCu
     if (!got) continue;
     const st = (await d.cri.containerStatus({ containerId: id })).status!;
     if (c.stopped === "yes" && st.state !== ContainerState.CONTAINER_EXITED) v.push(`container ${id} was stopped but is ${ContainerState[st.state]}`);
-    if (c.kind === "sleep" && c.started === "yes" && c.stopped === "no" && !powerCut && st.state !== ContainerState.CONTAINER_RUNNING) v.push(`container ${id} should run but is ${ContainerState[st.state]} (exit ${st.exitCode}: ${st.message})`);
-    if (c.kind === "exit7" && c.stopped === "no" && st.state === ContainerState.CONTAINER_EXITED && st.exitCode !== 7 && !powerCut) v.push(`container ${id} exited 7 but reports ${st.exitCode} (${st.reason}: ${st.message})`);
+    if (c.kind === "sleep" && c.started === "yes" && c.stopped === "no" && !powerCut && st.state !== ContainerState.CONTAINER_RUNNING)
+      v.push(`container ${id} should run but is ${ContainerState[st.state]} (exit ${st.exitCode}: ${st.message})`);
+    if (c.kind === "exit7" && c.stopped === "no" && st.state === ContainerState.CONTAINER_EXITED && st.exitCode !== 7 && !powerCut)
+      v.push(`container ${id} exited 7 but reports ${st.exitCode} (${st.reason}: ${st.message})`);
     if (c.started === "no" && st.state === ContainerState.CONTAINER_RUNNING) v.push(`container ${id} runs although never started`);
   }
   // truthful states: the runtime agrees with what is listed
@@ -316,10 +372,13 @@ async function checkInvariants(d: TestDaemon, m: Model, ipamDir: string, powerCu
     const r = runc.get(id);
     if (c.state === ContainerState.CONTAINER_RUNNING && r !== "running") v.push(`container ${id} listed RUNNING, runc says ${r ?? "absent"}`);
     if (c.state === ContainerState.CONTAINER_CREATED && r !== "created") v.push(`container ${id} listed CREATED, runc says ${r ?? "absent"}`);
-    if (c.state === ContainerState.CONTAINER_EXITED && (r === "running" || r === "created" || r === "paused")) v.push(`container ${id} listed EXITED, runc says ${r}`);
+    if (c.state === ContainerState.CONTAINER_EXITED && (r === "running" || r === "created" || r === "paused"))
+      v.push(`container ${id} listed EXITED, runc says ${r}`);
     if (!pods.has(c.podSandboxId)) v.push(`container ${id} listed in pod ${c.podSandboxId}, which is not listed`);
   }
-  for (const [id, p] of pods) if (p.state === PodSandboxState.SANDBOX_READY && runc.get(id) && runc.get(id) !== "running") v.push(`pod ${id} READY, its infra container is ${runc.get(id)}`);
+  for (const [id, p] of pods)
+    if (p.state === PodSandboxState.SANDBOX_READY && runc.get(id) && runc.get(id) !== "running")
+      v.push(`pod ${id} READY, its infra container is ${runc.get(id)}`);
   // no orphans: every trace belongs to a listed container or pod
   const owned = new Set([...pods.keys(), ...ctrs.keys()]);
   for (const id of [...owned, ...m.pods.keys(), ...m.ctrs.keys()]) runIds.add(id);
@@ -349,7 +408,9 @@ async function checkInvariants(d: TestDaemon, m: Model, ipamDir: string, powerCu
 /** Every trace the daemon makes per container or pod, with the id it belongs to. */
 function traces(d: TestDaemon, ipamDir: string): Array<{ id: string; what: string }> {
   const out: Array<{ id: string; what: string }> = [];
-  const remember = () => { for (const t of out) if (ID.test(t.id)) runIds.add(t.id); };
+  const remember = () => {
+    for (const t of out) if (ID.test(t.id)) runIds.add(t.id);
+  };
   const ls = (dir: string) => (existsSync(dir) ? readdirSync(dir) : []);
   for (const id of ls(join(d.root, "storage"))) out.push({ id, what: "storage dir" });
   for (const id of ls(join(d.runroot, "containers"))) out.push({ id, what: "bundle" });
@@ -453,7 +514,8 @@ function tempFiles(d: TestDaemon): string[] {
   const tmp = join(d.root, "images", "tmp");
   if (existsSync(tmp)) for (const f of readdirSync(tmp)) out.push(join(tmp, f));
   for (const dir of [join(d.root, "sandboxes"), join(d.root, "containers")]) {
-    for (const id of existsSync(dir) ? readdirSync(dir) : []) for (const f of readdirSync(join(dir, id))) if (!/^(meta|status)\.json$/.test(f)) out.push(join(dir, id, f));
+    for (const id of existsSync(dir) ? readdirSync(dir) : [])
+      for (const f of readdirSync(join(dir, id))) if (!/^(meta|status)\.json$/.test(f)) out.push(join(dir, id, f));
   }
   for (const f of existsSync(join(d.root, "images")) ? readdirSync(join(d.root, "images")) : []) if (/\.tmp|~$/.test(f)) out.push(join(d.root, "images", f));
   return out;
@@ -476,7 +538,12 @@ function mountsBelow(dirs: string[]): string[] {
 function leftoversAfterStop(d: TestDaemon, ipamDir: string): string[] {
   const out = traces(d, ipamDir).map((t) => `${t.what} of ${t.id}`);
   for (const mp of mountsBelow([d.root, d.runroot])) if (!ID.test(mp)) out.push(`mount ${mp}`);
-  if (readFileSync("/proc/self/mountinfo", "utf8").split("\n").some((l) => l.split(" ")[4] === d.runroot)) out.push(`mount ${d.runroot}`);
+  if (
+    readFileSync("/proc/self/mountinfo", "utf8")
+      .split("\n")
+      .some((l) => l.split(" ")[4] === d.runroot)
+  )
+    out.push(`mount ${d.runroot}`);
   return out;
 }
 
@@ -488,7 +555,9 @@ function killHelper(d: TestDaemon): string {
   for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
     try {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-      const ours = (cmd.includes("conmon") && (cmd.includes(d.runroot) || opensBelow(pid, d.runroot) || opensBelow(pid, d.dir))) || (cmd.startsWith("runc\0") && cmd.includes(d.runcRoot));
+      const ours =
+        (cmd.includes("conmon") && (cmd.includes(d.runroot) || opensBelow(pid, d.runroot) || opensBelow(pid, d.dir))) ||
+        (cmd.startsWith("runc\0") && cmd.includes(d.runcRoot));
       const id = ID.exec(cmd)?.[0];
       if (ours && id) targets.push({ pid: Number(pid), id });
     } catch {}
@@ -509,7 +578,10 @@ function powerCutNow(d: TestDaemon, ipamDir: string, netName: string): void {
   // what a reboot takes with it besides processes and the runroot: host-local's leases (its dataDir
   // is on tmpfs here) and the pods' iptables rules
   Bun.spawnSync(["rm", "-rf", ipamDir]);
-  for (const [save, cmd] of [["iptables-save", "iptables"], ["ip6tables-save", "ip6tables"]] as const) {
+  for (const [save, cmd] of [
+    ["iptables-save", "iptables"],
+    ["ip6tables-save", "ip6tables"],
+  ] as const) {
     const lines = Bun.spawnSync([save, "-t", "nat"]).stdout.toString().split("\n");
     const chains = new Set<string>();
     for (const l of lines) {
@@ -525,7 +597,10 @@ function powerCutNow(d: TestDaemon, ipamDir: string, netName: string): void {
   }
   for (const p of ourProcesses(d)) {
     const pid = Number(/process (\d+)/.exec(p.what)?.[1]);
-    if (pid) try { process.kill(pid, "SIGKILL"); } catch {}
+    if (pid)
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {}
   }
   for (const [id] of runcStates(d)) Bun.spawnSync(["runc", "--root", d.runcRoot, "delete", "--force", id]);
   // cgroupfs is memory only: a reboot empties it (the monitors' cgroups included)

@@ -44,11 +44,18 @@ export function criClient(socket: string, o: { authority?: string } = {}): CriCl
       if (m.methodKind === "unary") {
         out[m.localName] = (req: unknown = {}, opts: { timeoutMs?: number } = {}) =>
           new Promise((resolve, reject) =>
-            c[m.localName]!.call(c, create(m.input, req as never), new Metadata(), deadline(opts.timeoutMs), (err: ServiceError | null, res: unknown) => (err ? reject(err) : resolve(res))),
+            c[m.localName]!.call(c, create(m.input, req as never), new Metadata(), deadline(opts.timeoutMs), (err: ServiceError | null, res: unknown) =>
+              err ? reject(err) : resolve(res),
+            ),
           );
       } else {
         out[m.localName] = (req: unknown = {}, opts: { timeoutMs?: number; signal?: AbortSignal } = {}) => {
-          const call = c[m.localName]!.call(c, create(m.input, req as never), new Metadata(), deadline(opts.timeoutMs ?? 600_000)) as ClientReadableStream<unknown>;
+          const call = c[m.localName]!.call(
+            c,
+            create(m.input, req as never),
+            new Metadata(),
+            deadline(opts.timeoutMs ?? 600_000),
+          ) as ClientReadableStream<unknown>;
           opts.signal?.addEventListener("abort", () => call.cancel());
           return call;
         };

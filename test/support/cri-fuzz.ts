@@ -53,7 +53,19 @@ export async function fuzzCri(env: Env, o: FuzzOptions): Promise<FuzzResult> {
   const g = new Gen(env);
   await cri.pullImage({ image: { image: env.busybox } });
   const live = await g.live(cri);
-  const res: FuzzResult = { requests: 0, measured: 0, codes: {}, rpcs: 0, late: [], rss: { before: 0, after: 0 }, anon: { before: 0, after: 0 }, heap: { before: 0, after: 0 }, fds: { before: 0, after: 0 }, daemonAlive: true, seconds: 0 };
+  const res: FuzzResult = {
+    requests: 0,
+    measured: 0,
+    codes: {},
+    rpcs: 0,
+    late: [],
+    rss: { before: 0, after: 0 },
+    anon: { before: 0, after: 0 },
+    heap: { before: 0, after: 0 },
+    fds: { before: 0, after: 0 },
+    daemonAlive: true,
+    seconds: 0,
+  };
   const seen = new Set<string>();
   const one = async (m: DescMethod, req: unknown) => {
     seen.add(m.name);
@@ -71,7 +83,10 @@ export async function fuzzCri(env: Env, o: FuzzOptions): Promise<FuzzResult> {
       }
     })();
     const late = await Promise.race([work.then(() => false), Bun.sleep(deadline + 2000).then(() => true)]);
-    if (late) res.late.push(`${m.name} ${JSON.stringify(req, (_k, v) => (typeof v === "bigint" ? String(v) : typeof v === "string" && v.length > 80 ? `${v.slice(0, 80)}…` : v)).slice(0, 300)}`);
+    if (late)
+      res.late.push(
+        `${m.name} ${JSON.stringify(req, (_k, v) => (typeof v === "bigint" ? String(v) : typeof v === "string" && v.length > 80 ? `${v.slice(0, 80)}…` : v)).slice(0, 300)}`,
+      );
     res.codes[code] = (res.codes[code] ?? 0) + 1;
     res.requests++;
     return performance.now() - t0;
@@ -147,7 +162,11 @@ class Gen {
   async live(cri: CriClient): Promise<Live> {
     const podCfg = podConfig("fuzz-live", this.env.d.dir);
     const { podSandboxId } = await cri.runPodSandbox({ config: podCfg });
-    const { containerId } = await cri.createContainer({ podSandboxId, config: ctrConfig("live", this.env.busybox, ["sleep", "3600"], {}, podCfg), sandboxConfig: podCfg });
+    const { containerId } = await cri.createContainer({
+      podSandboxId,
+      config: ctrConfig("live", this.env.busybox, ["sleep", "3600"], {}, podCfg),
+      sandboxConfig: podCfg,
+    });
     await cri.startContainer({ containerId });
     return { pod: podSandboxId, ctr: containerId, podCfg, ok: true };
   }
@@ -176,7 +195,11 @@ class Gen {
       removePodSandbox: { podSandboxId: `${l.pod.slice(0, 2)}${hex(62)}` },
       podSandboxStatus: { podSandboxId: l.pod, verbose: true },
       listPodSandbox: { filter: { id: l.pod } },
-      createContainer: { podSandboxId: l.pod, config: ctrConfig(`fc-${rnd(1e9)}`, b, ["sh", "-c", "echo fuzz; sleep 2"], {}, l.podCfg), sandboxConfig: l.podCfg },
+      createContainer: {
+        podSandboxId: l.pod,
+        config: ctrConfig(`fc-${rnd(1e9)}`, b, ["sh", "-c", "echo fuzz; sleep 2"], {}, l.podCfg),
+        sandboxConfig: l.podCfg,
+      },
       startContainer: { containerId: l.ctr },
       stopContainer: { containerId: `${hex(64)}`, timeout: 0n },
       removeContainer: { containerId: hex(64) },
@@ -290,7 +313,14 @@ class Gen {
     const l = /id$/i.test(name) ? [hex(64), hex(12), "", "../../etc"] : [];
     if (/path|directory|dir$|parent|location|socket/i.test(name)) {
       // never a real host path outside the test dir
-      return pick(["", "relative/path", "../../../etc/passwd", "/\u0000/x", join(this.env.d.dir, "fz", hex(8)), join(this.env.d.dir, "fz", "..", "..", "fz-escape")]);
+      return pick([
+        "",
+        "relative/path",
+        "../../../etc/passwd",
+        "/\u0000/x",
+        join(this.env.d.dir, "fz", hex(8)),
+        join(this.env.d.dir, "fz", "..", "..", "fz-escape"),
+      ]);
     }
     if (/image/i.test(name)) return pick([this.env.busybox, "::bad::", "a".repeat(300), `${this.env.reg.host}/no/such:tag`, "sha256:" + hex(64), ""]);
     return pick([
@@ -320,7 +350,14 @@ function mutateIn(msg: Record<string, unknown>, desc: DescMessage, g: Gen, depth
     return;
   }
   const v = g.field(f, depth);
-  msg[f.localName] = f.fieldKind === "message" ? create(f.message, v as never) : f.fieldKind === "list" && f.listKind === "message" ? (v as object[]).map((x) => create(f.message, x as never)) : f.fieldKind === "map" && f.mapKind === "message" ? Object.fromEntries(Object.entries(v as object).map(([k, x]) => [k, create(f.message, x as never)])) : v;
+  msg[f.localName] =
+    f.fieldKind === "message"
+      ? create(f.message, v as never)
+      : f.fieldKind === "list" && f.listKind === "message"
+        ? (v as object[]).map((x) => create(f.message, x as never))
+        : f.fieldKind === "map" && f.mapKind === "message"
+          ? Object.fromEntries(Object.entries(v as object).map(([k, x]) => [k, create(f.message, x as never)]))
+          : v;
 }
 
 // --- process facts ---
@@ -354,7 +391,25 @@ function fdCount(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
 }
 
-const CODES = ["OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"];
+const CODES = [
+  "OK",
+  "CANCELLED",
+  "UNKNOWN",
+  "INVALID_ARGUMENT",
+  "DEADLINE_EXCEEDED",
+  "NOT_FOUND",
+  "ALREADY_EXISTS",
+  "PERMISSION_DENIED",
+  "RESOURCE_EXHAUSTED",
+  "FAILED_PRECONDITION",
+  "ABORTED",
+  "OUT_OF_RANGE",
+  "UNIMPLEMENTED",
+  "INTERNAL",
+  "UNAVAILABLE",
+  "DATA_LOSS",
+  "UNAUTHENTICATED",
+];
 function codeName(c: number | undefined): string {
   return c === undefined ? "NO_CODE" : (CODES[c] ?? `CODE_${c}`);
 }

@@ -55,9 +55,7 @@ export function zstdImage(): Promise<TestImage> {
 
 /** uncompressed: the busybox tree in one application/vnd.oci.image.layer.v1.tar layer. */
 export function uncompressedImage(): Promise<TestImage> {
-  return cachedImage("uncompressed", async (w) =>
-    w.image("uncompressed", [await w.layer(await busyboxEntries(), "none")], baseConfig("uncompressed")),
-  );
+  return cachedImage("uncompressed", async (w) => w.image("uncompressed", [await w.layer(await busyboxEntries(), "none")], baseConfig("uncompressed")));
 }
 
 /** dockerv2: the busybox layer under a Docker schema 2 manifest (pushed with --format v2s2, digests kept). */
@@ -198,7 +196,10 @@ export const HOSTILE_CASES: Record<string, TarEntry[]> = {
   absolute: [file("/tmp/escaped-absolute", "escaped\n")],
   symlinkEscape: [{ name: "evil", type: "symlink", linkname: "/tmp" }, file("evil/escaped-through-symlink", "escaped\n")],
   relativeSymlinkEscape: [{ name: "up", type: "symlink", linkname: "../../../../../../tmp" }, file("up/escaped-relative", "escaped\n")],
-  hardlinkOutside: [{ name: "shadow", type: "hardlink", linkname: "/etc/shadow" }, { name: "shadow2", type: "hardlink", linkname: "../../etc/shadow" }],
+  hardlinkOutside: [
+    { name: "shadow", type: "hardlink", linkname: "/etc/shadow" },
+    { name: "shadow2", type: "hardlink", linkname: "../../etc/shadow" },
+  ],
   symlinkParent: [dir("d"), { name: "d/sub", type: "symlink", linkname: "/" }, file("d/sub/tmp/escaped-parent", "escaped\n")],
 };
 
@@ -250,7 +251,6 @@ export async function pushAll(reg: Registry): Promise<Record<StandardImageName, 
 
 // --- internal ---
 
-
 function file(name: string, data: string | Uint8Array, mode = 0o644, uid = 0, gid = 0): TarEntry {
   return { name, data, mode, uid, gid };
 }
@@ -292,11 +292,6 @@ function busyboxEntries(): Promise<TarEntry[]> {
   })());
 }
 
-const PASSWD = [
-  "root:x:0:0:root:/root:/bin/sh",
-  "app:x:1000:1000:app:/home/app:/bin/sh",
-  "nobody:x:65534:65534:nobody:/nonexistent:/bin/false",
-  "",
-].join("\n");
+const PASSWD = ["root:x:0:0:root:/root:/bin/sh", "app:x:1000:1000:app:/home/app:/bin/sh", "nobody:x:65534:65534:nobody:/nonexistent:/bin/false", ""].join("\n");
 
 const GROUP = ["root:x:0:", "shadow:x:42:", "app:x:1000:", "extra:x:2000:app", "nogroup:x:65534:", ""].join("\n");

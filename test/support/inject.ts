@@ -56,13 +56,23 @@ exec ${real} "$@"
 
 /** Arms `verb` at `phase`; resolves to the held wrapper's pid once a call reached it. */
 export async function hold(verb: Verb, phase: Phase, what: Promise<unknown>): Promise<number> {
-  const pid = await waitFor(async () => {
-    if (existsSync(join(S.ctl, "held"))) return Number(readFileSync(join(S.ctl, "held"), "utf8").trim()) || undefined;
-    // the call ended without reaching the verb: say how
-    const early = await Promise.race([what.then((v) => ({ v }), (e) => ({ e })), Bun.sleep(0).then(() => undefined)]);
-    if (early) throw new Error(`the call ended before ${verb} was held: ${JSON.stringify(early)}`);
-    return undefined;
-  }, 60_000, `runc ${verb} held ${phase}`);
+  const pid = await waitFor(
+    async () => {
+      if (existsSync(join(S.ctl, "held"))) return Number(readFileSync(join(S.ctl, "held"), "utf8").trim()) || undefined;
+      // the call ended without reaching the verb: say how
+      const early = await Promise.race([
+        what.then(
+          (v) => ({ v }),
+          (e) => ({ e }),
+        ),
+        Bun.sleep(0).then(() => undefined),
+      ]);
+      if (early) throw new Error(`the call ended before ${verb} was held: ${JSON.stringify(early)}`);
+      return undefined;
+    },
+    60_000,
+    `runc ${verb} held ${phase}`,
+  );
   rmSync(join(S.ctl, "held"));
   return pid;
 }
@@ -109,18 +119,29 @@ export async function killDaemon(): Promise<void> {
 }
 
 export async function running(name: string): Promise<string> {
-  const { containerId } = await S.d.cri.createContainer({ podSandboxId: S.podId, config: ctrConfig(name, S.env.busybox, ["sh", "-c", "while :; do echo tick; sleep 1; done"], {}, S.pod), sandboxConfig: S.pod });
+  const { containerId } = await S.d.cri.createContainer({
+    podSandboxId: S.podId,
+    config: ctrConfig(name, S.env.busybox, ["sh", "-c", "while :; do echo tick; sleep 1; done"], {}, S.pod),
+    sandboxConfig: S.pod,
+  });
   await S.d.cri.startContainer({ containerId });
   return containerId;
 }
 
 export async function created(name: string): Promise<string> {
-  const { containerId } = await S.d.cri.createContainer({ podSandboxId: S.podId, config: ctrConfig(name, S.env.busybox, ["sleep", "3600"], {}, S.pod), sandboxConfig: S.pod });
+  const { containerId } = await S.d.cri.createContainer({
+    podSandboxId: S.podId,
+    config: ctrConfig(name, S.env.busybox, ["sleep", "3600"], {}, S.pod),
+    sandboxConfig: S.pod,
+  });
   return containerId;
 }
 
 export function createCall(name: string): Promise<{ containerId: string }> {
-  return S.d.cri.createContainer({ podSandboxId: S.podId, config: ctrConfig(name, S.env.busybox, ["sleep", "3600"], {}, S.pod), sandboxConfig: S.pod }, { timeoutMs: 120_000 });
+  return S.d.cri.createContainer(
+    { podSandboxId: S.podId, config: ctrConfig(name, S.env.busybox, ["sleep", "3600"], {}, S.pod), sandboxConfig: S.pod },
+    { timeoutMs: 120_000 },
+  );
 }
 
 /** Truthful states and no leaks; also: no held wrapper or runc of ours left running. */
@@ -149,7 +170,10 @@ export async function setUp(): Promise<void> {
   S.env.d.cri.close();
   await S.env.d.stop("SIGTERM");
   S.plugins = pluginDir(join(S.ctl, "cni-bin"));
-  writeFileSync(join(S.env.d.configDir, "10-hold.conf"), `[crio.runtime.runtimes.runc]\nruntime_path = ${JSON.stringify(runc)}\n[crio.network]\nplugin_dirs = [${JSON.stringify(S.plugins.dir)}]\n`);
+  writeFileSync(
+    join(S.env.d.configDir, "10-hold.conf"),
+    `[crio.runtime.runtimes.runc]\nruntime_path = ${JSON.stringify(runc)}\n[crio.network]\nplugin_dirs = [${JSON.stringify(S.plugins.dir)}]\n`,
+  );
   S.d = await startDaemon({ dir: S.env.d.dir, logLevel: "info" });
   await S.d.cri.pullImage({ image: { image: S.env.busybox } });
   S.pod = podConfig("inject", S.d.dir);
@@ -169,4 +193,3 @@ export async function tearDown(): Promise<void> {
   await S.env[Symbol.asyncDispose]();
   await cleanupNet(S.net);
 }
-

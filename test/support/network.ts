@@ -87,7 +87,10 @@ export function pluginDir(dir: string, names = ["bridge", "host-local", "portmap
 /** iptables-save (or ip6tables-save) lines without comments and counters. */
 export async function tableLines(cmd: "iptables-save" | "ip6tables-save"): Promise<string[]> {
   const out = await run([cmd]);
-  return out.split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.replace(/\[\d+:\d+\]/g, ""));
+  return out
+    .split("\n")
+    .filter((l) => l && !l.startsWith("#"))
+    .map((l) => l.replace(/\[\d+:\d+\]/g, ""));
 }
 
 /** Rules (v4 and v6) that mention any of `needles` (pod ids, the network name, the bridge, a host port). */

@@ -149,8 +149,14 @@ export class LayoutWriter {
     await this.finish({ mediaType: MEDIA.ociIndex, ...b }, "latest");
     const first = ms[0]!;
     return {
-      name, tag: "latest", mediaType: MEDIA.ociIndex, manifestDigest: b.digest,
-      configDigest: first.configDigest, imageId: first.configDigest, layers: first.layers, config: first.config,
+      name,
+      tag: "latest",
+      mediaType: MEDIA.ociIndex,
+      manifestDigest: b.digest,
+      configDigest: first.configDigest,
+      imageId: first.configDigest,
+      layers: first.layers,
+      config: first.config,
       platforms: ms.map((m) => ({ platform: m.platform, manifestDigest: m.digest, configDigest: m.configDigest, layers: m.layers })),
     };
   }

@@ -12,7 +12,11 @@ export type PodConfig = MessageInitShape<typeof PodSandboxConfigSchema>;
 export type CtrConfig = MessageInitShape<typeof ContainerConfigSchema>;
 
 /** A pod config with a unique uid; host network unless `cni` is set, pid namespace per container unless `sharedPid`. */
-export function podConfig(name: string, dir: string, o: { hostNetwork?: boolean; sharedPid?: boolean; labels?: Record<string, string>; extra?: Partial<PodConfig> } = {}): PodConfig {
+export function podConfig(
+  name: string,
+  dir: string,
+  o: { hostNetwork?: boolean; sharedPid?: boolean; labels?: Record<string, string>; extra?: Partial<PodConfig> } = {},
+): PodConfig {
   const uid = randomBytes(8).toString("hex");
   const logDirectory = join(dir, "pods", `${name}_${uid}`);
   return {
@@ -68,7 +72,10 @@ export async function startEnv(o: DaemonOptions & { cniConf?: string } = {}): Pr
   const config = `[crio.image]\npause_image = "${pause}"\npause_command = "/pause"\n${o.config ?? ""}`;
   const d = await startDaemon({ ...o, dir, config });
   return {
-    d, reg, busybox, pause,
+    d,
+    reg,
+    busybox,
+    pause,
     async [Symbol.asyncDispose]() {
       await cleanupPods(d);
       await d[Symbol.asyncDispose]();

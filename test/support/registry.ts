@@ -105,8 +105,7 @@ export function skopeo(reg: Registry, args: string[], timeoutMs = 120_000): Prom
 /** fetch() against the registry, trusting its CA and sending its credentials; `path` starts with "/v2/". */
 export function registryFetch(reg: Registry, path: string, init: RequestInit = {}): Promise<Response> {
   const headers = new Headers(init.headers);
-  if (reg.auth && !headers.has("authorization"))
-    headers.set("authorization", `Basic ${btoa(`${reg.auth.user}:${reg.auth.password}`)}`);
+  if (reg.auth && !headers.has("authorization")) headers.set("authorization", `Basic ${btoa(`${reg.auth.user}:${reg.auth.password}`)}`);
   const ca = reg.caFile ? caCache.get(reg.caFile) : undefined;
   return fetch(`${reg.url}${path}`, { ...init, headers, tls: ca ? { ca } : undefined } as RequestInit);
 }
@@ -126,14 +125,7 @@ process.on("exit", () => {
   for (const d of liveDirs) rmSync(d, { recursive: true, force: true });
 });
 
-function makeHandle(
-  proc: Proc,
-  dir: string,
-  port: number,
-  logFile: string,
-  tls: Certs | undefined,
-  auth: RegistryOptions["htpasswd"],
-): Registry {
+function makeHandle(proc: Proc, dir: string, port: number, logFile: string, tls: Certs | undefined, auth: RegistryOptions["htpasswd"]): Registry {
   let stopped: Promise<void> | undefined;
   const stop = () =>
     (stopped ??= (async () => {
@@ -260,11 +252,43 @@ async function makeCerts(dir: string): Promise<Certs> {
   );
   const cnf = ["-config", p("openssl.cnf")];
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  await run(["openssl", "req", ...cnf, "-x509", ...ec, "-keyout", p("ca.key"), "-out", p("ca.crt"), "-days", "2", "-subj", "/CN=crio test CA", "-extensions", "ca"]);
+  await run([
+    "openssl",
+    "req",
+    ...cnf,
+    "-x509",
+    ...ec,
+    "-keyout",
+    p("ca.key"),
+    "-out",
+    p("ca.crt"),
+    "-days",
+    "2",
+    "-subj",
+    "/CN=crio test CA",
+    "-extensions",
+    "ca",
+  ]);
   await run(["openssl", "req", ...cnf, "-new", ...ec, "-keyout", p("server.key"), "-out", p("server.csr"), "-subj", "/CN=127.0.0.1"]);
   await run([
-    "openssl", "x509", "-req", "-in", p("server.csr"), "-CA", p("ca.crt"), "-CAkey", p("ca.key"), "-CAcreateserial",
-    "-out", p("server.crt"), "-days", "2", "-extfile", p("openssl.cnf"), "-extensions", "server",
+    "openssl",
+    "x509",
+    "-req",
+    "-in",
+    p("server.csr"),
+    "-CA",
+    p("ca.crt"),
+    "-CAkey",
+    p("ca.key"),
+    "-CAcreateserial",
+    "-out",
+    p("server.crt"),
+    "-days",
+    "2",
+    "-extfile",
+    p("openssl.cnf"),
+    "-extensions",
+    "server",
   ]);
   const certDir = join(dir, "certs.d");
   await mkdir(certDir);

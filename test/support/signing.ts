@@ -38,7 +38,10 @@ export class Gpg {
   async newKey(name: string, o: { fakeTime?: string; expire?: string } = {}): Promise<GpgKey> {
     const t = o.fakeTime ? ["--faked-system-time", o.fakeTime] : [];
     await this.gpg([...t, "--passphrase", "", "--quick-gen-key", `${name} <${name}@crio.test>`, "default", "default", o.expire ?? "never"]);
-    const fingerprint = (await this.gpg(["--with-colons", "--list-keys", `${name}@crio.test`])).split("\n").find((l) => l.startsWith("fpr:"))!.split(":")[9]!;
+    const fingerprint = (await this.gpg(["--with-colons", "--list-keys", `${name}@crio.test`]))
+      .split("\n")
+      .find((l) => l.startsWith("fpr:"))!
+      .split(":")[9]!;
     const key = { fingerprint, keyring: join(this.home, `${name}.gpg`) };
     writeFileSync(key.keyring, await this.exportKey(fingerprint));
     return key;
@@ -111,18 +114,46 @@ export function cosignSign(privateKey: KeyObject, payload: string | Uint8Array):
  * `repo@digest`: the tag `sha256-<hex>.sig`, an OCI manifest whose layers have the
  * simplesigning media type and cosign's annotations.
  */
-export async function pushCosignAttachment(reg: Registry, repo: string, digest: string, layers: Array<{ payload: string | Uint8Array; signature: string; annotations?: Record<string, string> }>): Promise<void> {
+export async function pushCosignAttachment(
+  reg: Registry,
+  repo: string,
+  digest: string,
+  layers: Array<{ payload: string | Uint8Array; signature: string; annotations?: Record<string, string> }>,
+): Promise<void> {
   const descs = [];
   for (const l of layers) {
     const bytes = typeof l.payload === "string" ? new TextEncoder().encode(l.payload) : l.payload;
     const d = await pushBlob(reg, repo, bytes);
-    descs.push({ mediaType: "application/vnd.dev.cosign.simplesigning.v1+json", size: bytes.length, digest: d, annotations: { "dev.cosignproject.cosign/signature": l.signature, ...l.annotations } });
+    descs.push({
+      mediaType: "application/vnd.dev.cosign.simplesigning.v1+json",
+      size: bytes.length,
+      digest: d,
+      annotations: { "dev.cosignproject.cosign/signature": l.signature, ...l.annotations },
+    });
   }
-  const config = new TextEncoder().encode(JSON.stringify({ architecture: "", config: {}, created: "0001-01-01T00:00:00Z", history: [{ created: "0001-01-01T00:00:00Z" }], os: "", rootfs: { type: "layers", diff_ids: descs.map((d) => d.digest) } }));
+  const config = new TextEncoder().encode(
+    JSON.stringify({
+      architecture: "",
+      config: {},
+      created: "0001-01-01T00:00:00Z",
+      history: [{ created: "0001-01-01T00:00:00Z" }],
+      os: "",
+      rootfs: { type: "layers", diff_ids: descs.map((d) => d.digest) },
+    }),
+  );
   const configDigest = await pushBlob(reg, repo, config);
-  const manifest = JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config: { mediaType: "application/vnd.oci.image.config.v1+json", size: config.length, digest: configDigest }, layers: descs });
+  const manifest = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    config: { mediaType: "application/vnd.oci.image.config.v1+json", size: config.length, digest: configDigest },
+    layers: descs,
+  });
   const tag = `${digest.replace(":", "-")}.sig`;
-  const r = await registryFetch(reg, `/v2/${repo}/manifests/${tag}`, { method: "PUT", headers: { "content-type": "application/vnd.oci.image.manifest.v1+json" }, body: manifest });
+  const r = await registryFetch(reg, `/v2/${repo}/manifests/${tag}`, {
+    method: "PUT",
+    headers: { "content-type": "application/vnd.oci.image.manifest.v1+json" },
+    body: manifest,
+  });
   if (r.status !== 201) throw new Error(`PUT manifest ${repo}:${tag}: HTTP ${r.status} ${await r.text()}`);
 }
 
@@ -132,7 +163,10 @@ export async function pushCosignAttachment(reg: Registry, repo: string, digest: 
  * the key or certificate PEM that made it and the payload's sha256, and the SignedEntryTimestamp
  * over the canonical JSON of the entry's Payload.
  */
-export function rekorBundle(rekorKey: KeyObject, o: { keyOrCertPem: string; signature: string; payload: string | Uint8Array; integratedTime?: number }): string {
+export function rekorBundle(
+  rekorKey: KeyObject,
+  o: { keyOrCertPem: string; signature: string; payload: string | Uint8Array; integratedTime?: number },
+): string {
   const body = {
     apiVersion: "0.0.1",
     kind: "hashedrekord",
@@ -141,7 +175,12 @@ export function rekorBundle(rekorKey: KeyObject, o: { keyOrCertPem: string; sign
       signature: { content: o.signature, publicKey: { content: Buffer.from(o.keyOrCertPem).toString("base64") } },
     },
   };
-  const Payload = { body: Buffer.from(JSON.stringify(body)).toString("base64"), integratedTime: o.integratedTime ?? Math.floor(Date.now() / 1000), logIndex: 7, logID: "ab".repeat(32) };
+  const Payload = {
+    body: Buffer.from(JSON.stringify(body)).toString("base64"),
+    integratedTime: o.integratedTime ?? Math.floor(Date.now() / 1000),
+    logIndex: 7,
+    logID: "ab".repeat(32),
+  };
   // RFC 8785: members sorted; these values need no other canonicalisation
   const canonical = JSON.stringify(Object.fromEntries(Object.entries(Payload).sort(([a], [b]) => (a < b ? -1 : 1))));
   return JSON.stringify({ SignedEntryTimestamp: cryptoSign("sha256", Buffer.from(canonical), rekorKey).toString("base64"), Payload });
@@ -160,11 +199,42 @@ export class TestFulcio {
     mkdirSync(dir, { recursive: true });
     const ossl = (args: string[]) => run(["openssl", ...args], { cwd: dir, timeoutMs: 30_000 });
     const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    await ossl(["req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=crio-test-fulcio-root", "-days", "3",
-      "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"]);
+    await ossl([
+      "req",
+      "-x509",
+      ...ec,
+      "-keyout",
+      "ca.key",
+      "-out",
+      "ca.crt",
+      "-subj",
+      "/CN=crio-test-fulcio-root",
+      "-days",
+      "3",
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign",
+    ]);
     writeFileSync(join(dir, "int.cnf"), "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n");
     await ossl(["req", "-new", ...ec, "-keyout", "int.key", "-out", "int.csr", "-subj", "/CN=crio-test-fulcio-intermediate"]);
-    await ossl(["x509", "-req", "-in", "int.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "3", "-extfile", "int.cnf", "-out", "int.crt"]);
+    await ossl([
+      "x509",
+      "-req",
+      "-in",
+      "int.csr",
+      "-CA",
+      "ca.crt",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-days",
+      "3",
+      "-extfile",
+      "int.cnf",
+      "-out",
+      "int.crt",
+    ]);
     return new TestFulcio(dir);
   }
 
@@ -172,12 +242,35 @@ export class TestFulcio {
   async leaf(name: string, email: string, issuer: string, o: { selfSigned?: boolean } = {}): Promise<{ certPem: string; privateKey: KeyObject }> {
     const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
     writeFileSync(join(this.dir, `${name}.key`), privateKey.export({ type: "pkcs8", format: "pem" }));
-    const ext = [`subjectAltName=email:${email}`, "extendedKeyUsage=codeSigning", "keyUsage=critical,digitalSignature", `1.3.6.1.4.1.57264.1.1=DER:${Buffer.from(issuer).toString("hex")}`].join("\n");
+    const ext = [
+      `subjectAltName=email:${email}`,
+      "extendedKeyUsage=codeSigning",
+      "keyUsage=critical,digitalSignature",
+      `1.3.6.1.4.1.57264.1.1=DER:${Buffer.from(issuer).toString("hex")}`,
+    ].join("\n");
     writeFileSync(join(this.dir, `${name}.cnf`), `${ext}\n`);
     const ossl = (args: string[]) => run(["openssl", ...args], { cwd: this.dir, timeoutMs: 30_000 });
     await ossl(["req", "-new", "-key", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${name}`]);
-    if (o.selfSigned) await ossl(["x509", "-req", "-in", `${name}.csr`, "-signkey", `${name}.key`, "-days", "1", "-extfile", `${name}.cnf`, "-out", `${name}.crt`]);
-    else await ossl(["x509", "-req", "-in", `${name}.csr`, "-CA", "int.crt", "-CAkey", "int.key", "-CAcreateserial", "-days", "1", "-extfile", `${name}.cnf`, "-out", `${name}.crt`]);
+    if (o.selfSigned)
+      await ossl(["x509", "-req", "-in", `${name}.csr`, "-signkey", `${name}.key`, "-days", "1", "-extfile", `${name}.cnf`, "-out", `${name}.crt`]);
+    else
+      await ossl([
+        "x509",
+        "-req",
+        "-in",
+        `${name}.csr`,
+        "-CA",
+        "int.crt",
+        "-CAkey",
+        "int.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        `${name}.cnf`,
+        "-out",
+        `${name}.crt`,
+      ]);
     return { certPem: readFileSync(join(this.dir, `${name}.crt`), "utf8"), privateKey };
   }
 }

@@ -5,9 +5,7 @@
  */
 import net from "node:net";
 import tls from "node:tls";
-import {
-  FLAG_FIN, FrameParser, dataFrame, goAwayFrame, pingFrame, rstStreamFrame, synStreamFrame, type Frame,
-} from "../../src/streaming/spdy/frames.ts";
+import { FLAG_FIN, FrameParser, dataFrame, goAwayFrame, pingFrame, rstStreamFrame, synStreamFrame, type Frame } from "../../src/streaming/spdy/frames.ts";
 import { HeaderCompressor, HeaderDecompressor, spdyHeaders } from "../../src/streaming/spdy/header-block.ts";
 import { Opcode, WsFrameParser, closePayload, encodeFrame, parseClosePayload } from "../../src/streaming/websocket/frames.ts";
 
@@ -123,7 +121,10 @@ export class SpdyClient {
   #chain: Promise<void> = Promise.resolve();
   readonly closed: Promise<void>;
 
-  constructor(readonly socket: net.Socket, rest: Buffer) {
+  constructor(
+    readonly socket: net.Socket,
+    rest: Buffer,
+  ) {
     const parser = new FrameParser();
     let pump: Promise<void> = Promise.resolve();
     const onBytes = (c: Buffer) => {
@@ -235,7 +236,10 @@ export class WsClient {
   readonly closed: Promise<void>;
   #waiters: Array<() => void> = [];
 
-  constructor(readonly socket: net.Socket, rest: Buffer) {
+  constructor(
+    readonly socket: net.Socket,
+    rest: Buffer,
+  ) {
     const parser = new WsFrameParser({ requireMask: false, maxPayload: 64 << 20 });
     let frag: Buffer[] = [];
     let fragOp = 0;
@@ -266,10 +270,18 @@ export class WsClient {
   }
 
   /** Performs the opening handshake offering `protocols` (none: no header). Throws with the response when refused. */
-  static async connect(url: string, protocols: string[], extra: Array<[string, string]> = []): Promise<{ ws: WsClient; protocol: string; result: UpgradeResult }> {
+  static async connect(
+    url: string,
+    protocols: string[],
+    extra: Array<[string, string]> = [],
+  ): Promise<{ ws: WsClient; protocol: string; result: UpgradeResult }> {
     const key = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64");
     const headers: Array<[string, string]> = [
-      ["Connection", "Upgrade"], ["Upgrade", "websocket"], ["Sec-WebSocket-Version", "13"], ["Sec-WebSocket-Key", key], ...extra,
+      ["Connection", "Upgrade"],
+      ["Upgrade", "websocket"],
+      ["Sec-WebSocket-Version", "13"],
+      ["Sec-WebSocket-Key", key],
+      ...extra,
     ];
     if (protocols.length) headers.push(["Sec-WebSocket-Protocol", protocols.join(", ")]);
     const r = await rawRequest(url, { method: "GET", headers });

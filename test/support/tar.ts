@@ -190,7 +190,15 @@ function put(h: Uint8Array, off: number, len: number, s: string): void {
 }
 
 function putOctal(h: Uint8Array, off: number, len: number, n: number): void {
-  put(h, off, len, n.toString(8).padStart(len - 1, "0").slice(-(len - 1)) + "\0");
+  put(
+    h,
+    off,
+    len,
+    n
+      .toString(8)
+      .padStart(len - 1, "0")
+      .slice(-(len - 1)) + "\0",
+  );
 }
 
 function str(h: Uint8Array, off: number, len: number): string {

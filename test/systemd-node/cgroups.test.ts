@@ -42,7 +42,9 @@ interface Running {
 
 let seq = 0;
 /** A pod in its QoS slice (as the kubelet sends it) with one running container. */
-async function running(o: { qos?: "besteffort" | "burstable" | "guaranteed"; resources?: Resources; handler?: string; cmd?: string[]; network?: "pod" | "node" } = {}): Promise<Running> {
+async function running(
+  o: { qos?: "besteffort" | "burstable" | "guaranteed"; resources?: Resources; handler?: string; cmd?: string[]; network?: "pod" | "node" } = {},
+): Promise<Running> {
   const name = `cg${++seq}`;
   const pod = podConfig(name, "/var/log", { hostNetwork: o.network !== "pod" });
   const slice = podSlice(o.qos ?? "besteffort", pod.metadata!.uid!);
@@ -69,7 +71,10 @@ async function monitorOf(id: string): Promise<number> {
 /** Units matching a pattern, loaded in the node's systemd (any state). */
 async function units(pattern: string): Promise<string[]> {
   const out = await sh(["systemctl", "list-units", "--all", "--plain", "--no-legend", pattern]);
-  return out.split("\n").map((l) => l.trim().split(/\s+/)[0]!).filter(Boolean);
+  return out
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/)[0]!)
+    .filter(Boolean);
 }
 
 /** A file of the container's scope in a v1 controller (read from this side). */
@@ -93,22 +98,32 @@ describe("kubelet-style pods under cgroup_manager = systemd", () => {
     expect(mon.get("name=systemd")).toBe(`/system.slice/crio-conmon-${c.containerId}.scope`);
     expect(await unitProp(`crio-conmon-${c.containerId}.scope`, "ActiveState")).toBe("active");
     // exec and logs work in the scope
-    const r = await cri().execSync({ containerId: c.containerId, cmd: ["sh", "-c", "cat /proc/self/cgroup | grep memory; echo to-log > /proc/1/fd/1"], timeout: 10n });
+    const r = await cri().execSync({
+      containerId: c.containerId,
+      cmd: ["sh", "-c", "cat /proc/self/cgroup | grep memory; echo to-log > /proc/1/fd/1"],
+      timeout: 10n,
+    });
     expect(new TextDecoder().decode(r.stdout)).toContain(`${c.slice.path}/${scope}`);
-    await waitFor(() => {
-      try {
-        return logLines(nodePath(`${c.pod.logDirectory}/${c.pod.metadata!.name}.log`)).some((l) => l.text === "to-log");
-      } catch {
-        return false;
-      }
-    }, 10_000, "the log line");
+    await waitFor(
+      () => {
+        try {
+          return logLines(nodePath(`${c.pod.logDirectory}/${c.pod.metadata!.name}.log`)).some((l) => l.text === "to-log");
+        } catch {
+          return false;
+        }
+      },
+      10_000,
+      "the log line",
+    );
   });
 
-  test("monitor_cgroup = \"pod\" puts the monitor in the pod's slice; a named slice puts it there", async () => {
+  test('monitor_cgroup = "pod" puts the monitor in the pod\'s slice; a named slice puts it there', async () => {
     const inPod = await running({ handler: "runc-pod" });
     expect((await nodeCgroups(await monitorOf(inPod.containerId))).get("name=systemd")).toBe(`${inPod.slice.path}/crio-conmon-${inPod.containerId}.scope`);
     const named = await running({ handler: "runc-slice" });
-    expect((await nodeCgroups(await monitorOf(named.containerId))).get("name=systemd")).toBe(`/crio.slice/crio-monitors.slice/crio-conmon-${named.containerId}.scope`);
+    expect((await nodeCgroups(await monitorOf(named.containerId))).get("name=systemd")).toBe(
+      `/crio.slice/crio-monitors.slice/crio-conmon-${named.containerId}.scope`,
+    );
     // and the containers themselves are in their scopes all the same
     for (const c of [inPod, named]) expect((await nodeCgroups(c.pid)).get("memory")).toBe(`${c.slice.path}/crio-${c.containerId}.scope`);
   });
@@ -127,7 +142,10 @@ describe("kubelet-style pods under cgroup_manager = systemd", () => {
     // systemd knows the limits too (runc sets them as the scope's properties)
     expect(await unitProp(`crio-${c.containerId}.scope`, "CPUQuotaPerSecUSec")).toBe("500ms");
 
-    await cri().updateContainerResources({ containerId: c.containerId, linux: { cpuShares: 256n, cpuQuota: 20_000n, cpuPeriod: 100_000n, memoryLimitInBytes: 96n * MiB } });
+    await cri().updateContainerResources({
+      containerId: c.containerId,
+      linux: { cpuShares: 256n, cpuQuota: 20_000n, cpuPeriod: 100_000n, memoryLimitInBytes: 96n * MiB },
+    });
     expect(scopeFile(c, "cpu", "cpu.shares")).toBe("256");
     expect(scopeFile(c, "cpu", "cpu.cfs_quota_us")).toBe("20000");
     expect(scopeFile(c, "memory", "memory.limit_in_bytes")).toBe(String(96n * MiB));
@@ -135,7 +153,11 @@ describe("kubelet-style pods under cgroup_manager = systemd", () => {
     expect(st.status?.resources?.linux?.memoryLimitInBytes).toBe(96n * MiB);
     // a memory hog is OOM-killed at the scope's limit
     const hog = await running({ resources: { memoryLimitInBytes: 16n * MiB }, cmd: ["sh", "-c", "x=a; while :; do x=$x$x; done"] });
-    await waitFor(async () => (await cri().containerStatus({ containerId: hog.containerId })).status?.state === ContainerState.CONTAINER_EXITED, 30_000, "the hog to be killed");
+    await waitFor(
+      async () => (await cri().containerStatus({ containerId: hog.containerId })).status?.state === ContainerState.CONTAINER_EXITED,
+      30_000,
+      "the hog to be killed",
+    );
     expect((await cri().containerStatus({ containerId: hog.containerId })).status).toMatchObject({ reason: "OOMKilled", exitCode: 137 });
   });
 
@@ -143,25 +165,41 @@ describe("kubelet-style pods under cgroup_manager = systemd", () => {
     expect(await sh(["sh", "-c", "findmnt -rn -t cgroup -o OPTIONS | grep -c hugetlb || true"])).toBe("0\n");
     const c = await running({ resources: { hugepageLimits: [{ pageSize: "2MB", limit: 4n * MiB }] } });
     expect((await cri().containerStatus({ containerId: c.containerId })).status?.state).toBe(ContainerState.CONTAINER_RUNNING);
-    await waitFor(async () => (await sh(["journalctl", "-u", "crio.service", "--no-pager", "-o", "cat"])).includes("hugepage limits ignored"), 10_000, "the warning");
+    await waitFor(
+      async () => (await sh(["journalctl", "-u", "crio.service", "--no-pager", "-o", "cat"])).includes("hugepage limits ignored"),
+      10_000,
+      "the warning",
+    );
   });
 
   test("container and pod stats come from the scope and the slice", async () => {
-    const c = await running({ qos: "burstable", resources: { memoryLimitInBytes: 64n * MiB }, cmd: ["sh", "-c", "x=$(head -c 4000000 /dev/zero | tr '\\0' a); while :; do :; done"] });
-    await waitFor(async () => {
-      const s = (await cri().containerStats({ containerId: c.containerId })).stats;
-      return (s?.cpu?.usageCoreNanoSeconds?.value ?? 0n) > 0n && (s?.memory?.workingSetBytes?.value ?? 0n) > 0n;
-    }, 20_000, "container stats");
+    const c = await running({
+      qos: "burstable",
+      resources: { memoryLimitInBytes: 64n * MiB },
+      cmd: ["sh", "-c", "x=$(head -c 4000000 /dev/zero | tr '\\0' a); while :; do :; done"],
+    });
+    await waitFor(
+      async () => {
+        const s = (await cri().containerStats({ containerId: c.containerId })).stats;
+        return (s?.cpu?.usageCoreNanoSeconds?.value ?? 0n) > 0n && (s?.memory?.workingSetBytes?.value ?? 0n) > 0n;
+      },
+      20_000,
+      "container stats",
+    );
     const s = (await cri().containerStats({ containerId: c.containerId })).stats!;
     // the same figures the scope's cgroup has
     const usage = BigInt(scopeFile(c, "cpuacct", "cpuacct.usage") ?? "0");
     expect(usage).toBeGreaterThan(0n);
     expect(s.cpu!.usageCoreNanoSeconds!.value).toBeLessThanOrEqual(usage);
     expect(s.memory!.usageBytes!.value).toBeGreaterThan(0n);
-    const pod = await waitFor(async () => {
-      const p = (await cri().podSandboxStats({ podSandboxId: c.podSandboxId })).stats;
-      return (p?.linux?.cpu?.usageCoreNanoSeconds?.value ?? 0n) > 0n ? p : undefined;
-    }, 20_000, "pod stats");
+    const pod = await waitFor(
+      async () => {
+        const p = (await cri().podSandboxStats({ podSandboxId: c.podSandboxId })).stats;
+        return (p?.linux?.cpu?.usageCoreNanoSeconds?.value ?? 0n) > 0n ? p : undefined;
+      },
+      20_000,
+      "pod stats",
+    );
     expect(pod.linux!.memory!.workingSetBytes!.value).toBeGreaterThan(0n);
     expect(pod.linux!.containers.map((x) => x.attributes?.id)).toEqual([c.containerId]);
     await cri().stopPodSandbox({ podSandboxId: c.podSandboxId });
@@ -179,7 +217,11 @@ describe("kubelet-style pods under cgroup_manager = systemd", () => {
     // nothing of ours is left in it, in any hierarchy
     for (const ctl of ["memory", "cpu", "cpuacct", "cpuset", "pids", "devices", "freezer", "blkio", "systemd"]) {
       const dir = nodePath(`/sys/fs/cgroup/${ctl}${c.slice.path}`);
-      const children = existsSync(dir) ? readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name) : [];
+      const children = existsSync(dir)
+        ? readdirSync(dir, { withFileTypes: true })
+            .filter((e) => e.isDirectory())
+            .map((e) => e.name)
+        : [];
       expect({ ctl, children }).toEqual({ ctl, children: [] });
     }
     expect(await units(`crio-*${c.containerId}*`)).toEqual([]);
@@ -190,10 +232,14 @@ describe("kubelet-style pods under cgroup_manager = systemd", () => {
     await sh(["systemctl", "restart", "crio.service"], { timeoutMs: 120_000 });
     await ensureActive();
     expect((await cri().containerStatus({ containerId: c.containerId })).status?.state).toBe(ContainerState.CONTAINER_RUNNING);
-    const s = await waitFor(async () => {
-      const x = (await cri().containerStats({ containerId: c.containerId })).stats;
-      return (x?.memory?.workingSetBytes?.value ?? 0n) > 0n ? x : undefined;
-    }, 20_000, "stats after restart");
+    const s = await waitFor(
+      async () => {
+        const x = (await cri().containerStats({ containerId: c.containerId })).stats;
+        return (x?.memory?.workingSetBytes?.value ?? 0n) > 0n ? x : undefined;
+      },
+      20_000,
+      "stats after restart",
+    );
     expect(s.attributes?.id).toBe(c.containerId);
     await cri().updateContainerResources({ containerId: c.containerId, linux: { memoryLimitInBytes: 80n * MiB } });
     expect(scopeFile(c, "memory", "memory.limit_in_bytes")).toBe(String(80n * MiB));
@@ -232,9 +278,17 @@ describe("kubelet-style pods under cgroup_manager = systemd", () => {
     pod.linux!.sysctls = { "kernel.shm_rmid_forced": "1", "fs.mqueue.msg_max": "100", "kernel.msgmax": "8192" };
     await sh(["mkdir", "-p", pod.logDirectory!]);
     const { podSandboxId } = await cri().runPodSandbox({ config: pod });
-    const { containerId } = await cri().createContainer({ podSandboxId, config: ctrConfig(name, images.busybox, ["sleep", "3600"], {}, pod), sandboxConfig: pod });
+    const { containerId } = await cri().createContainer({
+      podSandboxId,
+      config: ctrConfig(name, images.busybox, ["sleep", "3600"], {}, pod),
+      sandboxConfig: pod,
+    });
     await cri().startContainer({ containerId });
-    const r = await cri().execSync({ containerId, cmd: ["sh", "-c", "hostname; cat /proc/sys/kernel/shm_rmid_forced /proc/sys/fs/mqueue/msg_max /proc/sys/kernel/msgmax"], timeout: 10n });
+    const r = await cri().execSync({
+      containerId,
+      cmd: ["sh", "-c", "hostname; cat /proc/sys/kernel/shm_rmid_forced /proc/sys/fs/mqueue/msg_max /proc/sys/kernel/msgmax"],
+      timeout: 10n,
+    });
     expect(new TextDecoder().decode(r.stdout)).toBe("pinned-host\n1\n100\n8192\n");
     // the node's own values are untouched
     expect((await sh(["cat", "/proc/sys/kernel/shm_rmid_forced"])).trim()).toBe("0");

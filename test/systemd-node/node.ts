@@ -93,7 +93,9 @@ export function setUpNode(): Promise<{ busybox: string; pause: string }> {
     if (!existsSync(nodePath("/usr/local/bin/crio"))) {
       await sh(["mkdir", "-p", "/etc/crio/crio.conf.d", "/etc/containers/registries.conf.d"]);
       await sh(["sh", "-c", "cat > /etc/crio/crio.conf.d/50-node-test.conf"], { stdin: TEST_DROPIN });
-      await sh(["sh", "-c", "cat > /etc/containers/registries.conf.d/50-node-test.conf"], { stdin: `[[registry]]\nlocation = "${REGISTRY}"\ninsecure = true\n` });
+      await sh(["sh", "-c", "cat > /etc/containers/registries.conf.d/50-node-test.conf"], {
+        stdin: `[[registry]]\nlocation = "${REGISTRY}"\ninsecure = true\n`,
+      });
       await sh(["env", `CRIO_BINARY=${CRIO}`, "sh", join(REPO, "install.sh"), "--no-packages"], { timeoutMs: 300_000 });
     }
     const images = { busybox: await push(await busyboxImage()), pause: await push(await pauseImage()) };
@@ -112,20 +114,44 @@ export async function ensureActive(): Promise<void> {
     await sh(["systemctl", "reset-failed", "crio.service"]).catch(() => {});
     await sh(["systemctl", "start", "crio.service"], { timeoutMs: 120_000 });
   }
-  await waitFor(async () => (await cri().version({}, { timeoutMs: 2_000 }).catch(() => undefined)) !== undefined, 30_000, "crio to serve");
+  await waitFor(
+    async () =>
+      (await cri()
+        .version({}, { timeoutMs: 2_000 })
+        .catch(() => undefined)) !== undefined,
+    30_000,
+    "crio to serve",
+  );
 }
 
 /** Pushes a test image (built on the host) into the node's registry with skopeo in the node's network namespace. */
 async function push(img: TestImage): Promise<string> {
   const ref = `${REGISTRY}/${img.name}:${img.tag}`;
   const src = img.mediaType === MEDIA.dockerManifest ? `dir:${join(img.layoutDir, "v2s2")}` : `oci:${img.layoutDir}:${img.tag}`;
-  await run(["nsenter", "-t", String(nodePid()), "-n", "--", "skopeo", "--insecure-policy", "copy", "-q", "--preserve-digests", "--dest-tls-verify=false", src, `docker://${ref}`], { timeoutMs: 120_000 });
+  await run(
+    [
+      "nsenter",
+      "-t",
+      String(nodePid()),
+      "-n",
+      "--",
+      "skopeo",
+      "--insecure-policy",
+      "copy",
+      "-q",
+      "--preserve-digests",
+      "--dest-tls-verify=false",
+      src,
+      `docker://${ref}`,
+    ],
+    { timeoutMs: 120_000 },
+  );
   return ref;
 }
 
 /** Processes inside the node whose command line matches, as [pid (node's pid namespace), argv]. */
 export async function nodeProcs(match: (argv: string[]) => boolean): Promise<Array<{ pid: number; argv: string[] }>> {
-// biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion
   const out = await sh(["sh", "-c", 'for p in /proc/[0-9]*; do printf "%s\\t" "${p#/proc/}"; tr "\\0" "\\1" < "$p/cmdline" 2>/dev/null; echo; done']);
   const procs: Array<{ pid: number; argv: string[] }> = [];
   for (const line of out.split("\n")) {

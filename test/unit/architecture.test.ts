@@ -4,7 +4,11 @@ import { folderCycles, importsOf, seamViolations } from "./architecture-scan.ts"
 
 const DOMAIN_FORBIDDEN = /@grpc\/grpc-js|from "(\.\.\/)+cri\/|^import (?!type)[^;]*\/gen\//m;
 const rules: Array<[string, RegExp, string]> = [
-  ["src/conmon/", /from "(\.\.\/)+(cri|gen|image|sandbox|container|daemon|network|config|cli|storage)\/|from "(\.\.\/)+oci\/(?!command\.ts")|@grpc|@bufbuild|citty|smol-toml/, "the monitor imports only sys/, util/, log/, errors.ts, oci/command.ts and its own files"],
+  [
+    "src/conmon/",
+    /from "(\.\.\/)+(cri|gen|image|sandbox|container|daemon|network|config|cli|storage)\/|from "(\.\.\/)+oci\/(?!command\.ts")|@grpc|@bufbuild|citty|smol-toml/,
+    "the monitor imports only sys/, util/, log/, errors.ts, oci/command.ts and its own files",
+  ],
   ["src/sandbox/", DOMAIN_FORBIDDEN, "no gRPC and only type imports of generated code"],
   ["src/container/", DOMAIN_FORBIDDEN, "no gRPC and only type imports of generated code"],
   ["src/image/", DOMAIN_FORBIDDEN, "no gRPC and only type imports of generated code"],
@@ -23,15 +27,13 @@ test.each(rules)("%s respects the import rules (%#)", async (dir, re) => {
 
 test("gRPC is imported only under src/cri/", async () => {
   const bad: string[] = [];
-  for await (const f of new Bun.Glob("src/**/*.ts").scan("."))
-    if (!f.startsWith("src/cri/") && /@grpc\/grpc-js/.test(await Bun.file(f).text())) bad.push(f);
+  for await (const f of new Bun.Glob("src/**/*.ts").scan(".")) if (!f.startsWith("src/cri/") && /@grpc\/grpc-js/.test(await Bun.file(f).text())) bad.push(f);
   expect(bad).toEqual([]);
 });
 
 test("bun:ffi is used only under src/sys/", async () => {
   const bad: string[] = [];
-  for await (const f of new Bun.Glob("src/**/*.ts").scan("."))
-    if (!f.startsWith("src/sys/") && /from "bun:ffi"/.test(await Bun.file(f).text())) bad.push(f);
+  for await (const f of new Bun.Glob("src/**/*.ts").scan(".")) if (!f.startsWith("src/sys/") && /from "bun:ffi"/.test(await Bun.file(f).text())) bad.push(f);
   expect(bad).toEqual([]);
 });
 
@@ -68,8 +70,7 @@ test("one builder of runtime command lines: only src/oci/command.ts spells a run
   // a runtime argv starts with "--root" (and --systemd-cgroup); --pid-file, --console-socket and
   // --log-format are its create/exec flags: none of them belongs anywhere else in src/
   const flags = /"--(root|systemd-cgroup|pid-file|console-socket|log-format)"/;
-  for await (const f of new Bun.Glob("src/**/*.ts").scan("."))
-    if (f !== "src/oci/command.ts" && flags.test(await Bun.file(f).text())) bad.push(f);
+  for await (const f of new Bun.Glob("src/**/*.ts").scan(".")) if (f !== "src/oci/command.ts" && flags.test(await Bun.file(f).text())) bad.push(f);
   expect(bad).toEqual([]);
   // the builder is a leaf the monitor may load
   expect(await Bun.file("src/oci/command.ts").text()).not.toMatch(/^import /m);

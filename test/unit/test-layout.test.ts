@@ -35,7 +35,13 @@ test("the check sees every form of import (a planted violation)", () => {
     `// a comment naming test/e2e/robust-crash.test.ts is not an import`,
   ].join("\n");
   expect(relativeImports(from, src).map((p) => relative(ROOT, p))).toEqual([
-    "test/e2e/a.ts", "test/e2e/b.ts", "test/e2e/c.ts", "test/e2e/d.ts", "test/e2e/e.ts", "test/e2e/f.ts", "test/support/g.ts",
+    "test/e2e/a.ts",
+    "test/e2e/b.ts",
+    "test/e2e/c.ts",
+    "test/e2e/d.ts",
+    "test/e2e/e.ts",
+    "test/e2e/f.ts",
+    "test/support/g.ts",
   ]);
 });
 

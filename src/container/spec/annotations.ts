@@ -50,7 +50,16 @@ export interface AnnotationInput {
   id: string;
   name: string;
   config: ContainerConfig;
-  sandbox: { id: string; name: string; podName: string; podNamespace: string; podUid: string; annotations: Record<string, string>; ips: string[]; resolvConfPath?: string };
+  sandbox: {
+    id: string;
+    name: string;
+    podName: string;
+    podNamespace: string;
+    podUid: string;
+    annotations: Record<string, string>;
+    ips: string[];
+    resolvConfPath?: string;
+  };
   image: { id: string; name: string; userRequested: string };
   logPath: string;
   rootfs: string;
@@ -68,8 +77,12 @@ export function containerAnnotations(a: AnnotationInput): Record<string, string>
   const c = a.config;
   const out: Record<string, string> = { ...a.sandbox.annotations, ...c.annotations, ...c.labels };
   const volumes = c.mounts.map((m) => ({
-    container_path: m.containerPath, host_path: m.hostPath, readonly: m.readonly, propagation: m.propagation,
-    selinux_relabel: m.selinuxRelabel, recursive_read_only: m.recursiveReadOnly,
+    container_path: m.containerPath,
+    host_path: m.hostPath,
+    readonly: m.readonly,
+    propagation: m.propagation,
+    selinux_relabel: m.selinuxRelabel,
+    recursive_read_only: m.recursiveReadOnly,
   }));
   Object.assign(out, {
     [ANN.Annotations]: JSON.stringify(sorted(c.annotations)),

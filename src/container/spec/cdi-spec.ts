@@ -116,7 +116,13 @@ function parseEdits(v: unknown, where: string, fail: (why: string) => never): Cd
       if (timeout !== undefined && (typeof timeout !== "number" || !Number.isInteger(timeout) || timeout <= 0)) fail(`${w}.timeout must be a positive integer`);
       const args = strings(h.args, `${w}.args`, fail);
       const henv = env(h.env, `${w}.env`, fail);
-      return { hookName: h.hookName, path: h.path, ...(args ? { args } : {}), ...(henv ? { env: henv } : {}), ...(timeout !== undefined ? { timeout: timeout as number } : {}) };
+      return {
+        hookName: h.hookName,
+        path: h.path,
+        ...(args ? { args } : {}),
+        ...(henv ? { env: henv } : {}),
+        ...(timeout !== undefined ? { timeout: timeout as number } : {}),
+      };
     });
   }
   if (v.intelRdt !== undefined && v.intelRdt !== null) {
@@ -154,7 +160,8 @@ function deviceNode(n: unknown, w: string, fail: (why: string) => never): CdiDev
   const type = n.type ?? "";
   if (typeof type !== "string" || !["", "b", "c", "u", "p"].includes(type)) fail(`${w}: device "${n.path}": invalid type ${JSON.stringify(n.type)}`);
   const perms = n.permissions ?? "";
-  if (typeof perms !== "string" || (perms !== "none" && !/^[rwm]*$/.test(perms))) fail(`${w}: device "${n.path}": invalid permissions ${JSON.stringify(n.permissions)}`);
+  if (typeof perms !== "string" || (perms !== "none" && !/^[rwm]*$/.test(perms)))
+    fail(`${w}: device "${n.path}": invalid permissions ${JSON.stringify(n.permissions)}`);
   const num = (k: "major" | "minor" | "fileMode" | "uid" | "gid") => uint(n[k], `${w}.${k}`, fail);
   const out: CdiDeviceNode = { path: n.path };
   if (n.hostPath) out.hostPath = n.hostPath as string;

@@ -11,7 +11,6 @@ import type { Device, Hook, Hooks, IntelRdt, Mount, Spec } from "../../oci/spec-
 
 export { CDI_VERSIONS, parseCdiSpec } from "./cdi-spec.ts";
 
-
 /** The annotation prefix of CDI device requests (value: comma-separated qualified names). */
 export const CDI_ANNOTATION_PREFIX = "cdi.k8s.io/";
 
@@ -134,13 +133,23 @@ export function applyCdiEdits(spec: Spec, resolved: readonly CdiResolved[], host
       for (const m of e.mounts) {
         const i = mounts.findIndex((x) => x.destination === m.containerPath);
         if (i >= 0) mounts.splice(i, 1);
-        const mount: Mount = { destination: m.containerPath, source: m.hostPath, ...(m.type ? { type: m.type } : {}), ...(m.options ? { options: m.options } : {}) };
+        const mount: Mount = {
+          destination: m.containerPath,
+          source: m.hostPath,
+          ...(m.type ? { type: m.type } : {}),
+          ...(m.options ? { options: m.options } : {}),
+        };
         mounts.push(mount);
       }
       spec.mounts = sortByDepth(mounts);
     }
     for (const h of e.hooks ?? []) {
-      const hook: Hook = { path: h.path, ...(h.args ? { args: h.args } : {}), ...(h.env ? { env: h.env } : {}), ...(h.timeout !== undefined ? { timeout: h.timeout } : {}) };
+      const hook: Hook = {
+        path: h.path,
+        ...(h.args ? { args: h.args } : {}),
+        ...(h.env ? { env: h.env } : {}),
+        ...(h.timeout !== undefined ? { timeout: h.timeout } : {}),
+      };
       const hooks: Hooks = (spec.hooks ??= {});
       const stage = h.hookName as keyof Hooks;
       hooks[stage] = [...(hooks[stage] ?? []), hook];
@@ -201,5 +210,8 @@ function deviceOf(n: CdiDeviceNode, hostDevice: (path: string) => Device): Devic
 /** Mounts sorted (stably) by the depth of their destination, as the CDI library does. */
 function sortByDepth(mounts: Mount[]): Mount[] {
   const depth = (m: Mount) => (m.destination.replace(/\/+$/, "").match(/\//g) ?? []).length;
-  return mounts.map((m, i) => ({ m, i })).sort((a, b) => depth(a.m) - depth(b.m) || a.i - b.i).map((x) => x.m);
+  return mounts
+    .map((m, i) => ({ m, i }))
+    .sort((a, b) => depth(a.m) - depth(b.m) || a.i - b.i)
+    .map((x) => x.m);
 }

@@ -104,8 +104,7 @@ export function containerDevices(d: DeviceInput): { devices: Device[]; rules: De
       const i = devices.findIndex((x) => x.path === path);
       if (i >= 0) devices.splice(i, 1);
       devices.push(node);
-      if (!d.privileged && (dev.type === "c" || dev.type === "b"))
-        rules.push({ allow: true, type: dev.type, major: dev.major, minor: dev.minor, access });
+      if (!d.privileged && (dev.type === "c" || dev.type === "b")) rules.push({ allow: true, type: dev.type, major: dev.major, minor: dev.minor, access });
     }
   }
   return { devices, rules };

@@ -21,7 +21,17 @@ import { resolveContainerUser } from "./user.ts";
 
 export type * from "./types.ts";
 export { cgroupsPath, clampOom, DEFAULT_MIN_MEMORY } from "./resources.ts";
-export { apparmorProfile, configuredHost, containerCapabilities, CRIO_DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, maskedPaths, readonlyPaths, selinuxLabels } from "./security.ts";
+export {
+  apparmorProfile,
+  configuredHost,
+  containerCapabilities,
+  CRIO_DEFAULT_CAPABILITIES,
+  DEFAULT_MASKED_PATHS,
+  DEFAULT_READONLY_PATHS,
+  maskedPaths,
+  readonlyPaths,
+  selinuxLabels,
+} from "./security.ts";
 export { detectSpecHost, realSpecIo } from "./host.ts";
 export { parseSeccompProfile, type SeccompProfile } from "./seccomp-profile.ts";
 export { SeccompProfileFile } from "./seccomp-file.ts";
@@ -53,7 +63,10 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpecResu
   const hostNetwork = sb.namespaces.network === "host" || nsOpts?.network === NS_MODE.NODE;
   const hostIpc = sb.namespaces.ipc === "host" || nsOpts?.ipc === NS_MODE.NODE;
   const namespaces = containerNamespaces({
-    pod: sb.namespaces, options: nsOpts, targetPid: input.targetPidNamespace, cgroupNs: host.cgroup.v2 && !privileged,
+    pod: sb.namespaces,
+    options: nsOpts,
+    targetPid: input.targetPidNamespace,
+    cgroupNs: host.cgroup.v2 && !privileged,
   });
 
   const args = processArgs(cfg.command, cfg.args, input.image.config);
@@ -61,8 +74,11 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpecResu
   const cwd = processCwd(cfg.workingDir, input.image.config);
 
   const caps = containerCapabilities({
-    caps: sc?.capabilities, defaults: defaults.capabilities, host: host.capabilities,
-    addInheritable: defaults.addInheritableCapabilities ?? false, privileged,
+    caps: sc?.capabilities,
+    defaults: defaults.capabilities,
+    host: host.capabilities,
+    addInheritable: defaults.addInheritableCapabilities ?? false,
+    privileged,
   });
   warnings.push(...caps.warnings);
 
@@ -70,38 +86,68 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpecResu
   if (/[\n\r]/.test(home)) throw invalid("invalid HOME environment; newline not allowed");
   const mountedPaths = new Set(cfg.mounts.map((m) => m.containerPath.replace(/\/+$/, "") || "/"));
   const u = resolveContainerUser({
-    securityContext: sc, imageUser: input.image.config.User ?? "", etcPasswd: input.etcPasswd, etcGroup: input.etcGroup,
-    home: home || cwd, runDir: input.runDir, mountedPaths,
+    securityContext: sc,
+    imageUser: input.image.config.User ?? "",
+    etcPasswd: input.etcPasswd,
+    etcGroup: input.etcGroup,
+    home: home || cwd,
+    runDir: input.runDir,
+    mountedPaths,
   });
 
   const readonlyRootfs = (sc?.readonlyRootfs ?? false) || (defaults.readOnly ?? false);
   const m = containerMounts({
     cri: cfg.mounts,
     pod: { shmPath: sb.shmPath, hostIpc, hostnamePath: sb.hostnamePath, resolvConfPath: sb.resolvConfPath, hostsPath: sb.hostsPath },
-    privileged, readonlyRootfs, tmpfsDirs: defaults.readOnly ?? false, generated: u.mounts, rro: host.rro, realpath: io.realpath, userns: !!sb.namespaces.user,
+    privileged,
+    readonlyRootfs,
+    tmpfsDirs: defaults.readOnly ?? false,
+    generated: u.mounts,
+    rro: host.rro,
+    realpath: io.realpath,
+    userns: !!sb.namespaces.user,
     imageVolume: (c) => input.imageVolumes?.get(cfg.mounts.indexOf(c as (typeof cfg.mounts)[number])),
-    bindMountPrefix: defaults.bindMountPrefix, absentSourcesToReject: defaults.absentMountSourcesToReject,
+    bindMountPrefix: defaults.bindMountPrefix,
+    absentSourcesToReject: defaults.absentMountSourcesToReject,
   });
 
   const hostDevices = privileged && !(defaults.privilegedWithoutHostDevices ?? []).includes(sb.runtimeHandler ?? "");
   const dev = containerDevices({
-    cri: cfg.devices, additional: defaults.additionalDevices, privileged: hostDevices, devicesAt: io.devicesAt, hostDevices: io.hostDevices,
-    annotation: sb.config.annotations[DEVICES_ANNOTATION] ?? sb.config.annotations["devices.crio.io"], allowed: defaults.allowedDevices ?? [],
+    cri: cfg.devices,
+    additional: defaults.additionalDevices,
+    privileged: hostDevices,
+    devicesAt: io.devicesAt,
+    hostDevices: io.hostDevices,
+    annotation: sb.config.annotations[DEVICES_ANNOTATION] ?? sb.config.annotations["devices.crio.io"],
+    allowed: defaults.allowedDevices ?? [],
     owner: defaults.deviceOwnershipFromSecurityContext && !privileged ? { uid: u.user.uid, gid: u.user.gid } : undefined,
   });
   const r = containerResources({
-    resources: cfg.linux?.resources, minMemory: defaults.containerMinMemory, minOomScoreAdj: host.minOomScoreAdj,
-    cgroup: host.cgroup, pidsLimit: defaults.pidsLimit,
+    resources: cfg.linux?.resources,
+    minMemory: defaults.containerMinMemory,
+    minOomScoreAdj: host.minOomScoreAdj,
+    cgroup: host.cgroup,
+    pidsLimit: defaults.pidsLimit,
   });
   warnings.push(...r.warnings);
 
   const seccomp = containerSeccomp({
-    profile: sc?.seccomp, deprecatedPath: sc?.seccompProfilePath ?? "", privileged, enabled: host.seccomp,
-    capabilities: caps.capabilities.bounding ?? [], arch: host.arch, kernel: host.kernel,
-    defaultProfile: defaults.seccompProfile, useDefaultWhenEmpty: defaults.seccompUseDefaultWhenEmpty, readFile: io.readFile,
+    profile: sc?.seccomp,
+    deprecatedPath: sc?.seccompProfilePath ?? "",
+    privileged,
+    enabled: host.seccomp,
+    capabilities: caps.capabilities.bounding ?? [],
+    arch: host.arch,
+    kernel: host.kernel,
+    defaultProfile: defaults.seccompProfile,
+    useDefaultWhenEmpty: defaults.seccompUseDefaultWhenEmpty,
+    readFile: io.readFile,
   });
   const apparmor = apparmorProfile(sc?.apparmor, sc?.apparmorProfile ?? "", {
-    enabled: host.apparmor, privileged, defaultProfile: defaults.apparmorProfile || "crio-default", loaded: io.apparmorLoaded,
+    enabled: host.apparmor,
+    privileged,
+    defaultProfile: defaults.apparmorProfile || "crio-default",
+    loaded: io.apparmorLoaded,
   });
   // hostnetwork_disable_selinux (CRI-O): a host-network pod's containers run without SELinux separation
   const selinux = selinuxLabels(sc?.selinuxOptions, host.selinux, privileged || (hostNetwork && (defaults.hostnetworkDisableSelinux ?? true)));
@@ -111,13 +157,25 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpecResu
   const stopSignal = stopSignalName(cfg.stopSignal, input.image.config.StopSignal);
   const meta = sb.config.metadata;
   const annotations = containerAnnotations({
-    id: input.id, name: input.name, config: cfg,
+    id: input.id,
+    name: input.name,
+    config: cfg,
     sandbox: {
-      id: sb.id, name: sb.name, podName: meta?.name ?? "", podNamespace: meta?.namespace ?? "", podUid: meta?.uid ?? "",
-      annotations: sb.config.annotations, ips: sb.ips ?? [], resolvConfPath: sb.resolvConfPath,
+      id: sb.id,
+      name: sb.name,
+      podName: meta?.name ?? "",
+      podNamespace: meta?.namespace ?? "",
+      podUid: meta?.uid ?? "",
+      annotations: sb.config.annotations,
+      ips: sb.ips ?? [],
+      resolvConfPath: sb.resolvConfPath,
     },
-    image: input.image, logPath: input.logPath ?? cfg.logPath, rootfs: input.rootfs, seccompRef: seccomp.ref,
-    created: input.created, stopSignal: input.image.config.StopSignal ? stopSignal : undefined,
+    image: input.image,
+    logPath: input.logPath ?? cfg.logPath,
+    rootfs: input.rootfs,
+    seccompRef: seccomp.ref,
+    created: input.created,
+    stopSignal: input.image.config.StopSignal ? stopSignal : undefined,
   });
 
   const utsShared = sb.namespaces.uts === "host";
@@ -163,7 +221,12 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpecResu
     });
   }
   return {
-    spec, warnings, files: u.files, mkdirs: m.mkdirs, stopSignal, seccompRef: seccomp.ref,
+    spec,
+    warnings,
+    files: u.files,
+    mkdirs: m.mkdirs,
+    stopSignal,
+    seccompRef: seccomp.ref,
     user: { uid: u.user.uid, gid: u.user.gid, additionalGids: spec.process?.user.additionalGids ?? u.user.additionalGids },
   };
 }

@@ -63,8 +63,14 @@ export function buildInfraSpec(i: InfraSpecInput): { spec: Spec; warnings: strin
   const seccomp = containerSeccomp({
     // The infra container gets RuntimeDefault unless the pod asks otherwise.
     profile: sc?.seccomp ?? ({ profileType: 0, localhostRef: "" } as NonNullable<typeof sc>["seccomp"]),
-    deprecatedPath: "", privileged, enabled: i.host.seccomp, capabilities: caps.capabilities.bounding ?? [],
-    arch: i.host.arch, kernel: i.host.kernel, defaultProfile: i.defaults.seccompProfile, readFile: i.io.readFile,
+    deprecatedPath: "",
+    privileged,
+    enabled: i.host.seccomp,
+    capabilities: caps.capabilities.bounding ?? [],
+    arch: i.host.arch,
+    kernel: i.host.kernel,
+    defaultProfile: i.defaults.seccompProfile,
+    readFile: i.io.readFile,
   });
   const apparmor = apparmorProfile(sc?.apparmor, "", { enabled: i.host.apparmor, privileged, defaultProfile: i.defaults.apparmorProfile ?? "crio-default" });
   const selinux = selinuxLabels(sc?.selinuxOptions, i.host.selinux, privileged);
@@ -169,8 +175,12 @@ function infraAnnotations(i: InfraSpecInput, seccompRef: string, privileged: boo
 
 function resourcesJson(r: NonNullable<NonNullable<PodSandboxConfig["linux"]>["resources"]>): Record<string, unknown> {
   return {
-    cpu_period: Number(r.cpuPeriod), cpu_quota: Number(r.cpuQuota), cpu_shares: Number(r.cpuShares),
-    memory_limit_in_bytes: Number(r.memoryLimitInBytes), oom_score_adj: Number(r.oomScoreAdj),
-    cpuset_cpus: r.cpusetCpus, cpuset_mems: r.cpusetMems,
+    cpu_period: Number(r.cpuPeriod),
+    cpu_quota: Number(r.cpuQuota),
+    cpu_shares: Number(r.cpuShares),
+    memory_limit_in_bytes: Number(r.memoryLimitInBytes),
+    oom_score_adj: Number(r.oomScoreAdj),
+    cpuset_cpus: r.cpusetCpus,
+    cpuset_mems: r.cpusetMems,
   };
 }

@@ -90,11 +90,14 @@ export function containerMounts(m: MountInput): MountResult {
   if (m.privileged) list.all().forEach(clearReadOnly);
   if (m.tmpfsDirs) {
     const opts = ["rw", "noexec", "nosuid", "nodev", "tmpcopyup"];
-    for (const [dest, mode] of [["/run", "mode=0755"], ["/tmp", "mode=1777"], ["/var/tmp", "mode=1777"]] as const)
+    for (const [dest, mode] of [
+      ["/run", "mode=0755"],
+      ["/tmp", "mode=1777"],
+      ["/var/tmp", "mode=1777"],
+    ] as const)
       list.add({ destination: dest, type: "tmpfs", source: "tmpfs", options: [...opts, mode] });
   }
-  for (const g of m.generated)
-    list.add({ destination: g.destination, type: "bind", source: g.source, options: ["rw", "bind", "nodev", "nosuid", "noexec"] });
+  for (const g of m.generated) list.add({ destination: g.destination, type: "bind", source: g.source, options: ["rw", "bind", "nodev", "nosuid", "noexec"] });
 
   // CRI mounts win: drop what they cover.
   list.removeWhere((dst) => criDest.has(dst) || (criDest.has("/dev") && dst.startsWith("/dev/")) || (criDest.has("/sys") && dst.startsWith("/sys/")));
@@ -128,7 +131,8 @@ function criMount(c: CriMount, m: MountInput, mkdirs: string[]): { mount: Mount;
     if (!m.userns) throw invalid(`mount "${dest}" has uid/gid mappings, but its pod runs in the host's user namespace`);
     if (c.uidMappings.length === 0 || c.gidMappings.length === 0) throw invalid(`mount "${dest}" needs both uid and gid mappings`);
     for (const x of [...c.uidMappings, ...c.gidMappings])
-      if (x.length === 0 || x.hostId + x.length > 0xffffffff || x.containerId + x.length > 0xffffffff) throw invalid(`mount "${dest}" has an invalid id mapping ${x.containerId}:${x.hostId}:${x.length}`);
+      if (x.length === 0 || x.hostId + x.length > 0xffffffff || x.containerId + x.length > 0xffffffff)
+        throw invalid(`mount "${dest}" has an invalid id mapping ${x.containerId}:${x.hostId}:${x.length}`);
     if (c.propagation === PROPAGATION.BIDIRECTIONAL) throw invalid(`mount "${dest}": bidirectional propagation cannot be combined with id mappings`);
   }
   // CRI-O: the source is bind_mount_prefix + host_path; a missing one is created as a directory
@@ -157,8 +161,7 @@ function criMount(c: CriMount, m: MountInput, mkdirs: string[]): { mount: Mount;
   if (c.recursiveReadOnly) {
     if (!c.readonly) throw invalid(`recursive read-only mount conflicts with read-write mount for hostPath "${c.hostPath}"`);
     if (!m.rro) throw invalid(`recursive read-only mount support is not available for hostPath "${c.hostPath}"`);
-    if (propagation !== "rprivate")
-      throw invalid(`recursive read-only mount requires private propagation for hostPath "${c.hostPath}"`);
+    if (propagation !== "rprivate") throw invalid(`recursive read-only mount requires private propagation for hostPath "${c.hostPath}"`);
     options.push("rro");
   } else options.push(c.readonly ? "ro" : "rw");
   return { mount: { destination: dest, type: "bind", source, options }, propagation };

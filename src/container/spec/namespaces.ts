@@ -31,8 +31,7 @@ export function containerNamespaces(n: NamespaceInput): Namespace[] {
       pid = "host";
       break;
     case NS_MODE.POD:
-      if (n.pod.pid === "new")
-        throw precondition("pod level PID namespace requested for the container, but the pod sandbox does not share one");
+      if (n.pod.pid === "new") throw precondition("pod level PID namespace requested for the container, but the pod sandbox does not share one");
       pid = n.pod.pid;
       break;
     case NS_MODE.TARGET:
@@ -101,8 +100,16 @@ function push(out: Namespace[], type: NamespaceType, ref: NamespaceRef): void {
   out.push(ref === "new" ? { type } : { type, path: ref.path });
 }
 
-const IPC_SYSCTLS = new Set(["kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
-  "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni"]);
+const IPC_SYSCTLS = new Set([
+  "kernel.sem",
+  "kernel.shmall",
+  "kernel.shmmax",
+  "kernel.shmmni",
+  "kernel.shm_rmid_forced",
+  "kernel.msgmax",
+  "kernel.msgmnb",
+  "kernel.msgmni",
+]);
 
 function sysctlProblem(rawKey: string, host: { network: boolean; ipc: boolean }): string | undefined {
   const key = rawKey.replaceAll("/", ".");

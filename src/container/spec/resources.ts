@@ -38,14 +38,12 @@ export function containerResources(r: ResourceInput): { resources: Resources; oo
 
     const limit = Number(c.memoryLimitInBytes);
     if (limit !== 0) {
-      if (limit > 0 && limit < r.minMemory)
-        throw invalid(`set memory limit ${limit} too low; should be at least ${r.minMemory} bytes`);
+      if (limit > 0 && limit < r.minMemory) throw invalid(`set memory limit ${limit} too low; should be at least ${r.minMemory} bytes`);
       res.memory = { limit };
       let swap = limit;
       const criSwap = Number(c.memorySwapLimitInBytes);
       if (criSwap !== 0) {
-        if (criSwap > 0 && criSwap < limit)
-          throw invalid(`memory swap limit (${criSwap}) cannot be lower than memory limit (${limit})`);
+        if (criSwap > 0 && criSwap < limit) throw invalid(`memory swap limit (${criSwap}) cannot be lower than memory limit (${limit})`);
         swap = criSwap;
       }
       if (r.cgroup.swap) res.memory.swap = swap;
@@ -79,10 +77,14 @@ function checkRanges(c: NonNullable<ResourceInput["resources"]>): void {
   const MAX = 2n ** 53n;
   const bad = (what: string, v: bigint, expected: string) => invalid(`invalid ${what} ${v}: ${expected}`);
   if (c.cpuShares < 0n || c.cpuShares > 262_144n) throw bad("cpu_shares", c.cpuShares, "expected 0 (unset) to 262144");
-  if (c.cpuPeriod !== 0n && (c.cpuPeriod < 1_000n || c.cpuPeriod > 1_000_000n)) throw bad("cpu_period", c.cpuPeriod, "expected 0 (unset) or 1000 to 1000000 µs");
-  if (c.cpuQuota !== 0n && c.cpuQuota !== -1n && (c.cpuQuota < 1_000n || c.cpuQuota > MAX)) throw bad("cpu_quota", c.cpuQuota, "expected 0 (unset), -1 (no limit) or at least 1000 µs");
-  if (c.memoryLimitInBytes < 0n || c.memoryLimitInBytes > MAX) throw bad("memory_limit_in_bytes", c.memoryLimitInBytes, "expected 0 (unset) or a positive byte count");
-  if (c.memorySwapLimitInBytes < -1n || c.memorySwapLimitInBytes > MAX) throw bad("memory_swap_limit_in_bytes", c.memorySwapLimitInBytes, "expected -1 (no limit), 0 (unset) or a byte count");
+  if (c.cpuPeriod !== 0n && (c.cpuPeriod < 1_000n || c.cpuPeriod > 1_000_000n))
+    throw bad("cpu_period", c.cpuPeriod, "expected 0 (unset) or 1000 to 1000000 µs");
+  if (c.cpuQuota !== 0n && c.cpuQuota !== -1n && (c.cpuQuota < 1_000n || c.cpuQuota > MAX))
+    throw bad("cpu_quota", c.cpuQuota, "expected 0 (unset), -1 (no limit) or at least 1000 µs");
+  if (c.memoryLimitInBytes < 0n || c.memoryLimitInBytes > MAX)
+    throw bad("memory_limit_in_bytes", c.memoryLimitInBytes, "expected 0 (unset) or a positive byte count");
+  if (c.memorySwapLimitInBytes < -1n || c.memorySwapLimitInBytes > MAX)
+    throw bad("memory_swap_limit_in_bytes", c.memorySwapLimitInBytes, "expected -1 (no limit), 0 (unset) or a byte count");
   for (const h of c.hugepageLimits) if (h.limit > MAX) throw bad(`hugepage limit (${h.pageSize})`, h.limit, "expected a byte count");
 }
 

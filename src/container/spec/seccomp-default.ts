@@ -133,9 +133,15 @@ const BY_CAPABILITY: Array<[caps: string[], names: string[]]> = [
 const BY_ARCH: Array<[arches: string[], names: string[]]> = [
   [["amd64", "x32"], ["arch_prctl"]],
   [["amd64", "x32", "x86"], ["modify_ldt"]],
-  [["arm", "arm64"], ["arm_fadvise64_64", "arm_sync_file_range", "sync_file_range2", "breakpoint", "cacheflush", "set_tls"]],
+  [
+    ["arm", "arm64"],
+    ["arm_fadvise64_64", "arm_sync_file_range", "sync_file_range2", "breakpoint", "cacheflush", "set_tls"],
+  ],
   [["ppc64le"], ["sync_file_range2", "swapcontext"]],
-  [["s390", "s390x"], ["s390_pci_mmio_read", "s390_pci_mmio_write", "s390_runtime_instr"]],
+  [
+    ["s390", "s390x"],
+    ["s390_pci_mmio_read", "s390_pci_mmio_write", "s390_runtime_instr"],
+  ],
   [["riscv64"], ["riscv_flush_icache"]],
 ];
 
@@ -144,9 +150,13 @@ function buildDefaultProfile(): SeccompProfile {
     { names: DENIED, action: "SCMP_ACT_ERRNO", errnoRet: EPERM },
     { names: ALLOWED, action: "SCMP_ACT_ALLOW" },
     // personality: only the harmless execution domains (Linux, 32-bit address space, query).
-    ...[0x0, 0x8, 0x20000, 0x20008, 0xffffffff].map((value): ProfileSyscall => ({
-      names: ["personality"], action: "SCMP_ACT_ALLOW", args: [{ index: 0, value, op: "SCMP_CMP_EQ" }],
-    })),
+    ...[0x0, 0x8, 0x20000, 0x20008, 0xffffffff].map(
+      (value): ProfileSyscall => ({
+        names: ["personality"],
+        action: "SCMP_ACT_ALLOW",
+        args: [{ index: 0, value, op: "SCMP_CMP_EQ" }],
+      }),
+    ),
   ];
   for (const [arches, names] of BY_ARCH) rules.push({ names, action: "SCMP_ACT_ALLOW", includes: { arches } });
   for (const [caps, names] of BY_CAPABILITY) {
@@ -179,10 +189,15 @@ function namespaceRules(): ProfileSyscall[] {
       const where = index === 0 ? { excludes: { caps: ["CAP_SYS_ADMIN"], ...arches } } : { excludes: admin, includes: arches };
       return [
         { names: ["clone"], action: "SCMP_ACT_ALLOW", ...where, args: [{ index, value: CLONE_NAMESPACE_FLAGS, valueTwo: 0, op: "SCMP_CMP_MASKED_EQ" }] },
-        ...CLONE_NEW_FLAGS.map((flag): ProfileSyscall => ({
-          names: ["clone"], action: "SCMP_ACT_ERRNO", errnoRet: EPERM, ...where,
-          args: [{ index, value: flag, valueTwo: flag, op: "SCMP_CMP_MASKED_EQ" }],
-        })),
+        ...CLONE_NEW_FLAGS.map(
+          (flag): ProfileSyscall => ({
+            names: ["clone"],
+            action: "SCMP_ACT_ERRNO",
+            errnoRet: EPERM,
+            ...where,
+            args: [{ index, value: flag, valueTwo: flag, op: "SCMP_CMP_MASKED_EQ" }],
+          }),
+        ),
       ];
     }),
     // clone3 passes flags in memory seccomp cannot read: ENOSYS makes libc fall back to clone.
@@ -197,12 +212,23 @@ function socketRules(): ProfileSyscall[] {
   return [
     { names: ["socket"], action: "SCMP_ACT_ERRNO", errnoRet: EPERM, args: [{ index: 0, value: AF_VSOCK, op: "SCMP_CMP_EQ" }] },
     {
-      names: ["socket"], action: "SCMP_ACT_ERRNO", errnoRet: EINVAL, excludes: audit,
-      args: [{ index: 0, value: AF_NETLINK, op: "SCMP_CMP_EQ" }, { index: 2, value: NETLINK_AUDIT, op: "SCMP_CMP_EQ" }],
+      names: ["socket"],
+      action: "SCMP_ACT_ERRNO",
+      errnoRet: EINVAL,
+      excludes: audit,
+      args: [
+        { index: 0, value: AF_NETLINK, op: "SCMP_CMP_EQ" },
+        { index: 2, value: NETLINK_AUDIT, op: "SCMP_CMP_EQ" },
+      ],
     },
     {
-      names: ["socket"], action: "SCMP_ACT_ALLOW", excludes: audit,
-      args: [{ index: 0, value: AF_NETLINK, op: "SCMP_CMP_EQ" }, { index: 2, value: NETLINK_AUDIT, op: "SCMP_CMP_NE" }],
+      names: ["socket"],
+      action: "SCMP_ACT_ALLOW",
+      excludes: audit,
+      args: [
+        { index: 0, value: AF_NETLINK, op: "SCMP_CMP_EQ" },
+        { index: 2, value: NETLINK_AUDIT, op: "SCMP_CMP_NE" },
+      ],
     },
     { names: ["socket"], action: "SCMP_ACT_ALLOW", excludes: audit, args: [{ index: 0, value: AF_NETLINK, op: "SCMP_CMP_NE" }] },
     { names: ["socket"], action: "SCMP_ACT_ALLOW", includes: audit, args: [{ index: 0, value: AF_VSOCK, op: "SCMP_CMP_NE" }] },

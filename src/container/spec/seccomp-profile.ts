@@ -55,8 +55,7 @@ export function parseSeccompProfile(text: string, source: string): SeccompProfil
   } catch (e) {
     throw invalid(`seccomp profile "${source}" is not valid JSON: ${(e as Error).message}`);
   }
-  if (!v || typeof v !== "object" || Array.isArray(v))
-    throw invalid(`seccomp profile "${source}" is not a JSON object`);
+  if (!v || typeof v !== "object" || Array.isArray(v)) throw invalid(`seccomp profile "${source}" is not a JSON object`);
   const p = v as SeccompProfile;
   if (typeof p.defaultAction !== "string" || !ACTIONS.has(p.defaultAction))
     throw invalid(`seccomp profile "${source}" has an invalid defaultAction ${JSON.stringify(p.defaultAction)}`);
@@ -64,8 +63,7 @@ export function parseSeccompProfile(text: string, source: string): SeccompProfil
   for (const s of p.syscalls ?? []) {
     if (!s || typeof s.action !== "string" || !ACTIONS.has(s.action))
       throw invalid(`seccomp profile "${source}" has a rule with an invalid action ${JSON.stringify(s?.action)}`);
-    if (!s.name && !(Array.isArray(s.names) && s.names.length > 0))
-      throw invalid(`seccomp profile "${source}" has a rule without syscall names`);
+    if (!s.name && !(Array.isArray(s.names) && s.names.length > 0)) throw invalid(`seccomp profile "${source}" has a rule without syscall names`);
   }
   return p;
 }
@@ -76,8 +74,7 @@ export function compileSeccomp(p: SeccompProfile, t: ProfileTarget): Seccomp {
   let architectures: string[] | undefined = p.architectures?.length ? [...p.architectures] : undefined;
   if (p.archMap?.length) {
     architectures = [];
-    for (const a of p.archMap)
-      if (a.architecture === native) architectures.push(a.architecture, ...(a.subArchitectures ?? []));
+    for (const a of p.archMap) if (a.architecture === native) architectures.push(a.architecture, ...(a.subArchitectures ?? []));
   }
   const caps = new Set(t.capabilities);
   const syscalls: SeccompSyscall[] = [];
@@ -91,7 +88,8 @@ export function compileSeccomp(p: SeccompProfile, t: ProfileTarget): Seccomp {
     const rule: SeccompSyscall = { names, action: s.action };
     const errnoRet = s.errnoRet ?? (s.errno ? ERRNO[s.errno] : undefined);
     if (errnoRet !== undefined && (s.action === "SCMP_ACT_ERRNO" || s.action === "SCMP_ACT_TRACE")) rule.errnoRet = errnoRet;
-    if (s.args?.length) rule.args = s.args.map((a) => ({ index: a.index, value: a.value, ...(a.valueTwo !== undefined ? { valueTwo: a.valueTwo } : {}), op: a.op }));
+    if (s.args?.length)
+      rule.args = s.args.map((a) => ({ index: a.index, value: a.value, ...(a.valueTwo !== undefined ? { valueTwo: a.valueTwo } : {}), op: a.op }));
     syscalls.push(rule);
   }
   const out: Seccomp = { defaultAction: p.defaultAction };
@@ -113,23 +111,65 @@ const ACTIONS = new Set([
 ]);
 
 const ARCH_OF: Record<string, string> = {
-  amd64: "SCMP_ARCH_X86_64", "386": "SCMP_ARCH_X86", arm64: "SCMP_ARCH_AARCH64", arm: "SCMP_ARCH_ARM",
-  mips64: "SCMP_ARCH_MIPS64", mips64le: "SCMP_ARCH_MIPSEL64", ppc64le: "SCMP_ARCH_PPC64LE",
-  s390x: "SCMP_ARCH_S390X", riscv64: "SCMP_ARCH_RISCV64",
+  amd64: "SCMP_ARCH_X86_64",
+  "386": "SCMP_ARCH_X86",
+  arm64: "SCMP_ARCH_AARCH64",
+  arm: "SCMP_ARCH_ARM",
+  mips64: "SCMP_ARCH_MIPS64",
+  mips64le: "SCMP_ARCH_MIPSEL64",
+  ppc64le: "SCMP_ARCH_PPC64LE",
+  s390x: "SCMP_ARCH_S390X",
+  riscv64: "SCMP_ARCH_RISCV64",
 };
 
 /** Arch names a profile's filters may use for the node's architecture. */
 const ARCH_ALIASES: Record<string, string[]> = {
-  amd64: ["amd64", "x86_64", "x32"], "386": ["386", "x86"], arm64: ["arm64", "aarch64", "arm"],
-  arm: ["arm"], s390x: ["s390x", "s390"], ppc64le: ["ppc64le"], riscv64: ["riscv64"],
+  amd64: ["amd64", "x86_64", "x32"],
+  "386": ["386", "x86"],
+  arm64: ["arm64", "aarch64", "arm"],
+  arm: ["arm"],
+  s390x: ["s390x", "s390"],
+  ppc64le: ["ppc64le"],
+  riscv64: ["riscv64"],
 };
 
 const ERRNO: Record<string, number> = {
-  EPERM: 1, ENOENT: 2, ESRCH: 3, EINTR: 4, EIO: 5, ENXIO: 6, E2BIG: 7, ENOEXEC: 8, EBADF: 9, ECHILD: 10,
-  EAGAIN: 11, ENOMEM: 12, EACCES: 13, EFAULT: 14, EBUSY: 16, EEXIST: 17, EXDEV: 18, ENODEV: 19,
-  ENOTDIR: 20, EISDIR: 21, EINVAL: 22, ENFILE: 23, EMFILE: 24, ENOTTY: 25, EFBIG: 27, ENOSPC: 28,
-  ESPIPE: 29, EROFS: 30, EMLINK: 31, EPIPE: 32, ERANGE: 34, ENOSYS: 38, ENOTSUP: 95, EOPNOTSUPP: 95,
-  EAFNOSUPPORT: 97, EPROTONOSUPPORT: 93,
+  EPERM: 1,
+  ENOENT: 2,
+  ESRCH: 3,
+  EINTR: 4,
+  EIO: 5,
+  ENXIO: 6,
+  E2BIG: 7,
+  ENOEXEC: 8,
+  EBADF: 9,
+  ECHILD: 10,
+  EAGAIN: 11,
+  ENOMEM: 12,
+  EACCES: 13,
+  EFAULT: 14,
+  EBUSY: 16,
+  EEXIST: 17,
+  EXDEV: 18,
+  ENODEV: 19,
+  ENOTDIR: 20,
+  EISDIR: 21,
+  EINVAL: 22,
+  ENFILE: 23,
+  EMFILE: 24,
+  ENOTTY: 25,
+  EFBIG: 27,
+  ENOSPC: 28,
+  ESPIPE: 29,
+  EROFS: 30,
+  EMLINK: 31,
+  EPIPE: 32,
+  ERANGE: 34,
+  ENOSYS: 38,
+  ENOTSUP: 95,
+  EOPNOTSUPP: 95,
+  EAFNOSUPPORT: 97,
+  EPROTONOSUPPORT: 93,
 };
 
 function applies(s: ProfileSyscall, caps: Set<string>, t: ProfileTarget): boolean {

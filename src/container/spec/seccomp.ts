@@ -40,8 +40,7 @@ export function containerSeccomp(s: SeccompInput): { seccomp?: Seccomp; ref: str
     return { ref: "Unconfined" };
   }
   const target = { capabilities: s.capabilities, arch: s.arch, kernel: s.kernel };
-  if (want.kind === "default")
-    return { seccomp: compileSeccomp(s.defaultProfile ?? DEFAULT_SECCOMP_PROFILE, target), ref: "RuntimeDefault" };
+  if (want.kind === "default") return { seccomp: compileSeccomp(s.defaultProfile ?? DEFAULT_SECCOMP_PROFILE, target), ref: "RuntimeDefault" };
   let text: string;
   try {
     text = s.readFile(want.path);

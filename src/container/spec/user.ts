@@ -110,8 +110,7 @@ export interface UserInput {
  */
 export function resolveContainerUser(u: UserInput): { user: ResolvedUser; files: GeneratedFile[]; mounts: Array<{ source: string; destination: string }> } {
   const sc = u.securityContext;
-  if (sc?.runAsGroup && !sc.runAsUser && !sc.runAsUsername)
-    throw invalid("user group is specified without user or username");
+  if (sc?.runAsGroup && !sc.runAsUser && !sc.runAsUsername) throw invalid("user group is specified without user or username");
   let spec = u.imageUser;
   if (sc?.runAsUser) spec = String(sc.runAsUser.value);
   if (sc?.runAsUsername) spec = sc.runAsUsername;
@@ -150,7 +149,10 @@ export function resolveContainerUser(u: UserInput): { user: ResolvedUser; files:
 
 function lines(text: string | undefined): string[] {
   if (!text) return [];
-  return text.split("\n").map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#"));
+  return text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !l.startsWith("#"));
 }
 
 function toId(s: string | undefined): number | undefined {

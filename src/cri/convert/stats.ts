@@ -1,7 +1,12 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import {
-  ContainerEventType, MetricType,
-  type ContainerEventResponseSchema, type ContainerStatsSchema, type MetricDescriptorSchema, type PodSandboxMetricsSchema, type PodSandboxStatsSchema,
+  ContainerEventType,
+  MetricType,
+  type ContainerEventResponseSchema,
+  type ContainerStatsSchema,
+  type MetricDescriptorSchema,
+  type PodSandboxMetricsSchema,
+  type PodSandboxStatsSchema,
   type PsiStatsSchema,
 } from "../../gen/runtime/v1/api_pb.ts";
 import type { ContainerEvent, ContainerStatsFilter, PodStatsFilter } from "../../stats/index.ts";
@@ -22,7 +27,9 @@ export async function inChunks<T>(items: T[], send: (chunk: T[]) => Promise<void
 }
 
 /** ContainerStatsFilter → the domain filter. */
-export function containerStatsFilter(f: { id: string; podSandboxId: string; labelSelector: Record<string, string> } | undefined): ContainerStatsFilter | undefined {
+export function containerStatsFilter(
+  f: { id: string; podSandboxId: string; labelSelector: Record<string, string> } | undefined,
+): ContainerStatsFilter | undefined {
   if (!f) return undefined;
   return { id: f.id || undefined, podSandboxId: f.podSandboxId || undefined, labelSelector: Object.keys(f.labelSelector).length ? f.labelSelector : undefined };
 }
@@ -85,7 +92,11 @@ export function toPodSandboxMetrics(m: PodMetricsView): MessageInitShape<typeof 
     labelValues: x.labels,
     value: u64(x.value),
   });
-  return { podSandboxId: m.podSandboxId, metrics: m.metrics.map(metric), containerMetrics: m.containers.map((c) => ({ containerId: c.containerId, metrics: c.metrics.map(metric) })) };
+  return {
+    podSandboxId: m.podSandboxId,
+    metrics: m.metrics.map(metric),
+    containerMetrics: m.containers.map((c) => ({ containerId: c.containerId, metrics: c.metrics.map(metric) })),
+  };
 }
 
 /** ContainerEventResponse message, with the pod's status and its containers' statuses at the time. */
@@ -142,7 +153,13 @@ function psiOf(p: Psi): MessageInitShape<typeof PsiStatsSchema> {
 }
 
 function networkOf(at: number, ifs: InterfaceCounters[]) {
-  const one = (i: InterfaceCounters) => ({ name: i.name, rxBytes: u64(i.rxBytes), rxErrors: u64(i.rxErrors), txBytes: u64(i.txBytes), txErrors: u64(i.txErrors) });
+  const one = (i: InterfaceCounters) => ({
+    name: i.name,
+    rxBytes: u64(i.rxBytes),
+    rxErrors: u64(i.rxErrors),
+    txBytes: u64(i.txBytes),
+    txErrors: u64(i.txErrors),
+  });
   // The kubelet's default interface is eth0; the rest are listed apart.
   const def = ifs.find((i) => i.name === "eth0") ?? ifs[0];
   return { timestamp: toNanos(at), defaultInterface: def ? one(def) : undefined, interfaces: ifs.filter((i) => i !== def).map(one) };

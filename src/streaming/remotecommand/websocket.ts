@@ -22,7 +22,11 @@ export const WS_COMMAND_PROTOCOLS: Record<string, { base64: boolean; v4: boolean
   "": { base64: false, v4: false, streamClose: false },
 };
 
-const STDIN = 0, STDOUT = 1, STDERR = 2, ERROR = 3, RESIZE = 4;
+const STDIN = 0,
+  STDOUT = 1,
+  STDERR = 2,
+  ERROR = 3,
+  RESIZE = 4;
 
 /** Completes the handshake and opens the channels; undefined when the handshake was refused (already answered). */
 export async function acceptWebSocketCommand(
@@ -36,13 +40,7 @@ export async function acceptWebSocketCommand(
   if (!up) return undefined;
   const { ws, protocol } = up;
   const p = WS_COMMAND_PROTOCOLS[protocol]!;
-  const kinds: ChannelKind[] = [
-    wants.stdin ? "read" : "ignore",
-    wants.stdout ? "write" : "ignore",
-    wants.stderr ? "write" : "ignore",
-    "write",
-    "read",
-  ];
+  const kinds: ChannelKind[] = [wants.stdin ? "read" : "ignore", wants.stdout ? "write" : "ignore", wants.stderr ? "write" : "ignore", "write", "read"];
   const mux = new ChannelMux(ws, { base64: p.base64, streamClose: p.streamClose, channels: kinds });
   const first = wants.stdout ? STDOUT : wants.stderr ? STDERR : ERROR;
   await mux.send(first, Buffer.alloc(0)).catch(() => {});

@@ -13,8 +13,19 @@ import { SerialWriter } from "../serial-writer.ts";
 import type { Duplex } from "node:stream";
 import type { Logger } from "../../log/index.ts";
 import {
-  FLAG_FIN, FLAG_UNIDIRECTIONAL, FrameParser, GoAwayStatus, RstStatus, SpdyProtocolError, dataFrame, goAwayFrame,
-  pingFrame, rstStreamFrame, synReplyFrame, windowUpdateFrame, type Frame,
+  FLAG_FIN,
+  FLAG_UNIDIRECTIONAL,
+  FrameParser,
+  GoAwayStatus,
+  RstStatus,
+  SpdyProtocolError,
+  dataFrame,
+  goAwayFrame,
+  pingFrame,
+  rstStreamFrame,
+  synReplyFrame,
+  windowUpdateFrame,
+  type Frame,
 } from "./frames.ts";
 import { HeaderCompressor, HeaderDecompressor } from "./header-block.ts";
 import { SpdyStream, type StreamOwner } from "./stream.ts";
@@ -62,7 +73,12 @@ export class SpdyConnection extends EventEmitter implements StreamOwner {
   constructor(socket: Duplex, head: Buffer, o: SpdyConnectionOptions) {
     super();
     this.#socket = socket;
-    this.#writer = new SerialWriter(socket, () => this.#isClosed, "spdy connection", () => (this.#lastActivity = Date.now()));
+    this.#writer = new SerialWriter(
+      socket,
+      () => this.#isClosed,
+      "spdy connection",
+      () => (this.#lastActivity = Date.now()),
+    );
     this.#o = o;
     this.closed = new Promise((r) => (this.#resolveClosed = r));
     socket.on("data", (chunk: Buffer) => this.#onBytes(chunk));

@@ -100,7 +100,7 @@ export function settingsFrame(entries: Array<{ id: number; value: number; flags?
   const p = Buffer.alloc(4 + entries.length * 8);
   p.writeUInt32BE(entries.length, 0);
   entries.forEach((e, i) => {
-    p.writeUInt32BE((((e.flags ?? 0) & 0xff) << 24 | (e.id & 0xffffff)) >>> 0, 4 + i * 8);
+    p.writeUInt32BE(((((e.flags ?? 0) & 0xff) << 24) | (e.id & 0xffffff)) >>> 0, 4 + i * 8);
     p.writeUInt32BE(e.value >>> 0, 8 + i * 8);
   });
   return controlFrame(FrameType.SETTINGS, flags, p);
@@ -180,8 +180,12 @@ export function parseFrame(b: Buffer): Frame {
     case FrameType.SYN_STREAM:
       need(10, "SYN_STREAM");
       return {
-        kind: "syn_stream", flags, streamId: p.readUInt32BE(0) & 0x7fffffff, associatedId: p.readUInt32BE(4) & 0x7fffffff,
-        priority: p[8]! >> 5, headerBlock: p.subarray(10),
+        kind: "syn_stream",
+        flags,
+        streamId: p.readUInt32BE(0) & 0x7fffffff,
+        associatedId: p.readUInt32BE(4) & 0x7fffffff,
+        priority: p[8]! >> 5,
+        headerBlock: p.subarray(10),
       };
     case FrameType.SYN_REPLY:
       need(4, "SYN_REPLY");
@@ -224,7 +228,7 @@ function controlFrame(type: number, flags: number, payload: Buffer): Buffer {
   if (payload.length > MAX_FRAME_PAYLOAD) throw new RangeError(`spdy control frame of ${payload.length} bytes is too large`);
   const h = Buffer.allocUnsafe(8);
   h.writeUInt32BE((((0x8000 | 3) << 16) | type) >>> 0, 0);
-  h.writeUInt32BE(((flags & 0xff) << 24 | payload.length) >>> 0, 4);
+  h.writeUInt32BE((((flags & 0xff) << 24) | payload.length) >>> 0, 4);
   return Buffer.concat([h, payload]);
 }
 

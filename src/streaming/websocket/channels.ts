@@ -100,8 +100,7 @@ export class ChannelMux {
   /** Sends `data` on a channel (an empty Buffer sends the bare channel byte). */
   async send(index: number, data: Buffer): Promise<void> {
     if (data.length === 0) return this.#ws.send(this.#frame(index, data));
-    for (let off = 0; off < data.length; off += MAX_MESSAGE_PAYLOAD)
-      await this.#ws.send(this.#frame(index, data.subarray(off, off + MAX_MESSAGE_PAYLOAD)));
+    for (let off = 0; off < data.length; off += MAX_MESSAGE_PAYLOAD) await this.#ws.send(this.#frame(index, data.subarray(off, off + MAX_MESSAGE_PAYLOAD)));
   }
 
   /** A channel's reader wants more: resume the socket when nothing else is blocked. */

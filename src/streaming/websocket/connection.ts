@@ -53,7 +53,12 @@ export class WebSocketConnection extends EventEmitter {
   constructor(socket: Duplex, head: Buffer, o: WebSocketOptions) {
     super();
     this.#socket = socket;
-    this.#writer = new SerialWriter(socket, () => this.#done, "websocket", () => (this.#lastActivity = Date.now()));
+    this.#writer = new SerialWriter(
+      socket,
+      () => this.#done,
+      "websocket",
+      () => (this.#lastActivity = Date.now()),
+    );
     this.#o = o;
     this.#max = o.maxMessageBytes ?? 32 << 20;
     this.#parser = new WsFrameParser({ requireMask: true, maxPayload: this.#max });
@@ -205,9 +210,7 @@ export class WebSocketConnection extends EventEmitter {
       this.#socket.end();
       setTimeout(() => this.#socket.destroy(), this.#o.lingerMs ?? 5000).unref?.();
     }
-    const info: CloseInfo = this.#closeReceived
-      ? { ...this.#closeReceived, clean: true }
-      : { code: CloseCode.ABNORMAL, reason: "", clean: false };
+    const info: CloseInfo = this.#closeReceived ? { ...this.#closeReceived, clean: true } : { code: CloseCode.ABNORMAL, reason: "", clean: false };
     this.#resolveClosed(info);
     this.emit("close", info);
   }

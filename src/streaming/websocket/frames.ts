@@ -93,9 +93,7 @@ export class WsFrameParser {
   #more: Buffer[] = [];
   #moreLen = 0;
   #need = 0;
-  constructor(
-    private readonly o: { requireMask: boolean; maxPayload: number },
-  ) {}
+  constructor(private readonly o: { requireMask: boolean; maxPayload: number }) {}
 
   /** Appends bytes and returns every frame now complete. Throws WsProtocolError. */
   push(chunk: Buffer): WsFrame[] {
@@ -154,7 +152,10 @@ export class WsFrameParser {
 // --- internal ---
 
 function unmask(p: Buffer, mask: Buffer): void {
-  const m0 = mask[0]!, m1 = mask[1]!, m2 = mask[2]!, m3 = mask[3]!;
+  const m0 = mask[0]!,
+    m1 = mask[1]!,
+    m2 = mask[2]!,
+    m3 = mask[3]!;
   const n = p.length;
   let i = 0;
   for (; i + 4 <= n; i += 4) {

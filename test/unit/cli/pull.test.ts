@@ -7,7 +7,16 @@ const A = `sha256:${"a".repeat(64)}`;
 const B = `sha256:${"b".repeat(64)}`;
 const events: PullProgress[] = [
   { type: "resolving", ref: "example.com/app:1", source: "mirror.local/app:1" },
-  { type: "manifest", ref: "example.com/app:1", source: "mirror.local/app:1", manifestDigest: `sha256:${"m".repeat(64)}`, layers: [{ digest: A, size: 2_000_000, mediaType: "x" }, { digest: B, size: 500, mediaType: "x" }] },
+  {
+    type: "manifest",
+    ref: "example.com/app:1",
+    source: "mirror.local/app:1",
+    manifestDigest: `sha256:${"m".repeat(64)}`,
+    layers: [
+      { digest: A, size: 2_000_000, mediaType: "x" },
+      { digest: B, size: 500, mediaType: "x" },
+    ],
+  },
   { type: "layer", digest: B, state: "exists", current: 500, total: 500 },
   { type: "layer", digest: A, state: "downloading", current: 0, total: 2_000_000 },
   { type: "layer", digest: A, state: "downloading", current: 1_000_000, total: 2_000_000 },
@@ -39,7 +48,11 @@ test("plain lines: one per source, manifest and layer state change", () => {
 
 test("bars: a block of one line per layer, redrawn in place with cursor-up, within the terminal width", async () => {
   let out = "";
-  const v = barView((s) => (out += s), () => 80, 1);
+  const v = barView(
+    (s) => (out += s),
+    () => 80,
+    1,
+  );
   for (const e of events.slice(0, 5)) v.event(e);
   await Bun.sleep(20); // the redraw timer (1 ms here)
   const frames = out.split("\x1b[2A");

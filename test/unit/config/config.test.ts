@@ -37,7 +37,9 @@ describe("config", () => {
 
   test("every schema key appears in CRI-O's table layout", () => {
     const doc = parse(renderConfig(defaults())) as Record<string, Record<string, Record<string, unknown>>>;
-    expect(Object.keys(doc.crio!)).toEqual(expect.arrayContaining(["root", "runroot", "api", "runtime", "image", "network", "metrics", "stats", "tracing", "nri"]));
+    expect(Object.keys(doc.crio!)).toEqual(
+      expect.arrayContaining(["root", "runroot", "api", "runtime", "image", "network", "metrics", "stats", "tracing", "nri"]),
+    );
     expect(doc.crio!.runtime!.log_level).toBe("info");
     expect((doc.crio!.runtime!.runtimes as Record<string, Record<string, unknown>>).runc!.runtime_type).toBe("oci");
     expect(doc.crio!.api!.listen).toBe("/var/run/crio/crio.sock");
@@ -69,14 +71,14 @@ describe("config", () => {
   test.each([
     ['[crio.api]\nstream_port = "70000"', "stream_port", "a port number"],
     ['[crio.runtime]\ncgroup_manager = "lxc"', "cgroup_manager", "one of systemd, cgroupfs"],
-    ['[crio.runtime]\nlog_size_max = 10', "log_size_max", "at least 8192"],
+    ["[crio.runtime]\nlog_size_max = 10", "log_size_max", "at least 8192"],
     ['[crio.runtime]\ndefault_capabilities = ["CHOWN", "FLY"]', "default_capabilities", "capability names"],
     ['[crio.runtime]\ndefault_ulimits = ["nofile=2048:1024"]', "default_ulimits", "soft limit not above"],
     ['[crio.runtime]\ndefault_runtime = "kata"', "default_runtime", "the name of a runtime handler"],
     ['[crio.runtime.runtimes.vm]\nruntime_type = "vm"', "runtime_type", '"oci"'],
     ['[crio.runtime]\nlog_filter = "("', "log_filter", "a regular expression"],
     ['[crio.image]\npull_progress_timeout = "soon"', "pull_progress_timeout", "a duration"],
-    ['[crio.runtime]\nctr_stop_timeout = -5', "ctr_stop_timeout", "at least 0"],
+    ["[crio.runtime]\nctr_stop_timeout = -5", "ctr_stop_timeout", "at least 0"],
     ['[crio.runtime]\ndrop_infra_ctr = "yes"', "drop_infra_ctr", "true or false"],
     ['[crio]\nroot = "relative/path"', "root", "an absolute path"],
     ['[crio.runtime]\ndefault_env = "A=1"', "default_env", "an array of strings"],
@@ -93,8 +95,22 @@ describe("config", () => {
   });
 
   test("every flag has CRI-O's CONTAINER_* environment name", () => {
-    const flags = allFields().map((f) => flagOf(f.field)).filter(Boolean) as string[];
-    expect(flags).toEqual(expect.arrayContaining(["log-level", "listen", "root", "runroot", "cni-config-dir", "cni-plugin-dir", "signature-policy", "global-auth-file", "pause-image"]));
+    const flags = allFields()
+      .map((f) => flagOf(f.field))
+      .filter(Boolean) as string[];
+    expect(flags).toEqual(
+      expect.arrayContaining([
+        "log-level",
+        "listen",
+        "root",
+        "runroot",
+        "cni-config-dir",
+        "cni-plugin-dir",
+        "signature-policy",
+        "global-auth-file",
+        "pause-image",
+      ]),
+    );
     expect(envOf("cni-config-dir")).toBe("CONTAINER_CNI_CONFIG_DIR");
   });
 

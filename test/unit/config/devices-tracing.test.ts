@@ -15,7 +15,10 @@ test("tracing_endpoint: host:port or an http(s) URL → the OTLP/HTTP traces URL
 test("wrong values of the device and tracing keys are config errors naming the key", () => {
   type Mutable = { tracing: Record<string, unknown>; runtime: Record<string, unknown> };
   const cases: Array<[(c: Mutable) => void, string]> = [
-    [(c) => (c.tracing.tracingSamplingRatePerMillion = 1_000_001), 'key "crio.tracing.tracing_sampling_rate_per_million": value 1000001 is not valid: expected an integer from 0 to 1000000'],
+    [
+      (c) => (c.tracing.tracingSamplingRatePerMillion = 1_000_001),
+      'key "crio.tracing.tracing_sampling_rate_per_million": value 1000001 is not valid: expected an integer from 0 to 1000000',
+    ],
     [(c) => (c.tracing.tracingSamplingRatePerMillion = -5), "crio.tracing.tracing_sampling_rate_per_million"],
     [(c) => (c.tracing.tracingEndpoint = "nowhere"), 'key "crio.tracing.tracing_endpoint": value "nowhere" is not valid'],
     [(c) => (c.runtime.allowedDevices = ["/dev/fuse:/dev/f"]), 'key "crio.runtime.allowed_devices"'],

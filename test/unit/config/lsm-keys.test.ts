@@ -19,7 +19,10 @@ async function runtimeConfig(toml: string) {
 
 const labelled = (host: ReturnType<typeof fakeHost>) => {
   const input = specInput({ host });
-  input.config.linux = { ...input.config.linux, securityContext: { ...input.config.linux?.securityContext, selinuxOptions: { user: "", role: "", type: "spc_t", level: "s0:c4,c5" } } } as never;
+  input.config.linux = {
+    ...input.config.linux,
+    securityContext: { ...input.config.linux?.securityContext, selinuxOptions: { user: "", role: "", type: "spc_t", level: "s0:c4,c5" } },
+  } as never;
   const spec = buildContainerSpec(input).spec;
   return { process: spec.process?.selinuxLabel, mount: spec.linux?.mountLabel };
 };
@@ -27,7 +30,10 @@ const labelled = (host: ReturnType<typeof fakeHost>) => {
 test("selinux = true labels containers on an SELinux host (process and mount label); the default false, or a host without SELinux, labels nothing", async () => {
   const on = await runtimeConfig("selinux = true");
   expect(on.selinux).toBe(true);
-  expect(labelled(configuredHost(fakeHost({ selinux: true }), on))).toEqual({ process: "system_u:system_r:spc_t:s0:c4,c5", mount: "system_u:object_r:container_file_t:s0:c4,c5" });
+  expect(labelled(configuredHost(fakeHost({ selinux: true }), on))).toEqual({
+    process: "system_u:system_r:spc_t:s0:c4,c5",
+    mount: "system_u:object_r:container_file_t:s0:c4,c5",
+  });
   expect(labelled(configuredHost(fakeHost({ selinux: false }), on))).toEqual({ process: undefined, mount: undefined });
   const off = await runtimeConfig("");
   expect(off.selinux).toBe(false);
@@ -58,7 +64,11 @@ test("apparmor_profile names the profile RuntimeDefault containers run under on 
 
 test("apparmor_profile naming a profile the kernel has not loaded: CreateContainer is invalid-argument, nothing built", async () => {
   const rt = await runtimeConfig('apparmor_profile = "no-such-profile"');
-  const input = specInput({ host: fakeHost({ apparmor: true }), defaults: fakeDefaults({ apparmorProfile: rt.apparmorProfile }), io: { ...fakeIo(), apparmorLoaded: () => false } });
+  const input = specInput({
+    host: fakeHost({ apparmor: true }),
+    defaults: fakeDefaults({ apparmorProfile: rt.apparmorProfile }),
+    io: { ...fakeIo(), apparmorLoaded: () => false },
+  });
   let err: unknown;
   try {
     buildContainerSpec(input);

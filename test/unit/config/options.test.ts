@@ -40,7 +40,7 @@ export const WRONG: Array<[string, string, string, RegExp]> = [
   ["crio", "storage_option", '["overlay.mountopt=upperdir=/x"]', /set by the runtime/],
   ["crio.runtime", "log_to_journald", '"journald"', /expected true or false/],
   ["crio.nri", "enable_nri", "true", /NRI plugins are not supported/],
-  ["crio", "internal_wipe", '1', /expected true or false/],
+  ["crio", "internal_wipe", "1", /expected true or false/],
   ["crio.image", "max_parallel_downloads", "0", /an integer of at least 1/],
   ["crio.api", "stream_idle_timeout", '"soon"', /expected a duration/],
   ["crio.stats", "stats_collection_period", "-1", /an integer of at least 0/],
@@ -51,7 +51,10 @@ export const WRONG: Array<[string, string, string, RegExp]> = [
 test.each(WRONG)("[%s] %s = %s is refused naming file, key and value", async (table, key, value, also) => {
   const file = join(dir, "crio.conf");
   writeFileSync(file, `[${table}]\n${key} = ${value}\n`);
-  const err = await loadConfig({ configFile: file, configDir: join(dir, "none") }).then(() => undefined, (e: Error) => e.message);
+  const err = await loadConfig({ configFile: file, configDir: join(dir, "none") }).then(
+    () => undefined,
+    (e: Error) => e.message,
+  );
   const shown = JSON.parse(value) as unknown;
   const v = Array.isArray(shown) && key !== "storage_option" ? shown[0] : shown;
   expect(err).toContain(`config file "${file}"`);
@@ -75,7 +78,9 @@ test("no-effect keys: one warning each for a non-default value, none for the def
   const file = join(dir, "crio.conf");
   writeFileSync(file, `[crio.runtime]\nconmon = "/usr/bin/conmon"\n`);
   const { config } = await loadConfig({ configFile: file, configDir: join(dir, "none") });
-  expect(noEffectWarnings(config)).toEqual([expect.stringMatching(/^config key "crio\.runtime\.conmon" = "\/usr\/bin\/conmon" has no effect: the container monitor is built into this binary/)]);
+  expect(noEffectWarnings(config)).toEqual([
+    expect.stringMatching(/^config key "crio\.runtime\.conmon" = "\/usr\/bin\/conmon" has no effect: the container monitor is built into this binary/),
+  ]);
   expect(noEffectWarnings(defaults())).toEqual([]);
 });
 
@@ -90,7 +95,12 @@ test("insecure_registries entries: HOST[:PORT] exactly, or a CIDR holding the ho
 });
 
 test("storage_option: overlay.mountopt (any driver prefix) gives mount options in order", () => {
-  expect(parseStorageOptions(["overlay.mountopt=nodev,metacopy=on", "overlay2.mountopt=noatime", ".mountopt=volatile"]).mountOptions).toEqual(["nodev", "metacopy=on", "noatime", "volatile"]);
+  expect(parseStorageOptions(["overlay.mountopt=nodev,metacopy=on", "overlay2.mountopt=noatime", ".mountopt=volatile"]).mountOptions).toEqual([
+    "nodev",
+    "metacopy=on",
+    "noatime",
+    "volatile",
+  ]);
   expect(parseStorageOptions([]).mountOptions).toEqual([]);
 });
 

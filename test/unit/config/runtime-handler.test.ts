@@ -25,9 +25,21 @@ async function load(toml: string) {
 
 describe("runtime handler options at load", () => {
   test.each([
-    ['[crio.runtime.runtimes.runc]\nruntime_config_path = "/etc/kata/configuration.toml"', "crio.runtime.runtimes.runc.runtime_config_path", 'runtime_type "vm"'],
-    ['[crio.runtime.runtimes.kata]\nruntime_path = "/usr/bin/runc"\nruntime_config_path = "relative.toml"', "crio.runtime.runtimes.kata.runtime_config_path", 'runtime_type "vm"'],
-    ['[crio.runtime.runtimes.runc]\nallowed_annotations = ["io.kubernetes.cri-o.ShmSize", "io.kubernetes.cri-o.Bogus"]', "crio.runtime.runtimes.runc.allowed_annotations", '"io.kubernetes.cri-o.Bogus"'],
+    [
+      '[crio.runtime.runtimes.runc]\nruntime_config_path = "/etc/kata/configuration.toml"',
+      "crio.runtime.runtimes.runc.runtime_config_path",
+      'runtime_type "vm"',
+    ],
+    [
+      '[crio.runtime.runtimes.kata]\nruntime_path = "/usr/bin/runc"\nruntime_config_path = "relative.toml"',
+      "crio.runtime.runtimes.kata.runtime_config_path",
+      'runtime_type "vm"',
+    ],
+    [
+      '[crio.runtime.runtimes.runc]\nallowed_annotations = ["io.kubernetes.cri-o.ShmSize", "io.kubernetes.cri-o.Bogus"]',
+      "crio.runtime.runtimes.runc.allowed_annotations",
+      '"io.kubernetes.cri-o.Bogus"',
+    ],
     // Case matters, as in CRI-O's exact match.
     ['[crio.runtime.runtimes.runc]\nallowed_annotations = ["io.kubernetes.cri-o.shmsize"]', "allowed_annotations", "one of the experimental annotations"],
     ['[crio.runtime.runtimes.runc]\nallowed_annotations = "io.kubernetes.cri-o.ShmSize"', "allowed_annotations", "an array of strings"],
@@ -48,7 +60,9 @@ describe("runtime handler options at load", () => {
 
   test("every name of CRI-O's experimental annotations is accepted, and default_annotations loads as a map", async () => {
     const all = EXPERIMENTAL_ANNOTATIONS.flat();
-    const { r } = await load(`[crio.runtime.runtimes.runc]\nallowed_annotations = ${JSON.stringify(all)}\ndefault_annotations = { "a.example.com/x" = "1", "b" = "", "shm-size.crio.io" = "128Mi" }\nruntime_config_path = ""\n`);
+    const { r } = await load(
+      `[crio.runtime.runtimes.runc]\nallowed_annotations = ${JSON.stringify(all)}\ndefault_annotations = { "a.example.com/x" = "1", "b" = "", "shm-size.crio.io" = "128Mi" }\nruntime_config_path = ""\n`,
+    );
     expect(r).not.toBeInstanceOf(Error);
     const h = (r as Awaited<ReturnType<typeof loadConfig>>).config.runtime.runtimes.runc!;
     expect(h.allowedAnnotations).toEqual(all);
@@ -77,7 +91,12 @@ describe("a handler's annotation policy", () => {
 
   test("the request's disallowed annotations are dropped by prefix; others stay", () => {
     const d = disallowedAnnotations([]);
-    expect(withoutDisallowed({ [SHM]: "1Gi", [SHM2]: "1Gi", "io.kubernetes.cri-o.UnifiedCgroup.app": "x", "io.containers.trace-syscall/app": "of:/x", keep: "1" }, d)).toEqual({
+    expect(
+      withoutDisallowed(
+        { [SHM]: "1Gi", [SHM2]: "1Gi", "io.kubernetes.cri-o.UnifiedCgroup.app": "x", "io.containers.trace-syscall/app": "of:/x", keep: "1" },
+        d,
+      ),
+    ).toEqual({
       kept: { keep: "1" },
       dropped: [SHM, SHM2, "io.kubernetes.cri-o.UnifiedCgroup.app", "io.containers.trace-syscall/app"],
     });

@@ -11,13 +11,20 @@ const { PROOFS } = keyProofs;
 
 const ROOT = join(import.meta.dir, "..", "..", "..");
 const keys = [
-  ...allFields().map(({ table, field }) => ({ key: `${TABLE_PATH[table]}.${field.toml}`, names: [field.toml, flagOf(field) ?? field.toml], noEffect: field.noEffect })),
+  ...allFields().map(({ table, field }) => ({
+    key: `${TABLE_PATH[table]}.${field.toml}`,
+    names: [field.toml, flagOf(field) ?? field.toml],
+    noEffect: field.noEffect,
+  })),
   ...Object.keys(HANDLER_KEYS).map((k) => ({ key: `crio.runtime.runtimes.*.${k}`, names: [k], noEffect: undefined as string | undefined })),
 ];
 
 test("every schema key has a behaviour test or the noEffect marking", () => {
   const missing = keys.filter((k) => !k.noEffect && !PROOFS[k.key]).map((k) => k.key);
-  if (missing.length) throw new Error(`crio.conf keys with no behaviour test and no noEffect marking: ${missing.join(", ")} — add each to test/unit/config/key-proofs.ts PROOFS with the test that proves it (or mark it noEffect in src/config/schema.ts when it cannot apply)`);
+  if (missing.length)
+    throw new Error(
+      `crio.conf keys with no behaviour test and no noEffect marking: ${missing.join(", ")} — add each to test/unit/config/key-proofs.ts PROOFS with the test that proves it (or mark it noEffect in src/config/schema.ts when it cannot apply)`,
+    );
   expect(missing).toEqual([]);
 });
 
@@ -33,7 +40,8 @@ test("each proof is a test file that names its key; noEffect keys have no proof"
       continue;
     }
     const text = readFileSync(path, "utf8");
-    if (!k.names.some((n) => new RegExp(`(^|[^A-Za-z0-9_-])${n.replace(/-/g, "\\-")}([^A-Za-z0-9_-]|$)`).test(text))) bad.push(`${k.key}: ${file} never names it`);
+    if (!k.names.some((n) => new RegExp(`(^|[^A-Za-z0-9_-])${n.replace(/-/g, "\\-")}([^A-Za-z0-9_-]|$)`).test(text)))
+      bad.push(`${k.key}: ${file} never names it`);
   }
   expect(bad).toEqual([]);
 });

@@ -1,18 +1,59 @@
 import { describe, expect, test } from "bun:test";
 import {
-  buildArgs, CTL_EXEC, CTL_EXEC_SYNC, decodeResize, encodeCtl, encodeCtlExec, encodeCtlExecSync, encodeFrame, encodeResize, encodeSync, Frame, FrameDecoder, FRAME_MAX, parseArgs,
-  parseCtl, parseCtlExec, parseCtlExecSync, parseExitCode, parseLogLine, parseSync, type MonitorArgs,
+  buildArgs,
+  CTL_EXEC,
+  CTL_EXEC_SYNC,
+  decodeResize,
+  encodeCtl,
+  encodeCtlExec,
+  encodeCtlExecSync,
+  encodeFrame,
+  encodeResize,
+  encodeSync,
+  Frame,
+  FrameDecoder,
+  FRAME_MAX,
+  parseArgs,
+  parseCtl,
+  parseCtlExec,
+  parseCtlExecSync,
+  parseExitCode,
+  parseLogLine,
+  parseSync,
+  type MonitorArgs,
 } from "../../../src/conmon/protocol.ts";
 
 const create: MonitorArgs = {
-  mode: "create", id: "abc", container: "abc", runtime: ["/usr/bin/runc", "--root", "/run/runc", "--systemd-cgroup"], bundle: "/b",
-  dir: "/run/crio/monitor/abc", logPath: "/var/log/pods/x/0.log", exitDir: "/run/crio/exits", terminal: true,
-  stdin: true, stdinOnce: false, logSizeMax: 8192, timeoutMs: 0, attachTimeoutMs: 0,
+  mode: "create",
+  id: "abc",
+  container: "abc",
+  runtime: ["/usr/bin/runc", "--root", "/run/runc", "--systemd-cgroup"],
+  bundle: "/b",
+  dir: "/run/crio/monitor/abc",
+  logPath: "/var/log/pods/x/0.log",
+  exitDir: "/run/crio/exits",
+  terminal: true,
+  stdin: true,
+  stdinOnce: false,
+  logSizeMax: 8192,
+  timeoutMs: 0,
+  attachTimeoutMs: 0,
 };
 
 describe("argv", () => {
   test("round-trips every mode", () => {
-    const execSync: MonitorArgs = { ...create, mode: "exec-sync", id: "e1", bundle: undefined, logPath: undefined, exitDir: undefined, terminal: false, stdin: false, logSizeMax: 0, timeoutMs: 1500 };
+    const execSync: MonitorArgs = {
+      ...create,
+      mode: "exec-sync",
+      id: "e1",
+      bundle: undefined,
+      logPath: undefined,
+      exitDir: undefined,
+      terminal: false,
+      stdin: false,
+      logSizeMax: 0,
+      timeoutMs: 1500,
+    };
     const exec: MonitorArgs = { ...execSync, mode: "exec", timeoutMs: 0, terminal: true, stdin: true, stdinOnce: true, attachTimeoutMs: 60000 };
     for (const a of [create, execSync, exec, { ...create, noSyncLog: true }]) expect(parseArgs(buildArgs(a))).toEqual(a);
     expect(buildArgs({ ...create, noSyncLog: true })).toContain("--no-sync-log");
@@ -40,22 +81,21 @@ describe("argv", () => {
 });
 
 test("sync messages", () => {
-  for (const m of [{ pid: 42 }, { error: "runc create failed: boom" }, { exitCode: 137, timedOut: true }])
-    expect(parseSync(encodeSync(m).trim())).toEqual(m);
+  for (const m of [{ pid: 42 }, { error: "runc create failed: boom" }, { exitCode: 137, timedOut: true }]) expect(parseSync(encodeSync(m).trim())).toEqual(m);
   expect(() => parseSync('{"pid":0}')).toThrow("bad sync message");
   expect(() => parseSync("garbage")).toThrow();
 });
 
 test("frames survive any split of the byte stream", () => {
-  const bytes = new Uint8Array([
-    ...encodeFrame(Frame.STDIN, new TextEncoder().encode("hello")),
-    ...encodeResize(24, 80),
-    ...encodeFrame(Frame.CLOSE_STDIN),
-  ]);
+  const bytes = new Uint8Array([...encodeFrame(Frame.STDIN, new TextEncoder().encode("hello")), ...encodeResize(24, 80), ...encodeFrame(Frame.CLOSE_STDIN)]);
   for (let cut = 0; cut <= bytes.length; cut++) {
     const d = new FrameDecoder();
     const frames = [...d.push(bytes.subarray(0, cut)), ...d.push(bytes.subarray(cut))];
-    expect(frames.map((f) => [f.type, f.payload.length])).toEqual([[Frame.STDIN, 5], [Frame.RESIZE, 4], [Frame.CLOSE_STDIN, 0]]);
+    expect(frames.map((f) => [f.type, f.payload.length])).toEqual([
+      [Frame.STDIN, 5],
+      [Frame.RESIZE, 4],
+      [Frame.CLOSE_STDIN, 0],
+    ]);
     expect(decodeResize(frames[1]!.payload)).toEqual({ rows: 24, cols: 80 });
   }
   const huge = new Uint8Array(5);
@@ -68,7 +108,12 @@ test("ctl lines, exit files, log lines", () => {
   expect(parseCtl("2 0 0")).toEqual({ kind: 2, a: 0, b: 0 });
   expect(parseCtl("resize")).toBeUndefined();
   expect([parseExitCode("137"), parseExitCode(" 0\n"), parseExitCode("x")]).toEqual([137, 0, undefined]);
-  expect(parseLogLine("2026-11-29T06:47:05.162950123Z stderr P a b ")).toEqual({ time: "2026-11-29T06:47:05.162950123Z", stream: "stderr", partial: true, text: "a b " });
+  expect(parseLogLine("2026-11-29T06:47:05.162950123Z stderr P a b ")).toEqual({
+    time: "2026-11-29T06:47:05.162950123Z",
+    stream: "stderr",
+    partial: true,
+    text: "a b ",
+  });
   expect(parseLogLine("nonsense")).toBeUndefined();
 });
 

@@ -17,7 +17,14 @@ test("later dirs override, same-dir duplicates conflict, bad files are skipped (
   const [a, b] = [join(root, "a"), join(root, "b")];
   mkdirSync(a);
   mkdirSync(b);
-  writeFileSync(join(a, "1.json"), dev("v.com/c", [["x", "a"], ["dup", "1"], ["only-a", "a"]]));
+  writeFileSync(
+    join(a, "1.json"),
+    dev("v.com/c", [
+      ["x", "a"],
+      ["dup", "1"],
+      ["only-a", "a"],
+    ]),
+  );
   writeFileSync(join(a, "2.yaml"), 'cdiVersion: "0.6.0"\nkind: v.com/c\ndevices:\n  - name: dup\n    containerEdits:\n      env: [V=2]\n');
   writeFileSync(join(b, "1.json"), dev("v.com/c", [["x", "b"]]));
   writeFileSync(join(b, "bad.json"), "{");
@@ -25,7 +32,9 @@ test("later dirs override, same-dir duplicates conflict, bad files are skipped (
   const reg = new CdiRegistry(() => [a, b, join(root, "missing")], log);
   expect(reg.list()).toEqual(["v.com/c=only-a", "v.com/c=x"]);
   expect(reg.resolve(["v.com/c=x"])[0]!.edits.env).toEqual(["V=b"]);
-  expect(() => reg.resolve(["v.com/c=x", "v.com/c=dup", "v.com/c=none"])).toThrow(/unresolvable CDI devices v\.com\/c=dup, v\.com\/c=none .*conflicting device "v\.com\/c=dup"/);
+  expect(() => reg.resolve(["v.com/c=x", "v.com/c=dup", "v.com/c=none"])).toThrow(
+    /unresolvable CDI devices v\.com\/c=dup, v\.com\/c=none .*conflicting device "v\.com\/c=dup"/,
+  );
   expect(() => reg.resolve(["v.com/c=none"])).toThrow(expect.objectContaining({ kind: "invalid-argument" }));
   reg.list();
   expect(warnings.filter((w) => w.includes("bad.json"))).toHaveLength(1);

@@ -11,7 +11,10 @@ import { IdIndex, StoredRecord } from "../../../src/store/index.ts";
 import { KeyedSerial } from "../../../src/util/wait.ts";
 
 /** A context over fakes: `exitFile` is what the monitor recorded, `runtimeState` what the runtime says. */
-function fixture(state: ContainerRunState["state"], o: { exitFile?: { exitCode: number; exitedAt: number; oomKilled: boolean }; runtimeState?: RuntimeState } = {}) {
+function fixture(
+  state: ContainerRunState["state"],
+  o: { exitFile?: { exitCode: number; exitedAt: number; oomKilled: boolean }; runtimeState?: RuntimeState } = {},
+) {
   const dir = mkdtempSync(join(tmpdir(), "crio-exit-"));
   const rec = new StoredRecord(dir, { id: "c1", runtimeHandler: "runc", bundle: dir } as never, { state } as ContainerRunState) as Rec;
   const index = new IdIndex<Rec>();
@@ -24,7 +27,13 @@ function fixture(state: ContainerRunState["state"], o: { exitFile?: { exitCode: 
     monitors: { readExit: async () => o.exitFile },
     handlers: { get: () => ({ runtime: { state: async () => o.runtimeState } }) },
   };
-  const c: ContainerCtx = { d: d as never, index, serial: new KeyedSerial(), exits: new ExitWaiters(), emit: (kind, v) => void emitted.push(`${kind} ${v.meta.id}`) };
+  const c: ContainerCtx = {
+    d: d as never,
+    index,
+    serial: new KeyedSerial(),
+    exits: new ExitWaiters(),
+    emit: (kind, v) => void emitted.push(`${kind} ${v.meta.id}`),
+  };
   return { c, rec, dir, emitted, lines, [Symbol.dispose]: () => rmSync(dir, { recursive: true, force: true }) };
 }
 

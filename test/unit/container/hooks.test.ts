@@ -10,18 +10,37 @@ const v1 = (o: object) => JSON.stringify({ version: "1.0.0", hook: { path: "/usr
 
 describe("parseHookConfig", () => {
   test("a 1.0.0 file", () => {
-    const c = parseHookConfig(v1({ hook: { path: "/usr/bin/hook", args: ["hook", "x"], env: ["A=1"], timeout: 5 }, stages: ["prestart", "poststop"] }), "a.json", exists);
-    expect(c).toEqual({ hook: { path: "/usr/bin/hook", args: ["hook", "x"], env: ["A=1"], timeout: 5 }, when: { always: true }, stages: ["prestart", "poststop"] });
+    const c = parseHookConfig(
+      v1({ hook: { path: "/usr/bin/hook", args: ["hook", "x"], env: ["A=1"], timeout: 5 }, stages: ["prestart", "poststop"] }),
+      "a.json",
+      exists,
+    );
+    expect(c).toEqual({
+      hook: { path: "/usr/bin/hook", args: ["hook", "x"], env: ["A=1"], timeout: 5 },
+      when: { always: true },
+      stages: ["prestart", "poststop"],
+    });
   });
 
   test("a legacy 0.1.0 file becomes any-of conditions", () => {
-    const c = parseHookConfig(JSON.stringify({ hook: "/usr/bin/old", arguments: ["a"], stage: ["prestart"], cmd: ["^sh$"], annotation: ["x", "y"], hasbindmounts: true }), "old.json", exists);
-    expect(c).toEqual({ hook: { path: "/usr/bin/old", args: ["/usr/bin/old", "a"] }, when: { or: true, commands: ["^sh$"], hasBindMounts: true, annotations: { ".*": "x|y" } }, stages: ["prestart"] });
-    expect(() => parseHookConfig(JSON.stringify({ hook: "/x", stage: ["prestart"], stages: ["poststop"] }), "old.json", exists)).toThrow("cannot set both 'stage' and 'stages'");
+    const c = parseHookConfig(
+      JSON.stringify({ hook: "/usr/bin/old", arguments: ["a"], stage: ["prestart"], cmd: ["^sh$"], annotation: ["x", "y"], hasbindmounts: true }),
+      "old.json",
+      exists,
+    );
+    expect(c).toEqual({
+      hook: { path: "/usr/bin/old", args: ["/usr/bin/old", "a"] },
+      when: { or: true, commands: ["^sh$"], hasBindMounts: true, annotations: { ".*": "x|y" } },
+      stages: ["prestart"],
+    });
+    expect(() => parseHookConfig(JSON.stringify({ hook: "/x", stage: ["prestart"], stages: ["poststop"] }), "old.json", exists)).toThrow(
+      "cannot set both 'stage' and 'stages'",
+    );
   });
 
   test("bad files are invalid-argument naming the file and the problem", () => {
-    const bad = (text: string, msg: string, ex = exists) => expect(() => parseHookConfig(text, "h.json", ex)).toThrow(expect.objectContaining({ kind: "invalid-argument", message: expect.stringContaining(msg) }));
+    const bad = (text: string, msg: string, ex = exists) =>
+      expect(() => parseHookConfig(text, "h.json", ex)).toThrow(expect.objectContaining({ kind: "invalid-argument", message: expect.stringContaining(msg) }));
     bad("{", 'hook "h.json" is not valid JSON');
     bad(JSON.stringify({ version: "2.0.0" }), "unrecognized hook version");
     bad(v1({ hook: {} }), "missing required property: hook.path");
@@ -62,13 +81,21 @@ describe("injectHooks", () => {
   test("name order (case-insensitive), prestart as createRuntime, appended after existing hooks", () => {
     const spec = { ociVersion: "1.0.2", process: { args: ["sleep"], cwd: "/", user: { uid: 0, gid: 0 } }, hooks: { poststop: [{ path: "/first" }] } } as Spec;
     const h = (path: string, stages: string[], when = { always: true }): HookConfig => ({ hook: { path }, when, stages: stages as HookConfig["stages"] });
-    const names = injectHooks(spec, [
-      { name: "b.json", config: h("/b", ["prestart", "poststop"]) },
-      { name: "A.json", config: h("/a", ["createRuntime", "startContainer"]) },
-      { name: "c.json", config: h("/c", ["poststart"], { always: false }) },
-    ], { annotations: {}, hasBindMounts: false });
+    const names = injectHooks(
+      spec,
+      [
+        { name: "b.json", config: h("/b", ["prestart", "poststop"]) },
+        { name: "A.json", config: h("/a", ["createRuntime", "startContainer"]) },
+        { name: "c.json", config: h("/c", ["poststart"], { always: false }) },
+      ],
+      { annotations: {}, hasBindMounts: false },
+    );
     expect(names).toEqual(["A.json", "b.json"]);
-    expect(spec.hooks).toEqual({ poststop: [{ path: "/first" }, { path: "/b" }], createRuntime: [{ path: "/a" }, { path: "/b" }], startContainer: [{ path: "/a" }] });
+    expect(spec.hooks).toEqual({
+      poststop: [{ path: "/first" }, { path: "/b" }],
+      createRuntime: [{ path: "/a" }, { path: "/b" }],
+      startContainer: [{ path: "/a" }],
+    });
   });
 });
 
@@ -82,7 +109,8 @@ describe("HookDirs", () => {
       mkdirSync(b);
       const script = join(root, "hook.sh");
       writeFileSync(script, "#!/bin/sh\n");
-      const file = (dir: string, name: string, args: string[]) => writeFileSync(join(dir, name), JSON.stringify({ version: "1.0.0", hook: { path: script, args }, when: { always: true }, stages: ["poststop"] }));
+      const file = (dir: string, name: string, args: string[]) =>
+        writeFileSync(join(dir, name), JSON.stringify({ version: "1.0.0", hook: { path: script, args }, when: { always: true }, stages: ["poststop"] }));
       file(a, "10.json", ["from-a"]);
       file(b, "10.json", ["from-b"]);
       file(a, "20.json", ["only-a"]);
@@ -90,7 +118,11 @@ describe("HookDirs", () => {
       writeFileSync(join(a, "notes.txt"), "ignored");
       const warnings: string[] = [];
       const dirs = new HookDirs({ warn: (m: string) => warnings.push(m) } as never);
-      const load = () => dirs.load([a, b, join(root, "missing")]).map((h) => `${h.name}:${h.config.hook.args?.[0]}`).sort();
+      const load = () =>
+        dirs
+          .load([a, b, join(root, "missing")])
+          .map((h) => `${h.name}:${h.config.hook.args?.[0]}`)
+          .sort();
       expect(load()).toEqual(["10.json:from-b", "20.json:only-a"]);
       expect(load()).toEqual(["10.json:from-b", "20.json:only-a"]);
       expect(warnings).toHaveLength(1);

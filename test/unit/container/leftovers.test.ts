@@ -15,7 +15,11 @@ test("containers with no record are found by any trace and undone in order; reco
     const mid = id("b"); // rootfs, bundle and monitor: a create cut after the monitor started
     const early = id("c"); // only its rootfs: cut before the bundle
     const inRunc = id("d"); // only runc knows it
-    for (const [p, ids] of [[paths.storage, [known, mid, early]], [join(paths.runroot, "containers"), [known, mid]], [paths.monitors, [known, mid]]] as const)
+    for (const [p, ids] of [
+      [paths.storage, [known, mid, early]],
+      [join(paths.runroot, "containers"), [known, mid]],
+      [paths.monitors, [known, mid]],
+    ] as const)
       for (const x of ids) mkdirSync(join(p, x), { recursive: true });
     mkdirSync(paths.exits, { recursive: true });
     writeFileSync(join(paths.exits, "not-an-id"), "0");
@@ -23,10 +27,19 @@ test("containers with no record are found by any trace and undone in order; reco
     const lines: string[] = [];
     const log = { withTag: () => log, info: (m: string) => lines.push(m), warn: (m: string) => lines.push(`WARN ${m}`) };
     const deps = {
-      paths, log,
+      paths,
+      log,
       settings: () => ({ runtimeHandlers: ["runc"] }),
-      handlers: { get: () => ({ runtime: { list: async () => [known, mid, inRunc].map((x) => ({ id: x })), delete: async (x: string) => void calls.push(`delete ${x[0]}`) } }) },
-      monitors: { abandon: async (x: string) => void calls.push(`abandon ${x[0]}`), alive: async () => false, remove: async (x: string) => void calls.push(`cleanup ${x[0]}`) },
+      handlers: {
+        get: () => ({
+          runtime: { list: async () => [known, mid, inRunc].map((x) => ({ id: x })), delete: async (x: string) => void calls.push(`delete ${x[0]}`) },
+        }),
+      },
+      monitors: {
+        abandon: async (x: string) => void calls.push(`abandon ${x[0]}`),
+        alive: async () => false,
+        remove: async (x: string) => void calls.push(`cleanup ${x[0]}`),
+      },
       rootfs: { remove: async (x: string) => void calls.push(`rootfs ${x[0]}`) },
     };
     const found = await removeContainerLeftovers(deps as never, new Set([known]));
@@ -54,7 +67,8 @@ test("a configured handler whose runtime is not installed (crun in the default t
     const lines: string[] = [];
     const log = { withTag: () => log, info: (m: string) => lines.push(m), warn: (m: string) => lines.push(`WARN ${m}`) };
     const deps = {
-      paths, log,
+      paths,
+      log,
       settings: () => ({ runtimeHandlers: ["runc", "crun"] }),
       handlers: {
         get: (h: string) => {

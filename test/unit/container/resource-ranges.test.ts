@@ -4,7 +4,12 @@ import { LinuxContainerResourcesSchema } from "../../../src/gen/runtime/v1/api_p
 import { containerResources } from "../../../src/container/spec/resources.ts";
 
 // Values no kernel takes are INVALID_ARGUMENT (the CRI fuzzer saw runc's refusals come back INTERNAL).
-const input = (r: object) => ({ resources: create(LinuxContainerResourcesSchema, r as never), minMemory: 12 << 20, cgroup: { v2: false, swap: true, hugetlb: true, pids: true }, minOomScoreAdj: -1000 });
+const input = (r: object) => ({
+  resources: create(LinuxContainerResourcesSchema, r as never),
+  minMemory: 12 << 20,
+  cgroup: { v2: false, swap: true, hugetlb: true, pids: true },
+  minOomScoreAdj: -1000,
+});
 
 test.each([
   [{ cpuShares: -1n }, "cpu_shares"],

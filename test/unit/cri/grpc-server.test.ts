@@ -19,17 +19,45 @@ const bytes = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 const routes = new Map<string, Route>([
   ["/t.T/Echo", { kind: "unary", handle: async (req) => bytes(`echo:${text(req)}`) }],
-  ["/t.T/Fail", { kind: "unary", handle: async () => { throw new GrpcStatus(Status.NOT_FOUND, "no such thing: «ünïcode» 100%\nsecond line"); } }],
-  ["/t.T/Boom", { kind: "unary", handle: async () => { throw new Error("plain error"); } }],
+  [
+    "/t.T/Fail",
+    {
+      kind: "unary",
+      handle: async () => {
+        throw new GrpcStatus(Status.NOT_FOUND, "no such thing: «ünïcode» 100%\nsecond line");
+      },
+    },
+  ],
+  [
+    "/t.T/Boom",
+    {
+      kind: "unary",
+      handle: async () => {
+        throw new Error("plain error");
+      },
+    },
+  ],
   ["/t.T/Big", { kind: "unary", handle: async () => new Uint8Array(300) }],
-  ["/t.T/Slow", { kind: "unary", handle: async (_req, call) => {
-    await new Promise<void>((resolve) => call.signal.addEventListener("abort", () => resolve(), { once: true }));
-    slowAborted = call.signal.reason;
-    return bytes("late");
-  } }],
-  ["/t.T/Count", { kind: "server_streaming", handle: async (req, _call, send) => {
-    for (let i = 0; i < Number(text(req)); i++) await send(bytes(String(i)));
-  } }],
+  [
+    "/t.T/Slow",
+    {
+      kind: "unary",
+      handle: async (_req, call) => {
+        await new Promise<void>((resolve) => call.signal.addEventListener("abort", () => resolve(), { once: true }));
+        slowAborted = call.signal.reason;
+        return bytes("late");
+      },
+    },
+  ],
+  [
+    "/t.T/Count",
+    {
+      kind: "server_streaming",
+      handle: async (req, _call, send) => {
+        for (let i = 0; i < Number(text(req)); i++) await send(bytes(String(i)));
+      },
+    },
+  ],
   ["/t.T/Header", { kind: "unary", handle: async (_req, call) => bytes(call.header("x-probe") ?? "none") }],
 ]);
 
@@ -40,9 +68,28 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => net.listen(join(dir, "s.sock"), () => resolve()));
   const id = (b: Buffer | Uint8Array) => Buffer.from(b);
   const def = Object.fromEntries(
-    ["Echo", "Fail", "Boom", "Big", "Slow", "Header", "Missing"].map((m) => [m, { path: `/t.T/${m}`, requestStream: false, responseStream: false, requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id }]),
+    ["Echo", "Fail", "Boom", "Big", "Slow", "Header", "Missing"].map((m) => [
+      m,
+      {
+        path: `/t.T/${m}`,
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: id,
+        requestDeserialize: id,
+        responseSerialize: id,
+        responseDeserialize: id,
+      },
+    ]),
   );
-  def.Count = { path: "/t.T/Count", requestStream: false, responseStream: true, requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id };
+  def.Count = {
+    path: "/t.T/Count",
+    requestStream: false,
+    responseStream: true,
+    requestSerialize: id,
+    requestDeserialize: id,
+    responseSerialize: id,
+    responseDeserialize: id,
+  };
   const Ctor = makeGenericClientConstructor(def as never, "T");
   client = new Ctor(`unix:${join(dir, "s.sock")}`, credentials.createInsecure(), { "grpc.default_authority": "localhost" }) as never;
 });
@@ -53,7 +100,11 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function unary(method: string, req: Uint8Array, o: { deadlineMs?: number; md?: Record<string, string> } = {}): Promise<{ code: number; details: string; body?: string }> {
+function unary(
+  method: string,
+  req: Uint8Array,
+  o: { deadlineMs?: number; md?: Record<string, string> } = {},
+): Promise<{ code: number; details: string; body?: string }> {
   const md = new Metadata();
   for (const [k, v] of Object.entries(o.md ?? {})) md.set(k, v);
   return new Promise((resolve) =>

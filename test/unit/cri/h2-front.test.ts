@@ -48,7 +48,8 @@ function frame(type: number, flags: number, stream: number, payload: Buffer): Bu
 }
 
 const headers = (stream: number, b: Buffer, flags = 0x4) => frame(0x1, flags, stream, b);
-const request = (authority: string) => block([":method", "POST"], [":path", "/runtime.v1.RuntimeService/Version"], [":authority", authority], ["content-type", "application/grpc"]);
+const request = (authority: string) =>
+  block([":method", "POST"], [":path", "/runtime.v1.RuntimeService/Version"], [":authority", authority], ["content-type", "application/grpc"]);
 
 /** Runs `input` through a rewriter in chunks of `chunk` bytes (all at once when 0). */
 function rewrite(input: Buffer, chunk = 0): { out: Buffer; rw: AuthorityRewriter } {
@@ -59,7 +60,12 @@ function rewrite(input: Buffer, chunk = 0): { out: Buffer; rw: AuthorityRewriter
   return { out: Buffer.concat(parts), rw };
 }
 
-interface Frame { type: number; flags: number; stream: number; payload: Buffer }
+interface Frame {
+  type: number;
+  flags: number;
+  stream: number;
+  payload: Buffer;
+}
 
 /** What the server sees: frames, and each header block decoded with one decoder per connection. */
 function serverView(out: Buffer) {
@@ -94,7 +100,14 @@ function serverView(out: Buffer) {
 
 describe("AuthorityRewriter", () => {
   test("a connection that never needs a rewrite passes through byte for byte", () => {
-    const input = Buffer.concat([PREFACE, SETTINGS, headers(1, request("localhost")), grpcData(1), headers(3, block({ index: 62 + 3 }, { index: 62 + 2 }, { index: 62 + 1 }, { index: 62 })), grpcData(3)]);
+    const input = Buffer.concat([
+      PREFACE,
+      SETTINGS,
+      headers(1, request("localhost")),
+      grpcData(1),
+      headers(3, block({ index: 62 + 3 }, { index: 62 + 2 }, { index: 62 + 1 }, { index: 62 })),
+      grpcData(3),
+    ]);
     for (const chunk of [0, 1, 7]) {
       const { out, rw } = rewrite(input, chunk);
       expect(out).toEqual(input);
@@ -107,13 +120,24 @@ describe("AuthorityRewriter", () => {
     // the second request refers to the four entries the first one added (newest = 62)
     const second = headers(3, block({ index: 65 }, { index: 64 }, { index: 63 }, { index: 62 }, ["grpc-timeout", "1S"]));
     const input = Buffer.concat([PREFACE, SETTINGS, first, grpcData(1), second, grpcData(3)]);
-    const want: Array<[string, string]> = [[":method", "POST"], [":path", "/runtime.v1.RuntimeService/Version"], [":authority", "localhost"], ["content-type", "application/grpc"]];
+    const want: Array<[string, string]> = [
+      [":method", "POST"],
+      [":path", "/runtime.v1.RuntimeService/Version"],
+      [":authority", "localhost"],
+      ["content-type", "application/grpc"],
+    ];
     for (const chunk of [0, 1, 5, 9, 10]) {
       const { out, rw } = rewrite(input, chunk);
       const v = serverView(out);
       expect(v.blocks).toEqual([want, [...want, ["grpc-timeout", "1S"]]]);
       expect(v.tableSize).toBe(0); // the re-encoding never adds to the server's table
-      expect(v.frames.map((f) => [f.type, f.flags, f.stream])).toEqual([[4, 0, 0], [1, 4, 1], [0, 1, 1], [1, 4, 3], [0, 1, 3]]);
+      expect(v.frames.map((f) => [f.type, f.flags, f.stream])).toEqual([
+        [4, 0, 0],
+        [1, 4, 1],
+        [0, 1, 1],
+        [1, 4, 3],
+        [0, 1, 3],
+      ]);
       expect(v.frames[2]!.payload).toEqual(grpcData(1).subarray(9));
       expect(rw.rewritten).toBe(2);
     }
@@ -141,7 +165,12 @@ describe("AuthorityRewriter", () => {
     ]);
     for (const chunk of [0, 4096]) {
       const v = serverView(rewrite(input, chunk).out);
-      expect(v.blocks).toEqual([[[":authority", "localhost"], ["x-big", "v".repeat(20_000)]]]);
+      expect(v.blocks).toEqual([
+        [
+          [":authority", "localhost"],
+          ["x-big", "v".repeat(20_000)],
+        ],
+      ]);
       const [h, ...conts] = v.frames;
       expect([h!.type, h!.flags, h!.payload.subarray(0, 5).toString("hex")]).toEqual([1, 0x20 | 0x1, "8000000710"]);
       expect(conts.map((f) => [f.type, f.flags, f.stream])).toEqual([[9, 0x4, 1]]);

@@ -24,25 +24,74 @@ function series(tableSize: number, steps: Step[]) {
   }
 }
 
-const REQ1: Array<[string, string]> = [[":method", "GET"], [":scheme", "http"], [":path", "/"], [":authority", "www.example.com"]];
+const REQ1: Array<[string, string]> = [
+  [":method", "GET"],
+  [":scheme", "http"],
+  [":path", "/"],
+  [":authority", "www.example.com"],
+];
 const REQ2: Array<[string, string]> = [...REQ1, ["cache-control", "no-cache"]];
-const REQ3: Array<[string, string]> = [[":method", "GET"], [":scheme", "https"], [":path", "/index.html"], [":authority", "www.example.com"], ["custom-key", "custom-value"]];
+const REQ3: Array<[string, string]> = [
+  [":method", "GET"],
+  [":scheme", "https"],
+  [":path", "/index.html"],
+  [":authority", "www.example.com"],
+  ["custom-key", "custom-value"],
+];
 const REQ_TABLES: Array<Array<[string, string]>> = [
   [[":authority", "www.example.com"]],
-  [["cache-control", "no-cache"], [":authority", "www.example.com"]],
-  [["custom-key", "custom-value"], ["cache-control", "no-cache"], [":authority", "www.example.com"]],
+  [
+    ["cache-control", "no-cache"],
+    [":authority", "www.example.com"],
+  ],
+  [
+    ["custom-key", "custom-value"],
+    ["cache-control", "no-cache"],
+    [":authority", "www.example.com"],
+  ],
 ];
 const DATE1 = "Mon, 21 Oct 2013 20:13:21 GMT";
 const DATE2 = "Mon, 21 Oct 2013 20:13:22 GMT";
 const LOC = "https://www.example.com";
 const COOKIE = "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1";
-const RESP1: Array<[string, string]> = [[":status", "302"], ["cache-control", "private"], ["date", DATE1], ["location", LOC]];
-const RESP2: Array<[string, string]> = [[":status", "307"], ["cache-control", "private"], ["date", DATE1], ["location", LOC]];
-const RESP3: Array<[string, string]> = [[":status", "200"], ["cache-control", "private"], ["date", DATE2], ["location", LOC], ["content-encoding", "gzip"], ["set-cookie", COOKIE]];
+const RESP1: Array<[string, string]> = [
+  [":status", "302"],
+  ["cache-control", "private"],
+  ["date", DATE1],
+  ["location", LOC],
+];
+const RESP2: Array<[string, string]> = [
+  [":status", "307"],
+  ["cache-control", "private"],
+  ["date", DATE1],
+  ["location", LOC],
+];
+const RESP3: Array<[string, string]> = [
+  [":status", "200"],
+  ["cache-control", "private"],
+  ["date", DATE2],
+  ["location", LOC],
+  ["content-encoding", "gzip"],
+  ["set-cookie", COOKIE],
+];
 const RESP_TABLES: Array<Array<[string, string]>> = [
-  [["location", LOC], ["date", DATE1], ["cache-control", "private"], [":status", "302"]],
-  [[":status", "307"], ["location", LOC], ["date", DATE1], ["cache-control", "private"]],
-  [["set-cookie", COOKIE], ["content-encoding", "gzip"], ["date", DATE2]],
+  [
+    ["location", LOC],
+    ["date", DATE1],
+    ["cache-control", "private"],
+    [":status", "302"],
+  ],
+  [
+    [":status", "307"],
+    ["location", LOC],
+    ["date", DATE1],
+    ["cache-control", "private"],
+  ],
+  [
+    ["set-cookie", COOKIE],
+    ["content-encoding", "gzip"],
+    ["date", DATE2],
+  ],
 ];
 
 describe("HpackDecoder (RFC 7541 Appendix C)", () => {
@@ -67,14 +116,18 @@ describe("HpackDecoder (RFC 7541 Appendix C)", () => {
       {
         block: `4803 3330 3258 0770 7269 7661 7465 611d 4d6f 6e2c 2032 3120 4f63 7420 3230 3133
                 2032 303a 3133 3a32 3120 474d 546e 1768 7474 7073 3a2f 2f77 7777 2e65 7861 6d70 6c65 2e63 6f6d`,
-        headers: RESP1, table: RESP_TABLES[0]!, size: 222,
+        headers: RESP1,
+        table: RESP_TABLES[0]!,
+        size: 222,
       },
       { block: "4803 3330 37c1 c0bf", headers: RESP2, table: RESP_TABLES[1]!, size: 222 },
       {
         block: `88c1 611d 4d6f 6e2c 2032 3120 4f63 7420 3230 3133 2032 303a 3133 3a32 3220 474d
                 54c0 5a04 677a 6970 7738 666f 6f3d 4153 444a 4b48 514b 425a 584f 5157 454f 5049
                 5541 5851 5745 4f49 553b 206d 6178 2d61 6765 3d33 3630 303b 2076 6572 7369 6f6e 3d31`,
-        headers: RESP3, table: RESP_TABLES[2]!, size: 215,
+        headers: RESP3,
+        table: RESP_TABLES[2]!,
+        size: 215,
       },
     ]);
   });
@@ -84,14 +137,18 @@ describe("HpackDecoder (RFC 7541 Appendix C)", () => {
       {
         block: `4882 6402 5885 aec3 771a 4b61 96d0 7abe 9410 54d4 44a8 2005 9504 0b81 66e0 82a6
                 2d1b ff6e 919d 29ad 1718 63c7 8f0b 97c8 e9ae 82ae 43d3`,
-        headers: RESP1, table: RESP_TABLES[0]!, size: 222,
+        headers: RESP1,
+        table: RESP_TABLES[0]!,
+        size: 222,
       },
       { block: "4883 640e ffc1 c0bf", headers: RESP2, table: RESP_TABLES[1]!, size: 222 },
       {
         block: `88c1 6196 d07a be94 1054 d444 a820 0595 040b 8166 e084 a62d 1bff c05a 839b d9ab
                 77ad 94e7 821d d7f2 e6c7 b335 dfdf cd5b 3960 d5af 2708 7f36 72c1 ab27 0fb5 291f
                 9587 3160 65c0 03ed 4ee5 b106 3d50 07`,
-        headers: RESP3, table: RESP_TABLES[2]!, size: 215,
+        headers: RESP3,
+        table: RESP_TABLES[2]!,
+        size: 215,
       },
     ]);
   });
@@ -157,9 +214,19 @@ describe("malformed blocks", () => {
 describe("Huffman code (RFC 7541 Appendix B)", () => {
   test("codes derived from the lengths match rows of the RFC table", () => {
     const rows: Array<[number, number, number]> = [
-      [0, 0x1ff8, 13], [1, 0x7fffd8, 23], [10, 0x3ffffffc, 30], [32, 0x14, 6], [33, 0x3f8, 10],
-      [48, 0x0, 5], [97, 0x3, 5], [122, 0x7b, 7], [127, 0xffffffc, 28], [128, 0xfffe6, 20],
-      [199, 0x1ffffec, 25], [255, 0x3ffffee, 26], [256, 0x3fffffff, 30],
+      [0, 0x1ff8, 13],
+      [1, 0x7fffd8, 23],
+      [10, 0x3ffffffc, 30],
+      [32, 0x14, 6],
+      [33, 0x3f8, 10],
+      [48, 0x0, 5],
+      [97, 0x3, 5],
+      [122, 0x7b, 7],
+      [127, 0xffffffc, 28],
+      [128, 0xfffe6, 20],
+      [199, 0x1ffffec, 25],
+      [255, 0x3ffffee, 26],
+      [256, 0x3fffffff, 30],
     ];
     expect(rows.map(([s]) => [s, HUFFMAN_CODES[s], HUFFMAN_LENGTHS[s]])).toEqual(rows);
   });
@@ -203,9 +270,15 @@ describe("encodeHeaderBlock", () => {
 
   test("round-trips through a decoder without adding dynamic table entries", () => {
     const fields = [
-      field(":method", "POST"), field(":scheme", "http"), field(":path", "/runtime.v1.RuntimeService/Version"),
-      field(":authority", "localhost"), field("content-type", "application/grpc"), field("te", "trailers"),
-      field("grpc-timeout", "1999m"), field("authorization", "Bearer x", true), field("bin-bin", "\u0000\u00ff\u0080"),
+      field(":method", "POST"),
+      field(":scheme", "http"),
+      field(":path", "/runtime.v1.RuntimeService/Version"),
+      field(":authority", "localhost"),
+      field("content-type", "application/grpc"),
+      field("te", "trailers"),
+      field("grpc-timeout", "1999m"),
+      field("authorization", "Bearer x", true),
+      field("bin-bin", "\u0000\u00ff\u0080"),
     ];
     const d = new HpackDecoder();
     const out = d.decode(encodeHeaderBlock(fields, [4096]));

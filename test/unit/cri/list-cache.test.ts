@@ -17,7 +17,16 @@ import { criClient, type CriClient } from "../../support/cri-client.ts";
 
 type Ctr = { meta: Record<string, unknown>; status: { state: string } };
 const ctr = (id: string, sandboxId: string, state = "running"): Ctr => ({
-  meta: { id, sandboxId, metadata: { name: id, attempt: 0 }, image: { userRequested: "busybox", id: "sha256:1" }, createdAt: 1, labels: { app: id }, annotations: {}, infra: false },
+  meta: {
+    id,
+    sandboxId,
+    metadata: { name: id, attempt: 0 },
+    image: { userRequested: "busybox", id: "sha256:1" },
+    createdAt: 1,
+    labels: { app: id },
+    annotations: {},
+    infra: false,
+  },
   status: { state },
 });
 

@@ -44,5 +44,9 @@ test("with no tracer, traced() only runs the step and traceAttrs() does nothing"
   expect(currentTracer()).toBeUndefined();
   traceAttrs({ a: 1 });
   expect(await traced("x", async () => 42)).toBe(42);
-  await expect(traced("x", async () => { throw new Error("boom"); })).rejects.toThrow("boom");
+  await expect(
+    traced("x", async () => {
+      throw new Error("boom");
+    }),
+  ).rejects.toThrow("boom");
 });

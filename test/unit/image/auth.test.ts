@@ -41,7 +41,12 @@ describe("credentials", () => {
       const a = join(dir, "a.json");
       const b = join(dir, "b.json");
       writeFileSync(a, JSON.stringify({ auths: { "quay.io/team": { auth: b64("team:1") }, "quay.io": { auth: b64("any:2") } } }));
-      writeFileSync(b, JSON.stringify({ auths: { "https://index.docker.io/v1/": { auth: b64("hub:3") }, "reg.local:5000": { identitytoken: "tok" }, "quay.io": { auth: b64("other:4") } } }));
+      writeFileSync(
+        b,
+        JSON.stringify({
+          auths: { "https://index.docker.io/v1/": { auth: b64("hub:3") }, "reg.local:5000": { identitytoken: "tok" }, "quay.io": { auth: b64("other:4") } },
+        }),
+      );
       const files = [join(dir, "missing.json"), a, b];
       const r = (s: string) => normalize(parseReference(s));
       expect(credentialsFromFiles(files, r("quay.io/team/app"))).toEqual({ username: "team", password: "1" });

@@ -53,11 +53,15 @@ describe("FileLock", () => {
     try {
       const lock = new FileLock(join(dir, "lock"));
       const log: string[] = [];
-      await Promise.all([1, 2, 3].map((i) => lock.with(async () => {
-        log.push(`in ${i}`);
-        await Bun.sleep(5);
-        log.push(`out ${i}`);
-      })));
+      await Promise.all(
+        [1, 2, 3].map((i) =>
+          lock.with(async () => {
+            log.push(`in ${i}`);
+            await Bun.sleep(5);
+            log.push(`out ${i}`);
+          }),
+        ),
+      );
       expect(log).toEqual(["in 1", "out 1", "in 2", "out 2", "in 3", "out 3"]);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -14,13 +14,24 @@ describe("manifests", () => {
   test("OCI index, Docker list, OCI manifest and Docker schema 2 are recognised", () => {
     expect(parseManifest(enc({ schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests: [d("a", "linux", "amd64")] }), "", "x").kind).toBe("index");
     expect(parseManifest(enc({ schemaVersion: 2, manifests: [] }), MEDIA.dockerList, "x").kind).toBe("index");
-    const img = { schemaVersion: 2, config: { mediaType: MEDIA.dockerConfig, digest: dg("c"), size: 5 }, layers: [{ mediaType: "x", digest: dg("e"), size: 7 }] };
+    const img = {
+      schemaVersion: 2,
+      config: { mediaType: MEDIA.dockerConfig, digest: dg("c"), size: 5 },
+      layers: [{ mediaType: "x", digest: dg("e"), size: 7 }],
+    };
     const m = parseManifest(enc(img), MEDIA.dockerManifest, "x");
-    expect(m).toEqual({ kind: "image", mediaType: MEDIA.dockerManifest, config: { mediaType: MEDIA.dockerConfig, digest: dg("c"), size: 5 }, layers: [{ mediaType: "x", digest: dg("e"), size: 7 }] });
+    expect(m).toEqual({
+      kind: "image",
+      mediaType: MEDIA.dockerManifest,
+      config: { mediaType: MEDIA.dockerConfig, digest: dg("c"), size: 5 },
+      layers: [{ mediaType: "x", digest: dg("e"), size: 7 }],
+    });
   });
 
   test("schema 1 is refused with a message that says so", () => {
-    expect(() => parseManifest(enc({ schemaVersion: 1, name: "x", fsLayers: [] }), MEDIA.dockerV1Signed, "reg/x:1")).toThrow(/schema 1 manifest format, which is deprecated and not supported/);
+    expect(() => parseManifest(enc({ schemaVersion: 1, name: "x", fsLayers: [] }), MEDIA.dockerV1Signed, "reg/x:1")).toThrow(
+      /schema 1 manifest format, which is deprecated and not supported/,
+    );
   });
 
   test("an artifact is not an image", () => {
@@ -34,7 +45,14 @@ describe("manifests", () => {
 });
 
 describe("platform selection", () => {
-  const index = [d("1", "linux", "amd64"), d("2", "linux", "arm64", "v8"), d("3", "linux", "arm", "v6"), d("4", "linux", "arm", "v7"), d("5", "windows", "amd64"), d("6", "unknown", "unknown")];
+  const index = [
+    d("1", "linux", "amd64"),
+    d("2", "linux", "arm64", "v8"),
+    d("3", "linux", "arm", "v6"),
+    d("4", "linux", "arm", "v7"),
+    d("5", "windows", "amd64"),
+    d("6", "unknown", "unknown"),
+  ];
 
   test.each([
     ["linux/amd64", "1"],
@@ -49,7 +67,9 @@ describe("platform selection", () => {
   });
 
   test("no match: not-found listing what the image has", () => {
-    expect(() => selectManifest(index, parsePlatform("linux/s390x"), "reg/x:1")).toThrow(/no manifest for platform linux\/s390x \(it has: linux\/amd64, linux\/arm64\/v8/);
+    expect(() => selectManifest(index, parsePlatform("linux/s390x"), "reg/x:1")).toThrow(
+      /no manifest for platform linux\/s390x \(it has: linux\/amd64, linux\/arm64\/v8/,
+    );
   });
 
   test("host platform and bad platform strings", () => {

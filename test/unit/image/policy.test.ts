@@ -82,10 +82,26 @@ describe("policy.json decisions (docker transport, most specific scope wins)", (
     [{ default: [{ type: "signedBy", keyType: "GPGKeys", keyPath: "/a", keyData: "AA==" }] }, /only one of keyPath, keyPaths and keyData/],
     [{ default: [{ type: "signedBy", keyType: "GPGKeys", keyPaths: [] }] }, /keyPaths must be a non-empty list/],
     [{ default: [{ type: "signedBy", keyType: "GPGKeys", keyData: "not base64!" }] }, /keyData must be base64/],
-    [{ default: [{ type: "signedBy", keyType: "GPGKeys", keyPath: "/k", signedIdentity: { type: "matchAnything" } }] }, /unknown identity type "matchAnything"/],
-    [{ default: [{ type: "signedBy", keyType: "GPGKeys", keyPath: "/k", signedIdentity: { type: "exactReference", dockerReference: "quay.io/a" } }] }, /has no tag or digest/],
-    [{ default: [{ type: "signedBy", keyType: "GPGKeys", keyPath: "/k", signedIdentity: { type: "exactRepository", dockerRepository: "quay.io/a:1" } }] }, /without tag or digest/],
-    [{ default: [{ type: "signedBy", keyType: "GPGKeys", keyPath: "/k", signedIdentity: { type: "remapIdentity", prefix: "quay.io/a:1", signedPrefix: "x.io" } }] }, /prefix "quay.io\/a:1" must be/],
+    [
+      { default: [{ type: "signedBy", keyType: "GPGKeys", keyPath: "/k", signedIdentity: { type: "matchAnything" } }] },
+      /unknown identity type "matchAnything"/,
+    ],
+    [
+      { default: [{ type: "signedBy", keyType: "GPGKeys", keyPath: "/k", signedIdentity: { type: "exactReference", dockerReference: "quay.io/a" } }] },
+      /has no tag or digest/,
+    ],
+    [
+      { default: [{ type: "signedBy", keyType: "GPGKeys", keyPath: "/k", signedIdentity: { type: "exactRepository", dockerRepository: "quay.io/a:1" } }] },
+      /without tag or digest/,
+    ],
+    [
+      {
+        default: [
+          { type: "signedBy", keyType: "GPGKeys", keyPath: "/k", signedIdentity: { type: "remapIdentity", prefix: "quay.io/a:1", signedPrefix: "x.io" } },
+        ],
+      },
+      /prefix "quay.io\/a:1" must be/,
+    ],
     [{ default: [{ type: "signedBy", keyType: "GPGKeys", keyPath: "/k", signedIdentity: { type: "matchExact", x: 1 } }] }, /unknown field "x"/],
     [{ default: [{ type: "sigstoreSigned" }] }, /needs one of keyPath, keyPaths, keyData or fulcio/],
     [{ default: [{ type: "sigstoreSigned", keyPath: "/k", fulcio: { caPath: "/c", oidcIssuer: "i", subjectEmail: "e" } }] }, /either a public key or fulcio/],

@@ -147,9 +147,15 @@ describe("loading and validation", () => {
   test("drop-ins override by prefix, replace the search list, merge and erase aliases", () => {
     const dir = mkdtempSync(join(tmpdir(), "regconf-"));
     try {
-      writeFileSync(join(dir, "registries.conf"), `unqualified-search-registries = ["a.io"]\n[aliases]\n"x" = "a.io/x"\n"y" = "a.io/y"\n[[registry]]\nlocation = "a.io"\ninsecure = true\n`);
+      writeFileSync(
+        join(dir, "registries.conf"),
+        `unqualified-search-registries = ["a.io"]\n[aliases]\n"x" = "a.io/x"\n"y" = "a.io/y"\n[[registry]]\nlocation = "a.io"\ninsecure = true\n`,
+      );
       mkdirSync(join(dir, "d"));
-      writeFileSync(join(dir, "d", "10-b.conf"), `unqualified-search-registries = ["b.io"]\n[aliases]\n"y" = ""\n"z" = "b.io/z"\n[[registry]]\nlocation = "a.io"\nblocked = true\n`);
+      writeFileSync(
+        join(dir, "d", "10-b.conf"),
+        `unqualified-search-registries = ["b.io"]\n[aliases]\n"y" = ""\n"z" = "b.io/z"\n[[registry]]\nlocation = "a.io"\nblocked = true\n`,
+      );
       writeFileSync(join(dir, "d", "ignored.txt"), `not toml [[[`);
       const c = loadRegistriesConf(join(dir, "registries.conf"), join(dir, "d"));
       expect(c.unqualifiedSearchRegistries).toEqual(["b.io"]);

@@ -22,14 +22,17 @@ const server: ReturnType<typeof Bun.serve> = Bun.serve({
     if (u.pathname === "/token") {
       if (req.method === "POST") {
         const form = new URLSearchParams(await req.text());
-        return form.get("refresh_token") === "refresh-ok" && form.get("grant_type") === "refresh_token" ? Response.json({ access_token: "T-id" }) : new Response("no", { status: 401 });
+        return form.get("refresh_token") === "refresh-ok" && form.get("grant_type") === "refresh_token"
+          ? Response.json({ access_token: "T-id" })
+          : new Response("no", { status: 401 });
       }
       const a = req.headers.get("authorization");
       if (a === null) return Response.json({ token: "T-anon" });
       return a === `Basic ${btoa("user:good")}` ? Response.json({ token: "T-user" }) : new Response("bad", { status: 401 });
     }
     if (u.pathname.startsWith("/v2/basic/")) {
-      if (req.headers.get("authorization") !== `Basic ${btoa("user:good")}`) return new Response("", { status: 401, headers: { "www-authenticate": 'Basic realm="fake"' } });
+      if (req.headers.get("authorization") !== `Basic ${btoa("user:good")}`)
+        return new Response("", { status: 401, headers: { "www-authenticate": 'Basic realm="fake"' } });
       return new Response(manifest, { headers: { "content-type": "application/vnd.oci.image.manifest.v1+json" } });
     }
     if (u.pathname === "/storage/blob") return new Response(blob); // another origin: no auth
@@ -39,7 +42,12 @@ const server: ReturnType<typeof Bun.serve> = Bun.serve({
     if (!okAuth)
       return Response.json(
         { errors: [{ code: "UNAUTHORIZED", message: "authentication required" }] },
-        { status: 401, headers: { "www-authenticate": `Bearer realm="http://127.0.0.1:${server.port}/token",service="fake",scope="repository:${u.pathname.split("/")[2]}:pull"` } },
+        {
+          status: 401,
+          headers: {
+            "www-authenticate": `Bearer realm="http://127.0.0.1:${server.port}/token",service="fake",scope="repository:${u.pathname.split("/")[2]}:pull"`,
+          },
+        },
       );
     if (failNext > 0) {
       failNext--;
@@ -47,7 +55,8 @@ const server: ReturnType<typeof Bun.serve> = Bun.serve({
     }
     if (u.pathname.endsWith("/manifests/latest")) return new Response(manifest, { headers: { "content-type": "application/vnd.oci.image.manifest.v1+json" } });
     if (u.pathname.endsWith(`/blobs/${blobDigest}`)) {
-      if (u.pathname.startsWith("/v2/redirect/")) return new Response(null, { status: 307, headers: { location: `http://localhost:${server.port}/storage/blob` } });
+      if (u.pathname.startsWith("/v2/redirect/"))
+        return new Response(null, { status: 307, headers: { location: `http://localhost:${server.port}/storage/blob` } });
       const range = req.headers.get("range");
       const start = range ? Number(/bytes=(\d+)-/.exec(range)![1]) : 0;
       const body = blob.subarray(start);

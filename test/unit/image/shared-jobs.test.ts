@@ -92,9 +92,7 @@ test("unwound() waits for a cancelled job's cleanup, not for a job others still 
   const jobs = new SharedJobs<string>();
   const steps: string[] = [];
   const slowCleanup = (ms: number) => (s: AbortSignal) =>
-    new Promise<string>((_, reject) =>
-      s.addEventListener("abort", () => setTimeout(() => (steps.push(`cleaned ${ms}`), reject(s.reason)), ms)),
-    );
+    new Promise<string>((_, reject) => s.addEventListener("abort", () => setTimeout(() => (steps.push(`cleaned ${ms}`), reject(s.reason)), ms)));
   // cancelled: the only waiter gave up
   const ac = new AbortController();
   const p = jobs.run("a", ac.signal, slowCleanup(30));

@@ -21,8 +21,20 @@ function bundle(o: { order?: string[]; hash?: string; sig?: string; keyPem?: str
       signature: { content: o.sig ?? signature, publicKey: { content: Buffer.from(o.keyPem ?? signer.pem).toString("base64") } },
     },
   };
-  const members: Record<string, unknown> = { body: Buffer.from(JSON.stringify(body)).toString("base64"), integratedTime: 1700000000, logIndex: 3, logID: "c0ffee", ...o.extra };
-  const sorted = JSON.stringify(Object.fromEntries(Object.keys(members).sort().map((k) => [k, members[k]])));
+  const members: Record<string, unknown> = {
+    body: Buffer.from(JSON.stringify(body)).toString("base64"),
+    integratedTime: 1700000000,
+    logIndex: 3,
+    logID: "c0ffee",
+    ...o.extra,
+  };
+  const sorted = JSON.stringify(
+    Object.fromEntries(
+      Object.keys(members)
+        .sort()
+        .map((k) => [k, members[k]]),
+    ),
+  );
   const Payload = Object.fromEntries((o.order ?? Object.keys(members)).map((k) => [k, members[k]]));
   return JSON.stringify({ SignedEntryTimestamp: sign("sha256", Buffer.from(sorted), (o.setKey ?? rekor).privateKey).toString("base64"), Payload });
 }
@@ -51,7 +63,9 @@ describe("sigstore verification", () => {
     [{ keyPem: pair().pem }, /public key or certificate in its Rekor entry is not the one that signed/],
     [{ extra: { more: 1 } }, /Payload has an unexpected member "more"/],
   ])("a bad Rekor bundle is refused %#", (o, re) => {
-    expect(() => verifyRekorSet(readPublicKeys(Buffer.from(rekor.pem), "r"), bundle(o as Parameters<typeof bundle>[0]), der(signer.pem), signature, payload)).toThrow(re);
+    expect(() =>
+      verifyRekorSet(readPublicKeys(Buffer.from(rekor.pem), "r"), bundle(o as Parameters<typeof bundle>[0]), der(signer.pem), signature, payload),
+    ).toThrow(re);
   });
 
   test("a bundle that is not JSON, or lacks members", () => {

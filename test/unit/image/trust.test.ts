@@ -47,10 +47,15 @@ describe("signedIdentity rules (containers-policy.json(5))", () => {
 
 describe("simple-signing payloads", () => {
   const payload = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
-  const good = { critical: { type: GPG_PAYLOAD_TYPE, image: { "docker-manifest-digest": D }, identity: { "docker-reference": "quay.io/a:1" } }, optional: { creator: "x", timestamp: 5 } };
+  const good = {
+    critical: { type: GPG_PAYLOAD_TYPE, image: { "docker-manifest-digest": D }, identity: { "docker-reference": "quay.io/a:1" } },
+    optional: { creator: "x", timestamp: 5 },
+  };
   test("a well-formed payload gives its claims", () => {
     expect(parsePayload(payload(good), GPG_PAYLOAD_TYPE)).toEqual({ manifestDigest: D, dockerReference: "quay.io/a:1", timestamp: 5 });
-    expect(parsePayload(payload({ ...good, critical: { ...good.critical, type: COSIGN_PAYLOAD_TYPE }, optional: null }), COSIGN_PAYLOAD_TYPE).manifestDigest).toBe(D);
+    expect(
+      parsePayload(payload({ ...good, critical: { ...good.critical, type: COSIGN_PAYLOAD_TYPE }, optional: null }), COSIGN_PAYLOAD_TYPE).manifestDigest,
+    ).toBe(D);
   });
   test.each([
     [{ ...good, extra: 1 }, /unexpected member "extra"/],
@@ -77,8 +82,14 @@ describe("registries.d and lookaside layout", () => {
   test("the most specific namespace with a lookaside wins, then default-docker; files may not repeat a namespace", () => {
     const dir = mkdtempSync(join(tmpdir(), "regd-"));
     try {
-      writeFileSync(join(dir, "a.yaml"), "default-docker:\n  lookaside: https://sigs.example/d\ndocker:\n  quay.io:\n    lookaside: file:///q\n    use-sigstore-attachments: true\n");
-      writeFileSync(join(dir, "b.yaml"), "docker:\n  quay.io/team/app:\n    lookaside: https://team.example/s/\n  quay.io/plain:\n    use-sigstore-attachments: false\n");
+      writeFileSync(
+        join(dir, "a.yaml"),
+        "default-docker:\n  lookaside: https://sigs.example/d\ndocker:\n  quay.io:\n    lookaside: file:///q\n    use-sigstore-attachments: true\n",
+      );
+      writeFileSync(
+        join(dir, "b.yaml"),
+        "docker:\n  quay.io/team/app:\n    lookaside: https://team.example/s/\n  quay.io/plain:\n    use-sigstore-attachments: false\n",
+      );
       writeFileSync(join(dir, "ignored.txt"), "docker: [");
       const c = loadRegistriesD(dir);
       expect(lookasideFor(c, ref("quay.io/team/app:1"))).toBe("https://team.example/s/team/app");

@@ -66,10 +66,25 @@ test("a pull's progress counts downloaded bytes per media type once, reused laye
   const c = new PullCounter(m);
   const a = c.listener();
   const b = c.listener(); // a second pull sharing the same layer download
-  const manifest: PullProgress = { type: "manifest", ref: "r", source: "s", manifestDigest: "sha256:m", layers: [{ digest: "sha256:l1", size: 3000, mediaType: LAYER }, { digest: "sha256:l2", size: 500, mediaType: LAYER }] };
+  const manifest: PullProgress = {
+    type: "manifest",
+    ref: "r",
+    source: "s",
+    manifestDigest: "sha256:m",
+    layers: [
+      { digest: "sha256:l1", size: 3000, mediaType: LAYER },
+      { digest: "sha256:l2", size: 500, mediaType: LAYER },
+    ],
+  };
   a(manifest);
   b(manifest);
-  const ev = (digest: string, state: "exists" | "downloading" | "unpacking" | "done", current: number, total: number): PullProgress => ({ type: "layer", digest, state, current, total });
+  const ev = (digest: string, state: "exists" | "downloading" | "unpacking" | "done", current: number, total: number): PullProgress => ({
+    type: "layer",
+    digest,
+    state,
+    current,
+    total,
+  });
   for (const l of [a, b]) l(ev("sha256:l1", "downloading", 1000, 3000));
   for (const l of [a, b]) l(ev("sha256:l1", "downloading", 2500, 3000));
   for (const l of [a, b]) l(ev("sha256:l1", "unpacking", 100, 3000)); // the last chunk was not reported: the blob is whole now

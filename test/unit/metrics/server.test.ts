@@ -45,7 +45,10 @@ test("removeUnusedSocket removes a stale socket, refuses a live one and a regula
   await new Promise((r) => srv.close(r));
   // a socket whose owner died without unlinking it (a crash): a child bound it and was SIGKILLed
   const stale = join(dir, "stale.sock");
-  const child = Bun.spawn([process.execPath, "-e", `Bun.listen({ unix: ${JSON.stringify(stale)}, socket: { data() {} } }); console.log("up"); setInterval(() => {}, 1000)`], { stdout: "pipe" });
+  const child = Bun.spawn(
+    [process.execPath, "-e", `Bun.listen({ unix: ${JSON.stringify(stale)}, socket: { data() {} } }); console.log("up"); setInterval(() => {}, 1000)`],
+    { stdout: "pipe" },
+  );
   const reader = child.stdout.getReader();
   await reader.read(); // "up": bound
   child.kill("SIGKILL");

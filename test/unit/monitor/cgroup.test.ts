@@ -8,15 +8,19 @@ import { monitorCgroupPath, placeMonitor, removeMonitorCgroup, scopeCommand } fr
 import type { CgroupLayout } from "../../../src/sys/cgroup.ts";
 
 describe("monitor_cgroup", () => {
-  test("the config check follows CRI-O: cgroupfs takes \"\" or \"pod\"; systemd \"\", \"pod\" or a slice", () => {
+  test('the config check follows CRI-O: cgroupfs takes "" or "pod"; systemd "", "pod" or a slice', () => {
     const check = (manager: "cgroupfs" | "systemd", setting: string) => {
       const d = defaults();
-      const c = { ...d, runtime: { ...d.runtime, cgroupManager: manager, defaultRuntime: "runc", runtimes: { runc: { ...defaultHandler("runc"), monitorCgroup: setting } } } };
+      const c = {
+        ...d,
+        runtime: { ...d.runtime, cgroupManager: manager, defaultRuntime: "runc", runtimes: { runc: { ...defaultHandler("runc"), monitorCgroup: setting } } },
+      };
       return () => validate(c as typeof d);
     };
     for (const ok of ["", "pod", "system.slice"]) expect(check("cgroupfs", ok)).not.toThrow();
     for (const ok of ["", "pod", "system.slice", "kubepods-burstable.slice"]) expect(check("systemd", ok)).not.toThrow();
-    for (const bad of ["kubepods.slice", "/crio", "bogus"]) expect(check("cgroupfs", bad)).toThrow(/crio\.runtime\.runtimes\.runc\.monitor_cgroup.*"pod" or ""/);
+    for (const bad of ["kubepods.slice", "/crio", "bogus"])
+      expect(check("cgroupfs", bad)).toThrow(/crio\.runtime\.runtimes\.runc\.monitor_cgroup.*"pod" or ""/);
     for (const bad of ["bogus", "/system.slice/x", "a.scope"]) expect(check("systemd", bad)).toThrow(/monitor_cgroup.*systemd slice/);
   });
 
@@ -28,8 +32,19 @@ describe("monitor_cgroup", () => {
 
   test("systemd: a transient scope with the pid, delegated, in the slice (busctl argv)", () => {
     const argv = scopeCommand("crio-conmon-abc.scope", "kubepods-pod1.slice", 4242);
-    expect(argv.slice(0, 8)).toEqual(["busctl", "call", "--system", "org.freedesktop.systemd1", "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager", "StartTransientUnit", "ssa(sv)a(sa(sv))"]);
-    expect(argv.slice(8).join(" ")).toBe("crio-conmon-abc.scope fail 4 Slice s kubepods-pod1.slice PIDs au 1 4242 Delegate b true DefaultDependencies b false 0");
+    expect(argv.slice(0, 8)).toEqual([
+      "busctl",
+      "call",
+      "--system",
+      "org.freedesktop.systemd1",
+      "/org/freedesktop/systemd1",
+      "org.freedesktop.systemd1.Manager",
+      "StartTransientUnit",
+      "ssa(sv)a(sa(sv))",
+    ]);
+    expect(argv.slice(8).join(" ")).toBe(
+      "crio-conmon-abc.scope fail 4 Slice s kubepods-pod1.slice PIDs au 1 4242 Delegate b true DefaultDependencies b false 0",
+    );
   });
 
   test("cgroupfs placement over a fixture tree: every hierarchy, cpuset inherited, recorded and removed", async () => {

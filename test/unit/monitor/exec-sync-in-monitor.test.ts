@@ -62,7 +62,12 @@ test("frames: output collected and capped per stream, the exit code and timeout 
   });
   try {
     const r = await execSyncInContainerMonitor({ ...m.base, containerId: "c1", process: proc, maxOutput: 11, timeoutMs: 500 });
-    expect(r && { ...r, stdout: new TextDecoder().decode(r.stdout), stderr: new TextDecoder().decode(r.stderr) }).toEqual({ exitCode: 3, timedOut: true, stdout: "hello world", stderr: "err" });
+    expect(r && { ...r, stdout: new TextDecoder().decode(r.stdout), stderr: new TextDecoder().decode(r.stderr) }).toEqual({
+      exitCode: 3,
+      timedOut: true,
+      stdout: "hello world",
+      stderr: "err",
+    });
     expect(JSON.parse(m.requests[0]!.slice(CTL_EXEC_SYNC.length + 1)).timeoutMs).toBe(500);
     expect(readdirSync(m.socketDir)).toEqual(["c1"]);
   } finally {

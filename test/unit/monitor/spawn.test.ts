@@ -15,8 +15,14 @@ function opts(script: string, o: Partial<SpawnMonitorOptions> = {}): SpawnMonito
   const d = mkdtempSync(join(tmpdir(), "crio-spawn-"));
   dirs.push(d);
   return {
-    selfCommand: ["sh", "-c", script, "sh"], runtime: ["/bin/false", "--root", join(d, "runc")],
-    socketDir: join(d, "mon"), exitDir: join(d, "exits"), id: "c1", bundle: join(d, "b"), logPath: join(d, "l.log"), ...o,
+    selfCommand: ["sh", "-c", script, "sh"],
+    runtime: ["/bin/false", "--root", join(d, "runc")],
+    socketDir: join(d, "mon"),
+    exitDir: join(d, "exits"),
+    id: "c1",
+    bundle: join(d, "b"),
+    logPath: join(d, "l.log"),
+    ...o,
   };
 }
 

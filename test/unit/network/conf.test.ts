@@ -8,8 +8,18 @@ const bridge = { type: "bridge", bridge: "cni0", ipam: { type: "host-local", sub
 
 describe("parseNetworkConf", () => {
   test("a .conflist keeps its plugins, flags and version", () => {
-    const l = parseNetworkConf("/d/10-a.conflist", JSON.stringify({ cniVersion: "0.4.0", name: "a", disableCheck: true, plugins: [bridge, { type: "portmap", capabilities: { portMappings: true } }] }));
-    expect(l).toEqual({ name: "a", cniVersion: "0.4.0", disableCheck: true, disableGC: false, plugins: [bridge, { type: "portmap", capabilities: { portMappings: true } }], file: "/d/10-a.conflist" });
+    const l = parseNetworkConf(
+      "/d/10-a.conflist",
+      JSON.stringify({ cniVersion: "0.4.0", name: "a", disableCheck: true, plugins: [bridge, { type: "portmap", capabilities: { portMappings: true } }] }),
+    );
+    expect(l).toEqual({
+      name: "a",
+      cniVersion: "0.4.0",
+      disableCheck: true,
+      disableGC: false,
+      plugins: [bridge, { type: "portmap", capabilities: { portMappings: true } }],
+      file: "/d/10-a.conflist",
+    });
   });
 
   test("a .conf is wrapped as a one-plugin list (libcni ConfListFromConf)", () => {
@@ -21,7 +31,10 @@ describe("parseNetworkConf", () => {
   });
 
   test("the highest supported version of cniVersion/cniVersions is selected", () => {
-    const l = parseNetworkConf("/d/x.conflist", JSON.stringify({ cniVersion: "1.0.0", cniVersions: ["0.4.0", "1.1.0", "9.0.0"], name: "x", plugins: [bridge] }));
+    const l = parseNetworkConf(
+      "/d/x.conflist",
+      JSON.stringify({ cniVersion: "1.0.0", cniVersions: ["0.4.0", "1.1.0", "9.0.0"], name: "x", plugins: [bridge] }),
+    );
     expect(l.cniVersion).toBe("1.1.0");
   });
 
@@ -59,7 +72,10 @@ describe("loadNetworks", () => {
     writeFileSync(join(net, "50-ignored.txt"), list("ignored", ["bridge"]));
     writeFileSync(join(net, "05-broken.conf"), "{");
     const { networks, problems } = loadNetworks(net, [join(d.path, "nope"), bin]);
-    expect(networks.map((n) => [n.name, n.file.split("/").pop()])).toEqual([["one", "20-one.conflist"], ["two", "40-two.json"]]);
+    expect(networks.map((n) => [n.name, n.file.split("/").pop()])).toEqual([
+      ["one", "20-one.conflist"],
+      ["two", "40-two.json"],
+    ]);
     expect(problems.map((p) => p.file.split("/").pop())).toEqual(["05-broken.conf", "10-missing.conflist", "15-noexec.conflist", "30-dup.conflist"]);
     expect(problems[1]!.reason).toContain('plugin "flannel" not found in');
     expect(selectDefault(networks)?.name).toBe("one");

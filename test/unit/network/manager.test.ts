@@ -8,7 +8,10 @@ import { fakePlugins, type FakePlugins } from "./fake-plugin.ts";
 const BRIDGE_RESULT = {
   cniVersion: "1.0.0",
   interfaces: [{ name: "cni0" }, { name: "eth0", sandbox: "X" }],
-  ips: [{ address: "fd00::7/64", interface: 1 }, { address: "10.9.0.7/24", gateway: "10.9.0.1", interface: 1 }],
+  ips: [
+    { address: "fd00::7/64", interface: 1 },
+    { address: "10.9.0.7/24", gateway: "10.9.0.1", interface: 1 },
+  ],
 };
 
 interface Env {
@@ -46,7 +49,13 @@ function env(types = ["bridge", "portmap"]): Env {
     fake,
     pod: { id: "p1", name: "web", namespace: "ns1", uid: "uid-1", netns, portMappings: [{ hostPort: 8080, containerPort: 80, protocol: "TCP" }] },
     manager(o = {}) {
-      const m = new CniManager({ networkDir: net, pluginDirs: [join(d.path, "none"), fake.pluginDir], cacheDir: join(d.path, "cache"), rescanMs: o.rescanMs ?? 60_000, defaultNetwork: o.defaultNetwork });
+      const m = new CniManager({
+        networkDir: net,
+        pluginDirs: [join(d.path, "none"), fake.pluginDir],
+        cacheDir: join(d.path, "cache"),
+        rescanMs: o.rescanMs ?? 60_000,
+        defaultNetwork: o.defaultNetwork,
+      });
       managers.push(m);
       return m;
     },
@@ -60,7 +69,10 @@ function env(types = ["bridge", "portmap"]): Env {
 const list = (over: object = {}) => ({
   cniVersion: "1.0.0",
   name: "testnet",
-  plugins: [{ type: "bridge", bridge: "br9", ipam: { type: "host-local" } }, { type: "portmap", capabilities: { portMappings: true, bandwidth: false } }],
+  plugins: [
+    { type: "bridge", bridge: "br9", ipam: { type: "host-local" } },
+    { type: "portmap", capabilities: { portMappings: true, bandwidth: false } },
+  ],
   ...over,
 });
 
@@ -121,7 +133,10 @@ describe("setUp", () => {
     const e = env();
     e.writeList("10-test.conflist", list());
     e.fake.fail("bridge", "ADD", "");
-    const err = await e.manager().setUp(e.pod).catch((x) => x);
+    const err = await e
+      .manager()
+      .setUp(e.pod)
+      .catch((x) => x);
     expect(err.message).toMatch(/cni plugin "bridge" \(network "testnet", ADD\) failed \(exit 1\): no output$/);
   });
 
@@ -160,7 +175,10 @@ describe("tearDown", () => {
     await m2.tearDown({ id: "p1" });
     const calls = e.fake.calls();
     expect(calls.map((c) => `${c.type} ${c.cmd}`)).toEqual(["portmap DEL", "bridge DEL"]);
-    expect(calls[0]!.stdin).toMatchObject({ prevResult: BRIDGE_RESULT, runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: "tcp" }] } });
+    expect(calls[0]!.stdin).toMatchObject({
+      prevResult: BRIDGE_RESULT,
+      runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: "tcp" }] },
+    });
     expect(calls[0]!.env.CNI_ARGS).toContain("K8S_POD_NAME=web");
     expect(existsSync(join(e.cache, "p1.json"))).toBe(false);
 
@@ -195,7 +213,10 @@ describe("tearDown", () => {
     e.fake.clearCalls();
     await m.check({ id: "p1" });
     await m.tearDown({ id: "p1" });
-    expect(e.fake.calls().map((c) => [c.type, c.cmd, "prevResult" in c.stdin])).toEqual([["portmap", "DEL", false], ["bridge", "DEL", false]]);
+    expect(e.fake.calls().map((c) => [c.type, c.cmd, "prevResult" in c.stdin])).toEqual([
+      ["portmap", "DEL", false],
+      ["bridge", "DEL", false],
+    ]);
   });
 });
 
@@ -208,7 +229,10 @@ describe("check", () => {
     await m.setUp(e.pod);
     e.fake.clearCalls();
     await m.check({ id: "p1" });
-    expect(e.fake.calls().map((c) => [c.type, c.cmd, c.stdin.prevResult])).toEqual([["bridge", "CHECK", BRIDGE_RESULT], ["portmap", "CHECK", BRIDGE_RESULT]]);
+    expect(e.fake.calls().map((c) => [c.type, c.cmd, c.stdin.prevResult])).toEqual([
+      ["bridge", "CHECK", BRIDGE_RESULT],
+      ["portmap", "CHECK", BRIDGE_RESULT],
+    ]);
     e.fake.fail("portmap", "CHECK", { code: 100, msg: "rule missing" });
     await expect(m.check({ id: "p1" })).rejects.toThrow(/check network of pod "p1": cni plugin "portmap" .*rule missing/);
 
@@ -277,7 +301,10 @@ describe("CNI 1.1.0", () => {
     e.writeList("10-test.conflist", list({ cniVersion: "1.1.0" }));
     const m = e.manager();
     expect(await m.status()).toEqual({ ready: true });
-    expect(e.fake.calls().map((c) => [c.type, c.cmd, c.env.CNI_CONTAINERID])).toEqual([["bridge", "STATUS", undefined], ["portmap", "STATUS", undefined]]);
+    expect(e.fake.calls().map((c) => [c.type, c.cmd, c.env.CNI_CONTAINERID])).toEqual([
+      ["bridge", "STATUS", undefined],
+      ["portmap", "STATUS", undefined],
+    ]);
     e.fake.fail("bridge", "STATUS", { code: 50, msg: "no addresses left" });
     const st = await m.status();
     expect(st).toMatchObject({ ready: false, reason: "NetworkPluginNotReady" });
@@ -289,7 +316,10 @@ describe("CNI 1.1.0", () => {
     e.fake.clearCalls();
     await m.gc(["p1"]);
     const gc = e.fake.calls();
-    expect(gc.map((c) => [c.type, c.cmd])).toEqual([["bridge", "GC"], ["portmap", "GC"]]);
+    expect(gc.map((c) => [c.type, c.cmd])).toEqual([
+      ["bridge", "GC"],
+      ["portmap", "GC"],
+    ]);
     expect(gc[0]!.stdin["cni.dev/valid-attachments"]).toEqual([{ containerID: "p1", ifname: "eth0" }]);
     expect(gc[0]!.stdin.runtimeConfig).toBeUndefined();
   });

@@ -7,7 +7,15 @@ import { OCI_VERSION, RLIM_INFINITY, type Spec } from "../../../src/oci/spec-typ
 
 const spec: Spec = {
   ociVersion: OCI_VERSION,
-  process: { user: { uid: 0, gid: 0 }, args: ["sh"], cwd: "/", rlimits: [{ type: "RLIMIT_CORE", soft: RLIM_INFINITY, hard: RLIM_INFINITY }, { type: "RLIMIT_NOFILE", soft: 1024, hard: 2048 }] },
+  process: {
+    user: { uid: 0, gid: 0 },
+    args: ["sh"],
+    cwd: "/",
+    rlimits: [
+      { type: "RLIMIT_CORE", soft: RLIM_INFINITY, hard: RLIM_INFINITY },
+      { type: "RLIMIT_NOFILE", soft: 1024, hard: 2048 },
+    ],
+  },
   root: { path: "/rootfs" },
 };
 

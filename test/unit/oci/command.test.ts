@@ -42,11 +42,36 @@ describe.each([
     const v = verbs(c);
     expect(v.create).toEqual([...p, "create", "--bundle", "/b/c1", "--pid-file", "/m/c1/pid", "c1"]);
     expect(v["create (monitor)"]).toEqual([
-      ...p, "--log", "/m/c1/runtime.log", "--log-format", "json", "create", "--bundle", "/b/c1", "--pid-file", "/m/c1/pid", "--console-socket", "/m/c1/console", "c1",
+      ...p,
+      "--log",
+      "/m/c1/runtime.log",
+      "--log-format",
+      "json",
+      "create",
+      "--bundle",
+      "/b/c1",
+      "--pid-file",
+      "/m/c1/pid",
+      "--console-socket",
+      "/m/c1/console",
+      "c1",
     ]);
     expect(v.start).toEqual([...p, "start", "c1"]);
     expect(v.exec).toEqual([...p, "exec", "--process", "/m/e1/process.json", "c1"]);
-    expect(v["exec (monitor)"]).toEqual([...p, "--log", "/m/e1/runtime.log", "--log-format", "json", "exec", "--process", "/m/e1/process.json", "--detach", "--pid-file", "/m/e1/pid", "c1"]);
+    expect(v["exec (monitor)"]).toEqual([
+      ...p,
+      "--log",
+      "/m/e1/runtime.log",
+      "--log-format",
+      "json",
+      "exec",
+      "--process",
+      "/m/e1/process.json",
+      "--detach",
+      "--pid-file",
+      "/m/e1/pid",
+      "c1",
+    ]);
     expect(v.kill).toEqual([...p, "kill", "c1", "SIGTERM"]);
     expect(v["kill --all"]).toEqual([...p, "kill", "--all", "c1", "9"]);
     expect(v.update).toEqual([...p, "update", "--resources", "-", "c1"]);
@@ -62,8 +87,20 @@ describe.each([
 
   test("the monitor rebuilds the same create argv from the prefix it is handed on its command line", () => {
     const a: MonitorArgs = {
-      mode: "create", id: "c1", container: "c1", runtime: [...c.prefix], bundle: "/b/c1", dir: "/m/c1", logPath: "/l", exitDir: "/x",
-      terminal: false, stdin: false, stdinOnce: false, logSizeMax: 0, timeoutMs: 0, attachTimeoutMs: 0,
+      mode: "create",
+      id: "c1",
+      container: "c1",
+      runtime: [...c.prefix],
+      bundle: "/b/c1",
+      dir: "/m/c1",
+      logPath: "/l",
+      exitDir: "/x",
+      terminal: false,
+      stdin: false,
+      stdinOnce: false,
+      logSizeMax: 0,
+      timeoutMs: 0,
+      attachTimeoutMs: 0,
     };
     const got = new RuntimeCommand(parseArgs(buildArgs(a)).runtime);
     expect(got.create("c1", { bundle: "/b/c1", pidFile: "/m/c1/pid" })).toEqual(c.create("c1", { bundle: "/b/c1", pidFile: "/m/c1/pid" }));

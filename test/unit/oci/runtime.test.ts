@@ -13,7 +13,9 @@ let log = "";
 /** A fake runtime: argv lines go to $dir/calls, stdin to $dir/stdin; behaviour by subcommand and id. */
 function fakeRuntime(name: string): string {
   const path = join(dir, name);
-  writeFileSync(path, `#!/bin/sh
+  writeFileSync(
+    path,
+    `#!/bin/sh
 echo "$*" >> ${dir}/calls
 # skip global flags
 while [ "$1" = "--root" ] || [ "$1" = "--systemd-cgroup" ]; do
@@ -40,7 +42,8 @@ case "$cmd" in
   state) echo '{"ociVersion":"1.0.2-dev","id":"'"$last"'","pid":4242,"status":"running","bundle":"/b/'"$last"'","rootfs":"/r","created":"2026-11-29T06:47:05Z"}';;
 esac
 exit 0
-`);
+`,
+  );
   chmodSync(path, 0o755);
   return path;
 }
@@ -146,5 +149,7 @@ describe("OciRuntime (crun)", () => {
 test("classify keeps non-exec errors' kinds", () => {
   expect(classify(new Error("boom"), "runc", "start", "x").kind).toBe("unknown");
   expect(classify(new ExecError(["runc"], 1, "container with id exists"), "runc", "create", "x").kind).toBe("internal");
-  expect(classify(new ExecError(["runc"], 1, "open /run/runc/x/state.json: no such file or directory: container does not exist"), "runc", "state").kind).toBe("not-found");
+  expect(classify(new ExecError(["runc"], 1, "open /run/runc/x/state.json: no such file or directory: container does not exist"), "runc", "state").kind).toBe(
+    "not-found",
+  );
 });

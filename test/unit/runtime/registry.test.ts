@@ -4,16 +4,30 @@ import { expect, test } from "bun:test";
 import { pathsFor } from "../../../src/paths.ts";
 import { RuntimeHandlers, type HandlerConfig, type HandlersSettings } from "../../../src/runtime/index.ts";
 
-const entry = (o: Partial<HandlerConfig> = {}): HandlerConfig => ({ runtimePath: "/nonexistent/runc", runtimeRoot: "/run/x-runc", monitorPath: "", monitorEnv: [], noSyncLog: false, containerCreateTimeout: 240, ...o });
+const entry = (o: Partial<HandlerConfig> = {}): HandlerConfig => ({
+  runtimePath: "/nonexistent/runc",
+  runtimeRoot: "/run/x-runc",
+  monitorPath: "",
+  monitorEnv: [],
+  noSyncLog: false,
+  containerCreateTimeout: 240,
+  ...o,
+});
 
 function world(cgroupManager: "systemd" | "cgroupfs" = "cgroupfs") {
   let settings: HandlersSettings = {
     runtimes: { runc: entry(), crun: entry({ runtimePath: "", runtimeRoot: "/run/x-crun" }) },
-    defaultRuntime: "runc", logToJournald: false, noPivot: false, monitorCgroupOf: () => "",
+    defaultRuntime: "runc",
+    logToJournald: false,
+    noPivot: false,
+    monitorCgroupOf: () => "",
   };
   const found = new Map<string, string>();
   const log = { warn: () => {}, info: () => {}, withTag: () => log };
-  const handlers = new RuntimeHandlers({ settings: () => settings, paths: pathsFor("/nonexistent/root", "/nonexistent/run"), cgroupManager, log: log as never }, (name) => found.get(name));
+  const handlers = new RuntimeHandlers(
+    { settings: () => settings, paths: pathsFor("/nonexistent/root", "/nonexistent/run"), cgroupManager, log: log as never },
+    (name) => found.get(name),
+  );
   return { handlers, found, set: (f: (s: HandlersSettings) => HandlersSettings) => (settings = f(settings)) };
 }
 
@@ -30,7 +44,9 @@ test("one object per handler, its runtime's command prefix from the handler's se
 test("an unknown handler is invalid-argument; a runtime found nowhere is failed-precondition, found later it is used", () => {
   const w = world();
   expect(() => w.handlers.get("kata")).toThrow(expect.objectContaining({ kind: "invalid-argument" }));
-  expect(() => w.handlers.get("crun")).toThrow(expect.objectContaining({ kind: "failed-precondition", message: expect.stringContaining("runtime \"crun\" not found") }));
+  expect(() => w.handlers.get("crun")).toThrow(
+    expect.objectContaining({ kind: "failed-precondition", message: expect.stringContaining('runtime "crun" not found') }),
+  );
   w.found.set("crun", "/somewhere/crun");
   expect(w.handlers.get("crun").runtime.path).toBe("/somewhere/crun");
 });
@@ -38,7 +54,12 @@ test("an unknown handler is invalid-argument; a runtime found nowhere is failed-
 test("a reload that changes runtime path, root, monitor path or env replaces the handler and closes the old one's standbys", () => {
   const w = world();
   let h = w.handlers.get("runc");
-  const changes: Array<Partial<HandlerConfig>> = [{ runtimePath: "/other/runc" }, { runtimeRoot: "/run/other" }, { monitorPath: "/usr/bin/mon" }, { monitorEnv: ["A=1"] }];
+  const changes: Array<Partial<HandlerConfig>> = [
+    { runtimePath: "/other/runc" },
+    { runtimeRoot: "/run/other" },
+    { monitorPath: "/usr/bin/mon" },
+    { monitorEnv: ["A=1"] },
+  ];
   for (const change of changes) {
     w.set((s) => ({ ...s, runtimes: { ...s.runtimes, runc: { ...s.runtimes.runc!, ...change } } }));
     let closed = false;
@@ -59,7 +80,7 @@ test("a reload that changes runtime path, root, monitor path or env replaces the
   expect(w.handlers.get("runc")).toBe(h);
 });
 
-test("Status lists the default handler first as \"\", then each; a handler that cannot run reports nothing supported", async () => {
+test('Status lists the default handler first as "", then each; a handler that cannot run reports nothing supported', async () => {
   const w = world();
   const list = await w.handlers.status();
   expect(list.map((h) => h.name)).toEqual(["", "runc", "crun"]);

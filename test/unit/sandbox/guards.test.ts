@@ -9,7 +9,11 @@ import { StoredRecord } from "../../../src/store/index.ts";
 /** A service that recovered three pods: ready in its own netns, ready on the host network, not ready. */
 async function service(dir: string) {
   const pod = (id: string, state: string, net?: string) =>
-    new StoredRecord(join(dir, id), { id, name: `k8s_${id}`, metadata: { name: id, namespace: "ns", uid: "u", attempt: 0 } } as never, { state, namespaces: net ? { net } : {} } as never);
+    new StoredRecord(
+      join(dir, id),
+      { id, name: `k8s_${id}`, metadata: { name: id, namespace: "ns", uid: "u", attempt: 0 } } as never,
+      { state, namespaces: net ? { net } : {} } as never,
+    );
   const log = { withTag: () => log, info: () => {}, warn: () => {}, debug: () => {} };
   const d = {
     log,

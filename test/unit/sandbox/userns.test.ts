@@ -13,7 +13,8 @@ describe("podUserns", () => {
     expect(podUserns(nso(undefined))).toBeUndefined();
     expect(podUserns(nso({ mode: NamespaceMode.NODE }))).toBeUndefined();
     expect(podUserns(nso({ mode: NamespaceMode.POD, uids: map(2 * R), gids: map(3 * R) }))).toEqual({
-      uids: [{ containerId: 0, hostId: 2 * R, length: R }], gids: [{ containerId: 0, hostId: 3 * R, length: R }],
+      uids: [{ containerId: 0, hostId: 2 * R, length: R }],
+      gids: [{ containerId: 0, hostId: 3 * R, length: R }],
     });
   });
 

@@ -12,7 +12,9 @@ const MB = 1024 * 1024;
 describe("cgroup directories", () => {
   test("hybrid: one directory per v1 controller plus the unified one; systemd slices expand", () => {
     using t = tree("hybrid");
-    const lines = parseProcCgroup("9:name=systemd:/x\n8:pids:/kubepods/pod1/crio-a\n4:memory:/kubepods/pod1/crio-a\n2:cpuacct:/kubepods/pod1/crio-a\n1:cpu:/kubepods/pod1/crio-a\n0::/kubepods/pod1/crio-a\n");
+    const lines = parseProcCgroup(
+      "9:name=systemd:/x\n8:pids:/kubepods/pod1/crio-a\n4:memory:/kubepods/pod1/crio-a\n2:cpuacct:/kubepods/pod1/crio-a\n1:cpu:/kubepods/pod1/crio-a\n0::/kubepods/pod1/crio-a\n",
+    );
     expect(dirsFromProc(t.layout, lines)).toEqual({
       mode: "v1",
       unified: join(t.cg, "unified/kubepods/pod1/crio-a"),
@@ -21,7 +23,9 @@ describe("cgroup directories", () => {
       memory: join(t.cg, "memory/kubepods/pod1/crio-a"),
       pids: join(t.cg, "pids/kubepods/pod1/crio-a"),
     });
-    expect(dirsForPath(t.layout, "kubepods-burstable-pod1.slice").memory).toBe(join(t.cg, "memory/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice"));
+    expect(dirsForPath(t.layout, "kubepods-burstable-pod1.slice").memory).toBe(
+      join(t.cg, "memory/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice"),
+    );
     expect(relativeOf("kubepods-pod1.slice:crio:abc")).toBe("/kubepods.slice/kubepods-pod1.slice/crio-abc.scope");
     expect(relativeOf("/kubepods/pod1")).toBe("/kubepods/pod1");
   });
@@ -43,23 +47,60 @@ describe("cgroup directories", () => {
 describe.each(["hybrid", "v2"] as const)("readSample on %s", (kind) => {
   test("cpu, memory (working set = usage - inactive_file), swap, pids, limits, oom, spec", () => {
     using t = tree(kind);
-    writeCgroup(t, "/crio/crio-a", { usageNs: 5e9, userNs: 3e9, systemNs: 2e9, memUsage: 80 * MB, inactiveFile: 20 * MB, rss: 50 * MB, cache: 25 * MB, limit: 128 * MB, pids: 3, swap: MB, oomKills: 2 });
+    writeCgroup(t, "/crio/crio-a", {
+      usageNs: 5e9,
+      userNs: 3e9,
+      systemNs: 2e9,
+      memUsage: 80 * MB,
+      inactiveFile: 20 * MB,
+      rss: 50 * MB,
+      cache: 25 * MB,
+      limit: 128 * MB,
+      pids: 3,
+      swap: MB,
+      oomKills: 2,
+    });
     const s = readSample(dirsForPath(t.layout, "/crio/crio-a"), { now, detail: true, hugetlb: true })!;
     expect(s.at).toBe(now());
     expect(s.cpu).toMatchObject({ usageNs: 5e9, userNs: 3e9, systemNs: 2e9, periods: 10, throttledPeriods: 2, throttledNs: 5e6 });
     expect(s.memory).toMatchObject({
-      usage: 80 * MB, workingSet: 60 * MB, rss: 50 * MB, cache: 25 * MB, mappedFile: 4096, kernel: 8192,
-      pageFaults: 100, majorPageFaults: 3, failcnt: 4, limit: 128 * MB, swapUsage: MB, oomKills: 2, maxUsage: 80 * MB + 100,
+      usage: 80 * MB,
+      workingSet: 60 * MB,
+      rss: 50 * MB,
+      cache: 25 * MB,
+      mappedFile: 4096,
+      kernel: 8192,
+      pageFaults: 100,
+      majorPageFaults: 3,
+      failcnt: 4,
+      limit: 128 * MB,
+      swapUsage: MB,
+      oomKills: 2,
+      maxUsage: 80 * MB + 100,
     });
     expect(s.memory!.swapLimit).toBeUndefined();
     expect(s.pids).toEqual({ current: 3, limit: undefined });
     expect(s.cpuSpec).toEqual({ shares: kind === "v2" ? 2597 : 1024, periodUs: 100000, quotaUs: 50000 });
-    if (kind === "v2") expect(s.hugetlb).toEqual([{ pageSize: "1GB", usage: 0, maxUsage: undefined }, { pageSize: "2MB", usage: 2097152, maxUsage: undefined }]);
+    if (kind === "v2")
+      expect(s.hugetlb).toEqual([
+        { pageSize: "1GB", usage: 0, maxUsage: undefined },
+        { pageSize: "2MB", usage: 2097152, maxUsage: undefined },
+      ]);
   });
 
   test("without detail only what CRI stats report is read", () => {
     using t = tree(kind);
-    writeCgroup(t, "/crio/crio-a", { usageNs: 5e9, userNs: 3e9, memUsage: 80 * MB, inactiveFile: 20 * MB, rss: 50 * MB, limit: 128 * MB, pids: 3, swap: MB, oomKills: 2 });
+    writeCgroup(t, "/crio/crio-a", {
+      usageNs: 5e9,
+      userNs: 3e9,
+      memUsage: 80 * MB,
+      inactiveFile: 20 * MB,
+      rss: 50 * MB,
+      limit: 128 * MB,
+      pids: 3,
+      swap: MB,
+      oomKills: 2,
+    });
     const s = readSample(dirsForPath(t.layout, "/crio/crio-a"), { now })!;
     // v2's cpu.stat is one file holding everything; v1 spreads it over several.
     expect(s.cpu).toMatchObject(kind === "v2" ? { usageNs: 5e9, userNs: 3e9, periods: 10 } : { usageNs: 5e9, userNs: undefined, periods: 0 });
@@ -103,7 +144,10 @@ describe("parsers and sums", () => {
   test("parsePsi and parseKeyValues", () => {
     expect(parsePsi("some avg10=0.00 avg60=0.00 avg300=0.00 total=7\n")).toEqual({ some: { avg10: 0, avg60: 0, avg300: 0, totalUs: 7 } });
     expect(parsePsi(undefined)).toBeUndefined();
-    expect([...parseKeyValues("a 1\nb 2\n")]).toEqual([["a", 1], ["b", 2]]);
+    expect([...parseKeyValues("a 1\nb 2\n")]).toEqual([
+      ["a", 1],
+      ["b", 2],
+    ]);
   });
 
   test("sumSamples adds counters and gauges of several cgroups", () => {

@@ -7,7 +7,10 @@ import { ContainerEvents, type ContainerEvent, type ContainerEventKind } from ".
 function fakeDomain() {
   const listeners = new Set<(k: ContainerEventKind, c: ContainerView) => void>();
   const ctrs = new Map<string, { meta: ContainerView["meta"]; status: ContainerView["status"] }>();
-  const sb = { meta: { id: "pod1", metadata: { name: "p", namespace: "default", uid: "u", attempt: 0 } }, status: { state: "ready" } } as unknown as SandboxView;
+  const sb = {
+    meta: { id: "pod1", metadata: { name: "p", namespace: "default", uid: "u", attempt: 0 } },
+    status: { state: "ready" },
+  } as unknown as SandboxView;
   const add = (id: string, infra = false) => {
     const c = { meta: { id, sandboxId: "pod1", infra } as ContainerView["meta"], status: { state: "created" } as ContainerView["status"] };
     ctrs.set(id, c);
@@ -58,7 +61,12 @@ describe("ContainerEvents", () => {
     d.emit("stopped", c, "exited");
     d.emit("deleted", c);
     await s.enough;
-    expect(s.got.map((e) => [e.containerId, e.kind])).toEqual([["c1", "created"], ["c1", "started"], ["c1", "stopped"], ["c1", "deleted"]]);
+    expect(s.got.map((e) => [e.containerId, e.kind])).toEqual([
+      ["c1", "created"],
+      ["c1", "started"],
+      ["c1", "stopped"],
+      ["c1", "deleted"],
+    ]);
     expect(s.got[0]!.sandbox?.meta.id).toBe("pod1");
     // Snapshots: the CREATED event still shows the container as created.
     expect(s.got.map((e) => e.containers.map((x) => x.status.state))).toEqual([["created"], ["running"], ["exited"], []]);

@@ -62,7 +62,11 @@ export function writeCgroup(t: Tree, rel: string, v: CgroupValues): void {
   const psi = (a: number) => `some avg10=1.50 avg60=0.50 avg300=0.10 total=${a}\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=${a / 2}\n`;
   if (t.layout.kind === "v2") {
     const d = join(t.cg, rel);
-    w(d, "cpu.stat", `usage_usec ${v.usageNs / 1000}\nuser_usec ${(v.userNs ?? 0) / 1000}\nsystem_usec ${(v.systemNs ?? 0) / 1000}\nnr_periods 10\nnr_throttled 2\nthrottled_usec 5000\n`);
+    w(
+      d,
+      "cpu.stat",
+      `usage_usec ${v.usageNs / 1000}\nuser_usec ${(v.userNs ?? 0) / 1000}\nsystem_usec ${(v.systemNs ?? 0) / 1000}\nnr_periods 10\nnr_throttled 2\nthrottled_usec 5000\n`,
+    );
     w(d, "cpu.max", v.limit ? "50000 100000\n" : "max 100000\n");
     w(d, "cpu.weight", "100\n");
     w(d, "memory.current", `${v.memUsage}\n`);
@@ -100,7 +104,11 @@ export function writeCgroup(t: Tree, rel: string, v: CgroupValues): void {
   w(at("memory"), "memory.kmem.usage_in_bytes", "8192\n");
   w(at("memory"), "memory.oom_control", `oom_kill_disable 0\nunder_oom 0\noom_kill ${v.oomKills ?? 0}\n`);
   // The non-hierarchical keys are decoys: total_* must win.
-  w(at("memory"), "memory.stat", `cache 1\nrss 1\ninactive_file 1\ntotal_cache ${v.cache ?? 0}\ntotal_rss ${v.rss}\ntotal_mapped_file 4096\ntotal_inactive_file ${v.inactiveFile}\ntotal_pgfault 100\ntotal_pgmajfault 3\n`);
+  w(
+    at("memory"),
+    "memory.stat",
+    `cache 1\nrss 1\ninactive_file 1\ntotal_cache ${v.cache ?? 0}\ntotal_rss ${v.rss}\ntotal_mapped_file 4096\ntotal_inactive_file ${v.inactiveFile}\ntotal_pgfault 100\ntotal_pgmajfault 3\n`,
+  );
   w(at("memory"), "cgroup.procs", procs);
   w(at("pids"), "pids.current", `${v.pids}\n`);
   w(at("pids"), "pids.max", "max\n");

@@ -6,7 +6,9 @@ import { netdevText, tree, writeProc } from "./fixtures.ts";
 
 describe("parseNetDev", () => {
   test("reads every interface but lo", () => {
-    expect(parseNetDev(netdevText(1234, 5678))).toEqual([{ name: "eth0", rxBytes: 1234, rxPackets: 7, rxErrors: 1, rxDropped: 2, txBytes: 5678, txPackets: 5, txErrors: 3, txDropped: 4 }]);
+    expect(parseNetDev(netdevText(1234, 5678))).toEqual([
+      { name: "eth0", rxBytes: 1234, rxPackets: 7, rxErrors: 1, rxDropped: 2, txBytes: 5678, txPackets: 5, txErrors: 3, txDropped: 4 },
+    ]);
     expect(parseNetDev("garbage\n")).toEqual([]);
   });
 });
@@ -20,7 +22,10 @@ describe("netDevReader", () => {
     writeFileSync(other, "");
     writeProc(t, 10, "/x", { netdev: netdevText(1, 1) }); // another pod's process (a recycled pid)
     writeProc(t, 11, "/x", { netdev: netdevText(2, 2) });
-    for (const [pid, ns] of [[10, other], [11, netns]] as const) {
+    for (const [pid, ns] of [
+      [10, other],
+      [11, netns],
+    ] as const) {
       mkdirSync(join(t.proc, String(pid), "ns"), { recursive: true });
       symlinkSync(ns, join(t.proc, String(pid), "ns", "net"));
     }

@@ -19,7 +19,14 @@ function world(t: Tree, o: { settings?: Partial<StatsSettings> } = {}) {
   let nextPid = 100;
   const svc = new StatsService({
     containers: {
-      list: (f) => [...ctrs.values()].filter((c) => !c.meta.infra && (!f?.id || c.meta.id.startsWith(f.id)) && (!f?.podSandboxId || c.meta.sandboxId.startsWith(f.podSandboxId)) && Object.entries(f?.labelSelector ?? {}).every(([k, v]) => c.meta.labels[k] === v)),
+      list: (f) =>
+        [...ctrs.values()].filter(
+          (c) =>
+            !c.meta.infra &&
+            (!f?.id || c.meta.id.startsWith(f.id)) &&
+            (!f?.podSandboxId || c.meta.sandboxId.startsWith(f.podSandboxId)) &&
+            Object.entries(f?.labelSelector ?? {}).every(([k, v]) => c.meta.labels[k] === v),
+        ),
       get: (id) => {
         const c = [...ctrs.values()].find((x) => x.meta.id.startsWith(id));
         if (!c) throw Object.assign(new Error(`container "${id}" not found`), { kind: "not-found" });
@@ -44,17 +51,43 @@ function world(t: Tree, o: { settings?: Partial<StatsSettings> } = {}) {
     now: () => clock,
   });
   return {
-    svc, settings, layerCalls, helperCalls,
+    svc,
+    settings,
+    layerCalls,
+    helperCalls,
     tick: (ms: number) => (clock += ms),
     pod(id: string, o: { parent?: string; labels?: Record<string, string> } = {}) {
-      pods.set(id, { meta: { id, name: `k8s_${id}`, metadata: { name: id, namespace: "default", uid: "u", attempt: 0 }, labels: o.labels ?? {}, annotations: {}, cgroupParent: o.parent ?? "" }, status: { state: "ready", namespaces: { net: `/run/netns/${id}` } } } as unknown as SandboxView);
+      pods.set(id, {
+        meta: {
+          id,
+          name: `k8s_${id}`,
+          metadata: { name: id, namespace: "default", uid: "u", attempt: 0 },
+          labels: o.labels ?? {},
+          annotations: {},
+          cgroupParent: o.parent ?? "",
+        },
+        status: { state: "ready", namespaces: { net: `/run/netns/${id}` } },
+      } as unknown as SandboxView);
     },
     ctr(id: string, pod: string, usageNs: number, o: { infra?: boolean; labels?: Record<string, string>; state?: string } = {}) {
       const pid = nextPid++;
       const rel = `/crio/crio-${id}`;
       writeCgroup(t, rel, { usageNs, memUsage: 10 * MB, inactiveFile: 2 * MB, rss: 6 * MB, pids: 2, procs: [pid] });
       writeProc(t, pid, rel, { fds: 3, sockets: 1 });
-      ctrs.set(id, { meta: { id, name: `k8s_${id}`, sandboxId: pod, metadata: { name: id, attempt: 0 }, labels: o.labels ?? {}, annotations: {}, image: { id: "img", name: "busybox:latest", userRequested: "busybox" }, bundle: "/nonexistent", infra: o.infra }, status: { state: o.state ?? "running", pid } } as unknown as ContainerView);
+      ctrs.set(id, {
+        meta: {
+          id,
+          name: `k8s_${id}`,
+          sandboxId: pod,
+          metadata: { name: id, attempt: 0 },
+          labels: o.labels ?? {},
+          annotations: {},
+          image: { id: "img", name: "busybox:latest", userRequested: "busybox" },
+          bundle: "/nonexistent",
+          infra: o.infra,
+        },
+        status: { state: o.state ?? "running", pid },
+      } as unknown as ContainerView);
       return rel;
     },
     remove: (id: string) => ctrs.delete(id),

@@ -16,7 +16,10 @@ beforeEach(() => {
 });
 
 afterEach(() => {
-  for (const m of readMountinfo().filter((x) => x.mountPoint.startsWith(dir)).reverse()) unmount(m.mountPoint, { detach: true });
+  for (const m of readMountinfo()
+    .filter((x) => x.mountPoint.startsWith(dir))
+    .reverse())
+    unmount(m.mountPoint, { detach: true });
   rmSync(dir, { recursive: true, force: true });
 });
 

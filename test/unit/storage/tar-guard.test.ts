@@ -40,8 +40,18 @@ describe("whiteout conversion", () => {
   });
 
   test("an opaque layer root and whiteouts at the top level", () => {
-    const out = readTar(guard(writeTar([{ name: ".wh..wh..opq", data: "" }, { name: ".wh.etc", data: "" }])));
-    expect(out.map((e) => [e.name, e.type])).toEqual([["./", "dir"], ["etc", "char"]]);
+    const out = readTar(
+      guard(
+        writeTar([
+          { name: ".wh..wh..opq", data: "" },
+          { name: ".wh.etc", data: "" },
+        ]),
+      ),
+    );
+    expect(out.map((e) => [e.name, e.type])).toEqual([
+      ["./", "dir"],
+      ["etc", "char"],
+    ]);
   });
 
   test("a layer's own trusted.overlay.* xattrs are dropped, others kept", () => {
@@ -80,7 +90,14 @@ describe("hostile layers", () => {
   });
 
   test.each<[string, TarEntry[], RegExp]>([
-    ["hard link below a symlink", [{ name: "s", type: "symlink", linkname: "/etc" }, { name: "h", type: "hardlink", linkname: "s/shadow" }], /below the symlink/],
+    [
+      "hard link below a symlink",
+      [
+        { name: "s", type: "symlink", linkname: "/etc" },
+        { name: "h", type: "hardlink", linkname: "s/shadow" },
+      ],
+      /below the symlink/,
+    ],
     ["directory over a symlink", [{ name: "s", type: "symlink", linkname: "/etc" }, dir("s/")], /would replace a symlink/],
     ["hard link to the root", [{ name: "h", type: "hardlink", linkname: "./" }], /points at the layer root/],
     ["file named like the root", [file(".", "data")], /would replace the layer root/],

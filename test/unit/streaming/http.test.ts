@@ -17,7 +17,9 @@ test("request heads: path, query, repeated and comma-separated headers", () => {
 });
 
 test("negotiation: the client's order wins", () => {
-  expect(negotiateProtocol(["v5.channel.k8s.io", "v3.channel.k8s.io", "v4.channel.k8s.io"], ["v4.channel.k8s.io", "v3.channel.k8s.io"])).toBe("v3.channel.k8s.io");
+  expect(negotiateProtocol(["v5.channel.k8s.io", "v3.channel.k8s.io", "v4.channel.k8s.io"], ["v4.channel.k8s.io", "v3.channel.k8s.io"])).toBe(
+    "v3.channel.k8s.io",
+  );
   expect(negotiateProtocol(["x"], ["v4.channel.k8s.io"])).toBeUndefined();
   expect(negotiateSubprotocol([], ["", "v4.channel.k8s.io"])).toBe("");
   expect(negotiateSubprotocol([], ["v4.channel.k8s.io"])).toBeUndefined();

@@ -16,7 +16,11 @@ test("resize messages split anywhere are decoded in order; garbage ends the stre
   q.end();
   const got: TerminalSize[] = [];
   for await (const s of q) got.push(s);
-  expect(got).toEqual([{ width: 80, height: 24 }, { width: 100, height: 50 }, { width: 1, height: 0 }]);
+  expect(got).toEqual([
+    { width: 80, height: 24 },
+    { width: 100, height: 50 },
+    { width: 1, height: 0 },
+  ]);
 });
 
 test("sizes must be uint16", () => {

@@ -5,9 +5,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { RuntimeError } from "../../../src/errors.ts";
 import { ExecError } from "../../../src/sys/exec.ts";
-import {
-  apparmorEnabled, defaultProfileText, ensureDefaultProfile, installProfile, loadedProfiles, profileLoaded,
-} from "../../../src/sys/apparmor.ts";
+import { apparmorEnabled, defaultProfileText, ensureDefaultProfile, installProfile, loadedProfiles, profileLoaded } from "../../../src/sys/apparmor.ts";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -68,12 +66,27 @@ describe("defaultProfileText", () => {
     expect(t.trimEnd().endsWith("}")).toBe(true);
   });
   test("allows the normal workload and confines signals and ptrace to the profile", () => {
-    for (const rule of ["network,", "capability,", "file,", "umount,", "signal (send,receive) peer=crio-default,", "ptrace (trace,read,tracedby,readby) peer=crio-default,"]) {
+    for (const rule of [
+      "network,",
+      "capability,",
+      "file,",
+      "umount,",
+      "signal (send,receive) peer=crio-default,",
+      "ptrace (trace,read,tracedby,readby) peer=crio-default,",
+    ]) {
       expect(t).toContain(`  ${rule}\n`);
     }
   });
   test("denies mount and writes to the kernel's tunables", () => {
-    for (const rule of ["deny mount,", "deny @{PROC}/* w,", "deny @{PROC}/sys/[^k]** w,", "deny @{PROC}/sysrq-trigger rwklx,", "deny @{PROC}/kcore rwklx,", "deny /sys/firmware/** rwklx,", "deny /sys/kernel/security/** rwklx,"]) {
+    for (const rule of [
+      "deny mount,",
+      "deny @{PROC}/* w,",
+      "deny @{PROC}/sys/[^k]** w,",
+      "deny @{PROC}/sysrq-trigger rwklx,",
+      "deny @{PROC}/kcore rwklx,",
+      "deny /sys/firmware/** rwklx,",
+      "deny /sys/kernel/security/** rwklx,",
+    ]) {
       expect(t).toContain(`  ${rule}\n`);
     }
   });
@@ -148,7 +161,7 @@ describe("ensureDefaultProfile", () => {
   });
   test("a failing install throws (the daemon turns it into a fatal start-up error)", async () => {
     const f = fakeRunner((argv) => {
-      throw new ExecError(argv, 1, "apparmor_parser: Unable to replace \"crio-default\".  Permission denied");
+      throw new ExecError(argv, 1, 'apparmor_parser: Unable to replace "crio-default".  Permission denied');
     });
     const err = await ensureDefaultProfile("crio-default", { enabled: true, sys: fakeSys({ profiles: [] }), run: f.run }).catch((e) => e);
     expect(err.message).toContain("installing apparmor profile crio-default: apparmor_parser failed: apparmor_parser: Unable to replace");

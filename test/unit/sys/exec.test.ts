@@ -9,7 +9,11 @@ for (const mode of ["in-thread", "spawner thread"] as const) {
 
     test("stdout, stderr, exit code, stdin, env and cwd", async () => {
       on();
-      const r = await runRaw(["/bin/sh", "-c", 'read x; echo "out:$x:$FOO:$(pwd)"; echo err >&2; exit 3'], { stdin: "hello\n", env: { FOO: "bar", PATH: "/usr/bin:/bin" }, cwd: "/tmp" });
+      const r = await runRaw(["/bin/sh", "-c", 'read x; echo "out:$x:$FOO:$(pwd)"; echo err >&2; exit 3'], {
+        stdin: "hello\n",
+        env: { FOO: "bar", PATH: "/usr/bin:/bin" },
+        cwd: "/tmp",
+      });
       expect(r).toEqual({ code: 3, stdout: "out:hello:bar:/tmp\n", stderr: "err\n" });
     });
 

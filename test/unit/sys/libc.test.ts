@@ -3,8 +3,28 @@ import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  accept, close, exitCodeOf, fileSize, ftruncate, listDir, mkdirp, O, open, pipe, pollIn, read, readText, rename,
-  setMtime, setNonBlocking, SysError, unixListen, unlink, waitpidNoHang, write, writeAll,
+  accept,
+  close,
+  exitCodeOf,
+  fileSize,
+  ftruncate,
+  listDir,
+  mkdirp,
+  O,
+  open,
+  pipe,
+  pollIn,
+  read,
+  readText,
+  rename,
+  setMtime,
+  setNonBlocking,
+  SysError,
+  unixListen,
+  unlink,
+  waitpidNoHang,
+  write,
+  writeAll,
 } from "../../../src/sys/libc.ts";
 
 const dirs: string[] = [];

@@ -11,7 +11,16 @@ test("parseMountinfo decodes escapes and optional fields", () => {
     "36 35 98:0 /mnt1 /mnt/with\\040space rw,noatime master:1 - ext3 /dev/root rw,errors=continue\n" +
       "45 27 0:39 / /tmp/ovt/merged rw,relatime shared:5 - overlay overlay rw,lowerdir=l/0:l/1,upperdir=upper\n",
   );
-  expect(t[0]).toEqual({ id: 36, parent: 35, root: "/mnt1", mountPoint: "/mnt/with space", options: "rw,noatime", fsType: "ext3", source: "/dev/root", superOptions: "rw,errors=continue" });
+  expect(t[0]).toEqual({
+    id: 36,
+    parent: 35,
+    root: "/mnt1",
+    mountPoint: "/mnt/with space",
+    options: "rw,noatime",
+    fsType: "ext3",
+    source: "/dev/root",
+    superOptions: "rw,errors=continue",
+  });
   expect(t[1]?.fsType).toBe("overlay");
   expect(isMounted("/tmp/ovt/merged/", t)).toBe(true);
   expect(isMounted("/tmp/ovt", t)).toBe(false);

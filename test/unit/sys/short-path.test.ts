@@ -42,7 +42,9 @@ test("Bun.listen and Bun.connect through aliases: the socket is at its full path
     expect(statSync(full).isSocket()).toBe(true);
     let got = "";
     const done = Promise.withResolvers<void>();
-    await withShortSocketPath(full, (unix) => Bun.connect({ unix, socket: { data: (_s, d) => void (got += Buffer.from(d).toString()), close: () => done.resolve() } }));
+    await withShortSocketPath(full, (unix) =>
+      Bun.connect({ unix, socket: { data: (_s, d) => void (got += Buffer.from(d).toString()), close: () => done.resolve() } }),
+    );
     await done.promise;
     expect(got).toBe("hello\n");
     expect(await socketAnswers(full)).toBe(true);
@@ -75,7 +77,15 @@ test("libc unixListen on an alias; another process connects through /proc/<pid>/
   try {
     expect(statSync(full).isSocket()).toBe(true);
     // the OCI runtime's view of a console socket: it is another process, told childPath(our pid)
-    const child = Bun.spawn([process.execPath, "-e", `const s = await Bun.connect({ unix: process.argv[1], socket: { data() {} } }); s.write("from-child"); s.end(); await Bun.sleep(50);`, a.childPath(process.pid)], { stdout: "inherit", stderr: "inherit" });
+    const child = Bun.spawn(
+      [
+        process.execPath,
+        "-e",
+        `const s = await Bun.connect({ unix: process.argv[1], socket: { data() {} } }); s.write("from-child"); s.end(); await Bun.sleep(50);`,
+        a.childPath(process.pid),
+      ],
+      { stdout: "inherit", stderr: "inherit" },
+    );
     let c = -1;
     const until = Date.now() + 10_000;
     while ((c = accept(lfd)) < 0 && Date.now() < until) await Bun.sleep(5);
@@ -166,7 +176,10 @@ test("JournalSocket reaches a journal socket deeper than sun_path; a missing dee
   try {
     using r = new NotifyReceiver(a.path);
     const j = new JournalSocket(full);
-    j.send([["MESSAGE", "hello"], ["TAG", "deep-entry"]]);
+    j.send([
+      ["MESSAGE", "hello"],
+      ["TAG", "deep-entry"],
+    ]);
     j.close();
     expect(j.failures).toBe(0);
     const m = await r.waitFor("TAG=deep-entry");

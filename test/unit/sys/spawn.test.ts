@@ -25,7 +25,12 @@ test.skipIf(!existsSync("/usr/bin/setpriv"))("spawn with dieWithParent: the chil
 test("spawn passes Bun.spawn's options through (stdin, stdout, env, cwd)", async () => {
   const dir = mkdtempSync(join(tmpdir(), "spawn-"));
   try {
-    const p = spawn(["/bin/sh", "-c", 'read x; echo "$x:$FOO:$(pwd)"'], { stdin: new TextEncoder().encode("hi\n"), stdout: "pipe", env: { FOO: "bar" }, cwd: dir });
+    const p = spawn(["/bin/sh", "-c", 'read x; echo "$x:$FOO:$(pwd)"'], {
+      stdin: new TextEncoder().encode("hi\n"),
+      stdout: "pipe",
+      env: { FOO: "bar" },
+      cwd: dir,
+    });
     expect(await new Response(p.stdout).text()).toBe(`hi:bar:${dir}\n`);
     expect(await p.exited).toBe(0);
   } finally {

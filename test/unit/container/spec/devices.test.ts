@@ -44,7 +44,8 @@ test("privileged: every host device and allow-all", () => {
 
 test("missing device or bad permissions are invalid-argument", () => {
   expect(() => containerDevices({ cri: [dev("/dev/x", "/dev/nope")], privileged: false, ...io })).toThrow(
-    expect.objectContaining({ kind: "invalid-argument", message: expect.stringContaining('failed to add device "/dev/nope"') }));
+    expect.objectContaining({ kind: "invalid-argument", message: expect.stringContaining('failed to add device "/dev/nope"') }),
+  );
   expect(() => containerDevices({ cri: [dev("/dev/fuse", "/dev/fuse", "rwx")], privileged: false, ...io })).toThrow(/invalid device permissions/);
 });
 
@@ -53,28 +54,48 @@ test("additional_devices: HOST[:CONTAINER[:PERMISSIONS]], before the CRI's devic
   expect(parseDeviceSpec("/dev/fuse:/dev/f:r")).toEqual({ hostPath: "/dev/fuse", containerPath: "/dev/f", permissions: "r" });
   expect(() => parseDeviceSpec("dev/fuse")).toThrow(expect.objectContaining({ kind: "invalid-argument" }));
   expect(() => parseDeviceSpec("/a:/b:r:x")).toThrow('invalid device "/a:/b:r:x"');
-  const r = containerDevices({ cri: [dev("/dev/f", "/dev/fuse", "rwm")], additional: ["/dev/fuse:/dev/f:r", "/dev/snd:/dev/snd:rw"], privileged: false, ...io });
+  const r = containerDevices({
+    cri: [dev("/dev/f", "/dev/fuse", "rwm")],
+    additional: ["/dev/fuse:/dev/f:r", "/dev/snd:/dev/snd:rw"],
+    privileged: false,
+    ...io,
+  });
   expect(r.devices.map((d) => d.path)).toEqual(["/dev/snd/controlC0", "/dev/snd/timer", "/dev/f"]);
   expect(r.rules.map((x) => x.access)).toEqual(["rwm", "r", "rw", "rw", "rwm"]);
 });
 
 test("io.kubernetes.cri-o.Devices: devices of allowed_devices after additional_devices; others are invalid-argument", () => {
-  const r = containerDevices({ cri: [], additional: ["/dev/fuse"], annotation: "/dev/snd:/dev/audio:r,,/dev/fuse:/dev/fuse2", allowed: ["/dev/snd", "/dev/fuse"], privileged: false, ...io });
+  const r = containerDevices({
+    cri: [],
+    additional: ["/dev/fuse"],
+    annotation: "/dev/snd:/dev/audio:r,,/dev/fuse:/dev/fuse2",
+    allowed: ["/dev/snd", "/dev/fuse"],
+    privileged: false,
+    ...io,
+  });
   expect(r.devices.map((d) => d.path)).toEqual(["/dev/fuse", "/dev/audio/controlC0", "/dev/audio/timer", "/dev/fuse2"]);
   expect(r.rules.map((x) => x.access)).toEqual(["rwm", "rwm", "r", "r", "rwm"]);
   expect(annotationDevices("", [])).toEqual([]);
-  expect(() => annotationDevices("/dev/fuse", ["/dev/snd"])).toThrow(expect.objectContaining({ kind: "invalid-argument", message: "device /dev/fuse is specified but is not in allowed_devices" }));
+  expect(() => annotationDevices("/dev/fuse", ["/dev/snd"])).toThrow(
+    expect.objectContaining({ kind: "invalid-argument", message: "device /dev/fuse is specified but is not in allowed_devices" }),
+  );
   expect(() => annotationDevices("/dev/fuse:/fuse", ["/dev/fuse"])).toThrow("the container path must be under /dev/");
   expect(() => annotationDevices("fuse", ["fuse"])).toThrow(expect.objectContaining({ kind: "invalid-argument" }));
 });
 
 test("device ownership: the CRI's devices take the owner; additional and annotation devices keep the host's", () => {
   const r = containerDevices({ cri: [dev("/dev/snd", "/dev/snd")], additional: ["/dev/fuse"], privileged: false, owner: { uid: 1234, gid: 5678 }, ...io });
-  expect(r.devices.map((d) => [d.path, d.uid, d.gid])).toEqual([["/dev/fuse", 0, 0], ["/dev/snd/controlC0", 1234, 5678], ["/dev/snd/timer", 1234, 5678]]);
+  expect(r.devices.map((d) => [d.path, d.uid, d.gid])).toEqual([
+    ["/dev/fuse", 0, 0],
+    ["/dev/snd/controlC0", 1234, 5678],
+    ["/dev/snd/timer", 1234, 5678],
+  ]);
 });
 
 test("additional_devices at start: an entry naming no host device is refused, naming it", () => {
   const io = { devicesAt: (p: string) => (p === "/dev/null" ? [{ path: "/dev/null", type: "c", major: 1, minor: 3 }] : []) } as never;
   expect(() => checkAdditionalDevices(["/dev/null:/dev/x:rwm"], io)).not.toThrow();
-  expect(() => checkAdditionalDevices(["/dev/null", "/dev/nope"], io)).toThrow(expect.objectContaining({ kind: "invalid-argument", message: expect.stringContaining('invalid additional_devices entry "/dev/nope"') }));
+  expect(() => checkAdditionalDevices(["/dev/null", "/dev/nope"], io)).toThrow(
+    expect.objectContaining({ kind: "invalid-argument", message: expect.stringContaining('invalid additional_devices entry "/dev/nope"') }),
+  );
 });

@@ -4,9 +4,7 @@ import { fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { expect } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import {
-  ContainerConfigSchema, PodSandboxConfigSchema, type ContainerConfig, type PodSandboxConfig,
-} from "../../../../src/gen/runtime/v1/api_pb.ts";
+import { ContainerConfigSchema, PodSandboxConfigSchema, type ContainerConfig, type PodSandboxConfig } from "../../../../src/gen/runtime/v1/api_pb.ts";
 import { ALL_CAPABILITIES, CRIO_DEFAULT_CAPABILITIES } from "../../../../src/container/spec/security.ts";
 import type { ContainerSpecInput, ImageConfig, SpecDefaults, SpecHost, SpecIo } from "../../../../src/container/spec/types.ts";
 import type { Device } from "../../../../src/oci/spec-types.ts";
@@ -79,7 +77,8 @@ export function fakeIo(o: { files?: Record<string, string>; devices?: Record<str
   };
 }
 
-export const PASSWD = "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\nbob:x:1001:100::/home/bob:/bin/sh\n";
+export const PASSWD =
+  "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\nbob:x:1001:100::/home/bob:/bin/sh\n";
 export const GROUP = "root:x:0:\nusers:x:100:bob\nalice:x:1000:\nwheel:x:10:alice,root\naudio:x:29:alice\n";
 
 /** A complete builder input around the fixtures; override what a test is about. */

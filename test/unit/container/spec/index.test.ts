@@ -23,16 +23,22 @@ describe("buildContainerSpec", () => {
   });
 
   test("a privileged container with host namespaces in a privileged pod (golden)", () => {
-    const r = buildContainerSpec(specInput({
-      config: containerConfig("spec-container-privileged.json"),
-      sandbox: {
-        ...specInput().sandbox, config: sandboxConfig("spec-sandbox-privileged.json"), hostname: "node-1",
-        namespaces: { network: "host", ipc: "host", uts: "host", pid: "host" }, shmPath: undefined, hostsPath: undefined,
-        cgroupParent: "kubepods-besteffort.slice",
-      },
-      cgroupManager: "systemd",
-      io: fakeIo({ devices: { "/dev/fuse": [{ type: "c", path: "/dev/fuse", major: 10, minor: 229, fileMode: 0o666, uid: 0, gid: 0 }] } }),
-    }));
+    const r = buildContainerSpec(
+      specInput({
+        config: containerConfig("spec-container-privileged.json"),
+        sandbox: {
+          ...specInput().sandbox,
+          config: sandboxConfig("spec-sandbox-privileged.json"),
+          hostname: "node-1",
+          namespaces: { network: "host", ipc: "host", uts: "host", pid: "host" },
+          shmPath: undefined,
+          hostsPath: undefined,
+          cgroupParent: "kubepods-besteffort.slice",
+        },
+        cgroupManager: "systemd",
+        io: fakeIo({ devices: { "/dev/fuse": [{ type: "c", path: "/dev/fuse", major: 10, minor: 229, fileMode: 0o666, uid: 0, gid: 0 }] } }),
+      }),
+    );
     expectGolden("spec-container-privileged", summary(r));
     expect(r.spec.linux?.seccomp).toBeUndefined();
     expect(r.spec.hostname).toBeUndefined();
@@ -41,18 +47,24 @@ describe("buildContainerSpec", () => {
   });
 
   test("privileged_without_host_devices: a privileged container of that handler gets no host devices", () => {
-    const priv = (runtimeHandler: string, without: string[]) => buildContainerSpec(specInput({
-      config: containerConfig("spec-container-privileged.json"),
-      sandbox: { ...specInput().sandbox, config: sandboxConfig("spec-sandbox-privileged.json"), runtimeHandler },
-      defaults: { ...specInput().defaults, privilegedWithoutHostDevices: without },
-      io: fakeIo({ devices: { "/dev/fuse": [{ type: "c", path: "/dev/fuse", major: 10, minor: 229, fileMode: 0o666, uid: 0, gid: 0 }] } }),
-    }));
+    const priv = (runtimeHandler: string, without: string[]) =>
+      buildContainerSpec(
+        specInput({
+          config: containerConfig("spec-container-privileged.json"),
+          sandbox: { ...specInput().sandbox, config: sandboxConfig("spec-sandbox-privileged.json"), runtimeHandler },
+          defaults: { ...specInput().defaults, privilegedWithoutHostDevices: without },
+          io: fakeIo({ devices: { "/dev/fuse": [{ type: "c", path: "/dev/fuse", major: 10, minor: 229, fileMode: 0o666, uid: 0, gid: 0 }] } }),
+        }),
+      );
     const plain = priv("runc", ["kata"]);
     expect(plain.spec.linux?.devices?.map((d) => d.path)).toContain("/dev/kmsg");
     expect(plain.spec.linux?.resources?.devices).toEqual([{ allow: true, access: "rwm" }]);
     const without = priv("kata", ["kata"]);
     expect(without.spec.linux?.devices?.map((d) => d.path)).toEqual(["/dev/fuse"]); // only the CRI's device
-    expect(without.spec.linux?.resources?.devices).toEqual([{ allow: false, access: "rwm" }, { allow: true, type: "c", major: 10, minor: 229, access: "rw" }]);
+    expect(without.spec.linux?.resources?.devices).toEqual([
+      { allow: false, access: "rwm" },
+      { allow: true, type: "c", major: 10, minor: 229, access: "rw" },
+    ]);
     expect(without.spec.process?.capabilities?.bounding).toEqual(plain.spec.process?.capabilities?.bounding);
   });
 
@@ -62,15 +74,33 @@ describe("buildContainerSpec", () => {
     const cfg = containerConfig();
     cfg.devices = [create(DeviceSchema, { hostPath: "/dev/fuse", containerPath: "/dev/my-fuse", permissions: "rw" })];
     const sb = { ...specInput().sandbox, config: { ...sandboxConfig(), annotations: { "io.kubernetes.cri-o.Devices": "/dev/fuse:/dev/pod-fuse:r" } } };
-    const build = (ownership: boolean) => buildContainerSpec(specInput({ config: cfg, sandbox: sb, io, defaults: { ...specInput().defaults, allowedDevices: ["/dev/fuse"], deviceOwnershipFromSecurityContext: ownership } }));
+    const build = (ownership: boolean) =>
+      buildContainerSpec(
+        specInput({
+          config: cfg,
+          sandbox: sb,
+          io,
+          defaults: { ...specInput().defaults, allowedDevices: ["/dev/fuse"], deviceOwnershipFromSecurityContext: ownership },
+        }),
+      );
     const on = build(true);
-    expect(on.spec.linux?.devices?.map((d) => [d.path, d.uid, d.gid])).toEqual([["/dev/pod-fuse", 0, 0], ["/dev/my-fuse", 1000, 1000]]);
-    expect(build(false).spec.linux?.devices?.map((d) => [d.path, d.uid, d.gid])).toEqual([["/dev/pod-fuse", 0, 0], ["/dev/my-fuse", 0, 0]]);
+    expect(on.spec.linux?.devices?.map((d) => [d.path, d.uid, d.gid])).toEqual([
+      ["/dev/pod-fuse", 0, 0],
+      ["/dev/my-fuse", 1000, 1000],
+    ]);
+    expect(build(false).spec.linux?.devices?.map((d) => [d.path, d.uid, d.gid])).toEqual([
+      ["/dev/pod-fuse", 0, 0],
+      ["/dev/my-fuse", 0, 0],
+    ]);
     expect(() => buildContainerSpec(specInput({ sandbox: sb, io }))).toThrow("device /dev/fuse is specified but is not in allowed_devices");
   });
 
   test("a minimal crictl-style config (no security context, no passwd) runs the image command unconfined", () => {
-    const i = specInput({ config: create(ContainerConfigSchema, { metadata: { name: "x" }, image: { image: "busybox" } }), etcPasswd: undefined, etcGroup: undefined });
+    const i = specInput({
+      config: create(ContainerConfigSchema, { metadata: { name: "x" }, image: { image: "busybox" } }),
+      etcPasswd: undefined,
+      etcGroup: undefined,
+    });
     i.sandbox.config = create(PodSandboxConfigSchema, { metadata: { name: "p" } });
     const r = buildContainerSpec(i);
     expect(r.spec.process).toMatchObject({ args: ["sh"], user: { uid: 0, gid: 0, additionalGids: [0] }, noNewPrivileges: false, cwd: "/" });
@@ -114,36 +144,66 @@ describe("buildContainerSpec", () => {
 
   describe("bad input is a clear error of the right kind", () => {
     test.each([
-      ["privileged container in an unprivileged pod", () => {
-        const cfg = containerConfig();
-        cfg.linux!.securityContext!.privileged = true;
-        return specInput({ config: cfg });
-      }, "invalid-argument", /no privileged container allowed in sandbox/],
-      ["no command at all", () => {
-        const cfg = containerConfig();
-        cfg.command = [];
-        cfg.args = [];
-        return specInput({ config: cfg, image: { ...specInput().image, config: {} } });
-      }, "invalid-argument", /no command specified/],
-      ["memory below 12 MiB", () => {
-        const cfg = containerConfig();
-        cfg.linux!.resources!.memoryLimitInBytes = 1024n * 1024n;
-        return specInput({ config: cfg });
-      }, "invalid-argument", /too low/],
-      ["net sysctl in a host-network pod", () => {
-        const i = specInput();
-        return { ...i, sandbox: { ...i.sandbox, namespaces: { ...i.sandbox.namespaces, network: "host" as const } } };
-      }, "invalid-argument", /not allowed with host net enabled/],
-      ["missing Localhost seccomp profile", () => {
-        const cfg = containerConfig();
-        cfg.linux!.securityContext!.seccomp = { profileType: 2, localhostRef: "/var/lib/kubelet/seccomp/none.json" } as never;
-        return specInput({ config: cfg });
-      }, "invalid-argument", /unable to load local seccomp profile/],
-      ["unknown image user", () => {
-        const cfg = containerConfig();
-        cfg.linux!.securityContext!.runAsUser = undefined;
-        return specInput({ config: cfg, image: { ...specInput().image, config: { Cmd: ["sh"], User: "ghost" } } });
-      }, "invalid-argument", /unable to find user ghost/],
+      [
+        "privileged container in an unprivileged pod",
+        () => {
+          const cfg = containerConfig();
+          cfg.linux!.securityContext!.privileged = true;
+          return specInput({ config: cfg });
+        },
+        "invalid-argument",
+        /no privileged container allowed in sandbox/,
+      ],
+      [
+        "no command at all",
+        () => {
+          const cfg = containerConfig();
+          cfg.command = [];
+          cfg.args = [];
+          return specInput({ config: cfg, image: { ...specInput().image, config: {} } });
+        },
+        "invalid-argument",
+        /no command specified/,
+      ],
+      [
+        "memory below 12 MiB",
+        () => {
+          const cfg = containerConfig();
+          cfg.linux!.resources!.memoryLimitInBytes = 1024n * 1024n;
+          return specInput({ config: cfg });
+        },
+        "invalid-argument",
+        /too low/,
+      ],
+      [
+        "net sysctl in a host-network pod",
+        () => {
+          const i = specInput();
+          return { ...i, sandbox: { ...i.sandbox, namespaces: { ...i.sandbox.namespaces, network: "host" as const } } };
+        },
+        "invalid-argument",
+        /not allowed with host net enabled/,
+      ],
+      [
+        "missing Localhost seccomp profile",
+        () => {
+          const cfg = containerConfig();
+          cfg.linux!.securityContext!.seccomp = { profileType: 2, localhostRef: "/var/lib/kubelet/seccomp/none.json" } as never;
+          return specInput({ config: cfg });
+        },
+        "invalid-argument",
+        /unable to load local seccomp profile/,
+      ],
+      [
+        "unknown image user",
+        () => {
+          const cfg = containerConfig();
+          cfg.linux!.securityContext!.runAsUser = undefined;
+          return specInput({ config: cfg, image: { ...specInput().image, config: { Cmd: ["sh"], User: "ghost" } } });
+        },
+        "invalid-argument",
+        /unable to find user ghost/,
+      ],
     ] as const)("%s", (_name, make, kind, msg) => {
       expect(() => buildContainerSpec(make())).toThrow(expect.objectContaining({ kind, message: expect.stringMatching(msg) }));
     });

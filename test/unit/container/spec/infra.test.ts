@@ -7,7 +7,12 @@ const input = (o: Partial<InfraSpecInput> = {}): InfraSpecInput => ({
   id: "5a4db00000000000000000000000000000000000000000000000000000000002",
   name: "k8s_POD_web_default_0b8d4bf3-7f3a-4a4c-9a55-3f1f0a1e2f4a_1",
   config: sandboxConfig(),
-  image: { config: { Entrypoint: ["/pause"], User: "65535:65535", StopSignal: "SIGINT" }, id: "sha256:873ed75102791e5b0b8a7fcd41606c92fcec98d56d05ead4ac5131650004c136", name: "registry.k8s.io/pause:3.10", userRequested: "registry.k8s.io/pause:3.10" },
+  image: {
+    config: { Entrypoint: ["/pause"], User: "65535:65535", StopSignal: "SIGINT" },
+    id: "sha256:873ed75102791e5b0b8a7fcd41606c92fcec98d56d05ead4ac5131650004c136",
+    name: "registry.k8s.io/pause:3.10",
+    userRequested: "registry.k8s.io/pause:3.10",
+  },
   pauseCommand: "/pause",
   rootfs: "/var/lib/crio/storage/5a4db0/merged",
   hostname: "web",
@@ -48,7 +53,13 @@ test("-998 when the daemon may lower oom_score_adj; the image command without pa
 });
 
 test("host namespaces: no PID namespace, no hostname, the host's /dev/shm", () => {
-  const r = buildInfraSpec(input({ namespaces: { network: "host", ipc: "host", uts: "host", pid: "host" }, shmPath: undefined, config: sandboxConfig("spec-sandbox-privileged.json") }));
+  const r = buildInfraSpec(
+    input({
+      namespaces: { network: "host", ipc: "host", uts: "host", pid: "host" },
+      shmPath: undefined,
+      config: sandboxConfig("spec-sandbox-privileged.json"),
+    }),
+  );
   expect(r.spec.linux?.namespaces).toEqual([{ type: "mount" }]);
   expect(r.spec.hostname).toBeUndefined();
   expect(r.spec.mounts?.find((m) => m.destination === "/dev/shm")?.source).toBe("/dev/shm");
@@ -56,5 +67,7 @@ test("host namespaces: no PID namespace, no hostname, the host's /dev/shm", () =
 });
 
 test("a pause image without a command is invalid-argument", () => {
-  expect(() => buildInfraSpec(input({ pauseCommand: "", image: { ...input().image, config: {} } }))).toThrow(expect.objectContaining({ kind: "invalid-argument" }));
+  expect(() => buildInfraSpec(input({ pauseCommand: "", image: { ...input().image, config: {} } }))).toThrow(
+    expect.objectContaining({ kind: "invalid-argument" }),
+  );
 });

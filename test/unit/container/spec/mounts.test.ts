@@ -7,8 +7,15 @@ import { containerConfig, expectGolden } from "./fixtures.ts";
 const pod = { shmPath: "/run/pod/shm", hostIpc: false, hostnamePath: "/run/pod/hostname", resolvConfPath: "/run/pod/resolv.conf", hostsPath: "/run/pod/hosts" };
 const existing = new Set(["/srv/data", "/srv/cache", "/run", "/etc/custom-resolv"]);
 const input = (o: Partial<MountInput>): MountInput => ({
-  cri: [], pod, privileged: false, readonlyRootfs: false, tmpfsDirs: false, generated: [], rro: true,
-  realpath: (p) => (existing.has(p) ? p : undefined), ...o,
+  cri: [],
+  pod,
+  privileged: false,
+  readonlyRootfs: false,
+  tmpfsDirs: false,
+  generated: [],
+  rro: true,
+  realpath: (p) => (existing.has(p) ? p : undefined),
+  ...o,
 });
 const mnt = (o: object) => create(MountSchema, o);
 const dests = (r: { mounts: Array<{ destination: string }> }) => r.mounts.map((m) => m.destination);
@@ -22,7 +29,9 @@ describe("containerMounts", () => {
   });
 
   test("a CRI mount replaces the default at the same destination; /dev and /sys drop everything below", () => {
-    const r = containerMounts(input({ cri: [mnt({ containerPath: "/etc/resolv.conf", hostPath: "/etc/custom-resolv" }), mnt({ containerPath: "/dev", hostPath: "/run" })] }));
+    const r = containerMounts(
+      input({ cri: [mnt({ containerPath: "/etc/resolv.conf", hostPath: "/etc/custom-resolv" }), mnt({ containerPath: "/dev", hostPath: "/run" })] }),
+    );
     expect(dests(r).filter((d) => d.startsWith("/dev"))).toEqual(["/dev"]);
     expect(r.mounts.filter((m) => m.destination === "/etc/resolv.conf")).toEqual([
       { destination: "/etc/resolv.conf", type: "bind", source: "/etc/custom-resolv", options: ["rbind", "rprivate", "rw"] },
@@ -32,10 +41,9 @@ describe("containerMounts", () => {
   });
 
   test("bidirectional propagation makes the rootfs rshared", () => {
-    const r = containerMounts(input({ cri: [
-      mnt({ containerPath: "/a", hostPath: "/run", propagation: 1 }),
-      mnt({ containerPath: "/b", hostPath: "/run", propagation: 2 }),
-    ] }));
+    const r = containerMounts(
+      input({ cri: [mnt({ containerPath: "/a", hostPath: "/run", propagation: 1 }), mnt({ containerPath: "/b", hostPath: "/run", propagation: 2 })] }),
+    );
     expect(r.rootfsPropagation).toBe("rshared");
     expect(r.mounts.find((m) => m.destination === "/b")?.options).toEqual(["rbind", "rshared", "rw"]);
   });
@@ -43,7 +51,10 @@ describe("containerMounts", () => {
   test("recursive read-only: rro when supported, errors otherwise", () => {
     const ok = containerMounts(input({ cri: [mnt({ containerPath: "/a", hostPath: "/run", readonly: true, recursiveReadOnly: true })] }));
     expect(ok.mounts.at(-1)?.options).toEqual(["rbind", "rprivate", "rro"]);
-    const bad = (o: object, extra: Partial<MountInput> = {}) => () => containerMounts(input({ cri: [mnt({ containerPath: "/a", hostPath: "/run", ...o })], ...extra }));
+    const bad =
+      (o: object, extra: Partial<MountInput> = {}) =>
+      () =>
+        containerMounts(input({ cri: [mnt({ containerPath: "/a", hostPath: "/run", ...o })], ...extra }));
     expect(bad({ recursiveReadOnly: true })).toThrow(/conflicts with read-write/);
     expect(bad({ recursiveReadOnly: true, readonly: true }, { rro: false })).toThrow(/not available/);
     expect(bad({ recursiveReadOnly: true, readonly: true, propagation: 1 })).toThrow(/requires private propagation/);
@@ -57,9 +68,14 @@ describe("containerMounts", () => {
     const one = [{ hostId: 65536, containerId: 0, length: 65536 }];
     expect(() => containerMounts(input({ cri: [mapped({ uidMappings: one, gidMappings: one })] }))).toThrow(/host's user namespace/);
     expect(() => containerMounts(input({ userns: true, cri: [mapped({ uidMappings: one })] }))).toThrow(/both uid and gid/);
-    expect(() => containerMounts(input({ userns: true, cri: [mapped({ uidMappings: [{ hostId: 1, containerId: 0, length: 0 }], gidMappings: one })] }))).toThrow(/invalid id mapping/);
+    expect(() =>
+      containerMounts(input({ userns: true, cri: [mapped({ uidMappings: [{ hostId: 1, containerId: 0, length: 0 }], gidMappings: one })] })),
+    ).toThrow(/invalid id mapping/);
     expect(() => containerMounts(input({ userns: true, cri: [mapped({ uidMappings: one, gidMappings: one, propagation: 2 })] }))).toThrow(/bidirectional/);
-    expect(containerMounts(input({ userns: true, cri: [mapped({ uidMappings: one, gidMappings: one })] })).mounts.at(-1)).toMatchObject({ destination: "/x", type: "bind" });
+    expect(containerMounts(input({ userns: true, cri: [mapped({ uidMappings: one, gidMappings: one })] })).mounts.at(-1)).toMatchObject({
+      destination: "/x",
+      type: "bind",
+    });
     expect(() => containerMounts(input({ cri: [mnt({ containerPath: "/x", hostPath: "/run", imageSubPath: "bin" })] }))).toThrow(/not an image volume/);
   });
 
@@ -67,10 +83,15 @@ describe("containerMounts", () => {
     const vol = mnt({ containerPath: "/models", image: { image: "registry.example/models:1" }, readonly: true });
     const r = containerMounts(input({ cri: [vol], imageVolume: (c) => (c === vol ? "/var/lib/crio/storage/c1/image-volumes/0" : undefined) }));
     expect(r.mounts.at(-1)).toEqual({
-      destination: "/models", type: "bind", source: "/var/lib/crio/storage/c1/image-volumes/0", options: ["rbind", "rprivate", "ro", "nosuid", "nodev", "noexec"],
+      destination: "/models",
+      type: "bind",
+      source: "/var/lib/crio/storage/c1/image-volumes/0",
+      options: ["rbind", "rprivate", "ro", "nosuid", "nodev", "noexec"],
     });
     expect(r.mkdirs).toEqual([]);
-    expect(() => containerMounts(input({ cri: [vol] }))).toThrow(expect.objectContaining({ kind: "invalid-argument", message: expect.stringContaining("is not mounted") }));
+    expect(() => containerMounts(input({ cri: [vol] }))).toThrow(
+      expect.objectContaining({ kind: "invalid-argument", message: expect.stringContaining("is not mounted") }),
+    );
     const both = mnt({ containerPath: "/m", hostPath: "/run", image: { image: "x" } });
     expect(() => containerMounts(input({ cri: [both], imageVolume: () => "/somewhere" }))).toThrow(/both host_path and image/);
   });
@@ -96,6 +117,11 @@ describe("containerMounts", () => {
 
   test("generated passwd/group files are bound", () => {
     const r = containerMounts(input({ generated: [{ source: "/run/c/passwd", destination: "/etc/passwd" }] }));
-    expect(r.mounts.at(-1)).toEqual({ destination: "/etc/passwd", type: "bind", source: "/run/c/passwd", options: ["rw", "bind", "nodev", "nosuid", "noexec"] });
+    expect(r.mounts.at(-1)).toEqual({
+      destination: "/etc/passwd",
+      type: "bind",
+      source: "/run/c/passwd",
+      options: ["rw", "bind", "nodev", "nosuid", "noexec"],
+    });
   });
 });

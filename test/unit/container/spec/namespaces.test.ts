@@ -10,7 +10,11 @@ const opts = (o: object) => create(NamespaceOptionSchema, o);
 describe("containerNamespaces", () => {
   test("pod namespaces joined by path, pid and mount new", () => {
     expect(containerNamespaces({ pod, cgroupNs: false })).toEqual([
-      { type: "pid" }, { type: "network", path: "/ns/net" }, { type: "ipc", path: "/ns/ipc" }, { type: "uts", path: "/ns/uts" }, { type: "mount" },
+      { type: "pid" },
+      { type: "network", path: "/ns/net" },
+      { type: "ipc", path: "/ns/ipc" },
+      { type: "uts", path: "/ns/uts" },
+      { type: "mount" },
     ]);
   });
   test("host namespaces are left out; cgroup namespace on request", () => {
@@ -23,7 +27,10 @@ describe("containerNamespaces", () => {
     expect(() => containerNamespaces({ pod, options: opts({ pid: 0 }), cgroupNs: false })).toThrow(expect.objectContaining({ kind: "failed-precondition" }));
   });
   test("target PID namespace", () => {
-    expect(containerNamespaces({ pod, options: opts({ pid: 3, targetId: "x" }), targetPid: "/proc/7/ns/pid", cgroupNs: false })[0]).toEqual({ type: "pid", path: "/proc/7/ns/pid" });
+    expect(containerNamespaces({ pod, options: opts({ pid: 3, targetId: "x" }), targetPid: "/proc/7/ns/pid", cgroupNs: false })[0]).toEqual({
+      type: "pid",
+      path: "/proc/7/ns/pid",
+    });
     expect(() => containerNamespaces({ pod, options: opts({ pid: 3 }), cgroupNs: false })).toThrow(/invalid target ID/);
   });
   test("infra: a fresh PID namespace unless the pod uses the host's", () => {
@@ -35,19 +42,24 @@ describe("containerNamespaces", () => {
 describe("podSysctls", () => {
   const priv = { network: false, ipc: false };
   test("namespaced sysctls from defaults and the CRI (CRI wins)", () => {
-    expect(podSysctls(["net.ipv4.ping_group_range=0 2147483647", "kernel.msgmax = 65536"], { "kernel.msgmax": "8192", "fs.mqueue.msg_max": "20" }, priv)).toEqual({
-      sysctl: { "net.ipv4.ping_group_range": "0 2147483647", "kernel.msgmax": "8192", "fs.mqueue.msg_max": "20" }, warnings: [],
+    expect(
+      podSysctls(["net.ipv4.ping_group_range=0 2147483647", "kernel.msgmax = 65536"], { "kernel.msgmax": "8192", "fs.mqueue.msg_max": "20" }, priv),
+    ).toEqual({
+      sysctl: { "net.ipv4.ping_group_range": "0 2147483647", "kernel.msgmax": "8192", "fs.mqueue.msg_max": "20" },
+      warnings: [],
     });
   });
   test("net.* with a host network and IPC sysctls with host IPC are invalid-argument", () => {
     expect(() => podSysctls([], { "net.core.somaxconn": "1024" }, { network: true, ipc: false })).toThrow(
-      expect.objectContaining({ kind: "invalid-argument", message: 'sysctl "net.core.somaxconn": not allowed with host net enabled' }));
+      expect.objectContaining({ kind: "invalid-argument", message: 'sysctl "net.core.somaxconn": not allowed with host net enabled' }),
+    );
     expect(() => podSysctls([], { "kernel.shmmax": "1" }, { network: false, ipc: true })).toThrow(/host ipc/);
   });
   test("non-namespaced sysctls: CRI invalid, defaults skipped with a warning", () => {
     expect(() => podSysctls([], { "vm.swappiness": "1" }, priv)).toThrow(/not a namespaced sysctl/);
     expect(podSysctls(["vm.swappiness=1", "bogus"], {}, priv)).toEqual({
-      sysctl: {}, warnings: ['skipping default sysctl "vm.swappiness=1": not a namespaced sysctl', 'skipping default sysctl "bogus": expected key=value'],
+      sysctl: {},
+      warnings: ['skipping default sysctl "vm.swappiness=1": not a namespaced sysctl', 'skipping default sysctl "bogus": expected key=value'],
     });
   });
 });

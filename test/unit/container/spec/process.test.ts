@@ -23,18 +23,25 @@ describe("processArgs follows the kubelet/CRI-O merge", () => {
   test("nothing to run is invalid-argument", () => {
     expect(() => processArgs([], [], {})).toThrow(expect.objectContaining({ kind: "invalid-argument", message: "no command specified" }));
     // what no kernel can exec is refused before the runtime runs (its error would echo it all)
-    expect(() => processArgs(["a".repeat(70_000)], [], {})).toThrow(expect.objectContaining({ kind: "invalid-argument", message: expect.stringContaining("70000 bytes long") }));
+    expect(() => processArgs(["a".repeat(70_000)], [], {})).toThrow(
+      expect.objectContaining({ kind: "invalid-argument", message: expect.stringContaining("70000 bytes long") }),
+    );
     expect(() => processArgs(["/bin/" + "é".repeat(2046)], [], {})).toThrow(expect.objectContaining({ kind: "invalid-argument" }));
     expect(processArgs(["/bin/" + "a".repeat(4000)], ["x".repeat(131_071)], {})).toHaveLength(2);
-    expect(() => processArgs(["sh"], ["-c", "x".repeat(131_072)], {})).toThrow(expect.objectContaining({ kind: "invalid-argument", message: expect.stringContaining("argument 2") }));
+    expect(() => processArgs(["sh"], ["-c", "x".repeat(131_072)], {})).toThrow(
+      expect.objectContaining({ kind: "invalid-argument", message: expect.stringContaining("argument 2") }),
+    );
   });
 });
 
 describe("processEnv", () => {
   test("defaults < image < CRI, first positions kept, PATH from the CRI", () => {
     const env = processEnv({
-      tty: true, hostname: "web", defaults: ["A=default", "B=default"],
-      image: ["PATH=/img/bin", "B=image", "C=image"], cri: [kv("C", "cri"), kv("PATH", "/cri/bin"), kv("", "ignored")],
+      tty: true,
+      hostname: "web",
+      defaults: ["A=default", "B=default"],
+      image: ["PATH=/img/bin", "B=image", "C=image"],
+      cri: [kv("C", "cri"), kv("PATH", "/cri/bin"), kv("", "ignored")],
     });
     expect(env).toEqual(["TERM=xterm", "HOSTNAME=web", "A=default", "B=image", "C=cri", "PATH=/cri/bin"]);
   });

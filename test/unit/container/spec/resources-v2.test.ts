@@ -34,52 +34,69 @@ function withV2Tree(o: { controllers: string; swap: boolean }, fn: (facts: Retur
 
 const MiB = 1024n * 1024n;
 const asked = create(LinuxContainerResourcesSchema, {
-  cpuShares: 512n, memoryLimitInBytes: 64n * MiB, memorySwapLimitInBytes: 128n * MiB,
-  hugepageLimits: [{ pageSize: "2MB", limit: 8n * MiB }], unified: { "memory.high": "50331648", "io.weight": "200" },
+  cpuShares: 512n,
+  memoryLimitInBytes: 64n * MiB,
+  memorySwapLimitInBytes: 128n * MiB,
+  hugepageLimits: [{ pageSize: "2MB", limit: 8n * MiB }],
+  unified: { "memory.high": "50331648", "io.weight": "200" },
 });
 const resources = (facts: ReturnType<typeof cgroupFacts>) =>
   containerResources({ resources: asked, minMemory: DEFAULT_MIN_MEMORY, minOomScoreAdj: 0, cgroup: facts });
 
 describe("cgroup v2 nodes (fixture trees)", () => {
-  test("every controller and swap accounting: unified, hugepages and swap pass through, no warning", withV2Tree({ controllers: "cpuset cpu io memory hugetlb pids", swap: true }, (facts) => {
-    expect(facts).toEqual({ v2: true, swap: true, hugetlb: true, pids: true });
-    const r = resources(facts);
-    expect(r.warnings).toEqual([]);
-    expect(r.resources).toEqual({
-      cpu: { shares: 512 },
-      memory: { limit: Number(64n * MiB), swap: Number(128n * MiB) },
-      hugepageLimits: [{ pageSize: "2MB", limit: Number(8n * MiB) }],
-      unified: { "memory.high": "50331648", "io.weight": "200" },
-    });
-  }));
+  test(
+    "every controller and swap accounting: unified, hugepages and swap pass through, no warning",
+    withV2Tree({ controllers: "cpuset cpu io memory hugetlb pids", swap: true }, (facts) => {
+      expect(facts).toEqual({ v2: true, swap: true, hugetlb: true, pids: true });
+      const r = resources(facts);
+      expect(r.warnings).toEqual([]);
+      expect(r.resources).toEqual({
+        cpu: { shares: 512 },
+        memory: { limit: Number(64n * MiB), swap: Number(128n * MiB) },
+        hugepageLimits: [{ pageSize: "2MB", limit: Number(8n * MiB) }],
+        unified: { "memory.high": "50331648", "io.weight": "200" },
+      });
+    }),
+  );
 
-  test("no hugetlb controller and no swap accounting: hugepages dropped with a warning, no swap field", withV2Tree({ controllers: "cpu memory pids", swap: false }, (facts) => {
-    expect(facts).toEqual({ v2: true, swap: false, hugetlb: false, pids: true });
-    const r = resources(facts);
-    expect(r.resources.memory).toEqual({ limit: Number(64n * MiB) });
-    expect(r.resources.hugepageLimits).toBeUndefined();
-    expect(r.resources.unified).toEqual({ "memory.high": "50331648", "io.weight": "200" });
-    expect(r.warnings).toEqual(["hugepage limits ignored: the hugetlb cgroup controller is not available"]);
-  }));
+  test(
+    "no hugetlb controller and no swap accounting: hugepages dropped with a warning, no swap field",
+    withV2Tree({ controllers: "cpu memory pids", swap: false }, (facts) => {
+      expect(facts).toEqual({ v2: true, swap: false, hugetlb: false, pids: true });
+      const r = resources(facts);
+      expect(r.resources.memory).toEqual({ limit: Number(64n * MiB) });
+      expect(r.resources.hugepageLimits).toBeUndefined();
+      expect(r.resources.unified).toEqual({ "memory.high": "50331648", "io.weight": "200" });
+      expect(r.warnings).toEqual(["hugepage limits ignored: the hugetlb cgroup controller is not available"]);
+    }),
+  );
 
-  test("no pids controller: pids_limit is not set", withV2Tree({ controllers: "cpu memory", swap: false }, (facts) => {
-    expect(containerResources({ minMemory: DEFAULT_MIN_MEMORY, minOomScoreAdj: 0, cgroup: facts, pidsLimit: 100 }).resources.pids).toBeUndefined();
-    expect(containerResources({ minMemory: DEFAULT_MIN_MEMORY, minOomScoreAdj: 0, cgroup: { ...facts, pids: true }, pidsLimit: 100 }).resources.pids).toEqual({ limit: 100 });
-  }));
+  test(
+    "no pids controller: pids_limit is not set",
+    withV2Tree({ controllers: "cpu memory", swap: false }, (facts) => {
+      expect(containerResources({ minMemory: DEFAULT_MIN_MEMORY, minOomScoreAdj: 0, cgroup: facts, pidsLimit: 100 }).resources.pids).toBeUndefined();
+      expect(containerResources({ minMemory: DEFAULT_MIN_MEMORY, minOomScoreAdj: 0, cgroup: { ...facts, pids: true }, pidsLimit: 100 }).resources.pids).toEqual(
+        { limit: 100 },
+      );
+    }),
+  );
 
-  test("the spec on a v2 node: unified in linux.resources, a private cgroup namespace unless privileged, one cgroup dir", withV2Tree({ controllers: "cpuset cpu io memory hugetlb pids", swap: true }, (facts, root) => {
-    const config = containerConfig();
-    config.linux!.resources = asked;
-    const r = buildContainerSpec(specInput({ config, host: fakeHost({ cgroup: facts }) }));
-    expect(r.spec.linux?.resources?.unified).toEqual({ "memory.high": "50331648", "io.weight": "200" });
-    expect(r.spec.linux?.resources?.hugepageLimits).toEqual([{ pageSize: "2MB", limit: Number(8n * MiB) }]);
-    expect(r.spec.linux?.namespaces?.some((n) => n.type === "cgroup")).toBe(true);
-    const layout = detectCgroupLayout(parseMountinfo(`40 25 0:40 / ${root} rw - cgroup2 cgroup2 rw`));
-    expect(cgroupDirsForPath(layout, r.spec.linux!.cgroupsPath!)).toEqual([join(root, r.spec.linux!.cgroupsPath!)]);
-    // The same container on the hybrid node: unified ignored with a warning, no cgroup namespace.
-    const v1 = buildContainerSpec(specInput({ config, host: fakeHost() }));
-    expect(v1.spec.linux?.resources?.unified).toBeUndefined();
-    expect(v1.warnings).toContain("unified cgroup resources ignored: the node does not run cgroup v2");
-    expect(v1.spec.linux?.namespaces?.some((n) => n.type === "cgroup")).toBe(false);
-  }));
+  test(
+    "the spec on a v2 node: unified in linux.resources, a private cgroup namespace unless privileged, one cgroup dir",
+    withV2Tree({ controllers: "cpuset cpu io memory hugetlb pids", swap: true }, (facts, root) => {
+      const config = containerConfig();
+      config.linux!.resources = asked;
+      const r = buildContainerSpec(specInput({ config, host: fakeHost({ cgroup: facts }) }));
+      expect(r.spec.linux?.resources?.unified).toEqual({ "memory.high": "50331648", "io.weight": "200" });
+      expect(r.spec.linux?.resources?.hugepageLimits).toEqual([{ pageSize: "2MB", limit: Number(8n * MiB) }]);
+      expect(r.spec.linux?.namespaces?.some((n) => n.type === "cgroup")).toBe(true);
+      const layout = detectCgroupLayout(parseMountinfo(`40 25 0:40 / ${root} rw - cgroup2 cgroup2 rw`));
+      expect(cgroupDirsForPath(layout, r.spec.linux!.cgroupsPath!)).toEqual([join(root, r.spec.linux!.cgroupsPath!)]);
+      // The same container on the hybrid node: unified ignored with a warning, no cgroup namespace.
+      const v1 = buildContainerSpec(specInput({ config, host: fakeHost() }));
+      expect(v1.spec.linux?.resources?.unified).toBeUndefined();
+      expect(v1.warnings).toContain("unified cgroup resources ignored: the node does not run cgroup v2");
+      expect(v1.spec.linux?.namespaces?.some((n) => n.type === "cgroup")).toBe(false);
+    }),
+  );
 });

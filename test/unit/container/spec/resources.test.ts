@@ -6,7 +6,11 @@ import { containerConfig, expectGolden } from "./fixtures.ts";
 
 const v1 = { v2: false, swap: true, hugetlb: false, pids: true };
 const input = (r: object | undefined, o: Partial<ResourceInput> = {}): ResourceInput => ({
-  resources: r ? create(LinuxContainerResourcesSchema, r) : undefined, minMemory: DEFAULT_MIN_MEMORY, minOomScoreAdj: 0, cgroup: v1, ...o,
+  resources: r ? create(LinuxContainerResourcesSchema, r) : undefined,
+  minMemory: DEFAULT_MIN_MEMORY,
+  minOomScoreAdj: 0,
+  cgroup: v1,
+  ...o,
 });
 
 describe("containerResources", () => {
@@ -19,12 +23,16 @@ describe("containerResources", () => {
 
   test("memory below container_min_memory is invalid-argument", () => {
     expect(() => containerResources(input({ memoryLimitInBytes: 4n * 1024n * 1024n }))).toThrow(
-      expect.objectContaining({ kind: "invalid-argument", message: "set memory limit 4194304 too low; should be at least 12582912 bytes" }));
+      expect.objectContaining({ kind: "invalid-argument", message: "set memory limit 4194304 too low; should be at least 12582912 bytes" }),
+    );
   });
 
   test("swap: explicit, unlimited (-1), below the limit, and not accounted", () => {
     const lim = 64n * 1024n * 1024n;
-    expect(containerResources(input({ memoryLimitInBytes: lim, memorySwapLimitInBytes: 2n * lim })).resources.memory).toEqual({ limit: Number(lim), swap: Number(2n * lim) });
+    expect(containerResources(input({ memoryLimitInBytes: lim, memorySwapLimitInBytes: 2n * lim })).resources.memory).toEqual({
+      limit: Number(lim),
+      swap: Number(2n * lim),
+    });
     expect(containerResources(input({ memoryLimitInBytes: lim, memorySwapLimitInBytes: -1n })).resources.memory).toEqual({ limit: Number(lim), swap: -1 });
     expect(() => containerResources(input({ memoryLimitInBytes: lim, memorySwapLimitInBytes: lim / 2n }))).toThrow(/cannot be lower than memory limit/);
     expect(containerResources(input({ memoryLimitInBytes: lim }, { cgroup: { ...v1, swap: false } })).resources.memory).toEqual({ limit: Number(lim) });

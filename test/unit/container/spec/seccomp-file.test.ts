@@ -34,7 +34,9 @@ test("an invalid file at start is refused (invalid-argument, naming it)", () => 
   const w = world();
   const bad = join(w.dir, "bad.json");
   writeFileSync(bad, "{not json");
-  expect(() => new SeccompProfileFile(bad, w.log)).toThrow(expect.objectContaining({ kind: "invalid-argument", message: expect.stringContaining(`invalid seccomp_profile "${bad}"`) }));
+  expect(() => new SeccompProfileFile(bad, w.log)).toThrow(
+    expect.objectContaining({ kind: "invalid-argument", message: expect.stringContaining(`invalid seccomp_profile "${bad}"`) }),
+  );
   expect(() => new SeccompProfileFile(join(w.dir, "missing.json"), w.log)).toThrow(expect.objectContaining({ kind: "invalid-argument" }));
 });
 

@@ -11,12 +11,20 @@ import { expectGolden } from "./fixtures.ts";
 const NINE = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE"];
 const prof = (profileType: number, localhostRef = "") => create(SecurityProfileSchema, { profileType, localhostRef });
 const files: Record<string, string> = {
-  "/profiles/block-chmod.json": JSON.stringify({ defaultAction: "SCMP_ACT_ALLOW", syscalls: [{ names: ["chmod", "fchmodat"], action: "SCMP_ACT_ERRNO", errnoRet: 1 }] }),
+  "/profiles/block-chmod.json": JSON.stringify({
+    defaultAction: "SCMP_ACT_ALLOW",
+    syscalls: [{ names: ["chmod", "fchmodat"], action: "SCMP_ACT_ERRNO", errnoRet: 1 }],
+  }),
   "/profiles/broken.json": "{ not json",
   "/profiles/no-action.json": JSON.stringify({ syscalls: [] }),
 };
 const input = (o: Partial<SeccompInput>): SeccompInput => ({
-  deprecatedPath: "", privileged: false, enabled: true, capabilities: NINE, arch: "amd64", kernel: "6.1.0",
+  deprecatedPath: "",
+  privileged: false,
+  enabled: true,
+  capabilities: NINE,
+  arch: "amd64",
+  kernel: "6.1.0",
   readFile: (p) => {
     const t = files[p];
     if (t === undefined) throw new Error(`ENOENT: no such file or directory, open '${p}'`);
@@ -40,7 +48,8 @@ describe("containerSeccomp", () => {
     expect(containerSeccomp(input({ deprecatedPath: "unconfined" }))).toEqual({ ref: "Unconfined" });
     expect(containerSeccomp(input({ deprecatedPath: "docker/default" })).ref).toBe("RuntimeDefault");
     expect(() => containerSeccomp(input({ deprecatedPath: "/profiles/block-chmod.json" }))).toThrow(
-      expect.objectContaining({ kind: "invalid-argument", message: expect.stringContaining('unknown seccomp profile path "/profiles/block-chmod.json"') }));
+      expect.objectContaining({ kind: "invalid-argument", message: expect.stringContaining('unknown seccomp profile path "/profiles/block-chmod.json"') }),
+    );
   });
   test("seccomp_use_default_when_empty: an absent profile is RuntimeDefault; Unconfined and privileged stay unfiltered", () => {
     expect(containerSeccomp(input({ useDefaultWhenEmpty: true })).ref).toBe("RuntimeDefault");
@@ -51,7 +60,9 @@ describe("containerSeccomp", () => {
     expect(containerSeccomp(input({ profile: prof(1) }))).toEqual({ ref: "Unconfined" });
     expect(containerSeccomp(input({ profile: prof(0), privileged: true }))).toEqual({ ref: "Unconfined" });
     expect(containerSeccomp(input({ profile: prof(0), enabled: false }))).toEqual({ ref: "Unconfined" });
-    expect(() => containerSeccomp(input({ profile: prof(2, "/profiles/block-chmod.json"), enabled: false }))).toThrow(expect.objectContaining({ kind: "failed-precondition" }));
+    expect(() => containerSeccomp(input({ profile: prof(2, "/profiles/block-chmod.json"), enabled: false }))).toThrow(
+      expect.objectContaining({ kind: "failed-precondition" }),
+    );
   });
   test("RuntimeDefault with CRI-O's nine capabilities (golden)", () => {
     const r = containerSeccomp(input({ profile: prof(0) }));
@@ -78,7 +89,9 @@ describe("containerSeccomp", () => {
       ["/profiles/no-action.json", /invalid defaultAction/],
       ["relative.json", /not an absolute path/],
     ] as const) {
-      expect(() => containerSeccomp(input({ profile: prof(2, ref) }))).toThrow(expect.objectContaining({ kind: "invalid-argument", message: expect.stringMatching(msg) }));
+      expect(() => containerSeccomp(input({ profile: prof(2, ref) }))).toThrow(
+        expect.objectContaining({ kind: "invalid-argument", message: expect.stringMatching(msg) }),
+      );
     }
   });
 });
@@ -129,16 +142,22 @@ describe("the default profile", () => {
   });
 
   test("profile filters: arches, minKernel, errno names, name vs names", () => {
-    const p = parseSeccompProfile(JSON.stringify({
-      defaultAction: "SCMP_ACT_ERRNO", defaultErrno: "EPERM",
-      syscalls: [
-        { name: "a", action: "SCMP_ACT_ALLOW", includes: { arches: ["arm64"] } },
-        { names: ["b"], action: "SCMP_ACT_ALLOW", includes: { minKernel: "7.0" } },
-        { names: ["c"], action: "SCMP_ACT_ERRNO", errno: "EACCES", excludes: { arches: ["s390x"] } },
-      ],
-    }), "test");
+    const p = parseSeccompProfile(
+      JSON.stringify({
+        defaultAction: "SCMP_ACT_ERRNO",
+        defaultErrno: "EPERM",
+        syscalls: [
+          { name: "a", action: "SCMP_ACT_ALLOW", includes: { arches: ["arm64"] } },
+          { names: ["b"], action: "SCMP_ACT_ALLOW", includes: { minKernel: "7.0" } },
+          { names: ["c"], action: "SCMP_ACT_ERRNO", errno: "EACCES", excludes: { arches: ["s390x"] } },
+        ],
+      }),
+      "test",
+    );
     expect(compileSeccomp(p, { capabilities: [], arch: "amd64", kernel: "6.1.0" })).toEqual({
-      defaultAction: "SCMP_ACT_ERRNO", defaultErrnoRet: 1, syscalls: [{ names: ["c"], action: "SCMP_ACT_ERRNO", errnoRet: 13 }],
+      defaultAction: "SCMP_ACT_ERRNO",
+      defaultErrnoRet: 1,
+      syscalls: [{ names: ["c"], action: "SCMP_ACT_ERRNO", errnoRet: 13 }],
     });
   });
 });

@@ -2,8 +2,14 @@ import { describe, expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
 import { CapabilitySchema, SecurityProfileSchema, SELinuxOptionSchema } from "../../../../src/gen/runtime/v1/api_pb.ts";
 import {
-  ALL_CAPABILITIES, apparmorProfile, containerCapabilities, CRIO_DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, maskedPaths,
-  readonlyPaths, selinuxLabels,
+  ALL_CAPABILITIES,
+  apparmorProfile,
+  containerCapabilities,
+  CRIO_DEFAULT_CAPABILITIES,
+  DEFAULT_MASKED_PATHS,
+  maskedPaths,
+  readonlyPaths,
+  selinuxLabels,
 } from "../../../../src/container/spec/security.ts";
 import type { RuntimeError } from "../../../../src/errors.ts";
 import { fakeHost } from "./fixtures.ts";

@@ -6,7 +6,10 @@ import { fakeDefaults, fakeHost, specInput } from "./fixtures.ts";
 
 const labelled = (hostNetwork: boolean, hostnetworkDisableSelinux: boolean | undefined) => {
   const input = specInput({ host: fakeHost({ selinux: true }), defaults: fakeDefaults({ hostnetworkDisableSelinux }) });
-  input.config.linux = { ...input.config.linux, securityContext: { ...input.config.linux?.securityContext, selinuxOptions: { user: "", role: "", type: "", level: "s0:c1,c2" } } } as never;
+  input.config.linux = {
+    ...input.config.linux,
+    securityContext: { ...input.config.linux?.securityContext, selinuxOptions: { user: "", role: "", type: "", level: "s0:c1,c2" } },
+  } as never;
   if (hostNetwork) {
     input.sandbox.namespaces.network = "host";
     input.sandbox.config = { ...input.sandbox.config, linux: { ...input.sandbox.config.linux, sysctls: {} } } as never;

@@ -22,7 +22,9 @@ describe("resolveUserString (image User forms)", () => {
   });
 
   test("unknown names are invalid-argument", () => {
-    expect(() => resolveUserString("nobody", passwd, groups)).toThrow(expect.objectContaining({ kind: "invalid-argument", message: expect.stringContaining("unable to find user nobody") }));
+    expect(() => resolveUserString("nobody", passwd, groups)).toThrow(
+      expect.objectContaining({ kind: "invalid-argument", message: expect.stringContaining("unable to find user nobody") }),
+    );
     expect(() => resolveUserString("alice:nogroup", passwd, groups)).toThrow(/unable to find group nogroup/);
   });
 

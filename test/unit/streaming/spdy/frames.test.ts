@@ -1,7 +1,18 @@
 import { describe, expect, test } from "bun:test";
 import {
-  FLAG_FIN, FrameParser, SpdyProtocolError, dataFrame, goAwayFrame, parseFrame, pingFrame, rstStreamFrame, settingsFrame,
-  synReplyFrame, synStreamFrame, windowUpdateFrame, headersFrame,
+  FLAG_FIN,
+  FrameParser,
+  SpdyProtocolError,
+  dataFrame,
+  goAwayFrame,
+  parseFrame,
+  pingFrame,
+  rstStreamFrame,
+  settingsFrame,
+  synReplyFrame,
+  synStreamFrame,
+  windowUpdateFrame,
+  headersFrame,
 } from "../../../../src/streaming/spdy/frames.ts";
 
 describe("SPDY/3.1 frames", () => {
@@ -13,7 +24,10 @@ describe("SPDY/3.1 frames", () => {
       synReplyFrame(7, block, FLAG_FIN),
       headersFrame(9, block),
       rstStreamFrame(7, 5),
-      settingsFrame([{ id: 7, value: 65536, flags: 1 }, { id: 4, value: 100 }]),
+      settingsFrame([
+        { id: 7, value: 65536, flags: 1 },
+        { id: 4, value: 100 },
+      ]),
       pingFrame(3),
       goAwayFrame(11, 1),
       windowUpdateFrame(0, 1 << 20),
@@ -24,7 +38,14 @@ describe("SPDY/3.1 frames", () => {
       { kind: "syn_reply", streamId: 7, flags: FLAG_FIN, headerBlock: block },
       { kind: "headers", streamId: 9, flags: 0, headerBlock: block },
       { kind: "rst_stream", streamId: 7, status: 5 },
-      { kind: "settings", flags: 0, entries: [{ flags: 1, id: 7, value: 65536 }, { flags: 0, id: 4, value: 100 }] },
+      {
+        kind: "settings",
+        flags: 0,
+        entries: [
+          { flags: 1, id: 7, value: 65536 },
+          { flags: 0, id: 4, value: 100 },
+        ],
+      },
       { kind: "ping", id: 3 },
       { kind: "goaway", lastGoodStreamId: 11, status: 1 },
       { kind: "window_update", streamId: 0, delta: 1 << 20 },

@@ -1,12 +1,11 @@
 import { describe, expect, test } from "bun:test";
 import zlib from "node:zlib";
 import { SPDY3_DICTIONARY } from "../../../../src/streaming/spdy/dictionary.ts";
-import {
-  HeaderCompressor, HeaderDecompressor, decodeHeaderBlock, encodeHeaderBlock, spdyHeaders,
-} from "../../../../src/streaming/spdy/header-block.ts";
+import { HeaderCompressor, HeaderDecompressor, decodeHeaderBlock, encodeHeaderBlock, spdyHeaders } from "../../../../src/streaming/spdy/header-block.ts";
 
 function adler32(b: Buffer): number {
-  let a = 1, s = 0;
+  let a = 1,
+    s = 0;
   for (const x of b) {
     a = (a + x) % 65521;
     s = (s + a) % 65521;
@@ -25,7 +24,12 @@ describe("SPDY/3 header blocks", () => {
   test("name/value blocks: lower-case names, NUL-joined values", () => {
     const raw = encodeHeaderBlock(spdyHeaders({ StreamType: "stdout", multi: ["a", "b"] }));
     expect(raw.toString("latin1")).toBe("\0\0\0\x02\0\0\0\x0astreamtype\0\0\0\x06stdout\0\0\0\x05multi\0\0\0\x03a\0b");
-    expect(decodeHeaderBlock(raw)).toEqual(new Map([["streamtype", ["stdout"]], ["multi", ["a", "b"]]]));
+    expect(decodeHeaderBlock(raw)).toEqual(
+      new Map([
+        ["streamtype", ["stdout"]],
+        ["multi", ["a", "b"]],
+      ]),
+    );
     expect(() => decodeHeaderBlock(raw.subarray(0, raw.length - 1))).toThrow("truncated");
   });
 

@@ -49,7 +49,10 @@ test("fragmented messages are reassembled, with pings answered in between", asyn
   client.write(encodeFrame(Opcode.CONTINUATION, Buffer.from("!"), { mask }));
   client.write(encodeFrame(Opcode.BINARY, Buffer.from("bin"), { mask }));
   await until(() => messages.length === 2 && frames.length === 1);
-  expect(messages).toEqual([["hello!", false], ["bin", true]]);
+  expect(messages).toEqual([
+    ["hello!", false],
+    ["bin", true],
+  ]);
   expect(frames.map((f) => [f.opcode, f.payload.toString()])).toEqual([[Opcode.PONG, "p1"]]);
 });
 

@@ -1,6 +1,13 @@
 import { describe, expect, test } from "bun:test";
 import {
-  CloseCode, Opcode, WsFrameParser, WsProtocolError, acceptKey, closePayload, encodeFrame, parseClosePayload,
+  CloseCode,
+  Opcode,
+  WsFrameParser,
+  WsProtocolError,
+  acceptKey,
+  closePayload,
+  encodeFrame,
+  parseClosePayload,
 } from "../../../../src/streaming/websocket/frames.ts";
 
 const mask = Buffer.from([1, 2, 3, 4]);
@@ -28,7 +35,10 @@ describe("RFC 6455 frames", () => {
     const p = new WsFrameParser({ requireMask: false, maxPayload: 100 });
     const got = [];
     for (const b of wire) got.push(...p.push(Buffer.from([b])));
-    expect(got.map((f) => [f.opcode, f.fin, f.payload.toString()])).toEqual([[1, false, "hi"], [0, true, "!"]]);
+    expect(got.map((f) => [f.opcode, f.fin, f.payload.toString()])).toEqual([
+      [1, false, "hi"],
+      [0, true, "!"],
+    ]);
   });
 
   test("protocol violations fail with the right close code", () => {
