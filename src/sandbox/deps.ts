@@ -4,7 +4,7 @@ import type { Paths } from "../paths.ts";
 import type { NameIndex, RecordDir } from "../store/index.ts";
 import type { RuntimeHandlers } from "../runtime/index.ts";
 import { mountShm, unmount } from "../sys/mount.ts";
-import { isNamespacePinned, listPinned, pinNamespaces, unpinNamespaces, type PinOptions, type PinnedNamespaces } from "../sys/namespaces.ts";
+import { listPinned, namespacePinCheck, pinNamespaces, unpinNamespaces, type PinOptions, type PinnedNamespaces } from "../sys/namespaces.ts";
 import type { SandboxMeta, SandboxState, SandboxView } from "./record.ts";
 
 /** Pod networking as the sandbox needs it (the CNI manager behind it). */
@@ -83,7 +83,8 @@ export interface SandboxDeps {
   namespaces: {
     pin(dir: string, id: string, o: PinOptions): Promise<PinnedNamespaces>;
     unpin(p: PinnedNamespaces): Promise<void>;
-    isPinned(path: string): boolean;
+    /** A check of live pins (mount points) over one read of the mount table. */
+    pinCheck(): (path: string) => boolean;
     /** Pinned namespace files under `dir`, by pod id (recovery looks for ones without a record). */
     list(dir: string): Map<string, PinnedNamespaces>;
   };
@@ -96,7 +97,7 @@ export interface SandboxDeps {
 }
 
 /** The node's namespace pins (sys/namespaces.ts), as SandboxDeps.namespaces. */
-export const hostNamespaces: SandboxDeps["namespaces"] = { pin: pinNamespaces, unpin: unpinNamespaces, isPinned: isNamespacePinned, list: listPinned };
+export const hostNamespaces: SandboxDeps["namespaces"] = { pin: pinNamespaces, unpin: unpinNamespaces, pinCheck: namespacePinCheck, list: listPinned };
 
 /** Pod /dev/shm tmpfs mounts (sys/mount.ts), as SandboxDeps.shm. */
 export const hostShm: SandboxDeps["shm"] = { mount: mountShm, unmount: async (p) => void unmount(p, { detach: true }) };

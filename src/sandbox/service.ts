@@ -167,6 +167,7 @@ export class SandboxService {
   async recover(): Promise<void> {
     const log = this.#d.log.withTag("sandbox");
     const recs = await this.#d.records.loadAll((id, why) => log.warn(`removing unfinished sandbox record ${id}: ${why}`));
+    const isPinned = this.#d.namespaces.pinCheck();
     for (const rec of recs) {
       this.#index.add(rec.meta.id, rec);
       this.#d.names.reserve(rec.meta.name, rec.meta.id);
@@ -178,7 +179,7 @@ export class SandboxService {
         }
       }
       const ns = rec.status.namespaces;
-      const lost = [ns.net, ns.ipc, ns.uts, ns.user].some((p) => p !== undefined && !this.#d.namespaces.isPinned(p));
+      const lost = [ns.net, ns.ipc, ns.uts, ns.user].some((p) => p !== undefined && !isPinned(p));
       if (rec.status.state === "ready" && lost) {
         log.info(`pod sandbox ${rec.meta.id} lost its namespaces (reboot?): marking it NOTREADY`);
         await rec.update((s) => ({ ...s, state: "notready", namespaces: {}, stoppedAt: Date.now() }));

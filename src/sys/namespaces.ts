@@ -122,6 +122,15 @@ export function isNamespacePinned(path: string): boolean {
   return existsSync(path) && isMountPoint(path);
 }
 
+/**
+ * isNamespacePinned for many paths with the mount table read once (recovery of a node's pods:
+ * reading it per path cost ~0.65 s of CPU with 110 pods).
+ */
+export function namespacePinCheck(): (path: string) => boolean {
+  const mounts = mountPoints();
+  return (path) => existsSync(path) && mounts.has(path);
+}
+
 /** isNamespacePinned with the mount table read on the thread pool (pod teardown). */
 export async function isNamespacePinnedAsync(path: string): Promise<boolean> {
   return existsSync(path) && (await mountPointsAsync()).has(path);

@@ -5,7 +5,7 @@ import { existsSync, readFileSync, readlinkSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "../harness.ts";
 import { run } from "../../src/sys/exec.ts";
-import { isNamespacePinned, nsenterCommand, pinNamespaces, releasePinDir, unpinNamespaces } from "../../src/sys/namespaces.ts";
+import { isNamespacePinned, namespacePinCheck, nsenterCommand, pinNamespaces, releasePinDir, unpinNamespaces } from "../../src/sys/namespaces.ts";
 
 const root = process.getuid?.() === 0;
 if (!root) console.warn("network-namespaces e2e: skipped, needs root");
@@ -35,6 +35,7 @@ describe.skipIf(!root)("pinned namespaces", () => {
     console.log(`pinNamespaces(net, ipc, uts, hostname, 3 sysctls): ${(performance.now() - t0).toFixed(1)} ms`);
     expect(ns).toEqual({ net: join(nsDir, "netns", "pod1"), ipc: join(nsDir, "ipcns", "pod1"), uts: join(nsDir, "utsns", "pod1") });
     expect(isNamespacePinned(ns.net!)).toBe(true);
+    expect(namespacePinCheck()(ns.net!)).toBe(true); // one read of the mount table for many paths (recovery)
 
     const out = await run(
       nsenterCommand(ns, [
@@ -56,6 +57,7 @@ describe.skipIf(!root)("pinned namespaces", () => {
     await unpinNamespaces(ns);
     await unpinNamespaces(ns); // idempotent
     expect(isNamespacePinned(ns.net!)).toBe(false);
+    expect(namespacePinCheck()(ns.net!)).toBe(false);
     expect(mountsUnder(nsDir)).toEqual([]);
     for (const k of ["net", "ipc", "uts"]) expect(readdirSync(join(nsDir, `${k}ns`))).toEqual([]);
   });

@@ -20,7 +20,7 @@ async function service(dir: string) {
     paths: { namespaces: join(dir, "ns"), sandboxRun: join(dir, "run") },
     records: { loadAll: async () => [pod("own", "ready", "/run/netns/own"), pod("host", "ready"), pod("gone", "notready")] },
     names: { reserve: () => {} },
-    namespaces: { isPinned: () => true, list: () => new Map() },
+    namespaces: { pinCheck: () => () => true, list: () => new Map() },
     network: { attachedPods: () => [] },
   };
   const s = new SandboxService(d as never);
