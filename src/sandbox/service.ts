@@ -182,7 +182,16 @@ export class SandboxService {
       const lost = [ns.net, ns.ipc, ns.uts, ns.user].some((p) => p !== undefined && !isPinned(p));
       if (rec.status.state === "ready" && lost) {
         log.info(`pod sandbox ${rec.meta.id} lost its namespaces (reboot?): marking it NOTREADY`);
-        await rec.update((s) => ({ ...s, state: "notready", namespaces: {}, stoppedAt: Date.now() }));
+        // Some may still be pinned (a daemon killed half-way through a stop's unpin: net gone, ipc
+        // and uts still mounted): unpin what remains, or keep them recorded for the stop to retry.
+        let kept: typeof ns = {};
+        try {
+          await this.#d.namespaces.unpin(ns);
+        } catch (e) {
+          log.warn(`unpinning what remains of the namespaces of pod sandbox ${rec.meta.id}: ${messageOf(e)}`);
+          kept = ns;
+        }
+        await rec.update((s) => ({ ...s, state: "notready", namespaces: kept, stoppedAt: Date.now() }));
       }
     }
     await this.#leftovers.find(new Set(recs.map((r) => r.meta.id)));
