@@ -114,8 +114,14 @@ describe.skipIf(!canRun)("container and pod stats", () => {
       extra: { linux: { cgroupParent: PARENT, securityContext: { namespaceOptions: { network: 2, pid: 1, ipc: 0 } } } },
     });
     const p = await run("p", ["sh", "-c", "sleep 3600 & sleep 3600 & wait"], { pod: pp });
-    const ps = (await env.d.cri.podSandboxStats({ podSandboxId: p.podSandboxId })).stats!;
-    // sh and two sleeps, and the container's monitor: it runs in the pod's cgroup (monitor_cgroup "")
+    // sh and two sleeps, and the container's monitor: it runs in the pod's cgroup (monitor_cgroup "");
+    // right after the start the count may still move (sh forking its sleeps, a helper of the start
+    // leaving): wait until it reads 4, then hold it to exactly 4
+    let ps = (await env.d.cri.podSandboxStats({ podSandboxId: p.podSandboxId })).stats!;
+    for (let i = 0; i < 50 && Number(ps.linux!.process!.processCount!.value) !== 4; i++) {
+      await Bun.sleep(100);
+      ps = (await env.d.cri.podSandboxStats({ podSandboxId: p.podSandboxId })).stats!;
+    }
     expect(Number(ps.linux!.process!.processCount!.value)).toBe(4);
     expect(ps.linux!.cpu!.usageCoreNanoSeconds!.value).toBeGreaterThan(0n);
     const listed = (await env.d.cri.listPodSandboxStats({ filter: { id: p.podSandboxId } })).stats;
