@@ -1,7 +1,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { buildArgs, isValidId, monitorFiles, parseSync, type MonitorArgs, type SyncMessage } from "../conmon/protocol.ts";
+import { buildArgs, isValidId, monitorFiles, parseSync, type CreateRequest, type MonitorArgs, type SyncMessage } from "../conmon/protocol.ts";
 import { RuntimeError, invalid } from "../errors.ts";
 import { close, pipe } from "../sys/libc.ts";
 import { procCmdline, procCmdlineAsync } from "../sys/process.ts";
@@ -55,42 +55,24 @@ export async function spawnMonitor(o: SpawnMonitorOptions, standby?: Standby<"cr
   if (running) throw new RuntimeError("already-exists", `a monitor (pid ${running}) already runs container "${o.id}"`);
   const dir = monitorDir(o.socketDir, o.id);
   mkdirSync(o.exitDir, { recursive: true, mode: 0o700 });
-  const args: MonitorArgs = {
-    mode: "create",
+  // what a warm monitor is handed, and (with the rest) a cold monitor's command line
+  const req: CreateRequest = {
     id: o.id,
-    container: o.id,
-    runtime: [...o.runtime],
-    bundle: o.bundle,
     dir,
+    bundle: o.bundle,
     logPath: o.logPath,
-    exitDir: o.exitDir,
     terminal: !!o.terminal,
     stdin: !!o.stdin,
     stdinOnce: !!o.stdinOnce,
     logSizeMax: o.logSizeMax ?? 0,
-    timeoutMs: 0,
-    attachTimeoutMs: 0,
+    noSyncLog: !!o.noSyncLog,
   };
-  if (o.noSyncLog) args.noSyncLog = true;
+  const args: MonitorArgs = { mode: "create", container: o.id, runtime: [...o.runtime], exitDir: o.exitDir, timeoutMs: 0, attachTimeoutMs: 0, ...req };
   const diag = monitorFiles(dir).diag;
   try {
     // a warm monitor when one waits (protocol.ts §1, standby create), else one started now
     let warm = standby?.take(false); // its replacement starts once this create is done
-    if (
-      warm &&
-      (warm.exitDir !== o.exitDir ||
-        !warm.hand({
-          id: o.id,
-          dir,
-          bundle: o.bundle,
-          logPath: o.logPath,
-          terminal: !!o.terminal,
-          stdin: !!o.stdin,
-          stdinOnce: !!o.stdinOnce,
-          logSizeMax: args.logSizeMax,
-          noSyncLog: !!o.noSyncLog,
-        }))
-    ) {
+    if (warm && (warm.exitDir !== o.exitDir || !warm.hand(req))) {
       warm.kill();
       warm = undefined;
     }
