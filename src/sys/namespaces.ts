@@ -88,8 +88,8 @@ export async function pinNamespaces(dir: string, id: string, o: PinOptions): Pro
   for (const t of sysctls) argv.push(...t);
   const r = await runRaw(argv, { timeoutMs: 30_000 });
   if (r.code !== 0) {
-    await unpinNamespaces(paths).catch(() => {});
-    throw new RuntimeError("internal", `pin namespaces of "${id}": ${tools.unshare} failed (exit ${r.code ?? "?"}): ${r.stderr.trim().slice(-2000)}`);
+    const undo = await undoPins(paths);
+    throw new RuntimeError("internal", `pin namespaces of "${id}": ${tools.unshare} failed (exit ${r.code ?? "?"}): ${r.stderr.trim().slice(-2000)}${undo}`);
   }
   return paths;
 }
@@ -115,6 +115,17 @@ export async function unpinNamespaces(paths: PinnedNamespaces): Promise<void> {
     }
   }
   if (failures.length) throw new RuntimeError("internal", `unpin namespaces: ${failures.join("; ")}`);
+}
+
+/**
+ * Undoes a failed pin; returns "" or, when the undo failed too, a sentence for the caller's error
+ * (what is left mounted is named there, not lost: sys/ does not log).
+ */
+async function undoPins(paths: PinnedNamespaces): Promise<string> {
+  return unpinNamespaces(paths).then(
+    () => "",
+    (e: unknown) => `; undoing it failed too, left behind: ${(e as Error).message}`,
+  );
 }
 
 /** True when `path` is a live pinned namespace (a mount point, as nsfs bind mounts are). */
@@ -256,8 +267,9 @@ async function pinWithUserns(dir: string, id: string, o: PinOptions, user: NonNu
         throw new RuntimeError("internal", `set up namespaces of "${id}": ${tools.nsenter} failed (exit ${r.code ?? "?"}): ${r.stderr.trim().slice(-2000)}`);
     }
   } catch (e) {
-    await unpinNamespaces(paths).catch(() => {});
-    throw e instanceof RuntimeError ? e : new RuntimeError("internal", `pin namespaces of "${id}": ${(e as Error).message}`, { cause: e });
+    const undo = await undoPins(paths);
+    if (e instanceof RuntimeError) throw undo ? new RuntimeError(e.kind, `${e.message}${undo}`, { cause: e }) : e;
+    throw new RuntimeError("internal", `pin namespaces of "${id}": ${(e as Error).message}${undo}`, { cause: e });
   }
   return paths;
 }
