@@ -1,21 +1,23 @@
 // critest's own benchmark suite (`critest -benchmark`, cri-tools v1.26.1) against the compiled
-// daemon and against containerd 1.6 in the same session, side by side in bench/RESULTS.md
+// daemon, CRI-O 1.26.4 and containerd 1.6 in the same session, side by side in bench/RESULTS.md
 // (section "critest-benchmark"), through the steering repo's conformance harness
 // (shared/conformance: registry.sh, images.sh, run-critest.sh).
 //   - ours: conformance/run.sh benchmark (dist/crio, mirrors → 127.0.0.1:5000, bridge CNI, temp dirs);
-//   - containerd: bench/reference/containerd.ts with hosts.toml mirrors for the same upstream names,
-//     sandbox_image registry.k8s.io/pause:3.9 and a bridge + portmap conflist like ours (10.89.0.0/16);
+//   - CRI-O and containerd: started through bench/lib.ts's startPeer with registry mirrors for the same
+//     upstream names, pause image registry.k8s.io/pause:3.9 and a bridge + portmap conflist like ours
+//     (10.89.0.0/16); CRI-O's runc clamps its infra container's oom_score_adj (PeerOptions.clampInfraOom);
 //   - --validate: also the validation suite against containerd once (result "containerd").
+// Every critest run holds /var/tmp/critest.lock (flock -o): critest binds host ports 12000–12003.
 // Usage (root; critest in $ANCHORS/bin, default /var/tmp/crio-conformance/bin; containerd installed):
 //   bun bench/critest-benchmark.ts [--rounds N] [--validate] [--report-only]
-// Rounds alternate the order (ours first in odd rounds); samples of all rounds are pooled.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+// BENCH_RUNTIMES=ours,crio,containerd picks the runtimes. Rounds rotate the order; samples of all
+// rounds are pooled.
+import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { runRaw } from "../src/sys/exec.ts";
 import { readBenchRun, runComplete, pool, sideBySide, specLines, validationSummary, type BenchRun } from "./critest-report.ts";
-import { machine, writeSection } from "./lib.ts";
-import { containerdAvailable, containerdVersion, startContainerd } from "./reference/containerd.ts";
+import { machine, peerLabel, RUNTIME_LABEL, startPeer, wantedRuntimes, writeSection, type PeerName, type RuntimeName } from "./lib.ts";
 
 const REPO = join(import.meta.dir, "..");
 const SHARED = process.env.CRIO_CONFORMANCE_SHARED ?? join(REPO, "../shared/conformance");
@@ -23,7 +25,8 @@ const ANCHORS = process.env.ANCHORS ?? "/var/tmp/crio-conformance";
 const RESULTS_DIR = join(ANCHORS, "results");
 const REGISTRY = "127.0.0.1:5000";
 const MIRRORS = ["registry.k8s.io", "gcr.io", "public.ecr.aws", "docker.io"];
-const BRIDGE = "ctd-critest0";
+const BRIDGES: Record<PeerName, string> = { containerd: "ctd-critest0", crio: "cref-critest0" };
+const LOCK = "/var/tmp/critest.lock";
 /** One critest run: at most 15 min waiting for a quiet machine (run-critest.sh) plus the run itself. */
 const RUN_TIMEOUT_S = 40 * 60;
 
@@ -33,8 +36,7 @@ const { values: args } = parseArgs({
 const ROUNDS = Number(args.rounds);
 const loadavg = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
 const say = (m: string) => console.log(`[critest-benchmark ${new Date().toISOString().slice(11, 19)}] ${m}`);
-const oursName = (r: number) => `bench-ours-r${r}`;
-const ctdName = (r: number) => `bench-containerd-r${r}`;
+const runName = (n: RuntimeName, r: number) => `bench-${n}-r${r}`;
 
 /** Runs argv with inherited output (bounded by `timeout`); resolves to its exit code. */
 async function sh(argv: string[], env: Record<string, string> = {}): Promise<number> {
@@ -68,7 +70,11 @@ async function waitExclusive(): Promise<void> {
     const others = othersRunning();
     const ports = (await runRaw(["ss", "-Hltn", "( sport >= :12000 and sport <= :12003 )"])).stdout.trim();
     const bridges = (await runRaw(["ip", "-br", "link", "show", "type", "bridge"])).stdout;
-    const busy = [...others, ...(ports ? [`ports: ${ports}`] : []), ...(/^(crio-critest0|ctd-critest0)\s/m.test(bridges) ? ["a critest bridge exists"] : [])];
+    const busy = [
+      ...others,
+      ...(ports ? [`ports: ${ports}`] : []),
+      ...(/^(crio-critest0|ctd-critest0|cref-critest0)\s/m.test(bridges) ? ["a critest bridge exists"] : []),
+    ];
     if (busy.length === 0) return;
     if (Date.now() > deadline) throw new Error(`the machine stayed busy with other critest runs: ${busy.join("; ")}`);
     if (!said) say(`waiting for other critest runs to end: ${busy.join("; ")}`);
@@ -81,26 +87,31 @@ async function egressGuard(on: boolean): Promise<void> {
   await runRaw(["bash", "-c", `. "$1/common.sh"; egress_guard_${on ? "on" : "off"}`, "_", SHARED]);
 }
 
-/** Ours: `conformance/run.sh benchmark` under the result name `name`; resolves to its exit code. */
+/** Ours: `conformance/run.sh benchmark` under the result name `name`, holding the critest lock; resolves to its exit code. */
 async function runOurs(name: string): Promise<number> {
-  return sh(["bash", join(REPO, "conformance/run.sh"), "benchmark"], { CRIO_CONFORMANCE_NAME: name, CRIO_CONFORMANCE_SHARED: SHARED });
+  return sh(["flock", "-o", LOCK, "bash", join(REPO, "conformance/run.sh"), "benchmark"], { CRIO_CONFORMANCE_NAME: name, CRIO_CONFORMANCE_SHARED: SHARED });
+}
+
+/** containerd (validation or benchmark), as {@link runPeer} runs it. */
+export async function runContainerd(mode: "benchmark" | "validate", name: string, extra: string[] = []): Promise<number> {
+  return runPeer("containerd", mode, name, extra);
 }
 
 /**
- * containerd: started in temp dirs, critest run against it through run-critest.sh, then everything
- * removed. For validation critest's host paths (TMPDIR) go to a mount peer of containerd's private
- * namespace, so its mount propagation specs can pass (see ContainerdOptions.sharedDir).
+ * CRI-O or containerd: started in temp dirs (bench/lib.ts startPeer), critest run against it through
+ * run-critest.sh holding the critest lock, then everything removed. For containerd's validation
+ * critest's host paths (TMPDIR) go to a mount peer of containerd's private namespace, so its mount
+ * propagation specs can pass (see ContainerdOptions.sharedDir).
  */
-export async function runContainerd(mode: "benchmark" | "validate", name: string, extra: string[] = []): Promise<number> {
-  const tmp = mkdtempSync(join(process.env.TMPDIR ?? "/var/tmp", "ctd-critest-"));
-  mkdirSync(join(tmp, "net.d"));
+export async function runPeer(peer: PeerName, mode: "benchmark" | "validate", name: string, extra: string[] = []): Promise<number> {
+  const tmp = mkdtempSync(join(process.env.TMPDIR ?? "/var/tmp", `${peer}-critest-`));
   const conflist = {
     cniVersion: "1.0.0",
-    name: "ctd-critest",
+    name: `${peer}-critest`,
     plugins: [
       {
         type: "bridge",
-        bridge: BRIDGE,
+        bridge: BRIDGES[peer],
         isGateway: true,
         ipMasq: true,
         hairpinMode: true,
@@ -109,24 +120,25 @@ export async function runContainerd(mode: "benchmark" | "validate", name: string
       { type: "portmap", capabilities: { portMappings: true }, snat: true },
     ],
   };
-  writeFileSync(join(tmp, "net.d", "10-ctd-critest.conflist"), JSON.stringify(conflist, null, 2));
   await egressGuard(true);
   try {
-    const c = await startContainerd({
+    const c = await startPeer(peer, {
       registryHost: REGISTRY,
       mirrors: MIRRORS,
       pauseImage: "registry.k8s.io/pause:3.9",
-      cniConfDir: join(tmp, "net.d"),
-      sharedDir: mode === "validate",
+      conflist: JSON.stringify(conflist, null, 2),
+      sharedDir: peer === "containerd" && mode === "validate",
+      clampInfraOom: peer === "crio",
     });
     try {
-      say(`containerd pid ${c.pid} on ${c.socket}`);
-      return await sh(["bash", join(SHARED, "run-critest.sh"), mode, name, `unix://${c.socket}`, ...extra], c.sharedDir ? { TMPDIR: c.sharedDir } : {});
+      say(`${c.label} pid ${c.pid} on ${c.socket}`);
+      const argv = ["flock", "-o", LOCK, "bash", join(SHARED, "run-critest.sh"), mode, name, `unix://${c.socket}`, ...extra];
+      return await sh(argv, c.sharedDir ? { TMPDIR: c.sharedDir } : {});
     } finally {
       await c.stop();
     }
   } finally {
-    await runRaw(["ip", "link", "del", BRIDGE]);
+    await runRaw(["ip", "link", "del", BRIDGES[peer]]);
     await egressGuard(false);
     rmSync(tmp, { recursive: true, force: true });
   }
@@ -169,51 +181,58 @@ function failureLine(log: string): string {
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("run as root");
   if (!existsSync(join(ANCHORS, "bin/critest"))) throw new Error(`critest not found in ${ANCHORS}/bin (cri-tools v1.26.1; never built by this repository)`);
-  if (!containerdAvailable()) throw new Error("containerd missing: apt-get install -y containerd");
   if (!existsSync(join(REPO, "dist/crio"))) throw new Error("dist/crio missing: bun run build");
+  const { names, skipped } = wantedRuntimes();
+  if (args.validate && !names.includes("containerd")) throw new Error("--validate runs against containerd: keep it in BENCH_RUNTIMES");
   const notes: string[] = [];
   const loads: string[] = [`start ${loadavg()}`];
   if (!args["report-only"]) {
     if ((await sh(["bash", join(SHARED, "registry.sh"), "start"])) !== 0) throw new Error("registry.sh start failed");
     if ((await sh(["bash", "-c", `bash "$1/images.sh" > /dev/null`, "_", SHARED])) !== 0) throw new Error("images.sh failed");
     for (let r = 1; r <= ROUNDS; r++) {
-      const ours = () => attempt(`ours r${r}`, oursName(r), "benchmark", () => runOurs(oursName(r)));
-      const ctd = () => attempt(`containerd r${r}`, ctdName(r), "benchmark", () => runContainerd("benchmark", ctdName(r)));
-      for (const step of r % 2 === 1 ? [ours, ctd] : [ctd, ours]) notes.push(await step());
+      const k = (r - 1) % names.length;
+      for (const n of [...names.slice(k), ...names.slice(0, k)]) {
+        const name = runName(n, r);
+        const label = `${RUNTIME_LABEL[n]} r${r}`;
+        notes.push(await attempt(label, name, "benchmark", () => (n === "ours" ? runOurs(name) : runPeer(n, "benchmark", name))));
+      }
       loads.push(`after round ${r} ${loadavg()}`);
     }
     if (args.validate) {
-      notes.push(await attempt("containerd validate", "containerd", "validate", () => runContainerd("validate", "containerd")));
+      notes.push(await attempt("containerd validate", "containerd", "validate", () => runPeer("containerd", "validate", "containerd")));
       loads.push(`after validation ${loadavg()}`);
     }
   }
   const rounds = Array.from({ length: ROUNDS }, (_, i) => i + 1);
-  const oursRuns = rounds.map((r) => readBenchRun(join(RESULTS_DIR, oursName(r)), oursName(r)));
-  const ctdRuns = rounds.map((r) => readBenchRun(join(RESULTS_DIR, ctdName(r)), ctdName(r)));
-  writeSection("critest-benchmark", await section(oursRuns, ctdRuns, loads, notes.filter(Boolean)));
+  const runs = names.map((n) => ({ n, runs: rounds.map((r) => readBenchRun(join(RESULTS_DIR, runName(n, r)), runName(n, r))) }));
+  writeSection("critest-benchmark", await section(runs, loads, [...skipped, ...notes.filter(Boolean)]));
   say(`wrote the critest-benchmark section of bench/RESULTS.md`);
 }
 
-async function section(ours: BenchRun[], ctd: BenchRun[], loads: string[], notes: string[]): Promise<string> {
+async function section(runs: { n: RuntimeName; runs: BenchRun[] }[], loads: string[], notes: string[]): Promise<string> {
   const head = (await runRaw(["git", "-C", REPO, "rev-parse", "--short", "HEAD"])).stdout.trim();
-  const loadLines = [...ours, ...ctd].map((r) => `- \`${r.name}\`: ${r.load.join("; ") || "no load.txt"}`).join("\n");
+  const all = runs.flatMap((x) => x.runs);
+  const loadLines = all.map((r) => `- \`${r.name}\`: ${r.load.join("; ") || "no load.txt"}`).join("\n");
+  const labels = new Map<RuntimeName, string>([["ours", "ours"]]);
+  for (const { n } of runs) if (n !== "ours") labels.set(n, await peerLabel(n));
   const v = validationSummary(join(RESULTS_DIR, "containerd"));
   const vText = Object.keys(v.counts).length
-    ? `critest validation (same harness, \`run-critest.sh validate containerd\`) against containerd ${await containerdVersion()} as configured here ` +
+    ? `critest validation (same harness, \`run-critest.sh validate containerd\`) against ${await peerLabel("containerd")} as configured here ` +
       `(critest's TMPDIR on a mount peer of containerd's private mount namespace, so the mount propagation specs see the host's mounts): ` +
       `${Object.entries(v.counts)
         .map(([s, n]) => `${n} ${s}`)
         .join(", ")}.${v.failed.length ? `\n\n${v.failed.map((f) => `- ${f}`).join("\n")}` : ""}`
     : "critest validation against containerd: not run (`--validate`).";
-  return `## critest -benchmark (cri-tools v1.26.1) beside containerd 1.6 — \`bun bench/critest-benchmark.ts\`
+  return `## critest -benchmark (cri-tools v1.26.1) beside CRI-O 1.26 and containerd 1.6 — \`bun bench/critest-benchmark.ts\`
 
-${machine()}; dist/crio built ${statSync(join(REPO, "dist/crio")).mtime.toISOString().slice(0, 16)}Z (checkout at ${head}); containerd ${await containerdVersion()}; ${ours.length} round(s), alternating which runtime goes first.
+${machine()}; dist/crio built ${statSync(join(REPO, "dist/crio")).mtime.toISOString().slice(0, 16)}Z (checkout at ${head}); ${[...labels.values()].join(", ")}; ${runs[0]?.runs.length ?? 0} round(s), the runtimes one after the other, the first one rotating by round.
 critest's own benchmark specs, serial (50 pods, 50 containers, 20 image pulls, 20 image lists), through the
-steering repo's harness: ours via \`conformance/run.sh benchmark\`, containerd via bench/reference/containerd.ts
-(temp dirs, private /run, hosts.toml mirrors for ${MIRRORS.join(", ")} → ${REGISTRY}, sandbox_image
-registry.k8s.io/pause:3.9, a bridge + portmap conflist like ours on 10.89.0.0/16), each with the loopback
-registry of look-alike images. CRI-O 1.26 is not installable here, so containerd is the only reference column.
-Milliseconds per call; ratio = ours / containerd (below 1: ours faster). "pod + container from scratch" is one
+steering repo's harness: ours via \`conformance/run.sh benchmark\`, CRI-O and containerd via bench/lib.ts's startPeer
+(bench/reference/: temp dirs, private mount namespaces, registry mirrors for ${MIRRORS.join(", ")} → ${REGISTRY}
+(CRI-O: registries.conf prefixes; containerd: hosts.toml), pause image registry.k8s.io/pause:3.9, a bridge + portmap
+conflist like ours on 10.89.0.0/16), each with the loopback registry of look-alike images; every critest run
+holds /var/tmp/critest.lock.
+Milliseconds per call; ratios = ours / the peer's (below 1: ours faster). "pod + container from scratch" is one
 timed RunPodSandbox + CreateContainer + StartContainer + StopPodSandbox + RemovePodSandbox per run.
 
 The machine is shared (2 cores; other sessions ran tests meanwhile): read the ratios, not the absolute times.
@@ -221,17 +240,21 @@ run-critest.sh waits (up to 15 min) for a nearly idle machine before each run an
 ${loadLines}
 - this script's load averages: ${loads.join("; ")}
 
-${sideBySide(pool(ours), pool(ctd))}
+${sideBySide(runs.map(({ n, runs: rs }) => ({ label: labels.get(n)!, short: n === "containerd" ? "ctd" : n === "crio" ? "CRI-O" : "ours", samples: pool(rs) })))}
 
 Benchmark specs:
-${specLines([...ours, ...ctd])}
+${specLines(all)}
 
-By design: critest's pods leave the PID namespace mode at the CRI default (POD), so both runtimes start an
-infra (pause) container in RunPodSandbox here (ours despite drop_infra_ctr = true) and stop it in StopPodSandbox;
-containerd's CreateContainer defers \`runc create\` to StartContainer (ours runs it in CreateContainer, with
-the \`crio conmon\` monitor), hence the opposite ratios of those two rows; containerd pulls through its
-content store and snapshotter, ours into its own layer store.
-${notes.length ? `\nRetries: ${notes.join("; ")}\n` : ""}
+By design: critest's pods leave the PID namespace mode at the CRI default (POD), so every runtime starts an
+infra (pause) container in RunPodSandbox here (ours and CRI-O despite drop_infra_ctr = true) and stops it in
+StopPodSandbox. CRI-O 1.26 gives that infra container oom_score_adj -998, which this machine refuses (no
+CAP_SYS_RESOURCE): its runc is a wrapper that sets a negative oom_score_adj in the bundle to 0 before
+\`runc create\` (as containerd's restrict_oom_score_adj and ours do), which adds one \`sh\` exec to each of its
+runc calls (~1 ms) and a \`sed\` to each create; everything else is CRI-O's default. containerd's CreateContainer
+defers \`runc create\` to StartContainer (ours and CRI-O run it in CreateContainer, under their monitor), hence
+the opposite ratios of those two rows; containerd pulls through its content store and snapshotter, CRI-O
+through containers/storage, ours into its own layer store.
+${notes.length ? `\nNotes: ${notes.join("; ")}\n` : ""}
 ${vText}
 `;
 }

@@ -1,7 +1,7 @@
 /**
  * Reads what `critest -benchmark` (cri-tools v1.26.1) leaves in a result folder of the shared
  * conformance harness ($ANCHORS/results/NAME: data/*.json, report.json, load.txt, specs.tsv) and
- * turns two runtimes' figures into the markdown table of the "critest-benchmark" section.
+ * turns the runtimes' figures into the markdown table of the "critest-benchmark" section.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -98,23 +98,40 @@ export function pool(runs: BenchRun[]): Samples {
 /** Milliseconds with two significant-ish decimals. */
 const ms = (x: number) => fmt(x, x < 10 ? 2 : 1);
 
-/** The side-by-side table: per operation n, median, p90 and max for each runtime, and ours/containerd of the medians and p90s. */
-export function sideBySide(ours: Samples, ref: Samples): string {
-  const keys = [...new Set([...ours.keys(), ...ref.keys()])];
-  const rows = [
-    "| benchmark | operation | n (ours / ctd) | ours median | ours p90 | ours max | containerd median | containerd p90 | containerd max | ratio median | ratio p90 |",
-    "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+/**
+ * The side-by-side table: per operation n, median, p90 and max for each runtime (ours first), and
+ * ours / each peer of the medians and p90s.
+ */
+export function sideBySide(cols: { label: string; short: string; samples: Samples }[]): string {
+  const keys = [...new Set(cols.flatMap((c) => [...c.samples.keys()]))];
+  const [ours, ...peers] = cols;
+  const head = [
+    "benchmark",
+    "operation",
+    `n (${cols.map((c) => c.short).join(" / ")})`,
+    ...cols.flatMap((c) => [`${c.label} median`, `${c.short} p90`, `${c.short} max`]),
+    ...peers.flatMap((c) => [`ours / ${c.short} median`, `ours / ${c.short} p90`]),
   ];
+  const rows = [
+    `| ${head.join(" | ")} |`,
+    `|---|---|---|${head
+      .slice(3)
+      .map(() => "--:")
+      .join("|")}|`,
+  ];
+  const st = (xs: number[]) => (xs.length ? [median(xs), quantile(xs, 0.9), Math.max(...xs)] : [NaN, NaN, NaN]) as [number, number, number];
   for (const k of keys) {
     const [bench, op] = k.split("/") as [string, string];
-    const a = ours.get(k) ?? [];
-    const b = ref.get(k) ?? [];
-    const st = (xs: number[]) => [median(xs), quantile(xs, 0.9), Math.max(...xs)];
-    const [am, a90, amax] = a.length ? st(a) : [NaN, NaN, NaN];
-    const [bm, b90, bmax] = b.length ? st(b) : [NaN, NaN, NaN];
-    rows.push(
-      `| ${bench} | ${op} | ${a.length} / ${b.length} | ${ms(am!)} | ${ms(a90!)} | ${ms(amax!)} | ${ms(bm!)} | ${ms(b90!)} | ${ms(bmax!)} | ${fmt(am! / bm!, 2)} | ${fmt(a90! / b90!, 2)} |`,
-    );
+    const xs = cols.map((c) => c.samples.get(k) ?? []);
+    const s = xs.map(st);
+    const cells = [
+      bench,
+      op,
+      xs.map((x) => x.length).join(" / "),
+      ...s.flatMap((x) => x.map(ms)),
+      ...(ours ? s.slice(1).flatMap((p) => [fmt(s[0]![0] / p[0], 2), fmt(s[0]![1] / p[1], 2)]) : []),
+    ];
+    rows.push(`| ${cells.join(" | ")} |`);
   }
   return rows.join("\n");
 }

@@ -9,6 +9,171 @@ import { cleanupNet, ipamReservations, testNet, vethsOn, type TestNet } from "..
 import { containerdAvailable, containerdVersion, startContainerd } from "./reference/containerd.ts";
 import { crioUnavailable, crioVersion, startCrio } from "./reference/crio.ts";
 
+/** The reference runtimes. */
+export type PeerName = "crio" | "containerd";
+
+/** What a reference runtime is started with; everything else stays at its defaults (bench/README.md). */
+export interface PeerOptions {
+  /** "127.0.0.1:PORT" of the loopback registry, spoken to over plain HTTP. */
+  registryHost: string;
+  /** The pause image (CRI-O: pause_image, pulled only for pods that need an infra container; containerd: sandbox_image). */
+  pauseImage: string;
+  /** One CNI conflist (its text) for the runtime's own conf dir; default none (host-network pods only). */
+  conflist?: string;
+  /** Upstream registry hosts (registry.k8s.io, docker.io, …) whose pulls go to `registryHost`, repository path kept. */
+  mirrors?: string[];
+  /** containerd only: `<dir>/shared`, a mount peer of its private namespace (critest's mount propagation specs). */
+  sharedDir?: boolean;
+  /**
+   * CRI-O only: its runc is a wrapper that sets a negative oom_score_adj in a bundle's config.json to 0
+   * before `runc create`. CRI-O 1.26 gives every infra container -998 (PodInfraOOMAdj, no setting),
+   * which this machine refuses (no CAP_SYS_RESOURCE), so without it a pod that needs an infra
+   * container (PID namespace POD) fails; containerd clamps the same way (restrict_oom_score_adj),
+   * and so does ours. Costs CRI-O one `sh` exec per runc call (~1 ms) and a `sed` per create.
+   */
+  clampInfraOom?: boolean;
+}
+
+/** A reference runtime up and serving. */
+export interface Peer {
+  name: PeerName;
+  /** e.g. "CRI-O 1.26.4", "containerd 1.6.20~ds1". */
+  label: string;
+  socket: string;
+  pid: number;
+  dir: string;
+  /** ms from the spawn of its wrapper (setpriv, unshare, sh, mounts) to its own exec. */
+  wrapperMs: number;
+  /** containerd with `sharedDir`: that dir. */
+  sharedDir?: string;
+  /** CRI-O's conmons, containerd's shims. */
+  helpers(): number[];
+  stop(): Promise<void>;
+}
+
+const versions = new Map<PeerName, string>();
+/** "CRI-O 1.26.4" or "containerd 1.6.20~ds1" (asked once per process). */
+export async function peerLabel(name: PeerName): Promise<string> {
+  let v = versions.get(name);
+  if (v === undefined) versions.set(name, (v = name === "crio" ? await crioVersion() : await containerdVersion()));
+  return `${RUNTIME_LABEL[name]} ${v}`;
+}
+
+/**
+ * Starts CRI-O 1.26.4 (bench/reference/crio.ts) or containerd 1.6 (bench/reference/containerd.ts):
+ * the one place the benches start a reference runtime. Resolves once its Status answers.
+ */
+export async function startPeer(name: PeerName, o: PeerOptions): Promise<Peer> {
+  const label = await peerLabel(name);
+  if (name === "crio") {
+    const c = await startCrio({
+      registryHost: o.registryHost,
+      pauseImage: o.pauseImage,
+      conflist: o.conflist,
+      mirrors: o.mirrors,
+      clampInfraOom: o.clampInfraOom,
+    });
+    return { name, label, socket: c.socket, pid: c.pid, dir: c.dir, wrapperMs: c.wrapperMs, helpers: () => c.conmonPids(), stop: () => c.stop() };
+  }
+  let confDir: string | undefined;
+  if (o.conflist) {
+    confDir = mkdtempSync(join(process.env.CRIO_TEST_TMP ?? tmpdir(), "bench-ctd-net-"));
+    writeFileSync(join(confDir, "10-crio-bridge.conflist"), o.conflist);
+  }
+  try {
+    const c = await startContainerd({
+      registryHost: o.registryHost,
+      pauseImage: o.pauseImage,
+      cniConfDir: confDir,
+      mirrors: o.mirrors,
+      sharedDir: o.sharedDir,
+    });
+    return {
+      name,
+      label,
+      socket: c.socket,
+      pid: c.pid,
+      dir: c.dir,
+      wrapperMs: c.wrapperMs,
+      sharedDir: c.sharedDir,
+      helpers: () => c.shimPids(),
+      stop: () => c.stop(),
+    };
+  } finally {
+    if (confDir) rmSync(confDir, { recursive: true, force: true });
+  }
+}
+
+/** A runtime with no pods and no network of its own, for start-up, idle memory, unary calls and pulls. */
+export interface IdleRuntime {
+  name: RuntimeName;
+  label: string;
+  socket: string;
+  pid: number;
+  dir: string;
+  /** The references' wrapper time before their own exec (0 for ours); not part of their start-up. */
+  wrapperMs: number;
+  cri: CriClient;
+  stop(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Polls until `socket` exists, then until Status answers, each every 5 ms (as the references' own waits do). */
+export async function untilStatus(socket: string, dead: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!existsSync(socket)) {
+    if (dead() || Date.now() > deadline) throw new Error(`${what} made no socket at ${socket}`);
+    await Bun.sleep(5);
+  }
+  const cri = criClient(socket);
+  try {
+    for (;;) {
+      try {
+        await cri.status({}, { timeoutMs: 1000 });
+        return;
+      } catch (e) {
+        if (dead() || Date.now() > deadline) throw new Error(`${what} did not answer Status on ${socket}: ${String(e)}`);
+        await Bun.sleep(5);
+      }
+    }
+  } finally {
+    cri.close();
+  }
+}
+
+/**
+ * Starts one runtime with no network (host-network pods only) on fresh temp dirs and resolves once
+ * its Status answers, polled alike for the three (every 5 ms). `registryHost` (default a closed
+ * port: nothing is pulled) is the loopback registry each may pull from over plain HTTP.
+ */
+export async function startIdle(name: RuntimeName, o: { registryHost?: string; logLevel?: string } = {}): Promise<IdleRuntime> {
+  const host = o.registryHost ?? "127.0.0.1:1";
+  if (name !== "ours") {
+    const p = await startPeer(name, { registryHost: host, pauseImage: `${host}/pause:latest` });
+    const cri = criClient(p.socket);
+    const stop = async () => {
+      cri.close();
+      await p.stop();
+    };
+    return { name, label: p.label, socket: p.socket, pid: p.pid, dir: p.dir, wrapperMs: p.wrapperMs, cri, stop, [Symbol.asyncDispose]: stop };
+  }
+  const dir = mkdtempSync(join(process.env.CRIO_TEST_TMP ?? tmpdir(), "crio-bench-"));
+  writeFileSync(join(dir, "registries.conf"), `[[registry]]\nlocation = "${host}"\ninsecure = true\n`);
+  const d = await startDaemon({ dir, logLevel: o.logLevel ?? "info", noWait: true });
+  const stop = async () => {
+    await d[Symbol.asyncDispose]();
+    removeDaemonDirs(dir, d.runroot);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await untilStatus(d.socket, () => d.proc.exitCode !== null, "our daemon");
+  } catch (e) {
+    await stop();
+    throw new Error(`${String(e)}: ${d.logs().slice(-2000)}`);
+  }
+  return { name, label: "ours", socket: d.socket, pid: d.proc.pid, dir, wrapperMs: 0, cri: d.cri, stop, [Symbol.asyncDispose]: stop };
+}
+
 /** bench/RESULTS.md: each benchmark owns one section between markers and rewrites only it. */
 export const RESULTS = join(import.meta.dir, "RESULTS.md");
 
@@ -246,21 +411,12 @@ export async function startRuntime(name: RuntimeName, reg: Registry, o: { config
       };
       return rt;
     }
-    if (name === "crio") {
-      const c = await startCrio({ registryHost: reg.host, pauseImage: pause, conflist: net.conflist });
-      const cri = criClient(c.socket);
-      await cri.pullImage({ image: { image: busybox } });
-      const version = await crioVersion();
-      return peer(`CRI-O ${version}`, c, cri, () => c.conmonPids(), "conmons");
-    }
-    const confDir = mkdtempSync(join(process.env.CRIO_TEST_TMP ?? tmpdir(), "bench-ctd-net-"));
-    writeFileSync(join(confDir, "10-crio-bridge.conflist"), net.conflist);
-    const c = await startContainerd({ registryHost: reg.host, pauseImage: pause, cniConfDir: confDir });
-    rmSync(confDir, { recursive: true, force: true });
+    const c = await startPeer(name, { registryHost: reg.host, pauseImage: pause, conflist: net.conflist });
     const cri = criClient(c.socket);
     await cri.pullImage({ image: { image: busybox } });
-    await cri.pullImage({ image: { image: pause } });
-    return peer(`containerd ${await containerdVersion()}`, c, cri, () => c.shimPids(), "shims");
+    // containerd runs a pause container per pod: its sandbox image is pulled before any timing
+    if (name === "containerd") await cri.pullImage({ image: { image: pause } });
+    return peer(c.label, c, cri, c.helpers, name === "crio" ? "conmons" : "shims");
   } catch (e) {
     await cleanupNet(net);
     throw e;

@@ -55,6 +55,14 @@ export interface CrioOptions {
   logLevel?: string;
   /** Extra TOML appended to crio.conf. */
   extraConfig?: string;
+  /** Upstream registry hosts (e.g. "registry.k8s.io", "docker.io") whose pulls go to `registryHost` over plain HTTP, repository path kept. */
+  mirrors?: string[];
+  /**
+   * runtime_path is a wrapper of runc that sets a negative process.oomScoreAdj in the bundle's
+   * config.json to 0 before `runc create`: CRI-O 1.26 gives every infra container -998, which a
+   * machine without CAP_SYS_RESOURCE refuses (containerd's restrict_oom_score_adj does the same).
+   */
+  clampInfraOom?: boolean;
 }
 
 export interface Crio {
@@ -86,6 +94,19 @@ process.on("exit", () => {
 });
 
 const EXEC_NS_FILE = "exec-ns";
+const RUNC_BIN = "/usr/sbin/runc";
+
+/** The runc wrapper of `clampInfraOom`: only a call with --bundle (create, run) edits the bundle's config.json. */
+const OOM_CLAMP_WRAPPER = `#!/bin/sh
+prev=
+for a in "$@"; do
+  if [ "$prev" = --bundle ] || [ "$prev" = -b ]; then
+    sed -i 's/"oomScoreAdj": *-[0-9][0-9]*/"oomScoreAdj": 0/' "$a/config.json" || exit 1
+  fi
+  prev=$a
+done
+exec ${RUNC_BIN} "$@"
+`;
 
 /** crio.conf with every path below `dir`. */
 function crioConfig(dir: string, o: CrioOptions): string {
@@ -122,7 +143,7 @@ cdi_spec_dirs = [${s(join(dir, "cdi"))}]
 irqbalance_config_file = ${s(join(dir, "irqbalance-absent"))}
 
 [crio.runtime.runtimes.runc]
-runtime_path = "/usr/sbin/runc"
+runtime_path = ${s(o.clampInfraOom ? join(dir, "runc-oom-clamp") : RUNC_BIN)}
 runtime_type = "oci"
 runtime_root = ${s(join(dir, "runc"))}
 
@@ -155,8 +176,11 @@ export async function startCrio(o: CrioOptions): Promise<Crio> {
   writeFileSync(join(dir, "policy.json"), JSON.stringify({ default: [{ type: "insecureAcceptAnything" }] }));
   writeFileSync(
     join(dir, "registries.conf"),
-    `unqualified-search-registries = []\n\n[[registry]]\nlocation = ${JSON.stringify(o.registryHost)}\ninsecure = true\n`,
+    `unqualified-search-registries = []\n\n[[registry]]\nlocation = ${JSON.stringify(o.registryHost)}\ninsecure = true\n${(o.mirrors ?? [])
+      .map((m) => `\n[[registry]]\nprefix = ${JSON.stringify(m)}\nlocation = ${JSON.stringify(o.registryHost)}\ninsecure = true\n`)
+      .join("")}`,
   );
+  if (o.clampInfraOom) writeFileSync(join(dir, "runc-oom-clamp"), OOM_CLAMP_WRAPPER, { mode: 0o755 });
   writeFileSync(
     join(dir, "storage.conf"),
     `[storage]\ndriver = "overlay"\nrunroot = ${JSON.stringify(join(dir, "run"))}\ngraphroot = ${JSON.stringify(join(dir, "root"))}\n`,
