@@ -1,41 +1,31 @@
 // Pod and container lifecycle on the compiled daemon (issue: pods and containers), and the same
-// scenario on containerd 1.6 (the reference column, bench/reference/containerd.ts):
+// scenario on CRI-O 1.26.4 and containerd 1.6, all started through bench/lib.ts's startRuntime
+// (BENCH_RUNTIMES=ours,crio,containerd picks them):
 //  - runp → create → start → stop → rm → stopp → rmp latency, median of N (host network);
 //  - daemon RSS with 50 running pods;
 //  - per-pod helper PSS with 20 running (the issue's budget) and with the 50 running, median of
-//    20: our monitor (`crio conmon`, one per container) against containerd-shim-runc-v2 (one per pod);
+//    20: our monitor (`crio conmon`, one per container), CRI-O's conmon (one per container),
+//    containerd-shim-runc-v2 (one per pod);
 //  - CreateContainer latency (ours includes the exec of `crio conmon` → pid reported).
 // Usage (root, after `bun run build`): bun bench/lifecycle.ts
-// BENCH_REFERENCE=containerd|none (default: containerd when /usr/bin/containerd exists).
-import { mkdirSync, readFileSync, readdirSync } from "node:fs";
-import { join } from "node:path";
-import { criClient, type CriClient } from "../test/support/cri-client.ts";
-import { busyboxImage, imageRef, pauseImage, pushImage } from "../test/support/images.ts";
-import { ctrConfig, podConfig, startEnv } from "../test/support/pods.ts";
-import { startRegistry, type Registry } from "../test/support/registry.ts";
-import { fmt, machine, median, quantile, writeSection } from "./lib.ts";
-import { containerdAvailable, containerdVersion, removeAllPods, startContainerd, type Containerd } from "./reference/containerd.ts";
+import { mkdirSync, readFileSync } from "node:fs";
+import { busyboxImage, pauseImage, pushImage } from "../test/support/images.ts";
+import { ctrConfig, podConfig } from "../test/support/pods.ts";
+import { startRegistry } from "../test/support/registry.ts";
+import { type BenchRuntime, fmt, loadavg, machine, median, pidsWhere, quantile, RUNTIME_LABEL, startRuntime, wantedRuntimes, writeSection } from "./lib.ts";
 
 const N = Number(process.env.BENCH_N ?? 15);
 const PODS = Number(process.env.BENCH_PODS ?? 50);
 const MONITORS = 20;
-const REFERENCE = process.env.BENCH_REFERENCE ?? (containerdAvailable() ? "containerd" : "none");
-if (REFERENCE !== "containerd" && REFERENCE !== "none") throw new Error(`BENCH_REFERENCE must be containerd or none, not ${REFERENCE}`);
-if (REFERENCE === "containerd" && !containerdAvailable())
-  throw new Error("BENCH_REFERENCE=containerd needs the Debian package containerd (apt-get install -y containerd)");
 
-/** One runtime under test: a CRI client and how to find its processes. */
-interface Target {
-  cri: CriClient;
-  /** Where pod log directories go. */
-  dir: string;
-  busybox: string;
-  /** The daemon's pid. */
-  pid: number;
-  /** The per-pod helper processes (our monitors, containerd's shims) of the given pods/containers. */
-  helpers(podIds: string[], ctrIds: string[]): number[];
-  /** Helper processes not tied to a pod (our warm standby monitors); counted in the node's total. */
-  standing?(): number[];
+/** One runtime under test. */
+type Target = BenchRuntime;
+
+/** The runtime's helper processes (our monitors, CRI-O's conmons: argv names the container; containerd's shims: the pod) of these pods and containers. */
+function helpersOf(t: Target, podIds: string[], ctrIds: string[]): number[] {
+  const ids = new Set(t.name === "containerd" ? podIds : ctrIds);
+  const mine = new Set(t.helpers());
+  return pidsWhere((argv) => argv.some((a) => ids.has(a))).filter((p) => mine.has(p));
 }
 
 interface Result {
@@ -124,23 +114,24 @@ async function dense(t: Target, r: Result): Promise<void> {
     ctrIds.push(containerId);
     if (podIds.length === MONITORS) {
       await Bun.sleep(3000); // steady state, as below
-      r.helperPss20 = t.helpers(podIds, ctrIds).map(pss);
+      r.helperPss20 = helpersOf(t, podIds, ctrIds).map(pss);
       for (const id of ctrIds) await cri.execSync({ containerId: id, cmd: ["true"], timeout: 10n });
       await Bun.sleep(3000);
-      r.helperPss20Probed = t.helpers(podIds, ctrIds).map(pss);
+      r.helperPss20Probed = helpersOf(t, podIds, ctrIds).map(pss);
     }
   }
   // steady state: our monitors settle (give back start-up memory) ~1.3 s after their container starts
   await Bun.sleep(3000);
   r.daemonRss = rss(t.pid);
   r.daemonAnon = Number(/^Anonymous:\s+(\d+)/m.exec(readFileSync(`/proc/${t.pid}/smaps_rollup`, "utf8"))![1]) / 1024;
-  const helpers = t.helpers(podIds, ctrIds);
-  if (helpers.length < PODS) console.warn(`found ${helpers.length} helper processes for ${PODS} pods`);
+  const helpers = helpersOf(t, podIds, ctrIds);
+  if (helpers.length < PODS) console.warn(`${t.label}: found ${helpers.length} helper processes for ${PODS} pods`);
   // 20 of the pods started after the probed ones: idle helpers, as in the 20-pod row
-  const idle = t.helpers(podIds.slice(MONITORS, 2 * MONITORS), ctrIds.slice(MONITORS, 2 * MONITORS));
+  const idle = helpersOf(t, podIds.slice(MONITORS, 2 * MONITORS), ctrIds.slice(MONITORS, 2 * MONITORS));
   r.helperPss = idle.map(pss);
   r.helperRss = idle.map(rss);
-  r.totalPss = pss(t.pid) + sum(helpers.map(pss)) + sum((t.standing?.() ?? []).map(pss));
+  // every helper of the runtime: ours with its warm standby monitors
+  r.totalPss = pss(t.pid) + sum(t.helpers().map(pss));
 }
 
 /** CreateContainer end to end in a fresh pod (ours: includes the exec of `crio conmon` → pid reported). */
@@ -152,117 +143,70 @@ async function createOnce(t: Target, i: number, r: Result): Promise<void> {
   r.creates.push(performance.now() - t0);
 }
 
-/** Pids whose command line satisfies `match`. */
-function pidsWhere(match: (argv: string[]) => boolean): number[] {
-  return readdirSync("/proc")
-    .filter((p) => /^\d+$/.test(p))
-    .map(Number)
-    .filter((pid) => {
-      try {
-        return match(readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0"));
-      } catch {
-        return false;
-      }
-    });
-}
+const load0 = loadavg();
 
-const load0 = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
-
-// Both runtimes run side by side; the timed loops alternate between them (and which goes first), so
-// the load of the shared machine falls on both alike. The memory phases run one after the other.
-const ours = newResult();
-let ref: Result | undefined;
-let refVersion = "";
-const env = await startEnv({ logLevel: "info" });
-let reg: Registry | undefined;
-let ctd: Containerd | undefined;
-let ctdCri: CriClient | undefined;
+// The runtimes run side by side; the timed loops rotate between them (and which goes first), so
+// the load of the shared machine falls on all alike. The memory phases run one after the other.
+const { names, skipped } = wantedRuntimes();
+const runs: Array<{ t: Target; r: Result }> = [];
+const reg = await startRegistry();
 try {
-  const runs: Array<{ t: Target; r: Result }> = [
-    {
-      r: ours,
-      t: {
-        cri: env.d.cri,
-        dir: env.d.dir,
-        busybox: env.busybox,
-        pid: env.d.proc.pid,
-        helpers: (_pods, ctrs) => pidsWhere((cmd) => cmd.includes("conmon") && ctrs.some((id) => cmd.includes(id))),
-        standing: () =>
-          pidsWhere(
-            (cmd) =>
-              cmd.includes("conmon") &&
-              cmd.includes("--standby") &&
-              (cmd[cmd.indexOf("--runtime-command") + 1] ?? "").includes(JSON.stringify(join(env.d.dir, "runc"))),
-          ),
-      },
-    },
-  ];
-  if (REFERENCE === "containerd") {
-    refVersion = await containerdVersion();
-    reg = await startRegistry();
-    await pushImage(reg, await busyboxImage());
-    await pushImage(reg, await pauseImage());
-    const c = (ctd = await startContainerd({ registryHost: reg.host, pauseImage: imageRef(reg, "pause") }));
-    ctdCri = criClient(c.socket);
-    // The sandbox image is pulled before timing, as our side needs none (drop_infra_ctr).
-    await ctdCri.pullImage({ image: { image: imageRef(reg, "pause") } });
-    ref = newResult();
-    runs.push({
-      r: ref,
-      t: {
-        cri: ctdCri,
-        dir: c.dir,
-        busybox: imageRef(reg, "busybox"),
-        pid: c.pid,
-        helpers: (pods) => {
-          const shims = new Set(c.shimPids());
-          return pidsWhere((cmd) => pods.includes(cmd[cmd.indexOf("-id") + 1] ?? "")).filter((p) => shims.has(p));
-        },
-      },
-    });
-  }
-  const alternate = (i: number) => (i % 2 === 0 ? runs : [...runs].reverse());
-  for (const { t } of runs) await t.cri.pullImage({ image: { image: t.busybox } });
-  for (let i = 0; i < N + 2; i++) for (const { t, r } of alternate(i)) await lifecycleOnce(t, i, r);
+  await pushImage(reg, await busyboxImage());
+  await pushImage(reg, await pauseImage());
+  // busybox (and containerd's sandbox image) are pulled by startRuntime, before any timing
+  for (const n of names) runs.push({ t: await startRuntime(n, reg), r: newResult() });
+  const rotate = (i: number) => [...runs.slice(i % runs.length), ...runs.slice(0, i % runs.length)];
+  for (let i = 0; i < N + 2; i++) for (const { t, r } of rotate(i)) await lifecycleOnce(t, i, r);
   for (const { t, r } of runs) await dense(t, r);
-  for (let i = 0; i < 10; i++) for (const { t, r } of alternate(i)) await createOnce(t, i, r);
+  for (let i = 0; i < 10; i++) for (const { t, r } of rotate(i)) await createOnce(t, i, r);
 } finally {
-  if (ctdCri) await removeAllPods(ctdCri);
-  await ctd?.stop();
-  await reg?.stop();
-  await env[Symbol.asyncDispose]();
+  for (const { t } of runs) await t.stop().catch((e) => console.error(`stopping ${t.label}: ${String(e)}`));
+  await reg.stop();
 }
-const load1 = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+const load1 = loadavg();
 
-const NA = "not run";
-const ratio = (a: number, b: number | undefined) => (b === undefined ? "—" : fmt(a / b, 2));
-const ms = (r: Result | undefined, n: string, q: number) => (r ? fmt(quantile(r.steps[n]!, q), 1) : NA);
+const ours = runs.find((x) => x.t.name === "ours")?.r;
+const peers = runs.filter((x) => x.t.name !== "ours");
+const ratio = (a: number | undefined, b: number) => (a === undefined ? "—" : fmt(a / b, 2));
+const ms = (r: Result, n: string, q: number) => fmt(quantile(r.steps[n]!, q), 1);
+const cols = runs.map(({ t }) => t.label);
 const stepRow = (n: string) =>
-  `| ${n} | ${ms(ours, n, 0.5)} | ${ms(ours, n, 0.9)} | ${ms(ref, n, 0.5)} | ${ms(ref, n, 0.9)} | ${ratio(median(ours.steps[n]!), ref && median(ref.steps[n]!))} |`;
+  `| ${n} | ${runs.map(({ r }) => `${ms(r, n, 0.5)} / ${ms(r, n, 0.9)}`).join(" | ")} | ${peers.map(({ r }) => ratio(ours && median(ours.steps[n]!), median(r.steps[n]!))).join(" | ")} |`;
+/** A row of one figure per runtime and ours / each peer. */
+const row = (what: string, f: (r: Result) => number, d = 1, extra: (r: Result) => string = () => "") =>
+  `| ${what} | ${runs.map(({ r }) => `${fmt(f(r), d)}${extra(r)}`).join(" | ")} | ${peers.map(({ r }) => ratio(ours && f(ours), f(r))).join(" | ")} |`;
+const head = `| ${cols.join(" | ")} | ${peers.map(({ t }) => `ours / ${RUNTIME_LABEL[t.name]}`).join(" | ")} |\n|---|${cols.map(() => "--:").join("|")}|${peers.map(() => "--:").join("|")}|`;
 const runcVersion = Bun.spawnSync(["runc", "--version"]).stdout.toString().split("\n")[0]?.split(" ")[2];
 
 const md = `## Pod and container lifecycle — \`bun bench/lifecycle.ts\`
 
 ${machine()}. Host-network pods (no CNI: see the runp section for the bridge plugin), runc ${runcVersion}, cgroupfs, N = ${N}.
-Reference: containerd ${ref ? refVersion : "(not run: BENCH_REFERENCE=none or not installed)"} with its CRI plugin, runc v2 shim, overlayfs, beside ours in the same run on the same pod and container configs; the timed loops alternate between the two.
+Runtimes: ${cols.join(", ")}, each started by bench/lib.ts's startRuntime with its defaults, on the same pod and container configs; the timed loops rotate between them.${skipped.length ? ` Skipped: ${skipped.join("; ")}.` : ""}
 The machine is shared with other engineers' test runs: load average ${load0} at the start, ${load1} at the end; figures are noisy, read the medians and ratios.
 
-| step (ms) | ours median | ours p90 | containerd median | containerd p90 | ours/containerd (median) |
-|---|---|---|---|---|---|
+| step (ms), median / p90 ${head}
 ${ROWS.map(stepRow).join("\n")}
 
-| measure | ours | containerd 1.6 | ours/containerd | other reference | budget |
-|---|---|---|---|---|---|
-| lifecycle total, median (ms) | ${fmt(median(ours.steps.total!), 0)} | ${ref ? fmt(median(ref.steps.total!), 0) : NA} | ${ratio(median(ours.steps.total!), ref && median(ref.steps.total!))} | CRI-O 1.26: not installed on this machine, not measured | ≤ CRI-O's |
-| daemon RSS with ${PODS} running pods (MB) | ${fmt(ours.daemonRss, 1)} | ${ref ? fmt(ref.daemonRss, 1) : NA} | ${ratio(ours.daemonRss, ref?.daemonRss)} | CRI-O: not measured here | ≤ CRI-O's |
-| daemon anonymous memory with ${PODS} running pods (MB; RSS less shared file pages) | ${fmt(ours.daemonAnon, 1)} | ${ref ? fmt(ref.daemonAnon, 1) : NA} | ${ratio(ours.daemonAnon, ref?.daemonAnon)} | — | — |
-| per-pod helper PSS: our monitor per container / containerd's shim per pod (MB, median of ${MONITORS}, ${MONITORS} pods running) | ${fmt(median(ours.helperPss20), 2)} | ${ref ? fmt(median(ref.helperPss20), 2) : NA} | ${ratio(median(ours.helperPss20), ref && median(ref.helperPss20))} | conmon 0.4; a bare compiled Bun child-watcher 2.6 | ≤ containerd's shim; ≤ 3 MB |
-| the same after one ExecSync \`true\` in each container 3 s before (an exec probe; ours runs it in the container's monitor) | ${fmt(median(ours.helperPss20Probed), 2)} | ${ref ? fmt(median(ref.helperPss20Probed), 2) : NA} | ${ratio(median(ours.helperPss20Probed), ref && median(ref.helperPss20Probed))} | — | — |
-| per-pod helper PSS: our monitor per container / containerd's shim per pod (MB, median of ${MONITORS}, ${PODS} pods running) | ${fmt(median(ours.helperPss), 2)} (RSS ${fmt(median(ours.helperRss), 1)}) | ${ref ? `${fmt(median(ref.helperPss), 2)} (RSS ${fmt(median(ref.helperRss), 1)})` : NA} | ${ratio(median(ours.helperPss), ref && median(ref.helperPss))} | conmon 0.4; a bare compiled Bun child-watcher 2.6 | ≤ containerd's shim; ≤ 3 MB |
-| daemon + all helpers, PSS sum with ${PODS} pods (MB; ours with its warm standby monitors) | ${fmt(ours.totalPss, 0)} | ${ref ? fmt(ref.totalPss, 0) : NA} | ${ratio(ours.totalPss, ref?.totalPss)} | — | — |
-| CreateContainer (ms, median of 10; ours incl. \`crio conmon\` exec → pid reported; containerd's runs no \`runc create\`) | ${fmt(median(ours.creates), 1)} | ${ref ? fmt(median(ref.creates), 1) : NA} | ${ratio(median(ours.creates), ref && median(ref.creates))} | conmon: 11 ms exec → first output; compiled Bun with splitting: 30 ms | ≤ conmon's |
+| measure ${head}
+${row("lifecycle total, median (ms)", (r) => median(r.steps.total!), 0)}
+${row(`daemon RSS with ${PODS} running pods (MB)`, (r) => r.daemonRss)}
+${row(`daemon anonymous memory with ${PODS} running pods (MB; RSS less shared file pages)`, (r) => r.daemonAnon)}
+${row(`per-pod helper PSS: our monitor / CRI-O's conmon per container, containerd's shim per pod (MB, median of ${MONITORS}, ${MONITORS} pods running)`, (r) => median(r.helperPss20), 2)}
+${row("the same after one ExecSync `true` in each container 3 s before (an exec probe; ours runs it in the container's monitor)", (r) => median(r.helperPss20Probed), 2)}
+${row(
+  `per-pod helper PSS (MB, median of ${MONITORS}, ${PODS} pods running; RSS in parentheses)`,
+  (r) => median(r.helperPss),
+  2,
+  (r) => ` (${fmt(median(r.helperRss), 1)})`,
+)}
+${row(`daemon + all helpers, PSS sum with ${PODS} pods (MB; ours with its warm standby monitors)`, (r) => r.totalPss, 0)}
+${row("CreateContainer (ms, median of 10; ours and CRI-O run `runc create` under their monitor, containerd's runs none)", (r) => median(r.creates))}
 
-Notes. Ratios are ours/containerd: below 1 means we are faster or smaller.
+Notes. Ratios are ours / the peer's: below 1 means we are faster or smaller. Budgets: the lifecycle total and the
+daemon RSS ≤ CRI-O's; a monitor ≤ containerd's shim and ≤ 3 MB PSS. CRI-O runs with its defaults as ours
+(drop_infra_ctr = true: no infra container for these pods; one conmon per container, moved into the pod's
+cgroup: conmon_cgroup = "pod"); its CreateContainer runs \`runc create\` under a new conmon, as ours does under
+a monitor.
 containerd's CreateContainer only records the container and prepares its snapshot: the shim's
 \`runc create\` happens in its StartContainer, so compare "create + start"; ours runs \`runc create\`
 under the monitor in CreateContainer, handing the container to a monitor already waiting in standby
