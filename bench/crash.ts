@@ -31,6 +31,8 @@ for (const v of r.violations) {
 const md = [
   "## Crash consistency by injection — `bun bench/crash.ts`",
   "",
+  "Ours alone: a robustness check of our daemon (SIGKILLs under a churn, invariants after each); CRI-O and containerd are not run, there is no figure to compare.",
+  "",
   `${new Date().toISOString().slice(0, 10)}, ${minutes} min: ${r.kills} SIGKILLs of the daemon at random instants (0.3–2.5 s apart) under ${process.env.BENCH_CLIENTS ?? 4} concurrent clients, ${r.helperKills} SIGKILLs of a monitor or a runc process, ${r.powerCuts} "power cuts" (daemon, monitors and containers killed, runroot, pins, cgroups, IPAM leases and pod iptables rules wiped as a reboot does).`,
   "",
   `Operations that completed: ${Object.entries(r.ops)

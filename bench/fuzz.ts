@@ -13,6 +13,8 @@ const ok = r.late.length === 0 && r.daemonAlive && r.rpcs === 41 && r.rss.after 
 const md = [
   "## CRI fuzzer — `bun bench/fuzz.ts`",
   "",
+  "Ours alone: the fuzzer checks our daemon's answers, memory and descriptors; CRI-O and containerd are not run, there is no figure to compare.",
+  "",
   `${new Date().toISOString().slice(0, 10)}: ${r.measured} generated requests measured (${r.requests} with the warm-up) over ${r.rpcs} RPCs in ${r.seconds.toFixed(0)} s, 8 in flight: random messages from the descriptors, mutated valid ones against a live pod and container, oversized strings (to 70 kB) and lists, unknown enum values, concurrent duplicates of one pod name. RSS and fds are compared between two alike rounds of the measured size, each followed by the removal of what the fuzz made and 3 s idle (the first grows the heap and allocator to their working size). Load average ${loadavg()
     .map((x) => x.toFixed(2))
     .join(" ")} at the end.`,

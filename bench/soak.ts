@@ -70,6 +70,8 @@ const last = samples.at(-1)!;
 const md = [
   "## Soak: pod + container lifecycles — `bun bench/soak.ts`",
   "",
+  "Ours alone: a leak check of our daemon over many lifecycles; CRI-O and containerd are not run (the lifecycle and node sections hold the three-way memory figures).",
+  "",
   `${new Date().toISOString().slice(0, 10)}: ${total} lifecycles, ${par} at a time, in ${last.seconds} s (${failures} failed): RunPodSandbox (host network), a container logging a line every 20 ms, 2 ExecSync probes, StopPodSandbox, RemovePodSandbox. Sampled every ${every} lifecycles (the last sample 3 s after the end, nothing running):`,
   "",
   "| lifecycles | seconds | daemon RSS (MB) | open fds | monitor processes (see below) |",

@@ -111,6 +111,8 @@ writeSection(
   "userns",
   `## User namespaces per pod (hostUsers: false) — \`bun bench/userns.ts\`
 
+Ours alone: the cost a user namespace adds to our own pods (the budget is that difference). containerd 1.6 has no per-pod user namespaces; CRI-O 1.26 has them as an alpha (KEP-127) path that is not measured here.
+
 ${machine()} runc 1.1.5+ds1, cgroupfs, a loopback-only CNI network, busybox (one layer) \`sleep\`, N = ${N} of each, alternating.
 Load average ${load0} at the start, ${load1} at the end (the machine is shared; read the medians).
 
