@@ -238,8 +238,11 @@ export interface BenchRuntime {
   /** What is left once every pod is gone: processes, veths, IPAM leases, mounts, pinned namespaces. Empty when clean. */
   leaks(): Promise<string[]>;
   stop(): Promise<void>;
-  /** Ours only: the daemon stopped and started again on the same dirs (pods keep running), with `env` added (BENCH_PROFILE_WINDOW). */
-  restart?(env: Record<string, string>): Promise<void>;
+  /**
+   * Ours only: the daemon stopped and started again on the same dirs (pods keep running), with `env`
+   * added (BENCH_PROFILE_WINDOW) and, when given, `config` as its extra TOML from then on.
+   */
+  restart?(env: Record<string, string>, config?: string): Promise<void>;
 }
 
 /** Which runtimes to run: BENCH_RUNTIMES (comma list; default all three); the absent ones skipped with their reason. */
@@ -299,12 +302,13 @@ async function netLeaks(net: TestNet): Promise<string[]> {
 }
 
 /**
- * Starts one runtime on its own bridge network (the shipped default conflist, IPv4 only, its
- * bridge/subnet/IPAM dir unique), pulling from `reg` (busybox and the pause look-alike pushed).
+ * Starts one runtime on its own bridge network (the shipped default conflist, IPv4 only unless
+ * `dualStack`, its bridge/subnet/IPAM dir unique), pulling from `reg` (busybox and the pause
+ * look-alike pushed); `config` is extra TOML for ours.
  * The busybox image (and containerd's sandbox image) are pulled before it returns.
  */
-export async function startRuntime(name: RuntimeName, reg: Registry, o: { config?: string } = {}): Promise<BenchRuntime> {
-  const net = testNet({ dualStack: false });
+export async function startRuntime(name: RuntimeName, reg: Registry, o: { config?: string; dualStack?: boolean } = {}): Promise<BenchRuntime> {
+  const net = testNet({ dualStack: o.dualStack ?? false });
   const busybox = imageRef(reg, "busybox");
   const pause = imageRef(reg, "pause");
   /** A reference runtime (CRI-O or containerd) as a BenchRuntime; `word` names its helpers in leak reports. */
@@ -347,7 +351,8 @@ export async function startRuntime(name: RuntimeName, reg: Registry, o: { config
       // BENCH_PROFILE_DIR: the daemon writes a CPU profile (Markdown) there when it exits
       const prof = process.env.BENCH_PROFILE_DIR;
       const env = prof ? { BUN_OPTIONS: `--cpu-prof-md --cpu-prof-interval=${process.env.BENCH_PROFILE_INTERVAL ?? 500} --cpu-prof-dir=${prof}` } : undefined;
-      const config = `[crio.image]\npause_image = "${pause}"\npause_command = "/pause"\n${o.config ?? ""}`;
+      const base = `[crio.image]\npause_image = "${pause}"\npause_command = "/pause"\n`;
+      let config = base + (o.config ?? "");
       let d = await startDaemon({ dir, logLevel: "info", env, config });
       await d.cri.pullImage({ image: { image: busybox } });
       // A monitor shows `… conmon … --runtime-root <root>` (a standby one too), or, when its retitled
@@ -392,7 +397,8 @@ export async function startRuntime(name: RuntimeName, reg: Registry, o: { config
           rmSync(dir, { recursive: true, force: true });
           await cleanupNet(net);
         },
-        async restart(env2) {
+        async restart(env2, config2) {
+          if (config2 !== undefined) config = base + config2;
           d.cri.close();
           await d.stop();
           // recovery of a full node may take longer than startDaemon's 20 s on a loaded machine
