@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { removeDaemonDirs, startDaemon } from "../test/harness.ts";
@@ -449,6 +449,25 @@ async function removeEverything(cri: CriClient): Promise<void> {
     await cri.stopPodSandbox({ podSandboxId: p.id }, { timeoutMs: 60_000 });
     await cri.removePodSandbox({ podSandboxId: p.id }, { timeoutMs: 60_000 });
   });
+}
+
+/**
+ * A cgroup parent of the bench's own (cgroupfs): pods get `<it>/pod<uid>` as cgroup_parent, as the
+ * kubelet gives them one (containerd's pod stats need one). removeBenchCgroupParent() removes it.
+ */
+export const BENCH_CGROUP_PARENT = `/crio-bench-${process.pid}`;
+
+/** rmdir of BENCH_CGROUP_PARENT in every hierarchy, children first (the runtimes remove their own leaves). */
+export function removeBenchCgroupParent(): void {
+  const roots = existsSync("/sys/fs/cgroup/cgroup.controllers") ? ["/sys/fs/cgroup"] : readdirSync("/sys/fs/cgroup").map((h) => join("/sys/fs/cgroup", h));
+  const rmTree = (d: string) => {
+    if (!existsSync(d)) return;
+    for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) rmTree(join(d, e.name));
+    try {
+      rmdirSync(d);
+    } catch {}
+  };
+  for (const r of roots) rmTree(join(r, BENCH_CGROUP_PARENT));
 }
 
 /** The 1-, 5- and 15-minute load averages. */
