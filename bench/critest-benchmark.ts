@@ -8,6 +8,10 @@
 //     (10.89.0.0/16); CRI-O's runc clamps its infra container's oom_score_adj (PeerOptions.clampInfraOom);
 //   - --validate: also the validation suite against containerd once (result "containerd").
 // Every critest run holds /var/tmp/critest.lock (flock -o): critest binds host ports 12000–12003.
+// --one-lock takes that lock once for all the runs instead (one wait behind other sessions' runs, not
+// one per runtime; run-critest.sh's own wait for a quiet machine happens inside it either way).
+// The section reports every runtime with results from this round in $ANCHORS/results, so a runtime
+// left out by BENCH_RUNTIMES keeps its earlier result of the same round name.
 // Usage (root; critest in $ANCHORS/bin, default /var/tmp/crio-conformance/bin; containerd installed):
 //   bun bench/critest-benchmark.ts [--rounds N] [--validate] [--report-only]
 // BENCH_RUNTIMES=ours,crio,containerd picks the runtimes. Rounds rotate the order; samples of all
@@ -31,7 +35,12 @@ const LOCK = "/var/tmp/critest.lock";
 const RUN_TIMEOUT_S = 40 * 60;
 
 const { values: args } = parseArgs({
-  options: { rounds: { type: "string", default: "1" }, validate: { type: "boolean", default: false }, "report-only": { type: "boolean", default: false } },
+  options: {
+    rounds: { type: "string", default: "1" },
+    validate: { type: "boolean", default: false },
+    "report-only": { type: "boolean", default: false },
+    "one-lock": { type: "boolean", default: false },
+  },
 });
 const ROUNDS = Number(args.rounds);
 const loadavg = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
@@ -40,12 +49,37 @@ const runName = (n: RuntimeName, r: number) => `bench-${n}-r${r}`;
 
 /** Runs argv with inherited output (bounded by `timeout`); resolves to its exit code. */
 async function sh(argv: string[], env: Record<string, string> = {}): Promise<number> {
+  if (lockHolder && argv[0] === "flock") argv = argv.slice(3); // flock -o LOCK …: held already
   const p = Bun.spawn(["timeout", "-k", "30", String(RUN_TIMEOUT_S), ...argv], {
     stdout: "inherit",
     stderr: "inherit",
     env: { ...process.env, PATH: `${join(ANCHORS, "bin")}:${REPO}/node_modules/.bin:${process.env.PATH}`, ...env },
   });
   return await p.exited;
+}
+
+/**
+ * `flock -o LOCK sh -c 'read x'` of --one-lock: flock holds the critest lock while its child waits
+ * on its stdin; closing that stdin (or this process ending) ends both and frees the lock.
+ */
+let lockHolder: ReturnType<typeof Bun.spawn<"pipe", "pipe", "inherit">> | undefined;
+
+/** Takes the critest lock for this process's runs (--one-lock): resolves once it is held. */
+async function holdLock(): Promise<void> {
+  say(`waiting for ${LOCK}`);
+  const p = Bun.spawn(["flock", "-o", LOCK, "sh", "-c", "echo held; read x"], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+  const { value } = await p.stdout.getReader().read();
+  if (!value || !new TextDecoder().decode(value).includes("held")) throw new Error(`flock ${LOCK} failed`);
+  lockHolder = p;
+  say(`holding ${LOCK}`);
+}
+
+/** Frees the lock of holdLock(). */
+async function releaseLock(): Promise<void> {
+  if (!lockHolder) return;
+  lockHolder.stdin.end();
+  await lockHolder.exited;
+  lockHolder = undefined;
 }
 
 /** Another session's critest or conformance run (this machine is shared): their pids and command lines. */
@@ -154,7 +188,7 @@ async function attempt(label: string, name: string, mode: "benchmark" | "validat
   const done = () => (mode === "benchmark" ? runComplete(dir) : existsSync(join(dir, "specs.tsv")));
   let note = "";
   for (let i = 1; i <= 2; i++) {
-    await waitExclusive();
+    if (!lockHolder) await waitExclusive();
     say(`${label}: ${mode} run ${i} (loadavg ${loadavg()})`);
     const rc = await fn();
     say(`${label}: exit code ${rc} (loadavg ${loadavg()})`);
@@ -188,6 +222,7 @@ async function main(): Promise<void> {
   const notes: string[] = [];
   const loads: string[] = [`start ${loadavg()}`];
   if (!args["report-only"]) {
+    if (args["one-lock"]) await holdLock();
     if ((await sh(["bash", join(SHARED, "registry.sh"), "start"])) !== 0) throw new Error("registry.sh start failed");
     if ((await sh(["bash", "-c", `bash "$1/images.sh" > /dev/null`, "_", SHARED])) !== 0) throw new Error("images.sh failed");
     for (let r = 1; r <= ROUNDS; r++) {
@@ -204,8 +239,10 @@ async function main(): Promise<void> {
       loads.push(`after validation ${loadavg()}`);
     }
   }
+  await releaseLock();
   const rounds = Array.from({ length: ROUNDS }, (_, i) => i + 1);
-  const runs = names.map((n) => ({ n, runs: rounds.map((r) => readBenchRun(join(RESULTS_DIR, runName(n, r)), runName(n, r))) }));
+  const reported = (["ours", "crio", "containerd"] as const).filter((n) => names.includes(n) || existsSync(join(RESULTS_DIR, runName(n, 1))));
+  const runs = reported.map((n) => ({ n, runs: rounds.map((r) => readBenchRun(join(RESULTS_DIR, runName(n, r)), runName(n, r))) }));
   writeSection("critest-benchmark", await section(runs, loads, [...skipped, ...notes.filter(Boolean)]));
   say(`wrote the critest-benchmark section of bench/RESULTS.md`);
 }
