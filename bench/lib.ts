@@ -354,7 +354,14 @@ export async function startRuntime(name: RuntimeName, reg: Registry, o: { config
       const base = `[crio.image]\npause_image = "${pause}"\npause_command = "/pause"\n`;
       let config = base + (o.config ?? "");
       let d = await startDaemon({ dir, logLevel: "info", env, config });
-      await d.cri.pullImage({ image: { image: busybox } });
+      try {
+        await d.cri.pullImage({ image: { image: busybox } });
+      } catch (e) {
+        await d[Symbol.asyncDispose]();
+        removeDaemonDirs(dir, d.runroot);
+        rmSync(dir, { recursive: true, force: true });
+        throw e;
+      }
       // A monitor shows `… conmon … --runtime-root <root>` (a standby one too), or, when its retitled
       // argv has no room for that, `… conmon … --id <id>`: then its dir in <runroot>/monitor tells.
       const ours = (argv: string[]) =>
@@ -419,9 +426,15 @@ export async function startRuntime(name: RuntimeName, reg: Registry, o: { config
     }
     const c = await startPeer(name, { registryHost: reg.host, pauseImage: pause, conflist: net.conflist });
     const cri = criClient(c.socket);
-    await cri.pullImage({ image: { image: busybox } });
-    // containerd runs a pause container per pod: its sandbox image is pulled before any timing
-    if (name === "containerd") await cri.pullImage({ image: { image: pause } });
+    try {
+      await cri.pullImage({ image: { image: busybox } });
+      // containerd runs a pause container per pod: its sandbox image is pulled before any timing
+      if (name === "containerd") await cri.pullImage({ image: { image: pause } });
+    } catch (e) {
+      cri.close();
+      await c.stop();
+      throw e;
+    }
     return peer(c.label, c, cri, c.helpers, name === "crio" ? "conmons" : "shims");
   } catch (e) {
     await cleanupNet(net);
