@@ -97,7 +97,9 @@ CRIO_PID=$!
 cleanup() {
   kill -TERM "$CRIO_PID" 2>/dev/null || true
   wait "$CRIO_PID" 2>/dev/null || true
-  pkill -KILL -f "conmon.*$RR" 2>/dev/null || true
+  # containers outlive a stopped daemon (as CRI-O's): tear down what the run left (pods,
+  # containers and their monitors, mounts, pins, CNI) with the run's own config
+  "$REPO/dist/crio" --config "$D/crio.conf" --config-dir "$D/conf.d" wipe -f > "$D/wipe.log" 2>&1 || echo "conformance: crio wipe failed (see $D/wipe.log)"
   unmount_under "$D"; unmount_under "$RR"
   ip link del crio-critest0 2>/dev/null || true
   egress_guard_off
