@@ -1,4 +1,4 @@
-import { create, fromBinary, toBinary, toJsonString, type DescMessage, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import type { DescMessage, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { randomUUID } from "node:crypto";
 import { RuntimeError, messageOf, unimplemented } from "../errors.ts";
 import { log, logEnabled } from "../log/index.ts";
@@ -6,6 +6,7 @@ import { currentTracer, traceAttrs, traced } from "../log/trace.ts";
 import { GrpcStatus, Status, type Call, type Route } from "./grpc-server.ts";
 import { Encoded } from "./list-cache.ts";
 import { CODE } from "./status.ts";
+import type { Codec, ServiceCodec } from "../gen/runtime/v1/api_codec.ts";
 
 /** What a handler learns about its call. */
 export interface CallContext {
@@ -35,6 +36,9 @@ export const notBuilt = async (_req: unknown, ctx: CallContext): Promise<never> 
 /** Gate: while it returns an error, every call except the allowed ones fails with it. */
 export type Gate = (method: string) => RuntimeError | undefined;
 
+/** A message codec with its types erased (the handlers' types are checked by `Handlers`). */
+type AnyCodec = Codec<unknown, unknown>;
+
 /** Told of every finished call (metrics): the RPC name, its duration, and its error if it failed. */
 export type CallObserver = (method: string, seconds: number, error?: RuntimeError) => void;
 
@@ -49,12 +53,13 @@ const QUIET =
   /^(List|Stream|Version|Status|ImageStatus|ContainerStatus|PodSandboxStatus|ContainerStats|PodSandboxStats|ImageFsInfo|ExecSync|RuntimeConfig|GetContainerEvents)/;
 
 /**
- * Builds the routes (by :path) of a protobuf-es service for cri/grpc-server.ts: decode, readiness
- * gate, request/response logging at debug level with one request id, errors mapped to gRPC codes
- * through cri/status.ts; `observe` (optional) is told of each call's outcome.
+ * Builds the routes (by :path) of a service for cri/grpc-server.ts: decode (the generated codec of
+ * gen/runtime/v1/api_codec.ts, no reflection), readiness gate, request/response logging at debug
+ * level (proto3 JSON) with one request id, errors mapped to gRPC codes through cri/status.ts;
+ * `observe` (optional) is told of each call's outcome.
  */
-export function bridge<S extends DescService>(
-  svc: S,
+export function bridge(
+  svc: ServiceCodec,
   handlers: Record<string, unknown>,
   gate: Gate,
   observe?: CallObserver,
@@ -64,8 +69,9 @@ export function bridge<S extends DescService>(
   const stopping = new AbortController();
   const inFlight = new Set<AbortController>();
   for (const m of svc.methods) {
-    const streaming = m.methodKind === "server_streaming";
-    if (m.methodKind !== "unary" && !streaming) continue;
+    const streaming = m.kind === "server_streaming";
+    const input = m.input as AnyCodec;
+    const output = m.output as AnyCodec;
     const handler = (handlers[m.localName] ?? notBuilt) as (req: unknown, ctx: CallContext, send?: (x: unknown) => Promise<void>) => Promise<unknown>;
     const quiet = QUIET.test(m.name);
     const path = `/${svc.typeName}/${m.name}`;
@@ -89,12 +95,12 @@ export function bridge<S extends DescService>(
       };
       let req: unknown;
       try {
-        req = fromBinary(m.input, bytes);
+        req = input.decode(bytes);
       } catch (e) {
         end(new RuntimeError("internal", `decoding the request: ${messageOf(e)}`));
         throw new GrpcStatus(Status.INTERNAL, `Error deserializing request: ${messageOf(e)}`);
       }
-      if (logEnabled("debug")) log.debug(`${m.input.name} ${toJsonString(m.input, req as never)}`, { id, name: path });
+      if (logEnabled("debug")) log.debug(`${input.name} ${JSON.stringify(input.toJson(req))}`, { id, name: path });
       return { req, ctx, end };
     };
     const failed = (ctx: CallContext, end: (e?: RuntimeError) => void, e: unknown): GrpcStatus => {
@@ -117,13 +123,10 @@ export function bridge<S extends DescService>(
             const run = () => inSpan(spanName, svc.typeName, m.name, call, () => handler(req, ctx));
             const res = await (abandon ? Promise.race([run(), aborted(stopping.signal)]) : run());
             // a cached List answer (list-cache.ts) is sent as the bytes it already is
-            const msg = res instanceof Encoded ? undefined : create(m.output, res as never);
+            const cached = res instanceof Encoded;
             if (logEnabled("debug"))
-              log.debug(`${m.output.name} ${toJsonString(m.output, (msg ?? fromBinary(m.output, (res as Encoded).bytes)) as never)}`, {
-                id: ctx.id,
-                name: path,
-              });
-            const out = msg ? toBinary(m.output, msg as never) : (res as Encoded).bytes;
+              log.debug(`${output.name} ${JSON.stringify(output.toJson(cached ? output.decode(res.bytes) : res))}`, { id: ctx.id, name: path });
+            const out = cached ? res.bytes : output.encode(res);
             end();
             return out;
           } catch (e) {
@@ -139,9 +142,7 @@ export function bridge<S extends DescService>(
           try {
             const blocked = gate(m.name);
             if (blocked) throw blocked;
-            await inSpan(spanName, svc.typeName, m.name, call, () =>
-              handler(req, ctx, (res) => send(toBinary(m.output, create(m.output, res as never) as never))),
-            );
+            await inSpan(spanName, svc.typeName, m.name, call, () => handler(req, ctx, (res) => send(output.encode(res))));
             end();
           } catch (e) {
             throw failed(ctx, end, e);

@@ -1,4 +1,4 @@
-import { create, toBinary, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
+import type { Codec } from "../gen/runtime/v1/api_codec.ts";
 import { storeGeneration } from "../store/index.ts";
 
 /** A response already serialized: the bridge sends these bytes as they are (cri/bridge.ts). */
@@ -14,18 +14,18 @@ export class Encoded {
  * labels and annotations, 85 kB). The build runs synchronously, so what is cached is one
  * consistent view.
  */
-export class ListCache<D extends DescMessage> {
+export class ListCache<Init> {
   #generation = -1;
   readonly #entries = new Map<string, Encoded>();
 
   constructor(
-    private readonly schema: D,
+    private readonly codec: Codec<unknown, Init>,
     private readonly generation: () => number = storeGeneration,
     private readonly max = 8,
   ) {}
 
   /** The answer for `key` (a canonical form of the request), built by `build` when not cached. */
-  get(key: string, build: () => MessageInitShape<D>): Encoded {
+  get(key: string, build: () => Init): Encoded {
     const g = this.generation();
     if (g !== this.#generation) {
       this.#entries.clear();
@@ -33,7 +33,8 @@ export class ListCache<D extends DescMessage> {
     }
     let e = this.#entries.get(key);
     if (!e) {
-      e = new Encoded(Buffer.from(toBinary(this.schema, create(this.schema, build()))));
+      const b = this.codec.encode(build());
+      e = new Encoded(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
       if (this.#entries.size >= this.max) this.#entries.delete(this.#entries.keys().next().value!);
       this.#entries.set(key, e);
     }

@@ -1,17 +1,17 @@
-import { fromJson, toBinary, toJson, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import type { RuntimeService } from "../gen/runtime/v1/api_pb.ts";
 import {
   CgroupDriver,
-  ContainerConfigSchema,
+  type Codec,
+  ContainerConfigCodec,
   ContainerState,
-  LinuxContainerResourcesSchema,
-  ListContainersRequestSchema,
-  ListContainersResponseSchema,
-  ListPodSandboxRequestSchema,
-  ListPodSandboxResponseSchema,
-  PodSandboxConfigSchema,
+  LinuxContainerResourcesCodec,
+  ListContainersRequestCodec,
+  ListContainersResponseCodec,
+  ListPodSandboxRequestCodec,
+  ListPodSandboxResponseCodec,
+  PodSandboxConfigCodec,
   PodSandboxState,
-  type RuntimeService,
-} from "../gen/runtime/v1/api_pb.ts";
+} from "../gen/runtime/v1/api_codec.ts";
 import type { ContainerService } from "../container/index.ts";
 import { invalid } from "../errors.ts";
 import type { SandboxService } from "../sandbox/index.ts";
@@ -85,8 +85,8 @@ const CONTAINER_STATE = {
 /** RuntimeService handlers: validate → delegate → convert. */
 export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
   // the kubelet's relist (every second) answered from these while no record changed
-  const podList = new ListCache(ListPodSandboxResponseSchema);
-  const containerList = new ListCache(ListContainersResponseSchema);
+  const podList = new ListCache(ListPodSandboxResponseCodec);
+  const containerList = new ListCache(ListContainersResponseCodec);
   return {
     version: async () => ({ version: "0.1.0", runtimeName: RUNTIME_NAME, runtimeVersion: VERSION, runtimeApiVersion: CRI_API_VERSION }),
     status: async (req) => ({
@@ -106,7 +106,7 @@ export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
     runPodSandbox: async (req, ctx) => {
       if (!req.config) throw invalid("RunPodSandboxRequest.Config is required");
       const sb = await d.sandboxes.run(
-        { config: req.config, configJson: toJson(PodSandboxConfigSchema, req.config), runtimeHandler: req.runtimeHandler },
+        { config: req.config, configJson: PodSandboxConfigCodec.toJson(req.config), runtimeHandler: req.runtimeHandler },
         ctx.signal,
       );
       return { podSandboxId: sb.meta.id };
@@ -121,19 +121,19 @@ export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
     },
     podSandboxStatus: async (req) => toPodSandboxStatus(d.sandboxes.get(need(req.podSandboxId, "PodSandboxId")), req.verbose),
     listPodSandbox: async (req) =>
-      podList.get(requestKey(ListPodSandboxRequestSchema, req), () => ({ items: d.sandboxes.list(sandboxFilter(req.filter)).map(toPodSandbox) })),
+      podList.get(requestKey(ListPodSandboxRequestCodec, req), () => ({ items: d.sandboxes.list(sandboxFilter(req.filter)).map(toPodSandbox) })),
     streamPodSandboxes: async (req, _ctx, send) => {
       await inChunks(d.sandboxes.list(sandboxFilter(req.filter)).map(toPodSandbox), (c) => send({ podSandboxes: c }), LIST_CHUNK);
     },
     createContainer: async (req) => {
       if (!req.config) throw invalid("CreateContainerRequest.Config is required");
       const sb = d.sandboxes.get(need(req.podSandboxId, "PodSandboxId"));
-      const sandboxConfig = req.sandboxConfig ?? fromJson(PodSandboxConfigSchema, sb.meta.configJson as never);
+      const sandboxConfig = req.sandboxConfig ?? PodSandboxConfigCodec.fromJson(sb.meta.configJson);
       const c = await d.containers.create({
         podSandboxId: sb.meta.id,
         config: req.config,
         sandboxConfig,
-        configJson: toJson(ContainerConfigSchema, req.config),
+        configJson: ContainerConfigCodec.toJson(req.config),
       });
       return { containerId: c.meta.id };
     },
@@ -150,13 +150,13 @@ export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
       return {};
     },
     listContainers: async (req) =>
-      containerList.get(requestKey(ListContainersRequestSchema, req), () => ({ containers: d.containers.list(containerFilter(req.filter)).map(toContainer) })),
+      containerList.get(requestKey(ListContainersRequestCodec, req), () => ({ containers: d.containers.list(containerFilter(req.filter)).map(toContainer) })),
     streamContainers: async (req, _ctx, send) => {
       await inChunks(d.containers.list(containerFilter(req.filter)).map(toContainer), (c) => send({ containers: c }), LIST_CHUNK);
     },
     containerStatus: async (req) => toContainerStatus(d.containers.get(need(req.containerId, "ContainerId")), req.verbose),
     updateContainerResources: async (req) => {
-      await d.containers.updateResources(need(req.containerId, "ContainerId"), req.linux, req.linux ? toJson(LinuxContainerResourcesSchema, req.linux) : null);
+      await d.containers.updateResources(need(req.containerId, "ContainerId"), req.linux, req.linux ? LinuxContainerResourcesCodec.toJson(req.linux) : null);
       return {};
     },
     reopenContainerLog: async (req) => {
@@ -196,8 +196,8 @@ export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
     streamPodSandboxMetrics: async (_req, _ctx, send) => inChunks((await d.stats.podMetrics()).map(toPodSandboxMetrics), (c) => send({ podSandboxMetrics: c })),
     updatePodSandboxResources: async (req) => (
       d.stats.updatePodResources(need(req.podSandboxId, "PodSandboxId"), {
-        overhead: req.overhead && toJson(LinuxContainerResourcesSchema, req.overhead),
-        resources: req.resources && toJson(LinuxContainerResourcesSchema, req.resources),
+        overhead: req.overhead && LinuxContainerResourcesCodec.toJson(req.overhead),
+        resources: req.resources && LinuxContainerResourcesCodec.toJson(req.resources),
       }),
       {}
     ),
@@ -207,8 +207,9 @@ export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
 // --- internal ---
 
 /** A request's canonical form as a cache key: its serialized bytes. */
-function requestKey<D extends DescMessage>(schema: D, req: MessageShape<D>): string {
-  return Buffer.from(toBinary(schema, req)).toString("latin1");
+function requestKey<T>(codec: Codec<unknown, T>, req: T): string {
+  const b = codec.encode(req);
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("latin1");
 }
 
 function need(v: string, field: string): string {

@@ -2,7 +2,7 @@ import { chmod, mkdir, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import { claimUnixSocket } from "../sys/unix-socket.ts";
 import { log } from "../log/index.ts";
-import { ImageService, RuntimeService } from "../gen/runtime/v1/api_pb.ts";
+import { ImageService, RuntimeService } from "../gen/runtime/v1/api_codec.ts";
 import { bridge, type CallObserver, type Gate } from "./bridge.ts";
 import { GrpcServer } from "./grpc-server.ts";
 import { listenH2Front } from "./h2-front.ts";

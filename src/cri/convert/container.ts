@@ -1,5 +1,6 @@
-import { fromJson, type JsonValue, type MessageInitShape } from "@bufbuild/protobuf";
-import { ContainerState, LinuxContainerResourcesSchema, type ContainerSchema, type ContainerStatusResponseSchema } from "../../gen/runtime/v1/api_pb.ts";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { ContainerSchema, ContainerStatusResponseSchema } from "../../gen/runtime/v1/api_pb.ts";
+import { ContainerState, LinuxContainerResourcesCodec } from "../../gen/runtime/v1/api_codec.ts";
 import { exitReason, type ContainerView } from "../../container/index.ts";
 import { toNanos } from "./time.ts";
 
@@ -68,10 +69,10 @@ export function toContainerStatus(c: ContainerView, verbose: boolean): MessageIn
 
 /** The container's resources: the last UpdateContainerResources, else the create request's (protobuf JSON). */
 function resourcesOf(c: ContainerView) {
-  const json = (c.status.resources ?? (c.meta.configJson as { linux?: { resources?: unknown } } | null)?.linux?.resources) as JsonValue | undefined;
+  const json = c.status.resources ?? (c.meta.configJson as { linux?: { resources?: unknown } } | null)?.linux?.resources;
   if (!json || typeof json !== "object") return undefined;
   try {
-    return { linux: fromJson(LinuxContainerResourcesSchema, json, { ignoreUnknownFields: true }) };
+    return { linux: LinuxContainerResourcesCodec.fromJson(json, { ignoreUnknownFields: true }) };
   } catch {
     return undefined;
   }

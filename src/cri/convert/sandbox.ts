@@ -1,5 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { PodSandboxState, type PodSandboxSchema, type PodSandboxStatusResponseSchema } from "../../gen/runtime/v1/api_pb.ts";
+import type { PodSandboxSchema, PodSandboxStatusResponseSchema } from "../../gen/runtime/v1/api_pb.ts";
+import { PodSandboxState } from "../../gen/runtime/v1/api_codec.ts";
 import type { SandboxView } from "../../sandbox/index.ts";
 import { toNanos } from "./time.ts";
 

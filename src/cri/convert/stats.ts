@@ -1,13 +1,12 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import {
-  ContainerEventType,
-  MetricType,
-  type ContainerEventResponseSchema,
-  type ContainerStatsSchema,
-  type MetricDescriptorSchema,
-  type PodSandboxMetricsSchema,
-  type PodSandboxStatsSchema,
-  type PsiStatsSchema,
+import { ContainerEventType, MetricType } from "../../gen/runtime/v1/api_codec.ts";
+import type {
+  ContainerEventResponseSchema,
+  ContainerStatsSchema,
+  MetricDescriptorSchema,
+  PodSandboxMetricsSchema,
+  PodSandboxStatsSchema,
+  PsiStatsSchema,
 } from "../../gen/runtime/v1/api_pb.ts";
 import type { ContainerEvent, ContainerStatsFilter, PodStatsFilter } from "../../stats/index.ts";
 import type { ContainerStatsView, InterfaceCounters, MetricDescriptorView, PodMetricsView, PodStatsView, Psi, CgroupSample } from "../../stats/types.ts";

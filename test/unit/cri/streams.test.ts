@@ -3,7 +3,7 @@ import { createServer, type Server } from "node:net";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ImageService, RuntimeService } from "../../../src/gen/runtime/v1/api_pb.ts";
+import { ImageService, RuntimeService } from "../../../src/gen/runtime/v1/api_codec.ts";
 import { bridge, type Gate } from "../../../src/cri/bridge.ts";
 import { GrpcServer, Status as status, type Route } from "../../../src/cri/grpc-server.ts";
 import { imageService } from "../../../src/cri/image-service.ts";
