@@ -12,21 +12,35 @@ export class DecodeError extends Error {
   override name = "DecodeError";
 }
 
-const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const TWO32 = 4294967296;
+
+/**
+ * Node's (and Bun's) Buffer methods behind toString("utf8", start, end) and write(s, offset, n,
+ * "utf8"), without their argument checks (undocumented; in Node since 0.x, native in Bun).
+ */
+interface NativeSlices {
+  utf8Slice(start: number, end: number): string;
+  utf8Write(s: string, offset: number, max: number): number;
+}
+
+const nativeOf = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength) as unknown as NativeSlices;
 
 /** A reusable output buffer: encoding is synchronous, so one scratch serves every call. */
 export class Writer {
   b = new Uint8Array(4096);
   p = 0;
+  #nb = nativeOf(this.b);
 
   /** The bytes written since the last reset, copied out; the scratch is reset. */
   finish(): Uint8Array {
     const out = this.b.slice(0, this.p);
     this.p = 0;
     // do not keep a huge scratch alive after one large answer
-    if (this.b.length > 1 << 20) this.b = new Uint8Array(4096);
+    if (this.b.length > 1 << 20) {
+      this.b = new Uint8Array(4096);
+      this.#nb = nativeOf(this.b);
+    }
     return out;
   }
 
@@ -38,6 +52,7 @@ export class Writer {
     const nb = new Uint8Array(size);
     nb.set(this.b.subarray(0, this.p));
     this.b = nb;
+    this.#nb = nativeOf(nb);
   }
 
   /** An unsigned varint of at most 32 bits (a tag, a length, a uint32). */
@@ -148,37 +163,12 @@ export class Writer {
     this.p += 4;
   }
 
-  /** A length-prefixed UTF-8 string. */
+  /** A length-prefixed UTF-8 string (Bun's native UTF-8 write into the buffer). */
   str(s: string): void {
-    const n = s.length;
-    if (n < 128) {
-      // ASCII fast path: one length byte, one byte per char
-      this.need(n * 3 + 1);
-      const b = this.b;
-      const at = this.p;
-      let p = at + 1;
-      for (let i = 0; i < n; i++) {
-        const c = s.charCodeAt(i);
-        if (c > 127) return this.strSlow(s);
-        b[p++] = c;
-      }
-      b[at] = n;
-      this.p = p;
-      return;
-    }
-    this.strSlow(s);
-  }
-
-  private strSlow(s: string): void {
-    const max = s.length * 3;
-    const room = varintSize(max);
-    this.need(max + room);
-    const at = this.p;
-    const len = utf8.encodeInto(s, this.b.subarray(at + room)).written;
-    const size = varintSize(len);
-    if (size < room) this.b.copyWithin(at + size, at + room, at + room + len);
-    this.u32(len);
-    this.p = at + size + len;
+    this.need(s.length * 3 + 5);
+    const at = this.fork();
+    this.p += this.#nb.utf8Write(s, this.p, this.b.length - this.p);
+    this.join(at);
   }
 
   bytes(v: Uint8Array): void {
@@ -232,6 +222,7 @@ export class Reader {
   p = 0;
   readonly len: number;
   #view: DataView | undefined;
+  #buf: NativeSlices | undefined;
 
   constructor(readonly b: Uint8Array) {
     this.len = b.length;
@@ -397,27 +388,21 @@ export class Reader {
   /** A string; invalid UTF-8 is an error (proto3 strings are validated). */
   str(): string {
     const e = this.end();
-    const b = this.b;
     const start = this.p;
     this.p = e;
-    if (e - start <= 64) {
-      let s = "";
-      for (let i = start; i < e; i++) {
-        const c = b[i]!;
-        if (c > 127) return this.#utf8(start, e);
-        s += String.fromCharCode(c);
+    if (start === e) return "";
+    // Bun's native UTF-8 slice; it substitutes U+FFFD for invalid bytes, so a result holding one
+    // is checked again strictly (it may also be a real U+FFFD)
+    this.#buf ??= nativeOf(this.b);
+    const s = this.#buf.utf8Slice(start, e);
+    if (s.includes("\uFFFD")) {
+      try {
+        utf8Strict.decode(this.b.subarray(start, e));
+      } catch {
+        throw new DecodeError("invalid UTF-8 in a string field");
       }
-      return s;
     }
-    return this.#utf8(start, e);
-  }
-
-  #utf8(start: number, e: number): string {
-    try {
-      return utf8Strict.decode(this.b.subarray(start, e));
-    } catch {
-      throw new DecodeError("invalid UTF-8 in a string field");
-    }
+    return s;
   }
 
   /** Skips the value of an unknown (or mistyped) field whose tag was just read. */
