@@ -444,9 +444,9 @@ export class Reader {
 }
 
 /** Sets `rec[key]`, also when the key is "__proto__". */
-export function setOwn<V>(rec: Record<string, V>, key: string, v: V): void {
+export function setOwn(rec: object, key: string, v: unknown): void {
   if (key === "__proto__") Object.defineProperty(rec, key, { value: v, enumerable: true, configurable: true, writable: true });
-  else rec[key] = v;
+  else (rec as Record<string, unknown>)[key] = v;
 }
 
 // --- JSON (proto3 JSON mapping, as protobuf-es's toJson/fromJson) ---
