@@ -12,6 +12,7 @@ import { attach, type AttachConnection, type AttachOutput } from "./attach-clien
 import { placeMonitor, removeMonitorCgroup, type MonitorCgroupRequest } from "./cgroup.ts";
 import { attachSocketPath, removeMonitorDir, reopenLog, resize } from "./control.ts";
 import { execSessionInContainerMonitor, spawnExec, type SpawnExecOptions } from "./exec.ts";
+import { execSyncDirect } from "./exec-direct.ts";
 import { execSync, execSyncInContainerMonitor, type ExecSyncOptions, type ExecSyncResult } from "./exec-sync.ts";
 import { ExitWatcher, readExitFile, removeExitFile } from "./exits.ts";
 import { MonitorLiveness } from "./liveness.ts";
@@ -52,8 +53,13 @@ export interface MonitorConfig extends MonitorBase {
   /** Container monitors kept warm for CreateContainer; default 1, 0 = start each on demand. */
   createStandby?: number;
   /**
-   * ExecSync and streaming exec sessions through the container's own monitor when it can
-   * (default); false: always a monitor of their own (warm standbys).
+   * ExecSync run by the daemon itself, the runtime's `exec` in the foreground, no monitor
+   * (exec-direct.ts; default); false: through a monitor (execSyncInContainerMonitor says which).
+   */
+  execSyncDirect?: boolean;
+  /**
+   * ExecSync (when not direct) and streaming exec sessions through the container's own monitor
+   * when it can (default); false: always a monitor of their own (warm standbys).
    */
   execSyncInContainerMonitor?: boolean;
 }
@@ -179,11 +185,13 @@ export class Monitors extends MonitorFiles {
   }
 
   /**
-   * execSync in a running container: through the container's own monitor (no process started),
-   * else — a monitor from before that existed — under an exec-sync monitor (a warm one).
+   * execSync in a running container: the runtime's exec run by the daemon, no monitor woken
+   * (exec-direct.ts); with execSyncDirect false, through the container's own monitor, else — a
+   * monitor from before that existed — under an exec-sync monitor (a warm one).
    */
   async execSync(o: PerCall<ExecSyncOptions>): Promise<ExecSyncResult> {
     const full = { ...this.config, ...o };
+    if (this.config.execSyncDirect !== false) return execSyncDirect(full);
     if (this.config.execSyncInContainerMonitor !== false) {
       const r = await execSyncInContainerMonitor(full);
       if (r) return r;

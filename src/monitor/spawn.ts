@@ -201,7 +201,12 @@ export function pidOf(m: SyncMessage | undefined, monitor: StartedMonitor, what:
  * runtime ignores them.
  */
 function monitorEnv(extra: Record<string, string> = {}): Record<string, string> {
-  const env: Record<string, string> = { ...MONITOR_JSC };
+  return { ...MONITOR_JSC, ...runtimeEnv(extra) };
+}
+
+/** The OCI runtime's environment when the daemon runs it for a monitor's work (exec-direct.ts): the monitor's, less the JSC settings. */
+export function runtimeEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !DAEMON_ONLY.has(k)) env[k] = v;
   return { ...env, ...extra };
 }

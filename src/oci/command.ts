@@ -38,6 +38,8 @@ export interface ExecArgs {
   consoleSocket?: string;
   /** The runtime's own log (JSON), read on failure. */
   log?: string;
+  /** `--debug`: the runtime logs its steps too (runc: "process exited" with the status, as it reaps). */
+  debug?: boolean;
 }
 
 /** The argv of every runtime verb for one handler. */
@@ -87,6 +89,7 @@ export class RuntimeCommand {
   exec(id: string, o: ExecArgs): string[] {
     return [
       ...this.#global(o.log),
+      ...(o.debug ? ["--debug"] : []),
       "exec",
       "--process",
       o.processPath,

@@ -14,11 +14,13 @@ const proc = (args: string[], terminal = false) => ({ args, env: ["PATH=/bin", "
 
 describe.skipIf(!canRun())("monitor: exec", () => {
   test.each([
-    ["through the container's monitor", true],
-    ["under an exec-sync monitor", false],
-  ])("ExecSync %s: output, exit code, cap, timeout", async (_how, inContainerMonitor) => {
+    ["run by the daemon, no monitor", "direct"],
+    ["through the container's monitor", "container"],
+    ["under an exec-sync monitor", "exec-sync"],
+  ] as const)("ExecSync %s: output, exit code, cap, timeout, a child left running", async (_how, how) => {
     await using w = new MonitorWorld();
-    const m = new Monitors({ ...w.config, execSyncInContainerMonitor: inContainerMonitor });
+    const inContainerMonitor = how === "container";
+    const m = new Monitors({ ...w.config, execSyncDirect: how === "direct", execSyncInContainerMonitor: inContainerMonitor });
     const id = w.id();
     await m.spawn({ id, bundle: w.bundle(id, ["sleep", "1000"]), logPath: w.logPath(id) });
     await w.runc("start", id);
@@ -41,12 +43,22 @@ describe.skipIf(!canRun())("monitor: exec", () => {
     const left = await m.execSync({ containerId: id, process: proc(["sh", "-c", "ps -o args | grep '[s]leep 432' || true"]) });
     expect(dec.decode(left.stdout)).toBe("");
 
+    // a child left running with the output pipes open: the answer comes at the process's exit
+    // (and ≤ 2 s of output after it), not when the child ends (as CRI-O's conmon)
+    const t1 = Date.now();
+    const bg = await m.execSync({ containerId: id, process: proc(["sh", "-c", "sleep 6 & echo hi; exit 3"]) });
+    expect({ ...bg, stdout: dec.decode(bg.stdout), stderr: dec.decode(bg.stderr) }).toEqual({ exitCode: 3, stdout: "hi\n", stderr: "", timedOut: false });
+    expect(Date.now() - t1).toBeLessThan(4500);
+    // killed by a signal: 128 + signal, as the monitor records a container's exit
+    const killed = await m.execSync({ containerId: id, process: proc(["sh", "-c", "kill -9 $$"]) });
+    expect([killed.exitCode, killed.timedOut]).toEqual([137, false]);
+
     const missing = await m.execSync({ containerId: id, process: proc(["/bin/nope"]) }).catch((e) => e);
     expect(missing).toMatchObject({ name: "RuntimeError", kind: "unknown" });
     expect(missing.message).toContain("nope");
     expect(readdirSync(w.config.socketDir)).toEqual([id]); // exec sessions leave no dir behind
-    // the container's monitor ran them all: no exec-sync monitor was ever started
-    if (inContainerMonitor) expect(m.standby.stats()).toEqual({ hits: 0, misses: 0, pids: [] });
+    // the daemon or the container's monitor ran them all: no exec-sync monitor was ever started
+    if (how !== "exec-sync") expect(m.standby.stats()).toEqual({ hits: 0, misses: 0, pids: [] });
     if (inContainerMonitor) {
       // a bad request on the ctl socket gets an EXIT frame with the error; the monitor goes on
       const frames = new FrameDecoder();
@@ -65,7 +77,7 @@ describe.skipIf(!canRun())("monitor: exec", () => {
       sock.end();
       const again = await m.execSync({ containerId: id, process: proc(["echo", "still here"]) });
       expect(dec.decode(again.stdout)).toBe("still here\n");
-    } else expect(m.standby.stats().hits + m.standby.stats().misses).toBe(6);
+    } else if (how === "exec-sync") expect(m.standby.stats().hits + m.standby.stats().misses).toBe(8);
     m.close();
   });
 

@@ -9,6 +9,7 @@ const verbs = (c: RuntimeCommand): Record<string, string[]> => ({
   start: c.start("c1"),
   exec: c.exec("c1", { processPath: "/m/e1/process.json" }),
   "exec (monitor)": c.exec("c1", { processPath: "/m/e1/process.json", detach: true, pidFile: "/m/e1/pid", log: "/m/e1/runtime.log" }),
+  "exec (daemon, ExecSync)": c.exec("c1", { processPath: "/m/e1/process.json", pidFile: "/m/e1/pid", log: "/m/e1/runtime.log", debug: true }),
   kill: c.kill("c1", "SIGTERM"),
   "kill --all": c.kill("c1", 9, true),
   update: c.update("c1", "-"),
@@ -58,6 +59,21 @@ describe.each([
     ]);
     expect(v.start).toEqual([...p, "start", "c1"]);
     expect(v.exec).toEqual([...p, "exec", "--process", "/m/e1/process.json", "c1"]);
+    // --debug is global too: before the verb
+    expect(v["exec (daemon, ExecSync)"]).toEqual([
+      ...p,
+      "--log",
+      "/m/e1/runtime.log",
+      "--log-format",
+      "json",
+      "--debug",
+      "exec",
+      "--process",
+      "/m/e1/process.json",
+      "--pid-file",
+      "/m/e1/pid",
+      "c1",
+    ]);
     expect(v["exec (monitor)"]).toEqual([
       ...p,
       "--log",
