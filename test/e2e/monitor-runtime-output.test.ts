@@ -276,14 +276,24 @@ describe("a runtime that writes more than a pipe holds", () => {
 });
 
 // The daemon's fallbacks, where an exec gets a monitor of its own (the container's monitor cannot
-// run it): an exec-sync monitor (the runtime's stdio are the daemon's pipes) and an exec monitor.
+// run it): an exec-sync monitor (the runtime's stdio are the daemon's pipes) and an exec monitor;
+// and ExecSync as the daemon runs it by default, the runtime's exec as its own child (no monitor).
 describe.skipIf(!canRun())("the exec monitors with a runtime that writes more than a pipe holds", () => {
   const proc = (args: string[]) => ({ args, env: ["PATH=/bin"], cwd: "/", user: { uid: 0, gid: 0 }, terminal: false });
 
-  test("ExecSync under an exec-sync monitor and a streaming exec under an exec monitor complete", async () => {
+  test.each([
+    ["under an exec-sync monitor", false],
+    ["run by the daemon (no monitor)", true],
+  ])("ExecSync %s and a streaming exec under an exec monitor complete", async (_how, execSyncDirect) => {
     await using w = new MonitorWorld();
     // the compiled binary's monitor role, as the daemon runs it
-    const m = new Monitors({ ...w.config, selfCommand: [CRIO], runtime: [WRAPPER, "--root", w.runtimeRoot], execSyncInContainerMonitor: false });
+    const m = new Monitors({
+      ...w.config,
+      selfCommand: [CRIO],
+      runtime: [WRAPPER, "--root", w.runtimeRoot],
+      execSyncDirect,
+      execSyncInContainerMonitor: false,
+    });
     try {
       const id = w.id();
       await m.spawn({ id, bundle: w.bundle(id, ["sleep", "1000"]), logPath: w.logPath(id) });

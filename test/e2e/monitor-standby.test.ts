@@ -206,7 +206,7 @@ describe.skipIf(!canRun())("monitor: warm container monitor (create standby)", (
 describe.skipIf(!canRun())("monitor: warm exec-sync standby", () => {
   test("the second ExecSync uses the warm monitor; concurrent ones start their own; close kills it", async () => {
     await using w = new MonitorWorld();
-    const m = new Monitors({ ...w.config, execSyncInContainerMonitor: false });
+    const m = new Monitors({ ...w.config, execSyncDirect: false, execSyncInContainerMonitor: false });
     try {
       const id = w.id();
       await m.spawn({ id, bundle: w.bundle(id, ["sleep", "1000"]), logPath: w.logPath(id) });
