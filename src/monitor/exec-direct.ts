@@ -25,7 +25,8 @@ import { monitorDir, runtimeEnv, writeProcessSpec } from "./spawn.ts";
  *   returns at the process's exit, as with CRI-O's conmon (the child runs on; its writes fail).
  *   A runtime that logs no such line is waited for.
  * - The runtime failed to start the process (no pid file when it exited): RuntimeError "unknown"
- *   with the runtime's own error (its JSON log, else its stderr, else its status).
+ *   with the runtime's own error (its JSON log, else its stderr, else its status). The runtime
+ *   killed by someone else: RuntimeError "unknown" too (its exit is not the process's status).
  * Output is capped per stream at `maxOutput`, the rest read and dropped.
  */
 export async function execSyncDirect(o: ExecSyncOptions): Promise<ExecSyncResult> {
@@ -64,7 +65,13 @@ export async function execSyncDirect(o: ExecSyncOptions): Promise<ExecSyncResult
     try {
       const outlived = { status: undefined as number | undefined };
       code = await Promise.race([exited, lingering(p.pid, exited, watch, f.runtimeLog, outlived)]);
-      code = outlived.status ?? code; // the runtime was killed for outliving the process: its status, not the kill's
+      // killed here for outliving the process: its status, not the kill's
+      if (outlived.status !== undefined) code = outlived.status;
+      else if (p.signalCode) {
+        // killed by someone else: its exit is not the process's status (which may still run, as
+        // after a runtime killed under a monitor)
+        throw new RuntimeError("unknown", `${what}: the runtime was killed by ${p.signalCode} (exit ${code})`);
+      }
     } finally {
       clearTimeout(timer);
     }
