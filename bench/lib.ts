@@ -362,11 +362,12 @@ export async function startRuntime(name: RuntimeName, reg: Registry, o: { config
         rmSync(dir, { recursive: true, force: true });
         throw e;
       }
-      // A monitor shows `… conmon … --runtime-root <root>` (a standby one too), or, when its retitled
-      // argv has no room for that, `… conmon … --id <id>`: then its dir in <runroot>/monitor tells.
+      // A monitor shows `… conmon … --runtime-command ["runc","--root","<root>"]` (a standby one
+      // too), or, when its retitled argv has no room for that, `… conmon … --id <id>`: then its dir
+      // in <runroot>/monitor tells.
       const ours = (argv: string[]) =>
         argv.includes("conmon") &&
-        (argv[argv.indexOf("--runtime-root") + 1] === d.runcRoot ||
+        ((argv[argv.indexOf("--runtime-command") + 1] ?? "").includes(JSON.stringify(d.runcRoot)) ||
           (argv.includes("--id") && existsSync(join(d.runroot, "monitor", argv[argv.indexOf("--id") + 1] ?? "-"))));
       const rt: BenchRuntime = {
         name,
