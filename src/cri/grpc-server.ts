@@ -1,7 +1,8 @@
-// A gRPC server for the CRI's two kinds of call — unary and server-streaming — straight on
-// node:http2: the daemon's whole gRPC layer. It replaced grpc-js's Server, whose generic
-// machinery (interceptors, filter stacks, channelz, a client half loaded with it) cost the idle
-// daemon ~5 MB of memory and every call ~150 µs of CPU (measured: bench/RESULTS.md, "serial").
+// A gRPC server for the CRI's two kinds of call — unary and server-streaming — on our own HTTP/2
+// (cri/h2-connection.ts): the daemon's whole gRPC layer. It replaced grpc-js's Server, whose
+// generic machinery cost the idle daemon ~5 MB and every call ~150 µs of CPU, and then Bun's
+// node:http2, which still cost most of a call's CPU, several MB and milliseconds of start-up
+// (measured: bench/RESULTS.md, "serial" and "h2").
 //
 // The wire (grpc/doc/PROTOCOL-HTTP2.md): a POST with content-type application/grpc[+proto];
 // the body is length-prefixed messages (1 byte compressed flag, 4 bytes big-endian length); the
@@ -10,8 +11,8 @@
 // both ("trailers-only"). `grpc-timeout` sets the call's deadline; a stream the client resets
 // cancels it.
 
-import { createServer, type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import type { Duplex } from "node:stream";
+import { H2Connection, type H2Stream, headerBlock } from "./h2-connection.ts";
 
 /** gRPC status codes (grpc/doc/statuscodes.md). */
 export const Status = {
@@ -78,50 +79,50 @@ export interface GrpcServerOptions {
 
 /** Serves `routes` (by :path) on the connections handed to `inject`. */
 export class GrpcServer {
-  #h2: Http2Server;
   #routes: Map<string, Route>;
   #o: GrpcServerOptions;
-  #sessions = new Set<Http2Session>();
+  #conns = new Set<H2Connection>();
   #calls = new Set<AbortController>();
+  #closing = false;
 
   constructor(routes: Map<string, Route>, o: GrpcServerOptions) {
     this.#routes = routes;
     this.#o = o;
-    this.#h2 = createServer();
-    this.#h2.on("session", (s: Http2Session) => {
-      this.#sessions.add(s);
-      s.on("close", () => this.#sessions.delete(s));
-      s.on("error", (e) => o.onError?.("session", e));
-    });
-    this.#h2.on("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => this.#serve(stream, headers));
   }
 
-  /** Serves one connection (a client socket, or the authority-fixing front's Duplex). */
+  /** Serves one client connection. */
   inject(conn: Duplex): void {
-    this.#h2.emit("connection", conn);
+    const c: H2Connection = new H2Connection(conn, {
+      onStream: (s) => this.#serve(s),
+      onError: (what) => this.#o.onError?.("connection", new Error(what)),
+      onClose: () => this.#conns.delete(c),
+    });
+    this.#conns.add(c);
+    if (this.#closing) c.goaway();
   }
 
   /** Tells every connection to go away (GOAWAY): calls in flight finish, new ones are refused. */
   close(): void {
-    for (const s of this.#sessions) if (!s.closed && !s.destroyed) s.close();
+    this.#closing = true;
+    for (const c of this.#conns) c.goaway();
   }
 
   /** Ends every connection now; calls in flight are aborted. */
   destroy(): void {
     for (const ac of this.#calls) ac.abort(new DOMException("the server is stopping", "AbortError"));
-    for (const s of this.#sessions) s.destroy();
+    for (const c of [...this.#conns]) c.destroy();
   }
 
   // --- internal ---
 
-  #serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
-    stream.on("error", (e) => this.#o.onError?.("stream", e));
-    const ctype = String(headers["content-type"] ?? "");
+  #serve(stream: H2Stream): void {
+    const headers = stream.headers;
+    const ctype = headers.get("content-type") ?? "";
     if (!ctype.startsWith("application/grpc")) {
-      stream.respond({ ":status": 415 }, { endStream: true });
+      stream.respond(STATUS_415, true);
       return;
     }
-    const path = String(headers[":path"] ?? "");
+    const path = headers.get(":path")!;
     const route = this.#routes.get(path);
     const ac = new AbortController();
     this.#calls.add(ac);
@@ -129,30 +130,27 @@ export class GrpcServer {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const finish = () => {
       done = true;
-      clearTimeout(timer);
+      if (timer !== undefined) clearTimeout(timer);
       this.#calls.delete(ac);
     };
     /** Ends the call with a status: trailers-only when nothing was sent yet. */
     const fail = (code: StatusCode, details: string) => {
       if (done) return;
       finish();
-      if (stream.destroyed || stream.closed) return;
-      const status = { "grpc-status": String(code), "grpc-message": encodeMessage(details) };
-      if (!stream.headersSent) stream.respond({ ":status": 200, "content-type": "application/grpc+proto", ...status }, { endStream: true });
-      else {
-        stream.once("wantTrailers", () => stream.sendTrailers(status));
-        stream.end();
-      }
+      if (stream.closed) return;
+      if (!stream.headersSent) stream.respond(statusBlock(code, details, true), true);
+      else stream.end(statusBlock(code, details, false));
     };
-    stream.once("close", () => {
+    stream.onReset = () => {
       if (!done) {
         finish();
         ac.abort(new DOMException("the client cancelled the call", "AbortError"));
       }
-    });
+    };
     if (!route) return fail(Status.UNIMPLEMENTED, `The server does not implement the method ${path}`);
-    const deadline = parseTimeout(headers["grpc-timeout"]);
-    if (deadline === undefined) return fail(Status.INTERNAL, `invalid grpc-timeout header "${String(headers["grpc-timeout"])}"`);
+    const timeout = headers.get("grpc-timeout");
+    const deadline = parseTimeout(timeout);
+    if (deadline === undefined) return fail(Status.INTERNAL, `invalid grpc-timeout header "${String(timeout)}"`);
     if (Number.isFinite(deadline)) {
       timer = setTimeout(
         () => {
@@ -163,90 +161,96 @@ export class GrpcServer {
       );
       timer.unref?.();
     }
-    const call: Call = {
-      path,
-      deadline,
-      signal: ac.signal,
-      header: (name) => {
-        const v = headers[name];
-        return Array.isArray(v) ? v[0] : v;
-      },
-    };
+    const call: Call = { path, deadline, signal: ac.signal, header: (name) => headers.get(name) };
 
     // the request: exactly one length-prefixed message
-    const chunks: Buffer[] = [];
+    let first: Buffer | undefined;
+    let chunks: Buffer[] | undefined;
     let size = 0;
-    stream.on("data", (c: Buffer) => {
+    const max = this.#o.maxRecvBytes;
+    stream.onData = (c) => {
       if (done) return;
-      if (size === 0 && chunks.length === 0 && c.length >= 5) {
+      if (size === 0 && c.length >= 5) {
         const len = c.readUInt32BE(1);
-        if (len > this.#o.maxRecvBytes) return fail(Status.RESOURCE_EXHAUSTED, `Received message larger than max (${len} vs. ${this.#o.maxRecvBytes})`);
+        if (len > max) return fail(Status.RESOURCE_EXHAUSTED, `Received message larger than max (${len} vs. ${max})`);
       }
-      chunks.push(c);
+      if (first === undefined) first = c;
+      else (chunks ??= [first]).push(c);
       size += c.length;
-      if (size > this.#o.maxRecvBytes + 5) fail(Status.RESOURCE_EXHAUSTED, `Received message larger than max (${size - 5} vs. ${this.#o.maxRecvBytes})`);
-    });
-    stream.once("end", () => {
+      if (size > max + 5) fail(Status.RESOURCE_EXHAUSTED, `Received message larger than max (${size - 5} vs. ${max})`);
+    };
+    stream.onEnd = () => {
       if (done) return;
       let req: Uint8Array;
       try {
-        req = requestMessage(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), String(headers["grpc-encoding"] ?? "identity"));
+        req = requestMessage(chunks ? Buffer.concat(chunks, size) : (first ?? EMPTY), headers.get("grpc-encoding") ?? "identity");
       } catch (e) {
         return fail(e instanceof GrpcStatus ? e.code : Status.INTERNAL, e instanceof Error ? e.message : String(e));
       }
+      first = chunks = undefined;
       const failed = (e: unknown) => (e instanceof GrpcStatus ? fail(e.code, e.details) : fail(Status.UNKNOWN, e instanceof Error ? e.message : String(e)));
       if (route.kind === "unary") {
         route.handle(req, call).then((res) => {
-          if (done || stream.destroyed) return finish();
+          if (done || stream.closed) return finish();
           if (res.length > this.#o.maxSendBytes)
             return fail(Status.RESOURCE_EXHAUSTED, `Sent message larger than max (${res.length} vs. ${this.#o.maxSendBytes})`);
           finish();
-          stream.respond({ ":status": 200, "content-type": "application/grpc+proto" }, { waitForTrailers: true });
-          stream.once("wantTrailers", () => stream.sendTrailers(OK_TRAILERS));
-          stream.end(frame(res));
+          stream.respond(RESPONSE_HEADERS, false);
+          stream.write(prefix(res.length));
+          stream.write(res);
+          stream.end(OK_TRAILERS);
         }, failed);
       } else {
         const send = (msg: Uint8Array): Promise<void> => {
-          if (done || stream.destroyed || stream.closed) return Promise.resolve();
+          if (done || stream.closed) return Promise.resolve();
           if (msg.length > this.#o.maxSendBytes) {
             fail(Status.RESOURCE_EXHAUSTED, `Sent message larger than max (${msg.length} vs. ${this.#o.maxSendBytes})`);
             return Promise.resolve();
           }
-          if (!stream.headersSent) stream.respond({ ":status": 200, "content-type": "application/grpc+proto" }, { waitForTrailers: true });
-          if (stream.write(frame(msg))) return Promise.resolve();
-          return new Promise<void>((resolve) => {
-            const go = () => {
-              stream.off("drain", go);
-              stream.off("close", go);
-              resolve();
-            };
-            stream.on("drain", go);
-            stream.on("close", go);
-          });
+          if (!stream.headersSent) stream.respond(RESPONSE_HEADERS, false);
+          stream.write(prefix(msg.length));
+          stream.write(msg);
+          return stream.drained();
         };
         route.handle(req, call, send).then(() => {
           if (done) return;
           if (!stream.headersSent) return fail(Status.OK, "");
           finish();
-          if (stream.destroyed || stream.closed) return;
-          stream.once("wantTrailers", () => stream.sendTrailers(OK_TRAILERS));
-          stream.end();
+          stream.end(OK_TRAILERS);
         }, failed);
       }
-    });
+    };
   }
 }
 
 // --- internal ---
 
-const OK_TRAILERS = { "grpc-status": "0", "grpc-message": "" };
+const EMPTY = Buffer.alloc(0);
+const RESPONSE_HEADERS = headerBlock([
+  [":status", "200"],
+  ["content-type", "application/grpc+proto"],
+]);
+const OK_TRAILERS = headerBlock([
+  ["grpc-status", "0"],
+  ["grpc-message", ""],
+]);
+const STATUS_415 = headerBlock([[":status", "415"]]);
 
-/** A message with its 5-byte prefix (not compressed). */
-function frame(msg: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(5 + msg.length);
+/** The header block of a status: trailers, or (`only`) the whole answer. */
+function statusBlock(code: StatusCode, details: string, only: boolean): Buffer {
+  if (code === Status.OK && !only) return OK_TRAILERS;
+  const status: Array<[string, string]> = [
+    ["grpc-status", String(code)],
+    ["grpc-message", encodeMessage(details)],
+  ];
+  return headerBlock(only ? [[":status", "200"], ["content-type", "application/grpc+proto"], ...status] : status);
+}
+
+/** The 5-byte prefix of an uncompressed message of `len` bytes. */
+function prefix(len: number): Buffer {
+  const out = Buffer.allocUnsafe(5);
   out[0] = 0;
-  out.writeUInt32BE(msg.length, 1);
-  out.set(msg, 5);
+  out.writeUInt32BE(len, 1);
   return out;
 }
 
@@ -267,9 +271,9 @@ function requestMessage(body: Buffer, encoding: string): Uint8Array {
 }
 
 /** grpc-timeout ("<digits><H|M|S|m|u|n>") → the deadline in ms since the epoch; Infinity when absent, undefined when malformed. */
-function parseTimeout(v: string | string[] | undefined): number | undefined {
+function parseTimeout(v: string | undefined): number | undefined {
   if (v === undefined) return Infinity;
-  const m = /^(\d{1,8})([HMSmun])$/.exec(Array.isArray(v) ? (v[0] ?? "") : v);
+  const m = /^(\d{1,8})([HMSmun])$/.exec(v);
   if (!m) return undefined;
   const unitMs = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 }[m[2] as "H"]!;
   return Date.now() + Number(m[1]) * unitMs;

@@ -25,7 +25,7 @@ export interface ServeOptions {
  */
 export const SHUTDOWN_GRACE_MS = 5_000;
 
-/** The CRI gRPC server on a unix socket (cri/grpc-server.ts behind cri/h2-front.ts). */
+/** The CRI gRPC server on a unix socket (cri/grpc-server.ts on cri/h2-connection.ts, listening through cri/h2-front.ts). */
 export interface CriServer {
   /**
    * Stops accepting, ends every stream (OK; GetContainerEvents included) and answers ExecSync
@@ -49,14 +49,14 @@ export async function serve(o: ServeOptions): Promise<CriServer> {
     maxRecvBytes: o.maxRecvBytes,
     onError: (what, e) => log.debug(`CRI connection: ${what} error`, { error: e instanceof Error ? e.message : String(e) }),
   });
-  // The socket is served by h2-front.ts, which hands each connection to the gRPC server after
-  // fixing the :authority older grpc-go clients send (critest v1.26 sends the socket path).
+  // Each connection accepted on the socket is served by our HTTP/2 server (any :authority: older
+  // grpc-go clients, critest v1.26 among them, send the socket path).
   const front = await listenH2Front(o.socket, (conn) => server.inject(conn));
   await chmod(o.socket, 0o660);
   return {
     async stop(graceMs = SHUTDOWN_GRACE_MS) {
-      // The front's close resolves once every connection has ended, which each does when its
-      // session, told to go away, has finished its calls.
+      // The front's close resolves once every connection has ended, which each does when,
+      // told to go away (GOAWAY), it has finished its calls.
       const closed = front.close();
       server.close();
       rt.shutdown();

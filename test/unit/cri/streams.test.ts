@@ -147,7 +147,7 @@ async function until(f: () => boolean): Promise<void> {
   }
 }
 
-/** The gRPC server on a plain unix socket (the daemon puts cri/h2-front.ts before it). */
+/** The gRPC server on a plain unix socket (the daemon listens through cri/h2-front.ts). */
 function listen(routes: Map<string, Route>, path: string): Promise<Server> {
   const grpc = new GrpcServer(routes, { maxRecvBytes: 16 << 20, maxSendBytes: 16 << 20 });
   const s = createServer((conn) => grpc.inject(conn));
