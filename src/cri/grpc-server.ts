@@ -12,7 +12,7 @@
 // cancels it.
 
 import type { Duplex } from "node:stream";
-import { H2Connection, type H2Stream, headerBlock } from "./h2-connection.ts";
+import { H2Connection, type H2Stream, headerBlock, serveDuplex, type Transport } from "./h2-connection.ts";
 
 /** gRPC status codes (grpc/doc/statuscodes.md). */
 export const Status = {
@@ -90,15 +90,21 @@ export class GrpcServer {
     this.#o = o;
   }
 
-  /** Serves one client connection. */
+  /** Serves one client connection given as a node:net Socket (or any Duplex of its bytes). */
   inject(conn: Duplex): void {
-    const c: H2Connection = new H2Connection(conn, {
+    serveDuplex(conn, (t) => this.accept(t));
+  }
+
+  /** Serves one client connection; its owner feeds the returned connection (see `Transport`). */
+  accept(t: Transport): H2Connection {
+    const c: H2Connection = new H2Connection(t, {
       onStream: (s) => this.#serve(s),
       onError: (what) => this.#o.onError?.("connection", new Error(what)),
       onClose: () => this.#conns.delete(c),
     });
     this.#conns.add(c);
     if (this.#closing) c.goaway();
+    return c;
   }
 
   /** Tells every connection to go away (GOAWAY): calls in flight finish, new ones are refused. */

@@ -117,6 +117,44 @@ export class H2Stream {
   }
 }
 
+/**
+ * The byte stream under a connection: a Bun socket (the daemon's listener, cri/h2-front.ts) or a
+ * node:net Socket (`duplexTransport`). Its owner feeds the connection: `input` with each chunk
+ * read, `drained` when the written bytes went out, `closed` when it closed.
+ */
+export interface Transport {
+  write(b: Uint8Array): void;
+  /** Bytes written and not yet taken by the kernel. */
+  readonly pending: number;
+  /** Stops reading (TCP-like backpressure on the client); `resume` reads again. */
+  pause(): void;
+  resume(): void;
+  /** Closes once what was written is sent. */
+  end(): void;
+  /** Closes now. */
+  destroy(): void;
+}
+
+/** Serves `socket` (node:net, or any Duplex of bytes) with a connection made by `make`. */
+export function serveDuplex(socket: Duplex, make: (t: Transport) => H2Connection): H2Connection {
+  const c = make({
+    write: (b) => void socket.write(b),
+    get pending() {
+      return socket.writableLength;
+    },
+    pause: () => void socket.pause(),
+    resume: () => void socket.resume(),
+    end: () => void socket.end(() => socket.destroy()),
+    destroy: () => void socket.destroy(),
+  });
+  socket.on("data", (chunk: Buffer) => c.input(chunk));
+  socket.on("drain", () => c.drained());
+  socket.on("error", () => {});
+  socket.on("end", () => c.closed());
+  socket.on("close", () => c.closed());
+  return c;
+}
+
 export interface H2ConnectionOptions {
   /** A new request stream: set its callbacks now. */
   onStream: (s: H2Stream) => void;
@@ -126,9 +164,9 @@ export interface H2ConnectionOptions {
   onClose?: () => void;
 }
 
-/** Serves HTTP/2 on `socket` (a client's connection). */
+/** Serves HTTP/2 on one client's connection. */
 export class H2Connection {
-  #socket: Duplex;
+  #socket: Transport;
   #o: H2ConnectionOptions;
   #streams = new Map<number, H2Stream>();
   #decoder = new HpackDecoder(4096, 4096);
@@ -157,14 +195,9 @@ export class H2Connection {
   #goingAway = false;
   #dead = false;
 
-  constructor(socket: Duplex, o: H2ConnectionOptions) {
+  constructor(socket: Transport, o: H2ConnectionOptions) {
     this.#socket = socket;
     this.#o = o;
-    socket.on("data", (chunk: Buffer) => this.#input(chunk));
-    socket.on("drain", () => this.#drained());
-    socket.on("error", (e: Error) => o.onError?.(`socket: ${e.message}`));
-    socket.on("close", () => this.#closed());
-    socket.on("end", () => this.#closed());
     const s = Buffer.allocUnsafe(9 + 18 + 13);
     frameHeader(s, 0, 18, SETTINGS, 0, 0);
     let p = setting(s, 9, 0x3, OUR_SETTINGS.maxConcurrentStreams);
@@ -198,7 +231,7 @@ export class H2Connection {
     if (this.#dead) return;
     this.#dead = true;
     this.#socket.destroy();
-    this.#closed();
+    this.closed();
   }
 
   // --- used by H2Stream ---
@@ -264,7 +297,8 @@ export class H2Connection {
 
   // --- input ---
 
-  #input(chunk: Buffer): void {
+  /** The next bytes from the client. */
+  input(chunk: Buffer): void {
     if (this.#dead) return;
     let buf = this.#pending ? Buffer.concat([this.#pending, chunk]) : chunk;
     this.#pending = undefined;
@@ -569,14 +603,15 @@ export class H2Connection {
     this.#out = [];
     this.#outLen = 0;
     this.#socket.write(out);
-    if (!this.#paused && this.#socket.writableLength > SOCKET_HIGH) {
+    if (!this.#paused && this.#socket.pending > SOCKET_HIGH) {
       // the client is not reading: neither do we, until it has taken what we sent
       this.#paused = true;
       this.#socket.pause();
     }
   }
 
-  #drained(): void {
+  /** The transport took what was written. */
+  drained(): void {
     if (!this.#paused || this.#dead) return;
     this.#paused = false;
     this.#socket.resume();
@@ -618,9 +653,8 @@ export class H2Connection {
     this.#goawayFrame(code, what);
     this.#flush();
     this.#dead = true;
-    const sock = this.#socket;
-    sock.end(() => sock.destroy());
-    this.#closed();
+    this.#socket.end();
+    this.closed();
   }
 
   // Graceful end: nothing open is left after a GOAWAY.
@@ -628,12 +662,12 @@ export class H2Connection {
     if (this.#dead) return;
     this.#flush();
     this.#dead = true;
-    const sock = this.#socket;
-    sock.end(() => sock.destroy());
-    this.#closed();
+    this.#socket.end();
+    this.closed();
   }
 
-  #closed(): void {
+  /** The transport closed (or must be): every open stream is reset. */
+  closed(): void {
     if (!this.#dead) {
       this.#dead = true;
       this.#socket.destroy();

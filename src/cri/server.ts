@@ -51,7 +51,7 @@ export async function serve(o: ServeOptions): Promise<CriServer> {
   });
   // Each connection accepted on the socket is served by our HTTP/2 server (any :authority: older
   // grpc-go clients, critest v1.26 among them, send the socket path).
-  const front = await listenH2Front(o.socket, (conn) => server.inject(conn));
+  const front = await listenH2Front(o.socket, (t) => server.accept(t));
   await chmod(o.socket, 0o660);
   return {
     async stop(graceMs = SHUTDOWN_GRACE_MS) {

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GrpcServer, Status, type Route } from "../../../src/cri/grpc-server.ts";
 import { MAX_BLOCK } from "../../../src/cri/h2-connection.ts";
+import { type H2Front, listenH2Front } from "../../../src/cri/h2-front.ts";
 import { HpackDecoder } from "../../../src/cri/hpack.ts";
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
@@ -17,7 +18,10 @@ const [DATA, HEADERS, PRIORITY, RST, SETTINGS, PING, GOAWAY, WINDOW_UPDATE, CONT
 
 let dir: string;
 let net: Server;
+let front: H2Front;
+/** The socket the tests of the moment talk to: node:net's (GrpcServer.inject) or the daemon's listener (h2-front.ts, Bun sockets). */
 let sock: string;
+const socks = { "node:net socket (inject)": "", "Bun socket (h2-front.ts, the daemon's)": "" };
 const handled: Record<string, number> = {};
 let resetReason: unknown;
 let sentCount = 0;
@@ -65,14 +69,18 @@ const routes = new Map<string, Route>([
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "h2-conn-"));
-  sock = join(dir, "s.sock");
   const grpc = new GrpcServer(routes, { maxRecvBytes: 4 << 20, maxSendBytes: 8 << 20 });
+  socks["node:net socket (inject)"] = join(dir, "net.sock");
   net = createServer((c) => grpc.inject(c));
-  await new Promise<void>((resolve) => net.listen(sock, () => resolve()));
+  await new Promise<void>((resolve) => net.listen(socks["node:net socket (inject)"], () => resolve()));
+  socks["Bun socket (h2-front.ts, the daemon's)"] = join(dir, "front.sock");
+  front = await listenH2Front(join(dir, "front.sock"), (t) => grpc.accept(t));
 });
 
-afterAll(() => {
+afterAll(async () => {
   net.close();
+  front.destroyConnections();
+  await front.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -228,271 +236,278 @@ class Raw {
 
 const body = (b: Buffer) => b.subarray(5).toString();
 
-describe("h2 connection", () => {
-  test("the server's preface: SETTINGS, a connection WINDOW_UPDATE, and an ACK of ours", async () => {
-    const r = await Raw.open();
-    await r.until((fs) => fs.some((f) => f.type === SETTINGS && f.flags & 1), "SETTINGS ACK");
-    expect(r.frames[0]!.type).toBe(SETTINGS);
-    expect(r.frames[0]!.flags).toBe(0);
-    expect(r.frames.some((f) => f.type === WINDOW_UPDATE && f.stream === 0)).toBe(true);
-    r.close();
-  });
-
-  test("a socket-path :authority is served, also when later requests refer to it by index (dynamic table)", async () => {
-    const r = await Raw.open();
-    r.send(frame(HEADERS, 0x4, 1, request("Echo", "/var/run/x.sock")), frame(DATA, 1, 1, message("a")));
-    expect(await r.status(1)).toMatchObject({ code: 0 });
-    expect(body((await r.status(1)).body)).toBe("echo:a");
-    // the first request added its five fields (newest = 62): :method … content-type
-    r.send(frame(HEADERS, 0x4, 3, block({ index: 66 }, { index: 65 }, { index: 64 }, { index: 63 }, { index: 62 }, ["grpc-timeout", "1S"])));
-    r.send(frame(DATA, 1, 3, message("b")));
-    const s = await r.status(3);
-    expect([s.code, body(s.body)]).toEqual([0, "echo:b"]);
-    r.close();
-  });
-
-  test("padding, priority, CONTINUATION frames, size updates, a request split across DATA frames, input in small chunks", async () => {
-    for (const chunk of [1, 7, 4096]) {
-      const r = await Raw.open();
-      const b = block(
-        { sizeUpdate: 0 },
-        { sizeUpdate: 30 },
-        [":method", "POST"],
-        [":path", "/t.T/Echo"],
-        [":authority", "/s.sock"],
-        ["content-type", "application/grpc"],
-        ["x-big", "v".repeat(20_000)],
-      );
-      const payload = Buffer.concat([Buffer.from([3]), Buffer.from("8000000710", "hex"), b.subarray(0, 100), Buffer.alloc(3)]);
-      const msg = message("split across frames");
-      await r.sendChunked(
-        Buffer.concat([
-          frame(HEADERS, 0x8 | 0x20, 1, payload), // PADDED | PRIORITY, no END_HEADERS
-          frame(CONTINUATION, 0, 1, b.subarray(100, 10_000)),
-          frame(CONTINUATION, 0x4, 1, b.subarray(10_000)),
-          frame(PRIORITY, 0, 1, Buffer.from("0000000010", "hex")),
-          frame(DATA, 0, 1, msg.subarray(0, 3)), // the message prefix split
-          frame(DATA, 0x8, 1, Buffer.concat([Buffer.from([2]), msg.subarray(3, 10), Buffer.alloc(2)])),
-          frame(DATA, 1, 1, msg.subarray(10)),
-        ]),
-        chunk,
-      );
-      const s = await r.status(1);
-      expect([s.code, body(s.body)]).toEqual([0, "echo:split across frames"]);
-      r.close();
-    }
-  });
-
-  test("PING is answered with an ACK carrying the same 8 bytes", async () => {
-    const r = await Raw.open();
-    r.send(frame(PING, 0, 0, Buffer.from("0102030405060708", "hex")));
-    await r.until((fs) => fs.some((f) => f.type === PING), "PING ACK");
-    const p = r.frames.find((f) => f.type === PING)!;
-    expect([p.flags, p.payload.toString("hex")]).toEqual([1, "0102030405060708"]);
-    r.close();
-  });
-
-  test("flow control: the answer never exceeds the client's stream and connection windows, and continues on WINDOW_UPDATE", async () => {
-    // stream window 1000 bytes, frames up to 20,000 bytes
-    const r = await Raw.open([setting(0x4, 1000), setting(0x5, 20_000)]);
-    r.send(frame(HEADERS, 0x4, 1, request("Size")), frame(DATA, 1, 1, message("200000")));
-    await r.until((fs) => fs.some((f) => f.type === DATA), "the first DATA");
-    await Bun.sleep(100);
-    const sent = () =>
-      r
-        .on(1)
-        .filter((f) => f.type === DATA)
-        .reduce((n, f) => n + f.payload.length, 0);
-    expect(sent()).toBe(1000);
-    // the stream's window opens wide: now the connection's (65,535 bytes) holds it
-    r.send(frame(WINDOW_UPDATE, 0, 1, u32(1 << 30)));
-    await r.until(() => sent() === 65_535, "the connection window to be used");
-    await Bun.sleep(100);
-    expect(sent()).toBe(65_535);
-    expect(Math.max(...r.on(1).map((f) => f.payload.length))).toBeLessThanOrEqual(20_000);
-    r.send(frame(WINDOW_UPDATE, 0, 0, u32(1 << 30)));
-    const s = await r.status(1);
-    expect([s.code, s.body.length]).toEqual([0, 200_005]);
-    expect(Math.max(...r.on(1).map((f) => f.payload.length))).toBe(20_000); // the client's MAX_FRAME_SIZE
-    r.close();
-  });
-
-  test("flow control: a client's lower INITIAL_WINDOW_SIZE mid-stream holds the answer; a raise releases it", async () => {
-    const r = await Raw.open([setting(0x4, 0)]);
-    r.send(frame(HEADERS, 0x4, 1, request("Size")), frame(DATA, 1, 1, message("3000")));
-    await r.until((fs) => fs.some((f) => f.stream === 1 && f.type === HEADERS), "the response headers");
-    await Bun.sleep(100);
-    expect(r.on(1).filter((f) => f.type === DATA)).toEqual([]);
-    r.send(frame(SETTINGS, 0, 0, setting(0x4, 65_535)));
-    const s = await r.status(1);
-    expect([s.code, s.body.length]).toEqual([0, 3005]);
-    r.close();
-  });
-
-  test("the server grants WINDOW_UPDATE as it consumes a large request", async () => {
-    const r = await Raw.open();
-    const msg = message(Buffer.alloc(3 << 20, 0x61));
-    r.send(frame(HEADERS, 0x4, 1, request("Size")));
-    // 3 MB in 16 KB frames: more than the first windows (1 MB each), so it needs the server's updates
-    const granted = (id: number, initial: number) =>
-      initial +
-      r
-        .on(id)
-        .filter((f) => f.type === WINDOW_UPDATE)
-        .reduce((n, f) => n + f.payload.readUInt32BE(0), 0);
-    const window = () => Math.min(granted(0, 65_535), granted(1, 1 << 20));
-    let sentBytes = 0;
-    for (let p = 0; p < msg.length; p += 16384) {
-      const part = msg.subarray(p, p + 16384);
-      if (sentBytes + part.length > window()) await r.until(() => sentBytes + part.length <= window(), "a WINDOW_UPDATE");
-      r.send(frame(DATA, p + 16384 >= msg.length ? 1 : 0, 1, part));
-      sentBytes += part.length;
-    }
-    // "Size" answers as many bytes as its request says: not a number here, so 0 bytes
-    const s = await r.status(1);
-    expect(s.code).toBe(0);
-    expect(r.on(1).some((f) => f.type === WINDOW_UPDATE)).toBe(true);
-    r.close();
-  });
-
-  test("RST_STREAM mid-call aborts the handler's signal (AbortError); the connection serves on", async () => {
-    const r = await Raw.open();
-    resetReason = undefined;
-    r.send(frame(HEADERS, 0x4, 1, request("Hang")), frame(DATA, 1, 1, message("")));
-    await Bun.sleep(50);
-    r.send(frame(RST, 0, 1, u32(0x8)));
-    const end = Date.now() + 2000;
-    while (resetReason === undefined && Date.now() < end) await Bun.sleep(10);
-    expect((resetReason as DOMException).name).toBe("AbortError");
-    r.send(frame(HEADERS, 0x4, 3, request("Echo")), frame(DATA, 1, 3, message("x")));
-    expect(body((await r.status(3)).body)).toBe("echo:x");
-    expect(r.on(1).filter((f) => f.type !== WINDOW_UPDATE)).toEqual([]); // nothing sent on the cancelled stream
-    r.close();
-  });
-
-  test("a server stream waits for the client's window (send() holds the handler), then finishes", async () => {
-    const r = await Raw.open([setting(0x4, 2500)]);
-    r.send(frame(HEADERS, 0x4, 1, request("Stream")), frame(DATA, 1, 1, message("50")));
-    await r.until((fs) => fs.some((f) => f.type === DATA), "the first DATA");
-    await Bun.sleep(150);
-    expect(sentCount).toBeLessThanOrEqual(3); // 2,500 bytes of window: 2 messages and a part
-    r.send(frame(WINDOW_UPDATE, 0, 1, u32(1 << 20)));
-    const s = await r.status(1);
-    expect([s.code, s.body.length, sentCount]).toEqual([0, 50 * 1005, 50]);
-    r.close();
-  });
-
-  test("a client that stops reading stops being read: its pending answers are bounded, and all arrive once it reads", async () => {
-    const r = await Raw.open([setting(0x4, 0x7fffffff)]);
-    r.send(frame(WINDOW_UPDATE, 0, 0, u32(0x7fffffff - 65_535)));
-    await r.until((fs) => fs.some((f) => f.type === SETTINGS && f.flags & 1), "SETTINGS ACK");
-    r.s.pause();
-    handled.mega = 0;
-    // one request at a time, each its own write, as a client would: 40 answers of 1 MB each
-    for (let i = 0; i < 40; i++) {
-      r.send(frame(HEADERS, 0x4, 1 + 2 * i, request("Mega")), frame(DATA, 1, 1 + 2 * i, message("")));
-      await Bun.sleep(5);
-    }
-    await Bun.sleep(300);
-    expect(handled.mega).toBeGreaterThan(0);
-    expect(handled.mega).toBeLessThan(10); // the server stopped reading requests it cannot answer
-    r.s.resume();
-    for (let i = 0; i < 40; i++) expect((await r.status(1 + 2 * i)).body.length).toBe((1 << 20) + 5);
-    expect(handled.mega).toBe(40);
-    r.close();
-  });
-
-  test("many connections at once, each its own calls", async () => {
-    const rs = await Promise.all(Array.from({ length: 30 }, () => Raw.open()));
-    rs.forEach((r, i) => {
-      r.send(frame(HEADERS, 0x4, 1, request("Echo")), frame(DATA, 1, 1, message(String(i))));
+for (const via of Object.keys(socks) as Array<keyof typeof socks>) {
+  describe(via, () => {
+    beforeAll(() => {
+      sock = socks[via];
     });
-    const bodies = await Promise.all(rs.map(async (r) => body((await r.status(1)).body)));
-    expect(bodies).toEqual(rs.map((_, i) => `echo:${i}`));
-    for (const r of rs) r.close();
-  });
+    describe("h2 connection", () => {
+      test("the server's preface: SETTINGS, a connection WINDOW_UPDATE, and an ACK of ours", async () => {
+        const r = await Raw.open();
+        await r.until((fs) => fs.some((f) => f.type === SETTINGS && f.flags & 1), "SETTINGS ACK");
+        expect(r.frames[0]!.type).toBe(SETTINGS);
+        expect(r.frames[0]!.flags).toBe(0);
+        expect(r.frames.some((f) => f.type === WINDOW_UPDATE && f.stream === 0)).toBe(true);
+        r.close();
+      });
 
-  test("a call that is not gRPC gets 415; a request beyond the limit is RESOURCE_EXHAUSTED and its stream reset", async () => {
-    const r = await Raw.open();
-    r.send(frame(HEADERS, 0x5, 1, block([":method", "POST"], [":path", "/t.T/Echo"], ["content-type", "text/plain"])));
-    await r.until((fs) => fs.some((f) => f.stream === 1 && f.fields), "the answer");
-    expect(r.on(1)[0]!.fields![":status"]).toBe("415");
-    const big = Buffer.alloc(5);
-    big.writeUInt32BE(5 << 20, 1);
-    r.send(frame(HEADERS, 0x4, 3, request("Echo")), frame(DATA, 0, 3, big));
-    const s = await r.status(3);
-    expect(s.code).toBe(Status.RESOURCE_EXHAUSTED);
-    await r.until((fs) => fs.some((f) => f.stream === 3 && f.type === RST), "RST_STREAM");
-    expect(
-      r
-        .on(3)
-        .find((f) => f.type === RST)!
-        .payload.readUInt32BE(0),
-    ).toBe(0); // NO_ERROR: the rest is not wanted
-    r.close();
-  });
-});
+      test("a socket-path :authority is served, also when later requests refer to it by index (dynamic table)", async () => {
+        const r = await Raw.open();
+        r.send(frame(HEADERS, 0x4, 1, request("Echo", "/var/run/x.sock")), frame(DATA, 1, 1, message("a")));
+        expect(await r.status(1)).toMatchObject({ code: 0 });
+        expect(body((await r.status(1)).body)).toBe("echo:a");
+        // the first request added its five fields (newest = 62): :method … content-type
+        r.send(frame(HEADERS, 0x4, 3, block({ index: 66 }, { index: 65 }, { index: 64 }, { index: 63 }, { index: 62 }, ["grpc-timeout", "1S"])));
+        r.send(frame(DATA, 1, 3, message("b")));
+        const s = await r.status(3);
+        expect([s.code, body(s.body)]).toEqual([0, "echo:b"]);
+        r.close();
+      });
 
-describe("h2 protocol errors: GOAWAY with the code, the connection closed, the server serving others", () => {
-  const cases: Array<[string, Buffer, number]> = [
-    ["a bad preface (HTTP/1.1)", Buffer.from("GET / HTTP/1.1\r\nHost: /x.sock\r\n\r\n"), 0x1],
-    ["CONTINUATION without HEADERS", frame(CONTINUATION, 0x4, 1, block(["a", "b"])), 0x1],
-    ["an interrupted header block", Buffer.concat([frame(HEADERS, 0, 1, block(["a", "b"])), frame(DATA, 1, 1, message(""))]), 0x1],
-    ["a malformed header block (HPACK index 0)", frame(HEADERS, 0x4, 1, Buffer.from("80", "hex")), 0x9],
-    ["an HPACK index beyond the table", frame(HEADERS, 0x4, 1, Buffer.from("ff00", "hex")), 0x9],
-    ["a table size update beyond SETTINGS_HEADER_TABLE_SIZE", frame(HEADERS, 0x4, 1, Buffer.from("3fe926", "hex")), 0x9],
-    ["padding longer than the frame", frame(HEADERS, 0x8 | 0x4, 1, Buffer.from([9, 0x82])), 0x1],
-    ["a frame larger than our MAX_FRAME_SIZE", frame(DATA, 0, 1, Buffer.alloc(16385)), 0x6],
-    [
-      "a header block larger than the limit",
-      Buffer.concat([
-        frame(HEADERS, 0, 1, Buffer.alloc(16384)),
-        ...Array.from({ length: Math.ceil(MAX_BLOCK / 16384) }, () => frame(CONTINUATION, 0, 1, Buffer.alloc(16384))),
-      ]),
-      0xb,
-    ],
-    ["DATA on an idle stream", frame(DATA, 1, 5, message("")), 0x1],
-    ["HEADERS on an even stream", frame(HEADERS, 0x4, 2, request("Echo")), 0x1],
-    ["a PING of 7 bytes", frame(PING, 0, 0, Buffer.alloc(7)), 0x6],
-    ["a WINDOW_UPDATE of 0 on the connection", frame(WINDOW_UPDATE, 0, 0, u32(0)), 0x1],
-    ["a connection window beyond 2^31-1", frame(WINDOW_UPDATE, 0, 0, u32(0x7fffffff)), 0x3],
-    ["SETTINGS of a wrong size", frame(SETTINGS, 0, 0, Buffer.alloc(5)), 0x6],
-    ["a MAX_FRAME_SIZE below 16384", frame(SETTINGS, 0, 0, setting(0x5, 100)), 0x1],
-    ["an INITIAL_WINDOW_SIZE beyond 2^31-1", frame(SETTINGS, 0, 0, setting(0x4, 0x80000000)), 0x3],
-    ["a PUSH_PROMISE", frame(0x5, 0x4, 1, Buffer.alloc(4)), 0x1],
-  ];
-  test.each(cases)("%s", async (_what, input, code) => {
-    const s = connect(sock);
-    await new Promise<void>((resolve) => s.once("connect", () => resolve()));
-    const r = new Raw(s);
-    if (input.subarray(0, 3).toString() === "GET") r.send(input);
-    else r.send(PREFACE, frame(SETTINGS, 0, 0), input);
-    await r.until((fs) => fs.some((f) => f.type === GOAWAY), "GOAWAY");
-    const g = r.frames.find((f) => f.type === GOAWAY)!;
-    expect(g.payload.readUInt32BE(4)).toBe(code);
-    await r.until(() => r.closed, "the connection to close");
-    // the server serves on
-    const ok = await Raw.open();
-    ok.send(frame(HEADERS, 0x4, 1, request("Echo")), frame(DATA, 1, 1, message("still")));
-    expect(body((await ok.status(1)).body)).toBe("echo:still");
-    ok.close();
-  });
+      test("padding, priority, CONTINUATION frames, size updates, a request split across DATA frames, input in small chunks", async () => {
+        for (const chunk of [1, 7, 4096]) {
+          const r = await Raw.open();
+          const b = block(
+            { sizeUpdate: 0 },
+            { sizeUpdate: 30 },
+            [":method", "POST"],
+            [":path", "/t.T/Echo"],
+            [":authority", "/s.sock"],
+            ["content-type", "application/grpc"],
+            ["x-big", "v".repeat(20_000)],
+          );
+          const payload = Buffer.concat([Buffer.from([3]), Buffer.from("8000000710", "hex"), b.subarray(0, 100), Buffer.alloc(3)]);
+          const msg = message("split across frames");
+          await r.sendChunked(
+            Buffer.concat([
+              frame(HEADERS, 0x8 | 0x20, 1, payload), // PADDED | PRIORITY, no END_HEADERS
+              frame(CONTINUATION, 0, 1, b.subarray(100, 10_000)),
+              frame(CONTINUATION, 0x4, 1, b.subarray(10_000)),
+              frame(PRIORITY, 0, 1, Buffer.from("0000000010", "hex")),
+              frame(DATA, 0, 1, msg.subarray(0, 3)), // the message prefix split
+              frame(DATA, 0x8, 1, Buffer.concat([Buffer.from([2]), msg.subarray(3, 10), Buffer.alloc(2)])),
+              frame(DATA, 1, 1, msg.subarray(10)),
+            ]),
+            chunk,
+          );
+          const s = await r.status(1);
+          expect([s.code, body(s.body)]).toEqual([0, "echo:split across frames"]);
+          r.close();
+        }
+      });
 
-  test("stream errors reset only the stream: WINDOW_UPDATE of 0 on a stream, HEADERS without END_STREAM on an open one", async () => {
-    const r = await Raw.open();
-    r.send(frame(HEADERS, 0x4, 1, request("Hang")), frame(WINDOW_UPDATE, 0, 1, u32(0)));
-    await r.until((fs) => fs.some((f) => f.type === RST && f.stream === 1), "RST_STREAM 1");
-    expect(
-      r
-        .on(1)
-        .find((f) => f.type === RST)!
-        .payload.readUInt32BE(0),
-    ).toBe(0x1);
-    r.send(frame(HEADERS, 0x4, 3, request("Hang")), frame(HEADERS, 0x4, 3, block(["x-trailer", "1"])));
-    await r.until((fs) => fs.some((f) => f.type === RST && f.stream === 3), "RST_STREAM 3");
-    r.send(frame(HEADERS, 0x4, 5, request("Echo")), frame(DATA, 1, 5, message("on")));
-    expect(body((await r.status(5)).body)).toBe("echo:on");
-    expect(r.frames.some((f) => f.type === GOAWAY)).toBe(false);
-    r.close();
+      test("PING is answered with an ACK carrying the same 8 bytes", async () => {
+        const r = await Raw.open();
+        r.send(frame(PING, 0, 0, Buffer.from("0102030405060708", "hex")));
+        await r.until((fs) => fs.some((f) => f.type === PING), "PING ACK");
+        const p = r.frames.find((f) => f.type === PING)!;
+        expect([p.flags, p.payload.toString("hex")]).toEqual([1, "0102030405060708"]);
+        r.close();
+      });
+
+      test("flow control: the answer never exceeds the client's stream and connection windows, and continues on WINDOW_UPDATE", async () => {
+        // stream window 1000 bytes, frames up to 20,000 bytes
+        const r = await Raw.open([setting(0x4, 1000), setting(0x5, 20_000)]);
+        r.send(frame(HEADERS, 0x4, 1, request("Size")), frame(DATA, 1, 1, message("200000")));
+        await r.until((fs) => fs.some((f) => f.type === DATA), "the first DATA");
+        await Bun.sleep(100);
+        const sent = () =>
+          r
+            .on(1)
+            .filter((f) => f.type === DATA)
+            .reduce((n, f) => n + f.payload.length, 0);
+        expect(sent()).toBe(1000);
+        // the stream's window opens wide: now the connection's (65,535 bytes) holds it
+        r.send(frame(WINDOW_UPDATE, 0, 1, u32(1 << 30)));
+        await r.until(() => sent() === 65_535, "the connection window to be used");
+        await Bun.sleep(100);
+        expect(sent()).toBe(65_535);
+        expect(Math.max(...r.on(1).map((f) => f.payload.length))).toBeLessThanOrEqual(20_000);
+        r.send(frame(WINDOW_UPDATE, 0, 0, u32(1 << 30)));
+        const s = await r.status(1);
+        expect([s.code, s.body.length]).toEqual([0, 200_005]);
+        expect(Math.max(...r.on(1).map((f) => f.payload.length))).toBe(20_000); // the client's MAX_FRAME_SIZE
+        r.close();
+      });
+
+      test("flow control: a client's lower INITIAL_WINDOW_SIZE mid-stream holds the answer; a raise releases it", async () => {
+        const r = await Raw.open([setting(0x4, 0)]);
+        r.send(frame(HEADERS, 0x4, 1, request("Size")), frame(DATA, 1, 1, message("3000")));
+        await r.until((fs) => fs.some((f) => f.stream === 1 && f.type === HEADERS), "the response headers");
+        await Bun.sleep(100);
+        expect(r.on(1).filter((f) => f.type === DATA)).toEqual([]);
+        r.send(frame(SETTINGS, 0, 0, setting(0x4, 65_535)));
+        const s = await r.status(1);
+        expect([s.code, s.body.length]).toEqual([0, 3005]);
+        r.close();
+      });
+
+      test("the server grants WINDOW_UPDATE as it consumes a large request", async () => {
+        const r = await Raw.open();
+        const msg = message(Buffer.alloc(3 << 20, 0x61));
+        r.send(frame(HEADERS, 0x4, 1, request("Size")));
+        // 3 MB in 16 KB frames: more than the first windows (1 MB each), so it needs the server's updates
+        const granted = (id: number, initial: number) =>
+          initial +
+          r
+            .on(id)
+            .filter((f) => f.type === WINDOW_UPDATE)
+            .reduce((n, f) => n + f.payload.readUInt32BE(0), 0);
+        const window = () => Math.min(granted(0, 65_535), granted(1, 1 << 20));
+        let sentBytes = 0;
+        for (let p = 0; p < msg.length; p += 16384) {
+          const part = msg.subarray(p, p + 16384);
+          if (sentBytes + part.length > window()) await r.until(() => sentBytes + part.length <= window(), "a WINDOW_UPDATE");
+          r.send(frame(DATA, p + 16384 >= msg.length ? 1 : 0, 1, part));
+          sentBytes += part.length;
+        }
+        // "Size" answers as many bytes as its request says: not a number here, so 0 bytes
+        const s = await r.status(1);
+        expect(s.code).toBe(0);
+        expect(r.on(1).some((f) => f.type === WINDOW_UPDATE)).toBe(true);
+        r.close();
+      });
+
+      test("RST_STREAM mid-call aborts the handler's signal (AbortError); the connection serves on", async () => {
+        const r = await Raw.open();
+        resetReason = undefined;
+        r.send(frame(HEADERS, 0x4, 1, request("Hang")), frame(DATA, 1, 1, message("")));
+        await Bun.sleep(50);
+        r.send(frame(RST, 0, 1, u32(0x8)));
+        const end = Date.now() + 2000;
+        while (resetReason === undefined && Date.now() < end) await Bun.sleep(10);
+        expect((resetReason as DOMException).name).toBe("AbortError");
+        r.send(frame(HEADERS, 0x4, 3, request("Echo")), frame(DATA, 1, 3, message("x")));
+        expect(body((await r.status(3)).body)).toBe("echo:x");
+        expect(r.on(1).filter((f) => f.type !== WINDOW_UPDATE)).toEqual([]); // nothing sent on the cancelled stream
+        r.close();
+      });
+
+      test("a server stream waits for the client's window (send() holds the handler), then finishes", async () => {
+        const r = await Raw.open([setting(0x4, 2500)]);
+        r.send(frame(HEADERS, 0x4, 1, request("Stream")), frame(DATA, 1, 1, message("50")));
+        await r.until((fs) => fs.some((f) => f.type === DATA), "the first DATA");
+        await Bun.sleep(150);
+        expect(sentCount).toBeLessThanOrEqual(3); // 2,500 bytes of window: 2 messages and a part
+        r.send(frame(WINDOW_UPDATE, 0, 1, u32(1 << 20)));
+        const s = await r.status(1);
+        expect([s.code, s.body.length, sentCount]).toEqual([0, 50 * 1005, 50]);
+        r.close();
+      });
+
+      test("a client that stops reading stops being read: its pending answers are bounded, and all arrive once it reads", async () => {
+        const r = await Raw.open([setting(0x4, 0x7fffffff)]);
+        r.send(frame(WINDOW_UPDATE, 0, 0, u32(0x7fffffff - 65_535)));
+        await r.until((fs) => fs.some((f) => f.type === SETTINGS && f.flags & 1), "SETTINGS ACK");
+        r.s.pause();
+        handled.mega = 0;
+        // one request at a time, each its own write, as a client would: 40 answers of 1 MB each
+        for (let i = 0; i < 40; i++) {
+          r.send(frame(HEADERS, 0x4, 1 + 2 * i, request("Mega")), frame(DATA, 1, 1 + 2 * i, message("")));
+          await Bun.sleep(5);
+        }
+        await Bun.sleep(300);
+        expect(handled.mega).toBeGreaterThan(0);
+        expect(handled.mega).toBeLessThan(10); // the server stopped reading requests it cannot answer
+        r.s.resume();
+        for (let i = 0; i < 40; i++) expect((await r.status(1 + 2 * i)).body.length).toBe((1 << 20) + 5);
+        expect(handled.mega).toBe(40);
+        r.close();
+      });
+
+      test("many connections at once, each its own calls", async () => {
+        const rs = await Promise.all(Array.from({ length: 30 }, () => Raw.open()));
+        rs.forEach((r, i) => {
+          r.send(frame(HEADERS, 0x4, 1, request("Echo")), frame(DATA, 1, 1, message(String(i))));
+        });
+        const bodies = await Promise.all(rs.map(async (r) => body((await r.status(1)).body)));
+        expect(bodies).toEqual(rs.map((_, i) => `echo:${i}`));
+        for (const r of rs) r.close();
+      });
+
+      test("a call that is not gRPC gets 415; a request beyond the limit is RESOURCE_EXHAUSTED and its stream reset", async () => {
+        const r = await Raw.open();
+        r.send(frame(HEADERS, 0x5, 1, block([":method", "POST"], [":path", "/t.T/Echo"], ["content-type", "text/plain"])));
+        await r.until((fs) => fs.some((f) => f.stream === 1 && f.fields), "the answer");
+        expect(r.on(1)[0]!.fields![":status"]).toBe("415");
+        const big = Buffer.alloc(5);
+        big.writeUInt32BE(5 << 20, 1);
+        r.send(frame(HEADERS, 0x4, 3, request("Echo")), frame(DATA, 0, 3, big));
+        const s = await r.status(3);
+        expect(s.code).toBe(Status.RESOURCE_EXHAUSTED);
+        await r.until((fs) => fs.some((f) => f.stream === 3 && f.type === RST), "RST_STREAM");
+        expect(
+          r
+            .on(3)
+            .find((f) => f.type === RST)!
+            .payload.readUInt32BE(0),
+        ).toBe(0); // NO_ERROR: the rest is not wanted
+        r.close();
+      });
+    });
+
+    describe("h2 protocol errors: GOAWAY with the code, the connection closed, the server serving others", () => {
+      const cases: Array<[string, Buffer, number]> = [
+        ["a bad preface (HTTP/1.1)", Buffer.from("GET / HTTP/1.1\r\nHost: /x.sock\r\n\r\n"), 0x1],
+        ["CONTINUATION without HEADERS", frame(CONTINUATION, 0x4, 1, block(["a", "b"])), 0x1],
+        ["an interrupted header block", Buffer.concat([frame(HEADERS, 0, 1, block(["a", "b"])), frame(DATA, 1, 1, message(""))]), 0x1],
+        ["a malformed header block (HPACK index 0)", frame(HEADERS, 0x4, 1, Buffer.from("80", "hex")), 0x9],
+        ["an HPACK index beyond the table", frame(HEADERS, 0x4, 1, Buffer.from("ff00", "hex")), 0x9],
+        ["a table size update beyond SETTINGS_HEADER_TABLE_SIZE", frame(HEADERS, 0x4, 1, Buffer.from("3fe926", "hex")), 0x9],
+        ["padding longer than the frame", frame(HEADERS, 0x8 | 0x4, 1, Buffer.from([9, 0x82])), 0x1],
+        ["a frame larger than our MAX_FRAME_SIZE", frame(DATA, 0, 1, Buffer.alloc(16385)), 0x6],
+        [
+          "a header block larger than the limit",
+          Buffer.concat([
+            frame(HEADERS, 0, 1, Buffer.alloc(16384)),
+            ...Array.from({ length: Math.ceil(MAX_BLOCK / 16384) }, () => frame(CONTINUATION, 0, 1, Buffer.alloc(16384))),
+          ]),
+          0xb,
+        ],
+        ["DATA on an idle stream", frame(DATA, 1, 5, message("")), 0x1],
+        ["HEADERS on an even stream", frame(HEADERS, 0x4, 2, request("Echo")), 0x1],
+        ["a PING of 7 bytes", frame(PING, 0, 0, Buffer.alloc(7)), 0x6],
+        ["a WINDOW_UPDATE of 0 on the connection", frame(WINDOW_UPDATE, 0, 0, u32(0)), 0x1],
+        ["a connection window beyond 2^31-1", frame(WINDOW_UPDATE, 0, 0, u32(0x7fffffff)), 0x3],
+        ["SETTINGS of a wrong size", frame(SETTINGS, 0, 0, Buffer.alloc(5)), 0x6],
+        ["a MAX_FRAME_SIZE below 16384", frame(SETTINGS, 0, 0, setting(0x5, 100)), 0x1],
+        ["an INITIAL_WINDOW_SIZE beyond 2^31-1", frame(SETTINGS, 0, 0, setting(0x4, 0x80000000)), 0x3],
+        ["a PUSH_PROMISE", frame(0x5, 0x4, 1, Buffer.alloc(4)), 0x1],
+      ];
+      test.each(cases)("%s", async (_what, input, code) => {
+        const s = connect(sock);
+        await new Promise<void>((resolve) => s.once("connect", () => resolve()));
+        const r = new Raw(s);
+        if (input.subarray(0, 3).toString() === "GET") r.send(input);
+        else r.send(PREFACE, frame(SETTINGS, 0, 0), input);
+        await r.until((fs) => fs.some((f) => f.type === GOAWAY), "GOAWAY");
+        const g = r.frames.find((f) => f.type === GOAWAY)!;
+        expect(g.payload.readUInt32BE(4)).toBe(code);
+        await r.until(() => r.closed, "the connection to close");
+        // the server serves on
+        const ok = await Raw.open();
+        ok.send(frame(HEADERS, 0x4, 1, request("Echo")), frame(DATA, 1, 1, message("still")));
+        expect(body((await ok.status(1)).body)).toBe("echo:still");
+        ok.close();
+      });
+
+      test("stream errors reset only the stream: WINDOW_UPDATE of 0 on a stream, HEADERS without END_STREAM on an open one", async () => {
+        const r = await Raw.open();
+        r.send(frame(HEADERS, 0x4, 1, request("Hang")), frame(WINDOW_UPDATE, 0, 1, u32(0)));
+        await r.until((fs) => fs.some((f) => f.type === RST && f.stream === 1), "RST_STREAM 1");
+        expect(
+          r
+            .on(1)
+            .find((f) => f.type === RST)!
+            .payload.readUInt32BE(0),
+        ).toBe(0x1);
+        r.send(frame(HEADERS, 0x4, 3, request("Hang")), frame(HEADERS, 0x4, 3, block(["x-trailer", "1"])));
+        await r.until((fs) => fs.some((f) => f.type === RST && f.stream === 3), "RST_STREAM 3");
+        r.send(frame(HEADERS, 0x4, 5, request("Echo")), frame(DATA, 1, 5, message("on")));
+        expect(body((await r.status(5)).body)).toBe("echo:on");
+        expect(r.frames.some((f) => f.type === GOAWAY)).toBe(false);
+        r.close();
+      });
+    });
   });
-});
+}
