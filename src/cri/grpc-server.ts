@@ -126,6 +126,7 @@ export class GrpcServer {
     const ctype = headers.get("content-type") ?? "";
     if (!ctype.startsWith("application/grpc")) {
       stream.respond(STATUS_415, true);
+      stream.done();
       return;
     }
     const path = headers.get(":path")!;
@@ -133,11 +134,17 @@ export class GrpcServer {
     const ac = new AbortController();
     this.#calls.add(ac);
     let done = false;
+    let running = false; // the handler was called and has not settled
     let timer: ReturnType<typeof setTimeout> | undefined;
     const finish = () => {
       done = true;
       if (timer !== undefined) clearTimeout(timer);
       this.#calls.delete(ac);
+      if (!running) stream.done();
+    };
+    const settled = () => {
+      running = false;
+      if (done) stream.done();
     };
     /** Ends the call with a status: trailers-only when nothing was sent yet. */
     const fail = (code: StatusCode, details: string) => {
@@ -194,9 +201,15 @@ export class GrpcServer {
         return fail(e instanceof GrpcStatus ? e.code : Status.INTERNAL, e instanceof Error ? e.message : String(e));
       }
       first = chunks = undefined;
-      const failed = (e: unknown) => (e instanceof GrpcStatus ? fail(e.code, e.details) : fail(Status.UNKNOWN, e instanceof Error ? e.message : String(e)));
+      const failed = (e: unknown) => {
+        settled();
+        if (e instanceof GrpcStatus) fail(e.code, e.details);
+        else fail(Status.UNKNOWN, e instanceof Error ? e.message : String(e));
+      };
+      running = true;
       if (route.kind === "unary") {
         route.handle(req, call).then((res) => {
+          settled();
           if (done || stream.closed) return finish();
           if (res.length > this.#o.maxSendBytes)
             return fail(Status.RESOURCE_EXHAUSTED, `Sent message larger than max (${res.length} vs. ${this.#o.maxSendBytes})`);
@@ -219,6 +232,7 @@ export class GrpcServer {
           return stream.drained();
         };
         route.handle(req, call, send).then(() => {
+          settled();
           if (done) return;
           if (!stream.headersSent) return fail(Status.OK, "");
           finish();

@@ -110,6 +110,18 @@ export class H2Stream {
     this.conn.pump(this);
   }
 
+  /**
+   * The handler is done with the stream (its work has ended, not only its answer): until then
+   * the stream counts against MAX_CONCURRENT_STREAMS even once reset, so a client resetting
+   * streams as fast as it opens them cannot start unbounded work. Idempotent.
+   */
+  done(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.conn.release();
+  }
+  #done = false;
+
   /** Resolves once the queued bytes are in the socket and the socket is not full (or the stream is gone). */
   drained(): Promise<void> {
     if (this.closed || (this.queued === 0 && !this.conn.congested)) return Promise.resolve();
@@ -170,7 +182,10 @@ export class H2Connection {
   #o: H2ConnectionOptions;
   #streams = new Map<number, H2Stream>();
   #decoder = new HpackDecoder(4096, 4096);
-  #pending: Buffer | undefined;
+  // the start of a frame not yet whole: its parts, their length, and the length that makes it whole
+  #pending: Buffer[] | undefined;
+  #pendingLen = 0;
+  #pendingNeed = 0;
   #prefaceAt = 0;
   #lastPeerStream = 0;
   // a header block in progress (HEADERS without END_HEADERS, then CONTINUATIONs)
@@ -187,6 +202,8 @@ export class H2Connection {
   #recvUnacked = 0;
   #blocked = new Set<H2Stream>();
   #queued = 0;
+  // streams whose handler has not said it is done (H2Stream.done), reset ones included
+  #active = 0;
   // output of this turn, written to the socket at once
   #out: Uint8Array[] = [];
   #outLen = 0;
@@ -257,6 +274,11 @@ export class H2Connection {
     if (end) this.#localEnd(s);
   }
 
+  /** @internal A stream's handler is done (H2Stream.done). */
+  release(): void {
+    this.#active--;
+  }
+
   /** @internal */
   queuedBytes(n: number): void {
     this.#queued += n;
@@ -300,8 +322,15 @@ export class H2Connection {
   /** The next bytes from the client. */
   input(chunk: Buffer): void {
     if (this.#dead) return;
-    let buf = this.#pending ? Buffer.concat([this.#pending, chunk]) : chunk;
-    this.#pending = undefined;
+    let buf = chunk;
+    if (this.#pending) {
+      // gathered until the frame is whole: a frame trickling in byte by byte is copied once
+      this.#pending.push(chunk);
+      this.#pendingLen += chunk.length;
+      if (this.#pendingLen < this.#pendingNeed) return;
+      buf = Buffer.concat(this.#pending, this.#pendingLen);
+      this.#pending = undefined;
+    }
     let p = 0;
     if (this.#prefaceAt < PREFACE.length) {
       while (p < buf.length && this.#prefaceAt < PREFACE.length) {
@@ -324,7 +353,12 @@ export class H2Connection {
     } catch (e) {
       return this.#fail(H2Error.INTERNAL_ERROR, e instanceof Error ? e.message : String(e));
     }
-    if (p < buf.length) this.#pending = p === 0 ? buf : buf.subarray(p);
+    if (p < buf.length) {
+      const rest = p === 0 ? buf : buf.subarray(p);
+      this.#pending = [rest];
+      this.#pendingLen = rest.length;
+      this.#pendingNeed = rest.length < 9 ? 9 : 9 + ((rest[0]! << 16) | (rest[1]! << 8) | rest[2]!);
+    }
     buf = EMPTY;
     this.#flush();
   }
@@ -488,7 +522,7 @@ export class H2Connection {
     if (sid <= this.#lastPeerStream) return; // a stream we ended or reset: dropped
     this.#lastPeerStream = sid;
     if (this.#goingAway) return; // after our GOAWAY: ignored (the client retries elsewhere)
-    if (this.#streams.size >= OUR_SETTINGS.maxConcurrentStreams || this.#queued > QUEUED_HIGH) return this.#rst(sid, H2Error.REFUSED_STREAM);
+    if (this.#active >= OUR_SETTINGS.maxConcurrentStreams || this.#queued > QUEUED_HIGH) return this.#rst(sid, H2Error.REFUSED_STREAM);
     const headers = new Map<string, string>();
     for (const f of fields) if (!headers.has(f.name)) headers.set(f.name, f.value);
     if (headers.get(":method") !== "POST" || !headers.has(":path")) {
@@ -497,6 +531,7 @@ export class H2Connection {
     }
     const st = new H2Stream(sid, headers, this, this.#peerWindow);
     this.#streams.set(sid, st);
+    this.#active++;
     const ended = (flags & END_STREAM) !== 0;
     st.remoteEnded = ended;
     this.#o.onStream(st);

@@ -26,7 +26,23 @@ const handled: Record<string, number> = {};
 let resetReason: unknown;
 let sentCount = 0;
 
+let unstick: () => void = () => {};
+let stuck = Promise.resolve();
+let stuckRunning = 0;
+
 const routes = new Map<string, Route>([
+  [
+    "/t.T/Stuck",
+    {
+      kind: "unary",
+      handle: async () => {
+        stuckRunning++;
+        await stuck; // ignores its signal: work that goes on after a reset
+        stuckRunning--;
+        return new Uint8Array(0);
+      },
+    },
+  ],
   ["/t.T/Echo", { kind: "unary", handle: async (req) => Buffer.concat([Buffer.from("echo:"), req]) }],
   ["/t.T/Size", { kind: "unary", handle: async (req) => new Uint8Array(Number(new TextDecoder().decode(req))) }],
   [
@@ -412,6 +428,30 @@ for (const via of Object.keys(socks) as Array<keyof typeof socks>) {
         r.s.resume();
         for (let i = 0; i < 40; i++) expect((await r.status(1 + 2 * i)).body.length).toBe((1 << 20) + 5);
         expect(handled.mega).toBe(40);
+        r.close();
+      });
+
+      test("a client resetting streams as fast as it opens them cannot start more handlers than MAX_CONCURRENT_STREAMS (1000)", async () => {
+        stuck = new Promise<void>((resolve) => {
+          unstick = resolve;
+        });
+        const r = await Raw.open();
+        const frames: Buffer[] = [];
+        for (let i = 0; i < 1100; i++) {
+          const id = 1 + 2 * i;
+          frames.push(frame(HEADERS, 0x4, id, i === 0 ? request("Stuck") : block({ index: 66 }, { index: 65 }, { index: 64 }, { index: 63 }, { index: 62 })));
+          frames.push(frame(DATA, 1, id, message("")), frame(RST, 0, id, u32(0x8)));
+        }
+        r.send(...frames);
+        await r.until((fs) => fs.filter((f) => f.type === RST).length >= 100, "the refused streams");
+        expect(stuckRunning).toBe(1000);
+        const refused = r.frames.filter((f) => f.type === RST);
+        expect(refused.every((f) => f.payload.readUInt32BE(0) === 0x7 && f.stream > 1999)).toBe(true);
+        unstick();
+        await Bun.sleep(20);
+        expect(stuckRunning).toBe(0);
+        r.send(frame(HEADERS, 0x4, 2201, request("Echo")), frame(DATA, 1, 2201, message("after")));
+        expect(body((await r.status(2201)).body)).toBe("echo:after");
         r.close();
       });
 
