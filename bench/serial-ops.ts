@@ -9,7 +9,7 @@
 //   - CreateContainer + StartContainer of a busybox `sleep` in a running pod.
 // The three runtimes are up at once and take turns sample by sample, so the machine's load falls
 // on all alike. The client is grpc-js with `:authority` set to the socket path, as critest's
-// grpc-go sends it (ours rewrites it in cri/h2-front.ts). Usage (root, after `bun run build`):
+// grpc-go sends it (ours takes any authority: cri/h2-connection.ts). Usage (root, after `bun run build`):
 //   bun bench/serial-ops.ts [--n 30] [--no-write]      BENCH_RUNTIMES=ours,crio,containerd
 import { mkdirSync } from "node:fs";
 import { parseArgs } from "node:util";
