@@ -209,6 +209,7 @@ export class H2Connection {
   #outLen = 0;
   #flushing = false;
   #paused = false;
+  #resuming = false;
   #goingAway = false;
   #dead = false;
 
@@ -289,7 +290,12 @@ export class H2Connection {
     if (s.closed) return;
     while (s.queued > 0) {
       const n = Math.min(s.queued, this.#sendWindow, s.sendWindow, this.#peerMaxFrame);
-      if (n <= 0 || this.#paused) {
+      if (n <= 0) {
+        this.#blocked.add(s);
+        return;
+      }
+      if (this.#paused || this.#outLen + this.#socket.pending >= SOCKET_HIGH) {
+        this.#pause();
         this.#blocked.add(s);
         return;
       }
@@ -339,7 +345,7 @@ export class H2Connection {
       if (this.#prefaceAt < PREFACE.length) return;
     }
     try {
-      while (buf.length - p >= 9) {
+      while (buf.length - p >= 9 && !this.#paused) {
         const len = (buf[p]! << 16) | (buf[p + 1]! << 8) | buf[p + 2]!;
         if (len > OUR_SETTINGS.maxFrameSize) return this.#fail(H2Error.FRAME_SIZE_ERROR, `a frame of ${len} bytes`);
         if (buf.length - p - 9 < len) break;
@@ -357,7 +363,8 @@ export class H2Connection {
       const rest = p === 0 ? buf : buf.subarray(p);
       this.#pending = [rest];
       this.#pendingLen = rest.length;
-      this.#pendingNeed = rest.length < 9 ? 9 : 9 + ((rest[0]! << 16) | (rest[1]! << 8) | rest[2]!);
+      // paused: whole frames may wait here too (`drained` goes on with them)
+      this.#pendingNeed = this.#paused ? 0 : rest.length < 9 ? 9 : 9 + ((rest[0]! << 16) | (rest[1]! << 8) | rest[2]!);
     }
     buf = EMPTY;
     this.#flush();
@@ -638,11 +645,23 @@ export class H2Connection {
     this.#out = [];
     this.#outLen = 0;
     this.#socket.write(out);
-    if (!this.#paused && this.#socket.pending > SOCKET_HIGH) {
-      // the client is not reading: neither do we, until it has taken what we sent
-      this.#paused = true;
-      this.#socket.pause();
+    if (this.#socket.pending >= SOCKET_HIGH) this.#pause();
+    else if (this.#paused && !this.#resuming) {
+      // paused for what this turn produced, and the kernel took most of it: go on next turn
+      this.#resuming = true;
+      setImmediate(() => {
+        this.#resuming = false;
+        if (this.#socket.pending < SOCKET_HIGH) this.drained();
+      });
     }
+  }
+
+  // The client is not taking what we send: we stop reading its frames (and its socket) and
+  // framing answers until it has (`drained`).
+  #pause(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.#socket.pause();
   }
 
   /** The transport took what was written. */
@@ -651,7 +670,9 @@ export class H2Connection {
     this.#paused = false;
     this.#socket.resume();
     for (const st of [...this.#blocked]) this.pump(st);
-    for (const st of this.#streams.values()) if (st.queued === 0) wake(st);
+    if (!this.#paused) for (const st of this.#streams.values()) if (st.queued === 0) wake(st);
+    // the frames left unread when we paused
+    if (!this.#paused && this.#pending) this.input(EMPTY);
     this.#flush();
   }
 

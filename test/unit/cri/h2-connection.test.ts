@@ -455,6 +455,38 @@ for (const via of Object.keys(socks) as Array<keyof typeof socks>) {
         r.close();
       });
 
+      test("compressed requests (gzip, deflate), an unknown encoding, a malformed grpc-timeout, two messages: trailers-only statuses", async () => {
+        const r = await Raw.open();
+        const zipped = (z: Buffer) => {
+          const p = Buffer.alloc(5);
+          p[0] = 1;
+          p.writeUInt32BE(z.length, 1);
+          return Buffer.concat([p, z]);
+        };
+        const cases: Array<[Array<[string, string]>, Buffer, number, string]> = [
+          [[["grpc-encoding", "gzip"]], zipped(Bun.gzipSync(Buffer.from("zz")) as Buffer), 0, "echo:zz"],
+          [[["grpc-encoding", "deflate"]], zipped(require("node:zlib").deflateSync(Buffer.from("dd"))), 0, "echo:dd"],
+          [[["grpc-encoding", "snappy"]], zipped(Buffer.from("xx")), Status.UNIMPLEMENTED, 'compression "snappy" is not supported'],
+          [[["grpc-timeout", "soon"]], message("t"), Status.INTERNAL, 'invalid grpc-timeout header "soon"'],
+          [[], Buffer.concat([message("a"), message("b")]), Status.UNIMPLEMENTED, "one request message"],
+        ];
+        for (const [i, [extra, msg, code, text]] of cases.entries()) {
+          const id = 1 + 2 * i;
+          r.send(frame(HEADERS, 0x4, id, request("Echo", "localhost", extra)), frame(DATA, 1, id, msg));
+          const st = await r.status(id);
+          expect(st.code).toBe(code);
+          if (code === 0) expect(body(st.body)).toBe(text);
+          else {
+            expect(st.message).toContain(text);
+            // trailers-only: one HEADERS with :status, content-type and the status, END_STREAM
+            const hs = r.on(id).filter((f) => f.fields);
+            expect(hs.length).toBe(1);
+            expect(hs[0]!.fields![":status"]).toBe("200");
+          }
+        }
+        r.close();
+      });
+
       test("many connections at once, each its own calls", async () => {
         const rs = await Promise.all(Array.from({ length: 30 }, () => Raw.open()));
         rs.forEach((r, i) => {
