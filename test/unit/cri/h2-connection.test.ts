@@ -4,6 +4,7 @@
 // windows, PING, RST_STREAM mid-call, server-stream backpressure, a client that stops reading,
 // and protocol errors (GOAWAY / RST_STREAM with the right code, the server still serving others).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { credentials, makeGenericClientConstructor, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -485,6 +486,38 @@ for (const via of Object.keys(socks) as Array<keyof typeof socks>) {
           }
         }
         r.close();
+      });
+
+      test("grpc-js: a 4 MB answer and 40 concurrent 300 KB ones cross the client's default windows (64 KB) as it grants more", async () => {
+        const id = (b: Buffer | Uint8Array) => Buffer.from(b);
+        const Ctor = makeGenericClientConstructor(
+          {
+            Size: {
+              path: "/t.T/Size",
+              requestStream: false,
+              responseStream: false,
+              requestSerialize: id,
+              requestDeserialize: id,
+              responseSerialize: id,
+              responseDeserialize: id,
+            },
+          } as never,
+          "T",
+        );
+        const c = new Ctor(`unix:${sock}`, credentials.createInsecure(), {
+          "grpc.max_receive_message_length": 16 << 20,
+          "grpc.default_authority": sock,
+        }) as never as {
+          Size: (req: Buffer, md: Metadata, o: object, cb: (e: ServiceError | null, r?: Buffer) => void) => void;
+          close(): void;
+        };
+        const size = (n: number) =>
+          new Promise<number>((resolve, reject) =>
+            c.Size(Buffer.from(String(n)), new Metadata(), { deadline: Date.now() + 20_000 }, (e, r) => (e ? reject(e) : resolve(r!.length))),
+          );
+        expect(await size(4 << 20)).toBe(4 << 20);
+        expect(await Promise.all(Array.from({ length: 40 }, () => size(300_000)))).toEqual(Array(40).fill(300_000));
+        c.close();
       });
 
       test("many connections at once, each its own calls", async () => {
