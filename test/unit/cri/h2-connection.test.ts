@@ -616,3 +616,53 @@ for (const via of Object.keys(socks) as Array<keyof typeof socks>) {
     });
   });
 }
+
+describe("stop", () => {
+  test("close(): GOAWAY (NO_ERROR, the last stream seen), the call in flight finishes, a newer stream is ignored, then the connection closes", async () => {
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const g = new GrpcServer(
+      new Map<string, Route>([
+        [
+          "/t.T/Held",
+          {
+            kind: "unary",
+            handle: async () => {
+              await held;
+              return Buffer.from("done");
+            },
+          },
+        ],
+      ]),
+      { maxRecvBytes: 1000, maxSendBytes: 1000 },
+    );
+    const path = join(dir, "stop.sock");
+    const srv = createServer((c) => g.inject(c));
+    await new Promise<void>((resolve) => srv.listen(path, () => resolve()));
+    const s = connect(path);
+    await new Promise<void>((resolve) => s.once("connect", () => resolve()));
+    const r = new Raw(s);
+    r.send(PREFACE, frame(SETTINGS, 0, 0), frame(HEADERS, 0x4, 1, request("Held")), frame(DATA, 1, 1, message("")));
+    await Bun.sleep(50);
+    g.close();
+    await r.until((fs) => fs.some((f) => f.type === GOAWAY), "GOAWAY");
+    const goaway = r.frames.find((f) => f.type === GOAWAY)!;
+    expect([goaway.payload.readUInt32BE(0), goaway.payload.readUInt32BE(4)]).toEqual([1, 0]);
+    r.send(frame(HEADERS, 0x4, 3, request("Held")), frame(DATA, 1, 3, message("")));
+    release();
+    const st = await r.status(1);
+    expect([st.code, body(st.body)]).toEqual([0, "done"]);
+    await r.until(() => r.closed, "the connection to close");
+    expect(r.on(3)).toEqual([]);
+    srv.close();
+  });
+
+  test("no module of the daemon imports node:http2", async () => {
+    const bad: string[] = [];
+    for await (const f of new Bun.Glob("src/**/*.ts").scan("."))
+      if (/from "(node:)?http2"|require\("(node:)?http2"\)/.test(await Bun.file(f).text())) bad.push(f);
+    expect(bad).toEqual([]);
+  });
+});
