@@ -132,7 +132,7 @@ try {
     console.log(rows.at(-1), perRound.map((xs) => xs.map((x) => x.toFixed(0)).join("/")).join("  "));
   }
 } finally {
-  for (const d of ds) await d.stop();
+  for (const d of ds) await d.stop().catch((e) => console.error(`stopping ${d.bin}: ${e}`));
 }
 console.log(`load ${loadavg()}`);
 const m = (xs: number[]) => median(xs).toFixed(0);
