@@ -2,19 +2,19 @@ import type { RuntimeService } from "../gen/runtime/v1/api_pb.ts";
 import {
   CgroupDriver,
   type Codec,
+  ContainerCodec,
   ContainerConfigCodec,
   ContainerState,
   LinuxContainerResourcesCodec,
   ListContainersRequestCodec,
-  ListContainersResponseCodec,
   ListPodSandboxRequestCodec,
-  ListPodSandboxResponseCodec,
+  PodSandboxCodec,
   PodSandboxConfigCodec,
   PodSandboxState,
 } from "../gen/runtime/v1/api_codec.ts";
-import type { ContainerService } from "../container/index.ts";
+import type { ContainerService, ContainerView } from "../container/index.ts";
 import { invalid } from "../errors.ts";
-import type { SandboxService } from "../sandbox/index.ts";
+import type { SandboxService, SandboxView } from "../sandbox/index.ts";
 import type { ImageService } from "../image/index.ts";
 import type { StreamingServer } from "../streaming/index.ts";
 import { toContainer, toContainerStatus } from "./convert/container.ts";
@@ -85,8 +85,9 @@ const CONTAINER_STATE = {
 /** RuntimeService handlers: validate → delegate → convert. */
 export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
   // the kubelet's relist (every second) answered from these while no record changed
-  const podList = new ListCache(ListPodSandboxResponseCodec);
-  const containerList = new ListCache(ListContainersResponseCodec);
+  // (each record's message encoded once per change; an answer is the concatenation of its items' bytes)
+  const podList = new ListCache((s: SandboxView) => PodSandboxCodec.encode(toPodSandbox(s)));
+  const containerList = new ListCache((c: ContainerView) => ContainerCodec.encode(toContainer(c)));
   return {
     version: async () => ({ version: "0.1.0", runtimeName: RUNTIME_NAME, runtimeVersion: VERSION, runtimeApiVersion: CRI_API_VERSION }),
     status: async (req) => ({
@@ -120,8 +121,7 @@ export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
       return {};
     },
     podSandboxStatus: async (req) => toPodSandboxStatus(d.sandboxes.get(need(req.podSandboxId, "PodSandboxId")), req.verbose),
-    listPodSandbox: async (req) =>
-      podList.get(requestKey(ListPodSandboxRequestCodec, req), () => ({ items: d.sandboxes.list(sandboxFilter(req.filter)).map(toPodSandbox) })),
+    listPodSandbox: async (req) => podList.get(requestKey(ListPodSandboxRequestCodec, req), () => d.sandboxes.list(sandboxFilter(req.filter))),
     streamPodSandboxes: async (req, _ctx, send) => {
       await inChunks(d.sandboxes.list(sandboxFilter(req.filter)).map(toPodSandbox), (c) => send({ podSandboxes: c }), LIST_CHUNK);
     },
@@ -149,8 +149,7 @@ export function runtimeService(d: Services): Handlers<typeof RuntimeService> {
       await d.containers.remove(need(req.containerId, "ContainerId"));
       return {};
     },
-    listContainers: async (req) =>
-      containerList.get(requestKey(ListContainersRequestCodec, req), () => ({ containers: d.containers.list(containerFilter(req.filter)).map(toContainer) })),
+    listContainers: async (req) => containerList.get(requestKey(ListContainersRequestCodec, req), () => d.containers.list(containerFilter(req.filter))),
     streamContainers: async (req, _ctx, send) => {
       await inChunks(d.containers.list(containerFilter(req.filter)).map(toContainer), (c) => send({ containers: c }), LIST_CHUNK);
     },

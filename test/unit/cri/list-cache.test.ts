@@ -3,7 +3,7 @@ import { createServer, type Server } from "node:net";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ContainerState, ListContainersResponseCodec, RuntimeService } from "../../../src/gen/runtime/v1/api_codec.ts";
+import { ContainerState, RuntimeService } from "../../../src/gen/runtime/v1/api_codec.ts";
 import { bridge } from "../../../src/cri/bridge.ts";
 import { GrpcServer } from "../../../src/cri/grpc-server.ts";
 import { ListCache } from "../../../src/cri/list-cache.ts";
@@ -107,8 +107,12 @@ test("a record's status update moves the generation once it is on disk", async (
 test("the cache keeps at most `max` entries", () => {
   let gen = 0;
   let built = 0;
-  const c = new ListCache(ListContainersResponseCodec, () => gen, 2);
-  const get = (k: string) => c.get(k, () => (built++, { containers: [] }));
+  const c = new ListCache(
+    () => new Uint8Array(),
+    () => gen,
+    2,
+  );
+  const get = (k: string) => c.get(k, () => (built++, []));
   get("x");
   get("y");
   get("z"); // x dropped
