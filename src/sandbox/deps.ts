@@ -3,7 +3,7 @@ import type { Logger } from "../log/index.ts";
 import type { Paths } from "../paths.ts";
 import type { NameIndex, RecordDir } from "../store/index.ts";
 import type { RuntimeHandlers } from "../runtime/index.ts";
-import { mountShm, unmount } from "../sys/mount.ts";
+import { mountShm, unmountAsync } from "../sys/mount.ts";
 import { listPinned, namespacePinCheck, pinNamespaces, unpinNamespaces, type PinOptions, type PinnedNamespaces } from "../sys/namespaces.ts";
 import type { SandboxMeta, SandboxState, SandboxView } from "./record.ts";
 
@@ -100,4 +100,4 @@ export interface SandboxDeps {
 export const hostNamespaces: SandboxDeps["namespaces"] = { pin: pinNamespaces, unpin: unpinNamespaces, pinCheck: namespacePinCheck, list: listPinned };
 
 /** Pod /dev/shm tmpfs mounts (sys/mount.ts), as SandboxDeps.shm. */
-export const hostShm: SandboxDeps["shm"] = { mount: mountShm, unmount: async (p) => void unmount(p, { detach: true }) };
+export const hostShm: SandboxDeps["shm"] = { mount: mountShm, unmount: async (p) => void (await unmountAsync(p, { detach: true })) };

@@ -1,9 +1,9 @@
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync } from "node:fs";
-import { lstat, readdir, rm } from "node:fs/promises";
+import { lstat, mkdir, readdir, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { invalid, RuntimeError, wrap } from "../errors.ts";
 import { log } from "../log/index.ts";
-import { isMounted, MAX_MOUNT_DATA, mount, mountOverlay, MountError, MS, readMountinfoAsync, unmount } from "../sys/mount.ts";
+import { isMounted, MAX_MOUNT_DATA, mount, mountOverlay, MountError, MS, readMountinfoAsync, unmount, unmountAsync } from "../sys/mount.ts";
 import { run } from "../sys/exec.ts";
 import { withIdmappedLayers } from "../sys/idmap.ts";
 import { hostIdOf, type IdMap } from "../sys/userns.ts";
@@ -70,10 +70,11 @@ export function rootfsPaths(storageDir: string, id: string): RootfsPaths {
  */
 export async function createRootfs(storageDir: string, id: string, lowerDirs: string[], opts: RootfsOptions = {}): Promise<string> {
   const p = rootfsPaths(storageDir, id);
-  if (isMounted(p.merged, await readMountinfoAsync())) return p.merged;
+  // a new container's rootfs (no merged dir yet) is mounted nowhere: the table is read only for an existing one
+  if (existsSync(p.merged) && isMounted(p.merged, await readMountinfoAsync())) return p.merged;
   const fresh = !existsSync(p.dir);
   try {
-    for (const d of [p.work, p.merged]) mkdirSync(d, { recursive: true, mode: 0o700 });
+    for (const d of [p.work, p.merged]) await mkdir(d, { recursive: true, mode: 0o700 });
     let lower = [...lowerDirs].reverse(); // overlayfs lists the topmost layer first
     if (lower.length === 0) {
       const empty = join(p.dir, "empty");
@@ -184,7 +185,7 @@ export async function removeRootfs(storageDir: string, id: string): Promise<void
     const targets = (ms: string[]) => ms.filter((m) => (which === "rootfs" ? m === p.merged : m.startsWith(volumes)));
     for (let i = 0; i < 8 && targets(mounted).length > 0; i++) {
       let progress = false;
-      for (const t of new Set(targets(mounted))) if (unmount(t)) progress = true;
+      for (const t of new Set(targets(mounted))) if (await unmountAsync(t)) progress = true;
       if (which === "rootfs" && progress) l.debug("unmounted rootfs", { id });
       mounted = await mountedBelow();
       if (!progress) break;

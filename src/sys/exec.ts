@@ -73,6 +73,17 @@ export interface SpawnJob {
 /** The spawner thread's answer. */
 export type SpawnReply = { id: number; code: number | null; stdout: string; stderr: string } | { id: number; error: string };
 
+/**
+ * A blocking syscall for the spawner thread: umount2(2) (an unmount waits for the kernel's RCU
+ * grace periods and the namespace lock: ms, tens of ms on a loaded node) and mount(2).
+ */
+export type Syscall =
+  | { sys: "umount2"; target: string; flags: number }
+  | { sys: "mount"; source: string; target: string; fstype: string; flags: number; data?: string };
+/** A Syscall as posted to the thread, and its answer: the return value and errno (0 when it succeeded). */
+export type SyscallJob = Syscall & { id: number };
+export type SyscallReply = { id: number; rc: number; errno: number };
+
 /** Idle time after which the spawner thread ends (its memory comes back before the idle daemon settles, ~1.3 s after start); the next program starts it again (a few ms, on its own thread). */
 const IDLE_MS = 1_000;
 
@@ -80,9 +91,11 @@ let offload = false;
 let worker: Worker | undefined;
 let idleTimer: ReturnType<typeof setTimeout> | undefined;
 let nextId = 1;
+type ProgramResult = { code: number | null; stdout: string; stderr: string };
 const pending = new Map<
   number,
-  { argv: string[]; resolve: (r: { code: number | null; stdout: string; stderr: string }) => void; reject: (e: unknown) => void }
+  | { argv: string[]; resolve: (r: ProgramResult) => void; reject: (e: unknown) => void }
+  | { sys: Syscall; resolve: (r: SyscallReply) => void; reject: (e: unknown) => void }
 >();
 
 /**
@@ -103,13 +116,14 @@ function workerUrl(): string {
 
 function startWorker(): Worker {
   const w = new Worker(workerUrl());
-  w.onmessage = (e: MessageEvent<SpawnReply>) => {
+  w.onmessage = (e: MessageEvent<SpawnReply | SyscallReply>) => {
     const r = e.data;
     const p = pending.get(r.id);
     if (!p) return;
     pending.delete(r.id);
-    if ("error" in r) p.reject(new ExecError(p.argv, null, r.error));
-    else p.resolve({ code: r.code, stdout: r.stdout, stderr: r.stderr });
+    if ("sys" in p) p.resolve(r as SyscallReply);
+    else if ("error" in r) p.reject(new ExecError(p.argv, null, r.error));
+    else p.resolve({ code: (r as ProgramResult).code, stdout: (r as ProgramResult).stdout, stderr: (r as ProgramResult).stderr });
     if (pending.size === 0) idle();
   };
   w.onerror = (e) => {
@@ -138,13 +152,34 @@ function idle(): void {
   idleTimer.unref();
 }
 
-function runInWorker(argv: string[], o: RunOptions): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  // as spawn() does with a signal already aborted: nothing is started
-  if (o.signal?.aborted) return Promise.reject(new ExecError(argv, null, "The operation was aborted"));
+/** The spawner thread, started when needed and kept alive while something is in flight. */
+function busyWorker(): Worker {
   if (idleTimer) clearTimeout(idleTimer);
   idleTimer = undefined;
   worker ??= startWorker();
   worker.ref();
+  return worker;
+}
+
+/**
+ * Runs a blocking syscall on the spawner thread once the daemon offloads (offloadSpawns): the
+ * event loop answering the kubelet does not wait in the kernel. Undefined when not offloading
+ * (tools, tests): the caller makes the call on its own thread.
+ */
+export function syscallOffThread(call: Syscall): Promise<SyscallReply> | undefined {
+  if (!offload) return undefined;
+  const w = busyWorker();
+  const id = nextId++;
+  return new Promise((resolve, reject) => {
+    pending.set(id, { sys: call, resolve, reject });
+    w.postMessage({ ...call, id } satisfies SyscallJob);
+  });
+}
+
+function runInWorker(argv: string[], o: RunOptions): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  // as spawn() does with a signal already aborted: nothing is started
+  if (o.signal?.aborted) return Promise.reject(new ExecError(argv, null, "The operation was aborted"));
+  const w = busyWorker();
   const id = nextId++;
   const job: SpawnJob = {
     id,
@@ -154,13 +189,12 @@ function runInWorker(argv: string[], o: RunOptions): Promise<{ code: number | nu
     cwd: o.cwd,
     timeoutMs: o.timeoutMs,
   };
-  const w = worker;
   return new Promise((resolve, reject) => {
     const onAbort = () => w.postMessage({ kill: id });
     o.signal?.addEventListener("abort", onAbort, { once: true });
     pending.set(id, {
       argv,
-      resolve: (r) => (o.signal?.removeEventListener("abort", onAbort), resolve(r)),
+      resolve: (r: ProgramResult) => (o.signal?.removeEventListener("abort", onAbort), resolve(r)),
       reject: (e) => (o.signal?.removeEventListener("abort", onAbort), reject(e)),
     });
     w.postMessage(job);

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
-import { mkdir, readFile } from "node:fs/promises";
+import { lstat, mkdir, readFile } from "node:fs/promises";
 import { RuntimeError } from "../errors.ts";
-import { run } from "./exec.ts";
+import { run, syscallOffThread, type Syscall } from "./exec.ts";
 import { cstr, daemonLibc, errno, errnoName } from "./libc.ts";
 import { parseMountinfo, type MountInfo } from "./mountinfo.ts";
 
@@ -41,6 +41,41 @@ export class MountError extends RuntimeError {
   ) {
     super(code === "ENOSPC" ? "resource-exhausted" : code === "EPERM" || code === "EACCES" ? "permission-denied" : "internal", `${op} "${path}": ${code}`);
   }
+}
+
+/**
+ * A blocking mount syscall on the spawner thread once the daemon offloads (sys/exec.ts), else on
+ * this one: returns 0, or the errno it failed with.
+ */
+async function blocking(call: Syscall): Promise<number> {
+  const off = syscallOffThread(call);
+  if (off) return (await off).errno;
+  const rc =
+    call.sys === "umount2"
+      ? daemonLibc().umount2(cstr(call.target), call.flags)
+      : daemonLibc().mount(cstr(call.source), cstr(call.target), cstr(call.fstype), call.flags, call.data === undefined ? null : cstr(call.data));
+  return rc === 0 ? 0 : errno();
+}
+
+/** umount2(2) off the event loop (see blocking): 0 or the errno. */
+export function umount2Async(target: string, flags: number): Promise<number> {
+  return blocking({ sys: "umount2", target, flags });
+}
+
+/** mount off the event loop: the request paths' (pod shm, container rootfs). Throws MountError. */
+export async function mountAsync(source: string, target: string, fstype: string, flags: number, data?: string): Promise<void> {
+  const e = await blocking({ sys: "mount", source, target, fstype, flags, data });
+  if (e !== 0) throw new MountError(`mount ${fstype}`, target, errnoName(e));
+}
+
+/** unmount off the event loop: the request paths' (pod stop and removal). */
+export async function unmountAsync(target: string, o: { detach?: boolean } = {}): Promise<boolean> {
+  const e = await umount2Async(target, o.detach ? MNT_DETACH : 0);
+  if (e === 0) return true;
+  const code = errnoName(e);
+  if (code === "EINVAL" || code === "ENOENT") return false;
+  if (code === "EBUSY" && !o.detach) return unmountAsync(target, { detach: true });
+  throw new MountError("unmount", target, code);
 }
 
 /** Mounts `source` on `target` (mount(2)); throws MountError. */
@@ -89,10 +124,12 @@ export function isMounted(path: string, table: MountInfo[] = readMountinfo()): b
  */
 export async function mountShm(path: string, sizeBytes = DEFAULT_SHM_SIZE, owner?: { uid: number; gid: number }): Promise<void> {
   if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) throw new RuntimeError("invalid-argument", `invalid shm size ${sizeBytes}`);
+  // a path that did not exist cannot be a mount point: the table is read only for one that did
+  const existed = await exists(path);
   await mkdir(path, { recursive: true, mode: 0o755 });
-  if (isMounted(path, await readMountinfoAsync())) return;
+  if (existed && isMounted(path, await readMountinfoAsync())) return;
   const ids = owner ? `,uid=${owner.uid},gid=${owner.gid}` : "";
-  mount("shm", path, "tmpfs", MS.NOSUID | MS.NODEV | MS.NOEXEC, `mode=1777,size=${sizeBytes}${ids}`);
+  await mountAsync("shm", path, "tmpfs", MS.NOSUID | MS.NODEV | MS.NOEXEC, `mode=1777,size=${sizeBytes}${ids}`);
 }
 
 /** Options of mountOverlay. */
@@ -127,7 +164,7 @@ export async function mountOverlay(target: string, o: OverlayMount): Promise<voi
   }
   const data = `lowerdir=${o.lower.join(":")},upperdir=${o.upper},workdir=${o.work}${own.length ? `,${own.join(",")}` : ""}`;
   if (data.length <= MAX_MOUNT_DATA) {
-    mount("overlay", target, "overlay", flags, data);
+    await mountAsync("overlay", target, "overlay", flags, data);
     return;
   }
   if (!o.cwd || !o.relativeLower) throw new MountError("mount overlay", target, "E2BIG");
@@ -137,6 +174,16 @@ export async function mountOverlay(target: string, o: OverlayMount): Promise<voi
 }
 
 // --- internal ---
+
+/** True when `path` exists (on the thread pool; a dangling symlink counts as existing). */
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Mount options that are mount(2) flags rather than filesystem data (mount(8)'s generic ones). */
 const GENERIC_FLAGS: Record<string, number> = {

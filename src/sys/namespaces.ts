@@ -26,13 +26,13 @@
  * dies with the helper.
  */
 import { mkdirSync, readdirSync, realpathSync, writeFileSync, existsSync } from "node:fs";
-import { mkdir, unlink, writeFile } from "node:fs/promises";
-import { join, delimiter } from "node:path";
+import { mkdir, realpath, stat, unlink, writeFile } from "node:fs/promises";
+import { dirname, join, delimiter } from "node:path";
 import { RuntimeError, invalid } from "../errors.ts";
 import { run, runRaw, ExecError } from "./exec.ts";
 import { cstr, daemonLibc, errno } from "./libc.ts";
 import { lookPathCached } from "./look-path.ts";
-import { readMountinfo, readMountinfoAsync } from "./mount.ts";
+import { readMountinfo, readMountinfoAsync, umount2Async } from "./mount.ts";
 import { spawnInUserns, type IdMap } from "./userns.ts";
 
 /** Which namespaces to pin, and what to set inside them. */
@@ -70,11 +70,13 @@ export async function pinNamespaces(dir: string, id: string, o: PinOptions): Pro
   const sysctls = Object.entries(o.sysctls ?? {}).map(([k, v]) => [k, sysctlPath(k, o), String(v)] as const);
 
   const tools = requireTools(o.net ? ["unshare", "ip"] : ["unshare"]);
-  mkdirSync(dir, { recursive: true, mode: 0o711 });
-  dir = realpathSync(dir); // mountinfo shows resolved paths
+  await mkdir(dir, { recursive: true, mode: 0o711 });
+  dir = await realpath(dir); // mountinfo shows resolved paths
   await ensurePrivateMount(dir);
   const paths: PinnedNamespaces = {};
-  const mounted = await mountPointsAsync();
+  // a pin file that does not exist is no mount point: the table is read only when one exists
+  const existing = kinds.map((k) => join(dir, pinDir(k), id)).filter((p) => existsSync(p));
+  const mounted = existing.length ? await mountPointsAsync() : new Set<string>();
   for (const k of kinds) {
     const p = join(dir, pinDir(k), id);
     if (mounted.has(p)) throw new RuntimeError("already-exists", `${k} namespace for "${id}" is already pinned at ${p}`);
@@ -94,19 +96,19 @@ export async function pinNamespaces(dir: string, id: string, o: PinOptions): Pro
   return paths;
 }
 
-/** Unmounts (MNT_DETACH) and removes pinned namespace files; missing or unmounted files are fine. */
+/**
+ * Unmounts (MNT_DETACH) and removes pinned namespace files; missing or unmounted files are fine.
+ * The unmount is tried without reading the mount table (EINVAL: not a mount point, ENOENT: no
+ * file) and runs off the event loop (sys/mount.ts umount2Async).
+ */
 export async function unpinNamespaces(paths: PinnedNamespaces): Promise<void> {
   const failures: string[] = [];
-  const mounted = await mountPointsAsync();
   for (const p of PIN_KINDS.map((k) => paths[k])) {
     if (!p) continue;
-    if (mounted.has(p)) {
-      const rc = daemonLibc().umount2(cstr(p), MNT_DETACH);
-      const err = rc === 0 ? 0 : errno(); // read before anything else can clobber it
-      if (rc !== 0 && isMountPoint(p)) {
-        failures.push(`umount ${p}: errno ${err}`);
-        continue;
-      }
+    const err = await umount2Async(p, MNT_DETACH);
+    if (err !== 0 && err !== EINVAL && err !== ENOENT && isMountPoint(p)) {
+      failures.push(`umount ${p}: errno ${err}`);
+      continue;
     }
     try {
       await unlink(p);
@@ -142,9 +144,18 @@ export function namespacePinCheck(): (path: string) => boolean {
   return (path) => existsSync(path) && mounts.has(path);
 }
 
-/** isNamespacePinned with the mount table read on the thread pool (pod teardown). */
+/**
+ * isNamespacePinned for pod teardown, without the mount table: a pin file with a namespace
+ * mounted on it is an nsfs inode, on another device than its directory (both stat'ed on the
+ * thread pool).
+ */
 export async function isNamespacePinnedAsync(path: string): Promise<boolean> {
-  return existsSync(path) && (await mountPointsAsync()).has(path);
+  try {
+    const [file, parent] = await Promise.all([stat(path), stat(dirname(path))]);
+    return file.dev !== parent.dev;
+  } catch {
+    return false;
+  }
 }
 
 /** The namespace files under `dir` (as pinNamespaces lays them out), by id; mounted or not. */
@@ -287,6 +298,8 @@ done`;
 const PACKAGE_OF: Record<string, string> = { unshare: "util-linux", nsenter: "util-linux", ip: "iproute2", mount: "util-linux" };
 const SBIN = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
 const MNT_DETACH = 2;
+const ENOENT = 2;
+const EINVAL = 22;
 const privateDirs = new Map<string, Promise<void>>();
 
 /** A tool in $PATH, then the sbin directories (a daemon started without them in $PATH still finds them). */

@@ -1,8 +1,9 @@
-import { describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { isMounted, mount, mountShm, MS, parseMountinfo, readMountinfo, unmount } from "../../../src/sys/mount.ts";
+import { offloadSpawns } from "../../../src/sys/exec.ts";
+import { isMounted, mount, mountAsync, mountShm, MS, parseMountinfo, readMountinfo, umount2Async, unmount, unmountAsync } from "../../../src/sys/mount.ts";
 
 const root = process.getuid?.() === 0;
 
@@ -78,3 +79,59 @@ describe.if(root)("as root", () => {
     expect(existsSync("/nonexistent/target/x")).toBe(false);
   });
 });
+
+// The daemon's request paths mount and unmount off the event loop (on the spawner thread once it
+// offloads, sys/exec.ts): the same results and errors in both modes.
+for (const mode of ["in-thread", "spawner thread"] as const) {
+  describe.if(root)(`mountAsync / unmountAsync / umount2Async, ${mode}`, () => {
+    const on = () => offloadSpawns(mode === "spawner thread");
+    afterAll(() => offloadSpawns(false));
+
+    test("mount, unmount, and what an unmount of nothing answers", async () => {
+      on();
+      const dir = mkdtempSync(join(tmpdir(), "async-mount-"));
+      const target = join(dir, "t");
+      mkdirSync(target);
+      try {
+        await mountAsync("tmpfs", target, "tmpfs", MS.NOSUID, "size=64k");
+        expect(readMountinfo().find((m) => m.mountPoint === target)).toMatchObject({ fsType: "tmpfs" });
+        expect(await unmountAsync(target)).toBe(true);
+        expect(isMounted(target)).toBe(false);
+        expect(await unmountAsync(target)).toBe(false); // EINVAL: not a mount point
+        expect(await unmountAsync(join(dir, "missing"))).toBe(false); // ENOENT
+        expect(await umount2Async(target, 0)).toBe(22); // the errno itself
+        await mountShm(join(dir, "shm"), 1024 * 1024); // new dir: mounted without reading the table
+        await mountShm(join(dir, "shm"), 1024 * 1024); // existing: the table says it is mounted already
+        expect(readMountinfo().filter((m) => m.mountPoint === join(dir, "shm"))).toHaveLength(1);
+        expect(await unmountAsync(join(dir, "shm"), { detach: true })).toBe(true);
+      } finally {
+        unmount(target);
+        unmount(join(dir, "shm"));
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    test("a busy mount falls back to a lazy unmount; mount errors carry the errno", async () => {
+      on();
+      const dir = mkdtempSync(join(tmpdir(), "async-busy-"));
+      const target = join(dir, "t");
+      mkdirSync(target);
+      try {
+        await mountAsync("tmpfs", target, "tmpfs", MS.NOSUID, "size=64k");
+        const child = Bun.spawn(["sleep", "30"], { cwd: target });
+        try {
+          expect(await unmountAsync(target)).toBe(true);
+          expect(isMounted(target)).toBe(false);
+        } finally {
+          child.kill();
+        }
+        // (.catch, not expect().rejects: bun test's rejects does not wait for a Worker's answer)
+        const e = await mountAsync("none", "/nonexistent/target/x", "tmpfs", 0).catch((x: unknown) => x);
+        expect(e).toMatchObject({ code: "ENOENT" });
+      } finally {
+        unmount(target);
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+}
