@@ -175,25 +175,24 @@ export async function mountImageVolume(storageDir: string, id: string, n: number
 export async function removeRootfs(storageDir: string, id: string): Promise<void> {
   const p = rootfsPaths(storageDir, id);
   if (!existsSync(p.dir)) return;
-  // The mount table is read on the thread pool (the kernel renders it in time growing with the
-  // node's mounts, several per pod), once per unmount round: image volumes first, then the
-  // rootfs, each up to 8 times (a mount stacked on itself after a crash); the delete too.
-  const volumes = `${join(p.dir, "image-volumes")}/`;
-  const mountedBelow = async () => (await readMountinfoAsync()).map((m) => m.mountPoint).filter((m) => m.startsWith(`${p.dir}/`));
-  let mounted = await mountedBelow();
-  for (const which of ["image volumes", "rootfs"] as const) {
-    const targets = (ms: string[]) => ms.filter((m) => (which === "rootfs" ? m === p.merged : m.startsWith(volumes)));
-    for (let i = 0; i < 8 && targets(mounted).length > 0; i++) {
-      let progress = false;
-      for (const t of new Set(targets(mounted))) if (await unmountAsync(t)) progress = true;
-      if (which === "rootfs" && progress) l.debug("unmounted rootfs", { id });
-      mounted = await mountedBelow();
-      if (!progress) break;
+  // Image volumes first (<dir>/image-volumes/<n>), then the rootfs: each unmounted (off the event
+  // loop) until the kernel answers that nothing is mounted there, up to 8 times (a mount stacked
+  // on itself after a crash); a busy one, or one with mounts below it, is detached. The mount
+  // table (which the kernel renders in time growing with the node's mounts, several per pod) is
+  // read only when 8 were not enough.
+  const volumesDir = join(p.dir, "image-volumes");
+  const volumes = (await readdir(volumesDir).catch(() => [] as string[])).filter((n) => /^\d+$/.test(n)).map((n) => join(volumesDir, n));
+  for (const [which, targets] of [
+    ["image volume", volumes],
+    ["rootfs", [p.merged]],
+  ] as const) {
+    for (const t of targets) {
+      let n = 0;
+      while (n < 8 && (await unmountAsync(t))) n++;
+      if (which === "rootfs" && n > 0) l.debug("unmounted rootfs", { id });
+      if (n === 8 && isMounted(t, await readMountinfoAsync()))
+        throw new RuntimeError("failed-precondition", `${which} of container "${id}" is still mounted at "${t}"`);
     }
-    const left = targets(mounted);
-    if (left.length && which === "image volumes")
-      throw new RuntimeError("failed-precondition", `image volume of container "${id}" is still mounted at "${left[0]}"`);
-    if (left.length) throw new RuntimeError("failed-precondition", `rootfs of container "${id}" is still mounted at "${p.merged}"`);
   }
   await rm(p.dir, { recursive: true, force: true });
 }

@@ -3,8 +3,8 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createRootfs, diskUsage, removeRootfs, rootfsPaths, unmountRootfs } from "../../../src/storage/index.ts";
-import { isMounted, readMountinfo, unmount } from "../../../src/sys/mount.ts";
+import { createRootfs, diskUsage, mountImageVolume, removeRootfs, rootfsPaths, unmountRootfs } from "../../../src/storage/index.ts";
+import { isMounted, mount, MS, readMountinfo, unmount } from "../../../src/sys/mount.ts";
 
 const root = process.getuid?.() === 0;
 let dir = "";
@@ -61,6 +61,26 @@ describe.if(root)("overlay rootfs", () => {
     expect(existsSync(join(storage, "c1"))).toBe(false);
     await removeRootfs(storage, "c1"); // idempotent
     await expect(diskUsage(storage, "c1")).rejects.toMatchObject({ kind: "not-found" });
+  });
+
+  test("removal unmounts a rootfs mounted on itself, its image volumes and what is busy or mounted below them, without leaving a mount", async () => {
+    const base = layer("base", { a: "a" });
+    const merged = await createRootfs(storage, "stacked", [base]);
+    mount("tmpfs", merged, "tmpfs", MS.NOSUID, "size=64k"); // stacked, as after a crash
+    mount("tmpfs", merged, "tmpfs", MS.NOSUID, "size=64k");
+    const v0 = await mountImageVolume(storage, "stacked", 0, [base]);
+    const v1 = await mountImageVolume(storage, "stacked", 1, [base]);
+    writeFileSync(join(dir, "file"), "x");
+    mount(join(dir, "file"), join(v1, "a"), "", MS.BIND); // a mount below a volume: the volume is busy
+    const child = Bun.spawn(["sleep", "30"], { cwd: v0 }); // a busy volume
+    try {
+      expect(readMountinfo().filter((m) => m.mountPoint.startsWith(join(storage, "stacked"))).length).toBe(6);
+      await removeRootfs(storage, "stacked");
+    } finally {
+      child.kill();
+    }
+    expect(readMountinfo().some((m) => m.mountPoint.startsWith(join(storage, "stacked")))).toBe(false);
+    expect(existsSync(join(storage, "stacked"))).toBe(false);
   });
 
   test("an image without layers gets an empty, writable rootfs", async () => {
