@@ -1,5 +1,5 @@
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync } from "node:fs";
-import { lstat, mkdir, readdir, rm } from "node:fs/promises";
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync } from "node:fs";
+import { chmod, chown, lstat, mkdir, readdir, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { invalid, RuntimeError, wrap } from "../errors.ts";
 import { log } from "../log/index.ts";
@@ -85,11 +85,12 @@ export async function createRootfs(storageDir: string, id: string, lowerDirs: st
     if (!existsSync(p.upper)) {
       // The merged root takes the upper dir's owner and mode: copy them from the top layer's root
       // (a 0700 root would lock every non-root container user out of "/").
-      const top = statSync(lower[0] as string);
-      mkdirSync(p.upper, { mode: 0o755 });
-      chmodSync(p.upper, top.mode & 0o7777);
+      // (on the thread pool: a burst of container creations must not hold the event loop)
+      const top = await stat(lower[0] as string);
+      await mkdir(p.upper, { mode: 0o755 });
+      await chmod(p.upper, top.mode & 0o7777);
       const m = opts.idmap;
-      chownSync(p.upper, m ? mapped(m.uids, top.uid) : top.uid, m ? mapped(m.gids, top.gid) : top.gid);
+      await chown(p.upper, m ? mapped(m.uids, top.uid) : top.uid, m ? mapped(m.gids, top.gid) : top.gid);
     }
     if (opts.idmap) {
       // runc's init, root of the pod's user namespace (an "other" user on the host), must reach
