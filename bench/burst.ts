@@ -7,6 +7,7 @@
 // Checks: every pod got its own IP, every container runs, nothing is left afterwards.
 // Usage (root, after `bun run build`): bun bench/burst.ts [--pods 60] [--clients 10] [--rounds 1]
 // BENCH_RUNTIMES=ours,crio,containerd (default all; a missing reference is skipped with its reason).
+// BENCH_RELIST_LOG=1 prints each relist's wall-clock start and both latencies (to line them up with a profile).
 import { mkdirSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { CriClient } from "../test/support/cri-client.ts";
@@ -81,6 +82,8 @@ function relister(cri: CriClient, into: () => Phase) {
       p.relistPods.push(t1 - t0);
       p.relistCtrs.push(t2 - t1);
       p.relist.push(t2 - t0);
+      if (process.env.BENCH_RELIST_LOG)
+        console.log(`relist at ${Date.now() - (performance.now() - t0)} pods ${(t1 - t0).toFixed(1)} ctrs ${(t2 - t1).toFixed(1)}`);
       const wait = RELIST_MS - (performance.now() - tick);
       if (wait > 0 && !done) await Bun.sleep(wait);
     }

@@ -348,9 +348,14 @@ export async function startRuntime(name: RuntimeName, reg: Registry, o: { config
       writeFileSync(join(dir, "registries.conf"), `[[registry]]\nlocation = "${reg.host}"\ninsecure = true\n`);
       mkdirSync(join(dir, "cni", "net.d"), { recursive: true });
       writeFileSync(join(dir, "cni", "net.d", "10-test.conflist"), net.conflist);
-      // BENCH_PROFILE_DIR: the daemon writes a CPU profile (Markdown) there when it exits
+      // BENCH_PROFILE_DIR: the daemon writes a CPU profile there when it exits (Markdown; with
+      // BENCH_PROFILE_JSON=1 Chrome's .cpuprofile, with every sample's time: what ran when)
       const prof = process.env.BENCH_PROFILE_DIR;
-      const env = prof ? { BUN_OPTIONS: `--cpu-prof-md --cpu-prof-interval=${process.env.BENCH_PROFILE_INTERVAL ?? 500} --cpu-prof-dir=${prof}` } : undefined;
+      const env = prof
+        ? {
+            BUN_OPTIONS: `${process.env.BENCH_PROFILE_JSON ? "--cpu-prof" : "--cpu-prof-md"} --cpu-prof-interval=${process.env.BENCH_PROFILE_INTERVAL ?? 500} --cpu-prof-dir=${prof}`,
+          }
+        : undefined;
       const base = `[crio.image]\npause_image = "${pause}"\npause_command = "/pause"\n`;
       let config = base + (o.config ?? "");
       let d = await startDaemon({ dir, logLevel: "info", env, config });
