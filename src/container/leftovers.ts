@@ -11,6 +11,7 @@
 import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { messageOf } from "../errors.ts";
+import { pidsNaming } from "../sys/process.ts";
 import type { ContainerDeps } from "./deps.ts";
 
 /** Container ids are 64 hex digits (util/id.ts); anything else below our dirs is not ours to remove. */
@@ -20,7 +21,12 @@ const ID = /^[0-9a-f]{64}$/;
  * Removes every trace of containers whose id is not in `known` (ids with a committed record);
  * returns the ids cleaned. Failures are logged and do not stop the others.
  */
-export async function removeContainerLeftovers(d: ContainerDeps, known: ReadonlySet<string>): Promise<string[]> {
+export async function removeContainerLeftovers(
+  d: ContainerDeps,
+  known: ReadonlySet<string>,
+  /** The processes whose command line names a container id (sys/process.ts; tests give a fake). */
+  naming: (id: string) => number[] = pidsNaming,
+): Promise<string[]> {
   const log = d.log.withTag("container");
   const found = new Map<string, string[]>();
   const note = (id: string, what: string) => {
@@ -33,6 +39,7 @@ export async function removeContainerLeftovers(d: ContainerDeps, known: Readonly
   for (const id of await names(d.paths.exits)) note(id, "exit file");
   const handlers = d.settings().runtimeHandlers ?? [];
   const inRuntime = new Map<string, string[]>();
+  const listed: string[] = [];
   for (const h of handlers) {
     // a handler whose runtime is not installed (crun in the default table) has no containers to list
     const ids = await Promise.resolve()
@@ -42,6 +49,7 @@ export async function removeContainerLeftovers(d: ContainerDeps, known: Readonly
         log.warn(`listing the containers of runtime handler "${h}": ${messageOf(e)}`);
         return undefined;
       });
+    if (ids) listed.push(h);
     for (const id of ids ?? []) {
       if (!ID.test(id) || known.has(id)) continue;
       note(id, `${h} container`);
@@ -62,6 +70,18 @@ export async function removeContainerLeftovers(d: ContainerDeps, known: Readonly
     for (const h of inRuntime.get(id) ?? []) await step(`delete ${h} container`, () => d.handlers.get(h).runtime.delete(id, true));
     // a monitor left alive (not provably this container's) ends with its container: let it write its exit first
     for (const end = Date.now() + 3000; (await d.monitors.alive(id)) && Date.now() < end; ) await Bun.sleep(20);
+    // The monitor's `runc create` outlives it (only the monitor is killed): one still running when
+    // the runtime was listed may have made the container since. Once no process names the id (≤ 5 s),
+    // ask each runtime that listed fine and did not have it then.
+    const unlisted = listed.filter((h) => !inRuntime.get(id)?.includes(h));
+    if (unlisted.length) {
+      for (const end = Date.now() + 5000; naming(id).length && Date.now() < end; ) await Bun.sleep(20);
+      for (const h of unlisted)
+        await step(`delete ${h} container`, async () => {
+          const rt = d.handlers.get(h).runtime;
+          if (await rt.state(id)) await rt.delete(id, true);
+        });
+    }
     await step("remove monitor files", () => d.monitors.remove(id));
     await step("remove root filesystem", () => d.rootfs.remove(id));
     await step("remove bundle", () => rm(join(d.paths.runroot, "containers", id), { recursive: true, force: true }));

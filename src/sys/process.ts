@@ -28,6 +28,17 @@ export async function procCmdlineAsync(pid: number): Promise<string | undefined>
   }
 }
 
+/** Every process whose command line contains `text` (a container id: the runtime's create naming it), this one excluded. */
+export function pidsNaming(text: string): number[] {
+  const out: number[] = [];
+  for (const name of listDir("/proc") ?? []) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) continue;
+    if (procCmdline(pid)?.includes(text)) out.push(pid);
+  }
+  return out;
+}
+
 /** This process's children (the thread-group leader's: orphans re-parented to a subreaper land there). */
 export function ownChildren(): number[] {
   const text = readText(`/proc/self/task/${process.pid}/children`) ?? "";

@@ -32,7 +32,11 @@ test("containers with no record are found by any trace and undone in order; reco
       settings: () => ({ runtimeHandlers: ["runc"] }),
       handlers: {
         get: () => ({
-          runtime: { list: async () => [known, mid, inRunc].map((x) => ({ id: x })), delete: async (x: string) => void calls.push(`delete ${x[0]}`) },
+          runtime: {
+            list: async () => [known, mid, inRunc].map((x) => ({ id: x })),
+            state: async () => undefined,
+            delete: async (x: string) => void calls.push(`delete ${x[0]}`),
+          },
         }),
       },
       monitors: {
@@ -42,7 +46,7 @@ test("containers with no record are found by any trace and undone in order; reco
       },
       rootfs: { remove: async (x: string) => void calls.push(`rootfs ${x[0]}`) },
     };
-    const found = await removeContainerLeftovers(deps as never, new Set([known]));
+    const found = await removeContainerLeftovers(deps as never, new Set([known]), () => []);
     expect(found.sort()).toEqual([mid, early, inRunc].sort());
     expect(calls.filter((c) => c.endsWith(" b"))).toEqual(["abandon b", "delete b", "cleanup b", "rootfs b"]);
     expect(calls.filter((c) => c.endsWith(" c"))).toEqual(["abandon c", "cleanup c", "rootfs c"]);
@@ -52,6 +56,39 @@ test("containers with no record are found by any trace and undone in order; reco
     expect(existsSync(join(paths.runroot, "containers", known))).toBe(true);
     expect(existsSync(join(paths.exits, "not-an-id"))).toBe(true);
     expect(lines.filter((l) => l.startsWith("removed leftovers of container")).length).toBe(3);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a runtime create still running at the listing (its monitor outlived the daemon) is waited for, and the container it made deleted", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "crio-leftovers-"));
+  try {
+    const paths = pathsFor(join(dir, "root"), join(dir, "run"));
+    const late = id("e"); // rootfs, bundle, monitor dir; runc create finishes after the listing
+    for (const p of [paths.storage, join(paths.runroot, "containers"), paths.monitors]) mkdirSync(join(p, late), { recursive: true });
+    const calls: string[] = [];
+    const log = { withTag: () => log, info: () => {}, warn: (m: string) => calls.push(`WARN ${m}`) };
+    let createRunning = 3; // `runc create <id>` seen 3 more times, then gone, having made the container
+    const deps = {
+      paths,
+      log,
+      settings: () => ({ runtimeHandlers: ["runc"] }),
+      handlers: {
+        get: () => ({
+          runtime: {
+            list: async () => [],
+            state: async (x: string) => (createRunning > 0 ? undefined : (calls.push(`state ${x[0]}`), { id: x, status: "created" })),
+            delete: async (x: string) => void calls.push(`delete ${x[0]}`),
+          },
+        }),
+      },
+      monitors: { abandon: async (x: string) => void calls.push(`abandon ${x[0]}`), alive: async () => false, remove: async () => {} },
+      rootfs: { remove: async () => {} },
+    };
+    const naming = (x: string) => (x === late && createRunning-- > 0 ? [4242] : []);
+    expect(await removeContainerLeftovers(deps as never, new Set(), naming)).toEqual([late]);
+    expect(calls).toEqual(["abandon e", "state e", "delete e"]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -73,13 +110,13 @@ test("a configured handler whose runtime is not installed (crun in the default t
       handlers: {
         get: (h: string) => {
           if (h === "crun") throw new Error('runtime "crun" not found: set runtime_path or install it in $PATH');
-          return { runtime: { list: async () => [], delete: async () => {} } };
+          return { runtime: { list: async () => [], state: async () => undefined, delete: async () => {} } };
         },
       },
       monitors: { abandon: async () => {}, alive: async () => false, remove: async () => {} },
       rootfs: { remove: async (x: string) => void calls.push(`rootfs ${x[0]}`) },
     };
-    expect(await removeContainerLeftovers(deps as never, new Set())).toEqual([early]);
+    expect(await removeContainerLeftovers(deps as never, new Set(), () => [])).toEqual([early]);
     expect(calls).toEqual(["rootfs c"]);
     expect(lines.some((l) => l.startsWith('WARN listing the containers of runtime handler "crun"'))).toBe(true);
   } finally {
