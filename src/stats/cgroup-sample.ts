@@ -1,19 +1,38 @@
-import { closeSync, openSync, readdirSync, readSync } from "node:fs";
-import { join } from "node:path";
+import { readdirSync } from "node:fs";
+import { readOnce } from "../sys/kept-files.ts";
 import type { CgroupDirs } from "./cgroup-dirs.ts";
 import type { CgroupSample, Psi, PsiLine } from "./types.ts";
+
+/** Reads a cgroup file's whole text by path; undefined when it is absent or unreadable. */
+export type FileReader = (path: string) => string | undefined;
+
+/** What readSample reads beyond the CRI basics (CPU usage, memory usage/stat/limit, pressure). */
+export interface SampleOptions {
+  /** Metrics: throttling, limits and shares, kernel memory, peak, failcnt, OOM kills, pids.max. */
+  detail?: boolean;
+  hugetlb?: boolean;
+  /** Swap usage and limit (ContainerStats reports them; PodSandboxStats has no swap). Default true. */
+  swap?: boolean;
+  /** pids.current (a pod's process count, or a container summed into one). Default true. */
+  pids?: boolean;
+  now?: () => number;
+  /** How files are read (default: open, read, close). */
+  read?: FileReader;
+}
 
 /**
  * Reads a cgroup's CPU, memory, pids, hugetlb and pressure statistics, cgroup v1 or v2, the way
  * runc's libcontainer and cAdvisor interpret them (working set = usage − inactive file pages).
- * Without `detail` only what CRI stats report is read (about half the files); metrics need the
- * rest (throttling, limits and shares, kernel memory, peak, failcnt, OOM kills).
+ * Each file is read once. Without `detail` only what CRI stats report is read (about half the
+ * files); metrics need the rest (throttling, limits and shares, kernel memory, peak, failcnt,
+ * OOM kills); `swap: false` and `pids: false` leave out what the caller does not report.
  * Reads are synchronous: cgroupfs files are generated in memory and never block on a disk.
  * Undefined when the cgroup does not exist (the container is gone).
  */
-export function readSample(dirs: CgroupDirs, o: { detail?: boolean; hugetlb?: boolean; now?: () => number } = {}): CgroupSample | undefined {
+export function readSample(dirs: CgroupDirs, o: SampleOptions = {}): CgroupSample | undefined {
   const at = (o.now ?? preciseNow)();
-  const s = dirs.mode === "v2" ? readV2(dirs, at, !!o.detail, !!o.hugetlb) : readV1(dirs, at, !!o.detail, !!o.hugetlb);
+  const w: Want = { detail: !!o.detail, hugetlb: !!o.hugetlb, swap: o.swap ?? true, pids: (o.pids ?? true) || !!o.detail, read: o.read ?? readOnce };
+  const s = dirs.mode === "v2" ? readV2(dirs, at, w) : readV1(dirs, at, w);
   if (!s.cpu && !s.memory && !s.pids) return undefined;
   return s;
 }
@@ -52,28 +71,38 @@ export function parsePsi(text: string | undefined): Psi | undefined {
   if (!text) return undefined;
   let some: PsiLine | undefined;
   let full: PsiLine | undefined;
-  for (const line of text.split("\n")) {
-    const [kind, ...fields] = line.trim().split(/\s+/);
-    if (kind !== "some" && kind !== "full") continue;
-    const v: Record<string, number> = {};
-    for (const f of fields) {
-      const [k, n] = f.split("=");
-      if (k && n !== undefined) v[k] = Number(n);
+  for (let i = 0; i < text.length; ) {
+    let end = text.indexOf("\n", i);
+    if (end < 0) end = text.length;
+    const kind = text.startsWith("some ", i) ? "some" : text.startsWith("full ", i) ? "full" : undefined;
+    if (kind) {
+      const l: PsiLine = {
+        avg10: psiField(text, i, end, " avg10="),
+        avg60: psiField(text, i, end, " avg60="),
+        avg300: psiField(text, i, end, " avg300="),
+        totalUs: psiField(text, i, end, " total="),
+      };
+      if (kind === "some") some = l;
+      else full = l;
     }
-    const l: PsiLine = { avg10: v.avg10 ?? 0, avg60: v.avg60 ?? 0, avg300: v.avg300 ?? 0, totalUs: v.total ?? 0 };
-    if (kind === "some") some = l;
-    else full = l;
+    i = end + 1;
   }
   return some ? { some, ...(full ? { full } : {}) } : undefined;
 }
 
-/** Parses "key value" lines (memory.stat, cpu.stat, memory.events) into numbers. */
-export function parseKeyValues(text: string | undefined): Map<string, number> {
+/** Parses "key value" lines (memory.stat, cpu.stat, memory.events) into numbers; only the keys of `only` when given. */
+export function parseKeyValues(text: string | undefined, only?: ReadonlySet<string>): Map<string, number> {
   const out = new Map<string, number>();
   if (!text) return out;
-  for (const line of text.split("\n")) {
-    const i = line.indexOf(" ");
-    if (i > 0) out.set(line.slice(0, i), Number(line.slice(i + 1)));
+  for (let i = 0; i < text.length; ) {
+    let end = text.indexOf("\n", i);
+    if (end < 0) end = text.length;
+    const sp = text.indexOf(" ", i);
+    if (sp > i && sp < end) {
+      const key = text.slice(i, sp);
+      if (!only || only.has(key)) out.set(key, Number(text.slice(sp + 1, end)));
+    }
+    i = end + 1;
   }
   return out;
 }
@@ -88,36 +117,25 @@ export function preciseNow(): number {
 /** v1 limits at or above this are "unlimited" (the kernel reports PAGE_COUNTER_MAX rounded to pages). */
 const V1_UNLIMITED = 2 ** 60;
 
-/** One buffer for every read: cgroup files are small (memory.stat, the largest, ~1.5 kB). */
-const buf = Buffer.allocUnsafe(16 * 1024);
-
-/**
- * A cgroup file's text, undefined when it cannot be read. One read(2) takes the whole of a kernfs
- * file that fits the buffer: open, read, close (readFileSync also reads once more to see the end).
- */
-function read(dir: string | undefined, file: string): string | undefined {
-  if (!dir) return undefined;
-  let fd: number;
-  try {
-    fd = openSync(join(dir, file), "r");
-  } catch {
-    return undefined;
-  }
-  try {
-    let n = readSync(fd, buf, 0, buf.length, null);
-    if (n < buf.length) return buf.toString("latin1", 0, n);
-    const parts = [Buffer.from(buf.subarray(0, n))];
-    while ((n = readSync(fd, buf, 0, buf.length, null)) > 0) parts.push(Buffer.from(buf.subarray(0, n)));
-    return Buffer.concat(parts).toString("latin1");
-  } catch {
-    return undefined;
-  } finally {
-    closeSync(fd);
-  }
+interface Want {
+  detail: boolean;
+  hugetlb: boolean;
+  swap: boolean;
+  pids: boolean;
+  read: FileReader;
 }
 
-function num(dir: string | undefined, file: string): number | undefined {
-  const t = read(dir, file)?.trim();
+/** The memory.stat keys CRI stats use (v1: hierarchical total_* first, then the cgroup's own). */
+const V1_MEM_KEYS = new Set(["inactive_file", "rss", "cache", "mapped_file", "pgfault", "pgmajfault"].flatMap((k) => [k, `total_${k}`]));
+const V2_MEM_KEYS = new Set(["inactive_file", "anon", "file", "file_mapped", "kernel", "kernel_stack", "slab", "sock", "percpu", "pgfault", "pgmajfault"]);
+
+/** A cgroup file's text; undefined when the directory is unknown or the file cannot be read. */
+function read(w: Want, dir: string | undefined, file: string): string | undefined {
+  return dir ? w.read(`${dir}/${file}`) : undefined;
+}
+
+function num(w: Want, dir: string | undefined, file: string): number | undefined {
+  const t = read(w, dir, file)?.trim();
   if (t === undefined || t === "") return undefined;
   if (t === "max") return Infinity;
   const n = Number(t);
@@ -126,19 +144,20 @@ function num(dir: string | undefined, file: string): number | undefined {
 
 const limited = (n: number | undefined, cap: number) => (n === undefined || !Number.isFinite(n) || n >= cap ? undefined : n);
 
-function readV1(d: CgroupDirs, at: number, detail: boolean, hugetlb: boolean): CgroupSample {
+function readV1(d: CgroupDirs, at: number, w: Want): CgroupSample {
+  const { detail } = w;
   const s: CgroupSample = { at, hugetlb: [] };
-  const usageNs = num(d.cpuacct, "cpuacct.usage");
+  const usageNs = num(w, d.cpuacct, "cpuacct.usage");
   if (usageNs !== undefined) {
-    let userNs = detail ? num(d.cpuacct, "cpuacct.usage_user") : undefined;
-    let systemNs = detail ? num(d.cpuacct, "cpuacct.usage_sys") : undefined;
+    let userNs = detail ? num(w, d.cpuacct, "cpuacct.usage_user") : undefined;
+    let systemNs = detail ? num(w, d.cpuacct, "cpuacct.usage_sys") : undefined;
     if (detail && (userNs === undefined || systemNs === undefined)) {
       // cpuacct.stat is in USER_HZ (100 per second on every Linux architecture).
-      const st = parseKeyValues(read(d.cpuacct, "cpuacct.stat"));
+      const st = parseKeyValues(read(w, d.cpuacct, "cpuacct.stat"));
       userNs = (st.get("user") ?? 0) * 10_000_000;
       systemNs = (st.get("system") ?? 0) * 10_000_000;
     }
-    const st = parseKeyValues(detail ? read(d.cpu, "cpu.stat") : undefined);
+    const st = parseKeyValues(detail ? read(w, d.cpu, "cpu.stat") : undefined);
     s.cpu = {
       usageNs,
       userNs,
@@ -146,57 +165,59 @@ function readV1(d: CgroupDirs, at: number, detail: boolean, hugetlb: boolean): C
       periods: st.get("nr_periods") ?? 0,
       throttledPeriods: st.get("nr_throttled") ?? 0,
       throttledNs: st.get("throttled_time") ?? 0,
-      psi: parsePsi(read(d.unified, "cpu.pressure")),
+      psi: parsePsi(read(w, d.unified, "cpu.pressure")),
     };
     if (detail) {
-      const quota = num(d.cpu, "cpu.cfs_quota_us");
+      const quota = num(w, d.cpu, "cpu.cfs_quota_us");
       s.cpuSpec = {
-        shares: num(d.cpu, "cpu.shares"),
-        periodUs: num(d.cpu, "cpu.cfs_period_us"),
+        shares: num(w, d.cpu, "cpu.shares"),
+        periodUs: num(w, d.cpu, "cpu.cfs_period_us"),
         quotaUs: quota !== undefined && quota >= 0 ? quota : undefined,
       };
     }
   }
-  const usage = num(d.memory, "memory.usage_in_bytes");
+  const usage = num(w, d.memory, "memory.usage_in_bytes");
   if (usage !== undefined) {
-    const st = parseKeyValues(read(d.memory, "memory.stat"));
+    const st = parseKeyValues(read(w, d.memory, "memory.stat"), detail ? undefined : V1_MEM_KEYS);
     // With use_hierarchy (always on since 5.x) the total_* keys include child cgroups.
     const k = (name: string) => st.get(`total_${name}`) ?? st.get(name) ?? 0;
     const inactiveFile = k("inactive_file");
-    const limit = limited(num(d.memory, "memory.limit_in_bytes"), V1_UNLIMITED);
-    const memsw = num(d.memory, "memory.memsw.usage_in_bytes");
-    const memswLimit = limited(num(d.memory, "memory.memsw.limit_in_bytes"), V1_UNLIMITED);
+    const limit = limited(num(w, d.memory, "memory.limit_in_bytes"), V1_UNLIMITED);
+    const memsw = w.swap ? num(w, d.memory, "memory.memsw.usage_in_bytes") : undefined;
+    const memswLimit = w.swap ? limited(num(w, d.memory, "memory.memsw.limit_in_bytes"), V1_UNLIMITED) : undefined;
     s.memory = {
       usage,
       workingSet: Math.max(0, usage - inactiveFile),
       rss: k("rss"),
       cache: k("cache"),
       mappedFile: k("mapped_file"),
-      kernel: (detail ? num(d.memory, "memory.kmem.usage_in_bytes") : undefined) ?? 0,
+      kernel: (detail ? num(w, d.memory, "memory.kmem.usage_in_bytes") : undefined) ?? 0,
       pageFaults: k("pgfault"),
       majorPageFaults: k("pgmajfault"),
-      maxUsage: detail ? num(d.memory, "memory.max_usage_in_bytes") : undefined,
-      failcnt: (detail ? num(d.memory, "memory.failcnt") : undefined) ?? 0,
+      maxUsage: detail ? num(w, d.memory, "memory.max_usage_in_bytes") : undefined,
+      failcnt: (detail ? num(w, d.memory, "memory.failcnt") : undefined) ?? 0,
       limit,
-      reservation: detail ? limited(num(d.memory, "memory.soft_limit_in_bytes"), V1_UNLIMITED) : undefined,
+      reservation: detail ? limited(num(w, d.memory, "memory.soft_limit_in_bytes"), V1_UNLIMITED) : undefined,
       swapUsage: memsw !== undefined ? Math.max(0, memsw - usage) : undefined,
       swapLimit: memswLimit !== undefined && limit !== undefined ? Math.max(0, memswLimit - limit) : undefined,
-      oomKills: detail ? parseKeyValues(read(d.memory, "memory.oom_control")).get("oom_kill") : undefined,
-      psi: parsePsi(read(d.unified, "memory.pressure")),
+      oomKills: detail ? parseKeyValues(read(w, d.memory, "memory.oom_control")).get("oom_kill") : undefined,
+      psi: parsePsi(read(w, d.unified, "memory.pressure")),
     };
   }
-  const pids = num(d.pids, "pids.current");
-  if (pids !== undefined) s.pids = { current: pids, limit: detail ? limited(num(d.pids, "pids.max"), Infinity) : undefined };
-  const ioPsi = parsePsi(read(d.unified, "io.pressure"));
+  const pids = w.pids ? num(w, d.pids, "pids.current") : undefined;
+  if (pids !== undefined) s.pids = { current: pids, limit: detail ? limited(num(w, d.pids, "pids.max"), Infinity) : undefined };
+  const ioPsi = parsePsi(read(w, d.unified, "io.pressure"));
   if (ioPsi) s.io = { psi: ioPsi };
-  if (hugetlb) s.hugetlb = d.hugetlb ? readHugetlb(d.hugetlb, "usage_in_bytes", "max_usage_in_bytes") : d.unified ? readHugetlb(d.unified, "current") : [];
+  if (w.hugetlb)
+    s.hugetlb = d.hugetlb ? readHugetlb(w, d.hugetlb, "usage_in_bytes", "max_usage_in_bytes") : d.unified ? readHugetlb(w, d.unified, "current") : [];
   return s;
 }
 
-function readV2(d: CgroupDirs, at: number, detail: boolean, hugetlb: boolean): CgroupSample {
+function readV2(d: CgroupDirs, at: number, w: Want): CgroupSample {
+  const { detail } = w;
   const s: CgroupSample = { at, hugetlb: [] };
   const dir = d.unified;
-  const cpu = parseKeyValues(read(dir, "cpu.stat"));
+  const cpu = parseKeyValues(read(w, dir, "cpu.stat"));
   const usageUs = cpu.get("usage_usec");
   if (usageUs !== undefined) {
     s.cpu = {
@@ -206,11 +227,11 @@ function readV2(d: CgroupDirs, at: number, detail: boolean, hugetlb: boolean): C
       periods: cpu.get("nr_periods") ?? 0,
       throttledPeriods: cpu.get("nr_throttled") ?? 0,
       throttledNs: (cpu.get("throttled_usec") ?? 0) * 1000,
-      psi: parsePsi(read(dir, "cpu.pressure")),
+      psi: parsePsi(read(w, dir, "cpu.pressure")),
     };
     if (detail) {
-      const [quota, period] = (read(dir, "cpu.max")?.trim() ?? "").split(/\s+/);
-      const weight = num(dir, "cpu.weight");
+      const [quota, period] = (read(w, dir, "cpu.max")?.trim() ?? "").split(/\s+/);
+      const weight = num(w, dir, "cpu.weight");
       s.cpuSpec = {
         // cpu.weight 1..10000 ↔ cpu.shares 2..262144 (the conversion runc and cAdvisor use).
         shares: weight !== undefined ? Math.round(2 + ((weight - 1) * 262142) / 9999) : undefined,
@@ -219,10 +240,10 @@ function readV2(d: CgroupDirs, at: number, detail: boolean, hugetlb: boolean): C
       };
     }
   }
-  const usage = num(dir, "memory.current");
+  const usage = num(w, dir, "memory.current");
   if (usage !== undefined) {
-    const st = parseKeyValues(read(dir, "memory.stat"));
-    const ev = parseKeyValues(detail ? read(dir, "memory.events") : undefined);
+    const st = parseKeyValues(read(w, dir, "memory.stat"), detail ? undefined : V2_MEM_KEYS);
+    const ev = parseKeyValues(detail ? read(w, dir, "memory.events") : undefined);
     const kernel = st.get("kernel") ?? (st.get("kernel_stack") ?? 0) + (st.get("slab") ?? 0) + (st.get("sock") ?? 0) + (st.get("percpu") ?? 0);
     s.memory = {
       usage,
@@ -233,25 +254,25 @@ function readV2(d: CgroupDirs, at: number, detail: boolean, hugetlb: boolean): C
       kernel,
       pageFaults: st.get("pgfault") ?? 0,
       majorPageFaults: st.get("pgmajfault") ?? 0,
-      maxUsage: detail ? num(dir, "memory.peak") : undefined,
+      maxUsage: detail ? num(w, dir, "memory.peak") : undefined,
       failcnt: ev.get("max") ?? 0,
-      limit: limited(num(dir, "memory.max"), Infinity),
-      reservation: detail ? limited(num(dir, "memory.low"), Infinity) || undefined : undefined,
-      swapUsage: num(dir, "memory.swap.current"),
-      swapLimit: limited(num(dir, "memory.swap.max"), Infinity),
+      limit: limited(num(w, dir, "memory.max"), Infinity),
+      reservation: detail ? limited(num(w, dir, "memory.low"), Infinity) || undefined : undefined,
+      swapUsage: w.swap ? num(w, dir, "memory.swap.current") : undefined,
+      swapLimit: w.swap ? limited(num(w, dir, "memory.swap.max"), Infinity) : undefined,
       oomKills: ev.get("oom_kill"),
-      psi: parsePsi(read(dir, "memory.pressure")),
+      psi: parsePsi(read(w, dir, "memory.pressure")),
     };
   }
-  const pids = num(dir, "pids.current");
-  if (pids !== undefined) s.pids = { current: pids, limit: detail ? limited(num(dir, "pids.max"), Infinity) : undefined };
-  const ioPsi = parsePsi(read(dir, "io.pressure"));
+  const pids = w.pids ? num(w, dir, "pids.current") : undefined;
+  if (pids !== undefined) s.pids = { current: pids, limit: detail ? limited(num(w, dir, "pids.max"), Infinity) : undefined };
+  const ioPsi = parsePsi(read(w, dir, "io.pressure"));
   if (ioPsi) s.io = { psi: ioPsi };
-  if (hugetlb && dir) s.hugetlb = readHugetlb(dir, "current");
+  if (w.hugetlb && dir) s.hugetlb = readHugetlb(w, dir, "current");
   return s;
 }
 
-function readHugetlb(dir: string, usageFile: string, maxFile?: string): CgroupSample["hugetlb"] {
+function readHugetlb(w: Want, dir: string, usageFile: string, maxFile?: string): CgroupSample["hugetlb"] {
   let names: string[];
   try {
     names = readdirSync(dir);
@@ -263,9 +284,18 @@ function readHugetlb(dir: string, usageFile: string, maxFile?: string): CgroupSa
     const m = /^hugetlb\.([^.]+)\.(.+)$/.exec(n);
     if (!m || m[2] !== usageFile) continue;
     const pageSize = m[1]!;
-    const usage = num(dir, n);
+    const usage = num(w, dir, n);
     if (usage === undefined) continue;
-    out.push({ pageSize, usage, maxUsage: maxFile ? num(dir, `hugetlb.${pageSize}.${maxFile}`) : undefined });
+    out.push({ pageSize, usage, maxUsage: maxFile ? num(w, dir, `hugetlb.${pageSize}.${maxFile}`) : undefined });
   }
   return out.sort((a, b) => a.pageSize.localeCompare(b.pageSize));
+}
+
+/** A number in a PSI line between `from` and `to` after `key` (0 when missing). */
+function psiField(text: string, from: number, to: number, key: string): number {
+  const k = text.indexOf(key, from);
+  if (k < 0 || k >= to) return 0;
+  let end = text.indexOf(" ", k + key.length);
+  if (end < 0 || end > to) end = to;
+  return Number(text.slice(k + key.length, end));
 }

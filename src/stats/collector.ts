@@ -5,6 +5,7 @@ import { messageOf } from "../errors.ts";
 import type { Logger } from "../log/index.ts";
 import type { SandboxView } from "../sandbox/record.ts";
 import type { CgroupLayout } from "../sys/cgroup.ts";
+import { KeptFiles } from "../sys/kept-files.ts";
 import { dirsForPath, dirsForPid, type CgroupDirs } from "./cgroup-dirs.ts";
 import { readSample, sumSamples } from "./cgroup-sample.ts";
 import type { LayerCache } from "./layer-cache.ts";
@@ -24,6 +25,8 @@ export interface CollectorDeps {
   filesystem?: () => { bytes: number; inodes: number; inodesFree: number } | undefined;
   log: Logger;
   now: () => number;
+  /** Where cgroup files are read (descriptors kept per container and pod); a new one by default. */
+  files?: KeptFiles;
 }
 
 /** Metrics requested alongside stats. */
@@ -35,6 +38,20 @@ export interface MetricsWanted {
 export const MIN_RATE_INTERVAL_MS = 1000;
 
 /**
+ * How long a container's cgroup sample taken by one list call (ListPodSandboxStats carries each
+ * pod's containers) answers the other list call (ListContainerStats) — the two calls of one
+ * kubelet stats cycle — instead of reading the same files again. The answer carries the
+ * sample's own timestamp, so it states the moment its values were read. Single-item calls
+ * (ContainerStats, PodSandboxStats) and metrics always read anew.
+ */
+export const LIST_SHARE_MS = 1000;
+
+/** How a list call reads: `share` lets the two stats lists of one cycle use each other's container samples. */
+export interface ReadOptions {
+  share?: boolean;
+}
+
+/**
  * Reads the statistics of containers and pods: cgroups (found from the container's pid, else its
  * bundle's cgroupsPath; a pod's from its cgroup parent, else the sum of its containers), the
  * writable layer (cached), network counters inside the pod's namespace, and CPU rates between
@@ -42,11 +59,16 @@ export const MIN_RATE_INTERVAL_MS = 1000;
  */
 export class Collector {
   readonly #d: CollectorDeps;
+  readonly #files: KeptFiles;
   readonly #dirs = new Map<string, { key: string; dirs: CgroupDirs }>();
+  readonly #podDirs = new Map<string, { parent: string; dirs: CgroupDirs }>();
   readonly #rates = new Map<string, { at: number; usageNs: number; rate?: number }>();
+  /** Container samples taken by list calls, for the other list call of the cycle (LIST_SHARE_MS). */
+  readonly #shared = new Map<string, { key: string; sample: CgroupSample; pids: boolean }>();
 
   constructor(d: CollectorDeps) {
     this.#d = d;
+    this.#files = d.files ?? new KeptFiles();
   }
 
   /** Stats (and metrics when asked) of one container; no cgroup sample when it is not running. */
@@ -59,10 +81,14 @@ export class Collector {
    * container's cgroup sample, and its writable layer's measure started (a cached value, or a
    * walk that ends on the thread pool when the layer is large), awaited at the end.
    */
-  async containers(cs: readonly ContainerView[], want?: MetricsWanted): Promise<Array<{ stats: ContainerStatsView; metrics?: MetricValue[] }>> {
+  async containers(
+    cs: readonly ContainerView[],
+    want?: MetricsWanted,
+    o: ReadOptions = {},
+  ): Promise<Array<{ stats: ContainerStatsView; metrics?: MetricValue[] }>> {
     // a writable layer's measure starts with a few synchronous calls: within the item's slice
     const layers: Array<Promise<LayerUsage | undefined>> = [];
-    const read = await sliced(cs, (c, i) => ((layers[i] = this.#d.layers.get(c.meta.id)), this.#read(c, want)));
+    const read = await sliced(cs, (c, i) => ((layers[i] = this.#d.layers.get(c.meta.id)), this.#read(c, want, { pids: false, share: !!o.share })));
     const done = await Promise.all(layers);
     return cs.map((c, i) => this.#containerView(c, read[i]!, done[i], want));
   }
@@ -73,19 +99,25 @@ export class Collector {
   }
 
   /** Stats (and metrics) of pods, each with its live containers; read as containers() does. */
-  async pods(sbs: readonly SandboxView[], want?: MetricsWanted): Promise<Array<{ stats: PodStatsView; metrics?: PodMetricsView }>> {
+  async pods(sbs: readonly SandboxView[], want?: MetricsWanted, o: ReadOptions = {}): Promise<Array<{ stats: PodStatsView; metrics?: PodMetricsView }>> {
     const live = sbs.map((sb) => this.#d.ofPod(sb.meta.id).filter((c) => c.status.state !== "exited"));
     const layers: Array<Array<Promise<LayerUsage | undefined>>> = [];
     const read = await sliced(sbs, async (sb, i) => {
       layers[i] = live[i]!.filter((c) => !c.meta.infra).map((c) => this.#d.layers.get(c.meta.id));
-      const ctrs = live[i]!.filter((c) => !c.meta.infra).map((c) => this.#read(c, want));
+      // The pod's own cgroup (PodSandboxStats has no swap); its containers' process counts only when it has none.
       let sample: CgroupSample | undefined;
-      if (sb.meta.cgroupParent) sample = readSample(dirsForPath(this.#d.layout, sb.meta.cgroupParent), { now: this.#d.now });
+      if (sb.meta.cgroupParent) {
+        const owner = `p:${sb.meta.id}`;
+        sample = readSample(this.#podDirsOf(sb), { now: this.#d.now, swap: false, read: (p) => this.#files.read(owner, p) });
+      }
+      const ctrs = live[i]!.filter((c) => !c.meta.infra).map((c) => this.#read(c, want, { pids: !sample, share: !!o.share }));
       if (!sample) {
         // No cgroup of its own (or not readable): the sum of its containers, infra included.
-        const infra = live[i]!.filter((c) => c.meta.infra)
-          .map((c) => this.#dirsOf(c))
-          .map((d) => (d ? readSample(d, { now: this.#d.now }) : undefined));
+        const infra = live[i]!.filter((c) => c.meta.infra).map((c) => {
+          const d = this.#dirsOf(c);
+          const owner = `c:${c.meta.id}`;
+          return d ? readSample(d, { now: this.#d.now, read: (p) => this.#files.read(owner, p) }) : undefined;
+        });
         const parts = [...ctrs.map((x) => x.sample), ...infra].filter((s): s is CgroupSample => !!s);
         sample = sumSamples(parts, this.#d.now());
       }
@@ -120,20 +152,75 @@ export class Collector {
     return out;
   }
 
-  /** Forgets cached cgroup locations and CPU history of containers and pods not in `keep`. */
+  /** Forgets cached cgroup locations, open files and CPU history of containers and pods not in `keep`. */
   prune(keep: Set<string>): void {
     for (const id of this.#dirs.keys()) if (!keep.has(id)) this.#dirs.delete(id);
+    for (const id of this.#podDirs.keys()) if (!keep.has(id)) this.#podDirs.delete(id);
+    for (const id of this.#shared.keys()) if (!keep.has(id)) this.#shared.delete(id);
     for (const k of this.#rates.keys()) if (!keep.has(k.slice(2))) this.#rates.delete(k);
+    for (const owner of this.#files.owners()) if (!keep.has(owner.slice(2))) this.#files.release(owner);
+    this.#files.sweepAbsent();
+  }
+
+  /** Closes the cgroup files of a container or pod that stopped (they are opened again if it is read again). */
+  release(id: string): void {
+    this.#files.release(`c:${id}`);
+    this.#files.release(`p:${id}`);
+    this.#shared.delete(id);
+  }
+
+  /** Closes the files of pods not among `ready` (an unfiltered ListPodSandboxStats lists every ready pod). */
+  releasePodsBut(ready: ReadonlySet<string>): void {
+    for (const owner of this.#files.owners()) if (owner.startsWith("p:") && !ready.has(owner.slice(2))) this.#files.release(owner);
+  }
+
+  /** Cgroup file descriptors held open. */
+  get openFiles(): number {
+    return this.#files.size;
+  }
+
+  /** Closes every file (the service is closing). */
+  close(): void {
+    this.#files.close();
   }
 
   // --- internal ---
 
-  /** What a container's stats read synchronously: its cgroup sample (and processes for metrics). */
-  #read(c: ContainerView, want?: MetricsWanted): { dirs?: CgroupDirs; sample?: CgroupSample; processes?: ReturnType<typeof readProcesses> } {
+  /**
+   * What a container's stats read synchronously: its cgroup sample (and processes for metrics).
+   * `pids`: the process count is wanted (summed into a pod without a cgroup of its own).
+   * `share`: a list call; a sample another list call took less than LIST_SHARE_MS ago answers it.
+   */
+  #read(
+    c: ContainerView,
+    want: MetricsWanted | undefined,
+    o: { pids: boolean; share: boolean },
+  ): { dirs?: CgroupDirs; sample?: CgroupSample; processes?: ReturnType<typeof readProcesses> } {
+    const id = c.meta.id;
+    const key = `${c.status.pid ?? 0}`;
+    const share = o.share && !want;
+    if (share) {
+      const hit = this.#shared.get(id);
+      if (hit && hit.key === key && (hit.pids || !o.pids) && this.#d.now() - hit.sample.at < LIST_SHARE_MS) return { sample: hit.sample };
+    }
     const dirs = this.#dirsOf(c);
-    const sample = dirs ? readSample(dirs, { detail: !!want, hugetlb: want?.groups.has("hugetlb"), now: this.#d.now }) : undefined;
+    const owner = `c:${id}`;
+    const sample = dirs
+      ? readSample(dirs, { detail: !!want, hugetlb: want?.groups.has("hugetlb"), pids: o.pids, now: this.#d.now, read: (p) => this.#files.read(owner, p) })
+      : undefined;
+    if (share && sample) this.#shared.set(id, { key, sample, pids: o.pids });
     const processes = dirs && want?.groups.has("process") ? readProcesses(dirs, this.#d.procRoot) : undefined;
     return { dirs, sample, processes };
+  }
+
+  /** The directories of a pod's own cgroup (its cgroup parent). */
+  #podDirsOf(sb: SandboxView): CgroupDirs {
+    const parent = sb.meta.cgroupParent;
+    const hit = this.#podDirs.get(sb.meta.id);
+    if (hit?.parent === parent) return hit.dirs;
+    const dirs = dirsForPath(this.#d.layout, parent);
+    this.#podDirs.set(sb.meta.id, { parent, dirs });
+    return dirs;
   }
 
   #containerView(
@@ -156,6 +243,7 @@ export class Collector {
     const key = `${pid}`;
     const hit = this.#dirs.get(c.meta.id);
     if (hit?.key === key) return hit.dirs;
+    if (hit) this.#files.release(`c:${c.meta.id}`); // another process: its cgroup may be elsewhere
     let dirs = pid > 0 ? dirsForPid(this.#d.layout, pid, this.#d.procRoot) : undefined;
     if (!dirs) {
       const path = cgroupsPathOf(c.meta.bundle);
@@ -170,6 +258,7 @@ export class Collector {
     if (!s?.cpu) return undefined;
     const prev = this.#rates.get(key);
     const cur = { at: s.at, usageNs: s.cpu.usageNs };
+    if (prev && cur.at === prev.at && cur.usageNs === prev.usageNs) return prev.rate; // the same sample (shared by the two list calls)
     if (!prev || cur.usageNs < prev.usageNs || cur.at <= prev.at) {
       this.#rates.set(key, cur);
       return undefined;

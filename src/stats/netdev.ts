@@ -1,6 +1,6 @@
-import { readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { statSync } from "node:fs";
 import { run } from "../sys/exec.ts";
+import { readOnce } from "../sys/kept-files.ts";
 import { nsenterCommand } from "../sys/namespaces.ts";
 import type { InterfaceCounters } from "./types.ts";
 
@@ -43,23 +43,29 @@ export interface NetDevReader {
   read(netns: string, pids: number[]): Promise<string>;
 }
 
-/** The real reader: /proc/<pid>/net/dev when a process shares the namespace, else `nsenter --net … cat /proc/net/dev`. */
+/**
+ * The real reader: /proc/<pid>/net/dev when a process shares the namespace, else `nsenter --net …
+ * cat /proc/net/dev`. A pin's identity (device and inode of the nsfs file) is looked up once per
+ * pin path: a pod's pin path is its own and names one namespace for the pod's life.
+ */
 export function netDevReader(o: { procRoot?: string; helper?: (netns: string) => Promise<string> } = {}): NetDevReader {
   const procRoot = o.procRoot ?? "/proc";
   const helper = o.helper ?? ((netns: string) => run(nsenterCommand({ net: netns }, ["cat", "/proc/net/dev"]), { timeoutMs: 10_000 }));
+  const pins = new Map<string, string>();
   return {
     async read(netns, pids) {
-      const want = nsId(netns);
+      let want = pins.get(netns);
+      if (!want && (want = nsId(netns))) {
+        if (pins.size >= MAX_PINS) pins.clear();
+        pins.set(netns, want);
+      }
       if (want) {
         for (const pid of pids) {
-          // The namespace identity is checked first, so a recycled pid cannot report another pod.
-          if (nsId(join(procRoot, String(pid), "ns", "net")) !== want) continue;
-          try {
-            const text = readFileSync(join(procRoot, String(pid), "net", "dev"), "utf8");
-            if (nsId(join(procRoot, String(pid), "ns", "net")) === want) return text;
-          } catch {
-            // exited meanwhile
-          }
+          // The namespace identity is checked before and after, so a recycled pid cannot report another pod.
+          const ns = `${procRoot}/${pid}/ns/net`;
+          if (nsId(ns) !== want) continue;
+          const text = readOnce(`${procRoot}/${pid}/net/dev`); // undefined: exited meanwhile
+          if (text !== undefined && nsId(ns) === want) return text;
         }
       }
       return await helper(netns);
@@ -68,6 +74,9 @@ export function netDevReader(o: { procRoot?: string; helper?: (netns: string) =>
 }
 
 // --- internal ---
+
+/** Pin identities remembered at most (more than a node's pods; the map starts over beyond). */
+const MAX_PINS = 4096;
 
 function nsId(path: string): string | undefined {
   try {

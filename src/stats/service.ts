@@ -25,6 +25,8 @@ export interface StatsDeps {
     list(f?: { id?: string; podSandboxId?: string; labelSelector?: Record<string, string> }): ContainerView[];
     get(id: string): ContainerView;
     ofPod(sandboxId: string): ContainerView[];
+    /** Lifecycle changes: a stopped or removed container's cgroup files are closed at once. */
+    onChange?(fn: (kind: "created" | "started" | "stopped" | "deleted", c: ContainerView) => void): () => void;
   };
   sandboxes: {
     list(f?: { id?: string; state?: "ready" | "notready"; labelSelector?: Record<string, string> }): SandboxView[];
@@ -72,6 +74,7 @@ export class StatsService {
   #warned = new Set<string>();
   #fs?: { at: number; value?: { bytes: number; inodes: number; inodesFree: number } };
   #prunedAt = 0;
+  #detach?: () => void;
 
   constructor(d: StatsDeps) {
     this.#d = d;
@@ -86,6 +89,9 @@ export class StatsService {
       filesystem: () => this.#filesystem(),
       log: d.log,
       now,
+    });
+    this.#detach = d.containers.onChange?.((kind, c) => {
+      if (kind === "stopped" || kind === "deleted") this.#c.release(c.meta.id);
     });
   }
 
@@ -107,6 +113,13 @@ export class StatsService {
   close(): void {
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
+    this.#detach?.();
+    this.#c.close();
+  }
+
+  /** Cgroup file descriptors held open by the collector (tests, debugging). */
+  get openFiles(): number {
+    return this.#c.openFiles;
   }
 
   /** Collects every ready pod now and replaces the snapshot (the background loop's step). */
@@ -139,7 +152,11 @@ export class StatsService {
     this.#maybePrune();
     const list = this.#d.containers.list(clean(f)).filter((c) => c.status.state !== "exited");
     const hits = list.map((c) => this.#cached(c));
-    const got = await this.#c.containers(list.filter((_, i) => !hits[i]));
+    const got = await this.#c.containers(
+      list.filter((_, i) => !hits[i]),
+      undefined,
+      { share: this.#period() <= 0 }, // a snapshot (collection_period > 0) already answers both calls of a cycle
+    );
     let j = 0;
     return list.map((_, i) => hits[i] ?? got[j++]!.stats);
   }
@@ -154,8 +171,13 @@ export class StatsService {
   async listPods(f?: PodStatsFilter): Promise<PodStatsView[]> {
     this.#maybePrune();
     const list = this.#d.sandboxes.list({ ...clean(f), state: "ready" });
+    if (Object.keys(clean(f) ?? {}).length === 0) this.#c.releasePodsBut(new Set(list.map((sb) => sb.meta.id))); // every ready pod is listed: the others' files go
     const hits = list.map((sb) => this.#cachedPod(sb));
-    const got = await this.#c.pods(list.filter((_, i) => !hits[i]));
+    const got = await this.#c.pods(
+      list.filter((_, i) => !hits[i]),
+      undefined,
+      { share: this.#period() <= 0 }, // a snapshot (collection_period > 0) already answers both calls of a cycle
+    );
     let j = 0;
     return list.map((_, i) => hits[i] ?? got[j++]!.stats);
   }

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { dirsForPath, dirsForPid, dirsFromProc, relativeOf } from "../../../src/stats/cgroup-dirs.ts";
 import { parseKeyValues, parsePsi, readSample, sumSamples } from "../../../src/stats/cgroup-sample.ts";
@@ -125,6 +126,50 @@ describe.each(["hybrid", "v2"] as const)("readSample on %s", (kind) => {
     expect(s.io?.psi?.some.totalUs).toBe(1000);
   });
 
+  test("each file is read once; CRI stats read only the files their fields need", () => {
+    using t = tree(kind);
+    writeCgroup(t, "/p", { usageNs: 1, memUsage: 10, inactiveFile: 0, rss: 0, pids: 1, psi: true });
+    const dirs = dirsForPath(t.layout, "/p");
+    const files = (o: Parameters<typeof readSample>[1]) => {
+      const seen: string[] = [];
+      readSample(dirs, { ...o, read: (p) => (seen.push(p.slice(t.cg.length + 1)), existsSync(p) ? readFileSync(p, "latin1") : undefined) });
+      expect(new Set(seen).size).toBe(seen.length);
+      return seen;
+    };
+    const p = (f: string) =>
+      kind === "v2" ? `p/${f}` : f.includes("pressure") ? `unified/p/${f}` : `${f.slice(0, f.startsWith("cpuacct") ? 7 : f.indexOf("."))}/p/${f}`;
+    const cri =
+      kind === "v2"
+        ? [
+            "cpu.stat",
+            "cpu.pressure",
+            "memory.current",
+            "memory.stat",
+            "memory.max",
+            "memory.swap.current",
+            "memory.swap.max",
+            "memory.pressure",
+            "pids.current",
+            "io.pressure",
+          ]
+        : [
+            "cpuacct.usage",
+            "cpu.pressure",
+            "memory.usage_in_bytes",
+            "memory.stat",
+            "memory.limit_in_bytes",
+            "memory.memsw.usage_in_bytes",
+            "memory.memsw.limit_in_bytes",
+            "memory.pressure",
+            "pids.current",
+            "io.pressure",
+          ];
+    expect(files({ now })).toEqual(cri.map(p));
+    // a pod (no swap in PodSandboxStats) and a container of a pod with its own cgroup (no process count)
+    expect(files({ now, swap: false, pids: false })).toEqual(cri.filter((f) => !/swap|memsw|pids/.test(f)).map(p));
+    expect(files({ now, detail: true, hugetlb: true }).length).toBeGreaterThan(cri.length); // metrics: once each too
+  });
+
   test("a cgroup that does not exist reads as undefined", () => {
     using t = tree(kind);
     expect(readSample(dirsForPath(t.layout, "/nope"), { now })).toBeUndefined();
@@ -148,6 +193,14 @@ describe("parsers and sums", () => {
       ["a", 1],
       ["b", 2],
     ]);
+    expect([...parseKeyValues("a 1\nb 2\nc 3", new Set(["c", "a"]))]).toEqual([
+      ["a", 1],
+      ["c", 3],
+    ]);
+    expect(parsePsi("some avg10=1.25 avg60=0.50 avg300=0.00 total=12\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=3")).toEqual({
+      some: { avg10: 1.25, avg60: 0.5, avg300: 0, totalUs: 12 },
+      full: { avg10: 0, avg60: 0, avg300: 0, totalUs: 3 },
+    });
   });
 
   test("sumSamples adds counters and gauges of several cgroups", () => {

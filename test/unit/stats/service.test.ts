@@ -17,6 +17,7 @@ function world(t: Tree, o: { settings?: Partial<StatsSettings> } = {}) {
   const helperCalls: string[] = [];
   const settings: StatsSettings = { collectionPeriodS: 0, includedPodMetrics: [], ...o.settings };
   let nextPid = 100;
+  const listeners = new Set<(kind: "created" | "started" | "stopped" | "deleted", c: ContainerView) => void>();
   const svc = new StatsService({
     containers: {
       list: (f) =>
@@ -33,6 +34,7 @@ function world(t: Tree, o: { settings?: Partial<StatsSettings> } = {}) {
         return c;
       },
       ofPod: (id) => [...ctrs.values()].filter((c) => c.meta.sandboxId === id),
+      onChange: (fn) => (listeners.add(fn), () => listeners.delete(fn)),
     },
     sandboxes: {
       list: (f) => [...pods.values()].filter((p) => (!f?.id || p.meta.id.startsWith(f.id)) && (!f?.state || p.status.state === f.state)),
@@ -91,6 +93,13 @@ function world(t: Tree, o: { settings?: Partial<StatsSettings> } = {}) {
       return rel;
     },
     remove: (id: string) => ctrs.delete(id),
+    /** The container stops: its state is exited and the change is announced. */
+    stop(id: string) {
+      const c = ctrs.get(id)!;
+      (c.status as { state: string }).state = "exited";
+      for (const fn of listeners) fn("stopped", c);
+    },
+    notReady: (id: string) => ((pods.get(id)!.status as { state: string }).state = "notready"),
   };
 }
 
@@ -155,6 +164,50 @@ describe("StatsService (collected on each call)", () => {
     expect(await w.svc.pod("nope").catch((e) => e.message)).toBe('pod sandbox "nope" not found');
   });
 
+  test("the two list calls of a kubelet cycle share container samples for LIST_SHARE_MS; single calls read anew", async () => {
+    using t = tree("hybrid");
+    const w = world(t);
+    w.pod("p1", { parent: "/kubepods/pod1" });
+    writeCgroup(t, "/kubepods/pod1", { usageNs: 7e9, memUsage: 50 * MB, inactiveFile: 0, rss: 1, pids: 9 });
+    const rel = w.ctr("c1", "p1", 1e9);
+    const [pod] = await w.svc.listPods();
+    const inPod = pod!.containers[0]!;
+    writeCgroup(t, rel, { usageNs: 2e9, memUsage: 10 * MB, inactiveFile: 2 * MB, rss: 6 * MB, pids: 2 });
+    w.tick(200);
+    const [listed] = await w.svc.listContainers();
+    expect(listed!.sample).toBe(inPod.sample); // the same read: the same values and timestamp
+    expect(listed!.sample?.pids).toBeUndefined(); // the pod has a cgroup of its own: no process count read for its containers
+    expect((await w.svc.container("c1")).sample?.cpu?.usageNs).toBe(2e9); // a single call reads anew
+    w.tick(800); // LIST_SHARE_MS after the pod list
+    const [later] = await w.svc.listContainers();
+    expect(later!.sample?.cpu?.usageNs).toBe(2e9);
+    expect(later!.nanoCores).toBe(1e9); // 1 s of CPU in 1 s, from the shared sample
+    w.tick(100);
+    const [again] = await w.svc.listPods();
+    expect([again!.containers[0]!.sample, again!.containers[0]!.nanoCores]).toEqual([later!.sample, 1e9]); // shared the other way, same rate
+  });
+
+  test("cgroup files are kept open per container and pod, and closed when the container stops or the pod is not ready", async () => {
+    using t = tree("hybrid");
+    const w = world(t);
+    w.pod("p1", { parent: "/kubepods/pod1" });
+    writeCgroup(t, "/kubepods/pod1", { usageNs: 7e9, memUsage: 50 * MB, inactiveFile: 0, rss: 1, pids: 9 });
+    w.ctr("c1", "p1", 1e9);
+    w.pod("p2");
+    w.ctr("c2", "p2", 1e9);
+    await w.svc.listPods();
+    const all = w.svc.openFiles;
+    // (the fixture has no pressure files) pod p1: 5 files (no swap); c1: 6 (no process count); c2: 7 (its pod sums them)
+    expect(all).toBe(5 + 6 + 7);
+    w.stop("c2");
+    expect(w.svc.openFiles).toBe(all - 7);
+    w.notReady("p1");
+    await w.svc.listPods({}); // lists every ready pod: p1's files go
+    expect(w.svc.openFiles).toBe(6);
+    w.svc.close();
+    expect(w.svc.openFiles).toBe(0);
+  });
+
   test("metrics: every value has a descriptor with as many label keys as it has labels", async () => {
     using t = tree("v2");
     const w = world(t);
@@ -199,6 +252,7 @@ describe("StatsService (collection_period > 0)", () => {
     expect([c1.sample?.cpu?.usageNs, c1.nanoCores]).toEqual([9e9, 0.8e9]);
   });
 
+  // the fixture of 100 pods (~2,500 files) alone takes seconds on a loaded machine
   test("100 pods: ListContainerStats and ListPodSandboxStats answer from the snapshot (their latency is measured by bench/stats.ts, not here)", async () => {
     using t = tree("hybrid");
     const w = world(t, { settings: { collectionPeriodS: 10 } });
@@ -209,7 +263,7 @@ describe("StatsService (collection_period > 0)", () => {
     await w.svc.refresh();
     const [cs, ps] = [await w.svc.listContainers(), await w.svc.listPods()];
     expect([cs.length, ps.length]).toEqual([100, 100]);
-  });
+  }, 60_000);
 });
 
 describe("UpdatePodSandboxResources", () => {
