@@ -11,6 +11,15 @@ import { descriptorsFor, resolveGroups, type MetricGroup } from "./metrics.ts";
 import { netDevReader, type NetDevReader } from "./netdev.ts";
 import type { ContainerStatsView, MetricDescriptorView, PodMetricsView, PodStatsView } from "./types.ts";
 
+/**
+ * Writable-layer usage is measured by walking the upper directory: a value is at most 30–60 s old
+ * (each container its own bound in that range, so a node's walks spread over the stats calls;
+ * cAdvisor measures every 60 s, containerd every 10 s, CRI-O on each call). Each answer carries
+ * the time its layer was measured. A container's first answer waits for its walk.
+ */
+export const LAYER_MAX_AGE_MS = 30_000;
+export const LAYER_SPREAD_MS = 30_000;
+
 /** [crio.stats] as the service reads it (on every use). */
 export interface StatsSettings {
   /** Seconds between background collections; 0: collected on each call. */
@@ -79,7 +88,7 @@ export class StatsService {
   constructor(d: StatsDeps) {
     this.#d = d;
     const now = d.now ?? preciseNow;
-    this.#layers = new LayerCache((id) => d.layerUsage(id), 10_000, 10 * 60_000, now);
+    this.#layers = new LayerCache((id) => d.layerUsage(id), LAYER_MAX_AGE_MS, 10 * 60_000, now, LAYER_SPREAD_MS);
     this.#c = new Collector({
       layout: d.layout ?? detectCgroupLayout(),
       procRoot: d.procRoot ?? "/proc",
