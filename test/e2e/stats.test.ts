@@ -5,7 +5,7 @@
 // namespace), metric values match their descriptors, and every Stream* RPC
 // returns what its unary twin does.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { MetricType } from "../../src/gen/runtime/v1/api_pb.ts";
 import { cgroupDirsForPath, detectCgroupLayout, removeCgroupDirs } from "../../src/sys/cgroup.ts";
@@ -64,6 +64,31 @@ describe.skipIf(!canRun)("container and pod stats", () => {
     expect(Math.abs(Number(b.cpu!.usageNanoCores!.value) - expected)).toBeLessThan(expected * 0.01);
     const listed = (await env.d.cri.listContainerStats({ filter: { id: c.containerId.slice(0, 12) } })).stats;
     expect(listed.map((s) => s.attributes!.id)).toEqual([c.containerId]);
+    await env.d.cri.removePodSandbox({ podSandboxId: c.podSandboxId });
+  });
+
+  test("the cgroup files stats read stay open while the container runs (descriptors of the daemon) and are closed when it stops", async () => {
+    const c = await run("fds", ["sleep", "3600"]);
+    // the daemon's descriptors on this container's cgroup files (its cgroup paths carry its id)
+    const held = () =>
+      readdirSync(`/proc/${env.d.proc.pid}/fd`).filter((fd) => {
+        try {
+          const target = readlinkSync(`/proc/${env.d.proc.pid}/fd/${fd}`);
+          return target.startsWith("/sys/fs/cgroup/") && target.includes(c.containerId);
+        } catch {
+          return false; // closed meanwhile
+        }
+      }).length;
+    expect(held()).toBe(0);
+    const a = (await env.d.cri.listContainerStats({ filter: { id: c.containerId } })).stats[0]!;
+    const open = held();
+    expect(open).toBeGreaterThan(0);
+    await Bun.sleep(1100); // past the list calls' shared sample
+    const b = (await env.d.cri.listContainerStats({ filter: { id: c.containerId } })).stats[0]!;
+    expect(b.memory!.timestamp).toBeGreaterThan(a.memory!.timestamp); // read anew, through the same descriptors
+    expect(held()).toBe(open);
+    await env.d.cri.stopContainer({ containerId: c.containerId, timeout: 0n });
+    expect(held()).toBe(0);
     await env.d.cri.removePodSandbox({ podSandboxId: c.podSandboxId });
   });
 
