@@ -274,8 +274,9 @@ export class Collector {
     const netns = sb.status.namespaces.net;
     if (sb.status.state !== "ready" || !netns) return undefined;
     const pids = [sb.status.infraPid, ...live.map((c) => c.status.pid)].filter((p): p is number => !!p && p > 0);
+    const owners = new Map(live.map((c) => [c.status.pid, `c:${c.meta.id}`]));
     try {
-      const text = await this.#d.netDev.read(netns, pids);
+      const text = await this.#d.netDev.read(netns, pids, (pid) => owners.get(pid));
       return { at: this.#d.now(), interfaces: parseNetDev(text) };
     } catch (e) {
       this.#d.log.debug(`network stats of pod ${sb.meta.id}: ${messageOf(e)}`);

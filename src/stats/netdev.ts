@@ -1,6 +1,6 @@
 import { statSync } from "node:fs";
 import { run } from "../sys/exec.ts";
-import { readOnce } from "../sys/kept-files.ts";
+import { type KeptFiles, readOnce } from "../sys/kept-files.ts";
 import { nsenterCommand } from "../sys/namespaces.ts";
 import type { InterfaceCounters } from "./types.ts";
 
@@ -38,22 +38,27 @@ export interface NetDevReader {
    * /proc/net/dev as seen inside the network namespace pinned at `netns`. `pids` are processes
    * that may live in it (infra and containers): when one does, /proc/<pid>/net/dev is read
    * directly; otherwise a helper process reads it inside the namespace (the daemon never
-   * enters namespaces itself).
+   * enters namespaces itself). `ownerOf(pid)`: the container a pid belongs to, whose
+   * descriptors are closed when it stops — /proc/<pid>/net/dev is then kept open under it.
    */
-  read(netns: string, pids: number[]): Promise<string>;
+  read(netns: string, pids: number[], ownerOf?: (pid: number) => string | undefined): Promise<string>;
 }
 
 /**
  * The real reader: /proc/<pid>/net/dev when a process shares the namespace, else `nsenter --net …
  * cat /proc/net/dev`. A pin's identity (device and inode of the nsfs file) is looked up once per
- * pin path: a pod's pin path is its own and names one namespace for the pod's life.
+ * pin path: a pod's pin path is its own and names one namespace for the pod's life. With `files`
+ * and an owner for the pid, the descriptor is kept (under the container) and read again at
+ * offset 0: an open /proc/<pid>/net/dev stays bound to the namespace it was opened in (checked
+ * then, before and after the open), whatever becomes of the pid. It also keeps that namespace
+ * alive, so it is closed with the container's other files when the container stops.
  */
-export function netDevReader(o: { procRoot?: string; helper?: (netns: string) => Promise<string> } = {}): NetDevReader {
+export function netDevReader(o: { procRoot?: string; helper?: (netns: string) => Promise<string>; files?: KeptFiles } = {}): NetDevReader {
   const procRoot = o.procRoot ?? "/proc";
   const helper = o.helper ?? ((netns: string) => run(nsenterCommand({ net: netns }, ["cat", "/proc/net/dev"]), { timeoutMs: 10_000 }));
   const pins = new Map<string, string>();
   return {
-    async read(netns, pids) {
+    async read(netns, pids, ownerOf) {
       let want = pins.get(netns);
       if (!want && (want = nsId(netns))) {
         if (pins.size >= MAX_PINS) pins.clear();
@@ -61,11 +66,19 @@ export function netDevReader(o: { procRoot?: string; helper?: (netns: string) =>
       }
       if (want) {
         for (const pid of pids) {
+          const dev = `${procRoot}/${pid}/net/dev`;
+          const owner = o.files && ownerOf?.(pid);
+          if (owner && o.files!.isKept(owner, dev)) {
+            const text = o.files!.read(owner, dev, false);
+            if (text !== undefined) return text;
+            o.files!.drop(owner, dev);
+          }
           // The namespace identity is checked before and after, so a recycled pid cannot report another pod.
           const ns = `${procRoot}/${pid}/ns/net`;
           if (nsId(ns) !== want) continue;
-          const text = readOnce(`${procRoot}/${pid}/net/dev`); // undefined: exited meanwhile
+          const text = owner ? o.files!.read(owner, dev, false) : readOnce(dev); // undefined: exited meanwhile
           if (text !== undefined && nsId(ns) === want) return text;
+          if (owner) o.files!.drop(owner, dev);
         }
       }
       return await helper(netns);

@@ -5,6 +5,7 @@ import type { Logger } from "../log/index.ts";
 import type { SandboxView } from "../sandbox/record.ts";
 import { detectCgroupLayout, type CgroupLayout } from "../sys/cgroup.ts";
 import { preciseNow } from "./cgroup-sample.ts";
+import { KeptFiles } from "../sys/kept-files.ts";
 import { Collector } from "./collector.ts";
 import { LayerCache } from "./layer-cache.ts";
 import { descriptorsFor, resolveGroups, type MetricGroup } from "./metrics.ts";
@@ -88,13 +89,15 @@ export class StatsService {
   constructor(d: StatsDeps) {
     this.#d = d;
     const now = d.now ?? preciseNow;
+    const files = new KeptFiles();
     this.#layers = new LayerCache((id) => d.layerUsage(id), LAYER_MAX_AGE_MS, 10 * 60_000, now, LAYER_SPREAD_MS);
     this.#c = new Collector({
       layout: d.layout ?? detectCgroupLayout(),
       procRoot: d.procRoot ?? "/proc",
       ofPod: (id) => d.containers.ofPod(id),
       layers: this.#layers,
-      netDev: d.netDev ?? netDevReader(),
+      netDev: d.netDev ?? netDevReader({ files }),
+      files,
       filesystem: () => this.#filesystem(),
       log: d.log,
       now,

@@ -27,8 +27,11 @@ export class KeptFiles {
     this.#now = o.now ?? Date.now;
   }
 
-  /** The text of `path` read for `owner`; undefined when it does not exist or cannot be read. */
-  read(owner: string, path: string): string | undefined {
+  /**
+   * The text of `path` read for `owner`; undefined when it does not exist or cannot be read.
+   * `rememberAbsent: false` for paths that may appear again soon (/proc/<pid>/… of a reused pid).
+   */
+  read(owner: string, path: string, rememberAbsent = true): string | undefined {
     let files = this.#owners.get(owner);
     const kept = files?.get(path);
     if (kept !== undefined) {
@@ -48,7 +51,7 @@ export class KeptFiles {
     try {
       fd = openSync(path, "r");
     } catch {
-      this.#absent.set(path, this.#now() + ABSENT_TTL_MS);
+      if (rememberAbsent) this.#absent.set(path, this.#now() + ABSENT_TTL_MS);
       return undefined;
     }
     if (this.#count >= this.#budget) {
@@ -66,7 +69,23 @@ export class KeptFiles {
     return r === ENODEV ? undefined : r;
   }
 
-  /** Closes the descriptors of `owner` and forgets what it found absent. */
+  /** True when `owner` keeps a descriptor of `path`. */
+  isKept(owner: string, path: string): boolean {
+    return this.#owners.get(owner)?.has(path) ?? false;
+  }
+
+  /** Closes one kept descriptor. */
+  drop(owner: string, path: string): void {
+    const files = this.#owners.get(owner);
+    const fd = files?.get(path);
+    if (fd === undefined) return;
+    files!.delete(path);
+    this.#count--;
+    closeSync(fd);
+    if (files!.size === 0) this.#owners.delete(owner);
+  }
+
+  /** Closes the descriptors of `owner`. */
   release(owner: string): void {
     const files = this.#owners.get(owner);
     if (!files) return;

@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
-import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { netDevReader, parseNetDev } from "../../../src/stats/netdev.ts";
+import { KeptFiles } from "../../../src/sys/kept-files.ts";
 import { netdevText, tree, writeProc } from "./fixtures.ts";
 
 describe("parseNetDev", () => {
@@ -35,5 +36,25 @@ describe("netDevReader", () => {
     expect(helped).toEqual([]);
     expect(parseNetDev(await r.read(netns, [10, 99]))[0]!.rxBytes).toBe(3);
     expect(helped).toEqual([netns]);
+  });
+
+  test("with an owner, /proc/<pid>/net/dev is kept open under it once the namespace is checked, and read again without a new check", async () => {
+    using t = tree("v2");
+    const netns = join(t.root, "netns-pod1");
+    writeFileSync(netns, "");
+    writeProc(t, 11, "/x", { netdev: netdevText(2, 2) });
+    mkdirSync(join(t.proc, "11", "ns"), { recursive: true });
+    symlinkSync(netns, join(t.proc, "11", "ns", "net"));
+    const files = new KeptFiles();
+    const helped: string[] = [];
+    const r = netDevReader({ procRoot: t.proc, files, helper: async (ns) => (helped.push(ns), netdevText(3, 3)) });
+    expect(parseNetDev(await r.read(netns, [11], () => "c:a"))[0]!.rxBytes).toBe(2);
+    expect(files.isKept("c:a", join(t.proc, "11", "net", "dev"))).toBe(true);
+    writeFileSync(join(t.proc, "11", "net", "dev"), netdevText(5, 5)); // counters move
+    rmSync(join(t.proc, "11", "ns", "net")); // no check on a kept descriptor: it stays bound to the namespace it was opened in
+    expect(parseNetDev(await r.read(netns, [11], () => "c:a"))[0]!.rxBytes).toBe(5);
+    files.release("c:a"); // the container stopped
+    expect(parseNetDev(await r.read(netns, [11], () => "c:a"))[0]!.rxBytes).toBe(3); // checked anew: no longer in the namespace
+    expect([helped, files.size]).toEqual([[netns], 0]);
   });
 });
