@@ -205,6 +205,9 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     return 1;
   }
   ready = true;
+  // Start-up ran under a raised JIT threshold (build.ts: jitPolicy): run-once code stayed in the
+  // interpreter instead of keeping the JIT threads busy; the serving daemon compiles as usual.
+  Bun.unsafe.setJITPolicy(1);
   // From here on programs (runc, CNI plugins, …) start on a spawner thread, off the event loop.
   offloadSpawns();
   log.info("State recovery finished: serving every RPC");
