@@ -204,6 +204,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     await server.stop(1000);
     return 1;
   }
+  await built.hostKnown; // the default runtime's features, asked since buildServices
   ready = true;
   // Start-up ran under a raised JIT threshold (build.ts: jitPolicy): run-once code stayed in the
   // interpreter instead of keeping the JIT threads busy; the serving daemon compiles as usual.
