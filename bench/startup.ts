@@ -131,8 +131,7 @@ for (let r = 0; r < IDLE_RUNS; r++) {
 const load2 = loadavg();
 
 const versions: Record<string, string> = {};
-for (const n of names)
-  versions[n] = n === "crio" ? `CRI-O ${await crioVersion()}` : n === "containerd" ? `containerd ${await containerdVersion()}` : LABEL[n];
+for (const n of names) versions[n] = n === "crio" ? `CRI-O ${await crioVersion()}` : n === "containerd" ? `containerd ${await containerdVersion()}` : LABEL[n];
 const col = (n: string) => versions[n] ?? LABEL[n as Name];
 const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? fmt(a / b, 2) : "—");
 const m = (xs: number[]) => median(xs);
