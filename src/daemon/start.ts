@@ -221,7 +221,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
   // Start-up (configuration, recovery, module evaluation) ran a lot of code once and left garbage:
   // drop that code, collect, unmap its pages (measured idle: JS heap 9 → 5 MB, anonymous memory
   // 19 → 16 MB, RSS 65 → 30 MB); again once the node is quiet after a burst of changes (settle.ts).
-  settler.poke(1000);
+  settler.poke({ afterMs: 1000, shrink: true });
 
   return await new Promise<number>((resolve) => {
     let stopping = false;
