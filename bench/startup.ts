@@ -1,7 +1,8 @@
 // Start-up to the first served Status and the idle daemon's memory (issue #20), ours beside
 // CRI-O 1.26.4 and containerd 1.6 in one invocation. Usage (root, after `bun run build`):
 //   bun bench/startup.ts [--runs 7] [--idle-runs 3] [--idle-s 60] [--no-write]
-// BENCH_RUNTIMES=ours,crio,containerd picks the runtimes (a missing reference is skipped).
+// BENCH_RUNTIMES=ours,crio,containerd picks the runtimes (a missing reference is skipped);
+// BENCH_BASE=/path/to/crio adds that build of ours as a column "ours (base)" (A/B in one run).
 //
 // Start-up: from the exec of the runtime (ours: the spawn of dist/crio; the references: their
 // wrapper's timestamp taken just before it execs them, bench/reference/) to the first Status
@@ -61,12 +62,17 @@ async function untilStatus(socket: string, dead: () => boolean): Promise<void> {
 }
 
 const REG = "127.0.0.1:1"; // no pod runs: the registry is never asked
-const starters: Record<RuntimeName, () => Promise<Up>> = {
-  async ours() {
-    const d = await startDaemon({ noWait: true, logLevel: "info" });
-    await untilStatus(d.socket, () => d.proc.exitCode !== null);
-    return { pid: d.proc.pid, wrapperMs: 0, stop: () => d[Symbol.asyncDispose]() };
-  },
+const BASE = process.env.BENCH_BASE;
+type Name = RuntimeName | "base";
+const LABEL: Record<Name, string> = { ...RUNTIME_LABEL, base: "ours (base)" };
+async function startOurs(binary?: string): Promise<Up> {
+  const d = await startDaemon({ noWait: true, logLevel: "info", binary });
+  await untilStatus(d.socket, () => d.proc.exitCode !== null);
+  return { pid: d.proc.pid, wrapperMs: 0, stop: () => d[Symbol.asyncDispose]() };
+}
+const starters: Record<Name, () => Promise<Up>> = {
+  ours: () => startOurs(),
+  base: () => startOurs(BASE),
   async crio() {
     const c = await startCrio({ registryHost: REG, pauseImage: `${REG}/pause:latest` });
     return { pid: c.pid, wrapperMs: c.wrapperMs, stop: () => c.stop() };
@@ -84,7 +90,9 @@ const smaps = (pid: number) => {
   return { rss: kb("Rss"), pss: kb("Pss"), anon: kb("Anonymous") };
 };
 
-const { names, skipped } = wantedRuntimes();
+const wanted = wantedRuntimes();
+const skipped = wanted.skipped;
+const names: Name[] = [...wanted.names, ...(BASE ? (["base"] as const) : [])];
 const load0 = loadavg();
 const startups: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
 for (let i = 0; i < RUNS; i++) {
@@ -102,7 +110,7 @@ const load1 = loadavg();
 type Mem = { rss: number; pss: number; anon: number };
 const idle: Record<string, { early: Mem[]; late: Mem[] }> = Object.fromEntries(names.map((n) => [n, { early: [], late: [] }]));
 for (let r = 0; r < IDLE_RUNS; r++) {
-  const ups: Array<{ n: RuntimeName; u: Up; at: number }> = [];
+  const ups: Array<{ n: Name; u: Up; at: number }> = [];
   try {
     for (const n of names) {
       const u = await starters[n]();
@@ -123,11 +131,11 @@ for (let r = 0; r < IDLE_RUNS; r++) {
 const load2 = loadavg();
 
 const versions: Record<string, string> = {};
-for (const n of names) versions[n] = n === "crio" ? `CRI-O ${await crioVersion()}` : n === "containerd" ? `containerd ${await containerdVersion()}` : "ours";
-const col = (n: string) => versions[n] ?? RUNTIME_LABEL[n as RuntimeName];
+for (const n of names) versions[n] = n === "crio" ? `CRI-O ${await crioVersion()}` : n === "containerd" ? `containerd ${await containerdVersion()}` : LABEL[n];
+const col = (n: string) => versions[n] ?? LABEL[n as Name];
 const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? fmt(a / b, 2) : "—");
 const m = (xs: number[]) => median(xs);
-const peers = names.filter((n) => n !== "ours");
+const peers = names.filter((n): n is RuntimeName => n !== "ours" && n !== "base");
 const lines: string[] = [];
 lines.push(`## Start-up and the idle daemon — \`bun bench/startup.ts\``, "");
 lines.push(`${machine()}. Load average ${load0} at the start, ${load1} after the start-ups, ${load2} at the end (shared machine: medians).`);
@@ -149,7 +157,7 @@ for (const [when, key] of [
 }
 lines.push("");
 lines.push(
-  `Start-up runs: ${names.map((n) => `${RUNTIME_LABEL[n]} ${startups[n]!.map((x) => fmt(x, 0)).join(", ")}`).join("; ")} ms. ` +
+  `Start-up runs: ${names.map((n) => `${LABEL[n]} ${startups[n]!.map((x) => fmt(x, 0)).join(", ")}`).join("; ")} ms. ` +
     "The references run behind a wrapper (setpriv, unshare, sh, an overlay mount on /var/lib and, for containerd, /run) that writes a timestamp just before it execs them; their start-up counts from that timestamp. " +
     "Ours counts from just before its configuration files are written and it is spawned (< 1 ms more). Each writes its config into a fresh temp dir, with no pods or images; all log at info. " +
     "Memory: smaps_rollup of the runtime's process (Anonymous: its private, non-file memory; RSS includes the shared pages of its executable and libraries; PSS shares those among the processes mapping them).",

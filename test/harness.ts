@@ -49,6 +49,8 @@ export interface DaemonOptions {
    * characters, and every unix socket below them is far beyond sun_path's 107 bytes.
    */
   longPaths?: boolean;
+  /** Another compiled binary than CRIO (A/B benches). */
+  binary?: string;
 }
 
 /** Three directory levels (186 characters with their slashes) that make a path deep. */
@@ -123,7 +125,7 @@ export async function startDaemon(o: DaemonOptions = {}): Promise<TestDaemon> {
   if (o.config) writeFileSync(join(configDir, "00-test.conf"), o.config);
   if (!existsSync(join(dir, "policy.json"))) writeFileSync(join(dir, "policy.json"), JSON.stringify({ default: [{ type: "insecureAcceptAnything" }] }));
   if (!existsSync(join(dir, "registries.conf"))) writeFileSync(join(dir, "registries.conf"), "");
-  const proc = Bun.spawn([CRIO, "--config", configFile, "--config-dir", configDir, ...(o.args ?? [])], {
+  const proc = Bun.spawn([o.binary ?? CRIO, "--config", configFile, "--config-dir", configDir, ...(o.args ?? [])], {
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",

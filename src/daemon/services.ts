@@ -10,7 +10,7 @@ import { ImageService, imageOptions } from "../image/index.ts";
 import type { Logger } from "../log/index.ts";
 import { CniManager } from "../network/index.ts";
 import type { Paths } from "../paths.ts";
-import { RuntimeHandlers, type HandlersSettings } from "../runtime/index.ts";
+import { FeaturesCache, RuntimeHandlers, type HandlersSettings } from "../runtime/index.ts";
 import { hostNamespaces, hostShm, SandboxService, type SandboxMeta, type SandboxState } from "../sandbox/index.ts";
 import { diskUsage, RootfsStore, rootfsPaths } from "../storage/index.ts";
 import { ContainerEvents, StatsService } from "../stats/index.ts";
@@ -26,6 +26,8 @@ export interface Built {
   /** The runtime handlers: OCI runtime, features, monitors and warm standbys of each. */
   handlers: RuntimeHandlers;
   host: SpecHost;
+  /** Resolves once `host` holds what the default runtime's features say (rro); RPCs wait for it. */
+  hostKnown: Promise<void>;
   /** Container/pod stats and CRI metrics (src/stats). */
   stats: StatsService;
   /** GetContainerEvents broadcaster (src/stats). */
@@ -47,20 +49,27 @@ export async function buildServices(
   o: { repairImages?: boolean } = {},
 ): Promise<Built> {
   const c0 = config();
-  const handlers = new RuntimeHandlers({ settings: () => handlersSettings(config()), paths, cgroupManager, log }, lookPathCached);
+  const handlers = new RuntimeHandlers(
+    { settings: () => handlersSettings(config()), paths, cgroupManager, log, featuresCache: new FeaturesCache(paths.runroot) },
+    lookPathCached,
+  );
   // Status reports every handler's features: ask the other handlers' runtimes now, in parallel
   for (const name of Object.keys(c0.runtime.runtimes))
     if (name !== c0.runtime.defaultRuntime)
       void Promise.resolve()
         .then(() => handlers.get(name).features())
         .catch(() => {});
-  const features = await handlers
+  // The default runtime's features (rro) are asked while the rest starts, not waited for here:
+  // the daemon gates every RPC but Version until `hostKnown` (start.ts).
+  const features = handlers
     .default()
     .features()
     .catch(() => undefined);
-  const detected = detectSpecHost({ rro: features?.mountOptions.includes("rro") ?? false });
   // selinux (CRI-O): labels are applied only when the key is on and the host has SELinux enabled
-  const host = configuredHost(detected, c0.runtime);
+  const host = configuredHost(detectSpecHost({ rro: false }), c0.runtime);
+  const hostKnown = features.then((f) => {
+    host.rro = f?.mountOptions.includes("rro") ?? false;
+  });
 
   const images = new ImageService(imageOptions(c0, paths));
   await images.init({ repair: o.repairImages });
@@ -187,6 +196,7 @@ export async function buildServices(
     network,
     handlers,
     host,
+    hostKnown,
     stats,
     events,
     close: () => {

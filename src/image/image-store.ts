@@ -79,7 +79,13 @@ export class ImageStore {
    * entries whose layers are gone, and unreferenced blobs.
    */
   async init(): Promise<void> {
-    await this.update((idx) => this.gc(idx, () => false));
+    await this.#lock.with(async () => {
+      const idx = this.#readFresh();
+      const before = JSON.stringify(idx);
+      await this.gc(idx, () => false);
+      // an index the cleanup left as it was is not rewritten (a write fsyncs the file and its dir)
+      if (JSON.stringify(idx) !== before) await this.#write(idx);
+    });
   }
 
   /**

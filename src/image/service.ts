@@ -9,17 +9,18 @@ import { ImageStore, pidAlive, type ImageEntry } from "./image-store.ts";
 import { findImage, isPinned } from "./lookup.ts";
 import { hostPlatform, parsePlatform, type Platform } from "./manifest.ts";
 import { loadPolicy, type Policy } from "./policy.ts";
-import { policyVerifier, pullImage } from "./pull.ts";
 import { candidates, pullSources } from "./pull-sources.ts";
 import { formatRef } from "./reference.ts";
 import { loadRegistriesConf, type RegistriesConf } from "./registries-conf.ts";
 import { loadRegistriesD, registriesDirPath, type RegistriesD } from "./registries-d.ts";
-import { RegistryClient } from "./registry-client.ts";
 import { credentialsFromFiles } from "./auth.ts";
 import { Semaphore } from "./semaphore.ts";
 import { SharedJobs } from "./shared-jobs.ts";
 import type { ContainerImage, ImageFsInfo, ImageRecord, ImageServiceOptions, OciImageConfig, PullOptions, PullProgress } from "./types.ts";
 import { traced } from "../log/trace.ts";
+
+/** The pull machinery (pulling.ts), loaded on first use. */
+const pulling = () => import("./pulling.ts");
 
 /** Default containers-certs.d(5) directory. */
 export const DEFAULT_CERTS_DIR = "/etc/containers/certs.d";
@@ -79,8 +80,12 @@ export class ImageService {
         this.#pulls.run(
           key,
           o.signal,
-          (signal, progress) =>
-            pullImage(nsPolicy ? { ...this.#deps(), policy: nsPolicy, policyError: undefined } : this.#deps(), ref, { ...o, signal, onProgress: progress }),
+          async (signal, progress) =>
+            (await pulling()).pullImage(nsPolicy ? { ...this.#deps(), policy: nsPolicy, policyError: undefined } : this.#deps(), ref, {
+              ...o,
+              signal,
+              onProgress: progress,
+            }),
           o.onProgress,
         ),
       { attrs: { "image.ref": ref } },
@@ -116,6 +121,7 @@ export class ImageService {
       return;
     }
     const logical = candidates(this.#registries, name)[0]!;
+    const { policyVerifier, RegistryClient } = await pulling();
     const verify = policyVerifier(this.#deps(), policy, logical);
     if (!verify) return;
     const image = findImage(this.store.read(), this.#registries, name)?.image;

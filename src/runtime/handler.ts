@@ -11,6 +11,7 @@ import { OciRuntime, type RuntimeFeatures } from "../oci/index.ts";
 import type { Paths } from "../paths.ts";
 import { JOURNAL_SOCKET } from "../sys/journal.ts";
 import { kernelAtLeast } from "../sys/process.ts";
+import type { FeaturesCache } from "./features-cache.ts";
 import { usernsSupport, usernsSupported } from "./userns-support.ts";
 
 /** A runtime handler as the Status RPC lists it. */
@@ -54,6 +55,8 @@ export interface HandlerContext {
   paths: Paths;
   cgroupManager: "systemd" | "cgroupfs";
   log: Logger;
+  /** The runtimes' `features` answers kept across restarts (features-cache.ts); none: asked at every start. */
+  featuresCache?: FeaturesCache;
 }
 
 /** A container for the handler's runtime to create under a new monitor. */
@@ -77,6 +80,7 @@ export class RuntimeHandler {
   readonly runtime: OciRuntime;
   /** Its monitors and warm standbys (they run this handler's runtime prefix). */
   readonly monitors: Monitors;
+  #features?: Promise<RuntimeFeatures>;
 
   /** Built from handler `name`'s entry `h`, whose runtime binary is `path`. */
   constructor(
@@ -103,9 +107,11 @@ export class RuntimeHandler {
     });
   }
 
-  /** What the runtime supports (cached): `features`, or a static record by version. */
+  /** What the runtime supports (cached, and kept across restarts): `features`, or a static record by version. */
   features(): Promise<RuntimeFeatures> {
-    return this.runtime.features();
+    const cache = this.ctx.featuresCache;
+    this.#features ??= cache ? cache.features(this.runtime.path, () => this.runtime.features()) : this.runtime.features();
+    return this.#features;
   }
 
   /** The handler as Status lists it: rro needs the runtime's "rro" and a kernel with mount_setattr (5.12). */

@@ -10,11 +10,7 @@ import tls from "node:tls";
 import { RuntimeError, invalid, messageOf } from "../errors.ts";
 import { log as rootLog, type Logger } from "../log/index.ts";
 import { HttpRequestError, isWebSocketRequest, readRequestHead, writeError, type RequestHead } from "./http.ts";
-import { serveSpdyPortForward } from "./portforward/spdy.ts";
-import { serveWebSocketPortForward } from "./portforward/websocket.ts";
-import { runCommandSession, type CommandRequest } from "./remotecommand/session.ts";
-import { acceptSpdyCommand } from "./remotecommand/spdy.ts";
-import { acceptWebSocketCommand } from "./remotecommand/websocket.ts";
+import type { CommandRequest } from "./remotecommand/session.ts";
 import { TlsMaterial, type TlsFiles } from "./tls.ts";
 import { TokenCache } from "./tokens.ts";
 import type { AttachRequest, ExecRequest, PortForwardRequest, StreamingBackend } from "./types.ts";
@@ -185,6 +181,9 @@ export class StreamingServer {
 
   async #serve(socket: Duplex, head: RequestHead, rest: Buffer, p: Pending): Promise<void> {
     const { idleTimeoutMs, streamCreationTimeoutMs, log, backend } = this.#o;
+    // the protocols load on the first session (sessions.ts)
+    const { serveSpdyPortForward, serveWebSocketPortForward, runCommandSession, acceptSpdyCommand, acceptWebSocketCommand } = await import("./sessions.ts");
+    if (socket.destroyed) return; // the client left while they loaded
     const ws = isWebSocketRequest(head);
     log.debug("streaming request", { kind: p.kind, protocol: ws ? "websocket" : "spdy" });
     if (p.kind === "portforward") {

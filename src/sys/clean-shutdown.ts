@@ -16,12 +16,18 @@ export function shutdownWasUnclean(file: string): boolean {
   return existsSync(`${file}.supported`) && !existsSync(file);
 }
 
-/** At start: removes the marker and writes `<file>.supported`. */
+/**
+ * At start: removes the marker and writes `<file>.supported`, durably (the directory fsynced);
+ * when the marker is absent and `.supported` present already there is nothing to change or sync.
+ */
 export function clearCleanShutdown(file: string): void {
   if (!file) return;
+  const marked = existsSync(file);
+  const supported = existsSync(`${file}.supported`);
+  if (!marked && supported) return;
   mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
-  rmSync(file, { force: true });
-  writeFileSync(`${file}.supported`, "", { mode: 0o644 });
+  if (marked) rmSync(file, { force: true });
+  if (!supported) writeFileSync(`${file}.supported`, "", { mode: 0o644 });
   fsyncDir(dirname(file));
 }
 

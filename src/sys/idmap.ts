@@ -17,7 +17,7 @@ import { ptr, type Pointer } from "bun:ffi";
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { RuntimeError } from "../errors.ts";
-import { cstr, daemonLibc, errno, errnoName } from "./libc.ts";
+import { cstr, daemonLibc, errno, errnoName, listDir } from "./libc.ts";
 import { readMountinfo, unmount } from "./mount.ts";
 import { ensurePrivateMount, requireTools } from "./namespaces.ts";
 import { withTempUserns } from "./userns.ts";
@@ -193,6 +193,8 @@ export function releaseStaged(base: string, key: string): void {
  * live to finish; no creation is in flight then). The mount points stay, for reuse.
  */
 export function clearStaging(base: string): void {
+  // nothing can be mounted below an empty (or missing) dir: no need to read the mount table
+  if (!(listDir(base)?.length ?? 0)) return;
   const under = readMountinfo()
     .filter((m) => m.mountPoint.startsWith(base + "/"))
     .map((m) => m.mountPoint);
