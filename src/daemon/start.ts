@@ -149,6 +149,14 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
   process.on("SIGHUP", onEarlyHup);
   const settler = new Settler({ quietMs: SETTLE_QUIET_MS, minIntervalMs: SETTLE_MIN_INTERVAL_MS });
   const metricsObserver = ops.instrument(config, built);
+  // SIGUSR1's default action ends the process: the dump handler is in place before a client can
+  // reach the socket (a dump asked for during recovery counts what is recovered so far).
+  installDebugDump(log, () => ({
+    sandboxes: built.sandboxes.list().length,
+    containers: built.containers.list().length,
+    standbyMonitors: built.handlers.standbyStats(),
+    memorySettles: settler.count,
+  }));
   let server: CriServer;
   let SHUTDOWN_GRACE_MS: number;
   try {
@@ -250,12 +258,6 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
       log.info("Stopped");
       resolve(0);
     };
-    installDebugDump(log, () => ({
-      sandboxes: built.sandboxes.list().length,
-      containers: built.containers.list().length,
-      standbyMonitors: built.handlers.standbyStats(),
-      memorySettles: settler.count,
-    }));
     process.off("SIGTERM", onEarlyTerm);
     process.off("SIGINT", onEarlyInt);
     process.on("SIGTERM", () => void stop("SIGTERM"));

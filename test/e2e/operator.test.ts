@@ -159,6 +159,26 @@ describe("SIGUSR1 debug dump", () => {
     expect(statSync(path).mode & 0o777).toBe(0o600);
     expect((await d.cri.version({})).runtimeName).toBe("cri-o");
   });
+
+  test("a SIGUSR1 while the daemon is still starting (socket up, recovery running) is a dump, not the end of the process", async () => {
+    using tmp = tempDir("crio-dump-early-");
+    await using d = await startDaemon({ env: { TMPDIR: tmp.path }, noWait: true });
+    // from the moment the socket exists until every RPC is served: SIGUSR1's default action
+    // would end the process (CI saw the dump test's signal land in that window and the daemon die)
+    const until = Date.now() + 20_000;
+    while (!existsSync(d.socket) && d.proc.exitCode === null && Date.now() < until) await Bun.sleep(1);
+    let sent = 0;
+    while (!d.logs().includes("serving every RPC") && d.proc.exitCode === null && sent < 200) {
+      d.proc.kill("SIGUSR1");
+      sent++;
+      await Bun.sleep(2);
+    }
+    expect(sent).toBeGreaterThan(0);
+    await d.waitForLog(/wrote debug dump to [^"\s]+/, 10_000);
+    expect(d.proc.exitCode).toBeNull();
+    await d.waitForLog(/serving every RPC/, 20_000);
+    expect((await d.cri.version({})).runtimeName).toBe("cri-o");
+  });
 });
 
 describe("crio wipe", () => {
