@@ -212,6 +212,7 @@ export class H2Connection {
   #resuming = false;
   #goingAway = false;
   #dead = false;
+  #closeWait: ReturnType<typeof setTimeout> | undefined;
 
   constructor(socket: Transport, o: H2ConnectionOptions) {
     this.#socket = socket;
@@ -713,17 +714,25 @@ export class H2Connection {
     this.closed();
   }
 
-  // Graceful end: nothing open is left after a GOAWAY.
+  // Graceful end: nothing open is left after a GOAWAY. What is queued goes out now; the client,
+  // told to go away, closes the connection once its streams are done, and we wait for that (at
+  // most CLOSE_WAIT_MS) before ending it ourselves: ending at once raced the last frames in a
+  // client that saw the end of the connection before the trailers it had received with it
+  // (Bun's http2 client: "Connection dropped" for a stream already answered).
   #finish(): void {
-    if (this.#dead) return;
+    if (this.#dead || this.#closeWait) return;
     this.#flush();
-    this.#dead = true;
-    this.#socket.end();
-    this.closed();
+    this.#closeWait = setTimeout(() => {
+      if (this.#dead) return;
+      this.#dead = true;
+      this.#socket.end();
+      this.closed();
+    }, CLOSE_WAIT_MS);
   }
 
   /** The transport closed (or must be): every open stream is reset. */
   closed(): void {
+    clearTimeout(this.#closeWait);
     if (!this.#dead) {
       this.#dead = true;
       this.#socket.destroy();
@@ -756,6 +765,8 @@ const END_HEADERS = 0x4;
 const PADDED = 0x8;
 const PRIORITY_FLAG = 0x20;
 const MAX_WINDOW = 2 ** 31 - 1;
+/** How long a connection told to go away, with nothing open, waits for the client to close it. */
+const CLOSE_WAIT_MS = 1000;
 /** Unsent bytes in the socket above which the client's input is paused. */
 const SOCKET_HIGH = 1 << 20;
 /** Body bytes waiting for the client's windows above which new streams are refused. */
