@@ -170,7 +170,17 @@ describe.skipIf(!canRun())("monitor: warm container monitor (create standby)", (
       await m.spawn({ id: cold, bundle: w.bundle(cold, ["sleep", "1000"]), logPath: w.logPath(cold) });
       expect(m.createStandby.stats()).toMatchObject({ hits: 0, misses: 1 });
       const [warm] = await waitFor(() => m.createStandby.stats().pids.length === 1 && m.createStandby.stats().pids, 10_000, "a create standby");
-      expect(readFileSync(`/proc/${warm}/cmdline`, "utf8").split("\0")).toContain("--standby");
+      // read until it says so: a read of /proc/<pid>/cmdline that lands while the just-started process
+      // is still being set up (exec, its title) gave "" once in CI
+      const standbyArgv = await waitFor(
+        () => {
+          const a = readFileSync(`/proc/${warm}/cmdline`, "utf8").split("\0");
+          return a.includes("--standby") && a;
+        },
+        5_000,
+        "the standby's command line",
+      ).catch(() => readFileSync(`/proc/${warm}/cmdline`, "utf8").split("\0"));
+      expect(standbyArgv).toContain("--standby");
 
       const id = w.id();
       const r = await m.spawn({ id, bundle: w.bundle(id, "echo from-warm; echo err >&2; exit 7"), logPath: w.logPath(id) });
