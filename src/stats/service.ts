@@ -20,6 +20,15 @@ import type { ContainerStatsView, MetricDescriptorView, PodMetricsView, PodStats
  */
 export const LAYER_MAX_AGE_MS = 30_000;
 export const LAYER_SPREAD_MS = 30_000;
+/**
+ * On-demand mode: the pods of containers that started are sampled once in the background, this
+ * long after the last start (a burst is one warm-up), so the kubelet's first stats call after a
+ * burst is not the one that opens every cgroup file, walks every writable layer and runs the
+ * stats code for the first time (at 110 pods that first call was ~320 ms, the next ones ~10).
+ */
+export const WARM_QUIET_MS = 2_000;
+/** …and at most this long after the first start waiting for it (a burst that never pauses). */
+export const WARM_MAX_WAIT_MS = 10_000;
 
 /** [crio.stats] as the service reads it (on every use). */
 export interface StatsSettings {
@@ -85,6 +94,10 @@ export class StatsService {
   #fs?: { at: number; value?: { bytes: number; inodes: number; inodesFree: number } };
   #prunedAt = 0;
   #detach?: () => void;
+  /** Pods with containers started since the last warm-up. */
+  readonly #warmPods = new Set<string>();
+  #warmTimer?: ReturnType<typeof setTimeout>;
+  #warmFirst = 0;
 
   constructor(d: StatsDeps) {
     this.#d = d;
@@ -104,6 +117,7 @@ export class StatsService {
     });
     this.#detach = d.containers.onChange?.((kind, c) => {
       if (kind === "stopped" || kind === "deleted") this.#c.release(c.meta.id);
+      else if (kind === "started" && !c.meta.infra) this.#scheduleWarm(c.meta.sandboxId);
     });
   }
 
@@ -125,6 +139,7 @@ export class StatsService {
   close(): void {
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
+    clearTimeout(this.#warmTimer);
     this.#detach?.();
     this.#c.close();
   }
@@ -229,6 +244,30 @@ export class StatsService {
   }
 
   // --- internal ---
+
+  #scheduleWarm(podId: string): void {
+    if (this.#closed || this.#period() > 0) return; // a background collection samples them anyway
+    const now = Date.now();
+    if (this.#warmPods.size === 0) this.#warmFirst = now;
+    this.#warmPods.add(podId);
+    clearTimeout(this.#warmTimer);
+    const wait = Math.max(0, Math.min(WARM_QUIET_MS, this.#warmFirst + WARM_MAX_WAIT_MS - now));
+    (this.#warmTimer = setTimeout(() => void this.#warm(), wait)).unref?.();
+  }
+
+  /** Samples the pods whose containers started (answers nothing): their files opened, layers walked. */
+  async #warm(): Promise<void> {
+    this.#warmTimer = undefined;
+    const ids = new Set(this.#warmPods);
+    this.#warmPods.clear();
+    if (this.#closed) return;
+    const pods = this.#d.sandboxes.list({ state: "ready" }).filter((sb) => ids.has(sb.meta.id));
+    try {
+      await this.#c.pods(pods);
+    } catch (e) {
+      this.#d.log.debug(`stats warm-up: ${messageOf(e)}`);
+    }
+  }
 
   #period(): number {
     return this.#d.settings().collectionPeriodS;

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import type { ContainerView } from "../../../src/container/record.ts";
 import { log } from "../../../src/log/index.ts";
 import type { SandboxView } from "../../../src/sandbox/record.ts";
-import { StatsService, type StatsSettings } from "../../../src/stats/service.ts";
+import { StatsService, WARM_QUIET_MS, type StatsSettings } from "../../../src/stats/service.ts";
 import { descriptorsFor, resolveGroups } from "../../../src/stats/metrics.ts";
 import { netdevText, tree, writeCgroup, writeProc, type Tree } from "./fixtures.ts";
 
@@ -99,11 +99,52 @@ function world(t: Tree, o: { settings?: Partial<StatsSettings> } = {}) {
       (c.status as { state: string }).state = "exited";
       for (const fn of listeners) fn("stopped", c);
     },
+    /** The container starts: the change is announced. */
+    started(id: string) {
+      for (const fn of listeners) fn("started", ctrs.get(id)!);
+    },
     notReady: (id: string) => ((pods.get(id)!.status as { state: string }).state = "notready"),
   };
 }
 
 describe("StatsService (collected on each call)", () => {
+  test("containers that started are sampled once in the background after the burst's last start: files open, layers walked before the first call", async () => {
+    using t = tree("hybrid");
+    const w = world(t);
+    w.pod("p1");
+    w.pod("p2");
+    w.ctr("c1", "p1", 1e9);
+    w.ctr("c2", "p2", 1e9);
+    w.started("c1");
+    await Bun.sleep(WARM_QUIET_MS / 2);
+    w.started("c2"); // the quiet period starts again
+    await Bun.sleep(WARM_QUIET_MS / 2 + 100);
+    expect(w.layerCalls).toEqual([]);
+    await Bun.sleep(WARM_QUIET_MS / 2 + 200);
+    expect(w.layerCalls.sort()).toEqual(["c1", "c2"]);
+    expect(w.svc.openFiles).toBeGreaterThan(0);
+    // the kubelet's first call finds the layers walked: no walk of its own
+    const got = await w.svc.listContainers();
+    expect(got.map((c) => c.layer?.bytes)).toEqual([4096, 4096]);
+    expect(w.layerCalls.length).toBe(2);
+    w.svc.close();
+  });
+
+  test("no background warm-up with collection_period > 0 (the collection samples them) or after close", async () => {
+    using t = tree("hybrid");
+    const w = world(t, { settings: { collectionPeriodS: 3600 } });
+    w.pod("p1");
+    w.ctr("c1", "p1", 1e9);
+    w.started("c1");
+    w.settings.collectionPeriodS = 0;
+    w.pod("p2");
+    w.ctr("c2", "p2", 1e9);
+    w.started("c2");
+    w.svc.close();
+    await Bun.sleep(WARM_QUIET_MS + 200);
+    expect(w.layerCalls).toEqual([]);
+  });
+
   test("container stats: cgroup values, writable layer, CPU rate between samples ≥ 1 s apart", async () => {
     using t = tree("hybrid");
     const w = world(t);
