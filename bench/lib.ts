@@ -8,6 +8,9 @@ import type { Registry } from "../test/support/registry.ts";
 import { cleanupNet, ipamReservations, testNet, vethsOn, type TestNet } from "../test/support/network.ts";
 import { containerdAvailable, containerdVersion, startContainerd } from "./reference/containerd.ts";
 import { crioUnavailable, crioVersion, startCrio } from "./reference/crio.ts";
+import { untilStatus } from "./reference/until-status.ts";
+
+export { untilStatus };
 
 /** The reference runtimes. */
 export type PeerName = "crio" | "containerd";
@@ -116,29 +119,6 @@ export interface IdleRuntime {
   cri: CriClient;
   stop(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
-}
-
-/** Polls until `socket` exists, then until Status answers, each every 5 ms (as the references' own waits do). */
-export async function untilStatus(socket: string, dead: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (!existsSync(socket)) {
-    if (dead() || Date.now() > deadline) throw new Error(`${what} made no socket at ${socket}`);
-    await Bun.sleep(5);
-  }
-  const cri = criClient(socket);
-  try {
-    for (;;) {
-      try {
-        await cri.status({}, { timeoutMs: 1000 });
-        return;
-      } catch (e) {
-        if (dead() || Date.now() > deadline) throw new Error(`${what} did not answer Status on ${socket}: ${String(e)}`);
-        await Bun.sleep(5);
-      }
-    }
-  } finally {
-    cri.close();
-  }
 }
 
 /**

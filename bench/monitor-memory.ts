@@ -7,13 +7,12 @@
 // monitors' own CPU per exec (schedstat of all their threads; runc's CPU is not in it) and the
 // daemon's CPU. Ours only (CRIO_BINARY picks the binary: A/B by running it twice).
 // Usage (root, after `bun run build`): bun bench/monitor-memory.ts [--pods 40] [--probed 20] [--duration 60] [--sample-ms 250]
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { busyboxImage, pauseImage, pushImage } from "../test/support/images.ts";
 import { ctrConfig, podConfig } from "../test/support/pods.ts";
 import { startRegistry } from "../test/support/registry.ts";
-import { cpuTicks, fmt, loadavg, median, pidsWhere, quantile, startRuntime } from "./lib.ts";
+import { BENCH_CGROUP_PARENT, removeBenchCgroupParent, cpuTicks, fmt, loadavg, median, pidsWhere, quantile, startRuntime } from "./lib.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -45,19 +44,6 @@ interface Sample {
   file: number;
   rss: number;
   age: number;
-}
-
-const CGROUP_PARENT = `/crio-bench-${process.pid}`;
-function removeCgroupParent(): void {
-  const roots = existsSync("/sys/fs/cgroup/cgroup.controllers") ? ["/sys/fs/cgroup"] : readdirSync("/sys/fs/cgroup").map((h) => join("/sys/fs/cgroup", h));
-  const rmTree = (d: string) => {
-    if (!existsSync(d)) return;
-    for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) rmTree(join(d, e.name));
-    try {
-      rmdirSync(d);
-    } catch {}
-  };
-  for (const r of roots) rmTree(join(r, CGROUP_PARENT));
 }
 
 /** smaps_rollup of `pid` in MB: Pss, Pss_Anon, Pss_File, Rss; undefined when gone. */
@@ -121,7 +107,7 @@ try {
       clients.map(async (cri) => {
         for (let i = next++; i < PODS; i = next++) {
           const p = podConfig(`mm-${i}`, rt.dir, { hostNetwork: false });
-          p.linux = { ...p.linux, cgroupParent: `${CGROUP_PARENT}/pod${p.metadata!.uid}` };
+          p.linux = { ...p.linux, cgroupParent: `${BENCH_CGROUP_PARENT}/pod${p.metadata!.uid}` };
           mkdirSync(p.logDirectory!, { recursive: true });
           const { podSandboxId } = await cri.runPodSandbox({ config: p });
           const { containerId } = await cri.createContainer({ podSandboxId, config: ctrConfig("c", rt.busybox, ["sleep", "36000"], {}, p), sandboxConfig: p });
@@ -229,7 +215,7 @@ probed monitors' own CPU per exec: ${fmt(monCpuMs / Math.max(1, execs), 2)} ms (
     for (const c of [...clients, prober]) c.close();
   } finally {
     await rt.stop();
-    removeCgroupParent();
+    removeBenchCgroupParent();
   }
 } finally {
   await reg.stop();

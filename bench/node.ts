@@ -8,8 +8,7 @@
 // and containerd 1.6 one after the other in one invocation.
 // Usage (root, after `bun run build`): bun bench/node.ts [--pods 110] [--probed 20] [--duration 300]
 // BENCH_RUNTIMES=ours,crio,containerd (default all; a missing reference is skipped with its reason).
-import { existsSync, mkdirSync, readdirSync, rmdirSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { CriClient } from "../test/support/cri-client.ts";
 import { busyboxImage, pauseImage, pushImage } from "../test/support/images.ts";
@@ -31,6 +30,8 @@ import {
   writeSection,
   type BenchRuntime,
   type RuntimeName,
+  BENCH_CGROUP_PARENT,
+  removeBenchCgroupParent,
 } from "./lib.ts";
 
 const { values: args } = parseArgs({
@@ -97,22 +98,6 @@ async function every(periodMs: number, offsetMs: number, until: number, f: () =>
   }
 }
 
-/** The bench's own cgroup parent (cgroupfs), removed after each runtime. */
-const CGROUP_PARENT = `/crio-bench-${process.pid}`;
-
-/** rmdir of the bench's cgroup parent in every hierarchy, children first (the runtimes remove their own leaves). */
-function removeCgroupParent(): void {
-  const roots = existsSync("/sys/fs/cgroup/cgroup.controllers") ? ["/sys/fs/cgroup"] : readdirSync("/sys/fs/cgroup").map((h) => join("/sys/fs/cgroup", h));
-  const rmTree = (d: string) => {
-    if (!existsSync(d)) return;
-    for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) rmTree(join(d, e.name));
-    try {
-      rmdirSync(d);
-    } catch {}
-  };
-  for (const r of roots) rmTree(join(r, CGROUP_PARENT));
-}
-
 async function nodeOnce(rt: BenchRuntime): Promise<Result> {
   const r: Result = {
     label: rt.label,
@@ -143,7 +128,7 @@ async function nodeOnce(rt: BenchRuntime): Promise<Result> {
     await pool(clients, PODS, async (cri, i) => {
       const p = podConfig(`node-${i}`, rt.dir, { hostNetwork: false });
       // as the kubelet does (containerd's pod stats need one): a pod cgroup under a parent of the bench's own
-      p.linux = { ...p.linux, cgroupParent: `${CGROUP_PARENT}/pod${p.metadata!.uid}` };
+      p.linux = { ...p.linux, cgroupParent: `${BENCH_CGROUP_PARENT}/pod${p.metadata!.uid}` };
       mkdirSync(p.logDirectory!, { recursive: true });
       const { podSandboxId } = await cri.runPodSandbox({ config: p });
       const { containerId } = await cri.createContainer({ podSandboxId, config: ctrConfig("c", rt.busybox, ["sleep", "36000"], {}, p), sandboxConfig: p });
@@ -238,7 +223,7 @@ try {
       );
     } finally {
       await rt.stop();
-      removeCgroupParent();
+      removeBenchCgroupParent();
     }
   }
 } finally {

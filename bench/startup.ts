@@ -13,10 +13,10 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { startDaemon } from "../test/harness.ts";
-import { criClient } from "../test/support/cri-client.ts";
 import { fmt, loadavg, machine, median, RUNTIME_LABEL, wantedRuntimes, writeSection, type RuntimeName } from "./lib.ts";
 import { containerdVersion, startContainerd } from "./reference/containerd.ts";
 import { crioVersion, startCrio } from "./reference/crio.ts";
+import { untilStatus } from "./reference/until-status.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -37,37 +37,13 @@ interface Up {
   stop(): Promise<void>;
 }
 
-/** Polls `socket` as the references' waitReady does: the file, then Status every 5 ms. */
-async function untilStatus(socket: string, dead: () => boolean): Promise<void> {
-  const { existsSync } = await import("node:fs");
-  const deadline = Date.now() + 30_000;
-  while (!existsSync(socket)) {
-    if (dead() || Date.now() > deadline) throw new Error(`no socket at ${socket}`);
-    await Bun.sleep(5);
-  }
-  const cri = criClient(socket);
-  try {
-    for (;;) {
-      try {
-        await cri.status({}, { timeoutMs: 1000 });
-        return;
-      } catch (e) {
-        if (dead() || Date.now() > deadline) throw new Error(`Status did not answer on ${socket}: ${String(e)}`);
-        await Bun.sleep(5);
-      }
-    }
-  } finally {
-    cri.close();
-  }
-}
-
 const REG = "127.0.0.1:1"; // no pod runs: the registry is never asked
 const BASE = process.env.BENCH_BASE;
 type Name = RuntimeName | "base";
 const LABEL: Record<Name, string> = { ...RUNTIME_LABEL, base: "ours (base)" };
 async function startOurs(binary?: string): Promise<Up> {
   const d = await startDaemon({ noWait: true, logLevel: "info", binary });
-  await untilStatus(d.socket, () => d.proc.exitCode !== null);
+  await untilStatus(d.socket, () => d.proc.exitCode !== null, "our daemon");
   return { pid: d.proc.pid, wrapperMs: 0, stop: () => d[Symbol.asyncDispose]() };
 }
 const starters: Record<Name, () => Promise<Up>> = {

@@ -10,8 +10,9 @@ import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runRaw } from "../../src/sys/exec.ts";
+import { untilStatus } from "./until-status.ts";
 import { bridgeConflist, containerdConfig, EXEC_NS_FILE, hostsToml, privateRunScript } from "./containerd-config.ts";
-import { criClient, type CriClient } from "../../test/support/cri-client.ts";
+import type { CriClient } from "../../test/support/cri-client.ts";
 
 /** The containerd binary the reference runs (Debian's package puts it here). */
 export const CONTAINERD_BIN = process.env.CONTAINERD_BINARY ?? "/usr/bin/containerd";
@@ -177,38 +178,14 @@ export async function startContainerd(o: ContainerdOptions): Promise<Containerd>
   };
   live.add(c);
   try {
-    await waitReady(socket, proc, logFile);
+    const tail = () => readFileSync(logFile, "utf8").trim().split("\n").slice(-10).join("\n");
+    await untilStatus(socket, () => proc.exitCode !== null || proc.signalCode !== null, "containerd", { timeoutMs: 20000, detail: tail });
     c.wrapperMs = Number(readFileSync(join(dir, EXEC_NS_FILE), "utf8").trim()) / 1e6 - spawnedAt;
   } catch (e) {
     await c.stop();
     throw e;
   }
   return c;
-}
-
-async function waitReady(socket: string, proc: ReturnType<typeof Bun.spawn>, logFile: string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  const tail = () => readFileSync(logFile, "utf8").trim().split("\n").slice(-10).join("\n");
-  // Connect only once the socket exists: grpc-js backs off ~1 s after a failed first connect.
-  while (!existsSync(socket)) {
-    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`containerd exited with ${proc.exitCode ?? proc.signalCode}: ${tail()}`);
-    if (Date.now() > deadline) throw new Error(`containerd made no socket at ${socket} within 20 s: ${tail()}`);
-    await Bun.sleep(5);
-  }
-  const cri = criClient(socket);
-  try {
-    for (;;) {
-      try {
-        await cri.status({}, { timeoutMs: 1000 });
-        return;
-      } catch (e) {
-        if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`containerd's CRI did not answer on ${socket}: ${String(e)}: ${tail()}`);
-        await Bun.sleep(5);
-      }
-    }
-  } finally {
-    cri.close();
-  }
 }
 
 /** Shim pids whose command line names `socket` as the containerd address. */

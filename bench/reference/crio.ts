@@ -16,7 +16,7 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, r
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { runRaw } from "../../src/sys/exec.ts";
-import { criClient } from "../../test/support/cri-client.ts";
+import { untilStatus } from "./until-status.ts";
 import { bridgeConflist } from "./containerd-config.ts";
 
 /** The CRI-O binary (built from the v1.26.4 tag; see bench/README.md). */
@@ -240,37 +240,14 @@ exec ${q(CRIO_REF_BIN)} --config ${q(configFile)} --config-dir ${q(join(dir, "cr
   };
   live.add(c);
   try {
-    await waitReady(socket, proc, logFile);
+    const tail = () => readFileSync(logFile, "utf8").trim().split("\n").slice(-10).join("\n");
+    await untilStatus(socket, () => proc.exitCode !== null || proc.signalCode !== null, "crio", { timeoutMs: 30000, detail: tail });
     c.wrapperMs = Number(readFileSync(join(dir, EXEC_NS_FILE), "utf8").trim()) / 1e6 - spawnedAt;
   } catch (e) {
     await c.stop();
     throw e;
   }
   return c;
-}
-
-async function waitReady(socket: string, proc: ReturnType<typeof Bun.spawn>, logFile: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  const tail = () => readFileSync(logFile, "utf8").trim().split("\n").slice(-10).join("\n");
-  while (!existsSync(socket)) {
-    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`crio exited with ${proc.exitCode ?? proc.signalCode}: ${tail()}`);
-    if (Date.now() > deadline) throw new Error(`crio made no socket at ${socket} within 30 s: ${tail()}`);
-    await Bun.sleep(5);
-  }
-  const cri = criClient(socket);
-  try {
-    for (;;) {
-      try {
-        await cri.status({}, { timeoutMs: 1000 });
-        return;
-      } catch (e) {
-        if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`crio's CRI did not answer on ${socket}: ${String(e)}: ${tail()}`);
-        await Bun.sleep(5);
-      }
-    }
-  } finally {
-    cri.close();
-  }
 }
 
 /** conmon pids whose command line names `exitDir` as their --exit-dir. */
