@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import { create, fromBinary, toBinary, toJsonString, type DescMessage } from "@bufbuild/protobuf";
 import * as pb from "../src/gen/runtime/v1/api_pb.ts";
 import * as codecs from "../src/gen/runtime/v1/api_codec.ts";
+import type { Codec } from "../src/util/protowire.ts";
 import { median } from "./lib.ts";
 
 const { values: args } = parseArgs({ options: { rounds: { type: "string", default: "15" }, iters: { type: "string", default: "200" } } });
@@ -73,7 +74,7 @@ interface Case {
   ours: () => unknown;
   es: () => unknown;
 }
-function encodeCase<I>(name: string, schema: DescMessage, codec: codecs.Codec<unknown, I>, init: I): Case[] {
+function encodeCase<I>(name: string, schema: DescMessage, codec: Codec<unknown, I>, init: I): Case[] {
   const bytes = toBinary(schema, create(schema, init as never));
   if (Buffer.compare(Buffer.from(codec.encode(init)), Buffer.from(bytes)) !== 0) throw new Error(`${name}: the encodings differ`);
   const decoded = fromBinary(schema, bytes);

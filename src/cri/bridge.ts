@@ -6,7 +6,7 @@ import { currentTracer, traceAttrs, traced } from "../log/trace.ts";
 import { GrpcStatus, Status, type Call, type Route } from "./grpc-server.ts";
 import { Encoded } from "./list-cache.ts";
 import { CODE } from "./status.ts";
-import type { Codec, ServiceCodec } from "../gen/runtime/v1/api_codec.ts";
+import type { Codec, ServiceCodec } from "../util/protowire.ts";
 
 /** What a handler learns about its call. */
 export interface CallContext {

@@ -1,7 +1,6 @@
 import type { RuntimeService } from "../gen/runtime/v1/api_pb.ts";
 import {
   CgroupDriver,
-  type Codec,
   ContainerCodec,
   ContainerConfigCodec,
   ContainerState,
@@ -12,6 +11,7 @@ import {
   PodSandboxConfigCodec,
   PodSandboxState,
 } from "../gen/runtime/v1/api_codec.ts";
+import type { Codec } from "../util/protowire.ts";
 import type { ContainerService, ContainerView } from "../container/index.ts";
 import { invalid } from "../errors.ts";
 import type { SandboxService, SandboxView } from "../sandbox/index.ts";

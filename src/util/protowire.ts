@@ -7,6 +7,8 @@
  * value fails the call instead of writing a wrong number.
  */
 
+import type { JsonObject } from "@bufbuild/protobuf";
+
 /** Bytes that are not a valid encoding of the expected message (truncated, garbage, bad UTF-8). */
 export class DecodeError extends Error {
   override name = "DecodeError";
@@ -532,4 +534,60 @@ function show(x: unknown): string {
   } catch {
     return String(x);
   }
+}
+
+// --- the codec objects the generated files build (one definition for every generated file) ---
+
+/** A message's codec: binary as protobuf-es's toBinary/fromBinary, JSON as its toJson/fromJson. */
+export interface Codec<T, Init> {
+  /** e.g. runtime.v1.VersionRequest */
+  readonly typeName: string;
+  /** e.g. VersionRequest */
+  readonly name: string;
+  /** Serializes a message or its init shape (unset and zero fields are skipped, as proto3). */
+  encode(v: Init): Uint8Array;
+  /** Parses bytes into the full message (every field present); throws DecodeError on bad bytes. */
+  decode(b: Uint8Array): T;
+  /** The proto3 JSON form (camelCase names, defaults omitted, enums by name, 64-bit integers as strings). */
+  toJson(v: Init): JsonObject;
+  /** Parses the proto3 JSON form; unknown keys are errors unless ignored. */
+  fromJson(j: unknown, o?: { ignoreUnknownFields?: boolean }): T;
+}
+
+/** An RPC of a service: its name, handler name, kind and message codecs. */
+export interface MethodCodec {
+  readonly name: string;
+  readonly localName: string;
+  readonly kind: "unary" | "server_streaming";
+  readonly input: Codec<unknown, never>;
+  readonly output: Codec<unknown, never>;
+}
+
+/** A service's method table. */
+export interface ServiceCodec {
+  readonly typeName: string;
+  readonly methods: readonly MethodCodec[];
+}
+
+/** A message's codec from its generated encoder, decoder, default-maker and JSON functions. */
+export function codec<T, Init>(
+  typeName: string,
+  e: (w: Writer, v: Init) => void,
+  d: (r: Reader, end: number, m: T) => T,
+  n: () => T,
+  j: (v: Init) => JsonObject,
+  f: (j: unknown, ig: boolean) => T,
+): Codec<T, Init> {
+  return {
+    typeName,
+    name: typeName.slice(typeName.lastIndexOf(".") + 1),
+    encode(v) {
+      writer.p = 0;
+      e(writer, v);
+      return writer.finish();
+    },
+    decode: (b) => d(new Reader(b), b.length, n()),
+    toJson: j,
+    fromJson: (x, o) => f(x, o?.ignoreUnknownFields === true),
+  };
 }

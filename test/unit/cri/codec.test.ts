@@ -7,11 +7,11 @@ import * as pb from "../../../src/gen/runtime/v1/api_pb.ts";
 import * as codecs from "../../../src/gen/runtime/v1/api_codec.ts";
 import * as fx from "../../fixtures/codec/gen/fixture/v1/fixture_pb.ts";
 import * as fxCodecs from "../../fixtures/codec/gen/fixture/v1/fixture_codec.ts";
-import { DecodeError } from "../../../src/util/protowire.ts";
+import { type Codec, DecodeError } from "../../../src/util/protowire.ts";
 import { bridge } from "../../../src/cri/bridge.ts";
 import { GrpcStatus, Status } from "../../../src/cri/grpc-server.ts";
 
-type AnyCodec = codecs.Codec<Message, unknown>;
+type AnyCodec = Codec<Message, unknown>;
 
 const messagesOf = (file: { messages: DescMessage[] }) => {
   const all: DescMessage[] = [];

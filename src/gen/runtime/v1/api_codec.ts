@@ -5,10 +5,13 @@
 import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
 import type * as pb from "./api_pb.ts";
 import {
+  type Codec,
   JsonError,
   Reader,
+  type ServiceCodec,
   type Writer,
   base64,
+  codec,
   jArr,
   jBool,
   jBytes,
@@ -20,57 +23,10 @@ import {
   jObj,
   jStr,
   setOwn,
-  writer,
 } from "../../../util/protowire.ts";
 
 /** The init shape (what a handler may return) of message N: api_pb.ts's MessageInitShape. */
 type I<N extends keyof Schemas> = MessageInitShape<Schemas[N]>;
-
-/** A message's codec: binary as protobuf-es's toBinary/fromBinary, JSON as its toJson/fromJson. */
-export interface Codec<T, Init> {
-  /** e.g. runtime.v1.VersionRequest */
-  readonly typeName: string;
-  /** e.g. VersionRequest */
-  readonly name: string;
-  /** Serializes a message or its init shape (unset and zero fields are skipped, as proto3). */
-  encode(v: Init): Uint8Array;
-  /** Parses bytes into the full message (every field present); throws DecodeError on bad bytes. */
-  decode(b: Uint8Array): T;
-  /** The proto3 JSON form (camelCase names, defaults omitted, enums by name, 64-bit integers as strings). */
-  toJson(v: Init): JsonObject;
-  /** Parses the proto3 JSON form; unknown keys are errors unless ignored. */
-  fromJson(j: unknown, o?: { ignoreUnknownFields?: boolean }): T;
-}
-
-/** An RPC of a service: its name, handler name, kind and message codecs. */
-export interface MethodCodec {
-  readonly name: string;
-  readonly localName: string;
-  readonly kind: "unary" | "server_streaming";
-  readonly input: Codec<unknown, never>;
-  readonly output: Codec<unknown, never>;
-}
-
-/** A service's method table. */
-export interface ServiceCodec {
-  readonly typeName: string;
-  readonly methods: readonly MethodCodec[];
-}
-
-function codec<T, Init>(typeName: string, e: (w: Writer, v: Init) => void, d: (r: Reader, end: number, m: T) => T, n: () => T, j: (v: Init) => JsonObject, f: (j: unknown, ig: boolean) => T): Codec<T, Init> {
-  return {
-    typeName,
-    name: typeName.slice(typeName.lastIndexOf(".") + 1),
-    encode(v) {
-      writer.p = 0;
-      e(writer, v);
-      return writer.finish();
-    },
-    decode: (b) => d(new Reader(b), b.length, n()),
-    toJson: j,
-    fromJson: (x, o) => f(x, o?.ignoreUnknownFields === true),
-  };
-}
 
 interface Schemas {
   VersionRequest: typeof pb.VersionRequestSchema;
