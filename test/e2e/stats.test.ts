@@ -32,6 +32,16 @@ async function run(name: string, cmd: string[], o: { pod?: PodConfig; extra?: Pa
 }
 
 const logged = (path: string, text: string) => waitFor(() => existsSync(path) && readFileSync(path, "utf8").includes(text), 20_000, `"${text}" in ${path}`);
+/** How many of the daemon's descriptors are on this container's cgroup files (its cgroup paths carry its id). */
+const heldCgroupFiles = (id: string) =>
+  readdirSync(`/proc/${env.d.proc.pid}/fd`).filter((fd) => {
+    try {
+      const target = readlinkSync(`/proc/${env.d.proc.pid}/fd/${fd}`);
+      return target.startsWith("/sys/fs/cgroup/") && target.includes(id);
+    } catch {
+      return false; // closed meanwhile
+    }
+  }).length;
 const stats = async (containerId: string) => (await env.d.cri.containerStats({ containerId })).stats!;
 
 beforeAll(async () => {
@@ -69,16 +79,7 @@ describe.skipIf(!canRun)("container and pod stats", () => {
 
   test("the cgroup files stats read stay open while the container runs (descriptors of the daemon) and are closed when it stops", async () => {
     const c = await run("fds", ["sleep", "3600"]);
-    // the daemon's descriptors on this container's cgroup files (its cgroup paths carry its id)
-    const held = () =>
-      readdirSync(`/proc/${env.d.proc.pid}/fd`).filter((fd) => {
-        try {
-          const target = readlinkSync(`/proc/${env.d.proc.pid}/fd/${fd}`);
-          return target.startsWith("/sys/fs/cgroup/") && target.includes(c.containerId);
-        } catch {
-          return false; // closed meanwhile
-        }
-      }).length;
+    const held = () => heldCgroupFiles(c.containerId);
     expect(held()).toBe(0);
     const a = (await env.d.cri.listContainerStats({ filter: { id: c.containerId } })).stats[0]!;
     const open = held();
@@ -89,6 +90,19 @@ describe.skipIf(!canRun)("container and pod stats", () => {
     expect(held()).toBe(open);
     await env.d.cri.stopContainer({ containerId: c.containerId, timeout: 0n });
     expect(held()).toBe(0);
+    await env.d.cri.removePodSandbox({ podSandboxId: c.podSandboxId });
+  });
+
+  test("a container that started is sampled once in the background (its cgroup files opened) before any stats call", async () => {
+    const c = await run("warm", ["sleep", "3600"]);
+    // no stats RPC is made: the daemon's warm-up after the last start (2 s) opens the files
+    await waitFor(() => heldCgroupFiles(c.containerId) > 0, 15_000, "the daemon's descriptors on the container's cgroup files");
+    const asked = BigInt(Date.now()) * 1_000_000n;
+    const listed = (await env.d.cri.listContainerStats({ filter: { id: c.containerId } })).stats[0]!;
+    // the writable layer was walked by the warm-up, before this call: the answer carries that walk's time
+    expect(listed.writableLayer!.timestamp).toBeGreaterThan(0n);
+    expect(listed.writableLayer!.timestamp).toBeLessThan(asked);
+    expect(listed.memory!.timestamp).toBeGreaterThanOrEqual(asked); // the cgroup values are read now
     await env.d.cri.removePodSandbox({ podSandboxId: c.podSandboxId });
   });
 
